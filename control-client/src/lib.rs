@@ -1,0 +1,20 @@
+//! The control side of the vrouter.
+//!
+//! Contract:
+//! - [`DesiredState`] holds what the operator (local API, CNI, and later the XMPP
+//!   control node) asked for: interfaces bound to VRFs and extra routes. Every change
+//!   is validated first; a rejected change leaves the state untouched.
+//! - [`DesiredState::build`] compiles it into an immutable [`nexthop::Snapshot`]:
+//!   stable vif and VRF numbers, host routes for every pod address, receive routes for
+//!   gateways, shared next hops.
+//! - [`SnapshotPublisher`] swaps the published snapshot atomically; forwarding
+//!   workers load it once per batch and never block on the control side.
+//!
+//! No unsafe code, no I/O.
+#![forbid(unsafe_code)]
+
+mod model;
+mod publish;
+
+pub use model::{DesiredState, InterfaceSpec, ModelError, RouteSpec, RouteTarget, FABRIC_VRF};
+pub use publish::SnapshotPublisher;

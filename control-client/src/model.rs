@@ -1,0 +1,568 @@
+//! The desired forwarding state and its compilation into a snapshot.
+
+use ipnet::IpNet;
+use nexthop::{
+    v4_key, v6_key, FastMap, Interface, InterfaceKind, MacAddr, NextHop, NextHopId, Snapshot, Vif,
+    Vrf, VrfId,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Name of the VRF the fabric interface belongs to (VRF 0, as Tungsten's
+/// `default-domain:default-project:ip-fabric:__default__`).
+pub const FABRIC_VRF: &str = "fabric";
+
+const NH_DISCARD: NextHopId = 0;
+const NH_RECEIVE: NextHopId = 1;
+
+/// A pod interface as requested through the API (what the Tungsten agent keeps in
+/// its port files).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceSpec {
+    /// Linux name of the host end of the pod's veth.
+    pub name: String,
+    /// The VRF (virtual network routing instance) to bind it to.
+    pub vrf: String,
+    /// The pod's MAC address.
+    pub mac: MacAddr,
+    /// The pod's IPv4 address.
+    #[serde(default)]
+    pub ipv4: Option<Ipv4Addr>,
+    /// The pod's IPv6 address.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Addr>,
+    /// The IPv4 gateway the pod uses; the vrouter answers for it.
+    #[serde(default)]
+    pub gateway4: Option<Ipv4Addr>,
+    /// The IPv6 gateway the pod uses; the vrouter answers for it.
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
+}
+
+/// Where a configured route sends packets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RouteTarget {
+    /// To a local interface, by name.
+    Interface {
+        /// The interface name.
+        name: String,
+    },
+    /// Dropped (blackhole).
+    Discard,
+}
+
+/// A route added through the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// The VRF it belongs to.
+    pub vrf: String,
+    /// The destination prefix (IPv4 or IPv6).
+    pub prefix: IpNet,
+    /// Where it goes.
+    pub target: RouteTarget,
+}
+
+/// Why a change to the desired state was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// An interface of that name exists already.
+    #[error("interface {0:?} already exists")]
+    DuplicateInterface(String),
+    /// No interface of that name.
+    #[error("no interface named {0:?}")]
+    UnknownInterface(String),
+    /// The name is not a valid Linux interface name.
+    #[error("invalid interface name {0:?}: 1-15 characters, no '/', ':' or whitespace")]
+    InvalidInterfaceName(String),
+    /// The VRF name is empty, too long or reserved.
+    #[error("invalid VRF name {0:?}: 1-255 characters, not {FABRIC_VRF:?}")]
+    InvalidVrfName(String),
+    /// The address is already used by another interface in the same VRF.
+    #[error("address {addr} is already used by interface {owner:?} in VRF {vrf:?}")]
+    AddressInUse {
+        /// The address.
+        addr: IpAddr,
+        /// The VRF.
+        vrf: String,
+        /// The interface using it.
+        owner: String,
+    },
+    /// The MAC is multicast or all zeros.
+    #[error("invalid pod MAC {0}: must be a non-zero unicast address")]
+    InvalidMac(MacAddr),
+    /// A gateway equals the pod's own address.
+    #[error("gateway {0} equals the interface's own address")]
+    GatewayIsOwnAddress(IpAddr),
+    /// The table of interfaces is full.
+    #[error("interface table full ({0} interfaces): raise tables.interfaces")]
+    TooManyInterfaces(usize),
+    /// The route's VRF has no interface and is not known.
+    #[error("no VRF named {0:?}")]
+    UnknownVrf(String),
+    /// The route to remove does not exist.
+    #[error("no route {prefix} in VRF {vrf:?}")]
+    UnknownRoute {
+        /// VRF.
+        vrf: String,
+        /// Prefix.
+        prefix: IpNet,
+    },
+    /// A route for that prefix exists already.
+    #[error("route {prefix} in VRF {vrf:?} exists already")]
+    DuplicateRoute {
+        /// VRF.
+        vrf: String,
+        /// Prefix.
+        prefix: IpNet,
+    },
+    /// The route points to an interface in another VRF.
+    #[error("interface {name:?} is in VRF {actual:?}, not {wanted:?}")]
+    InterfaceInOtherVrf {
+        /// Interface.
+        name: String,
+        /// Its VRF.
+        actual: String,
+        /// The route's VRF.
+        wanted: String,
+    },
+    /// The interface is still the target of routes.
+    #[error("interface {name:?} is the target of {count} route(s); remove them first")]
+    InterfaceInUse {
+        /// Interface.
+        name: String,
+        /// Routes pointing at it.
+        count: usize,
+    },
+}
+
+/// What the operator asked for. Vif and VRF numbers stay stable across changes, so
+/// counters and flows keep meaning the same interface.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DesiredState {
+    fabric: Option<(String, Vif)>,
+    interfaces: BTreeMap<String, (Vif, InterfaceSpec)>,
+    routes: Vec<RouteSpec>,
+    vrf_ids: BTreeMap<String, VrfId>,
+    max_interfaces: usize,
+}
+
+impl DesiredState {
+    /// An empty state holding at most `max_interfaces` interfaces (fabric included).
+    pub fn new(max_interfaces: usize) -> Self {
+        let mut state = Self {
+            max_interfaces: max_interfaces.max(1),
+            ..Self::default()
+        };
+        state.vrf_ids.insert(FABRIC_VRF.to_string(), 0);
+        state
+    }
+
+    /// Registers the fabric interface as vif 0 in the fabric VRF.
+    pub fn set_fabric(&mut self, name: &str) {
+        self.fabric = Some((name.to_string(), 0));
+    }
+
+    /// Adds a pod interface; returns its vif.
+    pub fn add_interface(&mut self, spec: InterfaceSpec) -> Result<Vif, ModelError> {
+        validate_ifname(&spec.name)?;
+        validate_vrf_name(&spec.vrf)?;
+        if self.interfaces.contains_key(&spec.name)
+            || self.fabric.as_ref().is_some_and(|(n, _)| *n == spec.name)
+        {
+            return Err(ModelError::DuplicateInterface(spec.name));
+        }
+        if spec.mac.0 == [0; 6] || spec.mac.0[0] & 1 == 1 {
+            return Err(ModelError::InvalidMac(spec.mac));
+        }
+        if let (Some(a), Some(g)) = (spec.ipv4, spec.gateway4) {
+            if a == g {
+                return Err(ModelError::GatewayIsOwnAddress(a.into()));
+            }
+        }
+        if let (Some(a), Some(g)) = (spec.ipv6, spec.gateway6) {
+            if a == g {
+                return Err(ModelError::GatewayIsOwnAddress(a.into()));
+            }
+        }
+        for (other, (_, o)) in &self.interfaces {
+            if o.vrf != spec.vrf {
+                continue;
+            }
+            let clash = match (spec.ipv4, o.ipv4, spec.ipv6, o.ipv6) {
+                (Some(a), Some(b), _, _) if a == b => Some(IpAddr::from(a)),
+                (_, _, Some(a), Some(b)) if a == b => Some(IpAddr::from(a)),
+                _ => None,
+            };
+            if let Some(addr) = clash {
+                return Err(ModelError::AddressInUse {
+                    addr,
+                    vrf: spec.vrf.clone(),
+                    owner: other.clone(),
+                });
+            }
+        }
+        let used: std::collections::BTreeSet<Vif> = self
+            .interfaces
+            .values()
+            .map(|(v, _)| *v)
+            .chain(self.fabric.as_ref().map(|(_, v)| *v))
+            .collect();
+        let vif = (1..self.max_interfaces as Vif)
+            .find(|v| !used.contains(v))
+            .ok_or(ModelError::TooManyInterfaces(self.max_interfaces))?;
+        if !self.vrf_ids.contains_key(&spec.vrf) {
+            let next = self.vrf_ids.values().max().map_or(0, |m| m + 1);
+            self.vrf_ids.insert(spec.vrf.clone(), next);
+        }
+        self.interfaces.insert(spec.name.clone(), (vif, spec));
+        Ok(vif)
+    }
+
+    /// Removes a pod interface; returns what it was.
+    pub fn remove_interface(&mut self, name: &str) -> Result<(Vif, InterfaceSpec), ModelError> {
+        if !self.interfaces.contains_key(name) {
+            return Err(ModelError::UnknownInterface(name.to_string()));
+        }
+        let count = self
+            .routes
+            .iter()
+            .filter(|r| matches!(&r.target, RouteTarget::Interface { name: n } if n == name))
+            .count();
+        if count > 0 {
+            return Err(ModelError::InterfaceInUse {
+                name: name.to_string(),
+                count,
+            });
+        }
+        Ok(self.interfaces.remove(name).expect("checked above"))
+    }
+
+    /// Adds a route.
+    pub fn add_route(&mut self, route: RouteSpec) -> Result<(), ModelError> {
+        let route = RouteSpec {
+            prefix: route.prefix.trunc(),
+            ..route
+        };
+        if !self.vrf_ids.contains_key(&route.vrf) {
+            return Err(ModelError::UnknownVrf(route.vrf));
+        }
+        if let RouteTarget::Interface { name } = &route.target {
+            let (_, spec) = self
+                .interfaces
+                .get(name)
+                .ok_or_else(|| ModelError::UnknownInterface(name.clone()))?;
+            if spec.vrf != route.vrf {
+                return Err(ModelError::InterfaceInOtherVrf {
+                    name: name.clone(),
+                    actual: spec.vrf.clone(),
+                    wanted: route.vrf.clone(),
+                });
+            }
+        }
+        if self
+            .routes
+            .iter()
+            .any(|r| r.vrf == route.vrf && r.prefix == route.prefix)
+        {
+            return Err(ModelError::DuplicateRoute {
+                vrf: route.vrf,
+                prefix: route.prefix,
+            });
+        }
+        self.routes.push(route);
+        Ok(())
+    }
+
+    /// Removes a route.
+    pub fn remove_route(&mut self, vrf: &str, prefix: IpNet) -> Result<RouteSpec, ModelError> {
+        let prefix = prefix.trunc();
+        let pos = self
+            .routes
+            .iter()
+            .position(|r| r.vrf == vrf && r.prefix == prefix)
+            .ok_or_else(|| ModelError::UnknownRoute {
+                vrf: vrf.to_string(),
+                prefix,
+            })?;
+        Ok(self.routes.remove(pos))
+    }
+
+    /// The pod interfaces, by name.
+    pub fn interfaces(&self) -> impl Iterator<Item = (Vif, &InterfaceSpec)> {
+        self.interfaces.values().map(|(v, s)| (*v, s))
+    }
+
+    /// The configured routes.
+    pub fn routes(&self) -> &[RouteSpec] {
+        &self.routes
+    }
+
+    /// Compiles the state into a forwarding snapshot.
+    pub fn build(&self, generation: u64, router_mac: MacAddr) -> Snapshot {
+        let vrf_count = self.vrf_ids.values().max().map_or(0, |m| *m as usize + 1);
+        let mut vrfs: Vec<Vrf> = (0..vrf_count)
+            .map(|id| Vrf {
+                id: id as VrfId,
+                ..Vrf::default()
+            })
+            .collect();
+        for (name, id) in &self.vrf_ids {
+            vrfs[*id as usize].name = name.clone();
+        }
+        let mut nexthops = vec![NextHop::Discard, NextHop::Receive];
+        let mut interfaces: Vec<Option<Interface>> = Vec::new();
+        let mut interface_nh: BTreeMap<&str, NextHopId> = BTreeMap::new();
+        let place = |interfaces: &mut Vec<Option<Interface>>, i: Interface| {
+            let slot = i.vif as usize;
+            if interfaces.len() <= slot {
+                interfaces.resize(slot + 1, None);
+            }
+            interfaces[slot] = Some(i);
+        };
+        if let Some((name, vif)) = &self.fabric {
+            place(
+                &mut interfaces,
+                Interface {
+                    vif: *vif,
+                    name: name.clone(),
+                    kind: InterfaceKind::Fabric,
+                    mac: router_mac,
+                    vrf: 0,
+                    ipv4: None,
+                    ipv6: None,
+                    gateway4: None,
+                    gateway6: None,
+                },
+            );
+        }
+        let mut snapshot_owner4 = FastMap::default();
+        let mut snapshot_owner6 = FastMap::default();
+        for (name, (vif, spec)) in &self.interfaces {
+            let vrf = self.vrf_ids[&spec.vrf];
+            let nh = nexthops.len() as NextHopId;
+            nexthops.push(NextHop::Interface {
+                vif: *vif,
+                dst_mac: spec.mac,
+            });
+            interface_nh.insert(name.as_str(), nh);
+            let table = &mut vrfs[vrf as usize];
+            if let Some(a) = spec.ipv4 {
+                table.v4.insert(v4_key(a), 32, nh);
+                snapshot_owner4.insert(a, vrf);
+            }
+            if let Some(a) = spec.ipv6 {
+                table.v6.insert(v6_key(a), 128, nh);
+                snapshot_owner6.insert(a, vrf);
+            }
+            place(
+                &mut interfaces,
+                Interface {
+                    vif: *vif,
+                    name: name.clone(),
+                    kind: InterfaceKind::Pod,
+                    mac: spec.mac,
+                    vrf,
+                    ipv4: spec.ipv4,
+                    ipv6: spec.ipv6,
+                    gateway4: spec.gateway4,
+                    gateway6: spec.gateway6,
+                },
+            );
+        }
+        // Gateways go in after pod addresses so that a pod address always wins.
+        for (_, spec) in self.interfaces.values() {
+            let table = &mut vrfs[self.vrf_ids[&spec.vrf] as usize];
+            if let Some(g) = spec.gateway4 {
+                if table.v4.get_exact(v4_key(g), 32).is_none() {
+                    table.v4.insert(v4_key(g), 32, NH_RECEIVE);
+                }
+            }
+            if let Some(g) = spec.gateway6 {
+                if table.v6.get_exact(v6_key(g), 128).is_none() {
+                    table.v6.insert(v6_key(g), 128, NH_RECEIVE);
+                }
+            }
+        }
+        for route in &self.routes {
+            let nh = match &route.target {
+                RouteTarget::Discard => NH_DISCARD,
+                RouteTarget::Interface { name } => interface_nh[name.as_str()],
+            };
+            let table = &mut vrfs[self.vrf_ids[&route.vrf] as usize];
+            match route.prefix {
+                IpNet::V4(p) => {
+                    table.v4.insert(v4_key(p.network()), p.prefix_len(), nh);
+                }
+                IpNet::V6(p) => {
+                    table.v6.insert(v6_key(p.network()), p.prefix_len(), nh);
+                }
+            }
+        }
+        Snapshot {
+            generation,
+            router_mac,
+            interfaces,
+            vrfs,
+            nexthops,
+            owner4: snapshot_owner4,
+            owner6: snapshot_owner6,
+        }
+    }
+}
+
+fn validate_ifname(name: &str) -> Result<(), ModelError> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && !name.contains(|c: char| c == '/' || c == ':' || c.is_whitespace() || c == '\0');
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::InvalidInterfaceName(name.to_string()))
+    }
+}
+
+fn validate_vrf_name(name: &str) -> Result<(), ModelError> {
+    if name.is_empty() || name.len() > 255 || name == FABRIC_VRF {
+        Err(ModelError::InvalidVrfName(name.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, vrf: &str, last: u8) -> InterfaceSpec {
+        InterfaceSpec {
+            name: name.into(),
+            vrf: vrf.into(),
+            mac: MacAddr([2, 0, 0, 0, 0, last]),
+            ipv4: Some(Ipv4Addr::new(198, 18, 1, last)),
+            ipv6: Some(format!("2001:2::{last}").parse().unwrap()),
+            gateway4: Some(Ipv4Addr::new(198, 18, 1, 1)),
+            gateway6: Some("2001:2::1".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn builds_host_and_gateway_routes_per_vrf() {
+        let mut s = DesiredState::new(16);
+        s.set_fabric("eth0");
+        assert_eq!(s.add_interface(pod("a", "red", 2)).unwrap(), 1);
+        assert_eq!(s.add_interface(pod("b", "red", 3)).unwrap(), 2);
+        assert_eq!(s.add_interface(pod("c", "blue", 2)).unwrap(), 3);
+        let snap = s.build(7, MacAddr([0, 0, 0x5e, 0, 1, 0]));
+        assert_eq!(snap.generation, 7);
+        let red = snap.vrf_by_name("red").unwrap().id;
+        let blue = snap.vrf_by_name("blue").unwrap().id;
+        assert_ne!(red, blue);
+        assert_eq!(
+            snap.route4(red, Ipv4Addr::new(198, 18, 1, 3)),
+            Some(&NextHop::Interface {
+                vif: 2,
+                dst_mac: MacAddr([2, 0, 0, 0, 0, 3])
+            })
+        );
+        // The same address in another VRF is another pod.
+        assert_eq!(
+            snap.route4(blue, Ipv4Addr::new(198, 18, 1, 2)),
+            Some(&NextHop::Interface {
+                vif: 3,
+                dst_mac: MacAddr([2, 0, 0, 0, 0, 2])
+            })
+        );
+        assert_eq!(snap.route4(blue, Ipv4Addr::new(198, 18, 1, 3)), None);
+        assert_eq!(
+            snap.route6(red, "2001:2::1".parse().unwrap()),
+            Some(&NextHop::Receive)
+        );
+        assert_eq!(snap.interface(0).unwrap().kind, InterfaceKind::Fabric);
+    }
+
+    #[test]
+    fn rejects_conflicts_and_keeps_state() {
+        let mut s = DesiredState::new(3);
+        s.add_interface(pod("a", "red", 2)).unwrap();
+        let err = s.add_interface(pod("b", "red", 2)).unwrap_err();
+        assert!(matches!(err, ModelError::AddressInUse { .. }), "{err}");
+        assert!(matches!(
+            s.add_interface(pod("a", "blue", 9)),
+            Err(ModelError::DuplicateInterface(_))
+        ));
+        assert!(matches!(
+            s.add_interface(pod("has space", "red", 9)),
+            Err(ModelError::InvalidInterfaceName(_))
+        ));
+        assert!(matches!(
+            s.add_interface(pod("x", FABRIC_VRF, 9)),
+            Err(ModelError::InvalidVrfName(_))
+        ));
+        s.add_interface(pod("b", "red", 3)).unwrap();
+        assert!(matches!(
+            s.add_interface(pod("c", "red", 4)),
+            Err(ModelError::TooManyInterfaces(3))
+        ));
+        s.add_route(RouteSpec {
+            vrf: "red".into(),
+            prefix: "198.19.0.0/16".parse().unwrap(),
+            target: RouteTarget::Interface { name: "b".into() },
+        })
+        .unwrap();
+        assert!(matches!(
+            s.remove_interface("b"),
+            Err(ModelError::InterfaceInUse { count: 1, .. })
+        ));
+        s.remove_route("red", "198.19.5.0/16".parse().unwrap())
+            .unwrap();
+        let (vif, _) = s.remove_interface("b").unwrap();
+        assert_eq!(vif, 2);
+        assert_eq!(s.add_interface(pod("c", "red", 4)).unwrap(), 2);
+    }
+
+    #[test]
+    fn route_targets_must_exist_in_the_route_vrf() {
+        let mut s = DesiredState::new(8);
+        s.add_interface(pod("a", "red", 2)).unwrap();
+        s.add_interface(pod("b", "blue", 2)).unwrap();
+        let r = |vrf: &str, t: RouteTarget| RouteSpec {
+            vrf: vrf.into(),
+            prefix: "0.0.0.0/0".parse().unwrap(),
+            target: t,
+        };
+        assert!(matches!(
+            s.add_route(r("green", RouteTarget::Discard)),
+            Err(ModelError::UnknownVrf(_))
+        ));
+        assert!(matches!(
+            s.add_route(r("red", RouteTarget::Interface { name: "b".into() })),
+            Err(ModelError::InterfaceInOtherVrf { .. })
+        ));
+        s.add_route(r("red", RouteTarget::Discard)).unwrap();
+        assert!(matches!(
+            s.add_route(r("red", RouteTarget::Discard)),
+            Err(ModelError::DuplicateRoute { .. })
+        ));
+        let snap = s.build(1, MacAddr([0, 0, 0x5e, 0, 1, 0]));
+        let red = snap.vrf_by_name("red").unwrap().id;
+        assert_eq!(
+            snap.route4(red, Ipv4Addr::new(198, 19, 9, 9)),
+            Some(&NextHop::Discard)
+        );
+    }
+
+    #[test]
+    fn spec_round_trips_through_json() {
+        let spec = pod("a", "red", 2);
+        let text = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<InterfaceSpec>(&text).unwrap(), spec);
+        assert!(serde_json::from_str::<InterfaceSpec>(
+            r#"{"name":"a","vrf":"r","mac":"02:00:00:00:00:01","bogus":1}"#
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! Forwarding tables for the vrouter data plane.
+//!
+//! Contract:
+//! - [`LpmTable`] is a longest-prefix-match table for IPv4 (`u32` keys) and IPv6
+//!   (`u128` keys); lookups never allocate and never fail except by returning `None`.
+//! - [`NextHop`] says what happens to a routed packet (deliver to a local interface,
+//!   hand to the vrouter itself, discard).
+//! - [`Snapshot`] is the complete, immutable forwarding state (interfaces, VRFs with
+//!   their route tables, next hops). The control side builds a new one for every
+//!   change and publishes it atomically; forwarding workers only ever read it.
+//!
+//! This crate has no unsafe code and no I/O.
+#![forbid(unsafe_code)]
+
+mod lpm;
+mod nexthop;
+mod snapshot;
+
+pub use lpm::{v4_key, v6_key, LpmKey, LpmTable};
+pub use nexthop::{NextHop, NextHopId};
+pub use snapshot::{FastMap, Interface, InterfaceKind, MacAddr, Snapshot, Vif, Vrf, VrfId};

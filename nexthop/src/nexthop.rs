@@ -1,0 +1,36 @@
+//! Next hops: what a route resolves to.
+
+use crate::snapshot::{MacAddr, Vif};
+use serde::{Deserialize, Serialize};
+
+/// Index of a next hop in [`crate::Snapshot::nexthops`].
+pub type NextHopId = u32;
+
+/// The action for a packet whose route resolved to this next hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NextHop {
+    /// Drop the packet (a blackhole route); counted as a discard.
+    Discard,
+    /// The packet is for the vrouter itself (its gateway addresses).
+    Receive,
+    /// Deliver on a local interface: the Ethernet header is rewritten with the
+    /// vrouter MAC as source and `dst_mac` (the pod's MAC) as destination.
+    Interface {
+        /// The outgoing interface.
+        vif: Vif,
+        /// The destination MAC written into the frame.
+        dst_mac: MacAddr,
+    },
+}
+
+impl NextHop {
+    /// A short type name, as shown by the `nh` view.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NextHop::Discard => "discard",
+            NextHop::Receive => "receive",
+            NextHop::Interface { .. } => "encap",
+        }
+    }
+}

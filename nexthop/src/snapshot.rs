@@ -1,0 +1,196 @@
+//! The immutable forwarding state a worker reads for a batch of packets.
+
+use crate::lpm::{v4_key, v6_key, LpmTable};
+use crate::nexthop::{NextHop, NextHopId};
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Interface index inside the vrouter (Tungsten's "vif" number).
+pub type Vif = u32;
+/// VRF index.
+pub type VrfId = u32;
+/// A hash map with a fast, DoS-resistant hasher.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+
+/// An Ethernet MAC address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(into = "String", try_from = "String")]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// The broadcast address.
+    pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
+}
+
+impl std::fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl std::str::FromStr for MacAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in out.iter_mut() {
+            let part = parts
+                .next()
+                .ok_or_else(|| format!("MAC address {s:?} has fewer than 6 bytes"))?;
+            if part.len() != 2 {
+                return Err(format!(
+                    "MAC address {s:?}: byte {part:?} is not two hex digits"
+                ));
+            }
+            *byte = u8::from_str_radix(part, 16)
+                .map_err(|_| format!("MAC address {s:?}: byte {part:?} is not hex"))?;
+        }
+        if parts.next().is_some() {
+            return Err(format!("MAC address {s:?} has more than 6 bytes"));
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+impl From<MacAddr> for String {
+    fn from(m: MacAddr) -> String {
+        m.to_string()
+    }
+}
+
+impl TryFrom<String> for MacAddr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+/// What an interface is attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterfaceKind {
+    /// The host end of a pod's veth (a virtual-machine-interface).
+    Pod,
+    /// The node's physical (fabric) interface towards other compute nodes.
+    Fabric,
+}
+
+/// An interface as the data plane sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interface {
+    /// The vrouter's index for it.
+    pub vif: Vif,
+    /// The Linux interface name (the host end of the veth).
+    pub name: String,
+    /// What it is.
+    pub kind: InterfaceKind,
+    /// The MAC of the pod behind it (the destination MAC of frames sent to it).
+    pub mac: MacAddr,
+    /// The VRF it belongs to.
+    pub vrf: VrfId,
+    /// The pod's IPv4 address.
+    pub ipv4: Option<Ipv4Addr>,
+    /// The pod's IPv6 address.
+    pub ipv6: Option<Ipv6Addr>,
+    /// The gateway address the pod routes through (answered by the vrouter).
+    pub gateway4: Option<Ipv4Addr>,
+    /// The IPv6 gateway address the pod routes through.
+    pub gateway6: Option<Ipv6Addr>,
+}
+
+/// A VRF: a routing instance with its own IPv4 and IPv6 tables.
+#[derive(Debug, Clone, Default)]
+pub struct Vrf {
+    /// Index.
+    pub id: VrfId,
+    /// Name (the virtual network's routing instance name).
+    pub name: String,
+    /// IPv4 routes.
+    pub v4: LpmTable<u32, NextHopId>,
+    /// IPv6 routes.
+    pub v6: LpmTable<u128, NextHopId>,
+}
+
+/// The complete forwarding state, immutable once published.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Incremented on every publication; flows remember the generation they saw.
+    pub generation: u64,
+    /// Source MAC of every frame the vrouter sends to a pod, and the MAC it answers
+    /// ARP and neighbour solicitations with.
+    pub router_mac: MacAddr,
+    /// Interfaces indexed by vif; `None` for free slots.
+    pub interfaces: Vec<Option<Interface>>,
+    /// VRFs indexed by id.
+    pub vrfs: Vec<Vrf>,
+    /// Next hops indexed by [`NextHopId`].
+    pub nexthops: Vec<NextHop>,
+    /// Which VRF owns each interface IPv4 address: tells "other VRF" drops from "no route".
+    pub owner4: FastMap<Ipv4Addr, VrfId>,
+    /// Which VRF owns each interface IPv6 address.
+    pub owner6: FastMap<Ipv6Addr, VrfId>,
+}
+
+impl Snapshot {
+    /// The interface with this vif, if any.
+    #[inline]
+    pub fn interface(&self, vif: Vif) -> Option<&Interface> {
+        self.interfaces.get(vif as usize).and_then(Option::as_ref)
+    }
+
+    /// The interface with this name, if any.
+    pub fn interface_by_name(&self, name: &str) -> Option<&Interface> {
+        self.interfaces.iter().flatten().find(|i| i.name == name)
+    }
+
+    /// The VRF with this id, if any.
+    #[inline]
+    pub fn vrf(&self, id: VrfId) -> Option<&Vrf> {
+        self.vrfs.get(id as usize)
+    }
+
+    /// The VRF with this name, if any.
+    pub fn vrf_by_name(&self, name: &str) -> Option<&Vrf> {
+        self.vrfs.iter().find(|v| v.name == name)
+    }
+
+    /// The next hop for `dst` in `vrf` (longest prefix match).
+    #[inline]
+    pub fn route4(&self, vrf: VrfId, dst: Ipv4Addr) -> Option<&NextHop> {
+        let (_, nh) = self.vrf(vrf)?.v4.lookup(v4_key(dst))?;
+        self.nexthops.get(*nh as usize)
+    }
+
+    /// The next hop for `dst` in `vrf` (longest prefix match).
+    #[inline]
+    pub fn route6(&self, vrf: VrfId, dst: Ipv6Addr) -> Option<&NextHop> {
+        let (_, nh) = self.vrf(vrf)?.v6.lookup(v6_key(dst))?;
+        self.nexthops.get(*nh as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_parses_and_prints() {
+        let m: MacAddr = "00:00:5e:00:01:00".parse().unwrap();
+        assert_eq!(m.0, [0, 0, 0x5e, 0, 1, 0]);
+        assert_eq!(m.to_string(), "00:00:5e:00:01:00");
+        assert!("00:00:5e:00:01".parse::<MacAddr>().is_err());
+        assert!("00:00:5e:00:01:00:11".parse::<MacAddr>().is_err());
+        assert!("00:00:5e:00:01:zz".parse::<MacAddr>().is_err());
+    }
+}
