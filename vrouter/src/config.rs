@@ -1,0 +1,403 @@
+//! The vrouter's TOML configuration: parsing, defaults and validation.
+//!
+//! Every key is documented in the README. Unknown keys, malformed masks, cores that do
+//! not exist and overlapping masks are rejected with an error naming the key.
+
+use ipnet::Ipv4Net;
+use nexthop::MacAddr;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// A configuration error; `key` is the dotted TOML key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown / mistyped keys.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, naming the key and line.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The dotted key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// A set of CPU cores, written as a hex mask (`"0x6"`, or the TOML integer `0x6`) or
+/// a list (`"1-3,5"`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CoreMask(pub BTreeSet<usize>);
+
+impl CoreMask {
+    /// Parses `0x..` hex masks and `a-b,c` lists.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err("empty core mask".into());
+        }
+        let mut cores = BTreeSet::new();
+        if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+            if hex.is_empty() || hex.len() > 32 {
+                return Err(format!("{text:?} is not a hex mask of 1-128 bits"));
+            }
+            let bits =
+                u128::from_str_radix(hex, 16).map_err(|_| format!("{text:?} is not a hex mask"))?;
+            cores.extend((0..128).filter(|b| bits & (1u128 << b) != 0));
+        } else {
+            for part in t.split(',') {
+                let part = part.trim();
+                let num = |s: &str| {
+                    s.trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| *n < 4096)
+                        .ok_or_else(|| format!("{s:?} in {text:?} is not a core number"))
+                };
+                match part.split_once('-') {
+                    Some((a, b)) => {
+                        let (a, b) = (num(a)?, num(b)?);
+                        if a > b {
+                            return Err(format!("range {part:?} in {text:?} runs backwards"));
+                        }
+                        cores.extend(a..=b);
+                    }
+                    None => {
+                        cores.insert(num(part)?);
+                    }
+                }
+            }
+        }
+        if cores.is_empty() {
+            return Err(format!("{text:?} selects no core"));
+        }
+        Ok(CoreMask(cores))
+    }
+
+    /// The cores, lowest first.
+    pub fn cores(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+impl std::fmt::Display for CoreMask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list: Vec<String> = self.0.iter().map(|c| c.to_string()).collect();
+        f.write_str(&list.join(","))
+    }
+}
+
+impl<'de> Deserialize<'de> for CoreMask {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Bits(i64),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Text(t) => t,
+            Raw::Bits(b) if b > 0 => format!("0x{b:x}"),
+            Raw::Bits(b) => {
+                return Err(serde::de::Error::custom(format!(
+                    "mask {b} selects no core"
+                )))
+            }
+        };
+        CoreMask::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// XDP attach mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// In the driver (veth supports it).
+    Native,
+    /// In the generic (skb) path; works on every device, slower.
+    Generic,
+}
+
+/// How idle workers wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PollMode {
+    /// Spin on the rings (lowest latency; the core shows 100 % busy).
+    Busy,
+    /// Spin while busy, sleep in poll(2) after a run of empty polls.
+    Adaptive,
+}
+
+/// `[cores]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoresConfig {
+    /// Cores running forwarding workers, one pinned worker each.
+    pub forwarding: Option<CoreMask>,
+    /// Cores the control thread (API, publication) may run on.
+    pub control: Option<CoreMask>,
+}
+
+/// `[fabric]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FabricConfig {
+    /// The node's interface towards other compute nodes.
+    pub interface: String,
+    /// Its IPv4 address with prefix length (the tunnel source).
+    pub ip: Ipv4Net,
+}
+
+/// `[dataplane]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataplaneConfig {
+    /// Packets per receive batch.
+    pub batch_size: u32,
+    /// XDP attach mode.
+    pub xdp_mode: XdpMode,
+    /// Idle behaviour.
+    pub poll_mode: PollMode,
+    /// UMEM frames per worker (4 KiB each).
+    pub umem_frames: u32,
+    /// Entries in each RX, TX, fill and completion ring.
+    pub ring_size: u32,
+}
+
+impl Default for DataplaneConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 64,
+            xdp_mode: XdpMode::Native,
+            poll_mode: PollMode::Busy,
+            umem_frames: 16384,
+            ring_size: 2048,
+        }
+    }
+}
+
+/// `[tables]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TablesConfig {
+    /// Maximum interfaces (vifs), fabric included.
+    pub interfaces: u32,
+    /// Maximum routes added through the API, all VRFs together.
+    pub routes: u32,
+}
+
+impl Default for TablesConfig {
+    fn default() -> Self {
+        Self {
+            interfaces: 4096,
+            routes: 65536,
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[cores]`
+    #[serde(default = "default_cores")]
+    pub cores: CoresConfig,
+    /// `[fabric]`
+    pub fabric: FabricConfig,
+    /// MAC the vrouter uses towards pods.
+    #[serde(default = "default_mac")]
+    pub vrouter_mac: MacAddr,
+    /// `[dataplane]`
+    #[serde(default)]
+    pub dataplane: DataplaneConfig,
+    /// `[tables]`
+    #[serde(default)]
+    pub tables: TablesConfig,
+    /// Where added ports and routes are kept across restarts.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// The local API's Unix socket.
+    #[serde(default = "default_api_socket")]
+    pub api_socket: PathBuf,
+    /// trace, debug, info, warn or error (or a tracing filter directive).
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+}
+
+fn default_cores() -> CoresConfig {
+    CoresConfig {
+        forwarding: None,
+        control: None,
+    }
+}
+fn default_mac() -> MacAddr {
+    MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x00])
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/vrouter")
+}
+fn default_api_socket() -> PathBuf {
+    PathBuf::from("/run/vrouter/api.sock")
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// The cores chosen after defaults are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedCores {
+    /// One worker per core.
+    pub forwarding: Vec<usize>,
+    /// The control thread's allowed cores.
+    pub control: Vec<usize>,
+}
+
+impl Config {
+    /// Reads and validates a file against the cores of this machine.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses TOML text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })
+    }
+
+    /// Checks values that parse but make no sense; `available` are the cores this
+    /// process may run on.
+    pub fn validate(&self, available: &[usize]) -> Result<ResolvedCores, ConfigError> {
+        let d = &self.dataplane;
+        if !(1..=256).contains(&d.batch_size) {
+            return Err(invalid(
+                "dataplane.batch_size",
+                format!("{} is not in 1..=256", d.batch_size),
+            ));
+        }
+        if !d.ring_size.is_power_of_two() || !(64..=16384).contains(&d.ring_size) {
+            return Err(invalid(
+                "dataplane.ring_size",
+                format!("{} is not a power of two in 64..=16384", d.ring_size),
+            ));
+        }
+        if d.umem_frames < 2 * d.ring_size || d.umem_frames > 1 << 20 {
+            return Err(invalid(
+                "dataplane.umem_frames",
+                format!(
+                    "{} must be at least twice dataplane.ring_size ({}) and at most 1048576",
+                    d.umem_frames, d.ring_size
+                ),
+            ));
+        }
+        if !(2..=65536).contains(&self.tables.interfaces) {
+            return Err(invalid(
+                "tables.interfaces",
+                format!("{} is not in 2..=65536", self.tables.interfaces),
+            ));
+        }
+        if self.tables.routes == 0 {
+            return Err(invalid("tables.routes", "must be at least 1"));
+        }
+        let name = &self.fabric.interface;
+        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', ':']) {
+            return Err(invalid(
+                "fabric.interface",
+                format!("{name:?} is not a Linux interface name"),
+            ));
+        }
+        let mac = self.vrouter_mac.0;
+        if mac == [0; 6] || mac[0] & 1 == 1 {
+            return Err(invalid(
+                "vrouter_mac",
+                format!("{} is not a unicast address", self.vrouter_mac),
+            ));
+        }
+        if self.log_level.trim().is_empty() {
+            return Err(invalid("log_level", "is empty"));
+        }
+        self.resolve_cores(available)
+    }
+
+    fn resolve_cores(&self, available: &[usize]) -> Result<ResolvedCores, ConfigError> {
+        let describe = || {
+            available
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let check = |key: &'static str, mask: &CoreMask| -> Result<Vec<usize>, ConfigError> {
+            if let Some(bad) = mask.cores().find(|c| !available.contains(c)) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "core {bad} does not exist on this machine (available: {})",
+                        describe()
+                    ),
+                ));
+            }
+            Ok(mask.cores().collect())
+        };
+        let last = *available
+            .last()
+            .ok_or_else(|| invalid("cores", "no core is available"))?;
+        let forwarding = match &self.cores.forwarding {
+            Some(m) => check("cores.forwarding", m)?,
+            None => vec![last],
+        };
+        let control = match &self.cores.control {
+            Some(m) => check("cores.control", m)?,
+            None => available
+                .iter()
+                .copied()
+                .filter(|c| !forwarding.contains(c))
+                .collect(),
+        };
+        if control.is_empty() {
+            return Err(invalid(
+                "cores.control",
+                "no core is left for the control thread; give it one outside cores.forwarding",
+            ));
+        }
+        if let Some(c) = control.iter().find(|c| forwarding.contains(c)) {
+            return Err(invalid(
+                "cores.control",
+                format!("core {c} is also in cores.forwarding; the masks must not overlap"),
+            ));
+        }
+        Ok(ResolvedCores {
+            forwarding,
+            control,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

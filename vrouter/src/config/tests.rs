@@ -1,0 +1,104 @@
+use super::*;
+
+const CORES: &[usize] = &[0, 1, 2, 3];
+
+fn base(extra: &str) -> String {
+    format!("{extra}\n[fabric]\ninterface = \"eth0\"\nip = \"198.18.0.1/24\"\n")
+}
+
+fn error_of(text: &str) -> String {
+    match Config::parse(text, Path::new("t.toml")).and_then(|c| c.validate(CORES).map(|_| c)) {
+        Ok(_) => panic!("config accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn masks_parse_as_hex_and_lists() {
+    assert_eq!(CoreMask::parse("0x6").unwrap().0, [1, 2].into());
+    assert_eq!(CoreMask::parse("1-3,5").unwrap().0, [1, 2, 3, 5].into());
+    assert_eq!(CoreMask::parse(" 0 ").unwrap().0, [0].into());
+    for bad in ["", "0x", "0x0", "0xZ", "3-1", "a", "1,,2", "-1", "99999"] {
+        assert!(CoreMask::parse(bad).is_err(), "{bad:?} accepted");
+    }
+}
+
+#[test]
+fn defaults_fill_everything_but_the_fabric() {
+    let c = Config::parse(&base(""), Path::new("t.toml")).unwrap();
+    let cores = c.validate(CORES).unwrap();
+    assert_eq!(cores.forwarding, vec![3]);
+    assert_eq!(cores.control, vec![0, 1, 2]);
+    assert_eq!(c.dataplane.batch_size, 64);
+    assert_eq!(c.vrouter_mac.to_string(), "00:00:5e:00:01:00");
+}
+
+#[test]
+fn full_file_is_accepted() {
+    let text = base(
+        r#"
+vrouter_mac = "02:00:5e:00:01:00"
+state_dir = "/tmp/vr"
+api_socket = "/tmp/vr.sock"
+log_level = "debug"
+[cores]
+forwarding = 0x6
+control = "0"
+[dataplane]
+batch_size = 128
+xdp_mode = "generic"
+poll_mode = "adaptive"
+umem_frames = 8192
+ring_size = 1024
+[tables]
+interfaces = 256
+routes = 1000
+"#,
+    );
+    let c = Config::parse(&text, Path::new("t.toml")).unwrap();
+    let cores = c.validate(CORES).unwrap();
+    assert_eq!(cores.forwarding, vec![1, 2]);
+    assert_eq!(cores.control, vec![0]);
+    assert_eq!(c.dataplane.xdp_mode, XdpMode::Generic);
+}
+
+/// Each bad file gives one error that names the key at fault.
+#[test]
+fn each_bad_file_names_its_key() {
+    let cases: &[(&str, &str)] = &[
+        ("bogus = 1", "bogus"),
+        ("[dataplane]\nbatchsize = 3", "batchsize"),
+        ("[cores]\nforwarding = \"0xZZ\"", "forwarding"),
+        ("[cores]\nforwarding = \"3-1\"", "forwarding"),
+        ("[cores]\nforwarding = \"7\"", "cores.forwarding"),
+        (
+            "[cores]\nforwarding = \"1\"\ncontrol = \"0x80\"",
+            "cores.control",
+        ),
+        (
+            "[cores]\nforwarding = \"1-2\"\ncontrol = \"2-3\"",
+            "cores.control",
+        ),
+        ("[cores]\nforwarding = \"0-3\"", "cores.control"),
+        ("[dataplane]\nbatch_size = 0", "dataplane.batch_size"),
+        ("[dataplane]\nring_size = 1000", "dataplane.ring_size"),
+        ("[dataplane]\numem_frames = 100", "dataplane.umem_frames"),
+        ("[dataplane]\nxdp_mode = \"turbo\"", "xdp_mode"),
+        ("[tables]\ninterfaces = 1", "tables.interfaces"),
+        ("vrouter_mac = \"01:00:5e:00:00:01\"", "vrouter_mac"),
+        ("vrouter_mac = \"nonsense\"", "vrouter_mac"),
+    ];
+    for (extra, key) in cases {
+        let msg = error_of(&base(extra));
+        assert!(
+            msg.contains(key),
+            "error for {extra:?} does not name {key:?}: {msg}"
+        );
+    }
+    let msg = error_of("[fabric]\ninterface = \"eth0\"\nip = \"300.1.1.1/24\"");
+    assert!(msg.contains("ip"), "{msg}");
+    let msg = error_of("[fabric]\ninterface = \"has/slash\"\nip = \"198.18.0.1/24\"");
+    assert!(msg.contains("fabric.interface"), "{msg}");
+    let msg = error_of("log_level = \"info\"");
+    assert!(msg.contains("fabric"), "{msg}");
+}
