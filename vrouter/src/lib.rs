@@ -7,5 +7,14 @@
 //! code lives only in [`afxdp`].
 #![deny(unsafe_code)]
 
+#[allow(unsafe_code)]
+pub mod afxdp;
+pub mod api;
 pub mod config;
+pub mod control;
+pub mod store;
+pub mod datapath;
 pub mod packet;
+pub mod run;
+pub mod stats;
+pub mod worker;

@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: GPL-2.0
+// XDP programs of the vrouter: steer into AF_XDP only what the vrouter owns and pass
+// everything else to the kernel, so the node's own traffic keeps working.
+//
+// One copy is loaded per port; `xsks` maps the receive queue to the AF_XDP socket of
+// the worker that owns that queue. A queue with no socket yet passes to the kernel.
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+// Pod ports: every frame a pod sends is the vrouter's.
+SEC("xdp")
+int vrouter_pod(struct xdp_md *ctx)
+{
+	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+}
+
+// Fabric port: only overlay tunnels (MPLS over UDP 6635 and legacy 51234, VXLAN 4789,
+// MPLS over GRE) go to the vrouter; ARP, SSH, the kubelet and everything else of the
+// node pass to the kernel.
+SEC("xdp")
+int vrouter_fabric(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || ip->ihl < 5)
+		return XDP_PASS;
+	if (ip->protocol == IPPROTO_GRE)
+		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+	if (ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(0x3fff)))
+		return XDP_PASS;
+	struct udphdr *udp = (void *)ip + ip->ihl * 4;
+	if ((void *)(udp + 1) > end)
+		return XDP_PASS;
+	__u16 port = bpf_ntohs(udp->dest);
+	if (port == 6635 || port == 51234 || port == 4789)
+		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+	return XDP_PASS;
+}
+
+char _license[] SEC("license") = "GPL";

@@ -1,0 +1,137 @@
+//! Loading and attaching the steering program (bpf/steer.c) with aya.
+
+use crate::config::XdpMode;
+use aya::maps::XskMap;
+use aya::programs::{ProgramError, Xdp, XdpMode as AyaMode};
+use aya::Ebpf;
+use std::os::fd::RawFd;
+
+static STEER_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/steer.o"));
+
+/// Which program an interface gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortKind {
+    /// Everything to the vrouter.
+    Pod,
+    /// Only overlay tunnels to the vrouter; the rest to the kernel.
+    Fabric,
+}
+
+/// Why a program could not be attached or a socket registered.
+#[derive(Debug, thiserror::Error)]
+pub enum XdpError {
+    /// Loading the object or the program into the kernel failed.
+    #[error("loading the XDP program: {0}")]
+    Load(String),
+    /// Attaching to the interface failed.
+    #[error("attaching XDP to {ifname}: {message}")]
+    Attach {
+        /// Interface.
+        ifname: String,
+        /// Why.
+        message: String,
+    },
+    /// The XSK map update failed.
+    #[error("registering queue {queue} of {ifname}: {message}")]
+    Register {
+        /// Interface.
+        ifname: String,
+        /// Queue.
+        queue: u32,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The steering program attached to one interface. Dropping it detaches the program
+/// (and the kernel does the same if the process dies, since it is a BPF link).
+pub struct XdpAttachment {
+    ebpf: Ebpf,
+    ifname: String,
+}
+
+impl std::fmt::Debug for XdpAttachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpAttachment").field("ifname", &self.ifname).finish()
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl XdpAttachment {
+    /// Loads a fresh copy of the program and attaches it to `ifname`. A program left
+    /// attached the legacy (netlink) way, e.g. by a crashed older process or by hand,
+    /// is removed first, so programs are replaced, never stacked.
+    pub fn attach(ifname: &str, kind: PortKind, mode: XdpMode) -> Result<Self, XdpError> {
+        let mut ebpf = Ebpf::load(STEER_OBJECT).map_err(|e| XdpError::Load(chain(&e)))?;
+        let name = match kind {
+            PortKind::Pod => "vrouter_pod",
+            PortKind::Fabric => "vrouter_fabric",
+        };
+        let program: &mut Xdp = ebpf
+            .program_mut(name)
+            .ok_or_else(|| XdpError::Load(format!("program {name} missing from the object")))?
+            .try_into()
+            .map_err(|e: ProgramError| XdpError::Load(chain(&e)))?;
+        program.load().map_err(|e| XdpError::Load(chain(&e)))?;
+        let aya_mode = match mode {
+            XdpMode::Native => AyaMode::Driver,
+            XdpMode::Generic => AyaMode::Skb,
+        };
+        let attach_error = |e: ProgramError| XdpError::Attach {
+            ifname: ifname.to_string(),
+            message: chain(&e),
+        };
+        if let Err(first) = program.attach(ifname, aya_mode) {
+            if !remove_legacy_programs(ifname) {
+                return Err(attach_error(first));
+            }
+            tracing::warn!(ifname, "replaced an XDP program left attached on the interface");
+            program.attach(ifname, aya_mode).map_err(attach_error)?;
+        }
+        Ok(Self {
+            ebpf,
+            ifname: ifname.to_string(),
+        })
+    }
+
+    /// Points receive queue `queue` at the AF_XDP socket `fd`.
+    pub fn register(&mut self, queue: u32, fd: RawFd) -> Result<(), XdpError> {
+        let err = |message: String| XdpError::Register {
+            ifname: self.ifname.clone(),
+            queue,
+            message,
+        };
+        let map = self.ebpf.map_mut("xsks").ok_or_else(|| err("map xsks missing".into()))?;
+        let mut xsks = XskMap::try_from(map).map_err(|e| err(chain(&e)))?;
+        // SAFETY: the fd belongs to a live PortSocket; the kernel takes its own
+        // reference to the socket, the borrow lasts only for this call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        xsks.set(queue, fd, 0).map_err(|e| err(chain(&e)))
+    }
+
+    /// The interface it is attached to.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+}
+
+/// Removes XDP programs attached through netlink (not BPF links, which belong to a
+/// live process). True if the command ran and succeeded.
+fn remove_legacy_programs(ifname: &str) -> bool {
+    std::process::Command::new("ip")
+        .args(["link", "set", "dev", ifname, "xdpgeneric", "off", "xdpdrv", "off"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+

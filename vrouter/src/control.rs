@@ -1,0 +1,220 @@
+//! The control state: what the operator asked for, the published snapshot, the
+//! datapath's ports and the state directory, changed together or not at all.
+
+use crate::api::{DropStatsView, InterfaceView, NextHopView, RouteView, StatusView};
+use crate::datapath::Datapath;
+use crate::packet::DropReason;
+use crate::stats::VifTotals;
+use crate::store::StateStore;
+use anyhow::{anyhow, bail};
+use control_client::{DesiredState, InterfaceSpec, RouteSpec, SnapshotPublisher};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use nexthop::{MacAddr, Snapshot, Vif};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Everything the control thread owns.
+#[derive(Debug)]
+pub struct Control {
+    model: DesiredState,
+    generation: u64,
+    router_mac: MacAddr,
+    publisher: SnapshotPublisher,
+    datapath: Datapath,
+    store: StateStore,
+    max_routes: usize,
+    forwarding_cores: Vec<usize>,
+}
+
+impl Control {
+    /// Wraps a started datapath; `model` already holds the fabric.
+    pub fn new(model: DesiredState, router_mac: MacAddr, publisher: SnapshotPublisher, datapath: Datapath, store: StateStore, max_routes: usize, forwarding_cores: Vec<usize>) -> Self {
+        Self {
+            model,
+            generation: publisher.load().generation,
+            router_mac,
+            publisher,
+            datapath,
+            store,
+            max_routes,
+            forwarding_cores,
+        }
+    }
+
+    fn publish(&mut self) {
+        self.generation += 1;
+        self.publisher.publish(self.model.build(self.generation, self.router_mac));
+    }
+
+    /// Re-attaches the ports and routes kept in the state directory.
+    pub fn restore(&mut self) {
+        let (ports, problems) = self.store.load_ports();
+        for p in problems {
+            tracing::warn!("unreadable port file skipped: {p}");
+        }
+        for spec in ports {
+            let name = spec.name.clone();
+            match self.attach(spec, false) {
+                Ok(vif) => tracing::info!(interface = %name, vif, "port restored"),
+                Err(e) => tracing::warn!(interface = %name, "port file kept but not attached: {e:#}"),
+            }
+        }
+        match self.store.load_routes() {
+            Ok(routes) => {
+                for r in routes {
+                    let text = format!("{} {}", r.vrf, r.prefix);
+                    if let Err(e) = self.model.add_route(r) {
+                        tracing::warn!(route = %text, "stored route not restored: {e}");
+                    }
+                }
+                self.publish();
+            }
+            Err(e) => tracing::warn!("stored routes not restored: {e:#}"),
+        }
+    }
+
+    fn attach(&mut self, spec: InterfaceSpec, persist: bool) -> anyhow::Result<Vif> {
+        let mut next = self.model.clone();
+        let vif = next.add_interface(spec.clone())?;
+        self.datapath.add_port(vif, &spec.name)?;
+        self.model = next;
+        self.publish();
+        if persist {
+            if let Err(e) = self.store.save_port(&spec) {
+                tracing::error!(interface = %spec.name, "port attached but not persisted: {e:#}");
+                return Err(e.context("port attached but not saved to state_dir"));
+            }
+        }
+        Ok(vif)
+    }
+
+    /// Attaches a pod interface and records it.
+    pub fn add_interface(&mut self, spec: InterfaceSpec) -> anyhow::Result<Vif> {
+        self.attach(spec, true)
+    }
+
+    /// Detaches a pod interface and forgets it. A name known only to the state
+    /// directory (a pod gone while the vrouter was down) just loses its file.
+    pub fn remove_interface(&mut self, name: &str) -> anyhow::Result<()> {
+        let mut next = self.model.clone();
+        let (vif, _) = match next.remove_interface(name) {
+            Ok(v) => v,
+            Err(e) if self.store.has_port(name) && !self.model.interfaces().any(|(_, s)| s.name == name) => {
+                self.store.delete_port(name)?;
+                tracing::info!(interface = name, "stale port file removed ({e})");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.model = next;
+        self.publish();
+        self.datapath.remove_port(vif);
+        self.store.delete_port(name)
+    }
+
+    /// Adds a route and records the route list.
+    pub fn add_route(&mut self, route: RouteSpec) -> anyhow::Result<()> {
+        if self.model.routes().len() >= self.max_routes {
+            bail!("route table full ({} routes): raise tables.routes", self.max_routes);
+        }
+        self.model.add_route(route)?;
+        self.publish();
+        self.store.save_routes(self.model.routes())
+    }
+
+    /// Removes a route and records the route list.
+    pub fn remove_route(&mut self, vrf: &str, prefix: IpNet) -> anyhow::Result<()> {
+        self.model.remove_route(vrf, prefix)?;
+        self.publish();
+        self.store.save_routes(self.model.routes())
+    }
+
+    fn snapshot(&self) -> std::sync::Arc<Snapshot> {
+        self.publisher.load_full()
+    }
+
+    /// The `vif` view.
+    pub fn interfaces(&self) -> Vec<InterfaceView> {
+        let snap = self.snapshot();
+        let stats = self.datapath.stats();
+        snap.interfaces
+            .iter()
+            .flatten()
+            .map(|i| InterfaceView {
+                vif: i.vif,
+                name: i.name.clone(),
+                kind: i.kind,
+                vrf: snap.vrf(i.vrf).map(|v| v.name.clone()).unwrap_or_default(),
+                mac: i.mac,
+                ipv4: i.ipv4,
+                ipv6: i.ipv6,
+                gateway4: i.gateway4,
+                gateway6: i.gateway6,
+                counters: VifTotals::sum(&stats, i.vif),
+            })
+            .collect()
+    }
+
+    /// The `rt` view.
+    pub fn routes(&self, vrf: Option<&str>) -> anyhow::Result<Vec<RouteView>> {
+        let snap = self.snapshot();
+        if let Some(name) = vrf {
+            snap.vrf_by_name(name).ok_or_else(|| anyhow!("no VRF named {name:?}"))?;
+        }
+        let mut out = Vec::new();
+        for v in snap.vrfs.iter().filter(|v| vrf.is_none_or(|n| n == v.name)) {
+            for (k, len, nh) in v.v4.entries() {
+                let prefix = Ipv4Net::new(Ipv4Addr::from(k), len).map_err(|e| anyhow!("{e}"))?;
+                out.push(RouteView { vrf: v.name.clone(), prefix: prefix.into(), nh: *nh });
+            }
+            for (k, len, nh) in v.v6.entries() {
+                let prefix = Ipv6Net::new(Ipv6Addr::from(k), len).map_err(|e| anyhow!("{e}"))?;
+                out.push(RouteView { vrf: v.name.clone(), prefix: prefix.into(), nh: *nh });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `nh` view.
+    pub fn nexthops(&self) -> Vec<NextHopView> {
+        let snap = self.snapshot();
+        let mut uses = vec![0usize; snap.nexthops.len()];
+        for v in &snap.vrfs {
+            for (_, _, nh) in v.v4.entries() {
+                uses[*nh as usize] += 1;
+            }
+            for (_, _, nh) in v.v6.entries() {
+                uses[*nh as usize] += 1;
+            }
+        }
+        snap.nexthops.iter().enumerate().map(|(id, nh)| NextHopView { id: id as u32, nexthop: *nh, routes: uses[id] }).collect()
+    }
+
+    /// The `dropstats` view.
+    pub fn drop_stats(&self) -> DropStatsView {
+        let stats = self.datapath.stats();
+        DropStatsView {
+            reasons: DropReason::ALL.iter().map(|r| (r.label().to_string(), stats.iter().map(|w| w.drops[r.index()].get()).sum())).collect(),
+            icmp_errors_sent: stats.iter().map(|w| w.icmp_errors_sent.get()).sum(),
+            icmp_errors_suppressed: stats.iter().map(|w| w.icmp_errors_suppressed.get()).sum(),
+        }
+    }
+
+    /// The `status` view.
+    pub fn status(&self) -> StatusView {
+        let snap = self.snapshot();
+        let stats = self.datapath.stats();
+        StatusView {
+            generation: snap.generation,
+            forwarding_cores: self.forwarding_cores.clone(),
+            interfaces: snap.interfaces.iter().flatten().count(),
+            vrfs: snap.vrfs.len(),
+            busy_loops: stats.iter().map(|w| w.busy_loops.get()).sum(),
+            idle_loops: stats.iter().map(|w| w.idle_loops.get()).sum(),
+        }
+    }
+
+    /// Detaches everything and stops the workers; the state directory is kept.
+    pub fn shutdown(&mut self) {
+        self.datapath.shutdown();
+    }
+}

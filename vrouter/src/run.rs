@@ -1,0 +1,122 @@
+//! `vrouter run`: configuration, workers, restored ports, the API, clean shutdown.
+
+use crate::api;
+use crate::config::{Config, PollMode, XdpMode};
+use crate::control::Control;
+use crate::datapath::Datapath;
+use crate::store::StateStore;
+use anyhow::Context;
+use control_client::{DesiredState, SnapshotPublisher};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Command-line values that override the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Forwarding core mask (`0x6` or `1-3,5`); overrides cores.forwarding.
+    #[arg(long)]
+    pub forwarding_cores: Option<String>,
+    /// Control core mask; overrides cores.control.
+    #[arg(long)]
+    pub control_cores: Option<String>,
+    /// Overrides fabric.interface.
+    #[arg(long)]
+    pub fabric_interface: Option<String>,
+    /// Overrides dataplane.xdp_mode.
+    #[arg(long, value_enum)]
+    pub xdp_mode: Option<XdpMode>,
+    /// Overrides dataplane.poll_mode.
+    #[arg(long, value_enum)]
+    pub poll_mode: Option<PollMode>,
+    /// Overrides state_dir.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Overrides log_level.
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+/// Applies `o` to `config`.
+pub fn apply_overrides(config: &mut Config, o: &Overrides, api_socket: Option<&PathBuf>) -> anyhow::Result<()> {
+    use crate::config::CoreMask;
+    if let Some(m) = &o.forwarding_cores {
+        config.cores.forwarding = Some(CoreMask::parse(m).map_err(|e| anyhow::anyhow!("--forwarding-cores: {e}"))?);
+    }
+    if let Some(m) = &o.control_cores {
+        config.cores.control = Some(CoreMask::parse(m).map_err(|e| anyhow::anyhow!("--control-cores: {e}"))?);
+    }
+    if let Some(f) = &o.fabric_interface {
+        config.fabric.interface = f.clone();
+    }
+    if let Some(m) = o.xdp_mode {
+        config.dataplane.xdp_mode = m;
+    }
+    if let Some(m) = o.poll_mode {
+        config.dataplane.poll_mode = m;
+    }
+    if let Some(d) = &o.state_dir {
+        config.state_dir = d.clone();
+    }
+    if let Some(l) = &o.log_level {
+        config.log_level = l.clone();
+    }
+    if let Some(s) = api_socket {
+        config.api_socket = s.clone();
+    }
+    Ok(())
+}
+
+/// The cores this process may run on.
+pub fn available_cores() -> Vec<usize> {
+    let mut ids: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn pin_control_thread(cores: &[usize]) {
+    let mut set = nix::sched::CpuSet::new();
+    for &c in cores {
+        let _ = set.set(c);
+    }
+    if let Err(e) = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set) {
+        tracing::warn!("could not pin the control thread: {e}");
+    }
+}
+
+/// Runs the vrouter until SIGTERM or SIGINT.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let cores = config.validate(&available_cores())?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level).map_err(|e| anyhow::anyhow!("log_level: {e}"))?;
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let store = StateStore::open(&config.state_dir)?;
+    let mut model = DesiredState::new(config.tables.interfaces as usize);
+    model.set_fabric(&config.fabric.interface);
+    let publisher = SnapshotPublisher::new(model.build(1, config.vrouter_mac));
+    let datapath = Datapath::start(&config, &cores, &publisher)?;
+    // Workers inherit the affinity of their creator before pinning; pin control after.
+    pin_control_thread(&cores.control);
+    tracing::info!(forwarding = ?cores.forwarding, control = ?cores.control, fabric = %config.fabric.interface, "vrouter started");
+    let mut control = Control::new(model, config.vrouter_mac, publisher, datapath, store, config.tables.routes as usize, cores.forwarding.clone());
+    control.restore();
+    let control = Arc::new(Mutex::new(control));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
+    let served = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+        };
+        api::serve(&config.api_socket, Arc::clone(&control), shutdown).await
+    });
+    let mut c = match control.lock() {
+        Ok(c) => c,
+        Err(p) => p.into_inner(),
+    };
+    c.shutdown();
+    tracing::info!("XDP programs detached, sockets closed");
+    served
+}

@@ -1,0 +1,357 @@
+//! A forwarding worker: one pinned thread, its UMEM and its AF_XDP sockets.
+//!
+//! The loop runs to completion on batches: refill, receive, process each frame
+//! against the snapshot loaded once per batch, queue transmissions per output socket,
+//! flush, kick, reap completions. No locks, allocation or logging on that path; the
+//! only system calls are the TX wake-ups AF_XDP asks for and, when idle in adaptive
+//! mode, poll(2).
+
+use crate::afxdp::{FramePool, PortSocket, RxBatch, FRAME_SIZE};
+use crate::config::PollMode;
+use crate::packet::{self, DropReason, PacketBuf, PipelineContext, Verdict};
+use crate::stats::WorkerStats;
+use control_client::SnapshotPublisher;
+use crossbeam_channel::{Receiver, Sender};
+use nexthop::Vif;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use xdpilone::xdp::XdpDesc;
+
+const NO_SOCKET: u16 = u16::MAX;
+/// Empty polls before an adaptive worker sleeps.
+const IDLE_SPINS: u32 = 2000;
+/// How often kernel socket counters are mirrored.
+const KERNEL_STATS_EVERY: Duration = Duration::from_millis(500);
+
+/// Requests from the control thread.
+#[derive(Debug)]
+pub enum WorkerCommand {
+    /// Open sockets on `queues` of `ifname` for `vif`; reply with `(queue, fd)` pairs
+    /// for the XSK map.
+    AddPort {
+        /// The interface's vif.
+        vif: Vif,
+        /// Its name.
+        ifname: String,
+        /// Queues this worker receives from; the first is also its TX queue.
+        queues: Vec<u32>,
+        /// Where the result goes.
+        reply: Sender<Result<Vec<(u32, RawFd)>, String>>,
+    },
+    /// Close the sockets of `vif` and reclaim their frames.
+    RemovePort {
+        /// The interface's vif.
+        vif: Vif,
+        /// Acknowledgement.
+        reply: Sender<()>,
+    },
+}
+
+/// What a worker needs to start.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Worker number (also its fabric queue).
+    pub index: usize,
+    /// Core to pin to.
+    pub core: usize,
+    /// Frames in the UMEM.
+    pub umem_frames: u32,
+    /// Ring entries.
+    pub ring_size: u32,
+    /// Packets per receive batch.
+    pub batch_size: u32,
+    /// Idle behaviour.
+    pub poll_mode: PollMode,
+    /// The fabric interface (anchor of the UMEM).
+    pub fabric: String,
+}
+
+struct Slot {
+    vif: Vif,
+    socket: PortSocket,
+}
+
+/// The worker's state; built on its own thread.
+struct Worker {
+    // Sockets before the pool: they close before the UMEM does.
+    slots: Vec<Option<Slot>>,
+    pool: FramePool,
+    tx_slot_of_vif: Vec<u16>,
+    pending: Vec<Vec<XdpDesc>>,
+    settings: WorkerSettings,
+    stats: Arc<WorkerStats>,
+    publisher: SnapshotPublisher,
+    commands: Receiver<WorkerCommand>,
+    ctx: PipelineContext,
+}
+
+/// Spawns a worker; returns once its UMEM and fabric anchor socket are ready.
+pub fn spawn(
+    settings: WorkerSettings,
+    publisher: SnapshotPublisher,
+    stats: Arc<WorkerStats>,
+    commands: Receiver<WorkerCommand>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
+    let name = format!("vrouter-fwd{}", settings.index);
+    let handle = std::thread::Builder::new().name(name).spawn(move || {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: settings.core }) {
+            tracing::warn!(core = settings.core, "could not pin worker");
+        }
+        match Worker::new(settings, publisher, stats, commands) {
+            Ok(mut w) => {
+                let _ = ready_tx.send(Ok(()));
+                w.run(&stop);
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(format!("{e:#}")));
+            }
+        }
+    })?;
+    match ready_rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(Ok(())) => Ok(handle),
+        Ok(Err(e)) => {
+            let _ = handle.join();
+            anyhow::bail!(e)
+        }
+        Err(_) => anyhow::bail!("worker did not start within 20 s"),
+    }
+}
+
+impl Worker {
+    fn new(settings: WorkerSettings, publisher: SnapshotPublisher, stats: Arc<WorkerStats>, commands: Receiver<WorkerCommand>) -> anyhow::Result<Self> {
+        let mut pool = FramePool::new(settings.umem_frames, settings.ring_size)
+            .map_err(|e| anyhow::anyhow!("worker {}: UMEM of {} frames: {e}", settings.index, settings.umem_frames))?;
+        let anchor = PortSocket::open(&mut pool, &settings.fabric, settings.index as u32, settings.ring_size, 0, true).map_err(|e| {
+            anyhow::anyhow!(
+                "worker {}: {e} (each forwarding worker binds one queue of the fabric interface; it needs at least as many queues as cores.forwarding has cores)",
+                settings.index
+            )
+        })?;
+        let max_vifs = stats.vifs.len();
+        let mut tx_slot_of_vif = vec![NO_SOCKET; max_vifs];
+        tx_slot_of_vif[0] = 0;
+        Ok(Self {
+            slots: vec![Some(Slot { vif: 0, socket: anchor })],
+            pool,
+            tx_slot_of_vif,
+            pending: vec![Vec::with_capacity(settings.batch_size as usize)],
+            settings,
+            stats,
+            publisher,
+            commands,
+            ctx: PipelineContext::default(),
+        })
+    }
+
+    fn run(&mut self, stop: &AtomicBool) {
+        let batch = self.settings.batch_size;
+        let mut rx: RxBatch = Vec::with_capacity(batch as usize);
+        let mut idle_spins = 0u32;
+        let mut last_kernel_stats = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            while let Ok(cmd) = self.commands.try_recv() {
+                self.handle(cmd);
+            }
+            let snap = self.publisher.load();
+            let live = self.slots.iter().flatten().count().max(1) as u32;
+            let fill_target = (self.settings.umem_frames / (2 * live)).clamp(batch, self.settings.ring_size);
+            let mut work = 0usize;
+            for slot in 0..self.slots.len() {
+                let Some(Slot { vif, socket }) = self.slots[slot].as_mut() else { continue };
+                let in_vif = *vif;
+                socket.refill(&mut self.pool, fill_target);
+                rx.clear();
+                socket.receive(&mut self.pool, batch, &mut rx);
+                if rx.is_empty() {
+                    continue;
+                }
+                work += rx.len();
+                let stats = Arc::clone(&self.stats);
+                let counters = stats.vifs.get(in_vif as usize);
+                for desc in rx.iter() {
+                    if let Some(c) = counters {
+                        c.rx_packets.add(1);
+                        c.rx_bytes.add(u64::from(desc.len));
+                    }
+                    self.forward_one(&snap, in_vif, slot as u16, *desc);
+                }
+                self.flush();
+            }
+            for s in self.slots.iter_mut().flatten() {
+                s.socket.kick_tx();
+                s.socket.reap(&mut self.pool);
+            }
+            if work > 0 {
+                idle_spins = 0;
+                self.stats.busy_loops.add(1);
+                self.ctx.icmp.refill(Instant::now());
+                continue;
+            }
+            self.stats.idle_loops.add(1);
+            idle_spins += 1;
+            if idle_spins >= IDLE_SPINS {
+                idle_spins = 0;
+                if last_kernel_stats.elapsed() >= KERNEL_STATS_EVERY {
+                    self.mirror_kernel_stats();
+                    last_kernel_stats = Instant::now();
+                }
+                if self.settings.poll_mode == PollMode::Adaptive {
+                    let fds: Vec<RawFd> = self.slots.iter().flatten().map(|s| s.socket.raw_fd()).collect();
+                    crate::afxdp::wait_readable(&fds, 5);
+                }
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    #[inline]
+    fn forward_one(&mut self, snap: &nexthop::Snapshot, in_vif: Vif, in_slot: u16, desc: XdpDesc) {
+        let base = desc.addr & !u64::from(FRAME_SIZE - 1);
+        let offset = (desc.addr - base) as usize;
+        let Some(frame) = self.pool.frame_mut(desc.addr) else {
+            return;
+        };
+        let verdict = match PacketBuf::new(frame, offset, desc.len as usize) {
+            Some(mut pkt) => {
+                let v = packet::process(snap, in_vif, &mut pkt, &mut self.ctx);
+                (v, base + pkt.start() as u64, pkt.len() as u32)
+            }
+            None => (Verdict::Drop(DropReason::Truncated), 0, 0),
+        };
+        let out_slot = match verdict.0 {
+            Verdict::Transmit(out_vif) => match self.tx_slot_of_vif.get(out_vif as usize) {
+                Some(&s) if s != NO_SOCKET => s,
+                _ => {
+                    self.stats.drop_packet(in_vif, DropReason::NoTxPort);
+                    self.pool.release(desc.addr);
+                    return;
+                }
+            },
+            Verdict::DropWithError(reason) => {
+                self.stats.drop_packet(in_vif, reason);
+                self.stats.icmp_errors_sent.add(1);
+                in_slot
+            }
+            Verdict::Drop(reason) => {
+                self.stats.drop_packet(in_vif, reason);
+                self.pool.release(desc.addr);
+                return;
+            }
+        };
+        self.pending[out_slot as usize].push(XdpDesc {
+            addr: verdict.1,
+            len: verdict.2,
+            options: 0,
+        });
+    }
+
+    fn flush(&mut self) {
+        for (slot, pending) in self.pending.iter_mut().enumerate() {
+            if pending.is_empty() {
+                continue;
+            }
+            let Some(Slot { vif, socket }) = self.slots[slot].as_mut() else {
+                for d in pending.drain(..) {
+                    self.pool.release(d.addr);
+                }
+                continue;
+            };
+            let sent = socket.transmit(&mut self.pool, pending);
+            if let Some(c) = self.stats.vifs.get(*vif as usize) {
+                c.tx_packets.add(sent as u64);
+                c.tx_bytes.add(pending[..sent].iter().map(|d| u64::from(d.len)).sum());
+                c.tx_ring_full.add((pending.len() - sent) as u64);
+            }
+            for d in &pending[sent..] {
+                self.stats.drops[DropReason::TxRingFull.index()].add(1);
+                self.pool.release(d.addr);
+            }
+            pending.clear();
+        }
+    }
+
+    fn mirror_kernel_stats(&self) {
+        for s in self.slots.iter().flatten() {
+            let k = s.socket.kernel_stats();
+            if let Some(c) = self.stats.vifs.get(s.vif as usize) {
+                c.kernel_rx_dropped.set(k.rx_dropped);
+                c.kernel_rx_ring_full.set(k.rx_ring_full);
+                c.kernel_fill_ring_empty.set(k.fill_ring_empty);
+            }
+        }
+        self.stats.icmp_errors_suppressed.set(self.ctx.icmp.suppressed);
+    }
+
+    fn handle(&mut self, cmd: WorkerCommand) {
+        match cmd {
+            WorkerCommand::AddPort { vif, ifname, queues, reply } => {
+                let result = self.add_port(vif, &ifname, &queues);
+                let _ = reply.send(result);
+            }
+            WorkerCommand::RemovePort { vif, reply } => {
+                self.remove_port(vif);
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn add_port(&mut self, vif: Vif, ifname: &str, queues: &[u32]) -> Result<Vec<(u32, RawFd)>, String> {
+        if vif as usize >= self.tx_slot_of_vif.len() || vif == 0 {
+            return Err(format!("vif {vif} out of range"));
+        }
+        self.remove_port(vif);
+        if let Some(c) = self.stats.vifs.get(vif as usize) {
+            for counter in [&c.rx_packets, &c.rx_bytes, &c.tx_packets, &c.tx_bytes, &c.drops, &c.tx_ring_full] {
+                counter.set(0);
+            }
+        }
+        let mut opened = Vec::new();
+        for &queue in queues {
+            let slot = match self.slots.iter().position(Option::is_none) {
+                Some(s) => s,
+                None if self.slots.len() < NO_SOCKET as usize => {
+                    self.slots.push(None);
+                    self.pending.push(Vec::with_capacity(self.settings.batch_size as usize));
+                    self.slots.len() - 1
+                }
+                None => return Err("worker socket table full".into()),
+            };
+            match PortSocket::open(&mut self.pool, ifname, queue, self.settings.ring_size, slot as u16, false) {
+                Ok(socket) => {
+                    opened.push((queue, socket.raw_fd()));
+                    self.slots[slot] = Some(Slot { vif, socket });
+                    if self.tx_slot_of_vif[vif as usize] == NO_SOCKET {
+                        self.tx_slot_of_vif[vif as usize] = slot as u16;
+                    }
+                }
+                Err(e) => {
+                    self.remove_port(vif);
+                    return Err(e.to_string());
+                }
+            }
+        }
+        Ok(opened)
+    }
+
+    fn remove_port(&mut self, vif: Vif) {
+        if vif == 0 {
+            return;
+        }
+        if let Some(s) = self.tx_slot_of_vif.get_mut(vif as usize) {
+            *s = NO_SOCKET;
+        }
+        for slot in 0..self.slots.len() {
+            if self.slots[slot].as_ref().is_some_and(|s| s.vif == vif) {
+                let s = self.slots[slot].take().expect("checked");
+                for d in self.pending[slot].drain(..) {
+                    self.pool.release(d.addr);
+                }
+                s.socket.close(&mut self.pool);
+            }
+        }
+    }
+}
