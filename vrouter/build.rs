@@ -19,6 +19,13 @@ fn main() {
         .args(["-c", src, "-o"])
         .arg(&out)
         .status()
-        .unwrap_or_else(|e| panic!("cannot run clang ({e}): run scripts/setup.sh, or apt-get install clang libbpf-dev"));
-    assert!(status.success(), "clang failed to compile {src}: run scripts/setup.sh, or apt-get install clang libbpf-dev");
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run clang ({e}): run scripts/setup.sh, or apt-get install clang libbpf-dev"
+            )
+        });
+    assert!(
+        status.success(),
+        "clang failed to compile {src}: run scripts/setup.sh, or apt-get install clang libbpf-dev"
+    );
 }

@@ -1,7 +1,9 @@
 //! Command-line interface: `run`, the lab, and views in the spirit of the Tungsten
 //! Fabric tools (`vif`, `rt`, `nh`, `dropstats`) that talk to a running vrouter.
 
-use crate::api::{ApiClient, DropStatsView, InterfaceView, NextHopView, Request, RouteView, StatusView};
+use crate::api::{
+    ApiClient, DropStatsView, InterfaceView, NextHopView, Request, RouteView, StatusView,
+};
 use crate::config::Config;
 use crate::run::Overrides;
 use clap::{Parser, Subcommand};
@@ -154,10 +156,15 @@ fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
 pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> anyhow::Result<()> {
     let api = ApiClient::new(socket);
     match command {
-        Command::Vif { action: VifAction::List } => {
+        Command::Vif {
+            action: VifAction::List,
+        } => {
             let list: Vec<InterfaceView> = api.call(&Request::Interfaces)?;
             print(json, &list, |list| {
-                println!("{:<5} {:<15} {:<6} {:<12} {:<17} {:<15} {:>10} {:>10} {:>8}", "vif", "name", "kind", "vrf", "mac", "ipv4", "rx_pkts", "tx_pkts", "drops");
+                println!(
+                    "{:<5} {:<15} {:<6} {:<12} {:<17} {:<15} {:>10} {:>10} {:>8}",
+                    "vif", "name", "kind", "vrf", "mac", "ipv4", "rx_pkts", "tx_pkts", "drops"
+                );
                 for i in list {
                     println!(
                         "{:<5} {:<15} {:<6} {:<12} {:<17} {:<15} {:>10} {:>10} {:>8}",
@@ -172,21 +179,54 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                         i.counters.drops
                     );
                     if let Some(v6) = i.ipv6 {
-                        println!("{:<5} {:<15} ipv6 {v6} gateway6 {}", "", "", opt(&i.gateway6));
+                        println!(
+                            "{:<5} {:<15} ipv6 {v6} gateway6 {}",
+                            "",
+                            "",
+                            opt(&i.gateway6)
+                        );
                     }
                 }
             })
         }
-        Command::Vif { action: VifAction::Add { name, vrf, mac, ip, ip6, gateway, gateway6 } } => {
-            let spec = InterfaceSpec { name: name.clone(), vrf, mac, ipv4: ip, ipv6: ip6, gateway4: gateway, gateway6 };
+        Command::Vif {
+            action:
+                VifAction::Add {
+                    name,
+                    vrf,
+                    mac,
+                    ip,
+                    ip6,
+                    gateway,
+                    gateway6,
+                },
+        } => {
+            let spec = InterfaceSpec {
+                name: name.clone(),
+                vrf,
+                mac,
+                ipv4: ip,
+                ipv6: ip6,
+                gateway4: gateway,
+                gateway6,
+            };
             let answer: serde_json::Value = api.call(&Request::AddInterface { spec })?;
-            print(json, &answer, |a| println!("{name} attached as vif {}", a["vif"]))
+            print(json, &answer, |a| {
+                println!("{name} attached as vif {}", a["vif"])
+            })
         }
-        Command::Vif { action: VifAction::Delete { name } } => {
-            let _: serde_json::Value = api.call(&Request::RemoveInterface { name: name.clone() })?;
-            print(json, &serde_json::Value::Null, |_| println!("{name} detached"))
+        Command::Vif {
+            action: VifAction::Delete { name },
+        } => {
+            let _: serde_json::Value =
+                api.call(&Request::RemoveInterface { name: name.clone() })?;
+            print(json, &serde_json::Value::Null, |_| {
+                println!("{name} detached")
+            })
         }
-        Command::Rt { action: RtAction::List { vrf } } => {
+        Command::Rt {
+            action: RtAction::List { vrf },
+        } => {
             let routes: Vec<RouteView> = api.call(&Request::Routes { vrf })?;
             print(json, &routes, |routes| {
                 println!("{:<16} {:<44} {:>4}", "vrf", "prefix", "nh");
@@ -195,17 +235,37 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 }
             })
         }
-        Command::Rt { action: RtAction::Add { vrf, prefix, interface, discard: _ } } => {
+        Command::Rt {
+            action:
+                RtAction::Add {
+                    vrf,
+                    prefix,
+                    interface,
+                    discard: _,
+                },
+        } => {
             let target = match interface {
                 Some(name) => RouteTarget::Interface { name },
                 None => RouteTarget::Discard,
             };
-            let _: serde_json::Value = api.call(&Request::AddRoute { route: RouteSpec { vrf, prefix, target } })?;
-            print(json, &serde_json::Value::Null, |_| println!("route {prefix} added"))
+            let _: serde_json::Value = api.call(&Request::AddRoute {
+                route: RouteSpec {
+                    vrf,
+                    prefix,
+                    target,
+                },
+            })?;
+            print(json, &serde_json::Value::Null, |_| {
+                println!("route {prefix} added")
+            })
         }
-        Command::Rt { action: RtAction::Delete { vrf, prefix } } => {
+        Command::Rt {
+            action: RtAction::Delete { vrf, prefix },
+        } => {
             let _: serde_json::Value = api.call(&Request::RemoveRoute { vrf, prefix })?;
-            print(json, &serde_json::Value::Null, |_| println!("route {prefix} removed"))
+            print(json, &serde_json::Value::Null, |_| {
+                println!("route {prefix} removed")
+            })
         }
         Command::Nh => {
             let nhs: Vec<NextHopView> = api.call(&Request::NextHops)?;
@@ -213,10 +273,17 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 println!("{:>4} {:<8} {:>6}  detail", "id", "type", "routes");
                 for n in nhs {
                     let detail = match n.nexthop {
-                        NextHop::Interface { vif, dst_mac } => format!("vif {vif} dst_mac {dst_mac}"),
+                        NextHop::Interface { vif, dst_mac } => {
+                            format!("vif {vif} dst_mac {dst_mac}")
+                        }
                         _ => String::new(),
                     };
-                    println!("{:>4} {:<8} {:>6}  {detail}", n.id, n.nexthop.kind(), n.routes);
+                    println!(
+                        "{:>4} {:<8} {:>6}  {detail}",
+                        n.id,
+                        n.nexthop.kind(),
+                        n.routes
+                    );
                 }
             })
         }
@@ -227,7 +294,10 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     println!("{label:<24} {n:>12}");
                 }
                 println!("{:<24} {:>12}", "icmp_errors_sent", d.icmp_errors_sent);
-                println!("{:<24} {:>12}", "icmp_errors_suppressed", d.icmp_errors_suppressed);
+                println!(
+                    "{:<24} {:>12}",
+                    "icmp_errors_suppressed", d.icmp_errors_suppressed
+                );
             })
         }
         Command::Status => {
@@ -240,7 +310,9 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 println!("busy/idle loops   {}/{}", s.busy_loops, s.idle_loops);
             })
         }
-        Command::Run { .. } | Command::CheckConfig { .. } | Command::Lab(_) => anyhow::bail!("not an API command"),
+        Command::Run { .. } | Command::CheckConfig { .. } | Command::Lab(_) => {
+            anyhow::bail!("not an API command")
+        }
     }
 }
 
@@ -248,6 +320,11 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
 pub fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     let cores = config.validate(&crate::run::available_cores())?;
-    println!("{}: ok (forwarding cores {:?}, control cores {:?})", path.display(), cores.forwarding, cores.control);
+    println!(
+        "{}: ok (forwarding cores {:?}, control cores {:?})",
+        path.display(),
+        cores.forwarding,
+        cores.control
+    );
     Ok(())
 }

@@ -27,7 +27,15 @@ pub struct Control {
 
 impl Control {
     /// Wraps a started datapath; `model` already holds the fabric.
-    pub fn new(model: DesiredState, router_mac: MacAddr, publisher: SnapshotPublisher, datapath: Datapath, store: StateStore, max_routes: usize, forwarding_cores: Vec<usize>) -> Self {
+    pub fn new(
+        model: DesiredState,
+        router_mac: MacAddr,
+        publisher: SnapshotPublisher,
+        datapath: Datapath,
+        store: StateStore,
+        max_routes: usize,
+        forwarding_cores: Vec<usize>,
+    ) -> Self {
         Self {
             model,
             generation: publisher.load().generation,
@@ -42,7 +50,8 @@ impl Control {
 
     fn publish(&mut self) {
         self.generation += 1;
-        self.publisher.publish(self.model.build(self.generation, self.router_mac));
+        self.publisher
+            .publish(self.model.build(self.generation, self.router_mac));
     }
 
     /// Re-attaches the ports and routes kept in the state directory.
@@ -55,7 +64,9 @@ impl Control {
             let name = spec.name.clone();
             match self.attach(spec, false) {
                 Ok(vif) => tracing::info!(interface = %name, vif, "port restored"),
-                Err(e) => tracing::warn!(interface = %name, "port file kept but not attached: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(interface = %name, "port file kept but not attached: {e:#}")
+                }
             }
         }
         match self.store.load_routes() {
@@ -98,7 +109,10 @@ impl Control {
         let mut next = self.model.clone();
         let (vif, _) = match next.remove_interface(name) {
             Ok(v) => v,
-            Err(e) if self.store.has_port(name) && !self.model.interfaces().any(|(_, s)| s.name == name) => {
+            Err(e)
+                if self.store.has_port(name)
+                    && !self.model.interfaces().any(|(_, s)| s.name == name) =>
+            {
                 self.store.delete_port(name)?;
                 tracing::info!(interface = name, "stale port file removed ({e})");
                 return Ok(());
@@ -114,7 +128,10 @@ impl Control {
     /// Adds a route and records the route list.
     pub fn add_route(&mut self, route: RouteSpec) -> anyhow::Result<()> {
         if self.model.routes().len() >= self.max_routes {
-            bail!("route table full ({} routes): raise tables.routes", self.max_routes);
+            bail!(
+                "route table full ({} routes): raise tables.routes",
+                self.max_routes
+            );
         }
         self.model.add_route(route)?;
         self.publish();
@@ -158,17 +175,26 @@ impl Control {
     pub fn routes(&self, vrf: Option<&str>) -> anyhow::Result<Vec<RouteView>> {
         let snap = self.snapshot();
         if let Some(name) = vrf {
-            snap.vrf_by_name(name).ok_or_else(|| anyhow!("no VRF named {name:?}"))?;
+            snap.vrf_by_name(name)
+                .ok_or_else(|| anyhow!("no VRF named {name:?}"))?;
         }
         let mut out = Vec::new();
         for v in snap.vrfs.iter().filter(|v| vrf.is_none_or(|n| n == v.name)) {
             for (k, len, nh) in v.v4.entries() {
                 let prefix = Ipv4Net::new(Ipv4Addr::from(k), len).map_err(|e| anyhow!("{e}"))?;
-                out.push(RouteView { vrf: v.name.clone(), prefix: prefix.into(), nh: *nh });
+                out.push(RouteView {
+                    vrf: v.name.clone(),
+                    prefix: prefix.into(),
+                    nh: *nh,
+                });
             }
             for (k, len, nh) in v.v6.entries() {
                 let prefix = Ipv6Net::new(Ipv6Addr::from(k), len).map_err(|e| anyhow!("{e}"))?;
-                out.push(RouteView { vrf: v.name.clone(), prefix: prefix.into(), nh: *nh });
+                out.push(RouteView {
+                    vrf: v.name.clone(),
+                    prefix: prefix.into(),
+                    nh: *nh,
+                });
             }
         }
         Ok(out)
@@ -186,14 +212,30 @@ impl Control {
                 uses[*nh as usize] += 1;
             }
         }
-        snap.nexthops.iter().enumerate().map(|(id, nh)| NextHopView { id: id as u32, nexthop: *nh, routes: uses[id] }).collect()
+        snap.nexthops
+            .iter()
+            .enumerate()
+            .map(|(id, nh)| NextHopView {
+                id: id as u32,
+                nexthop: *nh,
+                routes: uses[id],
+            })
+            .collect()
     }
 
     /// The `dropstats` view.
     pub fn drop_stats(&self) -> DropStatsView {
         let stats = self.datapath.stats();
         DropStatsView {
-            reasons: DropReason::ALL.iter().map(|r| (r.label().to_string(), stats.iter().map(|w| w.drops[r.index()].get()).sum())).collect(),
+            reasons: DropReason::ALL
+                .iter()
+                .map(|r| {
+                    (
+                        r.label().to_string(),
+                        stats.iter().map(|w| w.drops[r.index()].get()).sum(),
+                    )
+                })
+                .collect(),
             icmp_errors_sent: stats.iter().map(|w| w.icmp_errors_sent.get()).sum(),
             icmp_errors_suppressed: stats.iter().map(|w| w.icmp_errors_suppressed.get()).sum(),
         }

@@ -37,13 +37,19 @@ pub struct Overrides {
 }
 
 /// Applies `o` to `config`.
-pub fn apply_overrides(config: &mut Config, o: &Overrides, api_socket: Option<&PathBuf>) -> anyhow::Result<()> {
+pub fn apply_overrides(
+    config: &mut Config,
+    o: &Overrides,
+    api_socket: Option<&PathBuf>,
+) -> anyhow::Result<()> {
     use crate::config::CoreMask;
     if let Some(m) = &o.forwarding_cores {
-        config.cores.forwarding = Some(CoreMask::parse(m).map_err(|e| anyhow::anyhow!("--forwarding-cores: {e}"))?);
+        config.cores.forwarding =
+            Some(CoreMask::parse(m).map_err(|e| anyhow::anyhow!("--forwarding-cores: {e}"))?);
     }
     if let Some(m) = &o.control_cores {
-        config.cores.control = Some(CoreMask::parse(m).map_err(|e| anyhow::anyhow!("--control-cores: {e}"))?);
+        config.cores.control =
+            Some(CoreMask::parse(m).map_err(|e| anyhow::anyhow!("--control-cores: {e}"))?);
     }
     if let Some(f) = &o.fabric_interface {
         config.fabric.interface = f.clone();
@@ -68,7 +74,11 @@ pub fn apply_overrides(config: &mut Config, o: &Overrides, api_socket: Option<&P
 
 /// The cores this process may run on.
 pub fn available_cores() -> Vec<usize> {
-    let mut ids: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let mut ids: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     ids.sort_unstable();
     ids
 }
@@ -86,8 +96,12 @@ fn pin_control_thread(cores: &[usize]) {
 /// Runs the vrouter until SIGTERM or SIGINT.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let cores = config.validate(&available_cores())?;
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level).map_err(|e| anyhow::anyhow!("log_level: {e}"))?;
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .map_err(|e| anyhow::anyhow!("log_level: {e}"))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let store = StateStore::open(&config.state_dir)?;
     let mut model = DesiredState::new(config.tables.interfaces as usize);
     model.set_fabric(&config.fabric.interface);
@@ -96,10 +110,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // Workers inherit the affinity of their creator before pinning; pin control after.
     pin_control_thread(&cores.control);
     tracing::info!(forwarding = ?cores.forwarding, control = ?cores.control, fabric = %config.fabric.interface, "vrouter started");
-    let mut control = Control::new(model, config.vrouter_mac, publisher, datapath, store, config.tables.routes as usize, cores.forwarding.clone());
+    let mut control = Control::new(
+        model,
+        config.vrouter_mac,
+        publisher,
+        datapath,
+        store,
+        config.tables.routes as usize,
+        cores.forwarding.clone(),
+    );
     control.restore();
     let control = Arc::new(Mutex::new(control));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
     let served = runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;

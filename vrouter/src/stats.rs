@@ -15,7 +15,10 @@ impl Counter {
     /// Adds `n` (only the owning worker calls this).
     #[inline]
     pub fn add(&self, n: u64) {
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     /// Overwrites the value (for mirrored kernel counters).
@@ -122,7 +125,9 @@ impl VifTotals {
     pub fn sum(workers: &[std::sync::Arc<WorkerStats>], vif: u32) -> Self {
         let mut t = Self::default();
         for w in workers {
-            let Some(c) = w.vifs.get(vif as usize) else { continue };
+            let Some(c) = w.vifs.get(vif as usize) else {
+                continue;
+            };
             t.rx_packets += c.rx_packets.get();
             t.rx_bytes += c.rx_bytes.get();
             t.tx_packets += c.tx_packets.get();

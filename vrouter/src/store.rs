@@ -18,8 +18,11 @@ pub struct StateStore {
 impl StateStore {
     /// Opens (creating if needed) `dir`.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir.join("ports")).with_context(|| format!("state_dir {}", dir.display()))?;
-        Ok(Self { dir: dir.to_path_buf() })
+        std::fs::create_dir_all(dir.join("ports"))
+            .with_context(|| format!("state_dir {}", dir.display()))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
     }
 
     fn port_path(&self, name: &str) -> PathBuf {
@@ -35,13 +38,18 @@ impl StateStore {
 
     /// Records a port.
     pub fn save_port(&self, spec: &InterfaceSpec) -> anyhow::Result<()> {
-        Self::write_atomic(&self.port_path(&spec.name), &serde_json::to_vec_pretty(spec)?)
+        Self::write_atomic(
+            &self.port_path(&spec.name),
+            &serde_json::to_vec_pretty(spec)?,
+        )
     }
 
     /// Forgets a port (no error if it was not recorded).
     pub fn delete_port(&self, name: &str) -> anyhow::Result<()> {
         match std::fs::remove_file(self.port_path(name)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).context("removing port file"),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).context("removing port file")
+            }
             _ => Ok(()),
         }
     }
@@ -58,10 +66,17 @@ impl StateStore {
         let Ok(entries) = std::fs::read_dir(self.dir.join("ports")) else {
             return (ports, problems);
         };
-        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+        let mut paths: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
         paths.sort();
         for p in paths {
-            match std::fs::read(&p).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice::<InterfaceSpec>(&b)?)) {
+            match std::fs::read(&p)
+                .map_err(anyhow::Error::from)
+                .and_then(|b| Ok(serde_json::from_slice::<InterfaceSpec>(&b)?))
+            {
                 Ok(spec) => ports.push(spec),
                 Err(e) => problems.push(format!("{}: {e}", p.display())),
             }
@@ -71,7 +86,10 @@ impl StateStore {
 
     /// Records the configured routes.
     pub fn save_routes(&self, routes: &[RouteSpec]) -> anyhow::Result<()> {
-        Self::write_atomic(&self.dir.join("routes.json"), &serde_json::to_vec_pretty(routes)?)
+        Self::write_atomic(
+            &self.dir.join("routes.json"),
+            &serde_json::to_vec_pretty(routes)?,
+        )
     }
 
     /// The recorded routes.

@@ -22,6 +22,8 @@ use xdpilone::xdp::XdpDesc;
 const NO_SOCKET: u16 = u16::MAX;
 /// Empty polls before an adaptive worker sleeps.
 const IDLE_SPINS: u32 = 2000;
+/// Kick-and-retry rounds for a full TX ring before its frames are dropped.
+const TX_RETRIES: u32 = 16;
 /// How often kernel socket counters are mirrored.
 const KERNEL_STATS_EVERY: Duration = Duration::from_millis(500);
 
@@ -122,9 +124,19 @@ pub fn spawn(
 }
 
 impl Worker {
-    fn new(settings: WorkerSettings, publisher: SnapshotPublisher, stats: Arc<WorkerStats>, commands: Receiver<WorkerCommand>) -> anyhow::Result<Self> {
-        let mut pool = FramePool::new(settings.umem_frames, settings.ring_size)
-            .map_err(|e| anyhow::anyhow!("worker {}: UMEM of {} frames: {e}", settings.index, settings.umem_frames))?;
+    fn new(
+        settings: WorkerSettings,
+        publisher: SnapshotPublisher,
+        stats: Arc<WorkerStats>,
+        commands: Receiver<WorkerCommand>,
+    ) -> anyhow::Result<Self> {
+        let mut pool = FramePool::new(settings.umem_frames, settings.ring_size).map_err(|e| {
+            anyhow::anyhow!(
+                "worker {}: UMEM of {} frames: {e}",
+                settings.index,
+                settings.umem_frames
+            )
+        })?;
         let anchor = PortSocket::open(&mut pool, &settings.fabric, settings.index as u32, settings.ring_size, 0, true).map_err(|e| {
             anyhow::anyhow!(
                 "worker {}: {e} (each forwarding worker binds one queue of the fabric interface; it needs at least as many queues as cores.forwarding has cores)",
@@ -135,7 +147,10 @@ impl Worker {
         let mut tx_slot_of_vif = vec![NO_SOCKET; max_vifs];
         tx_slot_of_vif[0] = 0;
         Ok(Self {
-            slots: vec![Some(Slot { vif: 0, socket: anchor })],
+            slots: vec![Some(Slot {
+                vif: 0,
+                socket: anchor,
+            })],
             pool,
             tx_slot_of_vif,
             pending: vec![Vec::with_capacity(settings.batch_size as usize)],
@@ -158,10 +173,13 @@ impl Worker {
             }
             let snap = self.publisher.load();
             let live = self.slots.iter().flatten().count().max(1) as u32;
-            let fill_target = (self.settings.umem_frames / (2 * live)).clamp(batch, self.settings.ring_size);
+            let fill_target =
+                (self.settings.umem_frames / (2 * live)).clamp(batch, self.settings.ring_size);
             let mut work = 0usize;
             for slot in 0..self.slots.len() {
-                let Some(Slot { vif, socket }) = self.slots[slot].as_mut() else { continue };
+                let Some(Slot { vif, socket }) = self.slots[slot].as_mut() else {
+                    continue;
+                };
                 let in_vif = *vif;
                 socket.refill(&mut self.pool, fill_target);
                 rx.clear();
@@ -200,7 +218,12 @@ impl Worker {
                     last_kernel_stats = Instant::now();
                 }
                 if self.settings.poll_mode == PollMode::Adaptive {
-                    let fds: Vec<RawFd> = self.slots.iter().flatten().map(|s| s.socket.raw_fd()).collect();
+                    let fds: Vec<RawFd> = self
+                        .slots
+                        .iter()
+                        .flatten()
+                        .map(|s| s.socket.raw_fd())
+                        .collect();
                     crate::afxdp::wait_readable(&fds, 5);
                 }
             }
@@ -260,10 +283,20 @@ impl Worker {
                 }
                 continue;
             };
-            let sent = socket.transmit(&mut self.pool, pending);
+            // A full ring is usually a kernel that has not been kicked enough yet:
+            // kick, reap and retry a few times before counting drops.
+            let mut sent = socket.transmit(&mut self.pool, pending);
+            let mut retries = TX_RETRIES;
+            while sent < pending.len() && retries > 0 {
+                socket.kick_tx();
+                socket.reap(&mut self.pool);
+                sent += socket.transmit(&mut self.pool, &pending[sent..]);
+                retries -= 1;
+            }
             if let Some(c) = self.stats.vifs.get(*vif as usize) {
                 c.tx_packets.add(sent as u64);
-                c.tx_bytes.add(pending[..sent].iter().map(|d| u64::from(d.len)).sum());
+                c.tx_bytes
+                    .add(pending[..sent].iter().map(|d| u64::from(d.len)).sum());
                 c.tx_ring_full.add((pending.len() - sent) as u64);
             }
             for d in &pending[sent..] {
@@ -283,12 +316,19 @@ impl Worker {
                 c.kernel_fill_ring_empty.set(k.fill_ring_empty);
             }
         }
-        self.stats.icmp_errors_suppressed.set(self.ctx.icmp.suppressed);
+        self.stats
+            .icmp_errors_suppressed
+            .set(self.ctx.icmp.suppressed);
     }
 
     fn handle(&mut self, cmd: WorkerCommand) {
         match cmd {
-            WorkerCommand::AddPort { vif, ifname, queues, reply } => {
+            WorkerCommand::AddPort {
+                vif,
+                ifname,
+                queues,
+                reply,
+            } => {
                 let result = self.add_port(vif, &ifname, &queues);
                 let _ = reply.send(result);
             }
@@ -299,13 +339,25 @@ impl Worker {
         }
     }
 
-    fn add_port(&mut self, vif: Vif, ifname: &str, queues: &[u32]) -> Result<Vec<(u32, RawFd)>, String> {
+    fn add_port(
+        &mut self,
+        vif: Vif,
+        ifname: &str,
+        queues: &[u32],
+    ) -> Result<Vec<(u32, RawFd)>, String> {
         if vif as usize >= self.tx_slot_of_vif.len() || vif == 0 {
             return Err(format!("vif {vif} out of range"));
         }
         self.remove_port(vif);
         if let Some(c) = self.stats.vifs.get(vif as usize) {
-            for counter in [&c.rx_packets, &c.rx_bytes, &c.tx_packets, &c.tx_bytes, &c.drops, &c.tx_ring_full] {
+            for counter in [
+                &c.rx_packets,
+                &c.rx_bytes,
+                &c.tx_packets,
+                &c.tx_bytes,
+                &c.drops,
+                &c.tx_ring_full,
+            ] {
                 counter.set(0);
             }
         }
@@ -315,12 +367,20 @@ impl Worker {
                 Some(s) => s,
                 None if self.slots.len() < NO_SOCKET as usize => {
                     self.slots.push(None);
-                    self.pending.push(Vec::with_capacity(self.settings.batch_size as usize));
+                    self.pending
+                        .push(Vec::with_capacity(self.settings.batch_size as usize));
                     self.slots.len() - 1
                 }
                 None => return Err("worker socket table full".into()),
             };
-            match PortSocket::open(&mut self.pool, ifname, queue, self.settings.ring_size, slot as u16, false) {
+            match PortSocket::open(
+                &mut self.pool,
+                ifname,
+                queue,
+                self.settings.ring_size,
+                slot as u16,
+                false,
+            ) {
                 Ok(socket) => {
                     opened.push((queue, socket.raw_fd()));
                     self.slots[slot] = Some(Slot { vif, socket });

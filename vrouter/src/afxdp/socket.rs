@@ -38,7 +38,11 @@ pub struct PortSocket {
 
 impl std::fmt::Debug for PortSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PortSocket").field("slot", &self.slot).field("queue", &self.queue).field("fd", &self.fd).finish()
+        f.debug_struct("PortSocket")
+            .field("slot", &self.slot)
+            .field("queue", &self.queue)
+            .field("fd", &self.fd)
+            .finish()
     }
 }
 
@@ -53,24 +57,52 @@ pub type RxBatch = Vec<XdpDesc>;
 impl PortSocket {
     /// Opens a socket on `ifname` queue `queue` in `pool`'s UMEM. The first socket of
     /// a pool (`anchor`) uses the UMEM's own fd and must outlive the others.
-    pub fn open(pool: &mut FramePool, ifname: &str, queue: u32, ring_size: u32, slot: u16, anchor: bool) -> std::io::Result<Self> {
-        let cname = CString::new(ifname).map_err(|_| std::io::Error::other("interface name has a NUL byte"))?;
+    pub fn open(
+        pool: &mut FramePool,
+        ifname: &str,
+        queue: u32,
+        ring_size: u32,
+        slot: u16,
+        anchor: bool,
+    ) -> std::io::Result<Self> {
+        let cname = CString::new(ifname)
+            .map_err(|_| std::io::Error::other("interface name has a NUL byte"))?;
         let mut info = IfInfo::invalid();
-        info.from_name(&cname).map_err(|e| errno("if_nametoindex", ifname, queue, e))?;
+        info.from_name(&cname)
+            .map_err(|e| errno("if_nametoindex", ifname, queue, e))?;
         info.set_queue(queue);
         let umem = pool.umem();
-        let sock = if anchor { Socket::with_shared(&info, umem) } else { Socket::new(&info) }.map_err(|e| errno("socket", ifname, queue, e))?;
-        let device = umem.fq_cq(&sock).map_err(|e| errno("fill/completion rings", ifname, queue, e))?;
+        let sock = if anchor {
+            Socket::with_shared(&info, umem)
+        } else {
+            Socket::new(&info)
+        }
+        .map_err(|e| errno("socket", ifname, queue, e))?;
+        let device = umem
+            .fq_cq(&sock)
+            .map_err(|e| errno("fill/completion rings", ifname, queue, e))?;
         let ring = NonZeroU32::new(ring_size);
         let config = SocketConfig {
             rx_size: ring,
             tx_size: ring,
-            bind_flags: SocketConfig::XDP_BIND_NEED_WAKEUP | SocketConfig::XDP_BIND_COPY,
+            // Sockets sharing the UMEM inherit its mode; the kernel refuses flags on them.
+            bind_flags: if anchor {
+                SocketConfig::XDP_BIND_NEED_WAKEUP | SocketConfig::XDP_BIND_COPY
+            } else {
+                0
+            },
         };
-        let user = umem.rx_tx(&sock, &config).map_err(|e| errno("rx/tx rings", ifname, queue, e))?;
-        let rx = user.map_rx().map_err(|e| errno("mmap rx ring", ifname, queue, e))?;
-        let tx = user.map_tx().map_err(|e| errno("mmap tx ring", ifname, queue, e))?;
-        umem.bind(&user).map_err(|e| errno("bind", ifname, queue, e))?;
+        let user = umem
+            .rx_tx(&sock, &config)
+            .map_err(|e| errno("rx/tx rings", ifname, queue, e))?;
+        let rx = user
+            .map_rx()
+            .map_err(|e| errno("mmap rx ring", ifname, queue, e))?;
+        let tx = user
+            .map_tx()
+            .map_err(|e| errno("mmap tx ring", ifname, queue, e))?;
+        umem.bind(&user)
+            .map_err(|e| errno("bind", ifname, queue, e))?;
         let fd = rx.as_raw_fd();
         let mut socket = Self {
             device,
@@ -109,7 +141,9 @@ impl PortSocket {
         let mut writer = self.device.fill(want);
         let mut n = 0;
         while n < want {
-            let Some(addr) = pool.take_for(slot) else { break };
+            let Some(addr) = pool.take_for(slot) else {
+                break;
+            };
             if !writer.insert_once(addr) {
                 pool.release(addr);
                 break;
@@ -150,11 +184,18 @@ impl PortSocket {
         n
     }
 
-    /// Kicks the kernel if it asked to be woken for TX (always, in copy mode).
+    /// Kicks the kernel if it asked to be woken for TX (always, in copy mode). In
+    /// copy mode one wake-up sends at most 32 frames (the kernel's TX_BATCH_SIZE), so
+    /// it repeats until the kernel has taken everything queued, within a bound.
     #[inline]
     pub fn kick_tx(&self) {
-        if self.tx_outstanding > 0 && self.tx.needs_wakeup() {
+        if self.tx_outstanding == 0 {
+            return;
+        }
+        let mut rounds = self.ring_size / 32 + 1;
+        while rounds > 0 && self.tx.needs_wakeup() && self.tx.pending() > 0 {
             self.tx.wake();
+            rounds -= 1;
         }
     }
 

@@ -52,7 +52,9 @@ pub struct XdpAttachment {
 
 impl std::fmt::Debug for XdpAttachment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("XdpAttachment").field("ifname", &self.ifname).finish()
+        f.debug_struct("XdpAttachment")
+            .field("ifname", &self.ifname)
+            .finish()
     }
 }
 
@@ -95,7 +97,10 @@ impl XdpAttachment {
             if !remove_legacy_programs(ifname) {
                 return Err(attach_error(first));
             }
-            tracing::warn!(ifname, "replaced an XDP program left attached on the interface");
+            tracing::warn!(
+                ifname,
+                "replaced an XDP program left attached on the interface"
+            );
             program.attach(ifname, aya_mode).map_err(attach_error)?;
         }
         Ok(Self {
@@ -111,7 +116,10 @@ impl XdpAttachment {
             queue,
             message,
         };
-        let map = self.ebpf.map_mut("xsks").ok_or_else(|| err("map xsks missing".into()))?;
+        let map = self
+            .ebpf
+            .map_mut("xsks")
+            .ok_or_else(|| err("map xsks missing".into()))?;
         let mut xsks = XskMap::try_from(map).map_err(|e| err(chain(&e)))?;
         // SAFETY: the fd belongs to a live PortSocket; the kernel takes its own
         // reference to the socket, the borrow lasts only for this call.
@@ -129,9 +137,17 @@ impl XdpAttachment {
 /// live process). True if the command ran and succeeded.
 fn remove_legacy_programs(ifname: &str) -> bool {
     std::process::Command::new("ip")
-        .args(["link", "set", "dev", ifname, "xdpgeneric", "off", "xdpdrv", "off"])
+        .args([
+            "link",
+            "set",
+            "dev",
+            ifname,
+            "xdpgeneric",
+            "off",
+            "xdpdrv",
+            "off",
+        ])
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
 }
-

@@ -13,13 +13,18 @@ use tokio::net::UnixListener;
 const MAX_LINE: usize = 64 * 1024;
 
 /// Serves requests on `path` until `shutdown` resolves; removes the socket file then.
-pub async fn serve(path: &Path, control: Arc<Mutex<Control>>, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn serve(
+    path: &Path,
+    control: Arc<Mutex<Control>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     // A socket file left by a crashed process would make bind fail.
     let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path).map_err(|e| anyhow::anyhow!("api_socket {}: {e}", path.display()))?;
+    let listener = UnixListener::bind(path)
+        .map_err(|e| anyhow::anyhow!("api_socket {}: {e}", path.display()))?;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

@@ -1,0 +1,353 @@
+//! A compute node made of network namespaces: the node itself (running a real
+//! vrouter process), a fabric veth, and pods whose veth host ends the vrouter owns.
+
+use super::netns::Netns;
+use crate::api::{ApiClient, DropStatsView, InterfaceView, Request};
+use crate::config::{PollMode, XdpMode};
+use anyhow::{bail, Context};
+use control_client::InterfaceSpec;
+use nexthop::MacAddr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to build the node.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// The vrouter executable.
+    pub binary: PathBuf,
+    /// Forwarding workers (each takes a core; one core must stay for control).
+    pub workers: usize,
+    /// XDP mode for the ports.
+    pub xdp_mode: XdpMode,
+    /// Worker idle behaviour.
+    pub poll_mode: PollMode,
+}
+
+/// A pod: a namespace with a real Linux stack behind a veth.
+#[derive(Debug)]
+pub struct Pod {
+    /// Short name (`red-1`).
+    pub name: String,
+    /// VRF it is attached to.
+    pub vrf: String,
+    /// Host end of its veth, in the node namespace.
+    pub host_if: String,
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// IPv4 address.
+    pub ipv4: Ipv4Addr,
+    /// IPv6 address.
+    pub ipv6: Ipv6Addr,
+    /// IPv4 gateway.
+    pub gateway4: Ipv4Addr,
+    /// IPv6 gateway.
+    pub gateway6: Ipv6Addr,
+    /// Its namespace.
+    pub ns: Netns,
+}
+
+impl Pod {
+    /// The spec the vrouter API gets for this pod.
+    pub fn spec(&self) -> InterfaceSpec {
+        InterfaceSpec {
+            name: self.host_if.clone(),
+            vrf: self.vrf.clone(),
+            mac: self.mac,
+            ipv4: Some(self.ipv4),
+            ipv6: Some(self.ipv6),
+            gateway4: Some(self.gateway4),
+            gateway6: Some(self.gateway6),
+        }
+    }
+}
+
+/// The node. Dropping it stops the vrouter and removes every namespace and file.
+#[derive(Debug)]
+pub struct LabNode {
+    vrouter: Option<Child>,
+    /// Pods, in creation order.
+    pub pods: Vec<Pod>,
+    /// The node namespace.
+    pub ns: Netns,
+    dir: PathBuf,
+    options: NodeOptions,
+}
+
+/// The fabric interface inside the node namespace.
+pub const FABRIC_IF: &str = "fab0";
+
+impl LabNode {
+    /// Creates the node namespace and its fabric veth; no vrouter yet.
+    pub fn new(options: NodeOptions) -> anyhow::Result<Self> {
+        let ns = Netns::create("node")?;
+        let dir = std::env::temp_dir().join(ns.name());
+        let node = Self {
+            vrouter: None,
+            pods: Vec::new(),
+            ns,
+            dir,
+            options,
+        };
+        std::fs::create_dir_all(&node.dir)?;
+        let q = node.options.workers.max(1).to_string();
+        node.ns.ip(&[
+            "link",
+            "add",
+            FABRIC_IF,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "fab0p",
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+        ])?;
+        node.ns
+            .ip(&["addr", "add", "198.18.0.1/24", "dev", FABRIC_IF])?;
+        node.ns.ip(&["link", "set", FABRIC_IF, "up"])?;
+        node.ns.ip(&["link", "set", "fab0p", "up"])?;
+        Ok(node)
+    }
+
+    /// The API socket of this node's vrouter.
+    pub fn api_socket(&self) -> PathBuf {
+        self.dir.join("api.sock")
+    }
+
+    /// A client for this node's vrouter.
+    pub fn api(&self) -> ApiClient {
+        ApiClient::new(&self.api_socket())
+    }
+
+    /// The directory holding the config, state and log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn config_text(&self) -> String {
+        let cores = crate::run::available_cores();
+        let workers = self.options.workers.max(1);
+        let forwarding: Vec<String> = cores
+            .iter()
+            .rev()
+            .take(workers)
+            .map(|c| c.to_string())
+            .collect();
+        let mode = match self.options.xdp_mode {
+            XdpMode::Native => "native",
+            XdpMode::Generic => "generic",
+        };
+        let poll = match self.options.poll_mode {
+            PollMode::Busy => "busy",
+            PollMode::Adaptive => "adaptive",
+        };
+        format!(
+            "state_dir = {state:?}\napi_socket = {api:?}\nlog_level = \"info\"\n\n[cores]\nforwarding = {fwd:?}\n\n[fabric]\ninterface = \"{FABRIC_IF}\"\nip = \"198.18.0.1/24\"\n\n[dataplane]\nxdp_mode = \"{mode}\"\npoll_mode = \"{poll}\"\numem_frames = 8192\nring_size = 1024\n",
+            state = self.dir.join("state").display().to_string(),
+            api = self.api_socket().display().to_string(),
+            fwd = forwarding.join(","),
+        )
+    }
+
+    /// Starts the vrouter in the node namespace and waits for its API.
+    pub fn start_vrouter(&mut self) -> anyhow::Result<()> {
+        if self.vrouter.is_some() {
+            bail!("vrouter already running");
+        }
+        let config = self.dir.join("vrouter.toml");
+        std::fs::write(&config, self.config_text())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("vrouter.log"))?;
+        let binary = self.options.binary.display().to_string();
+        let mut cmd = self.ns.command(&binary);
+        cmd.args(["run", "--config"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        self.vrouter = Some(cmd.spawn().context("spawning the vrouter")?);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let api = self.api();
+        loop {
+            if let Some(status) = self
+                .vrouter
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.vrouter = None;
+                bail!("vrouter exited at start ({status}):\n{}", self.log());
+            }
+            if api.call::<serde_json::Value>(&Request::Status).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("vrouter API not up after 20 s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit.
+    pub fn stop_vrouter(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let Some(mut child) = self.vrouter.take() else {
+            bail!("vrouter not running")
+        };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("vrouter ignored SIGTERM for 15 s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The vrouter's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("vrouter.log")).unwrap_or_default()
+    }
+
+    /// Creates pod `index` of VRF number `vrf_index` (named `vrf`), configures its
+    /// stack, and attaches it through the API when `attach` is set.
+    pub fn add_pod(
+        &mut self,
+        vrf: &str,
+        vrf_index: u8,
+        index: u8,
+        attach: bool,
+    ) -> anyhow::Result<&Pod> {
+        let ns = Netns::create("pod")?;
+        let n = self.pods.len() + 1;
+        let host_if = format!("vp{n}");
+        let mac = MacAddr([0x02, 0x00, 0x00, 0x00, vrf_index, index]);
+        let subnet = vrf_index + 1;
+        let pod = Pod {
+            name: format!("{vrf}-{index}"),
+            vrf: vrf.to_string(),
+            host_if: host_if.clone(),
+            mac,
+            ipv4: Ipv4Addr::new(198, 18, subnet, index + 1),
+            ipv6: format!("2001:2:0:{subnet}::{}", index + 1).parse()?,
+            gateway4: Ipv4Addr::new(198, 18, subnet, 1),
+            gateway6: format!("2001:2:0:{subnet}::1").parse()?,
+            ns,
+        };
+        let q = self.options.workers.max(1).to_string();
+        let mac_text = mac.to_string();
+        self.ns.ip(&[
+            "link",
+            "add",
+            &host_if,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "address",
+            &mac_text,
+            "netns",
+            pod.ns.name(),
+        ])?;
+        // The host end belongs to the vrouter: no kernel IPv6 chatter from it.
+        self.ns.exec(
+            "sysctl",
+            &["-qw", &format!("net.ipv6.conf.{host_if}.disable_ipv6=1")],
+        )?;
+        self.ns.ip(&["link", "set", &host_if, "up"])?;
+        let p = &pod.ns;
+        p.ip(&["link", "set", "eth0", "up"])?;
+        p.ip(&["addr", "add", &format!("{}/24", pod.ipv4), "dev", "eth0"])?;
+        p.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{}/64", pod.ipv6),
+            "dev",
+            "eth0",
+            "nodad",
+        ])?;
+        p.ip(&["route", "add", "default", "via", &pod.gateway4.to_string()])?;
+        p.ip(&[
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            &pod.gateway6.to_string(),
+        ])?;
+        // AF_XDP in copy mode sees the frame as the pod's stack wrote it: checksums
+        // must be complete and segments already cut (no offload to the veth).
+        p.exec(
+            "ethtool",
+            &["-K", "eth0", "tx", "off", "tso", "off", "gso", "off"],
+        )?;
+        self.pods.push(pod);
+        if attach {
+            self.attach(self.pods.len() - 1)?;
+        }
+        Ok(self.pods.last().expect("just pushed"))
+    }
+
+    /// Attaches pod `i` through the API.
+    pub fn attach(&self, i: usize) -> anyhow::Result<u32> {
+        let v: serde_json::Value = self.api().call(&Request::AddInterface {
+            spec: self.pods[i].spec(),
+        })?;
+        v["vif"]
+            .as_u64()
+            .map(|v| v as u32)
+            .context("no vif in answer")
+    }
+
+    /// Drop counters by reason.
+    pub fn drop_stats(&self) -> anyhow::Result<DropStatsView> {
+        self.api().call(&Request::DropStats)
+    }
+
+    /// Interfaces with counters.
+    pub fn interfaces(&self) -> anyhow::Result<Vec<InterfaceView>> {
+        self.api().call(&Request::Interfaces)
+    }
+
+    /// Interfaces of the node namespace with an XDP program attached.
+    pub fn interfaces_with_xdp(&self) -> Vec<String> {
+        std::iter::once(FABRIC_IF.to_string())
+            .chain(self.pods.iter().map(|p| p.host_if.clone()))
+            .filter(|i| self.ns.has_xdp_program(i))
+            .collect()
+    }
+}
+
+impl Drop for LabNode {
+    fn drop(&mut self) {
+        if self.vrouter.is_some() {
+            let _ = self.stop_vrouter();
+        }
+        self.pods.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

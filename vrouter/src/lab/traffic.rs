@@ -1,0 +1,270 @@
+//! Traffic between pods, through their real Linux stacks: ping (iputils), a TCP
+//! transfer with its data checked end to end, and a UDP burst.
+
+use super::node::Pod;
+use anyhow::{bail, Context};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// True if `from` gets an echo reply from `to` (one try per second, `tries` tries).
+pub fn ping(from: &Pod, to: IpAddr, tries: u32) -> bool {
+    let count = tries.max(1).to_string();
+    let family = if to.is_ipv6() { "-6" } else { "-4" };
+    // Stops at the first reply (-c 1 after success via -w deadline is not portable):
+    // ask for one reply within the deadline.
+    from.ns.succeeds(
+        "ping",
+        &[
+            family,
+            "-c",
+            "1",
+            "-w",
+            &count,
+            "-W",
+            "1",
+            "-q",
+            &to.to_string(),
+        ],
+    )
+}
+
+/// The deterministic byte stream both ends of a transfer agree on.
+fn pattern(offset: u64, buf: &mut [u8]) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        let x = (offset + i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        *b = (x >> 56) as u8;
+    }
+}
+
+/// FNV-1a, enough to tell intact data from damaged data.
+fn fnv(hash: u64, data: &[u8]) -> u64 {
+    data.iter().fold(hash, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Result of a transfer.
+#[derive(Debug, Clone, Copy)]
+pub struct Transfer {
+    /// Bytes the receiver got.
+    pub bytes: u64,
+    /// Whether every byte matched what was sent.
+    pub intact: bool,
+    /// Goodput in Mbit/s.
+    pub mbit_per_s: f64,
+}
+
+/// Sends `bytes` over TCP from `from` to `to` (port 5201); the receiver checks them.
+pub fn tcp_transfer(from: &Pod, to: &Pod, dst: IpAddr, bytes: u64) -> anyhow::Result<Transfer> {
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<anyhow::Result<()>>(1);
+    let server_ns = to.ns.name().to_string();
+    let server = std::thread::spawn(move || -> anyhow::Result<(u64, u64)> {
+        let listener = (|| -> anyhow::Result<TcpListener> {
+            super::netns::enter_by_name(&server_ns)?;
+            let l = TcpListener::bind(SocketAddr::new(
+                if dst.is_ipv6() {
+                    "::".parse()?
+                } else {
+                    "0.0.0.0".parse()?
+                },
+                5201,
+            ))?;
+            Ok(l)
+        })();
+        let listener = match listener {
+            Ok(l) => {
+                let _ = ready_tx.send(Ok(()));
+                l
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(anyhow::anyhow!("{e:#}")));
+                return Err(e);
+            }
+        };
+        listener.set_nonblocking(true)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (mut conn, _) = loop {
+            match listener.accept() {
+                Ok(c) => break c,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        conn.set_nonblocking(false)?;
+        conn.set_read_timeout(Some(Duration::from_secs(20)))?;
+        let mut hash = FNV_START;
+        let mut total = 0u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = conn.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hash = fnv(hash, &buf[..n]);
+            total += n as u64;
+        }
+        conn.write_all(&total.to_be_bytes())?;
+        Ok((total, hash))
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .context("server thread did not start")??;
+    let client_ns = from.ns.name().to_string();
+    let client = std::thread::spawn(move || -> anyhow::Result<(u64, Duration)> {
+        super::netns::enter_by_name(&client_ns)?;
+        let mut conn =
+            TcpStream::connect_timeout(&SocketAddr::new(dst, 5201), Duration::from_secs(10))?;
+        conn.set_write_timeout(Some(Duration::from_secs(20)))?;
+        conn.set_read_timeout(Some(Duration::from_secs(20)))?;
+        let start = Instant::now();
+        let mut hash = FNV_START;
+        let mut sent = 0u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        while sent < bytes {
+            let n = (bytes - sent).min(buf.len() as u64) as usize;
+            pattern(sent, &mut buf[..n]);
+            conn.write_all(&buf[..n])?;
+            hash = fnv(hash, &buf[..n]);
+            sent += n as u64;
+        }
+        conn.shutdown(std::net::Shutdown::Write)?;
+        let mut ack = [0u8; 8];
+        conn.read_exact(&mut ack)?;
+        Ok((hash, start.elapsed()))
+    });
+    let client = client
+        .join()
+        .map_err(|_| anyhow::anyhow!("client thread panicked"))?
+        .context("TCP client")?;
+    let (received, server_hash) = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("server thread panicked"))?
+        .context("TCP server")?;
+    let secs = client.1.as_secs_f64().max(1e-9);
+    Ok(Transfer {
+        bytes: received,
+        intact: received == bytes && server_hash == client.0,
+        mbit_per_s: received as f64 * 8.0 / secs / 1e6,
+    })
+}
+
+/// Result of a UDP burst.
+#[derive(Debug, Clone, Copy)]
+pub struct Burst {
+    /// Datagrams sent.
+    pub sent: u64,
+    /// Distinct datagrams received.
+    pub received: u64,
+    /// Received datagrams per second over the send time.
+    pub pps: f64,
+}
+
+/// Sends `count` numbered datagrams of `size` bytes from `from` to `to` (port 5202).
+pub fn udp_burst(
+    from: &Pod,
+    to: &Pod,
+    dst: IpAddr,
+    count: u64,
+    size: usize,
+) -> anyhow::Result<Burst> {
+    if size < 8 {
+        bail!("datagrams need at least 8 bytes for the sequence number");
+    }
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<anyhow::Result<()>>(1);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
+    let server_ns = to.ns.name().to_string();
+    let server = std::thread::spawn(move || -> anyhow::Result<u64> {
+        let sock = (|| -> anyhow::Result<UdpSocket> {
+            super::netns::enter_by_name(&server_ns)?;
+            let s = UdpSocket::bind(SocketAddr::new(
+                if dst.is_ipv6() {
+                    "::".parse()?
+                } else {
+                    "0.0.0.0".parse()?
+                },
+                5202,
+            ))?;
+            s.set_read_timeout(Some(Duration::from_millis(100)))?;
+            Ok(s)
+        })();
+        let sock = match sock {
+            Ok(s) => {
+                let _ = ready_tx.send(Ok(()));
+                s
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(anyhow::anyhow!("{e:#}")));
+                return Err(e);
+            }
+        };
+        let mut seen = vec![false; count as usize];
+        let mut received = 0u64;
+        let mut buf = [0u8; 2048];
+        let mut sender_done_at: Option<Instant> = None;
+        loop {
+            if received == count {
+                break;
+            }
+            if sender_done_at.is_none() && done_rx.try_recv().is_ok() {
+                sender_done_at = Some(Instant::now());
+            }
+            if sender_done_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
+                break;
+            }
+            if let Ok(n) = sock.recv(&mut buf) {
+                if n >= 8 {
+                    let seq = u64::from_be_bytes(buf[..8].try_into().expect("8 bytes"));
+                    if let Some(s) = seen.get_mut(seq as usize) {
+                        if !*s {
+                            *s = true;
+                            received += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(received)
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .context("UDP server did not start")??;
+    let client_ns = from.ns.name().to_string();
+    let client = std::thread::spawn(move || -> anyhow::Result<Duration> {
+        super::netns::enter_by_name(&client_ns)?;
+        let sock = UdpSocket::bind(SocketAddr::new(
+            if dst.is_ipv6() {
+                "::".parse()?
+            } else {
+                "0.0.0.0".parse()?
+            },
+            0,
+        ))?;
+        sock.connect(SocketAddr::new(dst, 5202))?;
+        let mut buf = vec![0u8; size];
+        let start = Instant::now();
+        for seq in 0..count {
+            buf[..8].copy_from_slice(&seq.to_be_bytes());
+            // A full socket buffer just loses the datagram, as on a real network.
+            let _ = sock.send(&buf);
+        }
+        Ok(start.elapsed())
+    });
+    let elapsed = client
+        .join()
+        .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+    let _ = done_tx.send(());
+    let received = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("server thread panicked"))??;
+    Ok(Burst {
+        sent: count,
+        received,
+        pps: received as f64 / elapsed.as_secs_f64().max(1e-9),
+    })
+}
