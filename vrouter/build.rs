@@ -20,9 +20,7 @@ fn main() {
         .arg(&out)
         .status()
         .unwrap_or_else(|e| {
-            panic!(
-                "cannot run clang ({e}): run scripts/setup.sh, or apt-get install clang libbpf-dev"
-            )
+            panic!("cannot run clang ({e}): run scripts/setup.sh, or apt-get install clang libbpf-dev")
         });
     assert!(
         status.success(),

@@ -2,8 +2,7 @@
 
 use ipnet::IpNet;
 use nexthop::{
-    v4_key, v6_key, FastMap, Interface, InterfaceKind, MacAddr, NextHop, NextHopId, Snapshot, Vif,
-    Vrf, VrfId,
+    v4_key, v6_key, FastMap, Interface, InterfaceKind, MacAddr, NextHop, NextHopId, Snapshot, Vif, Vrf, VrfId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -170,9 +169,7 @@ impl DesiredState {
     pub fn add_interface(&mut self, spec: InterfaceSpec) -> Result<Vif, ModelError> {
         validate_ifname(&spec.name)?;
         validate_vrf_name(&spec.vrf)?;
-        if self.interfaces.contains_key(&spec.name)
-            || self.fabric.as_ref().is_some_and(|(n, _)| *n == spec.name)
-        {
+        if self.interfaces.contains_key(&spec.name) || self.fabric.as_ref().is_some_and(|(n, _)| *n == spec.name) {
             return Err(ModelError::DuplicateInterface(spec.name));
         }
         if spec.mac.0 == [0; 6] || spec.mac.0[0] & 1 == 1 {
@@ -477,10 +474,7 @@ mod tests {
             })
         );
         assert_eq!(snap.route4(blue, Ipv4Addr::new(198, 18, 1, 3)), None);
-        assert_eq!(
-            snap.route6(red, "2001:2::1".parse().unwrap()),
-            Some(&NextHop::Receive)
-        );
+        assert_eq!(snap.route6(red, "2001:2::1".parse().unwrap()), Some(&NextHop::Receive));
         assert_eq!(snap.interface(0).unwrap().kind, InterfaceKind::Fabric);
     }
 
@@ -517,8 +511,7 @@ mod tests {
             s.remove_interface("b"),
             Err(ModelError::InterfaceInUse { count: 1, .. })
         ));
-        s.remove_route("red", "198.19.5.0/16".parse().unwrap())
-            .unwrap();
+        s.remove_route("red", "198.19.5.0/16".parse().unwrap()).unwrap();
         let (vif, _) = s.remove_interface("b").unwrap();
         assert_eq!(vif, 2);
         assert_eq!(s.add_interface(pod("c", "red", 4)).unwrap(), 2);
@@ -549,10 +542,7 @@ mod tests {
         ));
         let snap = s.build(1, MacAddr([0, 0, 0x5e, 0, 1, 0]));
         let red = snap.vrf_by_name("red").unwrap().id;
-        assert_eq!(
-            snap.route4(red, Ipv4Addr::new(198, 19, 9, 9)),
-            Some(&NextHop::Discard)
-        );
+        assert_eq!(snap.route4(red, Ipv4Addr::new(198, 19, 9, 9)), Some(&NextHop::Discard));
     }
 
     #[test]
@@ -560,9 +550,9 @@ mod tests {
         let spec = pod("a", "red", 2);
         let text = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<InterfaceSpec>(&text).unwrap(), spec);
-        assert!(serde_json::from_str::<InterfaceSpec>(
-            r#"{"name":"a","vrf":"r","mac":"02:00:00:00:00:01","bogus":1}"#
-        )
-        .is_err());
+        assert!(
+            serde_json::from_str::<InterfaceSpec>(r#"{"name":"a","vrf":"r","mac":"02:00:00:00:00:01","bogus":1}"#)
+                .is_err()
+        );
     }
 }

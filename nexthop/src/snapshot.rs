@@ -49,12 +49,9 @@ impl std::str::FromStr for MacAddr {
                 .next()
                 .ok_or_else(|| format!("MAC address {s:?} has fewer than 6 bytes"))?;
             if part.len() != 2 {
-                return Err(format!(
-                    "MAC address {s:?}: byte {part:?} is not two hex digits"
-                ));
+                return Err(format!("MAC address {s:?}: byte {part:?} is not two hex digits"));
             }
-            *byte = u8::from_str_radix(part, 16)
-                .map_err(|_| format!("MAC address {s:?}: byte {part:?} is not hex"))?;
+            *byte = u8::from_str_radix(part, 16).map_err(|_| format!("MAC address {s:?}: byte {part:?} is not hex"))?;
         }
         if parts.next().is_some() {
             return Err(format!("MAC address {s:?} has more than 6 bytes"));

@@ -1,9 +1,7 @@
 //! Command-line interface: `run`, the lab, and views in the spirit of the Tungsten
 //! Fabric tools (`vif`, `rt`, `nh`, `dropstats`) that talk to a running vrouter.
 
-use crate::api::{
-    ApiClient, DropStatsView, InterfaceView, NextHopView, Request, RouteView, StatusView,
-};
+use crate::api::{ApiClient, DropStatsView, InterfaceView, NextHopView, Request, RouteView, StatusView};
 use crate::config::Config;
 use crate::run::Overrides;
 use clap::{Parser, Subcommand};
@@ -179,12 +177,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                         i.counters.drops
                     );
                     if let Some(v6) = i.ipv6 {
-                        println!(
-                            "{:<5} {:<15} ipv6 {v6} gateway6 {}",
-                            "",
-                            "",
-                            opt(&i.gateway6)
-                        );
+                        println!("{:<5} {:<15} ipv6 {v6} gateway6 {}", "", "", opt(&i.gateway6));
                     }
                 }
             })
@@ -211,18 +204,13 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 gateway6,
             };
             let answer: serde_json::Value = api.call(&Request::AddInterface { spec })?;
-            print(json, &answer, |a| {
-                println!("{name} attached as vif {}", a["vif"])
-            })
+            print(json, &answer, |a| println!("{name} attached as vif {}", a["vif"]))
         }
         Command::Vif {
             action: VifAction::Delete { name },
         } => {
-            let _: serde_json::Value =
-                api.call(&Request::RemoveInterface { name: name.clone() })?;
-            print(json, &serde_json::Value::Null, |_| {
-                println!("{name} detached")
-            })
+            let _: serde_json::Value = api.call(&Request::RemoveInterface { name: name.clone() })?;
+            print(json, &serde_json::Value::Null, |_| println!("{name} detached"))
         }
         Command::Rt {
             action: RtAction::List { vrf },
@@ -249,23 +237,15 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 None => RouteTarget::Discard,
             };
             let _: serde_json::Value = api.call(&Request::AddRoute {
-                route: RouteSpec {
-                    vrf,
-                    prefix,
-                    target,
-                },
+                route: RouteSpec { vrf, prefix, target },
             })?;
-            print(json, &serde_json::Value::Null, |_| {
-                println!("route {prefix} added")
-            })
+            print(json, &serde_json::Value::Null, |_| println!("route {prefix} added"))
         }
         Command::Rt {
             action: RtAction::Delete { vrf, prefix },
         } => {
             let _: serde_json::Value = api.call(&Request::RemoveRoute { vrf, prefix })?;
-            print(json, &serde_json::Value::Null, |_| {
-                println!("route {prefix} removed")
-            })
+            print(json, &serde_json::Value::Null, |_| println!("route {prefix} removed"))
         }
         Command::Nh => {
             let nhs: Vec<NextHopView> = api.call(&Request::NextHops)?;
@@ -278,12 +258,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                         }
                         _ => String::new(),
                     };
-                    println!(
-                        "{:>4} {:<8} {:>6}  {detail}",
-                        n.id,
-                        n.nexthop.kind(),
-                        n.routes
-                    );
+                    println!("{:>4} {:<8} {:>6}  {detail}", n.id, n.nexthop.kind(), n.routes);
                 }
             })
         }
@@ -294,10 +269,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     println!("{label:<24} {n:>12}");
                 }
                 println!("{:<24} {:>12}", "icmp_errors_sent", d.icmp_errors_sent);
-                println!(
-                    "{:<24} {:>12}",
-                    "icmp_errors_suppressed", d.icmp_errors_suppressed
-                );
+                println!("{:<24} {:>12}", "icmp_errors_suppressed", d.icmp_errors_suppressed);
             })
         }
         Command::Status => {

@@ -62,8 +62,7 @@ impl CoreMask {
             if hex.is_empty() || hex.len() > 32 {
                 return Err(format!("{text:?} is not a hex mask of 1-128 bits"));
             }
-            let bits =
-                u128::from_str_radix(hex, 16).map_err(|_| format!("{text:?} is not a hex mask"))?;
+            let bits = u128::from_str_radix(hex, 16).map_err(|_| format!("{text:?} is not a hex mask"))?;
             cores.extend((0..128).filter(|b| bits & (1u128 << b) != 0));
         } else {
             for part in t.split(',') {
@@ -119,11 +118,7 @@ impl<'de> Deserialize<'de> for CoreMask {
         let text = match Raw::deserialize(d)? {
             Raw::Text(t) => t,
             Raw::Bits(b) if b > 0 => format!("0x{b:x}"),
-            Raw::Bits(b) => {
-                return Err(serde::de::Error::custom(format!(
-                    "mask {b} selects no core"
-                )))
-            }
+            Raw::Bits(b) => return Err(serde::de::Error::custom(format!("mask {b} selects no core"))),
         };
         CoreMask::parse(&text).map_err(serde::de::Error::custom)
     }
@@ -346,21 +341,12 @@ impl Config {
     }
 
     fn resolve_cores(&self, available: &[usize]) -> Result<ResolvedCores, ConfigError> {
-        let describe = || {
-            available
-                .iter()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let describe = || available.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
         let check = |key: &'static str, mask: &CoreMask| -> Result<Vec<usize>, ConfigError> {
             if let Some(bad) = mask.cores().find(|c| !available.contains(c)) {
                 return Err(invalid(
                     key,
-                    format!(
-                        "core {bad} does not exist on this machine (available: {})",
-                        describe()
-                    ),
+                    format!("core {bad} does not exist on this machine (available: {})", describe()),
                 ));
             }
             Ok(mask.cores().collect())
@@ -374,11 +360,7 @@ impl Config {
         };
         let control = match &self.cores.control {
             Some(m) => check("cores.control", m)?,
-            None => available
-                .iter()
-                .copied()
-                .filter(|c| !forwarding.contains(c))
-                .collect(),
+            None => available.iter().copied().filter(|c| !forwarding.contains(c)).collect(),
         };
         if control.is_empty() {
             return Err(invalid(
@@ -392,10 +374,7 @@ impl Config {
                 format!("core {c} is also in cores.forwarding; the masks must not overlap"),
             ));
         }
-        Ok(ResolvedCores {
-            forwarding,
-            control,
-        })
+        Ok(ResolvedCores { forwarding, control })
     }
 }
 

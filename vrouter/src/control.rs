@@ -109,10 +109,7 @@ impl Control {
         let mut next = self.model.clone();
         let (vif, _) = match next.remove_interface(name) {
             Ok(v) => v,
-            Err(e)
-                if self.store.has_port(name)
-                    && !self.model.interfaces().any(|(_, s)| s.name == name) =>
-            {
+            Err(e) if self.store.has_port(name) && !self.model.interfaces().any(|(_, s)| s.name == name) => {
                 self.store.delete_port(name)?;
                 tracing::info!(interface = name, "stale port file removed ({e})");
                 return Ok(());
@@ -128,10 +125,7 @@ impl Control {
     /// Adds a route and records the route list.
     pub fn add_route(&mut self, route: RouteSpec) -> anyhow::Result<()> {
         if self.model.routes().len() >= self.max_routes {
-            bail!(
-                "route table full ({} routes): raise tables.routes",
-                self.max_routes
-            );
+            bail!("route table full ({} routes): raise tables.routes", self.max_routes);
         }
         self.model.add_route(route)?;
         self.publish();
@@ -175,8 +169,7 @@ impl Control {
     pub fn routes(&self, vrf: Option<&str>) -> anyhow::Result<Vec<RouteView>> {
         let snap = self.snapshot();
         if let Some(name) = vrf {
-            snap.vrf_by_name(name)
-                .ok_or_else(|| anyhow!("no VRF named {name:?}"))?;
+            snap.vrf_by_name(name).ok_or_else(|| anyhow!("no VRF named {name:?}"))?;
         }
         let mut out = Vec::new();
         for v in snap.vrfs.iter().filter(|v| vrf.is_none_or(|n| n == v.name)) {

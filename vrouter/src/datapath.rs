@@ -42,8 +42,7 @@ impl std::fmt::Debug for Datapath {
 /// Number of usable queues of an interface: the smaller of its RX and TX queue counts.
 pub fn queue_count(ifname: &str) -> anyhow::Result<u32> {
     let dir = format!("/sys/class/net/{ifname}/queues");
-    let entries =
-        std::fs::read_dir(&dir).with_context(|| format!("interface {ifname} not found ({dir})"))?;
+    let entries = std::fs::read_dir(&dir).with_context(|| format!("interface {ifname} not found ({dir})"))?;
     let (mut rx, mut tx) = (0u32, 0u32);
     for e in entries.flatten() {
         let name = e.file_name();
@@ -60,11 +59,7 @@ pub fn queue_count(ifname: &str) -> anyhow::Result<u32> {
 impl Datapath {
     /// Starts one pinned worker per forwarding core; each binds its UMEM to its queue
     /// of the fabric interface.
-    pub fn start(
-        config: &Config,
-        cores: &ResolvedCores,
-        publisher: &SnapshotPublisher,
-    ) -> anyhow::Result<Self> {
+    pub fn start(config: &Config, cores: &ResolvedCores, publisher: &SnapshotPublisher) -> anyhow::Result<Self> {
         let fabric = &config.fabric.interface;
         let queues = queue_count(fabric).context("fabric.interface")?;
         if (queues as usize) < cores.forwarding.len() {
@@ -92,13 +87,7 @@ impl Datapath {
             };
             let stats = Arc::new(WorkerStats::new(config.tables.interfaces as usize));
             let (tx, rx) = crossbeam_channel::unbounded();
-            let thread = worker::spawn(
-                settings,
-                publisher.clone(),
-                Arc::clone(&stats),
-                rx,
-                Arc::clone(&stop),
-            )?;
+            let thread = worker::spawn(settings, publisher.clone(), Arc::clone(&stats), rx, Arc::clone(&stop))?;
             dp.workers.push(WorkerHandle {
                 thread: Some(thread),
                 commands: tx,
@@ -138,10 +127,7 @@ impl Datapath {
                 queues: mine,
                 reply,
             });
-            match sent
-                .ok()
-                .and_then(|_| result.recv_timeout(WORKER_REPLY_TIMEOUT).ok())
-            {
+            match sent.ok().and_then(|_| result.recv_timeout(WORKER_REPLY_TIMEOUT).ok()) {
                 Some(Ok(opened)) => fds.extend(opened),
                 Some(Err(e)) => {
                     failure = Some(anyhow::anyhow!("worker {w}: {e}"));
@@ -179,11 +165,7 @@ impl Datapath {
     fn close_sockets(&self, vif: Vif) {
         for worker in &self.workers {
             let (reply, done) = crossbeam_channel::bounded(1);
-            if worker
-                .commands
-                .send(WorkerCommand::RemovePort { vif, reply })
-                .is_ok()
-            {
+            if worker.commands.send(WorkerCommand::RemovePort { vif, reply }).is_ok() {
                 let _ = done.recv_timeout(WORKER_REPLY_TIMEOUT);
             }
         }

@@ -26,23 +26,21 @@ pub mod worker;
 pub fn main_entry() -> std::process::ExitCode {
     use clap::Parser;
     let cli = cli::Cli::parse();
-    let result = match cli.command {
-        cli::Command::Run { config, overrides } => config::Config::load(&config)
-            .map_err(anyhow::Error::from)
-            .and_then(|mut c| {
-                run::apply_overrides(&mut c, &overrides, cli.api_socket.as_ref())?;
-                run::run(c)
-            }),
-        cli::Command::CheckConfig { config } => cli::check_config(&config),
-        cli::Command::Lab(options) => lab::run(&options),
-        other => {
-            let socket = cli
-                .api_socket
-                .clone()
-                .unwrap_or_else(|| cli::DEFAULT_API_SOCKET.into());
-            cli::api_command(&socket, cli.json, other)
-        }
-    };
+    let result =
+        match cli.command {
+            cli::Command::Run { config, overrides } => config::Config::load(&config)
+                .map_err(anyhow::Error::from)
+                .and_then(|mut c| {
+                    run::apply_overrides(&mut c, &overrides, cli.api_socket.as_ref())?;
+                    run::run(c)
+                }),
+            cli::Command::CheckConfig { config } => cli::check_config(&config),
+            cli::Command::Lab(options) => lab::run(&options),
+            other => {
+                let socket = cli.api_socket.clone().unwrap_or_else(|| cli::DEFAULT_API_SOCKET.into());
+                cli::api_command(&socket, cli.json, other)
+            }
+        };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

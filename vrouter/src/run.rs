@@ -37,19 +37,13 @@ pub struct Overrides {
 }
 
 /// Applies `o` to `config`.
-pub fn apply_overrides(
-    config: &mut Config,
-    o: &Overrides,
-    api_socket: Option<&PathBuf>,
-) -> anyhow::Result<()> {
+pub fn apply_overrides(config: &mut Config, o: &Overrides, api_socket: Option<&PathBuf>) -> anyhow::Result<()> {
     use crate::config::CoreMask;
     if let Some(m) = &o.forwarding_cores {
-        config.cores.forwarding =
-            Some(CoreMask::parse(m).map_err(|e| anyhow::anyhow!("--forwarding-cores: {e}"))?);
+        config.cores.forwarding = Some(CoreMask::parse(m).map_err(|e| anyhow::anyhow!("--forwarding-cores: {e}"))?);
     }
     if let Some(m) = &o.control_cores {
-        config.cores.control =
-            Some(CoreMask::parse(m).map_err(|e| anyhow::anyhow!("--control-cores: {e}"))?);
+        config.cores.control = Some(CoreMask::parse(m).map_err(|e| anyhow::anyhow!("--control-cores: {e}"))?);
     }
     if let Some(f) = &o.fabric_interface {
         config.fabric.interface = f.clone();
@@ -96,8 +90,8 @@ fn pin_control_thread(cores: &[usize]) {
 /// Runs the vrouter until SIGTERM or SIGINT.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let cores = config.validate(&available_cores())?;
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
-        .map_err(|e| anyhow::anyhow!("log_level: {e}"))?;
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&config.log_level).map_err(|e| anyhow::anyhow!("log_level: {e}"))?;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

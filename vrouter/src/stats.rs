@@ -15,10 +15,8 @@ impl Counter {
     /// Adds `n` (only the owning worker calls this).
     #[inline]
     pub fn add(&self, n: u64) {
-        self.0.store(
-            self.0.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
-        );
+        self.0
+            .store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
 
     /// Overwrites the value (for mirrored kernel counters).

@@ -18,11 +18,8 @@ pub struct StateStore {
 impl StateStore {
     /// Opens (creating if needed) `dir`.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir.join("ports"))
-            .with_context(|| format!("state_dir {}", dir.display()))?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-        })
+        std::fs::create_dir_all(dir.join("ports")).with_context(|| format!("state_dir {}", dir.display()))?;
+        Ok(Self { dir: dir.to_path_buf() })
     }
 
     fn port_path(&self, name: &str) -> PathBuf {
@@ -38,18 +35,13 @@ impl StateStore {
 
     /// Records a port.
     pub fn save_port(&self, spec: &InterfaceSpec) -> anyhow::Result<()> {
-        Self::write_atomic(
-            &self.port_path(&spec.name),
-            &serde_json::to_vec_pretty(spec)?,
-        )
+        Self::write_atomic(&self.port_path(&spec.name), &serde_json::to_vec_pretty(spec)?)
     }
 
     /// Forgets a port (no error if it was not recorded).
     pub fn delete_port(&self, name: &str) -> anyhow::Result<()> {
         match std::fs::remove_file(self.port_path(name)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).context("removing port file")
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).context("removing port file"),
             _ => Ok(()),
         }
     }
@@ -86,10 +78,7 @@ impl StateStore {
 
     /// Records the configured routes.
     pub fn save_routes(&self, routes: &[RouteSpec]) -> anyhow::Result<()> {
-        Self::write_atomic(
-            &self.dir.join("routes.json"),
-            &serde_json::to_vec_pretty(routes)?,
-        )
+        Self::write_atomic(&self.dir.join("routes.json"), &serde_json::to_vec_pretty(routes)?)
     }
 
     /// The recorded routes.

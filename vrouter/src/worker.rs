@@ -147,10 +147,7 @@ impl Worker {
         let mut tx_slot_of_vif = vec![NO_SOCKET; max_vifs];
         tx_slot_of_vif[0] = 0;
         Ok(Self {
-            slots: vec![Some(Slot {
-                vif: 0,
-                socket: anchor,
-            })],
+            slots: vec![Some(Slot { vif: 0, socket: anchor })],
             pool,
             tx_slot_of_vif,
             pending: vec![Vec::with_capacity(settings.batch_size as usize)],
@@ -173,8 +170,7 @@ impl Worker {
             }
             let snap = self.publisher.load();
             let live = self.slots.iter().flatten().count().max(1) as u32;
-            let fill_target =
-                (self.settings.umem_frames / (2 * live)).clamp(batch, self.settings.ring_size);
+            let fill_target = (self.settings.umem_frames / (2 * live)).clamp(batch, self.settings.ring_size);
             let mut work = 0usize;
             for slot in 0..self.slots.len() {
                 let Some(Slot { vif, socket }) = self.slots[slot].as_mut() else {
@@ -218,12 +214,7 @@ impl Worker {
                     last_kernel_stats = Instant::now();
                 }
                 if self.settings.poll_mode == PollMode::Adaptive {
-                    let fds: Vec<RawFd> = self
-                        .slots
-                        .iter()
-                        .flatten()
-                        .map(|s| s.socket.raw_fd())
-                        .collect();
+                    let fds: Vec<RawFd> = self.slots.iter().flatten().map(|s| s.socket.raw_fd()).collect();
                     crate::afxdp::wait_readable(&fds, 5);
                 }
             }
@@ -295,8 +286,7 @@ impl Worker {
             }
             if let Some(c) = self.stats.vifs.get(*vif as usize) {
                 c.tx_packets.add(sent as u64);
-                c.tx_bytes
-                    .add(pending[..sent].iter().map(|d| u64::from(d.len)).sum());
+                c.tx_bytes.add(pending[..sent].iter().map(|d| u64::from(d.len)).sum());
                 c.tx_ring_full.add((pending.len() - sent) as u64);
             }
             for d in &pending[sent..] {
@@ -316,9 +306,7 @@ impl Worker {
                 c.kernel_fill_ring_empty.set(k.fill_ring_empty);
             }
         }
-        self.stats
-            .icmp_errors_suppressed
-            .set(self.ctx.icmp.suppressed);
+        self.stats.icmp_errors_suppressed.set(self.ctx.icmp.suppressed);
     }
 
     fn handle(&mut self, cmd: WorkerCommand) {
@@ -339,12 +327,7 @@ impl Worker {
         }
     }
 
-    fn add_port(
-        &mut self,
-        vif: Vif,
-        ifname: &str,
-        queues: &[u32],
-    ) -> Result<Vec<(u32, RawFd)>, String> {
+    fn add_port(&mut self, vif: Vif, ifname: &str, queues: &[u32]) -> Result<Vec<(u32, RawFd)>, String> {
         if vif as usize >= self.tx_slot_of_vif.len() || vif == 0 {
             return Err(format!("vif {vif} out of range"));
         }
@@ -367,8 +350,7 @@ impl Worker {
                 Some(s) => s,
                 None if self.slots.len() < NO_SOCKET as usize => {
                     self.slots.push(None);
-                    self.pending
-                        .push(Vec::with_capacity(self.settings.batch_size as usize));
+                    self.pending.push(Vec::with_capacity(self.settings.batch_size as usize));
                     self.slots.len() - 1
                 }
                 None => return Err("worker socket table full".into()),

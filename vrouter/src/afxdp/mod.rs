@@ -11,7 +11,6 @@
 //!
 //! The first socket of a worker (the anchor) must stay bound for the UMEM to be
 //! shared; it is bound on the fabric interface, which lives as long as the vrouter.
-#![allow(unsafe_code)]
 
 mod pool;
 mod socket;
@@ -19,7 +18,7 @@ mod xdp;
 
 pub use pool::{FramePool, FRAME_SIZE};
 pub use socket::{KernelStats, PortSocket, RxBatch};
-pub use xdp::{PortKind, XdpAttachment, XdpError};
+pub use xdp::{steering_object, PortKind, XdpAttachment, XdpError};
 
 /// Sleeps until one of `fds` is readable or `timeout_ms` passes (the adaptive
 /// worker's idle wait).

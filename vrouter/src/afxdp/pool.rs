@@ -33,8 +33,7 @@ impl Area {
         if ptr == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        let ptr = NonNull::new(ptr.cast::<u8>())
-            .ok_or_else(|| std::io::Error::other("mmap returned null"))?;
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| std::io::Error::other("mmap returned null"))?;
         Ok(Self { ptr, len })
     }
 }
@@ -87,8 +86,7 @@ impl FramePool {
         let slice = NonNull::slice_from_raw_parts(area.ptr, len);
         // SAFETY: `slice` is a page-aligned mapping of exactly `len` bytes that lives in
         // `self.area`, which is dropped after `self.umem`.
-        let umem = unsafe { Umem::new(config, slice) }
-            .map_err(|e| std::io::Error::from_raw_os_error(e.get_raw()))?;
+        let umem = unsafe { Umem::new(config, slice) }.map_err(|e| std::io::Error::from_raw_os_error(e.get_raw()))?;
         Ok(Self {
             umem,
             area,
@@ -171,8 +169,9 @@ impl FramePool {
         // SAFETY: `base + FRAME_SIZE <= area.len` because `idx < frames`. The owner table
         // says no ring holds this frame, so the kernel does not touch it, and `&mut self`
         // makes this the only reference the worker has into the area.
-        Some(unsafe {
-            std::slice::from_raw_parts_mut(self.area.ptr.as_ptr().add(base), FRAME_SIZE as usize)
-        })
+        // SAFETY: `base < area.len`, so the offset stays inside the mapping.
+        let start = unsafe { self.area.ptr.as_ptr().add(base) };
+        // SAFETY: see above; the slice ends at `base + FRAME_SIZE <= area.len`.
+        Some(unsafe { std::slice::from_raw_parts_mut(start, FRAME_SIZE as usize) })
     }
 }

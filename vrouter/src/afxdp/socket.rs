@@ -65,8 +65,7 @@ impl PortSocket {
         slot: u16,
         anchor: bool,
     ) -> std::io::Result<Self> {
-        let cname = CString::new(ifname)
-            .map_err(|_| std::io::Error::other("interface name has a NUL byte"))?;
+        let cname = CString::new(ifname).map_err(|_| std::io::Error::other("interface name has a NUL byte"))?;
         let mut info = IfInfo::invalid();
         info.from_name(&cname)
             .map_err(|e| errno("if_nametoindex", ifname, queue, e))?;
@@ -95,14 +94,9 @@ impl PortSocket {
         let user = umem
             .rx_tx(&sock, &config)
             .map_err(|e| errno("rx/tx rings", ifname, queue, e))?;
-        let rx = user
-            .map_rx()
-            .map_err(|e| errno("mmap rx ring", ifname, queue, e))?;
-        let tx = user
-            .map_tx()
-            .map_err(|e| errno("mmap tx ring", ifname, queue, e))?;
-        umem.bind(&user)
-            .map_err(|e| errno("bind", ifname, queue, e))?;
+        let rx = user.map_rx().map_err(|e| errno("mmap rx ring", ifname, queue, e))?;
+        let tx = user.map_tx().map_err(|e| errno("mmap tx ring", ifname, queue, e))?;
+        umem.bind(&user).map_err(|e| errno("bind", ifname, queue, e))?;
         let fd = rx.as_raw_fd();
         let mut socket = Self {
             device,

@@ -52,9 +52,7 @@ pub struct XdpAttachment {
 
 impl std::fmt::Debug for XdpAttachment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("XdpAttachment")
-            .field("ifname", &self.ifname)
-            .finish()
+        f.debug_struct("XdpAttachment").field("ifname", &self.ifname).finish()
     }
 }
 
@@ -97,11 +95,11 @@ impl XdpAttachment {
             if !remove_legacy_programs(ifname) {
                 return Err(attach_error(first));
             }
-            tracing::warn!(
-                ifname,
-                "replaced an XDP program left attached on the interface"
-            );
-            program.attach(ifname, aya_mode).map_err(attach_error)?;
+            program.attach(ifname, aya_mode).map_err(|e| XdpError::Attach {
+                ifname: ifname.to_string(),
+                message: format!("{} (after removing a program left attached)", chain(&e)),
+            })?;
+            tracing::warn!(ifname, "replaced an XDP program left attached on the interface");
         }
         Ok(Self {
             ebpf,
@@ -136,18 +134,27 @@ impl XdpAttachment {
 /// Removes XDP programs attached through netlink (not BPF links, which belong to a
 /// live process). True if the command ran and succeeded.
 fn remove_legacy_programs(ifname: &str) -> bool {
-    std::process::Command::new("ip")
-        .args([
-            "link",
-            "set",
-            "dev",
-            ifname,
-            "xdpgeneric",
-            "off",
-            "xdpdrv",
-            "off",
-        ])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    // One mode per command: iproute2 takes a single xdp mode keyword.
+    ["xdpgeneric", "xdpdrv"].iter().all(|mode| {
+        let out = std::process::Command::new("ip")
+            .args(["link", "set", "dev", ifname, mode, "off"])
+            .output();
+        match out {
+            Ok(out) if out.status.success() => true,
+            Ok(out) => {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                tracing::warn!(ifname, "ip link set {mode} off: {}", stderr.trim());
+                false
+            }
+            Err(e) => {
+                tracing::warn!(ifname, "cannot run ip: {e}");
+                false
+            }
+        }
+    })
+}
+
+/// The compiled steering object (for tools and tests that attach it by hand).
+pub fn steering_object() -> &'static [u8] {
+    STEER_OBJECT
 }

@@ -36,11 +36,8 @@ impl ApiClient {
         (&stream).write_all(line.as_bytes())?;
         let mut reader = BufReader::new(&stream);
         let mut answer = String::new();
-        reader
-            .read_line(&mut answer)
-            .context("reading the API answer")?;
-        let mut value: serde_json::Value =
-            serde_json::from_str(&answer).context("API answer is not JSON")?;
+        reader.read_line(&mut answer).context("reading the API answer")?;
+        let mut value: serde_json::Value = serde_json::from_str(&answer).context("API answer is not JSON")?;
         if let Some(err) = value.get("error") {
             return Err(anyhow!("{}", err.as_str().unwrap_or("unknown error")));
         }
@@ -57,9 +54,7 @@ impl ApiClient {
         loop {
             match self.call::<serde_json::Value>(&Request::Status) {
                 Ok(_) => return Ok(()),
-                Err(e) if std::time::Instant::now() >= deadline => {
-                    return Err(e.context("vrouter API not ready"))
-                }
+                Err(e) if std::time::Instant::now() >= deadline => return Err(e.context("vrouter API not ready")),
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         }

@@ -119,10 +119,7 @@ pub struct DropStatsView {
 impl DropStatsView {
     /// The count for a reason label (0 if unknown).
     pub fn get(&self, label: &str) -> u64 {
-        self.reasons
-            .iter()
-            .find(|(l, _)| l == label)
-            .map_or(0, |(_, n)| *n)
+        self.reasons.iter().find(|(l, _)| l == label).map_or(0, |(_, n)| *n)
     }
 }
 

@@ -23,8 +23,7 @@ pub async fn serve(
     }
     // A socket file left by a crashed process would make bind fail.
     let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path)
-        .map_err(|e| anyhow::anyhow!("api_socket {}: {e}", path.display()))?;
+    let listener = UnixListener::bind(path).map_err(|e| anyhow::anyhow!("api_socket {}: {e}", path.display()))?;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

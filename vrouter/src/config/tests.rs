@@ -71,14 +71,8 @@ fn each_bad_file_names_its_key() {
         ("[cores]\nforwarding = \"0xZZ\"", "forwarding"),
         ("[cores]\nforwarding = \"3-1\"", "forwarding"),
         ("[cores]\nforwarding = \"7\"", "cores.forwarding"),
-        (
-            "[cores]\nforwarding = \"1\"\ncontrol = \"0x80\"",
-            "cores.control",
-        ),
-        (
-            "[cores]\nforwarding = \"1-2\"\ncontrol = \"2-3\"",
-            "cores.control",
-        ),
+        ("[cores]\nforwarding = \"1\"\ncontrol = \"0x80\"", "cores.control"),
+        ("[cores]\nforwarding = \"1-2\"\ncontrol = \"2-3\"", "cores.control"),
         ("[cores]\nforwarding = \"0-3\"", "cores.control"),
         ("[dataplane]\nbatch_size = 0", "dataplane.batch_size"),
         ("[dataplane]\nring_size = 1000", "dataplane.ring_size"),
@@ -90,10 +84,7 @@ fn each_bad_file_names_its_key() {
     ];
     for (extra, key) in cases {
         let msg = error_of(&base(extra));
-        assert!(
-            msg.contains(key),
-            "error for {extra:?} does not name {key:?}: {msg}"
-        );
+        assert!(msg.contains(key), "error for {extra:?} does not name {key:?}: {msg}");
     }
     let msg = error_of("[fabric]\ninterface = \"eth0\"\nip = \"300.1.1.1/24\"");
     assert!(msg.contains("ip"), "{msg}");

@@ -115,10 +115,7 @@ pub fn run(options: &LabOptions) -> anyhow::Result<()> {
     let pairs: Vec<(usize, usize)> = if options.pods_per_vrf >= 2 {
         vec![
             (0, 1),
-            (
-                options.pods_per_vrf as usize,
-                options.pods_per_vrf as usize + 1,
-            ),
+            (options.pods_per_vrf as usize, options.pods_per_vrf as usize + 1),
         ]
     } else {
         Vec::new()

@@ -22,9 +22,7 @@ pub fn run_checked(program: &str, args: &[&str]) -> anyhow::Result<Output> {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .with_context(|| {
-            format!("running {program} (is it installed? scripts/setup.sh installs it)")
-        })?;
+        .with_context(|| format!("running {program} (is it installed? scripts/setup.sh installs it)"))?;
     if !out.status.success() {
         bail!(
             "{program} {} failed: {}",
@@ -103,10 +101,9 @@ impl Netns {
 
 /// Moves the calling thread into the named namespace.
 pub fn enter_by_name(name: &str) -> anyhow::Result<()> {
-    let file = std::fs::File::open(format!("/var/run/netns/{name}"))
-        .with_context(|| format!("opening netns {name}"))?;
-    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
-        .with_context(|| format!("setns into {name}"))?;
+    let file =
+        std::fs::File::open(format!("/var/run/netns/{name}")).with_context(|| format!("opening netns {name}"))?;
+    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).with_context(|| format!("setns into {name}"))?;
     Ok(())
 }
 
@@ -119,10 +116,8 @@ impl Drop for Netns {
             .map(|o| {
                 for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
                     if let Ok(p) = pid.parse::<i32>() {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(p),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
+                        let _ =
+                            nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
                     }
                 }
             });

@@ -110,8 +110,7 @@ impl LabNode {
             "numrxqueues",
             &q,
         ])?;
-        node.ns
-            .ip(&["addr", "add", "198.18.0.1/24", "dev", FABRIC_IF])?;
+        node.ns.ip(&["addr", "add", "198.18.0.1/24", "dev", FABRIC_IF])?;
         node.ns.ip(&["link", "set", FABRIC_IF, "up"])?;
         node.ns.ip(&["link", "set", "fab0p", "up"])?;
         Ok(node)
@@ -135,12 +134,7 @@ impl LabNode {
     fn config_text(&self) -> String {
         let cores = crate::run::available_cores();
         let workers = self.options.workers.max(1);
-        let forwarding: Vec<String> = cores
-            .iter()
-            .rev()
-            .take(workers)
-            .map(|c| c.to_string())
-            .collect();
+        let forwarding: Vec<String> = cores.iter().rev().take(workers).map(|c| c.to_string()).collect();
         let mode = match self.options.xdp_mode {
             XdpMode::Native => "native",
             XdpMode::Generic => "generic",
@@ -179,11 +173,7 @@ impl LabNode {
         let deadline = Instant::now() + Duration::from_secs(20);
         let api = self.api();
         loop {
-            if let Some(status) = self
-                .vrouter
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.vrouter.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 self.vrouter = None;
                 bail!("vrouter exited at start ({status}):\n{}", self.log());
             }
@@ -218,6 +208,23 @@ impl LabNode {
         }
     }
 
+    /// Kills the vrouter with SIGKILL, as a crash would.
+    pub fn kill_vrouter(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.vrouter.take() else {
+            bail!("vrouter not running")
+        };
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
+    /// Writes the vrouter's XDP object to the node directory; returns its path.
+    pub fn xdp_object_path(&self) -> anyhow::Result<PathBuf> {
+        let path = self.dir.join("steer.o");
+        std::fs::write(&path, crate::afxdp::steering_object())?;
+        Ok(path)
+    }
+
     /// The vrouter's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("vrouter.log")).unwrap_or_default()
@@ -225,13 +232,7 @@ impl LabNode {
 
     /// Creates pod `index` of VRF number `vrf_index` (named `vrf`), configures its
     /// stack, and attaches it through the API when `attach` is set.
-    pub fn add_pod(
-        &mut self,
-        vrf: &str,
-        vrf_index: u8,
-        index: u8,
-        attach: bool,
-    ) -> anyhow::Result<&Pod> {
+    pub fn add_pod(&mut self, vrf: &str, vrf_index: u8, index: u8, attach: bool) -> anyhow::Result<&Pod> {
         let ns = Netns::create("pod")?;
         let n = self.pods.len() + 1;
         let host_if = format!("vp{n}");
@@ -273,38 +274,18 @@ impl LabNode {
             pod.ns.name(),
         ])?;
         // The host end belongs to the vrouter: no kernel IPv6 chatter from it.
-        self.ns.exec(
-            "sysctl",
-            &["-qw", &format!("net.ipv6.conf.{host_if}.disable_ipv6=1")],
-        )?;
+        self.ns
+            .exec("sysctl", &["-qw", &format!("net.ipv6.conf.{host_if}.disable_ipv6=1")])?;
         self.ns.ip(&["link", "set", &host_if, "up"])?;
         let p = &pod.ns;
         p.ip(&["link", "set", "eth0", "up"])?;
         p.ip(&["addr", "add", &format!("{}/24", pod.ipv4), "dev", "eth0"])?;
-        p.ip(&[
-            "-6",
-            "addr",
-            "add",
-            &format!("{}/64", pod.ipv6),
-            "dev",
-            "eth0",
-            "nodad",
-        ])?;
+        p.ip(&["-6", "addr", "add", &format!("{}/64", pod.ipv6), "dev", "eth0", "nodad"])?;
         p.ip(&["route", "add", "default", "via", &pod.gateway4.to_string()])?;
-        p.ip(&[
-            "-6",
-            "route",
-            "add",
-            "default",
-            "via",
-            &pod.gateway6.to_string(),
-        ])?;
+        p.ip(&["-6", "route", "add", "default", "via", &pod.gateway6.to_string()])?;
         // AF_XDP in copy mode sees the frame as the pod's stack wrote it: checksums
         // must be complete and segments already cut (no offload to the veth).
-        p.exec(
-            "ethtool",
-            &["-K", "eth0", "tx", "off", "tso", "off", "gso", "off"],
-        )?;
+        p.exec("ethtool", &["-K", "eth0", "tx", "off", "tso", "off", "gso", "off"])?;
         self.pods.push(pod);
         if attach {
             self.attach(self.pods.len() - 1)?;
@@ -317,10 +298,7 @@ impl LabNode {
         let v: serde_json::Value = self.api().call(&Request::AddInterface {
             spec: self.pods[i].spec(),
         })?;
-        v["vif"]
-            .as_u64()
-            .map(|v| v as u32)
-            .context("no vif in answer")
+        v["vif"].as_u64().map(|v| v as u32).context("no vif in answer")
     }
 
     /// Drop counters by reason.

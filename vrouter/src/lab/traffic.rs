@@ -15,17 +15,7 @@ pub fn ping(from: &Pod, to: IpAddr, tries: u32) -> bool {
     // ask for one reply within the deadline.
     from.ns.succeeds(
         "ping",
-        &[
-            family,
-            "-c",
-            "1",
-            "-w",
-            &count,
-            "-W",
-            "1",
-            "-q",
-            &to.to_string(),
-        ],
+        &[family, "-c", "1", "-w", &count, "-W", "1", "-q", &to.to_string()],
     )
 }
 
@@ -39,9 +29,8 @@ fn pattern(offset: u64, buf: &mut [u8]) {
 
 /// FNV-1a, enough to tell intact data from damaged data.
 fn fnv(hash: u64, data: &[u8]) -> u64 {
-    data.iter().fold(hash, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-    })
+    data.iter()
+        .fold(hash, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
 }
 const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
@@ -88,9 +77,7 @@ pub fn tcp_transfer(from: &Pod, to: &Pod, dst: IpAddr, bytes: u64) -> anyhow::Re
         let (mut conn, _) = loop {
             match listener.accept() {
                 Ok(c) => break c,
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
-                {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(5))
                 }
                 Err(e) => return Err(e.into()),
@@ -118,8 +105,7 @@ pub fn tcp_transfer(from: &Pod, to: &Pod, dst: IpAddr, bytes: u64) -> anyhow::Re
     let client_ns = from.ns.name().to_string();
     let client = std::thread::spawn(move || -> anyhow::Result<(u64, Duration)> {
         super::netns::enter_by_name(&client_ns)?;
-        let mut conn =
-            TcpStream::connect_timeout(&SocketAddr::new(dst, 5201), Duration::from_secs(10))?;
+        let mut conn = TcpStream::connect_timeout(&SocketAddr::new(dst, 5201), Duration::from_secs(10))?;
         conn.set_write_timeout(Some(Duration::from_secs(20)))?;
         conn.set_read_timeout(Some(Duration::from_secs(20)))?;
         let start = Instant::now();
@@ -166,13 +152,7 @@ pub struct Burst {
 }
 
 /// Sends `count` numbered datagrams of `size` bytes from `from` to `to` (port 5202).
-pub fn udp_burst(
-    from: &Pod,
-    to: &Pod,
-    dst: IpAddr,
-    count: u64,
-    size: usize,
-) -> anyhow::Result<Burst> {
+pub fn udp_burst(from: &Pod, to: &Pod, dst: IpAddr, count: u64, size: usize) -> anyhow::Result<Burst> {
     if size < 8 {
         bail!("datagrams need at least 8 bytes for the sequence number");
     }
@@ -255,13 +235,9 @@ pub fn udp_burst(
         }
         Ok(start.elapsed())
     });
-    let elapsed = client
-        .join()
-        .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+    let elapsed = client.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??;
     let _ = done_tx.send(());
-    let received = server
-        .join()
-        .map_err(|_| anyhow::anyhow!("server thread panicked"))??;
+    let received = server.join().map_err(|_| anyhow::anyhow!("server thread panicked"))??;
     Ok(Burst {
         sent: count,
         received,

@@ -38,9 +38,7 @@ pub(super) fn handle(snap: &Snapshot, iface: &Interface, pkt: &mut PacketBuf<'_>
     }
     match snap.route4(iface.vrf, target) {
         Some(NextHop::Interface { .. } | NextHop::Receive) => {}
-        _ if in_other_vrf(iface, snap.owner4.get(&target)) => {
-            return Verdict::Drop(DropReason::OtherVrf)
-        }
+        _ if in_other_vrf(iface, snap.owner4.get(&target)) => return Verdict::Drop(DropReason::OtherVrf),
         _ => return Verdict::Drop(DropReason::NeighborUnknown),
     }
     let router = snap.router_mac.0;

@@ -113,8 +113,7 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i, "{r:?}");
         }
-        let labels: std::collections::HashSet<_> =
-            DropReason::ALL.iter().map(|r| r.label()).collect();
+        let labels: std::collections::HashSet<_> = DropReason::ALL.iter().map(|r| r.label()).collect();
         assert_eq!(labels.len(), DropReason::COUNT);
     }
 }

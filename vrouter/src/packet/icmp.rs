@@ -53,9 +53,8 @@ impl IcmpLimiter {
     /// Adds the tokens earned since the last call; workers call it once per batch.
     pub fn refill(&mut self, now: Instant) {
         if let Some(last) = self.last {
-            let earned = now.saturating_duration_since(last).as_micros() as u64
-                * u64::from(self.per_second)
-                / 1_000_000;
+            let earned =
+                now.saturating_duration_since(last).as_micros() as u64 * u64::from(self.per_second) / 1_000_000;
             if earned == 0 {
                 return;
             }
@@ -99,9 +98,7 @@ pub(super) fn ipv4_error(
     let f = pkt.data_mut();
     write_eth(f, pod_mac, router_mac, ETHERTYPE_IPV4);
     let ip = &mut f[ETH_LEN..ETH_LEN + 20];
-    ip.copy_from_slice(&[
-        0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    ]);
+    ip.copy_from_slice(&[0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     ip[2..4].copy_from_slice(&total.to_be_bytes());
     ip[12..16].copy_from_slice(&from.octets());
     ip[16..20].copy_from_slice(&orig_src);
@@ -137,13 +134,7 @@ pub(super) fn ipv6_error(
     let f = pkt.data_mut();
     write_eth(f, pod_mac, router_mac, ETHERTYPE_IPV6);
     let from = from.octets();
-    write_ipv6_header(
-        &mut f[ETH_LEN..ETH_LEN + 40],
-        icmp_len,
-        64,
-        &from,
-        &orig_src,
-    );
+    write_ipv6_header(&mut f[ETH_LEN..ETH_LEN + 40], icmp_len, 64, &from, &orig_src);
     let icmp = &mut f[ETH_LEN + 40..];
     icmp[0..8].copy_from_slice(&[icmp_type, code, 0, 0, 0, 0, 0, 0]);
     let c = checksum::finish(checksum::sum(
@@ -155,13 +146,7 @@ pub(super) fn ipv6_error(
 }
 
 /// Writes an IPv6 header carrying ICMPv6.
-pub(super) fn write_ipv6_header(
-    h: &mut [u8],
-    payload_len: u16,
-    hop_limit: u8,
-    src: &[u8; 16],
-    dst: &[u8; 16],
-) {
+pub(super) fn write_ipv6_header(h: &mut [u8], payload_len: u16, hop_limit: u8, src: &[u8; 16], dst: &[u8; 16]) {
     h[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
     h[4..6].copy_from_slice(&payload_len.to_be_bytes());
     h[6] = 58;

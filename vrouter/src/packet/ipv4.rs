@@ -3,8 +3,7 @@
 
 use super::icmp::{self, ICMP4_TIME_EXCEEDED, ICMP4_UNREACHABLE};
 use super::{
-    checksum, in_other_vrf, write_eth, DropReason, PacketBuf, PipelineContext, Verdict,
-    ETHERTYPE_IPV4, ETH_LEN,
+    checksum, in_other_vrf, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4, ETH_LEN,
 };
 use nexthop::{Interface, NextHop, Snapshot};
 use std::net::Ipv4Addr;
@@ -44,15 +43,7 @@ pub(super) fn handle(
     match snap.route4(iface.vrf, dst) {
         Some(NextHop::Interface { vif, dst_mac }) => {
             if ttl <= 1 {
-                return send_error(
-                    snap,
-                    iface,
-                    pkt,
-                    ctx,
-                    ICMP4_TIME_EXCEEDED,
-                    0,
-                    DropReason::TtlExceeded,
-                );
+                return send_error(snap, iface, pkt, ctx, ICMP4_TIME_EXCEEDED, 0, DropReason::TtlExceeded);
             }
             let (vif, dst_mac) = (*vif, dst_mac.0);
             let f = pkt.data_mut();
@@ -68,15 +59,7 @@ pub(super) fn handle(
         Some(NextHop::Receive) => local(snap, iface, pkt, ihl),
         Some(NextHop::Discard) => Verdict::Drop(DropReason::Discard),
         None if in_other_vrf(iface, snap.owner4.get(&dst)) => Verdict::Drop(DropReason::OtherVrf),
-        None => send_error(
-            snap,
-            iface,
-            pkt,
-            ctx,
-            ICMP4_UNREACHABLE,
-            0,
-            DropReason::NoRoute,
-        ),
+        None => send_error(snap, iface, pkt, ctx, ICMP4_UNREACHABLE, 0, DropReason::NoRoute),
     }
 }
 
@@ -86,12 +69,7 @@ fn local(snap: &Snapshot, iface: &Interface, pkt: &mut PacketBuf<'_>, ihl: usize
     let frag = u16::from_be_bytes([d[ETH_LEN + 6], d[ETH_LEN + 7]]);
     let is_fragment = frag & 0x3fff != 0;
     let l4 = ETH_LEN + ihl;
-    if d[ETH_LEN + 9] != PROTO_ICMP
-        || is_fragment
-        || d.len() < l4 + 8
-        || d[l4] != 8
-        || d[l4 + 1] != 0
-    {
+    if d[ETH_LEN + 9] != PROTO_ICMP || is_fragment || d.len() < l4 + 8 || d[l4] != 8 || d[l4 + 1] != 0 {
         return Verdict::Drop(DropReason::NoLocalService);
     }
     if checksum::checksum(&d[l4..]) != 0 {
@@ -138,12 +116,7 @@ fn send_error(
         && ip
             .get(ihl)
             .is_some_and(|t| !matches!(t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18));
-    if non_first_fragment
-        || is_icmp_error
-        || src.is_multicast()
-        || src.is_broadcast()
-        || src.is_unspecified()
-    {
+    if non_first_fragment || is_icmp_error || src.is_multicast() || src.is_broadcast() || src.is_unspecified() {
         return Verdict::Drop(reason);
     }
     let from = iface.gateway4.unwrap_or(dst);

@@ -3,8 +3,7 @@
 
 use super::icmp::{self, ICMP6_TIME_EXCEEDED, ICMP6_UNREACHABLE};
 use super::{
-    checksum, in_other_vrf, ndp, write_eth, DropReason, PacketBuf, PipelineContext, Verdict,
-    ETHERTYPE_IPV6, ETH_LEN,
+    checksum, in_other_vrf, ndp, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV6, ETH_LEN,
 };
 use nexthop::{Interface, NextHop, Snapshot};
 use std::net::Ipv6Addr;
@@ -56,9 +55,7 @@ pub(super) fn handle(
     if next_header == NEXT_HEADER_ICMP6 && payload >= 4 {
         match d[L4] {
             ndp::NEIGHBOR_SOLICITATION => return ndp::solicitation(snap, iface, pkt),
-            ndp::ROUTER_SOLICITATION..=ndp::REDIRECT => {
-                return Verdict::Drop(DropReason::NdUnhandled)
-            }
+            ndp::ROUTER_SOLICITATION..=ndp::REDIRECT => return Verdict::Drop(DropReason::NdUnhandled),
             _ => {}
         }
     }
@@ -71,15 +68,7 @@ pub(super) fn handle(
     match snap.route6(iface.vrf, dst) {
         Some(NextHop::Interface { vif, dst_mac }) => {
             if hop_limit <= 1 {
-                return send_error(
-                    snap,
-                    iface,
-                    pkt,
-                    ctx,
-                    ICMP6_TIME_EXCEEDED,
-                    0,
-                    DropReason::TtlExceeded,
-                );
+                return send_error(snap, iface, pkt, ctx, ICMP6_TIME_EXCEEDED, 0, DropReason::TtlExceeded);
             }
             let (vif, dst_mac) = (*vif, dst_mac.0);
             let f = pkt.data_mut();
@@ -90,26 +79,14 @@ pub(super) fn handle(
         Some(NextHop::Receive) => echo(snap, iface, pkt),
         Some(NextHop::Discard) => Verdict::Drop(DropReason::Discard),
         None if in_other_vrf(iface, snap.owner6.get(&dst)) => Verdict::Drop(DropReason::OtherVrf),
-        None => send_error(
-            snap,
-            iface,
-            pkt,
-            ctx,
-            ICMP6_UNREACHABLE,
-            0,
-            DropReason::NoRoute,
-        ),
+        None => send_error(snap, iface, pkt, ctx, ICMP6_UNREACHABLE, 0, DropReason::NoRoute),
     }
 }
 
 /// Echo requests to a gateway address are answered; nothing else is served.
 fn echo(snap: &Snapshot, iface: &Interface, pkt: &mut PacketBuf<'_>) -> Verdict {
     let d = pkt.data();
-    if d[ETH_LEN + 6] != NEXT_HEADER_ICMP6
-        || d.len() < L4 + 8
-        || d[L4] != ICMP6_ECHO_REQUEST
-        || d[L4 + 1] != 0
-    {
+    if d[ETH_LEN + 6] != NEXT_HEADER_ICMP6 || d.len() < L4 + 8 || d[L4] != ICMP6_ECHO_REQUEST || d[L4 + 1] != 0 {
         return Verdict::Drop(DropReason::NoLocalService);
     }
     if !icmp6_checksum_ok(d) {

@@ -136,12 +136,7 @@ pub struct PipelineContext {
 
 /// Processes one frame received on `in_vif`.
 #[inline]
-pub fn process(
-    snap: &Snapshot,
-    in_vif: Vif,
-    pkt: &mut PacketBuf<'_>,
-    ctx: &mut PipelineContext,
-) -> Verdict {
+pub fn process(snap: &Snapshot, in_vif: Vif, pkt: &mut PacketBuf<'_>, ctx: &mut PipelineContext) -> Verdict {
     let Some(iface) = snap.interface(in_vif) else {
         return Verdict::Drop(DropReason::InvalidInterface);
     };

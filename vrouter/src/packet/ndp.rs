@@ -3,9 +3,7 @@
 
 use super::icmp::write_ipv6_header;
 use super::ipv6::{addr, icmp6_checksum_ok, L4, NEXT_HEADER_ICMP6};
-use super::{
-    checksum, in_other_vrf, write_eth, DropReason, PacketBuf, Verdict, ETHERTYPE_IPV6, ETH_LEN,
-};
+use super::{checksum, in_other_vrf, write_eth, DropReason, PacketBuf, Verdict, ETHERTYPE_IPV6, ETH_LEN};
 use nexthop::{Interface, NextHop, Snapshot};
 use std::net::Ipv6Addr;
 
@@ -40,9 +38,7 @@ pub(super) fn solicitation(snap: &Snapshot, iface: &Interface, pkt: &mut PacketB
     let router_flag = match snap.route6(iface.vrf, target) {
         Some(NextHop::Receive) => FLAG_ROUTER,
         Some(NextHop::Interface { .. }) => 0,
-        _ if in_other_vrf(iface, snap.owner6.get(&target)) => {
-            return Verdict::Drop(DropReason::OtherVrf)
-        }
+        _ if in_other_vrf(iface, snap.owner6.get(&target)) => return Verdict::Drop(DropReason::OtherVrf),
         _ => return Verdict::Drop(DropReason::NeighborUnknown),
     };
     let mut pod_mac = [0u8; 6];

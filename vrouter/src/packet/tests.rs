@@ -25,38 +25,19 @@ fn v6(s: &str) -> [u8; 16] {
 fn snapshot() -> Snapshot {
     let mut s = DesiredState::new(16);
     s.set_fabric("fabric0");
-    let pod =
-        |name: &str, vrf: &str, mac: [u8; 6], ip4: [u8; 4], ip6: &str, gw4: [u8; 4], gw6: &str| {
-            InterfaceSpec {
-                name: name.into(),
-                vrf: vrf.into(),
-                mac: MacAddr(mac),
-                ipv4: Some(ip4.into()),
-                ipv6: Some(ip6.parse().unwrap()),
-                gateway4: Some(gw4.into()),
-                gateway6: Some(gw6.parse().unwrap()),
-            }
-        };
-    s.add_interface(pod(
-        "a",
-        "red",
-        MAC_A,
-        A4,
-        "2001:2:0:1::2",
-        GW4,
-        "2001:2:0:1::1",
-    ))
-    .unwrap();
-    s.add_interface(pod(
-        "b",
-        "red",
-        MAC_B,
-        B4,
-        "2001:2:0:1::3",
-        GW4,
-        "2001:2:0:1::1",
-    ))
-    .unwrap();
+    let pod = |name: &str, vrf: &str, mac: [u8; 6], ip4: [u8; 4], ip6: &str, gw4: [u8; 4], gw6: &str| InterfaceSpec {
+        name: name.into(),
+        vrf: vrf.into(),
+        mac: MacAddr(mac),
+        ipv4: Some(ip4.into()),
+        ipv6: Some(ip6.parse().unwrap()),
+        gateway4: Some(gw4.into()),
+        gateway6: Some(gw6.parse().unwrap()),
+    };
+    s.add_interface(pod("a", "red", MAC_A, A4, "2001:2:0:1::2", GW4, "2001:2:0:1::1"))
+        .unwrap();
+    s.add_interface(pod("b", "red", MAC_B, B4, "2001:2:0:1::3", GW4, "2001:2:0:1::1"))
+        .unwrap();
     s.add_interface(pod(
         "c",
         "blue",
@@ -80,14 +61,7 @@ fn run(snap: &Snapshot, vif: Vif, frame: &[u8]) -> (Verdict, Vec<u8>) {
     (v, pkt.data().to_vec())
 }
 
-fn udp4(
-    src_mac: [u8; 6],
-    dst_mac: [u8; 6],
-    src: [u8; 4],
-    dst: [u8; 4],
-    ttl: u8,
-    payload: &[u8],
-) -> Vec<u8> {
+fn udp4(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ttl: u8, payload: &[u8]) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(src_mac, dst_mac)
         .ipv4(src, dst, ttl)
         .udp(4000, 5000);
@@ -96,14 +70,7 @@ fn udp4(
     out
 }
 
-fn udp6(
-    src_mac: [u8; 6],
-    dst_mac: [u8; 6],
-    src: &str,
-    dst: &str,
-    hops: u8,
-    payload: &[u8],
-) -> Vec<u8> {
+fn udp6(src_mac: [u8; 6], dst_mac: [u8; 6], src: &str, dst: &str, hops: u8, payload: &[u8]) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(src_mac, dst_mac)
         .ipv6(v6(src), v6(dst), hops)
         .udp(4000, 5000);
@@ -131,10 +98,7 @@ fn arp_request_for_gateway_gets_exact_reply() {
         0x00, 0x00, 0x5e, 0x00, 0x01, 0x00, 198, 18, 1, 1,
         0x02, 0, 0, 0, 0, 0x0a, 198, 18, 1, 2,
     ];
-    assert_eq!(
-        run(&snap, 1, &request),
-        (Verdict::Transmit(1), reply.to_vec())
-    );
+    assert_eq!(run(&snap, 1, &request), (Verdict::Transmit(1), reply.to_vec()));
     // A pod in the same VRF is answered with the router MAC as well.
     let mut for_b = request;
     for_b[38..42].copy_from_slice(&B4);
@@ -148,23 +112,14 @@ fn arp_request_for_gateway_gets_exact_reply() {
     assert_eq!(run(&snap, 1, &for_c).0, Verdict::Drop(DropReason::OtherVrf));
     let mut unknown = request;
     unknown[38..42].copy_from_slice(&[198, 18, 9, 9]);
-    assert_eq!(
-        run(&snap, 1, &unknown).0,
-        Verdict::Drop(DropReason::NeighborUnknown)
-    );
+    assert_eq!(run(&snap, 1, &unknown).0, Verdict::Drop(DropReason::NeighborUnknown));
     let mut own = request;
     own[38..42].copy_from_slice(&A4);
-    assert_eq!(
-        run(&snap, 1, &own).0,
-        Verdict::Drop(DropReason::SelfSolicitation)
-    );
+    assert_eq!(run(&snap, 1, &own).0, Verdict::Drop(DropReason::SelfSolicitation));
     let mut bad = request;
     bad[16] = 0x86;
     assert_eq!(run(&snap, 1, &bad).0, Verdict::Drop(DropReason::InvalidArp));
-    assert_eq!(
-        run(&snap, 1, &request[..40]).0,
-        Verdict::Drop(DropReason::Truncated)
-    );
+    assert_eq!(run(&snap, 1, &request[..40]).0, Verdict::Drop(DropReason::Truncated));
 }
 
 #[test]
@@ -181,26 +136,12 @@ fn routed_ipv4_rewrites_macs_ttl_and_checksum() {
 #[test]
 fn routed_ipv6_rewrites_macs_and_hop_limit() {
     let snap = snapshot();
-    let input = udp6(
-        MAC_A,
-        ROUTER,
-        "2001:2:0:1::2",
-        "2001:2:0:1::3",
-        64,
-        b"v6 payload",
-    );
+    let input = udp6(MAC_A, ROUTER, "2001:2:0:1::2", "2001:2:0:1::3", 64, b"v6 payload");
     let (v, out) = run(&snap, 1, &input);
     assert_eq!(v, Verdict::Transmit(2));
     assert_eq!(
         out,
-        udp6(
-            ROUTER,
-            MAC_B,
-            "2001:2:0:1::2",
-            "2001:2:0:1::3",
-            63,
-            b"v6 payload"
-        )
+        udp6(ROUTER, MAC_B, "2001:2:0:1::2", "2001:2:0:1::3", 63, b"v6 payload")
     );
 }
 
@@ -234,14 +175,7 @@ fn ttl_expiry_sends_exact_time_exceeded() {
 #[test]
 fn hop_limit_expiry_sends_icmpv6_time_exceeded() {
     let snap = snapshot();
-    let input = udp6(
-        MAC_A,
-        ROUTER,
-        "2001:2:0:1::2",
-        "2001:2:0:1::3",
-        1,
-        b"expiring",
-    );
+    let input = udp6(MAC_A, ROUTER, "2001:2:0:1::2", "2001:2:0:1::3", 1, b"expiring");
     let (v, out) = run(&snap, 1, &input);
     assert_eq!(v, Verdict::DropWithError(DropReason::TtlExceeded));
     let b = PacketBuilder::ethernet2(ROUTER, MAC_A)
@@ -257,11 +191,7 @@ fn hop_limit_expiry_sends_icmpv6_time_exceeded() {
 #[test]
 fn no_route_sends_unreachable_but_other_vrf_is_silent() {
     let snap = snapshot();
-    let (v, out) = run(
-        &snap,
-        1,
-        &udp4(MAC_A, ROUTER, A4, [198, 18, 200, 1], 64, b"x"),
-    );
+    let (v, out) = run(&snap, 1, &udp4(MAC_A, ROUTER, A4, [198, 18, 200, 1], 64, b"x"));
     assert_eq!(v, Verdict::DropWithError(DropReason::NoRoute));
     assert_eq!(out[ETH_LEN + 20], 3, "ICMP destination unreachable");
     assert_eq!(&out[ETH_LEN + 16..ETH_LEN + 20], &A4);
@@ -302,10 +232,7 @@ fn gateway_answers_ping_v4_and_v6() {
     assert_eq!(v, Verdict::Transmit(1));
     // Identification and flags are echoed from the request; compare the rest exactly.
     assert_eq!(out[..ETH_LEN + 4], want[..ETH_LEN + 4]);
-    assert_eq!(
-        out[ETH_LEN + 8..ETH_LEN + 10],
-        want[ETH_LEN + 8..ETH_LEN + 10]
-    );
+    assert_eq!(out[ETH_LEN + 8..ETH_LEN + 10], want[ETH_LEN + 8..ETH_LEN + 10]);
     assert_eq!(out[ETH_LEN + 12..], want[ETH_LEN + 12..]);
     assert_eq!(checksum::checksum(&out[ETH_LEN..ETH_LEN + 20]), 0);
 
@@ -329,10 +256,7 @@ fn gateway_answers_ping_v4_and_v6() {
         .tcp(1, 2, 3, 100)
         .write(&mut tcp, &[])
         .unwrap();
-    assert_eq!(
-        run(&snap, 1, &tcp).0,
-        Verdict::Drop(DropReason::NoLocalService)
-    );
+    assert_eq!(run(&snap, 1, &tcp).0, Verdict::Drop(DropReason::NoLocalService));
 }
 
 #[test]
@@ -392,10 +316,7 @@ fn neighbor_solicitation_gets_exact_advertisement() {
     let mut corrupt = sol("2001:2:0:1::1");
     let n = corrupt.len();
     corrupt[n - 1] ^= 0xff;
-    assert_eq!(
-        run(&snap, 1, &corrupt).0,
-        Verdict::Drop(DropReason::BadChecksum)
-    );
+    assert_eq!(run(&snap, 1, &corrupt).0, Verdict::Drop(DropReason::BadChecksum));
 }
 
 const L4_OFF: usize = ETH_LEN + 40;
@@ -492,8 +413,7 @@ fn malformed_frames_are_counted_drops() {
         ),
         (
             "truncated ipv6",
-            udp6(MAC_A, ROUTER, "2001:2:0:1::2", "2001:2:0:1::3", 64, b"x")[..ETH_LEN + 30]
-                .to_vec(),
+            udp6(MAC_A, ROUTER, "2001:2:0:1::2", "2001:2:0:1::3", 64, b"x")[..ETH_LEN + 30].to_vec(),
             DropReason::Truncated,
         ),
         (
@@ -516,17 +436,10 @@ fn malformed_frames_are_counted_drops() {
         ),
     ];
     for (name, frame, reason) in cases {
-        assert_eq!(
-            run(&snap, 1, &frame).0.drop_reason(),
-            Some(reason),
-            "{name}"
-        );
+        assert_eq!(run(&snap, 1, &frame).0.drop_reason(), Some(reason), "{name}");
     }
     // Unknown vif (removed interface).
-    assert_eq!(
-        run(&snap, 9, &good).0,
-        Verdict::Drop(DropReason::InvalidInterface)
-    );
+    assert_eq!(run(&snap, 9, &good).0, Verdict::Drop(DropReason::InvalidInterface));
 }
 
 proptest! {

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing the vrouter needs on Debian 12, if it
+# is missing: clang + libbpf headers (the XDP program), iproute2, ping, ethtool and
+# sysctl (the lab and the system tests), rustfmt and clippy (the checks).
+set -euo pipefail
+
+packages=(clang llvm libbpf-dev linux-libc-dev iproute2 iputils-ping ethtool procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found; install the Rust toolchain (https://rustup.rs) and run again" >&2
+  exit 1
+fi
+if command -v rustup >/dev/null; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+  done
+fi

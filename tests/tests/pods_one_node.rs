@@ -1,0 +1,97 @@
+//! Pods on one node: reachability inside a VRF over IPv4 and IPv6, a 10 MB TCP
+//! transfer with intact data, isolation between VRFs with the drop counted, and
+//! interfaces added and removed while traffic runs.
+
+use std::net::IpAddr;
+use system_tests::{node, serial};
+use vrouter::config::XdpMode;
+use vrouter::lab::traffic::{ping, tcp_transfer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
+
+fn same_vrf_reach_and_other_vrf_isolated(mode: XdpMode) {
+    let _machine = serial();
+    let mut n = node(BIN, mode);
+    n.start_vrouter().unwrap();
+    n.add_pod("red", 0, 1, true).unwrap();
+    n.add_pod("red", 0, 2, true).unwrap();
+    n.add_pod("blue", 1, 1, true).unwrap();
+    let (a, b, c) = (&n.pods[0], &n.pods[1], &n.pods[2]);
+
+    for dst in [IpAddr::from(b.ipv4), IpAddr::from(b.ipv6)] {
+        assert!(ping(a, dst, 5), "red-1 cannot ping red-2 at {dst}\n{}", n.log());
+    }
+    assert!(ping(b, a.ipv6.into(), 3), "red-2 cannot ping red-1 over IPv6");
+    assert!(
+        ping(a, a.gateway4.into(), 3) && ping(a, a.gateway6.into(), 3),
+        "gateway does not answer"
+    );
+
+    let t = tcp_transfer(a, b, b.ipv4.into(), 10_000_000).unwrap();
+    assert!(t.intact && t.bytes == 10_000_000, "TCP over IPv4 damaged: {t:?}");
+    let t = tcp_transfer(b, a, a.ipv6.into(), 10_000_000).unwrap();
+    assert!(t.intact && t.bytes == 10_000_000, "TCP over IPv6 damaged: {t:?}");
+
+    let before = n.drop_stats().unwrap().get("other_vrf");
+    for dst in [IpAddr::from(c.ipv4), IpAddr::from(c.ipv6)] {
+        assert!(!ping(a, dst, 1), "red-1 reached blue-1 at {dst}");
+    }
+    assert!(!ping(c, a.ipv4.into(), 1), "blue-1 reached red-1");
+    let after = n.drop_stats().unwrap().get("other_vrf");
+    assert!(after >= before + 3, "other_vrf drops went from {before} to {after}");
+
+    let vifs = n.interfaces().unwrap();
+    let red1 = vifs.iter().find(|v| v.name == a.host_if).unwrap();
+    assert!(
+        red1.counters.rx_packets > 5000 && red1.counters.tx_packets > 1000,
+        "{red1:?}"
+    );
+}
+
+#[test]
+fn native_xdp_pods_reach_within_vrf_only() {
+    same_vrf_reach_and_other_vrf_isolated(XdpMode::Native);
+}
+
+#[test]
+fn generic_xdp_pods_reach_within_vrf_only() {
+    same_vrf_reach_and_other_vrf_isolated(XdpMode::Generic);
+}
+
+#[test]
+fn interfaces_come_and_go_at_run_time() {
+    let _machine = serial();
+    let mut n = node(BIN, XdpMode::Native);
+    n.start_vrouter().unwrap();
+    n.add_pod("red", 0, 1, true).unwrap();
+    n.add_pod("red", 0, 2, false).unwrap();
+    let (a, b) = (&n.pods[0], &n.pods[1]);
+    assert!(!ping(a, b.ipv4.into(), 1), "reached a pod that is not attached");
+    let vif = n.attach(1).unwrap();
+    assert!(ping(a, b.ipv4.into(), 5), "attached pod unreachable\n{}", n.log());
+    let api = n.api();
+    let _: serde_json::Value = api
+        .call(&vrouter::api::Request::RemoveInterface {
+            name: b.host_if.clone(),
+        })
+        .unwrap();
+    assert!(!n.ns.has_xdp_program(&b.host_if), "program left on a removed port");
+    assert!(!ping(a, b.ipv4.into(), 1), "detached pod still reachable");
+    assert_eq!(n.attach(1).unwrap(), vif, "vif number not reused");
+    assert!(ping(a, b.ipv4.into(), 5), "re-attached pod unreachable");
+    // Bad requests leave the state as it was.
+    let mut spec = b.spec();
+    let err = api
+        .call::<serde_json::Value>(&vrouter::api::Request::AddInterface { spec: spec.clone() })
+        .unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    spec.name = "nosuchif0".into();
+    spec.ipv4 = Some("198.18.1.77".parse().unwrap());
+    spec.ipv6 = None;
+    let err = api
+        .call::<serde_json::Value>(&vrouter::api::Request::AddInterface { spec })
+        .unwrap_err();
+    assert!(err.to_string().contains("nosuchif0"), "{err}");
+    assert_eq!(n.interfaces().unwrap().len(), 3, "fabric + two pods");
+    assert!(ping(a, b.ipv4.into(), 3), "a failed request disturbed forwarding");
+}
