@@ -95,3 +95,65 @@ fn interfaces_come_and_go_at_run_time() {
     assert_eq!(n.interfaces().unwrap().len(), 3, "fabric + two pods");
     assert!(ping(a, b.ipv4.into(), 3), "a failed request disturbed forwarding");
 }
+
+#[test]
+fn routes_added_and_removed_through_the_api() {
+    use control_client::{RouteSpec, RouteTarget};
+    use vrouter::api::{Request, RouteView};
+    let _machine = serial();
+    let mut n = node(BIN, XdpMode::Native);
+    n.start_vrouter().unwrap();
+    n.add_pod("red", 0, 1, true).unwrap();
+    n.add_pod("red", 0, 2, true).unwrap();
+    let (a, b) = (&n.pods[0], &n.pods[1]);
+    // Pod b also answers for a service-like address the VRF routes to it.
+    b.ns.ip(&["addr", "add", "198.19.5.5/32", "dev", "lo"]).unwrap();
+    let extra: std::net::IpAddr = "198.19.5.5".parse().unwrap();
+    assert!(!ping(a, extra, 1), "reachable before the route exists");
+    let api = n.api();
+    let route = RouteSpec {
+        vrf: "red".into(),
+        prefix: "198.19.5.0/24".parse().unwrap(),
+        target: RouteTarget::Interface {
+            name: b.host_if.clone(),
+        },
+    };
+    let _: serde_json::Value = api.call(&Request::AddRoute { route }).unwrap();
+    let routes: Vec<RouteView> = api
+        .call(&Request::Routes {
+            vrf: Some("red".into()),
+        })
+        .unwrap();
+    assert!(
+        routes.iter().any(|r| r.prefix.to_string() == "198.19.5.0/24"),
+        "{routes:?}"
+    );
+    assert!(ping(a, extra, 5), "route through the API not used\n{}", n.log());
+    // A more specific discard route wins and is counted.
+    let discard = RouteSpec {
+        vrf: "red".into(),
+        prefix: "198.19.5.5/32".parse().unwrap(),
+        target: RouteTarget::Discard,
+    };
+    let _: serde_json::Value = api.call(&Request::AddRoute { route: discard }).unwrap();
+    let before = n.drop_stats().unwrap().get("discard");
+    assert!(!ping(a, extra, 1));
+    assert!(n.drop_stats().unwrap().get("discard") > before);
+    for prefix in ["198.19.5.5/32", "198.19.5.0/24"] {
+        let _: serde_json::Value = api
+            .call(&Request::RemoveRoute {
+                vrf: "red".into(),
+                prefix: prefix.parse().unwrap(),
+            })
+            .unwrap();
+    }
+    let before = n.drop_stats().unwrap().get("no_route");
+    assert!(!ping(a, extra, 1), "reachable after the route was removed");
+    assert!(n.drop_stats().unwrap().get("no_route") > before);
+    let status: vrouter::api::StatusView = api.call(&Request::Status).unwrap();
+    assert_eq!(status.workers.len(), 1);
+    assert!(
+        status.workers[0].rx_packets > 0 && status.workers[0].drops > 0,
+        "{status:?}"
+    );
+}

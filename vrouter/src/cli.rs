@@ -279,7 +279,16 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 println!("forwarding cores  {:?}", s.forwarding_cores);
                 println!("interfaces        {}", s.interfaces);
                 println!("vrfs              {}", s.vrfs);
-                println!("busy/idle loops   {}/{}", s.busy_loops, s.idle_loops);
+                println!(
+                    "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12} {:>10}",
+                    "worker", "core", "busy_loops", "idle_loops", "rx_pkts", "tx_pkts", "drops"
+                );
+                for w in &s.workers {
+                    println!(
+                        "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12} {:>10}",
+                        w.index, w.core, w.busy_loops, w.idle_loops, w.rx_packets, w.tx_packets, w.drops
+                    );
+                }
             })
         }
         Command::Run { .. } | Command::CheckConfig { .. } | Command::Lab(_) => {

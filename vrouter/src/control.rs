@@ -1,7 +1,7 @@
 //! The control state: what the operator asked for, the published snapshot, the
 //! datapath's ports and the state directory, changed together or not at all.
 
-use crate::api::{DropStatsView, InterfaceView, NextHopView, RouteView, StatusView};
+use crate::api::{DropStatsView, InterfaceView, NextHopView, RouteView, StatusView, WorkerView};
 use crate::datapath::Datapath;
 use crate::packet::DropReason;
 use crate::stats::VifTotals;
@@ -243,8 +243,19 @@ impl Control {
             forwarding_cores: self.forwarding_cores.clone(),
             interfaces: snap.interfaces.iter().flatten().count(),
             vrfs: snap.vrfs.len(),
-            busy_loops: stats.iter().map(|w| w.busy_loops.get()).sum(),
-            idle_loops: stats.iter().map(|w| w.idle_loops.get()).sum(),
+            workers: stats
+                .iter()
+                .enumerate()
+                .map(|(index, w)| WorkerView {
+                    index,
+                    core: self.forwarding_cores.get(index).copied().unwrap_or_default(),
+                    busy_loops: w.busy_loops.get(),
+                    idle_loops: w.idle_loops.get(),
+                    rx_packets: w.vifs.iter().map(|v| v.rx_packets.get()).sum(),
+                    tx_packets: w.vifs.iter().map(|v| v.tx_packets.get()).sum(),
+                    drops: w.drops.iter().map(|d| d.get()).sum(),
+                })
+                .collect(),
         }
     }
 

@@ -134,8 +134,25 @@ pub struct StatusView {
     pub interfaces: usize,
     /// VRFs (fabric included).
     pub vrfs: usize,
-    /// Loop iterations with packets, all workers.
+    /// Per-worker counters.
+    pub workers: Vec<WorkerView>,
+}
+
+/// One forwarding worker in the `status` view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// Worker number.
+    pub index: usize,
+    /// The core it is pinned to.
+    pub core: usize,
+    /// Loop iterations that found packets.
     pub busy_loops: u64,
-    /// Loop iterations without, all workers.
+    /// Loop iterations that found none.
     pub idle_loops: u64,
+    /// Frames received, all ports.
+    pub rx_packets: u64,
+    /// Frames transmitted, all ports.
+    pub tx_packets: u64,
+    /// Frames dropped, all reasons.
+    pub drops: u64,
 }
