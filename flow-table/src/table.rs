@@ -1,0 +1,608 @@
+//! The concurrent table: an index of 8-slot buckets (one cache line each, two
+//! candidate buckets per key) over a slab of entries.
+//!
+//! Slot word: `tag << 32 | (entry + 1)`, 0 when empty. Entry state word:
+//! `seq << 2 | status`; `seq` grows on every change, so a reader that copied an entry
+//! can tell whether it changed under it (a seqlock), and a recycled entry never passes
+//! for the one that was deleted (the generation scheme that makes reuse safe without
+//! epochs: entries are recycled, never unmapped).
+//!
+//! Inserts claim an empty slot by CAS. Two workers inserting the same key race only
+//! when a deletion in the same bucket opens a hole between their scans; every inserter
+//! re-scans after claiming, and the copy at the lowest position survives.
+
+use crate::key::FlowKey;
+use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
+
+const SLOTS: usize = 8;
+const FREE: u32 = 0;
+const ACTIVE: u32 = 1;
+const WRITING: u32 = 2;
+const STATUS_MASK: u32 = 3;
+/// Tries before a reader gives up on an entry that keeps changing.
+const READ_RETRIES: usize = 8;
+
+/// What the table stores for a flow besides its key: the caller's decision word and
+/// the forwarding-state generation it was made under, and the interface that created
+/// the flow (for per-interface limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlowValue {
+    /// The caller's encoded decision.
+    pub data: u64,
+    /// Generation of the forwarding state the decision was made under.
+    pub generation: u32,
+    /// The interface the flow's first packet came from.
+    pub owner: u32,
+}
+
+/// A found entry: where it is, which version was read, and what it held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowRef {
+    /// Entry index.
+    pub index: u32,
+    /// The state word read (for updates that must not hit a recycled entry).
+    pub version: u32,
+    /// The key.
+    pub key: FlowKey,
+    /// The value.
+    pub value: FlowValue,
+    /// The reverse entry, if linked.
+    pub reverse: Option<u32>,
+}
+
+/// The outcome of [`FlowTable::insert_pair`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    /// Both directions were created.
+    Inserted {
+        /// The forward entry.
+        forward: FlowRef,
+        /// The reverse entry.
+        reverse: FlowRef,
+    },
+    /// The forward key was present already (another worker won the race).
+    Exists(FlowRef),
+    /// No room: a flow that cannot be set up is dropped by the caller.
+    Full,
+}
+
+/// Table-wide counters.
+#[derive(Debug, Default)]
+struct Counters {
+    active: AtomicU64,
+    created: AtomicU64,
+    deleted: AtomicU64,
+    full: AtomicU64,
+}
+
+/// A point-in-time copy of the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableStats {
+    /// Entries in use (each direction counts).
+    pub active: u64,
+    /// Entries ever created.
+    pub created: u64,
+    /// Entries ever deleted.
+    pub deleted: u64,
+    /// Pair insertions refused for lack of room.
+    pub full: u64,
+    /// Entry capacity.
+    pub capacity: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    state: AtomicU32,
+    last_seen: AtomicU32,
+    key: [AtomicU64; 5],
+    data: AtomicU64,
+    /// `reverse + 1` in the low half, generation in the high half; the next free
+    /// entry while free.
+    link: AtomicU64,
+    /// Owner interface in the low half, TCP flags seen in bits 32..40.
+    extra: AtomicU64,
+    packets: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Entry {
+    fn new() -> Self {
+        Self {
+            state: AtomicU32::new(FREE),
+            last_seen: AtomicU32::new(0),
+            key: [
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+            ],
+            data: AtomicU64::new(0),
+            link: AtomicU64::new(0),
+            extra: AtomicU64::new(0),
+            packets: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+/// One cache line of slots.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Bucket([AtomicU64; SLOTS]);
+
+/// The flow table. Shared by reference (`Arc`) between workers and the control side;
+/// every method takes `&self`.
+#[derive(Debug)]
+pub struct FlowTable {
+    buckets: Box<[Bucket]>,
+    entries: Box<[Entry]>,
+    bucket_mask: u64,
+    free_head: AtomicU64,
+    high_water: AtomicU32,
+    now: AtomicU32,
+    counters: Counters,
+}
+
+#[inline]
+fn tag_of(hash: u64) -> u64 {
+    (hash >> 32) | 1
+}
+
+impl FlowTable {
+    /// A table for `capacity` entries (each direction of a flow is one entry). The
+    /// index gets about 1.6 slots per entry, rounded to a power of two of buckets.
+    pub fn new(capacity: u32) -> Self {
+        let capacity = capacity.max(2);
+        let buckets = ((u64::from(capacity) * 8 / 5).div_ceil(SLOTS as u64))
+            .next_power_of_two()
+            .max(2);
+        Self {
+            buckets: (0..buckets)
+                .map(|_| Bucket(std::array::from_fn(|_| AtomicU64::new(0))))
+                .collect(),
+            entries: (0..capacity).map(|_| Entry::new()).collect(),
+            bucket_mask: buckets - 1,
+            free_head: AtomicU64::new(0),
+            high_water: AtomicU32::new(0),
+            now: AtomicU32::new(0),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Entry capacity.
+    pub fn capacity(&self) -> u32 {
+        self.entries.len() as u32
+    }
+
+    /// Bytes of memory the table holds.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.buckets) + std::mem::size_of_val(&*self.entries)
+    }
+
+    /// The two candidate buckets of a hash.
+    #[inline]
+    fn buckets_of(&self, hash: u64) -> [usize; 2] {
+        let b1 = hash & self.bucket_mask;
+        let mut b2 = tag_of(hash).wrapping_mul(0x9e37_79b9) & self.bucket_mask;
+        if b2 == b1 {
+            b2 = (b1 + 1) & self.bucket_mask;
+        }
+        [b1 as usize, b2 as usize]
+    }
+
+    /// Hints the CPU to load the buckets of `hash` (batched lookups hash first,
+    /// prefetch, then probe).
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        for b in self.buckets_of(hash) {
+            crate::prefetch::read(&self.buckets[b]);
+        }
+    }
+
+    /// The coarse clock workers stamp flows with (set by the control side).
+    #[inline]
+    pub fn now(&self) -> u32 {
+        self.now.load(Ordering::Relaxed)
+    }
+
+    /// Advances the coarse clock.
+    pub fn set_now(&self, now: u32) {
+        self.now.store(now, Ordering::Relaxed);
+    }
+
+    /// Reads entry `index` if it is active, consistently (seqlock).
+    fn read(&self, index: u32) -> Option<FlowRef> {
+        let e = self.entries.get(index as usize)?;
+        for _ in 0..READ_RETRIES {
+            let s1 = e.state.load(Ordering::Acquire);
+            match s1 & STATUS_MASK {
+                ACTIVE => {}
+                WRITING => {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                _ => return None,
+            }
+            let words: [u64; 5] = std::array::from_fn(|i| e.key[i].load(Ordering::Relaxed));
+            let data = e.data.load(Ordering::Relaxed);
+            let link = e.link.load(Ordering::Relaxed);
+            let extra = e.extra.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if e.state.load(Ordering::Relaxed) != s1 {
+                continue;
+            }
+            let reverse = (link as u32).checked_sub(1);
+            return Some(FlowRef {
+                index,
+                version: s1,
+                key: FlowKey::from_words(words),
+                value: FlowValue {
+                    data,
+                    generation: (link >> 32) as u32,
+                    owner: extra as u32,
+                },
+                reverse,
+            });
+        }
+        None
+    }
+
+    /// Every occupied slot of the key's buckets whose tag matches, in position order.
+    #[inline]
+    fn candidates(&self, hash: u64) -> impl Iterator<Item = (usize, usize, u32)> + '_ {
+        let tag = tag_of(hash);
+        self.buckets_of(hash).into_iter().flat_map(move |b| {
+            (0..SLOTS).filter_map(move |s| {
+                let slot = self.buckets[b].0[s].load(Ordering::Acquire);
+                (slot != 0 && slot >> 32 == tag).then(|| (b, s, (slot as u32) - 1))
+            })
+        })
+    }
+
+    /// Finds the entry for `key` (`hash` = `key.hash()`).
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey, hash: u64) -> Option<FlowRef> {
+        self.candidates(hash)
+            .find_map(|(_, _, idx)| self.read(idx).filter(|r| r.key == *key))
+    }
+
+    /// Looks up many keys: hashes and prefetches them all first, then probes, so the
+    /// cache misses overlap. `out[i]` answers `keys[i]`.
+    pub fn lookup_batch(&self, keys: &[FlowKey], hashes: &mut [u64], out: &mut [Option<FlowRef>]) {
+        for (k, h) in keys.iter().zip(hashes.iter_mut()) {
+            *h = k.hash();
+            self.prefetch(*h);
+        }
+        for ((k, h), o) in keys.iter().zip(hashes.iter()).zip(out.iter_mut()) {
+            *o = self.lookup(k, *h);
+        }
+    }
+
+    fn alloc(&self) -> Option<u32> {
+        loop {
+            let head = self.free_head.load(Ordering::Acquire);
+            let Some(idx) = (head as u32).checked_sub(1) else { break };
+            let next = self.entries[idx as usize].link.load(Ordering::Relaxed) & 0xffff_ffff;
+            let new = ((head >> 32).wrapping_add(1) << 32) | next;
+            if self
+                .free_head
+                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return Some(idx);
+            }
+        }
+        let idx = self.high_water.fetch_add(1, Ordering::Relaxed);
+        if idx < self.capacity() {
+            return Some(idx);
+        }
+        self.high_water.fetch_sub(1, Ordering::Relaxed);
+        None
+    }
+
+    fn release(&self, idx: u32) {
+        let e = &self.entries[idx as usize];
+        // Seqlock writer side: the state change that freed the entry must be visible
+        // to any reader that sees the link word change below.
+        fence(Ordering::Release);
+        loop {
+            let head = self.free_head.load(Ordering::Acquire);
+            e.link.store(head & 0xffff_ffff, Ordering::Relaxed);
+            let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(idx + 1);
+            if self
+                .free_head
+                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Fills a freshly allocated entry and makes it active (not yet indexed).
+    fn fill(&self, idx: u32, key: &FlowKey, value: FlowValue, reverse: Option<u32>) -> u32 {
+        let e = &self.entries[idx as usize];
+        let seq = e.state.load(Ordering::Relaxed) >> 2;
+        e.state.store((seq << 2) | WRITING, Ordering::Relaxed);
+        fence(Ordering::Release);
+        for (slot, w) in e.key.iter().zip(key.words()) {
+            slot.store(w, Ordering::Relaxed);
+        }
+        e.data.store(value.data, Ordering::Relaxed);
+        e.link.store(
+            u64::from(value.generation) << 32 | u64::from(reverse.map_or(0, |r| r + 1)),
+            Ordering::Relaxed,
+        );
+        e.extra.store(u64::from(value.owner), Ordering::Relaxed);
+        e.packets.store(0, Ordering::Relaxed);
+        e.bytes.store(0, Ordering::Relaxed);
+        e.last_seen.store(self.now(), Ordering::Relaxed);
+        let version = ((seq + 1) << 2) | ACTIVE;
+        e.state.store(version, Ordering::Release);
+        version
+    }
+
+    /// Deactivates entry `idx` if it still has `version`; true if this call did it.
+    fn deactivate(&self, idx: u32, version: u32) -> bool {
+        let e = &self.entries[idx as usize];
+        let next = (((version >> 2) + 1) << 2) | FREE;
+        e.state
+            .compare_exchange(version, next, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Indexes active entry `idx` under `key`; returns the surviving entry for the key
+    /// (`idx` itself, or an earlier copy, in which case `idx` was dropped).
+    fn index(&self, key: &FlowKey, hash: u64, idx: u32) -> Result<u32, ()> {
+        let tag = tag_of(hash);
+        let word = tag << 32 | u64::from(idx + 1);
+        for b in self.buckets_of(hash) {
+            for s in 0..SLOTS {
+                let slot = &self.buckets[b].0[s];
+                let mut current = slot.load(Ordering::Acquire);
+                if current == 0 {
+                    match slot.compare_exchange(0, word, Ordering::AcqRel, Ordering::Acquire) {
+                        Ok(_) => {
+                            self.counters.active.fetch_add(1, Ordering::Relaxed);
+                            self.counters.created.fetch_add(1, Ordering::Relaxed);
+                            return Ok(self.reconcile(key, hash, (b, s), idx));
+                        }
+                        Err(now) => current = now,
+                    }
+                }
+                if current >> 32 == tag {
+                    let other = current as u32 - 1;
+                    if self.read(other).is_some_and(|r| r.key == *key) {
+                        return Ok(other);
+                    }
+                }
+            }
+        }
+        Err(())
+    }
+
+    /// After claiming `pos` for `idx`: if another copy of the key exists, the one at
+    /// the lower position survives and the other is removed.
+    fn reconcile(&self, key: &FlowKey, hash: u64, pos: (usize, usize), idx: u32) -> u32 {
+        let mut survivor = idx;
+        for (b, s, other) in self.candidates(hash) {
+            if other == idx {
+                continue;
+            }
+            let Some(r) = self.read(other).filter(|r| r.key == *key) else {
+                continue;
+            };
+            if (b, s) < pos {
+                survivor = other;
+            } else {
+                self.remove_at(b, s, &r);
+            }
+        }
+        if survivor != idx {
+            let version = self.entries[idx as usize].state.load(Ordering::Acquire);
+            let (b, s) = pos;
+            if let Some(r) = self.read(idx).filter(|r| r.version == version) {
+                self.remove_at(b, s, &r);
+            }
+        }
+        survivor
+    }
+
+    /// Removes the entry `r` indexed at `(b, s)`.
+    fn remove_at(&self, b: usize, s: usize, r: &FlowRef) {
+        if !self.deactivate(r.index, r.version) {
+            return;
+        }
+        let word = tag_of(r.key.hash()) << 32 | u64::from(r.index + 1);
+        let _ = self.buckets[b].0[s].compare_exchange(word, 0, Ordering::AcqRel, Ordering::Relaxed);
+        self.release(r.index);
+        self.counters.active.fetch_sub(1, Ordering::Relaxed);
+        self.counters.deleted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Removes the entry `r` (as found by a lookup); false if it changed or was gone.
+    pub fn remove(&self, r: &FlowRef) -> bool {
+        let hash = r.key.hash();
+        let word = tag_of(hash) << 32 | u64::from(r.index + 1);
+        for b in self.buckets_of(hash) {
+            for s in 0..SLOTS {
+                if self.buckets[b].0[s].load(Ordering::Acquire) == word {
+                    let before = self.counters.deleted.load(Ordering::Relaxed);
+                    self.remove_at(b, s, r);
+                    return self.counters.deleted.load(Ordering::Relaxed) != before;
+                }
+            }
+        }
+        false
+    }
+
+    /// Creates both directions of a flow, linked to each other. Returns the existing
+    /// forward entry if another worker created it first; `Full` (and counts it) if
+    /// there is no room, leaving nothing behind.
+    pub fn insert_pair(&self, forward: (&FlowKey, FlowValue), reverse: (&FlowKey, FlowValue)) -> Insert {
+        let (fk, fv) = forward;
+        let (rk, rv) = reverse;
+        let (fh, rh) = (fk.hash(), rk.hash());
+        if let Some(found) = self.lookup(fk, fh) {
+            return Insert::Exists(found);
+        }
+        let Some(fi) = self.alloc() else {
+            self.counters.full.fetch_add(1, Ordering::Relaxed);
+            return Insert::Full;
+        };
+        let Some(ri) = self.alloc() else {
+            self.release(fi);
+            self.counters.full.fetch_add(1, Ordering::Relaxed);
+            return Insert::Full;
+        };
+        let fver = self.fill(fi, fk, fv, Some(ri));
+        let rver = self.fill(ri, rk, rv, Some(fi));
+        match self.index(fk, fh, fi) {
+            Ok(winner) if winner == fi => {}
+            Ok(winner) => {
+                self.discard(ri, rver);
+                self.discard(fi, fver);
+                return self
+                    .read(winner)
+                    .map_or_else(|| self.existing_or_full(fk, fh), Insert::Exists);
+            }
+            Err(()) => {
+                self.counters.full.fetch_add(1, Ordering::Relaxed);
+                self.discard(ri, rver);
+                self.discard(fi, fver);
+                return Insert::Full;
+            }
+        }
+        match self.index(rk, rh, ri) {
+            Ok(winner) if winner == ri => {}
+            // The reverse key exists (the flow was seen from the other side in the
+            // same instant): keep the forward entry, linked to nothing.
+            Ok(_) => {
+                self.discard(ri, rver);
+                self.unlink(fi);
+            }
+            Err(()) => {
+                self.counters.full.fetch_add(1, Ordering::Relaxed);
+                self.discard(ri, rver);
+                if let Some(f) = self.read(fi).filter(|f| f.version == fver) {
+                    self.remove(&f);
+                }
+                return Insert::Full;
+            }
+        }
+        match (self.read(fi), self.read(ri)) {
+            (Some(forward), Some(reverse)) if forward.version == fver => Insert::Inserted { forward, reverse },
+            _ => self.existing_or_full(fk, fh),
+        }
+    }
+
+    fn existing_or_full(&self, key: &FlowKey, hash: u64) -> Insert {
+        self.lookup(key, hash).map_or(Insert::Full, Insert::Exists)
+    }
+
+    /// Frees an entry filled by this thread that holds no slot, unless it changed
+    /// since (then someone else already removed and maybe reused it).
+    fn discard(&self, idx: u32, version: u32) {
+        if self.deactivate(idx, version) {
+            self.release(idx);
+        }
+    }
+
+    /// Clears the reverse link (a single word: readers see it before or after).
+    fn unlink(&self, idx: u32) {
+        let e = &self.entries[idx as usize];
+        let link = e.link.load(Ordering::Relaxed);
+        e.link.store(link & !0xffff_ffff, Ordering::Relaxed);
+    }
+
+    /// Replaces the value of a flow if it is still the version that was read
+    /// (re-evaluation after a forwarding-state change). False if it changed meanwhile.
+    pub fn update(&self, r: &FlowRef, value: FlowValue) -> bool {
+        let e = &self.entries[r.index as usize];
+        let writing = (r.version & !STATUS_MASK) | WRITING;
+        if e.state
+            .compare_exchange(r.version, writing, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        fence(Ordering::Release);
+        e.data.store(value.data, Ordering::Relaxed);
+        let link = e.link.load(Ordering::Relaxed);
+        e.link.store(
+            u64::from(value.generation) << 32 | (link & 0xffff_ffff),
+            Ordering::Relaxed,
+        );
+        e.state.store((((r.version >> 2) + 1) << 2) | ACTIVE, Ordering::Release);
+        true
+    }
+
+    /// Counts a packet of `bytes` on the flow and stamps it with the coarse clock.
+    #[inline]
+    pub fn touch(&self, index: u32, bytes: u32) {
+        if let Some(e) = self.entries.get(index as usize) {
+            e.packets.fetch_add(1, Ordering::Relaxed);
+            e.bytes.fetch_add(u64::from(bytes), Ordering::Relaxed);
+            let now = self.now();
+            if e.last_seen.load(Ordering::Relaxed) != now {
+                e.last_seen.store(now, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Records TCP flags seen on the flow (SYN, FIN, RST: the ones aging cares about).
+    #[inline]
+    pub fn mark_tcp_flags(&self, index: u32, flags: u8) {
+        if let Some(e) = self.entries.get(index as usize) {
+            e.extra.fetch_or(u64::from(flags) << 32, Ordering::Relaxed);
+        }
+    }
+
+    /// Calls `f` for every active entry with its clock stamp, packet and byte counts
+    /// and TCP flags seen (for aging and listing; not for the per-packet path).
+    pub fn for_each(&self, mut f: impl FnMut(&FlowRef, FlowActivity)) {
+        let end = self.high_water.load(Ordering::Acquire).min(self.capacity());
+        for idx in 0..end {
+            if let Some(r) = self.read(idx) {
+                let e = &self.entries[idx as usize];
+                let activity = FlowActivity {
+                    last_seen: e.last_seen.load(Ordering::Relaxed),
+                    packets: e.packets.load(Ordering::Relaxed),
+                    bytes: e.bytes.load(Ordering::Relaxed),
+                    tcp_flags: (e.extra.load(Ordering::Relaxed) >> 32) as u8,
+                };
+                f(&r, activity);
+            }
+        }
+    }
+
+    /// The entry at `index`, if active.
+    pub fn get(&self, index: u32) -> Option<FlowRef> {
+        self.read(index)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> TableStats {
+        TableStats {
+            active: self.counters.active.load(Ordering::Relaxed),
+            created: self.counters.created.load(Ordering::Relaxed),
+            deleted: self.counters.deleted.load(Ordering::Relaxed),
+            full: self.counters.full.load(Ordering::Relaxed),
+            capacity: u64::from(self.capacity()),
+        }
+    }
+}
+
+/// How busy a flow has been.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlowActivity {
+    /// Coarse clock value of the last packet.
+    pub last_seen: u32,
+    /// Packets counted.
+    pub packets: u64,
+    /// Bytes counted.
+    pub bytes: u64,
+    /// TCP flags seen (OR of all packets that carried SYN, FIN or RST).
+    pub tcp_flags: u8,
+}
