@@ -565,15 +565,21 @@ impl FlowTable {
         let end = self.high_water.load(Ordering::Acquire).min(self.capacity());
         for idx in 0..end {
             if let Some(r) = self.read(idx) {
-                let e = &self.entries[idx as usize];
-                let activity = FlowActivity {
-                    last_seen: e.last_seen.load(Ordering::Relaxed),
-                    packets: e.packets.load(Ordering::Relaxed),
-                    bytes: e.bytes.load(Ordering::Relaxed),
-                    tcp_flags: (e.extra.load(Ordering::Relaxed) >> 32) as u8,
-                };
-                f(&r, activity);
+                f(&r, self.activity(idx));
             }
+        }
+    }
+
+    /// The activity counters of entry `index` (zero for an index out of range).
+    pub fn activity(&self, index: u32) -> FlowActivity {
+        let Some(e) = self.entries.get(index as usize) else {
+            return FlowActivity::default();
+        };
+        FlowActivity {
+            last_seen: e.last_seen.load(Ordering::Relaxed),
+            packets: e.packets.load(Ordering::Relaxed),
+            bytes: e.bytes.load(Ordering::Relaxed),
+            tcp_flags: (e.extra.load(Ordering::Relaxed) >> 32) as u8,
         }
     }
 

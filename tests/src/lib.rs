@@ -24,6 +24,19 @@ pub fn require_root() {
     );
 }
 
+/// A node with a given `[flows]` configuration.
+pub fn node_with_flows(binary: &str, flows: vrouter::flows::FlowConfig) -> LabNode {
+    require_root();
+    LabNode::new(NodeOptions {
+        binary: binary.into(),
+        workers: 1,
+        xdp_mode: XdpMode::Native,
+        poll_mode: PollMode::Adaptive,
+        flows,
+    })
+    .expect("creating the node namespace")
+}
+
 /// A node running `binary` (pass `env!("CARGO_BIN_EXE_vrouter-under-test")`).
 pub fn node(binary: &str, xdp_mode: XdpMode) -> LabNode {
     require_root();
@@ -32,6 +45,10 @@ pub fn node(binary: &str, xdp_mode: XdpMode) -> LabNode {
         workers: 1,
         xdp_mode,
         poll_mode: PollMode::Adaptive,
+        flows: vrouter::flows::FlowConfig {
+            entries: 1 << 18,
+            ..Default::default()
+        },
     })
     .expect("creating the node namespace")
 }

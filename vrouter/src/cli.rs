@@ -1,7 +1,10 @@
 //! Command-line interface: `run`, the lab, and views in the spirit of the Tungsten
 //! Fabric tools (`vif`, `rt`, `nh`, `dropstats`) that talk to a running vrouter.
 
-use crate::api::{ApiClient, DropStatsView, InterfaceView, NextHopView, Request, RouteView, StatusView};
+use crate::api::{
+    ApiClient, DropStatsView, FlowFilter, FlowStatsView, FlowView, InterfaceView, NextHopView, Request, RouteView,
+    StatusView,
+};
 use crate::config::Config;
 use crate::run::Overrides;
 use clap::{Parser, Subcommand};
@@ -60,6 +63,12 @@ pub enum Command {
     },
     /// Next hops.
     Nh,
+    /// Flows.
+    Flow {
+        /// list, stats or rate.
+        #[command(subcommand)]
+        action: FlowCommand,
+    },
     /// Drops by reason, summed over workers.
     Dropstats,
     /// Process status.
@@ -101,6 +110,28 @@ pub enum VifAction {
     Delete {
         /// Interface name.
         name: String,
+    },
+}
+
+/// `flow` actions.
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// Flows, optionally matching a filter (Tungsten's `flow -l` and `flow --match`).
+    List {
+        /// What to match.
+        #[command(flatten)]
+        filter: FlowFilter,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Table statistics: capacity, active, created, aged, refused, memory.
+    Stats,
+    /// Flow setup rate once a second (Tungsten's `flow -r`).
+    Rate {
+        /// For this many seconds.
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
     },
 }
 
@@ -261,6 +292,69 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     println!("{:>4} {:<8} {:>6}  {detail}", n.id, n.nexthop.kind(), n.routes);
                 }
             })
+        }
+        Command::Flow {
+            action: FlowCommand::List { filter, limit },
+        } => {
+            let flows: Vec<FlowView> = api.call(&Request::Flows { filter, limit })?;
+            print(json, &flows, |flows| {
+                println!(
+                    "{:>8} {:>8} {:<10} {:<40} {:>5} {:<26} {:>10} {:>12} {:>6}",
+                    "index", "reverse", "vrf", "flow", "proto", "action", "packets", "bytes", "idle"
+                );
+                for f in flows {
+                    let tuple = format!("{}:{} > {}:{}", f.src, f.src_port, f.dst, f.dst_port);
+                    let reverse = f.reverse.map_or_else(|| "-".into(), |r| r.to_string());
+                    let stale = if f.stale { " (stale)" } else { "" };
+                    println!(
+                        "{:>8} {:>8} {:<10} {:<40} {:>5} {:<26} {:>10} {:>12} {:>5}s",
+                        f.index,
+                        reverse,
+                        f.vrf,
+                        tuple,
+                        f.proto,
+                        format!("{}{stale}", f.action),
+                        f.packets,
+                        f.bytes,
+                        f.idle_secs
+                    );
+                }
+            })
+        }
+        Command::Flow {
+            action: FlowCommand::Stats,
+        } => {
+            let s: FlowStatsView = api.call(&Request::FlowStats)?;
+            print(json, &s, |s| {
+                println!("capacity (entries)        {}", s.capacity);
+                println!("active entries            {}", s.active_entries);
+                println!("created entries           {}", s.created_entries);
+                println!("deleted entries           {}", s.deleted_entries);
+                println!("aged flows                {}", s.aged_flows);
+                println!("refused: table full       {}", s.refused_table_full);
+                println!("refused: interface limit  {}", s.refused_interface_limit);
+                println!(
+                    "memory                    {} MiB ({} B per entry)",
+                    s.memory_bytes >> 20,
+                    s.memory_bytes / s.capacity.max(1)
+                );
+            })
+        }
+        Command::Flow {
+            action: FlowCommand::Rate { seconds },
+        } => {
+            let _: FlowStatsView = api.call(&Request::FlowStats)?;
+            for _ in 0..seconds {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let s: FlowStatsView = api.call(&Request::FlowStats)?;
+                print(json, &s, |s| {
+                    println!(
+                        "{:>10.0} flows/s set up, {} entries active",
+                        s.setup_rate_per_sec, s.active_entries
+                    )
+                })?;
+            }
+            Ok(())
         }
         Command::Dropstats => {
             let d: DropStatsView = api.call(&Request::DropStats)?;

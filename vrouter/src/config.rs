@@ -229,6 +229,9 @@ pub struct Config {
     /// `[tables]`
     #[serde(default)]
     pub tables: TablesConfig,
+    /// `[flows]`
+    #[serde(default)]
+    pub flows: crate::flows::FlowConfig,
     /// Where added ports and routes are kept across restarts.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -316,6 +319,22 @@ impl Config {
                 "tables.interfaces",
                 format!("{} is not in 2..=65536", self.tables.interfaces),
             ));
+        }
+        let f = &self.flows;
+        if !(16..=1 << 26).contains(&f.entries) {
+            return Err(invalid(
+                "flows.entries",
+                format!("{} is not in 16..=67108864", f.entries),
+            ));
+        }
+        for (key, v) in [
+            ("flows.idle_timeout_secs", f.idle_timeout_secs),
+            ("flows.tcp_closed_timeout_secs", f.tcp_closed_timeout_secs),
+            ("flows.drop_timeout_secs", f.drop_timeout_secs),
+        ] {
+            if v == 0 || v > 86_400 {
+                return Err(invalid(key, format!("{v} is not in 1..=86400 seconds")));
+            }
         }
         if self.tables.routes == 0 {
             return Err(invalid("tables.routes", "must be at least 1"));

@@ -2,7 +2,9 @@
 //! datapath's ports and the state directory, changed together or not at all.
 
 use crate::api::{DropStatsView, InterfaceView, NextHopView, RouteView, StatusView, WorkerView};
+use crate::api::{FlowFilter, FlowStatsView, FlowView};
 use crate::datapath::Datapath;
+use crate::flows::{FlowAction, Flows};
 use crate::packet::DropReason;
 use crate::stats::VifTotals;
 use crate::store::StateStore;
@@ -11,6 +13,29 @@ use control_client::{DesiredState, InterfaceSpec, RouteSpec, SnapshotPublisher};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use nexthop::{MacAddr, Snapshot, Vif};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// What [`Control::new`] takes.
+#[derive(Debug)]
+pub struct ControlSetup {
+    /// The desired state (with the fabric registered).
+    pub model: DesiredState,
+    /// The vrouter MAC.
+    pub router_mac: MacAddr,
+    /// Where snapshots are published.
+    pub publisher: SnapshotPublisher,
+    /// The running workers.
+    pub datapath: Datapath,
+    /// The state directory.
+    pub store: StateStore,
+    /// Route limit (`tables.routes`).
+    pub max_routes: usize,
+    /// Cores of the workers, for the status view.
+    pub forwarding_cores: Vec<usize>,
+    /// The flow table.
+    pub flows: Arc<Flows>,
+}
 
 /// Everything the control thread owns.
 #[derive(Debug)]
@@ -23,19 +48,23 @@ pub struct Control {
     store: StateStore,
     max_routes: usize,
     forwarding_cores: Vec<usize>,
+    flows: Arc<Flows>,
+    flow_rate: Mutex<(Instant, u64, f64)>,
 }
 
 impl Control {
-    /// Wraps a started datapath; `model` already holds the fabric.
-    pub fn new(
-        model: DesiredState,
-        router_mac: MacAddr,
-        publisher: SnapshotPublisher,
-        datapath: Datapath,
-        store: StateStore,
-        max_routes: usize,
-        forwarding_cores: Vec<usize>,
-    ) -> Self {
+    /// Wraps a started datapath; `setup.model` already holds the fabric.
+    pub fn new(setup: ControlSetup) -> Self {
+        let ControlSetup {
+            model,
+            router_mac,
+            publisher,
+            datapath,
+            store,
+            max_routes,
+            forwarding_cores,
+            flows,
+        } = setup;
         Self {
             model,
             generation: publisher.load().generation,
@@ -45,6 +74,8 @@ impl Control {
             store,
             max_routes,
             forwarding_cores,
+            flows,
+            flow_rate: Mutex::new((Instant::now(), 0, 0.0)),
         }
     }
 
@@ -256,6 +287,72 @@ impl Control {
                     drops: w.drops.iter().map(|d| d.get()).sum(),
                 })
                 .collect(),
+        }
+    }
+
+    /// Flows matching `filter`, at most `limit` (the `flow -l` / `flow --match` view).
+    pub fn flows(&self, filter: &FlowFilter, limit: usize) -> Vec<FlowView> {
+        let snap = self.snapshot();
+        let table = &self.flows.table;
+        let now = table.now();
+        let mut out = Vec::new();
+        table.for_each(|r, activity| {
+            if out.len() >= limit || !filter.matches(&r.key, snap.vrf(u32::from(r.key.vrf)).map(|v| v.name.as_str())) {
+                return;
+            }
+            let action = match FlowAction::decode(r.value.data) {
+                Some(FlowAction::Forward(nh)) => match snap.nexthops.get(nh as usize) {
+                    Some(nexthop::NextHop::Interface { vif, .. }) => format!("forward nh {nh} vif {vif}"),
+                    _ => format!("forward nh {nh}"),
+                },
+                Some(FlowAction::Drop(reason)) => format!("drop {}", reason.label()),
+                None => "unknown".into(),
+            };
+            out.push(FlowView {
+                index: r.index,
+                reverse: r.reverse,
+                vrf: snap
+                    .vrf(u32::from(r.key.vrf))
+                    .map(|v| v.name.clone())
+                    .unwrap_or_default(),
+                src: r.key.src_addr(),
+                dst: r.key.dst_addr(),
+                proto: r.key.proto,
+                src_port: r.key.src_port,
+                dst_port: r.key.dst_port,
+                action,
+                interface: r.value.owner,
+                generation: r.value.generation,
+                stale: r.value.generation != snap.generation as u32,
+                packets: activity.packets,
+                bytes: activity.bytes,
+                idle_secs: now.saturating_sub(activity.last_seen),
+                tcp_flags: activity.tcp_flags,
+            });
+        });
+        out
+    }
+
+    /// The flow statistics view, with the setup rate since the previous call.
+    pub fn flow_stats(&self) -> FlowStatsView {
+        let t = self.flows.table.stats();
+        let mut rate = self.flow_rate.lock().unwrap_or_else(|p| p.into_inner());
+        let elapsed = rate.0.elapsed().as_secs_f64();
+        if elapsed >= 0.2 {
+            rate.2 = (t.created.saturating_sub(rate.1)) as f64 / 2.0 / elapsed;
+            *rate = (Instant::now(), t.created, rate.2);
+        }
+        let drops = self.drop_stats();
+        FlowStatsView {
+            capacity: t.capacity,
+            active_entries: t.active,
+            created_entries: t.created,
+            deleted_entries: t.deleted,
+            aged_flows: self.flows.aged.load(std::sync::atomic::Ordering::Relaxed),
+            refused_table_full: drops.get("flow_table_full"),
+            refused_interface_limit: drops.get("flow_limit"),
+            setup_rate_per_sec: rate.2,
+            memory_bytes: self.flows.table.memory_bytes() as u64,
         }
     }
 

@@ -59,7 +59,12 @@ pub fn queue_count(ifname: &str) -> anyhow::Result<u32> {
 impl Datapath {
     /// Starts one pinned worker per forwarding core; each binds its UMEM to its queue
     /// of the fabric interface.
-    pub fn start(config: &Config, cores: &ResolvedCores, publisher: &SnapshotPublisher) -> anyhow::Result<Self> {
+    pub fn start(
+        config: &Config,
+        cores: &ResolvedCores,
+        publisher: &SnapshotPublisher,
+        flows: &Arc<crate::flows::Flows>,
+    ) -> anyhow::Result<Self> {
         let fabric = &config.fabric.interface;
         let queues = queue_count(fabric).context("fabric.interface")?;
         if (queues as usize) < cores.forwarding.len() {
@@ -87,7 +92,12 @@ impl Datapath {
             };
             let stats = Arc::new(WorkerStats::new(config.tables.interfaces as usize));
             let (tx, rx) = crossbeam_channel::unbounded();
-            let thread = worker::spawn(settings, publisher.clone(), Arc::clone(&stats), rx, Arc::clone(&stop))?;
+            let shared = worker::WorkerShared {
+                publisher: publisher.clone(),
+                flows: Arc::clone(flows),
+                stop: Arc::clone(&stop),
+            };
+            let thread = worker::spawn(settings, shared, Arc::clone(&stats), rx)?;
             dp.workers.push(WorkerHandle {
                 thread: Some(thread),
                 commands: tx,

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod datapath;
+pub mod flows;
 pub mod lab;
 pub mod packet;
 pub mod run;

@@ -2,8 +2,9 @@
 
 use crate::api;
 use crate::config::{Config, PollMode, XdpMode};
-use crate::control::Control;
+use crate::control::{Control, ControlSetup};
 use crate::datapath::Datapath;
+use crate::flows::{FlowConfig, Flows};
 use crate::store::StateStore;
 use anyhow::Context;
 use control_client::{DesiredState, SnapshotPublisher};
@@ -100,19 +101,22 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut model = DesiredState::new(config.tables.interfaces as usize);
     model.set_fabric(&config.fabric.interface);
     let publisher = SnapshotPublisher::new(model.build(1, config.vrouter_mac));
-    let datapath = Datapath::start(&config, &cores, &publisher)?;
+    let flows = Arc::new(Flows::new(&config.flows, config.tables.interfaces as usize));
+    let datapath = Datapath::start(&config, &cores, &publisher, &flows)?;
     // Workers inherit the affinity of their creator before pinning; pin control after.
     pin_control_thread(&cores.control);
+    let aging = Aging::spawn(Arc::clone(&flows), config.flows.clone())?;
     tracing::info!(forwarding = ?cores.forwarding, control = ?cores.control, fabric = %config.fabric.interface, "vrouter started");
-    let mut control = Control::new(
+    let mut control = Control::new(ControlSetup {
         model,
-        config.vrouter_mac,
+        router_mac: config.vrouter_mac,
         publisher,
         datapath,
         store,
-        config.tables.routes as usize,
-        cores.forwarding.clone(),
-    );
+        max_routes: config.tables.routes as usize,
+        forwarding_cores: cores.forwarding.clone(),
+        flows,
+    });
     control.restore();
     let control = Arc::new(Mutex::new(control));
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -136,6 +140,40 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         Err(p) => p.into_inner(),
     };
     c.shutdown();
+    aging.stop();
     tracing::info!("XDP programs detached, sockets closed");
     served
+}
+
+/// The flow-aging thread of the control side: once a second it advances the flows'
+/// coarse clock and removes expired flows.
+struct Aging {
+    stop: crossbeam_channel::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Aging {
+    fn spawn(flows: Arc<Flows>, config: FlowConfig) -> anyhow::Result<Self> {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+        let start = std::time::Instant::now();
+        let thread = std::thread::Builder::new()
+            .name("vrouter-aging".into())
+            .spawn(move || loop {
+                let now = start.elapsed().as_secs() as u32;
+                let removed = flows.age(now, &config);
+                if removed > 0 {
+                    tracing::debug!(removed, "flows aged");
+                }
+                match stopped.recv_timeout(std::time::Duration::from_secs(1)) {
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                    _ => break,
+                }
+            })?;
+        Ok(Self { stop, thread })
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
 }

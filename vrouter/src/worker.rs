@@ -89,21 +89,32 @@ struct Worker {
     ctx: PipelineContext,
 }
 
+/// What a worker shares with the rest of the vrouter.
+#[derive(Debug, Clone)]
+pub struct WorkerShared {
+    /// The published forwarding state.
+    pub publisher: SnapshotPublisher,
+    /// The flow table.
+    pub flows: Arc<crate::flows::Flows>,
+    /// Set to stop the worker.
+    pub stop: Arc<AtomicBool>,
+}
+
 /// Spawns a worker; returns once its UMEM and fabric anchor socket are ready.
 pub fn spawn(
     settings: WorkerSettings,
-    publisher: SnapshotPublisher,
+    shared: WorkerShared,
     stats: Arc<WorkerStats>,
     commands: Receiver<WorkerCommand>,
-    stop: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let WorkerShared { publisher, flows, stop } = shared;
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
     let name = format!("vrouter-fwd{}", settings.index);
     let handle = std::thread::Builder::new().name(name).spawn(move || {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: settings.core }) {
             tracing::warn!(core = settings.core, "could not pin worker");
         }
-        match Worker::new(settings, publisher, stats, commands) {
+        match Worker::new(settings, publisher, flows, stats, commands) {
             Ok(mut w) => {
                 let _ = ready_tx.send(Ok(()));
                 w.run(&stop);
@@ -127,6 +138,7 @@ impl Worker {
     fn new(
         settings: WorkerSettings,
         publisher: SnapshotPublisher,
+        flows: Arc<crate::flows::Flows>,
         stats: Arc<WorkerStats>,
         commands: Receiver<WorkerCommand>,
     ) -> anyhow::Result<Self> {
@@ -155,7 +167,7 @@ impl Worker {
             stats,
             publisher,
             commands,
-            ctx: PipelineContext::default(),
+            ctx: PipelineContext::new(flows),
         })
     }
 
@@ -164,6 +176,7 @@ impl Worker {
         let mut rx: RxBatch = Vec::with_capacity(batch as usize);
         let mut idle_spins = 0u32;
         let mut last_kernel_stats = Instant::now();
+        let mut loops = 0u32;
         while !stop.load(Ordering::Relaxed) {
             while let Ok(cmd) = self.commands.try_recv() {
                 self.handle(cmd);
@@ -184,6 +197,18 @@ impl Worker {
                     continue;
                 }
                 work += rx.len();
+                // First pass: hash every packet's flow key and prefetch its buckets, so
+                // the lookups of the second pass overlap their cache misses.
+                if let Some(iface) = snap.interface(in_vif) {
+                    for desc in rx.iter() {
+                        if let Some(frame) = self.pool.frame_mut(desc.addr) {
+                            let off = (desc.addr % u64::from(FRAME_SIZE)) as usize;
+                            if let Some(d) = frame.get(off..off + desc.len as usize) {
+                                packet::prefetch_flow(&self.ctx.flows, iface, d);
+                            }
+                        }
+                    }
+                }
                 let stats = Arc::clone(&self.stats);
                 let counters = stats.vifs.get(in_vif as usize);
                 for desc in rx.iter() {
@@ -199,6 +224,11 @@ impl Worker {
                 s.socket.kick_tx();
                 s.socket.reap(&mut self.pool);
             }
+            loops = loops.wrapping_add(1);
+            if loops % 4096 == 0 && last_kernel_stats.elapsed() >= KERNEL_STATS_EVERY {
+                self.mirror_kernel_stats();
+                last_kernel_stats = Instant::now();
+            }
             if work > 0 {
                 idle_spins = 0;
                 self.stats.busy_loops.add(1);
@@ -209,10 +239,6 @@ impl Worker {
             idle_spins += 1;
             if idle_spins >= IDLE_SPINS {
                 idle_spins = 0;
-                if last_kernel_stats.elapsed() >= KERNEL_STATS_EVERY {
-                    self.mirror_kernel_stats();
-                    last_kernel_stats = Instant::now();
-                }
                 if self.settings.poll_mode == PollMode::Adaptive {
                     let fds: Vec<RawFd> = self.slots.iter().flatten().map(|s| s.socket.raw_fd()).collect();
                     crate::afxdp::wait_readable(&fds, 5);

@@ -56,6 +56,118 @@ pub enum Request {
     DropStats,
     /// Process status.
     Status,
+    /// Flows (`flow -l`, `flow --match`).
+    Flows {
+        /// Only flows matching this.
+        #[serde(default)]
+        filter: FlowFilter,
+        /// At most this many.
+        #[serde(default = "default_flow_limit")]
+        limit: usize,
+    },
+    /// Flow table statistics and setup rate (`flow -r`).
+    FlowStats,
+}
+
+fn default_flow_limit() -> usize {
+    1000
+}
+
+/// Which flows to list; unset fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowFilter {
+    /// VRF name.
+    #[arg(long)]
+    pub vrf: Option<String>,
+    /// Source or destination address.
+    #[arg(long)]
+    pub ip: Option<std::net::IpAddr>,
+    /// Source address.
+    #[arg(long)]
+    pub src: Option<std::net::IpAddr>,
+    /// Destination address.
+    #[arg(long)]
+    pub dst: Option<std::net::IpAddr>,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
+    #[arg(long)]
+    pub proto: Option<u8>,
+    /// Source or destination port.
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+impl FlowFilter {
+    /// True if the flow `key` (in VRF `vrf`) matches.
+    pub fn matches(&self, key: &flow_table::FlowKey, vrf: Option<&str>) -> bool {
+        let (src, dst) = (key.src_addr(), key.dst_addr());
+        self.vrf.as_deref().is_none_or(|v| Some(v) == vrf)
+            && self.ip.is_none_or(|a| a == src || a == dst)
+            && self.src.is_none_or(|a| a == src)
+            && self.dst.is_none_or(|a| a == dst)
+            && self.proto.is_none_or(|p| p == key.proto)
+            && self.port.is_none_or(|p| p == key.src_port || p == key.dst_port)
+    }
+}
+
+/// One flow entry in the `flow` view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowView {
+    /// Entry index.
+    pub index: u32,
+    /// The reverse entry.
+    pub reverse: Option<u32>,
+    /// VRF name.
+    pub vrf: String,
+    /// Source address.
+    pub src: std::net::IpAddr,
+    /// Destination address.
+    pub dst: std::net::IpAddr,
+    /// IP protocol.
+    pub proto: u8,
+    /// Source port (ICMP: identifier).
+    pub src_port: u16,
+    /// Destination port (ICMP: identifier).
+    pub dst_port: u16,
+    /// The cached decision.
+    pub action: String,
+    /// The interface that created the flow.
+    pub interface: u32,
+    /// Snapshot generation of the decision.
+    pub generation: u32,
+    /// True if made under an older snapshot (re-evaluated on its next packet).
+    pub stale: bool,
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Seconds since the last packet.
+    pub idle_secs: u32,
+    /// TCP flags seen (FIN 1, SYN 2, RST 4).
+    pub tcp_flags: u8,
+}
+
+/// The flow statistics view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowStatsView {
+    /// Entry capacity.
+    pub capacity: u64,
+    /// Entries in use (two per flow).
+    pub active_entries: u64,
+    /// Entries ever created.
+    pub created_entries: u64,
+    /// Entries ever deleted.
+    pub deleted_entries: u64,
+    /// Flows (pairs) removed by aging.
+    pub aged_flows: u64,
+    /// New flows dropped because the table was full.
+    pub refused_table_full: u64,
+    /// New flows dropped by the per-interface limit.
+    pub refused_interface_limit: u64,
+    /// Flows set up per second since the previous query.
+    pub setup_rate_per_sec: f64,
+    /// Memory held by the table.
+    pub memory_bytes: u64,
 }
 
 /// One interface in the `vif` view.

@@ -89,6 +89,8 @@ fn handle_line(control: &Mutex<Control>, line: &str) -> Value {
             Request::NextHops => serde_json::to_value(c.nexthops())?,
             Request::DropStats => serde_json::to_value(c.drop_stats())?,
             Request::Status => serde_json::to_value(c.status())?,
+            Request::Flows { filter, limit } => serde_json::to_value(c.flows(&filter, limit))?,
+            Request::FlowStats => serde_json::to_value(c.flow_stats())?,
         })
     })();
     match result {

@@ -53,6 +53,12 @@ ring_size = 1024
 [tables]
 interfaces = 256
 routes = 1000
+[flows]
+entries = 4194304
+max_per_interface = 100000
+idle_timeout_secs = 60
+tcp_closed_timeout_secs = 2
+drop_timeout_secs = 3
 "#,
     );
     let c = Config::parse(&text, Path::new("t.toml")).unwrap();
@@ -81,6 +87,9 @@ fn each_bad_file_names_its_key() {
         ("[tables]\ninterfaces = 1", "tables.interfaces"),
         ("vrouter_mac = \"01:00:5e:00:00:01\"", "vrouter_mac"),
         ("vrouter_mac = \"nonsense\"", "vrouter_mac"),
+        ("[flows]\nentries = 1", "flows.entries"),
+        ("[flows]\nidle_timeout_secs = 0", "flows.idle_timeout_secs"),
+        ("[flows]\nagingtime = 3", "agingtime"),
     ];
     for (extra, key) in cases {
         let msg = error_of(&base(extra));

@@ -47,6 +47,10 @@ pub fn run(options: &LabOptions) -> anyhow::Result<()> {
         workers: 1,
         xdp_mode: options.xdp_mode,
         poll_mode: options.poll_mode,
+        flows: crate::flows::FlowConfig {
+            entries: 1 << 20,
+            ..Default::default()
+        },
     })?;
     println!("== vrouter lab: node namespace {}", node.ns.name());
     node.start_vrouter()?;

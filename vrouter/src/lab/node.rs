@@ -23,6 +23,8 @@ pub struct NodeOptions {
     pub xdp_mode: XdpMode,
     /// Worker idle behaviour.
     pub poll_mode: PollMode,
+    /// The `[flows]` section.
+    pub flows: crate::flows::FlowConfig,
 }
 
 /// A pod: a namespace with a real Linux stack behind a veth.
@@ -143,8 +145,9 @@ impl LabNode {
             PollMode::Busy => "busy",
             PollMode::Adaptive => "adaptive",
         };
+        let flows = toml::to_string(&self.options.flows).unwrap_or_default();
         format!(
-            "state_dir = {state:?}\napi_socket = {api:?}\nlog_level = \"info\"\n\n[cores]\nforwarding = {fwd:?}\n\n[fabric]\ninterface = \"{FABRIC_IF}\"\nip = \"198.18.0.1/24\"\n\n[dataplane]\nxdp_mode = \"{mode}\"\npoll_mode = \"{poll}\"\numem_frames = 8192\nring_size = 1024\n",
+            "state_dir = {state:?}\napi_socket = {api:?}\nlog_level = \"info\"\n\n[cores]\nforwarding = {fwd:?}\n\n[fabric]\ninterface = \"{FABRIC_IF}\"\nip = \"198.18.0.1/24\"\n\n[dataplane]\nxdp_mode = \"{mode}\"\npoll_mode = \"{poll}\"\numem_frames = 16384\nring_size = 2048\n\n[flows]\n{flows}",
             state = self.dir.join("state").display().to_string(),
             api = self.api_socket().display().to_string(),
             fwd = forwarding.join(","),

@@ -7,6 +7,20 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+/// Keeps a traffic thread off the forwarding cores (the highest cores, as the lab
+/// configures them), as a cluster keeps pods off the vrouter's cores.
+fn stay_off_forwarding_cores() {
+    if let Some(first) = crate::run::available_cores().first() {
+        core_affinity::set_for_current(core_affinity::CoreId { id: *first });
+    }
+}
+
+/// Moves the calling thread into `ns` and off the forwarding cores.
+fn enter(ns: &str) -> anyhow::Result<()> {
+    stay_off_forwarding_cores();
+    super::netns::enter_by_name(ns)
+}
+
 /// True if `from` gets an echo reply from `to` (one try per second, `tries` tries).
 pub fn ping(from: &Pod, to: IpAddr, tries: u32) -> bool {
     let count = tries.max(1).to_string();
@@ -51,7 +65,7 @@ pub fn tcp_transfer(from: &Pod, to: &Pod, dst: IpAddr, bytes: u64) -> anyhow::Re
     let server_ns = to.ns.name().to_string();
     let server = std::thread::spawn(move || -> anyhow::Result<(u64, u64)> {
         let listener = (|| -> anyhow::Result<TcpListener> {
-            super::netns::enter_by_name(&server_ns)?;
+            enter(&server_ns)?;
             let l = TcpListener::bind(SocketAddr::new(
                 if dst.is_ipv6() {
                     "::".parse()?
@@ -104,7 +118,7 @@ pub fn tcp_transfer(from: &Pod, to: &Pod, dst: IpAddr, bytes: u64) -> anyhow::Re
         .context("server thread did not start")??;
     let client_ns = from.ns.name().to_string();
     let client = std::thread::spawn(move || -> anyhow::Result<(u64, Duration)> {
-        super::netns::enter_by_name(&client_ns)?;
+        enter(&client_ns)?;
         let mut conn = TcpStream::connect_timeout(&SocketAddr::new(dst, 5201), Duration::from_secs(10))?;
         conn.set_write_timeout(Some(Duration::from_secs(20)))?;
         conn.set_read_timeout(Some(Duration::from_secs(20)))?;
@@ -161,7 +175,7 @@ pub fn udp_burst(from: &Pod, to: &Pod, dst: IpAddr, count: u64, size: usize) -> 
     let server_ns = to.ns.name().to_string();
     let server = std::thread::spawn(move || -> anyhow::Result<u64> {
         let sock = (|| -> anyhow::Result<UdpSocket> {
-            super::netns::enter_by_name(&server_ns)?;
+            enter(&server_ns)?;
             let s = UdpSocket::bind(SocketAddr::new(
                 if dst.is_ipv6() {
                     "::".parse()?
@@ -216,7 +230,7 @@ pub fn udp_burst(from: &Pod, to: &Pod, dst: IpAddr, count: u64, size: usize) -> 
         .context("UDP server did not start")??;
     let client_ns = from.ns.name().to_string();
     let client = std::thread::spawn(move || -> anyhow::Result<Duration> {
-        super::netns::enter_by_name(&client_ns)?;
+        enter(&client_ns)?;
         let sock = UdpSocket::bind(SocketAddr::new(
             if dst.is_ipv6() {
                 "::".parse()?
@@ -243,4 +257,89 @@ pub fn udp_burst(from: &Pod, to: &Pod, dst: IpAddr, count: u64, size: usize) -> 
         received,
         pps: received as f64 / elapsed.as_secs_f64().max(1e-9),
     })
+}
+
+/// Sends one datagram from `from` (bound to `src_port`) to `to` (listening on
+/// `dst_port`), up to three times; true if `to` received one.
+pub fn udp_probe(from: &Pod, to: &Pod, dst: IpAddr, src_port: u16, dst_port: u16) -> anyhow::Result<bool> {
+    let any = |v6: bool| -> IpAddr {
+        if v6 {
+            "::".parse().expect("literal")
+        } else {
+            "0.0.0.0".parse().expect("literal")
+        }
+    };
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<anyhow::Result<()>>(1);
+    let server_ns = to.ns.name().to_string();
+    let server = std::thread::spawn(move || -> anyhow::Result<bool> {
+        let sock = (|| -> anyhow::Result<UdpSocket> {
+            enter(&server_ns)?;
+            let s = UdpSocket::bind(SocketAddr::new(any(dst.is_ipv6()), dst_port))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            Ok(s)
+        })();
+        let sock = match sock {
+            Ok(s) => {
+                let _ = ready_tx.send(Ok(()));
+                s
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(anyhow::anyhow!("{e:#}")));
+                return Err(e);
+            }
+        };
+        let mut buf = [0u8; 64];
+        Ok(sock.recv(&mut buf).is_ok())
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .context("probe server did not start")??;
+    let client_ns = from.ns.name().to_string();
+    let client = std::thread::spawn(move || -> anyhow::Result<()> {
+        enter(&client_ns)?;
+        let sock = UdpSocket::bind(SocketAddr::new(any(dst.is_ipv6()), src_port))?;
+        for _ in 0..3 {
+            sock.send_to(b"probe", SocketAddr::new(dst, dst_port))?;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        Ok(())
+    });
+    client.join().map_err(|_| anyhow::anyhow!("probe client panicked"))??;
+    server.join().map_err(|_| anyhow::anyhow!("probe server panicked"))?
+}
+
+/// Sends one datagram to each of `flows` different (source port, destination port)
+/// pairs towards `dst`, paced at about `pps` datagrams per second; returns how many
+/// were handed to the pod's stack.
+pub fn udp_spray(from: &Pod, dst: IpAddr, flows: u32, pps: u32) -> anyhow::Result<u32> {
+    let ns = from.ns.name().to_string();
+    let sender = std::thread::spawn(move || -> anyhow::Result<u32> {
+        enter(&ns)?;
+        let any: IpAddr = if dst.is_ipv6() {
+            "::".parse()?
+        } else {
+            "0.0.0.0".parse()?
+        };
+        // Destination ports 1024..=60000 from as many source sockets as needed.
+        let per_socket = 59_000u32;
+        let sockets: Vec<UdpSocket> = (0..flows.div_ceil(per_socket))
+            .map(|_| UdpSocket::bind(SocketAddr::new(any, 0)))
+            .collect::<Result<_, _>>()?;
+        let start = Instant::now();
+        let mut sent = 0u32;
+        for i in 0..flows {
+            let sock = &sockets[(i / per_socket) as usize];
+            let port = 1024 + (i % per_socket) as u16;
+            if sock.send_to(b"spray", SocketAddr::new(dst, port)).is_ok() {
+                sent += 1;
+            }
+            // Pace: never run ahead of the wanted rate.
+            let due = Duration::from_secs_f64(f64::from(i + 1) / f64::from(pps.max(1)));
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        Ok(sent)
+    });
+    sender.join().map_err(|_| anyhow::anyhow!("sender panicked"))?
 }

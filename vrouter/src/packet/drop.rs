@@ -44,11 +44,16 @@ pub enum DropReason {
     NoFrame,
     /// The outgoing interface has no socket on this worker (being added or removed).
     NoTxPort,
+    /// A new flow could not be set up: the flow table is full (established flows
+    /// are not affected).
+    FlowTableFull,
+    /// A new flow could not be set up: its interface reached its flow limit.
+    FlowLimit,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::InvalidInterface,
         DropReason::Truncated,
         DropReason::BadIpHeader,
@@ -68,6 +73,8 @@ impl DropReason {
         DropReason::TxRingFull,
         DropReason::NoFrame,
         DropReason::NoTxPort,
+        DropReason::FlowTableFull,
+        DropReason::FlowLimit,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -100,6 +107,8 @@ impl DropReason {
             DropReason::TxRingFull => "tx_ring_full",
             DropReason::NoFrame => "no_frame",
             DropReason::NoTxPort => "no_tx_port",
+            DropReason::FlowTableFull => "flow_table_full",
+            DropReason::FlowLimit => "flow_limit",
         }
     }
 }

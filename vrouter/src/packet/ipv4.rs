@@ -2,9 +2,9 @@
 //! echo replies from the gateway, ICMP errors.
 
 use super::icmp::{self, ICMP4_TIME_EXCEEDED, ICMP4_UNREACHABLE};
-use super::{
-    checksum, in_other_vrf, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4, ETH_LEN,
-};
+use super::{checksum, flow, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4, ETH_LEN};
+use flow::Decision;
+use flow_table::FlowKey;
 use nexthop::{Interface, NextHop, Snapshot};
 use std::net::Ipv4Addr;
 
@@ -40,8 +40,16 @@ pub(super) fn handle(
         return Verdict::Drop(DropReason::Multicast);
     }
     let ttl = d[ETH_LEN + 8];
-    match snap.route4(iface.vrf, dst) {
-        Some(NextHop::Interface { vif, dst_mac }) => {
+    let proto = d[ETH_LEN + 9];
+    let later_fragment = u16::from_be_bytes([d[ETH_LEN + 6], d[ETH_LEN + 7]]) & 0x1fff != 0;
+    let (sport, dport, tcp_flags) = flow::l4_ports(d, ETH_LEN + ihl, proto, later_fragment);
+    let src = Ipv4Addr::new(d[26], d[27], d[28], d[29]);
+    let key = FlowKey::v4(iface.vrf as u16, src, dst, proto, sport, dport);
+    match flow::decide(snap, &ctx.flows, iface, &key, total as u32, tcp_flags) {
+        Decision::Forward(nh) => {
+            let Some(NextHop::Interface { vif, dst_mac }) = snap.nexthops.get(nh as usize) else {
+                return Verdict::Drop(DropReason::NoRoute);
+            };
             if ttl <= 1 {
                 return send_error(snap, iface, pkt, ctx, ICMP4_TIME_EXCEEDED, 0, DropReason::TtlExceeded);
             }
@@ -56,10 +64,9 @@ pub(super) fn handle(
             ip[10..12].copy_from_slice(&c.to_be_bytes());
             Verdict::Transmit(vif)
         }
-        Some(NextHop::Receive) => local(snap, iface, pkt, ihl),
-        Some(NextHop::Discard) => Verdict::Drop(DropReason::Discard),
-        None if in_other_vrf(iface, snap.owner4.get(&dst)) => Verdict::Drop(DropReason::OtherVrf),
-        None => send_error(snap, iface, pkt, ctx, ICMP4_UNREACHABLE, 0, DropReason::NoRoute),
+        Decision::Local => local(snap, iface, pkt, ihl),
+        Decision::Drop(reason) => Verdict::Drop(reason),
+        Decision::NoRoute => send_error(snap, iface, pkt, ctx, ICMP4_UNREACHABLE, 0, DropReason::NoRoute),
     }
 }
 

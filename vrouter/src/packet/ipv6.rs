@@ -2,9 +2,9 @@
 //! replies from the gateway, ICMPv6 errors (RFC 4443).
 
 use super::icmp::{self, ICMP6_TIME_EXCEEDED, ICMP6_UNREACHABLE};
-use super::{
-    checksum, in_other_vrf, ndp, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV6, ETH_LEN,
-};
+use super::{checksum, flow, ndp, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV6, ETH_LEN};
+use flow::Decision;
+use flow_table::FlowKey;
 use nexthop::{Interface, NextHop, Snapshot};
 use std::net::Ipv6Addr;
 
@@ -65,8 +65,21 @@ pub(super) fn handle(
     if dst.is_unicast_link_local() {
         return Verdict::Drop(DropReason::NoRoute);
     }
-    match snap.route6(iface.vrf, dst) {
-        Some(NextHop::Interface { vif, dst_mac }) => {
+    let (sport, dport, tcp_flags) = flow::l4_ports(d, L4, next_header, false);
+    let src = Ipv6Addr::from(addr(d, ETH_LEN + 8));
+    let key = FlowKey::v6(iface.vrf as u16, src, dst, next_header, sport, dport);
+    match flow::decide(
+        snap,
+        &ctx.flows,
+        iface,
+        &key,
+        (L4 + payload - ETH_LEN) as u32,
+        tcp_flags,
+    ) {
+        Decision::Forward(nh) => {
+            let Some(NextHop::Interface { vif, dst_mac }) = snap.nexthops.get(nh as usize) else {
+                return Verdict::Drop(DropReason::NoRoute);
+            };
             if hop_limit <= 1 {
                 return send_error(snap, iface, pkt, ctx, ICMP6_TIME_EXCEEDED, 0, DropReason::TtlExceeded);
             }
@@ -76,10 +89,9 @@ pub(super) fn handle(
             f[ETH_LEN + 7] = hop_limit - 1;
             Verdict::Transmit(vif)
         }
-        Some(NextHop::Receive) => echo(snap, iface, pkt),
-        Some(NextHop::Discard) => Verdict::Drop(DropReason::Discard),
-        None if in_other_vrf(iface, snap.owner6.get(&dst)) => Verdict::Drop(DropReason::OtherVrf),
-        None => send_error(snap, iface, pkt, ctx, ICMP6_UNREACHABLE, 0, DropReason::NoRoute),
+        Decision::Local => echo(snap, iface, pkt),
+        Decision::Drop(reason) => Verdict::Drop(reason),
+        Decision::NoRoute => send_error(snap, iface, pkt, ctx, ICMP6_UNREACHABLE, 0, DropReason::NoRoute),
     }
 }
 

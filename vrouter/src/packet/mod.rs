@@ -9,12 +9,14 @@
 mod arp;
 pub mod checksum;
 mod drop;
+mod flow;
 mod icmp;
 mod ipv4;
 mod ipv6;
 mod ndp;
 
 pub use drop::DropReason;
+pub use flow::prefetch as prefetch_flow;
 pub use icmp::IcmpLimiter;
 
 use nexthop::{Interface, Snapshot, Vif};
@@ -128,10 +130,33 @@ impl Verdict {
 }
 
 /// Per-worker state the pipeline needs besides the snapshot.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PipelineContext {
     /// Rate limit for ICMP errors the vrouter generates.
     pub icmp: IcmpLimiter,
+    /// The flow table, shared with every worker and the control thread.
+    pub flows: std::sync::Arc<crate::flows::Flows>,
+}
+
+impl PipelineContext {
+    /// A context using `flows`.
+    pub fn new(flows: std::sync::Arc<crate::flows::Flows>) -> Self {
+        Self {
+            icmp: IcmpLimiter::default(),
+            flows,
+        }
+    }
+}
+
+impl Default for PipelineContext {
+    /// A context with a small flow table of its own (for tests and tools).
+    fn default() -> Self {
+        let config = crate::flows::FlowConfig {
+            entries: 4096,
+            ..Default::default()
+        };
+        Self::new(std::sync::Arc::new(crate::flows::Flows::new(&config, 64)))
+    }
 }
 
 /// Processes one frame received on `in_vif`.

@@ -1,0 +1,104 @@
+//! Flows on a real node: 100K UDP flows set up inline with no setup drops, then the
+//! table-full behaviour with a small table: new flows refused and counted,
+//! established flows still forwarded.
+
+use system_tests::{node_with_flows, serial};
+use vrouter::api::{FlowFilter, FlowStatsView, FlowView, Request};
+use vrouter::flows::FlowConfig;
+use vrouter::lab::traffic::{udp_probe, udp_spray};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
+
+#[test]
+fn hundred_thousand_flows_set_up_without_setup_drops() {
+    let _machine = serial();
+    let mut n = node_with_flows(
+        BIN,
+        FlowConfig {
+            entries: 1 << 19,
+            ..FlowConfig::default()
+        },
+    );
+    n.start_vrouter().unwrap();
+    n.add_pod("red", 0, 1, true).unwrap();
+    n.add_pod("red", 0, 2, true).unwrap();
+    let (a, b) = (&n.pods[0], &n.pods[1]);
+    // 110K datagrams, each its own flow; the kernel may lose a few before the vrouter
+    // (copy-mode AF_XDP on veth), so at least 100K flows must result.
+    let sent = udp_spray(a, b.ipv4.into(), 110_000, 50_000).unwrap();
+    assert_eq!(sent, 110_000);
+    let api = n.api();
+    let stats: FlowStatsView = api.call(&Request::FlowStats).unwrap();
+    let drops = n.drop_stats().unwrap();
+    assert_eq!(
+        drops.get("flow_table_full") + drops.get("flow_limit"),
+        0,
+        "setup drops: {drops:?}"
+    );
+    let vifs = n.interfaces().unwrap();
+    let a_vif = vifs.iter().find(|i| i.name == a.host_if).unwrap();
+    let b_vif = vifs.iter().find(|i| i.name == b.host_if).unwrap();
+    assert!(
+        stats.active_entries >= 2 * 100_000,
+        "fewer than 100K flows: {stats:?}, pod side {:?}",
+        a_vif.counters
+    );
+    // Everything that reached the vrouter was forwarded (a few ND/multicast frames
+    // from the pod's stack are the only drops).
+    assert!(a_vif.counters.drops < 20, "{:?}", a_vif.counters);
+    assert!(
+        b_vif.counters.tx_packets + a_vif.counters.drops >= a_vif.counters.rx_packets,
+        "received {:?}, forwarded {:?}",
+        a_vif.counters,
+        b_vif.counters
+    );
+    // The flow view finds a given flow and shows its cached decision.
+    let filter = FlowFilter {
+        dst: Some(b.ipv4.into()),
+        port: Some(1024 + 55_000),
+        ..Default::default()
+    };
+    let flows: Vec<FlowView> = api.call(&Request::Flows { filter, limit: 10 }).unwrap();
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    assert!(
+        flows[0].action.starts_with("forward") && flows[0].reverse.is_some(),
+        "{flows:?}"
+    );
+}
+
+#[test]
+fn full_table_refuses_new_flows_and_keeps_established_ones() {
+    let _machine = serial();
+    let mut n = node_with_flows(
+        BIN,
+        FlowConfig {
+            entries: 16,
+            ..FlowConfig::default()
+        },
+    );
+    n.start_vrouter().unwrap();
+    n.add_pod("red", 0, 1, true).unwrap();
+    n.add_pod("red", 0, 2, true).unwrap();
+    let (a, b) = (&n.pods[0], &n.pods[1]);
+    let dst = b.ipv4.into();
+    assert!(
+        udp_probe(a, b, dst, 7000, 7001).unwrap(),
+        "established flow not forwarded\n{}",
+        n.log()
+    );
+    udp_spray(a, dst, 200, 10_000).unwrap();
+    let full = n.drop_stats().unwrap().get("flow_table_full");
+    assert!(full > 0, "a 16-entry table took 200 new flows");
+    assert!(
+        udp_probe(a, b, dst, 7000, 7001).unwrap(),
+        "established flow lost when the table filled"
+    );
+    assert!(
+        !udp_probe(a, b, dst, 7002, 7003).unwrap(),
+        "a new flow got through a full table"
+    );
+    assert!(n.drop_stats().unwrap().get("flow_table_full") > full);
+    let stats: FlowStatsView = n.api().call(&Request::FlowStats).unwrap();
+    assert_eq!(stats.capacity, 16);
+    assert!(stats.refused_table_full > 0);
+}

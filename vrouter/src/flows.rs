@@ -1,0 +1,272 @@
+//! The vrouter's use of the flow table: decisions cached per flow, per-interface
+//! limits, aging on the control side.
+
+use crate::packet::DropReason;
+use flow_table::{FlowRef, FlowTable};
+use nexthop::NextHopId;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// `[flows]` settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowConfig {
+    /// Flow entries (each direction of a connection is one entry, as in Tungsten).
+    pub entries: u32,
+    /// Flows one interface may create (0: no limit besides the table).
+    pub max_per_interface: u32,
+    /// Seconds an idle flow lives.
+    pub idle_timeout_secs: u32,
+    /// Seconds a TCP flow lives after RST, or FIN in both directions.
+    pub tcp_closed_timeout_secs: u32,
+    /// Seconds a flow whose decision is a drop lives.
+    pub drop_timeout_secs: u32,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        Self {
+            entries: 2 * 1024 * 1024,
+            max_per_interface: 0,
+            idle_timeout_secs: 180,
+            tcp_closed_timeout_secs: 5,
+            drop_timeout_secs: 5,
+        }
+    }
+}
+
+/// A decision as cached in a flow entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowAction {
+    /// Forward through this next hop.
+    Forward(NextHopId),
+    /// Drop, counting this reason.
+    Drop(DropReason),
+}
+
+const ACTION_FORWARD: u64 = 1;
+const ACTION_DROP: u64 = 2;
+/// Set in the reverse entry of a pair.
+const FLAG_REVERSE: u64 = 1 << 16;
+
+impl FlowAction {
+    /// Packs the action (and whether it is the reverse entry) into the entry's word.
+    pub fn encode(self, reverse: bool) -> u64 {
+        let flags = if reverse { FLAG_REVERSE } else { 0 };
+        match self {
+            FlowAction::Forward(nh) => ACTION_FORWARD | flags | u64::from(nh) << 32,
+            FlowAction::Drop(r) => ACTION_DROP | (r.index() as u64) << 8 | flags,
+        }
+    }
+
+    /// Unpacks a word made by [`FlowAction::encode`]; `None` for anything else.
+    pub fn decode(word: u64) -> Option<Self> {
+        match word & 0xff {
+            ACTION_FORWARD => Some(FlowAction::Forward((word >> 32) as u32)),
+            ACTION_DROP => DropReason::ALL
+                .get(((word >> 8) & 0xff) as usize)
+                .map(|r| FlowAction::Drop(*r)),
+            _ => None,
+        }
+    }
+
+    /// True for the reverse entry of a pair.
+    pub fn is_reverse(word: u64) -> bool {
+        word & FLAG_REVERSE != 0
+    }
+}
+
+/// The flow table plus the vrouter's accounting around it, shared by workers and
+/// the control thread.
+#[derive(Debug)]
+pub struct Flows {
+    /// The table.
+    pub table: FlowTable,
+    per_vif: Box<[AtomicU32]>,
+    limit: u32,
+    /// Flows refused because the table was full.
+    pub refused_full: AtomicU64,
+    /// Flows refused by the per-interface limit.
+    pub refused_limit: AtomicU64,
+    /// Flow pairs removed by aging.
+    pub aged: AtomicU64,
+}
+
+impl Flows {
+    /// A table of `config.entries` entries for `max_vifs` interfaces.
+    pub fn new(config: &FlowConfig, max_vifs: usize) -> Self {
+        Self {
+            table: FlowTable::new(config.entries),
+            per_vif: (0..max_vifs).map(|_| AtomicU32::new(0)).collect(),
+            limit: config.max_per_interface,
+            refused_full: AtomicU64::new(0),
+            refused_limit: AtomicU64::new(0),
+            aged: AtomicU64::new(0),
+        }
+    }
+
+    /// Reserves room for one more flow of `vif`; false (and counted) at the limit.
+    #[inline]
+    pub fn reserve(&self, vif: u32) -> bool {
+        let Some(count) = self.per_vif.get(vif as usize) else {
+            return false;
+        };
+        if self.limit == 0 {
+            count.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        let ok = count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                (c < self.limit).then_some(c + 1)
+            })
+            .is_ok();
+        if !ok {
+            self.refused_limit.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Gives back a reservation (flow not created, or removed).
+    #[inline]
+    pub fn unreserve(&self, vif: u32) {
+        if let Some(count) = self.per_vif.get(vif as usize) {
+            let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
+        }
+    }
+
+    /// Flows counted against `vif`.
+    pub fn count_of(&self, vif: u32) -> u32 {
+        self.per_vif.get(vif as usize).map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Removes expired flow pairs; `now` is the coarse clock in seconds. Returns the
+    /// number of pairs removed.
+    pub fn age(&self, now: u32, config: &FlowConfig) -> usize {
+        self.table.set_now(now);
+        let mut expired: Vec<FlowRef> = Vec::new();
+        self.table.for_each(|r, activity| {
+            if FlowAction::is_reverse(r.value.data) {
+                return;
+            }
+            let rev = r.reverse.map(|i| self.table.activity(i)).unwrap_or_default();
+            let last = activity.last_seen.max(rev.last_seen);
+            let (flags_fwd, flags_rev) = (activity.tcp_flags, rev.tcp_flags);
+            let idle = now.saturating_sub(last);
+            let closed = r.key.proto == 6
+                && ((flags_fwd | flags_rev) & TCP_RST != 0 || (flags_fwd & TCP_FIN != 0 && flags_rev & TCP_FIN != 0));
+            let timeout = match FlowAction::decode(r.value.data) {
+                Some(FlowAction::Drop(_)) => config.drop_timeout_secs,
+                _ if closed => config.tcp_closed_timeout_secs,
+                _ => config.idle_timeout_secs,
+            };
+            if idle >= timeout {
+                expired.push(*r);
+            }
+        });
+        let mut removed = 0;
+        for f in expired {
+            let reverse = f
+                .reverse
+                .and_then(|i| self.table.get(i))
+                .filter(|r| r.reverse == Some(f.index));
+            if self.table.remove(&f) {
+                removed += 1;
+                self.unreserve(f.value.owner);
+                if let Some(r) = reverse {
+                    self.table.remove(&r);
+                }
+            }
+        }
+        self.aged.fetch_add(removed as u64, Ordering::Relaxed);
+        removed
+    }
+}
+
+/// TCP FIN flag.
+pub const TCP_FIN: u8 = 0x01;
+/// TCP SYN flag.
+pub const TCP_SYN: u8 = 0x02;
+/// TCP RST flag.
+pub const TCP_RST: u8 = 0x04;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flow_table::{FlowKey, FlowValue, Insert};
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn actions_round_trip() {
+        for a in [
+            FlowAction::Forward(0),
+            FlowAction::Forward(u32::MAX),
+            FlowAction::Drop(DropReason::OtherVrf),
+        ] {
+            for rev in [false, true] {
+                let w = a.encode(rev);
+                assert_eq!(FlowAction::decode(w), Some(a));
+                assert_eq!(FlowAction::is_reverse(w), rev);
+            }
+        }
+        assert_eq!(FlowAction::decode(0), None);
+    }
+
+    fn insert(flows: &Flows, n: u8, action: FlowAction) -> FlowKey {
+        let k = FlowKey::v4(
+            1,
+            Ipv4Addr::new(198, 18, 0, n),
+            Ipv4Addr::new(198, 18, 1, 1),
+            6,
+            1000,
+            80,
+        );
+        assert!(flows.reserve(1));
+        let v = |rev| FlowValue {
+            data: action.encode(rev),
+            generation: 1,
+            owner: 1,
+        };
+        assert!(matches!(
+            flows.table.insert_pair((&k, v(false)), (&k.reversed(), v(true))),
+            Insert::Inserted { .. }
+        ));
+        k
+    }
+
+    #[test]
+    fn aging_uses_the_right_timeout_and_frees_the_interface_quota() {
+        let config = FlowConfig {
+            entries: 64,
+            max_per_interface: 3,
+            idle_timeout_secs: 100,
+            tcp_closed_timeout_secs: 5,
+            drop_timeout_secs: 2,
+        };
+        let flows = Flows::new(&config, 4);
+        flows.table.set_now(0);
+        let idle = insert(&flows, 1, FlowAction::Forward(2));
+        let dropped = insert(&flows, 2, FlowAction::Drop(DropReason::OtherVrf));
+        let closed = insert(&flows, 3, FlowAction::Forward(2));
+        assert!(!flows.reserve(1), "limit of 3 flows per interface");
+        let c = flows.table.lookup(&closed, closed.hash()).unwrap();
+        flows.table.mark_tcp_flags(c.index, TCP_RST);
+        assert_eq!(flows.age(3, &config), 1, "the drop flow goes after 2 s");
+        assert_eq!(flows.age(6, &config), 1, "the reset TCP flow goes after 5 s");
+        assert!(flows.table.lookup(&idle, idle.hash()).is_some());
+        assert!(
+            flows
+                .table
+                .lookup(&dropped.reversed(), dropped.reversed().hash())
+                .is_none(),
+            "reverse removed too"
+        );
+        assert_eq!(flows.count_of(1), 1);
+        let i = flows.table.lookup(&idle, idle.hash()).unwrap();
+        flows.table.set_now(50);
+        flows.table.touch(i.index, 60);
+        assert_eq!(flows.age(120, &config), 0, "touched at 50, idle 70 < 100");
+        assert_eq!(flows.age(151, &config), 1);
+        assert_eq!(flows.table.stats().active, 0);
+        assert_eq!(flows.count_of(1), 0);
+    }
+}

@@ -1,0 +1,181 @@
+//! Flow lookup and inline flow setup for routed packets.
+//!
+//! A hit made under the current snapshot generation reuses the cached decision; a
+//! hit from an older generation is re-evaluated and updated in place; a miss
+//! resolves the route once, in both directions, and installs the linked pair on
+//! this worker (no trap to a slow path, no hold queue).
+
+use super::{DropReason, ETH_LEN};
+use crate::flows::{FlowAction, Flows, TCP_FIN, TCP_RST, TCP_SYN};
+use flow_table::{FlowKey, FlowValue, Insert};
+use nexthop::{Interface, NextHop, NextHopId, Snapshot};
+use std::net::IpAddr;
+
+/// What routing decided for a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Decision {
+    /// Through this next hop (an interface next hop).
+    Forward(NextHopId),
+    /// For the vrouter itself.
+    Local,
+    /// Nothing routes it: the caller sends an ICMP error (not cached as a flow).
+    NoRoute,
+    /// Dropped for this reason (cached as a drop flow).
+    Drop(DropReason),
+}
+
+/// Resolves the route of a flow key's destination in its VRF.
+pub(super) fn resolve(snap: &Snapshot, key: &FlowKey) -> Decision {
+    let vrf = u32::from(key.vrf);
+    let (nh, other_vrf) = match key.dst_addr() {
+        IpAddr::V4(a) => (lookup4(snap, vrf, a), snap.owner4.get(&a).is_some_and(|v| *v != vrf)),
+        IpAddr::V6(a) => (lookup6(snap, vrf, a), snap.owner6.get(&a).is_some_and(|v| *v != vrf)),
+    };
+    match nh {
+        Some((id, NextHop::Interface { .. })) => Decision::Forward(id),
+        Some((_, NextHop::Receive)) => Decision::Local,
+        Some((_, NextHop::Discard)) => Decision::Drop(DropReason::Discard),
+        None if other_vrf => Decision::Drop(DropReason::OtherVrf),
+        None => Decision::NoRoute,
+    }
+}
+
+fn lookup4(snap: &Snapshot, vrf: u32, a: std::net::Ipv4Addr) -> Option<(NextHopId, &NextHop)> {
+    let (_, id) = snap.vrf(vrf)?.v4.lookup(nexthop::v4_key(a))?;
+    Some((*id, snap.nexthops.get(*id as usize)?))
+}
+
+fn lookup6(snap: &Snapshot, vrf: u32, a: std::net::Ipv6Addr) -> Option<(NextHopId, &NextHop)> {
+    let (_, id) = snap.vrf(vrf)?.v6.lookup(nexthop::v6_key(a))?;
+    Some((*id, snap.nexthops.get(*id as usize)?))
+}
+
+fn cacheable(route: Decision) -> Option<FlowAction> {
+    match route {
+        Decision::Forward(nh) => Some(FlowAction::Forward(nh)),
+        Decision::Drop(r) => Some(FlowAction::Drop(r)),
+        Decision::Local | Decision::NoRoute => None,
+    }
+}
+
+fn from_action(action: FlowAction) -> Decision {
+    match action {
+        FlowAction::Forward(nh) => Decision::Forward(nh),
+        FlowAction::Drop(r) => Decision::Drop(r),
+    }
+}
+
+/// Ports (or ICMP echo identifier twice, so replies match the reverse key) and TCP
+/// flags of the L4 header at `l4`; zeros when there is none or it is a later fragment.
+pub(super) fn l4_ports(d: &[u8], l4: usize, proto: u8, later_fragment: bool) -> (u16, u16, u8) {
+    let Some(h) = d.get(l4..).filter(|_| !later_fragment) else {
+        return (0, 0, 0);
+    };
+    let be = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+    match proto {
+        6 if h.len() >= 14 => (be(0), be(2), h[13]),
+        6 | 17 if h.len() >= 4 => (be(0), be(2), 0),
+        1 if h.len() >= 8 && matches!(h[0], 0 | 8) => (be(4), be(4), 0),
+        58 if h.len() >= 8 && matches!(h[0], 128 | 129) => (be(4), be(4), 0),
+        _ => (0, 0, 0),
+    }
+}
+
+/// Decides a routed packet through the flow table (see the module doc).
+pub(super) fn decide(
+    snap: &Snapshot,
+    flows: &Flows,
+    iface: &Interface,
+    key: &FlowKey,
+    bytes: u32,
+    tcp_flags: u8,
+) -> Decision {
+    let table = &flows.table;
+    let generation = snap.generation as u32;
+    let tracked = tcp_flags & (TCP_FIN | TCP_SYN | TCP_RST);
+    if let Some(f) = table.lookup(key, key.hash()) {
+        table.touch(f.index, bytes);
+        if tracked != 0 {
+            table.mark_tcp_flags(f.index, tracked);
+        }
+        if f.value.generation == generation {
+            if let Some(a) = FlowAction::decode(f.value.data) {
+                return from_action(a);
+            }
+        }
+        let route = resolve(snap, key);
+        if let Some(a) = cacheable(route) {
+            let value = FlowValue {
+                data: a.encode(FlowAction::is_reverse(f.value.data)),
+                generation,
+                ..f.value
+            };
+            table.update(&f, value);
+        }
+        return route;
+    }
+    let route = resolve(snap, key);
+    let Some(action) = cacheable(route) else { return route };
+    if !flows.reserve(iface.vif) {
+        return Decision::Drop(DropReason::FlowLimit);
+    }
+    let reverse_key = key.reversed();
+    let reverse_action = cacheable(resolve(snap, &reverse_key)).unwrap_or(FlowAction::Drop(DropReason::NoRoute));
+    let value = |a: FlowAction, rev: bool| FlowValue {
+        data: a.encode(rev),
+        generation,
+        owner: iface.vif,
+    };
+    match table.insert_pair((key, value(action, false)), (&reverse_key, value(reverse_action, true))) {
+        Insert::Inserted { forward, .. } => {
+            table.touch(forward.index, bytes);
+            if tracked != 0 {
+                table.mark_tcp_flags(forward.index, tracked);
+            }
+            route
+        }
+        Insert::Exists(f) => {
+            flows.unreserve(iface.vif);
+            FlowAction::decode(f.value.data).map_or(route, from_action)
+        }
+        Insert::Full => {
+            flows.unreserve(iface.vif);
+            flows.refused_full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Decision::Drop(DropReason::FlowTableFull)
+        }
+    }
+}
+
+/// Computes the flow key of a frame received on `iface` and prefetches its buckets
+/// (the first pass over a batch, so that lookups in the second pass hit the cache).
+pub fn prefetch(flows: &Flows, iface: &Interface, d: &[u8]) {
+    if let Some(key) = key_of(iface, d) {
+        flows.table.prefetch(key.hash());
+    }
+}
+
+/// The flow key of an IPv4 or IPv6 frame (headers assumed in bounds only as far as
+/// checked here).
+fn key_of(iface: &Interface, d: &[u8]) -> Option<FlowKey> {
+    let ethertype = u16::from_be_bytes([*d.get(12)?, *d.get(13)?]);
+    let vrf = iface.vrf as u16;
+    match ethertype {
+        super::ETHERTYPE_IPV4 => {
+            let ip = d.get(ETH_LEN..ETH_LEN + 20)?;
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let later = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0;
+            let (sp, dp, _) = l4_ports(d, ETH_LEN + ihl, ip[9], later);
+            let src = std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+            let dst = std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+            Some(FlowKey::v4(vrf, src, dst, ip[9], sp, dp))
+        }
+        super::ETHERTYPE_IPV6 => {
+            let ip = d.get(ETH_LEN..ETH_LEN + 40)?;
+            let (sp, dp, _) = l4_ports(d, ETH_LEN + 40, ip[6], false);
+            let src: [u8; 16] = ip[8..24].try_into().ok()?;
+            let dst: [u8; 16] = ip[24..40].try_into().ok()?;
+            Some(FlowKey::v6(vrf, src.into(), dst.into(), ip[6], sp, dp))
+        }
+        _ => None,
+    }
+}
