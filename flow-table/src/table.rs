@@ -90,7 +90,9 @@ pub struct TableStats {
     pub capacity: u64,
 }
 
+/// The hot part of an entry: exactly one cache line, read by every lookup.
 #[derive(Debug)]
+#[repr(C, align(64))]
 struct Entry {
     state: AtomicU32,
     last_seen: AtomicU32,
@@ -99,10 +101,6 @@ struct Entry {
     /// `reverse + 1` in the low half, generation in the high half; the next free
     /// entry while free.
     link: AtomicU64,
-    /// Owner interface in the low half, TCP flags seen in bits 32..40.
-    extra: AtomicU64,
-    packets: AtomicU64,
-    bytes: AtomicU64,
 }
 
 impl Entry {
@@ -119,11 +117,18 @@ impl Entry {
             ],
             data: AtomicU64::new(0),
             link: AtomicU64::new(0),
-            extra: AtomicU64::new(0),
-            packets: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
         }
     }
+}
+
+/// The per-packet counters of an entry, apart from the hot line so that counting
+/// does not invalidate other workers' cached copies of the key.
+#[derive(Debug, Default)]
+struct EntryStats {
+    /// Owner interface in the low half, TCP flags seen in bits 32..40.
+    extra: AtomicU64,
+    packets: AtomicU64,
+    bytes: AtomicU64,
 }
 
 /// One cache line of slots.
@@ -137,6 +142,7 @@ struct Bucket([AtomicU64; SLOTS]);
 pub struct FlowTable {
     buckets: Box<[Bucket]>,
     entries: Box<[Entry]>,
+    stats: Box<[EntryStats]>,
     bucket_mask: u64,
     free_head: AtomicU64,
     high_water: AtomicU32,
@@ -162,6 +168,7 @@ impl FlowTable {
                 .map(|_| Bucket(std::array::from_fn(|_| AtomicU64::new(0))))
                 .collect(),
             entries: (0..capacity).map(|_| Entry::new()).collect(),
+            stats: (0..capacity).map(|_| EntryStats::default()).collect(),
             bucket_mask: buckets - 1,
             free_head: AtomicU64::new(0),
             high_water: AtomicU32::new(0),
@@ -177,7 +184,9 @@ impl FlowTable {
 
     /// Bytes of memory the table holds.
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.buckets) + std::mem::size_of_val(&*self.entries)
+        std::mem::size_of_val(&*self.buckets)
+            + std::mem::size_of_val(&*self.entries)
+            + std::mem::size_of_val(&*self.stats)
     }
 
     /// The two candidate buckets of a hash.
@@ -227,12 +236,11 @@ impl FlowTable {
             let words: [u64; 5] = std::array::from_fn(|i| e.key[i].load(Ordering::Relaxed));
             let data = e.data.load(Ordering::Relaxed);
             let link = e.link.load(Ordering::Relaxed);
-            let extra = e.extra.load(Ordering::Relaxed);
+            let owner = self.stats[index as usize].extra.load(Ordering::Relaxed) as u32;
             fence(Ordering::Acquire);
             if e.state.load(Ordering::Relaxed) != s1 {
                 continue;
             }
-            let reverse = (link as u32).checked_sub(1);
             return Some(FlowRef {
                 index,
                 version: s1,
@@ -240,9 +248,55 @@ impl FlowTable {
                 value: FlowValue {
                     data,
                     generation: (link >> 32) as u32,
-                    owner: extra as u32,
+                    owner,
                 },
-                reverse,
+                reverse: (link as u32).checked_sub(1),
+            });
+        }
+        None
+    }
+
+    /// Reads entry `index` if it is active and holds exactly `words` (the lookup
+    /// fast path: compares word by word, stops at the first difference, and does
+    /// not read the owner, which lives off the hot line).
+    #[inline]
+    fn read_if(&self, index: u32, key: &FlowKey, words: &[u64; 5]) -> Option<FlowRef> {
+        let e = self.entries.get(index as usize)?;
+        for _ in 0..READ_RETRIES {
+            let s1 = e.state.load(Ordering::Acquire);
+            match s1 & STATUS_MASK {
+                ACTIVE => {}
+                WRITING => {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                _ => return None,
+            }
+            if e.key.iter().zip(words).any(|(a, w)| a.load(Ordering::Relaxed) != *w) {
+                // A reuse in progress cannot turn another key into ours: the new
+                // key is published only with the state change checked below.
+                fence(Ordering::Acquire);
+                if e.state.load(Ordering::Relaxed) == s1 {
+                    return None;
+                }
+                continue;
+            }
+            let data = e.data.load(Ordering::Relaxed);
+            let link = e.link.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if e.state.load(Ordering::Relaxed) != s1 {
+                continue;
+            }
+            return Some(FlowRef {
+                index,
+                version: s1,
+                key: *key,
+                value: FlowValue {
+                    data,
+                    generation: (link >> 32) as u32,
+                    owner: 0,
+                },
+                reverse: (link as u32).checked_sub(1),
             });
         }
         None
@@ -260,22 +314,62 @@ impl FlowTable {
         })
     }
 
-    /// Finds the entry for `key` (`hash` = `key.hash()`).
+    /// Finds the entry for `key` (`hash` = `key.hash()`). The returned
+    /// `value.owner` is not filled in (use [`FlowTable::get`] for it).
     #[inline]
     pub fn lookup(&self, key: &FlowKey, hash: u64) -> Option<FlowRef> {
-        self.candidates(hash)
-            .find_map(|(_, _, idx)| self.read(idx).filter(|r| r.key == *key))
+        let words = key.words();
+        let tag = tag_of(hash);
+        for b in self.buckets_of(hash) {
+            for slot in &self.buckets[b].0 {
+                let word = slot.load(Ordering::Acquire);
+                if word != 0 && word >> 32 == tag {
+                    if let Some(r) = self.read_if((word as u32) - 1, key, &words) {
+                        return Some(r);
+                    }
+                }
+            }
+        }
+        None
     }
 
-    /// Looks up many keys: hashes and prefetches them all first, then probes, so the
-    /// cache misses overlap. `out[i]` answers `keys[i]`.
+    /// The first entry of the key's home bucket whose tag matches, if any.
+    #[inline]
+    fn first_candidate(&self, hash: u64) -> Option<u32> {
+        let tag = tag_of(hash);
+        let b = self.buckets_of(hash)[0];
+        self.buckets[b]
+            .0
+            .iter()
+            .map(|s| s.load(Ordering::Acquire))
+            .find(|w| *w != 0 && *w >> 32 == tag)
+            .map(|w| (w as u32) - 1)
+    }
+
+    /// Looks up many keys with the memory accesses of different keys overlapped:
+    /// hash all and prefetch their home buckets; scan the buckets and prefetch the
+    /// candidate entries; then verify. `out[i]` answers `keys[i]`; `hashes` is
+    /// scratch space at least as long as `keys`.
     pub fn lookup_batch(&self, keys: &[FlowKey], hashes: &mut [u64], out: &mut [Option<FlowRef>]) {
         for (k, h) in keys.iter().zip(hashes.iter_mut()) {
             *h = k.hash();
-            self.prefetch(*h);
+            crate::prefetch::read(&self.buckets[self.buckets_of(*h)[0]]);
         }
-        for ((k, h), o) in keys.iter().zip(hashes.iter()).zip(out.iter_mut()) {
-            *o = self.lookup(k, *h);
+        let mut candidates = [u32::MAX; 64];
+        for (i, h) in hashes.iter().take(keys.len()).enumerate() {
+            if let Some(idx) = self.first_candidate(*h) {
+                crate::prefetch::read(&self.entries[idx as usize]);
+                if let Some(c) = candidates.get_mut(i) {
+                    *c = idx;
+                }
+            }
+        }
+        for (i, ((k, h), o)) in keys.iter().zip(hashes.iter()).zip(out.iter_mut()).enumerate() {
+            let words = k.words();
+            *o = match candidates.get(i) {
+                Some(&idx) if idx != u32::MAX => self.read_if(idx, k, &words).or_else(|| self.lookup(k, *h)),
+                _ => self.lookup(k, *h),
+            };
         }
     }
 
@@ -334,9 +428,10 @@ impl FlowTable {
             u64::from(value.generation) << 32 | u64::from(reverse.map_or(0, |r| r + 1)),
             Ordering::Relaxed,
         );
-        e.extra.store(u64::from(value.owner), Ordering::Relaxed);
-        e.packets.store(0, Ordering::Relaxed);
-        e.bytes.store(0, Ordering::Relaxed);
+        let st = &self.stats[idx as usize];
+        st.extra.store(u64::from(value.owner), Ordering::Relaxed);
+        st.packets.store(0, Ordering::Relaxed);
+        st.bytes.store(0, Ordering::Relaxed);
         e.last_seen.store(self.now(), Ordering::Relaxed);
         let version = ((seq + 1) << 2) | ACTIVE;
         e.state.store(version, Ordering::Release);
@@ -541,9 +636,9 @@ impl FlowTable {
     /// Counts a packet of `bytes` on the flow and stamps it with the coarse clock.
     #[inline]
     pub fn touch(&self, index: u32, bytes: u32) {
-        if let Some(e) = self.entries.get(index as usize) {
-            e.packets.fetch_add(1, Ordering::Relaxed);
-            e.bytes.fetch_add(u64::from(bytes), Ordering::Relaxed);
+        if let (Some(e), Some(st)) = (self.entries.get(index as usize), self.stats.get(index as usize)) {
+            st.packets.fetch_add(1, Ordering::Relaxed);
+            st.bytes.fetch_add(u64::from(bytes), Ordering::Relaxed);
             let now = self.now();
             if e.last_seen.load(Ordering::Relaxed) != now {
                 e.last_seen.store(now, Ordering::Relaxed);
@@ -554,8 +649,8 @@ impl FlowTable {
     /// Records TCP flags seen on the flow (SYN, FIN, RST: the ones aging cares about).
     #[inline]
     pub fn mark_tcp_flags(&self, index: u32, flags: u8) {
-        if let Some(e) = self.entries.get(index as usize) {
-            e.extra.fetch_or(u64::from(flags) << 32, Ordering::Relaxed);
+        if let Some(st) = self.stats.get(index as usize) {
+            st.extra.fetch_or(u64::from(flags) << 32, Ordering::Relaxed);
         }
     }
 
@@ -572,14 +667,14 @@ impl FlowTable {
 
     /// The activity counters of entry `index` (zero for an index out of range).
     pub fn activity(&self, index: u32) -> FlowActivity {
-        let Some(e) = self.entries.get(index as usize) else {
+        let (Some(e), Some(st)) = (self.entries.get(index as usize), self.stats.get(index as usize)) else {
             return FlowActivity::default();
         };
         FlowActivity {
             last_seen: e.last_seen.load(Ordering::Relaxed),
-            packets: e.packets.load(Ordering::Relaxed),
-            bytes: e.bytes.load(Ordering::Relaxed),
-            tcp_flags: (e.extra.load(Ordering::Relaxed) >> 32) as u8,
+            packets: st.packets.load(Ordering::Relaxed),
+            bytes: st.bytes.load(Ordering::Relaxed),
+            tcp_flags: (st.extra.load(Ordering::Relaxed) >> 32) as u8,
         }
     }
 

@@ -18,7 +18,7 @@ fn val(n: u64) -> FlowValue {
     FlowValue {
         data: n,
         generation: 7,
-        owner: 3,
+        owner: 0,
     }
 }
 
@@ -36,6 +36,21 @@ fn pair_is_linked_both_ways() {
     let r = t.lookup(&k.reversed(), k.reversed().hash()).unwrap();
     assert_eq!(r.value, val(11));
     assert_eq!(t.stats().active, 2);
+    let owned = FlowKey::v4(2, Ipv4Addr::new(198, 18, 9, 9), Ipv4Addr::new(198, 18, 9, 8), 6, 1, 2);
+    let v = FlowValue {
+        data: 1,
+        generation: 1,
+        owner: 5,
+    };
+    let Insert::Inserted { forward: o, .. } = t.insert_pair((&owned, v), (&owned.reversed(), v)) else {
+        panic!()
+    };
+    assert_eq!(
+        t.get(o.index).unwrap().value.owner,
+        5,
+        "owner kept off the hot line, read by get"
+    );
+    assert_eq!(t.lookup(&owned, owned.hash()).unwrap().value.data, 1);
     assert!(matches!(t.insert_pair((&k, val(99)), (&k.reversed(), val(99))), Insert::Exists(e) if e.value == val(10)));
 }
 
@@ -107,7 +122,7 @@ fn update_changes_value_once_per_version() {
         FlowValue {
             data: 9,
             generation: 8,
-            owner: 3
+            owner: 0
         }
     ));
     assert!(!t.update(&forward, val(10)), "stale version accepted");
@@ -117,7 +132,7 @@ fn update_changes_value_once_per_version() {
         FlowValue {
             data: 9,
             generation: 8,
-            owner: 3
+            owner: 0
         }
     );
     assert_eq!(now.reverse, forward.reverse);

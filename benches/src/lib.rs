@@ -1,0 +1,69 @@
+//! Inputs shared by the benchmarks: flow keys, a node's forwarding snapshot, frames.
+//!
+//! Contract: deterministic (no randomness between runs), so numbers compare across
+//! commits.
+#![forbid(unsafe_code)]
+
+use control_client::{DesiredState, InterfaceSpec};
+use etherparse::PacketBuilder;
+use flow_table::FlowKey;
+use nexthop::{MacAddr, Snapshot};
+use std::net::Ipv4Addr;
+
+/// The vrouter MAC used by the benchmark snapshot.
+pub const ROUTER: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x00];
+
+/// The `n`-th of a family of distinct UDP flow keys.
+pub fn key(n: u32) -> FlowKey {
+    FlowKey::v4(
+        1,
+        Ipv4Addr::from(0xc612_0000 | (n >> 16)),
+        Ipv4Addr::new(198, 19, 0, 1),
+        17,
+        n as u16,
+        4789,
+    )
+}
+
+/// A permutation of `0..n` (xorshift-scrambled), so lookups do not walk memory in order.
+pub fn scrambled(n: u32, count: usize) -> Vec<u32> {
+    let mut x = 0x9e37_79b9u32;
+    (0..count)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x % n
+        })
+        .collect()
+}
+
+/// A node with two pods in one VRF (vifs 1 and 2), as the pipeline sees it.
+pub fn snapshot() -> Snapshot {
+    let mut s = DesiredState::new(16);
+    s.set_fabric("fabric0");
+    for (name, last) in [("a", 2u8), ("b", 3u8)] {
+        s.add_interface(InterfaceSpec {
+            name: name.into(),
+            vrf: "red".into(),
+            mac: MacAddr([2, 0, 0, 0, 0, last]),
+            ipv4: Some(Ipv4Addr::new(198, 18, 1, last)),
+            ipv6: None,
+            gateway4: Some(Ipv4Addr::new(198, 18, 1, 1)),
+            gateway6: None,
+        })
+        .expect("valid pod");
+    }
+    s.build(1, MacAddr(ROUTER))
+}
+
+/// A 64-byte UDP frame from pod a to pod b with the given source port.
+pub fn udp_frame(src_port: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], ROUTER)
+        .ipv4([198, 18, 1, 2], [198, 18, 1, 3], 64)
+        .udp(src_port, 5000)
+        .write(&mut out, &[0u8; 18])
+        .expect("in-memory write");
+    out
+}
