@@ -10,4 +10,4 @@ cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 cargo test --workspace
 # The flow table's concurrency models (loom explores the interleavings).
-RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p flow-table --test loom --release --target-dir target/loom
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p flow-table --test loom --release --target-dir target/loom
