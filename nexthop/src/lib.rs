@@ -12,6 +12,7 @@
 //! This crate has no unsafe code and no I/O.
 #![forbid(unsafe_code)]
 
+pub mod ecmp;
 pub mod encap;
 mod lpm;
 mod nexthop;
