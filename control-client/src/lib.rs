@@ -16,5 +16,5 @@
 mod model;
 mod publish;
 
-pub use model::{DesiredState, InterfaceSpec, ModelError, RouteSpec, RouteTarget, FABRIC_VRF};
+pub use model::{label_of, DesiredState, InterfaceSpec, ModelError, RouteSpec, RouteTarget, DEFAULT_REMOTE_MAC, FABRIC_VRF};
 pub use publish::SnapshotPublisher;

@@ -1,8 +1,10 @@
 //! The desired forwarding state and its compilation into a snapshot.
 
 use ipnet::IpNet;
+use nexthop::encap::Encap;
 use nexthop::{
-    v4_key, v6_key, FastMap, Interface, InterfaceKind, MacAddr, NextHop, NextHopId, Snapshot, Vif, Vrf, VrfId,
+    v4_key, v6_key, Composite, FabricInfo, FastMap, Interface, InterfaceKind, MacAddr, NextHop, NextHopId, Snapshot,
+    Vif, Vrf, VrfId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -14,6 +16,17 @@ pub const FABRIC_VRF: &str = "fabric";
 
 const NH_DISCARD: NextHopId = 0;
 const NH_RECEIVE: NextHopId = 1;
+/// The MPLS label of a local interface: labels below 16 are reserved (RFC 3032).
+pub fn label_of(vif: Vif) -> u32 {
+    16 + vif
+}
+/// The MAC a remote vrouter is assumed to have when its route names none
+/// (Contrail's default vrouter MAC).
+pub const DEFAULT_REMOTE_MAC: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x00]);
+
+fn default_encaps() -> Vec<Encap> {
+    Encap::DEFAULT_PRIORITY.to_vec()
+}
 
 /// A pod interface as requested through the API (what the Tungsten agent keeps in
 /// its port files).
@@ -51,6 +64,35 @@ pub enum RouteTarget {
     },
     /// Dropped (blackhole).
     Discard,
+    /// To a remote compute node through a tunnel.
+    Tunnel {
+        /// The remote node's fabric address.
+        remote: Ipv4Addr,
+        /// The MPLS label (or VXLAN VNI) it advertised.
+        label: u32,
+        /// Encapsulations it accepts; the first of this node's priority list that
+        /// appears here is used.
+        #[serde(default = "default_encaps")]
+        encaps: Vec<Encap>,
+        /// The remote vrouter's MAC (inner destination MAC of VXLAN).
+        #[serde(default)]
+        mac: Option<MacAddr>,
+    },
+    /// ECMP over local interfaces and tunnels (at most 128 members).
+    Ecmp {
+        /// The members (interfaces or tunnels).
+        members: Vec<RouteTarget>,
+    },
+}
+
+impl RouteTarget {
+    fn mentions(&self, ifname: &str) -> bool {
+        match self {
+            RouteTarget::Interface { name } => name == ifname,
+            RouteTarget::Ecmp { members } => members.iter().any(|m| m.mentions(ifname)),
+            _ => false,
+        }
+    }
 }
 
 /// A route added through the API.
@@ -128,6 +170,17 @@ pub enum ModelError {
         /// The route's VRF.
         wanted: String,
     },
+    /// The tunnel or ECMP target is not usable.
+    #[error("invalid route target: {0}")]
+    InvalidTarget(String),
+    /// The VNI is out of range or used by another VRF.
+    #[error("invalid VNI {vni}: {why}")]
+    InvalidVni {
+        /// VNI.
+        vni: u32,
+        /// Why.
+        why: String,
+    },
     /// The interface is still the target of routes.
     #[error("interface {name:?} is the target of {count} route(s); remove them first")]
     InterfaceInUse {
@@ -147,6 +200,10 @@ pub struct DesiredState {
     routes: Vec<RouteSpec>,
     vrf_ids: BTreeMap<String, VrfId>,
     max_interfaces: usize,
+    fabric_info: FabricInfo,
+    vrf_vnis: BTreeMap<String, u32>,
+    neighbors: BTreeMap<Ipv4Addr, MacAddr>,
+    encap_priority: Vec<Encap>,
 }
 
 impl DesiredState {
@@ -154,6 +211,7 @@ impl DesiredState {
     pub fn new(max_interfaces: usize) -> Self {
         let mut state = Self {
             max_interfaces: max_interfaces.max(1),
+            encap_priority: Encap::DEFAULT_PRIORITY.to_vec(),
             ..Self::default()
         };
         state.vrf_ids.insert(FABRIC_VRF.to_string(), 0);
@@ -163,6 +221,96 @@ impl DesiredState {
     /// Registers the fabric interface as vif 0 in the fabric VRF.
     pub fn set_fabric(&mut self, name: &str) {
         self.fabric = Some((name.to_string(), 0));
+    }
+
+    /// Sets this node's fabric address, MAC and MTU.
+    pub fn set_fabric_info(&mut self, info: FabricInfo) {
+        self.fabric_info = info;
+    }
+
+    /// Sets the encapsulation priority (most preferred first).
+    pub fn set_encap_priority(&mut self, priority: Vec<Encap>) {
+        self.encap_priority = priority;
+    }
+
+    /// Records the MAC of a fabric neighbour; true if it changed.
+    pub fn set_neighbor(&mut self, ip: Ipv4Addr, mac: MacAddr) -> bool {
+        self.neighbors.insert(ip, mac) != Some(mac)
+    }
+
+    /// The remote fabric addresses that tunnels use (to resolve their MACs).
+    pub fn tunnel_endpoints(&self) -> Vec<Ipv4Addr> {
+        fn collect(t: &RouteTarget, out: &mut Vec<Ipv4Addr>) {
+            match t {
+                RouteTarget::Tunnel { remote, .. } => out.push(*remote),
+                RouteTarget::Ecmp { members } => members.iter().for_each(|m| collect(m, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        self.routes.iter().for_each(|r| collect(&r.target, &mut out));
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Gives VRF `vrf` the VXLAN network identifier `vni` (for packets received over
+    /// VXLAN). The VRF must exist.
+    pub fn set_vrf_vni(&mut self, vrf: &str, vni: u32) -> Result<(), ModelError> {
+        if !self.vrf_ids.contains_key(vrf) || vrf == FABRIC_VRF {
+            return Err(ModelError::UnknownVrf(vrf.to_string()));
+        }
+        if vni == 0 || vni > 0xff_ffff {
+            return Err(ModelError::InvalidVni { vni, why: "not in 1..=16777215".into() });
+        }
+        if let Some((other, _)) = self.vrf_vnis.iter().find(|(v, n)| **n == vni && v.as_str() != vrf) {
+            return Err(ModelError::InvalidVni { vni, why: format!("used by VRF {other:?}") });
+        }
+        self.vrf_vnis.insert(vrf.to_string(), vni);
+        Ok(())
+    }
+
+    fn validate_target(&self, vrf: &str, target: &RouteTarget, depth: usize) -> Result<(), ModelError> {
+        let bad = |why: String| Err(ModelError::InvalidTarget(why));
+        match target {
+            RouteTarget::Discard => Ok(()),
+            RouteTarget::Interface { name } => {
+                let (_, spec) = self.interfaces.get(name).ok_or_else(|| ModelError::UnknownInterface(name.clone()))?;
+                if spec.vrf != vrf {
+                    return Err(ModelError::InterfaceInOtherVrf { name: name.clone(), actual: spec.vrf.clone(), wanted: vrf.to_string() });
+                }
+                Ok(())
+            }
+            RouteTarget::Tunnel { remote, label, encaps, .. } => {
+                if remote.is_unspecified() || remote.is_multicast() || remote.is_broadcast() {
+                    return bad(format!("{remote} is not a unicast fabric address"));
+                }
+                let Some(encap) = self.choose_encap(encaps) else {
+                    return bad(format!("none of {encaps:?} is in the encapsulation priority list {:?}", self.encap_priority));
+                };
+                let max = if encap == Encap::Vxlan { 0xff_ffff } else { 0xf_ffff };
+                if *label > max || (encap != Encap::Vxlan && *label < 16) {
+                    return bad(format!("label {label} out of range for {}", encap.name()));
+                }
+                Ok(())
+            }
+            RouteTarget::Ecmp { members } => {
+                if depth > 0 {
+                    return bad("ECMP members cannot be ECMP groups".into());
+                }
+                if members.is_empty() || members.len() > nexthop::ecmp::MAX_MEMBERS {
+                    return bad(format!("{} members: an ECMP group has 1 to 128", members.len()));
+                }
+                if members.iter().any(|m| matches!(m, RouteTarget::Discard)) {
+                    return bad("a discard member".into());
+                }
+                members.iter().try_for_each(|m| self.validate_target(vrf, m, depth + 1))
+            }
+        }
+    }
+
+    fn choose_encap(&self, advertised: &[Encap]) -> Option<Encap> {
+        self.encap_priority.iter().copied().find(|e| advertised.contains(e))
     }
 
     /// Adds a pod interface; returns its vif.
@@ -227,7 +375,7 @@ impl DesiredState {
         let count = self
             .routes
             .iter()
-            .filter(|r| matches!(&r.target, RouteTarget::Interface { name: n } if n == name))
+            .filter(|r| r.target.mentions(name))
             .count();
         if count > 0 {
             return Err(ModelError::InterfaceInUse {
@@ -247,19 +395,7 @@ impl DesiredState {
         if !self.vrf_ids.contains_key(&route.vrf) {
             return Err(ModelError::UnknownVrf(route.vrf));
         }
-        if let RouteTarget::Interface { name } = &route.target {
-            let (_, spec) = self
-                .interfaces
-                .get(name)
-                .ok_or_else(|| ModelError::UnknownInterface(name.clone()))?;
-            if spec.vrf != route.vrf {
-                return Err(ModelError::InterfaceInOtherVrf {
-                    name: name.clone(),
-                    actual: spec.vrf.clone(),
-                    wanted: route.vrf.clone(),
-                });
-            }
-        }
+        self.validate_target(&route.vrf, &route.target, 0)?;
         if self
             .routes
             .iter()
@@ -338,6 +474,7 @@ impl DesiredState {
         }
         let mut snapshot_owner4 = FastMap::default();
         let mut snapshot_owner6 = FastMap::default();
+        let mut mpls = FastMap::default();
         for (name, (vif, spec)) in &self.interfaces {
             let vrf = self.vrf_ids[&spec.vrf];
             let nh = nexthops.len() as NextHopId;
@@ -346,6 +483,7 @@ impl DesiredState {
                 dst_mac: spec.mac,
             });
             interface_nh.insert(name.as_str(), nh);
+            mpls.insert(label_of(*vif), nh);
             let table = &mut vrfs[vrf as usize];
             if let Some(a) = spec.ipv4 {
                 table.v4.insert(v4_key(a), 32, nh);
@@ -384,10 +522,42 @@ impl DesiredState {
                 }
             }
         }
+        let mut tunnels: BTreeMap<(Encap, Ipv4Addr, u32, MacAddr), NextHopId> = BTreeMap::new();
+        let mut composites: Vec<Composite> = Vec::new();
         for route in &self.routes {
+            let mut resolve = |t: &RouteTarget, nexthops: &mut Vec<NextHop>| -> (NextHopId, u64) {
+                match t {
+                    RouteTarget::Discard => (NH_DISCARD, 0),
+                    RouteTarget::Interface { name } => {
+                        let nh = interface_nh[name.as_str()];
+                        (nh, nexthop::ecmp::member_id(&[1, u64::from(nh)]))
+                    }
+                    RouteTarget::Tunnel { remote, label, encaps, mac } => {
+                        let encap = self.choose_encap(encaps).unwrap_or(Encap::MplsOverUdp);
+                        let inner_mac = mac.unwrap_or(DEFAULT_REMOTE_MAC);
+                        let nh = *tunnels.entry((encap, *remote, *label, inner_mac)).or_insert_with(|| {
+                            nexthops.push(NextHop::Tunnel {
+                                encap,
+                                remote: *remote,
+                                label: *label,
+                                outer_mac: self.neighbors.get(remote).copied().unwrap_or_default(),
+                                inner_mac,
+                            });
+                            nexthops.len() as NextHopId - 1
+                        });
+                        (nh, nexthop::ecmp::member_id(&[2, u64::from(u32::from(*remote)), u64::from(*label)]))
+                    }
+                    RouteTarget::Ecmp { .. } => (NH_DISCARD, 0),
+                }
+            };
             let nh = match &route.target {
-                RouteTarget::Discard => NH_DISCARD,
-                RouteTarget::Interface { name } => interface_nh[name.as_str()],
+                RouteTarget::Ecmp { members } => {
+                    let resolved: Vec<(NextHopId, u64)> = members.iter().map(|m| resolve(m, &mut nexthops)).collect();
+                    composites.push(Composite { members: resolved.iter().map(|r| r.0).collect(), ids: resolved.iter().map(|r| r.1).collect() });
+                    nexthops.push(NextHop::Composite { id: composites.len() as u32 - 1 });
+                    nexthops.len() as NextHopId - 1
+                }
+                other => resolve(other, &mut nexthops).0,
             };
             let table = &mut vrfs[self.vrf_ids[&route.vrf] as usize];
             match route.prefix {
@@ -407,6 +577,10 @@ impl DesiredState {
             nexthops,
             owner4: snapshot_owner4,
             owner6: snapshot_owner6,
+            fabric: self.fabric_info,
+            mpls,
+            vxlan: self.vrf_vnis.iter().map(|(v, n)| (*n, self.vrf_ids[v])).collect(),
+            composites,
         }
     }
 }
@@ -543,6 +717,41 @@ mod tests {
         let snap = s.build(1, MacAddr([0, 0, 0x5e, 0, 1, 0]));
         let red = snap.vrf_by_name("red").unwrap().id;
         assert_eq!(snap.route4(red, Ipv4Addr::new(198, 19, 9, 9)), Some(&NextHop::Discard));
+    }
+
+    #[test]
+    fn tunnels_ecmp_labels_and_vnis() {
+        let mut s = DesiredState::new(8);
+        s.add_interface(pod("a", "red", 2)).unwrap();
+        s.set_vrf_vni("red", 100).unwrap();
+        assert!(s.set_vrf_vni("nope", 101).is_err());
+        assert!(s.set_vrf_vni("red", 1 << 24).is_err());
+        let remote = Ipv4Addr::new(198, 18, 0, 2);
+        let tunnel = |label, encaps: Vec<Encap>| RouteTarget::Tunnel { remote, label, encaps, mac: None };
+        let route = |prefix: &str, target| RouteSpec { vrf: "red".into(), prefix: prefix.parse().unwrap(), target };
+        s.add_route(route("198.18.9.0/24", tunnel(17, vec![Encap::MplsOverGre, Encap::MplsOverUdp]))).unwrap();
+        s.add_route(route("198.18.10.0/24", tunnel(100, vec![Encap::Vxlan]))).unwrap();
+        let err = s.add_route(route("198.18.11.0/24", tunnel(3, vec![Encap::MplsOverUdp]))).unwrap_err();
+        assert!(matches!(err, ModelError::InvalidTarget(_)), "{err}");
+        let ecmp = RouteTarget::Ecmp { members: vec![RouteTarget::Interface { name: "a".into() }, tunnel(18, vec![Encap::MplsOverUdp])] };
+        s.add_route(route("198.19.0.1/32", ecmp)).unwrap();
+        assert!(matches!(s.remove_interface("a"), Err(ModelError::InterfaceInUse { count: 1, .. })));
+        assert!(s.set_neighbor(remote, MacAddr([2, 0, 0, 0, 0, 0xbb])));
+        assert_eq!(s.tunnel_endpoints(), vec![remote]);
+        let snap = s.build(1, MacAddr([0, 0, 0x5e, 0, 1, 0]));
+        let red = snap.vrf_by_name("red").unwrap().id;
+        assert_eq!(snap.vxlan.get(&100), Some(&red));
+        assert_eq!(snap.nexthops[*snap.mpls.get(&label_of(1)).unwrap() as usize], NextHop::Interface { vif: 1, dst_mac: MacAddr([2, 0, 0, 0, 0, 2]) });
+        match snap.route4(red, Ipv4Addr::new(198, 18, 9, 1)) {
+            Some(NextHop::Tunnel { encap, label: 17, outer_mac, .. }) => {
+                assert_eq!(*encap, Encap::MplsOverUdp, "first of the priority list the route offers");
+                assert_eq!(*outer_mac, MacAddr([2, 0, 0, 0, 0, 0xbb]));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(snap.route4(red, Ipv4Addr::new(198, 18, 10, 1)), Some(NextHop::Tunnel { encap: Encap::Vxlan, .. })));
+        let Some(NextHop::Composite { id }) = snap.route4(red, Ipv4Addr::new(198, 19, 0, 1)) else { panic!() };
+        assert_eq!(snap.composites[*id as usize].members.len(), 2);
     }
 
     #[test]

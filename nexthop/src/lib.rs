@@ -20,4 +20,4 @@ mod snapshot;
 
 pub use lpm::{v4_key, v6_key, LpmKey, LpmTable};
 pub use nexthop::{NextHop, NextHopId};
-pub use snapshot::{FastMap, Interface, InterfaceKind, MacAddr, Snapshot, Vif, Vrf, VrfId};
+pub use snapshot::{Composite, FabricInfo, FastMap, Interface, InterfaceKind, MacAddr, Snapshot, Vif, Vrf, VrfId};

@@ -1,6 +1,8 @@
 //! Next hops: what a route resolves to.
 
+use crate::encap::Encap;
 use crate::snapshot::{MacAddr, Vif};
+use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 /// Index of a next hop in [`crate::Snapshot::nexthops`].
@@ -22,6 +24,25 @@ pub enum NextHop {
         /// The destination MAC written into the frame.
         dst_mac: MacAddr,
     },
+    /// Encapsulate towards another compute node over the fabric.
+    Tunnel {
+        /// The encapsulation chosen for this remote.
+        encap: Encap,
+        /// The remote node's fabric address.
+        remote: Ipv4Addr,
+        /// MPLS label, or VNI for VXLAN, the remote advertised.
+        label: u32,
+        /// Outer destination MAC: the fabric neighbour towards `remote`, as the kernel
+        /// resolved it; all zeros while unresolved (packets are then dropped, counted).
+        outer_mac: MacAddr,
+        /// VXLAN only: the inner destination MAC (the remote vrouter's MAC).
+        inner_mac: MacAddr,
+    },
+    /// ECMP over the members listed in [`crate::Snapshot::composites`].
+    Composite {
+        /// Index into the composite table.
+        id: u32,
+    },
 }
 
 impl NextHop {
@@ -31,6 +52,8 @@ impl NextHop {
             NextHop::Discard => "discard",
             NextHop::Receive => "receive",
             NextHop::Interface { .. } => "encap",
+            NextHop::Tunnel { .. } => "tunnel",
+            NextHop::Composite { .. } => "composite",
         }
     }
 }

@@ -137,6 +137,34 @@ pub struct Snapshot {
     pub owner4: FastMap<Ipv4Addr, VrfId>,
     /// Which VRF owns each interface IPv6 address.
     pub owner6: FastMap<Ipv6Addr, VrfId>,
+    /// The fabric side of this node.
+    pub fabric: FabricInfo,
+    /// MPLS label -> next hop, for packets arriving from other nodes.
+    pub mpls: FastMap<u32, NextHopId>,
+    /// VXLAN network identifier -> VRF, for packets arriving from other nodes.
+    pub vxlan: FastMap<u32, VrfId>,
+    /// Members of composite (ECMP) next hops.
+    pub composites: Vec<Composite>,
+}
+
+/// This node on the fabric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FabricInfo {
+    /// Its fabric address (tunnel source).
+    pub ip: Option<Ipv4Addr>,
+    /// Its fabric interface's MAC (outer source MAC).
+    pub mac: MacAddr,
+    /// The fabric MTU.
+    pub mtu: u16,
+}
+
+/// An ECMP group: member next hops and their stable identities.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Composite {
+    /// Member next hops.
+    pub members: Vec<NextHopId>,
+    /// Stable identity of each member (for rendezvous hashing).
+    pub ids: Vec<u64>,
 }
 
 impl Snapshot {

@@ -49,11 +49,22 @@ pub enum DropReason {
     FlowTableFull,
     /// A new flow could not be set up: its interface reached its flow limit.
     FlowLimit,
+    /// A fabric frame that is not a well-formed tunnel packet for this node.
+    BadTunnel,
+    /// An MPLS label that names no local next hop.
+    InvalidLabel,
+    /// A VXLAN network identifier that names no VRF.
+    InvalidVni,
+    /// The tunnel's remote has no resolved MAC on the fabric yet.
+    TunnelUnresolved,
+    /// Too big for the fabric MTU once encapsulated, and must not be fragmented
+    /// (an ICMP error goes back to the sender).
+    Mtu,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 26] = [
         DropReason::InvalidInterface,
         DropReason::Truncated,
         DropReason::BadIpHeader,
@@ -75,6 +86,11 @@ impl DropReason {
         DropReason::NoTxPort,
         DropReason::FlowTableFull,
         DropReason::FlowLimit,
+        DropReason::BadTunnel,
+        DropReason::InvalidLabel,
+        DropReason::InvalidVni,
+        DropReason::TunnelUnresolved,
+        DropReason::Mtu,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -109,6 +125,11 @@ impl DropReason {
             DropReason::NoTxPort => "no_tx_port",
             DropReason::FlowTableFull => "flow_table_full",
             DropReason::FlowLimit => "flow_limit",
+            DropReason::BadTunnel => "bad_tunnel",
+            DropReason::InvalidLabel => "invalid_label",
+            DropReason::InvalidVni => "invalid_vni",
+            DropReason::TunnelUnresolved => "tunnel_unresolved",
+            DropReason::Mtu => "mtu",
         }
     }
 }

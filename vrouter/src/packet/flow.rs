@@ -32,7 +32,17 @@ pub(super) fn resolve(snap: &Snapshot, key: &FlowKey) -> Decision {
         IpAddr::V6(a) => (lookup6(snap, vrf, a), snap.owner6.get(&a).is_some_and(|v| *v != vrf)),
     };
     match nh {
-        Some((id, NextHop::Interface { .. })) => Decision::Forward(id),
+        Some((id, NextHop::Interface { .. } | NextHop::Tunnel { .. })) => Decision::Forward(id),
+        Some((_, NextHop::Composite { id })) => {
+            // The member is chosen once per flow (and again only when the forwarding
+            // state changes), by rendezvous hashing: removing a member moves only its
+            // flows.
+            let group = snap.composites.get(*id as usize);
+            match group.and_then(|g| nexthop::ecmp::select(&g.ids, key.hash()).map(|i| g.members[i])) {
+                Some(member) => Decision::Forward(member),
+                None => Decision::Drop(DropReason::Discard),
+            }
+        }
         Some((_, NextHop::Receive)) => Decision::Local,
         Some((_, NextHop::Discard)) => Decision::Drop(DropReason::Discard),
         None if other_vrf => Decision::Drop(DropReason::OtherVrf),

@@ -20,6 +20,31 @@ const ICMP4_ERROR_MAX: usize = 576;
 /// Largest IPv6 error datagram (RFC 4443 2.4 (c): the minimum MTU).
 const ICMP6_ERROR_MAX: usize = 1280;
 
+/// The type, code and second word of an ICMP error.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Message {
+    pub kind: u8,
+    pub code: u8,
+    /// Unused (0), or the MTU for "fragmentation needed" / "packet too big".
+    pub rest: u32,
+}
+
+impl Message {
+    pub(super) fn new(kind: u8, code: u8) -> Self {
+        Self { kind, code, rest: 0 }
+    }
+}
+
+/// ICMPv4 "fragmentation needed" with the next-hop MTU (RFC 1191).
+pub(super) fn fragmentation_needed(mtu: u16) -> Message {
+    Message { kind: ICMP4_UNREACHABLE, code: 4, rest: u32::from(mtu) }
+}
+
+/// ICMPv6 "packet too big" with the MTU (RFC 4443 3.2).
+pub(super) fn packet_too_big(mtu: u16) -> Message {
+    Message { kind: 2, code: 0, rest: u32::from(mtu) }
+}
+
 /// A token bucket for generated ICMP errors (RFC 1812 4.3.2.8, RFC 4443 2.4 (f)).
 #[derive(Debug)]
 pub struct IcmpLimiter {
@@ -76,14 +101,8 @@ impl IcmpLimiter {
 
 /// Turns the IPv4 packet in `pkt` into an ICMP error to its source, sent from
 /// `from`. False (packet untouched in meaning) if the limit or the buffer says no.
-pub(super) fn ipv4_error(
-    pkt: &mut PacketBuf<'_>,
-    limiter: &mut IcmpLimiter,
-    router_mac: [u8; 6],
-    from: Ipv4Addr,
-    icmp_type: u8,
-    code: u8,
-) -> bool {
+pub(super) fn ipv4_error(pkt: &mut PacketBuf<'_>, limiter: &mut IcmpLimiter, router_mac: [u8; 6], from: Ipv4Addr, msg: Message) -> bool {
+    let Message { kind: icmp_type, code, rest } = msg;
     let d = pkt.data();
     let mut pod_mac = [0u8; 6];
     pod_mac.copy_from_slice(&d[6..12]);
@@ -105,21 +124,16 @@ pub(super) fn ipv4_error(
     let c = checksum::checksum(ip);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     let icmp = &mut f[ETH_LEN + 20..];
-    icmp[0..8].copy_from_slice(&[icmp_type, code, 0, 0, 0, 0, 0, 0]);
+    icmp[0..4].copy_from_slice(&[icmp_type, code, 0, 0]);
+    icmp[4..8].copy_from_slice(&rest.to_be_bytes());
     let c = checksum::checksum(icmp);
     icmp[2..4].copy_from_slice(&c.to_be_bytes());
     true
 }
 
 /// Turns the IPv6 packet in `pkt` into an ICMPv6 error to its source, sent from `from`.
-pub(super) fn ipv6_error(
-    pkt: &mut PacketBuf<'_>,
-    limiter: &mut IcmpLimiter,
-    router_mac: [u8; 6],
-    from: Ipv6Addr,
-    icmp_type: u8,
-    code: u8,
-) -> bool {
+pub(super) fn ipv6_error(pkt: &mut PacketBuf<'_>, limiter: &mut IcmpLimiter, router_mac: [u8; 6], from: Ipv6Addr, msg: Message) -> bool {
+    let Message { kind: icmp_type, code, rest } = msg;
     let d = pkt.data();
     let mut pod_mac = [0u8; 6];
     pod_mac.copy_from_slice(&d[6..12]);
@@ -136,7 +150,8 @@ pub(super) fn ipv6_error(
     let from = from.octets();
     write_ipv6_header(&mut f[ETH_LEN..ETH_LEN + 40], icmp_len, 64, &from, &orig_src);
     let icmp = &mut f[ETH_LEN + 40..];
-    icmp[0..8].copy_from_slice(&[icmp_type, code, 0, 0, 0, 0, 0, 0]);
+    icmp[0..4].copy_from_slice(&[icmp_type, code, 0, 0]);
+    icmp[4..8].copy_from_slice(&rest.to_be_bytes());
     let c = checksum::finish(checksum::sum(
         icmp,
         checksum::ipv6_pseudo_sum(&from, &orig_src, u32::from(icmp_len), 58),

@@ -2,10 +2,10 @@
 //! echo replies from the gateway, ICMP errors.
 
 use super::icmp::{self, ICMP4_TIME_EXCEEDED, ICMP4_UNREACHABLE};
-use super::{checksum, flow, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4, ETH_LEN};
+use super::{checksum, flow, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4, ETH_LEN};
 use flow::Decision;
 use flow_table::FlowKey;
-use nexthop::{Interface, NextHop, Snapshot};
+use nexthop::{Interface, Snapshot};
 use std::net::Ipv4Addr;
 
 const PROTO_ICMP: u8 = 1;
@@ -47,22 +47,26 @@ pub(super) fn handle(
     let key = FlowKey::v4(iface.vrf as u16, src, dst, proto, sport, dport);
     match flow::decide(snap, &ctx.flows, iface, &key, total as u32, tcp_flags) {
         Decision::Forward(nh) => {
-            let Some(NextHop::Interface { vif, dst_mac }) = snap.nexthops.get(nh as usize) else {
+            let Some(out) = tunnel::Egress::of(snap.nexthops.get(nh as usize)) else {
                 return Verdict::Drop(DropReason::NoRoute);
             };
             if ttl <= 1 {
                 return send_error(snap, iface, pkt, ctx, ICMP4_TIME_EXCEEDED, 0, DropReason::TtlExceeded);
             }
-            let (vif, dst_mac) = (*vif, dst_mac.0);
             let f = pkt.data_mut();
-            write_eth(f, dst_mac, snap.router_mac.0, ETHERTYPE_IPV4);
             let ip = &mut f[ETH_LEN..];
             let old = u16::from_be_bytes([ip[8], ip[9]]);
             ip[8] = ttl - 1;
             let new = u16::from_be_bytes([ip[8], ip[9]]);
             let c = checksum::update16(u16::from_be_bytes([ip[10], ip[11]]), old, new);
             ip[10..12].copy_from_slice(&c.to_be_bytes());
-            Verdict::Transmit(vif)
+            match out {
+                tunnel::Egress::Local { vif, dst_mac } => {
+                    write_eth(pkt.data_mut(), dst_mac, snap.router_mac.0, ETHERTYPE_IPV4);
+                    Verdict::Transmit(vif)
+                }
+                tunnel::Egress::Remote(t) => tunnel::encapsulate(snap, iface, pkt, ctx, t, key.hash()),
+            }
         }
         Decision::Local => local(snap, iface, pkt, ihl),
         Decision::Drop(reason) => Verdict::Drop(reason),
@@ -127,7 +131,7 @@ fn send_error(
         return Verdict::Drop(reason);
     }
     let from = iface.gateway4.unwrap_or(dst);
-    if icmp::ipv4_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, icmp_type, code) {
+    if icmp::ipv4_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, icmp::Message::new(icmp_type, code)) {
         Verdict::DropWithError(reason)
     } else {
         Verdict::Drop(reason)

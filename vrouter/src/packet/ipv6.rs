@@ -2,10 +2,10 @@
 //! replies from the gateway, ICMPv6 errors (RFC 4443).
 
 use super::icmp::{self, ICMP6_TIME_EXCEEDED, ICMP6_UNREACHABLE};
-use super::{checksum, flow, ndp, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV6, ETH_LEN};
+use super::{checksum, flow, tunnel, ndp, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV6, ETH_LEN};
 use flow::Decision;
 use flow_table::FlowKey;
-use nexthop::{Interface, NextHop, Snapshot};
+use nexthop::{Interface, Snapshot};
 use std::net::Ipv6Addr;
 
 pub(super) const NEXT_HEADER_ICMP6: u8 = 58;
@@ -77,17 +77,20 @@ pub(super) fn handle(
         tcp_flags,
     ) {
         Decision::Forward(nh) => {
-            let Some(NextHop::Interface { vif, dst_mac }) = snap.nexthops.get(nh as usize) else {
+            let Some(out) = tunnel::Egress::of(snap.nexthops.get(nh as usize)) else {
                 return Verdict::Drop(DropReason::NoRoute);
             };
             if hop_limit <= 1 {
                 return send_error(snap, iface, pkt, ctx, ICMP6_TIME_EXCEEDED, 0, DropReason::TtlExceeded);
             }
-            let (vif, dst_mac) = (*vif, dst_mac.0);
-            let f = pkt.data_mut();
-            write_eth(f, dst_mac, snap.router_mac.0, ETHERTYPE_IPV6);
-            f[ETH_LEN + 7] = hop_limit - 1;
-            Verdict::Transmit(vif)
+            pkt.data_mut()[ETH_LEN + 7] = hop_limit - 1;
+            match out {
+                tunnel::Egress::Local { vif, dst_mac } => {
+                    write_eth(pkt.data_mut(), dst_mac, snap.router_mac.0, ETHERTYPE_IPV6);
+                    Verdict::Transmit(vif)
+                }
+                tunnel::Egress::Remote(t) => tunnel::encapsulate(snap, iface, pkt, ctx, t, key.hash()),
+            }
         }
         Decision::Local => echo(snap, iface, pkt),
         Decision::Drop(reason) => Verdict::Drop(reason),
@@ -140,7 +143,7 @@ fn send_error(
         return Verdict::Drop(reason);
     }
     let from = iface.gateway6.unwrap_or(dst);
-    if icmp::ipv6_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, icmp_type, code) {
+    if icmp::ipv6_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, icmp::Message::new(icmp_type, code)) {
         Verdict::DropWithError(reason)
     } else {
         Verdict::Drop(reason)

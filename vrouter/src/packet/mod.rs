@@ -9,7 +9,9 @@
 mod arp;
 pub mod checksum;
 mod drop;
+mod fabric;
 mod flow;
+mod tunnel;
 mod icmp;
 mod ipv4;
 mod ipv6;
@@ -97,6 +99,16 @@ impl<'a> PacketBuf<'a> {
         true
     }
 
+    /// Drops `n` bytes from the front (decapsulation); false if the packet is shorter.
+    pub fn pull_front(&mut self, n: usize) -> bool {
+        if n > self.len {
+            return false;
+        }
+        self.start += n;
+        self.len -= n;
+        true
+    }
+
     /// Sets the packet length, growing at the tail; false if the buffer is too small.
     pub fn set_len(&mut self, len: usize) -> bool {
         if self.start + len > self.buf.len() {
@@ -165,6 +177,9 @@ pub fn process(snap: &Snapshot, in_vif: Vif, pkt: &mut PacketBuf<'_>, ctx: &mut 
     let Some(iface) = snap.interface(in_vif) else {
         return Verdict::Drop(DropReason::InvalidInterface);
     };
+    if iface.kind == nexthop::InterfaceKind::Fabric {
+        return fabric::handle(snap, pkt);
+    }
     let d = pkt.data();
     if d.len() < ETH_LEN {
         return Verdict::Drop(DropReason::Truncated);

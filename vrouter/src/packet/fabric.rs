@@ -1,0 +1,60 @@
+//! Packets from other compute nodes: take the tunnel apart, find the local interface
+//! by MPLS label or by VNI and inner route, deliver.
+
+use super::{write_eth, DropReason, PacketBuf, Verdict, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN};
+use nexthop::encap::{self, DecapError, Encap};
+use nexthop::{NextHop, Snapshot};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>) -> Verdict {
+    let t = match encap::parse(pkt.data()) {
+        Ok(t) => t,
+        Err(DecapError::Truncated) => return Verdict::Drop(DropReason::Truncated),
+        Err(_) => return Verdict::Drop(DropReason::BadTunnel),
+    };
+    if Some(t.dst) != snap.fabric.ip {
+        return Verdict::Drop(DropReason::BadTunnel);
+    }
+    pkt.truncate(t.payload + t.payload_len);
+    match t.encap {
+        Encap::MplsOverUdp | Encap::MplsOverGre => {
+            let Some(NextHop::Interface { vif, dst_mac }) = snap.mpls.get(&t.label).and_then(|nh| snap.nexthops.get(*nh as usize)) else {
+                return Verdict::Drop(DropReason::InvalidLabel);
+            };
+            let Some(&version) = pkt.data().get(t.payload) else { return Verdict::Drop(DropReason::Truncated) };
+            let ethertype = match version >> 4 {
+                4 => ETHERTYPE_IPV4,
+                6 => ETHERTYPE_IPV6,
+                _ => return Verdict::Drop(DropReason::BadIpHeader),
+            };
+            // The inner IP packet gets an Ethernet header where the outer headers end.
+            pkt.pull_front(t.payload - ETH_LEN);
+            write_eth(pkt.data_mut(), dst_mac.0, snap.router_mac.0, ethertype);
+            Verdict::Transmit(*vif)
+        }
+        Encap::Vxlan => {
+            let Some(&vrf) = snap.vxlan.get(&t.label) else { return Verdict::Drop(DropReason::InvalidVni) };
+            pkt.pull_front(t.payload);
+            let d = pkt.data();
+            let nh = match u16::from_be_bytes([d[12], d[13]]) {
+                ETHERTYPE_IPV4 if d.len() >= ETH_LEN + 20 => snap.route4(vrf, Ipv4Addr::new(d[30], d[31], d[32], d[33])),
+                ETHERTYPE_IPV6 if d.len() >= ETH_LEN + 40 => {
+                    let dst: [u8; 16] = d[ETH_LEN + 24..ETH_LEN + 40].try_into().expect("16 bytes");
+                    snap.route6(vrf, Ipv6Addr::from(dst))
+                }
+                ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => return Verdict::Drop(DropReason::Truncated),
+                _ => return Verdict::Drop(DropReason::UnsupportedEtherType),
+            };
+            match nh {
+                Some(NextHop::Interface { vif, dst_mac }) => {
+                    let (vif, mac) = (*vif, dst_mac.0);
+                    let f = pkt.data_mut();
+                    f[0..6].copy_from_slice(&mac);
+                    f[6..12].copy_from_slice(&snap.router_mac.0);
+                    Verdict::Transmit(vif)
+                }
+                _ => Verdict::Drop(DropReason::NoRoute),
+            }
+        }
+    }
+}
