@@ -16,5 +16,7 @@
 mod model;
 mod publish;
 
-pub use model::{label_of, DesiredState, InterfaceSpec, ModelError, RouteSpec, RouteTarget, DEFAULT_REMOTE_MAC, FABRIC_VRF};
+pub use model::{
+    label_of, DesiredState, InterfaceSpec, ModelError, RouteSpec, RouteTarget, DEFAULT_REMOTE_MAC, FABRIC_VRF,
+};
 pub use publish::SnapshotPublisher;

@@ -254,6 +254,11 @@ impl DesiredState {
         out
     }
 
+    /// The VNI of each VRF that has one.
+    pub fn vrf_vnis(&self) -> BTreeMap<String, u32> {
+        self.vrf_vnis.clone()
+    }
+
     /// Gives VRF `vrf` the VXLAN network identifier `vni` (for packets received over
     /// VXLAN). The VRF must exist.
     pub fn set_vrf_vni(&mut self, vrf: &str, vni: u32) -> Result<(), ModelError> {
@@ -261,10 +266,16 @@ impl DesiredState {
             return Err(ModelError::UnknownVrf(vrf.to_string()));
         }
         if vni == 0 || vni > 0xff_ffff {
-            return Err(ModelError::InvalidVni { vni, why: "not in 1..=16777215".into() });
+            return Err(ModelError::InvalidVni {
+                vni,
+                why: "not in 1..=16777215".into(),
+            });
         }
         if let Some((other, _)) = self.vrf_vnis.iter().find(|(v, n)| **n == vni && v.as_str() != vrf) {
-            return Err(ModelError::InvalidVni { vni, why: format!("used by VRF {other:?}") });
+            return Err(ModelError::InvalidVni {
+                vni,
+                why: format!("used by VRF {other:?}"),
+            });
         }
         self.vrf_vnis.insert(vrf.to_string(), vni);
         Ok(())
@@ -275,18 +286,30 @@ impl DesiredState {
         match target {
             RouteTarget::Discard => Ok(()),
             RouteTarget::Interface { name } => {
-                let (_, spec) = self.interfaces.get(name).ok_or_else(|| ModelError::UnknownInterface(name.clone()))?;
+                let (_, spec) = self
+                    .interfaces
+                    .get(name)
+                    .ok_or_else(|| ModelError::UnknownInterface(name.clone()))?;
                 if spec.vrf != vrf {
-                    return Err(ModelError::InterfaceInOtherVrf { name: name.clone(), actual: spec.vrf.clone(), wanted: vrf.to_string() });
+                    return Err(ModelError::InterfaceInOtherVrf {
+                        name: name.clone(),
+                        actual: spec.vrf.clone(),
+                        wanted: vrf.to_string(),
+                    });
                 }
                 Ok(())
             }
-            RouteTarget::Tunnel { remote, label, encaps, .. } => {
+            RouteTarget::Tunnel {
+                remote, label, encaps, ..
+            } => {
                 if remote.is_unspecified() || remote.is_multicast() || remote.is_broadcast() {
                     return bad(format!("{remote} is not a unicast fabric address"));
                 }
                 let Some(encap) = self.choose_encap(encaps) else {
-                    return bad(format!("none of {encaps:?} is in the encapsulation priority list {:?}", self.encap_priority));
+                    return bad(format!(
+                        "none of {encaps:?} is in the encapsulation priority list {:?}",
+                        self.encap_priority
+                    ));
                 };
                 let max = if encap == Encap::Vxlan { 0xff_ffff } else { 0xf_ffff };
                 if *label > max || (encap != Encap::Vxlan && *label < 16) {
@@ -372,11 +395,7 @@ impl DesiredState {
         if !self.interfaces.contains_key(name) {
             return Err(ModelError::UnknownInterface(name.to_string()));
         }
-        let count = self
-            .routes
-            .iter()
-            .filter(|r| r.target.mentions(name))
-            .count();
+        let count = self.routes.iter().filter(|r| r.target.mentions(name)).count();
         if count > 0 {
             return Err(ModelError::InterfaceInUse {
                 name: name.to_string(),
@@ -532,7 +551,12 @@ impl DesiredState {
                         let nh = interface_nh[name.as_str()];
                         (nh, nexthop::ecmp::member_id(&[1, u64::from(nh)]))
                     }
-                    RouteTarget::Tunnel { remote, label, encaps, mac } => {
+                    RouteTarget::Tunnel {
+                        remote,
+                        label,
+                        encaps,
+                        mac,
+                    } => {
                         let encap = self.choose_encap(encaps).unwrap_or(Encap::MplsOverUdp);
                         let inner_mac = mac.unwrap_or(DEFAULT_REMOTE_MAC);
                         let nh = *tunnels.entry((encap, *remote, *label, inner_mac)).or_insert_with(|| {
@@ -545,7 +569,10 @@ impl DesiredState {
                             });
                             nexthops.len() as NextHopId - 1
                         });
-                        (nh, nexthop::ecmp::member_id(&[2, u64::from(u32::from(*remote)), u64::from(*label)]))
+                        (
+                            nh,
+                            nexthop::ecmp::member_id(&[2, u64::from(u32::from(*remote)), u64::from(*label)]),
+                        )
                     }
                     RouteTarget::Ecmp { .. } => (NH_DISCARD, 0),
                 }
@@ -553,8 +580,13 @@ impl DesiredState {
             let nh = match &route.target {
                 RouteTarget::Ecmp { members } => {
                     let resolved: Vec<(NextHopId, u64)> = members.iter().map(|m| resolve(m, &mut nexthops)).collect();
-                    composites.push(Composite { members: resolved.iter().map(|r| r.0).collect(), ids: resolved.iter().map(|r| r.1).collect() });
-                    nexthops.push(NextHop::Composite { id: composites.len() as u32 - 1 });
+                    composites.push(Composite {
+                        members: resolved.iter().map(|r| r.0).collect(),
+                        ids: resolved.iter().map(|r| r.1).collect(),
+                    });
+                    nexthops.push(NextHop::Composite {
+                        id: composites.len() as u32 - 1,
+                    });
                     nexthops.len() as NextHopId - 1
                 }
                 other => resolve(other, &mut nexthops).0,
@@ -727,30 +759,77 @@ mod tests {
         assert!(s.set_vrf_vni("nope", 101).is_err());
         assert!(s.set_vrf_vni("red", 1 << 24).is_err());
         let remote = Ipv4Addr::new(198, 18, 0, 2);
-        let tunnel = |label, encaps: Vec<Encap>| RouteTarget::Tunnel { remote, label, encaps, mac: None };
-        let route = |prefix: &str, target| RouteSpec { vrf: "red".into(), prefix: prefix.parse().unwrap(), target };
-        s.add_route(route("198.18.9.0/24", tunnel(17, vec![Encap::MplsOverGre, Encap::MplsOverUdp]))).unwrap();
-        s.add_route(route("198.18.10.0/24", tunnel(100, vec![Encap::Vxlan]))).unwrap();
-        let err = s.add_route(route("198.18.11.0/24", tunnel(3, vec![Encap::MplsOverUdp]))).unwrap_err();
+        let tunnel = |label, encaps: Vec<Encap>| RouteTarget::Tunnel {
+            remote,
+            label,
+            encaps,
+            mac: None,
+        };
+        let route = |prefix: &str, target| RouteSpec {
+            vrf: "red".into(),
+            prefix: prefix.parse().unwrap(),
+            target,
+        };
+        s.add_route(route(
+            "198.18.9.0/24",
+            tunnel(17, vec![Encap::MplsOverGre, Encap::MplsOverUdp]),
+        ))
+        .unwrap();
+        s.add_route(route("198.18.10.0/24", tunnel(100, vec![Encap::Vxlan])))
+            .unwrap();
+        let err = s
+            .add_route(route("198.18.11.0/24", tunnel(3, vec![Encap::MplsOverUdp])))
+            .unwrap_err();
         assert!(matches!(err, ModelError::InvalidTarget(_)), "{err}");
-        let ecmp = RouteTarget::Ecmp { members: vec![RouteTarget::Interface { name: "a".into() }, tunnel(18, vec![Encap::MplsOverUdp])] };
+        let ecmp = RouteTarget::Ecmp {
+            members: vec![
+                RouteTarget::Interface { name: "a".into() },
+                tunnel(18, vec![Encap::MplsOverUdp]),
+            ],
+        };
         s.add_route(route("198.19.0.1/32", ecmp)).unwrap();
-        assert!(matches!(s.remove_interface("a"), Err(ModelError::InterfaceInUse { count: 1, .. })));
+        assert!(matches!(
+            s.remove_interface("a"),
+            Err(ModelError::InterfaceInUse { count: 1, .. })
+        ));
         assert!(s.set_neighbor(remote, MacAddr([2, 0, 0, 0, 0, 0xbb])));
         assert_eq!(s.tunnel_endpoints(), vec![remote]);
         let snap = s.build(1, MacAddr([0, 0, 0x5e, 0, 1, 0]));
         let red = snap.vrf_by_name("red").unwrap().id;
         assert_eq!(snap.vxlan.get(&100), Some(&red));
-        assert_eq!(snap.nexthops[*snap.mpls.get(&label_of(1)).unwrap() as usize], NextHop::Interface { vif: 1, dst_mac: MacAddr([2, 0, 0, 0, 0, 2]) });
+        assert_eq!(
+            snap.nexthops[*snap.mpls.get(&label_of(1)).unwrap() as usize],
+            NextHop::Interface {
+                vif: 1,
+                dst_mac: MacAddr([2, 0, 0, 0, 0, 2])
+            }
+        );
         match snap.route4(red, Ipv4Addr::new(198, 18, 9, 1)) {
-            Some(NextHop::Tunnel { encap, label: 17, outer_mac, .. }) => {
-                assert_eq!(*encap, Encap::MplsOverUdp, "first of the priority list the route offers");
+            Some(NextHop::Tunnel {
+                encap,
+                label: 17,
+                outer_mac,
+                ..
+            }) => {
+                assert_eq!(
+                    *encap,
+                    Encap::MplsOverUdp,
+                    "first of the priority list the route offers"
+                );
                 assert_eq!(*outer_mac, MacAddr([2, 0, 0, 0, 0, 0xbb]));
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(snap.route4(red, Ipv4Addr::new(198, 18, 10, 1)), Some(NextHop::Tunnel { encap: Encap::Vxlan, .. })));
-        let Some(NextHop::Composite { id }) = snap.route4(red, Ipv4Addr::new(198, 19, 0, 1)) else { panic!() };
+        assert!(matches!(
+            snap.route4(red, Ipv4Addr::new(198, 18, 10, 1)),
+            Some(NextHop::Tunnel {
+                encap: Encap::Vxlan,
+                ..
+            })
+        ));
+        let Some(NextHop::Composite { id }) = snap.route4(red, Ipv4Addr::new(198, 19, 0, 1)) else {
+            panic!()
+        };
         assert_eq!(snap.composites[*id as usize].members.len(), 2);
     }
 

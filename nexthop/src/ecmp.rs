@@ -19,7 +19,11 @@ fn weight(member: u64, flow: u64) -> u64 {
 /// The index of the member `flow_hash` goes to; `None` when there is no member.
 #[inline]
 pub fn select(members: &[u64], flow_hash: u64) -> Option<usize> {
-    members.iter().enumerate().max_by_key(|(_, m)| weight(**m, flow_hash)).map(|(i, _)| i)
+    members
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, m)| weight(**m, flow_hash))
+        .map(|(i, _)| i)
 }
 
 /// A stable identity for a member from the words that define it.
@@ -41,7 +45,10 @@ mod tests {
         let before: Vec<usize> = flows(1000).map(|h| select(&members, h).unwrap()).collect();
         for m in 0..3 {
             let share = before.iter().filter(|x| **x == m).count();
-            assert!((267..=400).contains(&share), "member {m} got {share} of 1000 (more than 20 % off 333)");
+            assert!(
+                (267..=400).contains(&share),
+                "member {m} got {share} of 1000 (more than 20 % off 333)"
+            );
         }
         // Member 1 goes away: its flows move, nobody else's.
         let remaining = [members[0], members[2]];

@@ -2,8 +2,8 @@
 
 use crate::encap::Encap;
 use crate::snapshot::{MacAddr, Vif};
-use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
 
 /// Index of a next hop in [`crate::Snapshot::nexthops`].
 pub type NextHopId = u32;

@@ -20,7 +20,11 @@ fn restart_under_running_pods() {
         "no reachability before restart\n{}",
         n.log()
     );
-    assert_eq!(n.interfaces_with_xdp().len(), 2, "a program per pod port");
+    assert_eq!(
+        n.interfaces_with_xdp().len(),
+        3,
+        "a program per pod port and one on the fabric"
+    );
 
     let status = n.stop_vrouter().unwrap();
     assert!(status.success(), "vrouter exited with {status} on SIGTERM\n{}", n.log());

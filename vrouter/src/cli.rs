@@ -10,6 +10,7 @@ use crate::run::Overrides;
 use clap::{Parser, Subcommand};
 use control_client::{InterfaceSpec, RouteSpec, RouteTarget};
 use ipnet::IpNet;
+use nexthop::encap::Encap;
 use nexthop::{MacAddr, NextHop};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -63,6 +64,17 @@ pub enum Command {
     },
     /// Next hops.
     Nh,
+    /// The MPLS label table: label -> next hop (labels of local interfaces are 16 + vif).
+    Mpls,
+    /// VXLAN: the VNI table, or give a VRF its VNI.
+    Vxlan {
+        /// With --vrf and --vni: set; without: list.
+        #[arg(long, requires = "vni")]
+        vrf: Option<String>,
+        /// The VNI (1..=16777215).
+        #[arg(long, requires = "vrf")]
+        vni: Option<u32>,
+    },
     /// Flows.
     Flow {
         /// list, stats or rate.
@@ -144,7 +156,8 @@ pub enum RtAction {
         #[arg(long)]
         vrf: Option<String>,
     },
-    /// Add a route to a local interface or a discard route.
+    /// Add a route: to a local interface, a discard route, a tunnel to another node,
+    /// or ECMP over several of those.
     Add {
         /// VRF.
         #[arg(long)]
@@ -152,11 +165,26 @@ pub enum RtAction {
         /// Destination prefix.
         prefix: IpNet,
         /// Send to this interface.
-        #[arg(long, conflicts_with = "discard", required_unless_present = "discard")]
+        #[arg(long, group = "target")]
         interface: Option<String>,
         /// Drop (blackhole).
-        #[arg(long)]
+        #[arg(long, group = "target")]
         discard: bool,
+        /// Tunnel to this remote node's fabric address (with --label).
+        #[arg(long, group = "target", requires = "label")]
+        tunnel: Option<Ipv4Addr>,
+        /// The MPLS label (or VNI) the remote advertised.
+        #[arg(long)]
+        label: Option<u32>,
+        /// Encapsulations the remote accepts (comma separated: mplsoudp,mplsogre,vxlan).
+        #[arg(long, value_delimiter = ',', value_parser = parse_encap)]
+        encap: Vec<Encap>,
+        /// The remote vrouter's MAC (inner destination of VXLAN).
+        #[arg(long)]
+        remote_mac: Option<MacAddr>,
+        /// ECMP member, repeated: an interface name, or REMOTE/LABEL[/ENCAP[+ENCAP..]].
+        #[arg(long, group = "target")]
+        ecmp: Vec<String>,
     },
     /// Remove a route.
     Delete {
@@ -166,6 +194,40 @@ pub enum RtAction {
         /// Destination prefix.
         prefix: IpNet,
     },
+}
+
+fn parse_encap(s: &str) -> Result<Encap, String> {
+    match s {
+        "mplsoudp" => Ok(Encap::MplsOverUdp),
+        "mplsogre" => Ok(Encap::MplsOverGre),
+        "vxlan" => Ok(Encap::Vxlan),
+        other => Err(format!("{other:?}: expected mplsoudp, mplsogre or vxlan")),
+    }
+}
+
+/// Parses an ECMP member: an interface name, or `REMOTE/LABEL[/ENCAP[+ENCAP..]]`.
+pub fn parse_member(text: &str) -> anyhow::Result<RouteTarget> {
+    let parts: Vec<&str> = text.split('/').collect();
+    match parts.as_slice() {
+        [name] => Ok(RouteTarget::Interface { name: name.to_string() }),
+        [remote, label, rest @ ..] if rest.len() <= 1 => {
+            let encaps = match rest.first() {
+                Some(list) => list
+                    .split('+')
+                    .map(parse_encap)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| anyhow::anyhow!(e))?,
+                None => Encap::DEFAULT_PRIORITY.to_vec(),
+            };
+            Ok(RouteTarget::Tunnel {
+                remote: remote.parse()?,
+                label: label.parse()?,
+                encaps,
+                mac: None,
+            })
+        }
+        _ => anyhow::bail!("ECMP member {text:?}: an interface name or REMOTE/LABEL[/ENCAP]"),
+    }
 }
 
 fn print<T: serde::Serialize>(json: bool, value: &T, table: impl FnOnce(&T)) -> anyhow::Result<()> {
@@ -260,12 +322,36 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     vrf,
                     prefix,
                     interface,
-                    discard: _,
+                    discard,
+                    tunnel,
+                    label,
+                    encap,
+                    remote_mac,
+                    ecmp,
                 },
         } => {
-            let target = match interface {
-                Some(name) => RouteTarget::Interface { name },
-                None => RouteTarget::Discard,
+            let target = if let Some(name) = interface {
+                RouteTarget::Interface { name }
+            } else if let Some(remote) = tunnel {
+                let encaps = if encap.is_empty() {
+                    Encap::DEFAULT_PRIORITY.to_vec()
+                } else {
+                    encap
+                };
+                RouteTarget::Tunnel {
+                    remote,
+                    label: label.unwrap_or_default(),
+                    encaps,
+                    mac: remote_mac,
+                }
+            } else if !ecmp.is_empty() {
+                RouteTarget::Ecmp {
+                    members: ecmp.iter().map(|m| parse_member(m)).collect::<anyhow::Result<_>>()?,
+                }
+            } else if discard {
+                RouteTarget::Discard
+            } else {
+                anyhow::bail!("give one of --interface, --discard, --tunnel or --ecmp");
             };
             let _: serde_json::Value = api.call(&Request::AddRoute {
                 route: RouteSpec { vrf, prefix, target },
@@ -355,6 +441,31 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 })?;
             }
             Ok(())
+        }
+        Command::Mpls => {
+            let table: Vec<(u32, u32)> = api.call(&Request::Mpls)?;
+            print(json, &table, |t| {
+                println!("{:>8} {:>6}", "label", "nh");
+                for (l, nh) in t {
+                    println!("{l:>8} {nh:>6}");
+                }
+            })
+        }
+        Command::Vxlan {
+            vrf: Some(vrf),
+            vni: Some(vni),
+        } => {
+            let _: serde_json::Value = api.call(&Request::SetVrfVni { vrf: vrf.clone(), vni })?;
+            print(json, &serde_json::Value::Null, |_| println!("VRF {vrf} has VNI {vni}"))
+        }
+        Command::Vxlan { .. } => {
+            let table: Vec<(u32, String)> = api.call(&Request::Vxlan)?;
+            print(json, &table, |t| {
+                println!("{:>10} vrf", "vni");
+                for (n, v) in t {
+                    println!("{n:>10} {v}");
+                }
+            })
         }
         Command::Dropstats => {
             let d: DropStatsView = api.call(&Request::DropStats)?;

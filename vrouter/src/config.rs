@@ -162,6 +162,13 @@ pub struct FabricConfig {
     pub interface: String,
     /// Its IPv4 address with prefix length (the tunnel source).
     pub ip: Ipv4Net,
+    /// Encapsulations in order of preference; a route uses the first it offers.
+    #[serde(default = "default_encap_priority")]
+    pub encap_priority: Vec<nexthop::encap::Encap>,
+}
+
+fn default_encap_priority() -> Vec<nexthop::encap::Encap> {
+    nexthop::encap::Encap::DEFAULT_PRIORITY.to_vec()
 }
 
 /// `[dataplane]`.
@@ -344,6 +351,13 @@ impl Config {
             return Err(invalid(
                 "fabric.interface",
                 format!("{name:?} is not a Linux interface name"),
+            ));
+        }
+        let p = &self.fabric.encap_priority;
+        if p.is_empty() || (1..p.len()).any(|i| p[..i].contains(&p[i])) {
+            return Err(invalid(
+                "fabric.encap_priority",
+                "must list each of mplsoudp, mplsogre, vxlan at most once, and at least one",
             ));
         }
         let mac = self.vrouter_mac.0;

@@ -100,6 +100,11 @@ impl Control {
                 }
             }
         }
+        for (vrf, vni) in self.store.load_vnis() {
+            if let Err(e) = self.model.set_vrf_vni(&vrf, vni) {
+                tracing::warn!(vrf, vni, "stored VNI not restored: {e}");
+            }
+        }
         match self.store.load_routes() {
             Ok(routes) => {
                 for r in routes {
@@ -354,6 +359,54 @@ impl Control {
             setup_rate_per_sec: rate.2,
             memory_bytes: self.flows.table.memory_bytes() as u64,
         }
+    }
+
+    /// Refreshes the fabric MACs of tunnel endpoints from the kernel; publishes a new
+    /// snapshot if one changed. Unresolved endpoints are solicited.
+    pub fn refresh_neighbors(&mut self) {
+        let endpoints = self.model.tunnel_endpoints();
+        if endpoints.is_empty() {
+            return;
+        }
+        let arp = crate::neighbors::arp_table();
+        let mut changed = false;
+        for remote in endpoints {
+            let hop = crate::neighbors::next_hop(remote);
+            match arp.get(&hop) {
+                Some(mac) => changed |= self.model.set_neighbor(remote, *mac),
+                None => crate::neighbors::solicit(remote),
+            }
+        }
+        if changed {
+            self.publish();
+        }
+    }
+
+    /// Gives a VRF its VXLAN network identifier and records it.
+    pub fn set_vrf_vni(&mut self, vrf: &str, vni: u32) -> anyhow::Result<()> {
+        self.model.set_vrf_vni(vrf, vni)?;
+        self.publish();
+        self.store.save_vnis(&self.model.vrf_vnis())
+    }
+
+    /// The MPLS label table (label -> next hop).
+    pub fn mpls(&self) -> Vec<(u32, u32)> {
+        let snap = self.snapshot();
+        let mut out: Vec<(u32, u32)> = snap.mpls.iter().map(|(l, nh)| (*l, *nh)).collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The VXLAN table (VNI -> VRF name).
+    pub fn vxlan(&self) -> Vec<(u32, String)> {
+        let snap = self.snapshot();
+        let mut out: Vec<(u32, String)> = snap
+            .vxlan
+            .iter()
+            .map(|(n, v)| (*n, snap.vrf(*v).map(|v| v.name.clone()).unwrap_or_default()))
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// Detaches everything and stops the workers; the state directory is kept.

@@ -27,6 +27,7 @@ pub struct Datapath {
     workers: Vec<WorkerHandle>,
     stop: Arc<AtomicBool>,
     attachments: BTreeMap<Vif, XdpAttachment>,
+    fabric: Option<XdpAttachment>,
     xdp_mode: XdpMode,
 }
 
@@ -78,8 +79,10 @@ impl Datapath {
             workers: Vec::new(),
             stop: Arc::clone(&stop),
             attachments: BTreeMap::new(),
+            fabric: None,
             xdp_mode: config.dataplane.xdp_mode,
         };
+        let mut anchors = Vec::new();
         for (index, &core) in cores.forwarding.iter().enumerate() {
             let settings = WorkerSettings {
                 index,
@@ -97,13 +100,22 @@ impl Datapath {
                 flows: Arc::clone(flows),
                 stop: Arc::clone(&stop),
             };
-            let thread = worker::spawn(settings, shared, Arc::clone(&stats), rx)?;
+            let (thread, anchor) = worker::spawn(settings, shared, Arc::clone(&stats), rx)?;
+            anchors.push(anchor);
             dp.workers.push(WorkerHandle {
                 thread: Some(thread),
                 commands: tx,
                 stats,
             });
         }
+        // The fabric program steers only tunnel packets to the workers' anchor sockets
+        // (worker w owns fabric queue w); the node's own traffic goes to the kernel.
+        let mut fabric_xdp =
+            XdpAttachment::attach(fabric, PortKind::Fabric, dp.xdp_mode).context("fabric.interface")?;
+        for (queue, fd) in anchors.into_iter().enumerate() {
+            fabric_xdp.register(queue as u32, fd)?;
+        }
+        dp.fabric = Some(fabric_xdp);
         Ok(dp)
     }
 
@@ -184,6 +196,7 @@ impl Datapath {
     /// Detaches every program and stops the workers (idempotent).
     pub fn shutdown(&mut self) {
         self.attachments.clear();
+        self.fabric = None;
         self.stop.store(true, Ordering::Relaxed);
         for w in &mut self.workers {
             if let Some(t) = w.thread.take() {

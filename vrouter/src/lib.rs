@@ -16,6 +16,7 @@ pub mod control;
 pub mod datapath;
 pub mod flows;
 pub mod lab;
+pub mod neighbors;
 pub mod packet;
 pub mod run;
 pub mod stats;

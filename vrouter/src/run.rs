@@ -100,6 +100,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let store = StateStore::open(&config.state_dir)?;
     let mut model = DesiredState::new(config.tables.interfaces as usize);
     model.set_fabric(&config.fabric.interface);
+    model.set_fabric_info(crate::neighbors::fabric_info(
+        &config.fabric.interface,
+        config.fabric.ip.addr(),
+    )?);
+    model.set_encap_priority(config.fabric.encap_priority.clone());
     let publisher = SnapshotPublisher::new(model.build(1, config.vrouter_mac));
     let flows = Arc::new(Flows::new(&config.flows, config.tables.interfaces as usize));
     let datapath = Datapath::start(&config, &cores, &publisher, &flows)?;
@@ -133,6 +138,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 _ = int.recv() => tracing::info!("SIGINT: shutting down"),
             }
         };
+        let refresher = Arc::clone(&control);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                refresher.lock().unwrap_or_else(|p| p.into_inner()).refresh_neighbors();
+            }
+        });
         api::serve(&config.api_socket, Arc::clone(&control), shutdown).await
     });
     let mut c = match control.lock() {

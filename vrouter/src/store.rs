@@ -81,6 +81,23 @@ impl StateStore {
         Self::write_atomic(&self.dir.join("routes.json"), &serde_json::to_vec_pretty(routes)?)
     }
 
+    /// Records the VNIs of VRFs.
+    pub fn save_vnis(&self, vnis: &std::collections::BTreeMap<String, u32>) -> anyhow::Result<()> {
+        Self::write_atomic(&self.dir.join("vnis.json"), &serde_json::to_vec_pretty(vnis)?)
+    }
+
+    /// The recorded VNIs (none if unreadable; the problem is logged).
+    pub fn load_vnis(&self) -> std::collections::BTreeMap<String, u32> {
+        let path = self.dir.join("vnis.json");
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+                tracing::warn!("{}: {e}", path.display());
+                Default::default()
+            }),
+            Err(_) => Default::default(),
+        }
+    }
+
     /// The recorded routes.
     pub fn load_routes(&self) -> anyhow::Result<Vec<RouteSpec>> {
         let path = self.dir.join("routes.json");

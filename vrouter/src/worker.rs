@@ -100,15 +100,16 @@ pub struct WorkerShared {
     pub stop: Arc<AtomicBool>,
 }
 
-/// Spawns a worker; returns once its UMEM and fabric anchor socket are ready.
+/// Spawns a worker; returns once its UMEM and fabric anchor socket are ready, with
+/// the anchor socket's fd (for the fabric's XSK map).
 pub fn spawn(
     settings: WorkerSettings,
     shared: WorkerShared,
     stats: Arc<WorkerStats>,
     commands: Receiver<WorkerCommand>,
-) -> anyhow::Result<std::thread::JoinHandle<()>> {
+) -> anyhow::Result<(std::thread::JoinHandle<()>, RawFd)> {
     let WorkerShared { publisher, flows, stop } = shared;
-    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<RawFd, String>>(1);
     let name = format!("vrouter-fwd{}", settings.index);
     let handle = std::thread::Builder::new().name(name).spawn(move || {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: settings.core }) {
@@ -116,7 +117,8 @@ pub fn spawn(
         }
         match Worker::new(settings, publisher, flows, stats, commands) {
             Ok(mut w) => {
-                let _ = ready_tx.send(Ok(()));
+                let anchor = w.slots[0].as_ref().map_or(-1, |s| s.socket.raw_fd());
+                let _ = ready_tx.send(Ok(anchor));
                 w.run(&stop);
             }
             Err(e) => {
@@ -125,7 +127,7 @@ pub fn spawn(
         }
     })?;
     match ready_rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(Ok(())) => Ok(handle),
+        Ok(Ok(fd)) => Ok((handle, fd)),
         Ok(Err(e)) => {
             let _ = handle.join();
             anyhow::bail!(e)

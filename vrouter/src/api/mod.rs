@@ -67,6 +67,17 @@ pub enum Request {
     },
     /// Flow table statistics and setup rate (`flow -r`).
     FlowStats,
+    /// Give a VRF its VXLAN network identifier.
+    SetVrfVni {
+        /// VRF name.
+        vrf: String,
+        /// VNI.
+        vni: u32,
+    },
+    /// The MPLS label table (`mpls --dump`).
+    Mpls,
+    /// The VXLAN table (`vxlan --dump`).
+    Vxlan,
 }
 
 fn default_flow_limit() -> usize {

@@ -91,6 +91,12 @@ fn handle_line(control: &Mutex<Control>, line: &str) -> Value {
             Request::Status => serde_json::to_value(c.status())?,
             Request::Flows { filter, limit } => serde_json::to_value(c.flows(&filter, limit))?,
             Request::FlowStats => serde_json::to_value(c.flow_stats())?,
+            Request::SetVrfVni { vrf, vni } => {
+                c.set_vrf_vni(&vrf, vni)?;
+                Value::Null
+            }
+            Request::Mpls => serde_json::to_value(c.mpls())?,
+            Request::Vxlan => serde_json::to_value(c.vxlan())?,
         })
     })();
     match result {

@@ -18,10 +18,14 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>) -> Verdict {
     pkt.truncate(t.payload + t.payload_len);
     match t.encap {
         Encap::MplsOverUdp | Encap::MplsOverGre => {
-            let Some(NextHop::Interface { vif, dst_mac }) = snap.mpls.get(&t.label).and_then(|nh| snap.nexthops.get(*nh as usize)) else {
+            let Some(NextHop::Interface { vif, dst_mac }) =
+                snap.mpls.get(&t.label).and_then(|nh| snap.nexthops.get(*nh as usize))
+            else {
                 return Verdict::Drop(DropReason::InvalidLabel);
             };
-            let Some(&version) = pkt.data().get(t.payload) else { return Verdict::Drop(DropReason::Truncated) };
+            let Some(&version) = pkt.data().get(t.payload) else {
+                return Verdict::Drop(DropReason::Truncated);
+            };
             let ethertype = match version >> 4 {
                 4 => ETHERTYPE_IPV4,
                 6 => ETHERTYPE_IPV6,
@@ -33,11 +37,15 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>) -> Verdict {
             Verdict::Transmit(*vif)
         }
         Encap::Vxlan => {
-            let Some(&vrf) = snap.vxlan.get(&t.label) else { return Verdict::Drop(DropReason::InvalidVni) };
+            let Some(&vrf) = snap.vxlan.get(&t.label) else {
+                return Verdict::Drop(DropReason::InvalidVni);
+            };
             pkt.pull_front(t.payload);
             let d = pkt.data();
             let nh = match u16::from_be_bytes([d[12], d[13]]) {
-                ETHERTYPE_IPV4 if d.len() >= ETH_LEN + 20 => snap.route4(vrf, Ipv4Addr::new(d[30], d[31], d[32], d[33])),
+                ETHERTYPE_IPV4 if d.len() >= ETH_LEN + 20 => {
+                    snap.route4(vrf, Ipv4Addr::new(d[30], d[31], d[32], d[33]))
+                }
                 ETHERTYPE_IPV6 if d.len() >= ETH_LEN + 40 => {
                     let dst: [u8; 16] = d[ETH_LEN + 24..ETH_LEN + 40].try_into().expect("16 bytes");
                     snap.route6(vrf, Ipv6Addr::from(dst))

@@ -37,12 +37,20 @@ impl Message {
 
 /// ICMPv4 "fragmentation needed" with the next-hop MTU (RFC 1191).
 pub(super) fn fragmentation_needed(mtu: u16) -> Message {
-    Message { kind: ICMP4_UNREACHABLE, code: 4, rest: u32::from(mtu) }
+    Message {
+        kind: ICMP4_UNREACHABLE,
+        code: 4,
+        rest: u32::from(mtu),
+    }
 }
 
 /// ICMPv6 "packet too big" with the MTU (RFC 4443 3.2).
 pub(super) fn packet_too_big(mtu: u16) -> Message {
-    Message { kind: 2, code: 0, rest: u32::from(mtu) }
+    Message {
+        kind: 2,
+        code: 0,
+        rest: u32::from(mtu),
+    }
 }
 
 /// A token bucket for generated ICMP errors (RFC 1812 4.3.2.8, RFC 4443 2.4 (f)).
@@ -101,8 +109,18 @@ impl IcmpLimiter {
 
 /// Turns the IPv4 packet in `pkt` into an ICMP error to its source, sent from
 /// `from`. False (packet untouched in meaning) if the limit or the buffer says no.
-pub(super) fn ipv4_error(pkt: &mut PacketBuf<'_>, limiter: &mut IcmpLimiter, router_mac: [u8; 6], from: Ipv4Addr, msg: Message) -> bool {
-    let Message { kind: icmp_type, code, rest } = msg;
+pub(super) fn ipv4_error(
+    pkt: &mut PacketBuf<'_>,
+    limiter: &mut IcmpLimiter,
+    router_mac: [u8; 6],
+    from: Ipv4Addr,
+    msg: Message,
+) -> bool {
+    let Message {
+        kind: icmp_type,
+        code,
+        rest,
+    } = msg;
     let d = pkt.data();
     let mut pod_mac = [0u8; 6];
     pod_mac.copy_from_slice(&d[6..12]);
@@ -132,8 +150,18 @@ pub(super) fn ipv4_error(pkt: &mut PacketBuf<'_>, limiter: &mut IcmpLimiter, rou
 }
 
 /// Turns the IPv6 packet in `pkt` into an ICMPv6 error to its source, sent from `from`.
-pub(super) fn ipv6_error(pkt: &mut PacketBuf<'_>, limiter: &mut IcmpLimiter, router_mac: [u8; 6], from: Ipv6Addr, msg: Message) -> bool {
-    let Message { kind: icmp_type, code, rest } = msg;
+pub(super) fn ipv6_error(
+    pkt: &mut PacketBuf<'_>,
+    limiter: &mut IcmpLimiter,
+    router_mac: [u8; 6],
+    from: Ipv6Addr,
+    msg: Message,
+) -> bool {
+    let Message {
+        kind: icmp_type,
+        code,
+        rest,
+    } = msg;
     let d = pkt.data();
     let mut pod_mac = [0u8; 6];
     pod_mac.copy_from_slice(&d[6..12]);

@@ -2,7 +2,9 @@
 //! echo replies from the gateway, ICMP errors.
 
 use super::icmp::{self, ICMP4_TIME_EXCEEDED, ICMP4_UNREACHABLE};
-use super::{checksum, flow, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4, ETH_LEN};
+use super::{
+    checksum, flow, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4, ETH_LEN,
+};
 use flow::Decision;
 use flow_table::FlowKey;
 use nexthop::{Interface, Snapshot};
@@ -131,7 +133,13 @@ fn send_error(
         return Verdict::Drop(reason);
     }
     let from = iface.gateway4.unwrap_or(dst);
-    if icmp::ipv4_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, icmp::Message::new(icmp_type, code)) {
+    if icmp::ipv4_error(
+        pkt,
+        &mut ctx.icmp,
+        snap.router_mac.0,
+        from,
+        icmp::Message::new(icmp_type, code),
+    ) {
         Verdict::DropWithError(reason)
     } else {
         Verdict::Drop(reason)

@@ -2,7 +2,9 @@
 //! replies from the gateway, ICMPv6 errors (RFC 4443).
 
 use super::icmp::{self, ICMP6_TIME_EXCEEDED, ICMP6_UNREACHABLE};
-use super::{checksum, flow, tunnel, ndp, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV6, ETH_LEN};
+use super::{
+    checksum, flow, ndp, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV6, ETH_LEN,
+};
 use flow::Decision;
 use flow_table::FlowKey;
 use nexthop::{Interface, Snapshot};
@@ -143,7 +145,13 @@ fn send_error(
         return Verdict::Drop(reason);
     }
     let from = iface.gateway6.unwrap_or(dst);
-    if icmp::ipv6_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, icmp::Message::new(icmp_type, code)) {
+    if icmp::ipv6_error(
+        pkt,
+        &mut ctx.icmp,
+        snap.router_mac.0,
+        from,
+        icmp::Message::new(icmp_type, code),
+    ) {
         Verdict::DropWithError(reason)
     } else {
         Verdict::Drop(reason)

@@ -11,11 +11,11 @@ pub mod checksum;
 mod drop;
 mod fabric;
 mod flow;
-mod tunnel;
 mod icmp;
 mod ipv4;
 mod ipv6;
 mod ndp;
+mod tunnel;
 
 pub use drop::DropReason;
 pub use flow::prefetch as prefetch_flow;

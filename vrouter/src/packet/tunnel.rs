@@ -30,8 +30,17 @@ impl Egress {
     /// resolved to a member when the flow was set up).
     pub(super) fn of(nh: Option<&nexthop::NextHop>) -> Option<Self> {
         match nh? {
-            nexthop::NextHop::Interface { vif, dst_mac } => Some(Egress::Local { vif: *vif, dst_mac: dst_mac.0 }),
-            nexthop::NextHop::Tunnel { encap, remote, label, outer_mac, inner_mac } => Some(Egress::Remote(Tunnel {
+            nexthop::NextHop::Interface { vif, dst_mac } => Some(Egress::Local {
+                vif: *vif,
+                dst_mac: dst_mac.0,
+            }),
+            nexthop::NextHop::Tunnel {
+                encap,
+                remote,
+                label,
+                outer_mac,
+                inner_mac,
+            } => Some(Egress::Remote(Tunnel {
                 encap: *encap,
                 remote: *remote,
                 label: *label,
@@ -46,8 +55,17 @@ impl Egress {
 /// Encapsulates the routed frame in `pkt` (TTL already decremented) towards the
 /// tunnel's remote and returns the verdict (transmit on the fabric, or a drop with an
 /// ICMP error when it does not fit the MTU and may not be fragmented).
-pub(super) fn encapsulate(snap: &Snapshot, iface: &Interface, pkt: &mut PacketBuf<'_>, ctx: &mut PipelineContext, t: Tunnel, flow_hash: u64) -> Verdict {
-    let Some(src) = snap.fabric.ip else { return Verdict::Drop(DropReason::TunnelUnresolved) };
+pub(super) fn encapsulate(
+    snap: &Snapshot,
+    iface: &Interface,
+    pkt: &mut PacketBuf<'_>,
+    ctx: &mut PipelineContext,
+    t: Tunnel,
+    flow_hash: u64,
+) -> Verdict {
+    let Some(src) = snap.fabric.ip else {
+        return Verdict::Drop(DropReason::TunnelUnresolved);
+    };
     if t.outer_mac.0 == [0; 6] {
         return Verdict::Drop(DropReason::TunnelUnresolved);
     }
@@ -70,15 +88,29 @@ pub(super) fn encapsulate(snap: &Snapshot, iface: &Interface, pkt: &mut PacketBu
         }
         let sent = if is_v4 {
             let from = iface.gateway4.unwrap_or(Ipv4Addr::new(d[30], d[31], d[32], d[33]));
-            icmp::ipv4_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, icmp::fragmentation_needed(fits))
+            icmp::ipv4_error(
+                pkt,
+                &mut ctx.icmp,
+                snap.router_mac.0,
+                from,
+                icmp::fragmentation_needed(fits),
+            )
         } else {
             let dst: [u8; 16] = d[ETH_LEN + 24..ETH_LEN + 40].try_into().expect("16 bytes");
             let from = iface.gateway6.unwrap_or(dst.into());
             icmp::ipv6_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, icmp::packet_too_big(fits))
         };
-        return if sent { Verdict::DropWithError(DropReason::Mtu) } else { Verdict::Drop(DropReason::Mtu) };
+        return if sent {
+            Verdict::DropWithError(DropReason::Mtu)
+        } else {
+            Verdict::Drop(DropReason::Mtu)
+        };
     }
-    let ttl = if d[ETH_LEN] >> 4 == 4 { d[ETH_LEN + 8] } else { d[ETH_LEN + 7] };
+    let ttl = if d[ETH_LEN] >> 4 == 4 {
+        d[ETH_LEN + 8]
+    } else {
+        d[ETH_LEN + 7]
+    };
     if !pkt.grow_front(t.encap.grow()) {
         return Verdict::Drop(DropReason::NoFrame);
     }
