@@ -33,6 +33,24 @@ pub fn node_with_flows(binary: &str, flows: vrouter::flows::FlowConfig) -> LabNo
         xdp_mode: XdpMode::Native,
         poll_mode: PollMode::Adaptive,
         flows,
+        fabric_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
+    })
+    .expect("creating the node namespace")
+}
+
+/// Node `n` (1, 2, ...) of a multi-node setup: fabric address 198.18.0.n.
+pub fn fabric_node(binary: &str, n: u8) -> LabNode {
+    require_root();
+    LabNode::new(NodeOptions {
+        binary: binary.into(),
+        workers: 1,
+        xdp_mode: XdpMode::Native,
+        poll_mode: PollMode::Adaptive,
+        flows: vrouter::flows::FlowConfig {
+            entries: 1 << 16,
+            ..Default::default()
+        },
+        fabric_ip: std::net::Ipv4Addr::new(198, 18, 0, n),
     })
     .expect("creating the node namespace")
 }
@@ -49,6 +67,7 @@ pub fn node(binary: &str, xdp_mode: XdpMode) -> LabNode {
             entries: 1 << 18,
             ..Default::default()
         },
+        fabric_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
     })
     .expect("creating the node namespace")
 }

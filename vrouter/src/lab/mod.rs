@@ -51,6 +51,7 @@ pub fn run(options: &LabOptions) -> anyhow::Result<()> {
             entries: 1 << 20,
             ..Default::default()
         },
+        fabric_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
     })?;
     println!("== vrouter lab: node namespace {}", node.ns.name());
     node.start_vrouter()?;

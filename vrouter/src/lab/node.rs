@@ -25,6 +25,25 @@ pub struct NodeOptions {
     pub poll_mode: PollMode,
     /// The `[flows]` section.
     pub flows: crate::flows::FlowConfig,
+    /// This node's fabric address (/24).
+    pub fabric_ip: Ipv4Addr,
+}
+
+/// A fabric LAN: a namespace with a Linux bridge that nodes' fabric interfaces join.
+#[derive(Debug)]
+pub struct FabricLan {
+    /// The namespace holding the bridge.
+    pub ns: Netns,
+}
+
+impl FabricLan {
+    /// Creates the namespace and its bridge `br0`.
+    pub fn new() -> anyhow::Result<Self> {
+        let ns = Netns::create("fabric")?;
+        ns.ip(&["link", "add", "br0", "type", "bridge"])?;
+        ns.ip(&["link", "set", "br0", "up"])?;
+        Ok(Self { ns })
+    }
 }
 
 /// A pod: a namespace with a real Linux stack behind a veth.
@@ -112,10 +131,32 @@ impl LabNode {
             "numrxqueues",
             &q,
         ])?;
-        node.ns.ip(&["addr", "add", "198.18.0.1/24", "dev", FABRIC_IF])?;
+        node.ns.ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", node.options.fabric_ip),
+            "dev",
+            FABRIC_IF,
+        ])?;
         node.ns.ip(&["link", "set", FABRIC_IF, "up"])?;
         node.ns.ip(&["link", "set", "fab0p", "up"])?;
         Ok(node)
+    }
+
+    /// Moves the fabric veth's far end into `lan` and onto its bridge, so this node
+    /// reaches the other nodes there.
+    pub fn join(&self, lan: &FabricLan) -> anyhow::Result<()> {
+        let far = format!("fab{}", self.options.fabric_ip.octets()[3]);
+        self.ns.ip(&["link", "set", "fab0p", "name", &far])?;
+        self.ns.ip(&["link", "set", &far, "netns", lan.ns.name()])?;
+        lan.ns.ip(&["link", "set", &far, "master", "br0"])?;
+        lan.ns.ip(&["link", "set", &far, "up"])?;
+        Ok(())
+    }
+
+    /// This node's fabric address.
+    pub fn fabric_ip(&self) -> Ipv4Addr {
+        self.options.fabric_ip
     }
 
     /// The API socket of this node's vrouter.
@@ -147,10 +188,11 @@ impl LabNode {
         };
         let flows = toml::to_string(&self.options.flows).unwrap_or_default();
         format!(
-            "state_dir = {state:?}\napi_socket = {api:?}\nlog_level = \"info\"\n\n[cores]\nforwarding = {fwd:?}\n\n[fabric]\ninterface = \"{FABRIC_IF}\"\nip = \"198.18.0.1/24\"\n\n[dataplane]\nxdp_mode = \"{mode}\"\npoll_mode = \"{poll}\"\numem_frames = 16384\nring_size = 2048\n\n[flows]\n{flows}",
+            "state_dir = {state:?}\napi_socket = {api:?}\nlog_level = \"info\"\n\n[cores]\nforwarding = {fwd:?}\n\n[fabric]\ninterface = \"{FABRIC_IF}\"\nip = \"{fabric_ip}/24\"\n\n[dataplane]\nxdp_mode = \"{mode}\"\npoll_mode = \"{poll}\"\numem_frames = 16384\nring_size = 2048\n\n[flows]\n{flows}",
             state = self.dir.join("state").display().to_string(),
             api = self.api_socket().display().to_string(),
             fwd = forwarding.join(","),
+            fabric_ip = self.options.fabric_ip,
         )
     }
 

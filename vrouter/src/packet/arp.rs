@@ -37,7 +37,7 @@ pub(super) fn handle(snap: &Snapshot, iface: &Interface, pkt: &mut PacketBuf<'_>
         return Verdict::Drop(DropReason::SelfSolicitation);
     }
     match snap.route4(iface.vrf, target) {
-        Some(NextHop::Interface { .. } | NextHop::Receive) => {}
+        Some(NextHop::Interface { .. } | NextHop::Receive | NextHop::Tunnel { .. } | NextHop::Composite { .. }) => {}
         _ if in_other_vrf(iface, snap.owner4.get(&target)) => return Verdict::Drop(DropReason::OtherVrf),
         _ => return Verdict::Drop(DropReason::NeighborUnknown),
     }

@@ -37,7 +37,7 @@ pub(super) fn solicitation(snap: &Snapshot, iface: &Interface, pkt: &mut PacketB
     }
     let router_flag = match snap.route6(iface.vrf, target) {
         Some(NextHop::Receive) => FLAG_ROUTER,
-        Some(NextHop::Interface { .. }) => 0,
+        Some(NextHop::Interface { .. } | NextHop::Tunnel { .. } | NextHop::Composite { .. }) => 0,
         _ if in_other_vrf(iface, snap.owner6.get(&target)) => return Verdict::Drop(DropReason::OtherVrf),
         _ => return Verdict::Drop(DropReason::NeighborUnknown),
     };
