@@ -4,7 +4,7 @@
 # sysctl (the lab and the system tests), rustfmt and clippy (the checks).
 set -euo pipefail
 
-packages=(clang llvm libbpf-dev linux-libc-dev iproute2 iputils-ping ethtool procps)
+packages=(clang llvm libbpf-dev linux-libc-dev iproute2 iputils-ping ethtool procps tshark)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -147,3 +147,213 @@ fn pods_on_two_nodes_talk_over_every_encapsulation() {
     assert!(!ping(&a.pods[0], pod.ipv4.into(), 1));
     assert!(b.drop_stats().unwrap().get("invalid_label") > 0);
 }
+
+/// A host on the fabric LAN: a namespace with a fabric address, no vrouter.
+fn fabric_host(lan: &FabricLan, ip: &str) -> vrouter::lab::netns::Netns {
+    let host = vrouter::lab::netns::Netns::create("host").unwrap();
+    host.ip(&[
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "uplink",
+        "netns",
+        lan.ns.name(),
+    ])
+    .unwrap();
+    lan.ns
+        .ip(&[
+            "link",
+            "set",
+            "uplink",
+            "name",
+            &format!("h{}", ip.rsplit('.').next().unwrap()),
+        ])
+        .unwrap();
+    let far = format!("h{}", ip.rsplit('.').next().unwrap());
+    lan.ns.ip(&["link", "set", &far, "master", "br0"]).unwrap();
+    lan.ns.ip(&["link", "set", &far, "up"]).unwrap();
+    host.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"]).unwrap();
+    host.ip(&["link", "set", "eth0", "up"]).unwrap();
+    host
+}
+
+#[test]
+fn linux_kernel_vxlan_is_a_peer_in_both_directions() {
+    let _machine = serial();
+    let lan = FabricLan::new().unwrap();
+    let mut a = fabric_node(BIN, 1);
+    a.join(&lan).unwrap();
+    a.start_vrouter().unwrap();
+    a.add_pod("red", 0, 1, true).unwrap();
+    let pod = &a.pods[0];
+    // The kernel end: a vxlan device (VNI 4100) towards node 1, holding 198.18.1.9.
+    let peer = fabric_host(&lan, "198.18.0.9");
+    peer.ip(&[
+        "link",
+        "add",
+        "vxlan0",
+        "type",
+        "vxlan",
+        "id",
+        "4100",
+        "local",
+        "198.18.0.9",
+        "remote",
+        "198.18.0.1",
+        "dstport",
+        "4789",
+        "dev",
+        "eth0",
+    ])
+    .unwrap();
+    peer.ip(&["addr", "add", "198.18.1.9/24", "dev", "vxlan0"]).unwrap();
+    peer.ip(&["link", "set", "vxlan0", "up"]).unwrap();
+    // The kernel reaches the pod through the vrouter's MAC (as an EVPN route would say).
+    peer.ip(&[
+        "neigh",
+        "add",
+        &pod.ipv4.to_string(),
+        "lladdr",
+        "00:00:5e:00:01:00",
+        "dev",
+        "vxlan0",
+        "nud",
+        "permanent",
+    ])
+    .unwrap();
+    let vxlan_mac: String =
+        String::from_utf8_lossy(&peer.exec("cat", &["/sys/class/net/vxlan0/address"]).unwrap().stdout)
+            .trim()
+            .to_string();
+    let api = a.api();
+    let _: serde_json::Value = api
+        .call(&Request::SetVrfVni {
+            vrf: "red".into(),
+            vni: 4100,
+        })
+        .unwrap();
+    let target = RouteTarget::Tunnel {
+        remote: "198.18.0.9".parse().unwrap(),
+        label: 4100,
+        encaps: vec![Encap::Vxlan],
+        mac: Some(vxlan_mac.parse().unwrap()),
+    };
+    let _: serde_json::Value = api
+        .call(&Request::AddRoute {
+            route: RouteSpec {
+                vrf: "red".into(),
+                prefix: "198.18.1.9/32".parse().unwrap(),
+                target,
+            },
+        })
+        .unwrap();
+    // Kernel first: its echo request is decapsulated by the vrouter, the reply encapsulated.
+    assert!(
+        peer.succeeds("ping", &["-c", "1", "-w", "8", "-W", "1", "-q", &pod.ipv4.to_string()]),
+        "kernel vxlan -> vrouter failed\n{}",
+        report(&a)
+    );
+    // Vrouter first.
+    assert!(
+        ping(pod, "198.18.1.9".parse().unwrap(), 5),
+        "vrouter -> kernel vxlan failed\n{}",
+        report(&a)
+    );
+}
+
+#[test]
+fn mpls_over_udp_on_the_fabric_decodes_with_tshark() {
+    let _machine = serial();
+    let lan = FabricLan::new().unwrap();
+    let mut a = fabric_node(BIN, 1);
+    let mut b = fabric_node(BIN, 2);
+    a.join(&lan).unwrap();
+    b.join(&lan).unwrap();
+    a.start_vrouter().unwrap();
+    b.start_vrouter().unwrap();
+    a.add_pod("red", 0, 1, true).unwrap();
+    b.add_pod("red", 0, 2, true).unwrap();
+    route_to(&a, &b, Encap::MplsOverUdp, 0);
+    route_to(&b, &a, Encap::MplsOverUdp, 0);
+    assert!(ping(&a.pods[0], b.pods[0].ipv4.into(), 8), "{}", report(&a));
+    let pcap = a.dir().join("fabric.pcap");
+    let capture = lan
+        .ns
+        .command("tshark")
+        .args([
+            "-i",
+            "br0",
+            "-f",
+            "udp dst port 6635",
+            "-c",
+            "4",
+            "-a",
+            "duration:15",
+            "-w",
+        ])
+        .arg(&pcap)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut capture = capture;
+    // Ping until the capture has its packets (bounded by the capture's own duration).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while capture.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        ping(&a.pods[0], b.pods[0].ipv4.into(), 1);
+    }
+    let _ = capture.kill();
+    let _ = capture.wait();
+    let out = std::process::Command::new("tshark")
+        .args(["-r"])
+        .arg(&pcap)
+        .args([
+            "-d",
+            "udp.port==6635,mpls",
+            "-T",
+            "fields",
+            "-e",
+            "mpls.label",
+            "-e",
+            "mpls.bottom",
+            "-e",
+            "ip.src",
+            "-e",
+            "icmp.type",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let b_vif = b
+        .interfaces()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name == b.pods[0].host_if)
+        .unwrap()
+        .vif;
+    let label = control_client::label_of(b_vif).to_string();
+    let decoded: Vec<&str> = text.lines().filter(|l| l.starts_with(&label)).collect();
+    assert!(
+        !decoded.is_empty(),
+        "no MPLS label {label} decoded:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in decoded {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(f.get(1), Some(&"1"), "bottom of stack: {line}");
+        // Outer source a node's fabric address, inner source its pod (requests and
+        // replies both carry label 17: each pod is vif 1 on its node).
+        let ips = f.get(2).copied().unwrap_or_default();
+        let pair = (ips.contains("198.18.0.1") && ips.contains("198.18.1.2"))
+            || (ips.contains("198.18.0.2") && ips.contains("198.18.1.3"));
+        assert!(pair, "outer and inner sources: {line}");
+        assert!(
+            f.get(3).is_some_and(|t| *t == "8" || *t == "0"),
+            "inner ICMP echo: {line}"
+        );
+    }
+}
