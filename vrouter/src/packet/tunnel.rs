@@ -111,6 +111,18 @@ pub(super) fn encapsulate(
     } else {
         d[ETH_LEN + 7]
     };
+    // TCP must never meet the MTU: lower the MSS a SYN announces to what fits.
+    let (l4, tcp) = match d[ETH_LEN] >> 4 {
+        4 => (
+            ETH_LEN + usize::from(d[ETH_LEN] & 0x0f) * 4,
+            d[ETH_LEN + 9] == 6 && d[ETH_LEN + 6] & 0x1f == 0 && d[ETH_LEN + 7] == 0,
+        ),
+        _ => (ETH_LEN + 40, d[ETH_LEN + 6] == 6),
+    };
+    if tcp {
+        let max = mtu - (outer_ip_len - ip_len) - (l4 - ETH_LEN) - 20;
+        clamp_mss(pkt.data_mut(), l4, max.min(usize::from(u16::MAX)) as u16);
+    }
     if !pkt.grow_front(t.encap.grow()) {
         return Verdict::Drop(DropReason::NoFrame);
     }
@@ -133,4 +145,38 @@ pub(super) fn encapsulate(
         f[olen + 6..olen + 12].copy_from_slice(&snap.router_mac.0);
     }
     Verdict::Transmit(0)
+}
+
+/// Lowers the MSS option of a TCP SYN at `l4` to `max` (RFC 879, RFC 6691), fixing
+/// the checksum incrementally. Anything that is not a well-formed SYN is left alone.
+pub(super) fn clamp_mss(frame: &mut [u8], l4: usize, max: u16) {
+    let Some(tcp) = frame.get_mut(l4..) else { return };
+    if tcp.len() < 20 || tcp[13] & 0x02 == 0 {
+        return;
+    }
+    let header = (usize::from(tcp[12] >> 4) * 4).min(tcp.len());
+    let mut i = 20;
+    while i < header {
+        match tcp[i] {
+            0 => return,
+            1 => i += 1,
+            kind => {
+                let Some(&len) = tcp.get(i + 1) else { return };
+                let len = usize::from(len);
+                if len < 2 || i + len > header {
+                    return;
+                }
+                if kind == 2 && len == 4 {
+                    let mss = u16::from_be_bytes([tcp[i + 2], tcp[i + 3]]);
+                    if mss > max {
+                        tcp[i + 2..i + 4].copy_from_slice(&max.to_be_bytes());
+                        let c = super::checksum::update16(u16::from_be_bytes([tcp[16], tcp[17]]), mss, max);
+                        tcp[16..18].copy_from_slice(&c.to_be_bytes());
+                    }
+                    return;
+                }
+                i += len;
+            }
+        }
+    }
 }
