@@ -312,6 +312,12 @@ pub fn udp_probe(from: &Pod, to: &Pod, dst: IpAddr, src_port: u16, dst_port: u16
 /// pairs towards `dst`, paced at about `pps` datagrams per second; returns how many
 /// were handed to the pod's stack.
 pub fn udp_spray(from: &Pod, dst: IpAddr, flows: u32, pps: u32) -> anyhow::Result<u32> {
+    udp_spray_from(from, dst, flows, pps, 0)
+}
+
+/// As [`udp_spray`], from source ports `src_port`, `src_port + 1`, ... (one socket per
+/// 59000 flows; 0 lets the kernel choose), so a second run repeats the same flows.
+pub fn udp_spray_from(from: &Pod, dst: IpAddr, flows: u32, pps: u32, src_port: u16) -> anyhow::Result<u32> {
     let ns = from.ns.name().to_string();
     let sender = std::thread::spawn(move || -> anyhow::Result<u32> {
         enter(&ns)?;
@@ -323,7 +329,12 @@ pub fn udp_spray(from: &Pod, dst: IpAddr, flows: u32, pps: u32) -> anyhow::Resul
         // Destination ports 1024..=60000 from as many source sockets as needed.
         let per_socket = 59_000u32;
         let sockets: Vec<UdpSocket> = (0..flows.div_ceil(per_socket))
-            .map(|_| UdpSocket::bind(SocketAddr::new(any, 0)))
+            .map(|i| {
+                UdpSocket::bind(SocketAddr::new(
+                    any,
+                    if src_port == 0 { 0 } else { src_port + i as u16 },
+                ))
+            })
             .collect::<Result<_, _>>()?;
         let start = Instant::now();
         let mut sent = 0u32;

@@ -1,0 +1,166 @@
+//! ECMP over three members (one local pod, two remote nodes): 1000 flows spread
+//! within 20 % of even, each flow stays on its member, and removing a member moves
+//! only the flows it had.
+
+use control_client::{RouteSpec, RouteTarget};
+use nexthop::encap::Encap;
+use std::collections::HashMap;
+use system_tests::{fabric_node, serial};
+use vrouter::api::{FlowFilter, FlowView, Request};
+use vrouter::lab::node::FabricLan;
+use vrouter::lab::traffic::udp_spray_from;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
+const SERVICE: &str = "198.19.0.1";
+
+fn host(lan: &FabricLan, last: u8) -> vrouter::lab::netns::Netns {
+    let h = vrouter::lab::netns::Netns::create("host").unwrap();
+    let far = format!("h{last}");
+    h.ip(&[
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &far,
+        "netns",
+        lan.ns.name(),
+    ])
+    .unwrap();
+    lan.ns.ip(&["link", "set", &far, "master", "br0"]).unwrap();
+    lan.ns.ip(&["link", "set", &far, "up"]).unwrap();
+    h.ip(&["addr", "add", &format!("198.18.0.{last}/24"), "dev", "eth0"])
+        .unwrap();
+    h.ip(&["link", "set", "eth0", "up"]).unwrap();
+    h
+}
+
+fn members(remotes: &[(u8, u32)]) -> RouteTarget {
+    let mut m = vec![RouteTarget::Interface { name: "vp2".into() }];
+    m.extend(remotes.iter().map(|(last, label)| RouteTarget::Tunnel {
+        remote: [198, 18, 0, *last].into(),
+        label: *label,
+        encaps: vec![Encap::MplsOverUdp],
+        mac: None,
+    }));
+    RouteTarget::Ecmp { members: m }
+}
+
+/// Source port -> next hop id of every flow to the service.
+fn placement(node: &vrouter::lab::node::LabNode) -> HashMap<(u16, u16), serde_json::Value> {
+    let filter = FlowFilter {
+        dst: Some(SERVICE.parse().unwrap()),
+        ..Default::default()
+    };
+    let flows: Vec<FlowView> = node.api().call(&Request::Flows { filter, limit: 10_000 }).unwrap();
+    // Next hop ids are renumbered when the state is rebuilt: name members by what they are.
+    let nexthops: Vec<serde_json::Value> = node.api().call(&Request::NextHops).unwrap();
+    flows
+        .iter()
+        .map(|f| {
+            let nh: u64 = f
+                .action
+                .split_whitespace()
+                .nth(2)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{f:?}"));
+            let nexthop = nexthops
+                .iter()
+                .find(|n| n["id"] == nh)
+                .map(|n| n["nexthop"].clone())
+                .unwrap_or_default();
+            // A member is its remote and label, or its interface (the outer MAC may
+            // get resolved in between).
+            let what =
+                serde_json::json!({"remote": nexthop["remote"], "label": nexthop["label"], "vif": nexthop["vif"]});
+            ((f.src_port, f.dst_port), what)
+        })
+        .collect()
+}
+
+#[test]
+fn ecmp_spreads_sticks_and_moves_only_removed_members_flows() {
+    let _machine = serial();
+    let lan = FabricLan::new().unwrap();
+    let _h2 = host(&lan, 2);
+    let _h3 = host(&lan, 3);
+    let mut a = fabric_node(BIN, 1);
+    a.join(&lan).unwrap();
+    a.start_vrouter().unwrap();
+    a.add_pod("red", 0, 1, true).unwrap();
+    a.add_pod("red", 0, 2, true).unwrap();
+    let api = a.api();
+    let prefix = format!("{SERVICE}/32").parse().unwrap();
+    let _: serde_json::Value = api
+        .call(&Request::AddRoute {
+            route: RouteSpec {
+                vrf: "red".into(),
+                prefix,
+                target: members(&[(2, 40), (3, 41)]),
+            },
+        })
+        .unwrap();
+    let client = &a.pods[0];
+    // 1000 flows: one destination port, source ports 20000..21000.
+    let spray = |pps| udp_spray_from(client, SERVICE.parse().unwrap(), 1000, pps, 20_000).unwrap();
+    // Destination ports vary inside the spray; repeat with the same source sockets.
+    spray(5_000);
+    let first = placement(&a);
+    assert!(first.len() >= 990, "only {} flows", first.len());
+    let mut per_member: HashMap<String, usize> = HashMap::new();
+    for member in first.values() {
+        *per_member.entry(member.to_string()).or_default() += 1;
+    }
+    assert_eq!(per_member.len(), 3, "{per_member:?}");
+    let even = first.len() as f64 / 3.0;
+    for (nh, n) in &per_member {
+        assert!(
+            (*n as f64 - even).abs() <= 0.2 * even,
+            "member {nh} has {n} of {} flows",
+            first.len()
+        );
+    }
+    spray(5_000);
+    let again = placement(&a);
+    let changed = first.iter().filter(|(k, v)| again.get(*k) != Some(*v)).count();
+    assert_eq!(
+        (again.len(), changed),
+        (first.len(), 0),
+        "flows changed member without any change of members"
+    );
+    // Remove the member behind 198.18.0.3.
+    let _: serde_json::Value = api
+        .call(&Request::RemoveRoute {
+            vrf: "red".into(),
+            prefix,
+        })
+        .unwrap();
+    let _: serde_json::Value = api
+        .call(&Request::AddRoute {
+            route: RouteSpec {
+                vrf: "red".into(),
+                prefix,
+                target: members(&[(2, 40)]),
+            },
+        })
+        .unwrap();
+    spray(5_000);
+    let after = placement(&a);
+    let gone = |m: &serde_json::Value| m["remote"] == "198.18.0.3";
+    let mut moved = 0;
+    for (flow, before) in &first {
+        let Some(now) = after.get(flow) else { continue };
+        assert!(!gone(now), "flow {flow:?} still on the removed member");
+        if gone(before) {
+            moved += 1;
+        } else {
+            assert!(
+                before == now,
+                "flow {flow:?} of a surviving member moved from {before} to {now}"
+            );
+        }
+    }
+    assert!(moved > 0 && moved < first.len() / 2, "moved {moved} of {}", first.len());
+}
