@@ -22,6 +22,8 @@ use xdpilone::xdp::XdpDesc;
 const NO_SOCKET: u16 = u16::MAX;
 /// Empty polls before an adaptive worker sleeps.
 const IDLE_SPINS: u32 = 2000;
+/// Where fragments start in their frames: room for the largest outer headers.
+const FRAGMENT_HEADROOM: usize = 256;
 /// Kick-and-retry rounds for a full TX ring before its frames are dropped.
 const TX_RETRIES: u32 = 16;
 /// How often kernel socket counters are mirrored.
@@ -87,6 +89,7 @@ struct Worker {
     publisher: SnapshotPublisher,
     commands: Receiver<WorkerCommand>,
     ctx: PipelineContext,
+    scratch: Vec<u8>,
 }
 
 /// What a worker shares with the rest of the vrouter.
@@ -170,6 +173,7 @@ impl Worker {
             publisher,
             commands,
             ctx: PipelineContext::new(flows),
+            scratch: Vec::with_capacity(FRAME_SIZE as usize),
         })
     }
 
@@ -283,12 +287,50 @@ impl Worker {
                 self.pool.release(desc.addr);
                 return;
             }
+            Verdict::Fragment(count) => {
+                self.send_fragments(snap, in_vif, verdict.1, verdict.2, count);
+                self.pool.release(desc.addr);
+                return;
+            }
         };
         self.pending[out_slot as usize].push(XdpDesc {
             addr: verdict.1,
             len: verdict.2,
             options: 0,
         });
+    }
+
+    /// Builds the fragments of the frame at `addr` (left by a `Fragment` verdict),
+    /// each in a frame of its own, and queues them on the fabric.
+    fn send_fragments(&mut self, snap: &nexthop::Snapshot, in_vif: Vif, addr: u64, len: u32, count: u16) {
+        let (Some(plan), Some(&slot)) = (self.ctx.fragments.take(), self.tx_slot_of_vif.first()) else {
+            self.stats.drop_packet(in_vif, DropReason::Mtu);
+            return;
+        };
+        let Some(frame) = self.pool.frame_mut(addr) else { return };
+        let offset = (addr % u64::from(FRAME_SIZE)) as usize;
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&frame[offset..offset + len as usize]);
+        for index in 0..usize::from(count) {
+            let Some(base) = self.pool.take() else {
+                self.stats.drop_packet(in_vif, DropReason::NoFrame);
+                return;
+            };
+            let frame = self.pool.frame_mut(base).expect("just taken");
+            let mut pkt = PacketBuf::new(frame, FRAGMENT_HEADROOM, 0).expect("headroom fits a frame");
+            if packet::build_fragment(snap, &plan, &self.scratch, index, &mut pkt) {
+                let desc = XdpDesc {
+                    addr: base + pkt.start() as u64,
+                    len: pkt.len() as u32,
+                    options: 0,
+                };
+                self.pending[slot as usize].push(desc);
+            } else {
+                self.pool.release(base);
+                self.stats.drop_packet(in_vif, DropReason::Mtu);
+                return;
+            }
+        }
     }
 
     fn flush(&mut self) {

@@ -120,6 +120,13 @@ impl FramePool {
         Some(addr)
     }
 
+    /// Takes a free frame for the worker's own use (building a packet); its base
+    /// address.
+    #[inline]
+    pub fn take(&mut self) -> Option<u64> {
+        self.take_for(OWNER_NONE)
+    }
+
     /// Records that the frame containing `addr` is now held by socket `slot`.
     #[inline]
     pub(super) fn set_owner(&mut self, addr: u64, slot: u16) {

@@ -262,6 +262,21 @@ pub fn udp_burst(from: &Pod, to: &Pod, dst: IpAddr, count: u64, size: usize) -> 
 /// Sends one datagram from `from` (bound to `src_port`) to `to` (listening on
 /// `dst_port`), up to three times; true if `to` received one.
 pub fn udp_probe(from: &Pod, to: &Pod, dst: IpAddr, src_port: u16, dst_port: u16) -> anyhow::Result<bool> {
+    udp_datagram(from, to, dst, src_port, dst_port, 5)
+}
+
+/// As [`udp_probe`] with a datagram of `size` bytes; true only if one arrived whole
+/// (every byte as sent).
+pub fn udp_datagram(
+    from: &Pod,
+    to: &Pod,
+    dst: IpAddr,
+    src_port: u16,
+    dst_port: u16,
+    size: usize,
+) -> anyhow::Result<bool> {
+    let datagram: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let expected = datagram.clone();
     let any = |v6: bool| -> IpAddr {
         if v6 {
             "::".parse().expect("literal")
@@ -288,8 +303,8 @@ pub fn udp_probe(from: &Pod, to: &Pod, dst: IpAddr, src_port: u16, dst_port: u16
                 return Err(e);
             }
         };
-        let mut buf = [0u8; 64];
-        Ok(sock.recv(&mut buf).is_ok())
+        let mut buf = vec![0u8; 65536];
+        Ok(sock.recv(&mut buf).is_ok_and(|n| buf[..n] == expected[..]))
     });
     ready_rx
         .recv_timeout(Duration::from_secs(10))
@@ -299,7 +314,7 @@ pub fn udp_probe(from: &Pod, to: &Pod, dst: IpAddr, src_port: u16, dst_port: u16
         enter(&client_ns)?;
         let sock = UdpSocket::bind(SocketAddr::new(any(dst.is_ipv6()), src_port))?;
         for _ in 0..3 {
-            sock.send_to(b"probe", SocketAddr::new(dst, dst_port))?;
+            sock.send_to(&datagram, SocketAddr::new(dst, dst_port))?;
             std::thread::sleep(Duration::from_millis(300));
         }
         Ok(())

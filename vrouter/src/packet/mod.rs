@@ -20,6 +20,7 @@ mod tunnel;
 pub use drop::DropReason;
 pub use flow::prefetch as prefetch_flow;
 pub use icmp::IcmpLimiter;
+pub use tunnel::{build_fragment, FragmentPlan};
 
 use nexthop::{Interface, Snapshot, Vif};
 
@@ -129,13 +130,17 @@ pub enum Verdict {
     /// The packet is dropped (count the reason), and the frame now holds an ICMP
     /// error for its sender: send it back out of the input interface.
     DropWithError(DropReason),
+    /// The frame is too big for its tunnel and may be fragmented: build this many
+    /// fragments with [`build_fragment`] and the plan left in the context, send them
+    /// on the fabric, and free the frame.
+    Fragment(u16),
 }
 
 impl Verdict {
     /// The drop reason, if the original packet was dropped.
     pub fn drop_reason(self) -> Option<DropReason> {
         match self {
-            Verdict::Transmit(_) => None,
+            Verdict::Transmit(_) | Verdict::Fragment(_) => None,
             Verdict::Drop(r) | Verdict::DropWithError(r) => Some(r),
         }
     }
@@ -148,6 +153,8 @@ pub struct PipelineContext {
     pub icmp: IcmpLimiter,
     /// The flow table, shared with every worker and the control thread.
     pub flows: std::sync::Arc<crate::flows::Flows>,
+    /// Set with [`Verdict::Fragment`]: how to cut the frame.
+    pub fragments: Option<FragmentPlan>,
 }
 
 impl PipelineContext {
@@ -156,6 +163,7 @@ impl PipelineContext {
         Self {
             icmp: IcmpLimiter::default(),
             flows,
+            fragments: None,
         }
     }
 }

@@ -735,3 +735,55 @@ fn too_big_for_the_tunnel_gets_icmp_and_syn_mss_is_clamped() {
         tcp.checksum()
     );
 }
+
+#[test]
+fn oversized_packets_without_df_are_fragmented_then_encapsulated() {
+    let snap = tunnel_snapshot(1400);
+    let payload: Vec<u8> = (0..2000u32).map(|i| i as u8).collect();
+    let mut big = udp4(MAC_A, ROUTER, A4, B4, 64, &payload);
+    // Clear DF (etherparse sets it) and fix the header checksum.
+    big[ETH_LEN + 6] = 0;
+    big[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&[0, 0]);
+    let c = checksum::checksum(&big[ETH_LEN..ETH_LEN + 20]);
+    big[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&c.to_be_bytes());
+    let mut ctx = PipelineContext::default();
+    let (v, routed) = run_in(&snap, 1, &big, &mut ctx);
+    let plan = ctx.fragments.take().expect("a fragmentation plan");
+    assert_eq!(v, Verdict::Fragment(plan.count as u16));
+    assert_eq!(plan.count, 2, "2008 bytes of UDP in 1368-byte inner packets");
+    let mut reassembled = Vec::new();
+    for i in 0..plan.count {
+        let mut buf = vec![0u8; 4096];
+        let mut pkt = PacketBuf::new(&mut buf, HEADROOM, 0).unwrap();
+        assert!(build_fragment(&snap, &plan, &routed, i, &mut pkt));
+        let out = pkt.data().to_vec();
+        assert!(
+            out.len() - 14 <= 1400,
+            "outer packet of {} bytes exceeds the MTU",
+            out.len() - 14
+        );
+        let d = nexthop::encap::parse(&out).unwrap();
+        let ip = &out[d.payload..d.payload + d.payload_len];
+        assert_eq!(checksum::checksum(&ip[..20]), 0, "fragment header checksum");
+        assert_eq!(ip[8], 63, "TTL decremented once");
+        let flags_offset = u16::from_be_bytes([ip[6], ip[7]]);
+        let more = flags_offset & 0x2000 != 0;
+        assert_eq!(more, i + 1 < plan.count, "MF on all but the last");
+        assert_eq!(
+            usize::from(flags_offset & 0x1fff) * 8,
+            reassembled.len(),
+            "offset of fragment {i}"
+        );
+        assert_eq!(usize::from(u16::from_be_bytes([ip[2], ip[3]])), ip.len());
+        reassembled.extend_from_slice(&ip[20..]);
+    }
+    assert_eq!(
+        reassembled,
+        big[ETH_LEN + 20..].to_vec(),
+        "fragments reassemble to the original UDP datagram"
+    );
+    // Out-of-range fragment indexes build nothing.
+    let mut buf = vec![0u8; 4096];
+    let mut pkt = PacketBuf::new(&mut buf, HEADROOM, 0).unwrap();
+    assert!(!build_fragment(&snap, &plan, &routed, plan.count, &mut pkt));
+}

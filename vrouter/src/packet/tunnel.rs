@@ -63,10 +63,7 @@ pub(super) fn encapsulate(
     t: Tunnel,
     flow_hash: u64,
 ) -> Verdict {
-    let Some(src) = snap.fabric.ip else {
-        return Verdict::Drop(DropReason::TunnelUnresolved);
-    };
-    if t.outer_mac.0 == [0; 6] {
+    if snap.fabric.ip.is_none() || t.outer_mac.0 == [0; 6] {
         return Verdict::Drop(DropReason::TunnelUnresolved);
     }
     let d = pkt.data();
@@ -82,9 +79,21 @@ pub(super) fn encapsulate(
         let is_v4 = d[ETH_LEN] >> 4 == 4;
         let dont_fragment = !is_v4 || d[ETH_LEN + 6] & 0x40 != 0;
         if !dont_fragment {
-            // Fragmenting before encapsulation is not implemented: the packet is
-            // dropped and counted; TCP never gets here thanks to MSS clamping.
-            return Verdict::Drop(DropReason::Mtu);
+            // RFC 791: fragment the inner packet so that every fragment fits once
+            // encapsulated; the worker builds each fragment in a frame of its own.
+            let ihl = usize::from(d[ETH_LEN] & 0x0f) * 4;
+            let per_fragment = (usize::from(fits) - ihl) & !7;
+            if per_fragment == 0 {
+                return Verdict::Drop(DropReason::Mtu);
+            }
+            let count = (ip_len - ihl).div_ceil(per_fragment);
+            ctx.fragments = Some(FragmentPlan {
+                tunnel: t,
+                flow_hash,
+                per_fragment,
+                count,
+            });
+            return Verdict::Fragment(count as u16);
         }
         let sent = if is_v4 {
             let from = iface.gateway4.unwrap_or(Ipv4Addr::new(d[30], d[31], d[32], d[33]));
@@ -123,6 +132,14 @@ pub(super) fn encapsulate(
         let max = mtu - (outer_ip_len - ip_len) - (l4 - ETH_LEN) - 20;
         clamp_mss(pkt.data_mut(), l4, max.min(usize::from(u16::MAX)) as u16);
     }
+    write_outer(snap, pkt, t, flow_hash, ttl)
+}
+
+/// Puts the tunnel headers in front of the routed frame in `pkt`.
+fn write_outer(snap: &Snapshot, pkt: &mut PacketBuf<'_>, t: Tunnel, flow_hash: u64, ttl: u8) -> Verdict {
+    let Some(src) = snap.fabric.ip else {
+        return Verdict::Drop(DropReason::TunnelUnresolved);
+    };
     if !pkt.grow_front(t.encap.grow()) {
         return Verdict::Drop(DropReason::NoFrame);
     }
@@ -145,6 +162,66 @@ pub(super) fn encapsulate(
         f[olen + 6..olen + 12].copy_from_slice(&snap.router_mac.0);
     }
     Verdict::Transmit(0)
+}
+
+/// How to cut an IPv4 packet that does not fit its tunnel.
+#[derive(Debug, Clone, Copy)]
+pub struct FragmentPlan {
+    tunnel: Tunnel,
+    flow_hash: u64,
+    /// Inner payload bytes per fragment (a multiple of 8).
+    per_fragment: usize,
+    /// Number of fragments.
+    pub count: usize,
+}
+
+/// Builds fragment `index` of the routed IPv4 frame `original` (Ethernet + IPv4, TTL
+/// already decremented), encapsulated, into `out` (whose start leaves headroom for
+/// the outer headers). False if the inputs do not describe such a fragment.
+pub fn build_fragment(
+    snap: &Snapshot,
+    plan: &FragmentPlan,
+    original: &[u8],
+    index: usize,
+    out: &mut PacketBuf<'_>,
+) -> bool {
+    let Some(ip) = original.get(ETH_LEN..) else {
+        return false;
+    };
+    if ip.len() < 20 || ip[0] >> 4 != 4 {
+        return false;
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+    let payload = &ip[ihl.min(total)..total];
+    let from = index * plan.per_fragment;
+    if from >= payload.len() || ihl < 20 {
+        return false;
+    }
+    let chunk = &payload[from..(from + plan.per_fragment).min(payload.len())];
+    let last = from + chunk.len() == payload.len();
+    if !out.set_len(ETH_LEN + ihl + chunk.len()) {
+        return false;
+    }
+    let f = out.data_mut();
+    f[..ETH_LEN].copy_from_slice(&original[..ETH_LEN]);
+    f[ETH_LEN..ETH_LEN + ihl].copy_from_slice(&ip[..ihl]);
+    f[ETH_LEN + ihl..].copy_from_slice(chunk);
+    let h = &mut f[ETH_LEN..ETH_LEN + ihl];
+    let flags_offset = u16::from_be_bytes([h[6], h[7]]);
+    let more = !last || flags_offset & 0x2000 != 0;
+    let offset = (flags_offset & 0x1fff) + (from / 8) as u16;
+    let word = if more { 0x2000 } else { 0 } | offset;
+    h[2..4].copy_from_slice(&((ihl + chunk.len()) as u16).to_be_bytes());
+    h[6..8].copy_from_slice(&word.to_be_bytes());
+    h[10..12].copy_from_slice(&[0, 0]);
+    let c = super::checksum::checksum(h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    let ttl = h[8];
+    matches!(
+        write_outer(snap, out, plan.tunnel, plan.flow_hash, ttl),
+        Verdict::Transmit(_)
+    )
 }
 
 /// Lowers the MSS option of a TCP SYN at `l4` to `max` (RFC 879, RFC 6691), fixing
