@@ -66,6 +66,8 @@ pub enum Command {
     Nh,
     /// The MPLS label table: label -> next hop (labels of local interfaces are 16 + vif).
     Mpls,
+    /// Traffic per remote node (tunnel endpoint): packets and bytes each way.
+    Tunnel,
     /// VXLAN: the VNI table, or give a VRF its VNI.
     Vxlan {
         /// With --vrf and --vni: set; without: list.
@@ -441,6 +443,25 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 })?;
             }
             Ok(())
+        }
+        Command::Tunnel => {
+            let t: Vec<crate::stats::TunnelTotals> = api.call(&Request::Tunnels)?;
+            print(json, &t, |t| {
+                println!(
+                    "{:<16} {:>12} {:>14} {:>12} {:>14}",
+                    "remote", "tx_pkts", "tx_bytes", "rx_pkts", "rx_bytes"
+                );
+                for r in t {
+                    println!(
+                        "{:<16} {:>12} {:>14} {:>12} {:>14}",
+                        r.remote.to_string(),
+                        r.tx_packets,
+                        r.tx_bytes,
+                        r.rx_packets,
+                        r.rx_bytes
+                    );
+                }
+            })
         }
         Command::Mpls => {
             let table: Vec<(u32, u32)> = api.call(&Request::Mpls)?;

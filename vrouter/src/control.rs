@@ -397,6 +397,11 @@ impl Control {
         out
     }
 
+    /// Packets and bytes to and from each remote node.
+    pub fn tunnels(&self) -> Vec<crate::stats::TunnelTotals> {
+        crate::stats::TunnelTotals::collect(&self.datapath.stats())
+    }
+
     /// The VXLAN table (VNI -> VRF name).
     pub fn vxlan(&self) -> Vec<(u32, String)> {
         let snap = self.snapshot();

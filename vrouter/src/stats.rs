@@ -55,6 +55,24 @@ pub struct VifCounters {
     pub kernel_fill_ring_empty: Counter,
 }
 
+/// Slots in a worker's per-tunnel table (remote nodes it has talked to).
+pub const TUNNEL_SLOTS: usize = 1024;
+
+/// Counters of the tunnels to and from one remote node.
+#[derive(Debug, Default)]
+pub struct TunnelCounters {
+    /// The remote's fabric address (0: free slot).
+    pub remote: std::sync::atomic::AtomicU32,
+    /// Packets encapsulated towards it.
+    pub tx_packets: Counter,
+    /// Bytes sent to it, outer headers included.
+    pub tx_bytes: Counter,
+    /// Packets received from it and decapsulated.
+    pub rx_packets: Counter,
+    /// Bytes received from it, outer headers included.
+    pub rx_bytes: Counter,
+}
+
 /// Everything one worker counts.
 #[derive(Debug)]
 pub struct WorkerStats {
@@ -70,9 +88,37 @@ pub struct WorkerStats {
     pub busy_loops: Counter,
     /// Loop iterations that found none.
     pub idle_loops: Counter,
+    /// Per remote node, open addressing by address (only the owning worker inserts).
+    pub tunnels: Vec<TunnelCounters>,
 }
 
 impl WorkerStats {
+    /// Counts a tunnel packet to (`tx`) or from a remote node.
+    #[inline]
+    pub fn count_tunnel(&self, remote: std::net::Ipv4Addr, tx: bool, bytes: u32) {
+        use std::sync::atomic::Ordering;
+        let key = u32::from(remote).max(1);
+        let mut i = (key.wrapping_mul(0x9e37_79b1) >> 22) as usize % TUNNEL_SLOTS;
+        for _ in 0..TUNNEL_SLOTS {
+            let slot = &self.tunnels[i];
+            let current = slot.remote.load(Ordering::Relaxed);
+            if current == 0 {
+                slot.remote.store(key, Ordering::Release);
+            }
+            if current == 0 || current == key {
+                let (p, b) = if tx {
+                    (&slot.tx_packets, &slot.tx_bytes)
+                } else {
+                    (&slot.rx_packets, &slot.rx_bytes)
+                };
+                p.add(1);
+                b.add(u64::from(bytes));
+                return;
+            }
+            i = (i + 1) % TUNNEL_SLOTS;
+        }
+    }
+
     /// Counters for `max_vifs` interfaces.
     pub fn new(max_vifs: usize) -> Self {
         Self {
@@ -82,6 +128,7 @@ impl WorkerStats {
             icmp_errors_suppressed: Counter::default(),
             busy_loops: Counter::default(),
             idle_loops: Counter::default(),
+            tunnels: (0..TUNNEL_SLOTS).map(|_| TunnelCounters::default()).collect(),
         }
     }
 
@@ -137,5 +184,70 @@ impl VifTotals {
             t.kernel_fill_ring_empty += c.kernel_fill_ring_empty.get();
         }
         t
+    }
+}
+
+/// The traffic with one remote node, summed over workers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelTotals {
+    /// The remote's fabric address.
+    pub remote: std::net::Ipv4Addr,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+}
+
+impl TunnelTotals {
+    /// Every remote any worker counted, sorted by address.
+    pub fn collect(workers: &[std::sync::Arc<WorkerStats>]) -> Vec<Self> {
+        let mut by_remote: std::collections::BTreeMap<u32, TunnelTotals> = std::collections::BTreeMap::new();
+        for w in workers {
+            for t in &w.tunnels {
+                let key = t.remote.load(std::sync::atomic::Ordering::Acquire);
+                if key == 0 {
+                    continue;
+                }
+                let e = by_remote.entry(key).or_insert_with(|| TunnelTotals {
+                    remote: key.into(),
+                    tx_packets: 0,
+                    tx_bytes: 0,
+                    rx_packets: 0,
+                    rx_bytes: 0,
+                });
+                e.tx_packets += t.tx_packets.get();
+                e.tx_bytes += t.tx_bytes.get();
+                e.rx_packets += t.rx_packets.get();
+                e.rx_bytes += t.rx_bytes.get();
+            }
+        }
+        by_remote.into_values().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tunnel_counters_sum_per_remote() {
+        let w = std::sync::Arc::new(WorkerStats::new(4));
+        let a: std::net::Ipv4Addr = [198, 18, 0, 2].into();
+        let b: std::net::Ipv4Addr = [198, 18, 0, 3].into();
+        w.count_tunnel(a, true, 100);
+        w.count_tunnel(a, true, 50);
+        w.count_tunnel(a, false, 70);
+        w.count_tunnel(b, false, 10);
+        let t = TunnelTotals::collect(&[w.clone(), w]);
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            (t[0].remote, t[0].tx_packets, t[0].tx_bytes, t[0].rx_packets),
+            (a, 4, 300, 2)
+        );
+        assert_eq!((t[1].remote, t[1].rx_bytes), (b, 20));
     }
 }

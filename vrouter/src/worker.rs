@@ -264,6 +264,10 @@ impl Worker {
         let verdict = match PacketBuf::new(frame, offset, desc.len as usize) {
             Some(mut pkt) => {
                 let v = packet::process(snap, in_vif, &mut pkt, &mut self.ctx);
+                if let Some((remote, tx)) = self.ctx.tunnel.take() {
+                    let bytes = if tx { pkt.len() } else { desc.len as usize };
+                    self.stats.count_tunnel(remote, tx, bytes as u32);
+                }
                 (v, base + pkt.start() as u64, pkt.len() as u32)
             }
             None => (Verdict::Drop(DropReason::Truncated), 0, 0),

@@ -78,6 +78,8 @@ pub enum Request {
     Mpls,
     /// The VXLAN table (`vxlan --dump`).
     Vxlan,
+    /// Traffic per remote node.
+    Tunnels,
 }
 
 fn default_flow_limit() -> usize {

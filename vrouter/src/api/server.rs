@@ -97,6 +97,7 @@ fn handle_line(control: &Mutex<Control>, line: &str) -> Value {
             }
             Request::Mpls => serde_json::to_value(c.mpls())?,
             Request::Vxlan => serde_json::to_value(c.vxlan())?,
+            Request::Tunnels => serde_json::to_value(c.tunnels())?,
         })
     })();
     match result {

@@ -6,7 +6,7 @@ use nexthop::encap::{self, DecapError, Encap};
 use nexthop::{NextHop, Snapshot};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>) -> Verdict {
+pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut super::PipelineContext) -> Verdict {
     let t = match encap::parse(pkt.data()) {
         Ok(t) => t,
         Err(DecapError::Truncated) => return Verdict::Drop(DropReason::Truncated),
@@ -15,6 +15,7 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>) -> Verdict {
     if Some(t.dst) != snap.fabric.ip {
         return Verdict::Drop(DropReason::BadTunnel);
     }
+    ctx.tunnel = Some((t.src, false));
     pkt.truncate(t.payload + t.payload_len);
     match t.encap {
         Encap::MplsOverUdp | Encap::MplsOverGre => {

@@ -155,6 +155,9 @@ pub struct PipelineContext {
     pub flows: std::sync::Arc<crate::flows::Flows>,
     /// Set with [`Verdict::Fragment`]: how to cut the frame.
     pub fragments: Option<FragmentPlan>,
+    /// Set when the frame was encapsulated towards (`true`) or decapsulated from a
+    /// remote node, for the per-tunnel counters.
+    pub tunnel: Option<(std::net::Ipv4Addr, bool)>,
 }
 
 impl PipelineContext {
@@ -164,6 +167,7 @@ impl PipelineContext {
             icmp: IcmpLimiter::default(),
             flows,
             fragments: None,
+            tunnel: None,
         }
     }
 }
@@ -186,7 +190,7 @@ pub fn process(snap: &Snapshot, in_vif: Vif, pkt: &mut PacketBuf<'_>, ctx: &mut 
         return Verdict::Drop(DropReason::InvalidInterface);
     };
     if iface.kind == nexthop::InterfaceKind::Fabric {
-        return fabric::handle(snap, pkt);
+        return fabric::handle(snap, pkt, ctx);
     }
     let d = pkt.data();
     if d.len() < ETH_LEN {

@@ -132,6 +132,7 @@ pub(super) fn encapsulate(
         let max = mtu - (outer_ip_len - ip_len) - (l4 - ETH_LEN) - 20;
         clamp_mss(pkt.data_mut(), l4, max.min(usize::from(u16::MAX)) as u16);
     }
+    ctx.tunnel = Some((t.remote, true));
     write_outer(snap, pkt, t, flow_hash, ttl)
 }
 
