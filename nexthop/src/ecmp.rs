@@ -77,7 +77,11 @@ mod tests {
         let hrw = hrw_moved as f64 / total as f64;
         let modulo = mod_moved as f64 / total as f64;
         // One of 16 members removed: HRW moves its 1/16; modulo moves about 15/16.
-        eprintln!("remapped when 1 of 16 members goes: rendezvous {:.1} %, modulo {:.1} %", hrw * 100.0, modulo * 100.0);
+        eprintln!(
+            "remapped when 1 of 16 members goes: rendezvous {:.1} %, modulo {:.1} %",
+            hrw * 100.0,
+            modulo * 100.0
+        );
         assert!(hrw < 0.08, "rendezvous moved {hrw}");
         assert!(modulo > 0.8, "modulo moved {modulo}");
     }
