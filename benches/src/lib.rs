@@ -67,3 +67,51 @@ pub fn udp_frame(src_port: u16) -> Vec<u8> {
         .expect("in-memory write");
     out
 }
+
+/// A node whose VRF red routes 198.18.2.0/24 to another node over MPLS over UDP,
+/// with pod a (vif 1, 198.18.1.2) local.
+pub fn tunnel_snapshot() -> Snapshot {
+    let mut s = DesiredState::new(16);
+    s.set_fabric("fabric0");
+    s.set_fabric_info(nexthop::FabricInfo {
+        ip: Some(Ipv4Addr::new(198, 18, 0, 1)),
+        mac: MacAddr([2, 0, 0, 0, 0, 0xf1]),
+        mtu: 1500,
+    });
+    s.add_interface(InterfaceSpec {
+        name: "a".into(),
+        vrf: "red".into(),
+        mac: MacAddr([2, 0, 0, 0, 0, 2]),
+        ipv4: Some(Ipv4Addr::new(198, 18, 1, 2)),
+        ipv6: None,
+        gateway4: Some(Ipv4Addr::new(198, 18, 1, 1)),
+        gateway6: None,
+    })
+    .expect("valid pod");
+    let remote = Ipv4Addr::new(198, 18, 0, 2);
+    s.set_neighbor(remote, MacAddr([2, 0, 0, 0, 0, 0xf2]));
+    let target = control_client::RouteTarget::Tunnel {
+        remote,
+        label: 40,
+        encaps: vec![nexthop::encap::Encap::MplsOverUdp],
+        mac: None,
+    };
+    s.add_route(control_client::RouteSpec {
+        vrf: "red".into(),
+        prefix: "198.18.2.0/24".parse().expect("prefix"),
+        target,
+    })
+    .expect("valid route");
+    s.build(1, MacAddr(ROUTER))
+}
+
+/// A 64-byte UDP frame from pod a to `dst` with the given source port.
+pub fn udp_frame_to(dst: [u8; 4], src_port: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], ROUTER)
+        .ipv4([198, 18, 1, 2], dst, 64)
+        .udp(src_port, 5000)
+        .write(&mut out, &[0u8; 18])
+        .expect("in-memory write");
+    out
+}

@@ -1,0 +1,138 @@
+//! Overlay pieces: each encapsulation and decapsulation, ECMP member selection, flow
+//! classification, and the whole pipeline for established flows leaving through an
+//! MPLSoUDP tunnel with 1M flows active.
+
+use benches::{tunnel_snapshot, udp_frame_to};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use nexthop::encap::{self, Encap, Outer};
+use std::hint::black_box;
+use std::sync::Arc;
+use vrouter::flows::{FlowConfig, Flows};
+use vrouter::packet::{process, PacketBuf, PipelineContext};
+
+const HEADROOM: usize = 256;
+
+fn encapsulation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("encap");
+    group
+        .sample_size(30)
+        .measurement_time(std::time::Duration::from_secs(2));
+    let inner = [0x45u8; 50];
+    for e in Encap::DEFAULT_PRIORITY {
+        let outer = Outer {
+            encap: e,
+            src_mac: [2; 6],
+            dst_mac: [4; 6],
+            src: [198, 18, 0, 1].into(),
+            dst: [198, 18, 0, 2].into(),
+            label: 17,
+            entropy: 50000,
+            ttl: 64,
+        };
+        let mut frame = vec![0u8; e.outer_len() + inner.len()];
+        frame[e.outer_len()..].copy_from_slice(&inner);
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(BenchmarkId::new("write", e.name()), |b| {
+            b.iter(|| {
+                outer.write(black_box(&mut frame), inner.len());
+            })
+        });
+        outer.write(&mut frame, inner.len());
+        group.bench_function(BenchmarkId::new("parse", e.name()), |b| {
+            b.iter(|| black_box(encap::parse(black_box(&frame))))
+        });
+    }
+    group.finish();
+}
+
+fn ecmp(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ecmp_select");
+    for n in [2u64, 16, 128] {
+        let members: Vec<u64> = (0..n).map(|i| nexthop::ecmp::member_id(&[i])).collect();
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &members, |b, m| {
+            let mut h = 0u64;
+            b.iter(|| {
+                h = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                black_box(nexthop::ecmp::select(m, h))
+            })
+        });
+    }
+    group.finish();
+}
+
+fn established_into_tunnel(c: &mut Criterion) {
+    let snap = tunnel_snapshot();
+    let mut group = c.benchmark_group("pipeline_mplsoudp");
+    group
+        .sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(5));
+    const FLOWS: u32 = 1 << 20;
+    let frames: Vec<Vec<u8>> = (0..FLOWS)
+        .map(|i| udp_frame_to([198, 18, 2, (i >> 16) as u8 + 1], i as u16))
+        .collect();
+    let flows = Arc::new(Flows::new(
+        &FlowConfig {
+            entries: 3 << 20,
+            ..FlowConfig::default()
+        },
+        16,
+    ));
+    let mut ctx = PipelineContext::new(flows);
+    let mut buf = vec![0u8; 4096];
+    let mut run = |ctx: &mut PipelineContext, f: &[u8]| {
+        buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
+        let mut pkt = PacketBuf::new(&mut buf, HEADROOM, f.len()).expect("fits");
+        process(&snap, 1, &mut pkt, ctx)
+    };
+    for f in &frames {
+        run(&mut ctx, f);
+    }
+    eprintln!(
+        "pipeline_mplsoudp: {} flow entries active",
+        ctx.flows.table.stats().active
+    );
+    group.throughput(Throughput::Elements(u64::from(FLOWS)));
+    group.bench_function("1M established flows, 64 B, one at a time", |b| {
+        b.iter(|| {
+            for f in &frames {
+                black_box(run(&mut ctx, f));
+            }
+        })
+    });
+    // As the worker does: a first pass over a batch of 32 hashes the flow keys and
+    // prefetches their buckets, the second processes.
+    let iface = snap.interface(1).expect("pod a").clone();
+    group.bench_function("1M established flows, 64 B, batches of 32 with prefetch", |b| {
+        b.iter(|| {
+            for batch in frames.chunks(32) {
+                for f in batch {
+                    vrouter::packet::prefetch_flow(&ctx.flows, &iface, f);
+                }
+                for f in batch {
+                    black_box(run(&mut ctx, f));
+                }
+            }
+        })
+    });
+    group.finish();
+}
+
+fn classify(c: &mut Criterion) {
+    let snap = tunnel_snapshot();
+    let flows = Flows::new(
+        &FlowConfig {
+            entries: 1 << 16,
+            ..FlowConfig::default()
+        },
+        16,
+    );
+    let frame = udp_frame_to([198, 18, 2, 1], 1234);
+    let iface = snap.interface(1).expect("pod a").clone();
+    c.bench_function("classify (parse, flow key, hash, prefetch)", |b| {
+        b.iter(|| vrouter::packet::prefetch_flow(&flows, &iface, black_box(&frame)))
+    });
+}
+
+criterion_group!(benches, encapsulation, ecmp, classify, established_into_tunnel);
+criterion_main!(benches);
