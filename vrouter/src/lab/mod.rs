@@ -38,12 +38,12 @@ fn mark(ok: bool) -> &'static str {
     }
 }
 
-/// Builds the lab, runs the traffic, prints the report, removes everything. Fails if
-/// any reachability differs from what VRF isolation says it should be.
-pub fn run(options: &LabOptions) -> anyhow::Result<()> {
-    let binary = std::env::current_exe()?;
-    let mut node = LabNode::new(NodeOptions {
-        binary,
+/// VNIs the lab gives its VRFs (used by VXLAN).
+const VNIS: [(&str, u32); 2] = [("red", 100), ("blue", 200)];
+
+fn lab_node(options: &LabOptions, binary: &std::path::Path, n: u8) -> anyhow::Result<LabNode> {
+    LabNode::new(NodeOptions {
+        binary: binary.to_path_buf(),
         workers: 1,
         xdp_mode: options.xdp_mode,
         poll_mode: options.poll_mode,
@@ -51,55 +51,150 @@ pub fn run(options: &LabOptions) -> anyhow::Result<()> {
             entries: 1 << 20,
             ..Default::default()
         },
-        fabric_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
-    })?;
-    println!("== vrouter lab: node namespace {}", node.ns.name());
-    node.start_vrouter()?;
+        fabric_ip: std::net::Ipv4Addr::new(198, 18, 0, n),
+    })
+}
+
+/// Routes every pod of `owner` on `other`: red over MPLS over UDP (the pod's label),
+/// blue over VXLAN (the VRF's VNI), as a control node would advertise them.
+fn advertise(owner: &LabNode, other: &LabNode) -> anyhow::Result<()> {
+    use control_client::{RouteSpec, RouteTarget};
+    use nexthop::encap::Encap;
+    let vifs = owner.interfaces()?;
+    for pod in &owner.pods {
+        let vif = vifs
+            .iter()
+            .find(|v| v.name == pod.host_if)
+            .map(|v| v.vif)
+            .unwrap_or_default();
+        let (label, encap) = match VNIS.iter().find(|(v, _)| *v == pod.vrf) {
+            Some((_, vni)) if pod.vrf == "blue" => (*vni, Encap::Vxlan),
+            _ => (control_client::label_of(vif), Encap::MplsOverUdp),
+        };
+        for prefix in [format!("{}/32", pod.ipv4), format!("{}/128", pod.ipv6)] {
+            let target = RouteTarget::Tunnel {
+                remote: owner.fabric_ip(),
+                label,
+                encaps: vec![encap],
+                mac: None,
+            };
+            let route = RouteSpec {
+                vrf: pod.vrf.clone(),
+                prefix: prefix.parse()?,
+                target,
+            };
+            other
+                .api()
+                .call::<serde_json::Value>(&crate::api::Request::AddRoute { route })?;
+        }
+    }
+    Ok(())
+}
+
+/// Waits (bounded) until every tunnel next hop of `node` has its fabric MAC.
+fn wait_tunnels_resolved(node: &LabNode) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let nhs: Vec<crate::api::NextHopView> = node.api().call(&crate::api::Request::NextHops).unwrap_or_default();
+        if nhs
+            .iter()
+            .all(|n| !matches!(n.nexthop, nexthop::NextHop::Tunnel { outer_mac, .. } if outer_mac.0 == [0; 6]))
+        {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+/// Builds the lab, runs the traffic, prints the report, removes everything. Fails if
+/// any reachability differs from what VRF isolation says it should be.
+pub fn run(options: &LabOptions) -> anyhow::Result<()> {
+    let binary = std::env::current_exe()?;
+    let lan = node::FabricLan::new()?;
+    let mut nodes = vec![lab_node(options, &binary, 1)?, lab_node(options, &binary, 2)?];
+    println!(
+        "== vrouter lab: two compute nodes on a fabric bridge (namespaces {} and {})",
+        nodes[0].ns.name(),
+        nodes[1].ns.name()
+    );
+    for n in &mut nodes {
+        n.join(&lan)?;
+        n.start_vrouter()?;
+    }
+    let per_vrf = options.pods_per_vrf;
     for (vrf_index, vrf) in ["red", "blue"].iter().enumerate() {
-        for i in 1..=options.pods_per_vrf {
-            let pod = node.add_pod(vrf, vrf_index as u8, i, true)?;
+        for i in 1..=per_vrf {
+            nodes[0].add_pod(vrf, vrf_index as u8, i, true)?;
+        }
+        nodes[1].add_pod(vrf, vrf_index as u8, per_vrf + 1, true)?;
+    }
+    for n in &nodes {
+        for (vrf, vni) in VNIS {
+            let _: serde_json::Value = n.api().call(&crate::api::Request::SetVrfVni { vrf: vrf.into(), vni })?;
+        }
+    }
+    advertise(&nodes[0], &nodes[1])?;
+    advertise(&nodes[1], &nodes[0])?;
+    for (k, n) in nodes.iter().enumerate() {
+        for pod in &n.pods {
             println!(
-                "   pod {:<8} vrf {:<5} {} / {} on {}",
-                pod.name, pod.vrf, pod.ipv4, pod.ipv6, pod.host_if
+                "   node {} pod {:<8} vrf {:<5} {} / {} on {}",
+                k + 1,
+                pod.name,
+                pod.vrf,
+                pod.ipv4,
+                pod.ipv6,
+                pod.host_if
             );
         }
     }
+    println!("   red crosses the fabric over MPLS over UDP, blue over VXLAN (VNI 200)");
+    if !nodes.iter().all(wait_tunnels_resolved) {
+        println!("   (some tunnel next hops are still unresolved)");
+    }
+    let pods: Vec<(usize, &node::Pod)> = nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(k, n)| n.pods.iter().map(move |p| (k + 1, p)))
+        .collect();
+    let label = |(k, p): &(usize, &node::Pod)| format!("{k}:{}", p.name);
     let mut wrong = Vec::new();
     for family in ["IPv4", "IPv6"] {
-        println!("\n== {family} reachability (ping; rows ping columns; ok = reply, -- = none)");
+        println!("\n== {family} reachability (ping; rows ping columns; ok = reply, -- = none; n:pod = pod on node n)");
         print!("{:>10}", "");
-        for p in &node.pods {
-            print!(" {:>8}", p.name);
+        for p in &pods {
+            print!(" {:>9}", label(p));
         }
         println!();
-        for from in &node.pods {
-            print!("{:>10}", from.name);
-            for to in &node.pods {
-                if std::ptr::eq(from, to) {
-                    print!(" {:>8}", "");
+        for from in &pods {
+            print!("{:>10}", label(from));
+            for to in &pods {
+                if std::ptr::eq(from.1, to.1) {
+                    print!(" {:>9}", "");
                     continue;
                 }
                 let dst: IpAddr = if family == "IPv4" {
-                    to.ipv4.into()
+                    to.1.ipv4.into()
                 } else {
-                    to.ipv6.into()
+                    to.1.ipv6.into()
                 };
-                let expected = from.vrf == to.vrf;
-                let got = traffic::ping(from, dst, if expected { 3 } else { 1 });
+                let expected = from.1.vrf == to.1.vrf;
+                let got = traffic::ping(from.1, dst, if expected { 3 } else { 1 });
                 if got != expected {
                     wrong.push(format!(
                         "{family} {} -> {}: expected {}, got {}",
-                        from.name,
-                        to.name,
+                        label(from),
+                        label(to),
                         mark(expected),
                         mark(got)
                     ));
                 }
-                print!(" {:>8}", mark(got));
+                print!(" {:>9}", mark(got));
             }
             println!();
         }
-        let gw_ok = node.pods.iter().all(|p| {
+        let gw_ok = pods.iter().all(|(_, p)| {
             traffic::ping(
                 p,
                 if family == "IPv4" {
@@ -115,52 +210,93 @@ pub fn run(options: &LabOptions) -> anyhow::Result<()> {
             wrong.push(format!("{family}: a pod cannot ping its gateway"));
         }
     }
-    println!("\n== transfers (same VRF)");
+    println!("\n== transfers");
     let bytes = options.tcp_mb * 1_000_000;
-    let pairs: Vec<(usize, usize)> = if options.pods_per_vrf >= 2 {
-        vec![
-            (0, 1),
-            (options.pods_per_vrf as usize, options.pods_per_vrf as usize + 1),
-        ]
-    } else {
-        Vec::new()
-    };
-    for (a, b) in pairs {
-        let (from, to) = (&node.pods[a], &node.pods[b]);
-        for dst in [IpAddr::from(to.ipv4), IpAddr::from(to.ipv6)] {
-            let t = traffic::tcp_transfer(from, to, dst, bytes)?;
+    let red: Vec<&(usize, &node::Pod)> = pods.iter().filter(|(_, p)| p.vrf == "red").collect();
+    let blue: Vec<&(usize, &node::Pod)> = pods.iter().filter(|(_, p)| p.vrf == "blue").collect();
+    let mut pairs = vec![
+        (red[0], *red.last().expect("a red pod on node 2"), "MPLSoUDP"),
+        (blue[0], *blue.last().expect("a blue pod on node 2"), "VXLAN"),
+    ];
+    if red.len() > 2 {
+        pairs.insert(0, (red[0], red[1], "same node"));
+    }
+    for (from, to, how) in pairs {
+        for dst in [IpAddr::from(to.1.ipv4), IpAddr::from(to.1.ipv6)] {
+            let t = traffic::tcp_transfer(from.1, to.1, dst, bytes)?;
             println!(
-                "   TCP {} -> {} [{dst}]: {} bytes, intact: {}, {:.0} Mbit/s",
-                from.name, to.name, t.bytes, t.intact, t.mbit_per_s
+                "   TCP {} -> {} ({how}) [{dst}]: {} bytes, intact: {}, {:.0} Mbit/s",
+                label(from),
+                label(to),
+                t.bytes,
+                t.intact,
+                t.mbit_per_s
             );
             if !t.intact {
                 wrong.push(format!(
                     "TCP {} -> {} [{dst}] data damaged or short",
-                    from.name, to.name
+                    label(from),
+                    label(to)
                 ));
             }
         }
-        let u = traffic::udp_burst(from, to, to.ipv4.into(), options.udp_count, 512)?;
+        let u = traffic::udp_burst(from.1, to.1, to.1.ipv4.into(), options.udp_count, 512)?;
         println!(
-            "   UDP {} -> {}: {}/{} datagrams of 512 B, {:.0} pps",
-            from.name, to.name, u.received, u.sent, u.pps
+            "   UDP {} -> {} ({how}): {}/{} datagrams of 512 B, {:.0} pps",
+            label(from),
+            label(to),
+            u.received,
+            u.sent,
+            u.pps
         );
     }
-    println!("\n== vif");
-    for i in node.interfaces()? {
+    for (k, n) in nodes.iter().enumerate() {
+        println!("\n== node {}: vif", k + 1);
+        for i in n.interfaces()? {
+            println!(
+                "   vif {:<3} {:<6} {:<6} rx {:>9} pkts  tx {:>9} pkts  drops {:>6}",
+                i.vif, i.name, i.vrf, i.counters.rx_packets, i.counters.tx_packets, i.counters.drops
+            );
+        }
+        let tunnels: Vec<crate::stats::TunnelTotals> = n.api().call(&crate::api::Request::Tunnels)?;
+        for t in tunnels {
+            println!(
+                "   tunnel to/from {:<12} tx {:>9} pkts {:>11} B  rx {:>9} pkts {:>11} B",
+                t.remote.to_string(),
+                t.tx_packets,
+                t.tx_bytes,
+                t.rx_packets,
+                t.rx_bytes
+            );
+        }
+        let flows: crate::api::FlowStatsView = n.api().call(&crate::api::Request::FlowStats)?;
         println!(
-            "   vif {:<3} {:<6} {:<6} rx {:>9} pkts  tx {:>9} pkts  drops {:>6}",
-            i.vif, i.name, i.vrf, i.counters.rx_packets, i.counters.tx_packets, i.counters.drops
+            "   flows: {} entries active, {} created, {} refused",
+            flows.active_entries,
+            flows.created_entries,
+            flows.refused_table_full + flows.refused_interface_limit
+        );
+        let drops = n.drop_stats()?;
+        let nonzero: Vec<String> = drops
+            .reasons
+            .iter()
+            .filter(|(_, c)| *c > 0)
+            .map(|(l, c)| format!("{l} {c}"))
+            .collect();
+        println!(
+            "   drops: {}",
+            if nonzero.is_empty() {
+                "none".to_string()
+            } else {
+                nonzero.join(", ")
+            }
         );
     }
-    println!("\n== dropstats (non-zero)");
-    let drops = node.drop_stats()?;
-    for (label, n) in drops.reasons.iter().filter(|(_, n)| *n > 0) {
-        println!("   {label:<22} {n:>8}");
+    let mut left = Vec::new();
+    for n in &mut nodes {
+        n.stop_vrouter()?;
+        left.extend(n.interfaces_with_xdp());
     }
-    println!("   icmp_errors_sent       {:>8}", drops.icmp_errors_sent);
-    node.stop_vrouter()?;
-    let left = node.interfaces_with_xdp();
     println!(
         "\n== shutdown: XDP programs left attached: {}",
         if left.is_empty() {
@@ -169,10 +305,11 @@ pub fn run(options: &LabOptions) -> anyhow::Result<()> {
             left.join(", ")
         }
     );
-    drop(node);
+    drop(nodes);
+    drop(lan);
     println!("== lab removed");
     if wrong.is_empty() {
-        println!("RESULT: every pod reaches exactly the pods of its own VRF");
+        println!("RESULT: every pod reaches exactly the pods of its own VRF, on its node and across the fabric");
         Ok(())
     } else {
         anyhow::bail!("unexpected results:\n  {}", wrong.join("\n  "))
