@@ -1,13 +1,17 @@
 //! Helpers shared by the system tests.
 //!
-//! Contract: [`node`] builds a compute node (network namespaces, a real vrouter
-//! process over AF_XDP) that removes itself when dropped, even when a test fails;
-//! [`serial`] keeps root tests from competing for the machine's two cores.
+//! Contract: [`node`], [`node_with_flows`] and [`fabric_node`] build compute nodes
+//! (network namespaces, a real vrouter process over AF_XDP) that remove themselves
+//! when dropped, even when a test fails; [`fabric_host`] adds a plain host to a fabric
+//! LAN; [`serial`] keeps root tests from competing for the machine's two cores.
 #![forbid(unsafe_code)]
 
+use std::net::Ipv4Addr;
 use std::sync::{Mutex, MutexGuard};
 use vrouter::config::{PollMode, XdpMode};
-use vrouter::lab::node::{LabNode, NodeOptions};
+use vrouter::flows::FlowConfig;
+use vrouter::lab::netns::Netns;
+use vrouter::lab::node::{FabricLan, LabNode, NodeOptions};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -24,50 +28,86 @@ pub fn require_root() {
     );
 }
 
-/// A node with a given `[flows]` configuration.
-pub fn node_with_flows(binary: &str, flows: vrouter::flows::FlowConfig) -> LabNode {
-    require_root();
-    LabNode::new(NodeOptions {
-        binary: binary.into(),
-        workers: 1,
-        xdp_mode: XdpMode::Native,
-        poll_mode: PollMode::Adaptive,
-        flows,
-        fabric_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
-    })
-    .expect("creating the node namespace")
-}
-
-/// Node `n` (1, 2, ...) of a multi-node setup: fabric address 198.18.0.n.
-pub fn fabric_node(binary: &str, n: u8) -> LabNode {
-    require_root();
-    LabNode::new(NodeOptions {
-        binary: binary.into(),
-        workers: 1,
-        xdp_mode: XdpMode::Native,
-        poll_mode: PollMode::Adaptive,
-        flows: vrouter::flows::FlowConfig {
-            entries: 1 << 16,
-            ..Default::default()
-        },
-        fabric_ip: std::net::Ipv4Addr::new(198, 18, 0, n),
-    })
-    .expect("creating the node namespace")
-}
-
-/// A node running `binary` (pass `env!("CARGO_BIN_EXE_vrouter-under-test")`).
-pub fn node(binary: &str, xdp_mode: XdpMode) -> LabNode {
+fn build(binary: &str, xdp_mode: XdpMode, flows: FlowConfig, fabric_last: u8) -> LabNode {
     require_root();
     LabNode::new(NodeOptions {
         binary: binary.into(),
         workers: 1,
         xdp_mode,
         poll_mode: PollMode::Adaptive,
-        flows: vrouter::flows::FlowConfig {
+        flows,
+        fabric_ip: Ipv4Addr::new(198, 18, 0, fabric_last),
+    })
+    .expect("creating the node namespace")
+}
+
+/// A node running `binary` (pass `env!("CARGO_BIN_EXE_vrouter-under-test")`).
+pub fn node(binary: &str, xdp_mode: XdpMode) -> LabNode {
+    build(
+        binary,
+        xdp_mode,
+        FlowConfig {
             entries: 1 << 18,
             ..Default::default()
         },
-        fabric_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
-    })
-    .expect("creating the node namespace")
+        1,
+    )
+}
+
+/// A node with a given `[flows]` configuration.
+pub fn node_with_flows(binary: &str, flows: FlowConfig) -> LabNode {
+    build(binary, XdpMode::Native, flows, 1)
+}
+
+/// Node `n` (1, 2, ...) of a multi-node setup: fabric address 198.18.0.n.
+pub fn fabric_node(binary: &str, n: u8) -> LabNode {
+    build(
+        binary,
+        XdpMode::Native,
+        FlowConfig {
+            entries: 1 << 16,
+            ..Default::default()
+        },
+        n,
+    )
+}
+
+/// Two running nodes (fabric 198.18.0.1 and .2) on `lan`, each with one pod in VRF
+/// red (red-1 on node 1, red-2 on node 2).
+pub fn two_nodes(binary: &str, lan: &FabricLan) -> (LabNode, LabNode) {
+    let mut a = fabric_node(binary, 1);
+    let mut b = fabric_node(binary, 2);
+    for (n, index) in [(&mut a, 1), (&mut b, 2)] {
+        n.join(lan).expect("joining the fabric");
+        n.start_vrouter().expect("starting the vrouter");
+        n.add_pod("red", 0, index, true).expect("adding a pod");
+    }
+    (a, b)
+}
+
+/// A plain host on `lan` with fabric address 198.18.0.`last` (no vrouter).
+pub fn fabric_host(lan: &FabricLan, last: u8) -> Netns {
+    let host = Netns::create("host").expect("host namespace");
+    let far = format!("h{last}");
+    host.ip(&[
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &far,
+        "netns",
+        lan.ns.name(),
+    ])
+    .expect("host veth");
+    lan.ns
+        .ip(&["link", "set", &far, "master", "br0"])
+        .expect("onto the bridge");
+    lan.ns.ip(&["link", "set", &far, "up"]).expect("up");
+    host.ip(&["addr", "add", &format!("198.18.0.{last}/24"), "dev", "eth0"])
+        .expect("address");
+    host.ip(&["link", "set", "eth0", "up"]).expect("up");
+    host
 }

@@ -5,37 +5,13 @@
 use control_client::{RouteSpec, RouteTarget};
 use nexthop::encap::Encap;
 use std::collections::HashMap;
-use system_tests::{fabric_node, serial};
+use system_tests::{fabric_host, fabric_node, serial};
 use vrouter::api::{FlowFilter, FlowView, Request};
 use vrouter::lab::node::FabricLan;
 use vrouter::lab::traffic::udp_spray_from;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 const SERVICE: &str = "198.19.0.1";
-
-fn host(lan: &FabricLan, last: u8) -> vrouter::lab::netns::Netns {
-    let h = vrouter::lab::netns::Netns::create("host").unwrap();
-    let far = format!("h{last}");
-    h.ip(&[
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &far,
-        "netns",
-        lan.ns.name(),
-    ])
-    .unwrap();
-    lan.ns.ip(&["link", "set", &far, "master", "br0"]).unwrap();
-    lan.ns.ip(&["link", "set", &far, "up"]).unwrap();
-    h.ip(&["addr", "add", &format!("198.18.0.{last}/24"), "dev", "eth0"])
-        .unwrap();
-    h.ip(&["link", "set", "eth0", "up"]).unwrap();
-    h
-}
 
 fn members(remotes: &[(u8, u32)]) -> RouteTarget {
     let mut m = vec![RouteTarget::Interface { name: "vp2".into() }];
@@ -84,8 +60,8 @@ fn placement(node: &vrouter::lab::node::LabNode) -> HashMap<(u16, u16), serde_js
 fn ecmp_spreads_sticks_and_moves_only_removed_members_flows() {
     let _machine = serial();
     let lan = FabricLan::new().unwrap();
-    let _h2 = host(&lan, 2);
-    let _h3 = host(&lan, 3);
+    let _h2 = fabric_host(&lan, 2);
+    let _h3 = fabric_host(&lan, 3);
     let mut a = fabric_node(BIN, 1);
     a.join(&lan).unwrap();
     a.start_vrouter().unwrap();

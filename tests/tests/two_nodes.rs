@@ -5,7 +5,7 @@
 use control_client::{RouteSpec, RouteTarget};
 use nexthop::encap::Encap;
 use std::net::IpAddr;
-use system_tests::{fabric_node, serial};
+use system_tests::{fabric_host, fabric_node, serial, two_nodes};
 use vrouter::api::Request;
 use vrouter::lab::node::{FabricLan, LabNode};
 use vrouter::lab::traffic::{ping, tcp_transfer, udp_datagram};
@@ -83,14 +83,7 @@ fn report(n: &LabNode) -> String {
 fn pods_on_two_nodes_talk_over_every_encapsulation() {
     let _machine = serial();
     let lan = FabricLan::new().unwrap();
-    let mut a = fabric_node(BIN, 1);
-    let mut b = fabric_node(BIN, 2);
-    a.join(&lan).unwrap();
-    b.join(&lan).unwrap();
-    a.start_vrouter().unwrap();
-    b.start_vrouter().unwrap();
-    a.add_pod("red", 0, 1, true).unwrap();
-    b.add_pod("red", 0, 2, true).unwrap();
+    let (a, b) = two_nodes(BIN, &lan);
     for n in [&a, &b] {
         let _: serde_json::Value = n
             .api()
@@ -155,39 +148,6 @@ fn pods_on_two_nodes_talk_over_every_encapsulation() {
     assert!(b.drop_stats().unwrap().get("invalid_label") > 0);
 }
 
-/// A host on the fabric LAN: a namespace with a fabric address, no vrouter.
-fn fabric_host(lan: &FabricLan, ip: &str) -> vrouter::lab::netns::Netns {
-    let host = vrouter::lab::netns::Netns::create("host").unwrap();
-    host.ip(&[
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "uplink",
-        "netns",
-        lan.ns.name(),
-    ])
-    .unwrap();
-    lan.ns
-        .ip(&[
-            "link",
-            "set",
-            "uplink",
-            "name",
-            &format!("h{}", ip.rsplit('.').next().unwrap()),
-        ])
-        .unwrap();
-    let far = format!("h{}", ip.rsplit('.').next().unwrap());
-    lan.ns.ip(&["link", "set", &far, "master", "br0"]).unwrap();
-    lan.ns.ip(&["link", "set", &far, "up"]).unwrap();
-    host.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"]).unwrap();
-    host.ip(&["link", "set", "eth0", "up"]).unwrap();
-    host
-}
-
 #[test]
 fn linux_kernel_vxlan_is_a_peer_in_both_directions() {
     let _machine = serial();
@@ -198,7 +158,7 @@ fn linux_kernel_vxlan_is_a_peer_in_both_directions() {
     a.add_pod("red", 0, 1, true).unwrap();
     let pod = &a.pods[0];
     // The kernel end: a vxlan device (VNI 4100) towards node 1, holding 198.18.1.9.
-    let peer = fabric_host(&lan, "198.18.0.9");
+    let peer = fabric_host(&lan, 9);
     peer.ip(&[
         "link",
         "add",
@@ -276,14 +236,7 @@ fn linux_kernel_vxlan_is_a_peer_in_both_directions() {
 fn mpls_over_udp_on_the_fabric_decodes_with_tshark() {
     let _machine = serial();
     let lan = FabricLan::new().unwrap();
-    let mut a = fabric_node(BIN, 1);
-    let mut b = fabric_node(BIN, 2);
-    a.join(&lan).unwrap();
-    b.join(&lan).unwrap();
-    a.start_vrouter().unwrap();
-    b.start_vrouter().unwrap();
-    a.add_pod("red", 0, 1, true).unwrap();
-    b.add_pod("red", 0, 2, true).unwrap();
+    let (a, b) = two_nodes(BIN, &lan);
     route_to(&a, &b, Encap::MplsOverUdp, 0);
     route_to(&b, &a, Encap::MplsOverUdp, 0);
     assert!(ping(&a.pods[0], b.pods[0].ipv4.into(), 8), "{}", report(&a));

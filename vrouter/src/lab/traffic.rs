@@ -1,10 +1,11 @@
 //! Traffic between pods, through their real Linux stacks: ping (iputils), a TCP
-//! transfer with its data checked end to end, and a UDP burst.
+//! transfer with its data checked end to end, UDP bursts, probes and sprays.
 
 use super::node::Pod;
 use anyhow::{bail, Context};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Keeps a traffic thread off the forwarding cores (the highest cores, as the lab
@@ -21,15 +22,69 @@ fn enter(ns: &str) -> anyhow::Result<()> {
     super::netns::enter_by_name(ns)
 }
 
-/// True if `from` gets an echo reply from `to` (one try per second, `tries` tries).
+/// The wildcard address of `dst`'s family.
+fn any_of(dst: IpAddr) -> IpAddr {
+    if dst.is_ipv6() {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    }
+}
+
+/// Runs `body` on a thread inside the pod `pod`.
+fn in_pod<T: Send + 'static>(
+    pod: &Pod,
+    body: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> JoinHandle<anyhow::Result<T>> {
+    let ns = pod.ns.name().to_string();
+    std::thread::spawn(move || {
+        enter(&ns)?;
+        body()
+    })
+}
+
+/// Starts a server inside `pod`: `bind` runs there first, and once it succeeded (or
+/// failed) this returns; `serve` then runs on the bound socket.
+fn serve_in<S, T>(
+    pod: &Pod,
+    bind: impl FnOnce() -> anyhow::Result<S> + Send + 'static,
+    serve: impl FnOnce(S) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<JoinHandle<anyhow::Result<T>>>
+where
+    T: Send + 'static,
+{
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
+    let ns = pod.ns.name().to_string();
+    let handle = std::thread::spawn(move || match enter(&ns).and_then(|_| bind()) {
+        Ok(socket) => {
+            let _ = ready_tx.send(Ok(()));
+            serve(socket)
+        }
+        Err(e) => {
+            let _ = ready_tx.send(Err(format!("{e:#}")));
+            Err(e)
+        }
+    });
+    match ready_rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(())) => Ok(handle),
+        Ok(Err(e)) => bail!("server in {}: {e}", pod.name),
+        Err(_) => bail!("server in {} did not start", pod.name),
+    }
+}
+
+fn join<T>(h: JoinHandle<anyhow::Result<T>>, what: &str) -> anyhow::Result<T> {
+    h.join()
+        .map_err(|_| anyhow::anyhow!("{what} thread panicked"))?
+        .context(what.to_string())
+}
+
+/// True if `from` gets an echo reply from `to` within `tries` seconds.
 pub fn ping(from: &Pod, to: IpAddr, tries: u32) -> bool {
-    let count = tries.max(1).to_string();
+    let deadline = tries.max(1).to_string();
     let family = if to.is_ipv6() { "-6" } else { "-4" };
-    // Stops at the first reply (-c 1 after success via -w deadline is not portable):
-    // ask for one reply within the deadline.
     from.ns.succeeds(
         "ping",
-        &[family, "-c", "1", "-w", &count, "-W", "1", "-q", &to.to_string()],
+        &[family, "-c", "1", "-w", &deadline, "-W", "1", "-q", &to.to_string()],
     )
 }
 
@@ -61,70 +116,43 @@ pub struct Transfer {
 
 /// Sends `bytes` over TCP from `from` to `to` (port 5201); the receiver checks them.
 pub fn tcp_transfer(from: &Pod, to: &Pod, dst: IpAddr, bytes: u64) -> anyhow::Result<Transfer> {
-    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<anyhow::Result<()>>(1);
-    let server_ns = to.ns.name().to_string();
-    let server = std::thread::spawn(move || -> anyhow::Result<(u64, u64)> {
-        let listener = (|| -> anyhow::Result<TcpListener> {
-            enter(&server_ns)?;
-            let l = TcpListener::bind(SocketAddr::new(
-                if dst.is_ipv6() {
-                    "::".parse()?
-                } else {
-                    "0.0.0.0".parse()?
-                },
-                5201,
-            ))?;
-            Ok(l)
-        })();
-        let listener = match listener {
-            Ok(l) => {
-                let _ = ready_tx.send(Ok(()));
-                l
-            }
-            Err(e) => {
-                let _ = ready_tx.send(Err(anyhow::anyhow!("{e:#}")));
-                return Err(e);
-            }
-        };
-        listener.set_nonblocking(true)?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let (mut conn, _) = loop {
-            match listener.accept() {
-                Ok(c) => break c,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
+    let server = serve_in(
+        to,
+        move || Ok(TcpListener::bind(SocketAddr::new(any_of(dst), 5201))?),
+        |listener| {
+            listener.set_nonblocking(true)?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let (mut conn, _) = loop {
+                match listener.accept() {
+                    Ok(c) => break c,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => return Err(e.into()),
+            };
+            conn.set_nonblocking(false)?;
+            conn.set_read_timeout(Some(Duration::from_secs(20)))?;
+            let (mut hash, mut total) = (FNV_START, 0u64);
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = conn.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hash = fnv(hash, &buf[..n]);
+                total += n as u64;
             }
-        };
-        conn.set_nonblocking(false)?;
-        conn.set_read_timeout(Some(Duration::from_secs(20)))?;
-        let mut hash = FNV_START;
-        let mut total = 0u64;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = conn.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hash = fnv(hash, &buf[..n]);
-            total += n as u64;
-        }
-        conn.write_all(&total.to_be_bytes())?;
-        Ok((total, hash))
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .context("server thread did not start")??;
-    let client_ns = from.ns.name().to_string();
-    let client = std::thread::spawn(move || -> anyhow::Result<(u64, Duration)> {
-        enter(&client_ns)?;
+            conn.write_all(&total.to_be_bytes())?;
+            Ok((total, hash))
+        },
+    )?;
+    let client = in_pod(from, move || {
         let mut conn = TcpStream::connect_timeout(&SocketAddr::new(dst, 5201), Duration::from_secs(10))?;
         conn.set_write_timeout(Some(Duration::from_secs(20)))?;
         conn.set_read_timeout(Some(Duration::from_secs(20)))?;
         let start = Instant::now();
-        let mut hash = FNV_START;
-        let mut sent = 0u64;
+        let (mut hash, mut sent) = (FNV_START, 0u64);
         let mut buf = vec![0u8; 64 * 1024];
         while sent < bytes {
             let n = (bytes - sent).min(buf.len() as u64) as usize;
@@ -138,19 +166,12 @@ pub fn tcp_transfer(from: &Pod, to: &Pod, dst: IpAddr, bytes: u64) -> anyhow::Re
         conn.read_exact(&mut ack)?;
         Ok((hash, start.elapsed()))
     });
-    let client = client
-        .join()
-        .map_err(|_| anyhow::anyhow!("client thread panicked"))?
-        .context("TCP client")?;
-    let (received, server_hash) = server
-        .join()
-        .map_err(|_| anyhow::anyhow!("server thread panicked"))?
-        .context("TCP server")?;
-    let secs = client.1.as_secs_f64().max(1e-9);
+    let (sent_hash, elapsed) = join(client, "TCP client")?;
+    let (received, received_hash) = join(server, "TCP server")?;
     Ok(Transfer {
         bytes: received,
-        intact: received == bytes && server_hash == client.0,
-        mbit_per_s: received as f64 * 8.0 / secs / 1e6,
+        intact: received == bytes && received_hash == sent_hash,
+        mbit_per_s: received as f64 * 8.0 / elapsed.as_secs_f64().max(1e-9) / 1e6,
     })
 }
 
@@ -170,51 +191,32 @@ pub fn udp_burst(from: &Pod, to: &Pod, dst: IpAddr, count: u64, size: usize) -> 
     if size < 8 {
         bail!("datagrams need at least 8 bytes for the sequence number");
     }
-    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<anyhow::Result<()>>(1);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
-    let server_ns = to.ns.name().to_string();
-    let server = std::thread::spawn(move || -> anyhow::Result<u64> {
-        let sock = (|| -> anyhow::Result<UdpSocket> {
-            enter(&server_ns)?;
-            let s = UdpSocket::bind(SocketAddr::new(
-                if dst.is_ipv6() {
-                    "::".parse()?
-                } else {
-                    "0.0.0.0".parse()?
-                },
-                5202,
-            ))?;
+    let server = serve_in(
+        to,
+        move || {
+            let s = UdpSocket::bind(SocketAddr::new(any_of(dst), 5202))?;
             s.set_read_timeout(Some(Duration::from_millis(100)))?;
             Ok(s)
-        })();
-        let sock = match sock {
-            Ok(s) => {
-                let _ = ready_tx.send(Ok(()));
-                s
-            }
-            Err(e) => {
-                let _ = ready_tx.send(Err(anyhow::anyhow!("{e:#}")));
-                return Err(e);
-            }
-        };
-        let mut seen = vec![false; count as usize];
-        let mut received = 0u64;
-        let mut buf = [0u8; 2048];
-        let mut sender_done_at: Option<Instant> = None;
-        loop {
-            if received == count {
-                break;
-            }
-            if sender_done_at.is_none() && done_rx.try_recv().is_ok() {
-                sender_done_at = Some(Instant::now());
-            }
-            if sender_done_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
-                break;
-            }
-            if let Ok(n) = sock.recv(&mut buf) {
-                if n >= 8 {
-                    let seq = u64::from_be_bytes(buf[..8].try_into().expect("8 bytes"));
-                    if let Some(s) = seen.get_mut(seq as usize) {
+        },
+        move |sock| {
+            let mut seen = vec![false; count as usize];
+            let mut received = 0u64;
+            let mut buf = [0u8; 2048];
+            let mut sender_done_at: Option<Instant> = None;
+            while received < count {
+                if sender_done_at.is_none() && done_rx.try_recv().is_ok() {
+                    sender_done_at = Some(Instant::now());
+                }
+                if sender_done_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
+                    break;
+                }
+                if let Ok(n) = sock.recv(&mut buf) {
+                    let seq = buf
+                        .get(..8)
+                        .filter(|_| n >= 8)
+                        .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
+                    if let Some(s) = seq.and_then(|s| seen.get_mut(s as usize)) {
                         if !*s {
                             *s = true;
                             received += 1;
@@ -222,23 +224,11 @@ pub fn udp_burst(from: &Pod, to: &Pod, dst: IpAddr, count: u64, size: usize) -> 
                     }
                 }
             }
-        }
-        Ok(received)
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .context("UDP server did not start")??;
-    let client_ns = from.ns.name().to_string();
-    let client = std::thread::spawn(move || -> anyhow::Result<Duration> {
-        enter(&client_ns)?;
-        let sock = UdpSocket::bind(SocketAddr::new(
-            if dst.is_ipv6() {
-                "::".parse()?
-            } else {
-                "0.0.0.0".parse()?
-            },
-            0,
-        ))?;
+            Ok(received)
+        },
+    )?;
+    let client = in_pod(from, move || {
+        let sock = UdpSocket::bind(SocketAddr::new(any_of(dst), 0))?;
         sock.connect(SocketAddr::new(dst, 5202))?;
         let mut buf = vec![0u8; size];
         let start = Instant::now();
@@ -249,9 +239,9 @@ pub fn udp_burst(from: &Pod, to: &Pod, dst: IpAddr, count: u64, size: usize) -> 
         }
         Ok(start.elapsed())
     });
-    let elapsed = client.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+    let elapsed = join(client, "UDP client")?;
     let _ = done_tx.send(());
-    let received = server.join().map_err(|_| anyhow::anyhow!("server thread panicked"))??;
+    let received = join(server, "UDP server")?;
     Ok(Burst {
         sent: count,
         received,
@@ -277,50 +267,28 @@ pub fn udp_datagram(
 ) -> anyhow::Result<bool> {
     let datagram: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     let expected = datagram.clone();
-    let any = |v6: bool| -> IpAddr {
-        if v6 {
-            "::".parse().expect("literal")
-        } else {
-            "0.0.0.0".parse().expect("literal")
-        }
-    };
-    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<anyhow::Result<()>>(1);
-    let server_ns = to.ns.name().to_string();
-    let server = std::thread::spawn(move || -> anyhow::Result<bool> {
-        let sock = (|| -> anyhow::Result<UdpSocket> {
-            enter(&server_ns)?;
-            let s = UdpSocket::bind(SocketAddr::new(any(dst.is_ipv6()), dst_port))?;
+    let server = serve_in(
+        to,
+        move || {
+            let s = UdpSocket::bind(SocketAddr::new(any_of(dst), dst_port))?;
             s.set_read_timeout(Some(Duration::from_secs(3)))?;
             Ok(s)
-        })();
-        let sock = match sock {
-            Ok(s) => {
-                let _ = ready_tx.send(Ok(()));
-                s
-            }
-            Err(e) => {
-                let _ = ready_tx.send(Err(anyhow::anyhow!("{e:#}")));
-                return Err(e);
-            }
-        };
-        let mut buf = vec![0u8; 65536];
-        Ok(sock.recv(&mut buf).is_ok_and(|n| buf[..n] == expected[..]))
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .context("probe server did not start")??;
-    let client_ns = from.ns.name().to_string();
-    let client = std::thread::spawn(move || -> anyhow::Result<()> {
-        enter(&client_ns)?;
-        let sock = UdpSocket::bind(SocketAddr::new(any(dst.is_ipv6()), src_port))?;
+        },
+        move |sock| {
+            let mut buf = vec![0u8; 65536];
+            Ok(sock.recv(&mut buf).is_ok_and(|n| buf[..n] == expected[..]))
+        },
+    )?;
+    let client = in_pod(from, move || {
+        let sock = UdpSocket::bind(SocketAddr::new(any_of(dst), src_port))?;
         for _ in 0..3 {
             sock.send_to(&datagram, SocketAddr::new(dst, dst_port))?;
             std::thread::sleep(Duration::from_millis(300));
         }
         Ok(())
     });
-    client.join().map_err(|_| anyhow::anyhow!("probe client panicked"))??;
-    server.join().map_err(|_| anyhow::anyhow!("probe server panicked"))?
+    join(client, "probe client")?;
+    join(server, "probe server")
 }
 
 /// Sends one datagram to each of `flows` different (source port, destination port)
@@ -333,20 +301,13 @@ pub fn udp_spray(from: &Pod, dst: IpAddr, flows: u32, pps: u32) -> anyhow::Resul
 /// As [`udp_spray`], from source ports `src_port`, `src_port + 1`, ... (one socket per
 /// 59000 flows; 0 lets the kernel choose), so a second run repeats the same flows.
 pub fn udp_spray_from(from: &Pod, dst: IpAddr, flows: u32, pps: u32, src_port: u16) -> anyhow::Result<u32> {
-    let ns = from.ns.name().to_string();
-    let sender = std::thread::spawn(move || -> anyhow::Result<u32> {
-        enter(&ns)?;
-        let any: IpAddr = if dst.is_ipv6() {
-            "::".parse()?
-        } else {
-            "0.0.0.0".parse()?
-        };
-        // Destination ports 1024..=60000 from as many source sockets as needed.
+    let sender = in_pod(from, move || {
+        // Destination ports 1024..=60023 from as many source sockets as needed.
         let per_socket = 59_000u32;
         let sockets: Vec<UdpSocket> = (0..flows.div_ceil(per_socket))
             .map(|i| {
                 UdpSocket::bind(SocketAddr::new(
-                    any,
+                    any_of(dst),
                     if src_port == 0 { 0 } else { src_port + i as u16 },
                 ))
             })
@@ -354,9 +315,11 @@ pub fn udp_spray_from(from: &Pod, dst: IpAddr, flows: u32, pps: u32, src_port: u
         let start = Instant::now();
         let mut sent = 0u32;
         for i in 0..flows {
-            let sock = &sockets[(i / per_socket) as usize];
             let port = 1024 + (i % per_socket) as u16;
-            if sock.send_to(b"spray", SocketAddr::new(dst, port)).is_ok() {
+            if sockets[(i / per_socket) as usize]
+                .send_to(b"spray", SocketAddr::new(dst, port))
+                .is_ok()
+            {
                 sent += 1;
             }
             // Pace: never run ahead of the wanted rate.
@@ -367,5 +330,5 @@ pub fn udp_spray_from(from: &Pod, dst: IpAddr, flows: u32, pps: u32, src_port: u
         }
         Ok(sent)
     });
-    sender.join().map_err(|_| anyhow::anyhow!("sender panicked"))?
+    join(sender, "UDP sender")
 }
