@@ -105,9 +105,13 @@ fn established_into_tunnel(c: &mut Criterion) {
     let iface = snap.interface(1).expect("pod a").clone();
     group.bench_function("1M established flows, 64 B, batches of 32 with prefetch", |b| {
         b.iter(|| {
+            let mut hashes = [None; 32];
             for batch in frames.chunks(32) {
-                for f in batch {
-                    vrouter::packet::prefetch_flow(&ctx.flows, &iface, f);
+                for (f, h) in batch.iter().zip(hashes.iter_mut()) {
+                    *h = vrouter::packet::prefetch_flow(&ctx.flows, &iface, f);
+                }
+                for h in hashes.iter().take(batch.len()).flatten() {
+                    vrouter::packet::prefetch_flow_entry(&ctx.flows, *h);
                 }
                 for f in batch {
                     black_box(run(&mut ctx, f));

@@ -209,6 +209,16 @@ impl FlowTable {
         }
     }
 
+    /// Second prefetch stage: with the key's home bucket already in cache, hints the
+    /// CPU to load the entry (and its counters) whose tag matches.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64) {
+        if let Some(idx) = self.first_candidate(hash) {
+            crate::prefetch::read(&self.entries[idx as usize]);
+            crate::prefetch::read(&self.stats[idx as usize]);
+        }
+    }
+
     /// The coarse clock workers stamp flows with (set by the control side).
     #[inline]
     pub fn now(&self) -> u32 {

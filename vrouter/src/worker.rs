@@ -90,6 +90,7 @@ struct Worker {
     commands: Receiver<WorkerCommand>,
     ctx: PipelineContext,
     scratch: Vec<u8>,
+    hashes: Vec<u64>,
 }
 
 /// What a worker shares with the rest of the vrouter.
@@ -174,6 +175,7 @@ impl Worker {
             commands,
             ctx: PipelineContext::new(flows),
             scratch: Vec::with_capacity(FRAME_SIZE as usize),
+            hashes: Vec::with_capacity(256),
         })
     }
 
@@ -203,16 +205,24 @@ impl Worker {
                     continue;
                 }
                 work += rx.len();
-                // First pass: hash every packet's flow key and prefetch its buckets, so
-                // the lookups of the second pass overlap their cache misses.
+                // Two prefetch passes so that the flow lookups of the last pass overlap
+                // their cache misses: hash every packet's flow key and prefetch its
+                // bucket; then, buckets in cache, prefetch the entries.
+                self.hashes.clear();
                 if let Some(iface) = snap.interface(in_vif) {
                     for desc in rx.iter() {
                         if let Some(frame) = self.pool.frame_mut(desc.addr) {
                             let off = (desc.addr % u64::from(FRAME_SIZE)) as usize;
-                            if let Some(d) = frame.get(off..off + desc.len as usize) {
-                                packet::prefetch_flow(&self.ctx.flows, iface, d);
+                            if let Some(h) = frame
+                                .get(off..off + desc.len as usize)
+                                .and_then(|d| packet::prefetch_flow(&self.ctx.flows, iface, d))
+                            {
+                                self.hashes.push(h);
                             }
                         }
+                    }
+                    for h in &self.hashes {
+                        packet::prefetch_flow_entry(&self.ctx.flows, *h);
                     }
                 }
                 let stats = Arc::clone(&self.stats);

@@ -156,12 +156,18 @@ pub(super) fn decide(
     }
 }
 
-/// Computes the flow key of a frame received on `iface` and prefetches its buckets
-/// (the first pass over a batch, so that lookups in the second pass hit the cache).
-pub fn prefetch(flows: &Flows, iface: &Interface, d: &[u8]) {
-    if let Some(key) = key_of(iface, d) {
-        flows.table.prefetch(key.hash());
-    }
+/// Computes the flow key hash of a frame received on `iface` and prefetches its
+/// buckets (the first pass over a batch, so that lookups in the last pass hit the
+/// cache). Returns the hash for [`prefetch_entry`].
+pub fn prefetch(flows: &Flows, iface: &Interface, d: &[u8]) -> Option<u64> {
+    let hash = key_of(iface, d)?.hash();
+    flows.table.prefetch(hash);
+    Some(hash)
+}
+
+/// The second pass over a batch: with the buckets in cache, prefetch the entries.
+pub fn prefetch_entry(flows: &Flows, hash: u64) {
+    flows.table.prefetch_entry(hash);
 }
 
 /// The flow key of an IPv4 or IPv6 frame (headers assumed in bounds only as far as

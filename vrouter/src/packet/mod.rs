@@ -18,7 +18,7 @@ mod ndp;
 mod tunnel;
 
 pub use drop::DropReason;
-pub use flow::prefetch as prefetch_flow;
+pub use flow::{prefetch as prefetch_flow, prefetch_entry as prefetch_flow_entry};
 pub use icmp::IcmpLimiter;
 pub use tunnel::{build_fragment, FragmentPlan};
 
