@@ -1,0 +1,295 @@
+//! The commands that talk to a running vrouter: changes and views, printed as tables
+//! or JSON.
+
+use super::*;
+
+fn print<T: serde::Serialize>(json: bool, value: &T, table: impl FnOnce(&T)) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        table(value);
+    }
+    Ok(())
+}
+
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".to_string(), T::to_string)
+}
+
+/// Runs an API command against the vrouter at `socket`.
+pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> anyhow::Result<()> {
+    let api = ApiClient::new(socket);
+    match command {
+        Command::Vif {
+            action: VifAction::List,
+        } => {
+            let list: Vec<InterfaceView> = api.call(&Request::Interfaces)?;
+            print(json, &list, |list| {
+                println!(
+                    "{:<5} {:<15} {:<6} {:<12} {:<17} {:<15} {:>10} {:>10} {:>8}",
+                    "vif", "name", "kind", "vrf", "mac", "ipv4", "rx_pkts", "tx_pkts", "drops"
+                );
+                for i in list {
+                    println!(
+                        "{:<5} {:<15} {:<6} {:<12} {:<17} {:<15} {:>10} {:>10} {:>8}",
+                        i.vif,
+                        i.name,
+                        format!("{:?}", i.kind).to_lowercase(),
+                        i.vrf,
+                        i.mac.to_string(),
+                        opt(&i.ipv4),
+                        i.counters.rx_packets,
+                        i.counters.tx_packets,
+                        i.counters.drops
+                    );
+                    if let Some(v6) = i.ipv6 {
+                        println!("{:<5} {:<15} ipv6 {v6} gateway6 {}", "", "", opt(&i.gateway6));
+                    }
+                }
+            })
+        }
+        Command::Vif {
+            action:
+                VifAction::Add {
+                    name,
+                    vrf,
+                    mac,
+                    ip,
+                    ip6,
+                    gateway,
+                    gateway6,
+                },
+        } => {
+            let spec = InterfaceSpec {
+                name: name.clone(),
+                vrf,
+                mac,
+                ipv4: ip,
+                ipv6: ip6,
+                gateway4: gateway,
+                gateway6,
+            };
+            let answer: serde_json::Value = api.call(&Request::AddInterface { spec })?;
+            print(json, &answer, |a| println!("{name} attached as vif {}", a["vif"]))
+        }
+        Command::Vif {
+            action: VifAction::Delete { name },
+        } => {
+            let _: serde_json::Value = api.call(&Request::RemoveInterface { name: name.clone() })?;
+            print(json, &serde_json::Value::Null, |_| println!("{name} detached"))
+        }
+        Command::Rt {
+            action: RtAction::List { vrf },
+        } => {
+            let routes: Vec<RouteView> = api.call(&Request::Routes { vrf })?;
+            print(json, &routes, |routes| {
+                println!("{:<16} {:<44} {:>4}", "vrf", "prefix", "nh");
+                for r in routes {
+                    println!("{:<16} {:<44} {:>4}", r.vrf, r.prefix.to_string(), r.nh);
+                }
+            })
+        }
+        Command::Rt {
+            action:
+                RtAction::Add {
+                    vrf,
+                    prefix,
+                    interface,
+                    discard,
+                    tunnel,
+                    label,
+                    encap,
+                    remote_mac,
+                    ecmp,
+                },
+        } => {
+            let target = if let Some(name) = interface {
+                RouteTarget::Interface { name }
+            } else if let Some(remote) = tunnel {
+                let encaps = if encap.is_empty() {
+                    Encap::DEFAULT_PRIORITY.to_vec()
+                } else {
+                    encap
+                };
+                RouteTarget::Tunnel {
+                    remote,
+                    label: label.unwrap_or_default(),
+                    encaps,
+                    mac: remote_mac,
+                }
+            } else if !ecmp.is_empty() {
+                RouteTarget::Ecmp {
+                    members: ecmp.iter().map(|m| parse_member(m)).collect::<anyhow::Result<_>>()?,
+                }
+            } else if discard {
+                RouteTarget::Discard
+            } else {
+                anyhow::bail!("give one of --interface, --discard, --tunnel or --ecmp");
+            };
+            let _: serde_json::Value = api.call(&Request::AddRoute {
+                route: RouteSpec { vrf, prefix, target },
+            })?;
+            print(json, &serde_json::Value::Null, |_| println!("route {prefix} added"))
+        }
+        Command::Rt {
+            action: RtAction::Delete { vrf, prefix },
+        } => {
+            let _: serde_json::Value = api.call(&Request::RemoveRoute { vrf, prefix })?;
+            print(json, &serde_json::Value::Null, |_| println!("route {prefix} removed"))
+        }
+        Command::Nh => {
+            let nhs: Vec<NextHopView> = api.call(&Request::NextHops)?;
+            print(json, &nhs, |nhs| {
+                println!("{:>4} {:<8} {:>6}  detail", "id", "type", "routes");
+                for n in nhs {
+                    let detail = match n.nexthop {
+                        NextHop::Interface { vif, dst_mac } => {
+                            format!("vif {vif} dst_mac {dst_mac}")
+                        }
+                        _ => String::new(),
+                    };
+                    println!("{:>4} {:<8} {:>6}  {detail}", n.id, n.nexthop.kind(), n.routes);
+                }
+            })
+        }
+        Command::Flow {
+            action: FlowCommand::List { filter, limit },
+        } => {
+            let flows: Vec<FlowView> = api.call(&Request::Flows { filter, limit })?;
+            print(json, &flows, |flows| {
+                println!(
+                    "{:>8} {:>8} {:<10} {:<40} {:>5} {:<26} {:>10} {:>12} {:>6}",
+                    "index", "reverse", "vrf", "flow", "proto", "action", "packets", "bytes", "idle"
+                );
+                for f in flows {
+                    let tuple = format!("{}:{} > {}:{}", f.src, f.src_port, f.dst, f.dst_port);
+                    let reverse = f.reverse.map_or_else(|| "-".into(), |r| r.to_string());
+                    let stale = if f.stale { " (stale)" } else { "" };
+                    println!(
+                        "{:>8} {:>8} {:<10} {:<40} {:>5} {:<26} {:>10} {:>12} {:>5}s",
+                        f.index,
+                        reverse,
+                        f.vrf,
+                        tuple,
+                        f.proto,
+                        format!("{}{stale}", f.action),
+                        f.packets,
+                        f.bytes,
+                        f.idle_secs
+                    );
+                }
+            })
+        }
+        Command::Flow {
+            action: FlowCommand::Stats,
+        } => {
+            let s: FlowStatsView = api.call(&Request::FlowStats)?;
+            print(json, &s, |s| {
+                println!("capacity (entries)        {}", s.capacity);
+                println!("active entries            {}", s.active_entries);
+                println!("created entries           {}", s.created_entries);
+                println!("deleted entries           {}", s.deleted_entries);
+                println!("aged flows                {}", s.aged_flows);
+                println!("refused: table full       {}", s.refused_table_full);
+                println!("refused: interface limit  {}", s.refused_interface_limit);
+                println!(
+                    "memory                    {} MiB ({} B per entry)",
+                    s.memory_bytes >> 20,
+                    s.memory_bytes / s.capacity.max(1)
+                );
+            })
+        }
+        Command::Flow {
+            action: FlowCommand::Rate { seconds },
+        } => {
+            let _: FlowStatsView = api.call(&Request::FlowStats)?;
+            for _ in 0..seconds {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let s: FlowStatsView = api.call(&Request::FlowStats)?;
+                print(json, &s, |s| {
+                    println!(
+                        "{:>10.0} flows/s set up, {} entries active",
+                        s.setup_rate_per_sec, s.active_entries
+                    )
+                })?;
+            }
+            Ok(())
+        }
+        Command::Tunnel => {
+            let t: Vec<crate::stats::TunnelTotals> = api.call(&Request::Tunnels)?;
+            print(json, &t, |t| {
+                println!(
+                    "{:<16} {:>12} {:>14} {:>12} {:>14}",
+                    "remote", "tx_pkts", "tx_bytes", "rx_pkts", "rx_bytes"
+                );
+                for r in t {
+                    println!(
+                        "{:<16} {:>12} {:>14} {:>12} {:>14}",
+                        r.remote.to_string(),
+                        r.tx_packets,
+                        r.tx_bytes,
+                        r.rx_packets,
+                        r.rx_bytes
+                    );
+                }
+            })
+        }
+        Command::Mpls => {
+            let table: Vec<(u32, u32)> = api.call(&Request::Mpls)?;
+            print(json, &table, |t| {
+                println!("{:>8} {:>6}", "label", "nh");
+                for (l, nh) in t {
+                    println!("{l:>8} {nh:>6}");
+                }
+            })
+        }
+        Command::Vxlan {
+            vrf: Some(vrf),
+            vni: Some(vni),
+        } => {
+            let _: serde_json::Value = api.call(&Request::SetVrfVni { vrf: vrf.clone(), vni })?;
+            print(json, &serde_json::Value::Null, |_| println!("VRF {vrf} has VNI {vni}"))
+        }
+        Command::Vxlan { .. } => {
+            let table: Vec<(u32, String)> = api.call(&Request::Vxlan)?;
+            print(json, &table, |t| {
+                println!("{:>10} vrf", "vni");
+                for (n, v) in t {
+                    println!("{n:>10} {v}");
+                }
+            })
+        }
+        Command::Dropstats => {
+            let d: DropStatsView = api.call(&Request::DropStats)?;
+            print(json, &d, |d| {
+                for (label, n) in &d.reasons {
+                    println!("{label:<24} {n:>12}");
+                }
+                println!("{:<24} {:>12}", "icmp_errors_sent", d.icmp_errors_sent);
+                println!("{:<24} {:>12}", "icmp_errors_suppressed", d.icmp_errors_suppressed);
+            })
+        }
+        Command::Status => {
+            let s: StatusView = api.call(&Request::Status)?;
+            print(json, &s, |s| {
+                println!("generation        {}", s.generation);
+                println!("forwarding cores  {:?}", s.forwarding_cores);
+                println!("interfaces        {}", s.interfaces);
+                println!("vrfs              {}", s.vrfs);
+                println!(
+                    "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12} {:>10}",
+                    "worker", "core", "busy_loops", "idle_loops", "rx_pkts", "tx_pkts", "drops"
+                );
+                for w in &s.workers {
+                    println!(
+                        "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12} {:>10}",
+                        w.index, w.core, w.busy_loops, w.idle_loops, w.rx_packets, w.tx_packets, w.drops
+                    );
+                }
+            })
+        }
+        Command::Run { .. } | Command::CheckConfig { .. } | Command::Lab(_) => {
+            anyhow::bail!("not an API command")
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Encapsulation, decapsulation, MTU handling and fragmentation in the pipeline.
+
+use super::*;
+
+/// A snapshot where pod b's addresses are behind an MPLSoUDP tunnel to 198.18.0.2.
+fn tunnel_snapshot(mtu: u16) -> Snapshot {
+    let mut s = DesiredState::new(16);
+    s.set_fabric("fabric0");
+    s.set_fabric_info(nexthop::FabricInfo {
+        ip: Some([198, 18, 0, 1].into()),
+        mac: MacAddr([2, 0, 0, 0, 0, 0xf1]),
+        mtu,
+    });
+    s.add_interface(InterfaceSpec {
+        name: "a".into(),
+        vrf: "red".into(),
+        mac: MacAddr(MAC_A),
+        ipv4: Some(A4.into()),
+        ipv6: Some("2001:2:0:1::2".parse().unwrap()),
+        gateway4: Some(GW4.into()),
+        gateway6: Some("2001:2:0:1::1".parse().unwrap()),
+    })
+    .unwrap();
+    let remote: std::net::Ipv4Addr = [198, 18, 0, 2].into();
+    s.set_neighbor(remote, MacAddr([2, 0, 0, 0, 0, 0xf2]));
+    for prefix in ["198.18.1.3/32", "2001:2:0:1::3/128"] {
+        let target = control_client::RouteTarget::Tunnel {
+            remote,
+            label: 40,
+            encaps: vec![nexthop::encap::Encap::MplsOverUdp],
+            mac: None,
+        };
+        s.add_route(control_client::RouteSpec {
+            vrf: "red".into(),
+            prefix: prefix.parse().unwrap(),
+            target,
+        })
+        .unwrap();
+    }
+    s.build(1, MacAddr(ROUTER))
+}
+
+#[test]
+fn tunnel_route_encapsulates_exactly() {
+    let snap = tunnel_snapshot(1500);
+    let (v, out) = run(&snap, 1, &udp4(MAC_A, ROUTER, A4, B4, 64, b"to node 2"));
+    assert_eq!(v, Verdict::Transmit(0), "out of the fabric");
+    let inner = &udp4(MAC_A, ROUTER, A4, B4, 63, b"to node 2")[ETH_LEN..];
+    let d = nexthop::encap::parse(&out).unwrap();
+    assert_eq!(
+        (d.encap, d.label, d.src, d.dst),
+        (
+            nexthop::encap::Encap::MplsOverUdp,
+            40,
+            [198, 18, 0, 1].into(),
+            [198, 18, 0, 2].into()
+        )
+    );
+    assert_eq!(&out[d.payload..], inner, "inner packet with TTL decremented");
+    assert_eq!(&out[0..12], &[2, 0, 0, 0, 0, 0xf2, 2, 0, 0, 0, 0, 0xf1]);
+    let port = u16::from_be_bytes([out[34], out[35]]);
+    assert!(port >= 49152, "entropy source port {port}");
+}
+
+#[test]
+fn fabric_frames_are_decapsulated_to_the_pod_by_label() {
+    let snap = tunnel_snapshot(1500);
+    let inner = udp4(MAC_A, ROUTER, B4, A4, 60, b"from node 2");
+    let label = control_client::label_of(1);
+    let outer = nexthop::encap::Outer {
+        encap: nexthop::encap::Encap::MplsOverGre,
+        src_mac: [2, 0, 0, 0, 0, 0xf2],
+        dst_mac: [2, 0, 0, 0, 0, 0xf1],
+        src: [198, 18, 0, 2].into(),
+        dst: [198, 18, 0, 1].into(),
+        label,
+        entropy: 50000,
+        ttl: 60,
+    };
+    let mut frame = vec![0u8; outer.encap.outer_len()];
+    outer.write(&mut frame, inner.len() - ETH_LEN);
+    frame.extend_from_slice(&inner[ETH_LEN..]);
+    let (v, out) = run(&snap, 0, &frame);
+    assert_eq!(v, Verdict::Transmit(1));
+    let mut want = inner.clone();
+    want[0..6].copy_from_slice(&MAC_A);
+    want[6..12].copy_from_slice(&ROUTER);
+    assert_eq!(out, want);
+    // Unknown label, and a tunnel for another node.
+    let mut unknown = frame.clone();
+    unknown[14 + 24 + 1] ^= 0x10;
+    assert_eq!(run(&snap, 0, &unknown).0, Verdict::Drop(DropReason::InvalidLabel));
+    let other = nexthop::encap::Outer {
+        dst: [198, 18, 0, 7].into(),
+        ..outer
+    };
+    let mut elsewhere = vec![0u8; outer.encap.outer_len()];
+    other.write(&mut elsewhere, inner.len() - ETH_LEN);
+    elsewhere.extend_from_slice(&inner[ETH_LEN..]);
+    assert_eq!(run(&snap, 0, &elsewhere).0, Verdict::Drop(DropReason::BadTunnel));
+}
+
+#[test]
+fn too_big_for_the_tunnel_gets_icmp_and_syn_mss_is_clamped() {
+    let snap = tunnel_snapshot(1400);
+    // 1400-byte fabric MTU, 32 bytes of MPLSoUDP: 1368 bytes of inner packet fit.
+    let mut big = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, ROUTER)
+        .ipv4(A4, B4, 64)
+        .udp(1, 2)
+        .write(&mut big, &[0u8; 1400])
+        .unwrap();
+    let (v, out) = run(&snap, 1, &big);
+    assert_eq!(v, Verdict::DropWithError(DropReason::Mtu));
+    assert_eq!((out[ETH_LEN + 20], out[ETH_LEN + 21]), (3, 4), "fragmentation needed");
+    assert_eq!(u16::from_be_bytes([out[ETH_LEN + 26], out[ETH_LEN + 27]]), 1368);
+    let mut big6 = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, ROUTER)
+        .ipv6(v6("2001:2:0:1::2"), v6("2001:2:0:1::3"), 64)
+        .udp(1, 2)
+        .write(&mut big6, &[0u8; 1400])
+        .unwrap();
+    let (v, out) = run(&snap, 1, &big6);
+    assert_eq!(v, Verdict::DropWithError(DropReason::Mtu));
+    assert_eq!(out[ETH_LEN + 40], 2, "packet too big");
+    assert_eq!(
+        u32::from_be_bytes(out[ETH_LEN + 44..ETH_LEN + 48].try_into().unwrap()),
+        1368
+    );
+    // A SYN announcing MSS 1460 leaves with 1368 - 20 - 20 = 1328, checksum still right.
+    let mut syn = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, ROUTER)
+        .ipv4(A4, B4, 64)
+        .tcp(40000, 80, 1, 64240)
+        .syn()
+        .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(1460)])
+        .unwrap()
+        .write(&mut syn, &[])
+        .unwrap();
+    let (v, out) = run(&snap, 1, &syn);
+    assert_eq!(v, Verdict::Transmit(0));
+    let d = nexthop::encap::parse(&out).unwrap();
+    let inner = etherparse::SlicedPacket::from_ip(&out[d.payload..]).unwrap();
+    let Some(etherparse::TransportSlice::Tcp(tcp)) = inner.transport else {
+        panic!()
+    };
+    assert!(tcp
+        .options_iterator()
+        .any(|o| matches!(o, Ok(etherparse::TcpOptionElement::MaximumSegmentSize(1328)))));
+    let etherparse::NetSlice::Ipv4(ip) = inner.net.unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        tcp.calc_checksum_ipv4(ip.header().source(), ip.header().destination())
+            .unwrap(),
+        tcp.checksum()
+    );
+}
+
+#[test]
+fn oversized_packets_without_df_are_fragmented_then_encapsulated() {
+    let snap = tunnel_snapshot(1400);
+    let payload: Vec<u8> = (0..2000u32).map(|i| i as u8).collect();
+    let mut big = udp4(MAC_A, ROUTER, A4, B4, 64, &payload);
+    // Clear DF (etherparse sets it) and fix the header checksum.
+    big[ETH_LEN + 6] = 0;
+    big[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&[0, 0]);
+    let c = checksum::checksum(&big[ETH_LEN..ETH_LEN + 20]);
+    big[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&c.to_be_bytes());
+    let mut ctx = PipelineContext::default();
+    let (v, routed) = run_in(&snap, 1, &big, &mut ctx);
+    let plan = ctx.fragments.take().expect("a fragmentation plan");
+    assert_eq!(v, Verdict::Fragment(plan.count as u16));
+    assert_eq!(plan.count, 2, "2008 bytes of UDP in 1368-byte inner packets");
+    let mut reassembled = Vec::new();
+    for i in 0..plan.count {
+        let mut buf = vec![0u8; 4096];
+        let mut pkt = PacketBuf::new(&mut buf, HEADROOM, 0).unwrap();
+        assert!(build_fragment(&snap, &plan, &routed, i, &mut pkt));
+        let out = pkt.data().to_vec();
+        assert!(
+            out.len() - 14 <= 1400,
+            "outer packet of {} bytes exceeds the MTU",
+            out.len() - 14
+        );
+        let d = nexthop::encap::parse(&out).unwrap();
+        let ip = &out[d.payload..d.payload + d.payload_len];
+        assert_eq!(checksum::checksum(&ip[..20]), 0, "fragment header checksum");
+        assert_eq!(ip[8], 63, "TTL decremented once");
+        let flags_offset = u16::from_be_bytes([ip[6], ip[7]]);
+        let more = flags_offset & 0x2000 != 0;
+        assert_eq!(more, i + 1 < plan.count, "MF on all but the last");
+        assert_eq!(
+            usize::from(flags_offset & 0x1fff) * 8,
+            reassembled.len(),
+            "offset of fragment {i}"
+        );
+        assert_eq!(usize::from(u16::from_be_bytes([ip[2], ip[3]])), ip.len());
+        reassembled.extend_from_slice(&ip[20..]);
+    }
+    assert_eq!(
+        reassembled,
+        big[ETH_LEN + 20..].to_vec(),
+        "fragments reassemble to the original UDP datagram"
+    );
+    // Out-of-range fragment indexes build nothing.
+    let mut buf = vec![0u8; 4096];
+    let mut pkt = PacketBuf::new(&mut buf, HEADROOM, 0).unwrap();
+    assert!(!build_fragment(&snap, &plan, &routed, plan.count, &mut pkt));
+}
