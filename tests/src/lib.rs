@@ -87,27 +87,5 @@ pub fn two_nodes(binary: &str, lan: &FabricLan) -> (LabNode, LabNode) {
 
 /// A plain host on `lan` with fabric address 198.18.0.`last` (no vrouter).
 pub fn fabric_host(lan: &FabricLan, last: u8) -> Netns {
-    let host = Netns::create("host").expect("host namespace");
-    let far = format!("h{last}");
-    host.ip(&[
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &far,
-        "netns",
-        lan.ns.name(),
-    ])
-    .expect("host veth");
-    lan.ns
-        .ip(&["link", "set", &far, "master", "br0"])
-        .expect("onto the bridge");
-    lan.ns.ip(&["link", "set", &far, "up"]).expect("up");
-    host.ip(&["addr", "add", &format!("198.18.0.{last}/24"), "dev", "eth0"])
-        .expect("address");
-    host.ip(&["link", "set", "eth0", "up"]).expect("up");
-    host
+    lan.add_host(last).expect("fabric host")
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod control;
 pub mod datapath;
 pub mod flows;
+pub mod gen;
 pub mod lab;
 pub mod neighbors;
 pub mod packet;
@@ -38,6 +39,14 @@ pub fn main_entry() -> std::process::ExitCode {
                 }),
             cli::Command::CheckConfig { config } => cli::check_config(&config),
             cli::Command::Lab(options) => lab::run(&options),
+            cli::Command::Gen(options) => gen::generate(&options).map(|r| println!("{}", serde_json::json!(r))),
+            cli::Command::Sink {
+                interface,
+                seconds,
+                expect,
+                xdp_mode,
+            } => gen::sink(&interface, xdp_mode, seconds, expect, || {}).map(|r| println!("{}", serde_json::json!(r))),
+            cli::Command::Bench(options) => lab::bench::run(&options),
             other => {
                 let socket = cli.api_socket.clone().unwrap_or_else(|| cli::DEFAULT_API_SOCKET.into());
                 cli::api_command(&socket, cli.json, other)

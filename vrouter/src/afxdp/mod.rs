@@ -13,10 +13,12 @@
 //! shared; it is bound on the fabric interface, which lives as long as the vrouter.
 
 mod pool;
+mod sink;
 mod socket;
 mod xdp;
 
 pub use pool::{FramePool, FRAME_SIZE};
+pub use sink::CountingSink;
 pub use socket::{KernelStats, PortSocket, RxBatch};
 pub use xdp::{steering_object, PortKind, XdpAttachment, XdpError};
 

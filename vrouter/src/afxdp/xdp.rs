@@ -56,7 +56,7 @@ impl std::fmt::Debug for XdpAttachment {
     }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
+pub(super) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -72,35 +72,11 @@ impl XdpAttachment {
     /// attached the legacy (netlink) way, e.g. by a crashed older process or by hand,
     /// is removed first, so programs are replaced, never stacked.
     pub fn attach(ifname: &str, kind: PortKind, mode: XdpMode) -> Result<Self, XdpError> {
-        let mut ebpf = Ebpf::load(STEER_OBJECT).map_err(|e| XdpError::Load(chain(&e)))?;
         let name = match kind {
             PortKind::Pod => "vrouter_pod",
             PortKind::Fabric => "vrouter_fabric",
         };
-        let program: &mut Xdp = ebpf
-            .program_mut(name)
-            .ok_or_else(|| XdpError::Load(format!("program {name} missing from the object")))?
-            .try_into()
-            .map_err(|e: ProgramError| XdpError::Load(chain(&e)))?;
-        program.load().map_err(|e| XdpError::Load(chain(&e)))?;
-        let aya_mode = match mode {
-            XdpMode::Native => AyaMode::Driver,
-            XdpMode::Generic => AyaMode::Skb,
-        };
-        let attach_error = |e: ProgramError| XdpError::Attach {
-            ifname: ifname.to_string(),
-            message: chain(&e),
-        };
-        if let Err(first) = program.attach(ifname, aya_mode) {
-            if !remove_legacy_programs(ifname) {
-                return Err(attach_error(first));
-            }
-            program.attach(ifname, aya_mode).map_err(|e| XdpError::Attach {
-                ifname: ifname.to_string(),
-                message: format!("{} (after removing a program left attached)", chain(&e)),
-            })?;
-            tracing::warn!(ifname, "replaced an XDP program left attached on the interface");
-        }
+        let ebpf = load_program(ifname, name, mode)?;
         Ok(Self {
             ebpf,
             ifname: ifname.to_string(),
@@ -129,6 +105,38 @@ impl XdpAttachment {
     pub fn ifname(&self) -> &str {
         &self.ifname
     }
+}
+
+/// Loads a fresh copy of program `name` from the object and attaches it to `ifname`.
+/// A program left attached the legacy (netlink) way, e.g. by a crashed older process
+/// or by hand, is removed first, so programs are replaced, never stacked.
+pub(super) fn load_program(ifname: &str, name: &str, mode: XdpMode) -> Result<Ebpf, XdpError> {
+    let mut ebpf = Ebpf::load(STEER_OBJECT).map_err(|e| XdpError::Load(chain(&e)))?;
+    let program: &mut Xdp = ebpf
+        .program_mut(name)
+        .ok_or_else(|| XdpError::Load(format!("program {name} missing from the object")))?
+        .try_into()
+        .map_err(|e: ProgramError| XdpError::Load(chain(&e)))?;
+    program.load().map_err(|e| XdpError::Load(chain(&e)))?;
+    let aya_mode = match mode {
+        XdpMode::Native => AyaMode::Driver,
+        XdpMode::Generic => AyaMode::Skb,
+    };
+    let attach_error = |e: ProgramError| XdpError::Attach {
+        ifname: ifname.to_string(),
+        message: chain(&e),
+    };
+    if let Err(first) = program.attach(ifname, aya_mode) {
+        if !remove_legacy_programs(ifname) {
+            return Err(attach_error(first));
+        }
+        program.attach(ifname, aya_mode).map_err(|e| XdpError::Attach {
+            ifname: ifname.to_string(),
+            message: format!("{} (after removing a program left attached)", chain(&e)),
+        })?;
+        tracing::warn!(ifname, "replaced an XDP program left attached on the interface");
+    }
+    Ok(ebpf)
 }
 
 /// Removes XDP programs attached through netlink (not BPF links, which belong to a

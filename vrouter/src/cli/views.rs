@@ -288,7 +288,12 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 }
             })
         }
-        Command::Run { .. } | Command::CheckConfig { .. } | Command::Lab(_) => {
+        Command::Run { .. }
+        | Command::CheckConfig { .. }
+        | Command::Lab(_)
+        | Command::Gen(_)
+        | Command::Sink { .. }
+        | Command::Bench(_) => {
             anyhow::bail!("not an API command")
         }
     }

@@ -2,9 +2,11 @@
 //! a real vrouter over AF_XDP; traffic between every pair; a printed report. The same
 //! building blocks serve the system tests.
 
+pub mod bench;
 pub mod netns;
 pub mod node;
 pub mod traffic;
+mod traffic_threads;
 
 use crate::config::{PollMode, XdpMode};
 use node::{LabNode, NodeOptions};

@@ -44,6 +44,29 @@ impl FabricLan {
         ns.ip(&["link", "set", "br0", "up"])?;
         Ok(Self { ns })
     }
+
+    /// Adds a plain host (no vrouter) with fabric address 198.18.0.`last`.
+    pub fn add_host(&self, last: u8) -> anyhow::Result<Netns> {
+        let host = Netns::create("host")?;
+        let far = format!("h{last}");
+        host.ip(&[
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &far,
+            "netns",
+            self.ns.name(),
+        ])?;
+        self.ns.ip(&["link", "set", &far, "master", "br0"])?;
+        self.ns.ip(&["link", "set", &far, "up"])?;
+        host.ip(&["addr", "add", &format!("198.18.0.{last}/24"), "dev", "eth0"])?;
+        host.ip(&["link", "set", "eth0", "up"])?;
+        Ok(host)
+    }
 }
 
 /// A pod: a namespace with a real Linux stack behind a veth.

@@ -2,25 +2,12 @@
 //! transfer with its data checked end to end, UDP bursts, probes and sprays.
 
 use super::node::Pod;
+use super::traffic_threads::{enter, in_namespace};
 use anyhow::{bail, Context};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// Keeps a traffic thread off the forwarding cores (the highest cores, as the lab
-/// configures them), as a cluster keeps pods off the vrouter's cores.
-fn stay_off_forwarding_cores() {
-    if let Some(first) = crate::run::available_cores().first() {
-        core_affinity::set_for_current(core_affinity::CoreId { id: *first });
-    }
-}
-
-/// Moves the calling thread into `ns` and off the forwarding cores.
-fn enter(ns: &str) -> anyhow::Result<()> {
-    stay_off_forwarding_cores();
-    super::netns::enter_by_name(ns)
-}
 
 /// The wildcard address of `dst`'s family.
 fn any_of(dst: IpAddr) -> IpAddr {
@@ -36,11 +23,7 @@ fn in_pod<T: Send + 'static>(
     pod: &Pod,
     body: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> JoinHandle<anyhow::Result<T>> {
-    let ns = pod.ns.name().to_string();
-    std::thread::spawn(move || {
-        enter(&ns)?;
-        body()
-    })
+    in_namespace(pod.ns.name(), body)
 }
 
 /// Starts a server inside `pod`: `bind` runs there first, and once it succeeded (or

@@ -1,0 +1,246 @@
+//! `vrouter bench`: generator -> device under test -> counting sink, for each device
+//! in the same run on the same machine, with the ratio of this vrouter to the kernel.
+//!
+//! Topology per device: a pod namespace whose veth the AF_XDP generator sends on; the
+//! device (a vrouter node, or the same node namespace routing with the Linux kernel
+//! into a `vxlan` device); a fabric bridge; a sink host whose XDP program counts and
+//! drops what arrives. Traffic: UDP from the pod to 198.18.2.2, a pod behind the sink
+//! host reached through the tunnel.
+
+use super::node::{FabricLan, LabNode, NodeOptions, Pod};
+use super::traffic_threads::in_namespace;
+use crate::config::{PollMode, XdpMode};
+use crate::gen::{GenOptions, GenReport, SinkReport};
+use control_client::{RouteSpec, RouteTarget};
+use nexthop::encap::Encap;
+use nexthop::MacAddr;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// `vrouter bench` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchOptions {
+    /// Flow counts to test (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,1000")]
+    pub flows: Vec<u32>,
+    /// Frame sizes to test (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "64")]
+    pub sizes: Vec<u16>,
+    /// Seconds of traffic per case.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Offered rate in packets per second (0: flat out).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+}
+
+/// A device under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Device {
+    Vrouter(Encap),
+    Kernel,
+}
+
+impl Device {
+    fn name(self) -> &'static str {
+        match self {
+            Device::Vrouter(Encap::MplsOverUdp) => "vrouter MPLSoUDP",
+            Device::Vrouter(Encap::MplsOverGre) => "vrouter MPLSoGRE",
+            Device::Vrouter(Encap::Vxlan) => "vrouter VXLAN",
+            Device::Kernel => "kernel VXLAN",
+        }
+    }
+}
+
+const REMOTE_POD: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
+
+fn node() -> anyhow::Result<LabNode> {
+    LabNode::new(NodeOptions {
+        binary: std::env::current_exe()?,
+        workers: 1,
+        xdp_mode: XdpMode::Native,
+        poll_mode: PollMode::Busy,
+        flows: crate::flows::FlowConfig {
+            entries: 1 << 21,
+            ..Default::default()
+        },
+        fabric_ip: Ipv4Addr::new(198, 18, 0, 1),
+    })
+}
+
+/// Builds the device, returns the node and the MAC the generator sends to.
+fn build(device: Device, lan: &FabricLan) -> anyhow::Result<(LabNode, MacAddr)> {
+    let mut n = node()?;
+    n.join(lan)?;
+    match device {
+        Device::Vrouter(encap) => {
+            n.start_vrouter()?;
+            n.add_pod("red", 0, 1, true)?;
+            let api = n.api();
+            let _: serde_json::Value = api.call(&crate::api::Request::SetVrfVni {
+                vrf: "red".into(),
+                vni: 100,
+            })?;
+            let label = if encap == Encap::Vxlan { 100 } else { 40 };
+            let target = RouteTarget::Tunnel {
+                remote: Ipv4Addr::new(198, 18, 0, 2),
+                label,
+                encaps: vec![encap],
+                mac: None,
+            };
+            let route = RouteSpec {
+                vrf: "red".into(),
+                prefix: "198.18.2.0/24".parse()?,
+                target,
+            };
+            let _: serde_json::Value = api.call(&crate::api::Request::AddRoute { route })?;
+            Ok((n, MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x00])))
+        }
+        Device::Kernel => {
+            n.add_pod("red", 0, 1, false)?;
+            let host_if = n.pods[0].host_if.clone();
+            let ns = &n.ns;
+            ns.ip(&["addr", "add", "198.18.1.1/24", "dev", &host_if])?;
+            ns.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])?;
+            ns.ip(&[
+                "link",
+                "add",
+                "vxlan0",
+                "type",
+                "vxlan",
+                "id",
+                "100",
+                "local",
+                "198.18.0.1",
+                "remote",
+                "198.18.0.2",
+                "dstport",
+                "4789",
+                "dev",
+                super::node::FABRIC_IF,
+            ])?;
+            ns.ip(&["addr", "add", "198.18.3.1/24", "dev", "vxlan0"])?;
+            ns.ip(&["link", "set", "vxlan0", "up"])?;
+            ns.ip(&[
+                "neigh",
+                "add",
+                "198.18.3.2",
+                "lladdr",
+                "02:00:00:00:03:02",
+                "dev",
+                "vxlan0",
+                "nud",
+                "permanent",
+            ])?;
+            ns.ip(&["route", "add", "198.18.2.0/24", "via", "198.18.3.2", "dev", "vxlan0"])?;
+            let mac = String::from_utf8_lossy(&ns.exec("cat", &[&format!("/sys/class/net/{host_if}/address")])?.stdout)
+                .trim()
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!(e))?;
+            Ok((n, mac))
+        }
+    }
+}
+
+fn run_case(device: Device, flows: u32, size: u16, o: &BenchOptions) -> anyhow::Result<(GenReport, SinkReport)> {
+    let lan = FabricLan::new()?;
+    let sink_host = lan.add_host(2)?;
+    let (n, dst_mac) = build(device, &lan)?;
+    // Resolve the tunnel's next hop before measuring (a vrouter solicits it itself).
+    n.ns.succeeds("ping", &["-c", "1", "-w", "3", "-W", "1", "-q", "198.18.0.2"]);
+    if let Device::Vrouter(_) = device {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let nhs: Vec<crate::api::NextHopView> = n.api().call(&crate::api::Request::NextHops)?;
+            if nhs
+                .iter()
+                .any(|h| matches!(h.nexthop, nexthop::NextHop::Tunnel { outer_mac, .. } if outer_mac.0 != [0; 6]))
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let pod: &Pod = &n.pods[0];
+    let seconds = o.seconds;
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<()>(1);
+    let sink = in_namespace(sink_host.name(), move || {
+        crate::gen::sink("eth0", XdpMode::Native, seconds + 5.0, 0, move || {
+            let _ = ready_tx.send(());
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|_| anyhow::anyhow!("sink did not start"))?;
+    let gen = GenOptions {
+        interface: "eth0".into(),
+        src_mac: pod.mac,
+        dst_mac,
+        src_ip: pod.ipv4,
+        dst_ip: REMOTE_POD,
+        flows,
+        size,
+        rate: o.rate,
+        count: 0,
+        seconds,
+    };
+    let generator = in_namespace(pod.ns.name(), move || crate::gen::generate(&gen));
+    let sent = generator.join().map_err(|_| anyhow::anyhow!("generator panicked"))??;
+    let received = sink.join().map_err(|_| anyhow::anyhow!("sink panicked"))??;
+    Ok((sent, received))
+}
+
+/// Runs every case for every device and prints the table.
+pub fn run(o: &BenchOptions) -> anyhow::Result<()> {
+    let devices = [
+        Device::Vrouter(Encap::MplsOverUdp),
+        Device::Vrouter(Encap::Vxlan),
+        Device::Kernel,
+    ];
+    println!(
+        "== vrouter bench: AF_XDP generator -> device -> counting XDP sink, {} s per case, offered {}",
+        o.seconds,
+        if o.rate == 0 {
+            "flat out".to_string()
+        } else {
+            format!("{} pps", o.rate)
+        }
+    );
+    println!(
+        "{:<18} {:>7} {:>6} {:>12} {:>12} {:>7} {:>10}",
+        "device", "flows", "size", "offered pps", "received pps", "loss %", "vs kernel"
+    );
+    for &size in &o.sizes {
+        for &flows in &o.flows {
+            let mut results = Vec::new();
+            for d in devices {
+                let (sent, got) = run_case(d, flows, size, o)?;
+                results.push((d, sent, got));
+            }
+            let kernel = results.iter().find(|r| r.0 == Device::Kernel).map_or(0.0, |r| r.2.pps);
+            for (d, sent, got) in results {
+                let loss = if sent.packets > 0 {
+                    100.0 * (1.0 - got.packets as f64 / sent.packets as f64)
+                } else {
+                    0.0
+                };
+                let ratio = if kernel > 0.0 {
+                    format!("{:.2}x", got.pps / kernel)
+                } else {
+                    "-".into()
+                };
+                println!(
+                    "{:<18} {:>7} {:>6} {:>12.0} {:>12.0} {:>7.1} {:>10}",
+                    d.name(),
+                    flows,
+                    size,
+                    sent.pps,
+                    got.pps,
+                    loss.max(0.0),
+                    ratio
+                );
+            }
+        }
+    }
+    Ok(())
+}
