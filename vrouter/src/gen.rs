@@ -171,9 +171,8 @@ pub fn sink(
             }
             seen = packets;
             last = Instant::now();
-        } else if expect > 0 && seen >= expect {
-            break;
-        } else if first.is_some() && last.elapsed() > Duration::from_millis(500) {
+        } else if (expect > 0 && seen >= expect) || (first.is_some() && last.elapsed() > Duration::from_millis(500)) {
+            // Traffic stopped (or everything expected arrived).
             break;
         }
     }
