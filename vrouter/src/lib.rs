@@ -17,6 +17,7 @@ pub mod datapath;
 pub mod flows;
 pub mod gen;
 pub mod lab;
+pub mod minfwd;
 pub mod neighbors;
 pub mod packet;
 pub mod run;

@@ -39,6 +39,8 @@ pub struct BenchOptions {
 enum Device {
     Vrouter(Encap),
     Kernel,
+    /// The minimal AF_XDP forwarder (copy and MAC rewrite): the ceiling of the path.
+    Minimal,
 }
 
 impl Device {
@@ -48,6 +50,7 @@ impl Device {
             Device::Vrouter(Encap::MplsOverGre) => "vrouter MPLSoGRE",
             Device::Vrouter(Encap::Vxlan) => "vrouter VXLAN",
             Device::Kernel => "kernel VXLAN",
+            Device::Minimal => "minimal AF_XDP fwd",
         }
     }
 }
@@ -95,6 +98,19 @@ fn build(device: Device, lan: &FabricLan) -> anyhow::Result<(LabNode, MacAddr)> 
             };
             let _: serde_json::Value = api.call(&crate::api::Request::AddRoute { route })?;
             Ok((n, MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x00])))
+        }
+        Device::Minimal => {
+            n.add_pod("red", 0, 1, false)?;
+            let host_if = n.pods[0].host_if.clone();
+            let mac = String::from_utf8_lossy(
+                &n.ns
+                    .exec("cat", &[&format!("/sys/class/net/{host_if}/address")])?
+                    .stdout,
+            )
+            .trim()
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?;
+            Ok((n, mac))
         }
         Device::Kernel => {
             n.add_pod("red", 0, 1, false)?;
@@ -184,8 +200,36 @@ fn run_case(device: Device, flows: u32, size: u16, o: &BenchOptions) -> anyhow::
         count: 0,
         seconds,
     };
+    // The minimal forwarder runs here, in the node namespace, on the forwarding core.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let forwarder = if device == Device::Minimal {
+        let (stop, host_if) = (std::sync::Arc::clone(&stop), pod.host_if.clone());
+        let sink_mac: MacAddr =
+            String::from_utf8_lossy(&sink_host.exec("cat", &["/sys/class/net/eth0/address"])?.stdout)
+                .trim()
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!(e))?;
+        let fabric_mac: MacAddr = String::from_utf8_lossy(&n.ns.exec("cat", &["/sys/class/net/fab0/address"])?.stdout)
+            .trim()
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?;
+        let core = crate::run::available_cores().last().copied().unwrap_or(0);
+        let ns = n.ns.name().to_string();
+        Some(std::thread::spawn(move || -> anyhow::Result<u64> {
+            super::netns::enter_by_name(&ns)?;
+            core_affinity::set_for_current(core_affinity::CoreId { id: core });
+            crate::minfwd::forward(&host_if, super::node::FABRIC_IF, sink_mac, fabric_mac, &stop)
+        }))
+    } else {
+        None
+    };
+    std::thread::sleep(Duration::from_millis(200));
     let generator = in_namespace(pod.ns.name(), move || crate::gen::generate(&gen));
     let sent = generator.join().map_err(|_| anyhow::anyhow!("generator panicked"))??;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(f) = forwarder {
+        f.join().map_err(|_| anyhow::anyhow!("forwarder panicked"))??;
+    }
     let received = sink.join().map_err(|_| anyhow::anyhow!("sink panicked"))??;
     Ok((sent, received))
 }
@@ -196,19 +240,20 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<()> {
         Device::Vrouter(Encap::MplsOverUdp),
         Device::Vrouter(Encap::Vxlan),
         Device::Kernel,
+        Device::Minimal,
     ];
+    let offered = if o.rate == 0 {
+        "flat out".to_string()
+    } else {
+        format!("{} pps", o.rate)
+    };
     println!(
-        "== vrouter bench: AF_XDP generator -> device -> counting XDP sink, {} s per case, offered {}",
-        o.seconds,
-        if o.rate == 0 {
-            "flat out".to_string()
-        } else {
-            format!("{} pps", o.rate)
-        }
+        "== vrouter bench: AF_XDP generator -> device -> counting XDP sink, {} s per case, offered {offered}",
+        o.seconds
     );
     println!(
-        "{:<18} {:>7} {:>6} {:>12} {:>12} {:>7} {:>10}",
-        "device", "flows", "size", "offered pps", "received pps", "loss %", "vs kernel"
+        "{:<20} {:>7} {:>6} {:>12} {:>12} {:>7} {:>10} {:>10}",
+        "device", "flows", "size", "offered pps", "received pps", "loss %", "vs kernel", "vs limit"
     );
     for &size in &o.sizes {
         for &flows in &o.flows {
@@ -217,27 +262,32 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<()> {
                 let (sent, got) = run_case(d, flows, size, o)?;
                 results.push((d, sent, got));
             }
-            let kernel = results.iter().find(|r| r.0 == Device::Kernel).map_or(0.0, |r| r.2.pps);
-            for (d, sent, got) in results {
+            let of = |dev: Device| results.iter().find(|r| r.0 == dev).map_or(0.0, |r| r.2.pps);
+            let (kernel, limit) = (of(Device::Kernel), of(Device::Minimal));
+            let ratio = |x: f64, base: f64| {
+                if base > 0.0 {
+                    format!("{:.2}x", x / base)
+                } else {
+                    "-".into()
+                }
+            };
+            for (d, sent, got) in &results {
                 let loss = if sent.packets > 0 {
                     100.0 * (1.0 - got.packets as f64 / sent.packets as f64)
                 } else {
                     0.0
                 };
-                let ratio = if kernel > 0.0 {
-                    format!("{:.2}x", got.pps / kernel)
-                } else {
-                    "-".into()
-                };
+                let (vs_kernel, vs_limit) = (ratio(got.pps, kernel), ratio(got.pps, limit));
                 println!(
-                    "{:<18} {:>7} {:>6} {:>12.0} {:>12.0} {:>7.1} {:>10}",
+                    "{:<20} {:>7} {:>6} {:>12.0} {:>12.0} {:>7.1} {:>10} {:>10}",
                     d.name(),
                     flows,
                     size,
                     sent.pps,
                     got.pps,
                     loss.max(0.0),
-                    ratio
+                    vs_kernel,
+                    vs_limit
                 );
             }
         }
