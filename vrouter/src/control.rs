@@ -290,6 +290,8 @@ impl Control {
                     rx_packets: w.vifs.iter().map(|v| v.rx_packets.get()).sum(),
                     tx_packets: w.vifs.iter().map(|v| v.tx_packets.get()).sum(),
                     drops: w.drops.iter().map(|d| d.get()).sum(),
+                    busy_ns: w.busy_ns.get(),
+                    idle_ns: w.idle_ns.get(),
                 })
                 .collect(),
         }

@@ -12,15 +12,24 @@ use nexthop::MacAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use xdpilone::xdp::XdpDesc;
 
+/// What the forwarder did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Forwarded {
+    /// Frames forwarded.
+    pub packets: u64,
+    /// Nanoseconds spent in loop iterations that found packets (as the vrouter counts).
+    pub busy_ns: u64,
+}
+
 /// Forwards from `input` to `output` until `stop`, rewriting destination and source
-/// MACs; returns the number of frames forwarded.
+/// MACs.
 pub fn forward(
     input: &str,
     output: &str,
     dst_mac: MacAddr,
     src_mac: MacAddr,
     stop: &AtomicBool,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Forwarded> {
     let mut pool = FramePool::new(8192, 2048).context("UMEM")?;
     // The output socket anchors the UMEM; the input socket shares it.
     let mut out =
@@ -31,7 +40,9 @@ pub fn forward(
     steer.register(0, inp.raw_fd())?;
     let mut rx: Vec<XdpDesc> = Vec::with_capacity(64);
     let mut forwarded = 0u64;
+    let mut busy_ns = 0u64;
     while !stop.load(Ordering::Relaxed) {
+        let started = std::time::Instant::now();
         inp.refill(&mut pool, 2048);
         rx.clear();
         inp.receive(&mut pool, 64, &mut rx);
@@ -53,8 +64,13 @@ pub fn forward(
         out.reap(&mut pool);
         if rx.is_empty() {
             std::hint::spin_loop();
+        } else {
+            busy_ns += started.elapsed().as_nanos() as u64;
         }
     }
     drop(steer);
-    Ok(forwarded)
+    Ok(Forwarded {
+        packets: forwarded,
+        busy_ns,
+    })
 }

@@ -88,6 +88,10 @@ pub struct WorkerStats {
     pub busy_loops: Counter,
     /// Loop iterations that found none.
     pub idle_loops: Counter,
+    /// Nanoseconds spent in iterations that found packets.
+    pub busy_ns: Counter,
+    /// Nanoseconds spent in iterations that found none (spinning or asleep in poll).
+    pub idle_ns: Counter,
     /// Per remote node, open addressing by address (only the owning worker inserts).
     pub tunnels: Vec<TunnelCounters>,
 }
@@ -128,6 +132,8 @@ impl WorkerStats {
             icmp_errors_suppressed: Counter::default(),
             busy_loops: Counter::default(),
             idle_loops: Counter::default(),
+            busy_ns: Counter::default(),
+            idle_ns: Counter::default(),
             tunnels: (0..TUNNEL_SLOTS).map(|_| TunnelCounters::default()).collect(),
         }
     }

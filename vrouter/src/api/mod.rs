@@ -280,4 +280,15 @@ pub struct WorkerView {
     pub tx_packets: u64,
     /// Frames dropped, all reasons.
     pub drops: u64,
+    /// Nanoseconds spent in loop iterations that found packets.
+    pub busy_ns: u64,
+    /// Nanoseconds spent in loop iterations that found none.
+    pub idle_ns: u64,
+}
+
+impl WorkerView {
+    /// Busy nanoseconds per received packet (what the worker costs per packet).
+    pub fn busy_ns_per_packet(&self) -> f64 {
+        self.busy_ns as f64 / self.rx_packets.max(1) as f64
+    }
 }

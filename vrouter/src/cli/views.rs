@@ -277,13 +277,30 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 println!("interfaces        {}", s.interfaces);
                 println!("vrfs              {}", s.vrfs);
                 println!(
-                    "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12} {:>10}",
-                    "worker", "core", "busy_loops", "idle_loops", "rx_pkts", "tx_pkts", "drops"
+                    "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12} {:>10} {:>8} {:>12}",
+                    "worker",
+                    "core",
+                    "busy_loops",
+                    "idle_loops",
+                    "rx_pkts",
+                    "tx_pkts",
+                    "drops",
+                    "busy %",
+                    "busy ns/pkt"
                 );
                 for w in &s.workers {
+                    let busy = 100.0 * w.busy_ns as f64 / (w.busy_ns + w.idle_ns).max(1) as f64;
                     println!(
-                        "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12} {:>10}",
-                        w.index, w.core, w.busy_loops, w.idle_loops, w.rx_packets, w.tx_packets, w.drops
+                        "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12} {:>10} {:>8.1} {:>12.0}",
+                        w.index,
+                        w.core,
+                        w.busy_loops,
+                        w.idle_loops,
+                        w.rx_packets,
+                        w.tx_packets,
+                        w.drops,
+                        busy,
+                        w.busy_ns_per_packet()
                     );
                 }
             })

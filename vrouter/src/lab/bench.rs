@@ -158,7 +158,12 @@ fn build(device: Device, lan: &FabricLan) -> anyhow::Result<(LabNode, MacAddr)> 
     }
 }
 
-fn run_case(device: Device, flows: u32, size: u16, o: &BenchOptions) -> anyhow::Result<(GenReport, SinkReport)> {
+fn run_case(
+    device: Device,
+    flows: u32,
+    size: u16,
+    o: &BenchOptions,
+) -> anyhow::Result<(GenReport, SinkReport, Option<f64>)> {
     let lan = FabricLan::new()?;
     let sink_host = lan.add_host(2)?;
     let (n, dst_mac) = build(device, &lan)?;
@@ -215,11 +220,13 @@ fn run_case(device: Device, flows: u32, size: u16, o: &BenchOptions) -> anyhow::
             .map_err(|e: String| anyhow::anyhow!(e))?;
         let core = crate::run::available_cores().last().copied().unwrap_or(0);
         let ns = n.ns.name().to_string();
-        Some(std::thread::spawn(move || -> anyhow::Result<u64> {
-            super::netns::enter_by_name(&ns)?;
-            core_affinity::set_for_current(core_affinity::CoreId { id: core });
-            crate::minfwd::forward(&host_if, super::node::FABRIC_IF, sink_mac, fabric_mac, &stop)
-        }))
+        Some(std::thread::spawn(
+            move || -> anyhow::Result<crate::minfwd::Forwarded> {
+                super::netns::enter_by_name(&ns)?;
+                core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                crate::minfwd::forward(&host_if, super::node::FABRIC_IF, sink_mac, fabric_mac, &stop)
+            },
+        ))
     } else {
         None
     };
@@ -227,11 +234,18 @@ fn run_case(device: Device, flows: u32, size: u16, o: &BenchOptions) -> anyhow::
     let generator = in_namespace(pod.ns.name(), move || crate::gen::generate(&gen));
     let sent = generator.join().map_err(|_| anyhow::anyhow!("generator panicked"))??;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Busy time per packet of the forwarding core, where there is one to ask.
+    let mut busy_ns_per_packet = None;
     if let Some(f) = forwarder {
-        f.join().map_err(|_| anyhow::anyhow!("forwarder panicked"))??;
+        let done = f.join().map_err(|_| anyhow::anyhow!("forwarder panicked"))??;
+        busy_ns_per_packet = Some(done.busy_ns as f64 / done.packets.max(1) as f64);
+    }
+    if let Device::Vrouter(_) = device {
+        let status: crate::api::StatusView = n.api().call(&crate::api::Request::Status)?;
+        busy_ns_per_packet = status.workers.first().map(crate::api::WorkerView::busy_ns_per_packet);
     }
     let received = sink.join().map_err(|_| anyhow::anyhow!("sink panicked"))??;
-    Ok((sent, received))
+    Ok((sent, received, busy_ns_per_packet))
 }
 
 /// Runs every case for every device and prints the table.
@@ -252,15 +266,15 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<()> {
         o.seconds
     );
     println!(
-        "{:<20} {:>7} {:>6} {:>12} {:>12} {:>7} {:>10} {:>10}",
-        "device", "flows", "size", "offered pps", "received pps", "loss %", "vs kernel", "vs limit"
+        "{:<20} {:>7} {:>6} {:>12} {:>12} {:>7} {:>10} {:>10} {:>12}",
+        "device", "flows", "size", "offered pps", "received pps", "loss %", "vs kernel", "vs limit", "busy ns/pkt"
     );
     for &size in &o.sizes {
         for &flows in &o.flows {
             let mut results = Vec::new();
             for d in devices {
-                let (sent, got) = run_case(d, flows, size, o)?;
-                results.push((d, sent, got));
+                let (sent, got, busy) = run_case(d, flows, size, o)?;
+                results.push((d, sent, got, busy));
             }
             let of = |dev: Device| results.iter().find(|r| r.0 == dev).map_or(0.0, |r| r.2.pps);
             let (kernel, limit) = (of(Device::Kernel), of(Device::Minimal));
@@ -271,15 +285,16 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<()> {
                     "-".into()
                 }
             };
-            for (d, sent, got) in &results {
+            for (d, sent, got, busy) in &results {
                 let loss = if sent.packets > 0 {
                     100.0 * (1.0 - got.packets as f64 / sent.packets as f64)
                 } else {
                     0.0
                 };
                 let (vs_kernel, vs_limit) = (ratio(got.pps, kernel), ratio(got.pps, limit));
+                let busy = busy.map_or_else(|| "-".to_string(), |b| format!("{b:.0}"));
                 println!(
-                    "{:<20} {:>7} {:>6} {:>12.0} {:>12.0} {:>7.1} {:>10} {:>10}",
+                    "{:<20} {:>7} {:>6} {:>12.0} {:>12.0} {:>7.1} {:>10} {:>10} {:>12}",
                     d.name(),
                     flows,
                     size,
@@ -287,7 +302,8 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<()> {
                     got.pps,
                     loss.max(0.0),
                     vs_kernel,
-                    vs_limit
+                    vs_limit,
+                    busy
                 );
             }
         }
