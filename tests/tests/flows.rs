@@ -23,10 +23,30 @@ fn hundred_thousand_flows_set_up_without_setup_drops() {
     n.add_pod("red", 0, 1, true).unwrap();
     n.add_pod("red", 0, 2, true).unwrap();
     let (a, b) = (&n.pods[0], &n.pods[1]);
-    // 110K datagrams, each its own flow; the kernel may lose a few before the vrouter
-    // (copy-mode AF_XDP on veth), so at least 100K flows must result.
-    let sent = udp_spray(a, b.ipv4.into(), 110_000, 50_000).unwrap();
-    assert_eq!(sent, 110_000);
+    // 110K datagrams from the AF_XDP generator in pod a, each its own flow: source
+    // ports 1024-61023, then the next source address. The kernel may lose a few before
+    // the vrouter (copy-mode AF_XDP on veth), so at least 100K flows must result.
+    let options = vrouter::gen::GenOptions {
+        interface: "eth0".into(),
+        src_mac: a.mac,
+        dst_mac: "00:00:5e:00:01:00".parse().unwrap(),
+        src_ip: a.ipv4,
+        dst_ip: b.ipv4,
+        flows: 110_000,
+        size: 64,
+        rate: 50_000,
+        count: 110_000,
+        seconds: 20.0,
+    };
+    let pod_ns = a.ns.name().to_string();
+    let sent = std::thread::spawn(move || {
+        vrouter::lab::netns::enter_by_name(&pod_ns).unwrap();
+        vrouter::gen::generate(&options)
+    })
+    .join()
+    .unwrap()
+    .unwrap();
+    assert_eq!(sent.packets, 110_000);
     let api = n.api();
     let stats: FlowStatsView = api.call(&Request::FlowStats).unwrap();
     let drops = n.drop_stats().unwrap();
