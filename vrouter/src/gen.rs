@@ -62,6 +62,16 @@ pub struct GenReport {
 }
 
 const HEADROOM: usize = 256;
+/// Marks a payload that carries a send timestamp (the next 8 bytes, ns since [`epoch`]).
+pub const STAMP_MAGIC: [u8; 8] = *b"vRtStamp";
+/// Where the marker sits in a generated frame (the UDP payload).
+const STAMP_AT: usize = 42;
+
+/// The clock both the generator and the latency sink read (one process).
+pub fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
 
 /// The template frame: Ethernet / IPv4 / UDP, payload zero-filled.
 fn template(o: &GenOptions) -> Vec<u8> {
@@ -79,6 +89,7 @@ fn template(o: &GenOptions) -> Vec<u8> {
     let udp = &mut f[34..42];
     udp[2..4].copy_from_slice(&9u16.to_be_bytes());
     udp[4..6].copy_from_slice(&(ip_len - 20).to_be_bytes());
+    f[STAMP_AT..STAMP_AT + 8].copy_from_slice(&STAMP_MAGIC);
     f
 }
 
@@ -122,6 +133,8 @@ pub fn generate(o: &GenOptions) -> anyhow::Result<GenReport> {
             let f = &mut frame[HEADROOM..HEADROOM + tpl.len()];
             f.copy_from_slice(&tpl);
             stamp(f, o.src_ip, ((sent + batch.len() as u64) % u64::from(flows)) as u32);
+            let now = epoch().elapsed().as_nanos() as u64;
+            f[STAMP_AT + 8..STAMP_AT + 16].copy_from_slice(&now.to_be_bytes());
             batch.push(XdpDesc {
                 addr: addr + HEADROOM as u64,
                 len: tpl.len() as u32,
@@ -135,7 +148,12 @@ pub fn generate(o: &GenOptions) -> anyhow::Result<GenReport> {
         sent += n as u64;
         socket.kick_tx();
         if budget == 0 {
-            std::hint::spin_loop();
+            if o.rate > 0 {
+                // Ahead of schedule: give the core away (a sink may share it).
+                std::thread::sleep(Duration::from_micros(20));
+            } else {
+                std::hint::spin_loop();
+            }
         }
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -195,6 +213,76 @@ pub struct SinkReport {
     pub bytes: u64,
     /// Packets per second while traffic arrived.
     pub pps: f64,
+}
+
+/// One-way delay percentiles, in microseconds.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Latency {
+    /// Packets measured.
+    pub packets: u64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+/// An AF_XDP sink on `interface` that takes every frame, finds the generator's
+/// timestamp behind whatever encapsulation precedes it, and records the delay, until
+/// `stop`. The XDP program stays attached while it runs.
+pub fn latency_sink(
+    interface: &str,
+    stop: &std::sync::atomic::AtomicBool,
+    started: impl FnOnce(),
+) -> anyhow::Result<Latency> {
+    use crate::afxdp::{PortKind, XdpAttachment, FRAME_SIZE};
+    let mut pool = FramePool::new(4096, 1024).context("sink UMEM")?;
+    let mut socket = PortSocket::open(&mut pool, interface, 0, 1024, 0, true)
+        .with_context(|| format!("AF_XDP socket on {interface}"))?;
+    let mut steer = XdpAttachment::attach(interface, PortKind::Pod, XdpMode::Native)?;
+    steer.register(0, socket.raw_fd())?;
+    started();
+    let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).context("histogram")?;
+    let mut rx = Vec::with_capacity(64);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        socket.refill(&mut pool, 1024);
+        rx.clear();
+        socket.receive(&mut pool, 64, &mut rx);
+        let now = epoch().elapsed().as_nanos() as u64;
+        for d in &rx {
+            if let Some(frame) = pool.frame_mut(d.addr) {
+                let off = (d.addr % u64::from(FRAME_SIZE)) as usize;
+                let data = &frame[off..off + d.len as usize];
+                if let Some(at) = data.windows(8).position(|w| w == STAMP_MAGIC) {
+                    if let Some(ts) = data.get(at + 8..at + 16) {
+                        let sent = u64::from_be_bytes(ts.try_into().expect("8 bytes"));
+                        let _ = histogram.record(now.saturating_sub(sent).max(1));
+                    }
+                }
+            }
+            pool.release(d.addr);
+        }
+        if rx.is_empty() {
+            // Sleep until a frame arrives rather than spin: the sink shares a core
+            // with the generator on small machines.
+            crate::afxdp::wait_readable(&[socket.raw_fd()], 1);
+        }
+    }
+    drop(steer);
+    let us = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    Ok(Latency {
+        packets: histogram.len(),
+        p50: us(0.5),
+        p90: us(0.9),
+        p99: us(0.99),
+        p999: us(0.999),
+        max: histogram.max() as f64 / 1000.0,
+    })
 }
 
 #[cfg(test)]

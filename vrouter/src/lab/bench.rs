@@ -32,6 +32,9 @@ pub struct BenchOptions {
     /// Offered rate in packets per second (0: flat out).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// Offered rate of the latency run (64 B, 1000 flows); 0 skips it.
+    #[arg(long, default_value_t = 50_000)]
+    pub latency_rate: u64,
 }
 
 /// A device under test.
@@ -158,16 +161,8 @@ fn build(device: Device, lan: &FabricLan) -> anyhow::Result<(LabNode, MacAddr)> 
     }
 }
 
-fn run_case(
-    device: Device,
-    flows: u32,
-    size: u16,
-    o: &BenchOptions,
-) -> anyhow::Result<(GenReport, SinkReport, Option<f64>)> {
-    let lan = FabricLan::new()?;
-    let sink_host = lan.add_host(2)?;
-    let (n, dst_mac) = build(device, &lan)?;
-    // Resolve the tunnel's next hop before measuring (a vrouter solicits it itself).
+/// Resolves the tunnel's next hop before measuring (a vrouter solicits it itself).
+fn warm_up(device: Device, n: &LabNode) -> anyhow::Result<()> {
     n.ns.succeeds("ping", &["-c", "1", "-w", "3", "-W", "1", "-q", "198.18.0.2"]);
     if let Device::Vrouter(_) = device {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -182,6 +177,92 @@ fn run_case(
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+    Ok(())
+}
+
+/// One-way delay through `device` at `rate` pps (64 B, 1000 flows), measured by an
+/// AF_XDP sink on the sink host.
+fn latency_case(device: Device, rate: u64, seconds: f64) -> anyhow::Result<crate::gen::Latency> {
+    let lan = FabricLan::new()?;
+    let sink_host = lan.add_host(2)?;
+    let (n, dst_mac) = build(device, &lan)?;
+    warm_up(device, &n)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<()>(1);
+    let sink_stop = std::sync::Arc::clone(&stop);
+    let sink = in_namespace(sink_host.name(), move || {
+        crate::gen::latency_sink("eth0", &sink_stop, move || {
+            let _ = ready_tx.send(());
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|_| anyhow::anyhow!("latency sink did not start"))?;
+    let forwarder = start_minimal(device, &n, &sink_host, &stop)?;
+    std::thread::sleep(Duration::from_millis(200));
+    let pod = &n.pods[0];
+    let gen = GenOptions {
+        interface: "eth0".into(),
+        src_mac: pod.mac,
+        dst_mac,
+        src_ip: pod.ipv4,
+        dst_ip: REMOTE_POD,
+        flows: 1000,
+        size: 64,
+        rate,
+        count: 0,
+        seconds,
+    };
+    let generator = in_namespace(pod.ns.name(), move || crate::gen::generate(&gen));
+    generator.join().map_err(|_| anyhow::anyhow!("generator panicked"))??;
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(f) = forwarder {
+        f.join().map_err(|_| anyhow::anyhow!("forwarder panicked"))??;
+    }
+    sink.join().map_err(|_| anyhow::anyhow!("latency sink panicked"))?
+}
+
+type ForwarderThread = std::thread::JoinHandle<anyhow::Result<crate::minfwd::Forwarded>>;
+
+/// Starts the minimal forwarder in the node namespace, on the forwarding core, when
+/// it is the device under test.
+fn start_minimal(
+    device: Device,
+    n: &LabNode,
+    sink_host: &super::netns::Netns,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<Option<ForwarderThread>> {
+    if device != Device::Minimal {
+        return Ok(None);
+    }
+    let read_mac = |ns: &super::netns::Netns, ifname: &str| -> anyhow::Result<MacAddr> {
+        String::from_utf8_lossy(&ns.exec("cat", &[&format!("/sys/class/net/{ifname}/address")])?.stdout)
+            .trim()
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))
+    };
+    let (sink_mac, fabric_mac) = (read_mac(sink_host, "eth0")?, read_mac(&n.ns, super::node::FABRIC_IF)?);
+    let (stop, host_if) = (std::sync::Arc::clone(stop), n.pods[0].host_if.clone());
+    let core = crate::run::available_cores().last().copied().unwrap_or(0);
+    let ns = n.ns.name().to_string();
+    Ok(Some(std::thread::spawn(move || {
+        super::netns::enter_by_name(&ns)?;
+        core_affinity::set_for_current(core_affinity::CoreId { id: core });
+        crate::minfwd::forward(&host_if, super::node::FABRIC_IF, sink_mac, fabric_mac, &stop)
+    })))
+}
+
+fn run_case(
+    device: Device,
+    flows: u32,
+    size: u16,
+    o: &BenchOptions,
+) -> anyhow::Result<(GenReport, SinkReport, Option<f64>)> {
+    let lan = FabricLan::new()?;
+    let sink_host = lan.add_host(2)?;
+    let (n, dst_mac) = build(device, &lan)?;
+    warm_up(device, &n)?;
     let pod: &Pod = &n.pods[0];
     let seconds = o.seconds;
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<()>(1);
@@ -207,29 +288,7 @@ fn run_case(
     };
     // The minimal forwarder runs here, in the node namespace, on the forwarding core.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let forwarder = if device == Device::Minimal {
-        let (stop, host_if) = (std::sync::Arc::clone(&stop), pod.host_if.clone());
-        let sink_mac: MacAddr =
-            String::from_utf8_lossy(&sink_host.exec("cat", &["/sys/class/net/eth0/address"])?.stdout)
-                .trim()
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!(e))?;
-        let fabric_mac: MacAddr = String::from_utf8_lossy(&n.ns.exec("cat", &["/sys/class/net/fab0/address"])?.stdout)
-            .trim()
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!(e))?;
-        let core = crate::run::available_cores().last().copied().unwrap_or(0);
-        let ns = n.ns.name().to_string();
-        Some(std::thread::spawn(
-            move || -> anyhow::Result<crate::minfwd::Forwarded> {
-                super::netns::enter_by_name(&ns)?;
-                core_affinity::set_for_current(core_affinity::CoreId { id: core });
-                crate::minfwd::forward(&host_if, super::node::FABRIC_IF, sink_mac, fabric_mac, &stop)
-            },
-        ))
-    } else {
-        None
-    };
+    let forwarder = start_minimal(device, &n, &sink_host, &stop)?;
     std::thread::sleep(Duration::from_millis(200));
     let generator = in_namespace(pod.ns.name(), move || crate::gen::generate(&gen));
     let sent = generator.join().map_err(|_| anyhow::anyhow!("generator panicked"))??;
@@ -306,6 +365,29 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<()> {
                     busy
                 );
             }
+        }
+    }
+    if o.latency_rate > 0 {
+        println!(
+            "\n== one-way latency at {} pps offered (64 B, 1000 flows), microseconds",
+            o.latency_rate
+        );
+        println!(
+            "{:<20} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "device", "packets", "p50", "p90", "p99", "p99.9", "max"
+        );
+        for d in devices {
+            let l = latency_case(d, o.latency_rate, o.seconds)?;
+            println!(
+                "{:<20} {:>9} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+                d.name(),
+                l.packets,
+                l.p50,
+                l.p90,
+                l.p99,
+                l.p999,
+                l.max
+            );
         }
     }
     Ok(())
