@@ -35,6 +35,48 @@ pub struct BenchOptions {
     /// Offered rate of the latency run (64 B, 1000 flows); 0 skips it.
     #[arg(long, default_value_t = 50_000)]
     pub latency_rate: u64,
+    /// Route updates per second during the vrouter runs (an unrelated /32 added and
+    /// removed through the API); 0: none.
+    #[arg(long, default_value_t = 0)]
+    pub route_churn: u32,
+}
+
+/// Adds and removes an unrelated route at `rate` updates per second until `stop`;
+/// returns the updates made.
+fn churn(
+    api: crate::api::ApiClient,
+    rate: u32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let mut done = 0u64;
+        let prefix: ipnet::IpNet = "198.19.255.1/32".parse().expect("literal");
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let request = if done % 2 == 0 {
+                crate::api::Request::AddRoute {
+                    route: RouteSpec {
+                        vrf: "red".into(),
+                        prefix,
+                        target: RouteTarget::Discard,
+                    },
+                }
+            } else {
+                crate::api::Request::RemoveRoute {
+                    vrf: "red".into(),
+                    prefix,
+                }
+            };
+            if api.call::<serde_json::Value>(&request).is_ok() {
+                done += 1;
+            }
+            let due = Duration::from_secs_f64(done as f64 / f64::from(rate.max(1)));
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        done
+    })
 }
 
 /// A device under test.
@@ -290,9 +332,17 @@ fn run_case(
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let forwarder = start_minimal(device, &n, &sink_host, &stop)?;
     std::thread::sleep(Duration::from_millis(200));
+    let churner = match device {
+        Device::Vrouter(_) if o.route_churn > 0 => Some(churn(n.api(), o.route_churn, std::sync::Arc::clone(&stop))),
+        _ => None,
+    };
     let generator = in_namespace(pod.ns.name(), move || crate::gen::generate(&gen));
     let sent = generator.join().map_err(|_| anyhow::anyhow!("generator panicked"))??;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(c) = churner {
+        let updates = c.join().map_err(|_| anyhow::anyhow!("route churn panicked"))?;
+        tracing::info!(updates, "route updates during the run");
+    }
     // Busy time per packet of the forwarding core, where there is one to ask.
     let mut busy_ns_per_packet = None;
     if let Some(f) = forwarder {
@@ -324,6 +374,12 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<()> {
         "== vrouter bench: AF_XDP generator -> device -> counting XDP sink, {} s per case, offered {offered}",
         o.seconds
     );
+    if o.route_churn > 0 {
+        println!(
+            "   with {} route updates per second on the vrouters during the runs",
+            o.route_churn
+        );
+    }
     println!(
         "{:<20} {:>7} {:>6} {:>12} {:>12} {:>7} {:>10} {:>10} {:>12}",
         "device", "flows", "size", "offered pps", "received pps", "loss %", "vs kernel", "vs limit", "busy ns/pkt"
