@@ -45,6 +45,13 @@ impl FabricLan {
         Ok(Self { ns })
     }
 
+    /// Puts `ifname` (already in the LAN's namespace) on the bridge, up.
+    fn enslave(&self, ifname: &str) -> anyhow::Result<()> {
+        self.ns.ip(&["link", "set", ifname, "master", "br0"])?;
+        self.ns.ip(&["link", "set", ifname, "up"])?;
+        Ok(())
+    }
+
     /// Adds a plain host (no vrouter) with fabric address 198.18.0.`last`.
     pub fn add_host(&self, last: u8) -> anyhow::Result<Netns> {
         let host = Netns::create("host")?;
@@ -61,8 +68,7 @@ impl FabricLan {
             "netns",
             self.ns.name(),
         ])?;
-        self.ns.ip(&["link", "set", &far, "master", "br0"])?;
-        self.ns.ip(&["link", "set", &far, "up"])?;
+        self.enslave(&far)?;
         host.ip(&["addr", "add", &format!("198.18.0.{last}/24"), "dev", "eth0"])?;
         host.ip(&["link", "set", "eth0", "up"])?;
         Ok(host)
@@ -136,24 +142,7 @@ impl LabNode {
         };
         std::fs::create_dir_all(&node.dir)?;
         let q = node.options.workers.max(1).to_string();
-        node.ns.ip(&[
-            "link",
-            "add",
-            FABRIC_IF,
-            "numtxqueues",
-            &q,
-            "numrxqueues",
-            &q,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "fab0p",
-            "numtxqueues",
-            &q,
-            "numrxqueues",
-            &q,
-        ])?;
+        add_veth(&node.ns, FABRIC_IF, "fab0p", &q, &[])?;
         node.ns.ip(&[
             "addr",
             "add",
@@ -172,9 +161,7 @@ impl LabNode {
         let far = format!("fab{}", self.options.fabric_ip.octets()[3]);
         self.ns.ip(&["link", "set", "fab0p", "name", &far])?;
         self.ns.ip(&["link", "set", &far, "netns", lan.ns.name()])?;
-        lan.ns.ip(&["link", "set", &far, "master", "br0"])?;
-        lan.ns.ip(&["link", "set", &far, "up"])?;
-        Ok(())
+        lan.enslave(&far)
     }
 
     /// This node's fabric address.
@@ -319,28 +306,13 @@ impl LabNode {
         };
         let q = self.options.workers.max(1).to_string();
         let mac_text = mac.to_string();
-        self.ns.ip(&[
-            "link",
-            "add",
+        add_veth(
+            &self.ns,
             &host_if,
-            "numtxqueues",
-            &q,
-            "numrxqueues",
-            &q,
-            "type",
-            "veth",
-            "peer",
-            "name",
             "eth0",
-            "numtxqueues",
             &q,
-            "numrxqueues",
-            &q,
-            "address",
-            &mac_text,
-            "netns",
-            pod.ns.name(),
-        ])?;
+            &["address", &mac_text, "netns", pod.ns.name()],
+        )?;
         // The host end belongs to the vrouter: no kernel IPv6 chatter from it.
         self.ns
             .exec("sysctl", &["-qw", &format!("net.ipv6.conf.{host_if}.disable_ipv6=1")])?;
@@ -386,6 +358,26 @@ impl LabNode {
             .filter(|i| self.ns.has_xdp_program(i))
             .collect()
     }
+}
+
+/// Creates veth `name` in `ns` with peer `peer`, both with `queues` queues (one per
+/// forwarding worker); `peer_extra` are further `ip link` words for the peer.
+fn add_veth(ns: &Netns, name: &str, peer: &str, queues: &str, peer_extra: &[&str]) -> anyhow::Result<()> {
+    let mut args = vec![
+        "link",
+        "add",
+        name,
+        "numtxqueues",
+        queues,
+        "numrxqueues",
+        queues,
+        "type",
+        "veth",
+    ];
+    args.extend(["peer", "name", peer, "numtxqueues", queues, "numrxqueues", queues]);
+    args.extend_from_slice(peer_extra);
+    ns.ip(&args)?;
+    Ok(())
 }
 
 impl Drop for LabNode {

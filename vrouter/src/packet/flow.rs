@@ -91,19 +91,21 @@ pub(super) fn l4_ports(d: &[u8], l4: usize, proto: u8, later_fragment: bool) -> 
     }
 }
 
-/// Decides a routed packet through the flow table (see the module doc).
+/// Decides a routed packet through the flow table (see the module doc); `hash` is
+/// `key.hash()`, computed once by the caller, who needs it again for tunnel entropy.
 pub(super) fn decide(
     snap: &Snapshot,
     flows: &Flows,
     iface: &Interface,
     key: &FlowKey,
+    hash: u64,
     bytes: u32,
     tcp_flags: u8,
 ) -> Decision {
     let table = &flows.table;
     let generation = snap.generation as u32;
     let tracked = tcp_flags & (TCP_FIN | TCP_SYN | TCP_RST);
-    if let Some(f) = table.lookup(key, key.hash()) {
+    if let Some(f) = table.lookup(key, hash) {
         table.touch(f.index, bytes);
         if tracked != 0 {
             table.mark_tcp_flags(f.index, tracked);

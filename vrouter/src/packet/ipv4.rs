@@ -47,7 +47,8 @@ pub(super) fn handle(
     let (sport, dport, tcp_flags) = flow::l4_ports(d, ETH_LEN + ihl, proto, later_fragment);
     let src = Ipv4Addr::new(d[26], d[27], d[28], d[29]);
     let key = FlowKey::v4(iface.vrf as u16, src, dst, proto, sport, dport);
-    match flow::decide(snap, &ctx.flows, iface, &key, total as u32, tcp_flags) {
+    let hash = key.hash();
+    match flow::decide(snap, &ctx.flows, iface, &key, hash, total as u32, tcp_flags) {
         Decision::Forward(nh) => {
             let Some(out) = tunnel::Egress::of(snap.nexthops.get(nh as usize)) else {
                 return Verdict::Drop(DropReason::NoRoute);
@@ -67,7 +68,7 @@ pub(super) fn handle(
                     write_eth(pkt.data_mut(), dst_mac, snap.router_mac.0, ETHERTYPE_IPV4);
                     Verdict::Transmit(vif)
                 }
-                tunnel::Egress::Remote(t) => tunnel::encapsulate(snap, iface, pkt, ctx, t, key.hash()),
+                tunnel::Egress::Remote(t) => tunnel::encapsulate(snap, iface, pkt, ctx, t, hash),
             }
         }
         Decision::Local => local(snap, iface, pkt, ihl),

@@ -70,11 +70,13 @@ pub(super) fn handle(
     let (sport, dport, tcp_flags) = flow::l4_ports(d, L4, next_header, false);
     let src = Ipv6Addr::from(addr(d, ETH_LEN + 8));
     let key = FlowKey::v6(iface.vrf as u16, src, dst, next_header, sport, dport);
+    let hash = key.hash();
     match flow::decide(
         snap,
         &ctx.flows,
         iface,
         &key,
+        hash,
         (L4 + payload - ETH_LEN) as u32,
         tcp_flags,
     ) {
@@ -91,7 +93,7 @@ pub(super) fn handle(
                     write_eth(pkt.data_mut(), dst_mac, snap.router_mac.0, ETHERTYPE_IPV6);
                     Verdict::Transmit(vif)
                 }
-                tunnel::Egress::Remote(t) => tunnel::encapsulate(snap, iface, pkt, ctx, t, key.hash()),
+                tunnel::Egress::Remote(t) => tunnel::encapsulate(snap, iface, pkt, ctx, t, hash),
             }
         }
         Decision::Local => echo(snap, iface, pkt),
