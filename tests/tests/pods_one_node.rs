@@ -46,6 +46,11 @@ fn same_vrf_reach_and_other_vrf_isolated(mode: XdpMode) {
         red1.counters.rx_packets > 5000 && red1.counters.tx_packets > 1000,
         "{red1:?}"
     );
+    // The drop is counted per port and per worker, by reason.
+    let by_reason = |list: &[(String, u64)]| list.iter().find(|(r, _)| r == "other_vrf").map_or(0, |(_, n)| *n);
+    assert!(by_reason(&red1.counters.drops_by_reason) >= 2, "{red1:?}");
+    let status: vrouter::api::StatusView = n.api().call(&vrouter::api::Request::Status).unwrap();
+    assert!(by_reason(&status.workers[0].drops_by_reason) >= 3, "{status:?}");
 }
 
 #[test]

@@ -292,6 +292,11 @@ impl Control {
                     drops: w.drops.iter().map(|d| d.get()).sum(),
                     busy_ns: w.busy_ns.get(),
                     idle_ns: w.idle_ns.get(),
+                    drops_by_reason: DropReason::ALL
+                        .iter()
+                        .map(|r| (r.label().to_string(), w.drops[r.index()].get()))
+                        .filter(|(_, n)| *n > 0)
+                        .collect(),
                 })
                 .collect(),
         }

@@ -35,6 +35,8 @@ impl Counter {
 /// Per-interface counters of one worker.
 #[derive(Debug, Default)]
 pub struct VifCounters {
+    /// Frames received here and dropped, by reason ([`DropReason::index`]).
+    pub drop_reasons: [Counter; DropReason::COUNT],
     /// Frames received.
     pub rx_packets: Counter,
     /// Bytes received.
@@ -144,6 +146,7 @@ impl WorkerStats {
         self.drops[reason.index()].add(1);
         if let Some(v) = self.vifs.get(vif as usize) {
             v.drops.add(1);
+            v.drop_reasons[reason.index()].add(1);
         }
     }
 }
@@ -169,6 +172,9 @@ pub struct VifTotals {
     pub kernel_rx_ring_full: u64,
     /// Kernel fill ring empty events.
     pub kernel_fill_ring_empty: u64,
+    /// Drops of frames received here, by reason (only reasons that occurred).
+    #[serde(default)]
+    pub drops_by_reason: Vec<(String, u64)>,
 }
 
 impl VifTotals {
@@ -189,6 +195,20 @@ impl VifTotals {
             t.kernel_rx_ring_full += c.kernel_rx_ring_full.get();
             t.kernel_fill_ring_empty += c.kernel_fill_ring_empty.get();
         }
+        t.drops_by_reason = DropReason::ALL
+            .iter()
+            .map(|r| {
+                (
+                    r.label().to_string(),
+                    workers
+                        .iter()
+                        .filter_map(|w| w.vifs.get(vif as usize))
+                        .map(|c| c.drop_reasons[r.index()].get())
+                        .sum::<u64>(),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
         t
     }
 }

@@ -437,7 +437,10 @@ impl Worker {
                 &c.tx_bytes,
                 &c.drops,
                 &c.tx_ring_full,
-            ] {
+            ]
+            .into_iter()
+            .chain(c.drop_reasons.iter())
+            {
                 counter.set(0);
             }
         }

@@ -284,6 +284,9 @@ pub struct WorkerView {
     pub busy_ns: u64,
     /// Nanoseconds spent in loop iterations that found none.
     pub idle_ns: u64,
+    /// Drops by reason on this worker (only reasons that occurred).
+    #[serde(default)]
+    pub drops_by_reason: Vec<(String, u64)>,
 }
 
 impl WorkerView {

@@ -42,6 +42,15 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                         i.counters.tx_packets,
                         i.counters.drops
                     );
+                    if !i.counters.drops_by_reason.is_empty() {
+                        let reasons: Vec<String> = i
+                            .counters
+                            .drops_by_reason
+                            .iter()
+                            .map(|(r, n)| format!("{r} {n}"))
+                            .collect();
+                        println!("{:<5} {:<15} drops: {}", "", "", reasons.join(", "));
+                    }
                     if let Some(v6) = i.ipv6 {
                         println!("{:<5} {:<15} ipv6 {v6} gateway6 {}", "", "", opt(&i.gateway6));
                     }
@@ -302,6 +311,10 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                         busy,
                         w.busy_ns_per_packet()
                     );
+                    if !w.drops_by_reason.is_empty() {
+                        let reasons: Vec<String> = w.drops_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                        println!("{:>6} drops: {}", "", reasons.join(", "));
+                    }
                 }
             })
         }
