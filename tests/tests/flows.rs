@@ -27,16 +27,16 @@ fn hundred_thousand_flows_set_up_without_setup_drops() {
     // ports 1024-61023, then the next source address. The kernel may lose a few before
     // the vrouter (copy-mode AF_XDP on veth), so at least 100K flows must result.
     let options = vrouter::gen::GenOptions {
-        interface: "eth0".into(),
-        src_mac: a.mac,
-        dst_mac: "00:00:5e:00:01:00".parse().unwrap(),
-        src_ip: a.ipv4,
-        dst_ip: b.ipv4,
         flows: 110_000,
-        size: 64,
         rate: 50_000,
         count: 110_000,
         seconds: 20.0,
+        ..vrouter::gen::GenOptions::udp(
+            "eth0",
+            (a.mac, "00:00:5e:00:01:00".parse().unwrap()),
+            a.ipv4.into(),
+            b.ipv4.into(),
+        )
     };
     let pod_ns = a.ns.name().to_string();
     let sent = std::thread::spawn(move || {

@@ -3,7 +3,7 @@
 
 use system_tests::{require_root, serial};
 use vrouter::config::XdpMode;
-use vrouter::gen::GenOptions;
+use vrouter::gen::{FrameSize, GenOptions};
 use vrouter::lab::netns::{enter_by_name, Netns};
 
 #[test]
@@ -41,16 +41,20 @@ fn generator_and_counting_sink_agree_over_a_veth_pair() {
     let sent = std::thread::spawn(move || {
         enter_by_name(&tx_name).unwrap();
         vrouter::gen::generate(&GenOptions {
-            interface: "eth0".into(),
-            src_mac: "02:00:00:00:00:01".parse().unwrap(),
-            dst_mac: "02:00:00:00:00:02".parse().unwrap(),
-            src_ip: "198.18.1.2".parse().unwrap(),
-            dst_ip: "198.18.2.2".parse().unwrap(),
             flows: 1000,
-            size: 128,
+            size: FrameSize::Fixed(128),
             rate: 50_000,
             count: 20_000,
             seconds: 10.0,
+            ..GenOptions::udp(
+                "eth0",
+                (
+                    "02:00:00:00:00:01".parse().unwrap(),
+                    "02:00:00:00:00:02".parse().unwrap(),
+                ),
+                "198.18.1.2".parse().unwrap(),
+                "198.18.2.2".parse().unwrap(),
+            )
         })
     })
     .join()

@@ -8,6 +8,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -73,8 +74,18 @@ int vrouter_count_drop(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
 		return XDP_DROP;
-	if (eth->h_proto == bpf_htons(ETH_P_ARP) || eth->h_proto == bpf_htons(ETH_P_IPV6))
+	if (eth->h_proto == bpf_htons(ETH_P_ARP))
 		return XDP_PASS;
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		// Neighbour discovery (ICMPv6 types 133-137 right after the fixed header)
+		// passes; every other IPv6 packet is traffic to count.
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		__u8 *icmp_type = (void *)(ip6 + 1);
+		if ((void *)(icmp_type + 1) > end)
+			return XDP_DROP;
+		if (ip6->nexthdr == IPPROTO_ICMPV6 && *icmp_type >= 133 && *icmp_type <= 137)
+			return XDP_PASS;
+	}
 	__u32 key = 0;
 	__u64 *packets = bpf_map_lookup_elem(&sink_counts, &key);
 	key = 1;

@@ -290,8 +290,10 @@ impl Control {
                     rx_packets: w.vifs.iter().map(|v| v.rx_packets.get()).sum(),
                     tx_packets: w.vifs.iter().map(|v| v.tx_packets.get()).sum(),
                     drops: w.drops.iter().map(|d| d.get()).sum(),
-                    busy_ns: w.busy_ns.get(),
-                    idle_ns: w.idle_ns.get(),
+                    busy_cycles: w.busy_cycles.get(),
+                    idle_cycles: w.idle_cycles.get(),
+                    busy_ns: crate::cycles::to_ns(w.busy_cycles.get()),
+                    idle_ns: crate::cycles::to_ns(w.idle_cycles.get()),
                     drops_by_reason: DropReason::ALL
                         .iter()
                         .map(|r| (r.label().to_string(), w.drops[r.index()].get()))

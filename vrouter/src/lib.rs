@@ -13,6 +13,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod cycles;
 pub mod datapath;
 pub mod flows;
 pub mod gen;

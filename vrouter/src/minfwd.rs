@@ -17,8 +17,8 @@ use xdpilone::xdp::XdpDesc;
 pub struct Forwarded {
     /// Frames forwarded.
     pub packets: u64,
-    /// Nanoseconds spent in loop iterations that found packets (as the vrouter counts).
-    pub busy_ns: u64,
+    /// Cycles spent in loop iterations that found packets (as the vrouter counts).
+    pub busy_cycles: u64,
 }
 
 /// Forwards from `input` to `output` until `stop`, rewriting destination and source
@@ -40,9 +40,9 @@ pub fn forward(
     steer.register(0, inp.raw_fd())?;
     let mut rx: Vec<XdpDesc> = Vec::with_capacity(64);
     let mut forwarded = 0u64;
-    let mut busy_ns = 0u64;
+    let mut busy_cycles = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let started = std::time::Instant::now();
+        let started = crate::cycles::now();
         inp.refill(&mut pool, 2048);
         rx.clear();
         inp.receive(&mut pool, 64, &mut rx);
@@ -65,12 +65,12 @@ pub fn forward(
         if rx.is_empty() {
             std::hint::spin_loop();
         } else {
-            busy_ns += started.elapsed().as_nanos() as u64;
+            busy_cycles += crate::cycles::now().saturating_sub(started);
         }
     }
     drop(steer);
     Ok(Forwarded {
         packets: forwarded,
-        busy_ns,
+        busy_cycles,
     })
 }

@@ -90,10 +90,10 @@ pub struct WorkerStats {
     pub busy_loops: Counter,
     /// Loop iterations that found none.
     pub idle_loops: Counter,
-    /// Nanoseconds spent in iterations that found packets.
-    pub busy_ns: Counter,
-    /// Nanoseconds spent in iterations that found none (spinning or asleep in poll).
-    pub idle_ns: Counter,
+    /// Cycles ([`crate::cycles`]) spent in iterations that found packets.
+    pub busy_cycles: Counter,
+    /// Cycles spent in iterations that found none (spinning or asleep in poll).
+    pub idle_cycles: Counter,
     /// Per remote node, open addressing by address (only the owning worker inserts).
     pub tunnels: Vec<TunnelCounters>,
 }
@@ -134,8 +134,8 @@ impl WorkerStats {
             icmp_errors_suppressed: Counter::default(),
             busy_loops: Counter::default(),
             idle_loops: Counter::default(),
-            busy_ns: Counter::default(),
-            idle_ns: Counter::default(),
+            busy_cycles: Counter::default(),
+            idle_cycles: Counter::default(),
             tunnels: (0..TUNNEL_SLOTS).map(|_| TunnelCounters::default()).collect(),
         }
     }

@@ -280,6 +280,10 @@ pub struct WorkerView {
     pub tx_packets: u64,
     /// Frames dropped, all reasons.
     pub drops: u64,
+    /// Cycles (TSC ticks) spent in loop iterations that found packets.
+    pub busy_cycles: u64,
+    /// Cycles spent in loop iterations that found none.
+    pub idle_cycles: u64,
     /// Nanoseconds spent in loop iterations that found packets.
     pub busy_ns: u64,
     /// Nanoseconds spent in loop iterations that found none.
@@ -293,5 +297,11 @@ impl WorkerView {
     /// Busy nanoseconds per received packet (what the worker costs per packet).
     pub fn busy_ns_per_packet(&self) -> f64 {
         self.busy_ns as f64 / self.rx_packets.max(1) as f64
+    }
+
+    /// Busy cycles per received packet (Open vSwitch's "avg processing cycles per
+    /// packet").
+    pub fn busy_cycles_per_packet(&self) -> f64 {
+        self.busy_cycles as f64 / self.rx_packets.max(1) as f64
     }
 }

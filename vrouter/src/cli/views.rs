@@ -286,7 +286,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 println!("interfaces        {}", s.interfaces);
                 println!("vrfs              {}", s.vrfs);
                 println!(
-                    "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12} {:>10} {:>8} {:>12}",
+                    "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12} {:>10} {:>8} {:>12} {:>13}",
                     "worker",
                     "core",
                     "busy_loops",
@@ -295,12 +295,13 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     "tx_pkts",
                     "drops",
                     "busy %",
-                    "busy ns/pkt"
+                    "busy ns/pkt",
+                    "busy cyc/pkt"
                 );
                 for w in &s.workers {
                     let busy = 100.0 * w.busy_ns as f64 / (w.busy_ns + w.idle_ns).max(1) as f64;
                     println!(
-                        "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12} {:>10} {:>8.1} {:>12.0}",
+                        "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12} {:>10} {:>8.1} {:>12.0} {:>13.0}",
                         w.index,
                         w.core,
                         w.busy_loops,
@@ -309,7 +310,8 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                         w.tx_packets,
                         w.drops,
                         busy,
-                        w.busy_ns_per_packet()
+                        w.busy_ns_per_packet(),
+                        w.busy_cycles_per_packet()
                     );
                     if !w.drops_by_reason.is_empty() {
                         let reasons: Vec<String> = w.drops_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();

@@ -1,0 +1,75 @@
+//! `vrouter bench` measures every device of the comparison in one run and prints a
+//! row per device with what the sink received and the forwarding core's cycles.
+
+use system_tests::{require_root, serial};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
+
+/// The numbers after the device name on its row of the throughput table.
+fn row<'a>(out: &'a str, device: &str) -> Vec<&'a str> {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(device))
+        .unwrap_or_else(|| panic!("no row for {device} in:\n{out}"));
+    line[device.len()..].split_whitespace().collect()
+}
+
+#[test]
+fn bench_measures_vrouter_kernel_open_vswitch_and_the_limit_in_one_run() {
+    let _machine = serial();
+    require_root();
+    let out = std::process::Command::new(BIN)
+        .args([
+            "bench",
+            "--devices",
+            "vrouter-mplsoudp,kernel,ovs,minimal",
+            "--traffic",
+            "udp6",
+            "--flows",
+            "100",
+            "--sizes",
+            "imix",
+            "--ecmp",
+            "2",
+            "--seconds",
+            "1",
+            "--latency-rate",
+            "20000",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("failed:"), "{text}");
+    for device in [
+        "vrouter MPLSoUDP",
+        "kernel VXLAN",
+        "OVS AF_XDP VXLAN",
+        "minimal AF_XDP fwd",
+    ] {
+        let r = row(&text, device);
+        // proto flows size ecmp offered received loss% /kernel /ovs /limit cyc/pkt
+        assert_eq!(&r[0..4], ["udp6", "100", "imix", "2"], "{text}");
+        let received: f64 = r[5].parse().unwrap();
+        assert!(received > 1000.0, "{device} delivered {received} pps:\n{text}");
+        if device != "kernel VXLAN" {
+            let cycles: f64 = r[10].parse().unwrap_or_else(|_| panic!("{device} cycles:\n{text}"));
+            assert!(cycles > 100.0, "{device}: {cycles} cycles per packet:\n{text}");
+        }
+    }
+    // The ratios are against the peers measured in the same run.
+    assert_eq!(row(&text, "kernel VXLAN")[7], "1.00x", "{text}");
+    assert_eq!(row(&text, "OVS AF_XDP VXLAN")[8], "1.00x", "{text}");
+    assert_eq!(row(&text, "minimal AF_XDP fwd")[9], "1.00x", "{text}");
+    let latency = &text[text.find("one-way latency").expect("latency table")..];
+    for device in [
+        "vrouter MPLSoUDP",
+        "kernel VXLAN",
+        "OVS AF_XDP VXLAN",
+        "minimal AF_XDP fwd",
+    ] {
+        let r = row(latency, device);
+        let packets: u64 = r[0].parse().unwrap();
+        assert!(packets > 10_000, "{device}: {packets} latency samples:\n{text}");
+    }
+}
