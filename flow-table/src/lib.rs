@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 
 mod key;
+mod memory;
 #[allow(unsafe_code)]
 mod prefetch;
 mod sync;

@@ -166,11 +166,11 @@ impl FlowTable {
             .next_power_of_two()
             .max(2);
         Self {
-            buckets: (0..buckets)
-                .map(|_| Bucket(std::array::from_fn(|_| AtomicU64::new(0))))
-                .collect(),
-            entries: (0..capacity).map(|_| Entry::new()).collect(),
-            stats: (0..capacity).map(|_| EntryStats::default()).collect(),
+            buckets: crate::memory::boxed_slice(buckets as usize, || {
+                Bucket(std::array::from_fn(|_| AtomicU64::new(0)))
+            }),
+            entries: crate::memory::boxed_slice(capacity as usize, Entry::new),
+            stats: crate::memory::boxed_slice(capacity as usize, EntryStats::default),
             bucket_mask: buckets - 1,
             free_head: AtomicU64::new(0),
             high_water: AtomicU32::new(0),
@@ -202,13 +202,13 @@ impl FlowTable {
         [b1 as usize, b2 as usize]
     }
 
-    /// Hints the CPU to load the buckets of `hash` (batched lookups hash first,
-    /// prefetch, then probe).
+    /// Hints the CPU to load the home bucket of `hash` (batched lookups hash first,
+    /// prefetch, then probe). Only the home bucket: inserts fill it first, so at the
+    /// table's load factor nearly every key is found there, and a second prefetch
+    /// per packet would spend a memory transfer that is almost never used.
     #[inline]
     pub fn prefetch(&self, hash: u64) {
-        for b in self.buckets_of(hash) {
-            crate::prefetch::read(&self.buckets[b]);
-        }
+        crate::prefetch::read(&self.buckets[self.buckets_of(hash)[0]]);
     }
 
     /// Second prefetch stage: with the key's home bucket already in cache, hints the
@@ -411,8 +411,14 @@ impl FlowTable {
     #[inline]
     pub fn touch(&self, index: u32, bytes: u32) {
         if let (Some(e), Some(st)) = (self.entries.get(index as usize), self.stats.get(index as usize)) {
-            st.packets.fetch_add(1, Ordering::Relaxed);
-            st.bytes.fetch_add(u64::from(bytes), Ordering::Relaxed);
+            // Plain loads and stores, not locked read-modify-writes: one direction of
+            // a flow arrives on one queue (RSS keeps a flow on a queue), so one worker
+            // counts it, and a locked instruction per counter would stall the batch's
+            // outstanding cache misses on every packet.
+            st.packets
+                .store(st.packets.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            st.bytes
+                .store(st.bytes.load(Ordering::Relaxed) + u64::from(bytes), Ordering::Relaxed);
             let now = self.now();
             if e.last_seen.load(Ordering::Relaxed) != now {
                 e.last_seen.store(now, Ordering::Relaxed);
