@@ -2,7 +2,7 @@
 //! Debian's xdp-trafficgen are not available on these machines), and the sinks that
 //! go with it.
 //!
-//! The generator writes frames from templates ([`frames`]) into UMEM frames: UDP or
+//! The generator writes frames from templates ([`Template`]) into UMEM frames: UDP or
 //! TCP SYN, IPv4 or IPv6, a fixed size or IMIX, varying the source port (and the
 //! source address beyond 60K flows) to make `flows` distinct flows, at a target rate
 //! or flat out, for a count or a duration. Every frame carries its send time, which

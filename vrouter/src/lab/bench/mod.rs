@@ -5,7 +5,7 @@
 //! Devices: this vrouter (MPLSoUDP, VXLAN), the Linux kernel (routing into `vxlan`),
 //! Open vSwitch's userspace datapath with AF_XDP ports and VXLAN, and a minimal AF_XDP
 //! forwarder (copy and MAC rewrite: the ceiling). Each case builds the device afresh
-//! ([`devices::Dut`]), warms its flows up, then measures flat out (or at `--rate`);
+//! (`devices::Dut`), warms its flows up, then measures flat out (or at `--rate`);
 //! `--zero-loss` adds an RFC 2544 style binary search for the highest rate without
 //! loss, and a latency run measures one-way delay at a fixed rate.
 
