@@ -57,8 +57,7 @@ int vrouter_fabric(struct xdp_md *ctx)
 char _license[] SEC("license") = "GPL";
 
 // Benchmark sink: counts packets and bytes per CPU and drops them, so that measuring
-// costs no busy-polling core. ARP and IPv6 neighbour discovery pass, so the sink's
-// address stays resolvable.
+// costs no busy-polling core. Only UDP, TCP and GRE count (see below).
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 2);
@@ -74,18 +73,25 @@ int vrouter_count_drop(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
 		return XDP_DROP;
-	if (eth->h_proto == bpf_htons(ETH_P_ARP))
-		return XDP_PASS;
-	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		// Neighbour discovery (ICMPv6 types 133-137 right after the fixed header)
-		// passes; every other IPv6 packet is traffic to count.
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
-		__u8 *icmp_type = (void *)(ip6 + 1);
-		if ((void *)(icmp_type + 1) > end)
-			return XDP_DROP;
-		if (ip6->nexthdr == IPPROTO_ICMPV6 && *icmp_type >= 133 && *icmp_type <= 137)
+	// Count what generators and tunnels send (UDP, TCP, GRE over IPv4 or IPv6); the
+	// hosts' own chatter (ARP, neighbour discovery, MLD, IGMP) passes, so that the
+	// sink stays resolvable and the count stays exact.
+	__u8 proto;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end)
 			return XDP_PASS;
+		proto = ip->protocol;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end)
+			return XDP_PASS;
+		proto = ip6->nexthdr;
+	} else {
+		return XDP_PASS;
 	}
+	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP && proto != IPPROTO_GRE)
+		return XDP_PASS;
 	__u32 key = 0;
 	__u64 *packets = bpf_map_lookup_elem(&sink_counts, &key);
 	key = 1;
