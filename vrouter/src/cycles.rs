@@ -6,7 +6,6 @@
 //! [`cycles_per_second`] says 1e9, so that conversions stay right either way.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 /// The shared clock (calibrated once per process).
 fn clock() -> &'static quanta::Clock {
@@ -20,23 +19,16 @@ pub fn now() -> u64 {
     clock().raw()
 }
 
-/// How many counter ticks make a second, measured once against the OS clock over
-/// 20 ms.
+/// How many counter ticks make a second, from quanta's calibration of the counter
+/// against the OS clock (done once per process, robust to preemption).
 pub fn cycles_per_second() -> f64 {
-    static HZ: OnceLock<f64> = OnceLock::new();
-    *HZ.get_or_init(|| {
-        let (wall, ticks) = (Instant::now(), now());
-        while wall.elapsed() < Duration::from_millis(20) {
-            std::hint::spin_loop();
-        }
-        let (elapsed, ticks) = (wall.elapsed().as_secs_f64(), now().wrapping_sub(ticks));
-        ticks as f64 / elapsed.max(1e-9)
-    })
+    const TICKS: u64 = 1 << 40;
+    TICKS as f64 * 1e9 / clock().delta_as_nanos(0, TICKS).max(1) as f64
 }
 
 /// Converts counter ticks to nanoseconds.
 pub fn to_ns(cycles: u64) -> u64 {
-    (cycles as f64 * 1e9 / cycles_per_second()) as u64
+    clock().delta_as_nanos(0, cycles)
 }
 
 #[cfg(test)]
@@ -45,13 +37,22 @@ mod tests {
     fn the_counter_advances_at_the_calibrated_rate() {
         let hz = super::cycles_per_second();
         assert!(hz > 1e8, "{hz} ticks per second is no CPU clock");
-        let (wall, start) = (std::time::Instant::now(), super::now());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let (ns, ticks) = (wall.elapsed().as_nanos() as f64, super::now() - start);
-        let measured = super::to_ns(ticks) as f64;
+        // Keep the closest of a few tries, so that a preemption between two reads
+        // cannot skew the comparison.
+        let best = (0..5)
+            .map(|_| {
+                let wall = std::time::Instant::now();
+                let start = super::now();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                let ticks = super::now() - start;
+                let ns = wall.elapsed().as_nanos() as f64;
+                (super::to_ns(ticks) as f64 - ns).abs() / ns
+            })
+            .fold(f64::MAX, f64::min);
         assert!(
-            (measured - ns).abs() / ns < 0.1,
-            "{measured} ns by the counter vs {ns} by the OS"
+            best < 0.05,
+            "the counter and the OS clock differ by {:.1} %",
+            best * 100.0
         );
     }
 }
