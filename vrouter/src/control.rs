@@ -279,6 +279,7 @@ impl Control {
             forwarding_cores: self.forwarding_cores.clone(),
             interfaces: snap.interfaces.iter().flatten().count(),
             vrfs: snap.vrfs.len(),
+            cycles_per_second: crate::cycles::cycles_per_second() as u64,
             workers: stats
                 .iter()
                 .enumerate()
@@ -292,8 +293,6 @@ impl Control {
                     drops: w.drops.iter().map(|d| d.get()).sum(),
                     busy_cycles: w.busy_cycles.get(),
                     idle_cycles: w.idle_cycles.get(),
-                    busy_ns: crate::cycles::to_ns(w.busy_cycles.get()),
-                    idle_ns: crate::cycles::to_ns(w.idle_cycles.get()),
                     drops_by_reason: DropReason::ALL
                         .iter()
                         .map(|r| (r.label().to_string(), w.drops[r.index()].get()))

@@ -26,11 +26,6 @@ pub fn cycles_per_second() -> f64 {
     TICKS as f64 * 1e9 / clock().delta_as_nanos(0, TICKS).max(1) as f64
 }
 
-/// Converts counter ticks to nanoseconds.
-pub fn to_ns(cycles: u64) -> u64 {
-    clock().delta_as_nanos(0, cycles)
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -46,7 +41,7 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 let ticks = super::now() - start;
                 let ns = wall.elapsed().as_nanos() as f64;
-                (super::to_ns(ticks) as f64 - ns).abs() / ns
+                (ticks as f64 * 1e9 / hz - ns).abs() / ns
             })
             .fold(f64::MAX, f64::min);
         assert!(

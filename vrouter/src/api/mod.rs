@@ -259,6 +259,9 @@ pub struct StatusView {
     pub interfaces: usize,
     /// VRFs (fabric included).
     pub vrfs: usize,
+    /// Ticks per second of the cycle counter the workers' busy and idle cycles are
+    /// counted in (the TSC frequency; 1e9 where the counter is a nanosecond clock).
+    pub cycles_per_second: u64,
     /// Per-worker counters.
     pub workers: Vec<WorkerView>,
 }
@@ -284,21 +287,12 @@ pub struct WorkerView {
     pub busy_cycles: u64,
     /// Cycles spent in loop iterations that found none.
     pub idle_cycles: u64,
-    /// Nanoseconds spent in loop iterations that found packets.
-    pub busy_ns: u64,
-    /// Nanoseconds spent in loop iterations that found none.
-    pub idle_ns: u64,
     /// Drops by reason on this worker (only reasons that occurred).
     #[serde(default)]
     pub drops_by_reason: Vec<(String, u64)>,
 }
 
 impl WorkerView {
-    /// Busy nanoseconds per received packet (what the worker costs per packet).
-    pub fn busy_ns_per_packet(&self) -> f64 {
-        self.busy_ns as f64 / self.rx_packets.max(1) as f64
-    }
-
     /// Busy cycles per received packet (Open vSwitch's "avg processing cycles per
     /// packet").
     pub fn busy_cycles_per_packet(&self) -> f64 {

@@ -299,7 +299,8 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     "busy cyc/pkt"
                 );
                 for w in &s.workers {
-                    let busy = 100.0 * w.busy_ns as f64 / (w.busy_ns + w.idle_ns).max(1) as f64;
+                    let busy = 100.0 * w.busy_cycles as f64 / (w.busy_cycles + w.idle_cycles).max(1) as f64;
+                    let ns_per_cycle = 1e9 / s.cycles_per_second.max(1) as f64;
                     println!(
                         "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12} {:>10} {:>8.1} {:>12.0} {:>13.0}",
                         w.index,
@@ -310,7 +311,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                         w.tx_packets,
                         w.drops,
                         busy,
-                        w.busy_ns_per_packet(),
+                        w.busy_cycles_per_packet() * ns_per_cycle,
                         w.busy_cycles_per_packet()
                     );
                     if !w.drops_by_reason.is_empty() {

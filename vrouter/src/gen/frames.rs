@@ -80,6 +80,7 @@ impl std::fmt::Display for FrameSize {
 pub struct Template {
     bytes: Vec<u8>,
     v6: bool,
+    proto: Proto,
     /// Source address offset and length.
     src: (usize, usize),
     /// Source port offset.
@@ -168,6 +169,7 @@ impl Template {
         Ok(Template {
             bytes: f,
             v6,
+            proto,
             src,
             sport: l4_at,
             l4_check,
@@ -205,7 +207,7 @@ impl Template {
         let varying = checksum::sum(&out[at..at + len], u32::from(port));
         let l4 = checksum::sum(&out[self.stamp..self.stamp + 8], varying + self.l4_base);
         let mut check = checksum::finish(l4);
-        if check == 0 && !self.is_tcp() {
+        if check == 0 && self.proto == Proto::Udp {
             check = 0xffff; // UDP sends a computed zero as all ones (RFC 768).
         }
         out[self.l4_check..self.l4_check + 2].copy_from_slice(&check.to_be_bytes());
@@ -213,10 +215,6 @@ impl Template {
             let ip = checksum::finish(checksum::sum(&out[at..at + len], self.ip_base));
             out[24..26].copy_from_slice(&ip.to_be_bytes());
         }
-    }
-
-    fn is_tcp(&self) -> bool {
-        self.l4_check - self.sport == 16
     }
 }
 
