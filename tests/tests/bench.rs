@@ -69,7 +69,9 @@ fn bench_measures_vrouter_kernel_open_vswitch_and_the_limit_in_one_run() {
         "minimal AF_XDP fwd",
     ] {
         let r = row(latency, device);
-        let packets: u64 = r[0].parse().unwrap();
+        // Latency is measured in every case, with the case's stream.
+        assert_eq!(&r[0..4], ["udp6", "100", "imix", "2"], "{text}");
+        let packets: u64 = r[4].parse().unwrap();
         assert!(packets > 10_000, "{device}: {packets} latency samples:\n{text}");
     }
 }

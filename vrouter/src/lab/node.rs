@@ -52,10 +52,15 @@ impl FabricLan {
         Ok(())
     }
 
+    /// The bridge port of the host [`FabricLan::add_host`] made with `last`.
+    pub fn host_port(last: u8) -> String {
+        format!("h{last}")
+    }
+
     /// Adds a plain host (no vrouter) with fabric address 198.18.0.`last`.
     pub fn add_host(&self, last: u8) -> anyhow::Result<Netns> {
         let host = Netns::create("host")?;
-        let far = format!("h{last}");
+        let far = Self::host_port(last);
         host.ip(&[
             "link",
             "add",
@@ -158,10 +163,15 @@ impl LabNode {
     /// Moves the fabric veth's far end into `lan` and onto its bridge, so this node
     /// reaches the other nodes there.
     pub fn join(&self, lan: &FabricLan) -> anyhow::Result<()> {
-        let far = format!("fab{}", self.options.fabric_ip.octets()[3]);
+        let far = self.lan_port();
         self.ns.ip(&["link", "set", "fab0p", "name", &far])?;
         self.ns.ip(&["link", "set", &far, "netns", lan.ns.name()])?;
         lan.enslave(&far)
+    }
+
+    /// The far end of this node's fabric veth, on the LAN's bridge.
+    pub fn lan_port(&self) -> String {
+        format!("fab{}", self.options.fabric_ip.octets()[3])
     }
 
     /// This node's fabric address.

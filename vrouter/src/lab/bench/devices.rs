@@ -26,9 +26,12 @@ const FABRIC_MTU: &str = "1600";
 const VNI: u32 = 100;
 const LABEL: u32 = 40;
 
+/// The sink host's fabric address ends in this (198.18.0.2).
+const SINK_HOST: u8 = 2;
+
 /// Tunnel endpoint of ECMP member `k` (the sink host answers on all of them).
 fn member_ip(k: u8) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 0, 2 + k)
+    Ipv4Addr::new(198, 18, 0, SINK_HOST + k)
 }
 
 /// A device built for a case. Fields drop in order: the switch before the node, the
@@ -62,7 +65,7 @@ impl Dut {
     /// Builds `device` for `case` and waits until its tunnels are resolved.
     pub fn build(device: Device, case: &Case) -> anyhow::Result<Dut> {
         let lan = FabricLan::new()?;
-        let sink_host = lan.add_host(2)?;
+        let sink_host = lan.add_host(SINK_HOST)?;
         for k in 1..case.ecmp {
             sink_host.ip(&["addr", "add", &format!("{}/24", member_ip(k)), "dev", "eth0"])?;
         }
@@ -82,22 +85,25 @@ impl Dut {
         // Room for a 1500-byte frame plus any tunnel header, as fabrics are set up, so
         // that IMIX's large frames cross without fragments.
         for (ns, ifname) in [
-            (&node.ns, FABRIC_IF),
-            (&lan.ns, "fab1"),
-            (&lan.ns, "h2"),
-            (&sink_host, "eth0"),
+            (&node.ns, FABRIC_IF.to_string()),
+            (&lan.ns, node.lan_port()),
+            (&lan.ns, FabricLan::host_port(SINK_HOST)),
+            (&sink_host, "eth0".to_string()),
         ] {
-            ns.ip(&["link", "set", "dev", ifname, "mtu", FABRIC_MTU])?;
+            ns.ip(&["link", "set", "dev", &ifname, "mtu", FABRIC_MTU])?;
         }
         let mut ovs = None;
         let dst_mac = match device {
-            Device::Vrouter(encap) => vrouter(&mut node, encap, case.ecmp)?,
+            Device::VrouterMplsoudp | Device::VrouterMplsogre | Device::VrouterVxlan => {
+                let encap = device.vrouter_encap().expect("a vrouter device");
+                vrouter(&mut node, encap, case.ecmp)?
+            }
             Device::Minimal => {
                 node.add_pod("red", 0, 1, false)?;
                 read_mac(&node.ns, &node.pods[0].host_if)?
             }
             Device::Kernel => kernel(&mut node, case.ecmp)?,
-            Device::OpenVswitch => {
+            Device::Ovs => {
                 let (switch, mac) = open_vswitch(&mut node, &sink_host, case.ecmp)?;
                 ovs = Some(switch);
                 mac
@@ -144,7 +150,7 @@ impl Dut {
                 .ns
                 .succeeds("ping", &["-c", "1", "-w", "3", "-W", "1", "-q", &ip]);
         }
-        if let Device::Vrouter(_) = self.device {
+        if self.device.vrouter_encap().is_some() {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 let nhs: Vec<crate::api::NextHopView> = self.node.api().call(&crate::api::Request::NextHops)?;

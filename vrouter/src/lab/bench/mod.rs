@@ -13,7 +13,7 @@ mod devices;
 mod ovs;
 mod trial;
 
-use crate::gen::{FrameSize, Proto};
+use crate::gen::{FrameSize, Latency, Proto};
 use devices::Dut;
 use nexthop::encap::Encap;
 use trial::{Trial, TrialSpec};
@@ -28,7 +28,7 @@ pub struct BenchOptions {
         value_delimiter = ',',
         default_value = "vrouter-mplsoudp,vrouter-vxlan,kernel,ovs,minimal"
     )]
-    pub devices: Vec<DeviceName>,
+    pub devices: Vec<Device>,
     /// Streams (comma separated): UDP or TCP SYN, IPv4 or IPv6.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "udp4")]
     pub traffic: Vec<Traffic>,
@@ -53,7 +53,7 @@ pub struct BenchOptions {
     /// Loss (percent) the zero-loss search accepts as none.
     #[arg(long, default_value_t = 0.0)]
     pub loss_tolerance: f64,
-    /// Offered rate of the latency run (64 B UDP, 1000 flows); 0 skips it.
+    /// Offered rate of the latency run measured in every case; 0 skips it.
     #[arg(long, default_value_t = 50_000)]
     pub latency_rate: u64,
     /// Route updates per second during the vrouter runs (an unrelated /32 added and
@@ -62,9 +62,9 @@ pub struct BenchOptions {
     pub route_churn: u32,
 }
 
-/// A device, as `--devices` names it.
+/// A device under test, as `--devices` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DeviceName {
+pub enum Device {
     /// This vrouter, MPLS over UDP between nodes.
     VrouterMplsoudp,
     /// This vrouter, MPLS over GRE.
@@ -75,45 +75,29 @@ pub enum DeviceName {
     Kernel,
     /// Open vSwitch, userspace datapath, AF_XDP ports, VXLAN.
     Ovs,
-    /// The minimal AF_XDP forwarder (the ceiling).
-    Minimal,
-}
-
-/// A device under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Device {
-    /// This vrouter with an encapsulation.
-    Vrouter(Encap),
-    /// The Linux kernel.
-    Kernel,
-    /// Open vSwitch with AF_XDP ports.
-    OpenVswitch,
     /// The minimal AF_XDP forwarder (copy and MAC rewrite): the ceiling of the path.
     Minimal,
-}
-
-impl From<DeviceName> for Device {
-    fn from(d: DeviceName) -> Device {
-        match d {
-            DeviceName::VrouterMplsoudp => Device::Vrouter(Encap::MplsOverUdp),
-            DeviceName::VrouterMplsogre => Device::Vrouter(Encap::MplsOverGre),
-            DeviceName::VrouterVxlan => Device::Vrouter(Encap::Vxlan),
-            DeviceName::Kernel => Device::Kernel,
-            DeviceName::Ovs => Device::OpenVswitch,
-            DeviceName::Minimal => Device::Minimal,
-        }
-    }
 }
 
 impl Device {
     fn name(self) -> &'static str {
         match self {
-            Device::Vrouter(Encap::MplsOverUdp) => "vrouter MPLSoUDP",
-            Device::Vrouter(Encap::MplsOverGre) => "vrouter MPLSoGRE",
-            Device::Vrouter(Encap::Vxlan) => "vrouter VXLAN",
+            Device::VrouterMplsoudp => "vrouter MPLSoUDP",
+            Device::VrouterMplsogre => "vrouter MPLSoGRE",
+            Device::VrouterVxlan => "vrouter VXLAN",
             Device::Kernel => "kernel VXLAN",
-            Device::OpenVswitch => "OVS AF_XDP VXLAN",
+            Device::Ovs => "OVS AF_XDP VXLAN",
             Device::Minimal => "minimal AF_XDP fwd",
+        }
+    }
+
+    /// The encapsulation, when the device is this vrouter.
+    pub fn vrouter_encap(self) -> Option<Encap> {
+        match self {
+            Device::VrouterMplsoudp => Some(Encap::MplsOverUdp),
+            Device::VrouterMplsogre => Some(Encap::MplsOverGre),
+            Device::VrouterVxlan => Some(Encap::Vxlan),
+            Device::Kernel | Device::Ovs | Device::Minimal => None,
         }
     }
 }
@@ -171,6 +155,7 @@ struct Outcome {
     device: Device,
     trial: Trial,
     zero_loss_pps: Option<f64>,
+    latency: Option<Latency>,
 }
 
 fn check(o: &BenchOptions) -> anyhow::Result<()> {
@@ -185,8 +170,8 @@ fn check(o: &BenchOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Measures `device` in `case`: warm-up, the main trial, and the zero-loss search if
-/// asked.
+/// Measures `device` in `case`: warm-up, the main trial, the zero-loss search and the
+/// latency run if asked.
 fn measure(device: Device, case: &Case, o: &BenchOptions) -> anyhow::Result<Outcome> {
     let dut = Dut::build(device, case)?;
     let spec = |rate: u64| TrialSpec {
@@ -207,10 +192,16 @@ fn measure(device: Device, case: &Case, o: &BenchOptions) -> anyhow::Result<Outc
     } else {
         None
     };
+    let latency = if o.latency_rate > 0 {
+        Some(trial::latency(&dut, case, o.latency_rate, o.seconds)?)
+    } else {
+        None
+    };
     Ok(Outcome {
         device,
         trial: main,
         zero_loss_pps,
+        latency,
     })
 }
 
@@ -224,7 +215,6 @@ fn ratio(x: f64, base: Option<f64>) -> String {
 /// Runs every case for every device and prints the table.
 pub fn run(o: &BenchOptions) -> anyhow::Result<()> {
     check(o)?;
-    let devices: Vec<Device> = o.devices.iter().map(|&d| d.into()).collect();
     let offered = if o.rate == 0 {
         "flat out".to_string()
     } else {
@@ -262,6 +252,7 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<()> {
         "cyc/pkt",
         zl
     );
+    let mut latencies = Vec::new();
     for &traffic in &o.traffic {
         for &size in &o.sizes {
             for &flows in &o.flows {
@@ -273,26 +264,27 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<()> {
                         ecmp,
                     };
                     let mut results = Vec::new();
-                    for &d in &devices {
+                    for &d in &o.devices {
                         match measure(d, &case, o) {
                             Ok(r) => results.push(r),
                             Err(e) => println!("{:<19} failed: {e:#}", d.name()),
                         }
                     }
                     print_case(&case, &results);
+                    latencies.extend(results.iter().filter_map(|r| r.latency.map(|l| (case, r.device, l))));
                 }
             }
         }
     }
     if o.latency_rate > 0 {
-        latency_table(&devices, o)?;
+        print_latencies(o.latency_rate, &latencies);
     }
     Ok(())
 }
 
 fn print_case(case: &Case, results: &[Outcome]) {
     let of = |dev: Device| results.iter().find(|r| r.device == dev).map(|r| r.trial.received.pps);
-    let (kernel, ovs, limit) = (of(Device::Kernel), of(Device::OpenVswitch), of(Device::Minimal));
+    let (kernel, ovs, limit) = (of(Device::Kernel), of(Device::Ovs), of(Device::Minimal));
     for r in results {
         let got = r.trial.received.pps;
         let busy = r
@@ -319,39 +311,26 @@ fn print_case(case: &Case, results: &[Outcome]) {
     }
 }
 
-fn latency_table(devices: &[Device], o: &BenchOptions) -> anyhow::Result<()> {
+fn print_latencies(rate: u64, latencies: &[(Case, Device, Latency)]) {
+    println!("\n== one-way latency at {rate} pps offered, microseconds");
     println!(
-        "\n== one-way latency at {} pps offered (64 B UDP, 1000 flows), microseconds",
-        o.latency_rate
+        "{:<19} {:>5} {:>7} {:>5} {:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "device", "proto", "flows", "size", "ecmp", "packets", "p50", "p90", "p99", "p99.9", "max"
     );
-    println!(
-        "{:<19} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "device", "packets", "p50", "p90", "p99", "p99.9", "max"
-    );
-    let case = Case {
-        traffic: Traffic::Udp4,
-        flows: 1000,
-        size: FrameSize::Fixed(64),
-        ecmp: 1,
-    };
-    for &d in devices {
-        let measured = Dut::build(d, &case).and_then(|dut| {
-            trial::warm_up(&dut, &case)?;
-            trial::latency(&dut, &case, o.latency_rate, o.seconds)
-        });
-        match measured {
-            Ok(l) => println!(
-                "{:<19} {:>9} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
-                d.name(),
-                l.packets,
-                l.p50,
-                l.p90,
-                l.p99,
-                l.p999,
-                l.max
-            ),
-            Err(e) => println!("{:<19} failed: {e:#}", d.name()),
-        }
+    for (case, device, l) in latencies {
+        println!(
+            "{:<19} {:>5} {:>7} {:>5} {:>4} {:>9} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+            device.name(),
+            case.traffic.name(),
+            case.flows,
+            case.size.to_string(),
+            case.ecmp,
+            l.packets,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max
+        );
     }
-    Ok(())
 }

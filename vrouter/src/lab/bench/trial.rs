@@ -4,7 +4,7 @@
 use super::devices::{forwarding_core, read_mac, Dut};
 use super::{Case, Device};
 use crate::config::XdpMode;
-use crate::gen::{FrameSize, GenOptions, GenReport, Latency, SinkReport};
+use crate::gen::{GenOptions, GenReport, Latency, SinkReport};
 use crate::lab::node::FABRIC_IF;
 use crate::lab::traffic_threads::in_namespace;
 use control_client::{RouteSpec, RouteTarget};
@@ -162,7 +162,7 @@ pub fn run(dut: &Dut, spec: &TrialSpec) -> anyhow::Result<Trial> {
         .map_err(|_| anyhow::anyhow!("sink did not start"))?;
     let stop = Arc::new(AtomicBool::new(false));
     let forwarder = start_minimal(dut, &stop)?;
-    let is_vrouter = matches!(dut.device, Device::Vrouter(_));
+    let is_vrouter = dut.device.vrouter_encap().is_some();
     let before = if is_vrouter {
         vrouter_cycles(dut)?
     } else {
@@ -186,15 +186,15 @@ pub fn run(dut: &Dut, spec: &TrialSpec) -> anyhow::Result<Trial> {
     }
     let received = joined(sink, "sink")?;
     let busy_cycles = match dut.device {
+        Device::VrouterMplsoudp | Device::VrouterMplsogre | Device::VrouterVxlan => {
+            let after = vrouter_cycles(dut)?;
+            Some((after.busy - before.busy) as f64 / (after.packets - before.packets).max(1) as f64)
+        }
         Device::Minimal => {
             let done = joined(forwarder.ok_or_else(|| anyhow::anyhow!("no forwarder"))?, "forwarder")?;
             Some(done.busy_cycles as f64 / done.packets.max(1) as f64)
         }
-        Device::Vrouter(_) => {
-            let after = vrouter_cycles(dut)?;
-            Some((after.busy - before.busy) as f64 / (after.packets - before.packets).max(1) as f64)
-        }
-        Device::OpenVswitch => dut
+        Device::Ovs => dut
             .ovs()
             .map(|o| o.processing_cycles_per_packet())
             .transpose()?
@@ -231,8 +231,8 @@ pub fn zero_loss_search(dut: &Dut, spec: &TrialSpec, ceiling: f64, tolerance: f6
     Ok(lo)
 }
 
-/// One-way delay through the device at `rate` (64 B UDP), measured by an AF_XDP sink
-/// on the sink host.
+/// One-way delay through the device at `rate` with the case's stream, measured by an
+/// AF_XDP sink on the sink host.
 pub fn latency(dut: &Dut, case: &Case, rate: u64, seconds: f64) -> anyhow::Result<Latency> {
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<()>(1);
@@ -247,16 +247,7 @@ pub fn latency(dut: &Dut, case: &Case, rate: u64, seconds: f64) -> anyhow::Resul
         .map_err(|_| anyhow::anyhow!("latency sink did not start"))?;
     let forwarder = start_minimal(dut, &stop)?;
     std::thread::sleep(Duration::from_millis(200));
-    let gen = generator(
-        dut,
-        &Case {
-            size: FrameSize::Fixed(64),
-            ..*case
-        },
-        rate,
-        0,
-        seconds,
-    );
+    let gen = generator(dut, case, rate, 0, seconds);
     let sent = joined(
         in_namespace(dut.node.pods[0].ns.name(), move || crate::gen::generate(&gen)),
         "generator",
