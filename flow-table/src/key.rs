@@ -1,26 +1,17 @@
-//! The flow key: VRF, addresses, protocol, ports, packed in 40 bytes.
+//! The flow key: VRF, addresses, protocol, ports, held as the five words the table stores.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Identifies one direction of a flow. IPv4 addresses are stored IPv4-mapped, so
-/// both families share one layout. For ICMP echo, `src_port` holds the identifier
-/// and `dst_port` is 0 (both directions then differ only by addresses).
+/// both families share one layout. For ICMP echo, the source port holds the identifier
+/// and the destination port is 0 (both directions then differ only by addresses).
+///
+/// Held as the five words the table stores (source address, destination address, then
+/// ports, VRF, protocol and family), so that building, comparing and hashing a key on
+/// the per-packet path never re-packs bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct FlowKey {
-    /// Source address (IPv4-mapped for IPv4).
-    pub src: [u8; 16],
-    /// Destination address.
-    pub dst: [u8; 16],
-    /// Source port (or ICMP identifier).
-    pub src_port: u16,
-    /// Destination port.
-    pub dst_port: u16,
-    /// VRF the packet was received in.
-    pub vrf: u16,
-    /// IP protocol number.
-    pub proto: u8,
-    /// 4 or 6.
-    pub family: u8,
+    words: [u64; 5],
 }
 
 /// The 128-bit product of `a` and `b`, its halves xored.
@@ -30,102 +21,117 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
-fn mapped(a: Ipv4Addr) -> [u8; 16] {
-    a.to_ipv6_mapped().octets()
+/// The two words of an IPv4-mapped address (`::ffff:a.b.c.d`).
+#[inline]
+fn mapped(a: Ipv4Addr) -> [u64; 2] {
+    [0, 0xffff_0000 | u64::from(u32::from_le_bytes(a.octets())) << 32]
+}
+
+#[inline]
+fn v6_words(a: Ipv6Addr) -> [u64; 2] {
+    let o = a.octets();
+    let half = |h: &[u8]| u64::from_le_bytes(h.try_into().expect("8 bytes"));
+    [half(&o[..8]), half(&o[8..])]
+}
+
+#[inline]
+fn tail(vrf: u16, proto: u8, family: u8, src_port: u16, dst_port: u16) -> u64 {
+    u64::from(src_port)
+        | u64::from(dst_port) << 16
+        | u64::from(vrf) << 32
+        | u64::from(proto) << 48
+        | u64::from(family) << 56
 }
 
 impl FlowKey {
     /// An IPv4 key.
+    #[inline]
     pub fn v4(vrf: u16, src: Ipv4Addr, dst: Ipv4Addr, proto: u8, src_port: u16, dst_port: u16) -> Self {
+        let (s, d) = (mapped(src), mapped(dst));
         Self {
-            src: mapped(src),
-            dst: mapped(dst),
-            src_port,
-            dst_port,
-            vrf,
-            proto,
-            family: 4,
+            words: [s[0], s[1], d[0], d[1], tail(vrf, proto, 4, src_port, dst_port)],
         }
     }
 
     /// An IPv6 key.
+    #[inline]
     pub fn v6(vrf: u16, src: Ipv6Addr, dst: Ipv6Addr, proto: u8, src_port: u16, dst_port: u16) -> Self {
+        let (s, d) = (v6_words(src), v6_words(dst));
         Self {
-            src: src.octets(),
-            dst: dst.octets(),
-            src_port,
-            dst_port,
-            vrf,
-            proto,
-            family: 6,
+            words: [s[0], s[1], d[0], d[1], tail(vrf, proto, 6, src_port, dst_port)],
         }
     }
 
     /// The key of the other direction of the same flow.
+    #[inline]
     pub fn reversed(&self) -> Self {
+        let [s0, s1, d0, d1, t] = self.words;
+        let ports = (t & 0xffff) << 16 | (t >> 16) & 0xffff;
         Self {
-            src: self.dst,
-            dst: self.src,
-            src_port: self.dst_port,
-            dst_port: self.src_port,
-            ..*self
+            words: [d0, d1, s0, s1, (t & !0xffff_ffff) | ports],
         }
     }
 
-    fn addr(&self, a: [u8; 16]) -> IpAddr {
-        if self.family == 4 {
-            IpAddr::V4(Ipv4Addr::new(a[12], a[13], a[14], a[15]))
+    fn addr(&self, w: [u64; 2]) -> IpAddr {
+        let mut o = [0u8; 16];
+        o[..8].copy_from_slice(&w[0].to_le_bytes());
+        o[8..].copy_from_slice(&w[1].to_le_bytes());
+        if self.family() == 4 {
+            IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
         } else {
-            IpAddr::V6(Ipv6Addr::from(a))
+            IpAddr::V6(Ipv6Addr::from(o))
         }
     }
 
     /// Source address.
     pub fn src_addr(&self) -> IpAddr {
-        self.addr(self.src)
+        self.addr([self.words[0], self.words[1]])
     }
 
     /// Destination address.
     pub fn dst_addr(&self) -> IpAddr {
-        self.addr(self.dst)
+        self.addr([self.words[2], self.words[3]])
+    }
+
+    /// Source port (or ICMP echo identifier).
+    #[inline]
+    pub fn src_port(&self) -> u16 {
+        self.words[4] as u16
+    }
+
+    /// Destination port.
+    #[inline]
+    pub fn dst_port(&self) -> u16 {
+        (self.words[4] >> 16) as u16
+    }
+
+    /// The VRF the packet was received in.
+    #[inline]
+    pub fn vrf(&self) -> u16 {
+        (self.words[4] >> 32) as u16
+    }
+
+    /// IP protocol number.
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        (self.words[4] >> 48) as u8
+    }
+
+    /// 4 or 6.
+    #[inline]
+    pub fn family(&self) -> u8 {
+        (self.words[4] >> 56) as u8
     }
 
     /// The five words the table stores.
     #[inline]
     pub(crate) fn words(&self) -> [u64; 5] {
-        let w = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-        let tail = u64::from(self.src_port)
-            | u64::from(self.dst_port) << 16
-            | u64::from(self.vrf) << 32
-            | u64::from(self.proto) << 48
-            | u64::from(self.family) << 56;
-        [
-            w(&self.src[..8]),
-            w(&self.src[8..]),
-            w(&self.dst[..8]),
-            w(&self.dst[8..]),
-            tail,
-        ]
+        self.words
     }
 
     #[inline]
     pub(crate) fn from_words(words: [u64; 5]) -> Self {
-        let mut src = [0u8; 16];
-        let mut dst = [0u8; 16];
-        src[..8].copy_from_slice(&words[0].to_le_bytes());
-        src[8..].copy_from_slice(&words[1].to_le_bytes());
-        dst[..8].copy_from_slice(&words[2].to_le_bytes());
-        dst[8..].copy_from_slice(&words[3].to_le_bytes());
-        let t = words[4];
-        Self {
-            src,
-            dst,
-            src_port: t as u16,
-            dst_port: (t >> 16) as u16,
-            vrf: (t >> 32) as u16,
-            proto: (t >> 48) as u8,
-            family: (t >> 56) as u8,
-        }
+        Self { words }
     }
 
     /// A 64-bit hash: wyhash-style folded 128-bit multiplies, three independent ones
@@ -156,10 +162,20 @@ mod tests {
 
     proptest! {
         #[test]
-        fn words_round_trip(src in any::<[u8; 16]>(), dst in any::<[u8; 16]>(), sp in any::<u16>(), dp in any::<u16>(), vrf in any::<u16>(), proto in any::<u8>(), fam in prop::sample::select(vec![4u8, 6])) {
-            let k = FlowKey { src, dst, src_port: sp, dst_port: dp, vrf, proto, family: fam };
+        fn fields_read_back(src in any::<[u8; 16]>(), dst in any::<[u8; 16]>(), sp in any::<u16>(), dp in any::<u16>(), vrf in any::<u16>(), proto in any::<u8>()) {
+            let k = FlowKey::v6(vrf, src.into(), dst.into(), proto, sp, dp);
             prop_assert_eq!(FlowKey::from_words(k.words()), k);
-            prop_assert_eq!(k.reversed().reversed(), k);
+            prop_assert_eq!((k.src_addr(), k.dst_addr()), (IpAddr::from(src), IpAddr::from(dst)));
+            prop_assert_eq!((k.src_port(), k.dst_port(), k.vrf(), k.proto(), k.family()), (sp, dp, vrf, proto, 6));
+            let r = k.reversed();
+            prop_assert_eq!((r.src_addr(), r.dst_addr()), (k.dst_addr(), k.src_addr()));
+            prop_assert_eq!((r.src_port(), r.dst_port(), r.vrf(), r.proto()), (dp, sp, vrf, proto));
+            prop_assert_eq!(r.reversed(), k);
+            let s4 = Ipv4Addr::from([src[0], src[1], src[2], src[3]]);
+            let d4 = Ipv4Addr::from([dst[0], dst[1], dst[2], dst[3]]);
+            let k4 = FlowKey::v4(vrf, s4, d4, proto, sp, dp);
+            prop_assert_eq!((k4.src_addr(), k4.dst_addr(), k4.family()), (IpAddr::V4(s4), IpAddr::V4(d4), 4));
+            prop_assert_eq!(k4.reversed().src_addr(), IpAddr::V4(d4));
         }
     }
 
@@ -174,7 +190,7 @@ mod tests {
             53,
         );
         assert_eq!(k.src_addr(), IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)));
-        assert_eq!(k.reversed().src_port, 53);
+        assert_eq!(k.reversed().src_port(), 53);
         assert_ne!(k.hash(), k.reversed().hash());
     }
 

@@ -310,7 +310,8 @@ impl Control {
         let now = table.now();
         let mut out = Vec::new();
         table.for_each(|r, activity| {
-            if out.len() >= limit || !filter.matches(&r.key, snap.vrf(u32::from(r.key.vrf)).map(|v| v.name.as_str())) {
+            if out.len() >= limit || !filter.matches(&r.key, snap.vrf(u32::from(r.key.vrf())).map(|v| v.name.as_str()))
+            {
                 return;
             }
             let action = match FlowAction::decode(r.value.data) {
@@ -325,14 +326,14 @@ impl Control {
                 index: r.index,
                 reverse: r.reverse,
                 vrf: snap
-                    .vrf(u32::from(r.key.vrf))
+                    .vrf(u32::from(r.key.vrf()))
                     .map(|v| v.name.clone())
                     .unwrap_or_default(),
                 src: r.key.src_addr(),
                 dst: r.key.dst_addr(),
-                proto: r.key.proto,
-                src_port: r.key.src_port,
-                dst_port: r.key.dst_port,
+                proto: r.key.proto(),
+                src_port: r.key.src_port(),
+                dst_port: r.key.dst_port(),
                 action,
                 interface: r.value.owner,
                 generation: r.value.generation,

@@ -152,7 +152,7 @@ impl Flows {
             let last = activity.last_seen.max(rev.last_seen);
             let (flags_fwd, flags_rev) = (activity.tcp_flags, rev.tcp_flags);
             let idle = now.saturating_sub(last);
-            let closed = r.key.proto == 6
+            let closed = r.key.proto() == 6
                 && ((flags_fwd | flags_rev) & TCP_RST != 0 || (flags_fwd & TCP_FIN != 0 && flags_rev & TCP_FIN != 0));
             let timeout = match FlowAction::decode(r.value.data) {
                 Some(FlowAction::Drop(_)) => config.drop_timeout_secs,

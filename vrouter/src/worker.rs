@@ -90,7 +90,8 @@ struct Worker {
     commands: Receiver<WorkerCommand>,
     ctx: PipelineContext,
     scratch: Vec<u8>,
-    hashes: Vec<u64>,
+    /// The first pass's flow key and hash of each received frame, by position.
+    classified: Vec<Option<packet::Classified>>,
 }
 
 /// What a worker shares with the rest of the vrouter.
@@ -175,7 +176,7 @@ impl Worker {
             commands,
             ctx: PipelineContext::new(flows),
             scratch: Vec::with_capacity(FRAME_SIZE as usize),
-            hashes: Vec::with_capacity(256),
+            classified: Vec::with_capacity(256),
         })
     }
 
@@ -219,32 +220,30 @@ impl Worker {
                 work += rx.len();
                 // Two prefetch passes so that the flow lookups of the last pass overlap
                 // their cache misses: hash every packet's flow key and prefetch its
-                // bucket; then, buckets in cache, prefetch the entries.
-                self.hashes.clear();
-                if let Some(iface) = snap.interface(in_vif) {
-                    for desc in rx.iter() {
-                        if let Some(frame) = self.pool.frame_mut(desc.addr) {
-                            let off = (desc.addr % u64::from(FRAME_SIZE)) as usize;
-                            if let Some(h) = frame
-                                .get(off..off + desc.len as usize)
-                                .and_then(|d| packet::prefetch_flow(&self.ctx.flows, iface, d))
-                            {
-                                self.hashes.push(h);
-                            }
-                        }
-                    }
-                    for h in &self.hashes {
-                        packet::prefetch_flow_entry(&self.ctx.flows, *h);
-                    }
+                // bucket; then, buckets in cache, prefetch the entries. The last pass
+                // reuses the hashes.
+                self.classified.clear();
+                let iface = snap.interface(in_vif);
+                for desc in rx.iter() {
+                    let off = (desc.addr % u64::from(FRAME_SIZE)) as usize;
+                    let classified = iface.zip(self.pool.frame_mut(desc.addr)).and_then(|(iface, frame)| {
+                        let d = frame.get(off..off + desc.len as usize)?;
+                        packet::classify(&self.ctx.flows, iface, d)
+                    });
+                    self.classified.push(classified);
+                }
+                for c in self.classified.iter().flatten() {
+                    packet::prefetch_flow_entry(&self.ctx.flows, c);
                 }
                 let stats = Arc::clone(&self.stats);
                 let counters = stats.vifs.get(in_vif as usize);
-                for desc in rx.iter() {
+                for (i, desc) in rx.iter().enumerate() {
                     if let Some(c) = counters {
                         c.rx_packets.add(1);
                         c.rx_bytes.add(u64::from(desc.len));
                     }
-                    self.forward_one(&snap, in_vif, slot as u16, *desc);
+                    let classified = self.classified.get(i).copied().flatten();
+                    self.forward_one(&snap, in_vif, slot as u16, *desc, classified.as_ref());
                 }
                 self.flush();
             }
@@ -278,7 +277,14 @@ impl Worker {
     }
 
     #[inline]
-    fn forward_one(&mut self, snap: &nexthop::Snapshot, in_vif: Vif, in_slot: u16, desc: XdpDesc) {
+    fn forward_one(
+        &mut self,
+        snap: &nexthop::Snapshot,
+        in_vif: Vif,
+        in_slot: u16,
+        desc: XdpDesc,
+        classified: Option<&packet::Classified>,
+    ) {
         let base = desc.addr & !u64::from(FRAME_SIZE - 1);
         let offset = (desc.addr - base) as usize;
         let Some(frame) = self.pool.frame_mut(desc.addr) else {
@@ -286,7 +292,7 @@ impl Worker {
         };
         let verdict = match PacketBuf::new(frame, offset, desc.len as usize) {
             Some(mut pkt) => {
-                let v = packet::process(snap, in_vif, &mut pkt, &mut self.ctx);
+                let v = packet::process_classified(snap, in_vif, &mut pkt, &mut self.ctx, classified);
                 if let Some((remote, tx)) = self.ctx.tunnel.take() {
                     let bytes = if tx { pkt.len() } else { desc.len as usize };
                     self.stats.count_tunnel(remote, tx, bytes as u32);

@@ -118,8 +118,8 @@ impl FlowFilter {
             && self.ip.is_none_or(|a| a == src || a == dst)
             && self.src.is_none_or(|a| a == src)
             && self.dst.is_none_or(|a| a == dst)
-            && self.proto.is_none_or(|p| p == key.proto)
-            && self.port.is_none_or(|p| p == key.src_port || p == key.dst_port)
+            && self.proto.is_none_or(|p| p == key.proto())
+            && self.port.is_none_or(|p| p == key.src_port() || p == key.dst_port())
     }
 }
 

@@ -26,7 +26,7 @@ pub(super) enum Decision {
 
 /// Resolves the route of a flow key's destination in its VRF.
 pub(super) fn resolve(snap: &Snapshot, key: &FlowKey) -> Decision {
-    let vrf = u32::from(key.vrf);
+    let vrf = u32::from(key.vrf());
     let (nh, other_vrf) = match key.dst_addr() {
         IpAddr::V4(a) => (lookup4(snap, vrf, a), snap.owner4.get(&a).is_some_and(|v| *v != vrf)),
         IpAddr::V6(a) => (lookup6(snap, vrf, a), snap.owner6.get(&a).is_some_and(|v| *v != vrf)),
@@ -158,18 +158,41 @@ pub(super) fn decide(
     }
 }
 
-/// Computes the flow key hash of a frame received on `iface` and prefetches its
-/// buckets (the first pass over a batch, so that lookups in the last pass hit the
-/// cache). Returns the hash for [`prefetch_entry`].
-pub fn prefetch(flows: &Flows, iface: &Interface, d: &[u8]) -> Option<u64> {
-    let hash = key_of(iface, d)?.hash();
+/// A frame's flow key and its hash, as the first pass over a batch computed them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classified {
+    key: FlowKey,
+    hash: u64,
+}
+
+/// The first pass over a batch: computes the flow key and hash of a frame received on
+/// `iface` and prefetches the key's bucket, so that lookups in the last pass hit the
+/// cache. Hand the result to [`prefetch_entry`], then to
+/// [`process_classified`](super::process_classified), which reuses the hash.
+#[inline]
+pub fn classify(flows: &Flows, iface: &Interface, d: &[u8]) -> Option<Classified> {
+    let key = key_of(iface, d)?;
+    let hash = key.hash();
     flows.table.prefetch(hash);
-    Some(hash)
+    Some(Classified { key, hash })
 }
 
 /// The second pass over a batch: with the buckets in cache, prefetch the entries.
-pub fn prefetch_entry(flows: &Flows, hash: u64) {
-    flows.table.prefetch_entry(hash);
+#[inline]
+pub fn prefetch_entry(flows: &Flows, classified: &Classified) {
+    flows.table.prefetch_entry(classified.hash);
+}
+
+/// The hash of `key`: the first pass's, when it classified the same key. The pipeline
+/// builds its key from the validated (and padding-trimmed) packet either way, so a
+/// hint for another packet, or one computed before trimming, costs a hash, never a
+/// wrong lookup.
+#[inline]
+pub(super) fn hash_of(key: &FlowKey, hint: Option<&Classified>) -> u64 {
+    match hint {
+        Some(c) if c.key == *key => c.hash,
+        _ => key.hash(),
+    }
 }
 
 /// The flow key of an IPv4 or IPv6 frame (headers assumed in bounds only as far as

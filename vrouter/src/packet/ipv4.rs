@@ -18,6 +18,7 @@ pub(super) fn handle(
     pkt: &mut PacketBuf<'_>,
     l2_group: bool,
     ctx: &mut PipelineContext,
+    hint: Option<&flow::Classified>,
 ) -> Verdict {
     let d = pkt.data();
     let Some(ip) = d.get(ETH_LEN..ETH_LEN + 20) else {
@@ -47,7 +48,7 @@ pub(super) fn handle(
     let (sport, dport, tcp_flags) = flow::l4_ports(d, ETH_LEN + ihl, proto, later_fragment);
     let src = Ipv4Addr::new(d[26], d[27], d[28], d[29]);
     let key = FlowKey::v4(iface.vrf as u16, src, dst, proto, sport, dport);
-    let hash = key.hash();
+    let hash = flow::hash_of(&key, hint);
     match flow::decide(snap, &ctx.flows, iface, &key, hash, total as u32, tcp_flags) {
         Decision::Forward(nh) => {
             let Some(out) = tunnel::Egress::of(snap.nexthops.get(nh as usize)) else {

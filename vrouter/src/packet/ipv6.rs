@@ -37,6 +37,7 @@ pub(super) fn handle(
     iface: &Interface,
     pkt: &mut PacketBuf<'_>,
     ctx: &mut PipelineContext,
+    hint: Option<&flow::Classified>,
 ) -> Verdict {
     let d = pkt.data();
     if d.len() < L4 {
@@ -70,7 +71,7 @@ pub(super) fn handle(
     let (sport, dport, tcp_flags) = flow::l4_ports(d, L4, next_header, false);
     let src = Ipv6Addr::from(addr(d, ETH_LEN + 8));
     let key = FlowKey::v6(iface.vrf as u16, src, dst, next_header, sport, dport);
-    let hash = key.hash();
+    let hash = flow::hash_of(&key, hint);
     match flow::decide(
         snap,
         &ctx.flows,

@@ -18,7 +18,7 @@ mod ndp;
 mod tunnel;
 
 pub use drop::DropReason;
-pub use flow::{prefetch as prefetch_flow, prefetch_entry as prefetch_flow_entry};
+pub use flow::{classify, prefetch_entry as prefetch_flow_entry, Classified};
 pub use icmp::IcmpLimiter;
 pub use tunnel::{build_fragment, FragmentPlan};
 
@@ -186,6 +186,18 @@ impl Default for PipelineContext {
 /// Processes one frame received on `in_vif`.
 #[inline]
 pub fn process(snap: &Snapshot, in_vif: Vif, pkt: &mut PacketBuf<'_>, ctx: &mut PipelineContext) -> Verdict {
+    process_classified(snap, in_vif, pkt, ctx, None)
+}
+
+/// [`process`], reusing the flow hash of a batch's first pass ([`classify`]).
+#[inline]
+pub fn process_classified(
+    snap: &Snapshot,
+    in_vif: Vif,
+    pkt: &mut PacketBuf<'_>,
+    ctx: &mut PipelineContext,
+    hint: Option<&Classified>,
+) -> Verdict {
     let Some(iface) = snap.interface(in_vif) else {
         return Verdict::Drop(DropReason::InvalidInterface);
     };
@@ -202,8 +214,8 @@ pub fn process(snap: &Snapshot, in_vif: Vif, pkt: &mut PacketBuf<'_>, ctx: &mut 
     }
     match u16::from_be_bytes([d[12], d[13]]) {
         ETHERTYPE_ARP => arp::handle(snap, iface, pkt),
-        ETHERTYPE_IPV4 => ipv4::handle(snap, iface, pkt, to_group, ctx),
-        ETHERTYPE_IPV6 => ipv6::handle(snap, iface, pkt, ctx),
+        ETHERTYPE_IPV4 => ipv4::handle(snap, iface, pkt, to_group, ctx, hint),
+        ETHERTYPE_IPV6 => ipv6::handle(snap, iface, pkt, ctx, hint),
         _ => Verdict::Drop(DropReason::UnsupportedEtherType),
     }
 }

@@ -110,3 +110,49 @@ fn interface_flow_limit_is_enforced_per_interface() {
     b.write(&mut from_b, b"z").unwrap();
     assert_eq!(run_in(&snap, 2, &from_b, &mut ctx).0, Verdict::Transmit(1));
 }
+
+/// The batch's first pass hands its hash to the pipeline: the flow it finds is the
+/// one the packet's own key finds, and a hint that belongs to another packet (a
+/// caller's mistake) costs a hash, never another flow's decision.
+#[test]
+fn classified_hints_are_reused_only_for_their_own_key() {
+    let snap = snapshot();
+    let mut ctx = ctx_with(64, 0);
+    let iface = snap.interface(1).unwrap().clone();
+    let to_b = udp4(MAC_A, ROUTER, A4, B4, 64, b"b");
+    let to_c = udp4(MAC_A, ROUTER, A4, C4, 64, b"c");
+    let hint_b = classify(&ctx.flows, &iface, &to_b).expect("an IPv4 frame is classified");
+    let run_hinted = |ctx: &mut PipelineContext, frame: &[u8], hint: &Classified| {
+        let mut buf = vec![0u8; 512];
+        buf[128..128 + frame.len()].copy_from_slice(frame);
+        let mut pkt = PacketBuf::new(&mut buf, 128, frame.len()).unwrap();
+        process_classified(&snap, 1, &mut pkt, ctx, Some(hint))
+    };
+    assert_eq!(run_hinted(&mut ctx, &to_b, &hint_b), Verdict::Transmit(2));
+    assert_eq!(run_hinted(&mut ctx, &to_b, &hint_b), Verdict::Transmit(2));
+    assert_eq!(
+        ctx.flows.table.stats().created,
+        2,
+        "one pair: the hinted hash is the key's"
+    );
+    let key_b = flow_table::FlowKey::v4(1, A4.into(), B4.into(), 17, 4000, 5000);
+    let f = ctx
+        .flows
+        .table
+        .lookup(&key_b, key_b.hash())
+        .expect("found by its own hash");
+    assert_eq!(ctx.flows.table.activity(f.index).packets, 2);
+    // c is in another VRF: with b's hint the packet still gets c's verdict.
+    assert_eq!(
+        run_hinted(&mut ctx, &to_c, &hint_b),
+        Verdict::Drop(DropReason::OtherVrf)
+    );
+    let key_c = flow_table::FlowKey::v4(1, A4.into(), C4.into(), 17, 4000, 5000);
+    assert!(
+        ctx.flows.table.lookup(&key_c, key_c.hash()).is_some(),
+        "c's flow is where its key hashes"
+    );
+    assert_eq!(ctx.flows.table.activity(f.index).packets, 2, "b's flow not counted");
+    // Non-IP frames have no flow key.
+    assert_eq!(classify(&ctx.flows, &iface, &[0u8; 60]), None);
+}
