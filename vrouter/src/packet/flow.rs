@@ -77,6 +77,7 @@ fn from_action(action: FlowAction) -> Decision {
 
 /// Ports (or ICMP echo identifier twice, so replies match the reverse key) and TCP
 /// flags of the L4 header at `l4`; zeros when there is none or it is a later fragment.
+#[inline(always)]
 pub(super) fn l4_ports(d: &[u8], l4: usize, proto: u8, later_fragment: bool) -> (u16, u16, u8) {
     let Some(h) = d.get(l4..).filter(|_| !later_fragment) else {
         return (0, 0, 0);
@@ -93,6 +94,8 @@ pub(super) fn l4_ports(d: &[u8], l4: usize, proto: u8, later_fragment: bool) -> 
 
 /// Decides a routed packet through the flow table (see the module doc); `hash` is
 /// `key.hash()`, computed once by the caller, who needs it again for tunnel entropy.
+/// The established-flow hit is inlined into the caller; setup and re-evaluation are not.
+#[inline(always)]
 pub(super) fn decide(
     snap: &Snapshot,
     flows: &Flows,
@@ -103,18 +106,37 @@ pub(super) fn decide(
     tcp_flags: u8,
 ) -> Decision {
     let table = &flows.table;
-    let generation = snap.generation as u32;
     let tracked = tcp_flags & (TCP_FIN | TCP_SYN | TCP_RST);
-    if let Some(f) = table.lookup(key, hash) {
+    let found = table.lookup(key, hash);
+    if let Some(f) = &found {
         table.touch(f.index, bytes);
         if tracked != 0 {
             table.mark_tcp_flags(f.index, tracked);
         }
-        if f.value.generation == generation {
+        if f.value.generation == snap.generation as u32 {
             if let Some(a) = FlowAction::decode(f.value.data) {
                 return from_action(a);
             }
         }
+    }
+    decide_slow(snap, flows, iface, key, found, bytes, tracked)
+}
+
+/// A flow seen first, or made under an older generation.
+#[cold]
+#[inline(never)]
+fn decide_slow(
+    snap: &Snapshot,
+    flows: &Flows,
+    iface: &Interface,
+    key: &FlowKey,
+    found: Option<flow_table::FlowRef>,
+    bytes: u32,
+    tracked: u8,
+) -> Decision {
+    let table = &flows.table;
+    let generation = snap.generation as u32;
+    if let Some(f) = found {
         let route = resolve(snap, key);
         if let Some(a) = cacheable(route) {
             let value = FlowValue {
@@ -187,7 +209,7 @@ pub fn prefetch_entry(flows: &Flows, classified: &Classified) {
 /// builds its key from the validated (and padding-trimmed) packet either way, so a
 /// hint for another packet, or one computed before trimming, costs a hash, never a
 /// wrong lookup.
-#[inline]
+#[inline(always)]
 pub(super) fn hash_of(key: &FlowKey, hint: Option<&Classified>) -> u64 {
     match hint {
         Some(c) if c.key == *key => c.hash,
@@ -197,6 +219,7 @@ pub(super) fn hash_of(key: &FlowKey, hint: Option<&Classified>) -> u64 {
 
 /// The flow key of an IPv4 or IPv6 frame (headers assumed in bounds only as far as
 /// checked here).
+#[inline(always)]
 fn key_of(iface: &Interface, d: &[u8]) -> Option<FlowKey> {
     let ethertype = u16::from_be_bytes([*d.get(12)?, *d.get(13)?]);
     let vrf = iface.vrf as u16;

@@ -209,7 +209,7 @@ pub fn process_classified(
         return Verdict::Drop(DropReason::Truncated);
     }
     let to_group = d[0] & 1 == 1;
-    if !to_group && d[0..6] != snap.router_mac.0 {
+    if !to_group && !is_mac(&d[0..6], &snap.router_mac.0) {
         return Verdict::Drop(DropReason::WrongDestMac);
     }
     match u16::from_be_bytes([d[12], d[13]]) {
@@ -218,6 +218,15 @@ pub fn process_classified(
         ETHERTYPE_IPV6 => ipv6::handle(snap, iface, pkt, ctx, hint),
         _ => Verdict::Drop(DropReason::UnsupportedEtherType),
     }
+}
+
+/// True if `at` holds `mac`: two loads and compares (a slice comparison is a call
+/// to `memcmp` for every packet).
+#[inline]
+fn is_mac(at: &[u8], mac: &[u8; 6]) -> bool {
+    let word = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+    let half = |b: &[u8]| u16::from_ne_bytes([b[4], b[5]]);
+    at.len() >= 6 && word(at) == word(mac) && half(at) == half(mac)
 }
 
 /// Writes the Ethernet header: to the pod (`dst`) from the vrouter.
