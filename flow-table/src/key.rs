@@ -9,9 +9,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// Held as the five words the table stores (source address, destination address, then
 /// ports, VRF, protocol and family), so that building, comparing and hashing a key on
 /// the per-packet path never re-packs bytes.
-#[derive(Debug, Clone, Copy, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, Eq, PartialOrd, Ord, Default)]
 pub struct FlowKey {
     words: [u64; 5],
+}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.words.hash(state);
+    }
 }
 
 impl PartialEq for FlowKey {
