@@ -163,7 +163,7 @@ fn in_memory_port(c: &mut Criterion) {
                 next = (next + 1) % flows;
             }
         };
-        let mut worker_pass = |ctx: &mut PipelineContext, umem: &mut [u8]| {
+        let worker_pass = |ctx: &mut PipelineContext, umem: &mut [u8]| {
             for batch in umem.chunks_exact_mut(FRAME * 32) {
                 let mut classified = [None; 32];
                 for (frame, c) in batch.chunks_exact(FRAME).zip(classified.iter_mut()) {
