@@ -5,11 +5,11 @@
 //! resolves the route once, in both directions, and installs the linked pair on
 //! this worker (no trap to a slow path, no hold queue).
 
-use super::{DropReason, ETH_LEN};
+use super::route_cache::{RouteCache, RouteLookup};
+use super::{DropReason, PipelineContext, ETH_LEN};
 use crate::flows::{FlowAction, Flows, TCP_FIN, TCP_RST, TCP_SYN};
 use flow_table::{FlowKey, FlowValue, Insert};
 use nexthop::{Interface, NextHop, NextHopId, Snapshot};
-use std::net::IpAddr;
 
 /// What routing decided for a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,15 +25,15 @@ pub(super) enum Decision {
 }
 
 /// Resolves the route of a flow key's destination in its VRF.
-pub(super) fn resolve(snap: &Snapshot, key: &FlowKey) -> Decision {
-    let vrf = u32::from(key.vrf());
-    let (nh, other_vrf) = match key.dst_addr() {
-        IpAddr::V4(a) => (lookup4(snap, vrf, a), snap.owner4.get(&a).is_some_and(|v| *v != vrf)),
-        IpAddr::V6(a) => (lookup6(snap, vrf, a), snap.owner6.get(&a).is_some_and(|v| *v != vrf)),
+pub(super) fn resolve(snap: &Snapshot, routes: &mut RouteCache, key: &FlowKey) -> Decision {
+    let id = match routes.lookup(snap, u32::from(key.vrf()), key.dst_addr()) {
+        RouteLookup::Found(id) => id,
+        RouteLookup::OtherVrf => return Decision::Drop(DropReason::OtherVrf),
+        RouteLookup::Missing => return Decision::NoRoute,
     };
-    match nh {
-        Some((id, NextHop::Interface { .. } | NextHop::Tunnel { .. })) => Decision::Forward(id),
-        Some((_, NextHop::Composite { id })) => {
+    match snap.nexthops.get(id as usize) {
+        Some(NextHop::Interface { .. } | NextHop::Tunnel { .. }) => Decision::Forward(id),
+        Some(NextHop::Composite { id }) => {
             // The member is chosen once per flow (and again only when the forwarding
             // state changes), by rendezvous hashing: removing a member moves only its
             // flows.
@@ -43,21 +43,10 @@ pub(super) fn resolve(snap: &Snapshot, key: &FlowKey) -> Decision {
                 None => Decision::Drop(DropReason::Discard),
             }
         }
-        Some((_, NextHop::Receive)) => Decision::Local,
-        Some((_, NextHop::Discard)) => Decision::Drop(DropReason::Discard),
-        None if other_vrf => Decision::Drop(DropReason::OtherVrf),
+        Some(NextHop::Receive) => Decision::Local,
+        Some(NextHop::Discard) => Decision::Drop(DropReason::Discard),
         None => Decision::NoRoute,
     }
-}
-
-fn lookup4(snap: &Snapshot, vrf: u32, a: std::net::Ipv4Addr) -> Option<(NextHopId, &NextHop)> {
-    let (_, id) = snap.vrf(vrf)?.v4.lookup(nexthop::v4_key(a))?;
-    Some((*id, snap.nexthops.get(*id as usize)?))
-}
-
-fn lookup6(snap: &Snapshot, vrf: u32, a: std::net::Ipv6Addr) -> Option<(NextHopId, &NextHop)> {
-    let (_, id) = snap.vrf(vrf)?.v6.lookup(nexthop::v6_key(a))?;
-    Some((*id, snap.nexthops.get(*id as usize)?))
 }
 
 fn cacheable(route: Decision) -> Option<FlowAction> {
@@ -98,14 +87,14 @@ pub(super) fn l4_ports(d: &[u8], l4: usize, proto: u8, later_fragment: bool) -> 
 #[inline(always)]
 pub(super) fn decide(
     snap: &Snapshot,
-    flows: &Flows,
+    ctx: &mut PipelineContext,
     iface: &Interface,
     key: &FlowKey,
     hash: u64,
     bytes: u32,
     tcp_flags: u8,
 ) -> Decision {
-    let table = &flows.table;
+    let table = &ctx.flows.table;
     let tracked = tcp_flags & (TCP_FIN | TCP_SYN | TCP_RST);
     let found = table.lookup(key, hash);
     if let Some(f) = &found {
@@ -119,7 +108,7 @@ pub(super) fn decide(
             }
         }
     }
-    decide_slow(snap, flows, iface, key, found, bytes, tracked)
+    decide_slow(snap, ctx, iface, key, found, bytes, tracked)
 }
 
 /// A flow seen first, or made under an older generation.
@@ -127,17 +116,18 @@ pub(super) fn decide(
 #[inline(never)]
 fn decide_slow(
     snap: &Snapshot,
-    flows: &Flows,
+    ctx: &mut PipelineContext,
     iface: &Interface,
     key: &FlowKey,
     found: Option<flow_table::FlowRef>,
     bytes: u32,
     tracked: u8,
 ) -> Decision {
+    let PipelineContext { flows, routes, .. } = ctx;
     let table = &flows.table;
     let generation = snap.generation as u32;
     if let Some(f) = found {
-        let route = resolve(snap, key);
+        let route = resolve(snap, routes, key);
         if let Some(a) = cacheable(route) {
             let value = FlowValue {
                 data: a.encode(FlowAction::is_reverse(f.value.data)),
@@ -148,13 +138,14 @@ fn decide_slow(
         }
         return route;
     }
-    let route = resolve(snap, key);
+    let route = resolve(snap, routes, key);
     let Some(action) = cacheable(route) else { return route };
     if !flows.reserve(iface.vif) {
         return Decision::Drop(DropReason::FlowLimit);
     }
     let reverse_key = key.reversed();
-    let reverse_action = cacheable(resolve(snap, &reverse_key)).unwrap_or(FlowAction::Drop(DropReason::NoRoute));
+    let reverse_action =
+        cacheable(resolve(snap, routes, &reverse_key)).unwrap_or(FlowAction::Drop(DropReason::NoRoute));
     let value = |a: FlowAction, rev: bool| FlowValue {
         data: a.encode(rev),
         generation,

@@ -49,7 +49,7 @@ pub(super) fn handle(
     let src = Ipv4Addr::new(d[26], d[27], d[28], d[29]);
     let key = FlowKey::v4(iface.vrf as u16, src, dst, proto, sport, dport);
     let hash = flow::hash_of(&key, hint);
-    match flow::decide(snap, &ctx.flows, iface, &key, hash, total as u32, tcp_flags) {
+    match flow::decide(snap, ctx, iface, &key, hash, total as u32, tcp_flags) {
         Decision::Forward(nh) => {
             let Some(out) = tunnel::Egress::of(snap.nexthops.get(nh as usize)) else {
                 return Verdict::Drop(DropReason::NoRoute);

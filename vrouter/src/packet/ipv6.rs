@@ -72,15 +72,7 @@ pub(super) fn handle(
     let src = Ipv6Addr::from(addr(d, ETH_LEN + 8));
     let key = FlowKey::v6(iface.vrf as u16, src, dst, next_header, sport, dport);
     let hash = flow::hash_of(&key, hint);
-    match flow::decide(
-        snap,
-        &ctx.flows,
-        iface,
-        &key,
-        hash,
-        (L4 + payload - ETH_LEN) as u32,
-        tcp_flags,
-    ) {
+    match flow::decide(snap, ctx, iface, &key, hash, (L4 + payload - ETH_LEN) as u32, tcp_flags) {
         Decision::Forward(nh) => {
             let Some(out) = tunnel::Egress::of(snap.nexthops.get(nh as usize)) else {
                 return Verdict::Drop(DropReason::NoRoute);

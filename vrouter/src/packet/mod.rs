@@ -15,11 +15,13 @@ mod icmp;
 mod ipv4;
 mod ipv6;
 mod ndp;
+mod route_cache;
 mod tunnel;
 
 pub use drop::DropReason;
 pub use flow::{classify, prefetch_entry as prefetch_flow_entry, Classified};
 pub use icmp::IcmpLimiter;
+pub use route_cache::RouteCache;
 pub use tunnel::{build_fragment, FragmentPlan};
 
 use nexthop::{Interface, Snapshot, Vif};
@@ -153,6 +155,8 @@ pub struct PipelineContext {
     pub icmp: IcmpLimiter,
     /// The flow table, shared with every worker and the control thread.
     pub flows: std::sync::Arc<crate::flows::Flows>,
+    /// This worker's route lookups under the current snapshot.
+    pub routes: RouteCache,
     /// Set with [`Verdict::Fragment`]: how to cut the frame.
     pub fragments: Option<FragmentPlan>,
     /// Set when the frame was encapsulated towards (`true`) or decapsulated from a
@@ -166,6 +170,7 @@ impl PipelineContext {
         Self {
             icmp: IcmpLimiter::default(),
             flows,
+            routes: RouteCache::default(),
             fragments: None,
             tunnel: None,
         }
