@@ -37,6 +37,14 @@ fn encapsulation(c: &mut Criterion) {
                 outer.write(black_box(&mut frame), inner.len());
             })
         });
+        // What the pipeline does: the tunnel's template, with this packet's entropy
+        // and TTL.
+        let template = outer.template();
+        group.bench_function(BenchmarkId::new("template", e.name()), |b| {
+            b.iter(|| {
+                template.write(black_box(&mut frame), inner.len(), black_box(50000), 64);
+            })
+        });
         outer.write(&mut frame, inner.len());
         group.bench_function(BenchmarkId::new("parse", e.name()), |b| {
             b.iter(|| black_box(encap::parse(black_box(&frame))))

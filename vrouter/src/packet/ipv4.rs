@@ -51,7 +51,7 @@ pub(super) fn handle(
     let hash = flow::hash_of(&key, hint);
     match flow::decide(snap, ctx, iface, &key, hash, total as u32, tcp_flags) {
         Decision::Forward(nh) => {
-            let Some(out) = tunnel::Egress::of(snap.nexthops.get(nh as usize)) else {
+            let Some(out) = tunnel::Egress::of(snap, nh) else {
                 return Verdict::Drop(DropReason::NoRoute);
             };
             if ttl <= 1 {

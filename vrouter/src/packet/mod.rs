@@ -15,12 +15,14 @@ mod icmp;
 mod ipv4;
 mod ipv6;
 mod ndp;
+mod outer_cache;
 mod route_cache;
 mod tunnel;
 
 pub use drop::DropReason;
 pub use flow::{classify, prefetch_entry as prefetch_flow_entry, Classified};
 pub use icmp::IcmpLimiter;
+pub use outer_cache::OuterCache;
 pub use route_cache::RouteCache;
 pub use tunnel::{build_fragment, FragmentPlan};
 
@@ -157,6 +159,8 @@ pub struct PipelineContext {
     pub flows: std::sync::Arc<crate::flows::Flows>,
     /// This worker's route lookups under the current snapshot.
     pub routes: RouteCache,
+    /// This worker's outer headers per tunnel under the current snapshot.
+    pub outer: OuterCache,
     /// Set with [`Verdict::Fragment`]: how to cut the frame.
     pub fragments: Option<FragmentPlan>,
     /// Set when the frame was encapsulated towards (`true`) or decapsulated from a
@@ -171,6 +175,7 @@ impl PipelineContext {
             icmp: IcmpLimiter::default(),
             flows,
             routes: RouteCache::default(),
+            outer: OuterCache::default(),
             fragments: None,
             tunnel: None,
         }

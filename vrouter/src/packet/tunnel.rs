@@ -1,6 +1,7 @@
 //! Sending a routed packet to another compute node: MTU check, outer headers.
 
 use super::icmp;
+use super::outer_cache::OuterCache;
 use super::{DropReason, PacketBuf, PipelineContext, Verdict, ETH_LEN};
 use nexthop::encap::{entropy_port, Encap, Outer};
 use nexthop::{Interface, MacAddr, Snapshot};
@@ -9,6 +10,8 @@ use std::net::Ipv4Addr;
 /// The tunnel fields of a next hop.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Tunnel {
+    /// The next hop it came from (names its cached outer headers).
+    pub nh: nexthop::NextHopId,
     pub encap: Encap,
     pub remote: Ipv4Addr,
     pub label: u32,
@@ -28,8 +31,8 @@ pub(super) enum Egress {
 impl Egress {
     /// The egress of a forwarding next hop (interfaces and tunnels; composites were
     /// resolved to a member when the flow was set up).
-    pub(super) fn of(nh: Option<&nexthop::NextHop>) -> Option<Self> {
-        match nh? {
+    pub(super) fn of(snap: &Snapshot, id: nexthop::NextHopId) -> Option<Self> {
+        match snap.nexthops.get(id as usize)? {
             nexthop::NextHop::Interface { vif, dst_mac } => Some(Egress::Local {
                 vif: *vif,
                 dst_mac: dst_mac.0,
@@ -41,6 +44,7 @@ impl Egress {
                 outer_mac,
                 inner_mac,
             } => Some(Egress::Remote(Tunnel {
+                nh: id,
                 encap: *encap,
                 remote: *remote,
                 label: *label,
@@ -133,11 +137,19 @@ pub(super) fn encapsulate(
         clamp_mss(pkt.data_mut(), l4, max.min(usize::from(u16::MAX)) as u16);
     }
     ctx.tunnel = Some((t.remote, true));
-    write_outer(snap, pkt, t, flow_hash, ttl)
+    write_outer(snap, pkt, t, flow_hash, ttl, Some(&mut ctx.outer))
 }
 
 /// Puts the tunnel headers in front of the routed frame in `pkt`.
-fn write_outer(snap: &Snapshot, pkt: &mut PacketBuf<'_>, t: Tunnel, flow_hash: u64, ttl: u8) -> Verdict {
+/// With a worker's `cache`, from the tunnel's template.
+fn write_outer(
+    snap: &Snapshot,
+    pkt: &mut PacketBuf<'_>,
+    t: Tunnel,
+    flow_hash: u64,
+    ttl: u8,
+    cache: Option<&mut OuterCache>,
+) -> Verdict {
     let Some(src) = snap.fabric.ip else {
         return Verdict::Drop(DropReason::TunnelUnresolved);
     };
@@ -157,7 +169,12 @@ fn write_outer(snap: &Snapshot, pkt: &mut PacketBuf<'_>, t: Tunnel, flow_hash: u
     let olen = t.encap.outer_len();
     let payload = pkt.len() - olen;
     let f = pkt.data_mut();
-    outer.write(f, payload);
+    match cache {
+        Some(cache) => cache
+            .template(snap.generation, t.nh, || outer)
+            .write(f, payload, outer.entropy, ttl),
+        None => outer.write(f, payload),
+    }
     if t.encap == Encap::Vxlan {
         f[olen..olen + 6].copy_from_slice(&t.inner_mac.0);
         f[olen + 6..olen + 12].copy_from_slice(&snap.router_mac.0);
@@ -220,7 +237,7 @@ pub fn build_fragment(
     h[10..12].copy_from_slice(&c.to_be_bytes());
     let ttl = h[8];
     matches!(
-        write_outer(snap, out, plan.tunnel, plan.flow_hash, ttl),
+        write_outer(snap, out, plan.tunnel, plan.flow_hash, ttl, None),
         Verdict::Transmit(_)
     )
 }
