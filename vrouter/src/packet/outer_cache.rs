@@ -67,10 +67,10 @@ mod tests {
     #[test]
     fn templates_are_per_next_hop_and_generation() {
         let mut cache = OuterCache::default();
-        let mut made = 0;
-        let mut get = |cache: &mut OuterCache, generation, nh, label| {
+        let made = std::cell::Cell::new(0);
+        let get = |cache: &mut OuterCache, generation, nh, label| {
             *cache.template(generation, nh, || {
-                made += 1;
+                made.set(made.get() + 1);
                 outer(label)
             })
         };
@@ -85,7 +85,6 @@ mod tests {
         assert_eq!(get(&mut cache, 1, 5, 17), outer(17).template());
         // A new generation may have changed the next hop: made again.
         assert_eq!(get(&mut cache, 2, 5, 19), outer(19).template());
-        drop(get);
-        assert_eq!(made, 4);
+        assert_eq!(made.get(), 4);
     }
 }
