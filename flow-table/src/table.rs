@@ -271,7 +271,7 @@ impl FlowTable {
     /// Reads entry `index` if it is active and holds exactly `words` (the lookup
     /// fast path: compares word by word, stops at the first difference, and does
     /// not read the owner, which lives off the hot line).
-    #[inline]
+    #[inline(always)]
     fn read_if(&self, index: u32, key: &FlowKey, words: &[u64; 5]) -> Option<FlowRef> {
         let e = self.entries.get(index as usize)?;
         for _ in 0..READ_RETRIES {
@@ -328,7 +328,7 @@ impl FlowTable {
 
     /// Finds the entry for `key` (`hash` = `key.hash()`). The returned
     /// `value.owner` is not filled in (use [`FlowTable::get`] for it).
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, key: &FlowKey, hash: u64) -> Option<FlowRef> {
         let words = key.words();
         let tag = tag_of(hash);
@@ -408,7 +408,7 @@ impl FlowTable {
     }
 
     /// Counts a packet of `bytes` on the flow and stamps it with the coarse clock.
-    #[inline]
+    #[inline(always)]
     pub fn touch(&self, index: u32, bytes: u32) {
         if let (Some(e), Some(st)) = (self.entries.get(index as usize), self.stats.get(index as usize)) {
             // Plain loads and stores, not locked read-modify-writes: one direction of

@@ -40,6 +40,7 @@ pub fn finish(mut acc: u32) -> u16 {
 }
 
 /// The checksum of `data`.
+#[inline]
 pub fn checksum(data: &[u8]) -> u16 {
     finish(sum(data, 0))
 }

@@ -182,7 +182,7 @@ pub struct Classified {
 /// `iface` and prefetches the key's bucket, so that lookups in the last pass hit the
 /// cache. Hand the result to [`prefetch_entry`], then to
 /// [`process_classified`](super::process_classified), which reuses the hash.
-#[inline]
+#[inline(always)]
 pub fn classify(flows: &Flows, iface: &Interface, d: &[u8]) -> Option<Classified> {
     let key = key_of(iface, d)?;
     let hash = key.hash();

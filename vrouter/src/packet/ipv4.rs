@@ -12,6 +12,7 @@ use std::net::Ipv4Addr;
 
 const PROTO_ICMP: u8 = 1;
 
+#[inline(always)]
 pub(super) fn handle(
     snap: &Snapshot,
     iface: &Interface,
