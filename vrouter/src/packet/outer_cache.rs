@@ -19,9 +19,17 @@ struct Slot {
 }
 
 /// The cache (one per worker, in its pipeline context).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OuterCache {
-    slots: Vec<Option<Slot>>,
+    slots: Box<[Option<Slot>]>,
+}
+
+impl Default for OuterCache {
+    fn default() -> Self {
+        Self {
+            slots: vec![None; SLOTS].into_boxed_slice(),
+        }
+    }
 }
 
 impl OuterCache {
@@ -29,9 +37,6 @@ impl OuterCache {
     /// generation has not made it yet.
     #[inline]
     pub(super) fn template(&mut self, generation: u64, nh: NextHopId, outer: impl FnOnce() -> Outer) -> &OuterTemplate {
-        if self.slots.is_empty() {
-            self.slots = vec![None; SLOTS];
-        }
         let slot = &mut self.slots[nh as usize & (SLOTS - 1)];
         if !matches!(slot, Some(s) if s.generation == generation && s.nh == nh) {
             *slot = None;
