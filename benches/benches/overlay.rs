@@ -198,49 +198,35 @@ fn in_memory_port(c: &mut Criterion) {
             "every flow established"
         );
         group.throughput(Throughput::Elements(RING as u64));
-        group.bench_function(
-            format!("{name} established flows, 64 B, in-memory port, batches of 32"),
-            |b| {
-                b.iter_custom(|passes| {
-                    let mut timed = std::time::Duration::ZERO;
-                    for _ in 0..passes {
-                        fill(&mut umem);
-                        let start = std::time::Instant::now();
-                        worker_pass(&mut ctx, &mut umem, &snap);
-                        timed += start.elapsed();
-                    }
-                    timed
-                })
-            },
-        );
-        if flows < 1 << 20 {
-            continue;
-        }
         // Route churn: 1000 publications per second at 14.88 Mpps is one every 14,880
         // packets. Each makes every flow re-resolve its route once; none of these
         // flows' routes changes, so the throughput should not either.
-        let mut churned = snap.clone();
-        let mut since_publication = 0usize;
-        group.bench_function(
-            format!("{name} established flows, 64 B, in-memory port, 1000 route publications/s"),
-            |b| {
+        let churn: &[(&str, Option<usize>)] = if flows < 1 << 20 {
+            &[("batches of 32", None)]
+        } else {
+            &[("batches of 32", None), ("1000 route publications/s", Some(14_880))]
+        };
+        for (case, publish_every) in churn {
+            let mut current = snap.clone();
+            let mut since_publication = 0usize;
+            group.bench_function(format!("{name} established flows, 64 B, in-memory port, {case}"), |b| {
                 b.iter_custom(|passes| {
                     let mut timed = std::time::Duration::ZERO;
                     for _ in 0..passes {
                         fill(&mut umem);
                         let start = std::time::Instant::now();
-                        worker_pass(&mut ctx, &mut umem, &churned);
+                        worker_pass(&mut ctx, &mut umem, &current);
                         timed += start.elapsed();
                         since_publication += RING;
-                        if since_publication >= 14_880 {
-                            since_publication -= 14_880;
-                            churned.generation += 1;
+                        if let Some(every) = publish_every.filter(|every| since_publication >= *every) {
+                            since_publication -= every;
+                            current.generation += 1;
                         }
                     }
                     timed
                 })
-            },
-        );
+            });
+        }
     }
     group.finish();
 }
