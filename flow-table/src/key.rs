@@ -112,6 +112,13 @@ impl FlowKey {
         self.addr([self.words[2], self.words[3]])
     }
 
+    /// The destination address as stored: IPv4-mapped for IPv4, so that it is unique
+    /// across both families (for caches keyed by destination).
+    #[inline]
+    pub fn dst_bits(&self) -> u128 {
+        u128::from(self.words[2]) | u128::from(self.words[3]) << 64
+    }
+
     /// Source port (or ICMP echo identifier).
     #[inline]
     pub fn src_port(&self) -> u16 {

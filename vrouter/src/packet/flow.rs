@@ -26,7 +26,7 @@ pub(super) enum Decision {
 
 /// Resolves the route of a flow key's destination in its VRF.
 pub(super) fn resolve(snap: &Snapshot, routes: &mut RouteCache, key: &FlowKey) -> Decision {
-    let id = match routes.lookup(snap, u32::from(key.vrf()), key.dst_addr()) {
+    let id = match routes.lookup(snap, key) {
         RouteLookup::Found(id) => id,
         RouteLookup::OtherVrf => return Decision::Drop(DropReason::OtherVrf),
         RouteLookup::Missing => return Decision::NoRoute,

@@ -7,6 +7,7 @@
 //! same destinations: this cache answers all but the first of them. An entry is only
 //! used under the generation it was filled in, so a new snapshot needs no purge.
 
+use flow_table::FlowKey;
 use nexthop::{NextHopId, Snapshot};
 use std::net::IpAddr;
 
@@ -56,19 +57,13 @@ impl Default for RouteCache {
     }
 }
 
-fn bits(a: IpAddr) -> u128 {
-    match a {
-        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
-        IpAddr::V6(a) => u128::from(a),
-    }
-}
-
 impl RouteCache {
-    /// The route of `dst` in `vrf` under `snap`, from the cache when this generation
-    /// already looked it up.
+    /// The route of a flow's destination in its VRF under `snap`, from the cache when
+    /// this generation already looked it up.
     #[inline]
-    pub(super) fn lookup(&mut self, snap: &Snapshot, vrf: u32, dst: IpAddr) -> RouteLookup {
-        let key = bits(dst);
+    pub(super) fn lookup(&mut self, snap: &Snapshot, flow: &FlowKey) -> RouteLookup {
+        let vrf = u32::from(flow.vrf());
+        let key = flow.dst_bits();
         let mixed = (key as u64) ^ ((key >> 64) as u64) ^ u64::from(vrf).rotate_left(29);
         let index = (mixed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize & (SLOTS - 1);
         let slot = &mut self.slots[index];
@@ -77,7 +72,7 @@ impl RouteCache {
             return slot.route;
         }
         self.misses += 1;
-        let route = lookup_tables(snap, vrf, dst);
+        let route = lookup_tables(snap, vrf, flow.dst_addr());
         *slot = Slot {
             generation: snap.generation,
             dst: key,
@@ -123,6 +118,10 @@ mod tests {
     use nexthop::{NextHop, Vrf};
     use std::net::Ipv4Addr;
 
+    fn to(vrf: u16, dst: Ipv4Addr) -> FlowKey {
+        FlowKey::v4(vrf, Ipv4Addr::new(198, 18, 1, 1), dst, 17, 4000, 53)
+    }
+
     fn snapshot(generation: u64, nh: NextHopId) -> Snapshot {
         let mut vrf = Vrf {
             id: 0,
@@ -146,20 +145,20 @@ mod tests {
     #[test]
     fn answers_repeat_lookups_within_a_generation_only() {
         let mut cache = RouteCache::default();
-        let dst = IpAddr::V4(Ipv4Addr::new(198, 18, 2, 7));
+        let dst = Ipv4Addr::new(198, 18, 2, 7);
         let first = snapshot(1, 2);
-        assert_eq!(cache.lookup(&first, 0, dst), RouteLookup::Found(2));
-        assert_eq!(cache.lookup(&first, 0, dst), RouteLookup::Found(2));
+        assert_eq!(cache.lookup(&first, &to(0, dst)), RouteLookup::Found(2));
+        assert_eq!(cache.lookup(&first, &to(0, dst)), RouteLookup::Found(2));
         assert_eq!(cache.counts(), (1, 1));
         // The next publication moved the prefix to another next hop.
         let second = snapshot(2, 3);
-        assert_eq!(cache.lookup(&second, 0, dst), RouteLookup::Found(3));
+        assert_eq!(cache.lookup(&second, &to(0, dst)), RouteLookup::Found(3));
         assert_eq!(cache.counts(), (1, 2));
         // Another VRF, another destination: their own answers, never the cached one.
-        assert_eq!(cache.lookup(&second, 1, dst), RouteLookup::Missing);
-        let elsewhere = IpAddr::V4(Ipv4Addr::new(198, 18, 3, 7));
-        assert_eq!(cache.lookup(&second, 0, elsewhere), RouteLookup::Missing);
-        assert_eq!(cache.lookup(&second, 0, dst), RouteLookup::Found(3));
+        assert_eq!(cache.lookup(&second, &to(1, dst)), RouteLookup::Missing);
+        let elsewhere = Ipv4Addr::new(198, 18, 3, 7);
+        assert_eq!(cache.lookup(&second, &to(0, elsewhere)), RouteLookup::Missing);
+        assert_eq!(cache.lookup(&second, &to(0, dst)), RouteLookup::Found(3));
     }
 
     #[test]
@@ -174,13 +173,13 @@ mod tests {
         // More destinations than slots: every answer is still the tables' answer.
         for round in 0..2 {
             for i in 0..(SLOTS as u32 * 4) {
-                let dst = IpAddr::V4(Ipv4Addr::from(0xc612_0000 + i));
+                let dst = Ipv4Addr::from(0xc612_0000 + i);
                 let expect = if (0xc612_0200..0xc612_0300).contains(&(0xc612_0000 + i)) {
                     RouteLookup::Found(2)
                 } else {
                     RouteLookup::Missing
                 };
-                assert_eq!(cache.lookup(&snap, 0, dst), expect, "round {round}, {dst}");
+                assert_eq!(cache.lookup(&snap, &to(0, dst)), expect, "round {round}, {dst}");
             }
         }
     }
