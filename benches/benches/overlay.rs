@@ -199,15 +199,23 @@ fn in_memory_port(c: &mut Criterion) {
         );
         group.throughput(Throughput::Elements(RING as u64));
         // Route churn: 1000 publications per second at 14.88 Mpps is one every 14,880
-        // packets. Each makes every flow re-resolve its route once; none of these
-        // flows' routes changes, so the throughput should not either.
-        let churn: &[(&str, Option<usize>)] = if flows < 1 << 20 {
+        // packets, each made by the control thread's builder from a changed desired
+        // state. An unrelated route coming and going leaves these flows' decisions
+        // standing; their own route changing makes every flow re-resolve once.
+        let churn: &[(&str, Option<Churn>)] = if flows < 1 << 20 {
             &[("batches of 32", None)]
         } else {
-            &[("batches of 32", None), ("1000 route publications/s", Some(14_880))]
+            &[
+                ("batches of 32", None),
+                ("1000 route publications/s", Some(Churn::Unrelated)),
+                ("1000 publications/s of the flows' route", Some(Churn::TheirRoute)),
+            ]
         };
-        for (case, publish_every) in churn {
-            let mut current = snap.clone();
+        for (case, churn) in churn {
+            let mut model = benches::tunnel_state();
+            let mut builder = control_client::SnapshotBuilder::new(snap.generation);
+            let mut current = builder.build(&model, snap.router_mac);
+            let mut publications = 0u64;
             let mut since_publication = 0usize;
             group.bench_function(format!("{name} established flows, 64 B, in-memory port, {case}"), |b| {
                 b.iter_custom(|passes| {
@@ -218,9 +226,11 @@ fn in_memory_port(c: &mut Criterion) {
                         worker_pass(&mut ctx, &mut umem, &current);
                         timed += start.elapsed();
                         since_publication += RING;
-                        if let Some(every) = publish_every.filter(|every| since_publication >= *every) {
-                            since_publication -= every;
-                            current.generation += 1;
+                        if let Some(churn) = churn.filter(|_| since_publication >= 14_880) {
+                            since_publication -= 14_880;
+                            publications += 1;
+                            churn.apply(&mut model, publications);
+                            current = builder.build(&model, current.router_mac);
                         }
                     }
                     timed
@@ -229,6 +239,45 @@ fn in_memory_port(c: &mut Criterion) {
         }
     }
     group.finish();
+}
+
+/// What a benchmark's route publications change.
+#[derive(Debug, Clone, Copy)]
+enum Churn {
+    /// A /32 discard route elsewhere is added and removed in turn.
+    Unrelated,
+    /// The flows' 198.18.2.0/24 moves between two remote nodes in turn.
+    TheirRoute,
+}
+
+impl Churn {
+    fn apply(self, model: &mut control_client::DesiredState, n: u64) {
+        use control_client::{RouteSpec, RouteTarget};
+        let (prefix, target) = match self {
+            Churn::Unrelated => ("198.19.255.1/32", (n % 2 == 1).then_some(RouteTarget::Discard)),
+            Churn::TheirRoute => {
+                let remote = std::net::Ipv4Addr::new(198, 18, 0, 2 + (n % 2) as u8);
+                model.set_neighbor(remote, nexthop::MacAddr([2, 0, 0, 0, 0, 0xf2 + (n % 2) as u8]));
+                let tunnel = RouteTarget::Tunnel {
+                    remote,
+                    label: 40,
+                    encaps: vec![Encap::MplsOverUdp],
+                    mac: None,
+                };
+                ("198.18.2.0/24", Some(tunnel))
+            }
+        };
+        let prefix: ipnet::IpNet = prefix.parse().expect("literal");
+        let _ = model.remove_route("red", prefix);
+        if let Some(target) = target {
+            let route = RouteSpec {
+                vrf: "red".into(),
+                prefix,
+                target,
+            };
+            model.add_route(route).expect("valid route");
+        }
+    }
 }
 
 fn classify(c: &mut Criterion) {

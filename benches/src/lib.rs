@@ -71,6 +71,11 @@ pub fn udp_frame(src_port: u16) -> Vec<u8> {
 /// A node whose VRF red routes 198.18.2.0/24 to another node over MPLS over UDP,
 /// with pod a (vif 1, 198.18.1.2) local.
 pub fn tunnel_snapshot() -> Snapshot {
+    tunnel_state().build(1, MacAddr(ROUTER))
+}
+
+/// The desired state [`tunnel_snapshot`] is built from, for benchmarks that change it.
+pub fn tunnel_state() -> DesiredState {
     let mut s = DesiredState::new(16);
     s.set_fabric("fabric0");
     s.set_fabric_info(nexthop::FabricInfo {
@@ -102,7 +107,7 @@ pub fn tunnel_snapshot() -> Snapshot {
         target,
     })
     .expect("valid route");
-    s.build(1, MacAddr(ROUTER))
+    s
 }
 
 /// A 64-byte UDP frame from pod a to `dst` with the given source port.

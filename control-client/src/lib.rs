@@ -6,7 +6,10 @@
 //!   is validated first; a rejected change leaves the state untouched.
 //! - [`DesiredState::build`] compiles it into an immutable [`nexthop::Snapshot`]:
 //!   stable vif and VRF numbers, host routes for every pod address, receive routes for
-//!   gateways, shared next hops.
+//!   gateways, shared next hops. [`SnapshotBuilder`] does the same for a sequence of
+//!   publications: what did not change keeps its next-hop id and route slot, and each
+//!   route's stamp says when its answer last changed, so workers keep the flows of
+//!   routes that did not change.
 //! - [`SnapshotPublisher`] swaps the published snapshot atomically; forwarding
 //!   workers load it once per batch and never block on the control side.
 //!
@@ -17,6 +20,7 @@ mod model;
 mod publish;
 
 pub use model::{
-    label_of, DesiredState, InterfaceSpec, ModelError, RouteSpec, RouteTarget, DEFAULT_REMOTE_MAC, FABRIC_VRF,
+    label_of, DesiredState, InterfaceSpec, ModelError, RouteSpec, RouteTarget, SnapshotBuilder, DEFAULT_REMOTE_MAC,
+    FABRIC_VRF,
 };
 pub use publish::SnapshotPublisher;

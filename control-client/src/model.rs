@@ -474,6 +474,11 @@ fn validate_vrf_name(name: &str) -> Result<(), ModelError> {
 }
 
 mod build;
+mod builder;
+#[cfg(test)]
+mod builder_tests;
+
+pub use builder::SnapshotBuilder;
 
 #[cfg(test)]
 mod tests;

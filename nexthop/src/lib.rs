@@ -8,6 +8,8 @@
 //! - [`Snapshot`] is the complete, immutable forwarding state (interfaces, VRFs with
 //!   their route tables, next hops). The control side builds a new one for every
 //!   change and publishes it atomically; forwarding workers only ever read it.
+//! - [`Snapshot::decision_holds`] tells whether a flow's cached decision survives the
+//!   publications since it was made (route slots and their stamps, see [`Route`]).
 //!
 //! This crate has no unsafe code and no I/O.
 #![forbid(unsafe_code)]
@@ -16,8 +18,10 @@ pub mod ecmp;
 pub mod encap;
 mod lpm;
 mod nexthop;
+mod route;
 mod snapshot;
 
 pub use lpm::{v4_key, v6_key, LpmKey, LpmTable};
 pub use nexthop::{NextHop, NextHopId};
+pub use route::{Route, RouteSlot, MAX_ROUTE_SLOTS, VOLATILE_SLOT};
 pub use snapshot::{Composite, FabricInfo, FastMap, Interface, InterfaceKind, MacAddr, Snapshot, Vif, Vrf, VrfId};

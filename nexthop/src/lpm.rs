@@ -99,9 +99,23 @@ impl<K: LpmKey, V> LpmTable<K, V> {
     }
 
     /// The value of the longest prefix covering `addr`, with that prefix's length.
+    #[inline]
     pub fn lookup(&self, addr: K) -> Option<(u8, &V)> {
+        self.lookup_shorter(addr, K::BITS + 1)
+    }
+
+    /// The longest prefix covering `addr` that is shorter than `below` bits: the route
+    /// a new `addr/below` prefix takes destinations from.
+    pub fn lookup_shorter(&self, addr: K, below: u8) -> Option<(u8, &V)> {
+        let below = u32::from(below.min(K::BITS + 1));
         for word in (0..3).rev() {
-            let mut bits = self.present[word];
+            let first = word as u32 * 64;
+            if first >= below {
+                continue;
+            }
+            let keep = below - first;
+            let mask = if keep >= 64 { u64::MAX } else { (1u64 << keep) - 1 };
+            let mut bits = self.present[word] & mask;
             while bits != 0 {
                 let top = 63 - bits.leading_zeros() as u8;
                 bits &= !(1u64 << top);
@@ -166,7 +180,11 @@ mod tests {
         assert_eq!(t.remove(k("198.18.1.7"), 32), Some("host"));
         assert_eq!(t.lookup(k("198.18.1.7")), Some((24, &"subnet")));
         assert_eq!(t.len(), 3);
+        assert_eq!(t.lookup_shorter(k("198.18.1.0"), 24), Some((15, &"bench")));
+        assert_eq!(t.lookup_shorter(k("198.18.1.0"), 25), Some((24, &"subnet")));
+        assert_eq!(t.lookup_shorter(k("198.18.0.0"), 15), Some((0, &"default")));
         t.remove(0, 0);
+        assert_eq!(t.lookup_shorter(k("198.18.0.0"), 15), None);
         assert_eq!(t.lookup(k("127.0.0.1")), None);
     }
 
@@ -199,6 +217,9 @@ mod tests {
             for a in probes {
                 let want = oracle.iter().filter(|(p, l, _)| a.masked(*l) == *p).max_by_key(|(_, l, _)| *l).map(|(_, l, v)| (*l, *v));
                 prop_assert_eq!(t.lookup(a).map(|(l, v)| (l, *v)), want);
+                let below = (a % 33) as u8;
+                let shorter = oracle.iter().filter(|(p, l, _)| *l < below && a.masked(*l) == *p).max_by_key(|(_, l, _)| *l).map(|(_, l, v)| (*l, *v));
+                prop_assert_eq!(t.lookup_shorter(a, below).map(|(l, v)| (l, *v)), shorter);
             }
         }
     }

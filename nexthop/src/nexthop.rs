@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 pub type NextHopId = u32;
 
 /// The action for a packet whose route resolved to this next hop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NextHop {
     /// Drop the packet (a blackhole route); counted as a discard.

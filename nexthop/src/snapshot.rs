@@ -2,6 +2,7 @@
 
 use crate::lpm::{v4_key, v6_key, LpmTable};
 use crate::nexthop::{NextHop, NextHopId};
+use crate::route::{Route, RouteSlot};
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -114,9 +115,12 @@ pub struct Vrf {
     /// Name (the virtual network's routing instance name).
     pub name: String,
     /// IPv4 routes.
-    pub v4: LpmTable<u32, NextHopId>,
+    pub v4: LpmTable<u32, Route>,
     /// IPv6 routes.
-    pub v6: LpmTable<u128, NextHopId>,
+    pub v6: LpmTable<u128, Route>,
+    /// The slot of "no route matches" in this VRF: flows cached as dropped for want of
+    /// a route hold until a route is added here.
+    pub miss_slot: RouteSlot,
 }
 
 /// The complete forwarding state, immutable once published.
@@ -124,6 +128,11 @@ pub struct Vrf {
 pub struct Snapshot {
     /// Incremented on every publication; flows remember the generation they saw.
     pub generation: u64,
+    /// The last generation that changed something other than routes: flow decisions
+    /// made before it no longer hold (see [`Snapshot::decision_holds`]).
+    pub flow_epoch: u64,
+    /// Per route slot, the low 32 bits of the generation its answer last changed in.
+    pub route_stamps: Vec<u32>,
     /// Source MAC of every frame the vrouter sends to a pod, and the MAC it answers
     /// ARP and neighbour solicitations with.
     pub router_mac: MacAddr,
@@ -131,7 +140,8 @@ pub struct Snapshot {
     pub interfaces: Vec<Option<Interface>>,
     /// VRFs indexed by id.
     pub vrfs: Vec<Vrf>,
-    /// Next hops indexed by [`NextHopId`].
+    /// Next hops indexed by [`NextHopId`]; an id keeps its next hop for as long as
+    /// any route uses it. Unused ids hold [`NextHop::Discard`].
     pub nexthops: Vec<NextHop>,
     /// Which VRF owns each interface IPv4 address: tells "other VRF" drops from "no route".
     pub owner4: FastMap<Ipv4Addr, VrfId>,
@@ -159,7 +169,7 @@ pub struct FabricInfo {
 }
 
 /// An ECMP group: member next hops and their stable identities.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Composite {
     /// Member next hops.
     pub members: Vec<NextHopId>,
@@ -193,15 +203,15 @@ impl Snapshot {
     /// The next hop for `dst` in `vrf` (longest prefix match).
     #[inline]
     pub fn route4(&self, vrf: VrfId, dst: Ipv4Addr) -> Option<&NextHop> {
-        let (_, nh) = self.vrf(vrf)?.v4.lookup(v4_key(dst))?;
-        self.nexthops.get(*nh as usize)
+        let (_, route) = self.vrf(vrf)?.v4.lookup(v4_key(dst))?;
+        self.nexthops.get(route.nexthop as usize)
     }
 
     /// The next hop for `dst` in `vrf` (longest prefix match).
     #[inline]
     pub fn route6(&self, vrf: VrfId, dst: Ipv6Addr) -> Option<&NextHop> {
-        let (_, nh) = self.vrf(vrf)?.v6.lookup(v6_key(dst))?;
-        self.nexthops.get(*nh as usize)
+        let (_, route) = self.vrf(vrf)?.v6.lookup(v6_key(dst))?;
+        self.nexthops.get(route.nexthop as usize)
     }
 }
 

@@ -9,7 +9,7 @@ use crate::packet::DropReason;
 use crate::stats::VifTotals;
 use crate::store::StateStore;
 use anyhow::{anyhow, bail};
-use control_client::{DesiredState, InterfaceSpec, RouteSpec, SnapshotPublisher};
+use control_client::{DesiredState, InterfaceSpec, RouteSpec, SnapshotBuilder, SnapshotPublisher};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use nexthop::{MacAddr, Snapshot, Vif};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -21,6 +21,9 @@ use std::time::Instant;
 pub struct ControlSetup {
     /// The desired state (with the fabric registered).
     pub model: DesiredState,
+    /// The builder that made the published snapshot (it keeps ids and route slots
+    /// stable across publications).
+    pub builder: SnapshotBuilder,
     /// The vrouter MAC.
     pub router_mac: MacAddr,
     /// Where snapshots are published.
@@ -41,7 +44,7 @@ pub struct ControlSetup {
 #[derive(Debug)]
 pub struct Control {
     model: DesiredState,
-    generation: u64,
+    builder: SnapshotBuilder,
     router_mac: MacAddr,
     publisher: SnapshotPublisher,
     datapath: Datapath,
@@ -57,6 +60,7 @@ impl Control {
     pub fn new(setup: ControlSetup) -> Self {
         let ControlSetup {
             model,
+            builder,
             router_mac,
             publisher,
             datapath,
@@ -67,7 +71,7 @@ impl Control {
         } = setup;
         Self {
             model,
-            generation: publisher.load().generation,
+            builder,
             router_mac,
             publisher,
             datapath,
@@ -80,9 +84,7 @@ impl Control {
     }
 
     fn publish(&mut self) {
-        self.generation += 1;
-        self.publisher
-            .publish(self.model.build(self.generation, self.router_mac));
+        self.publisher.publish(self.builder.build(&self.model, self.router_mac));
     }
 
     /// Re-attaches the ports and routes kept in the state directory.
@@ -209,41 +211,55 @@ impl Control {
         }
         let mut out = Vec::new();
         for v in snap.vrfs.iter().filter(|v| vrf.is_none_or(|n| n == v.name)) {
-            for (k, len, nh) in v.v4.entries() {
+            for (k, len, route) in v.v4.entries() {
                 let prefix = Ipv4Net::new(Ipv4Addr::from(k), len).map_err(|e| anyhow!("{e}"))?;
                 out.push(RouteView {
                     vrf: v.name.clone(),
                     prefix: prefix.into(),
-                    nh: *nh,
+                    nh: route.nexthop,
                 });
             }
-            for (k, len, nh) in v.v6.entries() {
+            for (k, len, route) in v.v6.entries() {
                 let prefix = Ipv6Net::new(Ipv6Addr::from(k), len).map_err(|e| anyhow!("{e}"))?;
                 out.push(RouteView {
                     vrf: v.name.clone(),
                     prefix: prefix.into(),
-                    nh: *nh,
+                    nh: route.nexthop,
                 });
             }
         }
         Ok(out)
     }
 
-    /// The `nh` view.
+    /// The `nh` view: the next hops in use (ids stay put across changes, so unused
+    /// ids between them are left out).
     pub fn nexthops(&self) -> Vec<NextHopView> {
         let snap = self.snapshot();
         let mut uses = vec![0usize; snap.nexthops.len()];
-        for v in &snap.vrfs {
-            for (_, _, nh) in v.v4.entries() {
-                uses[*nh as usize] += 1;
+        let mut in_use = vec![false; snap.nexthops.len()];
+        let mut mark = |id: u32| {
+            if let Some(u) = in_use.get_mut(id as usize) {
+                *u = true;
             }
-            for (_, _, nh) in v.v6.entries() {
-                uses[*nh as usize] += 1;
+        };
+        mark(0);
+        mark(1);
+        snap.composites.iter().flat_map(|c| &c.members).for_each(|id| mark(*id));
+        snap.mpls.values().for_each(|id| mark(*id));
+        for v in &snap.vrfs {
+            let routes =
+                v.v4.entries()
+                    .into_iter()
+                    .map(|e| e.2)
+                    .chain(v.v6.entries().into_iter().map(|e| e.2));
+            for route in routes {
+                uses[route.nexthop as usize] += 1;
             }
         }
         snap.nexthops
             .iter()
             .enumerate()
+            .filter(|(id, _)| in_use[*id] || uses[*id] > 0)
             .map(|(id, nh)| NextHopView {
                 id: id as u32,
                 nexthop: *nh,
@@ -337,7 +353,7 @@ impl Control {
                 action,
                 interface: r.value.owner,
                 generation: r.value.generation,
-                stale: r.value.generation != snap.generation as u32,
+                stale: !snap.decision_holds(r.value.generation, FlowAction::slot(r.value.data)),
                 packets: activity.packets,
                 bytes: activity.bytes,
                 idle_secs: now.saturating_sub(activity.last_seen),

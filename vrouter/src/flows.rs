@@ -3,7 +3,7 @@
 
 use crate::packet::DropReason;
 use flow_table::{FlowRef, FlowTable};
-use nexthop::NextHopId;
+use nexthop::{NextHopId, RouteSlot, MAX_ROUTE_SLOTS};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -44,30 +44,42 @@ pub enum FlowAction {
     Drop(DropReason),
 }
 
+// The entry's word: bits 0-3 the action, bit 4 the reverse flag, bits 8-31 the route
+// slot that decided it, bits 32-63 the next hop or the drop reason.
+const ACTION_MASK: u64 = 0xf;
 const ACTION_FORWARD: u64 = 1;
 const ACTION_DROP: u64 = 2;
 /// Set in the reverse entry of a pair.
-const FLAG_REVERSE: u64 = 1 << 16;
+const FLAG_REVERSE: u64 = 1 << 4;
+const SLOT_SHIFT: u32 = 8;
 
 impl FlowAction {
-    /// Packs the action (and whether it is the reverse entry) into the entry's word.
-    pub fn encode(self, reverse: bool) -> u64 {
-        let flags = if reverse { FLAG_REVERSE } else { 0 };
+    /// Packs the action, the route slot whose stamp says how long it holds, and
+    /// whether it is the reverse entry, into the entry's word.
+    #[inline]
+    pub fn encode(self, slot: RouteSlot, reverse: bool) -> u64 {
+        debug_assert!(slot < MAX_ROUTE_SLOTS);
+        let flags = if reverse { FLAG_REVERSE } else { 0 } | u64::from(slot % MAX_ROUTE_SLOTS) << SLOT_SHIFT;
         match self {
             FlowAction::Forward(nh) => ACTION_FORWARD | flags | u64::from(nh) << 32,
-            FlowAction::Drop(r) => ACTION_DROP | (r.index() as u64) << 8 | flags,
+            FlowAction::Drop(r) => ACTION_DROP | flags | (r.index() as u64) << 32,
         }
     }
 
     /// Unpacks a word made by [`FlowAction::encode`]; `None` for anything else.
+    #[inline]
     pub fn decode(word: u64) -> Option<Self> {
-        match word & 0xff {
+        match word & ACTION_MASK {
             ACTION_FORWARD => Some(FlowAction::Forward((word >> 32) as u32)),
-            ACTION_DROP => DropReason::ALL
-                .get(((word >> 8) & 0xff) as usize)
-                .map(|r| FlowAction::Drop(*r)),
+            ACTION_DROP => DropReason::ALL.get((word >> 32) as usize).map(|r| FlowAction::Drop(*r)),
             _ => None,
         }
+    }
+
+    /// The route slot a word was decided by.
+    #[inline]
+    pub fn slot(word: u64) -> RouteSlot {
+        ((word >> SLOT_SHIFT) as u32) % MAX_ROUTE_SLOTS
     }
 
     /// True for the reverse entry of a pair.
@@ -203,9 +215,12 @@ mod tests {
             FlowAction::Drop(DropReason::OtherVrf),
         ] {
             for rev in [false, true] {
-                let w = a.encode(rev);
-                assert_eq!(FlowAction::decode(w), Some(a));
-                assert_eq!(FlowAction::is_reverse(w), rev);
+                for slot in [0, 1, MAX_ROUTE_SLOTS - 1] {
+                    let w = a.encode(slot, rev);
+                    assert_eq!(FlowAction::decode(w), Some(a));
+                    assert_eq!(FlowAction::is_reverse(w), rev);
+                    assert_eq!(FlowAction::slot(w), slot);
+                }
             }
         }
         assert_eq!(FlowAction::decode(0), None);
@@ -222,7 +237,7 @@ mod tests {
         );
         assert!(flows.reserve(1));
         let v = |rev| FlowValue {
-            data: action.encode(rev),
+            data: action.encode(0, rev),
             generation: 1,
             owner: 1,
         };

@@ -7,7 +7,7 @@ use crate::datapath::Datapath;
 use crate::flows::{FlowConfig, Flows};
 use crate::store::StateStore;
 use anyhow::Context;
-use control_client::{DesiredState, SnapshotPublisher};
+use control_client::{DesiredState, SnapshotBuilder, SnapshotPublisher};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -105,7 +105,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         config.fabric.ip.addr(),
     )?);
     model.set_encap_priority(config.fabric.encap_priority.clone());
-    let publisher = SnapshotPublisher::new(model.build(1, config.vrouter_mac));
+    let mut builder = SnapshotBuilder::new(1);
+    let publisher = SnapshotPublisher::new(builder.build(&model, config.vrouter_mac));
     let flows = Arc::new(Flows::new(&config.flows, config.tables.interfaces as usize));
     let datapath = Datapath::start(&config, &cores, &publisher, &flows)?;
     // Workers inherit the affinity of their creator before pinning; pin control after.
@@ -114,6 +115,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(forwarding = ?cores.forwarding, control = ?cores.control, fabric = %config.fabric.interface, "vrouter started");
     let mut control = Control::new(ControlSetup {
         model,
+        builder,
         router_mac: config.vrouter_mac,
         publisher,
         datapath,

@@ -3,166 +3,190 @@
 use super::*;
 
 impl DesiredState {
-    /// Compiles the state into a forwarding snapshot.
+    /// Compiles the state into a stand-alone forwarding snapshot of `generation`. A
+    /// process that publishes one snapshot after another uses a [`SnapshotBuilder`]
+    /// instead, so that flows survive publications that do not change their routes.
     pub fn build(&self, generation: u64, router_mac: MacAddr) -> Snapshot {
-        let vrf_count = self.vrf_ids.values().max().map_or(0, |m| *m as usize + 1);
+        SnapshotBuilder::new(generation).build(self, router_mac)
+    }
+}
+
+/// One build in progress: the builder's identities plus the tables being filled.
+struct Compile<'a> {
+    ids: &'a mut SnapshotBuilder,
+    state: &'a DesiredState,
+    generation: u64,
+    snap: Snapshot,
+    interface_nh: BTreeMap<&'a str, NextHopId>,
+}
+
+impl SnapshotBuilder {
+    /// Compiles `state` into the next snapshot. Next hops, composites and routes that
+    /// were in the previous snapshot keep their ids and slots.
+    pub fn build(&mut self, state: &DesiredState, router_mac: MacAddr) -> Snapshot {
+        let generation = self.begin();
+        let vrf_count = state.vrf_ids.values().max().map_or(0, |m| *m as usize + 1);
         let mut vrfs: Vec<Vrf> = (0..vrf_count)
             .map(|id| Vrf {
                 id: id as VrfId,
                 ..Vrf::default()
             })
             .collect();
-        for (name, id) in &self.vrf_ids {
+        for (name, id) in &state.vrf_ids {
             vrfs[*id as usize].name = name.clone();
         }
-        let mut nexthops = vec![NextHop::Discard, NextHop::Receive];
-        let mut interfaces: Vec<Option<Interface>> = Vec::new();
-        let mut interface_nh: BTreeMap<&str, NextHopId> = BTreeMap::new();
-        let place = |interfaces: &mut Vec<Option<Interface>>, i: Interface| {
-            let slot = i.vif as usize;
-            if interfaces.len() <= slot {
-                interfaces.resize(slot + 1, None);
-            }
-            interfaces[slot] = Some(i);
+        let mut compile = Compile {
+            ids: self,
+            state,
+            generation,
+            snap: Snapshot {
+                router_mac,
+                vrfs,
+                fabric: state.fabric_info,
+                vxlan: state.vrf_vnis.iter().map(|(v, n)| (*n, state.vrf_ids[v])).collect(),
+                ..Snapshot::default()
+            },
+            interface_nh: BTreeMap::new(),
         };
-        if let Some((name, vif)) = &self.fabric {
-            place(
-                &mut interfaces,
-                Interface {
-                    vif: *vif,
-                    name: name.clone(),
-                    kind: InterfaceKind::Fabric,
-                    mac: router_mac,
-                    vrf: 0,
-                    ipv4: None,
-                    ipv6: None,
-                    gateway4: None,
-                    gateway6: None,
-                },
-            );
+        compile.interfaces(router_mac);
+        compile.gateways();
+        for route in &state.routes {
+            compile.route(route);
         }
-        let mut snapshot_owner4 = FastMap::default();
-        let mut snapshot_owner6 = FastMap::default();
-        let mut mpls = FastMap::default();
-        for (name, (vif, spec)) in &self.interfaces {
-            let vrf = self.vrf_ids[&spec.vrf];
-            let nh = nexthops.len() as NextHopId;
-            nexthops.push(NextHop::Interface {
+        let mut snap = compile.snap;
+        self.finish(&mut snap, generation);
+        snap
+    }
+}
+
+impl<'a> Compile<'a> {
+    fn place(&mut self, i: Interface) {
+        let slot = i.vif as usize;
+        if self.snap.interfaces.len() <= slot {
+            self.snap.interfaces.resize(slot + 1, None);
+        }
+        self.snap.interfaces[slot] = Some(i);
+    }
+
+    fn insert(&mut self, vrf: VrfId, prefix: IpNet, nh: NextHopId) {
+        let route = self.ids.route(vrf, prefix, nh, self.generation);
+        let table = &mut self.snap.vrfs[vrf as usize];
+        match prefix {
+            IpNet::V4(p) => table.v4.insert(v4_key(p.network()), p.prefix_len(), route),
+            IpNet::V6(p) => table.v6.insert(v6_key(p.network()), p.prefix_len(), route),
+        };
+    }
+
+    /// The fabric and the pods: an interface next hop, an MPLS label and host routes
+    /// for each pod.
+    fn interfaces(&mut self, router_mac: MacAddr) {
+        let state = self.state;
+        if let Some((name, vif)) = &state.fabric {
+            self.place(Interface {
+                vif: *vif,
+                name: name.clone(),
+                kind: InterfaceKind::Fabric,
+                mac: router_mac,
+                vrf: 0,
+                ipv4: None,
+                ipv6: None,
+                gateway4: None,
+                gateway6: None,
+            });
+        }
+        for (name, (vif, spec)) in &state.interfaces {
+            let vrf = state.vrf_ids[&spec.vrf];
+            let nexthop = NextHop::Interface {
                 vif: *vif,
                 dst_mac: spec.mac,
-            });
-            interface_nh.insert(name.as_str(), nh);
-            mpls.insert(label_of(*vif), nh);
-            let table = &mut vrfs[vrf as usize];
+            };
+            let nh = self.ids.nexthop(nexthop, self.generation);
+            self.interface_nh.insert(name.as_str(), nh);
+            self.snap.mpls.insert(label_of(*vif), nh);
             if let Some(a) = spec.ipv4 {
-                table.v4.insert(v4_key(a), 32, nh);
-                snapshot_owner4.insert(a, vrf);
+                self.insert(vrf, IpNet::from(IpAddr::V4(a)), nh);
+                self.snap.owner4.insert(a, vrf);
             }
             if let Some(a) = spec.ipv6 {
-                table.v6.insert(v6_key(a), 128, nh);
-                snapshot_owner6.insert(a, vrf);
+                self.insert(vrf, IpNet::from(IpAddr::V6(a)), nh);
+                self.snap.owner6.insert(a, vrf);
             }
-            place(
-                &mut interfaces,
-                Interface {
-                    vif: *vif,
-                    name: name.clone(),
-                    kind: InterfaceKind::Pod,
-                    mac: spec.mac,
-                    vrf,
-                    ipv4: spec.ipv4,
-                    ipv6: spec.ipv6,
-                    gateway4: spec.gateway4,
-                    gateway6: spec.gateway6,
-                },
-            );
+            self.place(Interface {
+                vif: *vif,
+                name: name.clone(),
+                kind: InterfaceKind::Pod,
+                mac: spec.mac,
+                vrf,
+                ipv4: spec.ipv4,
+                ipv6: spec.ipv6,
+                gateway4: spec.gateway4,
+                gateway6: spec.gateway6,
+            });
         }
-        // Gateways go in after pod addresses so that a pod address always wins.
-        for (_, spec) in self.interfaces.values() {
-            let table = &mut vrfs[self.vrf_ids[&spec.vrf] as usize];
-            if let Some(g) = spec.gateway4 {
-                if table.v4.get_exact(v4_key(g), 32).is_none() {
-                    table.v4.insert(v4_key(g), 32, NH_RECEIVE);
-                }
-            }
-            if let Some(g) = spec.gateway6 {
-                if table.v6.get_exact(v6_key(g), 128).is_none() {
-                    table.v6.insert(v6_key(g), 128, NH_RECEIVE);
-                }
-            }
-        }
-        let mut tunnels: BTreeMap<(Encap, Ipv4Addr, u32, MacAddr), NextHopId> = BTreeMap::new();
-        let mut composites: Vec<Composite> = Vec::new();
-        for route in &self.routes {
-            let mut resolve = |t: &RouteTarget, nexthops: &mut Vec<NextHop>| -> (NextHopId, u64) {
-                match t {
-                    RouteTarget::Discard => (NH_DISCARD, 0),
-                    RouteTarget::Interface { name } => {
-                        let nh = interface_nh[name.as_str()];
-                        (nh, nexthop::ecmp::member_id(&[1, u64::from(nh)]))
-                    }
-                    RouteTarget::Tunnel {
-                        remote,
-                        label,
-                        encaps,
-                        mac,
-                    } => {
-                        let encap = self.choose_encap(encaps).unwrap_or(Encap::MplsOverUdp);
-                        let inner_mac = mac.unwrap_or(DEFAULT_REMOTE_MAC);
-                        let nh = *tunnels.entry((encap, *remote, *label, inner_mac)).or_insert_with(|| {
-                            nexthops.push(NextHop::Tunnel {
-                                encap,
-                                remote: *remote,
-                                label: *label,
-                                outer_mac: self.neighbors.get(remote).copied().unwrap_or_default(),
-                                inner_mac,
-                            });
-                            nexthops.len() as NextHopId - 1
-                        });
-                        (
-                            nh,
-                            nexthop::ecmp::member_id(&[2, u64::from(u32::from(*remote)), u64::from(*label)]),
-                        )
-                    }
-                    RouteTarget::Ecmp { .. } => (NH_DISCARD, 0),
-                }
-            };
-            let nh = match &route.target {
-                RouteTarget::Ecmp { members } => {
-                    let resolved: Vec<(NextHopId, u64)> = members.iter().map(|m| resolve(m, &mut nexthops)).collect();
-                    composites.push(Composite {
-                        members: resolved.iter().map(|r| r.0).collect(),
-                        ids: resolved.iter().map(|r| r.1).collect(),
-                    });
-                    nexthops.push(NextHop::Composite {
-                        id: composites.len() as u32 - 1,
-                    });
-                    nexthops.len() as NextHopId - 1
-                }
-                other => resolve(other, &mut nexthops).0,
-            };
-            let table = &mut vrfs[self.vrf_ids[&route.vrf] as usize];
-            match route.prefix {
-                IpNet::V4(p) => {
-                    table.v4.insert(v4_key(p.network()), p.prefix_len(), nh);
-                }
-                IpNet::V6(p) => {
-                    table.v6.insert(v6_key(p.network()), p.prefix_len(), nh);
+    }
+
+    /// Receive routes for gateways, after pod addresses so that a pod address wins.
+    fn gateways(&mut self) {
+        let state = self.state;
+        for (_, spec) in state.interfaces.values() {
+            let vrf = state.vrf_ids[&spec.vrf];
+            let gateways = [spec.gateway4.map(IpAddr::V4), spec.gateway6.map(IpAddr::V6)];
+            for g in gateways.into_iter().flatten() {
+                let table = &self.snap.vrfs[vrf as usize];
+                let taken = match g {
+                    IpAddr::V4(a) => table.v4.get_exact(v4_key(a), 32).is_some(),
+                    IpAddr::V6(a) => table.v6.get_exact(v6_key(a), 128).is_some(),
+                };
+                if !taken {
+                    self.insert(vrf, IpNet::from(g), NH_RECEIVE);
                 }
             }
         }
-        Snapshot {
-            generation,
-            router_mac,
-            interfaces,
-            vrfs,
-            nexthops,
-            owner4: snapshot_owner4,
-            owner6: snapshot_owner6,
-            fabric: self.fabric_info,
-            mpls,
-            vxlan: self.vrf_vnis.iter().map(|(v, n)| (*n, self.vrf_ids[v])).collect(),
-            composites,
+    }
+
+    /// A next hop for one route target, with its stable ECMP member identity.
+    fn target(&mut self, t: &RouteTarget) -> (NextHopId, u64) {
+        match t {
+            RouteTarget::Discard | RouteTarget::Ecmp { .. } => (NH_DISCARD, 0),
+            RouteTarget::Interface { name } => {
+                let nh = self.interface_nh[name.as_str()];
+                (nh, nexthop::ecmp::member_id(&[1, u64::from(nh)]))
+            }
+            RouteTarget::Tunnel {
+                remote,
+                label,
+                encaps,
+                mac,
+            } => {
+                let encap = self.state.choose_encap(encaps).unwrap_or(Encap::MplsOverUdp);
+                let inner_mac = mac.unwrap_or(DEFAULT_REMOTE_MAC);
+                // Routes to the same remote, label and encapsulation share one next hop.
+                let tunnel = NextHop::Tunnel {
+                    encap,
+                    remote: *remote,
+                    label: *label,
+                    outer_mac: self.state.neighbors.get(remote).copied().unwrap_or_default(),
+                    inner_mac,
+                };
+                let nh = self.ids.nexthop(tunnel, self.generation);
+                let member = nexthop::ecmp::member_id(&[2, u64::from(u32::from(*remote)), u64::from(*label)]);
+                (nh, member)
+            }
         }
+    }
+
+    fn route(&mut self, route: &RouteSpec) {
+        let nh = match &route.target {
+            RouteTarget::Ecmp { members } => {
+                let resolved: Vec<(NextHopId, u64)> = members.iter().map(|m| self.target(m)).collect();
+                let group = Composite {
+                    members: resolved.iter().map(|r| r.0).collect(),
+                    ids: resolved.iter().map(|r| r.1).collect(),
+                };
+                self.ids.composite(group, self.generation)
+            }
+            other => self.target(other).0,
+        };
+        self.insert(self.state.vrf_ids[&route.vrf], route.prefix, nh);
     }
 }

@@ -148,7 +148,8 @@ pub struct FlowView {
     pub interface: u32,
     /// Snapshot generation of the decision.
     pub generation: u32,
-    /// True if made under an older snapshot (re-evaluated on its next packet).
+    /// True if a publication since it was made changed its route (it is re-evaluated
+    /// on its next packet).
     pub stale: bool,
     /// Packets.
     pub packets: u64,

@@ -1,15 +1,16 @@
 //! Flow lookup and inline flow setup for routed packets.
 //!
-//! A hit made under the current snapshot generation reuses the cached decision; a
-//! hit from an older generation is re-evaluated and updated in place; a miss
-//! resolves the route once, in both directions, and installs the linked pair on
-//! this worker (no trap to a slow path, no hold queue).
+//! A hit whose decision still holds (made in this generation, or since then no
+//! publication changed the route that decided it: [`Snapshot::decision_holds`]) reuses
+//! the cached decision; any other hit is re-evaluated and updated in place; a miss
+//! resolves the route once, in both directions, and installs the linked pair on this
+//! worker (no trap to a slow path, no hold queue).
 
 use super::route_cache::{RouteCache, RouteLookup};
 use super::{DropReason, PipelineContext, ETH_LEN};
 use crate::flows::{FlowAction, Flows, TCP_FIN, TCP_RST, TCP_SYN};
 use flow_table::{FlowKey, FlowValue, Insert};
-use nexthop::{Interface, NextHop, NextHopId, Snapshot};
+use nexthop::{Interface, NextHop, NextHopId, RouteSlot, Snapshot};
 
 /// What routing decided for a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,13 +25,19 @@ pub(super) enum Decision {
     Drop(DropReason),
 }
 
-/// Resolves the route of a flow key's destination in its VRF.
-pub(super) fn resolve(snap: &Snapshot, routes: &mut RouteCache, key: &FlowKey) -> Decision {
-    let id = match routes.lookup(snap, key) {
-        RouteLookup::Found(id) => id,
-        RouteLookup::OtherVrf => return Decision::Drop(DropReason::OtherVrf),
-        RouteLookup::Missing => return Decision::NoRoute,
+/// Resolves the route of a flow key's destination in its VRF; also returns the route
+/// slot whose stamp says how long the decision holds.
+pub(super) fn resolve(snap: &Snapshot, routes: &mut RouteCache, key: &FlowKey) -> (Decision, RouteSlot) {
+    let route = match routes.lookup(snap, key) {
+        RouteLookup::Found(route) => route,
+        RouteLookup::OtherVrf(slot) => return (Decision::Drop(DropReason::OtherVrf), slot),
+        RouteLookup::Missing(slot) => return (Decision::NoRoute, slot),
     };
+    (through(snap, route.nexthop, key), route.slot)
+}
+
+/// The decision for a flow whose route names next hop `id`.
+fn through(snap: &Snapshot, id: NextHopId, key: &FlowKey) -> Decision {
     match snap.nexthops.get(id as usize) {
         Some(NextHop::Interface { .. } | NextHop::Tunnel { .. }) => Decision::Forward(id),
         Some(NextHop::Composite { id }) => {
@@ -102,7 +109,7 @@ pub(super) fn decide(
         if tracked != 0 {
             table.mark_tcp_flags(f.index, tracked);
         }
-        if f.value.generation == snap.generation as u32 {
+        if snap.decision_holds(f.value.generation, FlowAction::slot(f.value.data)) {
             if let Some(a) = FlowAction::decode(f.value.data) {
                 return from_action(a);
             }
@@ -111,7 +118,7 @@ pub(super) fn decide(
     decide_slow(snap, ctx, iface, key, found, bytes, tracked)
 }
 
-/// A flow seen first, or made under an older generation.
+/// A flow seen first, or one whose route changed since its decision.
 #[cold]
 #[inline(never)]
 fn decide_slow(
@@ -127,10 +134,10 @@ fn decide_slow(
     let table = &flows.table;
     let generation = snap.generation as u32;
     if let Some(f) = found {
-        let route = resolve(snap, routes, key);
+        let (route, slot) = resolve(snap, routes, key);
         if let Some(a) = cacheable(route) {
             let value = FlowValue {
-                data: a.encode(FlowAction::is_reverse(f.value.data)),
+                data: a.encode(slot, FlowAction::is_reverse(f.value.data)),
                 generation,
                 ..f.value
             };
@@ -138,20 +145,24 @@ fn decide_slow(
         }
         return route;
     }
-    let route = resolve(snap, routes, key);
+    let (route, slot) = resolve(snap, routes, key);
     let Some(action) = cacheable(route) else { return route };
     if !flows.reserve(iface.vif) {
         return Decision::Drop(DropReason::FlowLimit);
     }
     let reverse_key = key.reversed();
-    let reverse_action =
-        cacheable(resolve(snap, routes, &reverse_key)).unwrap_or(FlowAction::Drop(DropReason::NoRoute));
-    let value = |a: FlowAction, rev: bool| FlowValue {
-        data: a.encode(rev),
+    let (reverse_route, reverse_slot) = resolve(snap, routes, &reverse_key);
+    let reverse_action = cacheable(reverse_route).unwrap_or(FlowAction::Drop(DropReason::NoRoute));
+    let value = |a: FlowAction, slot: RouteSlot, rev: bool| FlowValue {
+        data: a.encode(slot, rev),
         generation,
         owner: iface.vif,
     };
-    match table.insert_pair((key, value(action, false)), (&reverse_key, value(reverse_action, true))) {
+    let forward_value = value(action, slot, false);
+    match table.insert_pair(
+        (key, forward_value),
+        (&reverse_key, value(reverse_action, reverse_slot, true)),
+    ) {
         Insert::Inserted { forward, .. } => {
             table.touch(forward.index, bytes);
             if tracked != 0 {

@@ -1,14 +1,14 @@
 //! A worker's cache of route lookups: the longest-prefix match of a (VRF, destination)
 //! under one snapshot generation.
 //!
-//! Flows re-resolve their route after every publication (their cached decision names
-//! next hops of the snapshot it was made under). With many flows to few destinations,
-//! as clients to services are, the route lookups after a publication repeat for the
-//! same destinations: this cache answers all but the first of them. An entry is only
-//! used under the generation it was filled in, so a new snapshot needs no purge.
+//! Flows re-resolve their route when a publication changed it. With many flows to few
+//! destinations, as clients to services are, the lookups after such a publication
+//! repeat for the same destinations: this cache answers all but the first of them. An
+//! entry is only used under the generation it was filled in, so a new snapshot needs
+//! no purge.
 
 use flow_table::FlowKey;
-use nexthop::{NextHopId, Snapshot};
+use nexthop::{Route, RouteSlot, Snapshot, VOLATILE_SLOT};
 use std::net::IpAddr;
 
 /// Entries per worker (a power of two): 48 bytes each, 48 KB.
@@ -17,12 +17,13 @@ const SLOTS: usize = 1024;
 /// What the routing tables say about a destination, before ECMP member selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum RouteLookup {
-    /// The longest matching prefix's next hop.
-    Found(NextHopId),
-    /// No route, and the address belongs to an interface of another VRF.
-    OtherVrf,
-    /// No route.
-    Missing,
+    /// The longest matching prefix's next hop and slot.
+    Found(Route),
+    /// No route, and the address belongs to an interface of another VRF (the VRF's
+    /// miss slot).
+    OtherVrf(RouteSlot),
+    /// No route (the VRF's miss slot).
+    Missing(RouteSlot),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +48,7 @@ impl Default for RouteCache {
             generation: u64::MAX,
             dst: 0,
             vrf: 0,
-            route: RouteLookup::Missing,
+            route: RouteLookup::Missing(VOLATILE_SLOT),
         };
         Self {
             slots: vec![empty; SLOTS].into_boxed_slice(),
@@ -92,30 +93,30 @@ impl RouteCache {
 /// owns the address (an isolation drop rather than a missing route).
 fn lookup_tables(snap: &Snapshot, vrf: u32, dst: IpAddr) -> RouteLookup {
     let Some(tables) = snap.vrf(vrf) else {
-        return RouteLookup::Missing;
+        return RouteLookup::Missing(VOLATILE_SLOT);
     };
     let found = match dst {
-        IpAddr::V4(a) => tables.v4.lookup(nexthop::v4_key(a)).map(|(_, id)| *id),
-        IpAddr::V6(a) => tables.v6.lookup(nexthop::v6_key(a)).map(|(_, id)| *id),
+        IpAddr::V4(a) => tables.v4.lookup(nexthop::v4_key(a)).map(|(_, route)| *route),
+        IpAddr::V6(a) => tables.v6.lookup(nexthop::v6_key(a)).map(|(_, route)| *route),
     };
-    if let Some(id) = found {
-        return RouteLookup::Found(id);
+    if let Some(route) = found {
+        return RouteLookup::Found(route);
     }
     let owner = match dst {
         IpAddr::V4(a) => snap.owner4.get(&a),
         IpAddr::V6(a) => snap.owner6.get(&a),
     };
     if owner.is_some_and(|v| *v != vrf) {
-        RouteLookup::OtherVrf
+        RouteLookup::OtherVrf(tables.miss_slot)
     } else {
-        RouteLookup::Missing
+        RouteLookup::Missing(tables.miss_slot)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nexthop::{NextHop, Vrf};
+    use nexthop::{NextHop, NextHopId, Vrf};
     use std::net::Ipv4Addr;
 
     fn to(vrf: u16, dst: Ipv4Addr) -> FlowKey {
@@ -127,7 +128,8 @@ mod tests {
             id: 0,
             ..Vrf::default()
         };
-        vrf.v4.insert(nexthop::v4_key(Ipv4Addr::new(198, 18, 2, 0)), 24, nh);
+        vrf.v4
+            .insert(nexthop::v4_key(Ipv4Addr::new(198, 18, 2, 0)), 24, Route::volatile(nh));
         Snapshot {
             generation,
             vrfs: vec![
@@ -147,18 +149,33 @@ mod tests {
         let mut cache = RouteCache::default();
         let dst = Ipv4Addr::new(198, 18, 2, 7);
         let first = snapshot(1, 2);
-        assert_eq!(cache.lookup(&first, &to(0, dst)), RouteLookup::Found(2));
-        assert_eq!(cache.lookup(&first, &to(0, dst)), RouteLookup::Found(2));
+        assert_eq!(
+            cache.lookup(&first, &to(0, dst)),
+            RouteLookup::Found(Route::volatile(2))
+        );
+        assert_eq!(
+            cache.lookup(&first, &to(0, dst)),
+            RouteLookup::Found(Route::volatile(2))
+        );
         assert_eq!(cache.counts(), (1, 1));
         // The next publication moved the prefix to another next hop.
         let second = snapshot(2, 3);
-        assert_eq!(cache.lookup(&second, &to(0, dst)), RouteLookup::Found(3));
+        assert_eq!(
+            cache.lookup(&second, &to(0, dst)),
+            RouteLookup::Found(Route::volatile(3))
+        );
         assert_eq!(cache.counts(), (1, 2));
         // Another VRF, another destination: their own answers, never the cached one.
-        assert_eq!(cache.lookup(&second, &to(1, dst)), RouteLookup::Missing);
+        assert_eq!(cache.lookup(&second, &to(1, dst)), RouteLookup::Missing(VOLATILE_SLOT));
         let elsewhere = Ipv4Addr::new(198, 18, 3, 7);
-        assert_eq!(cache.lookup(&second, &to(0, elsewhere)), RouteLookup::Missing);
-        assert_eq!(cache.lookup(&second, &to(0, dst)), RouteLookup::Found(3));
+        assert_eq!(
+            cache.lookup(&second, &to(0, elsewhere)),
+            RouteLookup::Missing(VOLATILE_SLOT)
+        );
+        assert_eq!(
+            cache.lookup(&second, &to(0, dst)),
+            RouteLookup::Found(Route::volatile(3))
+        );
     }
 
     #[test]
@@ -175,9 +192,9 @@ mod tests {
             for i in 0..(SLOTS as u32 * 4) {
                 let dst = Ipv4Addr::from(0xc612_0000 + i);
                 let expect = if (0xc612_0200..0xc612_0300).contains(&(0xc612_0000 + i)) {
-                    RouteLookup::Found(2)
+                    RouteLookup::Found(Route::volatile(2))
                 } else {
-                    RouteLookup::Missing
+                    RouteLookup::Missing(VOLATILE_SLOT)
                 };
                 assert_eq!(cache.lookup(&snap, &to(0, dst)), expect, "round {round}, {dst}");
             }

@@ -1,6 +1,7 @@
 //! Flow setup, hits, re-evaluation and limits in the pipeline.
 
 use super::*;
+use nexthop::MacAddr;
 
 fn ctx_with(entries: u32, per_interface: u32) -> PipelineContext {
     let config = crate::flows::FlowConfig {
@@ -40,21 +41,36 @@ fn first_packet_sets_up_both_directions_later_packets_hit() {
     assert_eq!(ctx.flows.table.stats().created, 4);
 }
 
+/// A publication re-evaluates the flows whose route it changed, and only those.
 #[test]
-fn flows_made_under_an_old_snapshot_are_re_evaluated() {
-    let snap = snapshot();
+fn flows_are_re_evaluated_when_their_route_changes_and_only_then() {
+    let mut model = state();
+    let mut builder = control_client::SnapshotBuilder::new(1);
+    let first = builder.build(&model, MacAddr(ROUTER));
     let mut ctx = ctx_with(64, 0);
     let pkt = udp4(MAC_A, ROUTER, A4, B4, 64, b"x");
-    assert_eq!(run_in(&snap, 1, &pkt, &mut ctx).0, Verdict::Transmit(2));
-    // A new snapshot where b's address is blackholed.
-    let mut next = snapshot();
-    next.generation = 2;
-    let red = next.vrf_by_name("red").unwrap().id as usize;
-    next.vrfs[red].v4.insert(nexthop::v4_key(B4.into()), 32, 0);
-    assert_eq!(run_in(&next, 1, &pkt, &mut ctx).0, Verdict::Drop(DropReason::Discard));
+    assert_eq!(run_in(&first, 1, &pkt, &mut ctx).0, Verdict::Transmit(2));
     let key = flow_table::FlowKey::v4(1, A4.into(), B4.into(), 17, 4000, 5000);
-    let f = ctx.flows.table.lookup(&key, key.hash()).unwrap();
-    assert_eq!(f.value.generation, 2, "entry updated in place");
+    let made_in = |ctx: &PipelineContext| ctx.flows.table.lookup(&key, key.hash()).unwrap().value.generation;
+    // An unrelated route: the flow's decision still holds and is not touched.
+    let route = |prefix: &str| control_client::RouteSpec {
+        vrf: "red".into(),
+        prefix: prefix.parse().unwrap(),
+        target: control_client::RouteTarget::Discard,
+    };
+    model.add_route(route("198.18.50.0/24")).unwrap();
+    let second = builder.build(&model, MacAddr(ROUTER));
+    assert_eq!(run_in(&second, 1, &pkt, &mut ctx).0, Verdict::Transmit(2));
+    assert_eq!(made_in(&ctx), 1, "not re-evaluated");
+    // b's address blackholed: the flow follows, updated in place.
+    model.add_route(route("198.18.1.3/32")).unwrap();
+    let third = builder.build(&model, MacAddr(ROUTER));
+    assert_eq!(run_in(&third, 1, &pkt, &mut ctx).0, Verdict::Drop(DropReason::Discard));
+    assert_eq!(
+        made_in(&ctx),
+        3,
+        "re-evaluated in the generation that changed its route"
+    );
     assert_eq!(ctx.flows.table.stats().created, 2, "no new entries");
 }
 

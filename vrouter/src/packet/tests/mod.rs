@@ -23,6 +23,11 @@ fn v6(s: &str) -> [u8; 16] {
 
 /// Pods a and b in VRF red (vifs 1, 2), pod c in VRF blue (vif 3).
 fn snapshot() -> Snapshot {
+    state().build(1, MacAddr(ROUTER))
+}
+
+/// The desired state [`snapshot`] is built from.
+fn state() -> DesiredState {
     let mut s = DesiredState::new(16);
     s.set_fabric("fabric0");
     let pod = |name: &str, vrf: &str, mac: [u8; 6], ip4: [u8; 4], ip6: &str, gw4: [u8; 4], gw6: &str| InterfaceSpec {
@@ -48,7 +53,7 @@ fn snapshot() -> Snapshot {
         "2001:2:0:2::1",
     ))
     .unwrap();
-    s.build(1, MacAddr(ROUTER))
+    s
 }
 
 /// Runs one frame through the pipeline; returns the verdict and the bytes out.
