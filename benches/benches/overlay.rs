@@ -132,32 +132,16 @@ fn established_into_tunnel(c: &mut Criterion) {
     group.finish();
 }
 
-/// An in-memory port, as a NIC fills a UMEM ring: before each timed pass the
-/// generator's template writes 512 frames (2 KB apart, 1 MB: warm in L2/L3 as a NIC's
-/// DMA leaves them) of consecutive flows (source port and address vary); the timed
-/// pass is the worker's: batches of 32, a first pass that classifies and prefetches
-/// buckets, a second that prefetches entries, then the pipeline. Writing the frames
-/// is not the vrouter's work and is not timed. With 1K flows the flow table is in
-/// cache (the pipeline's own work); with 1M it is not.
+/// An in-memory port ([`benches::port::InMemoryPort`]): only the worker's passes are
+/// timed; the generator fills the ring before each. With 1K flows the flow table is in
+/// cache (the pipeline's own work); with 1M it is not. With route churn, the control
+/// side's builder publishes a changed state every 14,880 packets (1000/s at 14.88 Mpps).
 fn in_memory_port(c: &mut Criterion) {
-    const RING: usize = 512;
-    const FRAME: usize = 2048;
-    let snap = tunnel_snapshot();
-    let iface = snap.interface(1).expect("pod a").clone();
+    use benches::port::{Churn, InMemoryPort, PUBLISH_EVERY, RING};
     let mut group = c.benchmark_group("pipeline_mplsoudp");
     group
         .sample_size(10)
         .measurement_time(std::time::Duration::from_secs(5));
-    let endpoints = vrouter::gen::Endpoints {
-        src_mac: nexthop::MacAddr([2, 0, 0, 0, 0, 2]),
-        dst_mac: nexthop::MacAddr(benches::ROUTER),
-        src_ip: "198.18.1.2".parse().expect("literal"),
-        dst_ip: "198.18.2.2".parse().expect("literal"),
-        dst_port: 5000,
-    };
-    let template = vrouter::gen::Template::new(&endpoints, vrouter::gen::Proto::Udp, 64).expect("template");
-    let len = template.len();
-    let mut umem = vec![0u8; RING * FRAME];
     for (name, flows) in [("1K", 1u32 << 10), ("1M", 1 << 20)] {
         let mut ctx = PipelineContext::new(Arc::new(Flows::new(
             &FlowConfig {
@@ -166,42 +150,19 @@ fn in_memory_port(c: &mut Criterion) {
             },
             16,
         )));
-        let mut next = 0u32;
-        let mut fill = |umem: &mut [u8]| {
-            for frame in umem.chunks_exact_mut(FRAME) {
-                template.write(&mut frame[HEADROOM..HEADROOM + len], endpoints.src_ip, next, 0);
-                next = (next + 1) % flows;
-            }
-        };
-        let worker_pass = |ctx: &mut PipelineContext, umem: &mut [u8], snap: &nexthop::Snapshot| {
-            for batch in umem.chunks_exact_mut(FRAME * 32) {
-                let mut classified = [None; 32];
-                for (frame, c) in batch.chunks_exact(FRAME).zip(classified.iter_mut()) {
-                    *c = vrouter::packet::classify(&ctx.flows, &iface, &frame[HEADROOM..HEADROOM + len]);
-                }
-                for c in classified.iter().flatten() {
-                    vrouter::packet::prefetch_flow_entry(&ctx.flows, c);
-                }
-                for (frame, c) in batch.chunks_exact_mut(FRAME).zip(&classified) {
-                    let mut pkt = PacketBuf::new(frame, HEADROOM, len).expect("fits");
-                    black_box(process_classified(snap, 1, &mut pkt, ctx, c.as_ref()));
-                }
-            }
-        };
-        for _ in 0..(flows as usize).div_ceil(RING) {
-            fill(&mut umem);
-            worker_pass(&mut ctx, &mut umem, &snap);
-        }
+        // One builder for all cases, as the control thread has one for its lifetime.
+        let mut model = benches::tunnel_state();
+        let mut builder = control_client::SnapshotBuilder::new(1);
+        let mut current = builder.build(&model, nexthop::MacAddr(benches::ROUTER));
+        let mut publications = 0u64;
+        let mut port = InMemoryPort::new(flows, current.interface(1).expect("pod a").clone());
+        port.establish(&mut ctx, &current);
         assert_eq!(
             ctx.flows.table.stats().active,
             2 * u64::from(flows),
             "every flow established"
         );
         group.throughput(Throughput::Elements(RING as u64));
-        // Route churn: 1000 publications per second at 14.88 Mpps is one every 14,880
-        // packets, each made by the control thread's builder from a changed desired
-        // state. An unrelated route coming and going leaves these flows' decisions
-        // standing; their own route changing makes every flow re-resolve once.
         let churn: &[(&str, Option<Churn>)] = if flows < 1 << 20 {
             &[("batches of 32", None)]
         } else {
@@ -212,22 +173,18 @@ fn in_memory_port(c: &mut Criterion) {
             ]
         };
         for (case, churn) in churn {
-            let mut model = benches::tunnel_state();
-            let mut builder = control_client::SnapshotBuilder::new(snap.generation);
-            let mut current = builder.build(&model, snap.router_mac);
-            let mut publications = 0u64;
             let mut since_publication = 0usize;
             group.bench_function(format!("{name} established flows, 64 B, in-memory port, {case}"), |b| {
                 b.iter_custom(|passes| {
                     let mut timed = std::time::Duration::ZERO;
                     for _ in 0..passes {
-                        fill(&mut umem);
+                        port.fill();
                         let start = std::time::Instant::now();
-                        worker_pass(&mut ctx, &mut umem, &current);
+                        port.pass(&mut ctx, &current);
                         timed += start.elapsed();
                         since_publication += RING;
-                        if let Some(churn) = churn.filter(|_| since_publication >= 14_880) {
-                            since_publication -= 14_880;
+                        if let Some(churn) = churn.filter(|_| since_publication >= PUBLISH_EVERY) {
+                            since_publication -= PUBLISH_EVERY;
                             publications += 1;
                             churn.apply(&mut model, publications);
                             current = builder.build(&model, current.router_mac);
@@ -239,45 +196,6 @@ fn in_memory_port(c: &mut Criterion) {
         }
     }
     group.finish();
-}
-
-/// What a benchmark's route publications change.
-#[derive(Debug, Clone, Copy)]
-enum Churn {
-    /// A /32 discard route elsewhere is added and removed in turn.
-    Unrelated,
-    /// The flows' 198.18.2.0/24 moves between two remote nodes in turn.
-    TheirRoute,
-}
-
-impl Churn {
-    fn apply(self, model: &mut control_client::DesiredState, n: u64) {
-        use control_client::{RouteSpec, RouteTarget};
-        let (prefix, target) = match self {
-            Churn::Unrelated => ("198.19.255.1/32", (n % 2 == 1).then_some(RouteTarget::Discard)),
-            Churn::TheirRoute => {
-                let remote = std::net::Ipv4Addr::new(198, 18, 0, 2 + (n % 2) as u8);
-                model.set_neighbor(remote, nexthop::MacAddr([2, 0, 0, 0, 0, 0xf2 + (n % 2) as u8]));
-                let tunnel = RouteTarget::Tunnel {
-                    remote,
-                    label: 40,
-                    encaps: vec![Encap::MplsOverUdp],
-                    mac: None,
-                };
-                ("198.18.2.0/24", Some(tunnel))
-            }
-        };
-        let prefix: ipnet::IpNet = prefix.parse().expect("literal");
-        let _ = model.remove_route("red", prefix);
-        if let Some(target) = target {
-            let route = RouteSpec {
-                vrf: "red".into(),
-                prefix,
-                target,
-            };
-            model.add_route(route).expect("valid route");
-        }
-    }
 }
 
 fn classify(c: &mut Criterion) {

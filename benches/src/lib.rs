@@ -4,6 +4,8 @@
 //! commits.
 #![forbid(unsafe_code)]
 
+pub mod port;
+
 use control_client::{DesiredState, InterfaceSpec};
 use etherparse::PacketBuilder;
 use flow_table::FlowKey;
