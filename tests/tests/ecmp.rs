@@ -24,14 +24,30 @@ fn members(remotes: &[(u8, u32)]) -> RouteTarget {
     RouteTarget::Ecmp { members: m }
 }
 
-/// Source port -> next hop id of every flow to the service.
-fn placement(node: &vrouter::lab::node::LabNode) -> HashMap<(u16, u16), serde_json::Value> {
+/// Sprays the service's flows, then maps source port -> member of every flow to it.
+/// A publication between the spray's last packet and the reading (the fabric
+/// neighbour's MAC resolving, which changes the tunnel next hop) leaves flows stale:
+/// their cached next hop is the old one until their next packet, so spray again.
+fn placement(node: &vrouter::lab::node::LabNode, spray: &dyn Fn() -> u32) -> HashMap<(u16, u16), serde_json::Value> {
     let filter = FlowFilter {
         dst: Some(SERVICE.parse().unwrap()),
         ..Default::default()
     };
-    let flows: Vec<FlowView> = node.api().call(&Request::Flows { filter, limit: 10_000 }).unwrap();
-    // Next hop ids are renumbered when the state is rebuilt: name members by what they are.
+    let mut flows: Vec<FlowView> = Vec::new();
+    for _ in 0..5 {
+        assert!(spray() > 0, "nothing sent");
+        flows = node
+            .api()
+            .call(&Request::Flows {
+                filter: filter.clone(),
+                limit: 10_000,
+            })
+            .unwrap();
+        if flows.iter().all(|f| !f.stale) {
+            break;
+        }
+    }
+    // A next hop is named by what it is: its id changes when it changes (the MAC).
     let nexthops: Vec<serde_json::Value> = node.api().call(&Request::NextHops).unwrap();
     flows
         .iter()
@@ -82,8 +98,7 @@ fn ecmp_spreads_sticks_and_moves_only_removed_members_flows() {
     // 1000 flows: one destination port, source ports 20000..21000.
     let spray = |pps| udp_spray_from(client, SERVICE.parse().unwrap(), 1000, pps, 20_000).unwrap();
     // Destination ports vary inside the spray; repeat with the same source sockets.
-    spray(5_000);
-    let first = placement(&a);
+    let first = placement(&a, &|| spray(5_000));
     assert!(first.len() >= 990, "only {} flows", first.len());
     let mut per_member: HashMap<String, usize> = HashMap::new();
     for member in first.values() {
@@ -98,8 +113,7 @@ fn ecmp_spreads_sticks_and_moves_only_removed_members_flows() {
             first.len()
         );
     }
-    spray(5_000);
-    let again = placement(&a);
+    let again = placement(&a, &|| spray(5_000));
     let changed = first.iter().filter(|(k, v)| again.get(*k) != Some(*v)).count();
     assert_eq!(
         (again.len(), changed),
@@ -122,8 +136,7 @@ fn ecmp_spreads_sticks_and_moves_only_removed_members_flows() {
             },
         })
         .unwrap();
-    spray(5_000);
-    let after = placement(&a);
+    let after = placement(&a, &|| spray(5_000));
     let gone = |m: &serde_json::Value| m["remote"] == "198.18.0.3";
     let mut moved = 0;
     for (flow, before) in &first {
