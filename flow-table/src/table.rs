@@ -15,6 +15,7 @@ use crate::key::FlowKey;
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 
 mod insert;
+mod relocate;
 
 const SLOTS: usize = 8;
 const FREE: u32 = 0;

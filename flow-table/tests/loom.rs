@@ -1,5 +1,6 @@
 //! Loom models of the races that matter, on a tiny table: concurrent inserts of one
-//! key, insert against lookup, remove against lookup. Run with
+//! key, insert against lookup, remove against lookup, an entry moving to its other
+//! bucket against lookup and against removal. Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p flow-table --test loom --release`.
 #![cfg(loom)]
 
@@ -82,5 +83,65 @@ fn remove_and_reuse_during_lookup_never_returns_a_wrong_key() {
         }
         h.join().unwrap();
         assert!(t.lookup(&a, a.hash()).is_none());
+    });
+}
+
+/// A key whose two buckets differ (so that its entry can move between them).
+fn movable() -> FlowKey {
+    (10..=250u8)
+        .map(key)
+        .find(|k| {
+            let probe = FlowTable::new(4);
+            probe.insert_pair((k, v(0)), (&k.reversed(), v(0)));
+            probe.move_for_model(k)
+        })
+        .expect("some key has two distinct buckets")
+}
+
+#[test]
+fn an_entry_moving_between_buckets_is_never_another_flow_and_ends_indexed_once() {
+    loom::model(|| {
+        let t = Arc::new(FlowTable::new(4));
+        let a = movable();
+        t.insert_pair((&a, v(1)), (&a.reversed(), v(2)));
+        let t2 = Arc::clone(&t);
+        let h = loom::thread::spawn(move || t2.move_for_model(&a));
+        // A lookup during the move may miss (the entry is being written, as during an
+        // update), but never returns something else.
+        if let Some(r) = t.lookup(&a, a.hash()) {
+            assert_eq!((r.key, r.value.data), (a, 1));
+        }
+        h.join().unwrap();
+        assert_eq!(t.lookup(&a, a.hash()).map(|r| r.value.data), Some(1));
+        assert_eq!(t.occupied_slots(), 2, "one slot per direction");
+    });
+}
+
+#[test]
+fn a_removal_racing_a_move_leaves_no_slot_behind() {
+    loom::model(|| {
+        let t = Arc::new(FlowTable::new(4));
+        let a = movable();
+        t.insert_pair((&a, v(1)), (&a.reversed(), v(2)));
+        let t2 = Arc::clone(&t);
+        let h = loom::thread::spawn(move || t2.move_for_model(&a));
+        // Aging's way: a removal that loses to a concurrent write is retried later.
+        let mut removed = false;
+        for _ in 0..3 {
+            if let Some(f) = t.lookup(&a, a.hash()) {
+                removed = t.remove(&f);
+                if removed {
+                    break;
+                }
+            }
+            loom::thread::yield_now();
+        }
+        h.join().unwrap();
+        if !removed {
+            let f = t.lookup(&a, a.hash()).expect("still indexed");
+            assert!(t.remove(&f));
+        }
+        assert!(t.lookup(&a, a.hash()).is_none());
+        assert_eq!(t.occupied_slots(), 1, "only the reverse direction's slot");
     });
 }

@@ -80,7 +80,23 @@ impl FlowTable {
 
     /// Indexes active entry `idx` under `key`; returns the surviving entry for the key
     /// (`idx` itself, or an earlier copy, in which case `idx` was dropped).
+    /// Both buckets full: one entry moves to its other bucket ([`FlowTable::make_room`])
+    /// and the claim is tried again, twice at most.
     pub(super) fn index(&self, key: &FlowKey, hash: u64, idx: u32) -> Result<u32, ()> {
+        for attempt in 0..3 {
+            if let Some(claimed) = self.claim(key, hash, idx) {
+                return Ok(claimed);
+            }
+            if attempt == 2 || !self.make_room(hash) {
+                break;
+            }
+        }
+        Err(())
+    }
+
+    /// One pass over the key's buckets: claims a free slot for `idx` (and returns the
+    /// surviving entry), or returns an existing entry of the key; `None` when full.
+    fn claim(&self, key: &FlowKey, hash: u64, idx: u32) -> Option<u32> {
         let tag = tag_of(hash);
         let word = tag << 32 | u64::from(idx + 1);
         for b in self.buckets_of(hash) {
@@ -92,7 +108,7 @@ impl FlowTable {
                         Ok(_) => {
                             self.counters.active.fetch_add(1, Ordering::Relaxed);
                             self.counters.created.fetch_add(1, Ordering::Relaxed);
-                            return Ok(self.reconcile(key, hash, (b, s), idx));
+                            return Some(self.reconcile(key, hash, (b, s), idx));
                         }
                         Err(now) => current = now,
                     }
@@ -100,12 +116,12 @@ impl FlowTable {
                 if current >> 32 == tag {
                     let other = current as u32 - 1;
                     if self.read(other).is_some_and(|r| r.key == *key) {
-                        return Ok(other);
+                        return Some(other);
                     }
                 }
             }
         }
-        Err(())
+        None
     }
 
     /// After claiming `pos` for `idx`: if another copy of the key exists, the one at
