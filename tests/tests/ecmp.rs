@@ -47,26 +47,22 @@ fn placement(node: &vrouter::lab::node::LabNode, spray: &dyn Fn() -> u32) -> Has
             break;
         }
     }
-    // A next hop is named by what it is: its id changes when it changes (the MAC).
-    let nexthops: Vec<serde_json::Value> = node.api().call(&Request::NextHops).unwrap();
+    // A member is named by what it is, from the flow view itself (one snapshot): its
+    // remote and label, or its interface (the next hop id changes with the outer MAC).
     flows
         .iter()
         .map(|f| {
-            let nh: u64 = f
-                .action
-                .split_whitespace()
-                .nth(2)
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("{f:?}"));
-            let nexthop = nexthops
-                .iter()
-                .find(|n| n["id"] == nh)
-                .map(|n| n["nexthop"].clone())
-                .unwrap_or_default();
-            // A member is its remote and label, or its interface (the outer MAC may
-            // get resolved in between).
-            let what =
-                serde_json::json!({"remote": nexthop["remote"], "label": nexthop["label"], "vif": nexthop["vif"]});
+            let words: Vec<&str> = f.action.split_whitespace().collect();
+            let after = |name: &str| words.iter().position(|w| *w == name).and_then(|i| words.get(i + 1));
+            let what = serde_json::json!({
+                "remote": after("tunnel"),
+                "label": after("label").and_then(|l| l.parse::<u32>().ok()),
+                "vif": after("vif").and_then(|v| v.parse::<u32>().ok()),
+            });
+            assert!(
+                what != serde_json::json!({"remote": null, "label": null, "vif": null}),
+                "{f:?}"
+            );
             ((f.src_port, f.dst_port), what)
         })
         .collect()

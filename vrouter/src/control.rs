@@ -333,6 +333,9 @@ impl Control {
             let action = match FlowAction::decode(r.value.data) {
                 Some(FlowAction::Forward(nh)) => match snap.nexthops.get(nh as usize) {
                     Some(nexthop::NextHop::Interface { vif, .. }) => format!("forward nh {nh} vif {vif}"),
+                    Some(nexthop::NextHop::Tunnel { remote, label, .. }) => {
+                        format!("forward nh {nh} tunnel {remote} label {label}")
+                    }
                     _ => format!("forward nh {nh}"),
                 },
                 Some(FlowAction::Drop(reason)) => format!("drop {}", reason.label()),
