@@ -137,7 +137,7 @@ fn established_into_tunnel(c: &mut Criterion) {
 /// cache (the pipeline's own work); with 1M it is not. With route churn, the control
 /// side's builder publishes a changed state every 14,880 packets (1000/s at 14.88 Mpps).
 fn in_memory_port(c: &mut Criterion) {
-    use benches::port::{Churn, InMemoryPort, PUBLISH_EVERY, RING};
+    use benches::port::{Churn, InMemoryPort, Publisher, RING};
     let mut group = c.benchmark_group("pipeline_mplsoudp");
     group
         .sample_size(10)
@@ -151,12 +151,9 @@ fn in_memory_port(c: &mut Criterion) {
             16,
         )));
         // One builder for all cases, as the control thread has one for its lifetime.
-        let mut model = benches::tunnel_state();
-        let mut builder = control_client::SnapshotBuilder::new(1);
-        let mut current = builder.build(&model, nexthop::MacAddr(benches::ROUTER));
-        let mut publications = 0u64;
-        let mut port = InMemoryPort::new(flows, current.interface(1).expect("pod a").clone());
-        port.establish(&mut ctx, &current);
+        let mut control = Publisher::new();
+        let mut port = InMemoryPort::new(flows, control.snapshot.interface(1).expect("pod a").clone());
+        port.establish(&mut ctx, &control.snapshot);
         assert_eq!(
             ctx.flows.table.stats().active,
             2 * u64::from(flows),
@@ -173,25 +170,8 @@ fn in_memory_port(c: &mut Criterion) {
             ]
         };
         for (case, churn) in churn {
-            let mut since_publication = 0usize;
             group.bench_function(format!("{name} established flows, 64 B, in-memory port, {case}"), |b| {
-                b.iter_custom(|passes| {
-                    let mut timed = std::time::Duration::ZERO;
-                    for _ in 0..passes {
-                        port.fill();
-                        let start = std::time::Instant::now();
-                        port.pass(&mut ctx, &current);
-                        timed += start.elapsed();
-                        since_publication += RING;
-                        if let Some(churn) = churn.filter(|_| since_publication >= PUBLISH_EVERY) {
-                            since_publication -= PUBLISH_EVERY;
-                            publications += 1;
-                            churn.apply(&mut model, publications);
-                            current = builder.build(&model, current.router_mac);
-                        }
-                    }
-                    timed
-                })
+                b.iter_custom(|passes| control.timed_passes(&mut port, &mut ctx, *churn, passes))
             });
         }
     }

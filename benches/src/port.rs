@@ -2,7 +2,7 @@
 //! side publishes while it runs.
 
 use crate::ROUTER;
-use control_client::{DesiredState, RouteSpec, RouteTarget};
+use control_client::{DesiredState, RouteSpec, RouteTarget, SnapshotBuilder};
 use nexthop::encap::Encap;
 use nexthop::{Interface, MacAddr, Snapshot};
 use std::hint::black_box;
@@ -95,6 +95,66 @@ impl InMemoryPort {
             self.fill();
             self.pass(ctx, snap);
         }
+    }
+}
+
+/// The control side of a benchmark: the desired state, the builder that publishes
+/// it, and the snapshot the worker uses.
+#[derive(Debug)]
+pub struct Publisher {
+    model: DesiredState,
+    builder: SnapshotBuilder,
+    /// The published snapshot.
+    pub snapshot: Snapshot,
+    publications: u64,
+    since_publication: usize,
+}
+
+impl Publisher {
+    /// Publishes [`crate::tunnel_state`], generation 1.
+    pub fn new() -> Self {
+        let model = crate::tunnel_state();
+        let mut builder = SnapshotBuilder::new(1);
+        let snapshot = builder.build(&model, MacAddr(ROUTER));
+        Self {
+            model,
+            builder,
+            snapshot,
+            publications: 0,
+            since_publication: 0,
+        }
+    }
+
+    /// `passes` of the port's ring, only the worker's part timed; with `churn`, a
+    /// publication every [`PUBLISH_EVERY`] packets.
+    pub fn timed_passes(
+        &mut self,
+        port: &mut InMemoryPort,
+        ctx: &mut PipelineContext,
+        churn: Option<Churn>,
+        passes: u64,
+    ) -> std::time::Duration {
+        let mut timed = std::time::Duration::ZERO;
+        for _ in 0..passes {
+            port.fill();
+            let start = std::time::Instant::now();
+            port.pass(ctx, &self.snapshot);
+            timed += start.elapsed();
+            self.since_publication += RING;
+            if let Some(churn) = churn.filter(|_| self.since_publication >= PUBLISH_EVERY) {
+                self.since_publication -= PUBLISH_EVERY;
+                self.publications += 1;
+                churn.apply(&mut self.model, self.publications);
+                self.snapshot = self.builder.build(&self.model, self.snapshot.router_mac);
+            }
+        }
+        timed
+    }
+}
+
+impl Default for Publisher {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

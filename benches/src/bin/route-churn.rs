@@ -7,9 +7,8 @@
 //! `cargo run --release -p benches --bin route-churn [ROUNDS]` (default 8).
 #![forbid(unsafe_code)]
 
-use benches::port::{Churn, InMemoryPort, PUBLISH_EVERY, RING};
+use benches::port::{Churn, InMemoryPort, Publisher, RING};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use vrouter::flows::{FlowConfig, Flows};
 use vrouter::packet::PipelineContext;
 
@@ -25,37 +24,20 @@ fn main() -> anyhow::Result<()> {
         ..FlowConfig::default()
     };
     let mut ctx = PipelineContext::new(Arc::new(Flows::new(&config, 16)));
-    let mut model = benches::tunnel_state();
-    let mut builder = control_client::SnapshotBuilder::new(1);
-    let mut snap = builder.build(&model, nexthop::MacAddr(benches::ROUTER));
-    let mut port = InMemoryPort::new(FLOWS, snap.interface(1).expect("pod a").clone());
+    let mut control = Publisher::new();
+    let mut port = InMemoryPort::new(FLOWS, control.snapshot.interface(1).expect("pod a").clone());
     let cases = [
         ("no publications", None),
         ("1000 publications/s, unrelated route", Some(Churn::Unrelated)),
         ("1000 publications/s, the flows' route", Some(Churn::TheirRoute)),
     ];
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
-    let mut publications = 0u64;
     for _ in 0..rounds.max(1) {
         for ((_, churn), times) in cases.iter().zip(&mut results) {
             // Every flow seen once under the current snapshot, untimed: each case
             // starts from established, up-to-date flows.
-            port.establish(&mut ctx, &snap);
-            let mut timed = Duration::ZERO;
-            let mut since_publication = 0;
-            for _ in 0..(FLOWS as usize / RING) {
-                port.fill();
-                let start = Instant::now();
-                port.pass(&mut ctx, &snap);
-                timed += start.elapsed();
-                since_publication += RING;
-                if let Some(churn) = churn.filter(|_| since_publication >= PUBLISH_EVERY) {
-                    since_publication -= PUBLISH_EVERY;
-                    publications += 1;
-                    churn.apply(&mut model, publications);
-                    snap = builder.build(&model, snap.router_mac);
-                }
-            }
+            port.establish(&mut ctx, &control.snapshot);
+            let timed = control.timed_passes(&mut port, &mut ctx, *churn, u64::from(FLOWS) / RING as u64);
             times.push(timed.as_nanos() as f64 / f64::from(FLOWS));
         }
     }
