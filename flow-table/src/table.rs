@@ -389,14 +389,10 @@ impl FlowTable {
     /// Replaces the value of a flow if it is still the version that was read
     /// (re-evaluation after a forwarding-state change). False if it changed meanwhile.
     pub fn update(&self, r: &FlowRef, value: FlowValue) -> bool {
-        let e = &self.entries[r.index as usize];
-        let writing = (r.version & !STATUS_MASK) | WRITING;
-        if e.state
-            .compare_exchange(r.version, writing, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
+        if !self.lock(r.index, r.version) {
             return false;
         }
+        let e = &self.entries[r.index as usize];
         fence(Ordering::Release);
         e.data.store(value.data, Ordering::Relaxed);
         let link = e.link.load(Ordering::Relaxed);
@@ -404,8 +400,25 @@ impl FlowTable {
             u64::from(value.generation) << 32 | (link & 0xffff_ffff),
             Ordering::Relaxed,
         );
-        e.state.store((((r.version >> 2) + 1) << 2) | ACTIVE, Ordering::Release);
+        self.unlock(r.index, r.version);
         true
+    }
+
+    /// Takes entry `index`'s write lock if it is still `version`: readers retry and
+    /// removals (which deactivate `version`) fail until [`FlowTable::unlock`].
+    pub(super) fn lock(&self, index: u32, version: u32) -> bool {
+        let writing = (version & !STATUS_MASK) | WRITING;
+        self.entries[index as usize]
+            .state
+            .compare_exchange(version, writing, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Releases a lock taken at `version`, publishing the next version.
+    pub(super) fn unlock(&self, index: u32, version: u32) {
+        self.entries[index as usize]
+            .state
+            .store((((version >> 2) + 1) << 2) | ACTIVE, Ordering::Release);
     }
 
     /// Counts a packet of `bytes` on the flow and stamps it with the coarse clock.

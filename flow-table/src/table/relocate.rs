@@ -40,12 +40,7 @@ impl FlowTable {
         let Some(free) = self.buckets[to].0.iter().find(|t| t.load(Ordering::Relaxed) == 0) else {
             return false;
         };
-        let e = &self.entries[r.index as usize];
-        let writing = (r.version & !STATUS_MASK) | WRITING;
-        if e.state
-            .compare_exchange(r.version, writing, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
+        if !self.lock(r.index, r.version) {
             return false;
         }
         let moved = free
@@ -57,7 +52,7 @@ impl FlowTable {
             let cleared = slot.compare_exchange(word, 0, Ordering::AcqRel, Ordering::Relaxed);
             debug_assert!(cleared.is_ok(), "slot of a locked entry changed");
         }
-        e.state.store((((r.version >> 2) + 1) << 2) | ACTIVE, Ordering::Release);
+        self.unlock(r.index, r.version);
         moved
     }
 }
