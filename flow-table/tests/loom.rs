@@ -98,14 +98,19 @@ fn movable() -> FlowKey {
         .expect("some key has two distinct buckets")
 }
 
+/// A table holding one flow whose forward entry another thread is moving.
+fn start_move() -> (Arc<FlowTable>, FlowKey, loom::thread::JoinHandle<bool>) {
+    let t = Arc::new(FlowTable::new(4));
+    let a = movable();
+    t.insert_pair((&a, v(1)), (&a.reversed(), v(2)));
+    let t2 = Arc::clone(&t);
+    (t, a, loom::thread::spawn(move || t2.move_for_model(&a)))
+}
+
 #[test]
 fn an_entry_moving_between_buckets_is_never_another_flow_and_ends_indexed_once() {
     loom::model(|| {
-        let t = Arc::new(FlowTable::new(4));
-        let a = movable();
-        t.insert_pair((&a, v(1)), (&a.reversed(), v(2)));
-        let t2 = Arc::clone(&t);
-        let h = loom::thread::spawn(move || t2.move_for_model(&a));
+        let (t, a, h) = start_move();
         // A lookup during the move may miss (the entry is being written, as during an
         // update), but never returns something else.
         if let Some(r) = t.lookup(&a, a.hash()) {
@@ -120,11 +125,7 @@ fn an_entry_moving_between_buckets_is_never_another_flow_and_ends_indexed_once()
 #[test]
 fn a_removal_racing_a_move_leaves_no_slot_behind() {
     loom::model(|| {
-        let t = Arc::new(FlowTable::new(4));
-        let a = movable();
-        t.insert_pair((&a, v(1)), (&a.reversed(), v(2)));
-        let t2 = Arc::clone(&t);
-        let h = loom::thread::spawn(move || t2.move_for_model(&a));
+        let (t, a, h) = start_move();
         // Aging's way: a removal that loses to a concurrent write is retried later.
         let mut removed = false;
         for _ in 0..3 {

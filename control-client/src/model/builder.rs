@@ -112,11 +112,6 @@ impl SnapshotBuilder {
         }
     }
 
-    /// The generation the next [`SnapshotBuilder::build`] will have.
-    pub fn next_generation(&self) -> u64 {
-        self.next_generation
-    }
-
     /// Starts a publication: returns its generation.
     pub(super) fn begin(&mut self) -> u64 {
         let generation = self.next_generation;
