@@ -20,7 +20,7 @@ mod model;
 mod publish;
 
 pub use model::{
-    label_of, DesiredState, InterfaceSpec, ModelError, RouteSpec, RouteTarget, SnapshotBuilder, DEFAULT_REMOTE_MAC,
-    FABRIC_VRF,
+    DesiredState, InterfaceSpec, ModelError, PortIdentity, RouteSpec, RouteTarget, SnapshotBuilder,
+    DEFAULT_REMOTE_MAC, FABRIC_VRF, FIRST_LABEL, LAST_LABEL,
 };
 pub use publish::SnapshotPublisher;

@@ -16,10 +16,6 @@ pub const FABRIC_VRF: &str = "fabric";
 
 const NH_DISCARD: NextHopId = 0;
 const NH_RECEIVE: NextHopId = 1;
-/// The MPLS label of a local interface: labels below 16 are reserved (RFC 3032).
-pub fn label_of(vif: Vif) -> u32 {
-    16 + vif
-}
 /// The MAC a remote vrouter is assumed to have when its route names none
 /// (Contrail's default vrouter MAC).
 pub const DEFAULT_REMOTE_MAC: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x00]);
@@ -117,7 +113,7 @@ pub enum ModelError {
     #[error("no interface named {0:?}")]
     UnknownInterface(String),
     /// The name is not a valid Linux interface name.
-    #[error("invalid interface name {0:?}: 1-15 characters, no '/', ':' or whitespace")]
+    #[error("invalid interface name {0:?}: 1-15 characters, not . or .., no '/', ':' or whitespace")]
     InvalidInterfaceName(String),
     /// The VRF name is empty, too long or reserved.
     #[error("invalid VRF name {0:?}: 1-255 characters, not {FABRIC_VRF:?}")]
@@ -141,6 +137,18 @@ pub enum ModelError {
     /// The table of interfaces is full.
     #[error("interface table full ({0} interfaces): raise tables.interfaces")]
     TooManyInterfaces(usize),
+    /// A restored port's recorded vif or label is out of range or held by another port.
+    #[error("interface {name:?}: recorded vif {vif} / label {label} unavailable ({why})")]
+    IdentityUnavailable {
+        /// Interface.
+        name: String,
+        /// The recorded vif.
+        vif: Vif,
+        /// The recorded label.
+        label: u32,
+        /// Why.
+        why: String,
+    },
     /// The route's VRF has no interface and is not known.
     #[error("no VRF named {0:?}")]
     UnknownVrf(String),
@@ -196,7 +204,12 @@ pub enum ModelError {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DesiredState {
     fabric: Option<(String, Vif)>,
-    interfaces: BTreeMap<String, (Vif, InterfaceSpec)>,
+    interfaces: BTreeMap<String, (PortIdentity, InterfaceSpec)>,
+    /// Where the search for the next free MPLS label starts (see [`PortIdentity`]).
+    next_label: u32,
+    /// Identities of recorded ports that are not attached (their interface did not
+    /// come back after a restart): no other port gets them.
+    reserved: BTreeMap<String, PortIdentity>,
     routes: Vec<RouteSpec>,
     vrf_ids: BTreeMap<String, VrfId>,
     max_interfaces: usize,
@@ -336,12 +349,13 @@ impl DesiredState {
         self.encap_priority.iter().copied().find(|e| advertised.contains(e))
     }
 
-    /// Adds a pod interface; returns its vif.
-    pub fn add_interface(&mut self, spec: InterfaceSpec) -> Result<Vif, ModelError> {
+    /// Checks that `spec` can be attached: a valid, unused name, a unicast MAC, no
+    /// address taken in its VRF.
+    fn validate_new_interface(&self, spec: &InterfaceSpec) -> Result<(), ModelError> {
         validate_ifname(&spec.name)?;
         validate_vrf_name(&spec.vrf)?;
         if self.interfaces.contains_key(&spec.name) || self.fabric.as_ref().is_some_and(|(n, _)| *n == spec.name) {
-            return Err(ModelError::DuplicateInterface(spec.name));
+            return Err(ModelError::DuplicateInterface(spec.name.clone()));
         }
         if spec.mac.0 == [0; 6] || spec.mac.0[0] & 1 == 1 {
             return Err(ModelError::InvalidMac(spec.mac));
@@ -373,21 +387,16 @@ impl DesiredState {
                 });
             }
         }
-        let used: std::collections::BTreeSet<Vif> = self
-            .interfaces
-            .values()
-            .map(|(v, _)| *v)
-            .chain(self.fabric.as_ref().map(|(_, v)| *v))
-            .collect();
-        let vif = (1..self.max_interfaces as Vif)
-            .find(|v| !used.contains(v))
-            .ok_or(ModelError::TooManyInterfaces(self.max_interfaces))?;
+        Ok(())
+    }
+
+    /// Records a validated interface under `id`, creating its VRF if needed.
+    fn insert_interface(&mut self, spec: InterfaceSpec, id: PortIdentity) {
         if !self.vrf_ids.contains_key(&spec.vrf) {
             let next = self.vrf_ids.values().max().map_or(0, |m| m + 1);
             self.vrf_ids.insert(spec.vrf.clone(), next);
         }
-        self.interfaces.insert(spec.name.clone(), (vif, spec));
-        Ok(vif)
+        self.interfaces.insert(spec.name.clone(), (id, spec));
     }
 
     /// Removes a pod interface; returns what it was.
@@ -402,7 +411,8 @@ impl DesiredState {
                 count,
             });
         }
-        Ok(self.interfaces.remove(name).expect("checked above"))
+        let (id, spec) = self.interfaces.remove(name).expect("checked above");
+        Ok((id.vif, spec))
     }
 
     /// Adds a route.
@@ -445,7 +455,7 @@ impl DesiredState {
 
     /// The pod interfaces, by name.
     pub fn interfaces(&self) -> impl Iterator<Item = (Vif, &InterfaceSpec)> {
-        self.interfaces.values().map(|(v, s)| (*v, s))
+        self.interfaces.values().map(|(id, s)| (id.vif, s))
     }
 
     /// The configured routes.
@@ -457,6 +467,8 @@ impl DesiredState {
 fn validate_ifname(name: &str) -> Result<(), ModelError> {
     let ok = !name.is_empty()
         && name.len() <= 15
+        && name != "."
+        && name != ".."
         && !name.contains(|c: char| c == '/' || c == ':' || c.is_whitespace() || c == '\0');
     if ok {
         Ok(())
@@ -475,10 +487,12 @@ fn validate_vrf_name(name: &str) -> Result<(), ModelError> {
 
 mod build;
 mod builder;
+mod ports;
 #[cfg(test)]
 mod builder_tests;
 
 pub use builder::SnapshotBuilder;
+pub use ports::{PortIdentity, FIRST_LABEL, LAST_LABEL};
 
 #[cfg(test)]
 mod tests;

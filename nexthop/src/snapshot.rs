@@ -89,6 +89,8 @@ pub enum InterfaceKind {
 pub struct Interface {
     /// The vrouter's index for it.
     pub vif: Vif,
+    /// The MPLS label other nodes reach it by (pods only).
+    pub label: Option<u32>,
     /// The Linux interface name (the host end of the veth).
     pub name: String,
     /// What it is.

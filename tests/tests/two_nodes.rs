@@ -15,18 +15,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 /// Points `node`'s VRF red at `remote`'s pod through a tunnel with `encap`.
 fn route_to(node: &LabNode, remote: &LabNode, encap: Encap, vni: u32) {
     let pod = &remote.pods[0];
-    let vif = remote
+    let pod_label = remote
         .interfaces()
         .unwrap()
         .into_iter()
         .find(|i| i.name == pod.host_if)
         .unwrap()
-        .vif;
-    let label = if encap == Encap::Vxlan {
-        vni
-    } else {
-        control_client::label_of(vif)
-    };
+        .label
+        .expect("a pod has a label");
+    let label = if encap == Encap::Vxlan { vni } else { pod_label };
     let remote_ip = std::net::Ipv4Addr::new(
         198,
         18,
@@ -288,14 +285,15 @@ fn mpls_over_udp_on_the_fabric_decodes_with_tshark() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let b_vif = b
+    let label = b
         .interfaces()
         .unwrap()
         .into_iter()
         .find(|i| i.name == b.pods[0].host_if)
         .unwrap()
-        .vif;
-    let label = control_client::label_of(b_vif).to_string();
+        .label
+        .expect("a pod has a label")
+        .to_string();
     let decoded: Vec<&str> = text.lines().filter(|l| l.starts_with(&label)).collect();
     assert!(
         !decoded.is_empty(),
@@ -306,7 +304,7 @@ fn mpls_over_udp_on_the_fabric_decodes_with_tshark() {
         let f: Vec<&str> = line.split('\t').collect();
         assert_eq!(f.get(1), Some(&"1"), "bottom of stack: {line}");
         // Outer source a node's fabric address, inner source its pod (requests and
-        // replies both carry label 17: each pod is vif 1 on its node).
+        // replies both carry label 16: each pod is the first attached on its node).
         let ips = f.get(2).copied().unwrap_or_default();
         let pair = (ips.contains("198.18.0.1") && ips.contains("198.18.1.2"))
             || (ips.contains("198.18.0.2") && ips.contains("198.18.1.3"));

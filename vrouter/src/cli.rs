@@ -67,7 +67,7 @@ pub enum Command {
     },
     /// Next hops.
     Nh,
-    /// The MPLS label table: label -> next hop (labels of local interfaces are 16 + vif).
+    /// The MPLS label table: label -> next hop (a local interface keeps its label for its lifetime, across restarts).
     Mpls,
     /// Traffic per remote node (tunnel endpoint): packets and bytes each way.
     Tunnel,

@@ -9,9 +9,9 @@ use crate::packet::DropReason;
 use crate::stats::VifTotals;
 use crate::store::StateStore;
 use anyhow::{anyhow, bail};
-use control_client::{DesiredState, InterfaceSpec, RouteSpec, SnapshotBuilder, SnapshotPublisher};
+use control_client::{DesiredState, InterfaceSpec, PortIdentity, RouteSpec, SnapshotBuilder, SnapshotPublisher};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use nexthop::{MacAddr, Snapshot, Vif};
+use nexthop::{MacAddr, Snapshot};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -53,6 +53,9 @@ pub struct Control {
     forwarding_cores: Vec<usize>,
     flows: Arc<Flows>,
     flow_rate: Mutex<(Instant, u64, f64)>,
+    /// Recorded routes that cannot be applied yet (their interface or VRF is not
+    /// back): kept in the state directory and retried when a port is attached.
+    pending_routes: Vec<RouteSpec>,
 }
 
 impl Control {
@@ -80,6 +83,7 @@ impl Control {
             forwarding_cores,
             flows,
             flow_rate: Mutex::new((Instant::now(), 0, 0.0)),
+            pending_routes: Vec::new(),
         }
     }
 
@@ -87,94 +91,179 @@ impl Control {
         self.publisher.publish(self.builder.build(&self.model, self.router_mac));
     }
 
-    /// Re-attaches the ports and routes kept in the state directory.
+    /// Re-attaches the ports and routes kept in the state directory. Ports come back
+    /// under their recorded vif and label; a port whose interface is missing keeps
+    /// its file and its identity (no other port gets them); routes that cannot be
+    /// applied yet stay recorded and are retried when a port is attached.
     pub fn restore(&mut self) {
         let (ports, problems) = self.store.load_ports();
-        for p in problems {
-            tracing::warn!("unreadable port file skipped: {p}");
-        }
-        for spec in ports {
-            let name = spec.name.clone();
-            match self.attach(spec, false) {
-                Ok(vif) => tracing::info!(interface = %name, vif, "port restored"),
-                Err(e) => {
-                    tracing::warn!(interface = %name, "port file kept but not attached: {e:#}")
-                }
+        let (next_label, label_problems) = self.store.load_next_label();
+        problems
+            .iter()
+            .chain(&label_problems)
+            .for_each(|p| tracing::warn!("state file skipped: {p}"));
+        let highest = ports.iter().filter_map(|p| p.identity).map(|i| i.label + 1).max();
+        self.model.advance_label_sequence(next_label.max(highest.unwrap_or(0)));
+        for record in &ports {
+            if let Some(id) = record.identity {
+                self.model.reserve_identity(&record.spec.name, id);
             }
         }
-        for (vrf, vni) in self.store.load_vnis() {
+        for record in ports {
+            let name = record.spec.name.clone();
+            let result = match record.identity {
+                Some(id) => self.attach(record.spec, Some(id), false),
+                // A file from before identities were recorded: give it one, and record it.
+                None => self.attach(record.spec, None, true),
+            };
+            match result {
+                Ok(id) => tracing::info!(interface = %name, vif = id.vif, label = id.label, "port restored"),
+                Err(e) => tracing::warn!(interface = %name, "port file kept but not attached: {e:#}"),
+            }
+        }
+        let (vnis, vni_problems) = self.store.load_vnis();
+        vni_problems.iter().for_each(|p| tracing::warn!("state file skipped: {p}"));
+        for (vrf, vni) in vnis {
             if let Err(e) = self.model.set_vrf_vni(&vrf, vni) {
                 tracing::warn!(vrf, vni, "stored VNI not restored: {e}");
             }
         }
-        match self.store.load_routes() {
-            Ok(routes) => {
-                for r in routes {
-                    let text = format!("{} {}", r.vrf, r.prefix);
-                    if let Err(e) = self.model.add_route(r) {
-                        tracing::warn!(route = %text, "stored route not restored: {e}");
-                    }
-                }
-                self.publish();
-            }
-            Err(e) => tracing::warn!("stored routes not restored: {e:#}"),
+        let loaded = self.store.load_routes();
+        loaded.problems.iter().for_each(|p| tracing::warn!("stored route skipped: {p}"));
+        self.pending_routes = loaded.routes;
+        self.apply_pending_routes();
+        for r in &self.pending_routes {
+            tracing::warn!(vrf = %r.vrf, prefix = %r.prefix, "stored route kept, not applied yet (its interface or VRF is missing)");
         }
-    }
-
-    fn attach(&mut self, spec: InterfaceSpec, persist: bool) -> anyhow::Result<Vif> {
-        let mut next = self.model.clone();
-        let vif = next.add_interface(spec.clone())?;
-        self.datapath.add_port(vif, &spec.name)?;
-        self.model = next;
         self.publish();
-        if persist {
-            if let Err(e) = self.store.save_port(&spec) {
-                tracing::error!(interface = %spec.name, "port attached but not persisted: {e:#}");
-                return Err(e.context("port attached but not saved to state_dir"));
-            }
-        }
-        Ok(vif)
     }
 
-    /// Attaches a pod interface and records it.
-    pub fn add_interface(&mut self, spec: InterfaceSpec) -> anyhow::Result<Vif> {
-        self.attach(spec, true)
+    /// Applies the recorded routes that can be applied now; the rest stay pending
+    /// (and recorded).
+    fn apply_pending_routes(&mut self) -> bool {
+        let mut applied = false;
+        for r in std::mem::take(&mut self.pending_routes) {
+            let text = format!("{} {}", r.vrf, r.prefix);
+            match self.model.add_route(r.clone()) {
+                Ok(()) => applied = true,
+                Err(e) => {
+                    tracing::debug!(route = %text, "recorded route not applicable yet: {e}");
+                    self.pending_routes.push(r);
+                }
+            }
+        }
+        applied
+    }
+
+    /// The route list the state directory keeps: live and pending.
+    fn recorded_routes(&self) -> Vec<RouteSpec> {
+        let mut all = self.model.routes().to_vec();
+        all.extend(self.pending_routes.iter().cloned());
+        all
+    }
+
+    /// Attaches a port under `identity` (restored) or a fresh one. With `persist`,
+    /// the port is recorded before it is applied; if that fails nothing is applied.
+    fn attach(
+        &mut self,
+        spec: InterfaceSpec,
+        identity: Option<PortIdentity>,
+        persist: bool,
+    ) -> anyhow::Result<PortIdentity> {
+        let mut next = self.model.clone();
+        let vif = match identity {
+            Some(id) => next.restore_interface(spec.clone(), id)?,
+            None => next.add_interface(spec.clone())?,
+        };
+        let id = next.port_identity(&spec.name).expect("just attached");
+        let recorded_before = self.store.has_port(&spec.name);
+        if persist {
+            self.store
+                .save_next_label(next.next_label())
+                .and_then(|()| self.store.save_port(&spec, id))
+                .map_err(|e| e.context("port not attached: the state directory could not record it"))?;
+        }
+        if let Err(e) = self.datapath.add_port(vif, &spec.name) {
+            if persist && !recorded_before {
+                let _ = self.store.delete_port(&spec.name);
+            }
+            return Err(e);
+        }
+        self.model = next;
+        if !self.pending_routes.is_empty() {
+            self.apply_pending_routes();
+        }
+        self.publish();
+        Ok(id)
+    }
+
+    /// Attaches a pod interface and records it. A port recorded before a restart
+    /// whose interface was missing then gets its recorded vif and label back.
+    pub fn add_interface(&mut self, spec: InterfaceSpec) -> anyhow::Result<PortIdentity> {
+        let kept = self.model.reserved_identity(&spec.name);
+        self.attach(spec, kept, true)
     }
 
     /// Detaches a pod interface and forgets it. A name known only to the state
-    /// directory (a pod gone while the vrouter was down) just loses its file.
+    /// directory (a pod gone while the vrouter was down) just loses its file and
+    /// its kept identity.
     pub fn remove_interface(&mut self, name: &str) -> anyhow::Result<()> {
+        if !crate::store::valid_port_name(name) {
+            return Err(control_client::ModelError::InvalidInterfaceName(name.to_string()).into());
+        }
         let mut next = self.model.clone();
         let (vif, _) = match next.remove_interface(name) {
             Ok(v) => v,
-            Err(e) if self.store.has_port(name) && !self.model.interfaces().any(|(_, s)| s.name == name) => {
+            Err(e) if self.store.has_port(name) || self.model.reserved_identity(name).is_some() => {
                 self.store.delete_port(name)?;
+                self.model.release_identity(name);
                 tracing::info!(interface = name, "stale port file removed ({e})");
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
         };
+        self.store
+            .delete_port(name)
+            .map_err(|e| e.context("port not detached: the state directory could not forget it"))?;
         self.model = next;
         self.publish();
         self.datapath.remove_port(vif);
-        self.store.delete_port(name)
+        Ok(())
     }
 
-    /// Adds a route and records the route list.
+    /// Adds a route: recorded first, then applied; neither if either fails.
     pub fn add_route(&mut self, route: RouteSpec) -> anyhow::Result<()> {
-        if self.model.routes().len() >= self.max_routes {
+        if self.model.routes().len() + self.pending_routes.len() >= self.max_routes {
             bail!("route table full ({} routes): raise tables.routes", self.max_routes);
         }
+        let (vrf, prefix) = (route.vrf.clone(), route.prefix);
         self.model.add_route(route)?;
+        if let Err(e) = self.store.save_routes(&self.recorded_routes()) {
+            self.model.remove_route(&vrf, prefix)?;
+            return Err(e.context("route not added: the state directory could not record it"));
+        }
         self.publish();
-        self.store.save_routes(self.model.routes())
+        Ok(())
     }
 
-    /// Removes a route and records the route list.
+    /// Removes a route (live or pending): recorded first, then applied.
     pub fn remove_route(&mut self, vrf: &str, prefix: IpNet) -> anyhow::Result<()> {
-        self.model.remove_route(vrf, prefix)?;
+        let prefix = prefix.trunc();
+        if let Some(pos) = self.pending_routes.iter().position(|r| r.vrf == vrf && r.prefix == prefix) {
+            let removed = self.pending_routes.remove(pos);
+            if let Err(e) = self.store.save_routes(&self.recorded_routes()) {
+                self.pending_routes.insert(pos, removed);
+                return Err(e.context("route not removed: the state directory could not record it"));
+            }
+            return Ok(());
+        }
+        let removed = self.model.remove_route(vrf, prefix)?;
+        if let Err(e) = self.store.save_routes(&self.recorded_routes()) {
+            self.model.add_route(removed)?;
+            return Err(e.context("route not removed: the state directory could not record it"));
+        }
         self.publish();
-        self.store.save_routes(self.model.routes())
+        Ok(())
     }
 
     fn snapshot(&self) -> std::sync::Arc<Snapshot> {
@@ -190,6 +279,7 @@ impl Control {
             .flatten()
             .map(|i| InterfaceView {
                 vif: i.vif,
+                label: i.label,
                 name: i.name.clone(),
                 kind: i.kind,
                 vrf: snap.vrf(i.vrf).map(|v| v.name.clone()).unwrap_or_default(),
@@ -410,11 +500,16 @@ impl Control {
         }
     }
 
-    /// Gives a VRF its VXLAN network identifier and records it.
+    /// Gives a VRF its VXLAN network identifier: recorded first, then applied.
     pub fn set_vrf_vni(&mut self, vrf: &str, vni: u32) -> anyhow::Result<()> {
-        self.model.set_vrf_vni(vrf, vni)?;
+        let mut next = self.model.clone();
+        next.set_vrf_vni(vrf, vni)?;
+        self.store
+            .save_vnis(&next.vrf_vnis())
+            .map_err(|e| e.context("VNI not set: the state directory could not record it"))?;
+        self.model = next;
         self.publish();
-        self.store.save_vnis(&self.model.vrf_vnis())
+        Ok(())
     }
 
     /// The MPLS label table (label -> next hop).

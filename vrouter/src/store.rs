@@ -1,58 +1,162 @@
 //! The state directory: ports and routes added through the API survive a restart
-//! (as the Tungsten agent keeps its port files), so pods are not orphaned.
+//! (as the Tungsten agent keeps its port files), so pods are not orphaned and keep
+//! the vif and MPLS label remote nodes know them by.
 //!
-//! Layout: `ports/<interface>.json` (one [`InterfaceSpec`] each) and `routes.json`.
-//! Files are written to a temporary name and renamed, so a crash never leaves half a
-//! file.
+//! Layout: `ports/<interface>.json` (one [`PortRecord`] each), `routes.json`,
+//! `vnis.json`, `labels.json` (where the label sequence goes on) and `lock`.
+//!
+//! Contract:
+//! - One process at a time: [`StateStore::open`] takes an exclusive lock on `lock`
+//!   and refuses a directory another vrouter holds.
+//! - Writes are atomic and durable: a temporary file, fsync, rename, fsync of the
+//!   directory. A crash or a full disk leaves the previous file whole; an error is
+//!   returned before the caller applies the change.
+//! - Nothing is lost to a bad file: an unreadable file is renamed aside
+//!   (`<name>.unreadable-<unix time>`) and reported, never overwritten; one bad route
+//!   entry does not cost the others.
+//! - Names that become paths are validated ([`valid_port_name`]); a path outside the
+//!   directory is refused.
+//! - The directory is mode 0700 and files 0600, whatever the umask.
 
 use anyhow::Context;
-use control_client::{InterfaceSpec, RouteSpec};
+use control_client::{InterfaceSpec, PortIdentity, RouteSpec};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The state directory.
-#[derive(Debug, Clone)]
+mod files;
+#[cfg(test)]
+mod tests;
+
+pub use files::valid_port_name;
+
+/// A port as the state directory keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRecord {
+    /// Its vif and label; `None` for a file written before they were recorded.
+    pub identity: Option<PortIdentity>,
+    /// What was asked for.
+    pub spec: InterfaceSpec,
+}
+
+/// The routes file as read back: what parsed, and what did not (kept aside).
+#[derive(Debug, Default)]
+pub struct LoadedRoutes {
+    /// Entries that parsed, in file order.
+    pub routes: Vec<RouteSpec>,
+    /// One line per problem (bad entries, an unreadable file and where it went).
+    pub problems: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortFile {
+    vif: nexthop::Vif,
+    label: u32,
+    spec: InterfaceSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AnyPortFile {
+    Current(PortFile),
+    /// Before vifs and labels were recorded, a port file was the bare spec.
+    Legacy(InterfaceSpec),
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LabelsFile {
+    next_label: u32,
+}
+
+/// The state directory, locked by this process for as long as the value lives.
+#[derive(Debug)]
 pub struct StateStore {
     dir: PathBuf,
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 impl StateStore {
-    /// Opens (creating if needed) `dir`.
+    /// Opens (creating if needed, mode 0700) `dir` and locks it; fails if another
+    /// process holds it.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir.join("ports")).with_context(|| format!("state_dir {}", dir.display()))?;
-        Ok(Self { dir: dir.to_path_buf() })
+        let ports = dir.join("ports");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&ports)
+            .with_context(|| format!("state_dir {}", dir.display()))?;
+        for d in [dir, ports.as_path()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("state_dir: setting the mode of {}", d.display()))?;
+        }
+        let lock_path = dir.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .with_context(|| format!("state_dir: opening {}", lock_path.display()))?;
+        let mut lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err((_, errno)) => {
+                let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+                anyhow::bail!(
+                    "state_dir {} is in use by another vrouter (pid {}): {errno}",
+                    dir.display(),
+                    holder.trim()
+                );
+            }
+        };
+        lock.set_len(0)?;
+        writeln!(&mut *lock, "{}", std::process::id())?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
     }
 
-    fn port_path(&self, name: &str) -> PathBuf {
-        self.dir.join("ports").join(format!("{name}.json"))
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
-    fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-        Ok(())
+    fn port_path(&self, name: &str) -> anyhow::Result<PathBuf> {
+        files::inside(&self.dir.join("ports"), &format!("{name}.json"), name)
     }
 
-    /// Records a port.
-    pub fn save_port(&self, spec: &InterfaceSpec) -> anyhow::Result<()> {
-        Self::write_atomic(&self.port_path(&spec.name), &serde_json::to_vec_pretty(spec)?)
+    /// Records a port with its identity (durably, before it is applied).
+    pub fn save_port(&self, spec: &InterfaceSpec, identity: PortIdentity) -> anyhow::Result<()> {
+        let file = PortFile {
+            vif: identity.vif,
+            label: identity.label,
+            spec: spec.clone(),
+        };
+        files::write_durably(&self.port_path(&spec.name)?, &serde_json::to_vec_pretty(&file)?)
     }
 
     /// Forgets a port (no error if it was not recorded).
     pub fn delete_port(&self, name: &str) -> anyhow::Result<()> {
-        match std::fs::remove_file(self.port_path(name)) {
+        let path = self.port_path(name)?;
+        match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).context("removing port file"),
-            _ => Ok(()),
+            _ => files::sync_dir(path.parent().unwrap_or(&self.dir)),
         }
     }
 
-    /// True if a port file exists for `name`.
+    /// True if a port file exists for `name` (false for a name that is not a port's).
     pub fn has_port(&self, name: &str) -> bool {
-        self.port_path(name).exists()
+        self.port_path(name).is_ok_and(|p| p.exists())
     }
 
-    /// Every recorded port, by name; unreadable files are reported, not fatal.
-    pub fn load_ports(&self) -> (Vec<InterfaceSpec>, Vec<String>) {
+    /// Every recorded port, ordered by recorded vif (files without one last, by
+    /// name). Unreadable files are moved aside and reported.
+    pub fn load_ports(&self) -> (Vec<PortRecord>, Vec<String>) {
         let mut ports = Vec::new();
         let mut problems = Vec::new();
         let Ok(entries) = std::fs::read_dir(self.dir.join("ports")) else {
@@ -65,83 +169,98 @@ impl StateStore {
             .collect();
         paths.sort();
         for p in paths {
-            match std::fs::read(&p)
+            let parsed = std::fs::read(&p)
                 .map_err(anyhow::Error::from)
-                .and_then(|b| Ok(serde_json::from_slice::<InterfaceSpec>(&b)?))
-            {
-                Ok(spec) => ports.push(spec),
-                Err(e) => problems.push(format!("{}: {e}", p.display())),
+                .and_then(|b| Ok(serde_json::from_slice::<AnyPortFile>(&b)?))
+                .and_then(|f| {
+                    let record = match f {
+                        AnyPortFile::Current(f) => PortRecord {
+                            identity: Some(PortIdentity {
+                                vif: f.vif,
+                                label: f.label,
+                            }),
+                            spec: f.spec,
+                        },
+                        AnyPortFile::Legacy(spec) => PortRecord { identity: None, spec },
+                    };
+                    let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                    anyhow::ensure!(
+                        stem == record.spec.name,
+                        "names interface {:?}, not {stem:?}",
+                        record.spec.name
+                    );
+                    Ok(record)
+                });
+            match parsed {
+                Ok(record) => ports.push(record),
+                Err(e) => problems.push(files::move_aside(&p, &e)),
             }
         }
+        ports.sort_by_key(|r| (r.identity.is_none(), r.identity.map(|i| i.vif), r.spec.name.clone()));
         (ports, problems)
     }
 
-    /// Records the configured routes.
+    /// Records the configured routes (including those not applied yet).
     pub fn save_routes(&self, routes: &[RouteSpec]) -> anyhow::Result<()> {
-        Self::write_atomic(&self.dir.join("routes.json"), &serde_json::to_vec_pretty(routes)?)
+        files::write_durably(&self.dir.join("routes.json"), &serde_json::to_vec_pretty(routes)?)
+    }
+
+    /// The recorded routes. A file that is not a JSON list is moved aside; entries
+    /// that do not parse are reported, and the file is copied aside so that they
+    /// survive the next save.
+    pub fn load_routes(&self) -> LoadedRoutes {
+        let path = self.dir.join("routes.json");
+        let mut out = LoadedRoutes::default();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return out,
+            Err(e) => {
+                out.problems.push(format!("{}: {e}", path.display()));
+                return out;
+            }
+        };
+        let entries: Vec<serde_json::Value> = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                out.problems.push(files::move_aside(&path, &e.into()));
+                return out;
+            }
+        };
+        let mut bad = 0;
+        for (i, entry) in entries.into_iter().enumerate() {
+            match serde_json::from_value::<RouteSpec>(entry) {
+                Ok(r) => out.routes.push(r),
+                Err(e) => {
+                    bad += 1;
+                    out.problems.push(format!("{} entry {i}: {e}", path.display()));
+                }
+            }
+        }
+        if bad > 0 {
+            out.problems.push(files::copy_aside(&path, bad));
+        }
+        out
     }
 
     /// Records the VNIs of VRFs.
-    pub fn save_vnis(&self, vnis: &std::collections::BTreeMap<String, u32>) -> anyhow::Result<()> {
-        Self::write_atomic(&self.dir.join("vnis.json"), &serde_json::to_vec_pretty(vnis)?)
+    pub fn save_vnis(&self, vnis: &BTreeMap<String, u32>) -> anyhow::Result<()> {
+        files::write_durably(&self.dir.join("vnis.json"), &serde_json::to_vec_pretty(vnis)?)
     }
 
-    /// The recorded VNIs (none if unreadable; the problem is logged).
-    pub fn load_vnis(&self) -> std::collections::BTreeMap<String, u32> {
-        let path = self.dir.join("vnis.json");
-        match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
-                tracing::warn!("{}: {e}", path.display());
-                Default::default()
-            }),
-            Err(_) => Default::default(),
-        }
+    /// The recorded VNIs (none if unreadable: the file is moved aside and reported).
+    pub fn load_vnis(&self) -> (BTreeMap<String, u32>, Vec<String>) {
+        files::load_or_move_aside(&self.dir.join("vnis.json"))
     }
 
-    /// The recorded routes.
-    pub fn load_routes(&self) -> anyhow::Result<Vec<RouteSpec>> {
-        let path = self.dir.join("routes.json");
-        match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).with_context(|| format!("{}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(e).with_context(|| format!("{}", path.display())),
-        }
+    /// Records where the MPLS label sequence goes on.
+    pub fn save_next_label(&self, next_label: u32) -> anyhow::Result<()> {
+        let file = LabelsFile { next_label };
+        files::write_durably(&self.dir.join("labels.json"), &serde_json::to_vec_pretty(&file)?)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use nexthop::MacAddr;
-
-    #[test]
-    fn ports_and_routes_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
-        let spec = InterfaceSpec {
-            name: "veth1".into(),
-            vrf: "red".into(),
-            mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            ipv4: Some("198.18.1.2".parse().unwrap()),
-            ipv6: None,
-            gateway4: None,
-            gateway6: None,
-        };
-        store.save_port(&spec).unwrap();
-        std::fs::write(dir.path().join("ports/broken.json"), b"{not json").unwrap();
-        let (ports, problems) = store.load_ports();
-        assert_eq!(ports, vec![spec]);
-        assert_eq!(problems.len(), 1);
-        store.delete_port("veth1").unwrap();
-        store.delete_port("veth1").unwrap();
-        assert!(!store.has_port("veth1"));
-        let routes = vec![RouteSpec {
-            vrf: "red".into(),
-            prefix: "198.19.0.0/16".parse().unwrap(),
-            target: control_client::RouteTarget::Discard,
-        }];
-        assert!(store.load_routes().unwrap().is_empty());
-        store.save_routes(&routes).unwrap();
-        assert_eq!(store.load_routes().unwrap(), routes);
+    /// Where the label sequence went on before the restart (0 if never recorded).
+    pub fn load_next_label(&self) -> (u32, Vec<String>) {
+        let (file, problems): (LabelsFile, _) = files::load_or_move_aside(&self.dir.join("labels.json"));
+        (file.next_label, problems)
     }
 }

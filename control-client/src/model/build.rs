@@ -84,6 +84,7 @@ impl<'a> Compile<'a> {
         if let Some((name, vif)) = &state.fabric {
             self.place(Interface {
                 vif: *vif,
+                label: None,
                 name: name.clone(),
                 kind: InterfaceKind::Fabric,
                 mac: router_mac,
@@ -94,15 +95,15 @@ impl<'a> Compile<'a> {
                 gateway6: None,
             });
         }
-        for (name, (vif, spec)) in &state.interfaces {
+        for (name, (id, spec)) in &state.interfaces {
             let vrf = state.vrf_ids[&spec.vrf];
             let nexthop = NextHop::Interface {
-                vif: *vif,
+                vif: id.vif,
                 dst_mac: spec.mac,
             };
             let nh = self.ids.nexthop(nexthop, self.generation);
             self.interface_nh.insert(name.as_str(), nh);
-            self.snap.mpls.insert(label_of(*vif), nh);
+            self.snap.mpls.insert(id.label, nh);
             if let Some(a) = spec.ipv4 {
                 self.insert(vrf, IpNet::from(IpAddr::V4(a)), nh);
                 self.snap.owner4.insert(a, vrf);
@@ -112,7 +113,8 @@ impl<'a> Compile<'a> {
                 self.snap.owner6.insert(a, vrf);
             }
             self.place(Interface {
-                vif: *vif,
+                vif: id.vif,
+                label: Some(id.label),
                 name: name.clone(),
                 kind: InterfaceKind::Pod,
                 mac: spec.mac,

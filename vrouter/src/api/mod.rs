@@ -189,6 +189,9 @@ pub struct FlowStatsView {
 pub struct InterfaceView {
     /// vif number.
     pub vif: u32,
+    /// The MPLS label other nodes reach it by (pods; kept across restarts).
+    #[serde(default)]
+    pub label: Option<u32>,
     /// Linux name.
     pub name: String,
     /// Pod or fabric.

@@ -71,7 +71,10 @@ fn handle_line(control: &Mutex<Control>, line: &str) -> Value {
     };
     let result: anyhow::Result<Value> = (|| {
         Ok(match request {
-            Request::AddInterface { spec } => json!({"vif": c.add_interface(spec)?}),
+            Request::AddInterface { spec } => {
+                let id = c.add_interface(spec)?;
+                json!({"vif": id.vif, "label": id.label})
+            }
             Request::RemoveInterface { name } => {
                 c.remove_interface(&name)?;
                 Value::Null

@@ -9,6 +9,7 @@ pub mod traffic;
 mod traffic_threads;
 
 use crate::config::{PollMode, XdpMode};
+use anyhow::Context;
 use node::{LabNode, NodeOptions};
 use std::net::IpAddr;
 
@@ -64,14 +65,14 @@ fn advertise(owner: &LabNode, other: &LabNode) -> anyhow::Result<()> {
     use nexthop::encap::Encap;
     let vifs = owner.interfaces()?;
     for pod in &owner.pods {
-        let vif = vifs
+        let label = vifs
             .iter()
             .find(|v| v.name == pod.host_if)
-            .map(|v| v.vif)
-            .unwrap_or_default();
+            .and_then(|v| v.label)
+            .with_context(|| format!("{} has no MPLS label on its node", pod.host_if))?;
         let (label, encap) = match VNIS.iter().find(|(v, _)| *v == pod.vrf) {
             Some((_, vni)) if pod.vrf == "blue" => (*vni, Encap::Vxlan),
-            _ => (control_client::label_of(vif), Encap::MplsOverUdp),
+            _ => (label, Encap::MplsOverUdp),
         };
         for prefix in [format!("{}/32", pod.ipv4), format!("{}/128", pod.ipv6)] {
             let target = RouteTarget::Tunnel {

@@ -1,97 +1,99 @@
 //! Drop reasons: every packet the vrouter does not forward is counted under one.
+//!
+//! The reasons are declared once, in the table below: the enum, [`DropReason::ALL`]
+//! (counter order) and the labels `vrouter dropstats` shows are generated from it.
 
-/// Why a packet was dropped. Small and `Copy`: the hot path returns it by value and
-/// the worker bumps the matching counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum DropReason {
+macro_rules! drop_reasons {
+    ($($(#[doc = $doc:literal])* $name:ident = $label:literal,)+) => {
+        /// Why a packet was dropped. Small and `Copy`: the hot path returns it by value
+        /// and the worker bumps the matching counter.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $($(#[doc = $doc])* $name,)+
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$name,)+];
+
+            /// The label shown by `vrouter dropstats`.
+            pub fn label(self) -> &'static str {
+                match self {
+                    $(DropReason::$name => $label,)+
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
     /// Arrived on an interface the forwarding state does not know (just removed).
-    InvalidInterface,
+    InvalidInterface = "invalid_interface",
     /// Shorter than the headers it claims.
-    Truncated,
+    Truncated = "truncated",
     /// IPv4/IPv6 header malformed: version, IHL, total or payload length.
-    BadIpHeader,
+    BadIpHeader = "bad_ip_header",
     /// IPv4 header checksum wrong.
-    BadChecksum,
+    BadChecksum = "bad_checksum",
     /// Ethernet destination is neither the vrouter MAC nor broadcast/multicast.
-    WrongDestMac,
+    WrongDestMac = "wrong_dest_mac",
     /// An EtherType the vrouter does not route (including 802.1Q until nested mode).
-    UnsupportedEtherType,
+    UnsupportedEtherType = "unsupported_ethertype",
     /// Malformed ARP packet, or not an Ethernet/IPv4 request.
-    InvalidArp,
+    InvalidArp = "invalid_arp",
     /// ARP or neighbour solicitation for the sender's own address (gratuitous, DAD).
-    SelfSolicitation,
+    SelfSolicitation = "self_solicitation",
     /// ARP or neighbour solicitation for an address nothing in the VRF owns.
-    NeighborUnknown,
+    NeighborUnknown = "neighbor_unknown",
     /// Broadcast or multicast IP traffic other than ARP and neighbour discovery.
-    Multicast,
+    Multicast = "multicast",
     /// TTL or hop limit expired.
-    TtlExceeded,
+    TtlExceeded = "ttl_exceeded",
     /// No route to the destination in the interface's VRF.
-    NoRoute,
+    NoRoute = "no_route",
     /// The destination exists, but in another VRF: isolation at work.
-    OtherVrf,
+    OtherVrf = "other_vrf",
     /// The route is a discard (blackhole) route.
-    Discard,
+    Discard = "discard",
     /// Addressed to the vrouter itself, but not something it answers (only echo and ND).
-    NoLocalService,
+    NoLocalService = "no_local_service",
     /// ICMPv6 neighbour discovery message that is malformed or not answered
     /// (router solicitations, redirects).
-    NdUnhandled,
+    NdUnhandled = "nd_unhandled",
     /// The transmit ring of the outgoing port was full.
-    TxRingFull,
+    TxRingFull = "tx_ring_full",
     /// No free UMEM frame to copy the packet into.
-    NoFrame,
+    NoFrame = "no_frame",
     /// The outgoing interface has no socket on this worker (being added or removed).
-    NoTxPort,
+    NoTxPort = "no_tx_port",
     /// A new flow could not be set up: the flow table is full (established flows
     /// are not affected).
-    FlowTableFull,
+    FlowTableFull = "flow_table_full",
     /// A new flow could not be set up: its interface reached its flow limit.
-    FlowLimit,
+    FlowLimit = "flow_limit",
     /// A fabric frame that is not a well-formed tunnel packet for this node.
-    BadTunnel,
+    BadTunnel = "bad_tunnel",
     /// An MPLS label that names no local next hop.
-    InvalidLabel,
+    InvalidLabel = "invalid_label",
     /// A VXLAN network identifier that names no VRF.
-    InvalidVni,
+    InvalidVni = "invalid_vni",
     /// The tunnel's remote has no resolved MAC on the fabric yet.
-    TunnelUnresolved,
+    TunnelUnresolved = "tunnel_unresolved",
     /// Too big for the fabric MTU once encapsulated, and must not be fragmented
     /// (an ICMP error goes back to the sender).
-    Mtu,
+    Mtu = "mtu",
+
+    /// An MPLS-labelled packet whose inner destination does not route to the
+    /// label's interface in that interface's VRF (a stale or forged label must
+    /// not carry traffic across VRFs).
+    LabelMismatch = "label_mismatch",
+    /// A pod sent from an address or MAC that is not its own (spoofing), or from a
+    /// martian source (loopback, multicast, broadcast, unspecified, the gateway).
+    SourceMismatch = "source_mismatch",
 }
 
 impl DropReason {
-    /// Every reason, in counter order.
-    pub const ALL: [DropReason; 26] = [
-        DropReason::InvalidInterface,
-        DropReason::Truncated,
-        DropReason::BadIpHeader,
-        DropReason::BadChecksum,
-        DropReason::WrongDestMac,
-        DropReason::UnsupportedEtherType,
-        DropReason::InvalidArp,
-        DropReason::SelfSolicitation,
-        DropReason::NeighborUnknown,
-        DropReason::Multicast,
-        DropReason::TtlExceeded,
-        DropReason::NoRoute,
-        DropReason::OtherVrf,
-        DropReason::Discard,
-        DropReason::NoLocalService,
-        DropReason::NdUnhandled,
-        DropReason::TxRingFull,
-        DropReason::NoFrame,
-        DropReason::NoTxPort,
-        DropReason::FlowTableFull,
-        DropReason::FlowLimit,
-        DropReason::BadTunnel,
-        DropReason::InvalidLabel,
-        DropReason::InvalidVni,
-        DropReason::TunnelUnresolved,
-        DropReason::Mtu,
-    ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
 
@@ -101,36 +103,9 @@ impl DropReason {
         self as usize
     }
 
-    /// The label shown by `vrouter dropstats`.
-    pub fn label(self) -> &'static str {
-        match self {
-            DropReason::InvalidInterface => "invalid_interface",
-            DropReason::Truncated => "truncated",
-            DropReason::BadIpHeader => "bad_ip_header",
-            DropReason::BadChecksum => "bad_checksum",
-            DropReason::WrongDestMac => "wrong_dest_mac",
-            DropReason::UnsupportedEtherType => "unsupported_ethertype",
-            DropReason::InvalidArp => "invalid_arp",
-            DropReason::SelfSolicitation => "self_solicitation",
-            DropReason::NeighborUnknown => "neighbor_unknown",
-            DropReason::Multicast => "multicast",
-            DropReason::TtlExceeded => "ttl_exceeded",
-            DropReason::NoRoute => "no_route",
-            DropReason::OtherVrf => "other_vrf",
-            DropReason::Discard => "discard",
-            DropReason::NoLocalService => "no_local_service",
-            DropReason::NdUnhandled => "nd_unhandled",
-            DropReason::TxRingFull => "tx_ring_full",
-            DropReason::NoFrame => "no_frame",
-            DropReason::NoTxPort => "no_tx_port",
-            DropReason::FlowTableFull => "flow_table_full",
-            DropReason::FlowLimit => "flow_limit",
-            DropReason::BadTunnel => "bad_tunnel",
-            DropReason::InvalidLabel => "invalid_label",
-            DropReason::InvalidVni => "invalid_vni",
-            DropReason::TunnelUnresolved => "tunnel_unresolved",
-            DropReason::Mtu => "mtu",
-        }
+    /// The reason with this label, if any.
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|r| r.label() == label)
     }
 }
 
@@ -142,6 +117,7 @@ mod tests {
     fn indexes_follow_all() {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i, "{r:?}");
+            assert_eq!(DropReason::from_label(r.label()), Some(*r));
         }
         let labels: std::collections::HashSet<_> = DropReason::ALL.iter().map(|r| r.label()).collect();
         assert_eq!(labels.len(), DropReason::COUNT);

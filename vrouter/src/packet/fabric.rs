@@ -3,7 +3,7 @@
 
 use super::{write_eth, DropReason, PacketBuf, Verdict, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN};
 use nexthop::encap::{self, DecapError, Encap};
-use nexthop::{NextHop, Snapshot};
+use nexthop::{v4_key, v6_key, NextHop, NextHopId, Snapshot};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut super::PipelineContext) -> Verdict {
@@ -19,19 +19,39 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut super::
     pkt.truncate(t.payload + t.payload_len);
     match t.encap {
         Encap::MplsOverUdp | Encap::MplsOverGre => {
-            let Some(NextHop::Interface { vif, dst_mac }) =
-                snap.mpls.get(&t.label).and_then(|nh| snap.nexthops.get(*nh as usize))
-            else {
+            let Some(&nh) = snap.mpls.get(&t.label) else {
                 return Verdict::Drop(DropReason::InvalidLabel);
             };
-            let Some(&version) = pkt.data().get(t.payload) else {
+            let Some(NextHop::Interface { vif, dst_mac }) = snap.nexthops.get(nh as usize) else {
+                return Verdict::Drop(DropReason::InvalidLabel);
+            };
+            let Some(iface) = snap.interface(*vif) else {
+                return Verdict::Drop(DropReason::InvalidLabel);
+            };
+            let inner = &pkt.data()[t.payload..];
+            let Some(&version) = inner.first() else {
                 return Verdict::Drop(DropReason::Truncated);
             };
-            let ethertype = match version >> 4 {
-                4 => ETHERTYPE_IPV4,
-                6 => ETHERTYPE_IPV6,
+            // A label names an interface, and the interface a VRF: the inner
+            // destination must route to that interface there, or a stale or forged
+            // label would carry the packet across VRFs.
+            let (ethertype, routed_here) = match version >> 4 {
+                4 if inner.len() >= 20 => {
+                    let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
+                    let found = snap.vrf(iface.vrf).and_then(|v| v.v4.lookup(v4_key(dst)));
+                    (ETHERTYPE_IPV4, found.is_some_and(|(_, r)| reaches(snap, r.nexthop, nh)))
+                }
+                6 if inner.len() >= 40 => {
+                    let dst: [u8; 16] = inner[24..40].try_into().expect("16 bytes");
+                    let found = snap.vrf(iface.vrf).and_then(|v| v.v6.lookup(v6_key(Ipv6Addr::from(dst))));
+                    (ETHERTYPE_IPV6, found.is_some_and(|(_, r)| reaches(snap, r.nexthop, nh)))
+                }
+                4 | 6 => return Verdict::Drop(DropReason::Truncated),
                 _ => return Verdict::Drop(DropReason::BadIpHeader),
             };
+            if !routed_here {
+                return Verdict::Drop(DropReason::LabelMismatch);
+            }
             // The inner IP packet gets an Ethernet header where the outer headers end.
             pkt.pull_front(t.payload - ETH_LEN);
             write_eth(pkt.data_mut(), dst_mac.0, snap.router_mac.0, ethertype);
@@ -66,4 +86,16 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut super::
             }
         }
     }
+}
+
+/// True if a route's next hop `route_nh` is `nh` or an ECMP group with `nh` in it.
+fn reaches(snap: &Snapshot, route_nh: NextHopId, nh: NextHopId) -> bool {
+    route_nh == nh
+        || match snap.nexthops.get(route_nh as usize) {
+            Some(NextHop::Composite { id }) => snap
+                .composites
+                .get(*id as usize)
+                .is_some_and(|c| c.members.contains(&nh)),
+            _ => false,
+        }
 }

@@ -66,7 +66,7 @@ fn tunnel_route_encapsulates_exactly() {
 fn fabric_frames_are_decapsulated_to_the_pod_by_label() {
     let snap = tunnel_snapshot(1500);
     let inner = udp4(MAC_A, ROUTER, B4, A4, 60, b"from node 2");
-    let label = control_client::label_of(1);
+    let label = snap.interface(1).and_then(|i| i.label).expect("pod a has a label");
     let outer = nexthop::encap::Outer {
         encap: nexthop::encap::Encap::MplsOverGre,
         src_mac: [2, 0, 0, 0, 0, 0xf2],
@@ -98,6 +98,63 @@ fn fabric_frames_are_decapsulated_to_the_pod_by_label() {
     other.write(&mut elsewhere, inner.len() - ETH_LEN);
     elsewhere.extend_from_slice(&inner[ETH_LEN..]);
     assert_eq!(run(&snap, 0, &elsewhere).0, Verdict::Drop(DropReason::BadTunnel));
+}
+
+/// `inner` (an Ethernet frame) as it arrives from 198.18.0.2 over MPLS over UDP
+/// with `label`.
+fn from_node_2(label: u32, inner: &[u8]) -> Vec<u8> {
+    let outer = nexthop::encap::Outer {
+        encap: nexthop::encap::Encap::MplsOverUdp,
+        src_mac: [2, 0, 0, 0, 0, 0xf2],
+        dst_mac: [2, 0, 0, 0, 0, 0xf1],
+        src: [198, 18, 0, 2].into(),
+        dst: [198, 18, 0, 1].into(),
+        label,
+        entropy: 50000,
+        ttl: 60,
+    };
+    let mut frame = vec![0u8; outer.encap.outer_len()];
+    outer.write(&mut frame, inner.len() - ETH_LEN);
+    frame.extend_from_slice(&inner[ETH_LEN..]);
+    frame
+}
+
+#[test]
+fn a_label_delivers_only_what_routes_to_its_interface_in_its_vrf() {
+    let mut s = DesiredState::new(16);
+    s.set_fabric("fabric0");
+    s.set_fabric_info(nexthop::FabricInfo {
+        ip: Some([198, 18, 0, 1].into()),
+        mac: MacAddr([2, 0, 0, 0, 0, 0xf1]),
+        mtu: 1500,
+    });
+    let pod = |name: &str, vrf: &str, mac: [u8; 6], ip: [u8; 4]| InterfaceSpec {
+        name: name.into(),
+        vrf: vrf.into(),
+        mac: MacAddr(mac),
+        ipv4: Some(ip.into()),
+        ipv6: None,
+        gateway4: Some(GW4.into()),
+        gateway6: None,
+    };
+    // Blue first, then two red pods: blue's label must not reach red, nor red's blue.
+    s.add_interface(pod("blue1", "blue", [2, 0, 0, 0, 2, 2], [198, 18, 2, 2])).unwrap();
+    s.add_interface(pod("red1", "red", MAC_A, A4)).unwrap();
+    s.add_interface(pod("red2", "red", MAC_B, B4)).unwrap();
+    let label = |name: &str| s.port_identity(name).unwrap().label;
+    let snap = s.build(1, MacAddr(ROUTER));
+    let to = |dst: [u8; 4]| udp4([2, 0, 0, 0, 0, 0xee], ROUTER, [198, 18, 9, 9], dst, 60, b"x");
+    assert_eq!(run(&snap, 0, &from_node_2(label("red1"), &to(A4))).0, Verdict::Transmit(2));
+    for (by, dst) in [
+        ("blue1", A4),
+        ("blue1", B4),
+        ("red1", [198, 18, 2, 2]),
+        ("red1", B4),
+        ("red2", [198, 18, 7, 7]),
+    ] {
+        let (v, _) = run(&snap, 0, &from_node_2(label(by), &to(dst)));
+        assert_eq!(v, Verdict::Drop(DropReason::LabelMismatch), "label of {by} to {dst:?}");
+    }
 }
 
 #[test]
