@@ -68,5 +68,64 @@ fn pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline);
+/// Packets from another node: MPLS over UDP by the pod's label, taken apart and
+/// delivered (the receiving node checks that the inner destination routes to the
+/// label's interface in its VRF).
+fn decapsulation(c: &mut Criterion) {
+    let mut state = control_client::DesiredState::new(16);
+    state.set_fabric("fabric0");
+    state.set_fabric_info(nexthop::FabricInfo {
+        ip: Some([198, 18, 0, 1].into()),
+        mac: nexthop::MacAddr([2, 0, 0, 0, 0, 0xf1]),
+        mtu: 1500,
+    });
+    state
+        .add_interface(control_client::InterfaceSpec {
+            name: "a".into(),
+            vrf: "red".into(),
+            mac: nexthop::MacAddr([2, 0, 0, 0, 0, 2]),
+            ipv4: Some([198, 18, 1, 2].into()),
+            ipv6: None,
+            gateway4: Some([198, 18, 1, 1].into()),
+            gateway6: None,
+        })
+        .expect("valid pod");
+    let label = state.port_identity("a").expect("attached").label;
+    let snap = state.build(1, nexthop::MacAddr(benches::ROUTER));
+    let mut inner = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], benches::ROUTER)
+        .ipv4([198, 18, 9, 9], [198, 18, 1, 2], 64)
+        .udp(10_000, 5000)
+        .write(&mut inner, &[0u8; 18])
+        .expect("in-memory write");
+    let outer = nexthop::encap::Outer {
+        encap: nexthop::encap::Encap::MplsOverUdp,
+        src_mac: [2, 0, 0, 0, 0, 0xf2],
+        dst_mac: [2, 0, 0, 0, 0, 0xf1],
+        src: [198, 18, 0, 2].into(),
+        dst: [198, 18, 0, 1].into(),
+        label,
+        entropy: 50000,
+        ttl: 60,
+    };
+    let mut frame = vec![0u8; outer.encap.outer_len()];
+    outer.write(&mut frame, inner.len() - 14);
+    frame.extend_from_slice(&inner[14..]);
+    let mut ctx = PipelineContext::default();
+    let mut buf = vec![0u8; 4096];
+    let mut deliver = |buf: &mut [u8]| {
+        buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(&frame);
+        let mut pkt = PacketBuf::new(buf, HEADROOM, frame.len()).expect("fits");
+        process(&snap, 0, &mut pkt, &mut ctx)
+    };
+    assert_eq!(deliver(&mut buf), Verdict::Transmit(1), "the frame is delivered");
+    let mut group = c.benchmark_group("pipeline_decap");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("MPLSoUDP by label to a pod, 64 B", |b| {
+        b.iter(|| black_box(deliver(&mut buf)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pipeline, decapsulation);
 criterion_main!(benches);

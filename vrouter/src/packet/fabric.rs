@@ -38,13 +38,21 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut super::
             let (ethertype, routed_here) = match version >> 4 {
                 4 if inner.len() >= 20 => {
                     let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
-                    let found = snap.vrf(iface.vrf).and_then(|v| v.v4.lookup(v4_key(dst)));
-                    (ETHERTYPE_IPV4, found.is_some_and(|(_, r)| reaches(snap, r.nexthop, nh)))
+                    // The pod's own address (most packets) needs no route lookup: its
+                    // host route is the interface's.
+                    let routed_here = iface.ipv4 == Some(dst) || {
+                        let found = snap.vrf(iface.vrf).and_then(|v| v.v4.lookup(v4_key(dst)));
+                        found.is_some_and(|(_, r)| reaches(snap, r.nexthop, nh))
+                    };
+                    (ETHERTYPE_IPV4, routed_here)
                 }
                 6 if inner.len() >= 40 => {
-                    let dst: [u8; 16] = inner[24..40].try_into().expect("16 bytes");
-                    let found = snap.vrf(iface.vrf).and_then(|v| v.v6.lookup(v6_key(Ipv6Addr::from(dst))));
-                    (ETHERTYPE_IPV6, found.is_some_and(|(_, r)| reaches(snap, r.nexthop, nh)))
+                    let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&inner[24..40]).expect("16 bytes"));
+                    let routed_here = iface.ipv6 == Some(dst) || {
+                        let found = snap.vrf(iface.vrf).and_then(|v| v.v6.lookup(v6_key(dst)));
+                        found.is_some_and(|(_, r)| reaches(snap, r.nexthop, nh))
+                    };
+                    (ETHERTYPE_IPV6, routed_here)
                 }
                 4 | 6 => return Verdict::Drop(DropReason::Truncated),
                 _ => return Verdict::Drop(DropReason::BadIpHeader),
