@@ -88,6 +88,7 @@ fn decapsulation(c: &mut Criterion) {
             ipv6: None,
             gateway4: Some([198, 18, 1, 1].into()),
             gateway6: None,
+            allowed_address_pairs: Vec::new(),
         })
         .expect("valid pod");
     let label = state.port_identity("a").expect("attached").label;

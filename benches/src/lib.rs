@@ -53,6 +53,7 @@ pub fn snapshot() -> Snapshot {
             ipv6: None,
             gateway4: Some(Ipv4Addr::new(198, 18, 1, 1)),
             gateway6: None,
+            allowed_address_pairs: Vec::new(),
         })
         .expect("valid pod");
     }
@@ -93,6 +94,7 @@ pub fn tunnel_state() -> DesiredState {
         ipv6: None,
         gateway4: Some(Ipv4Addr::new(198, 18, 1, 1)),
         gateway6: None,
+        allowed_address_pairs: Vec::new(),
     })
     .expect("valid pod");
     let remote = Ipv4Addr::new(198, 18, 0, 2);

@@ -20,7 +20,7 @@ mod model;
 mod publish;
 
 pub use model::{
-    DesiredState, InterfaceSpec, ModelError, PortIdentity, RouteSpec, RouteTarget, SnapshotBuilder,
+    is_martian, DesiredState, InterfaceSpec, ModelError, PortIdentity, RouteSpec, RouteTarget, SnapshotBuilder,
     DEFAULT_REMOTE_MAC, FABRIC_VRF, FIRST_LABEL, LAST_LABEL,
 };
 pub use publish::SnapshotPublisher;

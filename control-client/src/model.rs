@@ -26,7 +26,7 @@ fn default_encaps() -> Vec<Encap> {
 
 /// A pod interface as requested through the API (what the Tungsten agent keeps in
 /// its port files).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InterfaceSpec {
     /// Linux name of the host end of the pod's veth.
@@ -47,6 +47,11 @@ pub struct InterfaceSpec {
     /// The IPv6 gateway the pod uses; the vrouter answers for it.
     #[serde(default)]
     pub gateway6: Option<Ipv6Addr>,
+    /// Further source prefixes the pod may send from (Contrail's allowed address
+    /// pairs, e.g. a VIP it serves or a generator's address range); anything else
+    /// not its own address is dropped as `source_mismatch`. At most 64.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_address_pairs: Vec<IpNet>,
 }
 
 /// Where a configured route sends packets.
@@ -131,6 +136,13 @@ pub enum ModelError {
     /// The MAC is multicast or all zeros.
     #[error("invalid pod MAC {0}: must be a non-zero unicast address")]
     InvalidMac(MacAddr),
+    /// A pod address that cannot be a unicast source (loopback, multicast,
+    /// broadcast, unspecified, link-local).
+    #[error("invalid pod address {0}: must be a routable unicast address")]
+    InvalidPodAddress(IpAddr),
+    /// Too many or unusable allowed address pairs.
+    #[error("invalid allowed address pairs: {0}")]
+    InvalidAllowedPairs(String),
     /// A gateway equals the pod's own address.
     #[error("gateway {0} equals the interface's own address")]
     GatewayIsOwnAddress(IpAddr),
@@ -360,6 +372,22 @@ impl DesiredState {
         if spec.mac.0 == [0; 6] || spec.mac.0[0] & 1 == 1 {
             return Err(ModelError::InvalidMac(spec.mac));
         }
+        let addresses = spec.ipv4.map(IpAddr::V4).into_iter().chain(spec.ipv6.map(IpAddr::V6));
+        if let Some(bad) = addresses.into_iter().find(|a| is_martian(*a)) {
+            return Err(ModelError::InvalidPodAddress(bad));
+        }
+        if spec.allowed_address_pairs.len() > MAX_ALLOWED_PAIRS {
+            return Err(ModelError::InvalidAllowedPairs(format!(
+                "{} given, at most {MAX_ALLOWED_PAIRS}",
+                spec.allowed_address_pairs.len()
+            )));
+        }
+        if let Some(p) = spec.allowed_address_pairs.iter().find(|p| {
+            let a = p.network();
+            a.is_loopback() || a.is_multicast() || (a.is_unspecified() && p.prefix_len() > 0)
+        }) {
+            return Err(ModelError::InvalidAllowedPairs(format!("{p} is not a unicast prefix")));
+        }
         if let (Some(a), Some(g)) = (spec.ipv4, spec.gateway4) {
             if a == g {
                 return Err(ModelError::GatewayIsOwnAddress(a.into()));
@@ -464,6 +492,20 @@ impl DesiredState {
     }
 }
 
+/// Most allowed address pairs one interface may have.
+pub const MAX_ALLOWED_PAIRS: usize = 64;
+
+/// True for an address no pod may send from or own: unspecified, loopback,
+/// multicast, broadcast, link-local (RFC 1812 5.3.7, RFC 4291 2.5).
+pub fn is_martian(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => {
+            a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast() || a.is_link_local()
+        }
+        IpAddr::V6(a) => a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_unicast_link_local(),
+    }
+}
+
 fn validate_ifname(name: &str) -> Result<(), ModelError> {
     let ok = !name.is_empty()
         && name.len() <= 15
@@ -487,9 +529,9 @@ fn validate_vrf_name(name: &str) -> Result<(), ModelError> {
 
 mod build;
 mod builder;
-mod ports;
 #[cfg(test)]
 mod builder_tests;
+mod ports;
 
 pub use builder::SnapshotBuilder;
 pub use ports::{PortIdentity, FIRST_LABEL, LAST_LABEL};

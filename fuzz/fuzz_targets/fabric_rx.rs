@@ -25,6 +25,7 @@ fn snapshot() -> &'static Snapshot {
                 ipv6: Some(format!("2001:2:0:1::{last}").parse().unwrap()),
                 gateway4: Some([198, 18, 1, 1].into()),
                 gateway6: Some("2001:2:0:1::1".parse().unwrap()),
+                allowed_address_pairs: Vec::new(),
             })
             .unwrap();
         }

@@ -107,6 +107,38 @@ pub struct Interface {
     pub gateway4: Option<Ipv4Addr>,
     /// The IPv6 gateway address the pod routes through.
     pub gateway6: Option<Ipv6Addr>,
+    /// Source prefixes the pod may send from besides its own addresses (allowed
+    /// address pairs); empty for most pods, so the per-packet check is one compare.
+    #[serde(default)]
+    pub allowed_sources: Vec<ipnet::IpNet>,
+}
+
+impl Interface {
+    /// True if the pod behind this interface may send from `src`: its own address
+    /// or an allowed address pair, never its gateway. (A pod's own address is never
+    /// martian; the caller checks martians for allowed pairs.)
+    #[inline]
+    pub fn may_send_from4(&self, src: Ipv4Addr) -> bool {
+        self.ipv4 == Some(src)
+            || (!self.allowed_sources.is_empty()
+                && self.gateway4 != Some(src)
+                && self
+                    .allowed_sources
+                    .iter()
+                    .any(|p| p.contains(&std::net::IpAddr::V4(src))))
+    }
+
+    /// [`Interface::may_send_from4`] for IPv6.
+    #[inline]
+    pub fn may_send_from6(&self, src: Ipv6Addr) -> bool {
+        self.ipv6 == Some(src)
+            || (!self.allowed_sources.is_empty()
+                && self.gateway6 != Some(src)
+                && self
+                    .allowed_sources
+                    .iter()
+                    .any(|p| p.contains(&std::net::IpAddr::V6(src))))
+    }
 }
 
 /// A VRF: a routing instance with its own IPv4 and IPv6 tables.

@@ -70,7 +70,13 @@ fn restart_keeps_vifs_and_labels_and_labels_stay_in_their_vrf() {
     let (red_a, blue_a) = (&a.pods[0], &a.pods[1]);
     let reach = |from: &vrouter::lab::node::Pod, to: Ipv4Addr| ping(from, IpAddr::V4(to), 8);
     for (from, to) in [(red_a, &b.pods[0]), (red_a, &b.pods[1]), (blue_a, &b.pods[2])] {
-        assert!(reach(from, to.ipv4), "before restart: {} to {}\n{}", from.name, to.name, b.log());
+        assert!(
+            reach(from, to.ipv4),
+            "before restart: {} to {}\n{}",
+            from.name,
+            to.name,
+            b.log()
+        );
     }
 
     assert!(b.stop_vrouter().unwrap().success());
@@ -99,7 +105,10 @@ fn restart_keeps_vifs_and_labels_and_labels_stay_in_their_vrf() {
         })
         .unwrap();
     route(&a, &b, "red", format!("{red_target}/32"), before[&b.pods[2].host_if].1);
-    assert!(!ping(red_a, IpAddr::V4(red_target), 2), "a blue label delivered to a red pod");
+    assert!(
+        !ping(red_a, IpAddr::V4(red_target), 2),
+        "a blue label delivered to a red pod"
+    );
     assert!(!ping(red_a, IpAddr::V4(stray), 1));
     let mismatches = b.drop_stats().unwrap().get("label_mismatch");
     assert!(mismatches >= 2, "label_mismatch drops on node 2: {mismatches}");

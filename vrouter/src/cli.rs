@@ -142,6 +142,10 @@ pub enum VifAction {
         /// The pod's IPv6 gateway.
         #[arg(long)]
         gateway6: Option<Ipv6Addr>,
+        /// A further source prefix the pod may send from (allowed address pair);
+        /// repeat for more.
+        #[arg(long = "allow-source")]
+        allow_source: Vec<ipnet::IpNet>,
     },
     /// Detach an interface.
     Delete {

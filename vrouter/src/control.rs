@@ -122,14 +122,19 @@ impl Control {
             }
         }
         let (vnis, vni_problems) = self.store.load_vnis();
-        vni_problems.iter().for_each(|p| tracing::warn!("state file skipped: {p}"));
+        vni_problems
+            .iter()
+            .for_each(|p| tracing::warn!("state file skipped: {p}"));
         for (vrf, vni) in vnis {
             if let Err(e) = self.model.set_vrf_vni(&vrf, vni) {
                 tracing::warn!(vrf, vni, "stored VNI not restored: {e}");
             }
         }
         let loaded = self.store.load_routes();
-        loaded.problems.iter().for_each(|p| tracing::warn!("stored route skipped: {p}"));
+        loaded
+            .problems
+            .iter()
+            .for_each(|p| tracing::warn!("stored route skipped: {p}"));
         self.pending_routes = loaded.routes;
         self.apply_pending_routes();
         for r in &self.pending_routes {
@@ -249,7 +254,11 @@ impl Control {
     /// Removes a route (live or pending): recorded first, then applied.
     pub fn remove_route(&mut self, vrf: &str, prefix: IpNet) -> anyhow::Result<()> {
         let prefix = prefix.trunc();
-        if let Some(pos) = self.pending_routes.iter().position(|r| r.vrf == vrf && r.prefix == prefix) {
+        if let Some(pos) = self
+            .pending_routes
+            .iter()
+            .position(|r| r.vrf == vrf && r.prefix == prefix)
+        {
             let removed = self.pending_routes.remove(pos);
             if let Err(e) = self.store.save_routes(&self.recorded_routes()) {
                 self.pending_routes.insert(pos, removed);

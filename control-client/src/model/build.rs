@@ -93,6 +93,7 @@ impl<'a> Compile<'a> {
                 ipv6: None,
                 gateway4: None,
                 gateway6: None,
+                allowed_sources: Vec::new(),
             });
         }
         for (name, (id, spec)) in &state.interfaces {
@@ -123,6 +124,7 @@ impl<'a> Compile<'a> {
                 ipv6: spec.ipv6,
                 gateway4: spec.gateway4,
                 gateway6: spec.gateway6,
+                allowed_sources: spec.allowed_address_pairs.iter().map(|p| p.trunc()).collect(),
             });
         }
     }

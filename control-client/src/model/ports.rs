@@ -57,10 +57,16 @@ impl DesiredState {
         if !(FIRST_LABEL..=LAST_LABEL).contains(&id.label) {
             return Err(unavailable("label out of range"));
         }
-        if let Some(other) = self.identity_holders().find(|(n, o)| o.vif == id.vif && *n != spec.name) {
+        if let Some(other) = self
+            .identity_holders()
+            .find(|(n, o)| o.vif == id.vif && *n != spec.name)
+        {
             return Err(unavailable(&format!("vif held by {:?}", other.0)));
         }
-        if let Some(other) = self.identity_holders().find(|(n, o)| o.label == id.label && *n != spec.name) {
+        if let Some(other) = self
+            .identity_holders()
+            .find(|(n, o)| o.label == id.label && *n != spec.name)
+        {
             return Err(unavailable(&format!("label held by {:?}", other.0)));
         }
         self.reserved.remove(&spec.name);
@@ -147,6 +153,7 @@ mod tests {
             ipv6: None,
             gateway4: None,
             gateway6: None,
+            allowed_address_pairs: Vec::new(),
         }
     }
 
@@ -189,7 +196,10 @@ mod tests {
             let err = s
                 .restore_interface(pod("b", "red", 3), PortIdentity { vif, label })
                 .unwrap_err();
-            assert!(matches!(err, ModelError::IdentityUnavailable { .. }), "{vif}/{label}: {err}");
+            assert!(
+                matches!(err, ModelError::IdentityUnavailable { .. }),
+                "{vif}/{label}: {err}"
+            );
         }
         assert_eq!(s.interfaces().count(), 1);
     }
@@ -216,8 +226,14 @@ mod tests {
         s.advance_label_sequence(LAST_LABEL);
         s.add_interface(pod("a", "red", 2)).unwrap();
         assert_eq!(s.port_identity("a").unwrap().label, LAST_LABEL);
-        s.restore_interface(pod("b", "red", 3), PortIdentity { vif: 5, label: FIRST_LABEL })
-            .unwrap();
+        s.restore_interface(
+            pod("b", "red", 3),
+            PortIdentity {
+                vif: 5,
+                label: FIRST_LABEL,
+            },
+        )
+        .unwrap();
         s.add_interface(pod("c", "red", 4)).unwrap();
         assert_eq!(s.port_identity("c").unwrap().label, FIRST_LABEL + 1);
     }

@@ -9,6 +9,7 @@ fn pod(name: &str, vrf: &str, last: u8) -> InterfaceSpec {
         ipv6: Some(format!("2001:2::{last}").parse().unwrap()),
         gateway4: Some(Ipv4Addr::new(198, 18, 1, 1)),
         gateway6: Some("2001:2::1".parse().unwrap()),
+        allowed_address_pairs: Vec::new(),
     }
 }
 

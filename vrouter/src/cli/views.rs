@@ -67,6 +67,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     ip6,
                     gateway,
                     gateway6,
+                    allow_source,
                 },
         } => {
             let spec = InterfaceSpec {
@@ -77,9 +78,12 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 ipv6: ip6,
                 gateway4: gateway,
                 gateway6,
+                allowed_address_pairs: allow_source,
             };
             let answer: serde_json::Value = api.call(&Request::AddInterface { spec })?;
-            print(json, &answer, |a| println!("{name} attached as vif {}", a["vif"]))
+            print(json, &answer, |a| {
+                println!("{name} attached as vif {} with MPLS label {}", a["vif"], a["label"])
+            })
         }
         Command::Vif {
             action: VifAction::Delete { name },

@@ -101,6 +101,9 @@ pub struct Pod {
     pub gateway6: Ipv6Addr,
     /// Its namespace.
     pub ns: Netns,
+    /// Further sources it may send from (allowed address pairs), e.g. for a
+    /// generator that varies its source address; set before attaching.
+    pub allowed_address_pairs: Vec<ipnet::IpNet>,
 }
 
 impl Pod {
@@ -114,6 +117,7 @@ impl Pod {
             ipv6: Some(self.ipv6),
             gateway4: Some(self.gateway4),
             gateway6: Some(self.gateway6),
+            allowed_address_pairs: self.allowed_address_pairs.clone(),
         }
     }
 }
@@ -313,6 +317,7 @@ impl LabNode {
             gateway4: Ipv4Addr::new(198, 18, subnet, 1),
             gateway6: format!("2001:2:0:{subnet}::1").parse()?,
             ns,
+            allowed_address_pairs: Vec::new(),
         };
         let q = self.options.workers.max(1).to_string();
         let mac_text = mac.to_string();
@@ -341,6 +346,16 @@ impl LabNode {
             self.attach(self.pods.len() - 1)?;
         }
         Ok(self.pods.last().expect("just pushed"))
+    }
+
+    /// Lets pod `i` send from every address of its subnets (/24 and /64), as a
+    /// generator that varies its source address needs; set before attaching.
+    pub fn allow_subnet_sources(&mut self, i: usize) -> anyhow::Result<()> {
+        let pod = &mut self.pods[i];
+        let v4 = ipnet::Ipv4Net::new(pod.ipv4, 24)?.trunc();
+        let v6 = ipnet::Ipv6Net::new(pod.ipv6, 64)?.trunc();
+        pod.allowed_address_pairs = vec![v4.into(), v6.into()];
+        Ok(())
     }
 
     /// Attaches pod `i` through the API.

@@ -222,6 +222,10 @@ pub fn process_classified(
     if !to_group && !is_mac(&d[0..6], &snap.router_mac.0) {
         return Verdict::Drop(DropReason::WrongDestMac);
     }
+    // Anti-spoofing: a pod sends from its own MAC only.
+    if !is_mac(&d[6..12], &iface.mac.0) {
+        return Verdict::Drop(DropReason::SourceMismatch);
+    }
     match u16::from_be_bytes([d[12], d[13]]) {
         ETHERTYPE_ARP => arp::handle(snap, iface, pkt),
         ETHERTYPE_IPV4 => ipv4::handle(snap, iface, pkt, to_group, ctx, hint),

@@ -45,7 +45,10 @@ pub(super) fn sync_dir(dir: &Path) -> anyhow::Result<()> {
 /// its previous content and the temporary file is gone.
 pub(super) fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().context("a state file has a directory")?;
-    let name = path.file_name().and_then(|n| n.to_str()).context("a state file has a name")?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("a state file has a name")?;
     let tmp = dir.join(format!(".{name}.tmp"));
     let written = (|| {
         let mut f = std::fs::OpenOptions::new()
@@ -89,7 +92,11 @@ pub(super) fn move_aside(path: &Path, why: &anyhow::Error) -> String {
 pub(super) fn copy_aside(path: &Path, bad: usize) -> String {
     let aside = aside_name(path);
     match std::fs::copy(path, &aside) {
-        Ok(_) => format!("{}: {bad} bad entries; the whole file is kept in {}", path.display(), aside.display()),
+        Ok(_) => format!(
+            "{}: {bad} bad entries; the whole file is kept in {}",
+            path.display(),
+            aside.display()
+        ),
         Err(e) => format!("{}: {bad} bad entries; could not copy it aside: {e}", path.display()),
     }
 }

@@ -10,6 +10,7 @@ fn spec(name: &str) -> InterfaceSpec {
         ipv6: None,
         gateway4: None,
         gateway6: None,
+        allowed_address_pairs: Vec::new(),
     }
 }
 
@@ -36,10 +37,18 @@ fn aside_files(dir: &Path) -> Vec<String> {
 fn ports_keep_their_identity_and_come_back_in_vif_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::open(dir.path()).unwrap();
-    store.save_port(&spec("zz"), PortIdentity { vif: 1, label: 16 }).unwrap();
-    store.save_port(&spec("aa"), PortIdentity { vif: 3, label: 18 }).unwrap();
+    store
+        .save_port(&spec("zz"), PortIdentity { vif: 1, label: 16 })
+        .unwrap();
+    store
+        .save_port(&spec("aa"), PortIdentity { vif: 3, label: 18 })
+        .unwrap();
     // A file written before identities were recorded still loads, after the others.
-    std::fs::write(dir.path().join("ports/bb.json"), serde_json::to_vec(&spec("bb")).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("ports/bb.json"),
+        serde_json::to_vec(&spec("bb")).unwrap(),
+    )
+    .unwrap();
     let (ports, problems) = store.load_ports();
     assert!(problems.is_empty(), "{problems:?}");
     let order: Vec<(&str, Option<u32>)> = ports
@@ -58,13 +67,20 @@ fn an_unreadable_port_file_is_moved_aside_not_lost() {
     let store = StateStore::open(dir.path()).unwrap();
     std::fs::write(dir.path().join("ports/broken.json"), b"{not json").unwrap();
     // A file whose name differs from the interface it names is not trusted either.
-    std::fs::write(dir.path().join("ports/other.json"), serde_json::to_vec(&spec("veth9")).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("ports/other.json"),
+        serde_json::to_vec(&spec("veth9")).unwrap(),
+    )
+    .unwrap();
     let (ports, problems) = store.load_ports();
     assert!(ports.is_empty());
     assert_eq!(problems.len(), 2, "{problems:?}");
     let aside = aside_files(&dir.path().join("ports"));
     assert_eq!(aside.len(), 2, "{aside:?}");
-    assert_eq!(std::fs::read(dir.path().join("ports").join(&aside[0])).unwrap(), b"{not json");
+    assert_eq!(
+        std::fs::read(dir.path().join("ports").join(&aside[0])).unwrap(),
+        b"{not json"
+    );
 }
 
 #[test]
@@ -74,10 +90,21 @@ fn names_that_leave_the_directory_are_refused() {
     store.save_routes(&[route("198.19.0.0/16")]).unwrap();
     let victim = dir.path().join("victim.json");
     std::fs::write(&victim, b"{}").unwrap();
-    for name in ["../routes", "../../victim", "..", ".", "a/b", "", "x\0y", "sixteen-chars-xx"] {
+    for name in [
+        "../routes",
+        "../../victim",
+        "..",
+        ".",
+        "a/b",
+        "",
+        "x\0y",
+        "sixteen-chars-xx",
+    ] {
         assert!(store.delete_port(name).is_err(), "{name:?} accepted");
         assert!(!store.has_port(name), "{name:?}");
-        assert!(store.save_port(&spec(name), PortIdentity { vif: 1, label: 16 }).is_err());
+        assert!(store
+            .save_port(&spec(name), PortIdentity { vif: 1, label: 16 })
+            .is_err());
     }
     assert!(dir.path().join("state/routes.json").exists(), "routes.json deleted");
     assert!(victim.exists(), "a file outside the state directory was deleted");
@@ -89,7 +116,10 @@ fn one_bad_route_entry_costs_only_itself_and_the_file_is_kept() {
     let store = StateStore::open(dir.path()).unwrap();
     let good: Vec<RouteSpec> = (0..100).map(|i| route(&format!("198.19.{i}.0/24"))).collect();
     let mut entries: Vec<serde_json::Value> = good.iter().map(|r| serde_json::to_value(r).unwrap()).collect();
-    entries.insert(50, serde_json::json!({"vrf": "red", "prefix": "not a prefix", "target": {"type": "discard"}}));
+    entries.insert(
+        50,
+        serde_json::json!({"vrf": "red", "prefix": "not a prefix", "target": {"type": "discard"}}),
+    );
     std::fs::write(dir.path().join("routes.json"), serde_json::to_vec(&entries).unwrap()).unwrap();
     let loaded = store.load_routes();
     assert_eq!(loaded.routes, good);
@@ -103,7 +133,10 @@ fn one_bad_route_entry_costs_only_itself_and_the_file_is_kept() {
     std::fs::write(dir.path().join("routes.json"), b"garbage").unwrap();
     let loaded = store.load_routes();
     assert!(loaded.routes.is_empty());
-    assert!(!dir.path().join("routes.json").exists(), "an unreadable file is moved, not left to be overwritten");
+    assert!(
+        !dir.path().join("routes.json").exists(),
+        "an unreadable file is moved, not left to be overwritten"
+    );
 }
 
 #[test]
@@ -123,7 +156,9 @@ fn modes_do_not_follow_the_umask() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let store = StateStore::open(&state).unwrap();
-    store.save_port(&spec("veth1"), PortIdentity { vif: 1, label: 16 }).unwrap();
+    store
+        .save_port(&spec("veth1"), PortIdentity { vif: 1, label: 16 })
+        .unwrap();
     store.save_next_label(17).unwrap();
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&state), 0o700);
@@ -141,6 +176,8 @@ fn a_failed_write_leaves_the_previous_file() {
     // A directory where the temporary file goes makes the write fail as a full
     // disk would, after the caller asked for it.
     std::fs::create_dir(dir.path().join(".routes.json.tmp")).unwrap();
-    assert!(store.save_routes(&[route("198.19.0.0/16"), route("198.20.0.0/16")]).is_err());
+    assert!(store
+        .save_routes(&[route("198.19.0.0/16"), route("198.20.0.0/16")])
+        .is_err());
     assert_eq!(store.load_routes().routes, vec![route("198.19.0.0/16")]);
 }

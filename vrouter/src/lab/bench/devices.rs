@@ -178,7 +178,10 @@ impl Dut {
 /// tunnels (ECMP when more than one).
 fn vrouter(node: &mut LabNode, encap: Encap, members: u8) -> anyhow::Result<MacAddr> {
     node.start_vrouter()?;
-    node.add_pod("red", 0, 1, true)?;
+    node.add_pod("red", 0, 1, false)?;
+    // The generator varies its source address past 60,000 flows.
+    node.allow_subnet_sources(0)?;
+    node.attach(0)?;
     let api = node.api();
     let _: serde_json::Value = api.call(&crate::api::Request::SetVrfVni {
         vrf: "red".into(),

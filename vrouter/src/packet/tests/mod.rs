@@ -38,6 +38,7 @@ fn state() -> DesiredState {
         ipv6: Some(ip6.parse().unwrap()),
         gateway4: Some(gw4.into()),
         gateway6: Some(gw6.parse().unwrap()),
+        allowed_address_pairs: Vec::new(),
     };
     s.add_interface(pod("a", "red", MAC_A, A4, "2001:2:0:1::2", GW4, "2001:2:0:1::1"))
         .unwrap();
@@ -478,4 +479,5 @@ fn run_in(snap: &Snapshot, vif: Vif, frame: &[u8], ctx: &mut PipelineContext) ->
 }
 
 mod flows;
+mod spoofing;
 mod tunnel;

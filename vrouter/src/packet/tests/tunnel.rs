@@ -19,6 +19,7 @@ fn tunnel_snapshot(mtu: u16) -> Snapshot {
         ipv6: Some("2001:2:0:1::2".parse().unwrap()),
         gateway4: Some(GW4.into()),
         gateway6: Some("2001:2:0:1::1".parse().unwrap()),
+        allowed_address_pairs: Vec::new(),
     })
     .unwrap();
     let remote: std::net::Ipv4Addr = [198, 18, 0, 2].into();
@@ -136,15 +137,20 @@ fn a_label_delivers_only_what_routes_to_its_interface_in_its_vrf() {
         ipv6: None,
         gateway4: Some(GW4.into()),
         gateway6: None,
+        allowed_address_pairs: Vec::new(),
     };
     // Blue first, then two red pods: blue's label must not reach red, nor red's blue.
-    s.add_interface(pod("blue1", "blue", [2, 0, 0, 0, 2, 2], [198, 18, 2, 2])).unwrap();
+    s.add_interface(pod("blue1", "blue", [2, 0, 0, 0, 2, 2], [198, 18, 2, 2]))
+        .unwrap();
     s.add_interface(pod("red1", "red", MAC_A, A4)).unwrap();
     s.add_interface(pod("red2", "red", MAC_B, B4)).unwrap();
     let label = |name: &str| s.port_identity(name).unwrap().label;
     let snap = s.build(1, MacAddr(ROUTER));
     let to = |dst: [u8; 4]| udp4([2, 0, 0, 0, 0, 0xee], ROUTER, [198, 18, 9, 9], dst, 60, b"x");
-    assert_eq!(run(&snap, 0, &from_node_2(label("red1"), &to(A4))).0, Verdict::Transmit(2));
+    assert_eq!(
+        run(&snap, 0, &from_node_2(label("red1"), &to(A4))).0,
+        Verdict::Transmit(2)
+    );
     for (by, dst) in [
         ("blue1", A4),
         ("blue1", B4),
