@@ -21,9 +21,12 @@ const ETH: usize = 14;
 const IPV4: usize = 20;
 const UDP: usize = 8;
 
-/// An encapsulation.
+/// An encapsulation. Written as `mplsoudp`, `mplsogre` or `vxlan` everywhere (TOML,
+/// API, CLI, views); read case-insensitively, also in Contrail's spelling (`MPLSoUDP`,
+/// `MPLSoGRE`, `VXLAN`) and as `mplsoverudp` / `mplsovergre` (state files written by
+/// earlier versions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum Encap {
     /// MPLS over UDP: outer Ethernet / IPv4 / UDP 6635 / MPLS / inner IP packet.
     MplsOverUdp,
@@ -63,6 +66,33 @@ impl Encap {
             Encap::MplsOverGre => "mplsogre",
             Encap::Vxlan => "vxlan",
         }
+    }
+}
+
+impl std::str::FromStr for Encap {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "mplsoudp" | "mplsoverudp" => Ok(Encap::MplsOverUdp),
+            "mplsogre" | "mplsovergre" => Ok(Encap::MplsOverGre),
+            "vxlan" => Ok(Encap::Vxlan),
+            _ => Err(format!(
+                "unknown encapsulation {s:?}: expected mplsoudp, mplsogre or vxlan"
+            )),
+        }
+    }
+}
+
+impl From<Encap> for &'static str {
+    fn from(e: Encap) -> Self {
+        e.name()
+    }
+}
+
+impl TryFrom<String> for Encap {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 

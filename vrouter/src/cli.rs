@@ -212,8 +212,8 @@ pub enum RtAction {
         #[arg(long)]
         remote_mac: Option<MacAddr>,
         /// ECMP member, repeated: an interface name, or REMOTE/LABEL[/ENCAP[+ENCAP..]].
-        #[arg(long, group = "target")]
-        ecmp: Vec<String>,
+        #[arg(long, group = "target", value_parser = parse_member_arg)]
+        ecmp: Vec<RouteTarget>,
     },
     /// Remove a route.
     Delete {
@@ -226,12 +226,11 @@ pub enum RtAction {
 }
 
 fn parse_encap(s: &str) -> Result<Encap, String> {
-    match s {
-        "mplsoudp" => Ok(Encap::MplsOverUdp),
-        "mplsogre" => Ok(Encap::MplsOverGre),
-        "vxlan" => Ok(Encap::Vxlan),
-        other => Err(format!("{other:?}: expected mplsoudp, mplsogre or vxlan")),
-    }
+    s.parse()
+}
+
+fn parse_member_arg(text: &str) -> Result<RouteTarget, String> {
+    parse_member(text).map_err(|e| format!("{e:#}"))
 }
 
 /// Parses an ECMP member: an interface name, or `REMOTE/LABEL[/ENCAP[+ENCAP..]]`.

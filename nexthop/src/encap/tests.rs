@@ -163,3 +163,32 @@ proptest::proptest! {
         proptest::prop_assert!(got[n..].iter().all(|b| *b == 0xa5), "nothing written past the headers");
     }
 }
+
+#[test]
+fn one_spelling_everywhere_and_contrails_accepted() {
+    for (text, e) in [
+        ("mplsoudp", Encap::MplsOverUdp),
+        ("MPLSoUDP", Encap::MplsOverUdp),
+        ("mplsoverudp", Encap::MplsOverUdp),
+        ("mplsogre", Encap::MplsOverGre),
+        ("MPLSoGRE", Encap::MplsOverGre),
+        ("vxlan", Encap::Vxlan),
+        ("VXLAN", Encap::Vxlan),
+    ] {
+        assert_eq!(text.parse::<Encap>(), Ok(e), "{text}");
+        let json: Encap = serde_json_like(text);
+        assert_eq!(json, e);
+    }
+    assert!("gre".parse::<Encap>().is_err());
+    assert_eq!(serde_plain(Encap::MplsOverUdp), "mplsoudp");
+}
+
+fn serde_json_like(text: &str) -> Encap {
+    use serde::de::IntoDeserializer;
+    let d: serde::de::value::StringDeserializer<serde::de::value::Error> = text.to_string().into_deserializer();
+    serde::Deserialize::deserialize(d).unwrap()
+}
+
+fn serde_plain(e: Encap) -> &'static str {
+    e.into()
+}

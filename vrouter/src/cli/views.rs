@@ -131,9 +131,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     mac: remote_mac,
                 }
             } else if !ecmp.is_empty() {
-                RouteTarget::Ecmp {
-                    members: ecmp.iter().map(|m| parse_member(m)).collect::<anyhow::Result<_>>()?,
-                }
+                RouteTarget::Ecmp { members: ecmp }
             } else if discard {
                 RouteTarget::Discard
             } else {

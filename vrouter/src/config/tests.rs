@@ -102,3 +102,52 @@ fn each_bad_file_names_its_key() {
     let msg = error_of("log_level = \"info\"");
     assert!(msg.contains("fabric"), "{msg}");
 }
+
+/// The fenced blocks of `lang` in the README.
+fn readme_blocks(lang: &str) -> Vec<String> {
+    let readme = include_str!("../../../README.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme.lines() {
+        match &mut current {
+            None if line.trim() == format!("```{lang}") => current = Some(String::new()),
+            Some(block) if line.trim() == "```" => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn every_toml_example_in_the_readme_parses_and_validates() {
+    let blocks = readme_blocks("toml");
+    assert!(!blocks.is_empty());
+    for block in blocks {
+        let c = Config::parse(&block, Path::new("README.md")).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        c.validate(CORES).unwrap_or_else(|e| panic!("{e}\n{block}"));
+    }
+}
+
+#[test]
+fn every_cli_example_in_the_readme_parses() {
+    use clap::Parser;
+    let lines: Vec<String> = readme_blocks("sh")
+        .iter()
+        .flat_map(|b| b.lines().map(str::to_string).collect::<Vec<_>>())
+        .filter(|l| l.starts_with("vrouter "))
+        .collect();
+    assert!(lines.len() >= 10, "{lines:?}");
+    for line in lines {
+        let words = line.split_whitespace();
+        if let Err(e) = crate::cli::Cli::try_parse_from(words) {
+            panic!("{line}: {e}");
+        }
+    }
+}
