@@ -163,9 +163,7 @@ impl FlowTable {
     /// index gets about 1.6 slots per entry, rounded to a power of two of buckets.
     pub fn new(capacity: u32) -> Self {
         let capacity = capacity.max(2);
-        let buckets = ((u64::from(capacity) * 8 / 5).div_ceil(SLOTS as u64))
-            .next_power_of_two()
-            .max(2);
+        let buckets = Self::buckets_for(capacity);
         Self {
             buckets: crate::memory::boxed_slice(buckets as usize, || {
                 Bucket(std::array::from_fn(|_| AtomicU64::new(0)))
@@ -183,6 +181,20 @@ impl FlowTable {
     /// Entry capacity.
     pub fn capacity(&self) -> u32 {
         self.entries.len() as u32
+    }
+
+    fn buckets_for(capacity: u32) -> u64 {
+        ((u64::from(capacity.max(2)) * 8 / 5).div_ceil(SLOTS as u64))
+            .next_power_of_two()
+            .max(2)
+    }
+
+    /// The memory [`FlowTable::new`] allocates for `capacity` entries (to check
+    /// before allocating: an allocation that fails aborts the process).
+    pub fn memory_bytes_for(capacity: u32) -> usize {
+        let capacity = capacity.max(2);
+        Self::buckets_for(capacity) as usize * std::mem::size_of::<Bucket>()
+            + capacity as usize * (std::mem::size_of::<Entry>() + std::mem::size_of::<EntryStats>())
     }
 
     /// Bytes of memory the table holds.
@@ -451,10 +463,21 @@ impl FlowTable {
     /// Calls `f` for every active entry with its clock stamp, packet and byte counts
     /// and TCP flags seen (for aging and listing; not for the per-packet path).
     pub fn for_each(&self, mut f: impl FnMut(&FlowRef, FlowActivity)) {
+        self.scan(0, |r, a| {
+            f(r, a);
+            std::ops::ControlFlow::Continue(())
+        });
+    }
+
+    /// Like [`FlowTable::for_each`], from entry index `from` on, until `f` breaks
+    /// (a bounded listing reads only what it answers).
+    pub fn scan(&self, from: u32, mut f: impl FnMut(&FlowRef, FlowActivity) -> std::ops::ControlFlow<()>) {
         let end = self.high_water.load(Ordering::Acquire).min(self.capacity());
-        for idx in 0..end {
+        for idx in from..end {
             if let Some(r) = self.read(idx) {
-                f(&r, self.activity(idx));
+                if f(&r, self.activity(idx)).is_break() {
+                    return;
+                }
             }
         }
     }

@@ -165,6 +165,11 @@ fn batch_lookup_matches_single() {
 #[test]
 fn memory_per_entry_is_bounded() {
     let t = FlowTable::new(1 << 16);
+    assert_eq!(
+        t.memory_bytes(),
+        FlowTable::memory_bytes_for(1 << 16),
+        "the estimate is what is allocated"
+    );
     let per_entry = t.memory_bytes() / (1 << 16);
     assert!(per_entry <= 128, "{per_entry} bytes per entry");
 }

@@ -234,6 +234,29 @@ impl Snapshot {
         self.vrfs.iter().find(|v| v.name == name)
     }
 
+    /// Reverse-path check: true if the route for `src` in `vrf` leads back to
+    /// interface `vif` (directly, or as a member of an ECMP group). A pod may send
+    /// from a prefix the VRF routes to it.
+    pub fn routes_back_to(&self, vrf: VrfId, src: std::net::IpAddr, vif: Vif) -> bool {
+        let table = match self.vrf(vrf) {
+            Some(t) => t,
+            None => return false,
+        };
+        let route = match src {
+            std::net::IpAddr::V4(a) => table.v4.lookup(v4_key(a)).map(|(_, r)| r),
+            std::net::IpAddr::V6(a) => table.v6.lookup(v6_key(a)).map(|(_, r)| r),
+        };
+        let is_vif = |id: &NextHopId| matches!(self.nexthops.get(*id as usize), Some(NextHop::Interface { vif: v, .. }) if *v == vif);
+        match route.and_then(|r| self.nexthops.get(r.nexthop as usize).map(|nh| (r.nexthop, nh))) {
+            Some((id, NextHop::Interface { .. })) => is_vif(&id),
+            Some((_, NextHop::Composite { id })) => self
+                .composites
+                .get(*id as usize)
+                .is_some_and(|c| c.members.iter().any(is_vif)),
+            _ => false,
+        }
+    }
+
     /// The next hop for `dst` in `vrf` (longest prefix match).
     #[inline]
     pub fn route4(&self, vrf: VrfId, dst: Ipv4Addr) -> Option<&NextHop> {

@@ -41,6 +41,7 @@ fn placement(node: &vrouter::lab::node::LabNode, spray: &dyn Fn() -> u32) -> Has
             .call(&Request::Flows {
                 filter: filter.clone(),
                 limit: 10_000,
+                from_index: 0,
             })
             .unwrap();
         if flows.iter().all(|f| !f.stale) {

@@ -82,12 +82,32 @@ fn hundred_thousand_flows_set_up_without_setup_drops() {
         port: Some(1024 + 55_000),
         ..Default::default()
     };
-    let flows: Vec<FlowView> = api.call(&Request::Flows { filter, limit: 10 }).unwrap();
+    let flows: Vec<FlowView> = api
+        .call(&Request::Flows {
+            filter,
+            limit: 10,
+            from_index: 0,
+        })
+        .unwrap();
     assert_eq!(flows.len(), 1, "{flows:?}");
     assert!(
         flows[0].action.starts_with("forward") && flows[0].reverse.is_some(),
         "{flows:?}"
     );
+    // An answer is bounded whatever the request asks; the rest comes page by page.
+    let page = |from_index: u32| -> Vec<FlowView> {
+        api.call(&Request::Flows {
+            filter: FlowFilter::default(),
+            limit: 100_000_000,
+            from_index,
+        })
+        .unwrap()
+    };
+    let first = page(0);
+    assert_eq!(first.len(), vrouter::api::MAX_FLOWS_PER_ANSWER);
+    let next = page(first.last().unwrap().index + 1);
+    assert_eq!(next.len(), vrouter::api::MAX_FLOWS_PER_ANSWER);
+    assert!(next[0].index > first.last().unwrap().index, "pages do not overlap");
 }
 
 #[test]

@@ -154,6 +154,42 @@ pub enum VifAction {
     },
 }
 
+/// Which flows to list; unset fields match everything.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FlowMatch {
+    /// VRF name.
+    #[arg(long)]
+    pub vrf: Option<String>,
+    /// Source or destination address.
+    #[arg(long)]
+    pub ip: Option<std::net::IpAddr>,
+    /// Source address.
+    #[arg(long)]
+    pub src: Option<std::net::IpAddr>,
+    /// Destination address.
+    #[arg(long)]
+    pub dst: Option<std::net::IpAddr>,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
+    #[arg(long)]
+    pub proto: Option<u8>,
+    /// Source or destination port.
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+impl From<FlowMatch> for FlowFilter {
+    fn from(m: FlowMatch) -> Self {
+        FlowFilter {
+            vrf: m.vrf,
+            ip: m.ip,
+            src: m.src,
+            dst: m.dst,
+            proto: m.proto,
+            port: m.port,
+        }
+    }
+}
+
 /// `flow` actions.
 #[derive(Debug, Subcommand)]
 pub enum FlowCommand {
@@ -161,10 +197,13 @@ pub enum FlowCommand {
     List {
         /// What to match.
         #[command(flatten)]
-        filter: FlowFilter,
-        /// At most this many.
+        filter: FlowMatch,
+        /// At most this many (at most 10000 per answer).
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Start at this entry index (the next page: the last index listed, plus one).
+        #[arg(long, default_value_t = 0)]
+        from_index: u32,
     },
     /// Table statistics: capacity, active, created, aged, refused, memory.
     Stats,

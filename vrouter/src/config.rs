@@ -245,6 +245,16 @@ pub struct Config {
     /// The local API's Unix socket.
     #[serde(default = "default_api_socket")]
     pub api_socket: PathBuf,
+    /// A group whose members may use the API besides root and the vrouter's user
+    /// (the socket is then mode 0660 and owned by it; 0600 otherwise).
+    #[serde(default)]
+    pub api_group: Option<String>,
+    /// API connections served at once.
+    #[serde(default = "default_api_max_connections")]
+    pub api_max_connections: usize,
+    /// An API connection with no request for this long is closed.
+    #[serde(default = "default_api_idle_timeout_secs")]
+    pub api_idle_timeout_secs: u32,
     /// trace, debug, info, warn or error (or a tracing filter directive).
     #[serde(default = "default_log_level")]
     pub log_level: String,
@@ -264,6 +274,12 @@ fn default_state_dir() -> PathBuf {
 }
 fn default_api_socket() -> PathBuf {
     PathBuf::from("/run/vrouter/api.sock")
+}
+fn default_api_max_connections() -> usize {
+    64
+}
+fn default_api_idle_timeout_secs() -> u32 {
+    60
 }
 fn default_log_level() -> String {
     "info".into()
@@ -370,7 +386,38 @@ impl Config {
         if self.log_level.trim().is_empty() {
             return Err(invalid("log_level", "is empty"));
         }
+        if !(1..=4096).contains(&self.api_max_connections) {
+            return Err(invalid(
+                "api_max_connections",
+                format!("{} is not in 1..=4096", self.api_max_connections),
+            ));
+        }
+        if !(1..=86_400).contains(&self.api_idle_timeout_secs) {
+            return Err(invalid(
+                "api_idle_timeout_secs",
+                format!("{} is not in 1..=86400", self.api_idle_timeout_secs),
+            ));
+        }
+        if self.api_socket.as_os_str().is_empty() || self.api_socket.file_name().is_none() {
+            return Err(invalid(
+                "api_socket",
+                format!("{} is not a socket path", self.api_socket.display()),
+            ));
+        }
+        self.api_group_id()?;
         self.resolve_cores(available)
+    }
+
+    /// The `api_group`'s id, if one is configured; an error if it does not exist.
+    pub fn api_group_id(&self) -> Result<Option<nix::unistd::Gid>, ConfigError> {
+        let Some(name) = &self.api_group else {
+            return Ok(None);
+        };
+        match nix::unistd::Group::from_name(name) {
+            Ok(Some(g)) => Ok(Some(g.gid)),
+            Ok(None) => Err(invalid("api_group", format!("no group named {name:?}"))),
+            Err(e) => Err(invalid("api_group", format!("{name:?}: {e}"))),
+        }
     }
 
     fn resolve_cores(&self, available: &[usize]) -> Result<ResolvedCores, ConfigError> {

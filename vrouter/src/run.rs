@@ -2,6 +2,7 @@
 
 use crate::api;
 use crate::config::{Config, PollMode, XdpMode};
+use crate::control::views::Views;
 use crate::control::{Control, ControlSetup};
 use crate::datapath::Datapath;
 use crate::flows::{FlowConfig, Flows};
@@ -9,7 +10,7 @@ use crate::store::StateStore;
 use anyhow::Context;
 use control_client::{DesiredState, SnapshotBuilder, SnapshotPublisher};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Command-line values that override the file.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -89,6 +90,10 @@ fn pin_control_thread(cores: &[usize]) {
 }
 
 /// Runs the vrouter until SIGTERM or SIGINT.
+///
+/// Everything that can refuse a start is checked before the workers and XDP programs
+/// start: the configuration, the state directory's lock, the API socket, the memory
+/// the flow table needs.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let cores = config.validate(&available_cores())?;
     let filter =
@@ -98,6 +103,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .try_init();
     let store = StateStore::open(&config.state_dir)?;
+    let group = config.api_group_id()?;
+    let listener = api::ApiListener::bind(&config.api_socket, group)?;
+    check_memory(
+        "flows.entries",
+        flow_table::FlowTable::memory_bytes_for(config.flows.entries),
+    )?;
     let mut model = DesiredState::new(config.tables.interfaces as usize);
     model.set_fabric(&config.fabric.interface);
     model.set_fabric_info(crate::neighbors::fabric_info(
@@ -113,23 +124,34 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     pin_control_thread(&cores.control);
     let aging = Aging::spawn(Arc::clone(&flows), config.flows.clone())?;
     tracing::info!(forwarding = ?cores.forwarding, control = ?cores.control, fabric = %config.fabric.interface, "vrouter started");
+    let views = Arc::new(Views::new(
+        publisher.clone(),
+        datapath.stats(),
+        Arc::clone(&flows),
+        cores.forwarding.clone(),
+    ));
     let mut control = Control::new(ControlSetup {
         model,
         builder,
         router_mac: config.vrouter_mac,
         publisher,
-        datapath,
+        ports: Box::new(datapath),
         store,
         max_routes: config.tables.routes as usize,
-        forwarding_cores: cores.forwarding.clone(),
-        flows,
     });
     control.restore();
-    let control = Arc::new(Mutex::new(control));
+    let task = crate::control::task::spawn(control, std::time::Duration::from_millis(500)).context("control task")?;
+    let limits = api::ServerLimits {
+        max_connections: config.api_max_connections,
+        idle_timeout: std::time::Duration::from_secs(u64::from(config.api_idle_timeout_secs)),
+        group,
+        ..Default::default()
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("tokio runtime")?;
+    let handle = task.handle();
     let served = runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
@@ -140,24 +162,54 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 _ = int.recv() => tracing::info!("SIGINT: shutting down"),
             }
         };
-        let refresher = Arc::clone(&control);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
-            loop {
-                tick.tick().await;
-                refresher.lock().unwrap_or_else(|p| p.into_inner()).refresh_neighbors();
-            }
-        });
-        api::serve(&config.api_socket, Arc::clone(&control), shutdown).await
+        api::serve(listener, views, handle, limits, shutdown).await
     });
-    let mut c = match control.lock() {
-        Ok(c) => c,
-        Err(p) => p.into_inner(),
-    };
-    c.shutdown();
+    // Views still being computed on blocking threads are not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    task.shutdown();
     aging.stop();
     tracing::info!("XDP programs detached, sockets closed");
     served
+}
+
+/// Refuses to allocate `bytes` for `key` when the machine (or the process's memory
+/// cgroup) does not have them: an allocation that fails aborts the process, so the
+/// check comes first and names the key.
+fn check_memory(key: &str, bytes: usize) -> anyhow::Result<()> {
+    let available = available_memory();
+    if let Some(available) = available.filter(|a| bytes as u64 > *a) {
+        anyhow::bail!(
+            "{key} needs {} MiB, but only {} MiB are available (MemAvailable or the memory cgroup's limit); lower {key}",
+            bytes >> 20,
+            available >> 20
+        );
+    }
+    Ok(())
+}
+
+/// Bytes this process can still allocate: the smaller of the kernel's MemAvailable
+/// and the room left under its cgroup's memory.max.
+fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    let mut available = kib("MemAvailable:")? * 1024;
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok();
+    if let Some(path) = cgroup
+        .as_deref()
+        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("0::")))
+    {
+        let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok()?.trim().parse::<u64>().ok();
+        if let (Some(max), Some(current)) = (read("memory.max"), read("memory.current")) {
+            available = available.min(max.saturating_sub(current));
+        }
+    }
+    Some(available)
 }
 
 /// The flow-aging thread of the control side: once a second it advances the flows'

@@ -4,8 +4,8 @@
 //! locked instruction); readers sum the workers' copies.
 
 use crate::packet::DropReason;
-use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
+pub use vrouter_api::{TunnelTotals, VifTotals};
 
 /// A single-writer counter.
 #[derive(Debug, Default)]
@@ -151,36 +151,10 @@ impl WorkerStats {
     }
 }
 
-/// A snapshot of one interface's counters, summed over workers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VifTotals {
-    /// Frames received.
-    pub rx_packets: u64,
-    /// Bytes received.
-    pub rx_bytes: u64,
-    /// Frames transmitted.
-    pub tx_packets: u64,
-    /// Bytes transmitted.
-    pub tx_bytes: u64,
-    /// Frames received and dropped.
-    pub drops: u64,
-    /// Frames dropped on a full TX ring.
-    pub tx_ring_full: u64,
-    /// Kernel drops before the RX ring.
-    pub kernel_rx_dropped: u64,
-    /// Kernel RX ring full events.
-    pub kernel_rx_ring_full: u64,
-    /// Kernel fill ring empty events.
-    pub kernel_fill_ring_empty: u64,
-    /// Drops of frames received here, by reason (only reasons that occurred).
-    #[serde(default)]
-    pub drops_by_reason: Vec<(String, u64)>,
-}
-
-impl VifTotals {
-    /// Sums the counters of `vif` over `workers`.
-    pub fn sum(workers: &[std::sync::Arc<WorkerStats>], vif: u32) -> Self {
-        let mut t = Self::default();
+/// The counters of `vif` summed over `workers`.
+pub fn vif_totals(workers: &[std::sync::Arc<WorkerStats>], vif: u32) -> VifTotals {
+    {
+        let mut t = VifTotals::default();
         for w in workers {
             let Some(c) = w.vifs.get(vif as usize) else {
                 continue;
@@ -213,24 +187,9 @@ impl VifTotals {
     }
 }
 
-/// The traffic with one remote node, summed over workers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TunnelTotals {
-    /// The remote's fabric address.
-    pub remote: std::net::Ipv4Addr,
-    /// Packets sent.
-    pub tx_packets: u64,
-    /// Bytes sent.
-    pub tx_bytes: u64,
-    /// Packets received.
-    pub rx_packets: u64,
-    /// Bytes received.
-    pub rx_bytes: u64,
-}
-
-impl TunnelTotals {
-    /// Every remote any worker counted, sorted by address.
-    pub fn collect(workers: &[std::sync::Arc<WorkerStats>]) -> Vec<Self> {
+/// The traffic with every remote any worker counted, sorted by address.
+pub fn tunnel_totals(workers: &[std::sync::Arc<WorkerStats>]) -> Vec<TunnelTotals> {
+    {
         let mut by_remote: std::collections::BTreeMap<u32, TunnelTotals> = std::collections::BTreeMap::new();
         for w in workers {
             for t in &w.tunnels {
@@ -268,7 +227,7 @@ mod tests {
         w.count_tunnel(a, true, 50);
         w.count_tunnel(a, false, 70);
         w.count_tunnel(b, false, 10);
-        let t = TunnelTotals::collect(&[w.clone(), w]);
+        let t = tunnel_totals(&[w.clone(), w]);
         assert_eq!(t.len(), 2);
         assert_eq!(
             (t[0].remote, t[0].tx_packets, t[0].tx_bytes, t[0].rx_packets),

@@ -164,9 +164,18 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
             })
         }
         Command::Flow {
-            action: FlowCommand::List { filter, limit },
+            action:
+                FlowCommand::List {
+                    filter,
+                    limit,
+                    from_index,
+                },
         } => {
-            let flows: Vec<FlowView> = api.call(&Request::Flows { filter, limit })?;
+            let flows: Vec<FlowView> = api.call(&Request::Flows {
+                filter: filter.into(),
+                limit,
+                from_index,
+            })?;
             print(json, &flows, |flows| {
                 println!(
                     "{:>8} {:>8} {:<10} {:<40} {:>5} {:<26} {:>10} {:>12} {:>6}",

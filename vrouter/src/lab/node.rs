@@ -9,7 +9,7 @@ use control_client::InterfaceSpec;
 use nexthop::MacAddr;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// How to build the node.
@@ -132,6 +132,8 @@ pub struct LabNode {
     pub ns: Netns,
     dir: PathBuf,
     options: NodeOptions,
+    /// Top-level configuration lines added to the generated file.
+    extra_config: String,
 }
 
 /// The fabric interface inside the node namespace.
@@ -148,6 +150,7 @@ impl LabNode {
             ns,
             dir,
             options,
+            extra_config: String::new(),
         };
         std::fs::create_dir_all(&node.dir)?;
         let q = node.options.workers.max(1).to_string();
@@ -198,7 +201,20 @@ impl LabNode {
         &self.dir
     }
 
+    /// Adds top-level configuration lines (`key = value`) to the file the next start
+    /// writes.
+    pub fn add_config(&mut self, lines: &str) {
+        self.extra_config.push_str(lines);
+        self.extra_config.push('\n');
+    }
+
     fn config_text(&self) -> String {
+        self.config_text_for(&self.dir.join("state"), &self.api_socket())
+    }
+
+    /// The node's configuration with another state directory and API socket (for a
+    /// second instance).
+    pub fn config_text_for(&self, state_dir: &Path, api_socket: &Path) -> String {
         let cores = crate::run::available_cores();
         let workers = self.options.workers.max(1);
         let forwarding: Vec<String> = cores.iter().rev().take(workers).map(|c| c.to_string()).collect();
@@ -212,9 +228,10 @@ impl LabNode {
         };
         let flows = toml::to_string(&self.options.flows).unwrap_or_default();
         format!(
-            "state_dir = {state:?}\napi_socket = {api:?}\nlog_level = \"info\"\n\n[cores]\nforwarding = {fwd:?}\n\n[fabric]\ninterface = \"{FABRIC_IF}\"\nip = \"{fabric_ip}/24\"\n\n[dataplane]\nxdp_mode = \"{mode}\"\npoll_mode = \"{poll}\"\numem_frames = 16384\nring_size = 2048\n\n[flows]\n{flows}",
-            state = self.dir.join("state").display().to_string(),
-            api = self.api_socket().display().to_string(),
+            "state_dir = {state:?}\napi_socket = {api:?}\nlog_level = \"info\"\n{extra}\n[cores]\nforwarding = {fwd:?}\n\n[fabric]\ninterface = \"{FABRIC_IF}\"\nip = \"{fabric_ip}/24\"\n\n[dataplane]\nxdp_mode = \"{mode}\"\npoll_mode = \"{poll}\"\numem_frames = 16384\nring_size = 2048\n\n[flows]\n{flows}",
+            state = state_dir.display().to_string(),
+            api = api_socket.display().to_string(),
+            extra = self.extra_config,
             fwd = forwarding.join(","),
             fabric_ip = self.options.fabric_ip,
         )
@@ -254,6 +271,37 @@ impl LabNode {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Runs another vrouter with `config` in the node namespace and waits (up to
+    /// `timeout`, then kills it) for it to exit; returns its status and output. For
+    /// starts that must be refused.
+    pub fn run_other_instance(&self, config: &str, timeout: Duration) -> anyhow::Result<(ExitStatus, String)> {
+        let path = self.dir.join("other.toml");
+        std::fs::write(&path, config)?;
+        let out_path = self.dir.join("other.log");
+        let out = std::fs::File::create(&out_path)?;
+        let mut child = self
+            .ns
+            .command(&self.options.binary.display().to_string())
+            .args(["run", "--config"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()?;
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                break child.wait()?;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Ok((status, std::fs::read_to_string(out_path).unwrap_or_default()))
     }
 
     /// Sends SIGTERM and waits (bounded) for a clean exit.
@@ -368,12 +416,12 @@ impl LabNode {
 
     /// Drop counters by reason.
     pub fn drop_stats(&self) -> anyhow::Result<DropStatsView> {
-        self.api().call(&Request::DropStats)
+        Ok(self.api().call(&Request::DropStats)?)
     }
 
     /// Interfaces with counters.
     pub fn interfaces(&self) -> anyhow::Result<Vec<InterfaceView>> {
-        self.api().call(&Request::Interfaces)
+        Ok(self.api().call(&Request::Interfaces)?)
     }
 
     /// Interfaces of the node namespace with an XDP program attached.

@@ -48,9 +48,9 @@ pub(super) fn handle(
     let later_fragment = u16::from_be_bytes([d[ETH_LEN + 6], d[ETH_LEN + 7]]) & 0x1fff != 0;
     let (sport, dport, tcp_flags) = flow::l4_ports(d, ETH_LEN + ihl, proto, later_fragment);
     let src = Ipv4Addr::new(d[26], d[27], d[28], d[29]);
-    // Anti-spoofing: the pod's own address (one compare), or an allowed pair that
-    // is not martian.
-    if iface.ipv4 != Some(src) && (!iface.may_send_from4(src) || control_client::is_martian(src.into())) {
+    // Anti-spoofing: the pod's own address (one compare); otherwise not martian, and
+    // an allowed pair or a prefix the VRF routes back to this pod.
+    if iface.ipv4 != Some(src) && !super::other_source_allowed(snap, iface, src.into()) {
         return Verdict::Drop(DropReason::SourceMismatch);
     }
     let key = FlowKey::v4(iface.vrf as u16, src, dst, proto, sport, dport);

@@ -70,7 +70,7 @@ pub(super) fn handle(
     }
     let (sport, dport, tcp_flags) = flow::l4_ports(d, L4, next_header, false);
     let src = Ipv6Addr::from(addr(d, ETH_LEN + 8));
-    if iface.ipv6 != Some(src) && (!iface.may_send_from6(src) || control_client::is_martian(src.into())) {
+    if iface.ipv6 != Some(src) && !super::other_source_allowed(snap, iface, src.into()) {
         return Verdict::Drop(DropReason::SourceMismatch);
     }
     let key = FlowKey::v6(iface.vrf as u16, src, dst, next_header, sport, dport);

@@ -251,6 +251,25 @@ fn write_eth(frame: &mut [u8], dst: [u8; 6], src: [u8; 6], ethertype: u16) {
     frame[12..14].copy_from_slice(&ethertype.to_be_bytes());
 }
 
+/// Anti-spoofing for a source that is not the pod's own address (a cold path): never a
+/// martian or the pod's gateway; otherwise an allowed address pair, or a prefix the
+/// VRF routes back to this interface (reverse-path check, as Contrail's RPF).
+#[cold]
+fn other_source_allowed(snap: &Snapshot, iface: &Interface, src: std::net::IpAddr) -> bool {
+    if control_client::is_martian(src) {
+        return false;
+    }
+    let allowed = match src {
+        std::net::IpAddr::V4(a) => iface.may_send_from4(a),
+        std::net::IpAddr::V6(a) => iface.may_send_from6(a),
+    };
+    let gateway = match src {
+        std::net::IpAddr::V4(a) => iface.gateway4 == Some(a),
+        std::net::IpAddr::V6(a) => iface.gateway6 == Some(a),
+    };
+    allowed || (!gateway && snap.routes_back_to(iface.vrf, src, iface.vif))
+}
+
 /// True if `dst` belongs to another VRF than `iface`'s: an isolation drop, not a
 /// missing route.
 fn in_other_vrf(iface: &Interface, owner: Option<&nexthop::VrfId>) -> bool {

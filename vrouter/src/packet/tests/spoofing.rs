@@ -101,3 +101,24 @@ fn pods_cannot_own_martian_addresses() {
     };
     assert!(s.add_interface(spec).is_err());
 }
+
+#[test]
+fn a_prefix_the_vrf_routes_to_a_pod_is_a_source_it_may_use() {
+    let mut s = state();
+    s.add_route(control_client::RouteSpec {
+        vrf: "red".into(),
+        prefix: "198.19.5.0/24".parse().unwrap(),
+        target: control_client::RouteTarget::Interface { name: "a".into() },
+    })
+    .unwrap();
+    let snap = s.build(1, MacAddr(ROUTER));
+    let service = [198, 19, 5, 5];
+    let (v, _) = run(&snap, 1, &udp4(MAC_A, ROUTER, service, B4, 64, b"reply"));
+    assert_eq!(v, Verdict::Transmit(2), "pod a answers from the prefix routed to it");
+    let (v, _) = run(&snap, 2, &udp4(MAC_B, ROUTER, service, A4, 64, b"spoof"));
+    assert_eq!(
+        v,
+        Verdict::Drop(DropReason::SourceMismatch),
+        "pod b may not use a's prefix"
+    );
+}

@@ -1,0 +1,28 @@
+//! The vrouter's local API, without the daemon: what the CLI, the CNI plugin, the lab
+//! and the tests link.
+//!
+//! Contract:
+//! - Transport: JSON lines over a Unix socket; one [`Request`] per line, one answer per
+//!   line: `{"ok": VALUE}` or `{"error": MESSAGE, "code": CODE}`.
+//! - Every answer value is a typed view of this crate ([`InterfaceView`],
+//!   [`FlowView`], ...); nothing a caller needs is only in a message string.
+//! - Every error carries an [`ErrorCode`] whose spelling is stable across releases
+//!   (callers branch on it, never on the message).
+//! - Lists that can grow with traffic are bounded per answer ([`MAX_FLOWS_PER_ANSWER`])
+//!   and paged.
+//!
+//! No unsafe code; no dependency on the daemon.
+#![forbid(unsafe_code)]
+
+mod client;
+mod error;
+mod request;
+mod views;
+
+pub use client::{ApiClient, ClientError};
+pub use error::{ApiError, ErrorCode};
+pub use request::{FlowFilter, Request, DEFAULT_FLOW_LIMIT, MAX_FLOWS_PER_ANSWER};
+pub use views::{
+    AttachedView, DropStatsView, FlowStatsView, FlowView, InterfaceView, NextHopView, RouteView, StatusView,
+    TunnelTotals, VifTotals, WorkerView,
+};

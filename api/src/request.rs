@@ -1,0 +1,118 @@
+//! Requests: one per line, tagged by `op`.
+
+use control_client::{InterfaceSpec, RouteSpec};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// A request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Attach a pod interface.
+    AddInterface {
+        /// What to attach.
+        spec: InterfaceSpec,
+    },
+    /// Detach a pod interface.
+    RemoveInterface {
+        /// Its name.
+        name: String,
+    },
+    /// Add a route.
+    AddRoute {
+        /// The route.
+        route: RouteSpec,
+    },
+    /// Remove a route.
+    RemoveRoute {
+        /// VRF.
+        vrf: String,
+        /// Prefix.
+        prefix: IpNet,
+    },
+    /// Interfaces with counters (`vif --list`).
+    Interfaces,
+    /// Routes, of one VRF or all (`rt --dump`).
+    Routes {
+        /// Only this VRF.
+        #[serde(default)]
+        vrf: Option<String>,
+    },
+    /// Next hops (`nh --list`).
+    NextHops,
+    /// Drops by reason (`dropstats`).
+    DropStats,
+    /// Process status.
+    Status,
+    /// Flows (`flow -l`, `flow --match`).
+    Flows {
+        /// Only flows matching this.
+        #[serde(default)]
+        filter: FlowFilter,
+        /// At most this many (capped at [`MAX_FLOWS_PER_ANSWER`]).
+        #[serde(default = "default_flow_limit")]
+        limit: usize,
+        /// Only entries with this index or a higher one: the next page starts after
+        /// the last index of the previous one.
+        #[serde(default)]
+        from_index: u32,
+    },
+    /// Flow table statistics and setup rate (`flow -r`).
+    FlowStats,
+    /// Give a VRF its VXLAN network identifier.
+    SetVrfVni {
+        /// VRF name.
+        vrf: String,
+        /// VNI.
+        vni: u32,
+    },
+    /// The MPLS label table (`mpls --dump`).
+    Mpls,
+    /// The VXLAN table (`vxlan --dump`).
+    Vxlan,
+    /// Traffic per remote node.
+    Tunnels,
+}
+
+/// Flows listed when a request gives no limit.
+pub const DEFAULT_FLOW_LIMIT: usize = 1000;
+/// Most flows one answer lists, whatever the request asks: an answer is built in
+/// memory, so its size is bounded; more are read page by page (`from_index`).
+pub const MAX_FLOWS_PER_ANSWER: usize = 10_000;
+
+fn default_flow_limit() -> usize {
+    DEFAULT_FLOW_LIMIT
+}
+
+/// Which flows to list; unset fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowFilter {
+    /// VRF name.
+    pub vrf: Option<String>,
+    /// Source or destination address.
+    pub ip: Option<std::net::IpAddr>,
+    /// Source address.
+    pub src: Option<std::net::IpAddr>,
+    /// Destination address.
+    pub dst: Option<std::net::IpAddr>,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
+    pub proto: Option<u8>,
+    /// Source or destination port.
+    pub port: Option<u16>,
+}
+
+impl Request {
+    /// True for requests that change the forwarding state (served one at a time by
+    /// the control side); false for views (served from the published state).
+    pub fn is_change(&self) -> bool {
+        matches!(
+            self,
+            Request::AddInterface { .. }
+                | Request::RemoveInterface { .. }
+                | Request::AddRoute { .. }
+                | Request::RemoveRoute { .. }
+                | Request::SetVrfVni { .. }
+        )
+    }
+}

@@ -1,0 +1,237 @@
+//! Typed answers of the views.
+
+use ipnet::IpNet;
+use nexthop::{InterfaceKind, MacAddr, NextHop};
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The answer to `add_interface`: the port's identity, kept for its lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachedView {
+    /// The vrouter's interface index.
+    pub vif: u32,
+    /// The MPLS label other nodes reach it by.
+    pub label: u32,
+}
+
+/// One flow entry in the `flow` view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowView {
+    /// Entry index.
+    pub index: u32,
+    /// The reverse entry.
+    pub reverse: Option<u32>,
+    /// VRF name.
+    pub vrf: String,
+    /// Source address.
+    pub src: std::net::IpAddr,
+    /// Destination address.
+    pub dst: std::net::IpAddr,
+    /// IP protocol.
+    pub proto: u8,
+    /// Source port (ICMP: identifier).
+    pub src_port: u16,
+    /// Destination port (ICMP: identifier).
+    pub dst_port: u16,
+    /// The cached decision.
+    pub action: String,
+    /// The interface that created the flow.
+    pub interface: u32,
+    /// Snapshot generation of the decision.
+    pub generation: u32,
+    /// True if a publication since it was made changed its route (it is re-evaluated
+    /// on its next packet).
+    pub stale: bool,
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Seconds since the last packet.
+    pub idle_secs: u32,
+    /// TCP flags seen (FIN 1, SYN 2, RST 4).
+    pub tcp_flags: u8,
+}
+
+/// The flow statistics view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowStatsView {
+    /// Entry capacity.
+    pub capacity: u64,
+    /// Entries in use (two per flow).
+    pub active_entries: u64,
+    /// Entries ever created.
+    pub created_entries: u64,
+    /// Entries ever deleted.
+    pub deleted_entries: u64,
+    /// Flows (pairs) removed by aging.
+    pub aged_flows: u64,
+    /// New flows dropped because the table was full.
+    pub refused_table_full: u64,
+    /// New flows dropped by the per-interface limit.
+    pub refused_interface_limit: u64,
+    /// Flows set up per second since the previous query.
+    pub setup_rate_per_sec: f64,
+    /// Memory held by the table.
+    pub memory_bytes: u64,
+}
+
+/// One interface in the `vif` view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceView {
+    /// vif number.
+    pub vif: u32,
+    /// The MPLS label other nodes reach it by (pods; kept across restarts).
+    #[serde(default)]
+    pub label: Option<u32>,
+    /// Linux name.
+    pub name: String,
+    /// Pod or fabric.
+    pub kind: InterfaceKind,
+    /// VRF name.
+    pub vrf: String,
+    /// The pod's MAC (the vrouter MAC for the fabric).
+    pub mac: MacAddr,
+    /// Pod IPv4.
+    pub ipv4: Option<Ipv4Addr>,
+    /// Pod IPv6.
+    pub ipv6: Option<Ipv6Addr>,
+    /// Gateway IPv4.
+    pub gateway4: Option<Ipv4Addr>,
+    /// Gateway IPv6.
+    pub gateway6: Option<Ipv6Addr>,
+    /// Counters.
+    pub counters: VifTotals,
+}
+
+/// One route in the `rt` view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteView {
+    /// VRF name.
+    pub vrf: String,
+    /// Prefix.
+    pub prefix: IpNet,
+    /// Next hop id.
+    pub nh: u32,
+}
+
+/// One next hop in the `nh` view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextHopView {
+    /// Id.
+    pub id: u32,
+    /// The next hop.
+    pub nexthop: NextHop,
+    /// Routes using it.
+    pub routes: usize,
+}
+
+/// The `dropstats` view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropStatsView {
+    /// Count per reason label, every reason listed.
+    pub reasons: Vec<(String, u64)>,
+    /// ICMP errors generated.
+    pub icmp_errors_sent: u64,
+    /// ICMP errors suppressed by the rate limit.
+    pub icmp_errors_suppressed: u64,
+}
+
+impl DropStatsView {
+    /// The count for a reason label (0 if unknown).
+    pub fn get(&self, label: &str) -> u64 {
+        self.reasons.iter().find(|(l, _)| l == label).map_or(0, |(_, n)| *n)
+    }
+}
+
+/// The `status` view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    /// Snapshot generation.
+    pub generation: u64,
+    /// Cores of the forwarding workers.
+    pub forwarding_cores: Vec<usize>,
+    /// Interfaces (fabric included).
+    pub interfaces: usize,
+    /// VRFs (fabric included).
+    pub vrfs: usize,
+    /// Ticks per second of the cycle counter the workers' busy and idle cycles are
+    /// counted in (the TSC frequency; 1e9 where the counter is a nanosecond clock).
+    pub cycles_per_second: u64,
+    /// Per-worker counters.
+    pub workers: Vec<WorkerView>,
+}
+
+/// One forwarding worker in the `status` view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// Worker number.
+    pub index: usize,
+    /// The core it is pinned to.
+    pub core: usize,
+    /// Loop iterations that found packets.
+    pub busy_loops: u64,
+    /// Loop iterations that found none.
+    pub idle_loops: u64,
+    /// Frames received, all ports.
+    pub rx_packets: u64,
+    /// Frames transmitted, all ports.
+    pub tx_packets: u64,
+    /// Frames dropped, all reasons.
+    pub drops: u64,
+    /// Cycles (TSC ticks) spent in loop iterations that found packets.
+    pub busy_cycles: u64,
+    /// Cycles spent in loop iterations that found none.
+    pub idle_cycles: u64,
+    /// Drops by reason on this worker (only reasons that occurred).
+    #[serde(default)]
+    pub drops_by_reason: Vec<(String, u64)>,
+}
+
+impl WorkerView {
+    /// Busy cycles per received packet (Open vSwitch's "avg processing cycles per
+    /// packet").
+    pub fn busy_cycles_per_packet(&self) -> f64 {
+        self.busy_cycles as f64 / self.rx_packets.max(1) as f64
+    }
+}
+
+/// A snapshot of one interface's counters, summed over workers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VifTotals {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames transmitted.
+    pub tx_packets: u64,
+    /// Bytes transmitted.
+    pub tx_bytes: u64,
+    /// Frames received and dropped.
+    pub drops: u64,
+    /// Frames dropped on a full TX ring.
+    pub tx_ring_full: u64,
+    /// Kernel drops before the RX ring.
+    pub kernel_rx_dropped: u64,
+    /// Kernel RX ring full events.
+    pub kernel_rx_ring_full: u64,
+    /// Kernel fill ring empty events.
+    pub kernel_fill_ring_empty: u64,
+    /// Drops of frames received here, by reason (only reasons that occurred).
+    #[serde(default)]
+    pub drops_by_reason: Vec<(String, u64)>,
+}
+
+/// The traffic with one remote node, summed over workers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelTotals {
+    /// The remote's fabric address.
+    pub remote: Ipv4Addr,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+}

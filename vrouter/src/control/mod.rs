@@ -1,0 +1,376 @@
+//! The control side: the state the operator asked for, the published snapshot, the
+//! data plane's ports and the state directory, changed together or not at all.
+//!
+//! Contract:
+//! - [`Control`] owns the state; one task ([`task::spawn`], its own thread) applies
+//!   changes one at a time, taking typed [`task::Change`]s over a channel, the way
+//!   Firecracker's VMM thread takes `VmmAction`s. A slow change (a port attach waits
+//!   for the workers) never blocks the API or the runtime's timers.
+//! - [`views::Views`] answer read-only requests from the published snapshot and the
+//!   counters, without the control state and without a lock.
+//! - A change is recorded in the state directory before it is applied; if either
+//!   fails, neither happens ([`ControlError`] says which).
+
+pub mod task;
+pub mod views;
+
+use crate::api::{ApiError, ErrorCode};
+use crate::store::StateStore;
+use control_client::{
+    DesiredState, InterfaceSpec, ModelError, PortIdentity, RouteSpec, SnapshotBuilder, SnapshotPublisher,
+};
+use ipnet::IpNet;
+use nexthop::{MacAddr, Vif};
+
+/// The data plane's side of a port: attach and detach (the workers' sockets and the
+/// XDP program). [`crate::datapath::Datapath`] is the one that forwards.
+pub trait Ports: Send + std::fmt::Debug {
+    /// Attaches interface `ifname` as `vif`; on error nothing stays attached.
+    fn add_port(&mut self, vif: Vif, ifname: &str) -> anyhow::Result<()>;
+    /// Detaches `vif`.
+    fn remove_port(&mut self, vif: Vif);
+    /// Detaches everything and stops forwarding.
+    fn shutdown(&mut self);
+}
+
+impl Ports for crate::datapath::Datapath {
+    fn add_port(&mut self, vif: Vif, ifname: &str) -> anyhow::Result<()> {
+        crate::datapath::Datapath::add_port(self, vif, ifname)
+    }
+    fn remove_port(&mut self, vif: Vif) {
+        crate::datapath::Datapath::remove_port(self, vif)
+    }
+    fn shutdown(&mut self) {
+        crate::datapath::Datapath::shutdown(self)
+    }
+}
+
+/// Why a change was not made. Nothing of a refused change is applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The change is invalid for the current state.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The state directory could not record it.
+    #[error("{0:#}")]
+    StateDirectory(anyhow::Error),
+    /// The data plane could not attach the port.
+    #[error("{0:#}")]
+    Datapath(anyhow::Error),
+    /// `tables.routes` reached.
+    #[error("route table full ({0} routes): raise tables.routes")]
+    RouteTableFull(usize),
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        let code = match &e {
+            ControlError::Model(m) => ErrorCode::from(m),
+            ControlError::StateDirectory(_) => ErrorCode::StateDirectory,
+            ControlError::Datapath(_) => ErrorCode::Datapath,
+            ControlError::RouteTableFull(_) => ErrorCode::ResourceExhausted,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+/// What [`Control::new`] takes.
+#[derive(Debug)]
+pub struct ControlSetup {
+    /// The desired state (with the fabric registered).
+    pub model: DesiredState,
+    /// The builder that made the published snapshot (it keeps ids and route slots
+    /// stable across publications).
+    pub builder: SnapshotBuilder,
+    /// The vrouter MAC.
+    pub router_mac: MacAddr,
+    /// Where snapshots are published.
+    pub publisher: SnapshotPublisher,
+    /// The data plane's ports.
+    pub ports: Box<dyn Ports>,
+    /// The state directory.
+    pub store: StateStore,
+    /// Route limit (`tables.routes`).
+    pub max_routes: usize,
+}
+
+/// Everything the control task owns.
+#[derive(Debug)]
+pub struct Control {
+    model: DesiredState,
+    builder: SnapshotBuilder,
+    router_mac: MacAddr,
+    publisher: SnapshotPublisher,
+    ports: Box<dyn Ports>,
+    store: StateStore,
+    max_routes: usize,
+    /// Recorded routes that cannot be applied yet (their interface or VRF is not
+    /// back): kept in the state directory and retried when a port is attached.
+    pending_routes: Vec<RouteSpec>,
+}
+
+impl Control {
+    /// Wraps started ports; `setup.model` already holds the fabric.
+    pub fn new(setup: ControlSetup) -> Self {
+        let ControlSetup {
+            model,
+            builder,
+            router_mac,
+            publisher,
+            ports,
+            store,
+            max_routes,
+        } = setup;
+        Self {
+            model,
+            builder,
+            router_mac,
+            publisher,
+            ports,
+            store,
+            max_routes,
+            pending_routes: Vec::new(),
+        }
+    }
+
+    fn publish(&mut self) {
+        self.publisher.publish(self.builder.build(&self.model, self.router_mac));
+    }
+
+    /// Re-attaches the ports and routes kept in the state directory. Ports come back
+    /// under their recorded vif and label; a port whose interface is missing keeps
+    /// its file and its identity (no other port gets them); routes that cannot be
+    /// applied yet stay recorded and are retried when a port is attached.
+    pub fn restore(&mut self) {
+        let (ports, problems) = self.store.load_ports();
+        let (next_label, label_problems) = self.store.load_next_label();
+        problems
+            .iter()
+            .chain(&label_problems)
+            .for_each(|p| tracing::warn!("state file skipped: {p}"));
+        let highest = ports.iter().filter_map(|p| p.identity).map(|i| i.label + 1).max();
+        self.model.advance_label_sequence(next_label.max(highest.unwrap_or(0)));
+        for record in &ports {
+            if let Some(id) = record.identity {
+                self.model.reserve_identity(&record.spec.name, id);
+            }
+        }
+        for record in ports {
+            let name = record.spec.name.clone();
+            let result = match record.identity {
+                Some(id) => self.attach(record.spec, Some(id), false),
+                // A file from before identities were recorded: give it one, and record it.
+                None => self.attach(record.spec, None, true),
+            };
+            match result {
+                Ok(id) => tracing::info!(interface = %name, vif = id.vif, label = id.label, "port restored"),
+                Err(e) => tracing::warn!(interface = %name, "port file kept but not attached: {e:#}"),
+            }
+        }
+        let (vnis, vni_problems) = self.store.load_vnis();
+        vni_problems
+            .iter()
+            .for_each(|p| tracing::warn!("state file skipped: {p}"));
+        for (vrf, vni) in vnis {
+            if let Err(e) = self.model.set_vrf_vni(&vrf, vni) {
+                tracing::warn!(vrf, vni, "stored VNI not restored: {e}");
+            }
+        }
+        let loaded = self.store.load_routes();
+        loaded
+            .problems
+            .iter()
+            .for_each(|p| tracing::warn!("stored route skipped: {p}"));
+        self.pending_routes = loaded.routes;
+        self.apply_pending_routes();
+        for r in &self.pending_routes {
+            tracing::warn!(vrf = %r.vrf, prefix = %r.prefix, "stored route kept, not applied yet (its interface or VRF is missing)");
+        }
+        self.publish();
+    }
+
+    /// Applies the recorded routes that can be applied now; the rest stay pending
+    /// (and recorded).
+    fn apply_pending_routes(&mut self) -> bool {
+        let mut applied = false;
+        for r in std::mem::take(&mut self.pending_routes) {
+            let text = format!("{} {}", r.vrf, r.prefix);
+            match self.model.add_route(r.clone()) {
+                Ok(()) => applied = true,
+                Err(e) => {
+                    tracing::debug!(route = %text, "recorded route not applicable yet: {e}");
+                    self.pending_routes.push(r);
+                }
+            }
+        }
+        applied
+    }
+
+    /// The route list the state directory keeps: live and pending.
+    fn recorded_routes(&self) -> Vec<RouteSpec> {
+        let mut all = self.model.routes().to_vec();
+        all.extend(self.pending_routes.iter().cloned());
+        all
+    }
+
+    /// Attaches a port under `identity` (restored) or a fresh one. With `persist`,
+    /// the port is recorded before it is applied; if that fails nothing is applied.
+    fn attach(
+        &mut self,
+        spec: InterfaceSpec,
+        identity: Option<PortIdentity>,
+        persist: bool,
+    ) -> Result<PortIdentity, ControlError> {
+        let mut next = self.model.clone();
+        let vif = match identity {
+            Some(id) => next.restore_interface(spec.clone(), id)?,
+            None => next.add_interface(spec.clone())?,
+        };
+        let id = next.port_identity(&spec.name).expect("just attached");
+        let recorded_before = self.store.has_port(&spec.name);
+        if persist {
+            self.store
+                .save_next_label(next.next_label())
+                .and_then(|()| self.store.save_port(&spec, id))
+                .map_err(|e| {
+                    ControlError::StateDirectory(
+                        e.context("port not attached: the state directory could not record it"),
+                    )
+                })?;
+        }
+        if let Err(e) = self.ports.add_port(vif, &spec.name) {
+            if persist && !recorded_before {
+                let _ = self.store.delete_port(&spec.name);
+            }
+            return Err(ControlError::Datapath(e));
+        }
+        self.model = next;
+        if !self.pending_routes.is_empty() {
+            self.apply_pending_routes();
+        }
+        self.publish();
+        Ok(id)
+    }
+
+    /// Attaches a pod interface and records it. A port recorded before a restart
+    /// whose interface was missing then gets its recorded vif and label back.
+    pub fn add_interface(&mut self, spec: InterfaceSpec) -> Result<PortIdentity, ControlError> {
+        let kept = self.model.reserved_identity(&spec.name);
+        self.attach(spec, kept, true)
+    }
+
+    /// Detaches a pod interface and forgets it. A name known only to the state
+    /// directory (a pod gone while the vrouter was down) just loses its file and
+    /// its kept identity.
+    pub fn remove_interface(&mut self, name: &str) -> Result<(), ControlError> {
+        if !crate::store::valid_port_name(name) {
+            return Err(ModelError::InvalidInterfaceName(name.to_string()).into());
+        }
+        let mut next = self.model.clone();
+        let (vif, _) = match next.remove_interface(name) {
+            Ok(v) => v,
+            Err(e) if self.store.has_port(name) || self.model.reserved_identity(name).is_some() => {
+                self.store.delete_port(name).map_err(ControlError::StateDirectory)?;
+                self.model.release_identity(name);
+                tracing::info!(interface = name, "stale port file removed ({e})");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.store.delete_port(name).map_err(|e| {
+            ControlError::StateDirectory(e.context("port not detached: the state directory could not forget it"))
+        })?;
+        self.model = next;
+        self.publish();
+        self.ports.remove_port(vif);
+        Ok(())
+    }
+
+    /// Adds a route: recorded first, then applied; neither if either fails.
+    pub fn add_route(&mut self, route: RouteSpec) -> Result<(), ControlError> {
+        if self.model.routes().len() + self.pending_routes.len() >= self.max_routes {
+            return Err(ControlError::RouteTableFull(self.max_routes));
+        }
+        let (vrf, prefix) = (route.vrf.clone(), route.prefix);
+        self.model.add_route(route)?;
+        if let Err(e) = self.store.save_routes(&self.recorded_routes()) {
+            let _ = self.model.remove_route(&vrf, prefix);
+            return Err(ControlError::StateDirectory(
+                e.context("route not added: the state directory could not record it"),
+            ));
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Removes a route (live or pending): recorded first, then applied.
+    pub fn remove_route(&mut self, vrf: &str, prefix: IpNet) -> Result<(), ControlError> {
+        let prefix = prefix.trunc();
+        if let Some(pos) = self
+            .pending_routes
+            .iter()
+            .position(|r| r.vrf == vrf && r.prefix == prefix)
+        {
+            let removed = self.pending_routes.remove(pos);
+            if let Err(e) = self.store.save_routes(&self.recorded_routes()) {
+                self.pending_routes.insert(pos, removed);
+                return Err(ControlError::StateDirectory(
+                    e.context("route not removed: the state directory could not record it"),
+                ));
+            }
+            return Ok(());
+        }
+        let removed = self.model.remove_route(vrf, prefix)?;
+        if let Err(e) = self.store.save_routes(&self.recorded_routes()) {
+            let _ = self.model.add_route(removed);
+            return Err(ControlError::StateDirectory(
+                e.context("route not removed: the state directory could not record it"),
+            ));
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Refreshes the fabric MACs of tunnel endpoints from the kernel; publishes a new
+    /// snapshot if one changed. Unresolved endpoints are solicited.
+    pub fn refresh_neighbors(&mut self) {
+        let endpoints = self.model.tunnel_endpoints();
+        if endpoints.is_empty() {
+            return;
+        }
+        let arp = crate::neighbors::arp_table();
+        let mut changed = false;
+        for remote in endpoints {
+            let hop = crate::neighbors::next_hop(remote);
+            match arp.get(&hop) {
+                Some(mac) => changed |= self.model.set_neighbor(remote, *mac),
+                None => crate::neighbors::solicit(remote),
+            }
+        }
+        if changed {
+            self.publish();
+        }
+    }
+
+    /// Gives a VRF its VXLAN network identifier: recorded first, then applied.
+    pub fn set_vrf_vni(&mut self, vrf: &str, vni: u32) -> Result<(), ControlError> {
+        let mut next = self.model.clone();
+        next.set_vrf_vni(vrf, vni)?;
+        self.store.save_vnis(&next.vrf_vnis()).map_err(|e| {
+            ControlError::StateDirectory(e.context("VNI not set: the state directory could not record it"))
+        })?;
+        self.model = next;
+        self.publish();
+        Ok(())
+    }
+
+    /// The published snapshot's publisher (for views and tests).
+    pub fn publisher(&self) -> &SnapshotPublisher {
+        &self.publisher
+    }
+
+    /// Detaches everything and stops the workers; the state directory is kept.
+    pub fn shutdown(&mut self) {
+        self.ports.shutdown();
+    }
+}

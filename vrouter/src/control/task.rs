@@ -1,0 +1,211 @@
+//! The control task: one thread owns [`Control`] and applies typed changes one at a
+//! time, in the order they arrive; between changes it refreshes the tunnel
+//! endpoints' fabric MACs.
+//!
+//! A change whose requester has given up (its answer channel closed, e.g. the API
+//! client disconnected while the change waited in the queue) is skipped, not applied
+//! behind the requester's back. A change that has started runs to its end: it is
+//! applied whole or not at all.
+
+use super::Control;
+use crate::api::{ApiError, AttachedView, ErrorCode, Request};
+use control_client::{InterfaceSpec, RouteSpec};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use ipnet::IpNet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Changes waiting for the control task at most; more are refused as busy.
+pub const QUEUE_DEPTH: usize = 1024;
+
+/// A change to the forwarding state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Attach a pod interface.
+    AddInterface(InterfaceSpec),
+    /// Detach a pod interface.
+    RemoveInterface(String),
+    /// Add a route.
+    AddRoute(RouteSpec),
+    /// Remove a route.
+    RemoveRoute {
+        /// VRF.
+        vrf: String,
+        /// Prefix.
+        prefix: IpNet,
+    },
+    /// Give a VRF its VNI.
+    SetVrfVni {
+        /// VRF.
+        vrf: String,
+        /// VNI.
+        vni: u32,
+    },
+}
+
+impl Change {
+    /// The change a request asks for; `None` for views.
+    pub fn from_request(request: Request) -> Option<Change> {
+        Some(match request {
+            Request::AddInterface { spec } => Change::AddInterface(spec),
+            Request::RemoveInterface { name } => Change::RemoveInterface(name),
+            Request::AddRoute { route } => Change::AddRoute(route),
+            Request::RemoveRoute { vrf, prefix } => Change::RemoveRoute { vrf, prefix },
+            Request::SetVrfVni { vrf, vni } => Change::SetVrfVni { vrf, vni },
+            _ => return None,
+        })
+    }
+}
+
+/// The answer to a change.
+pub type ChangeResult = Result<serde_json::Value, ApiError>;
+
+enum Message {
+    Change(Change, oneshot::Sender<ChangeResult>),
+    Shutdown,
+}
+
+/// Counters of the control task.
+#[derive(Debug, Default)]
+pub struct TaskStats {
+    /// Changes applied or refused.
+    pub done: AtomicU64,
+    /// Changes skipped because their requester had given up.
+    pub abandoned: AtomicU64,
+    /// Neighbour refreshes run.
+    pub refreshes: AtomicU64,
+}
+
+/// Sends changes to the control task; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ControlHandle {
+    tx: Sender<Message>,
+    stats: Arc<TaskStats>,
+}
+
+/// The running task: its handle, and the thread to join at shutdown.
+#[derive(Debug)]
+pub struct ControlTask {
+    handle: ControlHandle,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ControlHandle {
+    /// Queues `change`; the answer arrives on the returned channel. Refused (busy) when
+    /// the queue is full, unavailable when the task has stopped.
+    pub fn submit(&self, change: Change) -> Result<oneshot::Receiver<ChangeResult>, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        match self.tx.try_send(Message::Change(change, reply)) {
+            Ok(()) => Ok(answer),
+            Err(TrySendError::Full(_)) => Err(ApiError::new(
+                ErrorCode::Busy,
+                format!("{QUEUE_DEPTH} changes are waiting already; retry"),
+            )),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(ApiError::new(ErrorCode::Unavailable, "the vrouter is shutting down"))
+            }
+        }
+    }
+
+    /// Queues `change` and waits for its answer (for callers outside the runtime).
+    pub fn apply_blocking(&self, change: Change) -> ChangeResult {
+        self.submit(change)?
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(ApiError::new(ErrorCode::Unavailable, "the control task stopped")))
+    }
+
+    /// The task's counters.
+    pub fn stats(&self) -> &TaskStats {
+        &self.stats
+    }
+}
+
+impl ControlTask {
+    /// A handle to send changes with.
+    pub fn handle(&self) -> ControlHandle {
+        self.handle.clone()
+    }
+
+    /// Finishes the change in progress, skips the queued ones, shuts the data plane
+    /// down and ends the thread.
+    pub fn shutdown(self) {
+        let _ = self.handle.tx.send(Message::Shutdown);
+        let _ = self.thread.join();
+    }
+}
+
+/// Starts the control task on its own thread; it refreshes tunnel neighbours every
+/// `refresh` between changes.
+pub fn spawn(control: Control, refresh: Duration) -> std::io::Result<ControlTask> {
+    let (tx, rx) = crossbeam_channel::bounded(QUEUE_DEPTH);
+    let stats = Arc::new(TaskStats::default());
+    let task_stats = Arc::clone(&stats);
+    let thread = std::thread::Builder::new()
+        .name("vrouter-control".into())
+        .spawn(move || run(control, &rx, refresh, &task_stats))?;
+    Ok(ControlTask {
+        handle: ControlHandle { tx, stats },
+        thread,
+    })
+}
+
+fn run(mut control: Control, rx: &Receiver<Message>, refresh: Duration, stats: &TaskStats) {
+    let mut next_refresh = Instant::now() + refresh;
+    loop {
+        let wait = next_refresh.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(Message::Change(change, reply)) => {
+                if reply.is_closed() {
+                    stats.abandoned.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(?change, "change skipped: its requester gave up before it started");
+                    continue;
+                }
+                let result = apply(&mut control, change);
+                stats.done.fetch_add(1, Ordering::Relaxed);
+                let _ = reply.send(result);
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                control.refresh_neighbors();
+                stats.refreshes.fetch_add(1, Ordering::Relaxed);
+                next_refresh = Instant::now() + refresh;
+            }
+            Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    control.shutdown();
+}
+
+fn apply(control: &mut Control, change: Change) -> ChangeResult {
+    let value = match change {
+        Change::AddInterface(spec) => {
+            let id = control.add_interface(spec)?;
+            serde_json::to_value(AttachedView {
+                vif: id.vif,
+                label: id.label,
+            })
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+        }
+        Change::RemoveInterface(name) => {
+            control.remove_interface(&name)?;
+            serde_json::Value::Null
+        }
+        Change::AddRoute(route) => {
+            control.add_route(route)?;
+            serde_json::Value::Null
+        }
+        Change::RemoveRoute { vrf, prefix } => {
+            control.remove_route(&vrf, prefix)?;
+            serde_json::Value::Null
+        }
+        Change::SetVrfVni { vrf, vni } => {
+            control.set_vrf_vni(&vrf, vni)?;
+            serde_json::Value::Null
+        }
+    };
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,322 @@
+//! Read-only views: answered from the published snapshot and the workers' counters,
+//! without the control state and without a lock, so a slow change never delays them.
+
+use crate::api::{flow_matches, DropStatsView, FlowFilter, FlowStatsView, FlowView, InterfaceView, NextHopView};
+use crate::api::{ApiError, ErrorCode, Request, RouteView, StatusView, TunnelTotals, WorkerView, MAX_FLOWS_PER_ANSWER};
+use crate::flows::{FlowAction, Flows};
+use crate::packet::DropReason;
+use crate::stats::{tunnel_totals, vif_totals, WorkerStats};
+use control_client::SnapshotPublisher;
+use ipnet::{Ipv4Net, Ipv6Net};
+use nexthop::Snapshot;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// What the views read: shared handles only.
+#[derive(Debug)]
+pub struct Views {
+    publisher: SnapshotPublisher,
+    stats: Vec<Arc<WorkerStats>>,
+    flows: Arc<Flows>,
+    forwarding_cores: Vec<usize>,
+    flow_rate: Mutex<(Instant, u64, f64)>,
+}
+
+impl Views {
+    /// Views over these handles.
+    pub fn new(
+        publisher: SnapshotPublisher,
+        stats: Vec<Arc<WorkerStats>>,
+        flows: Arc<Flows>,
+        forwarding_cores: Vec<usize>,
+    ) -> Self {
+        Self {
+            publisher,
+            stats,
+            flows,
+            forwarding_cores,
+            flow_rate: Mutex::new((Instant::now(), 0, 0.0)),
+        }
+    }
+
+    /// The answer to a view request (a change request is an internal error here: the
+    /// server sends those to the control task).
+    pub fn answer(&self, request: &Request) -> Result<serde_json::Value, ApiError> {
+        let value = match request {
+            Request::Interfaces => serde_json::to_value(self.interfaces()),
+            Request::Routes { vrf } => serde_json::to_value(self.routes(vrf.as_deref())?),
+            Request::NextHops => serde_json::to_value(self.nexthops()),
+            Request::DropStats => serde_json::to_value(self.drop_stats()),
+            Request::Status => serde_json::to_value(self.status()),
+            Request::Flows {
+                filter,
+                limit,
+                from_index,
+            } => serde_json::to_value(self.flows(filter, *limit, *from_index)),
+            Request::FlowStats => serde_json::to_value(self.flow_stats()),
+            Request::Mpls => serde_json::to_value(self.mpls()),
+            Request::Vxlan => serde_json::to_value(self.vxlan()),
+            Request::Tunnels => serde_json::to_value(self.tunnels()),
+            other => {
+                return Err(ApiError::new(
+                    ErrorCode::Internal,
+                    format!("{other:?} is a change, not a view"),
+                ))
+            }
+        };
+        value.map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+    }
+
+    /// The published snapshot.
+    pub fn snapshot(&self) -> std::sync::Arc<Snapshot> {
+        self.publisher.load_full()
+    }
+
+    /// The `vif` view.
+    pub fn interfaces(&self) -> Vec<InterfaceView> {
+        let snap = self.snapshot();
+        let stats = &self.stats;
+        snap.interfaces
+            .iter()
+            .flatten()
+            .map(|i| InterfaceView {
+                vif: i.vif,
+                label: i.label,
+                name: i.name.clone(),
+                kind: i.kind,
+                vrf: snap.vrf(i.vrf).map(|v| v.name.clone()).unwrap_or_default(),
+                mac: i.mac,
+                ipv4: i.ipv4,
+                ipv6: i.ipv6,
+                gateway4: i.gateway4,
+                gateway6: i.gateway6,
+                counters: vif_totals(stats, i.vif),
+            })
+            .collect()
+    }
+
+    /// The `rt` view.
+    pub fn routes(&self, vrf: Option<&str>) -> Result<Vec<RouteView>, ApiError> {
+        let snap = self.snapshot();
+        if let Some(name) = vrf {
+            snap.vrf_by_name(name)
+                .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no VRF named {name:?}")))?;
+        }
+        let mut out = Vec::new();
+        for v in snap.vrfs.iter().filter(|v| vrf.is_none_or(|n| n == v.name)) {
+            for (k, len, route) in v.v4.entries() {
+                let prefix = Ipv4Net::new(Ipv4Addr::from(k), len)
+                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+                out.push(RouteView {
+                    vrf: v.name.clone(),
+                    prefix: prefix.into(),
+                    nh: route.nexthop,
+                });
+            }
+            for (k, len, route) in v.v6.entries() {
+                let prefix = Ipv6Net::new(Ipv6Addr::from(k), len)
+                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+                out.push(RouteView {
+                    vrf: v.name.clone(),
+                    prefix: prefix.into(),
+                    nh: route.nexthop,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `nh` view: the next hops in use (ids stay put across changes, so unused
+    /// ids between them are left out).
+    pub fn nexthops(&self) -> Vec<NextHopView> {
+        let snap = self.snapshot();
+        let mut uses = vec![0usize; snap.nexthops.len()];
+        let mut in_use = vec![false; snap.nexthops.len()];
+        let mut mark = |id: u32| {
+            if let Some(u) = in_use.get_mut(id as usize) {
+                *u = true;
+            }
+        };
+        mark(0);
+        mark(1);
+        snap.composites.iter().flat_map(|c| &c.members).for_each(|id| mark(*id));
+        snap.mpls.values().for_each(|id| mark(*id));
+        for v in &snap.vrfs {
+            let routes =
+                v.v4.entries()
+                    .into_iter()
+                    .map(|e| e.2)
+                    .chain(v.v6.entries().into_iter().map(|e| e.2));
+            for route in routes {
+                uses[route.nexthop as usize] += 1;
+            }
+        }
+        snap.nexthops
+            .iter()
+            .enumerate()
+            .filter(|(id, _)| in_use[*id] || uses[*id] > 0)
+            .map(|(id, nh)| NextHopView {
+                id: id as u32,
+                nexthop: *nh,
+                routes: uses[id],
+            })
+            .collect()
+    }
+
+    /// The `dropstats` view.
+    pub fn drop_stats(&self) -> DropStatsView {
+        let stats = &self.stats;
+        DropStatsView {
+            reasons: DropReason::ALL
+                .iter()
+                .map(|r| {
+                    (
+                        r.label().to_string(),
+                        stats.iter().map(|w| w.drops[r.index()].get()).sum(),
+                    )
+                })
+                .collect(),
+            icmp_errors_sent: stats.iter().map(|w| w.icmp_errors_sent.get()).sum(),
+            icmp_errors_suppressed: stats.iter().map(|w| w.icmp_errors_suppressed.get()).sum(),
+        }
+    }
+
+    /// The `status` view.
+    pub fn status(&self) -> StatusView {
+        let snap = self.snapshot();
+        let stats = &self.stats;
+        StatusView {
+            generation: snap.generation,
+            forwarding_cores: self.forwarding_cores.clone(),
+            interfaces: snap.interfaces.iter().flatten().count(),
+            vrfs: snap.vrfs.len(),
+            cycles_per_second: crate::cycles::cycles_per_second() as u64,
+            workers: stats
+                .iter()
+                .enumerate()
+                .map(|(index, w)| WorkerView {
+                    index,
+                    core: self.forwarding_cores.get(index).copied().unwrap_or_default(),
+                    busy_loops: w.busy_loops.get(),
+                    idle_loops: w.idle_loops.get(),
+                    rx_packets: w.vifs.iter().map(|v| v.rx_packets.get()).sum(),
+                    tx_packets: w.vifs.iter().map(|v| v.tx_packets.get()).sum(),
+                    drops: w.drops.iter().map(|d| d.get()).sum(),
+                    busy_cycles: w.busy_cycles.get(),
+                    idle_cycles: w.idle_cycles.get(),
+                    drops_by_reason: DropReason::ALL
+                        .iter()
+                        .map(|r| (r.label().to_string(), w.drops[r.index()].get()))
+                        .filter(|(_, n)| *n > 0)
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Flows matching `filter` from entry `from_index` on, at most `limit` (capped at
+    /// [`MAX_FLOWS_PER_ANSWER`]): the `flow -l` / `flow --match` view.
+    pub fn flows(&self, filter: &FlowFilter, limit: usize, from_index: u32) -> Vec<FlowView> {
+        let limit = limit.min(MAX_FLOWS_PER_ANSWER);
+        let snap = self.snapshot();
+        let table = &self.flows.table;
+        let now = table.now();
+        let mut out = Vec::with_capacity(limit.min(1024));
+        table.scan(from_index, |r, activity| {
+            if out.len() >= limit {
+                return ControlFlow::Break(());
+            }
+            if !flow_matches(
+                filter,
+                &r.key,
+                snap.vrf(u32::from(r.key.vrf())).map(|v| v.name.as_str()),
+            ) {
+                return ControlFlow::Continue(());
+            }
+            let action = match FlowAction::decode(r.value.data) {
+                Some(FlowAction::Forward(nh)) => match snap.nexthops.get(nh as usize) {
+                    Some(nexthop::NextHop::Interface { vif, .. }) => format!("forward nh {nh} vif {vif}"),
+                    Some(nexthop::NextHop::Tunnel { remote, label, .. }) => {
+                        format!("forward nh {nh} tunnel {remote} label {label}")
+                    }
+                    _ => format!("forward nh {nh}"),
+                },
+                Some(FlowAction::Drop(reason)) => format!("drop {}", reason.label()),
+                None => "unknown".into(),
+            };
+            out.push(FlowView {
+                index: r.index,
+                reverse: r.reverse,
+                vrf: snap
+                    .vrf(u32::from(r.key.vrf()))
+                    .map(|v| v.name.clone())
+                    .unwrap_or_default(),
+                src: r.key.src_addr(),
+                dst: r.key.dst_addr(),
+                proto: r.key.proto(),
+                src_port: r.key.src_port(),
+                dst_port: r.key.dst_port(),
+                action,
+                interface: r.value.owner,
+                generation: r.value.generation,
+                stale: !snap.decision_holds(r.value.generation, FlowAction::slot(r.value.data)),
+                packets: activity.packets,
+                bytes: activity.bytes,
+                idle_secs: now.saturating_sub(activity.last_seen),
+                tcp_flags: activity.tcp_flags,
+            });
+            ControlFlow::Continue(())
+        });
+        out
+    }
+
+    /// The flow statistics view, with the setup rate since the previous call.
+    pub fn flow_stats(&self) -> FlowStatsView {
+        let t = self.flows.table.stats();
+        let mut rate = self.flow_rate.lock().unwrap_or_else(|p| p.into_inner());
+        let elapsed = rate.0.elapsed().as_secs_f64();
+        if elapsed >= 0.2 {
+            rate.2 = (t.created.saturating_sub(rate.1)) as f64 / 2.0 / elapsed;
+            *rate = (Instant::now(), t.created, rate.2);
+        }
+        let drops = self.drop_stats();
+        FlowStatsView {
+            capacity: t.capacity,
+            active_entries: t.active,
+            created_entries: t.created,
+            deleted_entries: t.deleted,
+            aged_flows: self.flows.aged.load(std::sync::atomic::Ordering::Relaxed),
+            refused_table_full: drops.get("flow_table_full"),
+            refused_interface_limit: drops.get("flow_limit"),
+            setup_rate_per_sec: rate.2,
+            memory_bytes: self.flows.table.memory_bytes() as u64,
+        }
+    }
+
+    /// The MPLS label table (label -> next hop).
+    pub fn mpls(&self) -> Vec<(u32, u32)> {
+        let snap = self.snapshot();
+        let mut out: Vec<(u32, u32)> = snap.mpls.iter().map(|(l, nh)| (*l, *nh)).collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Packets and bytes to and from each remote node.
+    pub fn tunnels(&self) -> Vec<TunnelTotals> {
+        tunnel_totals(&self.stats)
+    }
+
+    /// The VXLAN table (VNI -> VRF name).
+    pub fn vxlan(&self) -> Vec<(u32, String)> {
+        let snap = self.snapshot();
+        let mut out: Vec<(u32, String)> = snap
+            .vxlan
+            .iter()
+            .map(|(n, v)| (*n, snap.vrf(*v).map(|v| v.name.clone()).unwrap_or_default()))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+}
