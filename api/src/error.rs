@@ -98,6 +98,7 @@ impl From<&control_client::ModelError> for ErrorCode {
             | M::InvalidMac(_)
             | M::InvalidPodAddress(_)
             | M::InvalidAllowedPairs(_)
+            | M::InvalidMtu(..)
             | M::GatewayIsOwnAddress(_)
             | M::IdentityUnavailable { .. }
             | M::InterfaceInOtherVrf { .. }

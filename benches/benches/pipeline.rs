@@ -89,6 +89,7 @@ fn decapsulation(c: &mut Criterion) {
             gateway4: Some([198, 18, 1, 1].into()),
             gateway6: None,
             allowed_address_pairs: Vec::new(),
+            mtu: None,
         })
         .expect("valid pod");
     let label = state.port_identity("a").expect("attached").label;

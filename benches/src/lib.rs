@@ -54,6 +54,7 @@ pub fn snapshot() -> Snapshot {
             gateway4: Some(Ipv4Addr::new(198, 18, 1, 1)),
             gateway6: None,
             allowed_address_pairs: Vec::new(),
+            mtu: None,
         })
         .expect("valid pod");
     }
@@ -95,6 +96,7 @@ pub fn tunnel_state() -> DesiredState {
         gateway4: Some(Ipv4Addr::new(198, 18, 1, 1)),
         gateway6: None,
         allowed_address_pairs: Vec::new(),
+        mtu: None,
     })
     .expect("valid pod");
     let remote = Ipv4Addr::new(198, 18, 0, 2);

@@ -52,6 +52,11 @@ pub struct InterfaceSpec {
     /// not its own address is dropped as `source_mismatch`. At most 64.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_address_pairs: Vec<IpNet>,
+    /// The pod interface's MTU (IP bytes); a larger packet for it gets an ICMP error
+    /// (IPv4 with DF: fragmentation needed; IPv6: packet too big) or a counted `mtu`
+    /// drop. Unset: the host end's MTU when it is attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u16>,
 }
 
 /// Where a configured route sends packets.
@@ -140,6 +145,9 @@ pub enum ModelError {
     /// broadcast, unspecified, link-local).
     #[error("invalid pod address {0}: must be a routable unicast address")]
     InvalidPodAddress(IpAddr),
+    /// An MTU below what the pod's address families need.
+    #[error("invalid MTU {0}: at least {1} (576 for IPv4, 1280 with IPv6)")]
+    InvalidMtu(u16, u16),
     /// Too many or unusable allowed address pairs.
     #[error("invalid allowed address pairs: {0}")]
     InvalidAllowedPairs(String),
@@ -375,6 +383,12 @@ impl DesiredState {
         let addresses = spec.ipv4.map(IpAddr::V4).into_iter().chain(spec.ipv6.map(IpAddr::V6));
         if let Some(bad) = addresses.into_iter().find(|a| is_martian(*a)) {
             return Err(ModelError::InvalidPodAddress(bad));
+        }
+        if let Some(mtu) = spec.mtu {
+            let min = if spec.ipv6.is_some() { 1280 } else { 576 };
+            if mtu < min {
+                return Err(ModelError::InvalidMtu(mtu, min));
+            }
         }
         if spec.allowed_address_pairs.len() > MAX_ALLOWED_PAIRS {
             return Err(ModelError::InvalidAllowedPairs(format!(

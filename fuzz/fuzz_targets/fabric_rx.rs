@@ -26,6 +26,7 @@ fn snapshot() -> &'static Snapshot {
                 gateway4: Some([198, 18, 1, 1].into()),
                 gateway6: Some("2001:2:0:1::1".parse().unwrap()),
                 allowed_address_pairs: Vec::new(),
+                mtu: None,
             })
             .unwrap();
         }

@@ -111,6 +111,9 @@ pub struct Interface {
     /// address pairs); empty for most pods, so the per-packet check is one compare.
     #[serde(default)]
     pub allowed_sources: Vec<ipnet::IpNet>,
+    /// The largest IP packet the interface takes (0: not known, not checked).
+    #[serde(default)]
+    pub mtu: u16,
 }
 
 impl Interface {

@@ -162,3 +162,36 @@ fn routes_added_and_removed_through_the_api() {
         "{status:?}"
     );
 }
+
+#[test]
+fn a_packet_too_big_for_the_egress_pod_gets_the_icmp_error() {
+    let _machine = serial();
+    let mut n = node(BIN, XdpMode::Native);
+    n.start_vrouter().unwrap();
+    n.add_pod("red", 0, 1, true).unwrap();
+    n.add_pod("red", 0, 2, false).unwrap();
+    // Pod b's interface takes 1400-byte packets; the vrouter learns it at attach.
+    let host_if = n.pods[1].host_if.clone();
+    n.ns.ip(&["link", "set", "dev", &host_if, "mtu", "1400"]).unwrap();
+    n.pods[1].ns.ip(&["link", "set", "dev", "eth0", "mtu", "1400"]).unwrap();
+    n.attach(1).unwrap();
+    let (a, b) = (&n.pods[0], &n.pods[1]);
+    // 1372 bytes of ICMP payload + 28 = 1400: fits.
+    let ping_size = |size: &str| {
+        a.ns.command("ping")
+            .args(["-4", "-c", "1", "-W", "2", "-M", "do", "-s", size, &b.ipv4.to_string()])
+            .output()
+            .unwrap()
+    };
+    assert!(ping_size("1372").status.success(), "a packet that fits was lost");
+    let before = n.drop_stats().unwrap();
+    let out = ping_size("1400");
+    assert!(!out.status.success());
+    let after = n.drop_stats().unwrap();
+    assert!(after.get("mtu") > before.get("mtu"), "{after:?}");
+    assert!(after.icmp_errors_sent > before.icmp_errors_sent, "no ICMP error sent: {after:?}");
+    // The pod's kernel learned the path MTU from it: the next try says so at once.
+    let again = ping_size("1400");
+    let text = String::from_utf8_lossy(&again.stdout).to_string() + &String::from_utf8_lossy(&again.stderr);
+    assert!(text.contains("1400"), "no path MTU learned: {text}");
+}

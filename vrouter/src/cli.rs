@@ -146,6 +146,9 @@ pub enum VifAction {
         /// repeat for more.
         #[arg(long = "allow-source")]
         allow_source: Vec<ipnet::IpNet>,
+        /// The pod interface's MTU (default: the host end's MTU).
+        #[arg(long)]
+        mtu: Option<u16>,
     },
     /// Detach an interface.
     Delete {

@@ -57,6 +57,31 @@ pub fn queue_count(ifname: &str) -> anyhow::Result<u32> {
     Ok(rx.min(tx))
 }
 
+/// The MTU of interface `ifname`, if it exists.
+pub fn interface_mtu(ifname: &str) -> Option<u16> {
+    if !crate::store::valid_port_name(ifname) {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/sys/class/net/{ifname}/mtu")).ok()?;
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .map(|m| m.min(u32::from(u16::MAX)) as u16)
+}
+
+/// The kernel's index of interface `ifname`, if it exists (a recreated interface of
+/// the same name gets a new one).
+pub fn interface_index(ifname: &str) -> Option<u32> {
+    if !crate::store::valid_port_name(ifname) {
+        return None;
+    }
+    std::fs::read_to_string(format!("/sys/class/net/{ifname}/ifindex"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 impl Datapath {
     /// Starts one pinned worker per forwarding core; each binds its UMEM to its queue
     /// of the fabric interface.

@@ -94,6 +94,7 @@ impl<'a> Compile<'a> {
                 gateway4: None,
                 gateway6: None,
                 allowed_sources: Vec::new(),
+                mtu: 0,
             });
         }
         for (name, (id, spec)) in &state.interfaces {
@@ -125,6 +126,7 @@ impl<'a> Compile<'a> {
                 gateway4: spec.gateway4,
                 gateway6: spec.gateway6,
                 allowed_sources: spec.allowed_address_pairs.iter().map(|p| p.trunc()).collect(),
+                mtu: spec.mtu.unwrap_or(0),
             });
         }
     }

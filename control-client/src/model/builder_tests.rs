@@ -17,6 +17,7 @@ fn pod(name: &str, last: u8) -> InterfaceSpec {
         gateway4: Some(Ipv4Addr::new(198, 18, 1, 1)),
         gateway6: None,
         allowed_address_pairs: Vec::new(),
+        mtu: None,
     }
 }
 

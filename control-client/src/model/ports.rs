@@ -154,6 +154,7 @@ mod tests {
             gateway4: None,
             gateway6: None,
             allowed_address_pairs: Vec::new(),
+            mtu: None,
         }
     }
 

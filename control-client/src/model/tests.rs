@@ -10,6 +10,7 @@ fn pod(name: &str, vrf: &str, last: u8) -> InterfaceSpec {
         gateway4: Some(Ipv4Addr::new(198, 18, 1, 1)),
         gateway6: Some("2001:2::1".parse().unwrap()),
         allowed_address_pairs: Vec::new(),
+        mtu: None,
     }
 }
 

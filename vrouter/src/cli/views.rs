@@ -68,6 +68,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     gateway,
                     gateway6,
                     allow_source,
+                    mtu,
                 },
         } => {
             let spec = InterfaceSpec {
@@ -79,6 +80,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 gateway4: gateway,
                 gateway6,
                 allowed_address_pairs: allow_source,
+                mtu,
             };
             let answer: serde_json::Value = api.call(&Request::AddInterface { spec })?;
             print(json, &answer, |a| {

@@ -221,6 +221,12 @@ impl Control {
         identity: Option<PortIdentity>,
         persist: bool,
     ) -> Result<PortIdentity, ControlError> {
+        let mut spec = spec;
+        if spec.mtu.is_none() {
+            // The host end's MTU: what the kernel lets through to the pod (veth ends
+            // are created alike); the CNI plugin states it when it knows better.
+            spec.mtu = crate::datapath::interface_mtu(&spec.name);
+        }
         let mut next = self.model.clone();
         let vif = match identity {
             Some(id) => next.restore_interface(spec.clone(), id)?,

@@ -118,6 +118,7 @@ impl Pod {
             gateway4: Some(self.gateway4),
             gateway6: Some(self.gateway6),
             allowed_address_pairs: self.allowed_address_pairs.clone(),
+            mtu: None,
         }
     }
 }

@@ -3,7 +3,8 @@
 
 use super::icmp::{self, ICMP4_TIME_EXCEEDED, ICMP4_UNREACHABLE};
 use super::{
-    checksum, flow, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4, ETH_LEN,
+    checksum, flow, too_big_for, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4,
+    ETH_LEN,
 };
 use flow::Decision;
 use flow_table::FlowKey;
@@ -61,7 +62,14 @@ pub(super) fn handle(
                 return Verdict::Drop(DropReason::NoRoute);
             };
             if ttl <= 1 {
-                return send_error(snap, iface, pkt, ctx, ICMP4_TIME_EXCEEDED, 0, DropReason::TtlExceeded);
+                return send_error(
+                    snap,
+                    iface,
+                    pkt,
+                    ctx,
+                    icmp::Message::new(ICMP4_TIME_EXCEEDED, 0),
+                    DropReason::TtlExceeded,
+                );
             }
             let f = pkt.data_mut();
             let ip = &mut f[ETH_LEN..];
@@ -72,6 +80,15 @@ pub(super) fn handle(
             ip[10..12].copy_from_slice(&c.to_be_bytes());
             match out {
                 tunnel::Egress::Local { vif, dst_mac } => {
+                    if let Some(mtu) = too_big_for(snap, vif, total) {
+                        // RFC 1191: DF set gets the MTU back; without DF the packet
+                        // would need fragmenting for a local pod: a counted drop.
+                        if dont_fragment(pkt.data()) {
+                            let message = icmp::fragmentation_needed(mtu);
+                            return send_error(snap, iface, pkt, ctx, message, DropReason::Mtu);
+                        }
+                        return Verdict::Drop(DropReason::Mtu);
+                    }
                     write_eth(pkt.data_mut(), dst_mac, snap.router_mac.0, ETHERTYPE_IPV4);
                     Verdict::Transmit(vif)
                 }
@@ -80,7 +97,14 @@ pub(super) fn handle(
         }
         Decision::Local => local(snap, iface, pkt, ihl),
         Decision::Drop(reason) => Verdict::Drop(reason),
-        Decision::NoRoute => send_error(snap, iface, pkt, ctx, ICMP4_UNREACHABLE, 0, DropReason::NoRoute),
+        Decision::NoRoute => send_error(
+            snap,
+            iface,
+            pkt,
+            ctx,
+            icmp::Message::new(ICMP4_UNREACHABLE, 0),
+            DropReason::NoRoute,
+        ),
     }
 }
 
@@ -123,8 +147,7 @@ fn send_error(
     iface: &Interface,
     pkt: &mut PacketBuf<'_>,
     ctx: &mut PipelineContext,
-    icmp_type: u8,
-    code: u8,
+    message: icmp::Message,
     reason: DropReason,
 ) -> Verdict {
     let d = pkt.data();
@@ -141,15 +164,14 @@ fn send_error(
         return Verdict::Drop(reason);
     }
     let from = iface.gateway4.unwrap_or(dst);
-    if icmp::ipv4_error(
-        pkt,
-        &mut ctx.icmp,
-        snap.router_mac.0,
-        from,
-        icmp::Message::new(icmp_type, code),
-    ) {
+    if icmp::ipv4_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, message) {
         Verdict::DropWithError(reason)
     } else {
         Verdict::Drop(reason)
     }
+}
+
+/// True if the IPv4 packet in `frame` has Don't Fragment set.
+fn dont_fragment(frame: &[u8]) -> bool {
+    frame.get(ETH_LEN + 6).is_some_and(|f| f & 0x40 != 0)
 }

@@ -3,7 +3,8 @@
 
 use super::icmp::{self, ICMP6_TIME_EXCEEDED, ICMP6_UNREACHABLE};
 use super::{
-    checksum, flow, ndp, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV6, ETH_LEN,
+    checksum, flow, ndp, too_big_for, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict,
+    ETHERTYPE_IPV6, ETH_LEN,
 };
 use flow::Decision;
 use flow_table::FlowKey;
@@ -81,11 +82,23 @@ pub(super) fn handle(
                 return Verdict::Drop(DropReason::NoRoute);
             };
             if hop_limit <= 1 {
-                return send_error(snap, iface, pkt, ctx, ICMP6_TIME_EXCEEDED, 0, DropReason::TtlExceeded);
+                return send_error(
+                    snap,
+                    iface,
+                    pkt,
+                    ctx,
+                    icmp::Message::new(ICMP6_TIME_EXCEEDED, 0),
+                    DropReason::TtlExceeded,
+                );
             }
             pkt.data_mut()[ETH_LEN + 7] = hop_limit - 1;
             match out {
                 tunnel::Egress::Local { vif, dst_mac } => {
+                    if let Some(mtu) = too_big_for(snap, vif, L4 + payload - ETH_LEN) {
+                        // RFC 8201: routers never fragment IPv6; tell the sender.
+                        let message = icmp::packet_too_big(mtu);
+                        return send_error(snap, iface, pkt, ctx, message, DropReason::Mtu);
+                    }
                     write_eth(pkt.data_mut(), dst_mac, snap.router_mac.0, ETHERTYPE_IPV6);
                     Verdict::Transmit(vif)
                 }
@@ -94,7 +107,14 @@ pub(super) fn handle(
         }
         Decision::Local => echo(snap, iface, pkt),
         Decision::Drop(reason) => Verdict::Drop(reason),
-        Decision::NoRoute => send_error(snap, iface, pkt, ctx, ICMP6_UNREACHABLE, 0, DropReason::NoRoute),
+        Decision::NoRoute => send_error(
+            snap,
+            iface,
+            pkt,
+            ctx,
+            icmp::Message::new(ICMP6_UNREACHABLE, 0),
+            DropReason::NoRoute,
+        ),
     }
 }
 
@@ -131,8 +151,7 @@ fn send_error(
     iface: &Interface,
     pkt: &mut PacketBuf<'_>,
     ctx: &mut PipelineContext,
-    icmp_type: u8,
-    code: u8,
+    message: icmp::Message,
     reason: DropReason,
 ) -> Verdict {
     let d = pkt.data();
@@ -143,13 +162,7 @@ fn send_error(
         return Verdict::Drop(reason);
     }
     let from = iface.gateway6.unwrap_or(dst);
-    if icmp::ipv6_error(
-        pkt,
-        &mut ctx.icmp,
-        snap.router_mac.0,
-        from,
-        icmp::Message::new(icmp_type, code),
-    ) {
+    if icmp::ipv6_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, message) {
         Verdict::DropWithError(reason)
     } else {
         Verdict::Drop(reason)

@@ -251,6 +251,13 @@ fn write_eth(frame: &mut [u8], dst: [u8; 6], src: [u8; 6], ethertype: u16) {
     frame[12..14].copy_from_slice(&ethertype.to_be_bytes());
 }
 
+/// The MTU of local interface `vif` if an IP packet of `ip_len` bytes exceeds it.
+#[inline]
+fn too_big_for(snap: &Snapshot, vif: Vif, ip_len: usize) -> Option<u16> {
+    let mtu = snap.interface(vif)?.mtu;
+    (mtu != 0 && ip_len > usize::from(mtu)).then_some(mtu)
+}
+
 /// Anti-spoofing for a source that is not the pod's own address (a cold path): never a
 /// martian or the pod's gateway; otherwise an allowed address pair, or a prefix the
 /// VRF routes back to this interface (reverse-path check, as Contrail's RPF).

@@ -11,6 +11,7 @@ fn spec(name: &str) -> InterfaceSpec {
         gateway4: None,
         gateway6: None,
         allowed_address_pairs: Vec::new(),
+        mtu: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn state() -> DesiredState {
         gateway4: Some(gw4.into()),
         gateway6: Some(gw6.parse().unwrap()),
         allowed_address_pairs: Vec::new(),
+        mtu: None,
     };
     s.add_interface(pod("a", "red", MAC_A, A4, "2001:2:0:1::2", GW4, "2001:2:0:1::1"))
         .unwrap();
@@ -481,3 +482,4 @@ fn run_in(snap: &Snapshot, vif: Vif, frame: &[u8], ctx: &mut PipelineContext) ->
 mod flows;
 mod spoofing;
 mod tunnel;
+mod mtu;

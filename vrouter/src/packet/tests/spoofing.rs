@@ -58,6 +58,7 @@ fn allowed_address_pairs_widen_the_sources_but_never_to_martians() {
         gateway4: Some(GW4.into()),
         gateway6: Some("2001:2:0:1::1".parse().unwrap()),
         allowed_address_pairs: vec!["198.18.1.0/24".parse().unwrap(), "0.0.0.0/0".parse().unwrap()],
+        mtu: None,
     })
     .unwrap();
     let snap = s.build(1, MacAddr(ROUTER));
@@ -97,6 +98,7 @@ fn pods_cannot_own_martian_addresses() {
         vrf: "red".into(),
         mac: MacAddr(MAC_A),
         allowed_address_pairs: vec!["127.0.0.0/8".parse().unwrap()],
+        mtu: None,
         ..InterfaceSpec::default()
     };
     assert!(s.add_interface(spec).is_err());
