@@ -9,12 +9,17 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 cargo test --workspace
-# The fabric receive path under libFuzzer for a bounded time (needs a nightly toolchain,
-# which cargo-fuzz builds with; the committed seeds stay untouched).
+# Every parser an outsider reaches, under libFuzzer for a bounded time each (needs a
+# nightly toolchain, which cargo-fuzz builds with; the committed seeds stay untouched):
+# frames from the fabric and from pods, API requests, the config loader, state files.
 if command -v cargo-fuzz >/dev/null && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-  corpus=$(mktemp -d)
-  (cd fuzz && cargo +nightly fuzz run fabric_rx "$corpus" seeds/fabric_rx -- -max_total_time=30 -rss_limit_mb=2048 2>&1 | tail -3)
-  rm -rf "$corpus"
+  for target in fabric_rx pod_rx api_request config state_files; do
+    corpus=$(mktemp -d)
+    echo "fuzz: $target"
+    (cd fuzz && cargo +nightly fuzz run "$target" "$corpus" "seeds/$target" -- \
+      -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=2048 2>&1 | tail -2)
+    rm -rf "$corpus"
+  done
 else
   echo "fuzz: skipped: cargo-fuzz and a nightly toolchain are needed (not on this machine)"
 fi

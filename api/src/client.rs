@@ -71,19 +71,29 @@ impl ApiClient {
         stream.set_write_timeout(Some(self.timeout))?;
         let mut line = serde_json::to_string(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push('\n');
-        (&stream).write_all(line.as_bytes())?;
+        let written = (&stream).write_all(line.as_bytes());
+        // A vrouter that refuses the connection (busy, permission) may answer and
+        // close before the request is written: its answer says why.
         let mut reader = BufReader::new(&stream);
         let mut answer = String::new();
-        reader.read_line(&mut answer)?;
-        decode_answer(&answer)
+        match (written, reader.read_line(&mut answer)) {
+            (_, Ok(n)) if n > 0 => decode_answer(&answer),
+            (Err(e), _) | (Ok(()), Err(e)) => Err(e.into()),
+            (Ok(()), Ok(_)) => decode_answer(&answer),
+        }
     }
 
-    /// Waits until the API answers `status`, up to `timeout`.
+    /// Waits until the API answers `status` with `ready` (the state directory is
+    /// restored), up to `timeout`.
     pub fn wait_ready(&self, timeout: Duration) -> Result<(), ClientError> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            match self.call::<serde_json::Value>(&Request::Status) {
-                Ok(_) => return Ok(()),
+            match self.call::<crate::StatusView>(&Request::Status) {
+                Ok(status) if status.ready => return Ok(()),
+                Ok(_) if std::time::Instant::now() >= deadline => {
+                    return Err(ClientError::Protocol("the vrouter is still restoring its state".into()))
+                }
+                Ok(_) => std::thread::sleep(Duration::from_millis(50)),
                 Err(e) if std::time::Instant::now() >= deadline => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }

@@ -146,6 +146,10 @@ impl DropStatsView {
 /// The `status` view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusView {
+    /// True once the state directory has been restored: the ports and routes of
+    /// before the start are back (or recorded as waiting).
+    #[serde(default)]
+    pub ready: bool,
     /// Snapshot generation.
     pub generation: u64,
     /// Cores of the forwarding workers.

@@ -84,6 +84,8 @@ fn established_into_tunnel(c: &mut Criterion) {
     let flows = Arc::new(Flows::new(
         &FlowConfig {
             entries: 3 << 20,
+            // One interface makes every flow here: no per-interface share.
+            max_per_interface: Some(0),
             ..FlowConfig::default()
         },
         16,
@@ -146,6 +148,8 @@ fn in_memory_port(c: &mut Criterion) {
         let mut ctx = PipelineContext::new(Arc::new(Flows::new(
             &FlowConfig {
                 entries: 3 << 20,
+                // One interface makes every flow here: no per-interface share.
+                max_per_interface: Some(0),
                 ..FlowConfig::default()
             },
             16,
@@ -183,6 +187,8 @@ fn classify(c: &mut Criterion) {
     let flows = Flows::new(
         &FlowConfig {
             entries: 1 << 16,
+            // One interface makes every flow here: no per-interface share.
+            max_per_interface: Some(0),
             ..FlowConfig::default()
         },
         16,

@@ -29,6 +29,8 @@ fn pipeline(c: &mut Criterion) {
         let flows = Arc::new(Flows::new(
             &FlowConfig {
                 entries: 1 << 16,
+                // One interface makes every flow here: no per-interface share.
+                max_per_interface: Some(0),
                 ..FlowConfig::default()
             },
             16,
@@ -51,6 +53,8 @@ fn pipeline(c: &mut Criterion) {
                 PipelineContext::new(Arc::new(Flows::new(
                     &FlowConfig {
                         entries: 1 << 14,
+                        // One interface makes every flow here: no per-interface share.
+                        max_per_interface: Some(0),
                         ..FlowConfig::default()
                     },
                     16,

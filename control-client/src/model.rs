@@ -481,6 +481,16 @@ impl DesiredState {
         Ok(())
     }
 
+    /// Removes and returns every route that names interface `name` (directly or as
+    /// an ECMP member).
+    pub fn take_routes_to(&mut self, name: &str) -> Vec<RouteSpec> {
+        let (taken, kept) = std::mem::take(&mut self.routes)
+            .into_iter()
+            .partition(|r| r.target.mentions(name));
+        self.routes = kept;
+        taken
+    }
+
     /// Removes a route.
     pub fn remove_route(&mut self, vrf: &str, prefix: IpNet) -> Result<RouteSpec, ModelError> {
         let prefix = prefix.trunc();

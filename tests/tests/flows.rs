@@ -16,6 +16,8 @@ fn hundred_thousand_flows_set_up_without_setup_drops() {
         BIN,
         FlowConfig {
             entries: 1 << 19,
+            // Pod a alone makes all 110K flows: no per-interface share here.
+            max_per_interface: Some(0),
             ..FlowConfig::default()
         },
     );
@@ -145,4 +147,36 @@ fn full_table_refuses_new_flows_and_keeps_established_ones() {
     let stats: FlowStatsView = n.api().call(&Request::FlowStats).unwrap();
     assert_eq!(stats.capacity, 16);
     assert!(stats.refused_table_full > 0);
+}
+
+#[test]
+fn by_default_one_pod_cannot_fill_the_table_for_the_others() {
+    let _machine = serial();
+    // 16384 entries: 8192 flows; by default one interface may hold a quarter, 2048.
+    let mut n = node_with_flows(
+        BIN,
+        FlowConfig {
+            entries: 1 << 14,
+            ..FlowConfig::default()
+        },
+    );
+    n.start_vrouter().unwrap();
+    n.add_pod("red", 0, 1, true).unwrap();
+    n.add_pod("red", 0, 2, true).unwrap();
+    n.add_pod("red", 0, 3, true).unwrap();
+    let (a, b, c) = (&n.pods[0], &n.pods[1], &n.pods[2]);
+    udp_spray(a, b.ipv4.into(), 6000, 30_000).unwrap();
+    let drops = n.drop_stats().unwrap();
+    assert!(
+        drops.get("flow_limit") > 0,
+        "pod a was not held to its share: {drops:?}"
+    );
+    assert_eq!(drops.get("flow_table_full"), 0, "{drops:?}");
+    // Another pod still opens new connections.
+    for port in 0..20 {
+        assert!(
+            udp_probe(c, b, b.ipv4.into(), 7100 + port, 7200 + port).unwrap(),
+            "pod c's new flow {port} was refused\n{drops:?}"
+        );
+    }
 }

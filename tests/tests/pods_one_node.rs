@@ -189,9 +189,54 @@ fn a_packet_too_big_for_the_egress_pod_gets_the_icmp_error() {
     assert!(!out.status.success());
     let after = n.drop_stats().unwrap();
     assert!(after.get("mtu") > before.get("mtu"), "{after:?}");
-    assert!(after.icmp_errors_sent > before.icmp_errors_sent, "no ICMP error sent: {after:?}");
+    assert!(
+        after.icmp_errors_sent > before.icmp_errors_sent,
+        "no ICMP error sent: {after:?}"
+    );
     // The pod's kernel learned the path MTU from it: the next try says so at once.
     let again = ping_size("1400");
     let text = String::from_utf8_lossy(&again.stdout).to_string() + &String::from_utf8_lossy(&again.stderr);
     assert!(text.contains("1400"), "no path MTU learned: {text}");
+}
+
+#[test]
+fn a_port_whose_veth_vanishes_is_detached_and_comes_back_as_it_was() {
+    let _machine = serial();
+    let mut n = node(BIN, XdpMode::Native);
+    n.start_vrouter().unwrap();
+    n.add_pod("red", 0, 1, true).unwrap();
+    n.add_pod("red", 0, 2, true).unwrap();
+    let host_if = n.pods[1].host_if.clone();
+    let identity = |n: &vrouter::lab::node::LabNode| {
+        n.interfaces()
+            .unwrap()
+            .into_iter()
+            .find(|i| i.name == host_if)
+            .map(|i| (i.vif, i.label))
+    };
+    let before = identity(&n).expect("attached");
+    // The pod's veth is deleted under the vrouter (no vif delete).
+    n.ns.ip(&["link", "del", "dev", &host_if]).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while identity(&n).is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still listed as attached\n{}",
+            n.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(n.log().contains("vanished"), "not logged\n{}", n.log());
+    // An interface of the same name appears again: adding it works at once and it
+    // keeps its vif and label.
+    n.ns.ip(&["link", "add", &host_if, "type", "veth", "peer", "name", "vanishp"])
+        .unwrap();
+    n.ns.ip(&["link", "set", &host_if, "up"]).unwrap();
+    let spec = n.pods[1].spec();
+    let again: vrouter::api::AttachedView = n.api().call(&vrouter::api::Request::AddInterface { spec }).unwrap();
+    assert_eq!(Some((again.vif, Some(again.label))), Some(before));
+    assert!(
+        ping(&n.pods[0], n.pods[0].gateway4.into(), 3),
+        "the other pod is unaffected"
+    );
 }

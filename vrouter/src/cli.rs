@@ -93,6 +93,9 @@ pub enum Command {
     /// Build a node of network namespaces with pods on a real vrouter, run ping, TCP
     /// and UDP between them, print what happened, and remove everything.
     Lab(crate::lab::LabOptions),
+    /// A node under pings, TCP, flow churn, route churn, port churn and an API client
+    /// for a set time, with RSS, fds, drops and API latency sampled; a verdict line.
+    Soak(crate::lab::soak::SoakOptions),
     /// Send UDP traffic on an interface over AF_XDP (a pktgen-style generator).
     Gen(crate::gen::GenOptions),
     /// Count and drop what arrives on an interface (an XDP program), then report.

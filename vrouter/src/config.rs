@@ -185,6 +185,9 @@ pub struct DataplaneConfig {
     pub umem_frames: u32,
     /// Entries in each RX, TX, fill and completion ring.
     pub ring_size: u32,
+    /// Packets per second each port may send that the vrouter answers itself (ARP,
+    /// neighbour discovery, echo requests to its gateway), per worker; 0: unpoliced.
+    pub exception_rate: u32,
 }
 
 impl Default for DataplaneConfig {
@@ -195,6 +198,7 @@ impl Default for DataplaneConfig {
             poll_mode: PollMode::Busy,
             umem_frames: 16384,
             ring_size: 2048,
+            exception_rate: crate::packet::DEFAULT_EXCEPTION_RATE,
         }
     }
 }
@@ -335,6 +339,12 @@ impl Config {
                     "{} must be at least twice dataplane.ring_size ({}) and at most 1048576",
                     d.umem_frames, d.ring_size
                 ),
+            ));
+        }
+        if d.exception_rate > 10_000_000 {
+            return Err(invalid(
+                "dataplane.exception_rate",
+                format!("{} is not in 0..=10000000 packets per second", d.exception_rate),
             ));
         }
         if !(2..=65536).contains(&self.tables.interfaces) {

@@ -117,6 +117,7 @@ impl Datapath {
                 batch_size: config.dataplane.batch_size,
                 poll_mode: config.dataplane.poll_mode,
                 fabric: fabric.clone(),
+                exception_rate: config.dataplane.exception_rate,
             };
             let stats = Arc::new(WorkerStats::new(config.tables.interfaces as usize));
             let (tx, rx) = crossbeam_channel::unbounded();

@@ -13,8 +13,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 pub struct FlowConfig {
     /// Flow entries (each direction of a connection is one entry, as in Tungsten).
     pub entries: u32,
-    /// Flows one interface may create (0: no limit besides the table).
-    pub max_per_interface: u32,
+    /// Flows one interface may have at once: 0 means no limit besides the table;
+    /// unset, a quarter of the table's flows ([`FlowConfig::per_interface_limit`]), so
+    /// that one pod cannot fill the table and block every other pod's connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_per_interface: Option<u32>,
     /// Seconds an idle flow lives.
     pub idle_timeout_secs: u32,
     /// Seconds a TCP flow lives after RST, or FIN in both directions.
@@ -23,11 +26,19 @@ pub struct FlowConfig {
     pub drop_timeout_secs: u32,
 }
 
+impl FlowConfig {
+    /// The per-interface limit in force (0: none): `max_per_interface`, or when unset
+    /// a quarter of the flows the table holds (two entries per flow), at least 1024.
+    pub fn per_interface_limit(&self) -> u32 {
+        self.max_per_interface.unwrap_or((self.entries / 8).max(1024))
+    }
+}
+
 impl Default for FlowConfig {
     fn default() -> Self {
         Self {
             entries: 2 * 1024 * 1024,
-            max_per_interface: 0,
+            max_per_interface: None,
             idle_timeout_secs: 180,
             tcp_closed_timeout_secs: 5,
             drop_timeout_secs: 5,
@@ -110,7 +121,7 @@ impl Flows {
         Self {
             table: FlowTable::new(config.entries),
             per_vif: (0..max_vifs).map(|_| AtomicU32::new(0)).collect(),
-            limit: config.max_per_interface,
+            limit: config.per_interface_limit(),
             refused_full: AtomicU64::new(0),
             refused_limit: AtomicU64::new(0),
             aged: AtomicU64::new(0),
@@ -144,6 +155,11 @@ impl Flows {
         if let Some(count) = self.per_vif.get(vif as usize) {
             let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
         }
+    }
+
+    /// Interfaces the per-interface accounting has room for.
+    pub fn max_vifs(&self) -> usize {
+        self.per_vif.len()
     }
 
     /// Flows counted against `vif`.
@@ -249,10 +265,36 @@ mod tests {
     }
 
     #[test]
+    fn by_default_one_interface_gets_a_quarter_of_the_table() {
+        let auto = FlowConfig {
+            entries: 1 << 16,
+            ..Default::default()
+        };
+        assert_eq!(auto.per_interface_limit(), 8192, "a quarter of 32768 flows");
+        let flows = Flows::new(&auto, 4);
+        assert!((0..8192).all(|_| flows.reserve(1)));
+        assert!(!flows.reserve(1), "the interface's share is used up");
+        assert!(flows.reserve(2), "another interface still sets up flows");
+        let unlimited = FlowConfig {
+            max_per_interface: Some(0),
+            ..auto
+        };
+        assert_eq!(unlimited.per_interface_limit(), 0);
+        assert_eq!(
+            FlowConfig {
+                entries: 64,
+                ..Default::default()
+            }
+            .per_interface_limit(),
+            1024
+        );
+    }
+
+    #[test]
     fn aging_uses_the_right_timeout_and_frees_the_interface_quota() {
         let config = FlowConfig {
             entries: 64,
-            max_per_interface: 3,
+            max_per_interface: Some(3),
             idle_timeout_secs: 100,
             tcp_closed_timeout_secs: 5,
             drop_timeout_secs: 2,

@@ -41,6 +41,7 @@ pub fn main_entry() -> std::process::ExitCode {
                 }),
             cli::Command::CheckConfig { config } => cli::check_config(&config),
             cli::Command::Lab(options) => lab::run(&options),
+            cli::Command::Soak(options) => lab::soak::run(&options),
             cli::Command::Gen(options) => gen::generate(&options).map(|r| println!("{}", serde_json::json!(r))),
             cli::Command::Sink {
                 interface,

@@ -130,7 +130,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         Arc::clone(&flows),
         cores.forwarding.clone(),
     ));
-    let mut control = Control::new(ControlSetup {
+    let control = Control::new(ControlSetup {
         model,
         builder,
         router_mac: config.vrouter_mac,
@@ -139,8 +139,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         store,
         max_routes: config.tables.routes as usize,
     });
-    control.restore();
-    let task = crate::control::task::spawn(control, std::time::Duration::from_millis(500)).context("control task")?;
+    let task = crate::control::task::spawn(control, std::time::Duration::from_millis(500), views.ready_flag())
+        .context("control task")?;
     let limits = api::ServerLimits {
         max_connections: config.api_max_connections,
         idle_timeout: std::time::Duration::from_secs(u64::from(config.api_idle_timeout_secs)),

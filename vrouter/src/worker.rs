@@ -70,6 +70,8 @@ pub struct WorkerSettings {
     pub poll_mode: PollMode,
     /// The fabric interface (anchor of the UMEM).
     pub fabric: String,
+    /// Exception packets per second per port (0: unpoliced).
+    pub exception_rate: u32,
 }
 
 struct Slot {
@@ -165,6 +167,7 @@ impl Worker {
         let max_vifs = stats.vifs.len();
         let mut tx_slot_of_vif = vec![NO_SOCKET; max_vifs];
         tx_slot_of_vif[0] = 0;
+        let exception_rate = settings.exception_rate;
         Ok(Self {
             slots: vec![Some(Slot { vif: 0, socket: anchor })],
             pool,
@@ -174,7 +177,11 @@ impl Worker {
             stats,
             publisher,
             commands,
-            ctx: PipelineContext::new(flows),
+            ctx: {
+                let mut ctx = PipelineContext::new(flows);
+                ctx.exceptions = crate::packet::ExceptionPolicer::new(ctx.flows.max_vifs(), exception_rate);
+                ctx
+            },
             scratch: Vec::with_capacity(FRAME_SIZE as usize),
             classified: Vec::with_capacity(256),
         })
@@ -260,7 +267,9 @@ impl Worker {
             if work > 0 {
                 idle_spins = 0;
                 self.stats.busy_loops.add(1);
-                self.ctx.icmp.refill(Instant::now());
+                let now = Instant::now();
+                self.ctx.icmp.refill(now);
+                self.ctx.exceptions.refill(now);
                 continue;
             }
             self.stats.idle_loops.add(1);

@@ -21,6 +21,8 @@ fn main() -> anyhow::Result<()> {
     };
     let config = FlowConfig {
         entries: 3 << 20,
+        // One interface makes every flow here: no per-interface share.
+        max_per_interface: Some(0),
         ..FlowConfig::default()
     };
     let mut ctx = PipelineContext::new(Arc::new(Flows::new(&config, 16)));

@@ -136,7 +136,8 @@ pub async fn serve(
                         ErrorCode::Busy,
                         format!("{} connections are open already; retry", limits.max_connections),
                     );
-                    tokio::spawn(refuse(stream, busy, Arc::clone(&limits)));
+                    let limits = Arc::clone(&limits);
+                    tokio::spawn(async move { refuse(stream, busy, &limits).await });
                     continue;
                 };
                 let (views, control, limits) = (Arc::clone(&views), control.clone(), Arc::clone(&limits));
@@ -153,9 +154,14 @@ pub async fn serve(
     Ok(())
 }
 
-async fn refuse(stream: UnixStream, error: ApiError, limits: Arc<ServerLimits>) {
-    let (_, mut write) = stream.into_split();
-    let _ = write_answer(&mut write, Err(error), &limits).await;
+/// Answers a connection that will not be served with `error`: its first request is
+/// read first (briefly), so that the client gets the answer rather than a broken
+/// pipe, then the connection is closed.
+async fn refuse(stream: UnixStream, error: ApiError, limits: &ServerLimits) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let _ = tokio::time::timeout(Duration::from_secs(1), read_line(&mut reader)).await;
+    let _ = write_answer(&mut write, Err(error), limits).await;
 }
 
 /// True if the peer may use the API: root, the vrouter's own user, or a member of the
@@ -187,8 +193,7 @@ async fn connection(stream: UnixStream, views: &Arc<Views>, control: &ControlHan
             ErrorCode::PermissionDenied,
             "only root, the vrouter's user and api_group may use the API",
         );
-        let (_, mut write) = stream.into_split();
-        let _ = write_answer(&mut write, Err(error), limits).await;
+        refuse(stream, error, limits).await;
         return;
     }
     let (read, mut write) = stream.into_split();

@@ -337,6 +337,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
         Command::Run { .. }
         | Command::CheckConfig { .. }
         | Command::Lab(_)
+        | Command::Soak(_)
         | Command::Gen(_)
         | Command::Sink { .. }
         | Command::Bench(_) => {

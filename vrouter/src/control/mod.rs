@@ -107,6 +107,9 @@ pub struct Control {
     /// Recorded routes that cannot be applied yet (their interface or VRF is not
     /// back): kept in the state directory and retried when a port is attached.
     pending_routes: Vec<RouteSpec>,
+    /// The kernel's index of each attached interface when it was attached: an
+    /// interface that is gone, or was recreated under the same name, is detached.
+    ifindex: std::collections::BTreeMap<String, u32>,
 }
 
 impl Control {
@@ -130,6 +133,7 @@ impl Control {
             store,
             max_routes,
             pending_routes: Vec::new(),
+            ifindex: std::collections::BTreeMap::new(),
         }
     }
 
@@ -195,6 +199,12 @@ impl Control {
         let mut applied = false;
         for r in std::mem::take(&mut self.pending_routes) {
             let text = format!("{} {}", r.vrf, r.prefix);
+            if self.model.routes().len() >= self.max_routes {
+                // tables.routes holds at restore too: the rest stay recorded.
+                tracing::debug!(route = %text, "recorded route not applied: tables.routes reached");
+                self.pending_routes.push(r);
+                continue;
+            }
             match self.model.add_route(r.clone()) {
                 Ok(()) => applied = true,
                 Err(e) => {
@@ -250,6 +260,9 @@ impl Control {
             }
             return Err(ControlError::Datapath(e));
         }
+        if let Some(index) = crate::datapath::interface_index(&spec.name) {
+            self.ifindex.insert(spec.name.clone(), index);
+        }
         self.model = next;
         if !self.pending_routes.is_empty() {
             self.apply_pending_routes();
@@ -289,7 +302,41 @@ impl Control {
         self.model = next;
         self.publish();
         self.ports.remove_port(vif);
+        self.ifindex.remove(name);
         Ok(())
+    }
+
+    /// Detaches every attached port whose interface vanished under the vrouter (a
+    /// pod's veth deleted without `vif delete`) or was recreated under the same name.
+    /// Its record stays, with its vif and label kept for it: adding it again brings
+    /// it back as it was; the routes to it wait, recorded, until then.
+    pub fn detach_vanished_ports(&mut self) {
+        let vanished: Vec<String> = self
+            .ifindex
+            .iter()
+            .filter(|(name, index)| crate::datapath::interface_index(name) != Some(**index))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in vanished {
+            self.ifindex.remove(&name);
+            let Some(id) = self.model.port_identity(&name) else {
+                continue;
+            };
+            let routes = self.model.take_routes_to(&name);
+            let Ok((vif, _)) = self.model.remove_interface(&name) else {
+                continue;
+            };
+            self.model.reserve_identity(&name, id);
+            self.pending_routes.extend(routes);
+            self.publish();
+            self.ports.remove_port(vif);
+            tracing::warn!(
+                interface = %name,
+                vif,
+                label = id.label,
+                "interface vanished under the vrouter: port detached (its record, vif and label are kept; add it again to reattach)"
+            );
+        }
     }
 
     /// Adds a route: recorded first, then applied; neither if either fails.
@@ -380,3 +427,6 @@ impl Control {
         self.ports.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests;

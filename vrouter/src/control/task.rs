@@ -1,6 +1,7 @@
-//! The control task: one thread owns [`Control`] and applies typed changes one at a
-//! time, in the order they arrive; between changes it refreshes the tunnel
-//! endpoints' fabric MACs.
+//! The control task: one thread owns [`Control`], restores the state directory, then
+//! applies typed changes one at a time, in the order they arrive; between changes it
+//! detaches ports whose interface vanished and refreshes the tunnel endpoints' fabric
+//! MACs.
 //!
 //! A change whose requester has given up (its answer channel closed, e.g. the API
 //! client disconnected while the change waited in the queue) is skipped, not applied
@@ -12,7 +13,7 @@ use crate::api::{ApiError, AttachedView, ErrorCode, Request};
 use control_client::{InterfaceSpec, RouteSpec};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use ipnet::IpNet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -136,22 +137,27 @@ impl ControlTask {
     }
 }
 
-/// Starts the control task on its own thread; it refreshes tunnel neighbours every
-/// `refresh` between changes.
-pub fn spawn(control: Control, refresh: Duration) -> std::io::Result<ControlTask> {
+/// Starts the control task on its own thread: it restores the state directory, sets
+/// `ready`, then takes changes; it refreshes tunnel neighbours every `refresh`
+/// between changes.
+pub fn spawn(control: Control, refresh: Duration, ready: Arc<AtomicBool>) -> std::io::Result<ControlTask> {
     let (tx, rx) = crossbeam_channel::bounded(QUEUE_DEPTH);
     let stats = Arc::new(TaskStats::default());
     let task_stats = Arc::clone(&stats);
     let thread = std::thread::Builder::new()
         .name("vrouter-control".into())
-        .spawn(move || run(control, &rx, refresh, &task_stats))?;
+        .spawn(move || run(control, &rx, refresh, &task_stats, &ready))?;
     Ok(ControlTask {
         handle: ControlHandle { tx, stats },
         thread,
     })
 }
 
-fn run(mut control: Control, rx: &Receiver<Message>, refresh: Duration, stats: &TaskStats) {
+fn run(mut control: Control, rx: &Receiver<Message>, refresh: Duration, stats: &TaskStats, ready: &AtomicBool) {
+    // The API already serves views while the state directory is restored (status
+    // says `ready: false`); changes wait in the queue until it is done.
+    control.restore();
+    ready.store(true, Ordering::Release);
     let mut next_refresh = Instant::now() + refresh;
     loop {
         let wait = next_refresh.saturating_duration_since(Instant::now());
@@ -167,6 +173,7 @@ fn run(mut control: Control, rx: &Receiver<Message>, refresh: Duration, stats: &
                 let _ = reply.send(result);
             }
             Err(RecvTimeoutError::Timeout) => {
+                control.detach_vanished_ports();
                 control.refresh_neighbors();
                 stats.refreshes.fetch_add(1, Ordering::Relaxed);
                 next_refresh = Instant::now() + refresh;

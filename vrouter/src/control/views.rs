@@ -11,6 +11,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use nexthop::Snapshot;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -22,6 +23,7 @@ pub struct Views {
     flows: Arc<Flows>,
     forwarding_cores: Vec<usize>,
     flow_rate: Mutex<(Instant, u64, f64)>,
+    ready: Arc<AtomicBool>,
 }
 
 impl Views {
@@ -38,7 +40,13 @@ impl Views {
             flows,
             forwarding_cores,
             flow_rate: Mutex::new((Instant::now(), 0, 0.0)),
+            ready: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The flag the control task sets once the state directory is restored.
+    pub fn ready_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.ready)
     }
 
     /// The answer to a view request (a change request is an internal error here: the
@@ -188,6 +196,7 @@ impl Views {
         let snap = self.snapshot();
         let stats = &self.stats;
         StatusView {
+            ready: self.ready.load(Ordering::Acquire),
             generation: snap.generation,
             forwarding_cores: self.forwarding_cores.clone(),
             interfaces: snap.interfaces.iter().flatten().count(),

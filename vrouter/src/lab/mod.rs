@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod netns;
 pub mod node;
+pub mod soak;
 pub mod traffic;
 mod traffic_threads;
 

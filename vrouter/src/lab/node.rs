@@ -2,7 +2,7 @@
 //! vrouter process), a fabric veth, and pods whose veth host ends the vrouter owns.
 
 use super::netns::Netns;
-use crate::api::{ApiClient, DropStatsView, InterfaceView, Request};
+use crate::api::{ApiClient, DropStatsView, InterfaceView, Request, StatusView};
 use crate::config::{PollMode, XdpMode};
 use anyhow::{bail, Context};
 use control_client::InterfaceSpec;
@@ -264,7 +264,8 @@ impl LabNode {
                 self.vrouter = None;
                 bail!("vrouter exited at start ({status}):\n{}", self.log());
             }
-            if api.call::<serde_json::Value>(&Request::Status).is_ok() {
+            // Up, and done restoring its state directory.
+            if api.call::<StatusView>(&Request::Status).is_ok_and(|s| s.ready) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -303,6 +304,11 @@ impl LabNode {
             std::thread::sleep(Duration::from_millis(20));
         };
         Ok((status, std::fs::read_to_string(out_path).unwrap_or_default()))
+    }
+
+    /// The running vrouter's process id.
+    pub fn vrouter_pid(&self) -> Option<u32> {
+        self.vrouter.as_ref().map(|c| c.id())
     }
 
     /// Sends SIGTERM and waits (bounded) for a clean exit.

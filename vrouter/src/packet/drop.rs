@@ -91,6 +91,9 @@ drop_reasons! {
     /// A pod sent from an address or MAC that is not its own (spoofing), or from a
     /// martian source (loopback, multicast, broadcast, unspecified, the gateway).
     SourceMismatch = "source_mismatch",
+    /// ARP, neighbour discovery or an echo request to the gateway beyond the port's
+    /// exception rate (`dataplane.exception_rate`): a flood policed per port.
+    ExceptionRate = "exception_rate",
 }
 
 impl DropReason {

@@ -95,6 +95,7 @@ pub(super) fn handle(
                 tunnel::Egress::Remote(t) => tunnel::encapsulate(snap, iface, pkt, ctx, t, hash),
             }
         }
+        Decision::Local if !ctx.exceptions.allow(iface.vif) => Verdict::Drop(DropReason::ExceptionRate),
         Decision::Local => local(snap, iface, pkt, ihl),
         Decision::Drop(reason) => Verdict::Drop(reason),
         Decision::NoRoute => send_error(

@@ -58,6 +58,9 @@ pub(super) fn handle(
     let dst = Ipv6Addr::from(addr(d, ETH_LEN + 24));
     if next_header == NEXT_HEADER_ICMP6 && payload >= 4 {
         match d[L4] {
+            ndp::ROUTER_SOLICITATION..=ndp::REDIRECT if !ctx.exceptions.allow(iface.vif) => {
+                return Verdict::Drop(DropReason::ExceptionRate)
+            }
             ndp::NEIGHBOR_SOLICITATION => return ndp::solicitation(snap, iface, pkt),
             ndp::ROUTER_SOLICITATION..=ndp::REDIRECT => return Verdict::Drop(DropReason::NdUnhandled),
             _ => {}
@@ -105,6 +108,7 @@ pub(super) fn handle(
                 tunnel::Egress::Remote(t) => tunnel::encapsulate(snap, iface, pkt, ctx, t, hash),
             }
         }
+        Decision::Local if !ctx.exceptions.allow(iface.vif) => Verdict::Drop(DropReason::ExceptionRate),
         Decision::Local => echo(snap, iface, pkt),
         Decision::Drop(reason) => Verdict::Drop(reason),
         Decision::NoRoute => send_error(

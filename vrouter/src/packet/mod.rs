@@ -16,6 +16,7 @@ mod ipv4;
 mod ipv6;
 mod ndp;
 mod outer_cache;
+mod police;
 mod route_cache;
 mod tunnel;
 
@@ -23,6 +24,7 @@ pub use drop::DropReason;
 pub use flow::{classify, prefetch_entry as prefetch_flow_entry, Classified};
 pub use icmp::IcmpLimiter;
 pub use outer_cache::OuterCache;
+pub use police::{ExceptionPolicer, DEFAULT_EXCEPTION_RATE};
 pub use route_cache::RouteCache;
 pub use tunnel::{build_fragment, FragmentPlan};
 
@@ -155,6 +157,8 @@ impl Verdict {
 pub struct PipelineContext {
     /// Rate limit for ICMP errors the vrouter generates.
     pub icmp: IcmpLimiter,
+    /// Per-port policing of the packets the vrouter answers itself (ARP, ND, echo).
+    pub exceptions: ExceptionPolicer,
     /// The flow table, shared with every worker and the control thread.
     pub flows: std::sync::Arc<crate::flows::Flows>,
     /// This worker's route lookups under the current snapshot.
@@ -173,6 +177,7 @@ impl PipelineContext {
     pub fn new(flows: std::sync::Arc<crate::flows::Flows>) -> Self {
         Self {
             icmp: IcmpLimiter::default(),
+            exceptions: ExceptionPolicer::new(flows.max_vifs(), DEFAULT_EXCEPTION_RATE),
             flows,
             routes: RouteCache::default(),
             outer: OuterCache::default(),
@@ -187,6 +192,8 @@ impl Default for PipelineContext {
     fn default() -> Self {
         let config = crate::flows::FlowConfig {
             entries: 4096,
+            // One interface makes every flow here: no per-interface share.
+            max_per_interface: Some(0),
             ..Default::default()
         };
         Self::new(std::sync::Arc::new(crate::flows::Flows::new(&config, 64)))
@@ -227,6 +234,7 @@ pub fn process_classified(
         return Verdict::Drop(DropReason::SourceMismatch);
     }
     match u16::from_be_bytes([d[12], d[13]]) {
+        ETHERTYPE_ARP if !ctx.exceptions.allow(iface.vif) => Verdict::Drop(DropReason::ExceptionRate),
         ETHERTYPE_ARP => arp::handle(snap, iface, pkt),
         ETHERTYPE_IPV4 => ipv4::handle(snap, iface, pkt, to_group, ctx, hint),
         ETHERTYPE_IPV6 => ipv6::handle(snap, iface, pkt, ctx, hint),

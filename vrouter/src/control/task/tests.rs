@@ -59,7 +59,7 @@ fn fixture() -> Fixture {
         store,
         max_routes: 16,
     });
-    let task = spawn(control, Duration::from_millis(50)).unwrap();
+    let task = spawn(control, Duration::from_millis(50), views.ready_flag()).unwrap();
     Fixture {
         task,
         views,

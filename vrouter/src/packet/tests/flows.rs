@@ -6,7 +6,7 @@ use nexthop::MacAddr;
 fn ctx_with(entries: u32, per_interface: u32) -> PipelineContext {
     let config = crate::flows::FlowConfig {
         entries,
-        max_per_interface: per_interface,
+        max_per_interface: Some(per_interface),
         ..Default::default()
     };
     PipelineContext::new(std::sync::Arc::new(crate::flows::Flows::new(&config, 16)))

@@ -480,6 +480,6 @@ fn run_in(snap: &Snapshot, vif: Vif, frame: &[u8], ctx: &mut PipelineContext) ->
 }
 
 mod flows;
+mod mtu;
 mod spoofing;
 mod tunnel;
-mod mtu;

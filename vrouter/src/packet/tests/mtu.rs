@@ -48,5 +48,8 @@ fn too_big_for_the_egress_pod_is_answered_or_counted() {
     let (v, out) = run(&snap, 1, &big6);
     assert_eq!(v, Verdict::DropWithError(DropReason::Mtu));
     assert_eq!(out[ETH_LEN + 40], 2, "packet too big");
-    assert_eq!(u32::from_be_bytes(out[ETH_LEN + 44..ETH_LEN + 48].try_into().unwrap()), 1400);
+    assert_eq!(
+        u32::from_be_bytes(out[ETH_LEN + 44..ETH_LEN + 48].try_into().unwrap()),
+        1400
+    );
 }

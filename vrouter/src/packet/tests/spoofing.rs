@@ -124,3 +124,33 @@ fn a_prefix_the_vrf_routes_to_a_pod_is_a_source_it_may_use() {
         "pod b may not use a's prefix"
     );
 }
+
+#[test]
+fn an_arp_flood_from_one_port_is_policed_and_other_ports_are_answered() {
+    let snap = snapshot();
+    let mut ctx = PipelineContext {
+        exceptions: ExceptionPolicer::new(16, 100),
+        ..PipelineContext::default()
+    };
+    ctx.exceptions.refill(std::time::Instant::now());
+    #[rustfmt::skip]
+    let request = |mac: [u8; 6], ip: [u8; 4]| -> Vec<u8> {
+        let mut f = vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        f.extend_from_slice(&mac);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&mac);
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&GW4);
+        f
+    };
+    let flood = request(MAC_A, A4);
+    let answered = (0..1000)
+        .filter(|_| matches!(run_in(&snap, 1, &flood, &mut ctx).0, Verdict::Transmit(1)))
+        .count();
+    assert_eq!(answered, 100, "the burst is answered, the rest policed");
+    let (v, _) = run_in(&snap, 1, &flood, &mut ctx);
+    assert_eq!(v, Verdict::Drop(DropReason::ExceptionRate));
+    let (v, _) = run_in(&snap, 2, &request(MAC_B, B4), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(2), "another pod's ARP is still answered");
+}

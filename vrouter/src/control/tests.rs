@@ -1,0 +1,134 @@
+//! Restoring the state directory: what cannot be applied is kept, not lost.
+
+use super::*;
+use crate::control::task::{spawn, Change};
+use crate::control::views::Views;
+use crate::flows::{FlowConfig, Flows};
+use control_client::{RouteTarget, SnapshotBuilder};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug)]
+struct NoPorts;
+
+impl Ports for NoPorts {
+    fn add_port(&mut self, _vif: Vif, ifname: &str) -> anyhow::Result<()> {
+        anyhow::bail!("interface {ifname} not found")
+    }
+    fn remove_port(&mut self, _vif: Vif) {}
+    fn shutdown(&mut self) {}
+}
+
+fn route(prefix: &str, target: RouteTarget) -> RouteSpec {
+    RouteSpec {
+        vrf: "red".into(),
+        prefix: prefix.parse().unwrap(),
+        target,
+    }
+}
+
+#[test]
+fn routes_that_cannot_be_applied_stay_recorded_across_unrelated_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path()).unwrap();
+    // Before the restart: pod "gone" (whose veth is missing now) and five routes,
+    // one of them to that pod; tables.routes is now 3.
+    let pod = InterfaceSpec {
+        name: "gone".into(),
+        vrf: "red".into(),
+        mac: MacAddr([2, 0, 0, 0, 0, 2]),
+        ipv4: Some([198, 18, 1, 2].into()),
+        ..InterfaceSpec::default()
+    };
+    store.save_port(&pod, PortIdentity { vif: 1, label: 16 }).unwrap();
+    let mut routes: Vec<RouteSpec> = (1..=4)
+        .map(|i| route(&format!("198.19.{i}.0/24"), RouteTarget::Discard))
+        .collect();
+    routes.push(route("198.20.0.0/16", RouteTarget::Interface { name: "gone".into() }));
+    store.save_routes(&routes).unwrap();
+    drop(store);
+
+    let store = StateStore::open(dir.path()).unwrap();
+    let mut model = DesiredState::new(16);
+    model.set_fabric("fabric0");
+    let mut builder = SnapshotBuilder::new(1);
+    let mac = MacAddr([0, 0, 0x5e, 0, 1, 0]);
+    let publisher = SnapshotPublisher::new(builder.build(&model, mac));
+    let views = Views::new(
+        publisher.clone(),
+        Vec::new(),
+        Arc::new(Flows::new(&FlowConfig::default(), 16)),
+        vec![],
+    );
+    let control = Control::new(ControlSetup {
+        model,
+        builder,
+        router_mac: mac,
+        publisher,
+        ports: Box::new(NoPorts),
+        store,
+        max_routes: 3,
+    });
+    let task = spawn(control, Duration::from_secs(60), views.ready_flag()).unwrap();
+    let handle = task.handle();
+    // The red VRF exists only through the missing pod: nothing can be applied; an
+    // unrelated change must not erase what is recorded.
+    let e = handle
+        .apply_blocking(Change::RemoveRoute {
+            vrf: "red".into(),
+            prefix: "198.19.1.0/24".parse().unwrap(),
+        })
+        .unwrap();
+    assert_eq!(e, serde_json::Value::Null, "a pending route can be removed");
+    let status = views.answer(&crate::api::Request::Status).unwrap();
+    assert_eq!(status["ready"], true);
+    task.shutdown();
+    let store = StateStore::open(dir.path()).unwrap();
+    let kept = store.load_routes().routes;
+    assert_eq!(kept.len(), 4, "{kept:?}");
+    assert!(kept.iter().any(|r| r.prefix.to_string() == "198.20.0.0/16"));
+    let (ports, _) = store.load_ports();
+    assert_eq!(ports.len(), 1, "the missing pod's record is kept");
+    assert_eq!(ports[0].identity, Some(PortIdentity { vif: 1, label: 16 }));
+}
+
+#[test]
+fn restore_applies_no_more_than_tables_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path()).unwrap();
+    let mut model = DesiredState::new(16);
+    model.set_fabric("fabric0");
+    // The VRF exists through an attached pod (added directly to the model).
+    model
+        .add_interface(InterfaceSpec {
+            name: "p".into(),
+            vrf: "red".into(),
+            mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            ..InterfaceSpec::default()
+        })
+        .unwrap();
+    let routes: Vec<RouteSpec> = (1..=5)
+        .map(|i| route(&format!("198.19.{i}.0/24"), RouteTarget::Discard))
+        .collect();
+    store.save_routes(&routes).unwrap();
+    let mut builder = SnapshotBuilder::new(1);
+    let mac = MacAddr([0, 0, 0x5e, 0, 1, 0]);
+    let publisher = SnapshotPublisher::new(builder.build(&model, mac));
+    let mut control = Control::new(ControlSetup {
+        model,
+        builder,
+        router_mac: mac,
+        publisher: publisher.clone(),
+        ports: Box::new(NoPorts),
+        store,
+        max_routes: 3,
+    });
+    control.restore();
+    let red = publisher.load_full().vrf_by_name("red").unwrap().v4.entries().len();
+    assert_eq!(red, 3, "tables.routes holds at restore");
+    assert_eq!(control.pending_routes.len(), 2, "the rest stay recorded");
+    assert!(matches!(
+        control.add_route(route("198.19.9.0/24", RouteTarget::Discard)),
+        Err(ControlError::RouteTableFull(3))
+    ));
+}
