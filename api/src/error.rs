@@ -91,7 +91,7 @@ impl From<&control_client::ModelError> for ErrorCode {
         match e {
             M::DuplicateInterface(_) | M::DuplicateRoute { .. } | M::AddressInUse { .. } => ErrorCode::AlreadyExists,
             M::UnknownInterface(_) | M::UnknownVrf(_) | M::UnknownRoute { .. } => ErrorCode::NotFound,
-            M::TooManyInterfaces(_) => ErrorCode::ResourceExhausted,
+            M::TooManyInterfaces(_) | M::TooManyVrfs(_) => ErrorCode::ResourceExhausted,
             M::InterfaceInUse { .. } => ErrorCode::InUse,
             M::InvalidInterfaceName(_)
             | M::InvalidVrfName(_)

@@ -154,6 +154,9 @@ pub enum ModelError {
     /// A gateway equals the pod's own address.
     #[error("gateway {0} equals the interface's own address")]
     GatewayIsOwnAddress(IpAddr),
+    /// As many VRFs exist as ids can name.
+    #[error("{0} VRFs exist already")]
+    TooManyVrfs(usize),
     /// The table of interfaces is full.
     #[error("interface table full ({0} interfaces): raise tables.interfaces")]
     TooManyInterfaces(usize),
@@ -247,7 +250,7 @@ impl DesiredState {
             encap_priority: Encap::DEFAULT_PRIORITY.to_vec(),
             ..Self::default()
         };
-        state.vrf_ids.insert(FABRIC_VRF.to_string(), 0);
+        state.vrf_ids.insert(FABRIC_VRF.to_string(), VrfId::FABRIC);
         state
     }
 
@@ -380,6 +383,7 @@ impl DesiredState {
         if spec.mac.0 == [0; 6] || spec.mac.0[0] & 1 == 1 {
             return Err(ModelError::InvalidMac(spec.mac));
         }
+        self.vrf_available(&spec.vrf)?;
         let addresses = spec.ipv4.map(IpAddr::V4).into_iter().chain(spec.ipv6.map(IpAddr::V6));
         if let Some(bad) = addresses.into_iter().find(|a| is_martian(*a)) {
             return Err(ModelError::InvalidPodAddress(bad));
@@ -432,13 +436,12 @@ impl DesiredState {
         Ok(())
     }
 
-    /// Records a validated interface under `id`, creating its VRF if needed.
+    /// Records a validated interface under `id`, creating its VRF if needed (its
+    /// room was checked by [`DesiredState::validate_new_interface`]).
     fn insert_interface(&mut self, spec: InterfaceSpec, id: PortIdentity) {
-        if !self.vrf_ids.contains_key(&spec.vrf) {
-            let next = self.vrf_ids.values().max().map_or(0, |m| m + 1);
-            self.vrf_ids.insert(spec.vrf.clone(), next);
+        if self.ensure_vrf(&spec.vrf).is_ok() {
+            self.interfaces.insert(spec.name.clone(), (id, spec));
         }
-        self.interfaces.insert(spec.name.clone(), (id, spec));
     }
 
     /// Removes a pod interface; returns what it was.
@@ -454,6 +457,7 @@ impl DesiredState {
             });
         }
         let (id, spec) = self.interfaces.remove(name).expect("checked above");
+        self.release_vrf_if_unused(&spec.vrf);
         Ok((id.vif, spec))
     }
 
@@ -502,7 +506,9 @@ impl DesiredState {
                 vrf: vrf.to_string(),
                 prefix,
             })?;
-        Ok(self.routes.remove(pos))
+        let removed = self.routes.remove(pos);
+        self.release_vrf_if_unused(vrf);
+        Ok(removed)
     }
 
     /// The pod interfaces, by name.
@@ -556,6 +562,7 @@ mod builder;
 #[cfg(test)]
 mod builder_tests;
 mod ports;
+mod vrfs;
 
 pub use builder::SnapshotBuilder;
 pub use ports::{PortIdentity, FIRST_LABEL, LAST_LABEL};

@@ -16,6 +16,7 @@
 
 pub mod ecmp;
 pub mod encap;
+mod ids;
 mod lpm;
 mod nexthop;
 mod route;

@@ -6,10 +6,7 @@ use crate::route::{Route, RouteSlot};
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// Interface index inside the vrouter (Tungsten's "vif" number).
-pub type Vif = u32;
-/// VRF index.
-pub type VrfId = u32;
+pub use crate::ids::{Vif, VrfId};
 /// A hash map with a fast, DoS-resistant hasher.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 
@@ -229,7 +226,7 @@ impl Snapshot {
     /// The VRF with this id, if any.
     #[inline]
     pub fn vrf(&self, id: VrfId) -> Option<&Vrf> {
-        self.vrfs.get(id as usize)
+        self.vrfs.get(id.index())
     }
 
     /// The VRF with this name, if any.

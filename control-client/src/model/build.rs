@@ -25,15 +25,15 @@ impl SnapshotBuilder {
     /// were in the previous snapshot keep their ids and slots.
     pub fn build(&mut self, state: &DesiredState, router_mac: MacAddr) -> Snapshot {
         let generation = self.begin();
-        let vrf_count = state.vrf_ids.values().max().map_or(0, |m| *m as usize + 1);
+        let vrf_count = state.vrf_ids.values().max().map_or(0, |m| m.index() + 1);
         let mut vrfs: Vec<Vrf> = (0..vrf_count)
             .map(|id| Vrf {
-                id: id as VrfId,
+                id: VrfId(id as u16),
                 ..Vrf::default()
             })
             .collect();
         for (name, id) in &state.vrf_ids {
-            vrfs[*id as usize].name = name.clone();
+            vrfs[id.index()].name = name.clone();
         }
         let mut compile = Compile {
             ids: self,
@@ -43,7 +43,11 @@ impl SnapshotBuilder {
                 router_mac,
                 vrfs,
                 fabric: state.fabric_info,
-                vxlan: state.vrf_vnis.iter().map(|(v, n)| (*n, state.vrf_ids[v])).collect(),
+                vxlan: state
+                    .vrf_vnis
+                    .iter()
+                    .filter_map(|(v, n)| Some((*n, *state.vrf_ids.get(v)?)))
+                    .collect(),
                 ..Snapshot::default()
             },
             interface_nh: BTreeMap::new(),
@@ -70,7 +74,7 @@ impl<'a> Compile<'a> {
 
     fn insert(&mut self, vrf: VrfId, prefix: IpNet, nh: NextHopId) {
         let route = self.ids.route(vrf, prefix, nh, self.generation);
-        let table = &mut self.snap.vrfs[vrf as usize];
+        let table = &mut self.snap.vrfs[vrf.index()];
         match prefix {
             IpNet::V4(p) => table.v4.insert(v4_key(p.network()), p.prefix_len(), route),
             IpNet::V6(p) => table.v6.insert(v6_key(p.network()), p.prefix_len(), route),
@@ -88,7 +92,7 @@ impl<'a> Compile<'a> {
                 name: name.clone(),
                 kind: InterfaceKind::Fabric,
                 mac: router_mac,
-                vrf: 0,
+                vrf: VrfId::FABRIC,
                 ipv4: None,
                 ipv6: None,
                 gateway4: None,
@@ -138,7 +142,7 @@ impl<'a> Compile<'a> {
             let vrf = state.vrf_ids[&spec.vrf];
             let gateways = [spec.gateway4.map(IpAddr::V4), spec.gateway6.map(IpAddr::V6)];
             for g in gateways.into_iter().flatten() {
-                let table = &self.snap.vrfs[vrf as usize];
+                let table = &self.snap.vrfs[vrf.index()];
                 let taken = match g {
                     IpAddr::V4(a) => table.v4.get_exact(v4_key(a), 32).is_some(),
                     IpAddr::V6(a) => table.v6.get_exact(v6_key(a), 128).is_some(),

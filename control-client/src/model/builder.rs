@@ -205,7 +205,7 @@ impl SnapshotBuilder {
             self.stamp(slot, generation);
             // Destinations inside a new prefix were answered by the longest shorter
             // prefix around it, or by "no route": that answer changed for them.
-            let Some(tables) = snap.vrfs.get(vrf as usize) else {
+            let Some(tables) = snap.vrfs.get(vrf.index()) else {
                 continue;
             };
             let parent = match prefix {

@@ -102,7 +102,7 @@ fn a_changed_next_hop_stamps_its_route_only() {
         first.nexthops[kept.nexthop as usize]
     );
     assert!(matches!(
-        second.route4(1, Ipv4Addr::new(198, 18, 8, 5)),
+        second.route4(nexthop::VrfId(1), Ipv4Addr::new(198, 18, 8, 5)),
         Some(NextHop::Tunnel { label: 40, .. })
     ));
 }

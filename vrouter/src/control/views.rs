@@ -200,7 +200,7 @@ impl Views {
             generation: snap.generation,
             forwarding_cores: self.forwarding_cores.clone(),
             interfaces: snap.interfaces.iter().flatten().count(),
-            vrfs: snap.vrfs.len(),
+            vrfs: snap.vrfs.iter().filter(|v| !v.name.is_empty()).count(),
             cycles_per_second: crate::cycles::cycles_per_second() as u64,
             workers: stats
                 .iter()
@@ -240,7 +240,7 @@ impl Views {
             if !flow_matches(
                 filter,
                 &r.key,
-                snap.vrf(u32::from(r.key.vrf())).map(|v| v.name.as_str()),
+                snap.vrf(nexthop::VrfId(r.key.vrf())).map(|v| v.name.as_str()),
             ) {
                 return ControlFlow::Continue(());
             }
@@ -259,7 +259,7 @@ impl Views {
                 index: r.index,
                 reverse: r.reverse,
                 vrf: snap
-                    .vrf(u32::from(r.key.vrf()))
+                    .vrf(nexthop::VrfId(r.key.vrf()))
                     .map(|v| v.name.clone())
                     .unwrap_or_default(),
                 src: r.key.src_addr(),

@@ -224,7 +224,7 @@ pub(super) fn hash_of(key: &FlowKey, hint: Option<&Classified>) -> u64 {
 #[inline(always)]
 fn key_of(iface: &Interface, d: &[u8]) -> Option<FlowKey> {
     let ethertype = u16::from_be_bytes([*d.get(12)?, *d.get(13)?]);
-    let vrf = iface.vrf as u16;
+    let vrf = iface.vrf.0;
     match ethertype {
         super::ETHERTYPE_IPV4 => {
             let ip = d.get(ETH_LEN..ETH_LEN + 20)?;

@@ -54,7 +54,7 @@ pub(super) fn handle(
     if iface.ipv4 != Some(src) && !super::other_source_allowed(snap, iface, src.into()) {
         return Verdict::Drop(DropReason::SourceMismatch);
     }
-    let key = FlowKey::v4(iface.vrf as u16, src, dst, proto, sport, dport);
+    let key = FlowKey::v4(iface.vrf.0, src, dst, proto, sport, dport);
     let hash = flow::hash_of(&key, hint);
     match flow::decide(snap, ctx, iface, &key, hash, total as u32, tcp_flags) {
         Decision::Forward(nh) => {

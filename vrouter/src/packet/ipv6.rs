@@ -77,7 +77,7 @@ pub(super) fn handle(
     if iface.ipv6 != Some(src) && !super::other_source_allowed(snap, iface, src.into()) {
         return Verdict::Drop(DropReason::SourceMismatch);
     }
-    let key = FlowKey::v6(iface.vrf as u16, src, dst, next_header, sport, dport);
+    let key = FlowKey::v6(iface.vrf.0, src, dst, next_header, sport, dport);
     let hash = flow::hash_of(&key, hint);
     match flow::decide(snap, ctx, iface, &key, hash, (L4 + payload - ETH_LEN) as u32, tcp_flags) {
         Decision::Forward(nh) => {

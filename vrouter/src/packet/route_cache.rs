@@ -30,7 +30,7 @@ pub(super) enum RouteLookup {
 struct Slot {
     generation: u64,
     dst: u128,
-    vrf: u32,
+    vrf: nexthop::VrfId,
     route: RouteLookup,
 }
 
@@ -47,7 +47,7 @@ impl Default for RouteCache {
         let empty = Slot {
             generation: u64::MAX,
             dst: 0,
-            vrf: 0,
+            vrf: nexthop::VrfId::FABRIC,
             route: RouteLookup::Missing(VOLATILE_SLOT),
         };
         Self {
@@ -63,9 +63,9 @@ impl RouteCache {
     /// this generation already looked it up.
     #[inline]
     pub(super) fn lookup(&mut self, snap: &Snapshot, flow: &FlowKey) -> RouteLookup {
-        let vrf = u32::from(flow.vrf());
+        let vrf = nexthop::VrfId(flow.vrf());
         let key = flow.dst_bits();
-        let mixed = (key as u64) ^ ((key >> 64) as u64) ^ u64::from(vrf).rotate_left(29);
+        let mixed = (key as u64) ^ ((key >> 64) as u64) ^ u64::from(vrf.0).rotate_left(29);
         let index = (mixed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize & (SLOTS - 1);
         let slot = &mut self.slots[index];
         if slot.generation == snap.generation && slot.dst == key && slot.vrf == vrf {
@@ -91,7 +91,7 @@ impl RouteCache {
 
 /// The lookup itself: longest prefix in the VRF; without one, whether another VRF
 /// owns the address (an isolation drop rather than a missing route).
-fn lookup_tables(snap: &Snapshot, vrf: u32, dst: IpAddr) -> RouteLookup {
+fn lookup_tables(snap: &Snapshot, vrf: nexthop::VrfId, dst: IpAddr) -> RouteLookup {
     let Some(tables) = snap.vrf(vrf) else {
         return RouteLookup::Missing(VOLATILE_SLOT);
     };
@@ -125,7 +125,7 @@ mod tests {
 
     fn snapshot(generation: u64, nh: NextHopId) -> Snapshot {
         let mut vrf = Vrf {
-            id: 0,
+            id: nexthop::VrfId(0),
             ..Vrf::default()
         };
         vrf.v4
@@ -135,7 +135,7 @@ mod tests {
             vrfs: vec![
                 vrf,
                 Vrf {
-                    id: 1,
+                    id: nexthop::VrfId(1),
                     ..Vrf::default()
                 },
             ],

@@ -483,3 +483,4 @@ mod flows;
 mod mtu;
 mod spoofing;
 mod tunnel;
+mod vrf_reuse;
