@@ -145,7 +145,7 @@ fn in_memory_port(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(std::time::Duration::from_secs(5));
     for (name, flows) in [("1K", 1u32 << 10), ("1M", 1 << 20)] {
-        let mut ctx = PipelineContext::new(Arc::new(Flows::new(
+        let ctx = PipelineContext::new(Arc::new(Flows::new(
             &FlowConfig {
                 entries: 3 << 20,
                 // One interface makes every flow here: no per-interface share.
@@ -154,12 +154,13 @@ fn in_memory_port(c: &mut Criterion) {
             },
             16,
         )));
+        let mut engine = vrouter::batch::BatchProcessor::new(ctx, Arc::new(vrouter::stats::WorkerStats::new(16)));
         // One builder for all cases, as the control thread has one for its lifetime.
         let mut control = Publisher::new();
         let mut port = InMemoryPort::new(flows, control.snapshot.interface(1).expect("pod a").clone());
-        port.establish(&mut ctx, &control.snapshot);
+        port.establish(&mut engine, &control.snapshot);
         assert_eq!(
-            ctx.flows.table.stats().active,
+            engine.ctx.flows.table.stats().active,
             2 * u64::from(flows),
             "every flow established"
         );
@@ -175,7 +176,7 @@ fn in_memory_port(c: &mut Criterion) {
         };
         for (case, churn) in churn {
             group.bench_function(format!("{name} established flows, 64 B, in-memory port, {case}"), |b| {
-                b.iter_custom(|passes| control.timed_passes(&mut port, &mut ctx, *churn, passes))
+                b.iter_custom(|passes| control.timed_passes(&mut port, &mut engine, *churn, passes))
             });
         }
     }

@@ -7,8 +7,8 @@ use nexthop::encap::Encap;
 use nexthop::{Interface, MacAddr, Snapshot};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
+use vrouter::batch::{BatchProcessor, Desc, FrameStore, TxQueues};
 use vrouter::gen::{Endpoints, Proto, Template};
-use vrouter::packet::{process_classified, PacketBuf, PipelineContext};
 
 /// Frames in the ring.
 pub const RING: usize = 512;
@@ -20,14 +20,49 @@ pub const PUBLISH_EVERY: usize = 14_880;
 
 /// 512 frames 2 KB apart (1 MB: warm in L2/L3, as a NIC's DMA leaves them), filled by
 /// the generator's template with consecutive flows of pod a (source port and address
-/// vary) to 198.18.2.2, and the worker's passes over them.
+/// vary) to 198.18.2.2, and the worker's own batch routine over them.
 pub struct InMemoryPort {
-    umem: Vec<u8>,
+    umem: Umem,
     template: Template,
     source: std::net::IpAddr,
     flows: u32,
     next: u32,
     iface: Interface,
+    rx: Vec<Desc>,
+    tx: Queues,
+}
+
+/// The port's memory as the batch routine sees a UMEM: 2 KB chunks.
+struct Umem(Vec<u8>);
+
+impl FrameStore for Umem {
+    fn chunk_size(&self) -> u64 {
+        FRAME as u64
+    }
+    #[inline]
+    fn chunk_mut(&mut self, addr: u64) -> Option<&mut [u8]> {
+        let start = (addr as usize / FRAME) * FRAME;
+        self.0.get_mut(start..start + FRAME)
+    }
+    fn release(&mut self, _addr: u64) {}
+    fn take(&mut self) -> Option<u64> {
+        None
+    }
+}
+
+/// Transmit queues that take everything (the worker's pending lists; "sent" when
+/// the batch ends, as the worker's flush does).
+struct Queues(Vec<Vec<Desc>>);
+
+impl TxQueues for Queues {
+    #[inline]
+    fn queue_of(&self, vif: u32) -> Option<u16> {
+        Some(vif.min(15) as u16)
+    }
+    #[inline]
+    fn push(&mut self, queue: u16, desc: Desc) {
+        self.0[usize::from(queue)].push(desc);
+    }
 }
 
 impl std::fmt::Debug for InMemoryPort {
@@ -50,50 +85,50 @@ impl InMemoryPort {
             dst_port: 5000,
         };
         Self {
-            umem: vec![0u8; RING * FRAME],
+            umem: Umem(vec![0u8; RING * FRAME]),
             template: Template::new(&endpoints, Proto::Udp, 64).expect("template"),
             source: endpoints.src_ip,
             flows,
             next: 0,
             iface,
+            rx: Vec::with_capacity(32),
+            tx: Queues((0..16).map(|_| Vec::with_capacity(64)).collect()),
         }
     }
 
     /// The generator's part (not the vrouter's work): writes the next 512 frames.
     pub fn fill(&mut self) {
         let len = self.template.len();
-        for frame in self.umem.chunks_exact_mut(FRAME) {
+        for frame in self.umem.0.chunks_exact_mut(FRAME) {
             self.template
                 .write(&mut frame[HEADROOM..HEADROOM + len], self.source, self.next, 0);
             self.next = (self.next + 1) % self.flows;
         }
     }
 
-    /// The worker's part, as it runs over a received batch: per 32 frames, a pass
-    /// that classifies and prefetches buckets, one that prefetches entries, then the
-    /// pipeline.
-    pub fn pass(&mut self, ctx: &mut PipelineContext, snap: &Snapshot) {
-        let len = self.template.len();
-        for batch in self.umem.chunks_exact_mut(FRAME * 32) {
-            let mut classified = [None; 32];
-            for (frame, c) in batch.chunks_exact(FRAME).zip(classified.iter_mut()) {
-                *c = vrouter::packet::classify(&ctx.flows, &self.iface, &frame[HEADROOM..HEADROOM + len]);
-            }
-            for c in classified.iter().flatten() {
-                vrouter::packet::prefetch_flow_entry(&ctx.flows, c);
-            }
-            for (frame, c) in batch.chunks_exact_mut(FRAME).zip(&classified) {
-                let mut pkt = PacketBuf::new(frame, HEADROOM, len).expect("fits");
-                black_box(process_classified(snap, self.iface.vif, &mut pkt, ctx, c.as_ref()));
+    /// The worker's part: its batch routine ([`BatchProcessor::run`]) over each 32
+    /// frames, as over a received batch, the transmit queues emptied after each.
+    pub fn pass(&mut self, engine: &mut BatchProcessor, snap: &Snapshot) {
+        let len = self.template.len() as u32;
+        for batch in 0..RING / 32 {
+            self.rx.clear();
+            self.rx.extend((0..32).map(|i| Desc {
+                addr: ((batch * 32 + i) * FRAME + HEADROOM) as u64,
+                len,
+            }));
+            engine.run(snap, self.iface.vif, 0, &self.rx, &mut self.umem, &mut self.tx);
+            for q in &mut self.tx.0 {
+                black_box(q.len());
+                q.clear();
             }
         }
     }
 
     /// Fills and passes until every flow has been seen (so all are established).
-    pub fn establish(&mut self, ctx: &mut PipelineContext, snap: &Snapshot) {
+    pub fn establish(&mut self, engine: &mut BatchProcessor, snap: &Snapshot) {
         for _ in 0..(self.flows as usize).div_ceil(RING) {
             self.fill();
-            self.pass(ctx, snap);
+            self.pass(engine, snap);
         }
     }
 }
@@ -130,7 +165,7 @@ impl Publisher {
     pub fn timed_passes(
         &mut self,
         port: &mut InMemoryPort,
-        ctx: &mut PipelineContext,
+        engine: &mut BatchProcessor,
         churn: Option<Churn>,
         passes: u64,
     ) -> std::time::Duration {
@@ -138,7 +173,7 @@ impl Publisher {
         for _ in 0..passes {
             port.fill();
             let start = std::time::Instant::now();
-            port.pass(ctx, &self.snapshot);
+            port.pass(engine, &self.snapshot);
             timed += start.elapsed();
             self.since_publication += RING;
             if let Some(churn) = churn.filter(|_| self.since_publication >= PUBLISH_EVERY) {

@@ -226,7 +226,11 @@ fn a_port_whose_veth_vanishes_is_detached_and_comes_back_as_it_was() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert!(n.log().contains("vanished"), "not logged\n{}", n.log());
+    // Logged before it is detached; the log is a file another process writes.
+    while !n.log().contains("vanished") {
+        assert!(std::time::Instant::now() < deadline, "not logged\n{}", n.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     // An interface of the same name appears again: adding it works at once and it
     // keeps its vif and label.
     n.ns.ip(&["link", "add", &host_if, "type", "veth", "peer", "name", "vanishp"])

@@ -10,6 +10,7 @@
 #[allow(unsafe_code)]
 pub mod afxdp;
 pub mod api;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -7,8 +7,9 @@
 //! mode, poll(2).
 
 use crate::afxdp::{FramePool, PortSocket, RxBatch, FRAME_SIZE};
+use crate::batch::{BatchProcessor, Desc, FrameStore, TxQueues};
 use crate::config::PollMode;
-use crate::packet::{self, DropReason, PacketBuf, PipelineContext, Verdict};
+use crate::packet::{DropReason, PipelineContext};
 use crate::stats::WorkerStats;
 use control_client::SnapshotPublisher;
 use crossbeam_channel::{Receiver, Sender};
@@ -22,8 +23,6 @@ use xdpilone::xdp::XdpDesc;
 const NO_SOCKET: u16 = u16::MAX;
 /// Empty polls before an adaptive worker sleeps.
 const IDLE_SPINS: u32 = 2000;
-/// Where fragments start in their frames: room for the largest outer headers.
-const FRAGMENT_HEADROOM: usize = 256;
 /// Kick-and-retry rounds for a full TX ring before its frames are dropped.
 const TX_RETRIES: u32 = 16;
 /// How often kernel socket counters are mirrored.
@@ -90,10 +89,56 @@ struct Worker {
     stats: Arc<WorkerStats>,
     publisher: SnapshotPublisher,
     commands: Receiver<WorkerCommand>,
-    ctx: PipelineContext,
-    scratch: Vec<u8>,
-    /// The first pass's flow key and hash of each received frame, by position.
-    classified: Vec<Option<packet::Classified>>,
+    /// The batch routine (shared with the in-memory benchmark) and its state.
+    engine: BatchProcessor,
+    /// The received batch as the batch routine takes it.
+    rx_descs: Vec<Desc>,
+}
+
+/// The worker's transmit queues, as the batch routine sees them.
+struct WorkerTx<'a> {
+    queue_of_vif: &'a [u16],
+    pending: &'a mut [Vec<XdpDesc>],
+}
+
+impl TxQueues for WorkerTx<'_> {
+    #[inline]
+    fn queue_of(&self, vif: Vif) -> Option<u16> {
+        self.queue_of_vif.get(vif as usize).copied().filter(|q| *q != NO_SOCKET)
+    }
+
+    #[inline]
+    fn push(&mut self, queue: u16, desc: Desc) {
+        if let Some(p) = self.pending.get_mut(usize::from(queue)) {
+            p.push(XdpDesc {
+                addr: desc.addr,
+                len: desc.len,
+                options: 0,
+            });
+        }
+    }
+}
+
+impl FrameStore for FramePool {
+    #[inline]
+    fn chunk_size(&self) -> u64 {
+        u64::from(FRAME_SIZE)
+    }
+
+    #[inline]
+    fn chunk_mut(&mut self, addr: u64) -> Option<&mut [u8]> {
+        self.frame_mut(addr)
+    }
+
+    #[inline]
+    fn release(&mut self, addr: u64) {
+        FramePool::release(self, addr)
+    }
+
+    #[inline]
+    fn take(&mut self) -> Option<u64> {
+        FramePool::take(self)
+    }
 }
 
 /// What a worker shares with the rest of the vrouter.
@@ -168,6 +213,7 @@ impl Worker {
         let mut tx_slot_of_vif = vec![NO_SOCKET; max_vifs];
         tx_slot_of_vif[0] = 0;
         let exception_rate = settings.exception_rate;
+        let engine_stats = Arc::clone(&stats);
         Ok(Self {
             slots: vec![Some(Slot { vif: 0, socket: anchor })],
             pool,
@@ -177,13 +223,12 @@ impl Worker {
             stats,
             publisher,
             commands,
-            ctx: {
+            engine: {
                 let mut ctx = PipelineContext::new(flows);
                 ctx.exceptions = crate::packet::ExceptionPolicer::new(ctx.flows.max_vifs(), exception_rate);
-                ctx
+                BatchProcessor::new(ctx, engine_stats)
             },
-            scratch: Vec::with_capacity(FRAME_SIZE as usize),
-            classified: Vec::with_capacity(256),
+            rx_descs: Vec::with_capacity(256),
         })
     }
 
@@ -225,33 +270,17 @@ impl Worker {
                     continue;
                 }
                 work += rx.len();
-                // Two prefetch passes so that the flow lookups of the last pass overlap
-                // their cache misses: hash every packet's flow key and prefetch its
-                // bucket; then, buckets in cache, prefetch the entries. The last pass
-                // reuses the hashes.
-                self.classified.clear();
-                let iface = snap.interface(in_vif);
-                for desc in rx.iter() {
-                    let off = (desc.addr % u64::from(FRAME_SIZE)) as usize;
-                    let classified = iface.zip(self.pool.frame_mut(desc.addr)).and_then(|(iface, frame)| {
-                        let d = frame.get(off..off + desc.len as usize)?;
-                        packet::classify(&self.ctx.flows, iface, d)
-                    });
-                    self.classified.push(classified);
-                }
-                for c in self.classified.iter().flatten() {
-                    packet::prefetch_flow_entry(&self.ctx.flows, c);
-                }
-                let stats = Arc::clone(&self.stats);
-                let counters = stats.vifs.get(in_vif as usize);
-                for (i, desc) in rx.iter().enumerate() {
-                    if let Some(c) = counters {
-                        c.rx_packets.add(1);
-                        c.rx_bytes.add(u64::from(desc.len));
-                    }
-                    let classified = self.classified.get(i).copied().flatten();
-                    self.forward_one(&snap, in_vif, slot as u16, *desc, classified.as_ref());
-                }
+                self.rx_descs.clear();
+                self.rx_descs.extend(rx.iter().map(|d| Desc {
+                    addr: d.addr,
+                    len: d.len,
+                }));
+                let mut tx = WorkerTx {
+                    queue_of_vif: &self.tx_slot_of_vif,
+                    pending: &mut self.pending,
+                };
+                self.engine
+                    .run(&snap, in_vif, slot as u16, &self.rx_descs, &mut self.pool, &mut tx);
                 self.flush();
             }
             for s in self.slots.iter_mut().flatten() {
@@ -268,8 +297,8 @@ impl Worker {
                 idle_spins = 0;
                 self.stats.busy_loops.add(1);
                 let now = Instant::now();
-                self.ctx.icmp.refill(now);
-                self.ctx.exceptions.refill(now);
+                self.engine.ctx.icmp.refill(now);
+                self.engine.ctx.exceptions.refill(now);
                 continue;
             }
             self.stats.idle_loops.add(1);
@@ -282,96 +311,6 @@ impl Worker {
                 }
             }
             std::hint::spin_loop();
-        }
-    }
-
-    #[inline]
-    fn forward_one(
-        &mut self,
-        snap: &nexthop::Snapshot,
-        in_vif: Vif,
-        in_slot: u16,
-        desc: XdpDesc,
-        classified: Option<&packet::Classified>,
-    ) {
-        let base = desc.addr & !u64::from(FRAME_SIZE - 1);
-        let offset = (desc.addr - base) as usize;
-        let Some(frame) = self.pool.frame_mut(desc.addr) else {
-            return;
-        };
-        let verdict = match PacketBuf::new(frame, offset, desc.len as usize) {
-            Some(mut pkt) => {
-                let v = packet::process_classified(snap, in_vif, &mut pkt, &mut self.ctx, classified);
-                if let Some((remote, tx)) = self.ctx.tunnel.take() {
-                    let bytes = if tx { pkt.len() } else { desc.len as usize };
-                    self.stats.count_tunnel(remote, tx, bytes as u32);
-                }
-                (v, base + pkt.start() as u64, pkt.len() as u32)
-            }
-            None => (Verdict::Drop(DropReason::Truncated), 0, 0),
-        };
-        let out_slot = match verdict.0 {
-            Verdict::Transmit(out_vif) => match self.tx_slot_of_vif.get(out_vif as usize) {
-                Some(&s) if s != NO_SOCKET => s,
-                _ => {
-                    self.stats.drop_packet(in_vif, DropReason::NoTxPort);
-                    self.pool.release(desc.addr);
-                    return;
-                }
-            },
-            Verdict::DropWithError(reason) => {
-                self.stats.drop_packet(in_vif, reason);
-                self.stats.icmp_errors_sent.add(1);
-                in_slot
-            }
-            Verdict::Drop(reason) => {
-                self.stats.drop_packet(in_vif, reason);
-                self.pool.release(desc.addr);
-                return;
-            }
-            Verdict::Fragment(count) => {
-                self.send_fragments(snap, in_vif, verdict.1, verdict.2, count);
-                self.pool.release(desc.addr);
-                return;
-            }
-        };
-        self.pending[out_slot as usize].push(XdpDesc {
-            addr: verdict.1,
-            len: verdict.2,
-            options: 0,
-        });
-    }
-
-    /// Builds the fragments of the frame at `addr` (left by a `Fragment` verdict),
-    /// each in a frame of its own, and queues them on the fabric.
-    fn send_fragments(&mut self, snap: &nexthop::Snapshot, in_vif: Vif, addr: u64, len: u32, count: u16) {
-        let (Some(plan), Some(&slot)) = (self.ctx.fragments.take(), self.tx_slot_of_vif.first()) else {
-            self.stats.drop_packet(in_vif, DropReason::Mtu);
-            return;
-        };
-        let Some(frame) = self.pool.frame_mut(addr) else { return };
-        let offset = (addr % u64::from(FRAME_SIZE)) as usize;
-        self.scratch.clear();
-        self.scratch.extend_from_slice(&frame[offset..offset + len as usize]);
-        for index in 0..usize::from(count) {
-            let Some(base) = self.pool.take() else {
-                self.stats.drop_packet(in_vif, DropReason::NoFrame);
-                return;
-            };
-            let frame = self.pool.frame_mut(base).expect("just taken");
-            let mut pkt = PacketBuf::new(frame, FRAGMENT_HEADROOM, 0).expect("headroom fits a frame");
-            if packet::build_fragment(snap, &plan, &self.scratch, index, &mut pkt) {
-                let desc = XdpDesc {
-                    addr: base + pkt.start() as u64,
-                    len: pkt.len() as u32,
-                    options: 0,
-                };
-                self.pending[slot as usize].push(desc);
-            } else {
-                self.pool.release(base);
-                self.stats.drop_packet(in_vif, DropReason::Mtu);
-                return;
-            }
         }
     }
 
@@ -418,7 +357,7 @@ impl Worker {
                 c.kernel_fill_ring_empty.set(k.fill_ring_empty);
             }
         }
-        self.stats.icmp_errors_suppressed.set(self.ctx.icmp.suppressed);
+        self.stats.icmp_errors_suppressed.set(self.engine.ctx.icmp.suppressed);
     }
 
     fn handle(&mut self, cmd: WorkerCommand) {

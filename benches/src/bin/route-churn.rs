@@ -25,7 +25,10 @@ fn main() -> anyhow::Result<()> {
         max_per_interface: Some(0),
         ..FlowConfig::default()
     };
-    let mut ctx = PipelineContext::new(Arc::new(Flows::new(&config, 16)));
+    let mut engine = vrouter::batch::BatchProcessor::new(
+        PipelineContext::new(Arc::new(Flows::new(&config, 16))),
+        Arc::new(vrouter::stats::WorkerStats::new(16)),
+    );
     let mut control = Publisher::new();
     let mut port = InMemoryPort::new(FLOWS, control.snapshot.interface(1).expect("pod a").clone());
     let cases = [
@@ -38,8 +41,8 @@ fn main() -> anyhow::Result<()> {
         for ((_, churn), times) in cases.iter().zip(&mut results) {
             // Every flow seen once under the current snapshot, untimed: each case
             // starts from established, up-to-date flows.
-            port.establish(&mut ctx, &control.snapshot);
-            let timed = control.timed_passes(&mut port, &mut ctx, *churn, u64::from(FLOWS) / RING as u64);
+            port.establish(&mut engine, &control.snapshot);
+            let timed = control.timed_passes(&mut port, &mut engine, *churn, u64::from(FLOWS) / RING as u64);
             times.push(timed.as_nanos() as f64 / f64::from(FLOWS));
         }
     }

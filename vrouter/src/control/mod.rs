@@ -326,16 +326,16 @@ impl Control {
             let Ok((vif, _)) = self.model.remove_interface(&name) else {
                 continue;
             };
-            self.model.reserve_identity(&name, id);
-            self.pending_routes.extend(routes);
-            self.publish();
-            self.ports.remove_port(vif);
             tracing::warn!(
                 interface = %name,
                 vif,
                 label = id.label,
                 "interface vanished under the vrouter: port detached (its record, vif and label are kept; add it again to reattach)"
             );
+            self.model.reserve_identity(&name, id);
+            self.pending_routes.extend(routes);
+            self.publish();
+            self.ports.remove_port(vif);
         }
     }
 

@@ -1,0 +1,213 @@
+//! The batch routine: what a forwarding worker does with one received batch, behind
+//! two small traits so that the same code runs over AF_XDP (the worker's UMEM and
+//! transmit queues) and over the benchmark's in-memory port (as s2n-quic's receive
+//! queue serves both AF_XDP and its test network). A benchmark of it measures the
+//! worker, per-interface counters and transmit queueing included.
+//!
+//! Per batch: classify every frame (parse, flow key, hash, prefetch its bucket), then
+//! prefetch the flow entries, then run each frame through the pipeline, count it, and
+//! queue it for transmission, back to its sender (ICMP errors), as fragments, or free
+//! it. No locks, allocation or system calls.
+
+use crate::packet::{self, Classified, DropReason, PacketBuf, PipelineContext, Verdict};
+use crate::stats::WorkerStats;
+use nexthop::{Snapshot, Vif};
+use std::sync::Arc;
+
+/// A received or built frame: where it is (an address in the frame store) and its
+/// length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Desc {
+    /// Address of the packet's first byte in the store.
+    pub addr: u64,
+    /// Packet length.
+    pub len: u32,
+}
+
+/// Where the frames live: fixed-size chunks addressed by offset (a UMEM).
+pub trait FrameStore {
+    /// Bytes per chunk (a power of two).
+    fn chunk_size(&self) -> u64;
+    /// The whole chunk containing `addr`, if the worker holds it.
+    fn chunk_mut(&mut self, addr: u64) -> Option<&mut [u8]>;
+    /// Gives the chunk containing `addr` back.
+    fn release(&mut self, addr: u64);
+    /// A free chunk's address, if any.
+    fn take(&mut self) -> Option<u64>;
+}
+
+/// The transmit queues of the worker's ports.
+pub trait TxQueues {
+    /// The queue of port `vif`, if the worker has a socket for it.
+    fn queue_of(&self, vif: Vif) -> Option<u16>;
+    /// Queues `desc` on `queue`.
+    fn push(&mut self, queue: u16, desc: Desc);
+}
+
+/// Where fragments start in their chunks: room for the largest outer headers.
+const FRAGMENT_HEADROOM: usize = 256;
+
+/// A worker's per-batch state: the pipeline's context, the classification of the
+/// batch, and its counters.
+#[derive(Debug)]
+pub struct BatchProcessor {
+    /// The pipeline's per-worker state.
+    pub ctx: PipelineContext,
+    /// The worker's counters.
+    pub stats: Arc<WorkerStats>,
+    classified: Vec<Option<Classified>>,
+    scratch: Vec<u8>,
+}
+
+impl BatchProcessor {
+    /// A processor with `ctx`, counting into `stats`.
+    pub fn new(ctx: PipelineContext, stats: Arc<WorkerStats>) -> Self {
+        Self {
+            ctx,
+            stats,
+            classified: Vec::with_capacity(256),
+            scratch: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Processes `rx`, received on port `in_vif` (transmit queue `in_queue`), against
+    /// `snap`: every frame ends queued on `tx` or released to `frames`.
+    #[inline]
+    pub fn run(
+        &mut self,
+        snap: &Snapshot,
+        in_vif: Vif,
+        in_queue: u16,
+        rx: &[Desc],
+        frames: &mut impl FrameStore,
+        tx: &mut impl TxQueues,
+    ) {
+        // Two prefetch passes so that the flow lookups of the last pass overlap their
+        // cache misses: hash every packet's flow key and prefetch its bucket; then,
+        // buckets in cache, prefetch the entries. The last pass reuses the hashes.
+        self.classified.clear();
+        let iface = snap.interface(in_vif);
+        let chunk = frames.chunk_size();
+        for desc in rx {
+            let off = (desc.addr % chunk) as usize;
+            let classified = iface.zip(frames.chunk_mut(desc.addr)).and_then(|(iface, frame)| {
+                let d = frame.get(off..off + desc.len as usize)?;
+                packet::classify(&self.ctx.flows, iface, d)
+            });
+            self.classified.push(classified);
+        }
+        for c in self.classified.iter().flatten() {
+            packet::prefetch_flow_entry(&self.ctx.flows, c);
+        }
+        let stats = Arc::clone(&self.stats);
+        let counters = stats.vifs.get(in_vif as usize);
+        for (i, desc) in rx.iter().enumerate() {
+            if let Some(c) = counters {
+                c.rx_packets.add(1);
+                c.rx_bytes.add(u64::from(desc.len));
+            }
+            let classified = self.classified.get(i).copied().flatten();
+            self.forward_one(snap, in_vif, in_queue, *desc, classified.as_ref(), frames, tx);
+        }
+    }
+
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn forward_one(
+        &mut self,
+        snap: &Snapshot,
+        in_vif: Vif,
+        in_queue: u16,
+        desc: Desc,
+        classified: Option<&Classified>,
+        frames: &mut impl FrameStore,
+        tx: &mut impl TxQueues,
+    ) {
+        let chunk = frames.chunk_size();
+        let base = desc.addr & !(chunk - 1);
+        let offset = (desc.addr - base) as usize;
+        let Some(frame) = frames.chunk_mut(desc.addr) else {
+            return;
+        };
+        let (verdict, start, len) = match PacketBuf::new(frame, offset, desc.len as usize) {
+            Some(mut pkt) => {
+                let v = packet::process_classified(snap, in_vif, &mut pkt, &mut self.ctx, classified);
+                if let Some((remote, sent)) = self.ctx.tunnel.take() {
+                    let bytes = if sent { pkt.len() } else { desc.len as usize };
+                    self.stats.count_tunnel(remote, sent, bytes as u32);
+                }
+                (v, base + pkt.start() as u64, pkt.len() as u32)
+            }
+            None => (Verdict::Drop(DropReason::Truncated), 0, 0),
+        };
+        let queue = match verdict {
+            Verdict::Transmit(out_vif) => match tx.queue_of(out_vif) {
+                Some(q) => q,
+                None => {
+                    self.stats.drop_packet(in_vif, DropReason::NoTxPort);
+                    frames.release(desc.addr);
+                    return;
+                }
+            },
+            Verdict::DropWithError(reason) => {
+                self.stats.drop_packet(in_vif, reason);
+                self.stats.icmp_errors_sent.add(1);
+                in_queue
+            }
+            Verdict::Drop(reason) => {
+                self.stats.drop_packet(in_vif, reason);
+                frames.release(desc.addr);
+                return;
+            }
+            Verdict::Fragment(count) => {
+                self.send_fragments(snap, in_vif, start, len, count, frames, tx);
+                frames.release(desc.addr);
+                return;
+            }
+        };
+        tx.push(queue, Desc { addr: start, len });
+    }
+
+    /// Builds the fragments of the frame at `addr` (left by a `Fragment` verdict),
+    /// each in a chunk of its own, and queues them on the fabric (vif 0).
+    #[allow(clippy::too_many_arguments)]
+    fn send_fragments(
+        &mut self,
+        snap: &Snapshot,
+        in_vif: Vif,
+        addr: u64,
+        len: u32,
+        count: u16,
+        frames: &mut impl FrameStore,
+        tx: &mut impl TxQueues,
+    ) {
+        let (Some(plan), Some(queue)) = (self.ctx.fragments.take(), tx.queue_of(0)) else {
+            self.stats.drop_packet(in_vif, DropReason::Mtu);
+            return;
+        };
+        let chunk = frames.chunk_size();
+        let Some(frame) = frames.chunk_mut(addr) else { return };
+        let offset = (addr % chunk) as usize;
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&frame[offset..offset + len as usize]);
+        for index in 0..usize::from(count) {
+            let Some(base) = frames.take() else {
+                self.stats.drop_packet(in_vif, DropReason::NoFrame);
+                return;
+            };
+            let frame = frames.chunk_mut(base).expect("just taken");
+            let mut pkt = PacketBuf::new(frame, FRAGMENT_HEADROOM, 0).expect("headroom fits a frame");
+            if packet::build_fragment(snap, &plan, &self.scratch, index, &mut pkt) {
+                let desc = Desc {
+                    addr: base + pkt.start() as u64,
+                    len: pkt.len() as u32,
+                };
+                tx.push(queue, desc);
+            } else {
+                frames.release(base);
+                self.stats.drop_packet(in_vif, DropReason::Mtu);
+                return;
+            }
+        }
+    }
+}
