@@ -8,7 +8,7 @@ use nexthop::{Interface, MacAddr, Snapshot};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use vrouter::batch::{BatchProcessor, Desc, FrameStore, TxQueues};
-use vrouter::gen::{Endpoints, Proto, Template};
+use vrouter_lab::gen::{Endpoints, Proto, Template};
 
 /// Frames in the ring.
 pub const RING: usize = 512;

@@ -10,8 +10,8 @@ use std::net::Ipv4Addr;
 use std::sync::{Mutex, MutexGuard};
 use vrouter::config::{PollMode, XdpMode};
 use vrouter::flows::FlowConfig;
-use vrouter::lab::netns::Netns;
-use vrouter::lab::node::{FabricLan, LabNode, NodeOptions};
+use vrouter_lab::netns::Netns;
+use vrouter_lab::node::{FabricLan, LabNode, NodeOptions};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

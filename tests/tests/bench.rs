@@ -1,9 +1,10 @@
-//! `vrouter bench` measures every device of the comparison in one run and prints a
+//! `vrouter-lab bench` measures every device of the comparison in one run and prints a
 //! row per device with what the sink received and the forwarding core's cycles.
 
 use system_tests::{require_root, serial};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
+const LAB: &str = env!("CARGO_BIN_EXE_vrouter-lab-under-test");
 
 /// The numbers after the device name on its row of the throughput table.
 fn row<'a>(out: &'a str, device: &str) -> Vec<&'a str> {
@@ -18,8 +19,10 @@ fn row<'a>(out: &'a str, device: &str) -> Vec<&'a str> {
 fn bench_measures_vrouter_kernel_open_vswitch_and_the_limit_in_one_run() {
     let _machine = serial();
     require_root();
-    let out = std::process::Command::new(BIN)
+    let out = std::process::Command::new(LAB)
         .args([
+            "--vrouter",
+            BIN,
             "bench",
             "--devices",
             "vrouter-mplsoudp,kernel,ovs,minimal",

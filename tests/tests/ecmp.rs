@@ -7,8 +7,8 @@ use nexthop::encap::Encap;
 use std::collections::HashMap;
 use system_tests::{fabric_host, fabric_node, serial};
 use vrouter::api::{FlowFilter, FlowView, Request};
-use vrouter::lab::node::FabricLan;
-use vrouter::lab::traffic::udp_spray_from;
+use vrouter_lab::node::FabricLan;
+use vrouter_lab::traffic::udp_spray_from;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 const SERVICE: &str = "198.19.0.1";
@@ -28,7 +28,7 @@ fn members(remotes: &[(u8, u32)]) -> RouteTarget {
 /// A publication between the spray's last packet and the reading (the fabric
 /// neighbour's MAC resolving, which changes the tunnel next hop) leaves flows stale:
 /// their cached next hop is the old one until their next packet, so spray again.
-fn placement(node: &vrouter::lab::node::LabNode, spray: &dyn Fn() -> u32) -> HashMap<(u16, u16), serde_json::Value> {
+fn placement(node: &vrouter_lab::node::LabNode, spray: &dyn Fn() -> u32) -> HashMap<(u16, u16), serde_json::Value> {
     let filter = FlowFilter {
         dst: Some(SERVICE.parse().unwrap()),
         ..Default::default()

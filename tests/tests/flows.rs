@@ -5,7 +5,7 @@
 use system_tests::{node_with_flows, serial};
 use vrouter::api::{FlowFilter, FlowStatsView, FlowView, Request};
 use vrouter::flows::FlowConfig;
-use vrouter::lab::traffic::{udp_probe, udp_spray};
+use vrouter_lab::traffic::{udp_probe, udp_spray};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 
@@ -32,12 +32,12 @@ fn hundred_thousand_flows_set_up_without_setup_drops() {
     // 110K datagrams from the AF_XDP generator in pod a, each its own flow: source
     // ports 1024-61023, then the next source address. The kernel may lose a few before
     // the vrouter (copy-mode AF_XDP on veth), so at least 100K flows must result.
-    let options = vrouter::gen::GenOptions {
+    let options = vrouter_lab::gen::GenOptions {
         flows: 110_000,
         rate: 50_000,
         count: 110_000,
         seconds: 20.0,
-        ..vrouter::gen::GenOptions::udp(
+        ..vrouter_lab::gen::GenOptions::udp(
             "eth0",
             (a.mac, "00:00:5e:00:01:00".parse().unwrap()),
             a.ipv4.into(),
@@ -46,8 +46,8 @@ fn hundred_thousand_flows_set_up_without_setup_drops() {
     };
     let pod_ns = a.ns.name().to_string();
     let sent = std::thread::spawn(move || {
-        vrouter::lab::netns::enter_by_name(&pod_ns).unwrap();
-        vrouter::gen::generate(&options)
+        vrouter_lab::netns::enter_by_name(&pod_ns).unwrap();
+        vrouter_lab::gen::generate(&options)
     })
     .join()
     .unwrap()

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use system_tests::{node, serial};
 use vrouter::config::XdpMode;
-use vrouter::lab::traffic::{ping, tcp_transfer};
+use vrouter_lab::traffic::{ping, tcp_transfer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 
@@ -207,7 +207,7 @@ fn a_port_whose_veth_vanishes_is_detached_and_comes_back_as_it_was() {
     n.add_pod("red", 0, 1, true).unwrap();
     n.add_pod("red", 0, 2, true).unwrap();
     let host_if = n.pods[1].host_if.clone();
-    let identity = |n: &vrouter::lab::node::LabNode| {
+    let identity = |n: &vrouter_lab::node::LabNode| {
         n.interfaces()
             .unwrap()
             .into_iter()

@@ -4,7 +4,7 @@
 
 use system_tests::{node, serial};
 use vrouter::config::XdpMode;
-use vrouter::lab::traffic::ping;
+use vrouter_lab::traffic::ping;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use system_tests::{fabric_node, serial};
 use vrouter::api::Request;
-use vrouter::lab::node::{FabricLan, LabNode};
-use vrouter::lab::traffic::ping;
+use vrouter_lab::node::{FabricLan, LabNode};
+use vrouter_lab::traffic::ping;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 
@@ -68,7 +68,7 @@ fn restart_keeps_vifs_and_labels_and_labels_stay_in_their_vrf() {
         route(&b, &a, &pod.vrf, format!("{}/32", pod.ipv4), labels_a[&pod.host_if].1);
     }
     let (red_a, blue_a) = (&a.pods[0], &a.pods[1]);
-    let reach = |from: &vrouter::lab::node::Pod, to: Ipv4Addr| ping(from, IpAddr::V4(to), 8);
+    let reach = |from: &vrouter_lab::node::Pod, to: Ipv4Addr| ping(from, IpAddr::V4(to), 8);
     for (from, to) in [(red_a, &b.pods[0]), (red_a, &b.pods[1]), (blue_a, &b.pods[2])] {
         assert!(
             reach(from, to.ipv4),

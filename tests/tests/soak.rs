@@ -4,7 +4,7 @@
 
 use system_tests::{require_root, serial};
 use vrouter::config::XdpMode;
-use vrouter::lab::soak::{soak_with, SoakOptions};
+use vrouter_lab::soak::{soak_with, SoakOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 

@@ -5,9 +5,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use system_tests::{node, serial};
 use vrouter::config::XdpMode;
-use vrouter::gen::GenOptions;
-use vrouter::lab::node::LabNode;
-use vrouter::lab::traffic::ping;
+use vrouter_lab::gen::GenOptions;
+use vrouter_lab::node::LabNode;
+use vrouter_lab::traffic::ping;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 const PER_SOURCE: u64 = 500;
@@ -29,12 +29,12 @@ fn send_from(n: &LabNode, src_mac: nexthop::MacAddr, src: IpAddr) -> u64 {
     };
     let pod_ns = a.ns.name().to_string();
     std::thread::spawn(move || {
-        vrouter::lab::netns::enter_by_name(&pod_ns).unwrap();
+        vrouter_lab::netns::enter_by_name(&pod_ns).unwrap();
         // The kernel releases the previous run's socket on the queue asynchronously:
         // retry a busy bind, bounded.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            match vrouter::gen::generate(&options) {
+            match vrouter_lab::gen::generate(&options) {
                 Ok(report) => return report.packets,
                 Err(e) if std::time::Instant::now() < deadline && format!("{e:#}").contains("busy") => {
                     std::thread::sleep(std::time::Duration::from_millis(50))

@@ -3,8 +3,8 @@
 
 use system_tests::{require_root, serial};
 use vrouter::config::XdpMode;
-use vrouter::gen::{FrameSize, GenOptions};
-use vrouter::lab::netns::{enter_by_name, Netns};
+use vrouter_lab::gen::{FrameSize, GenOptions};
+use vrouter_lab::netns::{enter_by_name, Netns};
 
 #[test]
 fn generator_and_counting_sink_agree_over_a_veth_pair() {
@@ -32,7 +32,7 @@ fn generator_and_counting_sink_agree_over_a_veth_pair() {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let sink = std::thread::spawn(move || {
         enter_by_name(&rx_name).unwrap();
-        vrouter::gen::sink("eth0", XdpMode::Native, 20.0, 20_000, move || {
+        vrouter_lab::gen::sink("eth0", XdpMode::Native, 20.0, 20_000, move || {
             ready_tx.send(()).unwrap()
         })
     });
@@ -40,7 +40,7 @@ fn generator_and_counting_sink_agree_over_a_veth_pair() {
     let tx_name = tx.name().to_string();
     let sent = std::thread::spawn(move || {
         enter_by_name(&tx_name).unwrap();
-        vrouter::gen::generate(&GenOptions {
+        vrouter_lab::gen::generate(&GenOptions {
             flows: 1000,
             size: FrameSize::Fixed(128),
             rate: 50_000,

@@ -7,8 +7,8 @@ use nexthop::encap::Encap;
 use std::net::IpAddr;
 use system_tests::{fabric_host, fabric_node, serial, two_nodes};
 use vrouter::api::Request;
-use vrouter::lab::node::{FabricLan, LabNode};
-use vrouter::lab::traffic::{ping, tcp_transfer, udp_datagram};
+use vrouter_lab::node::{FabricLan, LabNode};
+use vrouter_lab::traffic::{ping, tcp_transfer, udp_datagram};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 

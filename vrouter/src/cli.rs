@@ -90,32 +90,6 @@ pub enum Command {
     Dropstats,
     /// Process status.
     Status,
-    /// Build a node of network namespaces with pods on a real vrouter, run ping, TCP
-    /// and UDP between them, print what happened, and remove everything.
-    Lab(crate::lab::LabOptions),
-    /// A node under pings, TCP, flow churn, route churn, port churn and an API client
-    /// for a set time, with RSS, fds, drops and API latency sampled; a verdict line.
-    Soak(crate::lab::soak::SoakOptions),
-    /// Send UDP traffic on an interface over AF_XDP (a pktgen-style generator).
-    Gen(crate::gen::GenOptions),
-    /// Count and drop what arrives on an interface (an XDP program), then report.
-    Sink {
-        /// Interface to count on.
-        #[arg(long)]
-        interface: String,
-        /// Give up after this many seconds.
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
-        /// Stop once this many packets arrived and traffic stopped (0: wait).
-        #[arg(long, default_value_t = 0)]
-        expect: u64,
-        /// XDP mode.
-        #[arg(long, value_enum, default_value = "native")]
-        xdp_mode: crate::config::XdpMode,
-    },
-    /// Side-by-side forwarding benchmark: generator -> device under test -> counting
-    /// sink, for this vrouter (MPLSoUDP, VXLAN) and the Linux kernel (routing + VXLAN).
-    Bench(crate::lab::bench::BenchOptions),
 }
 
 /// `vif` actions.

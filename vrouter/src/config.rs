@@ -124,15 +124,7 @@ impl<'de> Deserialize<'de> for CoreMask {
     }
 }
 
-/// XDP attach mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpMode {
-    /// In the driver (veth supports it).
-    Native,
-    /// In the generic (skb) path; works on every device, slower.
-    Generic,
-}
+pub use xsk::XdpMode;
 
 /// How idle workers wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]

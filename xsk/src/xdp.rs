@@ -1,6 +1,6 @@
 //! Loading and attaching the steering program (bpf/steer.c) with aya.
 
-use crate::config::XdpMode;
+use crate::XdpMode;
 use aya::maps::XskMap;
 use aya::programs::{ProgramError, Xdp, XdpMode as AyaMode};
 use aya::Ebpf;

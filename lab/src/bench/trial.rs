@@ -3,14 +3,14 @@
 
 use super::devices::{forwarding_core, read_mac, Dut};
 use super::{Case, Device};
-use crate::config::XdpMode;
 use crate::gen::{GenOptions, GenReport, Latency, SinkReport};
-use crate::lab::node::FABRIC_IF;
-use crate::lab::traffic_threads::in_namespace;
+use crate::node::FABRIC_IF;
+use crate::traffic_threads::in_namespace;
 use control_client::{RouteSpec, RouteTarget};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use vrouter::config::XdpMode;
 
 /// What to send in a trial.
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +93,7 @@ fn start_minimal(dut: &Dut, stop: &Arc<AtomicBool>) -> anyhow::Result<Option<For
     let ns = dut.node.ns.name().to_string();
     let core = forwarding_core();
     Ok(Some(std::thread::spawn(move || {
-        crate::lab::netns::enter_by_name(&ns)?;
+        crate::netns::enter_by_name(&ns)?;
         core_affinity::set_for_current(core_affinity::CoreId { id: core });
         crate::minfwd::forward(&host_if, FABRIC_IF, sink_mac, fabric_mac, &stop)
     })))
@@ -107,7 +107,7 @@ struct Cycles {
 }
 
 fn vrouter_cycles(dut: &Dut) -> anyhow::Result<Cycles> {
-    let status: crate::api::StatusView = dut.node.api().call(&crate::api::Request::Status)?;
+    let status: vrouter::api::StatusView = dut.node.api().call(&vrouter::api::Request::Status)?;
     Ok(status.workers.iter().fold(Cycles::default(), |c, w| Cycles {
         busy: c.busy + w.busy_cycles,
         packets: c.packets + w.rx_packets,
@@ -116,14 +116,14 @@ fn vrouter_cycles(dut: &Dut) -> anyhow::Result<Cycles> {
 
 /// Adds and removes an unrelated route at `rate` updates per second until `stop`;
 /// returns the updates made.
-fn churn(api: crate::api::ApiClient, rate: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+fn churn(api: vrouter::api::ApiClient, rate: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let start = std::time::Instant::now();
         let mut done = 0u64;
         let prefix: ipnet::IpNet = "198.19.255.1/32".parse().expect("literal");
         while !stop.load(Ordering::Relaxed) {
             let request = if done % 2 == 0 {
-                crate::api::Request::AddRoute {
+                vrouter::api::Request::AddRoute {
                     route: RouteSpec {
                         vrf: "red".into(),
                         prefix,
@@ -131,7 +131,7 @@ fn churn(api: crate::api::ApiClient, rate: u32, stop: Arc<AtomicBool>) -> std::t
                     },
                 }
             } else {
-                crate::api::Request::RemoveRoute {
+                vrouter::api::Request::RemoveRoute {
                     vrf: "red".into(),
                     prefix,
                 }

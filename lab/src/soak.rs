@@ -5,13 +5,13 @@
 
 use super::node::{LabNode, NodeOptions};
 use super::traffic::{tcp_transfer, udp_spray_from};
-use crate::api::{DropStatsView, FlowFilter, FlowView, Request, StatusView};
-use crate::config::{PollMode, XdpMode};
 use anyhow::Context;
 use control_client::RouteSpec;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use vrouter::api::{DropStatsView, FlowFilter, FlowView, Request, StatusView};
+use vrouter::config::{PollMode, XdpMode};
 
 /// `vrouter soak` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -82,9 +82,10 @@ pub struct SoakReport {
 /// solicitations, DAD): not faults.
 const EXPECTED_DROPS: [&str; 4] = ["multicast", "nd_unhandled", "self_solicitation", "neighbor_unknown"];
 
-/// Runs a soak and prints its report and verdict; an error if it failed.
-pub fn run(options: &SoakOptions) -> anyhow::Result<()> {
-    let report = soak(options)?;
+/// Runs a soak with the vrouter executable `binary` and prints its report and
+/// verdict; an error if it failed.
+pub fn run(binary: &std::path::Path, options: &SoakOptions) -> anyhow::Result<()> {
+    let report = soak_with(binary, options)?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     if report.failures.is_empty() {
         println!(
@@ -120,20 +121,15 @@ fn sample(pid: u32) -> Option<(u64, u64)> {
     Some((rss, fds))
 }
 
-/// Runs the soak and returns what it saw (the verdict is in `failures`).
-pub fn soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
-    let binary = std::env::current_exe().context("locating the vrouter binary")?;
-    soak_with(&binary, options)
-}
-
-/// [`soak`] with the vrouter executable to run.
+/// Runs the soak with the vrouter executable `binary` and returns what it saw (the
+/// verdict is in `failures`).
 pub fn soak_with(binary: &std::path::Path, options: &SoakOptions) -> anyhow::Result<SoakReport> {
     let mut node = LabNode::new(NodeOptions {
         binary: binary.to_path_buf(),
         workers: 1,
         xdp_mode: options.xdp_mode,
         poll_mode: PollMode::Adaptive,
-        flows: crate::flows::FlowConfig {
+        flows: vrouter::flows::FlowConfig {
             entries: 1 << 18,
             idle_timeout_secs: 10,
             ..Default::default()

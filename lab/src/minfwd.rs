@@ -5,12 +5,12 @@
 //! no parsing, lookup or encapsulation. The benchmark runs it as a device under test
 //! so that the vrouter's numbers can be read against what AF_XDP itself allows here.
 
-use crate::afxdp::{FramePool, PortKind, PortSocket, XdpAttachment, FRAME_SIZE};
-use crate::config::XdpMode;
 use anyhow::Context;
 use nexthop::MacAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use vrouter::config::XdpMode;
 use xdpilone::xdp::XdpDesc;
+use xsk::{FramePool, PortKind, PortSocket, XdpAttachment, FRAME_SIZE};
 
 /// What the forwarder did.
 #[derive(Debug, Clone, Copy, Default)]
@@ -42,7 +42,7 @@ pub fn forward(
     let mut forwarded = 0u64;
     let mut busy_cycles = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let started = crate::cycles::now();
+        let started = vrouter::cycles::now();
         inp.refill(&mut pool, 2048);
         rx.clear();
         inp.receive(&mut pool, 64, &mut rx);
@@ -65,7 +65,7 @@ pub fn forward(
         if rx.is_empty() {
             std::hint::spin_loop();
         } else {
-            busy_cycles += crate::cycles::now().saturating_sub(started);
+            busy_cycles += vrouter::cycles::now().saturating_sub(started);
         }
     }
     drop(steer);

@@ -2,8 +2,6 @@
 //! vrouter process), a fabric veth, and pods whose veth host ends the vrouter owns.
 
 use super::netns::Netns;
-use crate::api::{ApiClient, DropStatsView, InterfaceView, Request, StatusView};
-use crate::config::{PollMode, XdpMode};
 use anyhow::{bail, Context};
 use control_client::InterfaceSpec;
 use nexthop::MacAddr;
@@ -11,6 +9,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+use vrouter::api::{ApiClient, DropStatsView, InterfaceView, Request, StatusView};
+use vrouter::config::{PollMode, XdpMode};
 
 /// How to build the node.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ pub struct NodeOptions {
     /// Worker idle behaviour.
     pub poll_mode: PollMode,
     /// The `[flows]` section.
-    pub flows: crate::flows::FlowConfig,
+    pub flows: vrouter::flows::FlowConfig,
     /// This node's fabric address (/24).
     pub fabric_ip: Ipv4Addr,
 }
@@ -216,7 +216,7 @@ impl LabNode {
     /// The node's configuration with another state directory and API socket (for a
     /// second instance).
     pub fn config_text_for(&self, state_dir: &Path, api_socket: &Path) -> String {
-        let cores = crate::run::available_cores();
+        let cores = vrouter::run::available_cores();
         let workers = self.options.workers.max(1);
         let forwarding: Vec<String> = cores.iter().rev().take(workers).map(|c| c.to_string()).collect();
         let mode = match self.options.xdp_mode {
@@ -345,7 +345,7 @@ impl LabNode {
     /// Writes the vrouter's XDP object to the node directory; returns its path.
     pub fn xdp_object_path(&self) -> anyhow::Result<PathBuf> {
         let path = self.dir.join("steer.o");
-        std::fs::write(&path, crate::afxdp::steering_object())?;
+        std::fs::write(&path, xsk::steering_object())?;
         Ok(path)
     }
 

@@ -1,4 +1,5 @@
-//! AF_XDP packet I/O: the only module of this crate with `unsafe` code.
+//! AF_XDP packet I/O for the vrouter: the one crate of the daemon with `unsafe` code
+//! (every block with its `// SAFETY:` comment); the daemon itself forbids it.
 //!
 //! - [`FramePool`]: one UMEM per worker, shared by all of that worker's sockets, so a
 //!   frame received on one port is transmitted on another without a copy. Every frame
@@ -12,6 +13,8 @@
 //! The first socket of a worker (the anchor) must stay bound for the UMEM to be
 //! shared; it is bound on the fabric interface, which lives as long as the vrouter.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod pool;
 mod sink;
 mod socket;
@@ -21,6 +24,16 @@ pub use pool::{FramePool, FRAME_SIZE};
 pub use sink::CountingSink;
 pub use socket::{KernelStats, PortSocket, RxBatch};
 pub use xdp::{steering_object, PortKind, XdpAttachment, XdpError};
+
+/// XDP attach mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// In the driver (veth supports it).
+    Native,
+    /// In the generic (skb) path; works on every device, slower.
+    Generic,
+}
 
 /// Sleeps until one of `fds` is readable or `timeout_ms` passes (the adaptive
 /// worker's idle wait).

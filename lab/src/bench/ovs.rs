@@ -5,7 +5,7 @@
 //! runs inside the node's namespace, so that it never meets the machine's own Open
 //! vSwitch (if any) or another run; dropping it stops both daemons.
 
-use crate::lab::netns::{run_checked, Netns};
+use crate::netns::{run_checked, Netns};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 

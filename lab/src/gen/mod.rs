@@ -14,12 +14,12 @@ mod sink;
 pub use frames::{Endpoints, FrameSize, Proto, Template, STAMP_MAGIC};
 pub use sink::{latency_sink, sink, Latency, SinkReport};
 
-use crate::afxdp::{FramePool, PortSocket};
 use anyhow::Context;
 use nexthop::MacAddr;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use xdpilone::xdp::XdpDesc;
+use xsk::{FramePool, PortSocket};
 
 /// What to send.
 #[derive(Debug, Clone, clap::Args)]

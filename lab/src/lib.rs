@@ -1,18 +1,29 @@
-//! The lab: a compute node of network namespaces with pods in two VRFs, attached to
-//! a real vrouter over AF_XDP; traffic between every pair; a printed report. The same
-//! building blocks serve the system tests.
+//! The vrouter's measurement and demonstration tools, kept out of the operator's
+//! binary (`vrouter-lab`): the lab (compute nodes of network namespaces with pods on
+//! real vrouters over AF_XDP, traffic between every pair, a printed report), the
+//! soak, the AF_XDP traffic generator and counting sink ([`gen`]), the minimal
+//! forwarder ([`minfwd`]) and the forwarding benchmark ([`mod@bench`]). The same building
+//! blocks serve the system tests.
+//!
+//! Contract: everything a tool creates (namespaces, links, processes, files) is
+//! removed when it ends, also when it fails; test traffic goes only to 198.18.0.0/15
+//! inside namespaces it made.
+#![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod cli;
+pub mod gen;
+pub mod minfwd;
 pub mod netns;
 pub mod node;
 pub mod soak;
 pub mod traffic;
 mod traffic_threads;
 
-use crate::config::{PollMode, XdpMode};
 use anyhow::Context;
 use node::{LabNode, NodeOptions};
 use std::net::IpAddr;
+use vrouter::config::{PollMode, XdpMode};
 
 /// `vrouter lab` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -51,7 +62,7 @@ fn lab_node(options: &LabOptions, binary: &std::path::Path, n: u8) -> anyhow::Re
         workers: 1,
         xdp_mode: options.xdp_mode,
         poll_mode: options.poll_mode,
-        flows: crate::flows::FlowConfig {
+        flows: vrouter::flows::FlowConfig {
             entries: 1 << 20,
             ..Default::default()
         },
@@ -89,7 +100,7 @@ fn advertise(owner: &LabNode, other: &LabNode) -> anyhow::Result<()> {
             };
             other
                 .api()
-                .call::<serde_json::Value>(&crate::api::Request::AddRoute { route })?;
+                .call::<serde_json::Value>(&vrouter::api::Request::AddRoute { route })?;
         }
     }
     Ok(())
@@ -99,7 +110,7 @@ fn advertise(owner: &LabNode, other: &LabNode) -> anyhow::Result<()> {
 fn wait_tunnels_resolved(node: &LabNode) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
-        let nhs: Vec<crate::api::NextHopView> = node.api().call(&crate::api::Request::NextHops).unwrap_or_default();
+        let nhs: Vec<vrouter::api::NextHopView> = node.api().call(&vrouter::api::Request::NextHops).unwrap_or_default();
         if nhs
             .iter()
             .all(|n| !matches!(n.nexthop, nexthop::NextHop::Tunnel { outer_mac, .. } if outer_mac.0 == [0; 6]))
@@ -113,8 +124,8 @@ fn wait_tunnels_resolved(node: &LabNode) -> bool {
 
 /// Builds the lab, runs the traffic, prints the report, removes everything. Fails if
 /// any reachability differs from what VRF isolation says it should be.
-pub fn run(options: &LabOptions) -> anyhow::Result<()> {
-    let binary = std::env::current_exe()?;
+pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()> {
+    let binary = binary.to_path_buf();
     let lan = node::FabricLan::new()?;
     let mut nodes = vec![lab_node(options, &binary, 1)?, lab_node(options, &binary, 2)?];
     println!(
@@ -135,7 +146,9 @@ pub fn run(options: &LabOptions) -> anyhow::Result<()> {
     }
     for n in &nodes {
         for (vrf, vni) in VNIS {
-            let _: serde_json::Value = n.api().call(&crate::api::Request::SetVrfVni { vrf: vrf.into(), vni })?;
+            let _: serde_json::Value = n
+                .api()
+                .call(&vrouter::api::Request::SetVrfVni { vrf: vrf.into(), vni })?;
         }
     }
     advertise(&nodes[0], &nodes[1])?;
@@ -262,7 +275,7 @@ pub fn run(options: &LabOptions) -> anyhow::Result<()> {
                 i.vif, i.name, i.vrf, i.counters.rx_packets, i.counters.tx_packets, i.counters.drops
             );
         }
-        let tunnels: Vec<crate::stats::TunnelTotals> = n.api().call(&crate::api::Request::Tunnels)?;
+        let tunnels: Vec<vrouter::stats::TunnelTotals> = n.api().call(&vrouter::api::Request::Tunnels)?;
         for t in tunnels {
             println!(
                 "   tunnel to/from {:<12} tx {:>9} pkts {:>11} B  rx {:>9} pkts {:>11} B",
@@ -273,7 +286,7 @@ pub fn run(options: &LabOptions) -> anyhow::Result<()> {
                 t.rx_bytes
             );
         }
-        let flows: crate::api::FlowStatsView = n.api().call(&crate::api::Request::FlowStats)?;
+        let flows: vrouter::api::FlowStatsView = n.api().call(&vrouter::api::Request::FlowStats)?;
         println!(
             "   flows: {} entries active, {} created, {} refused",
             flows.active_entries,

@@ -3,10 +3,10 @@
 //! generator's timestamps into an HdrHistogram.
 
 use super::{epoch, STAMP_MAGIC};
-use crate::afxdp::{CountingSink, FramePool, PortSocket};
-use crate::config::XdpMode;
 use anyhow::Context;
 use std::time::{Duration, Instant};
+use vrouter::config::XdpMode;
+use xsk::{CountingSink, FramePool, PortSocket};
 
 /// Counts what arrives on `interface` for `seconds` (or until `expect` packets
 /// arrived and traffic stopped); returns packets, bytes and the rate over the time
@@ -84,7 +84,7 @@ pub fn latency_sink(
     stop: &std::sync::atomic::AtomicBool,
     started: impl FnOnce(),
 ) -> anyhow::Result<Latency> {
-    use crate::afxdp::{PortKind, XdpAttachment, FRAME_SIZE};
+    use xsk::{PortKind, XdpAttachment, FRAME_SIZE};
     let mut pool = FramePool::new(4096, 1024).context("sink UMEM")?;
     let mut socket = PortSocket::open(&mut pool, interface, 0, 1024, 0, true)
         .with_context(|| format!("AF_XDP socket on {interface}"))?;
@@ -114,7 +114,7 @@ pub fn latency_sink(
         if rx.is_empty() {
             // Sleep until a frame arrives rather than spin: the sink shares a core
             // with the generator on small machines.
-            crate::afxdp::wait_readable(&[socket.raw_fd()], 1);
+            xsk::wait_readable(&[socket.raw_fd()], 1);
         }
     }
     drop(steer);

@@ -5,7 +5,7 @@ use std::thread::JoinHandle;
 /// Keeps a traffic thread off the forwarding cores (the highest cores, as the lab
 /// configures them), as a cluster keeps pods off the vrouter's cores.
 pub(super) fn stay_off_forwarding_cores() {
-    if let Some(first) = crate::run::available_cores().first() {
+    if let Some(first) = vrouter::run::available_cores().first() {
         core_affinity::set_for_current(core_affinity::CoreId { id: *first });
     }
 }

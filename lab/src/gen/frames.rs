@@ -5,9 +5,9 @@
 //! sum of everything that does not vary (with the varying fields zeroed), and a packet
 //! adds the sum of its varying fields (source address, source port, timestamp).
 
-use crate::packet::checksum;
 use nexthop::MacAddr;
 use std::net::IpAddr;
+use vrouter::packet::checksum;
 
 /// Marks a payload that carries a send timestamp (the next 8 bytes, ns since
 /// [`super::epoch`]).

@@ -2,7 +2,7 @@
 //! `vrouter_count_drop`).
 
 use super::xdp::{chain, load_program, XdpError};
-use crate::config::XdpMode;
+use crate::XdpMode;
 use aya::maps::PerCpuArray;
 use aya::Ebpf;
 

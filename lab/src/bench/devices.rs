@@ -4,14 +4,14 @@
 
 use super::ovs::OpenVswitch;
 use super::{Case, Device};
-use crate::config::{PollMode, XdpMode};
-use crate::lab::netns::Netns;
-use crate::lab::node::{FabricLan, LabNode, NodeOptions, FABRIC_IF};
+use crate::netns::Netns;
+use crate::node::{FabricLan, LabNode, NodeOptions, FABRIC_IF};
 use control_client::{RouteSpec, RouteTarget};
 use nexthop::encap::Encap;
 use nexthop::MacAddr;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
+use vrouter::config::{PollMode, XdpMode};
 
 /// The remote pod the streams go to, behind the sink host, per family.
 pub const REMOTE_POD4: &str = "198.18.2.2";
@@ -51,7 +51,7 @@ pub struct Dut {
 
 /// The forwarding core: the highest, where the vrouter pins its worker.
 pub fn forwarding_core() -> usize {
-    crate::run::available_cores().last().copied().unwrap_or(0)
+    vrouter::run::available_cores().last().copied().unwrap_or(0)
 }
 
 pub(super) fn read_mac(ns: &Netns, ifname: &str) -> anyhow::Result<MacAddr> {
@@ -63,20 +63,21 @@ pub(super) fn read_mac(ns: &Netns, ifname: &str) -> anyhow::Result<MacAddr> {
 
 impl Dut {
     /// Builds `device` for `case` and waits until its tunnels are resolved.
-    pub fn build(device: Device, case: &Case) -> anyhow::Result<Dut> {
+    pub fn build(binary: &std::path::Path, device: Device, case: &Case) -> anyhow::Result<Dut> {
         let lan = FabricLan::new()?;
         let sink_host = lan.add_host(SINK_HOST)?;
         for k in 1..case.ecmp {
             sink_host.ip(&["addr", "add", &format!("{}/24", member_ip(k)), "dev", "eth0"])?;
         }
         let mut node = LabNode::new(NodeOptions {
-            binary: std::env::current_exe()?,
+            binary: binary.to_path_buf(),
             workers: 1,
             xdp_mode: XdpMode::Native,
             poll_mode: PollMode::Busy,
-            flows: crate::flows::FlowConfig {
-                // Room for 1M flows in each direction.
+            flows: vrouter::flows::FlowConfig {
+                // Room for 1M flows in each direction, all from the generator's pod.
                 entries: 1 << 22,
+                max_per_interface: Some(0),
                 ..Default::default()
             },
             fabric_ip: Ipv4Addr::new(198, 18, 0, 1),
@@ -153,7 +154,7 @@ impl Dut {
         if self.device.vrouter_encap().is_some() {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                let nhs: Vec<crate::api::NextHopView> = self.node.api().call(&crate::api::Request::NextHops)?;
+                let nhs: Vec<vrouter::api::NextHopView> = self.node.api().call(&vrouter::api::Request::NextHops)?;
                 let resolved = nhs
                     .iter()
                     .filter(
@@ -183,7 +184,7 @@ fn vrouter(node: &mut LabNode, encap: Encap, members: u8) -> anyhow::Result<MacA
     node.allow_subnet_sources(0)?;
     node.attach(0)?;
     let api = node.api();
-    let _: serde_json::Value = api.call(&crate::api::Request::SetVrfVni {
+    let _: serde_json::Value = api.call(&vrouter::api::Request::SetVrfVni {
         vrf: "red".into(),
         vni: VNI,
     })?;
@@ -207,7 +208,7 @@ fn vrouter(node: &mut LabNode, encap: Encap, members: u8) -> anyhow::Result<MacA
             prefix: prefix.parse()?,
             target: target.clone(),
         };
-        let _: serde_json::Value = api.call(&crate::api::Request::AddRoute { route })?;
+        let _: serde_json::Value = api.call(&vrouter::api::Request::AddRoute { route })?;
     }
     Ok(VROUTER_MAC)
 }

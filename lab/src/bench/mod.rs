@@ -172,8 +172,8 @@ fn check(o: &BenchOptions) -> anyhow::Result<()> {
 
 /// Measures `device` in `case`: warm-up, the main trial, the zero-loss search and the
 /// latency run if asked.
-fn measure(device: Device, case: &Case, o: &BenchOptions) -> anyhow::Result<Outcome> {
-    let dut = Dut::build(device, case)?;
+fn measure(binary: &std::path::Path, device: Device, case: &Case, o: &BenchOptions) -> anyhow::Result<Outcome> {
+    let dut = Dut::build(binary, device, case)?;
     let spec = |rate: u64| TrialSpec {
         case: *case,
         rate,
@@ -213,7 +213,8 @@ fn ratio(x: f64, base: Option<f64>) -> String {
 }
 
 /// Runs every case for every device and prints the table.
-pub fn run(o: &BenchOptions) -> anyhow::Result<()> {
+/// Runs the benchmark with the vrouter executable `binary`.
+pub fn run(binary: &std::path::Path, o: &BenchOptions) -> anyhow::Result<()> {
     check(o)?;
     let offered = if o.rate == 0 {
         "flat out".to_string()
@@ -227,7 +228,7 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<()> {
     println!(
         "   busy cycles per packet: TSC cycles of the forwarding core in loop iterations that found packets \
          ({:.2} GHz); OVS: its pmd-stats-show",
-        crate::cycles::cycles_per_second() / 1e9
+        vrouter::cycles::cycles_per_second() / 1e9
     );
     if o.route_churn > 0 {
         println!(
@@ -265,7 +266,7 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<()> {
                     };
                     let mut results = Vec::new();
                     for &d in &o.devices {
-                        match measure(d, &case, o) {
+                        match measure(binary, d, &case, o) {
                             Ok(r) => results.push(r),
                             Err(e) => println!("{:<19} failed: {e:#}", d.name()),
                         }

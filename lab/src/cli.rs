@@ -1,0 +1,89 @@
+//! The `vrouter-lab` command line: the lab, the soak, the generator, the sink and the
+//! benchmark.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// vrouter-lab: measurement and demonstration tools for the vrouter (not needed to run it).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The vrouter executable the lab, soak and bench run (default: `vrouter` beside
+    /// this program).
+    #[arg(long, global = true)]
+    vrouter: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build nodes of network namespaces with pods on real vrouters, run ping, TCP and
+    /// UDP between them, print what happened, and remove everything.
+    Lab(crate::LabOptions),
+    /// A node under pings, TCP, flow churn, route churn, port churn and an API client
+    /// for a set time, with RSS, fds, drops and API latency sampled; a verdict line.
+    Soak(crate::soak::SoakOptions),
+    /// Send UDP or TCP SYN traffic on an interface over AF_XDP (a pktgen-style generator).
+    Gen(crate::gen::GenOptions),
+    /// Count and drop what arrives on an interface (an XDP program), then report.
+    Sink {
+        /// Interface to count on.
+        #[arg(long)]
+        interface: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Stop once this many packets arrived and traffic stopped (0: wait).
+        #[arg(long, default_value_t = 0)]
+        expect: u64,
+        /// XDP mode.
+        #[arg(long, value_enum, default_value = "native")]
+        xdp_mode: vrouter::config::XdpMode,
+    },
+    /// Side-by-side forwarding benchmark: generator -> device under test -> counting
+    /// sink, for this vrouter, the Linux kernel, Open vSwitch and a minimal forwarder.
+    Bench(crate::bench::BenchOptions),
+}
+
+/// The vrouter binary: `--vrouter`, else `vrouter` beside this program.
+fn vrouter_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path);
+    }
+    let me = std::env::current_exe()?;
+    let beside = me.with_file_name("vrouter");
+    anyhow::ensure!(
+        beside.exists(),
+        "no vrouter beside {} (build it: cargo build --release -p vrouter), or give --vrouter PATH",
+        me.display()
+    );
+    Ok(beside)
+}
+
+/// Parses the command line and runs the command.
+pub fn main_entry() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = (|| match cli.command {
+        Command::Lab(options) => crate::run(&vrouter_binary(cli.vrouter)?, &options),
+        Command::Soak(options) => crate::soak::run(&vrouter_binary(cli.vrouter)?, &options),
+        Command::Gen(options) => crate::gen::generate(&options).map(|r| println!("{}", serde_json::json!(r))),
+        Command::Sink {
+            interface,
+            seconds,
+            expect,
+            xdp_mode,
+        } => {
+            crate::gen::sink(&interface, xdp_mode, seconds, expect, || {}).map(|r| println!("{}", serde_json::json!(r)))
+        }
+        Command::Bench(options) => crate::bench::run(&vrouter_binary(cli.vrouter)?, &options),
+    })();
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vrouter-lab: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
