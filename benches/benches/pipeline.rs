@@ -114,9 +114,7 @@ fn decapsulation(c: &mut Criterion) {
         entropy: 50000,
         ttl: 60,
     };
-    let mut frame = vec![0u8; outer.encap.outer_len()];
-    outer.write(&mut frame, inner.len() - 14);
-    frame.extend_from_slice(&inner[14..]);
+    let frame = outer.frame(&inner[14..]);
     let mut ctx = PipelineContext::default();
     let mut buf = vec![0u8; 4096];
     let mut deliver = |buf: &mut [u8]| {

@@ -134,6 +134,16 @@ fn checksum(data: &[u8]) -> u16 {
 }
 
 impl Outer {
+    /// The whole tunnel packet around `payload` (the inner IP packet; for VXLAN the
+    /// inner Ethernet frame), in a new buffer: for tests, tools and benchmarks (the
+    /// data path writes in place).
+    pub fn frame(&self, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; self.encap.outer_len()];
+        self.write(&mut out, payload.len());
+        out.extend_from_slice(payload);
+        out
+    }
+
     /// Writes the outer headers into `out[..encap.outer_len()]`, for a payload of
     /// `payload_len` bytes that follows them. `out` must be at least that long.
     pub fn write(&self, out: &mut [u8], payload_len: usize) {

@@ -79,9 +79,7 @@ fn fabric_frames_are_decapsulated_to_the_pod_by_label() {
         entropy: 50000,
         ttl: 60,
     };
-    let mut frame = vec![0u8; outer.encap.outer_len()];
-    outer.write(&mut frame, inner.len() - ETH_LEN);
-    frame.extend_from_slice(&inner[ETH_LEN..]);
+    let frame = outer.frame(&inner[ETH_LEN..]);
     let (v, out) = run(&snap, 0, &frame);
     assert_eq!(v, Verdict::Transmit(1));
     let mut want = inner.clone();
@@ -96,9 +94,7 @@ fn fabric_frames_are_decapsulated_to_the_pod_by_label() {
         dst: [198, 18, 0, 7].into(),
         ..outer
     };
-    let mut elsewhere = vec![0u8; outer.encap.outer_len()];
-    other.write(&mut elsewhere, inner.len() - ETH_LEN);
-    elsewhere.extend_from_slice(&inner[ETH_LEN..]);
+    let elsewhere = other.frame(&inner[ETH_LEN..]);
     assert_eq!(run(&snap, 0, &elsewhere).0, Verdict::Drop(DropReason::BadTunnel));
 }
 
@@ -115,10 +111,7 @@ fn from_node_2(label: u32, inner: &[u8]) -> Vec<u8> {
         entropy: 50000,
         ttl: 60,
     };
-    let mut frame = vec![0u8; outer.encap.outer_len()];
-    outer.write(&mut frame, inner.len() - ETH_LEN);
-    frame.extend_from_slice(&inner[ETH_LEN..]);
-    frame
+    outer.frame(&inner[ETH_LEN..])
 }
 
 #[test]
