@@ -134,7 +134,8 @@ impl Flows {
         let Some(count) = self.per_vif.get(vif as usize) else {
             return false;
         };
-        if self.limit == 0 {
+        // The fabric (vif 0) carries every remote pod's flows: only the table limits it.
+        if self.limit == 0 || vif == 0 {
             count.fetch_add(1, Ordering::Relaxed);
             return true;
         }

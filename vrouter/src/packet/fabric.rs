@@ -1,12 +1,69 @@
 //! Packets from other compute nodes: take the tunnel apart, find the local interface
-//! by MPLS label or by VNI and inner route, deliver.
+//! by MPLS label or by VNI and inner route, pass the inner packet through the flow
+//! table (so the receiving node holds a flow for it, where policy will run), deliver.
 
+use super::flow::{self, Decision};
 use super::{write_eth, DropReason, PacketBuf, Verdict, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN};
+use flow_table::FlowKey;
 use nexthop::encap::{self, DecapError, Encap};
-use nexthop::{v4_key, v6_key, NextHop, NextHopId, Snapshot};
+use nexthop::{v4_key, v6_key, Interface, NextHop, NextHopId, Snapshot, VrfId};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut super::PipelineContext) -> Verdict {
+/// The flow key, length and TCP flags of the inner IP packet `ip` in `vrf`; `None`
+/// if its header is short.
+#[inline]
+fn inner_key(vrf: VrfId, ip: &[u8]) -> Option<(FlowKey, u32, u8)> {
+    match ip.first()? >> 4 {
+        4 => {
+            let h = ip.get(..20)?;
+            let ihl = usize::from(h[0] & 0x0f) * 4;
+            let later = u16::from_be_bytes([h[6], h[7]]) & 0x1fff != 0;
+            let (sp, dp, flags) = flow::l4_ports(ip, ihl, h[9], later);
+            let src = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
+            let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
+            Some((FlowKey::v4(vrf.0, src, dst, h[9], sp, dp), ip.len() as u32, flags))
+        }
+        6 => {
+            let h = ip.get(..40)?;
+            let (sp, dp, flags) = flow::l4_ports(ip, 40, h[6], false);
+            let src: [u8; 16] = h[8..24].try_into().ok()?;
+            let dst: [u8; 16] = h[24..40].try_into().ok()?;
+            Some((
+                FlowKey::v6(vrf.0, src.into(), dst.into(), h[6], sp, dp),
+                ip.len() as u32,
+                flags,
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Looks the decapsulated packet up in the flow table of its VRF (setting the flow
+/// up on a miss, owned by the fabric); `Err` with the drop reason its decision says.
+#[inline]
+fn through_flow_table(
+    snap: &Snapshot,
+    fabric: &Interface,
+    vrf: VrfId,
+    ip: &[u8],
+    ctx: &mut super::PipelineContext,
+) -> Result<NextHopId, DropReason> {
+    let Some((key, bytes, flags)) = inner_key(vrf, ip) else {
+        return Err(DropReason::Truncated);
+    };
+    match flow::decide(snap, ctx, fabric, &key, key.hash(), bytes, flags) {
+        Decision::Forward(nh) => Ok(nh),
+        Decision::Drop(reason) => Err(reason),
+        Decision::Local | Decision::NoRoute => Err(DropReason::NoRoute),
+    }
+}
+
+pub(super) fn handle(
+    snap: &Snapshot,
+    fabric: &Interface,
+    pkt: &mut PacketBuf<'_>,
+    ctx: &mut super::PipelineContext,
+) -> Verdict {
     let t = match encap::parse(pkt.data()) {
         Ok(t) => t,
         Err(DecapError::Truncated) => return Verdict::Drop(DropReason::Truncated),
@@ -60,6 +117,11 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut super::
             if !routed_here {
                 return Verdict::Drop(DropReason::LabelMismatch);
             }
+            // Delivered to the label's interface (the sender chose it, ECMP included);
+            // the flow is set up or hit in its VRF all the same.
+            if let Err(reason) = through_flow_table(snap, fabric, iface.vrf, inner, ctx) {
+                return Verdict::Drop(reason);
+            }
             // The inner IP packet gets an Ethernet header where the outer headers end.
             pkt.pull_front(t.payload - ETH_LEN);
             write_eth(pkt.data_mut(), dst_mac.0, snap.router_mac.0, ethertype);
@@ -81,6 +143,14 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut super::
                 }
                 ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => return Verdict::Drop(DropReason::Truncated),
                 _ => return Verdict::Drop(DropReason::UnsupportedEtherType),
+            };
+            let delivered = match nh {
+                Some(NextHop::Interface { .. }) => through_flow_table(snap, fabric, vrf, &pkt.data()[ETH_LEN..], ctx),
+                _ => Err(DropReason::NoRoute),
+            };
+            let nh = match delivered {
+                Ok(id) => snap.nexthops.get(id as usize),
+                Err(reason) => return Verdict::Drop(reason),
             };
             match nh {
                 Some(NextHop::Interface { vif, dst_mac }) => {

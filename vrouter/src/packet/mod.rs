@@ -219,7 +219,7 @@ pub fn process_classified(
         return Verdict::Drop(DropReason::InvalidInterface);
     };
     if iface.kind == nexthop::InterfaceKind::Fabric {
-        return fabric::handle(snap, pkt, ctx);
+        return fabric::handle(snap, iface, pkt, ctx);
     }
     let d = pkt.data();
     if d.len() < ETH_LEN {

@@ -266,3 +266,96 @@ fn oversized_packets_without_df_are_fragmented_then_encapsulated() {
     let mut pkt = PacketBuf::new(&mut buf, HEADROOM, 0).unwrap();
     assert!(!build_fragment(&snap, &plan, &routed, plan.count, &mut pkt));
 }
+
+#[test]
+fn packets_from_the_fabric_go_through_the_flow_table_and_arrive_unchanged() {
+    let mut s = DesiredState::new(16);
+    s.set_fabric("fabric0");
+    s.set_fabric_info(nexthop::FabricInfo {
+        ip: Some([198, 18, 0, 1].into()),
+        mac: MacAddr([2, 0, 0, 0, 0, 0xf1]),
+        mtu: 1500,
+    });
+    s.add_interface(InterfaceSpec {
+        name: "a".into(),
+        vrf: "red".into(),
+        mac: MacAddr(MAC_A),
+        ipv4: Some(A4.into()),
+        gateway4: Some(GW4.into()),
+        ..InterfaceSpec::default()
+    })
+    .unwrap();
+    s.set_vrf_vni("red", 4100).unwrap();
+    // Pod b lives on node 2: replies go back through a tunnel.
+    let remote: std::net::Ipv4Addr = [198, 18, 0, 2].into();
+    s.set_neighbor(remote, MacAddr([2, 0, 0, 0, 0, 0xf2]));
+    let target = control_client::RouteTarget::Tunnel {
+        remote,
+        label: 40,
+        encaps: vec![nexthop::encap::Encap::MplsOverUdp],
+        mac: None,
+    };
+    s.add_route(control_client::RouteSpec {
+        vrf: "red".into(),
+        prefix: "198.18.1.3/32".parse().unwrap(),
+        target,
+    })
+    .unwrap();
+    let label = s.port_identity("a").unwrap().label;
+    let red = s.vrf_id("red").unwrap();
+    let snap = s.build(1, MacAddr(ROUTER));
+    use nexthop::encap::Encap;
+    for (encap, id) in [
+        (Encap::MplsOverUdp, label),
+        (Encap::MplsOverGre, label),
+        (Encap::Vxlan, 4100),
+    ] {
+        let mut ctx = PipelineContext::default();
+        let inner = udp4([2, 0, 0, 0, 0, 0xee], ROUTER, B4, A4, 60, b"from node 2");
+        let outer = nexthop::encap::Outer {
+            encap,
+            src_mac: [2, 0, 0, 0, 0, 0xf2],
+            dst_mac: [2, 0, 0, 0, 0, 0xf1],
+            src: remote,
+            dst: [198, 18, 0, 1].into(),
+            label: id,
+            entropy: 50000,
+            ttl: 60,
+        };
+        let payload = if encap == Encap::Vxlan {
+            &inner[..]
+        } else {
+            &inner[ETH_LEN..]
+        };
+        let frame = outer.frame(payload);
+        let (v, out) = run_in(&snap, 0, &frame, &mut ctx);
+        assert_eq!(v, Verdict::Transmit(1), "{encap:?}");
+        let mut want = inner.clone();
+        want[0..6].copy_from_slice(&MAC_A);
+        want[6..12].copy_from_slice(&ROUTER);
+        assert_eq!(out, want, "{encap:?}: the same bytes as before flows");
+        // The receiving node holds the flow, both directions, owned by the fabric.
+        let key = flow_table::FlowKey::v4(red.0, B4.into(), A4.into(), 17, 4000, 5000);
+        let f = ctx
+            .flows
+            .table
+            .lookup(&key, key.hash())
+            .expect("a flow entry on the receiving node");
+        assert_eq!(f.value.owner, 0, "{encap:?}");
+        assert!(f.reverse.is_some(), "{encap:?}");
+        // Pod a's reply hits the reverse entry and leaves through the tunnel.
+        let mut reply = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, ROUTER)
+            .ipv4(A4, B4, 64)
+            .udp(5000, 4000)
+            .write(&mut reply, b"reply")
+            .unwrap();
+        let (v, _) = run_in(&snap, 1, &reply, &mut ctx);
+        assert_eq!(v, Verdict::Transmit(0), "{encap:?}: reply to node 2");
+        assert_eq!(
+            ctx.flows.table.stats().created,
+            2,
+            "{encap:?}: no new flow for the reply"
+        );
+    }
+}
