@@ -7,9 +7,14 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
+use std::cell::RefCell;
 use vrouter::packet::PipelineContext;
 
+thread_local! {
+    // Kept across inputs, as a worker keeps it: later inputs hit flows earlier ones made.
+    static CTX: RefCell<PipelineContext> = RefCell::new(PipelineContext::default());
+}
+
 fuzz_target!(|data: &[u8]| {
-    let mut ctx = PipelineContext::default();
-    common::run_frame(0, data, &mut ctx);
+    CTX.with(|ctx| common::run_frame(0, data, &mut ctx.borrow_mut()));
 });

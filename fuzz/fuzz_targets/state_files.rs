@@ -7,15 +7,32 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use vrouter::store::StateStore;
 
-fn dir() -> &'static tempfile::TempDir {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap())
+/// One state directory for the whole run (opened, so locked, once).
+fn store() -> &'static (tempfile::TempDir, StateStore) {
+    static STORE: OnceLock<(tempfile::TempDir, StateStore)> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&dir.path().join("state")).unwrap();
+        (dir, store)
+    })
+}
+
+/// Removes what the previous input left (files moved aside, the port file).
+fn clean(root: &std::path::Path) {
+    for dir in [root.to_path_buf(), root.join("ports")] {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.contains("unreadable") || (dir.ends_with("ports") && name.ends_with(".json")) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let root = dir().path().join("state");
-    let _ = std::fs::remove_dir_all(&root);
-    let store = StateStore::open(&root).unwrap();
+    let (_, store) = store();
+    let root = store.dir().to_path_buf();
+    clean(&root);
     let mut parts = data.splitn(4, |b| *b == 0);
     let files = ["ports/veth1.json", "routes.json", "labels.json", "vnis.json"];
     for (file, bytes) in files.iter().zip(&mut parts) {
