@@ -234,6 +234,11 @@ pub struct DesiredState {
     /// come back after a restart): no other port gets them.
     reserved: BTreeMap<String, PortIdentity>,
     routes: Vec<RouteSpec>,
+    /// Where each route is in `routes`, by VRF and prefix: adding and removing a route
+    /// costs the same with 100K routes as with ten.
+    route_index: std::collections::HashMap<(String, IpNet), usize>,
+    /// Routes per VRF (a VRF with routes stays).
+    routes_per_vrf: BTreeMap<String, usize>,
     vrf_ids: BTreeMap<String, VrfId>,
     max_interfaces: usize,
     fabric_info: FabricInfo,
@@ -471,42 +476,61 @@ impl DesiredState {
             return Err(ModelError::UnknownVrf(route.vrf));
         }
         self.validate_target(&route.vrf, &route.target, 0)?;
-        if self
-            .routes
-            .iter()
-            .any(|r| r.vrf == route.vrf && r.prefix == route.prefix)
-        {
+        let key = (route.vrf.clone(), route.prefix);
+        if self.route_index.contains_key(&key) {
             return Err(ModelError::DuplicateRoute {
                 vrf: route.vrf,
                 prefix: route.prefix,
             });
         }
+        self.route_index.insert(key, self.routes.len());
+        *self.routes_per_vrf.entry(route.vrf.clone()).or_default() += 1;
         self.routes.push(route);
         Ok(())
+    }
+
+    /// Removes the route at `pos` (the last one takes its place).
+    fn remove_route_at(&mut self, pos: usize) -> RouteSpec {
+        let removed = self.routes.swap_remove(pos);
+        self.route_index.remove(&(removed.vrf.clone(), removed.prefix));
+        if let Some(moved) = self.routes.get(pos) {
+            self.route_index.insert((moved.vrf.clone(), moved.prefix), pos);
+        }
+        if let Some(n) = self.routes_per_vrf.get_mut(&removed.vrf) {
+            *n -= 1;
+            if *n == 0 {
+                self.routes_per_vrf.remove(&removed.vrf);
+            }
+        }
+        removed
     }
 
     /// Removes and returns every route that names interface `name` (directly or as
     /// an ECMP member).
     pub fn take_routes_to(&mut self, name: &str) -> Vec<RouteSpec> {
-        let (taken, kept) = std::mem::take(&mut self.routes)
-            .into_iter()
-            .partition(|r| r.target.mentions(name));
-        self.routes = kept;
+        let mut taken = Vec::new();
+        let mut pos = 0;
+        while pos < self.routes.len() {
+            if self.routes[pos].target.mentions(name) {
+                taken.push(self.remove_route_at(pos));
+            } else {
+                pos += 1;
+            }
+        }
         taken
     }
 
     /// Removes a route.
     pub fn remove_route(&mut self, vrf: &str, prefix: IpNet) -> Result<RouteSpec, ModelError> {
         let prefix = prefix.trunc();
-        let pos = self
-            .routes
-            .iter()
-            .position(|r| r.vrf == vrf && r.prefix == prefix)
+        let pos = *self
+            .route_index
+            .get(&(vrf.to_string(), prefix))
             .ok_or_else(|| ModelError::UnknownRoute {
                 vrf: vrf.to_string(),
                 prefix,
             })?;
-        let removed = self.routes.remove(pos);
+        let removed = self.remove_route_at(pos);
         self.release_vrf_if_unused(vrf);
         Ok(removed)
     }

@@ -2,8 +2,9 @@
 //! (as the Tungsten agent keeps its port files), so pods are not orphaned and keep
 //! the vif and MPLS label remote nodes know them by.
 //!
-//! Layout: `ports/<interface>.json` (one [`PortRecord`] each), `routes.json`,
-//! `vnis.json`, `labels.json` (where the label sequence goes on) and `lock`.
+//! Layout: `ports/<interface>.json` (one [`PortRecord`] each), `routes.json` and
+//! `routes.journal` (the changes since, one line each), `vnis.json`, `labels.json`
+//! (where the label sequence goes on) and `lock`.
 //!
 //! Contract:
 //! - One process at a time: [`StateStore::open`] takes an exclusive lock on `lock`
@@ -27,10 +28,12 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 mod files;
+mod journal;
 #[cfg(test)]
 mod tests;
 
 pub use files::valid_port_name;
+pub use journal::RouteChange;
 
 /// A port as the state directory keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +80,10 @@ struct LabelsFile {
 pub struct StateStore {
     dir: PathBuf,
     _lock: nix::fcntl::Flock<std::fs::File>,
+    /// Lines in `routes.journal`.
+    journal_lines: std::sync::atomic::AtomicUsize,
+    /// Routes in `routes.json`.
+    routes_in_base: std::sync::atomic::AtomicUsize,
 }
 
 impl StateStore {
@@ -118,6 +125,8 @@ impl StateStore {
         Ok(Self {
             dir: dir.to_path_buf(),
             _lock: lock,
+            journal_lines: Default::default(),
+            routes_in_base: Default::default(),
         })
     }
 
@@ -205,15 +214,15 @@ impl StateStore {
         files::write_durably(&self.dir.join("routes.json"), &serde_json::to_vec_pretty(routes)?)
     }
 
-    /// The recorded routes. A file that is not a JSON list is moved aside; entries
-    /// that do not parse are reported, and the file is copied aside so that they
-    /// survive the next save.
+    /// The recorded routes: `routes.json` with the journal replayed over it. A file
+    /// that is not a JSON list is moved aside; entries that do not parse are
+    /// reported, and the file is copied aside so that they survive the next save.
     pub fn load_routes(&self) -> LoadedRoutes {
         let path = self.dir.join("routes.json");
         let mut out = LoadedRoutes::default();
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return out,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::from(&b"[]"[..]),
             Err(e) => {
                 out.problems.push(format!("{}: {e}", path.display()));
                 return out;
@@ -223,6 +232,7 @@ impl StateStore {
             Ok(v) => v,
             Err(e) => {
                 out.problems.push(files::move_aside(&path, &e.into()));
+                self.replay_journal(&mut out);
                 return out;
             }
         };
@@ -239,6 +249,9 @@ impl StateStore {
         if bad > 0 {
             out.problems.push(files::copy_aside(&path, bad));
         }
+        self.routes_in_base
+            .store(out.routes.len(), std::sync::atomic::Ordering::Relaxed);
+        self.replay_journal(&mut out);
         out
     }
 

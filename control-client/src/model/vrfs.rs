@@ -37,7 +37,7 @@ impl DesiredState {
         if name == FABRIC_VRF {
             return;
         }
-        let used = self.interfaces.values().any(|(_, s)| s.vrf == name) || self.routes.iter().any(|r| r.vrf == name);
+        let used = self.routes_per_vrf.contains_key(name) || self.interfaces.values().any(|(_, s)| s.vrf == name);
         if !used {
             self.vrf_ids.remove(name);
         }

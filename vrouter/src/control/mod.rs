@@ -15,7 +15,7 @@ pub mod task;
 pub mod views;
 
 use crate::api::{ApiError, ErrorCode};
-use crate::store::StateStore;
+use crate::store::{RouteChange, StateStore};
 use control_client::{
     DesiredState, InterfaceSpec, ModelError, PortIdentity, RouteSpec, SnapshotBuilder, SnapshotPublisher,
 };
@@ -190,6 +190,10 @@ impl Control {
         for r in &self.pending_routes {
             tracing::warn!(vrf = %r.vrf, prefix = %r.prefix, "stored route kept, not applied yet (its interface or VRF is missing)");
         }
+        // Start with an empty journal (nothing is lost if this fails: it is kept).
+        if let Err(e) = self.store.fold_routes(&self.recorded_routes()) {
+            tracing::warn!("routes journal not folded at start: {e:#}");
+        }
         self.publish();
     }
 
@@ -345,8 +349,15 @@ impl Control {
             return Err(ControlError::RouteTableFull(self.max_routes));
         }
         let (vrf, prefix) = (route.vrf.clone(), route.prefix);
-        self.model.add_route(route)?;
-        if let Err(e) = self.store.save_routes(&self.recorded_routes()) {
+        self.model.add_route(route.clone())?;
+        let change = RouteChange::Add {
+            route: RouteSpec {
+                prefix: prefix.trunc(),
+                ..route
+            },
+        };
+        let recorded = self.store.record_route_change(&change, || self.recorded_routes());
+        if let Err(e) = recorded {
             let _ = self.model.remove_route(&vrf, prefix);
             return Err(ControlError::StateDirectory(
                 e.context("route not added: the state directory could not record it"),
@@ -359,13 +370,17 @@ impl Control {
     /// Removes a route (live or pending): recorded first, then applied.
     pub fn remove_route(&mut self, vrf: &str, prefix: IpNet) -> Result<(), ControlError> {
         let prefix = prefix.trunc();
+        let change = RouteChange::Remove {
+            vrf: vrf.to_string(),
+            prefix,
+        };
         if let Some(pos) = self
             .pending_routes
             .iter()
             .position(|r| r.vrf == vrf && r.prefix == prefix)
         {
             let removed = self.pending_routes.remove(pos);
-            if let Err(e) = self.store.save_routes(&self.recorded_routes()) {
+            if let Err(e) = self.store.record_route_change(&change, || self.recorded_routes()) {
                 self.pending_routes.insert(pos, removed);
                 return Err(ControlError::StateDirectory(
                     e.context("route not removed: the state directory could not record it"),
@@ -374,7 +389,7 @@ impl Control {
             return Ok(());
         }
         let removed = self.model.remove_route(vrf, prefix)?;
-        if let Err(e) = self.store.save_routes(&self.recorded_routes()) {
+        if let Err(e) = self.store.record_route_change(&change, || self.recorded_routes()) {
             let _ = self.model.add_route(removed);
             return Err(ControlError::StateDirectory(
                 e.context("route not removed: the state directory could not record it"),

@@ -182,3 +182,65 @@ fn a_failed_write_leaves_the_previous_file() {
         .is_err());
     assert_eq!(store.load_routes().routes, vec![route("198.19.0.0/16")]);
 }
+
+#[test]
+fn route_changes_are_journaled_replayed_and_folded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path()).unwrap();
+    store.save_routes(&[route("198.19.0.0/24")]).unwrap();
+    let mut all = vec![route("198.19.0.0/24")];
+    for i in 1..=10 {
+        let r = route(&format!("198.19.{i}.0/24"));
+        all.push(r.clone());
+        store
+            .record_route_change(&RouteChange::Add { route: r }, || all.clone())
+            .unwrap();
+    }
+    store
+        .record_route_change(
+            &RouteChange::Remove {
+                vrf: "red".into(),
+                prefix: "198.19.0.0/24".parse().unwrap(),
+            },
+            || all[1..].to_vec(),
+        )
+        .unwrap();
+    let journal = std::fs::read_to_string(dir.path().join("routes.journal")).unwrap();
+    assert_eq!(journal.lines().count(), 11, "one line per change, the base untouched");
+    let mut loaded = store.load_routes().routes;
+    loaded.sort_by_key(|r| r.prefix.to_string());
+    let mut want = all[1..].to_vec();
+    want.sort_by_key(|r| r.prefix.to_string());
+    assert_eq!(loaded, want);
+    // A torn last line (a crash mid-append) costs only itself, and is kept aside.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("routes.journal"))
+        .unwrap()
+        .write_all(b"{\"op\":\"add\",\"route\":{\"vrf\":")
+        .unwrap();
+    let loaded = store.load_routes();
+    assert_eq!(loaded.routes.len(), 10);
+    assert_eq!(loaded.problems.len(), 2, "{:?}", loaded.problems);
+    // Folding writes the base and empties the journal.
+    store.fold_routes(&loaded.routes).unwrap();
+    assert_eq!(std::fs::read(dir.path().join("routes.journal")).unwrap().len(), 0);
+    assert_eq!(store.load_routes().routes.len(), 10);
+}
+
+#[test]
+fn a_long_journal_is_folded_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path()).unwrap();
+    let mut all = Vec::new();
+    for i in 0..1100u32 {
+        let r = route(&format!("198.{}.{}.0/24", 19 + i / 256, i % 256));
+        all.push(r.clone());
+        store
+            .record_route_change(&RouteChange::Add { route: r }, || all.clone())
+            .unwrap();
+    }
+    let journal = std::fs::read_to_string(dir.path().join("routes.journal")).unwrap();
+    assert!(journal.lines().count() < 1100, "never folded");
+    assert_eq!(store.load_routes().routes.len(), 1100);
+}
