@@ -1,5 +1,5 @@
-//! The basic ids, in a module of their own so that every table can use them without
-//! depending on another.
+//! The basic ids and addresses, in a module of their own so that every table can use
+//! them without depending on another.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,5 +36,81 @@ impl std::fmt::Debug for VrfId {
 impl std::fmt::Display for VrfId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)
+    }
+}
+
+/// An Ethernet MAC address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(into = "String", try_from = "String")]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// The broadcast address.
+    pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
+}
+
+impl std::fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl std::str::FromStr for MacAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in out.iter_mut() {
+            let part = parts
+                .next()
+                .ok_or_else(|| format!("MAC address {s:?} has fewer than 6 bytes"))?;
+            if part.len() != 2 {
+                return Err(format!("MAC address {s:?}: byte {part:?} is not two hex digits"));
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| format!("MAC address {s:?}: byte {part:?} is not hex"))?;
+        }
+        if parts.next().is_some() {
+            return Err(format!("MAC address {s:?} has more than 6 bytes"));
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+impl From<MacAddr> for String {
+    fn from(m: MacAddr) -> String {
+        m.to_string()
+    }
+}
+
+impl TryFrom<String> for MacAddr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_parses_and_prints() {
+        let m: MacAddr = "00:00:5e:00:01:00".parse().unwrap();
+        assert_eq!(m.0, [0, 0, 0x5e, 0, 1, 0]);
+        assert_eq!(m.to_string(), "00:00:5e:00:01:00");
+        assert!("00:00:5e:00:01".parse::<MacAddr>().is_err());
+        assert!("00:00:5e:00:01:00:11".parse::<MacAddr>().is_err());
+        assert!("00:00:5e:00:01:zz".parse::<MacAddr>().is_err());
     }
 }

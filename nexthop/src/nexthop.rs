@@ -1,7 +1,7 @@
 //! Next hops: what a route resolves to.
 
 use crate::encap::Encap;
-use crate::snapshot::{MacAddr, Vif};
+use crate::ids::{MacAddr, Vif};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 

@@ -1,7 +1,7 @@
 //! The vrouter's use of the flow table: decisions cached per flow, per-interface
 //! limits, aging on the control side.
 
-use crate::packet::DropReason;
+use crate::drops::DropReason;
 use flow_table::{FlowRef, FlowTable};
 use nexthop::{NextHopId, RouteSlot, MAX_ROUTE_SLOTS};
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,17 @@ impl Default for FlowConfig {
             drop_timeout_secs: 5,
         }
     }
+}
+
+/// True if the flow `key` (in VRF `vrf`) matches `filter`.
+pub fn flow_matches(filter: &vrouter_api::FlowFilter, key: &flow_table::FlowKey, vrf: Option<&str>) -> bool {
+    let (src, dst) = (key.src_addr(), key.dst_addr());
+    filter.vrf.as_deref().is_none_or(|v| Some(v) == vrf)
+        && filter.ip.is_none_or(|a| a == src || a == dst)
+        && filter.src.is_none_or(|a| a == src)
+        && filter.dst.is_none_or(|a| a == dst)
+        && filter.proto.is_none_or(|p| p == key.proto())
+        && filter.port.is_none_or(|p| p == key.src_port() || p == key.dst_port())
 }
 
 /// A decision as cached in a flow entry.

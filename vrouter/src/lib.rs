@@ -15,6 +15,7 @@ pub mod config;
 pub mod control;
 pub mod cycles;
 pub mod datapath;
+pub mod drops;
 pub mod flows;
 pub mod neighbors;
 pub mod packet;

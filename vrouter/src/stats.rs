@@ -3,7 +3,7 @@
 //! Each counter has a single writer, so an increment is a relaxed load and store (no
 //! locked instruction); readers sum the workers' copies.
 
-use crate::packet::DropReason;
+use crate::drops::DropReason;
 use std::sync::atomic::{AtomicU64, Ordering};
 pub use vrouter_api::{TunnelTotals, VifTotals};
 

@@ -14,13 +14,13 @@
 pub mod task;
 pub mod views;
 
-use crate::api::{ApiError, ErrorCode};
 use crate::store::{RouteChange, StateStore};
 use control_client::{
     DesiredState, InterfaceSpec, ModelError, PortIdentity, RouteSpec, SnapshotBuilder, SnapshotPublisher,
 };
 use ipnet::IpNet;
 use nexthop::{MacAddr, Vif};
+use vrouter_api::{ApiError, ErrorCode};
 
 /// The data plane's side of a port: attach and detach (the workers' sockets and the
 /// XDP program). [`crate::datapath::Datapath`] is the one that forwards.

@@ -9,7 +9,6 @@
 //! applied whole or not at all.
 
 use super::Control;
-use crate::api::{ApiError, AttachedView, ErrorCode, Request};
 use control_client::{InterfaceSpec, RouteSpec};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use ipnet::IpNet;
@@ -17,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+use vrouter_api::{ApiError, AttachedView, ErrorCode, Request};
 
 /// Changes waiting for the control task at most; more are refused as busy.
 pub const QUEUE_DEPTH: usize = 1024;

@@ -80,7 +80,7 @@ fn routes_that_cannot_be_applied_stay_recorded_across_unrelated_changes() {
         })
         .unwrap();
     assert_eq!(e, serde_json::Value::Null, "a pending route can be removed");
-    let status = views.answer(&crate::api::Request::Status).unwrap();
+    let status = views.answer(&vrouter_api::Request::Status).unwrap();
     assert_eq!(status["ready"], true);
     task.shutdown();
     let store = StateStore::open(dir.path()).unwrap();

@@ -1,10 +1,9 @@
 //! Read-only views: answered from the published snapshot and the workers' counters,
 //! without the control state and without a lock, so a slow change never delays them.
 
-use crate::api::{flow_matches, DropStatsView, FlowFilter, FlowStatsView, FlowView, InterfaceView, NextHopView};
-use crate::api::{ApiError, ErrorCode, Request, RouteView, StatusView, TunnelTotals, WorkerView, MAX_FLOWS_PER_ANSWER};
+use crate::drops::DropReason;
+use crate::flows::flow_matches;
 use crate::flows::{FlowAction, Flows};
-use crate::packet::DropReason;
 use crate::stats::{tunnel_totals, vif_totals, WorkerStats};
 use control_client::SnapshotPublisher;
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -14,6 +13,10 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use vrouter_api::{
+    ApiError, ErrorCode, Request, RouteView, StatusView, TunnelTotals, WorkerView, MAX_FLOWS_PER_ANSWER,
+};
+use vrouter_api::{DropStatsView, FlowFilter, FlowStatsView, FlowView, InterfaceView, NextHopView};
 
 /// What the views read: shared handles only.
 #[derive(Debug)]

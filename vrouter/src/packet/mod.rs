@@ -8,7 +8,6 @@
 
 mod arp;
 pub mod checksum;
-mod drop;
 mod fabric;
 mod flow;
 mod icmp;
@@ -20,7 +19,7 @@ mod police;
 mod route_cache;
 mod tunnel;
 
-pub use drop::DropReason;
+pub use crate::drops::DropReason;
 pub use flow::{classify, prefetch_entry as prefetch_flow_entry, Classified};
 pub use icmp::IcmpLimiter;
 pub use outer_cache::OuterCache;
