@@ -244,3 +244,20 @@ impl Aging {
         let _ = self.thread.join();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flow_table_larger_than_the_memory_left_is_a_config_error_naming_its_key() {
+        let available = available_memory().expect("/proc/meminfo is readable");
+        assert!(available > 0);
+        let err = check_memory("flows.entries", usize::MAX).unwrap_err().to_string();
+        assert!(err.contains("flows.entries") && err.contains("MiB"), "{err}");
+        check_memory("flows.entries", 1 << 20).expect("1 MiB is available");
+        // What 67,108,864 entries (the largest the config accepts) would take.
+        let largest = flow_table::FlowTable::memory_bytes_for(1 << 26);
+        assert!(largest > 4 << 30, "{largest} bytes");
+    }
+}
