@@ -55,30 +55,10 @@ pub struct Interface {
 }
 
 impl Interface {
-    /// True if the pod behind this interface may send from `src`: its own address
-    /// or an allowed address pair, never its gateway. (A pod's own address is never
-    /// martian; the caller checks martians for allowed pairs.)
+    /// True if `src` is inside one of the pod's allowed address pairs.
     #[inline]
-    pub fn may_send_from4(&self, src: Ipv4Addr) -> bool {
-        self.ipv4 == Some(src)
-            || (!self.allowed_sources.is_empty()
-                && self.gateway4 != Some(src)
-                && self
-                    .allowed_sources
-                    .iter()
-                    .any(|p| p.contains(&std::net::IpAddr::V4(src))))
-    }
-
-    /// [`Interface::may_send_from4`] for IPv6.
-    #[inline]
-    pub fn may_send_from6(&self, src: Ipv6Addr) -> bool {
-        self.ipv6 == Some(src)
-            || (!self.allowed_sources.is_empty()
-                && self.gateway6 != Some(src)
-                && self
-                    .allowed_sources
-                    .iter()
-                    .any(|p| p.contains(&std::net::IpAddr::V6(src))))
+    pub fn in_allowed_pairs(&self, src: std::net::IpAddr) -> bool {
+        self.allowed_sources.iter().any(|p| p.contains(&src))
     }
 }
 

@@ -270,18 +270,13 @@ fn too_big_for(snap: &Snapshot, vif: Vif, ip_len: usize) -> Option<u16> {
 /// VRF routes back to this interface (reverse-path check, as Contrail's RPF).
 #[cold]
 fn other_source_allowed(snap: &Snapshot, iface: &Interface, src: std::net::IpAddr) -> bool {
-    if control_client::is_martian(src) {
-        return false;
-    }
-    let allowed = match src {
-        std::net::IpAddr::V4(a) => iface.may_send_from4(a),
-        std::net::IpAddr::V6(a) => iface.may_send_from6(a),
-    };
     let gateway = match src {
         std::net::IpAddr::V4(a) => iface.gateway4 == Some(a),
         std::net::IpAddr::V6(a) => iface.gateway6 == Some(a),
     };
-    allowed || (!gateway && snap.routes_back_to(iface.vrf, src, iface.vif))
+    !gateway
+        && !control_client::is_martian(src)
+        && (iface.in_allowed_pairs(src) || snap.routes_back_to(iface.vrf, src, iface.vif))
 }
 
 /// True if `dst` belongs to another VRF than `iface`'s: an isolation drop, not a
