@@ -69,16 +69,7 @@ fn fabric_frames_are_decapsulated_to_the_pod_by_label() {
     let snap = tunnel_snapshot(1500);
     let inner = udp4(MAC_A, ROUTER, B4, A4, 60, b"from node 2");
     let label = snap.interface(1).and_then(|i| i.label).expect("pod a has a label");
-    let outer = nexthop::encap::Outer {
-        encap: nexthop::encap::Encap::MplsOverGre,
-        src_mac: [2, 0, 0, 0, 0, 0xf2],
-        dst_mac: [2, 0, 0, 0, 0, 0xf1],
-        src: [198, 18, 0, 2].into(),
-        dst: [198, 18, 0, 1].into(),
-        label,
-        entropy: 50000,
-        ttl: 60,
-    };
+    let outer = outer_from_node_2(nexthop::encap::Encap::MplsOverGre, label);
     let frame = outer.frame(&inner[ETH_LEN..]);
     let (v, out) = run(&snap, 0, &frame);
     assert_eq!(v, Verdict::Transmit(1));
@@ -101,8 +92,13 @@ fn fabric_frames_are_decapsulated_to_the_pod_by_label() {
 /// `inner` (an Ethernet frame) as it arrives from 198.18.0.2 over MPLS over UDP
 /// with `label`.
 fn from_node_2(label: u32, inner: &[u8]) -> Vec<u8> {
-    let outer = nexthop::encap::Outer {
-        encap: nexthop::encap::Encap::MplsOverUdp,
+    outer_from_node_2(nexthop::encap::Encap::MplsOverUdp, label).frame(&inner[ETH_LEN..])
+}
+
+/// The outer headers of a packet from node 2 (198.18.0.2) to this node (198.18.0.1).
+fn outer_from_node_2(encap: nexthop::encap::Encap, label: u32) -> nexthop::encap::Outer {
+    nexthop::encap::Outer {
+        encap,
         src_mac: [2, 0, 0, 0, 0, 0xf2],
         dst_mac: [2, 0, 0, 0, 0, 0xf1],
         src: [198, 18, 0, 2].into(),
@@ -110,8 +106,7 @@ fn from_node_2(label: u32, inner: &[u8]) -> Vec<u8> {
         label,
         entropy: 50000,
         ttl: 60,
-    };
-    outer.frame(&inner[ETH_LEN..])
+    }
 }
 
 #[test]
@@ -312,16 +307,7 @@ fn packets_from_the_fabric_go_through_the_flow_table_and_arrive_unchanged() {
     ] {
         let mut ctx = PipelineContext::default();
         let inner = udp4([2, 0, 0, 0, 0, 0xee], ROUTER, B4, A4, 60, b"from node 2");
-        let outer = nexthop::encap::Outer {
-            encap,
-            src_mac: [2, 0, 0, 0, 0, 0xf2],
-            dst_mac: [2, 0, 0, 0, 0, 0xf1],
-            src: remote,
-            dst: [198, 18, 0, 1].into(),
-            label: id,
-            entropy: 50000,
-            ttl: 60,
-        };
+        let outer = outer_from_node_2(encap, id);
         let payload = if encap == Encap::Vxlan {
             &inner[..]
         } else {
