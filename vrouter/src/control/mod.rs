@@ -199,25 +199,19 @@ impl Control {
 
     /// Applies the recorded routes that can be applied now; the rest stay pending
     /// (and recorded).
-    fn apply_pending_routes(&mut self) -> bool {
-        let mut applied = false;
+    fn apply_pending_routes(&mut self) {
         for r in std::mem::take(&mut self.pending_routes) {
-            let text = format!("{} {}", r.vrf, r.prefix);
             if self.model.routes().len() >= self.max_routes {
                 // tables.routes holds at restore too: the rest stay recorded.
-                tracing::debug!(route = %text, "recorded route not applied: tables.routes reached");
+                tracing::debug!(vrf = %r.vrf, prefix = %r.prefix, "recorded route not applied: tables.routes reached");
                 self.pending_routes.push(r);
                 continue;
             }
-            match self.model.add_route(r.clone()) {
-                Ok(()) => applied = true,
-                Err(e) => {
-                    tracing::debug!(route = %text, "recorded route not applicable yet: {e}");
-                    self.pending_routes.push(r);
-                }
+            if let Err(e) = self.model.add_route(r.clone()) {
+                tracing::debug!(vrf = %r.vrf, prefix = %r.prefix, "recorded route not applicable yet: {e}");
+                self.pending_routes.push(r);
             }
         }
-        applied
     }
 
     /// The route list the state directory keeps: live and pending.
