@@ -426,11 +426,6 @@ impl Control {
         Ok(())
     }
 
-    /// The published snapshot's publisher (for views and tests).
-    pub fn publisher(&self) -> &SnapshotPublisher {
-        &self.publisher
-    }
-
     /// Detaches everything and stops the workers; the state directory is kept.
     pub fn shutdown(&mut self) {
         self.ports.shutdown();
