@@ -1,8 +1,10 @@
 //! The control side's cost per publication: building a snapshot of a node's desired
 //! state with many routes after one route changed, as the control thread does for
-//! every change it publishes. Routes spread over 16 remote nodes.
+//! every change it publishes before route changes were patched, and patching the
+//! previous snapshot instead (`Publication`), as it does now for a route change.
+//! Routes spread over 16 remote nodes.
 
-use control_client::{DesiredState, RouteSpec, RouteTarget, SnapshotBuilder};
+use control_client::{DesiredState, Publication, RouteSpec, RouteTarget, SnapshotBuilder, SnapshotPublisher};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use nexthop::encap::Encap;
 use nexthop::MacAddr;
@@ -37,29 +39,54 @@ fn publication(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(std::time::Duration::from_secs(5));
-    for routes in [1_000u32, 10_000] {
+    let prefix: ipnet::IpNet = "198.18.77.0/24".parse().expect("prefix");
+    // Adds the route on odd calls, removes it on even ones.
+    let toggle = |model: &mut DesiredState, n: u64| {
+        if n % 2 == 1 {
+            let route = RouteSpec {
+                vrf: "red".into(),
+                prefix,
+                target: RouteTarget::Discard,
+            };
+            model.add_route(route).expect("valid route");
+        } else {
+            model.remove_route("red", prefix).expect("present");
+        }
+    };
+    for routes in [1_000u32, 10_000, 100_000] {
         let mut model = node_with_routes(routes);
         let mut builder = SnapshotBuilder::new(1);
-        let _ = builder.build(&model, MacAddr(benches::ROUTER));
-        let prefix: ipnet::IpNet = "198.18.77.0/24".parse().expect("prefix");
+        let mut publication = Publication::new(SnapshotPublisher::new(builder.build(&model, MacAddr(benches::ROUTER))));
         let mut n = 0u64;
         group.throughput(Throughput::Elements(1));
+        group.bench_with_input(
+            BenchmarkId::new("patch after one route changed", routes),
+            &routes,
+            |b, _| {
+                b.iter(|| {
+                    n += 1;
+                    toggle(&mut model, n);
+                    let current = publication.publisher().load_full();
+                    let patch = builder.patch_route(&model, "red", prefix, &current);
+                    drop(current);
+                    match patch {
+                        Some(patch) => publication.publish_patch(patch),
+                        None => publication.publish(builder.build(&model, MacAddr(benches::ROUTER))),
+                    }
+                })
+            },
+        );
+        if n % 2 == 1 {
+            toggle(&mut model, n + 1);
+        }
+        let mut n = 0u64;
         group.bench_with_input(
             BenchmarkId::new("build after one route changed", routes),
             &routes,
             |b, _| {
                 b.iter(|| {
                     n += 1;
-                    if n % 2 == 1 {
-                        let route = RouteSpec {
-                            vrf: "red".into(),
-                            prefix,
-                            target: RouteTarget::Discard,
-                        };
-                        model.add_route(route).expect("valid route");
-                    } else {
-                        model.remove_route("red", prefix).expect("present");
-                    }
+                    toggle(&mut model, n);
                     builder.build(&model, MacAddr(benches::ROUTER))
                 })
             },

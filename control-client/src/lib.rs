@@ -12,6 +12,8 @@
 //!   routes that did not change.
 //! - [`SnapshotPublisher`] swaps the published snapshot atomically; forwarding
 //!   workers load it once per batch and never block on the control side.
+//!   [`Publication`] publishes a route change as a patch of the previous snapshot
+//!   ([`SnapshotBuilder::patch_route`]), in O(change) rather than O(routes).
 //!
 //! No unsafe code, no I/O.
 #![forbid(unsafe_code)]
@@ -23,4 +25,4 @@ pub use model::{
     is_martian, DesiredState, InterfaceSpec, ModelError, PortIdentity, RouteSpec, RouteTarget, SnapshotBuilder,
     DEFAULT_REMOTE_MAC, FABRIC_VRF, FIRST_LABEL, LAST_LABEL,
 };
-pub use publish::SnapshotPublisher;
+pub use publish::{Publication, PublicationStats, SnapshotPublisher};

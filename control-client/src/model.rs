@@ -540,6 +540,12 @@ impl DesiredState {
         self.interfaces.values().map(|(id, s)| (id.vif, s))
     }
 
+    /// The route for exactly `prefix` in VRF `vrf`, if there is one.
+    pub fn route(&self, vrf: &str, prefix: IpNet) -> Option<&RouteSpec> {
+        let pos = self.route_index.get(&(vrf.to_string(), prefix.trunc()))?;
+        self.routes.get(*pos)
+    }
+
     /// The configured routes.
     pub fn routes(&self) -> &[RouteSpec] {
         &self.routes

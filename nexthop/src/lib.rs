@@ -7,7 +7,8 @@
 //!   hand to the vrouter itself, discard).
 //! - [`Snapshot`] is the complete, immutable forwarding state (interfaces, VRFs with
 //!   their route tables, next hops). The control side builds a new one for every
-//!   change and publishes it atomically; forwarding workers only ever read it.
+//!   change and publishes it atomically; forwarding workers only ever read it. A
+//!   [`RoutePatch`] brings a copy of it forward when only routes changed.
 //! - [`Snapshot::decision_holds`] tells whether a flow's cached decision survives the
 //!   publications since it was made (route slots and their stamps, see [`Route`]).
 //!
@@ -25,4 +26,6 @@ mod snapshot;
 pub use lpm::{v4_key, v6_key, LpmKey, LpmTable};
 pub use nexthop::{NextHop, NextHopId};
 pub use route::{Route, RouteSlot, MAX_ROUTE_SLOTS, VOLATILE_SLOT};
-pub use snapshot::{Composite, FabricInfo, FastMap, Interface, InterfaceKind, MacAddr, Snapshot, Vif, Vrf, VrfId};
+pub use snapshot::{
+    Composite, FabricInfo, FastMap, Interface, InterfaceKind, MacAddr, RoutePatch, Snapshot, Vif, Vrf, VrfId,
+};

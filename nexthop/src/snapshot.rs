@@ -5,6 +5,8 @@ use crate::nexthop::{NextHop, NextHopId};
 use crate::route::{Route, RouteSlot};
 
 mod decision;
+mod patch;
+pub use patch::RoutePatch;
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -283,6 +283,9 @@ impl Worker {
                     .run(&snap, in_vif, slot as u16, &self.rx_descs, &mut self.pool, &mut tx);
                 self.flush();
             }
+            // Not held while idle: the control side patches the previous snapshot in
+            // place once no worker reads it.
+            drop(snap);
             for s in self.slots.iter_mut().flatten() {
                 s.socket.kick_tx();
                 s.socket.reap(&mut self.pool);

@@ -69,5 +69,10 @@ fn main() -> anyhow::Result<()> {
         }
         println!("{size:>6}  {:.0}", last.elapsed().as_secs_f64() * 1e6 / 1000.0);
     }
+    let stats = control.publication_stats();
+    println!(
+        "publications: {} patched in place, {} patched on a copy, {} full builds",
+        stats.patched_in_place, stats.patched_copy, stats.full
+    );
     Ok(())
 }

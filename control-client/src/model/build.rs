@@ -17,14 +17,13 @@ struct Compile<'a> {
     state: &'a DesiredState,
     generation: u64,
     snap: Snapshot,
-    interface_nh: BTreeMap<&'a str, NextHopId>,
 }
 
 impl SnapshotBuilder {
     /// Compiles `state` into the next snapshot. Next hops, composites and routes that
     /// were in the previous snapshot keep their ids and slots.
     pub fn build(&mut self, state: &DesiredState, router_mac: MacAddr) -> Snapshot {
-        let generation = self.begin();
+        let generation = self.begin_full();
         let vrf_count = state.vrf_ids.values().max().map_or(0, |m| m.index() + 1);
         let mut vrfs: Vec<Vrf> = (0..vrf_count)
             .map(|id| Vrf {
@@ -50,7 +49,6 @@ impl SnapshotBuilder {
                     .collect(),
                 ..Snapshot::default()
             },
-            interface_nh: BTreeMap::new(),
         };
         compile.interfaces(router_mac);
         compile.gateways();
@@ -70,6 +68,12 @@ impl<'a> Compile<'a> {
             self.snap.interfaces.resize(slot + 1, None);
         }
         self.snap.interfaces[slot] = Some(i);
+    }
+
+    /// A table entry for a pod's own address or gateway (not from a route).
+    fn insert_derived(&mut self, vrf: VrfId, prefix: IpNet, nh: NextHopId) {
+        self.ids.derive(vrf, prefix);
+        self.insert(vrf, prefix, nh);
     }
 
     fn insert(&mut self, vrf: VrfId, prefix: IpNet, nh: NextHopId) {
@@ -108,14 +112,13 @@ impl<'a> Compile<'a> {
                 dst_mac: spec.mac,
             };
             let nh = self.ids.nexthop(nexthop, self.generation);
-            self.interface_nh.insert(name.as_str(), nh);
             self.snap.mpls.insert(id.label, nh);
             if let Some(a) = spec.ipv4 {
-                self.insert(vrf, IpNet::from(IpAddr::V4(a)), nh);
+                self.insert_derived(vrf, IpNet::from(IpAddr::V4(a)), nh);
                 self.snap.owner4.insert(a, vrf);
             }
             if let Some(a) = spec.ipv6 {
-                self.insert(vrf, IpNet::from(IpAddr::V6(a)), nh);
+                self.insert_derived(vrf, IpNet::from(IpAddr::V6(a)), nh);
                 self.snap.owner6.insert(a, vrf);
             }
             self.place(Interface {
@@ -148,18 +151,52 @@ impl<'a> Compile<'a> {
                     IpAddr::V6(a) => table.v6.get_exact(v6_key(a), 128).is_some(),
                 };
                 if !taken {
-                    self.insert(vrf, IpNet::from(g), NH_RECEIVE);
+                    self.insert_derived(vrf, IpNet::from(g), NH_RECEIVE);
                 }
             }
         }
     }
 
-    /// A next hop for one route target, with its stable ECMP member identity.
-    fn target(&mut self, t: &RouteTarget) -> (NextHopId, u64) {
+    fn route(&mut self, route: &RouteSpec) {
+        let nh = self.ids.resolve(self.state, &route.target, self.generation);
+        self.insert(self.state.vrf_ids[&route.vrf], route.prefix, nh);
+    }
+}
+
+impl SnapshotBuilder {
+    /// The next-hop id of a route target (a composite for ECMP), interned in
+    /// `generation`. Targets were validated when the route was added.
+    pub(super) fn resolve(&mut self, state: &DesiredState, target: &RouteTarget, generation: u64) -> NextHopId {
+        match target {
+            RouteTarget::Ecmp { members } => {
+                let resolved: Vec<(NextHopId, u64)> =
+                    members.iter().map(|m| self.member(state, m, generation)).collect();
+                let group = Composite {
+                    members: resolved.iter().map(|r| r.0).collect(),
+                    ids: resolved.iter().map(|r| r.1).collect(),
+                };
+                self.composite(group, generation)
+            }
+            other => self.member(state, other, generation).0,
+        }
+    }
+
+    /// A next hop for one non-ECMP target, with its stable ECMP member identity.
+    fn member(&mut self, state: &DesiredState, t: &RouteTarget, generation: u64) -> (NextHopId, u64) {
         match t {
             RouteTarget::Discard | RouteTarget::Ecmp { .. } => (NH_DISCARD, 0),
             RouteTarget::Interface { name } => {
-                let nh = self.interface_nh[name.as_str()];
+                let Some((id, spec)) = state.interfaces.get(name) else {
+                    return (NH_DISCARD, 0);
+                };
+                // The same value the interface's own next hop was interned with: the same id.
+                let nh = self.nexthop(
+                    NextHop::Interface {
+                        vif: id.vif,
+                        dst_mac: spec.mac,
+                    },
+                    generation,
+                );
                 (nh, nexthop::ecmp::member_id(&[1, u64::from(nh)]))
             }
             RouteTarget::Tunnel {
@@ -168,35 +205,20 @@ impl<'a> Compile<'a> {
                 encaps,
                 mac,
             } => {
-                let encap = self.state.choose_encap(encaps).unwrap_or(Encap::MplsOverUdp);
+                let encap = state.choose_encap(encaps).unwrap_or(Encap::MplsOverUdp);
                 let inner_mac = mac.unwrap_or(DEFAULT_REMOTE_MAC);
                 // Routes to the same remote, label and encapsulation share one next hop.
                 let tunnel = NextHop::Tunnel {
                     encap,
                     remote: *remote,
                     label: *label,
-                    outer_mac: self.state.neighbors.get(remote).copied().unwrap_or_default(),
+                    outer_mac: state.neighbors.get(remote).copied().unwrap_or_default(),
                     inner_mac,
                 };
-                let nh = self.ids.nexthop(tunnel, self.generation);
+                let nh = self.nexthop(tunnel, generation);
                 let member = nexthop::ecmp::member_id(&[2, u64::from(u32::from(*remote)), u64::from(*label)]);
                 (nh, member)
             }
         }
-    }
-
-    fn route(&mut self, route: &RouteSpec) {
-        let nh = match &route.target {
-            RouteTarget::Ecmp { members } => {
-                let resolved: Vec<(NextHopId, u64)> = members.iter().map(|m| self.target(m)).collect();
-                let group = Composite {
-                    members: resolved.iter().map(|r| r.0).collect(),
-                    ids: resolved.iter().map(|r| r.1).collect(),
-                };
-                self.ids.composite(group, self.generation)
-            }
-            other => self.target(other).0,
-        };
-        self.insert(self.state.vrf_ids[&route.vrf], route.prefix, nh);
     }
 }

@@ -7,6 +7,8 @@ use super::*;
 use nexthop::{Route, RouteSlot, MAX_ROUTE_SLOTS, VOLATILE_SLOT};
 use std::hash::Hash;
 
+mod patch;
+
 /// Builds successive snapshots of a [`DesiredState`]; see the module doc. The
 /// control thread keeps one for the life of the process.
 #[derive(Debug, Clone)]
@@ -21,6 +23,12 @@ pub struct SnapshotBuilder {
     miss_slots: Vec<RouteSlot>,
     vrf_names: Vec<String>,
     owners: (FastMap<Ipv4Addr, VrfId>, FastMap<Ipv6Addr, VrfId>),
+    /// Table keys the last full build filled from interfaces (pod addresses, gateway
+    /// receive routes) rather than from routes: a route change there takes a full build.
+    derived: std::collections::HashSet<(VrfId, IpNet), ahash::RandomState>,
+    /// Publications patched since the last full build: next hops and composites that
+    /// went out of use are only swept by a full build, which this bounds.
+    patched_since_build: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +46,9 @@ struct Interner<T> {
     ids: FastMap<T, (u32, u64)>,
     free: Vec<u32>,
     high_water: u32,
+    /// Ids given to new values since the last [`SnapshotBuilder::begin`] (what a patch
+    /// must carry).
+    fresh: Vec<(u32, T)>,
 }
 
 /// Marks an interned value that is never swept.
@@ -49,6 +60,7 @@ impl<T: Hash + Eq + Clone> Interner<T> {
             ids: FastMap::default(),
             free: Vec::new(),
             high_water: 0,
+            fresh: Vec::new(),
         };
         for value in permanent {
             me.intern(value.clone(), PERMANENT);
@@ -67,6 +79,7 @@ impl<T: Hash + Eq + Clone> Interner<T> {
             self.high_water += 1;
             self.high_water - 1
         });
+        self.fresh.push((id, value.clone()));
         self.ids.insert(value, (id, generation));
         id
     }
@@ -109,14 +122,30 @@ impl SnapshotBuilder {
             miss_slots: Vec::new(),
             vrf_names: Vec::new(),
             owners: Default::default(),
+            derived: Default::default(),
+            patched_since_build: 0,
         }
     }
 
+    /// Starts a full build: returns its generation.
+    pub(super) fn begin_full(&mut self) -> u64 {
+        self.derived.clear();
+        self.patched_since_build = 0;
+        self.begin()
+    }
+
+    /// Notes that the full build fills `prefix` in `vrf` from an interface.
+    pub(super) fn derive(&mut self, vrf: VrfId, prefix: IpNet) {
+        self.derived.insert((vrf, prefix));
+    }
+
     /// Starts a publication: returns its generation.
-    pub(super) fn begin(&mut self) -> u64 {
+    fn begin(&mut self) -> u64 {
         let generation = self.next_generation;
         self.next_generation += 1;
         self.stamps[VOLATILE_SLOT as usize] = generation as u32;
+        self.nexthops.fresh.clear();
+        self.composites.fresh.clear();
         generation
     }
 

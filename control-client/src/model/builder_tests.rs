@@ -270,3 +270,5 @@ proptest! {
         prop_assert!(held >= snaps.len() - 1);
     }
 }
+
+mod patch;

@@ -16,7 +16,8 @@ pub mod views;
 
 use crate::store::{RouteChange, StateStore};
 use control_client::{
-    DesiredState, InterfaceSpec, ModelError, PortIdentity, RouteSpec, SnapshotBuilder, SnapshotPublisher,
+    DesiredState, InterfaceSpec, ModelError, PortIdentity, Publication, PublicationStats, RouteSpec, SnapshotBuilder,
+    SnapshotPublisher,
 };
 use ipnet::IpNet;
 use nexthop::{MacAddr, Vif};
@@ -100,7 +101,7 @@ pub struct Control {
     model: DesiredState,
     builder: SnapshotBuilder,
     router_mac: MacAddr,
-    publisher: SnapshotPublisher,
+    publication: Publication,
     ports: Box<dyn Ports>,
     store: StateStore,
     max_routes: usize,
@@ -128,7 +129,7 @@ impl Control {
             model,
             builder,
             router_mac,
-            publisher,
+            publication: Publication::new(publisher),
             ports,
             store,
             max_routes,
@@ -138,7 +139,26 @@ impl Control {
     }
 
     fn publish(&mut self) {
-        self.publisher.publish(self.builder.build(&self.model, self.router_mac));
+        self.publication
+            .publish(self.builder.build(&self.model, self.router_mac));
+    }
+
+    /// Publishes a change to one route: as a patch of the current snapshot when the
+    /// builder can make one (the common case, O(1) in the routes), else in full.
+    fn publish_route(&mut self, vrf: &str, prefix: IpNet) {
+        let current = self.publication.publisher().load_full();
+        match self.builder.patch_route(&self.model, vrf, prefix, &current) {
+            Some(patch) => {
+                drop(current);
+                self.publication.publish_patch(patch);
+            }
+            None => self.publish(),
+        }
+    }
+
+    /// How publications went (in place, copied, full).
+    pub fn publication_stats(&self) -> PublicationStats {
+        self.publication.stats()
     }
 
     /// Re-attaches the ports and routes kept in the state directory. Ports come back
@@ -357,7 +377,7 @@ impl Control {
                 e.context("route not added: the state directory could not record it"),
             ));
         }
-        self.publish();
+        self.publish_route(&vrf, prefix);
         Ok(())
     }
 
@@ -389,7 +409,7 @@ impl Control {
                 e.context("route not removed: the state directory could not record it"),
             ));
         }
-        self.publish();
+        self.publish_route(vrf, prefix);
         Ok(())
     }
 
