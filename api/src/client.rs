@@ -83,6 +83,28 @@ impl ApiClient {
         }
     }
 
+    /// Every route (of VRF `vrf`, or all), read page by page; `page` routes per
+    /// request (at most [`crate::MAX_ROUTES_PER_ANSWER`] are answered).
+    pub fn all_routes(&self, vrf: Option<&str>, page: usize) -> Result<Vec<crate::RouteView>, ClientError> {
+        let mut all: Vec<crate::RouteView> = Vec::new();
+        loop {
+            let request = Request::Routes {
+                vrf: vrf.map(str::to_string),
+                limit: page,
+                after: all.last().map(|r| crate::RouteCursor {
+                    vrf: r.vrf.clone(),
+                    prefix: r.prefix,
+                }),
+            };
+            let got: Vec<crate::RouteView> = self.call(&request)?;
+            let last_page = got.len() < page.clamp(1, crate::MAX_ROUTES_PER_ANSWER);
+            all.extend(got);
+            if last_page {
+                return Ok(all);
+            }
+        }
+    }
+
     /// Waits until the API answers `status` with `ready` (the state directory is
     /// restored), up to `timeout`.
     pub fn wait_ready(&self, timeout: Duration) -> Result<(), ClientError> {

@@ -8,8 +8,8 @@
 //!   [`FlowView`], ...); nothing a caller needs is only in a message string.
 //! - Every error carries an [`ErrorCode`] whose spelling is stable across releases
 //!   (callers branch on it, never on the message).
-//! - Lists that can grow with traffic are bounded per answer ([`MAX_FLOWS_PER_ANSWER`])
-//!   and paged.
+//! - Lists that can grow with traffic or configuration are bounded per answer
+//!   ([`MAX_FLOWS_PER_ANSWER`], [`MAX_ROUTES_PER_ANSWER`]) and paged.
 //!
 //! No unsafe code; no dependency on the daemon.
 #![forbid(unsafe_code)]
@@ -21,7 +21,7 @@ mod views;
 
 pub use client::{ApiClient, ClientError};
 pub use error::{ApiError, ErrorCode};
-pub use request::{FlowFilter, Request, DEFAULT_FLOW_LIMIT, MAX_FLOWS_PER_ANSWER};
+pub use request::{FlowFilter, Request, RouteCursor, DEFAULT_FLOW_LIMIT, MAX_FLOWS_PER_ANSWER, MAX_ROUTES_PER_ANSWER};
 pub use views::{
     AttachedView, DropStatsView, FlowStatsView, FlowView, InterfaceView, NextHopView, RouteView, StatusView,
     TunnelTotals, VifTotals, WorkerView,

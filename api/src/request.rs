@@ -32,11 +32,19 @@ pub enum Request {
     },
     /// Interfaces with counters (`vif --list`).
     Interfaces,
-    /// Routes, of one VRF or all (`rt --dump`).
+    /// Routes, of one VRF or all (`rt list`), in listing order: VRFs by id, in each
+    /// IPv4 then IPv6, longest prefixes first, then by address.
     Routes {
         /// Only this VRF.
         #[serde(default)]
         vrf: Option<String>,
+        /// At most this many (capped at [`MAX_ROUTES_PER_ANSWER`]).
+        #[serde(default = "default_route_limit")]
+        limit: usize,
+        /// Only routes after this one in listing order (it need not exist any more):
+        /// the next page starts after the last route of the previous one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<RouteCursor>,
     },
     /// Next hops (`nh --list`).
     NextHops,
@@ -82,6 +90,24 @@ pub const MAX_FLOWS_PER_ANSWER: usize = 10_000;
 
 fn default_flow_limit() -> usize {
     DEFAULT_FLOW_LIMIT
+}
+
+/// Most routes one answer lists (also the default): more are read page by page
+/// (`after`).
+pub const MAX_ROUTES_PER_ANSWER: usize = 10_000;
+
+fn default_route_limit() -> usize {
+    MAX_ROUTES_PER_ANSWER
+}
+
+/// Where a page of routes starts: after this route of this VRF.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCursor {
+    /// VRF name.
+    pub vrf: String,
+    /// Prefix.
+    pub prefix: IpNet,
 }
 
 /// Which flows to list; unset fields match everything.

@@ -125,9 +125,7 @@ fn routes_added_and_removed_through_the_api() {
     };
     let _: serde_json::Value = api.call(&Request::AddRoute { route }).unwrap();
     let routes: Vec<RouteView> = api
-        .call(&Request::Routes {
-            vrf: Some("red".into()),
-        })
+        .all_routes(Some("red"), vrouter::api::MAX_ROUTES_PER_ANSWER)
         .unwrap();
     assert!(
         routes.iter().any(|r| r.prefix.to_string() == "198.19.5.0/24"),

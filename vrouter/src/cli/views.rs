@@ -96,7 +96,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
         Command::Rt {
             action: RtAction::List { vrf },
         } => {
-            let routes: Vec<RouteView> = api.call(&Request::Routes { vrf })?;
+            let routes: Vec<RouteView> = api.all_routes(vrf.as_deref(), vrouter_api::MAX_ROUTES_PER_ANSWER)?;
             print(json, &routes, |routes| {
                 println!("{:<16} {:<44} {:>4}", "vrf", "prefix", "nh");
                 for r in routes {

@@ -6,7 +6,7 @@ use crate::flows::flow_matches;
 use crate::flows::{FlowAction, Flows};
 use crate::stats::{tunnel_totals, vif_totals, WorkerStats};
 use control_client::SnapshotPublisher;
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use nexthop::Snapshot;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::ControlFlow;
@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use vrouter_api::{
-    ApiError, ErrorCode, Request, RouteView, StatusView, TunnelTotals, WorkerView, MAX_FLOWS_PER_ANSWER,
+    ApiError, ErrorCode, Request, RouteCursor, RouteView, StatusView, TunnelTotals, WorkerView, MAX_FLOWS_PER_ANSWER,
+    MAX_ROUTES_PER_ANSWER,
 };
 use vrouter_api::{DropStatsView, FlowFilter, FlowStatsView, FlowView, InterfaceView, NextHopView};
 
@@ -57,7 +58,9 @@ impl Views {
     pub fn answer(&self, request: &Request) -> Result<serde_json::Value, ApiError> {
         let value = match request {
             Request::Interfaces => serde_json::to_value(self.interfaces()),
-            Request::Routes { vrf } => serde_json::to_value(self.routes(vrf.as_deref())?),
+            Request::Routes { vrf, limit, after } => {
+                serde_json::to_value(self.routes(vrf.as_deref(), *limit, after.as_ref())?)
+            }
             Request::NextHops => serde_json::to_value(self.nexthops()),
             Request::DropStats => serde_json::to_value(self.drop_stats()),
             Request::Status => serde_json::to_value(self.status()),
@@ -108,30 +111,57 @@ impl Views {
             .collect()
     }
 
-    /// The `rt` view.
-    pub fn routes(&self, vrf: Option<&str>) -> Result<Vec<RouteView>, ApiError> {
+    /// The `rt` view: at most `limit` routes (capped at [`MAX_ROUTES_PER_ANSWER`])
+    /// in listing order, after `after` if given.
+    pub fn routes(
+        &self,
+        vrf: Option<&str>,
+        limit: usize,
+        after: Option<&RouteCursor>,
+    ) -> Result<Vec<RouteView>, ApiError> {
+        let limit = limit.min(MAX_ROUTES_PER_ANSWER);
         let snap = self.snapshot();
+        let not_found =
+            |name: &str, what: &str| ApiError::new(ErrorCode::NotFound, format!("no VRF named {name:?}{what}"));
         if let Some(name) = vrf {
-            snap.vrf_by_name(name)
-                .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no VRF named {name:?}")))?;
+            snap.vrf_by_name(name).ok_or_else(|| not_found(name, ""))?;
         }
-        let mut out = Vec::new();
-        for v in snap.vrfs.iter().filter(|v| vrf.is_none_or(|n| n == v.name)) {
-            for (k, len, route) in v.v4.entries() {
-                let prefix = Ipv4Net::new(Ipv4Addr::from(k), len)
-                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-                out.push(RouteView {
-                    vrf: v.name.clone(),
-                    prefix: prefix.into(),
-                    nh: route.nexthop,
-                });
+        let start = match after {
+            Some(c) => {
+                let id = snap
+                    .vrf_by_name(&c.vrf)
+                    .ok_or_else(|| not_found(&c.vrf, " (the page's VRF is gone: list again from the start)"))?
+                    .id;
+                Some((id, listing_key(c.prefix)))
             }
-            for (k, len, route) in v.v6.entries() {
-                let prefix = Ipv6Net::new(Ipv6Addr::from(k), len)
-                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+            None => None,
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let chosen = snap
+            .vrfs
+            .iter()
+            .filter(|v| vrf.is_none_or(|n| n == v.name))
+            .filter(|v| start.is_none_or(|(id, _)| v.id >= id));
+        for v in chosen {
+            let after_key = start.filter(|(id, _)| *id == v.id).map(|(_, key)| key);
+            let v4 =
+                v.v4.entries()
+                    .into_iter()
+                    .map(|(k, len, r)| (IpNet::from(Ipv4Net::new(Ipv4Addr::from(k), len).unwrap_or_default()), r));
+            let v6 =
+                v.v6.entries()
+                    .into_iter()
+                    .map(|(k, len, r)| (IpNet::from(Ipv6Net::new(Ipv6Addr::from(k), len).unwrap_or_default()), r));
+            for (prefix, route) in v4.chain(v6) {
+                if after_key.is_some_and(|a| listing_key(prefix) <= a) {
+                    continue;
+                }
+                if out.len() >= limit {
+                    return Ok(out);
+                }
                 out.push(RouteView {
                     vrf: v.name.clone(),
-                    prefix: prefix.into(),
+                    prefix,
                     nh: route.nexthop,
                 });
             }
@@ -332,3 +362,15 @@ impl Views {
         out
     }
 }
+
+/// A route's place in the listing order within its VRF: IPv4 first, longest prefixes
+/// first, then by address (the order [`nexthop::LpmTable::entries`] gives).
+fn listing_key(prefix: IpNet) -> (u8, u8, u128) {
+    match prefix {
+        IpNet::V4(p) => (0, u8::MAX - p.prefix_len(), u128::from(u32::from(p.network()))),
+        IpNet::V6(p) => (1, u8::MAX - p.prefix_len(), u128::from(p.network())),
+    }
+}
+
+#[cfg(test)]
+mod tests;
