@@ -141,3 +141,62 @@ fn idle_connections_cannot_take_the_api_away() {
     reader.read_line(&mut second).unwrap();
     assert!(second.contains("\"ok\""), "{second}");
 }
+
+/// CPU time (user + system) the thread `tid` of `pid` has used.
+fn thread_cpu(pid: u32, tid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .unwrap()
+        .unwrap_or(100) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+#[test]
+fn running_out_of_file_descriptors_neither_spins_nor_kills_the_api() {
+    let _machine = serial();
+    let mut n = node(BIN, XdpMode::Generic);
+    // A connection cap above what the descriptor limit leaves: accept itself fails.
+    n.add_config("api_max_connections = 4096\napi_idle_timeout_secs = 2");
+    n.start_vrouter().unwrap();
+    let pid = n.vrouter_pid().unwrap();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let limit = open + 8;
+    let set = std::process::Command::new("prlimit")
+        .args([format!("--pid={pid}"), format!("--nofile={limit}:{limit}")])
+        .status()
+        .unwrap();
+    assert!(set.success(), "prlimit failed");
+    let socket = n.api_socket();
+    let held: Vec<UnixStream> = (0..40).map(|_| UnixStream::connect(&socket).unwrap()).collect();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !n.log().contains("accept failed") {
+        assert!(Instant::now() < deadline, "accept never failed:\n{}", n.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The API thread (the process's main thread) backs off instead of spinning on
+    // accept: measured over two seconds of connections it cannot take.
+    let before = thread_cpu(pid, pid);
+    let window = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let used = thread_cpu(pid, pid) - before;
+    let share = used.as_secs_f64() / window.elapsed().as_secs_f64();
+    assert!(
+        share < 0.25,
+        "the API thread used {share:.2} of a core while out of descriptors"
+    );
+    // Once the connections go, the API answers again, under the same limit.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = raw(&socket, r#"{"op":"status"}"#);
+        if answer.contains("\"ok\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the API never recovered: {answer}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(n.vrouter_pid().is_some());
+}
