@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
+use wire::{ethernet, gre, ip_proto, ipv4, mpls, udp, vxlan};
 
 /// UDP destination port of MPLS over UDP (RFC 7510).
 pub const MPLS_UDP_PORT: u16 = 6635;
@@ -17,9 +18,9 @@ pub const GRE_PROTO_MPLS: u16 = 0x8847;
 /// First UDP source port used for flow entropy (RFC 7510 section 3).
 pub const ENTROPY_PORT_BASE: u16 = 49152;
 
-const ETH: usize = 14;
-const IPV4: usize = 20;
-const UDP: usize = 8;
+const ETH: usize = ethernet::HEADER_LEN;
+const IPV4: usize = ipv4::HEADER_LEN;
+const UDP: usize = udp::HEADER_LEN;
 
 /// An encapsulation. Written as `mplsoudp`, `mplsogre` or `vxlan` everywhere (TOML,
 /// API, CLI, views); read case-insensitively, also in Contrail's spelling (`MPLSoUDP`,
@@ -122,17 +123,6 @@ pub fn entropy_port(hash: u64) -> u16 {
     ENTROPY_PORT_BASE | (((hash >> 16) ^ hash) as u16 & 0x3fff)
 }
 
-fn checksum(data: &[u8]) -> u16 {
-    let mut acc: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
-
 impl Outer {
     /// The whole tunnel packet around `payload` (the inner IP packet; for VXLAN the
     /// inner Ethernet frame), in a new buffer: for tests, tools and benchmarks (the
@@ -148,41 +138,61 @@ impl Outer {
     /// `payload_len` bytes that follows them. `out` must be at least that long.
     pub fn write(&self, out: &mut [u8], payload_len: usize) {
         let outer = self.encap.outer_len();
-        let ip_len = (outer - ETH + payload_len) as u16;
-        out[0..6].copy_from_slice(&self.dst_mac);
-        out[6..12].copy_from_slice(&self.src_mac);
-        out[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        let proto = if self.encap == Encap::MplsOverGre { 47 } else { 17 };
-        let ip = &mut out[ETH..ETH + IPV4];
-        ip.copy_from_slice(&[0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-        ip[12..16].copy_from_slice(&self.src.octets());
-        ip[16..20].copy_from_slice(&self.dst.octets());
-        let c = checksum(ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let ip_payload = (outer - ETH - IPV4 + payload_len) as u16;
+        let eth = ethernet::Repr {
+            dst: self.dst_mac,
+            src: self.src_mac,
+            ethertype: ethernet::ETHERTYPE_IPV4,
+        };
+        eth.emit(&mut ethernet::Frame::new_unchecked(&mut out[..]));
+        let protocol = if self.encap == Encap::MplsOverGre {
+            ip_proto::GRE
+        } else {
+            ip_proto::UDP
+        };
+        let ip = ipv4::Repr {
+            src: self.src,
+            dst: self.dst,
+            protocol,
+            payload_len: ip_payload,
+            ttl: 64,
+            tos: 0,
+            ident: 0,
+            dont_frag: false,
+        };
+        ip.emit(&mut ipv4::Packet::new_unchecked(&mut out[ETH..]));
         let l4 = &mut out[ETH + IPV4..outer];
-        let mpls = (self.label & 0xf_ffff) << 12 | 1 << 8 | u32::from(self.ttl);
+        let label = mpls::Repr {
+            label: self.label,
+            traffic_class: 0,
+            bottom: true,
+            ttl: self.ttl,
+        };
         match self.encap {
             Encap::MplsOverUdp | Encap::Vxlan => {
-                let port = if self.encap == Encap::Vxlan {
+                let dst_port = if self.encap == Encap::Vxlan {
                     VXLAN_PORT
                 } else {
                     MPLS_UDP_PORT
                 };
-                l4[0..2].copy_from_slice(&self.entropy.to_be_bytes());
-                l4[2..4].copy_from_slice(&port.to_be_bytes());
-                l4[4..6].copy_from_slice(&(ip_len - IPV4 as u16).to_be_bytes());
-                l4[6..8].copy_from_slice(&[0, 0]);
+                let header = udp::Repr {
+                    src_port: self.entropy,
+                    dst_port,
+                    payload_len: ip_payload - UDP as u16,
+                };
+                header.emit(&mut udp::Packet::new_unchecked(&mut l4[..]));
                 if self.encap == Encap::Vxlan {
-                    l4[8..12].copy_from_slice(&0x0800_0000u32.to_be_bytes());
-                    l4[12..16].copy_from_slice(&((self.label & 0xff_ffff) << 8).to_be_bytes());
+                    vxlan::Repr { vni: self.label }.emit(&mut vxlan::Packet::new_unchecked(&mut l4[UDP..]));
                 } else {
-                    l4[8..12].copy_from_slice(&mpls.to_be_bytes());
+                    label.emit(&mut mpls::Entry::new_unchecked(&mut l4[UDP..]));
                 }
             }
             Encap::MplsOverGre => {
-                l4[0..4].copy_from_slice(&[0, 0, 0x88, 0x47]);
-                l4[4..8].copy_from_slice(&mpls.to_be_bytes());
+                let header = gre::Repr {
+                    protocol: gre::PROTO_MPLS,
+                };
+                header.emit(&mut gre::Packet::new_unchecked(&mut l4[..]));
+                label.emit(&mut mpls::Entry::new_unchecked(&mut l4[gre::HEADER_LEN..]));
             }
         }
     }
@@ -199,16 +209,13 @@ impl Outer {
             ..*self
         }
         .write(&mut bytes, 0);
-        let udp = self.encap != Encap::MplsOverGre;
-        bytes[ETH + 2..ETH + 4].fill(0);
-        bytes[ETH + 10..ETH + 12].fill(0);
-        if udp {
-            bytes[ETH + IPV4 + 4..ETH + IPV4 + 6].fill(0);
+        let mut ip = ipv4::Packet::new_unchecked(&mut bytes[ETH..]);
+        ip.set_total_len(0);
+        ip.set_checksum(0);
+        let ip_sum = wire::checksum::sum(ip.header(), 0);
+        if self.encap != Encap::MplsOverGre {
+            udp::Packet::new_unchecked(&mut bytes[ETH + IPV4..]).set_length(0);
         }
-        let ip_sum = bytes[ETH..ETH + IPV4]
-            .chunks_exact(2)
-            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-            .sum();
         OuterTemplate {
             bytes,
             encap: self.encap,
@@ -253,22 +260,20 @@ impl OuterTemplate {
         let out = &mut out[..LEN];
         out.copy_from_slice(&self.bytes[..LEN]);
         let ip_len = (LEN - ETH + payload_len) as u16;
-        out[ETH + 2..ETH + 4].copy_from_slice(&ip_len.to_be_bytes());
-        let mut acc = self.ip_sum + u32::from(ip_len);
-        while acc >> 16 != 0 {
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
-        out[ETH + 10..ETH + 12].copy_from_slice(&(!(acc as u16)).to_be_bytes());
-        let l4 = ETH + IPV4;
+        let mut ip = ipv4::Packet::new_unchecked(&mut out[ETH..]);
+        ip.set_total_len(ip_len);
+        ip.set_checksum(wire::checksum::finish(self.ip_sum + u32::from(ip_len)));
+        let l4 = &mut out[ETH + IPV4..];
         match self.encap {
             Encap::MplsOverUdp | Encap::Vxlan => {
-                out[l4..l4 + 2].copy_from_slice(&entropy.to_be_bytes());
-                out[l4 + 4..l4 + 6].copy_from_slice(&(ip_len - IPV4 as u16).to_be_bytes());
+                let mut udp = udp::Packet::new_unchecked(&mut l4[..]);
+                udp.set_src_port(entropy);
+                udp.set_length(ip_len - IPV4 as u16);
                 if self.encap == Encap::MplsOverUdp {
-                    out[l4 + UDP + 3] = ttl;
+                    mpls::Entry::new_unchecked(&mut l4[UDP..]).set_ttl(ttl);
                 }
             }
-            Encap::MplsOverGre => out[l4 + 7] = ttl,
+            Encap::MplsOverGre => mpls::Entry::new_unchecked(&mut l4[gre::HEADER_LEN..]).set_ttl(ttl),
         }
     }
 }
@@ -312,79 +317,69 @@ pub fn parse(frame: &[u8]) -> Result<Decapsulated, DecapError> {
     if frame.len() < ETH + IPV4 {
         return Err(DecapError::Truncated);
     }
-    if frame[12..14] != [0x08, 0x00] {
+    let eth = ethernet::Frame::new_unchecked(frame);
+    if eth.ethertype() != ethernet::ETHERTYPE_IPV4 {
         return Err(DecapError::NotTunnel);
     }
-    let ip = &frame[ETH..];
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    if ip[0] >> 4 != 4 || ihl < IPV4 || total < ihl || ip.len() < ihl {
+    let ip = match ipv4::Packet::new_checked(eth.payload()) {
+        Ok(ip) => ip,
+        Err(wire::Error::Truncated) => return Err(DecapError::Truncated),
+        Err(wire::Error::Malformed) => return Err(DecapError::BadOuterHeader),
+    };
+    if !ip.verify_checksum() {
         return Err(DecapError::BadOuterHeader);
     }
-    if ip.len() < total {
-        return Err(DecapError::Truncated);
-    }
-    if checksum(&ip[..ihl]) != 0 {
-        return Err(DecapError::BadOuterHeader);
-    }
-    if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
+    if ip.is_fragment() {
         return Err(DecapError::Fragment);
     }
-    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-    let l4 = &ip[ihl..total];
-    let base = ETH + ihl;
-    let mpls = |word: &[u8], at: usize, encap: Encap| -> Result<Decapsulated, DecapError> {
-        let w = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        if w & 0x100 == 0 {
+    let (src, dst, l4) = (ip.src_addr(), ip.dst_addr(), ip.payload());
+    // Offsets in `frame`: where the transport header starts and where the IP packet ends.
+    let base = ETH + ip.header_len();
+    let end = ETH + usize::from(ip.total_len());
+    let decapsulated = |encap, label, payload: usize| Decapsulated {
+        encap,
+        src,
+        dst,
+        label,
+        payload,
+        payload_len: end - payload,
+    };
+    let mpls = |entry: &[u8], at: usize, encap: Encap| -> Result<Decapsulated, DecapError> {
+        let entry = mpls::Entry::new_checked(entry).map_err(|_| DecapError::Truncated)?;
+        if !entry.bottom() {
             return Err(DecapError::LabelStack);
         }
-        Ok(Decapsulated {
-            encap,
-            src,
-            dst,
-            label: w >> 12,
-            payload: at,
-            payload_len: ETH + total - at,
-        })
+        Ok(decapsulated(encap, entry.label(), at))
     };
-    match ip[9] {
-        17 => {
-            if l4.len() < UDP + 4 {
-                return Err(DecapError::Truncated);
-            }
-            match u16::from_be_bytes([l4[2], l4[3]]) {
-                MPLS_UDP_PORT | MPLS_UDP_LEGACY_PORT => mpls(&l4[UDP..], base + UDP + 4, Encap::MplsOverUdp),
+    match ip.protocol() {
+        ip_proto::UDP => {
+            let udp = udp::Packet::new_checked(l4).map_err(|_| DecapError::Truncated)?;
+            match udp.dst_port() {
+                MPLS_UDP_PORT | MPLS_UDP_LEGACY_PORT => {
+                    mpls(udp.payload(), base + UDP + mpls::HEADER_LEN, Encap::MplsOverUdp)
+                }
                 VXLAN_PORT => {
-                    if l4.len() < UDP + 8 + ETH {
+                    let header = vxlan::Packet::new_checked(udp.payload()).map_err(|_| DecapError::Truncated)?;
+                    if header.payload().len() < ETH {
                         return Err(DecapError::Truncated);
                     }
-                    if l4[UDP] & 0x08 == 0 {
-                        return Err(DecapError::BadVxlanHeader);
-                    }
-                    let vni = u32::from_be_bytes([0, l4[UDP + 4], l4[UDP + 5], l4[UDP + 6]]);
-                    let at = base + UDP + 8;
-                    Ok(Decapsulated {
-                        encap: Encap::Vxlan,
-                        src,
-                        dst,
-                        label: vni,
-                        payload: at,
-                        payload_len: ETH + total - at,
-                    })
+                    let vni = vxlan::Repr::parse(&header).map_err(|_| DecapError::BadVxlanHeader)?.vni;
+                    Ok(decapsulated(Encap::Vxlan, vni, base + UDP + vxlan::HEADER_LEN))
                 }
                 _ => Err(DecapError::NotTunnel),
             }
         }
-        47 => {
-            if l4.len() < 8 {
-                return Err(DecapError::Truncated);
-            }
+        ip_proto::GRE => {
+            let gre = gre::Packet::new_checked(l4).map_err(|_| DecapError::Truncated)?;
             // Plain GRE only: no checksum, key or sequence number (RFC 4023 section 4).
-            if l4[0..2] != [0, 0] || u16::from_be_bytes([l4[2], l4[3]]) != GRE_PROTO_MPLS {
+            if !gre.is_plain() || gre.protocol() != GRE_PROTO_MPLS {
                 return Err(DecapError::NotTunnel);
             }
-            mpls(&l4[4..], base + 8, Encap::MplsOverGre)
+            mpls(
+                gre.payload(),
+                base + gre::HEADER_LEN + mpls::HEADER_LEN,
+                Encap::MplsOverGre,
+            )
         }
         _ => Err(DecapError::NotTunnel),
     }

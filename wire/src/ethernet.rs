@@ -25,7 +25,7 @@ view!(
 
 impl<T: AsRef<[u8]>> Frame<T> {
     /// Checks that the buffer holds the header.
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(Error::Truncated);
@@ -43,13 +43,13 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     /// True if the destination is a group (multicast or broadcast) address.
-    #[inline]
+    #[inline(always)]
     pub fn is_group_dst(&self) -> bool {
         self.buffer.as_ref()[0] & 1 == 1
     }
 
     /// What follows the header.
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
@@ -66,7 +66,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     }
 
     /// What follows the header, writable.
-    #[inline]
+    #[inline(always)]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]
     }
@@ -99,7 +99,7 @@ impl Repr {
     }
 
     /// Writes the header.
-    #[inline]
+    #[inline(always)]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut Frame<T>) {
         frame.set_dst_addr(self.dst);
         frame.set_src_addr(self.src);

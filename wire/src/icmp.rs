@@ -53,7 +53,7 @@ view!(
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks that the buffer holds the 8-byte header.
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(Error::Truncated);
@@ -78,7 +78,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// True for an echo request or reply of either family (whose identifier keys
     /// the flow like a port).
-    #[inline]
+    #[inline(always)]
     pub fn is_echo(&self, icmpv6: bool) -> bool {
         let t = self.msg_type();
         if icmpv6 {
@@ -89,20 +89,20 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// True if the ICMP (IPv4) checksum over the whole buffer is right.
-    #[inline]
+    #[inline(always)]
     pub fn verify_checksum_v4(&self) -> bool {
         checksum::checksum(self.buffer.as_ref()) == 0
     }
 
     /// True if the ICMPv6 checksum over the whole buffer, with the pseudo-header sum
     /// `pseudo` ([`crate::ipv6::Packet::pseudo_sum`]), is right.
-    #[inline]
+    #[inline(always)]
     pub fn verify_checksum_v6(&self, pseudo: u32) -> bool {
         checksum::finish(checksum::sum(self.buffer.as_ref(), pseudo)) == 0
     }
 
     /// What follows the header (for errors: the offending packet's start).
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
@@ -136,7 +136,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Changes the type and code and updates the checksum incrementally (an echo
     /// request turned into its reply).
-    #[inline]
+    #[inline(always)]
     pub fn set_type_and_code_updating_checksum(&mut self, msg_type: u8, code: u8) {
         let old = u16::from_be_bytes([self.msg_type(), self.code()]);
         let new = u16::from_be_bytes([msg_type, code]);
@@ -147,7 +147,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// What follows the header, writable.
-    #[inline]
+    #[inline(always)]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]
     }

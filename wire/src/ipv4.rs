@@ -22,7 +22,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// `Malformed`), and the total length within the buffer (else `Truncated`).
     /// Bytes after the total length (Ethernet padding) are allowed and ignored by
     /// [`Packet::payload`].
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
@@ -61,55 +61,55 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Header length in bytes (with options).
-    #[inline]
+    #[inline(always)]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[0] & 0x0f) * 4
     }
 
     /// Don't Fragment is set.
-    #[inline]
+    #[inline(always)]
     pub fn dont_frag(&self) -> bool {
         self.flags_and_offset() & DF != 0
     }
 
     /// More Fragments is set.
-    #[inline]
+    #[inline(always)]
     pub fn more_frags(&self) -> bool {
         self.flags_and_offset() & MF != 0
     }
 
     /// Fragment offset, in bytes.
-    #[inline]
+    #[inline(always)]
     pub fn frag_offset(&self) -> u16 {
         (self.flags_and_offset() & 0x1fff) << 3
     }
 
     /// A fragment other than the first: no transport header.
-    #[inline]
+    #[inline(always)]
     pub fn is_later_fragment(&self) -> bool {
         self.flags_and_offset() & 0x1fff != 0
     }
 
     /// Any fragment (first, middle or last).
-    #[inline]
+    #[inline(always)]
     pub fn is_fragment(&self) -> bool {
         self.flags_and_offset() & (MF | 0x1fff) != 0
     }
 
     /// True if the header checksum is right.
-    #[inline]
+    #[inline(always)]
     pub fn verify_checksum(&self) -> bool {
         checksum::checksum(&self.buffer.as_ref()[..self.header_len()]) == 0
     }
 
     /// The header, options included.
-    #[inline]
+    #[inline(always)]
     pub fn header(&self) -> &[u8] {
         &self.buffer.as_ref()[..self.header_len()]
     }
 
     /// The payload: from the end of the header to the total length.
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..usize::from(self.total_len())]
     }
@@ -138,13 +138,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Writes the version and header length (bytes, a multiple of 4).
-    #[inline]
+    #[inline(always)]
     pub fn set_version_and_header_len(&mut self, header_len: usize) {
         self.buffer.as_mut()[0] = 0x40 | (header_len / 4) as u8 & 0x0f;
     }
 
     /// Computes and writes the header checksum.
-    #[inline]
+    #[inline(always)]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let c = checksum::checksum(self.header());
@@ -153,7 +153,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Decrements the TTL by one and updates the checksum incrementally (RFC 1624,
     /// RFC 1812 5.3.1); the caller has checked that the TTL is above 1.
-    #[inline]
+    #[inline(always)]
     pub fn decrement_ttl(&mut self) {
         let b = self.buffer.as_mut();
         let old = u16::from_be_bytes([b[8], b[9]]);
@@ -164,14 +164,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// The header, writable.
-    #[inline]
+    #[inline(always)]
     pub fn header_mut(&mut self) -> &mut [u8] {
         let len = self.header_len();
         &mut self.buffer.as_mut()[..len]
     }
 
     /// The payload, writable.
-    #[inline]
+    #[inline(always)]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (start, end) = (self.header_len(), usize::from(self.total_len()));
         &mut self.buffer.as_mut()[start..end]

@@ -16,7 +16,7 @@ view!(
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks the buffer: the fixed header (else `Truncated`), version 6 (else
     /// `Malformed`), the payload length within the buffer (else `Truncated`).
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
@@ -47,32 +47,32 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Traffic class.
-    #[inline]
+    #[inline(always)]
     pub fn traffic_class(&self) -> u8 {
         (self.version_class_flow() >> 20) as u8
     }
 
     /// Flow label.
-    #[inline]
+    #[inline(always)]
     pub fn flow_label(&self) -> u32 {
         self.version_class_flow() & 0xf_ffff
     }
 
     /// Header and payload length.
-    #[inline]
+    #[inline(always)]
     pub fn total_len(&self) -> usize {
         HEADER_LEN + usize::from(self.payload_len())
     }
 
     /// The payload (bytes after the payload length, such as Ethernet padding, are not).
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..self.total_len()]
     }
 
     /// The pseudo-header sum (RFC 8200 8.1) for an upper-layer packet of `len` bytes
     /// of protocol `next_header` directly after the fixed header.
-    #[inline]
+    #[inline(always)]
     pub fn pseudo_sum(&self, next_header: u8, len: u32) -> u32 {
         let b = self.buffer.as_ref();
         let (mut src, mut dst) = ([0u8; 16], [0u8; 16]);
@@ -99,7 +99,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// The payload, writable.
-    #[inline]
+    #[inline(always)]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = self.total_len();
         &mut self.buffer.as_mut()[HEADER_LEN..end]

@@ -28,6 +28,7 @@ pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 pub mod mpls;
+pub mod ndp;
 pub mod tcp;
 pub mod udp;
 pub mod vlan;

@@ -12,19 +12,19 @@ macro_rules! view {
 
         impl<T: AsRef<[u8]>> $name<T> {
             /// Wraps `buffer` without checking it (see the crate doc).
-            #[inline]
+            #[inline(always)]
             pub const fn new_unchecked(buffer: T) -> Self {
                 Self { buffer }
             }
 
             /// The wrapped buffer.
-            #[inline]
+            #[inline(always)]
             pub fn into_inner(self) -> T {
                 self.buffer
             }
 
             /// The whole buffer, header first.
-            #[inline]
+            #[inline(always)]
             pub fn as_bytes(&self) -> &[u8] {
                 self.buffer.as_ref()
             }
@@ -37,7 +37,7 @@ macro_rules! getters {
     ($($(#[$meta:meta])* $get:ident: $kind:ident @ $at:expr;)*) => {
         $(
             $(#[$meta])*
-            #[inline]
+            #[inline(always)]
             pub fn $get(&self) -> getters!(@type $kind) {
                 getters!(@read $kind, self.buffer.as_ref(), $at)
             }
@@ -70,7 +70,7 @@ macro_rules! setters {
     ($($(#[$meta:meta])* $set:ident: $kind:ident @ $at:expr;)*) => {
         $(
             $(#[$meta])*
-            #[inline]
+            #[inline(always)]
             pub fn $set(&mut self, value: getters!(@type $kind)) {
                 setters!(@write $kind, self.buffer.as_mut(), $at, value)
             }

@@ -22,7 +22,7 @@ view!(
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks the buffer: the fixed header and the options the data offset states
     /// (else `Truncated`), a data offset of at least 5 words (else `Malformed`).
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
@@ -56,13 +56,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Header length in bytes (with options).
-    #[inline]
+    #[inline(always)]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[12] >> 4) * 4
     }
 
     /// The options.
-    #[inline]
+    #[inline(always)]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..self.header_len()]
     }

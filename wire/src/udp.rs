@@ -14,7 +14,7 @@ view!(
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks that the buffer holds the header. The length field is not checked
     /// against the buffer (the IP header bounds the datagram; see [`Packet::length`]).
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(Error::Truncated);
@@ -34,7 +34,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Everything after the header.
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
@@ -61,7 +61,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Everything after the header, writable.
-    #[inline]
+    #[inline(always)]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]
     }

@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use wire::checksum::checksum;
 
 const A: [u8; 6] = [2, 0, 0, 0, 0, 0xaa];
 const B: [u8; 6] = [2, 0, 0, 0, 0, 0xbb];

@@ -7,10 +7,11 @@
 //! worker (no trap to a slow path, no hold queue).
 
 use super::route_cache::{RouteCache, RouteLookup};
-use super::{DropReason, PipelineContext, ETH_LEN};
+use super::{DropReason, PipelineContext};
 use crate::flows::{FlowAction, Flows, TCP_FIN, TCP_RST, TCP_SYN};
 use flow_table::{FlowKey, FlowValue, Insert};
 use nexthop::{Interface, NextHop, NextHopId, RouteSlot, Snapshot};
+use wire::{icmp, ip_proto, ipv4, ipv6, tcp, udp};
 
 /// What routing decided for a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,19 +73,42 @@ fn from_action(action: FlowAction) -> Decision {
 }
 
 /// Ports (or ICMP echo identifier twice, so replies match the reverse key) and TCP
-/// flags of the L4 header at `l4`; zeros when there is none or it is a later fragment.
+/// flags of the transport header `l4` of protocol `proto`; zeros when there is none
+/// (too short, another protocol) or the packet is a later fragment.
 #[inline(always)]
-pub(super) fn l4_ports(d: &[u8], l4: usize, proto: u8, later_fragment: bool) -> (u16, u16, u8) {
-    let Some(h) = d.get(l4..).filter(|_| !later_fragment) else {
+pub(super) fn l4_ports(l4: &[u8], proto: u8, later_fragment: bool) -> (u16, u16, u8) {
+    if later_fragment {
         return (0, 0, 0);
-    };
-    let be = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+    }
     match proto {
-        6 if h.len() >= 14 => (be(0), be(2), h[13]),
-        6 | 17 if h.len() >= 4 => (be(0), be(2), 0),
-        1 if h.len() >= 8 && matches!(h[0], 0 | 8) => (be(4), be(4), 0),
-        58 if h.len() >= 8 && matches!(h[0], 128 | 129) => (be(4), be(4), 0),
+        ip_proto::TCP => tcp::Packet::new_checked(l4).map_or((0, 0, 0), |t| (t.src_port(), t.dst_port(), t.flags())),
+        ip_proto::UDP => udp::Packet::new_checked(l4).map_or((0, 0, 0), |u| (u.src_port(), u.dst_port(), 0)),
+        ip_proto::ICMP | ip_proto::ICMPV6 => match icmp::Packet::new_checked(l4) {
+            Ok(m) if m.is_echo(proto == ip_proto::ICMPV6) => (m.echo_ident(), m.echo_ident(), 0),
+            _ => (0, 0, 0),
+        },
         _ => (0, 0, 0),
+    }
+}
+
+/// The flow key in VRF `vrf` of the IP packet `ip` (either family, told by its
+/// version), its length and its TCP flags; `None` if its header does not check.
+#[inline(always)]
+pub(super) fn ip_flow_key(vrf: u16, ip: &[u8]) -> Option<(FlowKey, u32, u8)> {
+    match ip.first()? >> 4 {
+        4 => {
+            let p = ipv4::Packet::new_checked(ip).ok()?;
+            let (sp, dp, flags) = l4_ports(p.payload(), p.protocol(), p.is_later_fragment());
+            let key = FlowKey::v4(vrf, p.src_addr(), p.dst_addr(), p.protocol(), sp, dp);
+            Some((key, u32::from(p.total_len()), flags))
+        }
+        6 => {
+            let p = ipv6::Packet::new_checked(ip).ok()?;
+            let (sp, dp, flags) = l4_ports(p.payload(), p.next_header(), false);
+            let key = FlowKey::v6(vrf, p.src_addr(), p.dst_addr(), p.next_header(), sp, dp);
+            Some((key, p.total_len() as u32, flags))
+        }
+        _ => None,
     }
 }
 
@@ -219,29 +243,12 @@ pub(super) fn hash_of(key: &FlowKey, hint: Option<&Classified>) -> u64 {
     }
 }
 
-/// The flow key of an IPv4 or IPv6 frame (headers assumed in bounds only as far as
-/// checked here).
+/// The flow key of an IPv4 or IPv6 frame received on a pod interface.
 #[inline(always)]
 fn key_of(iface: &Interface, d: &[u8]) -> Option<FlowKey> {
-    let ethertype = u16::from_be_bytes([*d.get(12)?, *d.get(13)?]);
-    let vrf = iface.vrf.0;
-    match ethertype {
-        super::ETHERTYPE_IPV4 => {
-            let ip = d.get(ETH_LEN..ETH_LEN + 20)?;
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            let later = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0;
-            let (sp, dp, _) = l4_ports(d, ETH_LEN + ihl, ip[9], later);
-            let src = std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-            let dst = std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-            Some(FlowKey::v4(vrf, src, dst, ip[9], sp, dp))
-        }
-        super::ETHERTYPE_IPV6 => {
-            let ip = d.get(ETH_LEN..ETH_LEN + 40)?;
-            let (sp, dp, _) = l4_ports(d, ETH_LEN + 40, ip[6], false);
-            let src: [u8; 16] = ip[8..24].try_into().ok()?;
-            let dst: [u8; 16] = ip[24..40].try_into().ok()?;
-            Some(FlowKey::v6(vrf, src.into(), dst.into(), ip[6], sp, dp))
-        }
+    let eth = wire::ethernet::Frame::new_checked(d).ok()?;
+    match eth.ethertype() {
+        super::ETHERTYPE_IPV4 | super::ETHERTYPE_IPV6 => ip_flow_key(iface.vrf.0, eth.payload()).map(|k| k.0),
         _ => None,
     }
 }

@@ -1,45 +1,38 @@
 //! ICMP errors the vrouter originates (RFC 792 / RFC 1812 section 4.3.2, RFC 4443),
 //! built in place in front of the offending packet, and their rate limit.
 
-use super::checksum;
 use super::{write_eth, PacketBuf, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
-
-/// ICMPv4 destination unreachable.
-pub const ICMP4_UNREACHABLE: u8 = 3;
-/// ICMPv4 time exceeded.
-pub const ICMP4_TIME_EXCEEDED: u8 = 11;
-/// ICMPv6 destination unreachable.
-pub const ICMP6_UNREACHABLE: u8 = 1;
-/// ICMPv6 time exceeded.
-pub const ICMP6_TIME_EXCEEDED: u8 = 3;
+use wire::icmp::{self, v4, v6};
+use wire::{ip_proto, ipv4, ipv6};
 
 /// Largest IPv4 error datagram (RFC 1812 4.3.2.3).
 const ICMP4_ERROR_MAX: usize = 576;
 /// Largest IPv6 error datagram (RFC 4443 2.4 (c): the minimum MTU).
 const ICMP6_ERROR_MAX: usize = 1280;
+/// Bytes an IPv4 error puts in front of the quoted packet.
+const V4_ERROR_HEADERS: usize = ipv4::HEADER_LEN + icmp::HEADER_LEN;
+/// Bytes an IPv6 error puts in front of the quoted packet.
+const V6_ERROR_HEADERS: usize = ipv6::HEADER_LEN + icmp::HEADER_LEN;
 
 /// The type, code and second word of an ICMP error.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Message {
-    pub kind: u8,
-    pub code: u8,
-    /// Unused (0), or the MTU for "fragmentation needed" / "packet too big".
-    pub rest: u32,
-}
+pub(super) type Message = icmp::Repr;
 
-impl Message {
-    pub(super) fn new(kind: u8, code: u8) -> Self {
-        Self { kind, code, rest: 0 }
+/// An error without a type-specific word.
+pub(super) fn message(msg_type: u8, code: u8) -> Message {
+    Message {
+        msg_type,
+        code,
+        rest: 0,
     }
 }
 
 /// ICMPv4 "fragmentation needed" with the next-hop MTU (RFC 1191).
 pub(super) fn fragmentation_needed(mtu: u16) -> Message {
     Message {
-        kind: ICMP4_UNREACHABLE,
-        code: 4,
+        msg_type: v4::UNREACHABLE,
+        code: v4::CODE_FRAG_NEEDED,
         rest: u32::from(mtu),
     }
 }
@@ -47,7 +40,7 @@ pub(super) fn fragmentation_needed(mtu: u16) -> Message {
 /// ICMPv6 "packet too big" with the MTU (RFC 4443 3.2).
 pub(super) fn packet_too_big(mtu: u16) -> Message {
     Message {
-        kind: 2,
+        msg_type: v6::PACKET_TOO_BIG,
         code: 0,
         rest: u32::from(mtu),
     }
@@ -107,8 +100,9 @@ impl IcmpLimiter {
     }
 }
 
-/// Turns the IPv4 packet in `pkt` into an ICMP error to its source, sent from
-/// `from`. False (packet untouched in meaning) if the limit or the buffer says no.
+/// Turns the IPv4 packet in `pkt` (a checked Ethernet + IPv4 frame) into an ICMP
+/// error to its source, sent from `from`. False (packet untouched in meaning) if the
+/// limit or the buffer says no.
 pub(super) fn ipv4_error(
     pkt: &mut PacketBuf<'_>,
     limiter: &mut IcmpLimiter,
@@ -116,40 +110,35 @@ pub(super) fn ipv4_error(
     from: Ipv4Addr,
     msg: Message,
 ) -> bool {
-    let Message {
-        kind: icmp_type,
-        code,
-        rest,
-    } = msg;
     let d = pkt.data();
-    let mut pod_mac = [0u8; 6];
-    pod_mac.copy_from_slice(&d[6..12]);
-    let quoted = (d.len() - ETH_LEN).min(ICMP4_ERROR_MAX - 28);
-    let mut orig_src = [0u8; 4];
-    orig_src.copy_from_slice(&d[ETH_LEN + 12..ETH_LEN + 16]);
-    if !limiter.take() || !pkt.grow_front(28) {
+    let pod_mac = wire::ethernet::Frame::new_unchecked(d).src_addr();
+    let quoted = (d.len() - ETH_LEN).min(ICMP4_ERROR_MAX - V4_ERROR_HEADERS);
+    let orig_src = ipv4::Packet::new_unchecked(&d[ETH_LEN..]).src_addr();
+    if !limiter.take() || !pkt.grow_front(V4_ERROR_HEADERS) {
         return false;
     }
-    pkt.truncate(ETH_LEN + 28 + quoted);
-    let total = (20 + 8 + quoted) as u16;
+    pkt.truncate(ETH_LEN + V4_ERROR_HEADERS + quoted);
     let f = pkt.data_mut();
     write_eth(f, pod_mac, router_mac, ETHERTYPE_IPV4);
-    let ip = &mut f[ETH_LEN..ETH_LEN + 20];
-    ip.copy_from_slice(&[0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    ip[12..16].copy_from_slice(&from.octets());
-    ip[16..20].copy_from_slice(&orig_src);
-    let c = checksum::checksum(ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let icmp = &mut f[ETH_LEN + 20..];
-    icmp[0..4].copy_from_slice(&[icmp_type, code, 0, 0]);
-    icmp[4..8].copy_from_slice(&rest.to_be_bytes());
-    let c = checksum::checksum(icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let header = ipv4::Repr {
+        src: from,
+        dst: orig_src,
+        protocol: ip_proto::ICMP,
+        payload_len: (icmp::HEADER_LEN + quoted) as u16,
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_frag: false,
+    };
+    header.emit(&mut ipv4::Packet::new_unchecked(&mut f[ETH_LEN..]));
+    let mut error = icmp::Packet::new_unchecked(&mut f[ETH_LEN + ipv4::HEADER_LEN..]);
+    msg.emit(&mut error);
+    error.fill_checksum_v4();
     true
 }
 
-/// Turns the IPv6 packet in `pkt` into an ICMPv6 error to its source, sent from `from`.
+/// Turns the IPv6 packet in `pkt` (a checked Ethernet + IPv6 frame) into an ICMPv6
+/// error to its source, sent from `from`.
 pub(super) fn ipv6_error(
     pkt: &mut PacketBuf<'_>,
     limiter: &mut IcmpLimiter,
@@ -157,45 +146,37 @@ pub(super) fn ipv6_error(
     from: Ipv6Addr,
     msg: Message,
 ) -> bool {
-    let Message {
-        kind: icmp_type,
-        code,
-        rest,
-    } = msg;
     let d = pkt.data();
-    let mut pod_mac = [0u8; 6];
-    pod_mac.copy_from_slice(&d[6..12]);
-    let quoted = (d.len() - ETH_LEN).min(ICMP6_ERROR_MAX - 48);
-    let mut orig_src = [0u8; 16];
-    orig_src.copy_from_slice(&d[ETH_LEN + 8..ETH_LEN + 24]);
-    if !limiter.take() || !pkt.grow_front(48) {
+    let pod_mac = wire::ethernet::Frame::new_unchecked(d).src_addr();
+    let quoted = (d.len() - ETH_LEN).min(ICMP6_ERROR_MAX - V6_ERROR_HEADERS);
+    let orig_src = ipv6::Packet::new_unchecked(&d[ETH_LEN..]).src_addr();
+    if !limiter.take() || !pkt.grow_front(V6_ERROR_HEADERS) {
         return false;
     }
-    pkt.truncate(ETH_LEN + 48 + quoted);
-    let icmp_len = (8 + quoted) as u16;
+    pkt.truncate(ETH_LEN + V6_ERROR_HEADERS + quoted);
+    let icmp_len = (icmp::HEADER_LEN + quoted) as u16;
     let f = pkt.data_mut();
     write_eth(f, pod_mac, router_mac, ETHERTYPE_IPV6);
-    let from = from.octets();
-    write_ipv6_header(&mut f[ETH_LEN..ETH_LEN + 40], icmp_len, 64, &from, &orig_src);
-    let icmp = &mut f[ETH_LEN + 40..];
-    icmp[0..4].copy_from_slice(&[icmp_type, code, 0, 0]);
-    icmp[4..8].copy_from_slice(&rest.to_be_bytes());
-    let c = checksum::finish(checksum::sum(
-        icmp,
-        checksum::ipv6_pseudo_sum(&from, &orig_src, u32::from(icmp_len), 58),
-    ));
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut ip = ipv6::Packet::new_unchecked(&mut f[ETH_LEN..]);
+    icmpv6_header(from, orig_src, icmp_len, 64).emit(&mut ip);
+    let pseudo = ip.pseudo_sum(ip_proto::ICMPV6, u32::from(icmp_len));
+    let mut error = icmp::Packet::new_unchecked(ip.payload_mut());
+    msg.emit(&mut error);
+    error.fill_checksum_v6(pseudo);
     true
 }
 
-/// Writes an IPv6 header carrying ICMPv6.
-pub(super) fn write_ipv6_header(h: &mut [u8], payload_len: u16, hop_limit: u8, src: &[u8; 16], dst: &[u8; 16]) {
-    h[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
-    h[4..6].copy_from_slice(&payload_len.to_be_bytes());
-    h[6] = 58;
-    h[7] = hop_limit;
-    h[8..24].copy_from_slice(src);
-    h[24..40].copy_from_slice(dst);
+/// An IPv6 header carrying `len` bytes of ICMPv6.
+pub(super) fn icmpv6_header(src: Ipv6Addr, dst: Ipv6Addr, len: u16, hop_limit: u8) -> ipv6::Repr {
+    ipv6::Repr {
+        src,
+        dst,
+        next_header: ip_proto::ICMPV6,
+        payload_len: len,
+        hop_limit,
+        traffic_class: 0,
+        flow_label: 0,
+    }
 }
 
 #[cfg(test)]

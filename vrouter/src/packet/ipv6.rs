@@ -1,36 +1,27 @@
 //! IPv6 routing within a VRF (RFC 8200): header checks, hop limit, MAC rewrite, echo
 //! replies from the gateway, ICMPv6 errors (RFC 4443).
 
-use super::icmp::{self, ICMP6_TIME_EXCEEDED, ICMP6_UNREACHABLE};
+use super::icmp;
 use super::{
-    checksum, flow, ndp, too_big_for, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict,
-    ETHERTYPE_IPV6, ETH_LEN,
+    flow, ndp, too_big_for, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV6, ETH_LEN,
 };
 use flow::Decision;
 use flow_table::FlowKey;
 use nexthop::{Interface, Snapshot};
-use std::net::Ipv6Addr;
+use wire::icmp::v6;
+use wire::{ip_proto, ipv6};
 
-pub(super) const NEXT_HEADER_ICMP6: u8 = 58;
-const ICMP6_ECHO_REQUEST: u8 = 128;
-const ICMP6_ECHO_REPLY: u8 = 129;
-/// Offset of the upper-layer header in a frame without extension headers.
-pub(super) const L4: usize = ETH_LEN + 40;
-
-pub(super) fn addr(d: &[u8], at: usize) -> [u8; 16] {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&d[at..at + 16]);
-    a
-}
-
-/// Checks the ICMPv6 checksum of a frame without extension headers.
-pub(super) fn icmp6_checksum_ok(d: &[u8]) -> bool {
-    let (src, dst) = (addr(d, ETH_LEN + 8), addr(d, ETH_LEN + 24));
-    let len = (d.len() - L4) as u32;
-    checksum::finish(checksum::sum(
-        &d[L4..],
-        checksum::ipv6_pseudo_sum(&src, &dst, len, NEXT_HEADER_ICMP6),
-    )) == 0
+/// The ICMPv6 message of a checked IPv6 packet, if it carries one with a right
+/// checksum (extension headers are not walked).
+pub(super) fn icmpv6_message<'a>(ip: &ipv6::Packet<&'a [u8]>) -> Option<wire::icmp::Packet<&'a [u8]>> {
+    if ip.next_header() != ip_proto::ICMPV6 {
+        return None;
+    }
+    let payload: &'a [u8] = ip.into_inner().get(ipv6::HEADER_LEN..ip.total_len())?;
+    let message = wire::icmp::Packet::new_checked(payload).ok()?;
+    message
+        .verify_checksum_v6(ip.pseudo_sum(ip_proto::ICMPV6, payload.len() as u32))
+        .then_some(message)
 }
 
 pub(super) fn handle(
@@ -40,31 +31,27 @@ pub(super) fn handle(
     ctx: &mut PipelineContext,
     hint: Option<&flow::Classified>,
 ) -> Verdict {
-    let d = pkt.data();
-    if d.len() < L4 {
-        return Verdict::Drop(DropReason::Truncated);
-    }
-    if d[ETH_LEN] >> 4 != 6 {
-        return Verdict::Drop(DropReason::BadIpHeader);
-    }
-    let payload = usize::from(u16::from_be_bytes([d[ETH_LEN + 4], d[ETH_LEN + 5]]));
-    if L4 + payload > d.len() {
-        return Verdict::Drop(DropReason::Truncated);
-    }
-    pkt.truncate(L4 + payload);
-    let d = pkt.data();
-    let next_header = d[ETH_LEN + 6];
-    let hop_limit = d[ETH_LEN + 7];
-    let dst = Ipv6Addr::from(addr(d, ETH_LEN + 24));
-    if next_header == NEXT_HEADER_ICMP6 && payload >= 4 {
-        match d[L4] {
-            ndp::ROUTER_SOLICITATION..=ndp::REDIRECT if !ctx.exceptions.allow(iface.vif) => {
-                return Verdict::Drop(DropReason::ExceptionRate)
-            }
-            ndp::NEIGHBOR_SOLICITATION => return ndp::solicitation(snap, iface, pkt),
-            ndp::ROUTER_SOLICITATION..=ndp::REDIRECT => return Verdict::Drop(DropReason::NdUnhandled),
-            _ => {}
-        }
+    let ip = match ipv6::Packet::new_checked(&pkt.data()[ETH_LEN..]) {
+        Ok(ip) => ip,
+        Err(wire::Error::Truncated) => return Verdict::Drop(DropReason::Truncated),
+        Err(wire::Error::Malformed) => return Verdict::Drop(DropReason::BadIpHeader),
+    };
+    let total = ip.total_len();
+    let (next_header, hop_limit, src, dst) = (ip.next_header(), ip.hop_limit(), ip.src_addr(), ip.dst_addr());
+    let neighbor_discovery = match ip.payload() {
+        [msg_type, _, _, _, ..] if next_header == ip_proto::ICMPV6 => (v6::ROUTER_SOLICIT..=ndp::REDIRECT)
+            .contains(msg_type)
+            .then_some(*msg_type),
+        _ => None,
+    };
+    let (sport, dport, tcp_flags) = flow::l4_ports(ip.payload(), next_header, false);
+    // Ethernet padding of short frames is not part of the packet.
+    pkt.truncate(ETH_LEN + total);
+    match neighbor_discovery {
+        Some(_) if !ctx.exceptions.allow(iface.vif) => return Verdict::Drop(DropReason::ExceptionRate),
+        Some(v6::NEIGHBOR_SOLICIT) => return ndp::solicitation(snap, iface, pkt),
+        Some(_) => return Verdict::Drop(DropReason::NdUnhandled),
+        None => {}
     }
     if dst.is_multicast() {
         return Verdict::Drop(DropReason::Multicast);
@@ -72,14 +59,12 @@ pub(super) fn handle(
     if dst.is_unicast_link_local() {
         return Verdict::Drop(DropReason::NoRoute);
     }
-    let (sport, dport, tcp_flags) = flow::l4_ports(d, L4, next_header, false);
-    let src = Ipv6Addr::from(addr(d, ETH_LEN + 8));
     if iface.ipv6 != Some(src) && !super::other_source_allowed(snap, iface, src.into()) {
         return Verdict::Drop(DropReason::SourceMismatch);
     }
     let key = FlowKey::v6(iface.vrf.0, src, dst, next_header, sport, dport);
     let hash = flow::hash_of(&key, hint);
-    match flow::decide(snap, ctx, iface, &key, hash, (L4 + payload - ETH_LEN) as u32, tcp_flags) {
+    match flow::decide(snap, ctx, iface, &key, hash, total as u32, tcp_flags) {
         Decision::Forward(nh) => {
             let Some(out) = tunnel::Egress::of(snap, nh) else {
                 return Verdict::Drop(DropReason::NoRoute);
@@ -90,14 +75,14 @@ pub(super) fn handle(
                     iface,
                     pkt,
                     ctx,
-                    icmp::Message::new(ICMP6_TIME_EXCEEDED, 0),
+                    icmp::message(v6::TIME_EXCEEDED, 0),
                     DropReason::TtlExceeded,
                 );
             }
-            pkt.data_mut()[ETH_LEN + 7] = hop_limit - 1;
+            ipv6::Packet::new_unchecked(&mut pkt.data_mut()[ETH_LEN..]).set_hop_limit(hop_limit - 1);
             match out {
                 tunnel::Egress::Local { vif, dst_mac } => {
-                    if let Some(mtu) = too_big_for(snap, vif, L4 + payload - ETH_LEN) {
+                    if let Some(mtu) = too_big_for(snap, vif, total) {
                         // RFC 8201: routers never fragment IPv6; tell the sender.
                         let message = icmp::packet_too_big(mtu);
                         return send_error(snap, iface, pkt, ctx, message, DropReason::Mtu);
@@ -116,7 +101,7 @@ pub(super) fn handle(
             iface,
             pkt,
             ctx,
-            icmp::Message::new(ICMP6_UNREACHABLE, 0),
+            icmp::message(v6::UNREACHABLE, 0),
             DropReason::NoRoute,
         ),
     }
@@ -125,27 +110,26 @@ pub(super) fn handle(
 /// Echo requests to a gateway address are answered; nothing else is served.
 fn echo(snap: &Snapshot, iface: &Interface, pkt: &mut PacketBuf<'_>) -> Verdict {
     let d = pkt.data();
-    if d[ETH_LEN + 6] != NEXT_HEADER_ICMP6 || d.len() < L4 + 8 || d[L4] != ICMP6_ECHO_REQUEST || d[L4 + 1] != 0 {
+    let ip = ipv6::Packet::new_unchecked(&d[ETH_LEN..]);
+    let is_request = |m: &wire::icmp::Packet<&[u8]>| m.msg_type() == v6::ECHO_REQUEST && m.code() == 0;
+    let carries_request = ip.next_header() == ip_proto::ICMPV6
+        && wire::icmp::Packet::new_checked(ip.payload()).is_ok_and(|m| is_request(&m));
+    if !carries_request {
         return Verdict::Drop(DropReason::NoLocalService);
     }
-    if !icmp6_checksum_ok(d) {
+    if icmpv6_message(&ip).is_none() {
         return Verdict::Drop(DropReason::BadChecksum);
     }
-    let mut pod_mac = [0u8; 6];
-    pod_mac.copy_from_slice(&d[6..12]);
-    let (src, dst) = (addr(d, ETH_LEN + 8), addr(d, ETH_LEN + 24));
+    let pod_mac = wire::ethernet::Frame::new_unchecked(d).src_addr();
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
     let f = pkt.data_mut();
     write_eth(f, pod_mac, snap.router_mac.0, ETHERTYPE_IPV6);
-    f[ETH_LEN + 7] = 64;
-    f[ETH_LEN + 8..ETH_LEN + 24].copy_from_slice(&dst);
-    f[ETH_LEN + 24..ETH_LEN + 40].copy_from_slice(&src);
+    let mut ip = ipv6::Packet::new_unchecked(&mut f[ETH_LEN..]);
+    ip.set_hop_limit(64);
+    ip.set_src_addr(dst);
+    ip.set_dst_addr(src);
     // Swapping addresses leaves the pseudo-header sum unchanged; only the type moves.
-    let icmp = &mut f[L4..];
-    let old = u16::from_be_bytes([icmp[0], icmp[1]]);
-    icmp[0] = ICMP6_ECHO_REPLY;
-    let new = u16::from_be_bytes([icmp[0], icmp[1]]);
-    let c = checksum::update16(u16::from_be_bytes([icmp[2], icmp[3]]), old, new);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    wire::icmp::Packet::new_unchecked(ip.payload_mut()).set_type_and_code_updating_checksum(v6::ECHO_REPLY, 0);
     Verdict::Transmit(iface.vif)
 }
 
@@ -158,10 +142,9 @@ fn send_error(
     message: icmp::Message,
     reason: DropReason,
 ) -> Verdict {
-    let d = pkt.data();
-    let src = Ipv6Addr::from(addr(d, ETH_LEN + 8));
-    let dst = Ipv6Addr::from(addr(d, ETH_LEN + 24));
-    let is_icmp_error = d[ETH_LEN + 6] == NEXT_HEADER_ICMP6 && d.get(L4).is_some_and(|t| *t < 128);
+    let ip = ipv6::Packet::new_unchecked(&pkt.data()[ETH_LEN..]);
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let is_icmp_error = ip.next_header() == ip_proto::ICMPV6 && ip.payload().first().is_some_and(|t| *t < 128);
     if is_icmp_error || src.is_multicast() || src.is_unspecified() {
         return Verdict::Drop(reason);
     }

@@ -7,7 +7,6 @@
 //! in-memory port of the pipeline tests.
 
 mod arp;
-pub mod checksum;
 mod fabric;
 mod flow;
 mod icmp;
@@ -27,16 +26,11 @@ pub use police::{ExceptionPolicer, DEFAULT_EXCEPTION_RATE};
 pub use route_cache::RouteCache;
 pub use tunnel::{build_fragment, FragmentPlan};
 
-use nexthop::{Interface, Snapshot, Vif};
+pub use wire::checksum;
+pub use wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN as ETH_LEN};
 
-/// Ethernet header length.
-pub const ETH_LEN: usize = 14;
-/// EtherType IPv4.
-pub const ETHERTYPE_IPV4: u16 = 0x0800;
-/// EtherType ARP.
-pub const ETHERTYPE_ARP: u16 = 0x0806;
-/// EtherType IPv6.
-pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+use nexthop::{Interface, Snapshot, Vif};
+use wire::ethernet;
 
 /// A frame inside a larger buffer (a UMEM chunk): bytes `start..start + len` are the
 /// packet, bytes before `start` are headroom that answers and encapsulations grow into.
@@ -220,19 +214,18 @@ pub fn process_classified(
     if iface.kind == nexthop::InterfaceKind::Fabric {
         return fabric::handle(snap, iface, pkt, ctx);
     }
-    let d = pkt.data();
-    if d.len() < ETH_LEN {
+    let Ok(eth) = ethernet::Frame::new_checked(pkt.data()) else {
         return Verdict::Drop(DropReason::Truncated);
-    }
-    let to_group = d[0] & 1 == 1;
-    if !to_group && !is_mac(&d[0..6], &snap.router_mac.0) {
+    };
+    let to_group = eth.is_group_dst();
+    if !to_group && eth.dst_addr() != snap.router_mac.0 {
         return Verdict::Drop(DropReason::WrongDestMac);
     }
     // Anti-spoofing: a pod sends from its own MAC only.
-    if !is_mac(&d[6..12], &iface.mac.0) {
+    if eth.src_addr() != iface.mac.0 {
         return Verdict::Drop(DropReason::SourceMismatch);
     }
-    match u16::from_be_bytes([d[12], d[13]]) {
+    match eth.ethertype() {
         ETHERTYPE_ARP if !ctx.exceptions.allow(iface.vif) => Verdict::Drop(DropReason::ExceptionRate),
         ETHERTYPE_ARP => arp::handle(snap, iface, pkt),
         ETHERTYPE_IPV4 => ipv4::handle(snap, iface, pkt, to_group, ctx, hint),
@@ -241,21 +234,10 @@ pub fn process_classified(
     }
 }
 
-/// True if `at` holds `mac`: two loads and compares (a slice comparison is a call
-/// to `memcmp` for every packet).
-#[inline]
-fn is_mac(at: &[u8], mac: &[u8; 6]) -> bool {
-    let word = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-    let half = |b: &[u8]| u16::from_ne_bytes([b[4], b[5]]);
-    at.len() >= 6 && word(at) == word(mac) && half(at) == half(mac)
-}
-
-/// Writes the Ethernet header: to the pod (`dst`) from the vrouter.
+/// Writes the Ethernet header at the start of `frame` (at least its 14 bytes).
 #[inline]
 fn write_eth(frame: &mut [u8], dst: [u8; 6], src: [u8; 6], ethertype: u16) {
-    frame[0..6].copy_from_slice(&dst);
-    frame[6..12].copy_from_slice(&src);
-    frame[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    ethernet::Repr { dst, src, ethertype }.emit(&mut ethernet::Frame::new_unchecked(frame));
 }
 
 /// The MTU of local interface `vif` if an IP packet of `ip_len` bytes exceeds it.

@@ -2,10 +2,11 @@
 
 use super::icmp;
 use super::outer_cache::OuterCache;
-use super::{DropReason, PacketBuf, PipelineContext, Verdict, ETH_LEN};
+use super::{DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4, ETH_LEN};
 use nexthop::encap::{entropy_port, Encap, Outer};
 use nexthop::{Interface, MacAddr, Snapshot};
 use std::net::Ipv4Addr;
+use wire::{ethernet, ip_proto, ipv4, ipv6};
 
 /// The tunnel fields of a next hop.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +73,10 @@ pub(super) fn encapsulate(
     }
     let d = pkt.data();
     let ip_len = d.len() - ETH_LEN;
+    // The routed frame was checked by the IPv4 or IPv6 stage; its EtherType says which.
+    let inner = &d[ETH_LEN..];
+    let v4 =
+        (ethernet::Frame::new_unchecked(d).ethertype() == ETHERTYPE_IPV4).then(|| ipv4::Packet::new_unchecked(inner));
     // The outer IP packet carries the outer headers past Ethernet, the inner packet,
     // and for VXLAN the inner Ethernet header.
     let inner_eth = if t.encap == Encap::Vxlan { ETH_LEN } else { 0 };
@@ -80,12 +85,10 @@ pub(super) fn encapsulate(
     if outer_ip_len > mtu {
         // RFC 1191 / RFC 8201: tell the sender the largest inner packet that fits.
         let fits = (mtu - (outer_ip_len - ip_len)) as u16;
-        let is_v4 = d[ETH_LEN] >> 4 == 4;
-        let dont_fragment = !is_v4 || d[ETH_LEN + 6] & 0x40 != 0;
-        if !dont_fragment {
+        if let Some(ip) = v4.filter(|ip| !ip.dont_frag()) {
             // RFC 791: fragment the inner packet so that every fragment fits once
             // encapsulated; the worker builds each fragment in a frame of its own.
-            let ihl = usize::from(d[ETH_LEN] & 0x0f) * 4;
+            let ihl = ip.header_len();
             let per_fragment = (usize::from(fits) - ihl) & !7;
             if per_fragment == 0 {
                 return Verdict::Drop(DropReason::Mtu);
@@ -99,19 +102,16 @@ pub(super) fn encapsulate(
             });
             return Verdict::Fragment(count as u16);
         }
-        let sent = if is_v4 {
-            let from = iface.gateway4.unwrap_or(Ipv4Addr::new(d[30], d[31], d[32], d[33]));
-            icmp::ipv4_error(
-                pkt,
-                &mut ctx.icmp,
-                snap.router_mac.0,
-                from,
-                icmp::fragmentation_needed(fits),
-            )
-        } else {
-            let dst: [u8; 16] = d[ETH_LEN + 24..ETH_LEN + 40].try_into().expect("16 bytes");
-            let from = iface.gateway6.unwrap_or(dst.into());
-            icmp::ipv6_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, icmp::packet_too_big(fits))
+        let sent = match v4 {
+            Some(ip) => {
+                let from = iface.gateway4.unwrap_or(ip.dst_addr());
+                let message = icmp::fragmentation_needed(fits);
+                icmp::ipv4_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, message)
+            }
+            None => {
+                let from = iface.gateway6.unwrap_or(ipv6::Packet::new_unchecked(inner).dst_addr());
+                icmp::ipv6_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, icmp::packet_too_big(fits))
+            }
         };
         return if sent {
             Verdict::DropWithError(DropReason::Mtu)
@@ -119,22 +119,23 @@ pub(super) fn encapsulate(
             Verdict::Drop(DropReason::Mtu)
         };
     }
-    let ttl = if d[ETH_LEN] >> 4 == 4 {
-        d[ETH_LEN + 8]
-    } else {
-        d[ETH_LEN + 7]
-    };
     // TCP must never meet the MTU: lower the MSS a SYN announces to what fits.
-    let (l4, tcp) = match d[ETH_LEN] >> 4 {
-        4 => (
-            ETH_LEN + usize::from(d[ETH_LEN] & 0x0f) * 4,
-            d[ETH_LEN + 9] == 6 && d[ETH_LEN + 6] & 0x1f == 0 && d[ETH_LEN + 7] == 0,
+    let (ttl, ip_header, tcp) = match v4 {
+        Some(ip) => (
+            ip.ttl(),
+            ip.header_len(),
+            ip.protocol() == ip_proto::TCP && !ip.is_later_fragment(),
         ),
-        _ => (ETH_LEN + 40, d[ETH_LEN + 6] == 6),
+        None => {
+            let ip = ipv6::Packet::new_unchecked(inner);
+            (ip.hop_limit(), ipv6::HEADER_LEN, ip.next_header() == ip_proto::TCP)
+        }
     };
     if tcp {
-        let max = mtu - (outer_ip_len - ip_len) - (l4 - ETH_LEN) - 20;
-        clamp_mss(pkt.data_mut(), l4, max.min(usize::from(u16::MAX)) as u16);
+        let max = mtu - (outer_ip_len - ip_len) - ip_header - wire::tcp::HEADER_LEN;
+        if let Ok(mut segment) = wire::tcp::Packet::new_checked(&mut pkt.data_mut()[ETH_LEN + ip_header..]) {
+            segment.clamp_mss(max.min(usize::from(u16::MAX)) as u16);
+        }
     }
     ctx.tunnel = Some((t.remote, true));
     write_outer(snap, pkt, t, flow_hash, ttl, Some(&mut ctx.outer))
@@ -176,8 +177,9 @@ fn write_outer(
         None => outer.write(f, payload),
     }
     if t.encap == Encap::Vxlan {
-        f[olen..olen + 6].copy_from_slice(&t.inner_mac.0);
-        f[olen + 6..olen + 12].copy_from_slice(&snap.router_mac.0);
+        let mut inner = ethernet::Frame::new_unchecked(&mut f[olen..]);
+        inner.set_dst_addr(t.inner_mac.0);
+        inner.set_src_addr(snap.router_mac.0);
     }
     Verdict::Transmit(0)
 }
@@ -203,17 +205,15 @@ pub fn build_fragment(
     index: usize,
     out: &mut PacketBuf<'_>,
 ) -> bool {
-    let Some(ip) = original.get(ETH_LEN..) else {
+    let Some(ip) = original
+        .get(ETH_LEN..)
+        .and_then(|ip| ipv4::Packet::new_checked(ip).ok())
+    else {
         return false;
     };
-    if ip.len() < 20 || ip[0] >> 4 != 4 {
-        return false;
-    }
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
-    let payload = &ip[ihl.min(total)..total];
+    let (ihl, payload) = (ip.header_len(), ip.payload());
     let from = index * plan.per_fragment;
-    if from >= payload.len() || ihl < 20 {
+    if from >= payload.len() {
         return false;
     }
     let chunk = &payload[from..(from + plan.per_fragment).min(payload.len())];
@@ -223,55 +223,18 @@ pub fn build_fragment(
     }
     let f = out.data_mut();
     f[..ETH_LEN].copy_from_slice(&original[..ETH_LEN]);
-    f[ETH_LEN..ETH_LEN + ihl].copy_from_slice(&ip[..ihl]);
+    f[ETH_LEN..ETH_LEN + ihl].copy_from_slice(ip.header());
     f[ETH_LEN + ihl..].copy_from_slice(chunk);
-    let h = &mut f[ETH_LEN..ETH_LEN + ihl];
-    let flags_offset = u16::from_be_bytes([h[6], h[7]]);
-    let more = !last || flags_offset & 0x2000 != 0;
-    let offset = (flags_offset & 0x1fff) + (from / 8) as u16;
-    let word = if more { 0x2000 } else { 0 } | offset;
-    h[2..4].copy_from_slice(&((ihl + chunk.len()) as u16).to_be_bytes());
-    h[6..8].copy_from_slice(&word.to_be_bytes());
-    h[10..12].copy_from_slice(&[0, 0]);
-    let c = super::checksum::checksum(h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    let ttl = h[8];
+    let mut fragment = ipv4::Packet::new_unchecked(&mut f[ETH_LEN..]);
+    // A fragment of a fragment keeps the original's offset base and its MF.
+    let more = !last || ip.more_frags();
+    let offset = (ip.frag_offset() as usize + from) / 8;
+    fragment.set_flags_and_offset(if more { 0x2000 } else { 0 } | offset as u16);
+    fragment.set_total_len((ihl + chunk.len()) as u16);
+    fragment.fill_checksum();
+    let ttl = fragment.ttl();
     matches!(
         write_outer(snap, out, plan.tunnel, plan.flow_hash, ttl, None),
         Verdict::Transmit(_)
     )
-}
-
-/// Lowers the MSS option of a TCP SYN at `l4` to `max` (RFC 879, RFC 6691), fixing
-/// the checksum incrementally. Anything that is not a well-formed SYN is left alone.
-pub(super) fn clamp_mss(frame: &mut [u8], l4: usize, max: u16) {
-    let Some(tcp) = frame.get_mut(l4..) else { return };
-    if tcp.len() < 20 || tcp[13] & 0x02 == 0 {
-        return;
-    }
-    let header = (usize::from(tcp[12] >> 4) * 4).min(tcp.len());
-    let mut i = 20;
-    while i < header {
-        match tcp[i] {
-            0 => return,
-            1 => i += 1,
-            kind => {
-                let Some(&len) = tcp.get(i + 1) else { return };
-                let len = usize::from(len);
-                if len < 2 || i + len > header {
-                    return;
-                }
-                if kind == 2 && len == 4 {
-                    let mss = u16::from_be_bytes([tcp[i + 2], tcp[i + 3]]);
-                    if mss > max {
-                        tcp[i + 2..i + 4].copy_from_slice(&max.to_be_bytes());
-                        let c = super::checksum::update16(u16::from_be_bytes([tcp[16], tcp[17]]), mss, max);
-                        tcp[16..18].copy_from_slice(&c.to_be_bytes());
-                    }
-                    return;
-                }
-                i += len;
-            }
-        }
-    }
 }
