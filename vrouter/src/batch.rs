@@ -9,7 +9,7 @@
 //! queue it for transmission, back to its sender (ICMP errors), as fragments, or free
 //! it. No locks, allocation or system calls.
 
-use crate::packet::{self, Classified, DropReason, PacketBuf, PipelineContext, Verdict};
+use crate::packet::{self, Classified, DropReason, PacketBuf, PipelineContext, TunnelUse, Verdict};
 use crate::stats::WorkerStats;
 use nexthop::{Snapshot, Vif};
 use std::sync::Arc;
@@ -131,12 +131,13 @@ impl BatchProcessor {
         };
         let (verdict, start, len) = match PacketBuf::new(frame, offset, desc.len as usize) {
             Some(mut pkt) => {
-                let v = packet::process_classified(snap, in_vif, &mut pkt, &mut self.ctx, classified);
-                if let Some((remote, sent)) = self.ctx.tunnel.take() {
-                    let bytes = if sent { pkt.len() } else { desc.len as usize };
-                    self.stats.count_tunnel(remote, sent, bytes as u32);
+                let outcome = packet::process_classified(snap, in_vif, &mut pkt, &mut self.ctx, classified);
+                match outcome.tunnel {
+                    Some(TunnelUse::Sent(remote)) => self.stats.count_tunnel(remote, true, pkt.len() as u32),
+                    Some(TunnelUse::Received(remote)) => self.stats.count_tunnel(remote, false, desc.len),
+                    None => {}
                 }
-                (v, base + pkt.start() as u64, pkt.len() as u32)
+                (outcome.verdict, base + pkt.start() as u64, pkt.len() as u32)
             }
             None => (Verdict::Drop(DropReason::Truncated), 0, 0),
         };
@@ -159,8 +160,8 @@ impl BatchProcessor {
                 frames.release(desc.addr);
                 return;
             }
-            Verdict::Fragment(count) => {
-                self.send_fragments(snap, in_vif, start, len, count, frames, tx);
+            Verdict::Fragment(nh) => {
+                self.send_fragments(snap, in_vif, start, len, nh, frames, tx);
                 frames.release(desc.addr);
                 return;
             }
@@ -177,20 +178,21 @@ impl BatchProcessor {
         in_vif: Vif,
         addr: u64,
         len: u32,
-        count: u16,
+        nh: nexthop::NextHopId,
         frames: &mut impl FrameStore,
         tx: &mut impl TxQueues,
     ) {
-        let (Some(plan), Some(queue)) = (self.ctx.fragments.take(), tx.queue_of(0)) else {
-            self.stats.drop_packet(in_vif, DropReason::Mtu);
-            return;
-        };
         let chunk = frames.chunk_size();
         let Some(frame) = frames.chunk_mut(addr) else { return };
         let offset = (addr % chunk) as usize;
         self.scratch.clear();
         self.scratch.extend_from_slice(&frame[offset..offset + len as usize]);
-        for index in 0..usize::from(count) {
+        let plan = packet::fragment_plan(snap, in_vif, nh, &self.scratch);
+        let (Some(plan), Some(queue)) = (plan, tx.queue_of(0)) else {
+            self.stats.drop_packet(in_vif, DropReason::Mtu);
+            return;
+        };
+        for index in 0..plan.count {
             let Some(base) = frames.take() else {
                 self.stats.drop_packet(in_vif, DropReason::NoFrame);
                 return;

@@ -3,6 +3,7 @@
 //! table (so the receiving node holds a flow for it, where policy will run), deliver.
 
 use super::flow::{self, Decision};
+use super::forward::{Outcome, TunnelUse};
 use super::{write_eth, DropReason, PacketBuf, Verdict, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN};
 use nexthop::encap::{self, DecapError, Encap};
 use nexthop::{v4_key, v6_key, Interface, NextHop, NextHopId, Snapshot, VrfId};
@@ -34,16 +35,30 @@ pub(super) fn handle(
     fabric: &Interface,
     pkt: &mut PacketBuf<'_>,
     ctx: &mut super::PipelineContext,
-) -> Verdict {
+) -> Outcome {
     let t = match encap::parse(pkt.data()) {
         Ok(t) => t,
-        Err(DecapError::Truncated) => return Verdict::Drop(DropReason::Truncated),
-        Err(_) => return Verdict::Drop(DropReason::BadTunnel),
+        Err(DecapError::Truncated) => return Verdict::Drop(DropReason::Truncated).into(),
+        Err(_) => return Verdict::Drop(DropReason::BadTunnel).into(),
     };
     if Some(t.dst) != snap.fabric.ip {
-        return Verdict::Drop(DropReason::BadTunnel);
+        return Verdict::Drop(DropReason::BadTunnel).into();
     }
-    ctx.tunnel = Some((t.src, false));
+    Outcome {
+        verdict: deliver(snap, fabric, pkt, ctx, &t),
+        tunnel: Some(TunnelUse::Received(t.src)),
+    }
+}
+
+/// Delivers the payload of a tunnel packet for this node to its local interface.
+#[inline(always)]
+fn deliver(
+    snap: &Snapshot,
+    fabric: &Interface,
+    pkt: &mut PacketBuf<'_>,
+    ctx: &mut super::PipelineContext,
+    t: &encap::Decapsulated,
+) -> Verdict {
     pkt.truncate(t.payload + t.payload_len);
     match t.encap {
         Encap::MplsOverUdp | Encap::MplsOverGre => {

@@ -1,11 +1,8 @@
-//! IPv4 routing within a VRF (RFC 791, RFC 1812): header checks, TTL, MAC rewrite,
-//! echo replies from the gateway, ICMP errors.
+//! IPv4's parse stage (RFC 791, RFC 1812: header checks, anti-spoofing, the flow
+//! key) and what only IPv4 does: echo replies from the gateway, ICMP errors.
 
-use super::icmp;
-use super::{
-    flow, too_big_for, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4, ETH_LEN,
-};
-use flow::Decision;
+use super::forward::{self, Family, Outcome, Parsed};
+use super::{flow, icmp, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4, ETH_LEN};
 use flow_table::FlowKey;
 use nexthop::{Interface, Snapshot};
 use std::net::Ipv4Addr;
@@ -20,19 +17,19 @@ pub(super) fn handle(
     l2_group: bool,
     ctx: &mut PipelineContext,
     hint: Option<&flow::Classified>,
-) -> Verdict {
+) -> Outcome {
     let ip = match ipv4::Packet::new_checked(&pkt.data()[ETH_LEN..]) {
         Ok(ip) => ip,
-        Err(wire::Error::Truncated) => return Verdict::Drop(DropReason::Truncated),
-        Err(wire::Error::Malformed) => return Verdict::Drop(DropReason::BadIpHeader),
+        Err(wire::Error::Truncated) => return Verdict::Drop(DropReason::Truncated).into(),
+        Err(wire::Error::Malformed) => return Verdict::Drop(DropReason::BadIpHeader).into(),
     };
     if !ip.verify_checksum() {
-        return Verdict::Drop(DropReason::BadChecksum);
+        return Verdict::Drop(DropReason::BadChecksum).into();
     }
     let total = usize::from(ip.total_len());
     let dst = ip.dst_addr();
     if l2_group || dst.is_multicast() || dst.is_broadcast() {
-        return Verdict::Drop(DropReason::Multicast);
+        return Verdict::Drop(DropReason::Multicast).into();
     }
     let (ttl, proto, src) = (ip.ttl(), ip.protocol(), ip.src_addr());
     let (sport, dport, tcp_flags) = flow::l4_ports(ip.payload(), proto, ip.is_later_fragment());
@@ -41,59 +38,22 @@ pub(super) fn handle(
     // Anti-spoofing: the pod's own address (one compare); otherwise not martian, and
     // an allowed pair or a prefix the VRF routes back to this pod.
     if iface.ipv4 != Some(src) && !super::other_source_allowed(snap, iface, src.into()) {
-        return Verdict::Drop(DropReason::SourceMismatch);
+        return Verdict::Drop(DropReason::SourceMismatch).into();
     }
     let key = FlowKey::v4(iface.vrf.0, src, dst, proto, sport, dport);
-    let hash = flow::hash_of(&key, hint);
-    match flow::decide(snap, ctx, iface, &key, hash, total as u32, tcp_flags) {
-        Decision::Forward(nh) => {
-            let Some(out) = tunnel::Egress::of(snap, nh) else {
-                return Verdict::Drop(DropReason::NoRoute);
-            };
-            if ttl <= 1 {
-                return send_error(
-                    snap,
-                    iface,
-                    pkt,
-                    ctx,
-                    icmp::message(v4::TIME_EXCEEDED, 0),
-                    DropReason::TtlExceeded,
-                );
-            }
-            ipv4::Packet::new_unchecked(&mut pkt.data_mut()[ETH_LEN..]).decrement_ttl();
-            match out {
-                tunnel::Egress::Local { vif, dst_mac } => {
-                    if let Some(mtu) = too_big_for(snap, vif, total) {
-                        // RFC 1191: DF set gets the MTU back; without DF the packet
-                        // would need fragmenting for a local pod: a counted drop.
-                        if ipv4::Packet::new_unchecked(&pkt.data()[ETH_LEN..]).dont_frag() {
-                            let message = icmp::fragmentation_needed(mtu);
-                            return send_error(snap, iface, pkt, ctx, message, DropReason::Mtu);
-                        }
-                        return Verdict::Drop(DropReason::Mtu);
-                    }
-                    write_eth(pkt.data_mut(), dst_mac, snap.router_mac.0, ETHERTYPE_IPV4);
-                    Verdict::Transmit(vif)
-                }
-                tunnel::Egress::Remote(t) => tunnel::encapsulate(snap, iface, pkt, ctx, t, hash),
-            }
-        }
-        Decision::Local if !ctx.exceptions.allow(iface.vif) => Verdict::Drop(DropReason::ExceptionRate),
-        Decision::Local => local(snap, iface, pkt),
-        Decision::Drop(reason) => Verdict::Drop(reason),
-        Decision::NoRoute => send_error(
-            snap,
-            iface,
-            pkt,
-            ctx,
-            icmp::message(v4::UNREACHABLE, 0),
-            DropReason::NoRoute,
-        ),
-    }
+    let parsed = Parsed {
+        family: Family::V4,
+        key,
+        hash: flow::hash_of(&key, hint),
+        ip_len: total,
+        ttl,
+        tcp_flags,
+    };
+    forward::route(snap, iface, pkt, ctx, parsed)
 }
 
 /// Packets for the vrouter's own (gateway) addresses: echo requests are answered.
-fn local(snap: &Snapshot, iface: &Interface, pkt: &mut PacketBuf<'_>) -> Verdict {
+pub(super) fn local(snap: &Snapshot, iface: &Interface, pkt: &mut PacketBuf<'_>) -> Verdict {
     let d = pkt.data();
     let ip = ipv4::Packet::new_unchecked(&d[ETH_LEN..]);
     let echo = wire::icmp::Packet::new_checked(ip.payload())
@@ -120,7 +80,7 @@ fn local(snap: &Snapshot, iface: &Interface, pkt: &mut PacketBuf<'_>) -> Verdict
 
 /// Replaces the packet with an ICMP error unless RFC 1812 4.3.2.7 forbids one: not for
 /// ICMP errors, non-first fragments, or group/unspecified sources.
-fn send_error(
+pub(super) fn send_error(
     snap: &Snapshot,
     iface: &Interface,
     pkt: &mut PacketBuf<'_>,

@@ -1,11 +1,9 @@
-//! IPv6 routing within a VRF (RFC 8200): header checks, hop limit, MAC rewrite, echo
-//! replies from the gateway, ICMPv6 errors (RFC 4443).
+//! IPv6's parse stage (RFC 8200: header checks, neighbour discovery, anti-spoofing,
+//! the flow key) and what only IPv6 does: echo replies from the gateway, ICMPv6
+//! errors (RFC 4443).
 
-use super::icmp;
-use super::{
-    flow, ndp, too_big_for, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV6, ETH_LEN,
-};
-use flow::Decision;
+use super::forward::{self, Family, Outcome, Parsed};
+use super::{flow, icmp, ndp, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV6, ETH_LEN};
 use flow_table::FlowKey;
 use nexthop::{Interface, Snapshot};
 use wire::icmp::v6;
@@ -30,11 +28,11 @@ pub(super) fn handle(
     pkt: &mut PacketBuf<'_>,
     ctx: &mut PipelineContext,
     hint: Option<&flow::Classified>,
-) -> Verdict {
+) -> Outcome {
     let ip = match ipv6::Packet::new_checked(&pkt.data()[ETH_LEN..]) {
         Ok(ip) => ip,
-        Err(wire::Error::Truncated) => return Verdict::Drop(DropReason::Truncated),
-        Err(wire::Error::Malformed) => return Verdict::Drop(DropReason::BadIpHeader),
+        Err(wire::Error::Truncated) => return Verdict::Drop(DropReason::Truncated).into(),
+        Err(wire::Error::Malformed) => return Verdict::Drop(DropReason::BadIpHeader).into(),
     };
     let total = ip.total_len();
     let (next_header, hop_limit, src, dst) = (ip.next_header(), ip.hop_limit(), ip.src_addr(), ip.dst_addr());
@@ -48,67 +46,34 @@ pub(super) fn handle(
     // Ethernet padding of short frames is not part of the packet.
     pkt.truncate(ETH_LEN + total);
     match neighbor_discovery {
-        Some(_) if !ctx.exceptions.allow(iface.vif) => return Verdict::Drop(DropReason::ExceptionRate),
-        Some(v6::NEIGHBOR_SOLICIT) => return ndp::solicitation(snap, iface, pkt),
-        Some(_) => return Verdict::Drop(DropReason::NdUnhandled),
+        Some(_) if !ctx.exceptions.allow(iface.vif) => return Verdict::Drop(DropReason::ExceptionRate).into(),
+        Some(v6::NEIGHBOR_SOLICIT) => return ndp::solicitation(snap, iface, pkt).into(),
+        Some(_) => return Verdict::Drop(DropReason::NdUnhandled).into(),
         None => {}
     }
     if dst.is_multicast() {
-        return Verdict::Drop(DropReason::Multicast);
+        return Verdict::Drop(DropReason::Multicast).into();
     }
     if dst.is_unicast_link_local() {
-        return Verdict::Drop(DropReason::NoRoute);
+        return Verdict::Drop(DropReason::NoRoute).into();
     }
     if iface.ipv6 != Some(src) && !super::other_source_allowed(snap, iface, src.into()) {
-        return Verdict::Drop(DropReason::SourceMismatch);
+        return Verdict::Drop(DropReason::SourceMismatch).into();
     }
     let key = FlowKey::v6(iface.vrf.0, src, dst, next_header, sport, dport);
-    let hash = flow::hash_of(&key, hint);
-    match flow::decide(snap, ctx, iface, &key, hash, total as u32, tcp_flags) {
-        Decision::Forward(nh) => {
-            let Some(out) = tunnel::Egress::of(snap, nh) else {
-                return Verdict::Drop(DropReason::NoRoute);
-            };
-            if hop_limit <= 1 {
-                return send_error(
-                    snap,
-                    iface,
-                    pkt,
-                    ctx,
-                    icmp::message(v6::TIME_EXCEEDED, 0),
-                    DropReason::TtlExceeded,
-                );
-            }
-            ipv6::Packet::new_unchecked(&mut pkt.data_mut()[ETH_LEN..]).set_hop_limit(hop_limit - 1);
-            match out {
-                tunnel::Egress::Local { vif, dst_mac } => {
-                    if let Some(mtu) = too_big_for(snap, vif, total) {
-                        // RFC 8201: routers never fragment IPv6; tell the sender.
-                        let message = icmp::packet_too_big(mtu);
-                        return send_error(snap, iface, pkt, ctx, message, DropReason::Mtu);
-                    }
-                    write_eth(pkt.data_mut(), dst_mac, snap.router_mac.0, ETHERTYPE_IPV6);
-                    Verdict::Transmit(vif)
-                }
-                tunnel::Egress::Remote(t) => tunnel::encapsulate(snap, iface, pkt, ctx, t, hash),
-            }
-        }
-        Decision::Local if !ctx.exceptions.allow(iface.vif) => Verdict::Drop(DropReason::ExceptionRate),
-        Decision::Local => echo(snap, iface, pkt),
-        Decision::Drop(reason) => Verdict::Drop(reason),
-        Decision::NoRoute => send_error(
-            snap,
-            iface,
-            pkt,
-            ctx,
-            icmp::message(v6::UNREACHABLE, 0),
-            DropReason::NoRoute,
-        ),
-    }
+    let parsed = Parsed {
+        family: Family::V6,
+        key,
+        hash: flow::hash_of(&key, hint),
+        ip_len: total,
+        ttl: hop_limit,
+        tcp_flags,
+    };
+    forward::route(snap, iface, pkt, ctx, parsed)
 }
 
 /// Echo requests to a gateway address are answered; nothing else is served.
-fn echo(snap: &Snapshot, iface: &Interface, pkt: &mut PacketBuf<'_>) -> Verdict {
+pub(super) fn echo(snap: &Snapshot, iface: &Interface, pkt: &mut PacketBuf<'_>) -> Verdict {
     let d = pkt.data();
     let ip = ipv6::Packet::new_unchecked(&d[ETH_LEN..]);
     let is_request = |m: &wire::icmp::Packet<&[u8]>| m.msg_type() == v6::ECHO_REQUEST && m.code() == 0;
@@ -134,7 +99,7 @@ fn echo(snap: &Snapshot, iface: &Interface, pkt: &mut PacketBuf<'_>) -> Verdict 
 }
 
 /// Replaces the packet with an ICMPv6 error unless RFC 4443 2.4 (e) forbids one.
-fn send_error(
+pub(super) fn send_error(
     snap: &Snapshot,
     iface: &Interface,
     pkt: &mut PacketBuf<'_>,

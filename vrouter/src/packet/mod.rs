@@ -9,6 +9,7 @@
 mod arp;
 mod fabric;
 mod flow;
+mod forward;
 mod icmp;
 mod ipv4;
 mod ipv6;
@@ -20,11 +21,12 @@ mod tunnel;
 
 pub use crate::drops::DropReason;
 pub use flow::{classify, prefetch_entry as prefetch_flow_entry, Classified};
+pub use forward::{Outcome, TunnelUse};
 pub use icmp::IcmpLimiter;
 pub use outer_cache::OuterCache;
 pub use police::{ExceptionPolicer, DEFAULT_EXCEPTION_RATE};
 pub use route_cache::RouteCache;
-pub use tunnel::{build_fragment, FragmentPlan};
+pub use tunnel::{build_fragment, fragment_plan, FragmentPlan};
 
 pub use wire::checksum;
 pub use wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN as ETH_LEN};
@@ -129,10 +131,11 @@ pub enum Verdict {
     /// The packet is dropped (count the reason), and the frame now holds an ICMP
     /// error for its sender: send it back out of the input interface.
     DropWithError(DropReason),
-    /// The frame is too big for its tunnel and may be fragmented: build this many
-    /// fragments with [`build_fragment`] and the plan left in the context, send them
-    /// on the fabric, and free the frame.
-    Fragment(u16),
+    /// The frame is too big for the tunnel of this next hop and may be fragmented:
+    /// build the fragments of its [`fragment_plan`] with [`build_fragment`], send them
+    /// on the fabric, and free the frame. (The plan is not carried here: a verdict
+    /// stays two words, returned in registers, for every packet.)
+    Fragment(nexthop::NextHopId),
 }
 
 impl Verdict {
@@ -158,11 +161,6 @@ pub struct PipelineContext {
     pub routes: RouteCache,
     /// This worker's outer headers per tunnel under the current snapshot.
     pub outer: OuterCache,
-    /// Set with [`Verdict::Fragment`]: how to cut the frame.
-    pub fragments: Option<FragmentPlan>,
-    /// Set when the frame was encapsulated towards (`true`) or decapsulated from a
-    /// remote node, for the per-tunnel counters.
-    pub tunnel: Option<(std::net::Ipv4Addr, bool)>,
 }
 
 impl PipelineContext {
@@ -174,8 +172,6 @@ impl PipelineContext {
             flows,
             routes: RouteCache::default(),
             outer: OuterCache::default(),
-            fragments: None,
-            tunnel: None,
         }
     }
 }
@@ -193,13 +189,15 @@ impl Default for PipelineContext {
     }
 }
 
-/// Processes one frame received on `in_vif`.
+/// Processes one frame received on `in_vif`; the verdict alone (for tests and tools).
 #[inline]
 pub fn process(snap: &Snapshot, in_vif: Vif, pkt: &mut PacketBuf<'_>, ctx: &mut PipelineContext) -> Verdict {
-    process_classified(snap, in_vif, pkt, ctx, None)
+    process_classified(snap, in_vif, pkt, ctx, None).verdict
 }
 
-/// [`process`], reusing the flow hash of a batch's first pass ([`classify`]).
+/// Processes one frame received on `in_vif`, reusing the flow hash of a batch's first
+/// pass ([`classify`]): the parse stage of its kind (the fabric's decapsulation, or a
+/// pod's ARP, IPv4 or IPv6), then for IP the shared stages (`forward.rs`).
 #[inline]
 pub fn process_classified(
     snap: &Snapshot,
@@ -207,30 +205,30 @@ pub fn process_classified(
     pkt: &mut PacketBuf<'_>,
     ctx: &mut PipelineContext,
     hint: Option<&Classified>,
-) -> Verdict {
+) -> Outcome {
     let Some(iface) = snap.interface(in_vif) else {
-        return Verdict::Drop(DropReason::InvalidInterface);
+        return Verdict::Drop(DropReason::InvalidInterface).into();
     };
     if iface.kind == nexthop::InterfaceKind::Fabric {
         return fabric::handle(snap, iface, pkt, ctx);
     }
     let Ok(eth) = ethernet::Frame::new_checked(pkt.data()) else {
-        return Verdict::Drop(DropReason::Truncated);
+        return Verdict::Drop(DropReason::Truncated).into();
     };
     let to_group = eth.is_group_dst();
     if !to_group && eth.dst_addr() != snap.router_mac.0 {
-        return Verdict::Drop(DropReason::WrongDestMac);
+        return Verdict::Drop(DropReason::WrongDestMac).into();
     }
     // Anti-spoofing: a pod sends from its own MAC only.
     if eth.src_addr() != iface.mac.0 {
-        return Verdict::Drop(DropReason::SourceMismatch);
+        return Verdict::Drop(DropReason::SourceMismatch).into();
     }
     match eth.ethertype() {
-        ETHERTYPE_ARP if !ctx.exceptions.allow(iface.vif) => Verdict::Drop(DropReason::ExceptionRate),
-        ETHERTYPE_ARP => arp::handle(snap, iface, pkt),
+        ETHERTYPE_ARP if !ctx.exceptions.allow(iface.vif) => Verdict::Drop(DropReason::ExceptionRate).into(),
+        ETHERTYPE_ARP => arp::handle(snap, iface, pkt).into(),
         ETHERTYPE_IPV4 => ipv4::handle(snap, iface, pkt, to_group, ctx, hint),
         ETHERTYPE_IPV6 => ipv6::handle(snap, iface, pkt, ctx, hint),
-        _ => Verdict::Drop(DropReason::UnsupportedEtherType),
+        _ => Verdict::Drop(DropReason::UnsupportedEtherType).into(),
     }
 }
 

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use wire::{ethernet, ip_proto, ipv4, ipv6};
 
 /// The tunnel fields of a next hop.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Tunnel {
     /// The next hop it came from (names its cached outer headers).
     pub nh: nexthop::NextHopId,
@@ -87,20 +87,12 @@ pub(super) fn encapsulate(
         let fits = (mtu - (outer_ip_len - ip_len)) as u16;
         if let Some(ip) = v4.filter(|ip| !ip.dont_frag()) {
             // RFC 791: fragment the inner packet so that every fragment fits once
-            // encapsulated; the worker builds each fragment in a frame of its own.
-            let ihl = ip.header_len();
-            let per_fragment = (usize::from(fits) - ihl) & !7;
-            if per_fragment == 0 {
-                return Verdict::Drop(DropReason::Mtu);
-            }
-            let count = (ip_len - ihl).div_ceil(per_fragment);
-            ctx.fragments = Some(FragmentPlan {
-                tunnel: t,
-                flow_hash,
-                per_fragment,
-                count,
-            });
-            return Verdict::Fragment(count as u16);
+            // encapsulated; the worker builds each fragment in a frame of its own
+            // (its plan: [`fragment_plan`]).
+            return match per_fragment(fits, ip.header_len()) {
+                Some(_) => Verdict::Fragment(t.nh),
+                None => Verdict::Drop(DropReason::Mtu),
+            };
         }
         let sent = match v4 {
             Some(ip) => {
@@ -137,7 +129,6 @@ pub(super) fn encapsulate(
             segment.clamp_mss(max.min(usize::from(u16::MAX)) as u16);
         }
     }
-    ctx.tunnel = Some((t.remote, true));
     write_outer(snap, pkt, t, flow_hash, ttl, Some(&mut ctx.outer))
 }
 
@@ -184,8 +175,42 @@ fn write_outer(
     Verdict::Transmit(0)
 }
 
+/// Inner payload bytes per fragment when `fits` bytes of inner IP packet fit the
+/// tunnel and its header is `ihl` bytes (a multiple of 8; `None` if nothing fits).
+fn per_fragment(fits: u16, ihl: usize) -> Option<usize> {
+    Some((usize::from(fits).checked_sub(ihl)?) & !7).filter(|n| *n > 0)
+}
+
+/// The plan for cutting the routed IPv4 frame `frame` (received on `in_vif`, given
+/// [`Verdict::Fragment`] with the tunnel next hop `nh`) into fragments that fit the
+/// tunnel once encapsulated. `None` if the inputs do not describe such a frame.
+pub fn fragment_plan(
+    snap: &Snapshot,
+    in_vif: nexthop::Vif,
+    nh: nexthop::NextHopId,
+    frame: &[u8],
+) -> Option<FragmentPlan> {
+    let Some(Egress::Remote(t)) = Egress::of(snap, nh) else {
+        return None;
+    };
+    let ip = ipv4::Packet::new_checked(frame.get(ETH_LEN..)?).ok()?;
+    let ip_len = usize::from(ip.total_len());
+    let inner_eth = if t.encap == Encap::Vxlan { ETH_LEN } else { 0 };
+    let overhead = (t.encap.outer_len() - ETH_LEN) + inner_eth;
+    let fits = usize::from(snap.fabric.mtu.max(576)).checked_sub(overhead)?;
+    let per_fragment = per_fragment(fits.min(usize::from(u16::MAX)) as u16, ip.header_len())?;
+    // The entropy of the flow's other packets, so that its fragments take their path.
+    let (key, _, _) = super::flow::ip_flow_key(snap.interface(in_vif)?.vrf.0, ip.as_bytes())?;
+    Some(FragmentPlan {
+        tunnel: t,
+        flow_hash: key.hash(),
+        per_fragment,
+        count: (ip_len - ip.header_len()).div_ceil(per_fragment),
+    })
+}
+
 /// How to cut an IPv4 packet that does not fit its tunnel.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FragmentPlan {
     tunnel: Tunnel,
     flow_hash: u64,

@@ -142,7 +142,7 @@ fn classified_hints_are_reused_only_for_their_own_key() {
         let mut buf = vec![0u8; 512];
         buf[128..128 + frame.len()].copy_from_slice(frame);
         let mut pkt = PacketBuf::new(&mut buf, 128, frame.len()).unwrap();
-        process_classified(&snap, 1, &mut pkt, ctx, Some(hint))
+        process_classified(&snap, 1, &mut pkt, ctx, Some(hint)).verdict
     };
     assert_eq!(run_hinted(&mut ctx, &to_b, &hint_b), Verdict::Transmit(2));
     assert_eq!(run_hinted(&mut ctx, &to_b, &hint_b), Verdict::Transmit(2));

@@ -222,8 +222,10 @@ fn oversized_packets_without_df_are_fragmented_then_encapsulated() {
     big[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&c.to_be_bytes());
     let mut ctx = PipelineContext::default();
     let (v, routed) = run_in(&snap, 1, &big, &mut ctx);
-    let plan = ctx.fragments.take().expect("a fragmentation plan");
-    assert_eq!(v, Verdict::Fragment(plan.count as u16));
+    let Verdict::Fragment(nh) = v else {
+        panic!("a fragmentation verdict, not {v:?}");
+    };
+    let plan = fragment_plan(&snap, 1, nh, &routed).expect("a fragmentation plan");
     assert_eq!(plan.count, 2, "2008 bytes of UDP in 1368-byte inner packets");
     let mut reassembled = Vec::new();
     for i in 0..plan.count {

@@ -1,0 +1,192 @@
+//! The stages every routed packet goes through after its family's parse stage, the
+//! same for IPv4 and IPv6: flow lookup (setup on a miss: route now; service load
+//! balancing, policy and NAT join here), then TTL, rewrite and egress (a local
+//! interface, a tunnel, fragments), with the outcome returned by value. Packets
+//! decapsulated from the fabric take the same lookup ([`flow::decide`]) with their
+//! inner headers.
+
+use super::flow::{self, Decision};
+use super::{
+    icmp, ipv4, ipv6, too_big_for, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETH_LEN,
+};
+use flow_table::FlowKey;
+use nexthop::{Interface, Snapshot};
+use std::net::Ipv4Addr;
+
+/// Which IP family a packet is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    /// The EtherType of a frame carrying this family.
+    fn ethertype(self) -> u16 {
+        match self {
+            Family::V4 => super::ETHERTYPE_IPV4,
+            Family::V6 => super::ETHERTYPE_IPV6,
+        }
+    }
+}
+
+/// A packet after its parse stage: what the shared stages need, both families.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Parsed {
+    pub family: Family,
+    pub key: FlowKey,
+    /// `key.hash()`, from the batch's first pass when it saw the same key.
+    pub hash: u64,
+    /// IP length (header and payload, without Ethernet padding).
+    pub ip_len: usize,
+    /// TTL or hop limit as received.
+    pub ttl: u8,
+    /// TCP flags, for connection tracking (0 for other protocols).
+    pub tcp_flags: u8,
+}
+
+/// What a processed frame comes to: the verdict, and the tunnel it used (for the
+/// per-remote counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// What to do with the frame.
+    pub verdict: Verdict,
+    /// The remote node it was encapsulated to or decapsulated from.
+    pub tunnel: Option<TunnelUse>,
+}
+
+/// How a frame used a tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelUse {
+    /// Encapsulated towards this remote node.
+    Sent(Ipv4Addr),
+    /// Received from this remote node (counted whatever became of it).
+    Received(Ipv4Addr),
+}
+
+impl From<Verdict> for Outcome {
+    fn from(verdict: Verdict) -> Self {
+        Self { verdict, tunnel: None }
+    }
+}
+
+/// An ICMP error the vrouter may answer a packet with, in either family.
+#[derive(Debug, Clone, Copy)]
+enum Error {
+    /// TTL or hop limit exhausted.
+    TimeExceeded,
+    /// No route.
+    Unreachable,
+    /// Larger than the egress MTU (IPv4 with DF: fragmentation needed; IPv6: packet
+    /// too big; IPv4 without DF: a counted drop, a local pod is not fragmented for).
+    TooBig(u16),
+}
+
+/// The flow stage and everything after it.
+#[inline(always)]
+pub(super) fn route(
+    snap: &Snapshot,
+    iface: &Interface,
+    pkt: &mut PacketBuf<'_>,
+    ctx: &mut PipelineContext,
+    p: Parsed,
+) -> Outcome {
+    match flow::decide(snap, ctx, iface, &p.key, p.hash, p.ip_len as u32, p.tcp_flags) {
+        Decision::Forward(nh) => forward(snap, iface, pkt, ctx, &p, nh),
+        Decision::Local if !ctx.exceptions.allow(iface.vif) => Verdict::Drop(DropReason::ExceptionRate).into(),
+        Decision::Local => match p.family {
+            Family::V4 => ipv4::local(snap, iface, pkt),
+            Family::V6 => ipv6::echo(snap, iface, pkt),
+        }
+        .into(),
+        Decision::Drop(reason) => Verdict::Drop(reason).into(),
+        Decision::NoRoute => error(snap, iface, pkt, ctx, p.family, Error::Unreachable, DropReason::NoRoute).into(),
+    }
+}
+
+/// TTL, rewrite and egress of a packet the flow stage forwards through `nh`.
+#[inline(always)]
+fn forward(
+    snap: &Snapshot,
+    iface: &Interface,
+    pkt: &mut PacketBuf<'_>,
+    ctx: &mut PipelineContext,
+    p: &Parsed,
+    nh: nexthop::NextHopId,
+) -> Outcome {
+    let Some(out) = tunnel::Egress::of(snap, nh) else {
+        return Verdict::Drop(DropReason::NoRoute).into();
+    };
+    if p.ttl <= 1 {
+        return error(
+            snap,
+            iface,
+            pkt,
+            ctx,
+            p.family,
+            Error::TimeExceeded,
+            DropReason::TtlExceeded,
+        )
+        .into();
+    }
+    let ip = &mut pkt.data_mut()[ETH_LEN..];
+    match p.family {
+        Family::V4 => wire::ipv4::Packet::new_unchecked(ip).decrement_ttl(),
+        Family::V6 => wire::ipv6::Packet::new_unchecked(ip).set_hop_limit(p.ttl - 1),
+    }
+    match out {
+        tunnel::Egress::Local { vif, dst_mac } => {
+            if let Some(mtu) = too_big_for(snap, vif, p.ip_len) {
+                return error(snap, iface, pkt, ctx, p.family, Error::TooBig(mtu), DropReason::Mtu).into();
+            }
+            write_eth(pkt.data_mut(), dst_mac, snap.router_mac.0, p.family.ethertype());
+            Verdict::Transmit(vif).into()
+        }
+        tunnel::Egress::Remote(t) => {
+            let verdict = tunnel::encapsulate(snap, iface, pkt, ctx, t, p.hash);
+            let sent = matches!(verdict, Verdict::Transmit(_)).then_some(TunnelUse::Sent(t.remote));
+            Outcome { verdict, tunnel: sent }
+        }
+    }
+}
+
+/// Answers the packet with an ICMP error of its family where the RFCs allow one.
+#[cold]
+fn error(
+    snap: &Snapshot,
+    iface: &Interface,
+    pkt: &mut PacketBuf<'_>,
+    ctx: &mut PipelineContext,
+    family: Family,
+    error: Error,
+    reason: DropReason,
+) -> Verdict {
+    use wire::icmp::{v4, v6};
+    match (family, error) {
+        (Family::V4, Error::TimeExceeded) => {
+            ipv4::send_error(snap, iface, pkt, ctx, icmp::message(v4::TIME_EXCEEDED, 0), reason)
+        }
+        (Family::V4, Error::Unreachable) => {
+            ipv4::send_error(snap, iface, pkt, ctx, icmp::message(v4::UNREACHABLE, 0), reason)
+        }
+        (Family::V4, Error::TooBig(mtu)) => {
+            // RFC 1191: DF set gets the MTU back; without DF the packet would need
+            // fragmenting for a local pod: a counted drop.
+            if wire::ipv4::Packet::new_unchecked(&pkt.data()[ETH_LEN..]).dont_frag() {
+                ipv4::send_error(snap, iface, pkt, ctx, icmp::fragmentation_needed(mtu), reason)
+            } else {
+                Verdict::Drop(reason)
+            }
+        }
+        (Family::V6, Error::TimeExceeded) => {
+            ipv6::send_error(snap, iface, pkt, ctx, icmp::message(v6::TIME_EXCEEDED, 0), reason)
+        }
+        (Family::V6, Error::Unreachable) => {
+            ipv6::send_error(snap, iface, pkt, ctx, icmp::message(v6::UNREACHABLE, 0), reason)
+        }
+        // RFC 8201: routers never fragment IPv6; tell the sender.
+        (Family::V6, Error::TooBig(mtu)) => ipv6::send_error(snap, iface, pkt, ctx, icmp::packet_too_big(mtu), reason),
+    }
+}
