@@ -14,8 +14,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// `default-domain:default-project:ip-fabric:__default__`).
 pub const FABRIC_VRF: &str = "fabric";
 
-const NH_DISCARD: NextHopId = 0;
-const NH_RECEIVE: NextHopId = 1;
+const NH_DISCARD: NextHopId = NextHopId(0);
+const NH_RECEIVE: NextHopId = NextHopId(1);
 /// The MAC a remote vrouter is assumed to have when its route names none
 /// (Contrail's default vrouter MAC).
 pub const DEFAULT_REMOTE_MAC: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x00]);

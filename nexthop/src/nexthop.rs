@@ -5,8 +5,31 @@ use crate::ids::{MacAddr, Vif};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
-/// Index of a next hop in [`crate::Snapshot::nexthops`].
-pub type NextHopId = u32;
+/// Index of a next hop in [`crate::Snapshot::nexthops`]; stable while any route
+/// uses the next hop (a newtype, so that it cannot be mixed up with the other ids).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NextHopId(pub u32);
+
+impl NextHopId {
+    /// As an index into the snapshot's next-hop table.
+    #[inline]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl std::fmt::Debug for NextHopId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "nh{}", self.0)
+    }
+}
+
+impl std::fmt::Display for NextHopId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 /// The action for a packet whose route resolved to this next hop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

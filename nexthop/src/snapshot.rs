@@ -146,6 +146,12 @@ impl Snapshot {
         self.interfaces.iter().flatten().find(|i| i.name == name)
     }
 
+    /// The next hop with this id, if any.
+    #[inline]
+    pub fn nexthop(&self, id: NextHopId) -> Option<&NextHop> {
+        self.nexthops.get(id.index())
+    }
+
     /// The VRF with this id, if any.
     #[inline]
     pub fn vrf(&self, id: VrfId) -> Option<&Vrf> {
@@ -169,8 +175,8 @@ impl Snapshot {
             std::net::IpAddr::V4(a) => table.v4.lookup(v4_key(a)).map(|(_, r)| r),
             std::net::IpAddr::V6(a) => table.v6.lookup(v6_key(a)).map(|(_, r)| r),
         };
-        let is_vif = |id: &NextHopId| matches!(self.nexthops.get(*id as usize), Some(NextHop::Interface { vif: v, .. }) if *v == vif);
-        match route.and_then(|r| self.nexthops.get(r.nexthop as usize).map(|nh| (r.nexthop, nh))) {
+        let is_vif = |id: &NextHopId| matches!(self.nexthop(*id), Some(NextHop::Interface { vif: v, .. }) if *v == vif);
+        match route.and_then(|r| self.nexthop(r.nexthop).map(|nh| (r.nexthop, nh))) {
             Some((id, NextHop::Interface { .. })) => is_vif(&id),
             Some((_, NextHop::Composite { id })) => self
                 .composites
@@ -184,13 +190,13 @@ impl Snapshot {
     #[inline]
     pub fn route4(&self, vrf: VrfId, dst: Ipv4Addr) -> Option<&NextHop> {
         let (_, route) = self.vrf(vrf)?.v4.lookup(v4_key(dst))?;
-        self.nexthops.get(route.nexthop as usize)
+        self.nexthop(route.nexthop)
     }
 
     /// The next hop for `dst` in `vrf` (longest prefix match).
     #[inline]
     pub fn route6(&self, vrf: VrfId, dst: Ipv6Addr) -> Option<&NextHop> {
         let (_, route) = self.vrf(vrf)?.v6.lookup(v6_key(dst))?;
-        self.nexthops.get(route.nexthop as usize)
+        self.nexthop(route.nexthop)
     }
 }

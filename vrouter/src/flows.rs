@@ -83,7 +83,7 @@ impl FlowAction {
         debug_assert!(slot < MAX_ROUTE_SLOTS);
         let flags = if reverse { FLAG_REVERSE } else { 0 } | u64::from(slot % MAX_ROUTE_SLOTS) << SLOT_SHIFT;
         match self {
-            FlowAction::Forward(nh) => ACTION_FORWARD | flags | u64::from(nh) << 32,
+            FlowAction::Forward(nh) => ACTION_FORWARD | flags | u64::from(nh.0) << 32,
             FlowAction::Drop(r) => ACTION_DROP | flags | (r.index() as u64) << 32,
         }
     }
@@ -92,7 +92,7 @@ impl FlowAction {
     #[inline]
     pub fn decode(word: u64) -> Option<Self> {
         match word & ACTION_MASK {
-            ACTION_FORWARD => Some(FlowAction::Forward((word >> 32) as u32)),
+            ACTION_FORWARD => Some(FlowAction::Forward(NextHopId((word >> 32) as u32))),
             ACTION_DROP => DropReason::ALL.get((word >> 32) as usize).map(|r| FlowAction::Drop(*r)),
             _ => None,
         }
@@ -238,8 +238,8 @@ mod tests {
     #[test]
     fn actions_round_trip() {
         for a in [
-            FlowAction::Forward(0),
-            FlowAction::Forward(u32::MAX),
+            FlowAction::Forward(NextHopId(0)),
+            FlowAction::Forward(NextHopId(u32::MAX)),
             FlowAction::Drop(DropReason::OtherVrf),
         ] {
             for rev in [false, true] {
@@ -313,9 +313,9 @@ mod tests {
         };
         let flows = Flows::new(&config, 4);
         flows.table.set_now(0);
-        let idle = insert(&flows, 1, FlowAction::Forward(2));
+        let idle = insert(&flows, 1, FlowAction::Forward(NextHopId(2)));
         let dropped = insert(&flows, 2, FlowAction::Drop(DropReason::OtherVrf));
-        let closed = insert(&flows, 3, FlowAction::Forward(2));
+        let closed = insert(&flows, 3, FlowAction::Forward(NextHopId(2)));
         assert!(!flows.reserve(1), "limit of 3 flows per interface");
         let c = flows.table.lookup(&closed, closed.hash()).unwrap();
         flows.table.mark_tcp_flags(c.index, TCP_RST);

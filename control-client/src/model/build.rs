@@ -197,7 +197,7 @@ impl SnapshotBuilder {
                     },
                     generation,
                 );
-                (nh, nexthop::ecmp::member_id(&[1, u64::from(nh)]))
+                (nh, nexthop::ecmp::member_id(&[1, u64::from(nh.0)]))
             }
             RouteTarget::Tunnel {
                 remote,

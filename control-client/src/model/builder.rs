@@ -151,7 +151,7 @@ impl SnapshotBuilder {
 
     /// The id of `nexthop` (the same id as last time, if it was in use then).
     pub(super) fn nexthop(&mut self, nexthop: NextHop, generation: u64) -> NextHopId {
-        self.nexthops.intern(nexthop, generation)
+        NextHopId(self.nexthops.intern(nexthop, generation))
     }
 
     /// The id of a composite next hop over `group`.

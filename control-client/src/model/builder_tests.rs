@@ -79,7 +79,7 @@ fn an_unrelated_change_keeps_every_id_slot_and_stamp() {
     let (new, stamp) = answer(&second, [198, 18, 200, 7]).unwrap();
     assert_eq!(
         (new.nexthop, stamp),
-        (0, 2),
+        (NextHopId(0), 2),
         "the new route is a discard made in generation 2"
     );
     assert!(!second.decision_holds(1, new.slot));
@@ -98,8 +98,8 @@ fn a_changed_next_hop_stamps_its_route_only() {
     let (kept, _) = answer(&first, [198, 18, 9, 5]).unwrap();
     assert!(second.decision_holds(1, kept.slot));
     assert_eq!(
-        second.nexthops[kept.nexthop as usize],
-        first.nexthops[kept.nexthop as usize]
+        second.nexthops[kept.nexthop.index()],
+        first.nexthops[kept.nexthop.index()]
     );
     assert!(matches!(
         second.route4(nexthop::VrfId(1), Ipv4Addr::new(198, 18, 8, 5)),
@@ -138,7 +138,7 @@ fn a_removed_route_frees_its_slot_and_its_next_hop() {
     let second = builder.build(&state, MAC);
     assert!(!second.decision_holds(1, gone.slot));
     assert_eq!(
-        second.nexthops[gone.nexthop as usize],
+        second.nexthops[gone.nexthop.index()],
         NextHop::Discard,
         "unused ids hold discards"
     );
@@ -222,7 +222,7 @@ fn decide(snap: &Snapshot, dst: Ipv4Addr) -> (Option<(NextHopId, NextHop, Option
     let red = snap.vrf_by_name("red").unwrap();
     match red.v4.lookup(u32::from(dst)) {
         Some((_, route)) => {
-            let nh = snap.nexthops[route.nexthop as usize];
+            let nh = snap.nexthops[route.nexthop.index()];
             let group = match nh {
                 NextHop::Composite { id } => Some(snap.composites[id as usize].clone()),
                 _ => None,

@@ -160,7 +160,7 @@ fn tunnels_ecmp_labels_and_vnis() {
     let red = snap.vrf_by_name("red").unwrap().id;
     assert_eq!(snap.vxlan.get(&100), Some(&red));
     assert_eq!(
-        snap.nexthops[*snap.mpls.get(&s.port_identity("a").unwrap().label).unwrap() as usize],
+        snap.nexthops[snap.mpls.get(&s.port_identity("a").unwrap().label).unwrap().index()],
         NextHop::Interface {
             vif: 1,
             dst_mac: MacAddr([2, 0, 0, 0, 0, 2])

@@ -33,7 +33,7 @@ impl RoutePatch {
     /// between). Ids beyond the ends of the tables grow them.
     pub fn apply(&self, snap: &mut Snapshot) {
         for (id, nexthop) in &self.nexthops {
-            set_grow(&mut snap.nexthops, *id as usize, *nexthop, NextHop::Discard);
+            set_grow(&mut snap.nexthops, id.index(), *nexthop, NextHop::Discard);
         }
         for (id, group) in &self.composites {
             set_grow(&mut snap.composites, *id as usize, group.clone(), Composite::default());

@@ -7,7 +7,7 @@ use crate::flows::{FlowAction, Flows};
 use crate::stats::{tunnel_totals, vif_totals, WorkerStats};
 use control_client::SnapshotPublisher;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use nexthop::Snapshot;
+use nexthop::{NextHopId, Snapshot};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -162,7 +162,7 @@ impl Views {
                 out.push(RouteView {
                     vrf: v.name.clone(),
                     prefix,
-                    nh: route.nexthop,
+                    nh: route.nexthop.0,
                 });
             }
         }
@@ -175,13 +175,13 @@ impl Views {
         let snap = self.snapshot();
         let mut uses = vec![0usize; snap.nexthops.len()];
         let mut in_use = vec![false; snap.nexthops.len()];
-        let mut mark = |id: u32| {
-            if let Some(u) = in_use.get_mut(id as usize) {
+        let mut mark = |id: NextHopId| {
+            if let Some(u) = in_use.get_mut(id.index()) {
                 *u = true;
             }
         };
-        mark(0);
-        mark(1);
+        mark(NextHopId(0));
+        mark(NextHopId(1));
         snap.composites.iter().flat_map(|c| &c.members).for_each(|id| mark(*id));
         snap.mpls.values().for_each(|id| mark(*id));
         for v in &snap.vrfs {
@@ -191,7 +191,7 @@ impl Views {
                     .map(|e| e.2)
                     .chain(v.v6.entries().into_iter().map(|e| e.2));
             for route in routes {
-                uses[route.nexthop as usize] += 1;
+                uses[route.nexthop.index()] += 1;
             }
         }
         snap.nexthops
@@ -278,7 +278,7 @@ impl Views {
                 return ControlFlow::Continue(());
             }
             let action = match FlowAction::decode(r.value.data) {
-                Some(FlowAction::Forward(nh)) => match snap.nexthops.get(nh as usize) {
+                Some(FlowAction::Forward(nh)) => match snap.nexthop(nh) {
                     Some(nexthop::NextHop::Interface { vif, .. }) => format!("forward nh {nh} vif {vif}"),
                     Some(nexthop::NextHop::Tunnel { remote, label, .. }) => {
                         format!("forward nh {nh} tunnel {remote} label {label}")
@@ -340,7 +340,7 @@ impl Views {
     /// The MPLS label table (label -> next hop).
     pub fn mpls(&self) -> Vec<(u32, u32)> {
         let snap = self.snapshot();
-        let mut out: Vec<(u32, u32)> = snap.mpls.iter().map(|(l, nh)| (*l, *nh)).collect();
+        let mut out: Vec<(u32, u32)> = snap.mpls.iter().map(|(l, nh)| (*l, nh.0)).collect();
         out.sort_unstable();
         out
     }

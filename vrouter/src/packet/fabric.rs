@@ -65,7 +65,7 @@ fn deliver(
             let Some(&nh) = snap.mpls.get(&t.label) else {
                 return Verdict::Drop(DropReason::InvalidLabel);
             };
-            let Some(NextHop::Interface { vif, dst_mac }) = snap.nexthops.get(nh as usize) else {
+            let Some(NextHop::Interface { vif, dst_mac }) = snap.nexthop(nh) else {
                 return Verdict::Drop(DropReason::InvalidLabel);
             };
             let Some(iface) = snap.interface(*vif) else {
@@ -127,7 +127,7 @@ fn deliver(
                 _ => Err(DropReason::NoRoute),
             };
             let nh = match delivered {
-                Ok(id) => snap.nexthops.get(id as usize),
+                Ok(id) => snap.nexthop(id),
                 Err(reason) => return Verdict::Drop(reason),
             };
             match nh {
@@ -161,7 +161,7 @@ fn inner_destination(ip: &[u8]) -> Result<IpAddr, DropReason> {
 /// True if a route's next hop `route_nh` is `nh` or an ECMP group with `nh` in it.
 fn reaches(snap: &Snapshot, route_nh: NextHopId, nh: NextHopId) -> bool {
     route_nh == nh
-        || match snap.nexthops.get(route_nh as usize) {
+        || match snap.nexthop(route_nh) {
             Some(NextHop::Composite { id }) => snap
                 .composites
                 .get(*id as usize)

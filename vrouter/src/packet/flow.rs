@@ -39,7 +39,7 @@ pub(super) fn resolve(snap: &Snapshot, routes: &mut RouteCache, key: &FlowKey) -
 
 /// The decision for a flow whose route names next hop `id`.
 fn through(snap: &Snapshot, id: NextHopId, key: &FlowKey) -> Decision {
-    match snap.nexthops.get(id as usize) {
+    match snap.nexthop(id) {
         Some(NextHop::Interface { .. } | NextHop::Tunnel { .. }) => Decision::Forward(id),
         Some(NextHop::Composite { id }) => {
             // The member is chosen once per flow (and again only when the forwarding

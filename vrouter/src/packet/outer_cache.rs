@@ -37,7 +37,7 @@ impl OuterCache {
     /// generation has not made it yet.
     #[inline]
     pub(super) fn template(&mut self, generation: u64, nh: NextHopId, outer: impl FnOnce() -> Outer) -> &OuterTemplate {
-        let slot = &mut self.slots[nh as usize & (SLOTS - 1)];
+        let slot = &mut self.slots[nh.index() & (SLOTS - 1)];
         if !matches!(slot, Some(s) if s.generation == generation && s.nh == nh) {
             *slot = None;
         }
@@ -79,17 +79,20 @@ mod tests {
                 outer(label)
             })
         };
-        assert_eq!(get(&mut cache, 1, 5, 17), outer(17).template());
+        assert_eq!(get(&mut cache, 1, NextHopId(5), 17), outer(17).template());
         assert_eq!(
-            get(&mut cache, 1, 5, 99),
+            get(&mut cache, 1, NextHopId(5), 99),
             outer(17).template(),
             "same generation: reused"
         );
         // Next hop 69 shares the slot of 5: it evicts, never aliases.
-        assert_eq!(get(&mut cache, 1, 5 + SLOTS as u32, 18), outer(18).template());
-        assert_eq!(get(&mut cache, 1, 5, 17), outer(17).template());
+        assert_eq!(
+            get(&mut cache, 1, NextHopId(5 + SLOTS as u32), 18),
+            outer(18).template()
+        );
+        assert_eq!(get(&mut cache, 1, NextHopId(5), 17), outer(17).template());
         // A new generation may have changed the next hop: made again.
-        assert_eq!(get(&mut cache, 2, 5, 19), outer(19).template());
+        assert_eq!(get(&mut cache, 2, NextHopId(5), 19), outer(19).template());
         assert_eq!(made.get(), 4);
     }
 }

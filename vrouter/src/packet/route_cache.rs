@@ -148,21 +148,21 @@ mod tests {
     fn answers_repeat_lookups_within_a_generation_only() {
         let mut cache = RouteCache::default();
         let dst = Ipv4Addr::new(198, 18, 2, 7);
-        let first = snapshot(1, 2);
+        let first = snapshot(1, NextHopId(2));
         assert_eq!(
             cache.lookup(&first, &to(0, dst)),
-            RouteLookup::Found(Route::volatile(2))
+            RouteLookup::Found(Route::volatile(NextHopId(2)))
         );
         assert_eq!(
             cache.lookup(&first, &to(0, dst)),
-            RouteLookup::Found(Route::volatile(2))
+            RouteLookup::Found(Route::volatile(NextHopId(2)))
         );
         assert_eq!(cache.counts(), (1, 1));
         // The next publication moved the prefix to another next hop.
-        let second = snapshot(2, 3);
+        let second = snapshot(2, NextHopId(3));
         assert_eq!(
             cache.lookup(&second, &to(0, dst)),
-            RouteLookup::Found(Route::volatile(3))
+            RouteLookup::Found(Route::volatile(NextHopId(3)))
         );
         assert_eq!(cache.counts(), (1, 2));
         // Another VRF, another destination: their own answers, never the cached one.
@@ -174,7 +174,7 @@ mod tests {
         );
         assert_eq!(
             cache.lookup(&second, &to(0, dst)),
-            RouteLookup::Found(Route::volatile(3))
+            RouteLookup::Found(Route::volatile(NextHopId(3)))
         );
     }
 
@@ -186,13 +186,13 @@ mod tests {
     #[test]
     fn colliding_destinations_evict_not_alias() {
         let mut cache = RouteCache::default();
-        let snap = snapshot(1, 2);
+        let snap = snapshot(1, NextHopId(2));
         // More destinations than slots: every answer is still the tables' answer.
         for round in 0..2 {
             for i in 0..(SLOTS as u32 * 4) {
                 let dst = Ipv4Addr::from(0xc612_0000 + i);
                 let expect = if (0xc612_0200..0xc612_0300).contains(&(0xc612_0000 + i)) {
-                    RouteLookup::Found(Route::volatile(2))
+                    RouteLookup::Found(Route::volatile(NextHopId(2)))
                 } else {
                     RouteLookup::Missing(VOLATILE_SLOT)
                 };

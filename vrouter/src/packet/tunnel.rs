@@ -33,7 +33,7 @@ impl Egress {
     /// The egress of a forwarding next hop (interfaces and tunnels; composites were
     /// resolved to a member when the flow was set up).
     pub(super) fn of(snap: &Snapshot, id: nexthop::NextHopId) -> Option<Self> {
-        match snap.nexthops.get(id as usize)? {
+        match snap.nexthop(id)? {
             nexthop::NextHop::Interface { vif, dst_mac } => Some(Egress::Local {
                 vif: *vif,
                 dst_mac: dst_mac.0,

@@ -88,7 +88,10 @@ impl SnapshotBuilder {
         Some(RoutePatch {
             generation,
             routes: vec![(id, prefix, route)],
-            nexthops: std::mem::take(&mut self.nexthops.fresh),
+            nexthops: std::mem::take(&mut self.nexthops.fresh)
+                .into_iter()
+                .map(|(id, nh)| (NextHopId(id), nh))
+                .collect(),
             composites: std::mem::take(&mut self.composites.fresh),
             stamps: changed.into_iter().map(|slot| (slot, generation as u32)).collect(),
         })

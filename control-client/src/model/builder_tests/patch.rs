@@ -9,12 +9,12 @@ use crate::{Publication, SnapshotPublisher};
 fn meets(snap: &Snapshot, dst: Ipv4Addr) -> Option<(NextHop, Vec<NextHop>)> {
     let red = snap.vrf_by_name("red")?;
     let (_, route) = red.v4.lookup(u32::from(dst))?;
-    let nh = snap.nexthops[route.nexthop as usize];
+    let nh = snap.nexthops[route.nexthop.index()];
     let members = match nh {
         NextHop::Composite { id } => snap.composites[id as usize]
             .members
             .iter()
-            .map(|m| snap.nexthops[*m as usize])
+            .map(|m| snap.nexthops[m.index()])
             .collect(),
         _ => Vec::new(),
     };
