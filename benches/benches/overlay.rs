@@ -7,6 +7,7 @@
 use benches::{tunnel_snapshot, udp_frame_to};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use nexthop::encap::{self, Encap, Outer};
+use nexthop::Vif;
 use std::hint::black_box;
 use std::sync::Arc;
 use vrouter::flows::{FlowConfig, Flows};
@@ -95,7 +96,7 @@ fn established_into_tunnel(c: &mut Criterion) {
     let mut run = |ctx: &mut PipelineContext, f: &[u8], hint: Option<&Classified>| {
         buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
         let mut pkt = PacketBuf::new(&mut buf, HEADROOM, f.len()).expect("fits");
-        process_classified(&snap, 1, &mut pkt, ctx, hint)
+        process_classified(&snap, Vif(1), &mut pkt, ctx, hint)
     };
     for f in &frames {
         run(&mut ctx, f, None);
@@ -114,7 +115,7 @@ fn established_into_tunnel(c: &mut Criterion) {
     });
     // As the worker does: a first pass over a batch of 32 hashes the flow keys and
     // prefetches their buckets, the second processes.
-    let iface = snap.interface(1).expect("pod a").clone();
+    let iface = snap.interface(Vif(1)).expect("pod a").clone();
     group.bench_function("1M established flows, 64 B, batches of 32 with prefetch", |b| {
         b.iter(|| {
             let mut classified = [None; 32];
@@ -157,7 +158,7 @@ fn in_memory_port(c: &mut Criterion) {
         let mut engine = vrouter::batch::BatchProcessor::new(ctx, Arc::new(vrouter::stats::WorkerStats::new(16)));
         // One builder for all cases, as the control thread has one for its lifetime.
         let mut control = Publisher::new();
-        let mut port = InMemoryPort::new(flows, control.snapshot.interface(1).expect("pod a").clone());
+        let mut port = InMemoryPort::new(flows, control.snapshot.interface(Vif(1)).expect("pod a").clone());
         port.establish(&mut engine, &control.snapshot);
         assert_eq!(
             engine.ctx.flows.table.stats().active,
@@ -195,7 +196,7 @@ fn classify(c: &mut Criterion) {
         16,
     );
     let frame = udp_frame_to([198, 18, 2, 1], 1234);
-    let iface = snap.interface(1).expect("pod a").clone();
+    let iface = snap.interface(Vif(1)).expect("pod a").clone();
     c.bench_function("classify (parse, flow key, hash, prefetch)", |b| {
         b.iter(|| vrouter::packet::classify(&flows, &iface, black_box(&frame)))
     });

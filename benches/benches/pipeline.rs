@@ -3,6 +3,7 @@
 
 use benches::{snapshot, udp_frame};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use nexthop::Vif;
 use std::hint::black_box;
 use std::sync::Arc;
 use vrouter::flows::{FlowConfig, Flows};
@@ -13,7 +14,7 @@ const HEADROOM: usize = 256;
 fn run(snap: &nexthop::Snapshot, ctx: &mut PipelineContext, buf: &mut [u8], frame: &[u8]) -> Verdict {
     buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
     let mut pkt = PacketBuf::new(buf, HEADROOM, frame.len()).expect("fits");
-    process(snap, 1, &mut pkt, ctx)
+    process(snap, Vif(1), &mut pkt, ctx)
 }
 
 fn pipeline(c: &mut Criterion) {
@@ -120,9 +121,9 @@ fn decapsulation(c: &mut Criterion) {
     let mut deliver = |buf: &mut [u8]| {
         buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(&frame);
         let mut pkt = PacketBuf::new(buf, HEADROOM, frame.len()).expect("fits");
-        process(&snap, 0, &mut pkt, &mut ctx)
+        process(&snap, Vif::FABRIC, &mut pkt, &mut ctx)
     };
-    assert_eq!(deliver(&mut buf), Verdict::Transmit(1), "the frame is delivered");
+    assert_eq!(deliver(&mut buf), Verdict::Transmit(Vif(1)), "the frame is delivered");
     let mut group = c.benchmark_group("pipeline_decap");
     group.throughput(Throughput::Elements(1));
     group.bench_function("MPLSoUDP by label to a pod, 64 B", |b| {

@@ -56,8 +56,8 @@ struct Queues(Vec<Vec<Desc>>);
 
 impl TxQueues for Queues {
     #[inline]
-    fn queue_of(&self, vif: u32) -> Option<u16> {
-        Some(vif.min(15) as u16)
+    fn queue_of(&self, vif: nexthop::Vif) -> Option<u16> {
+        Some(vif.0.min(15) as u16)
     }
     #[inline]
     fn push(&mut self, queue: u16, desc: Desc) {

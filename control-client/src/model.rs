@@ -261,7 +261,7 @@ impl DesiredState {
 
     /// Registers the fabric interface as vif 0 in the fabric VRF.
     pub fn set_fabric(&mut self, name: &str) {
-        self.fabric = Some((name.to_string(), 0));
+        self.fabric = Some((name.to_string(), Vif::FABRIC));
     }
 
     /// Sets this node's fabric address, MAC and MTU.

@@ -58,6 +58,6 @@ pub fn run_frame(vif: u32, data: &[u8], ctx: &mut PipelineContext) {
     let len = data.len().min(4096 - 256);
     buf[256..256 + len].copy_from_slice(&data[..len]);
     let Some(mut pkt) = PacketBuf::new(&mut buf, 256, len) else { return };
-    let _ = process(snapshot(), vif, &mut pkt, ctx);
+    let _ = process(snapshot(), nexthop::Vif(vif), &mut pkt, ctx);
     assert!(pkt.start() + pkt.len() <= 4096);
 }

@@ -3,8 +3,34 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Interface index inside the vrouter (Tungsten's "vif" number).
-pub type Vif = u32;
+/// Interface index inside the vrouter (Tungsten's "vif" number); the fabric is
+/// vif 0. A newtype, so that it cannot be mixed up with the other ids.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Vif(pub u32);
+
+impl Vif {
+    /// The fabric interface.
+    pub const FABRIC: Vif = Vif(0);
+
+    /// As an index into per-interface tables.
+    #[inline]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl std::fmt::Debug for Vif {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "vif{}", self.0)
+    }
+}
+
+impl std::fmt::Display for Vif {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 /// A VRF's index. Sixteen bits from end to end: the flow key holds it as is, and at
 /// most [`VrfId::MAX_VRFS`] VRFs exist at once. A freed id is reused (lowest first);

@@ -138,7 +138,7 @@ impl Snapshot {
     /// The interface with this vif, if any.
     #[inline]
     pub fn interface(&self, vif: Vif) -> Option<&Interface> {
-        self.interfaces.get(vif as usize).and_then(Option::as_ref)
+        self.interfaces.get(vif.index()).and_then(Option::as_ref)
     }
 
     /// The interface with this name, if any.

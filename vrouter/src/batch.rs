@@ -100,7 +100,7 @@ impl BatchProcessor {
             packet::prefetch_flow_entry(&self.ctx.flows, c);
         }
         let stats = Arc::clone(&self.stats);
-        let counters = stats.vifs.get(in_vif as usize);
+        let counters = stats.vifs.get(in_vif.index());
         for (i, desc) in rx.iter().enumerate() {
             if let Some(c) = counters {
                 c.rx_packets.add(1);
@@ -188,7 +188,7 @@ impl BatchProcessor {
         self.scratch.clear();
         self.scratch.extend_from_slice(&frame[offset..offset + len as usize]);
         let plan = packet::fragment_plan(snap, in_vif, nh, &self.scratch);
-        let (Some(plan), Some(queue)) = (plan, tx.queue_of(0)) else {
+        let (Some(plan), Some(queue)) = (plan, tx.queue_of(Vif(0))) else {
             self.stats.drop_packet(in_vif, DropReason::Mtu);
             return;
         };

@@ -3,7 +3,7 @@
 
 use crate::drops::DropReason;
 use flow_table::{FlowRef, FlowTable};
-use nexthop::{NextHopId, RouteSlot, MAX_ROUTE_SLOTS};
+use nexthop::{NextHopId, RouteSlot, Vif, MAX_ROUTE_SLOTS};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -141,12 +141,12 @@ impl Flows {
 
     /// Reserves room for one more flow of `vif`; false (and counted) at the limit.
     #[inline]
-    pub fn reserve(&self, vif: u32) -> bool {
-        let Some(count) = self.per_vif.get(vif as usize) else {
+    pub fn reserve(&self, vif: Vif) -> bool {
+        let Some(count) = self.per_vif.get(vif.index()) else {
             return false;
         };
         // The fabric (vif 0) carries every remote pod's flows: only the table limits it.
-        if self.limit == 0 || vif == 0 {
+        if self.limit == 0 || vif == Vif(0) {
             count.fetch_add(1, Ordering::Relaxed);
             return true;
         }
@@ -163,8 +163,8 @@ impl Flows {
 
     /// Gives back a reservation (flow not created, or removed).
     #[inline]
-    pub fn unreserve(&self, vif: u32) {
-        if let Some(count) = self.per_vif.get(vif as usize) {
+    pub fn unreserve(&self, vif: Vif) {
+        if let Some(count) = self.per_vif.get(vif.index()) {
             let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
         }
     }
@@ -175,8 +175,8 @@ impl Flows {
     }
 
     /// Flows counted against `vif`.
-    pub fn count_of(&self, vif: u32) -> u32 {
-        self.per_vif.get(vif as usize).map_or(0, |c| c.load(Ordering::Relaxed))
+    pub fn count_of(&self, vif: Vif) -> u32 {
+        self.per_vif.get(vif.index()).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// Removes expired flow pairs; `now` is the coarse clock in seconds. Returns the
@@ -211,7 +211,7 @@ impl Flows {
                 .filter(|r| r.reverse == Some(f.index));
             if self.table.remove(&f) {
                 removed += 1;
-                self.unreserve(f.value.owner);
+                self.unreserve(Vif(f.value.owner));
                 if let Some(r) = reverse {
                     self.table.remove(&r);
                 }
@@ -263,7 +263,7 @@ mod tests {
             1000,
             80,
         );
-        assert!(flows.reserve(1));
+        assert!(flows.reserve(Vif(1)));
         let v = |rev| FlowValue {
             data: action.encode(0, rev),
             generation: 1,
@@ -284,9 +284,9 @@ mod tests {
         };
         assert_eq!(auto.per_interface_limit(), 8192, "a quarter of 32768 flows");
         let flows = Flows::new(&auto, 4);
-        assert!((0..8192).all(|_| flows.reserve(1)));
-        assert!(!flows.reserve(1), "the interface's share is used up");
-        assert!(flows.reserve(2), "another interface still sets up flows");
+        assert!((0..8192).all(|_| flows.reserve(Vif(1))));
+        assert!(!flows.reserve(Vif(1)), "the interface's share is used up");
+        assert!(flows.reserve(Vif(2)), "another interface still sets up flows");
         let unlimited = FlowConfig {
             max_per_interface: Some(0),
             ..auto
@@ -316,7 +316,7 @@ mod tests {
         let idle = insert(&flows, 1, FlowAction::Forward(NextHopId(2)));
         let dropped = insert(&flows, 2, FlowAction::Drop(DropReason::OtherVrf));
         let closed = insert(&flows, 3, FlowAction::Forward(NextHopId(2)));
-        assert!(!flows.reserve(1), "limit of 3 flows per interface");
+        assert!(!flows.reserve(Vif(1)), "limit of 3 flows per interface");
         let c = flows.table.lookup(&closed, closed.hash()).unwrap();
         flows.table.mark_tcp_flags(c.index, TCP_RST);
         assert_eq!(flows.age(3, &config), 1, "the drop flow goes after 2 s");
@@ -329,13 +329,13 @@ mod tests {
                 .is_none(),
             "reverse removed too"
         );
-        assert_eq!(flows.count_of(1), 1);
+        assert_eq!(flows.count_of(Vif(1)), 1);
         let i = flows.table.lookup(&idle, idle.hash()).unwrap();
         flows.table.set_now(50);
         flows.table.touch(i.index, 60);
         assert_eq!(flows.age(120, &config), 0, "touched at 50, idle 70 < 100");
         assert_eq!(flows.age(151, &config), 1);
         assert_eq!(flows.table.stats().active, 0);
-        assert_eq!(flows.count_of(1), 0);
+        assert_eq!(flows.count_of(Vif(1)), 0);
     }
 }

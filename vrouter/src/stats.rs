@@ -4,6 +4,7 @@
 //! locked instruction); readers sum the workers' copies.
 
 use crate::drops::DropReason;
+use nexthop::Vif;
 use std::sync::atomic::{AtomicU64, Ordering};
 pub use vrouter_api::{TunnelTotals, VifTotals};
 
@@ -142,9 +143,9 @@ impl WorkerStats {
 
     /// Counts a drop of a frame received on `vif`.
     #[inline]
-    pub fn drop_packet(&self, vif: u32, reason: DropReason) {
+    pub fn drop_packet(&self, vif: Vif, reason: DropReason) {
         self.drops[reason.index()].add(1);
-        if let Some(v) = self.vifs.get(vif as usize) {
+        if let Some(v) = self.vifs.get(vif.index()) {
             v.drops.add(1);
             v.drop_reasons[reason.index()].add(1);
         }
@@ -152,11 +153,11 @@ impl WorkerStats {
 }
 
 /// The counters of `vif` summed over `workers`.
-pub fn vif_totals(workers: &[std::sync::Arc<WorkerStats>], vif: u32) -> VifTotals {
+pub fn vif_totals(workers: &[std::sync::Arc<WorkerStats>], vif: Vif) -> VifTotals {
     {
         let mut t = VifTotals::default();
         for w in workers {
-            let Some(c) = w.vifs.get(vif as usize) else {
+            let Some(c) = w.vifs.get(vif.index()) else {
                 continue;
             };
             t.rx_packets += c.rx_packets.get();
@@ -176,7 +177,7 @@ pub fn vif_totals(workers: &[std::sync::Arc<WorkerStats>], vif: u32) -> VifTotal
                     r.label().to_string(),
                     workers
                         .iter()
-                        .filter_map(|w| w.vifs.get(vif as usize))
+                        .filter_map(|w| w.vifs.get(vif.index()))
                         .map(|c| c.drop_reasons[r.index()].get())
                         .sum::<u64>(),
                 )

@@ -104,7 +104,7 @@ struct WorkerTx<'a> {
 impl TxQueues for WorkerTx<'_> {
     #[inline]
     fn queue_of(&self, vif: Vif) -> Option<u16> {
-        self.queue_of_vif.get(vif as usize).copied().filter(|q| *q != NO_SOCKET)
+        self.queue_of_vif.get(vif.index()).copied().filter(|q| *q != NO_SOCKET)
     }
 
     #[inline]
@@ -215,7 +215,10 @@ impl Worker {
         let exception_rate = settings.exception_rate;
         let engine_stats = Arc::clone(&stats);
         Ok(Self {
-            slots: vec![Some(Slot { vif: 0, socket: anchor })],
+            slots: vec![Some(Slot {
+                vif: Vif(0),
+                socket: anchor,
+            })],
             pool,
             tx_slot_of_vif,
             pending: vec![Vec::with_capacity(settings.batch_size as usize)],
@@ -338,7 +341,7 @@ impl Worker {
                 sent += socket.transmit(&mut self.pool, &pending[sent..]);
                 retries -= 1;
             }
-            if let Some(c) = self.stats.vifs.get(*vif as usize) {
+            if let Some(c) = self.stats.vifs.get(vif.index()) {
                 c.tx_packets.add(sent as u64);
                 c.tx_bytes.add(pending[..sent].iter().map(|d| u64::from(d.len)).sum());
                 c.tx_ring_full.add((pending.len() - sent) as u64);
@@ -354,7 +357,7 @@ impl Worker {
     fn mirror_kernel_stats(&self) {
         for s in self.slots.iter().flatten() {
             let k = s.socket.kernel_stats();
-            if let Some(c) = self.stats.vifs.get(s.vif as usize) {
+            if let Some(c) = self.stats.vifs.get(s.vif.index()) {
                 c.kernel_rx_dropped.set(k.rx_dropped);
                 c.kernel_rx_ring_full.set(k.rx_ring_full);
                 c.kernel_fill_ring_empty.set(k.fill_ring_empty);
@@ -382,11 +385,11 @@ impl Worker {
     }
 
     fn add_port(&mut self, vif: Vif, ifname: &str, queues: &[u32]) -> Result<Vec<(u32, RawFd)>, String> {
-        if vif as usize >= self.tx_slot_of_vif.len() || vif == 0 {
+        if vif.index() >= self.tx_slot_of_vif.len() || vif == Vif(0) {
             return Err(format!("vif {vif} out of range"));
         }
         self.remove_port(vif);
-        if let Some(c) = self.stats.vifs.get(vif as usize) {
+        if let Some(c) = self.stats.vifs.get(vif.index()) {
             for counter in [
                 &c.rx_packets,
                 &c.rx_bytes,
@@ -423,8 +426,8 @@ impl Worker {
                 Ok(socket) => {
                     opened.push((queue, socket.raw_fd()));
                     self.slots[slot] = Some(Slot { vif, socket });
-                    if self.tx_slot_of_vif[vif as usize] == NO_SOCKET {
-                        self.tx_slot_of_vif[vif as usize] = slot as u16;
+                    if self.tx_slot_of_vif[vif.index()] == NO_SOCKET {
+                        self.tx_slot_of_vif[vif.index()] = slot as u16;
                     }
                 }
                 Err(e) => {
@@ -437,10 +440,10 @@ impl Worker {
     }
 
     fn remove_port(&mut self, vif: Vif) {
-        if vif == 0 {
+        if vif == Vif(0) {
             return;
         }
-        if let Some(s) = self.tx_slot_of_vif.get_mut(vif as usize) {
+        if let Some(s) = self.tx_slot_of_vif.get_mut(vif.index()) {
             *s = NO_SOCKET;
         }
         for slot in 0..self.slots.len() {

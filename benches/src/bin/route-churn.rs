@@ -30,7 +30,10 @@ fn main() -> anyhow::Result<()> {
         Arc::new(vrouter::stats::WorkerStats::new(16)),
     );
     let mut control = Publisher::new();
-    let mut port = InMemoryPort::new(FLOWS, control.snapshot.interface(1).expect("pod a").clone());
+    let mut port = InMemoryPort::new(
+        FLOWS,
+        control.snapshot.interface(nexthop::Vif(1)).expect("pod a").clone(),
+    );
     let cases = [
         ("no publications", None),
         ("1000 publications/s, unrelated route", Some(Churn::Unrelated)),

@@ -63,7 +63,7 @@ impl SnapshotBuilder {
 
 impl<'a> Compile<'a> {
     fn place(&mut self, i: Interface) {
-        let slot = i.vif as usize;
+        let slot = i.vif.index();
         if self.snap.interfaces.len() <= slot {
             self.snap.interfaces.resize(slot + 1, None);
         }

@@ -51,7 +51,7 @@ impl DesiredState {
             label: id.label,
             why: why.to_string(),
         };
-        if id.vif == 0 || id.vif as usize >= self.max_interfaces {
+        if id.vif == Vif(0) || id.vif.index() >= self.max_interfaces {
             return Err(unavailable("vif out of range: check tables.interfaces"));
         }
         if !(FIRST_LABEL..=LAST_LABEL).contains(&id.label) {
@@ -121,7 +121,8 @@ impl DesiredState {
             .map(|(_, id)| id.vif)
             .chain(self.fabric.as_ref().map(|(_, v)| *v))
             .collect();
-        (1..self.max_interfaces as Vif)
+        (1..self.max_interfaces as u32)
+            .map(Vif)
             .find(|v| !used.contains(v))
             .ok_or(ModelError::TooManyInterfaces(self.max_interfaces))
     }
@@ -175,14 +176,14 @@ mod tests {
     fn restored_identities_are_kept_and_the_sequence_moves_past_them() {
         let mut s = DesiredState::new(8);
         s.advance_label_sequence(40);
-        s.restore_interface(pod("b", "red", 3), PortIdentity { vif: 3, label: 41 })
+        s.restore_interface(pod("b", "red", 3), PortIdentity { vif: Vif(3), label: 41 })
             .unwrap();
-        s.restore_interface(pod("a", "blue", 2), PortIdentity { vif: 1, label: 17 })
+        s.restore_interface(pod("a", "blue", 2), PortIdentity { vif: Vif(1), label: 17 })
             .unwrap();
-        assert_eq!(s.port_identity("b"), Some(PortIdentity { vif: 3, label: 41 }));
+        assert_eq!(s.port_identity("b"), Some(PortIdentity { vif: Vif(3), label: 41 }));
         s.add_interface(pod("c", "red", 4)).unwrap();
         let c = s.port_identity("c").unwrap();
-        assert_eq!(c.vif, 2, "the lowest free vif");
+        assert_eq!(c.vif, Vif(2), "the lowest free vif");
         assert_eq!(c.label, 40, "the recorded sequence, not below it");
         s.add_interface(pod("d", "red", 5)).unwrap();
         assert_eq!(s.port_identity("d").unwrap().label, 42, "label 41 is held, skipped");
@@ -191,11 +192,11 @@ mod tests {
     #[test]
     fn a_restored_identity_held_or_out_of_range_is_refused_without_change() {
         let mut s = DesiredState::new(4);
-        s.restore_interface(pod("a", "red", 2), PortIdentity { vif: 1, label: 20 })
+        s.restore_interface(pod("a", "red", 2), PortIdentity { vif: Vif(1), label: 20 })
             .unwrap();
         for (vif, label) in [(1, 21), (2, 20), (0, 22), (4, 22), (2, 15), (2, LAST_LABEL + 1)] {
             let err = s
-                .restore_interface(pod("b", "red", 3), PortIdentity { vif, label })
+                .restore_interface(pod("b", "red", 3), PortIdentity { vif: Vif(vif), label })
                 .unwrap_err();
             assert!(
                 matches!(err, ModelError::IdentityUnavailable { .. }),
@@ -208,15 +209,15 @@ mod tests {
     #[test]
     fn a_reserved_identity_is_given_to_no_other_port_but_to_its_own() {
         let mut s = DesiredState::new(8);
-        s.reserve_identity("gone", PortIdentity { vif: 1, label: 16 });
+        s.reserve_identity("gone", PortIdentity { vif: Vif(1), label: 16 });
         s.add_interface(pod("new", "red", 3)).unwrap();
         let new = s.port_identity("new").unwrap();
-        assert_ne!(new.vif, 1);
+        assert_ne!(new.vif, Vif(1));
         assert_ne!(new.label, 16);
         assert!(s
-            .restore_interface(pod("other", "red", 4), PortIdentity { vif: 1, label: 16 })
+            .restore_interface(pod("other", "red", 4), PortIdentity { vif: Vif(1), label: 16 })
             .is_err());
-        s.restore_interface(pod("gone", "red", 2), PortIdentity { vif: 1, label: 16 })
+        s.restore_interface(pod("gone", "red", 2), PortIdentity { vif: Vif(1), label: 16 })
             .unwrap();
         assert_eq!(s.reserved_identity("gone"), None, "attached now, no longer reserved");
     }
@@ -230,7 +231,7 @@ mod tests {
         s.restore_interface(
             pod("b", "red", 3),
             PortIdentity {
-                vif: 5,
+                vif: Vif(5),
                 label: FIRST_LABEL,
             },
         )

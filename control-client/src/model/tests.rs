@@ -18,9 +18,9 @@ fn pod(name: &str, vrf: &str, last: u8) -> InterfaceSpec {
 fn builds_host_and_gateway_routes_per_vrf() {
     let mut s = DesiredState::new(16);
     s.set_fabric("eth0");
-    assert_eq!(s.add_interface(pod("a", "red", 2)).unwrap(), 1);
-    assert_eq!(s.add_interface(pod("b", "red", 3)).unwrap(), 2);
-    assert_eq!(s.add_interface(pod("c", "blue", 2)).unwrap(), 3);
+    assert_eq!(s.add_interface(pod("a", "red", 2)).unwrap(), Vif(1));
+    assert_eq!(s.add_interface(pod("b", "red", 3)).unwrap(), Vif(2));
+    assert_eq!(s.add_interface(pod("c", "blue", 2)).unwrap(), Vif(3));
     let snap = s.build(7, MacAddr([0, 0, 0x5e, 0, 1, 0]));
     assert_eq!(snap.generation, 7);
     let red = snap.vrf_by_name("red").unwrap().id;
@@ -29,7 +29,7 @@ fn builds_host_and_gateway_routes_per_vrf() {
     assert_eq!(
         snap.route4(red, Ipv4Addr::new(198, 18, 1, 3)),
         Some(&NextHop::Interface {
-            vif: 2,
+            vif: Vif(2),
             dst_mac: MacAddr([2, 0, 0, 0, 0, 3])
         })
     );
@@ -37,13 +37,13 @@ fn builds_host_and_gateway_routes_per_vrf() {
     assert_eq!(
         snap.route4(blue, Ipv4Addr::new(198, 18, 1, 2)),
         Some(&NextHop::Interface {
-            vif: 3,
+            vif: Vif(3),
             dst_mac: MacAddr([2, 0, 0, 0, 0, 2])
         })
     );
     assert_eq!(snap.route4(blue, Ipv4Addr::new(198, 18, 1, 3)), None);
     assert_eq!(snap.route6(red, "2001:2::1".parse().unwrap()), Some(&NextHop::Receive));
-    assert_eq!(snap.interface(0).unwrap().kind, InterfaceKind::Fabric);
+    assert_eq!(snap.interface(Vif(0)).unwrap().kind, InterfaceKind::Fabric);
 }
 
 #[test]
@@ -81,8 +81,8 @@ fn rejects_conflicts_and_keeps_state() {
     ));
     s.remove_route("red", "198.19.5.0/16".parse().unwrap()).unwrap();
     let (vif, _) = s.remove_interface("b").unwrap();
-    assert_eq!(vif, 2);
-    assert_eq!(s.add_interface(pod("c", "red", 4)).unwrap(), 2);
+    assert_eq!(vif, Vif(2));
+    assert_eq!(s.add_interface(pod("c", "red", 4)).unwrap(), Vif(2));
 }
 
 #[test]
@@ -162,7 +162,7 @@ fn tunnels_ecmp_labels_and_vnis() {
     assert_eq!(
         snap.nexthops[snap.mpls.get(&s.port_identity("a").unwrap().label).unwrap().index()],
         NextHop::Interface {
-            vif: 1,
+            vif: Vif(1),
             dst_mac: MacAddr([2, 0, 0, 0, 0, 2])
         }
     );

@@ -187,7 +187,7 @@ impl Control {
                 None => self.attach(record.spec, None, true),
             };
             match result {
-                Ok(id) => tracing::info!(interface = %name, vif = id.vif, label = id.label, "port restored"),
+                Ok(id) => tracing::info!(interface = %name, vif = id.vif.0, label = id.label, "port restored"),
                 Err(e) => tracing::warn!(interface = %name, "port file kept but not attached: {e:#}"),
             }
         }
@@ -346,7 +346,7 @@ impl Control {
             };
             tracing::warn!(
                 interface = %name,
-                vif,
+                vif = vif.0,
                 label = id.label,
                 "interface vanished under the vrouter: port detached (its record, vif and label are kept; add it again to reattach)"
             );

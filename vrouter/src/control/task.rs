@@ -189,7 +189,7 @@ fn apply(control: &mut Control, change: Change) -> ChangeResult {
         Change::AddInterface(spec) => {
             let id = control.add_interface(spec)?;
             serde_json::to_value(AttachedView {
-                vif: id.vif,
+                vif: id.vif.0,
                 label: id.label,
             })
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?

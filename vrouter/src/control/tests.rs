@@ -40,7 +40,7 @@ fn routes_that_cannot_be_applied_stay_recorded_across_unrelated_changes() {
         ipv4: Some([198, 18, 1, 2].into()),
         ..InterfaceSpec::default()
     };
-    store.save_port(&pod, PortIdentity { vif: 1, label: 16 }).unwrap();
+    store.save_port(&pod, PortIdentity { vif: Vif(1), label: 16 }).unwrap();
     let mut routes: Vec<RouteSpec> = (1..=4)
         .map(|i| route(&format!("198.19.{i}.0/24"), RouteTarget::Discard))
         .collect();
@@ -89,7 +89,7 @@ fn routes_that_cannot_be_applied_stay_recorded_across_unrelated_changes() {
     assert!(kept.iter().any(|r| r.prefix.to_string() == "198.20.0.0/16"));
     let (ports, _) = store.load_ports();
     assert_eq!(ports.len(), 1, "the missing pod's record is kept");
-    assert_eq!(ports[0].identity, Some(PortIdentity { vif: 1, label: 16 }));
+    assert_eq!(ports[0].identity, Some(PortIdentity { vif: Vif(1), label: 16 }));
 }
 
 #[test]

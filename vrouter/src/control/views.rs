@@ -96,7 +96,7 @@ impl Views {
             .iter()
             .flatten()
             .map(|i| InterfaceView {
-                vif: i.vif,
+                vif: i.vif.0,
                 label: i.label,
                 name: i.name.clone(),
                 kind: i.kind,

@@ -180,7 +180,7 @@ fn decide_slow(
     let value = |a: FlowAction, slot: RouteSlot, rev: bool| FlowValue {
         data: a.encode(slot, rev),
         generation,
-        owner: iface.vif,
+        owner: iface.vif.0,
     };
     let forward_value = value(action, slot, false);
     match table.insert_pair(

@@ -48,7 +48,7 @@ impl ExceptionPolicer {
         if self.per_second == 0 {
             return true;
         }
-        let i = vif as usize;
+        let i = vif.index();
         let (Some(tokens), Some(last)) = (self.tokens.get_mut(i), self.last_us.get_mut(i)) else {
             return true;
         };
@@ -76,12 +76,24 @@ mod tests {
         let mut p = ExceptionPolicer::new(4, 100);
         let t0 = Instant::now();
         p.refill(t0);
-        assert_eq!((0..1000).filter(|_| p.allow(1)).count(), 100, "the burst, then nothing");
-        assert_eq!((0..10).filter(|_| p.allow(2)).count(), 10, "another port is unaffected");
+        assert_eq!(
+            (0..1000).filter(|_| p.allow(Vif(1))).count(),
+            100,
+            "the burst, then nothing"
+        );
+        assert_eq!(
+            (0..10).filter(|_| p.allow(Vif(2))).count(),
+            10,
+            "another port is unaffected"
+        );
         p.refill(t0 + Duration::from_millis(500));
-        assert_eq!((0..1000).filter(|_| p.allow(1)).count(), 50, "half a second earns 50");
+        assert_eq!(
+            (0..1000).filter(|_| p.allow(Vif(1))).count(),
+            50,
+            "half a second earns 50"
+        );
         assert_eq!(p.dropped, 900 + 950);
         let mut off = ExceptionPolicer::new(4, 0);
-        assert!((0..10_000).all(|_| off.allow(1)));
+        assert!((0..10_000).all(|_| off.allow(Vif(1))));
     }
 }

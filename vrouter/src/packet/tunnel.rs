@@ -4,6 +4,7 @@ use super::icmp;
 use super::outer_cache::OuterCache;
 use super::{DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4, ETH_LEN};
 use nexthop::encap::{entropy_port, Encap, Outer};
+use nexthop::Vif;
 use nexthop::{Interface, MacAddr, Snapshot};
 use std::net::Ipv4Addr;
 use wire::{ethernet, ip_proto, ipv4, ipv6};
@@ -172,7 +173,7 @@ fn write_outer(
         inner.set_dst_addr(t.inner_mac.0);
         inner.set_src_addr(snap.router_mac.0);
     }
-    Verdict::Transmit(0)
+    Verdict::Transmit(Vif(0))
 }
 
 /// Inner payload bytes per fragment when `fits` bytes of inner IP packet fit the

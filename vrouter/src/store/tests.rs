@@ -1,5 +1,5 @@
 use super::*;
-use nexthop::MacAddr;
+use nexthop::{MacAddr, Vif};
 
 fn spec(name: &str) -> InterfaceSpec {
     InterfaceSpec {
@@ -39,10 +39,10 @@ fn ports_keep_their_identity_and_come_back_in_vif_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::open(dir.path()).unwrap();
     store
-        .save_port(&spec("zz"), PortIdentity { vif: 1, label: 16 })
+        .save_port(&spec("zz"), PortIdentity { vif: Vif(1), label: 16 })
         .unwrap();
     store
-        .save_port(&spec("aa"), PortIdentity { vif: 3, label: 18 })
+        .save_port(&spec("aa"), PortIdentity { vif: Vif(3), label: 18 })
         .unwrap();
     // A file written before identities were recorded still loads, after the others.
     std::fs::write(
@@ -104,7 +104,7 @@ fn names_that_leave_the_directory_are_refused() {
         assert!(store.delete_port(name).is_err(), "{name:?} accepted");
         assert!(!store.has_port(name), "{name:?}");
         assert!(store
-            .save_port(&spec(name), PortIdentity { vif: 1, label: 16 })
+            .save_port(&spec(name), PortIdentity { vif: Vif(1), label: 16 })
             .is_err());
     }
     assert!(dir.path().join("state/routes.json").exists(), "routes.json deleted");
@@ -158,7 +158,7 @@ fn modes_do_not_follow_the_umask() {
     let state = dir.path().join("state");
     let store = StateStore::open(&state).unwrap();
     store
-        .save_port(&spec("veth1"), PortIdentity { vif: 1, label: 16 })
+        .save_port(&spec("veth1"), PortIdentity { vif: Vif(1), label: 16 })
         .unwrap();
     store.save_next_label(17).unwrap();
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

@@ -91,7 +91,7 @@ fn timers_tick_and_views_answer_while_a_port_attach_is_slow() {
         let answer = handle.submit(Change::AddInterface(pod("slow", 2))).unwrap();
         // The attach has begun and is now held by the gate.
         let started = f.started.recv_timeout(Duration::from_secs(10)).expect("attach started");
-        assert_eq!(started, 1);
+        assert_eq!(started, Vif(1));
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         let mut ticks = 0;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -17,17 +17,17 @@ fn first_packet_sets_up_both_directions_later_packets_hit() {
     let snap = snapshot();
     let mut ctx = ctx_with(64, 0);
     let out = udp4(MAC_A, ROUTER, A4, B4, 64, b"one");
-    assert_eq!(run_in(&snap, 1, &out, &mut ctx).0, Verdict::Transmit(2));
+    assert_eq!(run_in(&snap, Vif(1), &out, &mut ctx).0, Verdict::Transmit(Vif(2)));
     assert_eq!(ctx.flows.table.stats().created, 2, "forward and reverse entries");
     assert_eq!(
-        run_in(&snap, 1, &out, &mut ctx),
-        (Verdict::Transmit(2), udp4(ROUTER, MAC_B, A4, B4, 63, b"one"))
+        run_in(&snap, Vif(1), &out, &mut ctx),
+        (Verdict::Transmit(Vif(2)), udp4(ROUTER, MAC_B, A4, B4, 63, b"one"))
     );
     // The reply uses the reverse entry made with the first packet.
     let back = PacketBuilder::ethernet2(MAC_B, ROUTER).ipv4(B4, A4, 64).udp(5000, 4000);
     let mut reply = Vec::new();
     back.write(&mut reply, b"two").unwrap();
-    assert_eq!(run_in(&snap, 2, &reply, &mut ctx).0, Verdict::Transmit(1));
+    assert_eq!(run_in(&snap, Vif(2), &reply, &mut ctx).0, Verdict::Transmit(Vif(1)));
     assert_eq!(ctx.flows.table.stats().created, 2, "no new flow for the reply");
     let key = flow_table::FlowKey::v4(1, A4.into(), B4.into(), 17, 4000, 5000);
     let f = ctx.flows.table.lookup(&key, key.hash()).unwrap();
@@ -35,7 +35,7 @@ fn first_packet_sets_up_both_directions_later_packets_hit() {
     assert_eq!(ctx.flows.table.activity(f.reverse.unwrap()).packets, 1);
     // Isolation is cached as a drop flow.
     assert_eq!(
-        run_in(&snap, 1, &udp4(MAC_A, ROUTER, A4, C4, 64, b"x"), &mut ctx).0,
+        run_in(&snap, Vif(1), &udp4(MAC_A, ROUTER, A4, C4, 64, b"x"), &mut ctx).0,
         Verdict::Drop(DropReason::OtherVrf)
     );
     assert_eq!(ctx.flows.table.stats().created, 4);
@@ -49,7 +49,7 @@ fn flows_are_re_evaluated_when_their_route_changes_and_only_then() {
     let first = builder.build(&model, MacAddr(ROUTER));
     let mut ctx = ctx_with(64, 0);
     let pkt = udp4(MAC_A, ROUTER, A4, B4, 64, b"x");
-    assert_eq!(run_in(&first, 1, &pkt, &mut ctx).0, Verdict::Transmit(2));
+    assert_eq!(run_in(&first, Vif(1), &pkt, &mut ctx).0, Verdict::Transmit(Vif(2)));
     let key = flow_table::FlowKey::v4(1, A4.into(), B4.into(), 17, 4000, 5000);
     let made_in = |ctx: &PipelineContext| ctx.flows.table.lookup(&key, key.hash()).unwrap().value.generation;
     // An unrelated route: the flow's decision still holds and is not touched.
@@ -60,12 +60,15 @@ fn flows_are_re_evaluated_when_their_route_changes_and_only_then() {
     };
     model.add_route(route("198.18.50.0/24")).unwrap();
     let second = builder.build(&model, MacAddr(ROUTER));
-    assert_eq!(run_in(&second, 1, &pkt, &mut ctx).0, Verdict::Transmit(2));
+    assert_eq!(run_in(&second, Vif(1), &pkt, &mut ctx).0, Verdict::Transmit(Vif(2)));
     assert_eq!(made_in(&ctx), 1, "not re-evaluated");
     // b's address blackholed: the flow follows, updated in place.
     model.add_route(route("198.18.1.3/32")).unwrap();
     let third = builder.build(&model, MacAddr(ROUTER));
-    assert_eq!(run_in(&third, 1, &pkt, &mut ctx).0, Verdict::Drop(DropReason::Discard));
+    assert_eq!(
+        run_in(&third, Vif(1), &pkt, &mut ctx).0,
+        Verdict::Drop(DropReason::Discard)
+    );
     assert_eq!(
         made_in(&ctx),
         3,
@@ -79,17 +82,17 @@ fn full_table_drops_new_flows_and_keeps_established_ones() {
     let snap = snapshot();
     let mut ctx = ctx_with(2, 0);
     let first = udp4(MAC_A, ROUTER, A4, B4, 64, b"x");
-    assert_eq!(run_in(&snap, 1, &first, &mut ctx).0, Verdict::Transmit(2));
+    assert_eq!(run_in(&snap, Vif(1), &first, &mut ctx).0, Verdict::Transmit(Vif(2)));
     let b = PacketBuilder::ethernet2(MAC_A, ROUTER).ipv4(A4, B4, 64).udp(4001, 5000);
     let mut second = Vec::new();
     b.write(&mut second, b"y").unwrap();
     assert_eq!(
-        run_in(&snap, 1, &second, &mut ctx).0,
+        run_in(&snap, Vif(1), &second, &mut ctx).0,
         Verdict::Drop(DropReason::FlowTableFull)
     );
     assert_eq!(
-        run_in(&snap, 1, &first, &mut ctx).0,
-        Verdict::Transmit(2),
+        run_in(&snap, Vif(1), &first, &mut ctx).0,
+        Verdict::Transmit(Vif(2)),
         "established flow still forwarded"
     );
     assert_eq!(ctx.flows.refused_full.load(std::sync::atomic::Ordering::Relaxed), 1);
@@ -100,7 +103,7 @@ fn full_table_drops_new_flows_and_keeps_established_ones() {
         .icmpv4_echo_request(1, 1)
         .write(&mut ping, b"p")
         .unwrap();
-    assert_eq!(run_in(&snap, 1, &ping, &mut ctx).0, Verdict::Transmit(1));
+    assert_eq!(run_in(&snap, Vif(1), &ping, &mut ctx).0, Verdict::Transmit(Vif(1)));
 }
 
 #[test]
@@ -108,8 +111,8 @@ fn interface_flow_limit_is_enforced_per_interface() {
     let snap = snapshot();
     let mut ctx = ctx_with(64, 1);
     assert_eq!(
-        run_in(&snap, 1, &udp4(MAC_A, ROUTER, A4, B4, 64, b"x"), &mut ctx).0,
-        Verdict::Transmit(2)
+        run_in(&snap, Vif(1), &udp4(MAC_A, ROUTER, A4, B4, 64, b"x"), &mut ctx).0,
+        Verdict::Transmit(Vif(2))
     );
     let b = PacketBuilder::ethernet2(MAC_A, ROUTER)
         .ipv6(v6("2001:2:0:1::2"), v6("2001:2:0:1::3"), 64)
@@ -117,14 +120,14 @@ fn interface_flow_limit_is_enforced_per_interface() {
     let mut other = Vec::new();
     b.write(&mut other, b"y").unwrap();
     assert_eq!(
-        run_in(&snap, 1, &other, &mut ctx).0,
+        run_in(&snap, Vif(1), &other, &mut ctx).0,
         Verdict::Drop(DropReason::FlowLimit)
     );
     // Pod b has its own quota.
     let b = PacketBuilder::ethernet2(MAC_B, ROUTER).ipv4(B4, A4, 64).udp(7, 8);
     let mut from_b = Vec::new();
     b.write(&mut from_b, b"z").unwrap();
-    assert_eq!(run_in(&snap, 2, &from_b, &mut ctx).0, Verdict::Transmit(1));
+    assert_eq!(run_in(&snap, Vif(2), &from_b, &mut ctx).0, Verdict::Transmit(Vif(1)));
 }
 
 /// The batch's first pass hands its hash to the pipeline: the flow it finds is the
@@ -134,7 +137,7 @@ fn interface_flow_limit_is_enforced_per_interface() {
 fn classified_hints_are_reused_only_for_their_own_key() {
     let snap = snapshot();
     let mut ctx = ctx_with(64, 0);
-    let iface = snap.interface(1).unwrap().clone();
+    let iface = snap.interface(Vif(1)).unwrap().clone();
     let to_b = udp4(MAC_A, ROUTER, A4, B4, 64, b"b");
     let to_c = udp4(MAC_A, ROUTER, A4, C4, 64, b"c");
     let hint_b = classify(&ctx.flows, &iface, &to_b).expect("an IPv4 frame is classified");
@@ -142,10 +145,10 @@ fn classified_hints_are_reused_only_for_their_own_key() {
         let mut buf = vec![0u8; 512];
         buf[128..128 + frame.len()].copy_from_slice(frame);
         let mut pkt = PacketBuf::new(&mut buf, 128, frame.len()).unwrap();
-        process_classified(&snap, 1, &mut pkt, ctx, Some(hint)).verdict
+        process_classified(&snap, Vif(1), &mut pkt, ctx, Some(hint)).verdict
     };
-    assert_eq!(run_hinted(&mut ctx, &to_b, &hint_b), Verdict::Transmit(2));
-    assert_eq!(run_hinted(&mut ctx, &to_b, &hint_b), Verdict::Transmit(2));
+    assert_eq!(run_hinted(&mut ctx, &to_b, &hint_b), Verdict::Transmit(Vif(2)));
+    assert_eq!(run_hinted(&mut ctx, &to_b, &hint_b), Verdict::Transmit(Vif(2)));
     assert_eq!(
         ctx.flows.table.stats().created,
         2,

@@ -105,36 +105,45 @@ fn arp_request_for_gateway_gets_exact_reply() {
         0x00, 0x00, 0x5e, 0x00, 0x01, 0x00, 198, 18, 1, 1,
         0x02, 0, 0, 0, 0, 0x0a, 198, 18, 1, 2,
     ];
-    assert_eq!(run(&snap, 1, &request), (Verdict::Transmit(1), reply.to_vec()));
+    assert_eq!(
+        run(&snap, Vif(1), &request),
+        (Verdict::Transmit(Vif(1)), reply.to_vec())
+    );
     // A pod in the same VRF is answered with the router MAC as well.
     let mut for_b = request;
     for_b[38..42].copy_from_slice(&B4);
-    let (v, out) = run(&snap, 1, &for_b);
-    assert_eq!(v, Verdict::Transmit(1));
+    let (v, out) = run(&snap, Vif(1), &for_b);
+    assert_eq!(v, Verdict::Transmit(Vif(1)));
     assert_eq!(&out[28..32], &B4);
     assert_eq!(&out[22..28], &ROUTER);
     // A pod in another VRF, an unknown address and the sender's own address are not.
     let mut for_c = request;
     for_c[38..42].copy_from_slice(&C4);
-    assert_eq!(run(&snap, 1, &for_c).0, Verdict::Drop(DropReason::OtherVrf));
+    assert_eq!(run(&snap, Vif(1), &for_c).0, Verdict::Drop(DropReason::OtherVrf));
     let mut unknown = request;
     unknown[38..42].copy_from_slice(&[198, 18, 9, 9]);
-    assert_eq!(run(&snap, 1, &unknown).0, Verdict::Drop(DropReason::NeighborUnknown));
+    assert_eq!(
+        run(&snap, Vif(1), &unknown).0,
+        Verdict::Drop(DropReason::NeighborUnknown)
+    );
     let mut own = request;
     own[38..42].copy_from_slice(&A4);
-    assert_eq!(run(&snap, 1, &own).0, Verdict::Drop(DropReason::SelfSolicitation));
+    assert_eq!(run(&snap, Vif(1), &own).0, Verdict::Drop(DropReason::SelfSolicitation));
     let mut bad = request;
     bad[16] = 0x86;
-    assert_eq!(run(&snap, 1, &bad).0, Verdict::Drop(DropReason::InvalidArp));
-    assert_eq!(run(&snap, 1, &request[..40]).0, Verdict::Drop(DropReason::Truncated));
+    assert_eq!(run(&snap, Vif(1), &bad).0, Verdict::Drop(DropReason::InvalidArp));
+    assert_eq!(
+        run(&snap, Vif(1), &request[..40]).0,
+        Verdict::Drop(DropReason::Truncated)
+    );
 }
 
 #[test]
 fn routed_ipv4_rewrites_macs_ttl_and_checksum() {
     let snap = snapshot();
     let input = udp4(MAC_A, ROUTER, A4, B4, 64, b"hello, pod b");
-    let (v, out) = run(&snap, 1, &input);
-    assert_eq!(v, Verdict::Transmit(2));
+    let (v, out) = run(&snap, Vif(1), &input);
+    assert_eq!(v, Verdict::Transmit(Vif(2)));
     // Expected: built independently with TTL 63 and MACs router -> b.
     let expected = udp4(ROUTER, MAC_B, A4, B4, 63, b"hello, pod b");
     assert_eq!(out, expected);
@@ -144,8 +153,8 @@ fn routed_ipv4_rewrites_macs_ttl_and_checksum() {
 fn routed_ipv6_rewrites_macs_and_hop_limit() {
     let snap = snapshot();
     let input = udp6(MAC_A, ROUTER, "2001:2:0:1::2", "2001:2:0:1::3", 64, b"v6 payload");
-    let (v, out) = run(&snap, 1, &input);
-    assert_eq!(v, Verdict::Transmit(2));
+    let (v, out) = run(&snap, Vif(1), &input);
+    assert_eq!(v, Verdict::Transmit(Vif(2)));
     assert_eq!(
         out,
         udp6(ROUTER, MAC_B, "2001:2:0:1::2", "2001:2:0:1::3", 63, b"v6 payload")
@@ -156,7 +165,7 @@ fn routed_ipv6_rewrites_macs_and_hop_limit() {
 fn ttl_expiry_sends_exact_time_exceeded() {
     let snap = snapshot();
     let input = udp4(MAC_A, ROUTER, A4, B4, 1, b"expiring");
-    let (v, out) = run(&snap, 1, &input);
+    let (v, out) = run(&snap, Vif(1), &input);
     assert_eq!(v, Verdict::DropWithError(DropReason::TtlExceeded));
     // ICMP time exceeded from the gateway, quoting the whole (short) original packet.
     let quoted = &input[ETH_LEN..];
@@ -183,7 +192,7 @@ fn ttl_expiry_sends_exact_time_exceeded() {
 fn hop_limit_expiry_sends_icmpv6_time_exceeded() {
     let snap = snapshot();
     let input = udp6(MAC_A, ROUTER, "2001:2:0:1::2", "2001:2:0:1::3", 1, b"expiring");
-    let (v, out) = run(&snap, 1, &input);
+    let (v, out) = run(&snap, Vif(1), &input);
     assert_eq!(v, Verdict::DropWithError(DropReason::TtlExceeded));
     let b = PacketBuilder::ethernet2(ROUTER, MAC_A)
         .ipv6(v6("2001:2:0:1::1"), v6("2001:2:0:1::2"), 64)
@@ -198,21 +207,21 @@ fn hop_limit_expiry_sends_icmpv6_time_exceeded() {
 #[test]
 fn no_route_sends_unreachable_but_other_vrf_is_silent() {
     let snap = snapshot();
-    let (v, out) = run(&snap, 1, &udp4(MAC_A, ROUTER, A4, [198, 18, 200, 1], 64, b"x"));
+    let (v, out) = run(&snap, Vif(1), &udp4(MAC_A, ROUTER, A4, [198, 18, 200, 1], 64, b"x"));
     assert_eq!(v, Verdict::DropWithError(DropReason::NoRoute));
     assert_eq!(out[ETH_LEN + 20], 3, "ICMP destination unreachable");
     assert_eq!(&out[ETH_LEN + 16..ETH_LEN + 20], &A4);
-    let (v, _) = run(&snap, 1, &udp4(MAC_A, ROUTER, A4, C4, 64, b"x"));
+    let (v, _) = run(&snap, Vif(1), &udp4(MAC_A, ROUTER, A4, C4, 64, b"x"));
     assert_eq!(v, Verdict::Drop(DropReason::OtherVrf));
     let (v, _) = run(
         &snap,
-        1,
+        Vif(1),
         &udp6(MAC_A, ROUTER, "2001:2:0:1::2", "2001:2:0:2::2", 64, b"x"),
     );
     assert_eq!(v, Verdict::Drop(DropReason::OtherVrf));
     let (v, out) = run(
         &snap,
-        1,
+        Vif(1),
         &udp6(MAC_A, ROUTER, "2001:2:0:1::2", "2001:2:0:9::9", 64, b"x"),
     );
     assert_eq!(v, Verdict::DropWithError(DropReason::NoRoute));
@@ -235,8 +244,8 @@ fn gateway_answers_ping_v4_and_v6() {
         .icmpv4(Icmpv4Type::EchoReply(echo))
         .write(&mut want, b"ping!")
         .unwrap();
-    let (v, out) = run(&snap, 1, &req);
-    assert_eq!(v, Verdict::Transmit(1));
+    let (v, out) = run(&snap, Vif(1), &req);
+    assert_eq!(v, Verdict::Transmit(Vif(1)));
     // Identification and flags are echoed from the request; compare the rest exactly.
     assert_eq!(out[..ETH_LEN + 4], want[..ETH_LEN + 4]);
     assert_eq!(out[ETH_LEN + 8..ETH_LEN + 10], want[ETH_LEN + 8..ETH_LEN + 10]);
@@ -255,7 +264,7 @@ fn gateway_answers_ping_v4_and_v6() {
         .icmpv6(Icmpv6Type::EchoReply(echo))
         .write(&mut want6, b"ping6")
         .unwrap();
-    assert_eq!(run(&snap, 1, &req6), (Verdict::Transmit(1), want6));
+    assert_eq!(run(&snap, Vif(1), &req6), (Verdict::Transmit(Vif(1)), want6));
     // TCP to the gateway is not served.
     let mut tcp = Vec::new();
     PacketBuilder::ethernet2(MAC_A, ROUTER)
@@ -263,7 +272,7 @@ fn gateway_answers_ping_v4_and_v6() {
         .tcp(1, 2, 3, 100)
         .write(&mut tcp, &[])
         .unwrap();
-    assert_eq!(run(&snap, 1, &tcp).0, Verdict::Drop(DropReason::NoLocalService));
+    assert_eq!(run(&snap, Vif(1), &tcp).0, Verdict::Drop(DropReason::NoLocalService));
 }
 
 #[test]
@@ -292,8 +301,8 @@ fn neighbor_solicitation_gets_exact_advertisement() {
             .unwrap();
         out
     };
-    let (v, out) = run(&snap, 1, &sol("2001:2:0:1::1"));
-    assert_eq!(v, Verdict::Transmit(1));
+    let (v, out) = run(&snap, Vif(1), &sol("2001:2:0:1::1"));
+    assert_eq!(v, Verdict::Transmit(Vif(1)));
     let mut body = v6("2001:2:0:1::1").to_vec();
     body.extend_from_slice(&[2, 1]);
     body.extend_from_slice(&ROUTER);
@@ -309,21 +318,21 @@ fn neighbor_solicitation_gets_exact_advertisement() {
         .unwrap();
     assert_eq!(out, want);
     // For a pod: no router flag.
-    let (v, out) = run(&snap, 1, &sol("2001:2:0:1::3"));
-    assert_eq!(v, Verdict::Transmit(1));
+    let (v, out) = run(&snap, Vif(1), &sol("2001:2:0:1::3"));
+    assert_eq!(v, Verdict::Transmit(Vif(1)));
     assert_eq!(out[L4_OFF + 4], 0x60);
     assert_eq!(
-        run(&snap, 1, &sol("2001:2:0:1::2")).0,
+        run(&snap, Vif(1), &sol("2001:2:0:1::2")).0,
         Verdict::Drop(DropReason::SelfSolicitation)
     );
     assert_eq!(
-        run(&snap, 1, &sol("2001:2:0:2::2")).0,
+        run(&snap, Vif(1), &sol("2001:2:0:2::2")).0,
         Verdict::Drop(DropReason::OtherVrf)
     );
     let mut corrupt = sol("2001:2:0:1::1");
     let n = corrupt.len();
     corrupt[n - 1] ^= 0xff;
-    assert_eq!(run(&snap, 1, &corrupt).0, Verdict::Drop(DropReason::BadChecksum));
+    assert_eq!(run(&snap, Vif(1), &corrupt).0, Verdict::Drop(DropReason::BadChecksum));
 }
 
 const L4_OFF: usize = ETH_LEN + 40;
@@ -443,10 +452,10 @@ fn malformed_frames_are_counted_drops() {
         ),
     ];
     for (name, frame, reason) in cases {
-        assert_eq!(run(&snap, 1, &frame).0.drop_reason(), Some(reason), "{name}");
+        assert_eq!(run(&snap, Vif(1), &frame).0.drop_reason(), Some(reason), "{name}");
     }
     // Unknown vif (removed interface).
-    assert_eq!(run(&snap, 9, &good).0, Verdict::Drop(DropReason::InvalidInterface));
+    assert_eq!(run(&snap, Vif(9), &good).0, Verdict::Drop(DropReason::InvalidInterface));
 }
 
 proptest! {
@@ -466,7 +475,7 @@ proptest! {
         let mut buf = vec![0u8; headroom + frame.len() + 64];
         buf[headroom..headroom + frame.len()].copy_from_slice(&frame);
         let mut pkt = PacketBuf::new(&mut buf, headroom, frame.len()).unwrap();
-        let _ = process(&snap, vif, &mut pkt, &mut PipelineContext::default());
+        let _ = process(&snap, Vif(vif), &mut pkt, &mut PipelineContext::default());
         prop_assert!(pkt.start() + pkt.len() <= headroom + frame.len() + 64);
     }
 }

@@ -9,8 +9,8 @@ fn spoofed_and_martian_sources_from_a_pod_are_dropped() {
     let mismatch = Verdict::Drop(DropReason::SourceMismatch);
     // Its own address and MAC pass (to pod b, vif 2).
     assert_eq!(
-        run(&snap, 1, &udp4(MAC_A, ROUTER, A4, B4, 64, b"own")).0,
-        Verdict::Transmit(2)
+        run(&snap, Vif(1), &udp4(MAC_A, ROUTER, A4, B4, 64, b"own")).0,
+        Verdict::Transmit(Vif(2))
     );
     for (name, src) in [
         ("another VRF's pod", C4),
@@ -22,10 +22,10 @@ fn spoofed_and_martian_sources_from_a_pod_are_dropped() {
         ("its gateway", GW4),
         ("an unrelated address", [198, 19, 7, 7]),
     ] {
-        let (v, _) = run(&snap, 1, &udp4(MAC_A, ROUTER, src, B4, 64, b"spoofed"));
+        let (v, _) = run(&snap, Vif(1), &udp4(MAC_A, ROUTER, src, B4, 64, b"spoofed"));
         assert_eq!(v, mismatch, "{name}");
     }
-    let (v, _) = run(&snap, 1, &udp4([2, 0, 0, 0, 0, 0x77], ROUTER, A4, B4, 64, b"mac"));
+    let (v, _) = run(&snap, Vif(1), &udp4([2, 0, 0, 0, 0, 0x77], ROUTER, A4, B4, 64, b"mac"));
     assert_eq!(v, mismatch, "a foreign source MAC");
     let arp_from_other_mac = {
         let mut f = udp4(MAC_B, ROUTER, A4, B4, 64, b"");
@@ -33,14 +33,14 @@ fn spoofed_and_martian_sources_from_a_pod_are_dropped() {
         f
     };
     assert_eq!(
-        run(&snap, 1, &arp_from_other_mac).0,
+        run(&snap, Vif(1), &arp_from_other_mac).0,
         mismatch,
         "ARP from another pod's MAC"
     );
     let own6 = udp6(MAC_A, ROUTER, "2001:2:0:1::2", "2001:2:0:1::3", 64, b"own");
-    assert_eq!(run(&snap, 1, &own6).0, Verdict::Transmit(2));
+    assert_eq!(run(&snap, Vif(1), &own6).0, Verdict::Transmit(Vif(2)));
     for src in ["2001:2:0:2::2", "::1", "2001:2:0:1::1", "fe80::1", "2001:db8::9"] {
-        let (v, _) = run(&snap, 1, &udp6(MAC_A, ROUTER, src, "2001:2:0:1::3", 64, b"x"));
+        let (v, _) = run(&snap, Vif(1), &udp6(MAC_A, ROUTER, src, "2001:2:0:1::3", 64, b"x"));
         assert_eq!(v, mismatch, "IPv6 source {src}");
     }
 }
@@ -115,9 +115,13 @@ fn a_prefix_the_vrf_routes_to_a_pod_is_a_source_it_may_use() {
     .unwrap();
     let snap = s.build(1, MacAddr(ROUTER));
     let service = [198, 19, 5, 5];
-    let (v, _) = run(&snap, 1, &udp4(MAC_A, ROUTER, service, B4, 64, b"reply"));
-    assert_eq!(v, Verdict::Transmit(2), "pod a answers from the prefix routed to it");
-    let (v, _) = run(&snap, 2, &udp4(MAC_B, ROUTER, service, A4, 64, b"spoof"));
+    let (v, _) = run(&snap, Vif(1), &udp4(MAC_A, ROUTER, service, B4, 64, b"reply"));
+    assert_eq!(
+        v,
+        Verdict::Transmit(Vif(2)),
+        "pod a answers from the prefix routed to it"
+    );
+    let (v, _) = run(&snap, Vif(2), &udp4(MAC_B, ROUTER, service, A4, 64, b"spoof"));
     assert_eq!(
         v,
         Verdict::Drop(DropReason::SourceMismatch),
@@ -146,11 +150,11 @@ fn an_arp_flood_from_one_port_is_policed_and_other_ports_are_answered() {
     };
     let flood = request(MAC_A, A4);
     let answered = (0..1000)
-        .filter(|_| matches!(run_in(&snap, 1, &flood, &mut ctx).0, Verdict::Transmit(1)))
+        .filter(|_| matches!(run_in(&snap, Vif(1), &flood, &mut ctx).0, Verdict::Transmit(Vif(1))))
         .count();
     assert_eq!(answered, 100, "the burst is answered, the rest policed");
-    let (v, _) = run_in(&snap, 1, &flood, &mut ctx);
+    let (v, _) = run_in(&snap, Vif(1), &flood, &mut ctx);
     assert_eq!(v, Verdict::Drop(DropReason::ExceptionRate));
-    let (v, _) = run_in(&snap, 2, &request(MAC_B, B4), &mut ctx);
-    assert_eq!(v, Verdict::Transmit(2), "another pod's ARP is still answered");
+    let (v, _) = run_in(&snap, Vif(2), &request(MAC_B, B4), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(Vif(2)), "another pod's ARP is still answered");
 }

@@ -45,8 +45,8 @@ fn tunnel_snapshot(mtu: u16) -> Snapshot {
 #[test]
 fn tunnel_route_encapsulates_exactly() {
     let snap = tunnel_snapshot(1500);
-    let (v, out) = run(&snap, 1, &udp4(MAC_A, ROUTER, A4, B4, 64, b"to node 2"));
-    assert_eq!(v, Verdict::Transmit(0), "out of the fabric");
+    let (v, out) = run(&snap, Vif(1), &udp4(MAC_A, ROUTER, A4, B4, 64, b"to node 2"));
+    assert_eq!(v, Verdict::Transmit(Vif(0)), "out of the fabric");
     let inner = &udp4(MAC_A, ROUTER, A4, B4, 63, b"to node 2")[ETH_LEN..];
     let d = nexthop::encap::parse(&out).unwrap();
     assert_eq!(
@@ -68,11 +68,11 @@ fn tunnel_route_encapsulates_exactly() {
 fn fabric_frames_are_decapsulated_to_the_pod_by_label() {
     let snap = tunnel_snapshot(1500);
     let inner = udp4(MAC_A, ROUTER, B4, A4, 60, b"from node 2");
-    let label = snap.interface(1).and_then(|i| i.label).expect("pod a has a label");
+    let label = snap.interface(Vif(1)).and_then(|i| i.label).expect("pod a has a label");
     let outer = outer_from_node_2(nexthop::encap::Encap::MplsOverGre, label);
     let frame = outer.frame(&inner[ETH_LEN..]);
-    let (v, out) = run(&snap, 0, &frame);
-    assert_eq!(v, Verdict::Transmit(1));
+    let (v, out) = run(&snap, Vif(0), &frame);
+    assert_eq!(v, Verdict::Transmit(Vif(1)));
     let mut want = inner.clone();
     want[0..6].copy_from_slice(&MAC_A);
     want[6..12].copy_from_slice(&ROUTER);
@@ -80,13 +80,13 @@ fn fabric_frames_are_decapsulated_to_the_pod_by_label() {
     // Unknown label, and a tunnel for another node.
     let mut unknown = frame.clone();
     unknown[14 + 24 + 1] ^= 0x10;
-    assert_eq!(run(&snap, 0, &unknown).0, Verdict::Drop(DropReason::InvalidLabel));
+    assert_eq!(run(&snap, Vif(0), &unknown).0, Verdict::Drop(DropReason::InvalidLabel));
     let other = nexthop::encap::Outer {
         dst: [198, 18, 0, 7].into(),
         ..outer
     };
     let elsewhere = other.frame(&inner[ETH_LEN..]);
-    assert_eq!(run(&snap, 0, &elsewhere).0, Verdict::Drop(DropReason::BadTunnel));
+    assert_eq!(run(&snap, Vif(0), &elsewhere).0, Verdict::Drop(DropReason::BadTunnel));
 }
 
 /// `inner` (an Ethernet frame) as it arrives from 198.18.0.2 over MPLS over UDP
@@ -138,8 +138,8 @@ fn a_label_delivers_only_what_routes_to_its_interface_in_its_vrf() {
     let snap = s.build(1, MacAddr(ROUTER));
     let to = |dst: [u8; 4]| udp4([2, 0, 0, 0, 0, 0xee], ROUTER, [198, 18, 9, 9], dst, 60, b"x");
     assert_eq!(
-        run(&snap, 0, &from_node_2(label("red1"), &to(A4))).0,
-        Verdict::Transmit(2)
+        run(&snap, Vif(0), &from_node_2(label("red1"), &to(A4))).0,
+        Verdict::Transmit(Vif(2))
     );
     for (by, dst) in [
         ("blue1", A4),
@@ -148,7 +148,7 @@ fn a_label_delivers_only_what_routes_to_its_interface_in_its_vrf() {
         ("red1", B4),
         ("red2", [198, 18, 7, 7]),
     ] {
-        let (v, _) = run(&snap, 0, &from_node_2(label(by), &to(dst)));
+        let (v, _) = run(&snap, Vif(0), &from_node_2(label(by), &to(dst)));
         assert_eq!(v, Verdict::Drop(DropReason::LabelMismatch), "label of {by} to {dst:?}");
     }
 }
@@ -163,7 +163,7 @@ fn too_big_for_the_tunnel_gets_icmp_and_syn_mss_is_clamped() {
         .udp(1, 2)
         .write(&mut big, &[0u8; 1400])
         .unwrap();
-    let (v, out) = run(&snap, 1, &big);
+    let (v, out) = run(&snap, Vif(1), &big);
     assert_eq!(v, Verdict::DropWithError(DropReason::Mtu));
     assert_eq!((out[ETH_LEN + 20], out[ETH_LEN + 21]), (3, 4), "fragmentation needed");
     assert_eq!(u16::from_be_bytes([out[ETH_LEN + 26], out[ETH_LEN + 27]]), 1368);
@@ -173,7 +173,7 @@ fn too_big_for_the_tunnel_gets_icmp_and_syn_mss_is_clamped() {
         .udp(1, 2)
         .write(&mut big6, &[0u8; 1400])
         .unwrap();
-    let (v, out) = run(&snap, 1, &big6);
+    let (v, out) = run(&snap, Vif(1), &big6);
     assert_eq!(v, Verdict::DropWithError(DropReason::Mtu));
     assert_eq!(out[ETH_LEN + 40], 2, "packet too big");
     assert_eq!(
@@ -190,8 +190,8 @@ fn too_big_for_the_tunnel_gets_icmp_and_syn_mss_is_clamped() {
         .unwrap()
         .write(&mut syn, &[])
         .unwrap();
-    let (v, out) = run(&snap, 1, &syn);
-    assert_eq!(v, Verdict::Transmit(0));
+    let (v, out) = run(&snap, Vif(1), &syn);
+    assert_eq!(v, Verdict::Transmit(Vif(0)));
     let d = nexthop::encap::parse(&out).unwrap();
     let inner = etherparse::SlicedPacket::from_ip(&out[d.payload..]).unwrap();
     let Some(etherparse::TransportSlice::Tcp(tcp)) = inner.transport else {
@@ -221,11 +221,11 @@ fn oversized_packets_without_df_are_fragmented_then_encapsulated() {
     let c = checksum::checksum(&big[ETH_LEN..ETH_LEN + 20]);
     big[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&c.to_be_bytes());
     let mut ctx = PipelineContext::default();
-    let (v, routed) = run_in(&snap, 1, &big, &mut ctx);
+    let (v, routed) = run_in(&snap, Vif(1), &big, &mut ctx);
     let Verdict::Fragment(nh) = v else {
         panic!("a fragmentation verdict, not {v:?}");
     };
-    let plan = fragment_plan(&snap, 1, nh, &routed).expect("a fragmentation plan");
+    let plan = fragment_plan(&snap, Vif(1), nh, &routed).expect("a fragmentation plan");
     assert_eq!(plan.count, 2, "2008 bytes of UDP in 1368-byte inner packets");
     let mut reassembled = Vec::new();
     for i in 0..plan.count {
@@ -316,8 +316,8 @@ fn packets_from_the_fabric_go_through_the_flow_table_and_arrive_unchanged() {
             &inner[ETH_LEN..]
         };
         let frame = outer.frame(payload);
-        let (v, out) = run_in(&snap, 0, &frame, &mut ctx);
-        assert_eq!(v, Verdict::Transmit(1), "{encap:?}");
+        let (v, out) = run_in(&snap, Vif(0), &frame, &mut ctx);
+        assert_eq!(v, Verdict::Transmit(Vif(1)), "{encap:?}");
         let mut want = inner.clone();
         want[0..6].copy_from_slice(&MAC_A);
         want[6..12].copy_from_slice(&ROUTER);
@@ -338,8 +338,8 @@ fn packets_from_the_fabric_go_through_the_flow_table_and_arrive_unchanged() {
             .udp(5000, 4000)
             .write(&mut reply, b"reply")
             .unwrap();
-        let (v, _) = run_in(&snap, 1, &reply, &mut ctx);
-        assert_eq!(v, Verdict::Transmit(0), "{encap:?}: reply to node 2");
+        let (v, _) = run_in(&snap, Vif(1), &reply, &mut ctx);
+        assert_eq!(v, Verdict::Transmit(Vif(0)), "{encap:?}: reply to node 2");
         assert_eq!(
             ctx.flows.table.stats().created,
             2,

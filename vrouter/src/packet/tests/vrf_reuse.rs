@@ -27,7 +27,7 @@ fn more_than_65536_vrfs_come_and_go_and_stay_isolated() {
     let snap = builder.build(&s, MacAddr(ROUTER));
     let mut ctx = PipelineContext::default();
     let frame = udp4(MAC_A, ROUTER, A4, B4, 64, b"red");
-    assert_eq!(run_in(&snap, 1, &frame, &mut ctx).0, Verdict::Transmit(2));
+    assert_eq!(run_in(&snap, Vif(1), &frame, &mut ctx).0, Verdict::Transmit(Vif(2)));
 
     // A long-lived cluster: 65,600 namespaces, each with a pod, created and deleted.
     for i in 0..65_600u32 {
@@ -45,6 +45,6 @@ fn more_than_65536_vrfs_come_and_go_and_stay_isolated() {
     assert_eq!(s.vrf_id("blue"), Some(red), "the lowest free id is reused");
     let snap = builder.build(&s, MacAddr(ROUTER));
     assert!(snap.vrfs.len() <= 3, "{} VRF slots after churn", snap.vrfs.len());
-    let (v, _) = run_in(&snap, 1, &frame, &mut ctx);
+    let (v, _) = run_in(&snap, Vif(1), &frame, &mut ctx);
     assert_eq!(v, Verdict::Drop(DropReason::OtherVrf), "red's flow applied in blue");
 }
