@@ -125,13 +125,17 @@ impl Entry {
 }
 
 /// The per-packet counters of an entry, apart from the hot line so that counting
-/// does not invalidate other workers' cached copies of the key.
+/// does not invalidate other workers' cached copies of the key; 32 bytes, aligned,
+/// so that an entry's counters never straddle two cache lines.
 #[derive(Debug, Default)]
+#[repr(align(32))]
 struct EntryStats {
     /// Owner interface in the low half, TCP flags seen in bits 32..40.
     extra: AtomicU64,
     packets: AtomicU64,
     bytes: AtomicU64,
+    /// The caller's reference to the flow's transform (see [`FlowTable::transform`]).
+    transform: AtomicU64,
 }
 
 /// One cache line of slots.
@@ -449,6 +453,26 @@ impl FlowTable {
             if e.last_seen.load(Ordering::Relaxed) != now {
                 e.last_seen.store(now, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// The transform reference of entry `index` (0: none; 0 for an index out of
+    /// range). Its meaning is the caller's: the vrouter will name a NAT rewrite or a
+    /// policy rule in a table of its own. It sits beside the counters, which every
+    /// packet of the flow writes anyway, so reading it costs no extra cache line.
+    #[inline]
+    pub fn transform(&self, index: u32) -> u64 {
+        self.stats
+            .get(index as usize)
+            .map_or(0, |st| st.transform.load(Ordering::Acquire))
+    }
+
+    /// Sets the transform reference of entry `index`; the flow's setup sets it before
+    /// the decision that uses it is published (an insert starts every entry at 0).
+    #[inline]
+    pub fn set_transform(&self, index: u32, transform: u64) {
+        if let Some(st) = self.stats.get(index as usize) {
+            st.transform.store(transform, Ordering::Release);
         }
     }
 

@@ -172,6 +172,27 @@ fn memory_per_entry_is_bounded() {
     );
     let per_entry = t.memory_bytes() / (1 << 16);
     assert!(per_entry <= 128, "{per_entry} bytes per entry");
+    // The target: 4M entries, transform room included, within 512 MiB.
+    assert!(FlowTable::memory_bytes_for(4 << 20) <= 512 << 20);
+}
+
+#[test]
+fn an_entry_keeps_its_transform_until_it_is_reused() {
+    let t = FlowTable::new(64);
+    let k = key(1);
+    let Insert::Inserted { forward, reverse } = t.insert_pair((&k, val(1)), (&k.reversed(), val(2))) else {
+        panic!("room for a pair");
+    };
+    assert_eq!(t.transform(forward.index), 0, "no transform unless set");
+    t.set_transform(forward.index, 0x1234_5678_9abc);
+    assert_eq!(t.transform(forward.index), 0x1234_5678_9abc);
+    assert_eq!(t.transform(reverse.index), 0, "per direction");
+    assert_eq!(t.transform(u32::MAX), 0);
+    assert!(t.remove(&t.lookup(&k, k.hash()).unwrap()));
+    let Insert::Inserted { forward: again, .. } = t.insert_pair((&key(2), val(1)), (&key(2).reversed(), val(2))) else {
+        panic!("room for a pair");
+    };
+    assert_eq!(t.transform(again.index), 0, "a reused entry starts without one");
 }
 
 #[derive(Debug, Clone)]

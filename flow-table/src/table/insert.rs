@@ -62,6 +62,7 @@ impl FlowTable {
         let st = &self.stats[idx as usize];
         st.extra.store(u64::from(value.owner), Ordering::Relaxed);
         st.packets.store(0, Ordering::Relaxed);
+        st.transform.store(0, Ordering::Relaxed);
         st.bytes.store(0, Ordering::Relaxed);
         e.last_seen.store(self.now(), Ordering::Relaxed);
         let version = ((seq + 1) << 2) | ACTIVE;
