@@ -51,6 +51,13 @@ view!(
     Packet
 );
 
+/// The type of the ICMP or ICMPv6 message in `payload`, even one shorter than its
+/// header (to decide whether it may be answered, or is neighbour discovery).
+#[inline]
+pub fn message_type(payload: &[u8]) -> Option<u8> {
+    payload.first().copied()
+}
+
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks that the buffer holds the 8-byte header.
     #[inline(always)]

@@ -6,9 +6,8 @@
 //! inner headers.
 
 use super::flow::{self, Decision};
-use super::{
-    icmp, ipv4, ipv6, too_big_for, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETH_LEN,
-};
+use super::icmp::{self, send_error_v4, send_error_v6};
+use super::{gateway, too_big_for, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETH_LEN};
 use flow_table::FlowKey;
 use nexthop::{Interface, Snapshot};
 use std::net::Ipv4Addr;
@@ -97,8 +96,8 @@ pub(super) fn route(
         Decision::Forward(nh) => forward(snap, iface, pkt, ctx, &p, nh),
         Decision::Local if !ctx.exceptions.allow(iface.vif) => Verdict::Drop(DropReason::ExceptionRate).into(),
         Decision::Local => match p.family {
-            Family::V4 => ipv4::local(snap, iface, pkt),
-            Family::V6 => ipv6::echo(snap, iface, pkt),
+            Family::V4 => gateway::echo_v4(snap, iface, pkt),
+            Family::V6 => gateway::echo_v6(snap, iface, pkt),
         }
         .into(),
         Decision::Drop(reason) => Verdict::Drop(reason).into(),
@@ -166,27 +165,27 @@ fn error(
     use wire::icmp::{v4, v6};
     match (family, error) {
         (Family::V4, Error::TimeExceeded) => {
-            ipv4::send_error(snap, iface, pkt, ctx, icmp::message(v4::TIME_EXCEEDED, 0), reason)
+            send_error_v4(snap, iface, pkt, ctx, icmp::message(v4::TIME_EXCEEDED, 0), reason)
         }
         (Family::V4, Error::Unreachable) => {
-            ipv4::send_error(snap, iface, pkt, ctx, icmp::message(v4::UNREACHABLE, 0), reason)
+            send_error_v4(snap, iface, pkt, ctx, icmp::message(v4::UNREACHABLE, 0), reason)
         }
         (Family::V4, Error::TooBig(mtu)) => {
             // RFC 1191: DF set gets the MTU back; without DF the packet would need
             // fragmenting for a local pod: a counted drop.
             if wire::ipv4::Packet::new_unchecked(&pkt.data()[ETH_LEN..]).dont_frag() {
-                ipv4::send_error(snap, iface, pkt, ctx, icmp::fragmentation_needed(mtu), reason)
+                send_error_v4(snap, iface, pkt, ctx, icmp::fragmentation_needed(mtu), reason)
             } else {
                 Verdict::Drop(reason)
             }
         }
         (Family::V6, Error::TimeExceeded) => {
-            ipv6::send_error(snap, iface, pkt, ctx, icmp::message(v6::TIME_EXCEEDED, 0), reason)
+            send_error_v6(snap, iface, pkt, ctx, icmp::message(v6::TIME_EXCEEDED, 0), reason)
         }
         (Family::V6, Error::Unreachable) => {
-            ipv6::send_error(snap, iface, pkt, ctx, icmp::message(v6::UNREACHABLE, 0), reason)
+            send_error_v6(snap, iface, pkt, ctx, icmp::message(v6::UNREACHABLE, 0), reason)
         }
         // RFC 8201: routers never fragment IPv6; tell the sender.
-        (Family::V6, Error::TooBig(mtu)) => ipv6::send_error(snap, iface, pkt, ctx, icmp::packet_too_big(mtu), reason),
+        (Family::V6, Error::TooBig(mtu)) => send_error_v6(snap, iface, pkt, ctx, icmp::packet_too_big(mtu), reason),
     }
 }

@@ -1,7 +1,9 @@
-//! ICMP errors the vrouter originates (RFC 792 / RFC 1812 section 4.3.2, RFC 4443),
-//! built in place in front of the offending packet, and their rate limit.
+//! ICMP errors the vrouter originates (RFC 792 / RFC 1812 section 4.3.2, RFC 4443):
+//! when the RFCs allow one, built in place in front of the offending packet; their
+//! rate limit; and reading an ICMPv6 message out of its IPv6 packet.
 
-use super::{write_eth, PacketBuf, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN};
+use super::{write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN};
+use nexthop::{Interface, Snapshot};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 use wire::icmp::{self, v4, v6};
@@ -176,6 +178,68 @@ pub(super) fn icmpv6_header(src: Ipv6Addr, dst: Ipv6Addr, len: u16, hop_limit: u
         hop_limit,
         traffic_class: 0,
         flow_label: 0,
+    }
+}
+
+/// The ICMPv6 message of a checked IPv6 packet, if it carries one with a right
+/// checksum (extension headers are not walked).
+pub(super) fn icmpv6_message<'a>(ip: &ipv6::Packet<&'a [u8]>) -> Option<wire::icmp::Packet<&'a [u8]>> {
+    if ip.next_header() != ip_proto::ICMPV6 {
+        return None;
+    }
+    let payload: &'a [u8] = ip.into_inner().get(ipv6::HEADER_LEN..ip.total_len())?;
+    let message = wire::icmp::Packet::new_checked(payload).ok()?;
+    message
+        .verify_checksum_v6(ip.pseudo_sum(ip_proto::ICMPV6, payload.len() as u32))
+        .then_some(message)
+}
+
+/// Replaces the packet with an ICMP error unless RFC 1812 4.3.2.7 forbids one: not for
+/// ICMP errors, non-first fragments, or group/unspecified sources.
+pub(super) fn send_error_v4(
+    snap: &Snapshot,
+    iface: &Interface,
+    pkt: &mut PacketBuf<'_>,
+    ctx: &mut PipelineContext,
+    message: Message,
+    reason: DropReason,
+) -> Verdict {
+    let ip = ipv4::Packet::new_unchecked(&pkt.data()[ETH_LEN..]);
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let is_icmp_error =
+        ip.protocol() == ip_proto::ICMP && icmp::message_type(ip.payload()).is_some_and(|t| !v4::is_informational(t));
+    if ip.is_later_fragment() || is_icmp_error || src.is_multicast() || src.is_broadcast() || src.is_unspecified() {
+        return Verdict::Drop(reason);
+    }
+    let from: Ipv4Addr = iface.gateway4.unwrap_or(dst);
+    if ipv4_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, message) {
+        Verdict::DropWithError(reason)
+    } else {
+        Verdict::Drop(reason)
+    }
+}
+
+/// Replaces the packet with an ICMPv6 error unless RFC 4443 2.4 (e) forbids one.
+pub(super) fn send_error_v6(
+    snap: &Snapshot,
+    iface: &Interface,
+    pkt: &mut PacketBuf<'_>,
+    ctx: &mut PipelineContext,
+    message: Message,
+    reason: DropReason,
+) -> Verdict {
+    let ip = ipv6::Packet::new_unchecked(&pkt.data()[ETH_LEN..]);
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let is_icmp_error =
+        ip.next_header() == ip_proto::ICMPV6 && icmp::message_type(ip.payload()).is_some_and(|t| t < 128);
+    if is_icmp_error || src.is_multicast() || src.is_unspecified() {
+        return Verdict::Drop(reason);
+    }
+    let from = iface.gateway6.unwrap_or(dst);
+    if ipv6_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, message) {
+        Verdict::DropWithError(reason)
+    } else {
+        Verdict::Drop(reason)
     }
 }
 

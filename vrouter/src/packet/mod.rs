@@ -10,6 +10,7 @@ mod arp;
 mod fabric;
 mod flow;
 mod forward;
+mod gateway;
 mod icmp;
 mod ipv4;
 mod ipv6;

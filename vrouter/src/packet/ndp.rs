@@ -1,8 +1,7 @@
 //! Neighbour discovery (RFC 4861): the vrouter answers solicitations for every
 //! address its VRF routes with its own MAC, the IPv6 side of proxy ARP.
 
-use super::icmp::icmpv6_header;
-use super::ipv6::icmpv6_message;
+use super::icmp::{icmpv6_header, icmpv6_message};
 use super::{in_other_vrf, write_eth, DropReason, PacketBuf, Verdict, ETHERTYPE_IPV6, ETH_LEN};
 use nexthop::{Interface, NextHop, Snapshot};
 use wire::ndp::{self, AdvertRepr};
