@@ -11,10 +11,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 cargo test --workspace
 # Every parser an outsider reaches, under libFuzzer for a bounded time each (needs a
 # nightly toolchain, which cargo-fuzz builds with; the committed seeds stay untouched):
-# the wire layer's views, frames from the fabric and from pods, API requests, the
-# config loader, state files.
+# the wire layer's views, XMPP from control nodes, frames from the fabric and from
+# pods, API requests, the config loader, state files.
 if command -v cargo-fuzz >/dev/null && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-  for target in wire fabric_rx pod_rx api_request config state_files; do
+  for target in wire xmpp fabric_rx pod_rx api_request config state_files; do
     corpus=$(mktemp -d)
     echo "fuzz: $target"
     (cd fuzz && cargo +nightly fuzz run "$target" "$corpus" "seeds/$target" -- \

@@ -15,11 +15,16 @@
 //!   [`Publication`] publishes a route change as a patch of the previous snapshot
 //!   ([`SnapshotBuilder::patch_route`]), in O(change) rather than O(routes).
 //!
+//! - [`xmpp`] is the protocol to Tungsten Fabric / OpenSDN control nodes without I/O:
+//!   framing, stanzas, typed messages, and one channel's state machine fed bytes and
+//!   time.
+//!
 //! No unsafe code, no I/O.
 #![forbid(unsafe_code)]
 
 mod model;
 mod publish;
+pub mod xmpp;
 
 pub use model::{
     is_martian, DesiredState, InterfaceSpec, ModelError, PortIdentity, RouteSpec, RouteTarget, SnapshotBuilder,
