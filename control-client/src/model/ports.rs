@@ -101,6 +101,14 @@ impl DesiredState {
         self.interfaces.get(name).map(|(id, _)| *id)
     }
 
+    /// The attached interface that owns MPLS label `label`.
+    pub fn interface_with_label(&self, label: u32) -> Option<&str> {
+        self.interfaces
+            .iter()
+            .find(|(_, (id, _))| id.label == label)
+            .map(|(name, _)| name.as_str())
+    }
+
     /// Where the label sequence goes on: the state directory records it so that a
     /// restart does not hand out labels remote nodes may still use.
     pub fn next_label(&self) -> u32 {

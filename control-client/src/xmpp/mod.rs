@@ -3,12 +3,14 @@
 //! parses one with quick-xml, [`Incoming`] reads what the control node sends (route
 //! updates and retracts, end-of-RIB, config), the functions of [`messages`] write what
 //! the agent writes, and [`Session`] is one channel's state machine (stream open,
-//! keepalive, hold timer) fed bytes and time. The channels that run sessions over
+//! keepalive, hold timer) fed bytes and time; [`routes::changes`] turns a route
+//! message into the route changes it asks of the forwarding state. The channels that run sessions over
 //! TCP live with the control task.
 
 mod element;
 mod framer;
 pub mod messages;
+pub mod routes;
 mod session;
 
 pub use element::{Element, ParseError, MAX_DEPTH};

@@ -24,76 +24,106 @@ impl SnapshotBuilder {
         prefix: IpNet,
         current: &Snapshot,
     ) -> Option<RoutePatch> {
-        let prefix = prefix.trunc();
-        let id = state.vrf_id(vrf)?;
-        let tables = current.vrf(id).filter(|t| t.name == vrf)?;
-        let key = (id, prefix);
-        let desired = state.route(vrf, prefix);
+        self.patch_routes(state, &[(vrf, prefix)], current)
+    }
+
+    /// [`SnapshotBuilder::patch_route`] for several routes at once (a control node's
+    /// message): one patch, one publication. Prefixes that are in neither the state
+    /// nor the last build are skipped.
+    pub fn patch_routes(
+        &mut self,
+        state: &DesiredState,
+        changed: &[(&str, IpNet)],
+        current: &Snapshot,
+    ) -> Option<RoutePatch> {
         let sweep_due = self.patched_since_build >= PATCHES_BEFORE_SWEEP.max(self.routes.len() / 2);
-        if current.generation + 1 != self.next_generation
-            || self.derived.contains(&key)
-            || sweep_due
-            || (desired.is_none() && !self.routes.contains_key(&key))
-        {
+        if current.generation + 1 != self.next_generation || sweep_due {
             return None;
         }
-        let parent = match prefix {
-            IpNet::V4(p) => tables.v4.lookup_shorter(v4_key(p.network()), p.prefix_len()),
-            IpNet::V6(p) => tables.v6.lookup_shorter(v6_key(p.network()), p.prefix_len()),
+        // Check every change before touching anything.
+        let mut plan: Vec<((VrfId, IpNet), Option<&RouteSpec>, RouteSlot)> = Vec::with_capacity(changed.len());
+        for (vrf, prefix) in changed {
+            let prefix = prefix.trunc();
+            let id = state.vrf_id(vrf)?;
+            let tables = current.vrf(id).filter(|t| t.name == *vrf)?;
+            let key = (id, prefix);
+            if self.derived.contains(&key) {
+                return None;
+            }
+            let desired = state.route(vrf, prefix);
+            if (desired.is_none() && !self.routes.contains_key(&key)) || plan.iter().any(|(k, ..)| *k == key) {
+                continue;
+            }
+            // Against the current snapshot: a parent changed in the same patch is
+            // stamped through its own entry, so this stamps at least what changed.
+            let parent = match prefix {
+                IpNet::V4(p) => tables.v4.lookup_shorter(v4_key(p.network()), p.prefix_len()),
+                IpNet::V6(p) => tables.v6.lookup_shorter(v6_key(p.network()), p.prefix_len()),
+            }
+            .map_or(tables.miss_slot, |(_, r)| r.slot);
+            plan.push((key, desired, parent));
         }
-        .map_or(tables.miss_slot, |(_, r)| r.slot);
         let generation = self.begin();
         self.patched_since_build += 1;
-        let mut changed = vec![VOLATILE_SLOT];
-        let route = match desired {
-            Some(spec) => {
-                let nexthop = self.resolve(state, &spec.target, generation);
-                let slot = match self.routes.get_mut(&key) {
-                    Some(record) => {
-                        if record.nexthop != nexthop {
-                            changed.push(record.slot);
+        let mut changed_slots = vec![VOLATILE_SLOT];
+        let mut routes = Vec::with_capacity(plan.len());
+        for (key, desired, parent) in plan {
+            let route = match desired {
+                Some(spec) => {
+                    let nexthop = self.resolve(state, &spec.target, generation);
+                    let slot = match self.routes.get_mut(&key) {
+                        Some(record) => {
+                            if record.nexthop != nexthop {
+                                changed_slots.push(record.slot);
+                            }
+                            record.nexthop = nexthop;
+                            record.seen = generation;
+                            record.slot
                         }
-                        record.nexthop = nexthop;
-                        record.seen = generation;
-                        record.slot
-                    }
-                    None => {
-                        let slot = self.allocate_slot(generation);
-                        let record = RouteRecord {
-                            slot,
-                            nexthop,
-                            before: None,
-                            seen: generation,
-                        };
-                        self.routes.insert(key, record);
-                        // Destinations inside the new prefix were answered by its parent.
-                        changed.extend([slot, parent]);
-                        slot
-                    }
-                };
-                Some(Route { nexthop, slot })
-            }
-            None => {
-                let record = self.routes.remove(&key)?;
-                changed.push(record.slot);
-                if record.slot != VOLATILE_SLOT {
-                    self.free_slots.push(record.slot);
+                        None => {
+                            let slot = self.allocate_slot(generation);
+                            let record = RouteRecord {
+                                slot,
+                                nexthop,
+                                before: None,
+                                seen: generation,
+                            };
+                            self.routes.insert(key, record);
+                            // Destinations inside the new prefix were answered by its parent.
+                            changed_slots.extend([slot, parent]);
+                            slot
+                        }
+                    };
+                    Some(Route { nexthop, slot })
                 }
-                None
-            }
-        };
-        for slot in &changed {
+                None => {
+                    let record = self.routes.remove(&key).expect("planned above");
+                    changed_slots.push(record.slot);
+                    if record.slot != VOLATILE_SLOT {
+                        self.free_slots.push(record.slot);
+                    }
+                    None
+                }
+            };
+            routes.push((key.0, key.1, route));
+        }
+        changed_slots.sort_unstable();
+        changed_slots.dedup();
+        for slot in &changed_slots {
             self.stamp(*slot, generation);
         }
         Some(RoutePatch {
             generation,
-            routes: vec![(id, prefix, route)],
+            routes,
             nexthops: std::mem::take(&mut self.nexthops.fresh)
                 .into_iter()
                 .map(|(id, nh)| (NextHopId(id), nh))
                 .collect(),
             composites: std::mem::take(&mut self.composites.fresh),
-            stamps: changed.into_iter().map(|slot| (slot, generation as u32)).collect(),
+            stamps: changed_slots
+                .into_iter()
+                .map(|slot| (slot, generation as u32))
+                .collect(),
         })
     }
 }

@@ -179,3 +179,60 @@ fn a_spare_still_read_is_not_patched_and_a_pod_route_takes_a_full_build() {
     // A snapshot that is not the builder's last is refused too.
     assert!(builder.patch_route(&state, "red", add.prefix, &reader).is_none());
 }
+
+proptest! {
+    /// Several route changes published as one patch (a control node's message)
+    /// forward as a full build does, and held decisions stay right.
+    #[test]
+    fn one_patch_for_a_burst_of_route_changes_forwards_as_a_full_build(
+        rounds in proptest::collection::vec(proptest::collection::vec((0u8..8, 20u8..=26, 0u8..7), 1..6), 1..8),
+        probes in proptest::collection::vec(any::<u8>(), 8..24),
+    ) {
+        const NETS: [u8; 12] = [0, 1, 8, 9, 32, 33, 64, 96, 128, 160, 192, 224];
+        let dsts: Vec<Ipv4Addr> = probes
+            .iter()
+            .map(|p| Ipv4Addr::new(198, 18, NETS[usize::from(p % 12)], p.rotate_left(3)))
+            .collect();
+        let mut state = node();
+        let mut builder = SnapshotBuilder::new(1);
+        let mut publication = Publication::new(SnapshotPublisher::new(builder.build(&state, MAC)));
+        let mut made = Vec::new();
+        for round in &rounds {
+            let mut touched: Vec<IpNet> = Vec::new();
+            for &(net, len, target) in round {
+                // Target 6 removes; the others add or replace as `apply` does.
+                let c = if target == 6 {
+                    Change::RemoveRoute { net, len }
+                } else {
+                    Change::AddRoute { net, len, target }
+                };
+                apply(&mut state, &c);
+                touched.push(format!("198.18.{}.0/{len}", net * 32).parse().unwrap());
+            }
+            let changed: Vec<(&str, IpNet)> = touched.iter().map(|p| ("red", *p)).collect();
+            let current = publication.publisher().load_full();
+            match builder.patch_routes(&state, &changed, &current) {
+                Some(patch) => {
+                    drop(current);
+                    publication.publish_patch(patch);
+                }
+                None => publication.publish(builder.build(&state, MAC)),
+            }
+            let snap = publication.publisher().load_full();
+            let full = state.build(snap.generation, MAC);
+            for dst in &dsts {
+                prop_assert_eq!(meets(&snap, *dst), meets(&full, *dst), "{} after {:?}", dst, round);
+            }
+            for (generation, dst, then, slot) in &made {
+                if snap.decision_holds(*generation, *slot) {
+                    prop_assert_eq!(then, &decide(&snap, *dst).0, "{} from generation {}", dst, generation);
+                }
+            }
+            for dst in &dsts {
+                let (then, slot) = decide(&snap, *dst);
+                made.push((snap.generation as u32, *dst, then, slot));
+            }
+        }
+        prop_assert!(publication.stats().patched_in_place + publication.stats().patched_copy > 0);
+    }
+}

@@ -1,0 +1,255 @@
+//! What a control node's route message asks of the forwarding state: each item
+//! becomes a route (one next hop: a tunnel; several: ECMP; a member at this node's
+//! own fabric address: the local interface its label names), each retract a
+//! removal. Pure: the caller applies the changes as one publication.
+
+use super::messages::{Family, RouteItem, RouteNextHop, RouteUpdate};
+use crate::{DesiredState, RouteSpec, RouteTarget};
+use ipnet::IpNet;
+use nexthop::encap::Encap;
+use nexthop::MacAddr;
+use std::net::Ipv4Addr;
+
+/// One change a route message makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteChange {
+    /// Add or replace the route for this prefix.
+    Set(RouteSpec),
+    /// Remove the route for this prefix in this VRF.
+    Remove {
+        /// VRF.
+        vrf: String,
+        /// Prefix.
+        prefix: IpNet,
+    },
+}
+
+/// An item or retract that could not be used, with why (logged, counted; the rest
+/// of the message still applies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The item or retract id.
+    pub id: String,
+    /// Why.
+    pub why: String,
+}
+
+/// What this node knows that the mapping needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Local<'a> {
+    /// This node's fabric address: a next hop there is one of our own interfaces.
+    pub fabric_ip: Option<Ipv4Addr>,
+    /// The desired state, for the interface that owns a label.
+    pub state: &'a DesiredState,
+}
+
+/// The changes `update` asks for (inet and inet6; EVPN and other families are not
+/// mapped yet and are all skipped), and what was skipped.
+pub fn changes(update: &RouteUpdate, local: Local<'_>) -> (Vec<RouteChange>, Vec<Skipped>) {
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    if !matches!(update.family, Family::Inet | Family::Inet6) {
+        let why = format!("{:?} routes are not mapped yet", update.family);
+        let ids = update
+            .items
+            .iter()
+            .map(|i| i.id.clone())
+            .chain(update.retracts.iter().cloned());
+        skipped.extend(ids.map(|id| Skipped { id, why: why.clone() }));
+        return (out, skipped);
+    }
+    for item in &update.items {
+        match route(&update.vrf, item, local) {
+            Ok(spec) => out.push(RouteChange::Set(spec)),
+            Err(why) => skipped.push(Skipped {
+                id: item.id.clone(),
+                why,
+            }),
+        }
+    }
+    for id in &update.retracts {
+        match id.parse::<IpNet>() {
+            Ok(prefix) => out.push(RouteChange::Remove {
+                vrf: update.vrf.clone(),
+                prefix: prefix.trunc(),
+            }),
+            Err(_) => skipped.push(Skipped {
+                id: id.clone(),
+                why: "not a prefix".into(),
+            }),
+        }
+    }
+    (out, skipped)
+}
+
+fn route(vrf: &str, item: &RouteItem, local: Local<'_>) -> Result<RouteSpec, String> {
+    let prefix = item.prefix.ok_or("no prefix")?.trunc();
+    let members: Vec<RouteTarget> = item
+        .next_hops
+        .iter()
+        .map(|nh| member(nh, local))
+        .collect::<Result<_, _>>()?;
+    let target = match members.len() {
+        0 => return Err("no next hop".into()),
+        1 => members.into_iter().next().expect("one member"),
+        _ => RouteTarget::Ecmp { members },
+    };
+    Ok(RouteSpec {
+        vrf: vrf.to_string(),
+        prefix,
+        target,
+    })
+}
+
+/// One next hop as a route target: a tunnel to another node, or our own interface.
+fn member(nh: &RouteNextHop, local: Local<'_>) -> Result<RouteTarget, String> {
+    let remote = nh.address.ok_or("next hop without an address")?;
+    if Some(remote) == local.fabric_ip {
+        let name = local
+            .state
+            .interface_with_label(nh.label)
+            .ok_or_else(|| format!("no local interface has label {}", nh.label))?;
+        return Ok(RouteTarget::Interface { name: name.to_string() });
+    }
+    // udp -> MPLSoUDP, gre -> MPLSoGRE, vxlan -> VXLAN; others (native) are not ours.
+    let encaps: Vec<Encap> = nh
+        .encapsulations
+        .iter()
+        .filter_map(|e| match e.as_str() {
+            "udp" => Some(Encap::MplsOverUdp),
+            "gre" => Some(Encap::MplsOverGre),
+            "vxlan" => Some(Encap::Vxlan),
+            _ => None,
+        })
+        .collect();
+    // A next hop that names none is taken as GRE, then UDP (the agent's fallback).
+    let encaps = if encaps.is_empty() {
+        vec![Encap::MplsOverGre, Encap::MplsOverUdp]
+    } else {
+        encaps
+    };
+    // VXLAN-only members carry the VNI as the label.
+    let label = match (encaps.as_slice(), nh.vni) {
+        ([Encap::Vxlan], Some(vni)) => vni,
+        _ => nh.label,
+    };
+    let mac = nh.mac.as_deref().and_then(|m| m.parse::<MacAddr>().ok());
+    Ok(RouteTarget::Tunnel {
+        remote,
+        label,
+        encaps,
+        mac,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xmpp::{Element, Incoming};
+    use crate::InterfaceSpec;
+
+    fn update(stanza: &str) -> RouteUpdate {
+        match Incoming::decode(&Element::parse(stanza).unwrap()).unwrap() {
+            Incoming::Routes(u) => u,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A node at 198.18.0.1 with pod `p` in VRF red.
+    fn node() -> DesiredState {
+        let mut s = DesiredState::new(16);
+        s.set_fabric("fabric0");
+        s.add_interface(InterfaceSpec {
+            name: "p".into(),
+            vrf: "red".into(),
+            mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            ..InterfaceSpec::default()
+        })
+        .unwrap();
+        s
+    }
+
+    const FABRIC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
+    #[test]
+    fn a_captured_item_becomes_a_tunnel_route_by_the_encapsulations_it_names() {
+        let state = node();
+        let local = Local {
+            fabric_ip: Some(FABRIC),
+            state: &state,
+        };
+        let u = update(include_str!(
+            "../../testdata/xmpp/10_cn_route_update_inet_single_nh_2016.xml"
+        ));
+        let (got, skipped) = changes(&u, local);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert_eq!(
+            got,
+            [RouteChange::Set(RouteSpec {
+                vrf: "default-domain:admin:VN-R:VN-R".into(),
+                prefix: "200.200.200.0/24".parse().unwrap(),
+                target: RouteTarget::Tunnel {
+                    remote: Ipv4Addr::new(172, 222, 45, 2),
+                    label: 23,
+                    encaps: vec![Encap::MplsOverGre, Encap::MplsOverUdp],
+                    mac: None,
+                },
+            })]
+        );
+    }
+
+    #[test]
+    fn ecmp_with_a_member_here_uses_the_local_interface_of_its_label() {
+        let state = node();
+        let label = state.port_identity("p").unwrap().label;
+        let stanza = format!(
+            r#"<message><event xmlns="http://jabber.org/protocol/pubsub"><items node="1/1/red"><item id="198.19.0.0/24"><entry><nlri><af>1</af><safi>1</safi><address>198.19.0.0/24</address></nlri><next-hops>
+            <next-hop><af>1</af><address>198.18.0.2</address><label>20</label><tunnel-encapsulation-list><tunnel-encapsulation>udp</tunnel-encapsulation></tunnel-encapsulation-list></next-hop>
+            <next-hop><af>1</af><address>198.18.0.1</address><label>{label}</label></next-hop>
+            <next-hop><af>1</af><address>198.18.0.3</address><label>5000</label><vni>5000</vni><mac>00:00:5e:00:01:00</mac><tunnel-encapsulation-list><tunnel-encapsulation>vxlan</tunnel-encapsulation></tunnel-encapsulation-list></next-hop>
+            </next-hops></entry></item>
+            <item id="198.19.9.9/32"><entry><next-hops><next-hop><af>1</af><address>198.18.0.1</address><label>999</label></next-hop></next-hops></entry></item>
+            </items></event></message>"#
+        );
+        let local = Local {
+            fabric_ip: Some(FABRIC),
+            state: &state,
+        };
+        let (got, skipped) = changes(&update(&stanza), local);
+        let [RouteChange::Set(spec)] = &got[..] else {
+            panic!("{got:?}")
+        };
+        let RouteTarget::Ecmp { members } = &spec.target else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(members.len(), 3);
+        assert_eq!(members[1], RouteTarget::Interface { name: "p".into() });
+        assert!(
+            matches!(&members[2], RouteTarget::Tunnel { label: 5000, encaps, mac: Some(_), .. } if encaps == &[Encap::Vxlan])
+        );
+        assert_eq!(skipped.len(), 1, "an own-address member with a label nobody here has");
+        assert!(skipped[0].why.contains("label 999"), "{skipped:?}");
+    }
+
+    #[test]
+    fn retracts_remove_and_evpn_is_skipped_for_now() {
+        let state = node();
+        let local = Local {
+            fabric_ip: Some(FABRIC),
+            state: &state,
+        };
+        let retract = r#"<message><event xmlns="http://jabber.org/protocol/pubsub"><items node="2/1/red"><retract id="2001:db8::1/128"/><retract id="junk"/></items></event></message>"#;
+        let (got, skipped) = changes(&update(retract), local);
+        assert_eq!(
+            got,
+            [RouteChange::Remove {
+                vrf: "red".into(),
+                prefix: "2001:db8::1/128".parse().unwrap()
+            }]
+        );
+        assert_eq!(skipped[0].id, "junk");
+        let evpn = r#"<message><event xmlns="http://jabber.org/protocol/pubsub"><items node="25/242/red"><retract id="02:00:00:00:00:02,198.18.1.2/32"/></items></event></message>"#;
+        let (got, skipped) = changes(&update(evpn), local);
+        assert!(got.is_empty() && skipped.len() == 1);
+    }
+}
