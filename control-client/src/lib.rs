@@ -27,7 +27,7 @@ mod publish;
 pub mod xmpp;
 
 pub use model::{
-    is_martian, DesiredState, InterfaceSpec, ModelError, PortIdentity, RouteSpec, RouteTarget, SnapshotBuilder,
+    is_martian, DesiredState, InterfaceSpec, ModelError, PeerId, PortIdentity, RouteSpec, RouteTarget, SnapshotBuilder,
     DEFAULT_REMOTE_MAC, FABRIC_VRF, FIRST_LABEL, LAST_LABEL,
 };
 pub use publish::{Publication, PublicationStats, SnapshotPublisher};

@@ -237,6 +237,9 @@ pub struct DesiredState {
     /// Where each route is in `routes`, by VRF and prefix: adding and removing a route
     /// costs the same with 100K routes as with ten.
     route_index: std::collections::HashMap<(String, IpNet), usize>,
+    /// Routes learned from control nodes, per VRF and prefix: each node's path.
+    #[serde(skip)]
+    learned: BTreeMap<(String, IpNet), learned::Paths>,
     /// Routes per VRF (a VRF with routes stays).
     routes_per_vrf: BTreeMap<String, usize>,
     vrf_ids: BTreeMap<String, VrfId>,
@@ -290,6 +293,10 @@ impl DesiredState {
         }
         let mut out = Vec::new();
         self.routes.iter().for_each(|r| collect(&r.target, &mut out));
+        self.learned
+            .values()
+            .flat_map(|paths| paths.values())
+            .for_each(|r| collect(&r.target, &mut out));
         out.sort();
         out.dedup();
         out
@@ -462,6 +469,7 @@ impl DesiredState {
             });
         }
         let (id, spec) = self.interfaces.remove(name).expect("checked above");
+        self.drop_learned(None, Some(name));
         self.release_vrf_if_unused(&spec.vrf);
         Ok((id.vif, spec))
     }
@@ -540,10 +548,14 @@ impl DesiredState {
         self.interfaces.values().map(|(id, s)| (id.vif, s))
     }
 
-    /// The route for exactly `prefix` in VRF `vrf`, if there is one.
+    /// The route in effect for exactly `prefix` in VRF `vrf`, if there is one: the
+    /// operator's, else one a control node taught.
     pub fn route(&self, vrf: &str, prefix: IpNet) -> Option<&RouteSpec> {
-        let pos = self.route_index.get(&(vrf.to_string(), prefix.trunc()))?;
-        self.routes.get(*pos)
+        let prefix = prefix.trunc();
+        match self.route_index.get(&(vrf.to_string(), prefix)) {
+            Some(pos) => self.routes.get(*pos),
+            None => self.learned_route(vrf, prefix),
+        }
     }
 
     /// The configured routes.
@@ -591,10 +603,12 @@ mod build;
 mod builder;
 #[cfg(test)]
 mod builder_tests;
+mod learned;
 mod ports;
 mod vrfs;
 
 pub use builder::SnapshotBuilder;
+pub use learned::PeerId;
 pub use ports::{PortIdentity, FIRST_LABEL, LAST_LABEL};
 
 #[cfg(test)]

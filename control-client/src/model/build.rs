@@ -52,7 +52,7 @@ impl SnapshotBuilder {
         };
         compile.interfaces(router_mac);
         compile.gateways();
-        for route in &state.routes {
+        for route in state.routes.iter().chain(state.effective_learned()) {
             compile.route(route);
         }
         let mut snap = compile.snap;

@@ -40,6 +40,7 @@ impl DesiredState {
         let used = self.routes_per_vrf.contains_key(name) || self.interfaces.values().any(|(_, s)| s.vrf == name);
         if !used {
             self.vrf_ids.remove(name);
+            self.drop_learned(Some(name), None);
         }
     }
 

@@ -146,8 +146,14 @@ impl Control {
     /// Publishes a change to one route: as a patch of the current snapshot when the
     /// builder can make one (the common case, O(1) in the routes), else in full.
     fn publish_route(&mut self, vrf: &str, prefix: IpNet) {
+        self.publish_routes(&[(vrf.to_string(), prefix)]);
+    }
+
+    /// Publishes changes to several routes at once, in one publication.
+    fn publish_routes(&mut self, changed: &[(String, IpNet)]) {
+        let changed: Vec<(&str, IpNet)> = changed.iter().map(|(v, p)| (v.as_str(), *p)).collect();
         let current = self.publication.publisher().load_full();
-        match self.builder.patch_route(&self.model, vrf, prefix, &current) {
+        match self.builder.patch_routes(&self.model, &changed, &current) {
             Some(patch) => {
                 drop(current);
                 self.publication.publish_patch(patch);
@@ -452,5 +458,6 @@ impl Control {
     }
 }
 
+mod learned;
 #[cfg(test)]
 mod tests;

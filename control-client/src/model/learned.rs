@@ -1,0 +1,171 @@
+//! Routes learned from control nodes, kept apart from the operator's: per VRF and
+//! prefix, one path per control node. Both control nodes reflect the same routes, so
+//! their paths merge into one route (the lowest-numbered node's path is used); an
+//! operator's route for the same prefix wins over them. They are not recorded in the
+//! state directory: a control node sends them again when its channel comes back.
+//! A learned route lives as long as its VRF does (the VRF is this node's, because a
+//! local interface is in it); it goes with the VRF, and with the interface it names.
+
+use super::{DesiredState, ModelError, RouteSpec};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A control node, by its place in the configuration (0 or 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct PeerId(pub u8);
+
+/// Each control node's path for one VRF and prefix.
+pub(super) type Paths = BTreeMap<PeerId, RouteSpec>;
+
+impl DesiredState {
+    /// Sets `peer`'s path for a route, validated as an operator's route is (its VRF
+    /// must exist here, its target be usable).
+    pub fn learn_route(&mut self, peer: PeerId, route: RouteSpec) -> Result<(), ModelError> {
+        let route = RouteSpec {
+            prefix: route.prefix.trunc(),
+            ..route
+        };
+        if !self.vrf_ids.contains_key(&route.vrf) {
+            return Err(ModelError::UnknownVrf(route.vrf));
+        }
+        self.validate_target(&route.vrf, &route.target, 0)?;
+        let key = (route.vrf.clone(), route.prefix);
+        self.learned.entry(key).or_default().insert(peer, route);
+        Ok(())
+    }
+
+    /// Removes `peer`'s path for a route; true if it had one.
+    pub fn forget_route(&mut self, peer: PeerId, vrf: &str, prefix: IpNet) -> bool {
+        let key = (vrf.to_string(), prefix.trunc());
+        let Some(paths) = self.learned.get_mut(&key) else {
+            return false;
+        };
+        let had = paths.remove(&peer).is_some();
+        if paths.is_empty() {
+            self.learned.remove(&key);
+        }
+        had
+    }
+
+    /// Removes every path of `peer` (its channel is gone and its routes are swept);
+    /// returns the VRF and prefix of each route that lost a path.
+    pub fn forget_peer(&mut self, peer: PeerId) -> Vec<(String, IpNet)> {
+        let mut touched = Vec::new();
+        self.learned.retain(|key, paths| {
+            if paths.remove(&peer).is_some() {
+                touched.push(key.clone());
+            }
+            !paths.is_empty()
+        });
+        touched
+    }
+
+    /// The learned route for a VRF and prefix (the lowest-numbered node's path).
+    pub(super) fn learned_route(&self, vrf: &str, prefix: IpNet) -> Option<&RouteSpec> {
+        let paths = self.learned.get(&(vrf.to_string(), prefix))?;
+        paths.values().next()
+    }
+
+    /// The learned routes in effect: those no operator route shadows.
+    pub(super) fn effective_learned(&self) -> impl Iterator<Item = &RouteSpec> + '_ {
+        self.learned
+            .iter()
+            .filter(|(key, _)| !self.route_index.contains_key(*key))
+            .filter_map(|(_, paths)| paths.values().next())
+    }
+
+    /// True if some control node has a path for this route.
+    pub fn has_learned_route(&self, vrf: &str, prefix: IpNet) -> bool {
+        self.learned_route(vrf, prefix.trunc()).is_some()
+    }
+
+    /// Routes with at least one learned path.
+    pub fn learned_count(&self) -> usize {
+        self.learned.len()
+    }
+
+    /// Drops the learned routes of VRF `vrf` (it is gone) or naming interface
+    /// `interface` (it is gone); returns what was dropped.
+    pub(super) fn drop_learned(&mut self, vrf: Option<&str>, interface: Option<&str>) -> Vec<(String, IpNet)> {
+        let mut dropped = Vec::new();
+        self.learned.retain(|key, paths| {
+            paths.retain(|_, r| !interface.is_some_and(|name| r.target.mentions(name)));
+            let keep = !paths.is_empty() && vrf != Some(key.0.as_str());
+            if !keep {
+                dropped.push(key.clone());
+            }
+            keep
+        });
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InterfaceSpec, RouteTarget};
+    use nexthop::MacAddr;
+
+    fn pod(name: &str, vrf: &str, last: u8) -> InterfaceSpec {
+        InterfaceSpec {
+            name: name.into(),
+            vrf: vrf.into(),
+            mac: MacAddr([2, 0, 0, 0, 0, last]),
+            ..InterfaceSpec::default()
+        }
+    }
+
+    fn route(vrf: &str, prefix: &str, target: RouteTarget) -> RouteSpec {
+        RouteSpec {
+            vrf: vrf.into(),
+            prefix: prefix.parse().unwrap(),
+            target,
+        }
+    }
+
+    #[test]
+    fn learned_routes_go_with_their_vrf_and_with_the_interface_they_name() {
+        let mut s = DesiredState::new(16);
+        s.set_fabric("fabric0");
+        s.add_interface(pod("a", "red", 2)).unwrap();
+        s.add_interface(pod("b", "red", 3)).unwrap();
+        s.add_interface(pod("c", "blue", 4)).unwrap();
+        let to_b = RouteTarget::Interface { name: "b".into() };
+        s.learn_route(PeerId(0), route("red", "198.19.1.0/24", to_b)).unwrap();
+        s.learn_route(PeerId(1), route("red", "198.19.2.0/24", RouteTarget::Discard))
+            .unwrap();
+        s.learn_route(PeerId(0), route("blue", "198.19.3.0/24", RouteTarget::Discard))
+            .unwrap();
+        let to_a_from_blue = route("blue", "198.19.4.0/24", RouteTarget::Interface { name: "a".into() });
+        assert!(matches!(
+            s.learn_route(PeerId(0), to_a_from_blue),
+            Err(ModelError::InterfaceInOtherVrf { .. })
+        ));
+        assert!(s
+            .learn_route(PeerId(0), route("green", "198.19.5.0/24", RouteTarget::Discard))
+            .is_err());
+        assert_eq!(s.learned_count(), 3);
+        // Pod b goes: the route through it goes too; the VRF stays (pod a).
+        s.remove_interface("b").unwrap();
+        assert!(!s.has_learned_route("red", "198.19.1.0/24".parse().unwrap()));
+        assert!(s.has_learned_route("red", "198.19.2.0/24".parse().unwrap()));
+        // Blue's last pod goes: blue and its learned routes go.
+        s.remove_interface("c").unwrap();
+        assert_eq!(s.vrf_id("blue"), None);
+        assert_eq!(s.learned_count(), 1);
+        assert_eq!(
+            s.forget_peer(PeerId(1)),
+            [("red".to_string(), "198.19.2.0/24".parse().unwrap())]
+        );
+        assert_eq!(s.learned_count(), 0);
+        // A full build holds what is learned, under the operator's routes.
+        s.learn_route(PeerId(0), route("red", "198.19.6.0/24", RouteTarget::Discard))
+            .unwrap();
+        let snap = s.build(1, MacAddr([0, 0, 0x5e, 0, 1, 0]));
+        assert_eq!(
+            snap.route4(s.vrf_id("red").unwrap(), [198, 19, 6, 1].into()),
+            Some(&nexthop::NextHop::Discard)
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! Routes from control nodes (XMPP): a message's changes are applied to the desired
+//! state and published together, as one patch; they are kept apart from the
+//! operator's routes and not recorded in the state directory (the control node
+//! sends them again when its channel comes back).
+
+use super::Control;
+use control_client::xmpp::routes::RouteChange as LearnedChange;
+use control_client::PeerId;
+use ipnet::IpNet;
+
+impl Control {
+    /// Applies a control node's route changes in one publication; returns the
+    /// changes refused, each with why (the others apply).
+    pub fn apply_learned(&mut self, peer: PeerId, changes: Vec<LearnedChange>) -> Vec<(String, String)> {
+        let mut refused = Vec::new();
+        let mut touched: Vec<(String, IpNet)> = Vec::new();
+        for change in changes {
+            match change {
+                LearnedChange::Set(spec) => {
+                    let key = (spec.vrf.clone(), spec.prefix.trunc());
+                    let full = self.model.routes().len() + self.model.learned_count() >= self.max_routes;
+                    let result = if full && !self.model.has_learned_route(&key.0, key.1) {
+                        Err(format!("tables.routes ({}) reached", self.max_routes))
+                    } else {
+                        self.model.learn_route(peer, spec).map_err(|e| e.to_string())
+                    };
+                    match result {
+                        Ok(()) => touched.push(key),
+                        Err(why) => refused.push((format!("{} {}", key.0, key.1), why)),
+                    }
+                }
+                LearnedChange::Remove { vrf, prefix } => {
+                    if self.model.forget_route(peer, &vrf, prefix) {
+                        touched.push((vrf, prefix.trunc()));
+                    }
+                }
+            }
+        }
+        if !touched.is_empty() {
+            self.publish_routes(&touched);
+        }
+        refused
+    }
+
+    /// Sweeps every route of a control node (its channel is gone and its routes'
+    /// grace time is over), in one publication.
+    pub fn forget_peer(&mut self, peer: PeerId) {
+        let touched = self.model.forget_peer(peer);
+        if !touched.is_empty() {
+            self.publish_routes(&touched);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::{ControlSetup, Ports};
+    use crate::store::StateStore;
+    use control_client::xmpp::{routes, Element, Incoming};
+    use control_client::{DesiredState, InterfaceSpec, RouteSpec, RouteTarget, SnapshotBuilder, SnapshotPublisher};
+    use nexthop::{MacAddr, NextHop, Vif, VrfId};
+
+    /// Ports that attach anything (no data plane: the routes are what is tested).
+    #[derive(Debug)]
+    struct AnyPorts;
+
+    impl Ports for AnyPorts {
+        fn add_port(&mut self, _vif: Vif, _ifname: &str) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn remove_port(&mut self, _vif: Vif) {}
+        fn shutdown(&mut self) {}
+    }
+
+    fn control(dir: &std::path::Path, max_routes: usize) -> (Control, SnapshotPublisher) {
+        let mut model = DesiredState::new(16);
+        model.set_fabric("fabric0");
+        let mut builder = SnapshotBuilder::new(1);
+        let mac = MacAddr([0, 0, 0x5e, 0, 1, 0]);
+        let publisher = SnapshotPublisher::new(builder.build(&model, mac));
+        let mut control = Control::new(ControlSetup {
+            model,
+            builder,
+            router_mac: mac,
+            publisher: publisher.clone(),
+            ports: Box::new(AnyPorts),
+            store: StateStore::open(dir).unwrap(),
+            max_routes,
+        });
+        let pod = InterfaceSpec {
+            name: "p".into(),
+            vrf: "red".into(),
+            mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            mtu: Some(1500),
+            ..InterfaceSpec::default()
+        };
+        control.add_interface(pod).unwrap();
+        (control, publisher)
+    }
+
+    /// The changes of a control node's message of two items (a tunnel and ECMP).
+    fn message() -> Vec<LearnedChange> {
+        let stanza = r#"<message><event xmlns="http://jabber.org/protocol/pubsub"><items node="1/1/red">
+            <item id="198.19.0.0/24"><entry><nlri><af>1</af><safi>1</safi><address>198.19.0.0/24</address></nlri><next-hops><next-hop><af>1</af><address>198.18.0.2</address><label>20</label><tunnel-encapsulation-list><tunnel-encapsulation>udp</tunnel-encapsulation></tunnel-encapsulation-list></next-hop></next-hops></entry></item>
+            <item id="198.19.1.0/24"><entry><nlri><af>1</af><safi>1</safi><address>198.19.1.0/24</address></nlri><next-hops><next-hop><af>1</af><address>198.18.0.2</address><label>21</label></next-hop><next-hop><af>1</af><address>198.18.0.3</address><label>22</label></next-hop></next-hops></entry></item>
+            </items></event></message>"#;
+        let Incoming::Routes(update) = Incoming::decode(&Element::parse(stanza).unwrap()).unwrap() else {
+            panic!("a route update")
+        };
+        let state = DesiredState::new(1);
+        let local = routes::Local {
+            fabric_ip: Some([198, 18, 0, 1].into()),
+            state: &state,
+        };
+        routes::changes(&update, local).0
+    }
+
+    fn red_route(publisher: &SnapshotPublisher, dst: [u8; 4]) -> Option<NextHop> {
+        publisher.load_full().route4(VrfId(1), dst.into()).copied()
+    }
+
+    #[test]
+    fn a_message_is_one_publication_and_two_control_nodes_paths_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut control, publisher) = control(dir.path(), 100);
+        let before = control.publication_stats();
+        let generation = publisher.load_full().generation;
+        assert!(control.apply_learned(PeerId(0), message()).is_empty());
+        assert_eq!(
+            publisher.load_full().generation,
+            generation + 1,
+            "one publication for the message"
+        );
+        let after = control.publication_stats();
+        assert_eq!(after.full, before.full, "patched, not rebuilt");
+        assert!(matches!(
+            red_route(&publisher, [198, 19, 0, 9]),
+            Some(NextHop::Tunnel { label: 20, .. })
+        ));
+        assert!(matches!(
+            red_route(&publisher, [198, 19, 1, 9]),
+            Some(NextHop::Composite { .. })
+        ));
+        // The second control node reflects the same routes: still one route each.
+        assert!(control.apply_learned(PeerId(1), message()).is_empty());
+        let retract = LearnedChange::Remove {
+            vrf: "red".into(),
+            prefix: "198.19.0.0/24".parse().unwrap(),
+        };
+        control.apply_learned(PeerId(0), vec![retract]);
+        assert!(
+            matches!(
+                red_route(&publisher, [198, 19, 0, 9]),
+                Some(NextHop::Tunnel { label: 20, .. })
+            ),
+            "the other node's path remains"
+        );
+        control.forget_peer(PeerId(1));
+        assert_eq!(red_route(&publisher, [198, 19, 0, 9]), None, "no path left");
+        assert!(matches!(
+            red_route(&publisher, [198, 19, 1, 9]),
+            Some(NextHop::Composite { .. })
+        ));
+        // Nothing learned is in the state directory.
+        assert!(!std::fs::read_to_string(dir.path().join("routes.journal"))
+            .unwrap_or_default()
+            .contains("198.19"));
+    }
+
+    #[test]
+    fn an_operators_route_wins_and_refusals_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut control, publisher) = control(dir.path(), 3);
+        let operator = RouteSpec {
+            vrf: "red".into(),
+            prefix: "198.19.0.0/24".parse().unwrap(),
+            target: RouteTarget::Discard,
+        };
+        control.add_route(operator).unwrap();
+        assert!(control.apply_learned(PeerId(0), message()).is_empty());
+        assert_eq!(red_route(&publisher, [198, 19, 0, 9]), Some(NextHop::Discard));
+        control.remove_route("red", "198.19.0.0/24".parse().unwrap()).unwrap();
+        assert!(
+            matches!(red_route(&publisher, [198, 19, 0, 9]), Some(NextHop::Tunnel { .. })),
+            "the learned path shows once the operator's goes"
+        );
+        let another = RouteSpec {
+            vrf: "red".into(),
+            prefix: "198.19.9.0/24".parse().unwrap(),
+            target: RouteTarget::Discard,
+        };
+        control.add_route(another).unwrap();
+        let unknown_vrf = LearnedChange::Set(RouteSpec {
+            vrf: "green".into(),
+            prefix: "198.19.7.0/24".parse().unwrap(),
+            target: RouteTarget::Discard,
+        });
+        let over_limit = LearnedChange::Set(RouteSpec {
+            vrf: "red".into(),
+            prefix: "198.19.8.0/24".parse().unwrap(),
+            target: RouteTarget::Discard,
+        });
+        let refused = control.apply_learned(PeerId(0), vec![unknown_vrf, over_limit]);
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(refused[1].1.contains("tables.routes"), "{refused:?}");
+    }
+}
