@@ -7,6 +7,7 @@
 //! message into the route changes it asks of the forwarding state. The channels that run sessions over
 //! TCP live with the control task.
 
+pub mod agent;
 mod element;
 mod framer;
 pub mod messages;

@@ -1,0 +1,127 @@
+//! What the vrouter says, compared element by element with the real agent's publish
+//! (capture 07) and tf-controller's associate fixture; and what it says as pods come
+//! and go.
+
+use super::*;
+use crate::xmpp::Element;
+use crate::{DesiredState, InterfaceSpec};
+use nexthop::MacAddr;
+
+fn snapshot(pods: &[(&str, &str, u8, bool)]) -> Snapshot {
+    let mut s = DesiredState::new(16);
+    s.set_fabric("fabric0");
+    for (name, vrf, last, v6) in pods {
+        s.add_interface(InterfaceSpec {
+            name: (*name).into(),
+            vrf: (*vrf).into(),
+            mac: MacAddr([2, 0, 0, 0, 0, *last]),
+            ipv4: Some(Ipv4Addr::new(198, 18, 1, *last)),
+            ipv6: v6.then(|| format!("2001:db8::{last}").parse().unwrap()),
+            ..InterfaceSpec::default()
+        })
+        .unwrap();
+    }
+    s.build(1, MacAddr([0, 0, 0x5e, 0, 1, 0]))
+}
+
+const FABRIC: Ipv4Addr = Ipv4Addr::new(10, 43, 91, 10);
+const VRF: &str = "default-domain:demo:private:private";
+
+fn path<'a>(e: &'a Element, names: &[&str]) -> &'a Element {
+    names.iter().fold(e, |at, n| {
+        at.child(n).unwrap_or_else(|| panic!("no {n} in {}", at.name))
+    })
+}
+
+#[test]
+fn a_local_route_is_published_as_the_agent_publishes_it_then_associated() {
+    let snap = snapshot(&[("vp1", VRF, 4, false)]);
+    let now = Advertised::of(&snap);
+    assert_eq!(now.vrfs.get(VRF), Some(&1));
+    let mut speaker = Speaker::new("os2", FABRIC, &[Encap::MplsOverGre, Encap::MplsOverUdp]);
+    let said = speaker.update(&now);
+    assert_eq!(said.len(), 3, "subscribe, publish, associate: {said:?}");
+    let ours = Element::parse(&said[1]).unwrap();
+    let theirs = Element::parse(include_str!(
+        "../../../testdata/xmpp/07_agent_route_publish_inet_2015_elided.xml"
+    ))
+    .unwrap();
+    for e in [&ours, &theirs] {
+        assert_eq!((e.name.as_str(), e.attr("type")), ("iq", Some("set")));
+        assert_eq!(e.attr("to"), Some("network-control@contrailsystems.com/bgp-peer"));
+        let entry = path(e, &["pubsub", "publish", "item", "entry"]);
+        let nlri = entry.child("nlri").unwrap();
+        assert_eq!((nlri.child_text("af"), nlri.child_text("safi")), (Some("1"), Some("1")));
+        let nh = path(entry, &["next-hops", "next-hop"]);
+        let encaps: Vec<&str> = nh
+            .child("tunnel-encapsulation-list")
+            .unwrap()
+            .children_named("tunnel-encapsulation")
+            .map(|t| t.text.as_str())
+            .collect();
+        assert_eq!(encaps, ["gre", "udp"]);
+        assert_eq!(nh.child_text("address"), Some("10.43.91.10"));
+    }
+    // The capture's own values, where ours are ours: the address is the pod's, the
+    // label the interface's; the node names the VRF.
+    let entry = path(&ours, &["pubsub", "publish", "item", "entry"]);
+    assert_eq!(path(entry, &["nlri"]).child_text("address"), Some("198.18.1.4/32"));
+    let label = snap.interface_by_name("vp1").unwrap().label.unwrap().to_string();
+    assert_eq!(
+        path(entry, &["next-hops", "next-hop"]).child_text("label"),
+        Some(label.as_str())
+    );
+    assert_eq!(entry.child_text("virtual-network"), Some("default-domain:demo:private"));
+    let node = path(&ours, &["pubsub", "publish"]).attr("node").unwrap();
+    assert_eq!(node, format!("1/1/{VRF}/198.18.1.4/32"));
+    // The associate, as tf-controller's fixture writes it.
+    let fixture = include_str!("../../../testdata/xmpp/tf-controller_src_bgp_testdata_pubsub_pub.xml.stream");
+    let second = &fixture[fixture.rfind("<iq").unwrap()..];
+    let theirs = Element::parse(second).unwrap();
+    let ours = Element::parse(&said[2]).unwrap();
+    for (e, vrf) in [(&theirs, "blue"), (&ours, VRF)] {
+        let collection = path(e, &["pubsub", "collection"]);
+        assert_eq!(collection.attr("node"), Some(vrf));
+        assert!(collection.child("associate").and_then(|a| a.attr("node")).is_some());
+    }
+}
+
+#[test]
+fn pods_coming_and_going_subscribe_publish_dissociate_and_unsubscribe() {
+    let mut speaker = Speaker::new("node-1", FABRIC, &[Encap::MplsOverUdp]);
+    let both = Advertised::of(&snapshot(&[("a", "red", 2, true), ("b", "blue", 3, false)]));
+    let said = speaker.update(&both);
+    let kinds = |said: &[String]| -> Vec<String> {
+        said.iter()
+            .map(|s| {
+                let e = Element::parse(s).unwrap();
+                let p = e.child("pubsub").unwrap();
+                let first = &p.children[0];
+                match first.children.first() {
+                    Some(inner) if first.name == "collection" => inner.name.clone(),
+                    _ => first.name.clone(),
+                }
+            })
+            .collect()
+    };
+    assert_eq!(
+        kinds(&said),
+        [
+            "subscribe",
+            "subscribe",
+            "publish",
+            "associate",
+            "publish",
+            "associate",
+            "publish",
+            "associate"
+        ]
+    );
+    assert!(speaker.update(&both).is_empty(), "nothing new, nothing said");
+    // Blue's pod goes: its route is withdrawn, then blue is unsubscribed.
+    let red_only = Advertised::of(&snapshot(&[("a", "red", 2, true)]));
+    assert_eq!(kinds(&speaker.update(&red_only)), ["dissociate", "unsubscribe"]);
+    // A new channel starts over.
+    speaker.reset();
+    assert_eq!(kinds(&speaker.update(&red_only)).len(), 5);
+}
