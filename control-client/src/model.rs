@@ -272,6 +272,16 @@ impl DesiredState {
         self.fabric_info = info;
     }
 
+    /// This node's fabric address, MAC and MTU.
+    pub fn fabric_info(&self) -> FabricInfo {
+        self.fabric_info
+    }
+
+    /// The encapsulation priority (most preferred first).
+    pub fn encap_priority(&self) -> &[Encap] {
+        &self.encap_priority
+    }
+
     /// Sets the encapsulation priority (most preferred first).
     pub fn set_encap_priority(&mut self, priority: Vec<Encap>) {
         self.encap_priority = priority;

@@ -254,6 +254,9 @@ pub struct Config {
     /// trace, debug, info, warn or error (or a tracing filter directive).
     #[serde(default = "default_log_level")]
     pub log_level: String,
+    /// `[xmpp]`
+    #[serde(default)]
+    pub xmpp: XmppConfig,
 }
 
 fn default_cores() -> CoresConfig {
@@ -407,6 +410,7 @@ impl Config {
             ));
         }
         self.api_group_id()?;
+        self.xmpp.validate()?;
         self.resolve_cores(available)
     }
 
@@ -459,6 +463,9 @@ impl Config {
         Ok(ResolvedCores { forwarding, control })
     }
 }
+
+mod xmpp;
+pub use xmpp::XmppConfig;
 
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,7 @@ pub mod run;
 pub mod stats;
 pub mod store;
 pub mod worker;
+pub mod xmpp;
 
 /// The command-line program: parses arguments and runs the command. Errors are
 /// printed with their causes; the exit code is 1.

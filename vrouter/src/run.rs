@@ -130,6 +130,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         Arc::clone(&flows),
         cores.forwarding.clone(),
     ));
+    let control_publisher = publisher.clone();
     let control = Control::new(ControlSetup {
         model,
         builder,
@@ -152,7 +153,23 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .build()
         .context("tokio runtime")?;
     let handle = task.handle();
+    let channels = xmpp_channels(&config)?;
     let served = runtime.block_on(async {
+        let (stop_channels, channels_stop) = tokio::sync::watch::channel(false);
+        let running: Vec<_> = channels
+            .into_iter()
+            .map(|setup| {
+                let stats = Arc::new(crate::xmpp::ChannelStats::default());
+                let run = crate::xmpp::run(
+                    setup,
+                    control_publisher.clone(),
+                    handle.clone(),
+                    stats,
+                    channels_stop.clone(),
+                );
+                tokio::spawn(run)
+            })
+            .collect();
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -162,7 +179,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 _ = int.recv() => tracing::info!("SIGINT: shutting down"),
             }
         };
-        api::serve(listener, views, handle, limits, shutdown).await
+        let served = api::serve(listener, views, handle, limits, shutdown).await;
+        // Each channel closes its stream to its control node.
+        let _ = stop_channels.send(true);
+        for channel in running {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), channel).await;
+        }
+        served
     });
     // Views still being computed on blocking threads are not waited for.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -170,6 +193,25 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     aging.stop();
     tracing::info!("XDP programs detached, sockets closed");
     served
+}
+
+/// One channel per control node in `[xmpp]` (none without servers).
+fn xmpp_channels(config: &Config) -> anyhow::Result<Vec<crate::xmpp::ChannelSetup>> {
+    let servers = config.xmpp.server_addrs()?;
+    let host = config.xmpp.host_name();
+    let fabric_ip = config.fabric.ip.addr();
+    Ok(servers
+        .into_iter()
+        .enumerate()
+        .map(|(i, server)| crate::xmpp::ChannelSetup {
+            peer: control_client::PeerId(i as u8),
+            server,
+            host: host.clone(),
+            hold_time: std::time::Duration::from_secs(u64::from(config.xmpp.hold_time_secs)),
+            fabric_ip,
+            encaps: config.fabric.encap_priority.clone(),
+        })
+        .collect())
 }
 
 /// Refuses to allocate `bytes` for `key` when the machine (or the process's memory

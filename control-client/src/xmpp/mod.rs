@@ -17,7 +17,7 @@ mod session;
 pub use element::{Element, ParseError, MAX_DEPTH};
 pub use framer::{Frame, FrameError, Framer};
 pub use messages::{DecodeError, Family, Incoming, RouteItem, RouteNextHop, RouteUpdate};
-pub use session::{CloseReason, Event, Session, SessionConfig, State};
+pub use session::{reconnect_delay, CloseReason, Event, Session, SessionConfig, State};
 
 #[cfg(test)]
 mod tests;

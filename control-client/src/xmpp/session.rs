@@ -209,3 +209,15 @@ impl Session {
         self.events.pop_front()
     }
 }
+
+/// How long to wait before connecting again after `failures` failed or lost
+/// channels in a row: the agent's 0, 1, 2, 4, 8, 16 s, then 30 s, each within ±10 %
+/// by `jitter` (in -1..=1; the caller draws it).
+pub fn reconnect_delay(failures: u32, jitter: f64) -> Duration {
+    let base = match failures {
+        0 => return Duration::ZERO,
+        n if n <= 5 => Duration::from_secs(1 << (n - 1)),
+        _ => Duration::from_secs(30),
+    };
+    base.mul_f64(1.0 + 0.1 * jitter.clamp(-1.0, 1.0))
+}

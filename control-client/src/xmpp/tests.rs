@@ -276,3 +276,16 @@ fn a_session_reports_bad_stanzas_and_closes_on_garbage_or_an_endless_stanza() {
     assert_eq!(s.poll_transmit().unwrap(), b"</stream:stream>");
     assert!(events(&mut s).contains(&Event::Closed(CloseReason::PeerClosed)));
 }
+
+#[test]
+fn reconnects_back_off_as_the_agent_does_with_jitter() {
+    let secs = |n| reconnect_delay(n, 0.0).as_secs_f64();
+    let delays: Vec<f64> = (0..8).map(secs).collect();
+    assert_eq!(delays, [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]);
+    assert_eq!(reconnect_delay(3, 1.0), Duration::from_millis(4400));
+    assert_eq!(
+        reconnect_delay(3, -7.0),
+        Duration::from_millis(3600),
+        "jitter is clamped"
+    );
+}

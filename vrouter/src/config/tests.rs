@@ -151,3 +151,23 @@ fn every_cli_example_in_the_readme_parses() {
         }
     }
 }
+
+#[test]
+fn the_xmpp_section_is_checked_key_by_key() {
+    let c = Config::parse(&base(""), Path::new("t.toml")).unwrap();
+    assert!(c.xmpp.servers.is_empty(), "no control node unless configured");
+    assert_eq!(c.xmpp.hold_time_secs, 90);
+    let text = base(
+        "[xmpp]\nservers = [\"198.18.0.10:5269\", \"[2001:db8::10]:5269\"]\nhost = \"node-1\"\nhold_time_secs = 30",
+    );
+    let c = Config::parse(&text, Path::new("t.toml")).unwrap();
+    c.validate(CORES).unwrap();
+    assert_eq!(c.xmpp.server_addrs().unwrap().len(), 2);
+    assert_eq!(c.xmpp.host_name(), "node-1");
+    let three = "[xmpp]\nservers = [\"198.18.0.10:5269\", \"198.18.0.11:5269\", \"198.18.0.12:5269\"]";
+    assert!(error_of(&base(three)).contains("xmpp.servers"));
+    assert!(error_of(&base("[xmpp]\nservers = [\"cn1\"]")).contains("xmpp.servers"));
+    assert!(error_of(&base("[xmpp]\nhold_time_secs = 1")).contains("xmpp.hold_time_secs"));
+    assert!(error_of(&base("[xmpp]\nhost = \"a b\"")).contains("xmpp.host"));
+    assert!(error_of(&base("[xmpp]\nport = 5269")).contains("port"));
+}

@@ -4,7 +4,8 @@
 //! sends them again when its channel comes back).
 
 use super::Control;
-use control_client::xmpp::routes::RouteChange as LearnedChange;
+use control_client::xmpp::routes::{self, RouteChange as LearnedChange};
+use control_client::xmpp::RouteUpdate;
 use control_client::PeerId;
 use ipnet::IpNet;
 
@@ -40,6 +41,25 @@ impl Control {
             self.publish_routes(&touched);
         }
         refused
+    }
+
+    /// Applies a control node's route message: its items and retracts become route
+    /// changes (as [`control_client::xmpp::routes::changes`] maps them) applied in one
+    /// publication. Returns how many were skipped or refused (each is logged).
+    pub fn apply_route_update(&mut self, peer: PeerId, update: &RouteUpdate) -> usize {
+        let local = routes::Local {
+            fabric_ip: self.model.fabric_info().ip,
+            state: &self.model,
+        };
+        let (changes, skipped) = routes::changes(update, local);
+        for s in &skipped {
+            tracing::warn!(peer = peer.0, vrf = %update.vrf, item = %s.id, "route from a control node skipped: {}", s.why);
+        }
+        let refused = self.apply_learned(peer, changes);
+        for (item, why) in &refused {
+            tracing::warn!(peer = peer.0, %item, "route from a control node refused: {why}");
+        }
+        skipped.len() + refused.len()
     }
 
     /// Sweeps every route of a control node (its channel is gone and its routes'

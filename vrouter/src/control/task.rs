@@ -9,7 +9,8 @@
 //! applied whole or not at all.
 
 use super::Control;
-use control_client::{InterfaceSpec, RouteSpec};
+use control_client::xmpp::RouteUpdate;
+use control_client::{InterfaceSpec, PeerId, RouteSpec};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use ipnet::IpNet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,6 +45,13 @@ pub enum Change {
         /// VNI.
         vni: u32,
     },
+    /// A control node's route message (applied as one publication).
+    RouteUpdate {
+        /// Which control node.
+        peer: PeerId,
+        /// Its routes for one VRF and family.
+        update: RouteUpdate,
+    },
 }
 
 impl Change {
@@ -65,6 +73,8 @@ pub type ChangeResult = Result<serde_json::Value, ApiError>;
 
 enum Message {
     Change(Change, oneshot::Sender<ChangeResult>),
+    /// A change nobody waits for (from a control node's channel).
+    Posted(Change),
     Shutdown,
 }
 
@@ -104,6 +114,18 @@ impl ControlHandle {
                 ErrorCode::Busy,
                 format!("{QUEUE_DEPTH} changes are waiting already; retry"),
             )),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(ApiError::new(ErrorCode::Unavailable, "the vrouter is shutting down"))
+            }
+        }
+    }
+
+    /// Queues `change` with nobody waiting for its answer (a control node's routes:
+    /// applied in order; what is refused is logged).
+    pub fn post(&self, change: Change) -> Result<(), ApiError> {
+        match self.tx.try_send(Message::Posted(change)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(ApiError::new(ErrorCode::Busy, "the control task's queue is full")),
             Err(TrySendError::Disconnected(_)) => {
                 Err(ApiError::new(ErrorCode::Unavailable, "the vrouter is shutting down"))
             }
@@ -172,6 +194,12 @@ fn run(mut control: Control, rx: &Receiver<Message>, refresh: Duration, stats: &
                 stats.done.fetch_add(1, Ordering::Relaxed);
                 let _ = reply.send(result);
             }
+            Ok(Message::Posted(change)) => {
+                if let Err(e) = apply(&mut control, change) {
+                    tracing::warn!("change from a control node refused: {}", e.message);
+                }
+                stats.done.fetch_add(1, Ordering::Relaxed);
+            }
             Err(RecvTimeoutError::Timeout) => {
                 control.detach_vanished_ports();
                 control.refresh_neighbors();
@@ -209,6 +237,10 @@ fn apply(control: &mut Control, change: Change) -> ChangeResult {
         Change::SetVrfVni { vrf, vni } => {
             control.set_vrf_vni(&vrf, vni)?;
             serde_json::Value::Null
+        }
+        Change::RouteUpdate { peer, update } => {
+            let refused = control.apply_route_update(peer, &update);
+            serde_json::Value::from(refused)
         }
     };
     Ok(value)

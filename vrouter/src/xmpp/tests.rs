@@ -1,0 +1,179 @@
+//! A channel against a control node played by the test over loopback TCP: it opens
+//! the stream, subscribes the pod's VRF and publishes the pod's route, applies the
+//! route the control node sends, keeps it when the connection drops, and comes back.
+
+use super::*;
+use crate::control::task::spawn;
+use crate::control::{Control, ControlSetup, Ports};
+use crate::store::StateStore;
+use control_client::xmpp::{Element, Frame, Framer};
+use control_client::{DesiredState, InterfaceSpec, SnapshotBuilder};
+use nexthop::{FabricInfo, MacAddr, NextHop, Vif, VrfId};
+use tokio::net::TcpListener;
+
+#[derive(Debug)]
+struct AnyPorts;
+
+impl Ports for AnyPorts {
+    fn add_port(&mut self, _vif: Vif, _ifname: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn remove_port(&mut self, _vif: Vif) {}
+    fn shutdown(&mut self) {}
+}
+
+/// Reads frames from `stream` until one satisfies `want` (bounded in time).
+async fn read_until(stream: &mut TcpStream, framer: &mut Framer, want: impl Fn(&Frame) -> bool) -> Vec<Frame> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        while let Some(frame) = framer.next_frame().expect("the vrouter frames well") {
+            let done = want(&frame);
+            seen.push(frame);
+            if done {
+                return seen;
+            }
+        }
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("timed out; seen {seen:?}"))
+            .unwrap();
+        assert!(n > 0, "the vrouter closed the connection; seen {seen:?}");
+        framer.push(&buf[..n]);
+    }
+}
+
+fn stanza_has(frame: &Frame, needle: &str) -> bool {
+    matches!(frame, Frame::Stanza(s) if s.contains(needle))
+}
+
+const CN_OPEN: &str = r#"<stream:stream from="network-control@contrailsystems.com" to="node-1" id="++1" version="1.0" xml:lang="en" xmlns="" xmlns:stream="http://etherx.jabber.org/streams" >"#;
+
+const ROUTE: &str = r#"<message from="network-control@contrailsystems.com" to="node-1/bgp-peer"><event xmlns="http://jabber.org/protocol/pubsub"><items node="1/1/red"><item id="198.19.0.0/24"><entry><nlri><af>1</af><safi>1</safi><address>198.19.0.0/24</address></nlri><next-hops><next-hop><af>1</af><address>198.18.0.2</address><label>20</label><tunnel-encapsulation-list><tunnel-encapsulation>udp</tunnel-encapsulation></tunnel-encapsulation-list></next-hop></next-hops></entry></item></items></event></message>"#;
+
+#[test]
+fn a_channel_tells_learns_keeps_routes_headless_and_reconnects() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = DesiredState::new(16);
+    model.set_fabric("fabric0");
+    model.set_fabric_info(FabricInfo {
+        ip: Some([198, 18, 0, 1].into()),
+        mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        mtu: 1500,
+    });
+    let mut builder = SnapshotBuilder::new(1);
+    let mac = MacAddr([0, 0, 0x5e, 0, 1, 0]);
+    let publisher = SnapshotPublisher::new(builder.build(&model, mac));
+    let mut control = Control::new(ControlSetup {
+        model,
+        builder,
+        router_mac: mac,
+        publisher: publisher.clone(),
+        ports: Box::new(AnyPorts),
+        store: StateStore::open(dir.path()).unwrap(),
+        max_routes: 100,
+    });
+    let pod = InterfaceSpec {
+        name: "p".into(),
+        vrf: "red".into(),
+        mac: MacAddr([2, 0, 0, 0, 0, 2]),
+        ipv4: Some([198, 18, 1, 2].into()),
+        mtu: Some(1500),
+        ..InterfaceSpec::default()
+    };
+    control.add_interface(pod).unwrap();
+    let task = spawn(control, Duration::from_secs(60), Arc::new(AtomicBool::new(false))).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let setup = ChannelSetup {
+            peer: PeerId(0),
+            server: listener.local_addr().unwrap(),
+            host: "node-1".into(),
+            hold_time: Duration::from_secs(9),
+            fabric_ip: [198, 18, 0, 1].into(),
+            encaps: vec![Encap::MplsOverUdp, Encap::MplsOverGre],
+        };
+        let stats = Arc::new(ChannelStats::default());
+        let (stop, shutdown) = watch::channel(false);
+        let channel = tokio::spawn(run(
+            setup,
+            publisher.clone(),
+            task.handle(),
+            Arc::clone(&stats),
+            shutdown,
+        ));
+        // The vrouter opens; the control node answers; the vrouter subscribes red
+        // with its instance id and publishes the pod's route, then associates it.
+        let (mut cn, _) = listener.accept().await.unwrap();
+        let mut framer = Framer::new(1 << 20);
+        read_until(
+            &mut cn,
+            &mut framer,
+            |f| matches!(f, Frame::StreamOpen(t) if t.contains("from=\"node-1\"")),
+        )
+        .await;
+        cn.write_all(CN_OPEN.as_bytes()).await.unwrap();
+        let told = read_until(&mut cn, &mut framer, |f| stanza_has(f, "<associate")).await;
+        assert!(
+            told.iter()
+                .any(|f| stanza_has(f, "<subscribe node=\"red\"><options><instance-id>1</instance-id>")),
+            "{told:?}"
+        );
+        let publish = told.iter().find(|f| stanza_has(f, "<publish")).expect("a publish");
+        let Frame::Stanza(publish) = publish else {
+            unreachable!()
+        };
+        let entry = Element::parse(publish).unwrap();
+        let nh = entry
+            .child("pubsub")
+            .and_then(|p| p.child("publish"))
+            .and_then(|p| p.child("item"));
+        let nh = nh
+            .and_then(|i| i.child("entry"))
+            .and_then(|e| e.child("next-hops"))
+            .and_then(|n| n.child("next-hop"))
+            .unwrap();
+        assert_eq!(nh.child_text("address"), Some("198.18.0.1"));
+        assert!(publish.contains("<address>198.18.1.2/32</address>"));
+        // A route from the control node reaches the forwarding state.
+        cn.write_all(ROUTE.as_bytes()).await.unwrap();
+        let learned = || {
+            matches!(
+                publisher.load().route4(VrfId(1), [198, 19, 0, 7].into()),
+                Some(NextHop::Tunnel { label: 20, .. })
+            )
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !learned() {
+            assert!(Instant::now() < deadline, "the route never reached the snapshot");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(stats.up.load(Ordering::Relaxed));
+        // The control node goes away: the route stays (headless); the channel comes
+        // back (after the agent's 1 s back-off) and tells everything again.
+        drop(cn);
+        let (mut cn, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(learned(), "routes are kept while the control node is away");
+        let mut framer = Framer::new(1 << 20);
+        read_until(&mut cn, &mut framer, |f| matches!(f, Frame::StreamOpen(_))).await;
+        cn.write_all(CN_OPEN.as_bytes()).await.unwrap();
+        read_until(&mut cn, &mut framer, |f| stanza_has(f, "<subscribe node=\"red\"")).await;
+        assert_eq!(stats.established.load(Ordering::Relaxed), 2);
+        // Shutting down closes the stream.
+        stop.send(true).unwrap();
+        read_until(&mut cn, &mut framer, |f| *f == Frame::StreamClose).await;
+        tokio::time::timeout(Duration::from_secs(10), channel)
+            .await
+            .unwrap()
+            .unwrap();
+    });
+    task.shutdown();
+}
