@@ -240,6 +240,10 @@ pub struct DesiredState {
     /// Routes learned from control nodes, per VRF and prefix: each node's path.
     #[serde(skip)]
     learned: BTreeMap<(String, IpNet), learned::Paths>,
+    /// Per control node, the routes it taught before its channel came back and has
+    /// not sent again since (graceful restart: swept at its end-of-RIB).
+    #[serde(skip)]
+    stale: BTreeMap<learned::PeerId, std::collections::BTreeSet<(String, IpNet)>>,
     /// Routes per VRF (a VRF with routes stays).
     routes_per_vrf: BTreeMap<String, usize>,
     vrf_ids: BTreeMap<String, VrfId>,

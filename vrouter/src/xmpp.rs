@@ -4,8 +4,9 @@
 //! `TELL_EVERY`), and hands each route message it receives to the control task,
 //! which applies it as one publication. A lost channel is reconnected with the
 //! agent's back-off. The routes a control node taught stay while its channel is down
-//! (the data plane keeps forwarding, headless); they are replaced as the control
-//! node sends them again.
+//! (the data plane keeps forwarding, headless); when it comes back they are stale
+//! until sent again, and what it has not sent again by its end-of-RIB (or within the
+//! hold time, if it sends none) is swept (graceful restart).
 
 use crate::control::task::{Change, ControlHandle};
 use control_client::xmpp::agent::{Advertised, Speaker};
@@ -116,6 +117,8 @@ async fn serve(
     let mut session = Session::new(config, Instant::now());
     let mut speaker = Speaker::new(&setup.host, setup.fabric_ip, &setup.encaps);
     let mut came_up = false;
+    // Graceful restart: when the control node's end-of-RIB is due at the latest.
+    let mut end_of_rib: Option<Instant> = None;
     let mut buf = vec![0u8; 64 * 1024];
     let mut tell = tokio::time::interval(TELL_EVERY);
     loop {
@@ -151,6 +154,11 @@ async fn serve(
                     }
                 }
             }
+            _ = until(end_of_rib) => {
+                tracing::info!(peer = setup.peer.0, "control node sent no end-of-RIB within the hold time: taken as synced");
+                end_of_rib = None;
+                post(control, setup.peer, Change::PeerSynced(setup.peer));
+            }
             _ = shutdown.changed() => session.close(Instant::now()),
         }
         while let Some(event) = session.poll_event() {
@@ -160,6 +168,9 @@ async fn serve(
                     stats.up.store(true, Ordering::Relaxed);
                     stats.established.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(peer = setup.peer.0, server = %setup.server, "control node channel up");
+                    // What it taught before is stale until it sends it again.
+                    post(control, setup.peer, Change::PeerUp(setup.peer));
+                    end_of_rib = Some(Instant::now() + setup.hold_time);
                     speaker.reset();
                     for stanza in speaker.update(&Advertised::of(&publisher.load())) {
                         session.send(&stanza, Instant::now());
@@ -171,12 +182,13 @@ async fn serve(
                         peer: setup.peer,
                         update,
                     };
-                    if let Err(e) = control.post(change) {
-                        tracing::warn!(peer = setup.peer.0, "route message not applied: {}", e.message);
-                    }
+                    post(control, setup.peer, change);
                 }
                 Event::Received(Incoming::EndOfRib) => {
                     tracing::info!(peer = setup.peer.0, "control node: end of its initial routes");
+                    if end_of_rib.take().is_some() {
+                        post(control, setup.peer, Change::PeerSynced(setup.peer));
+                    }
                 }
                 Event::Received(_) => {}
                 Event::Unusable(why) => {
@@ -188,6 +200,22 @@ async fn serve(
                 }
             }
         }
+    }
+}
+
+/// Hands a change to the control task; a full queue is logged (the change is lost:
+/// the control node's next full sync repairs it).
+fn post(control: &ControlHandle, peer: PeerId, change: Change) {
+    if let Err(e) = control.post(change) {
+        tracing::warn!(peer = peer.0, "change from the control node not applied: {}", e.message);
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
     }
 }
 

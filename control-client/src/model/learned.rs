@@ -31,8 +31,33 @@ impl DesiredState {
         }
         self.validate_target(&route.vrf, &route.target, 0)?;
         let key = (route.vrf.clone(), route.prefix);
+        if let Some(stale) = self.stale.get_mut(&peer) {
+            stale.remove(&key);
+        }
         self.learned.entry(key).or_default().insert(peer, route);
         Ok(())
+    }
+
+    /// Marks every route `peer` taught as stale: its channel came back, and what it
+    /// does not send again before its end-of-RIB is swept then
+    /// ([`DesiredState::sweep_stale`]). Meanwhile the routes keep forwarding.
+    pub fn mark_stale(&mut self, peer: PeerId) {
+        let keys = self
+            .learned
+            .iter()
+            .filter(|(_, paths)| paths.contains_key(&peer))
+            .map(|(key, _)| key.clone())
+            .collect();
+        self.stale.insert(peer, keys);
+    }
+
+    /// Removes `peer`'s paths it did not send again since [`DesiredState::mark_stale`];
+    /// returns the VRF and prefix of each.
+    pub fn sweep_stale(&mut self, peer: PeerId) -> Vec<(String, IpNet)> {
+        let keys: Vec<(String, IpNet)> = self.stale.remove(&peer).unwrap_or_default().into_iter().collect();
+        keys.into_iter()
+            .filter(|(vrf, prefix)| self.forget_route(peer, vrf, *prefix))
+            .collect()
     }
 
     /// Removes `peer`'s path for a route; true if it had one.
@@ -42,6 +67,9 @@ impl DesiredState {
             return false;
         };
         let had = paths.remove(&peer).is_some();
+        if let Some(stale) = self.stale.get_mut(&peer) {
+            stale.remove(&key);
+        }
         if paths.is_empty() {
             self.learned.remove(&key);
         }
@@ -51,6 +79,7 @@ impl DesiredState {
     /// Removes every path of `peer` (its channel is gone and its routes are swept);
     /// returns the VRF and prefix of each route that lost a path.
     pub fn forget_peer(&mut self, peer: PeerId) -> Vec<(String, IpNet)> {
+        self.stale.remove(&peer);
         let mut touched = Vec::new();
         self.learned.retain(|key, paths| {
             if paths.remove(&peer).is_some() {

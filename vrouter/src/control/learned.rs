@@ -62,6 +62,26 @@ impl Control {
         skipped.len() + refused.len()
     }
 
+    /// A control node's channel came (back) up: its routes are stale until it sends
+    /// them again; they keep forwarding meanwhile.
+    pub fn peer_up(&mut self, peer: PeerId) {
+        self.model.mark_stale(peer);
+    }
+
+    /// A control node sent its end-of-RIB (or its time for one ran out): the routes
+    /// it did not send again are swept, in one publication.
+    pub fn peer_synced(&mut self, peer: PeerId) {
+        let touched = self.model.sweep_stale(peer);
+        if !touched.is_empty() {
+            tracing::info!(
+                peer = peer.0,
+                swept = touched.len(),
+                "stale routes of a control node swept"
+            );
+            self.publish_routes(&touched);
+        }
+    }
+
     /// Sweeps every route of a control node (its channel is gone and its routes'
     /// grace time is over), in one publication.
     pub fn forget_peer(&mut self, peer: PeerId) {
@@ -186,6 +206,33 @@ mod tests {
         assert!(!std::fs::read_to_string(dir.path().join("routes.journal"))
             .unwrap_or_default()
             .contains("198.19"));
+    }
+
+    #[test]
+    fn a_control_node_coming_back_keeps_its_routes_until_its_end_of_rib_sweeps_the_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut control, publisher) = control(dir.path(), 100);
+        assert!(control.apply_learned(PeerId(0), message()).is_empty());
+        control.peer_up(PeerId(0));
+        assert!(
+            matches!(red_route(&publisher, [198, 19, 0, 9]), Some(NextHop::Tunnel { .. })),
+            "stale still forwards"
+        );
+        // It sends one of its two routes again, then its end-of-RIB.
+        let again: Vec<LearnedChange> = message().into_iter().take(1).collect();
+        assert!(control.apply_learned(PeerId(0), again).is_empty());
+        control.peer_synced(PeerId(0));
+        assert!(matches!(
+            red_route(&publisher, [198, 19, 0, 9]),
+            Some(NextHop::Tunnel { .. })
+        ));
+        assert_eq!(red_route(&publisher, [198, 19, 1, 9]), None, "not sent again: swept");
+        // A second end-of-RIB sweeps nothing more.
+        control.peer_synced(PeerId(0));
+        assert!(matches!(
+            red_route(&publisher, [198, 19, 0, 9]),
+            Some(NextHop::Tunnel { .. })
+        ));
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub enum Change {
         /// VNI.
         vni: u32,
     },
+    /// A control node's channel came (back) up: its routes are stale until sent again.
+    PeerUp(PeerId),
+    /// A control node's initial routes are all sent: its stale routes are swept.
+    PeerSynced(PeerId),
     /// A control node's route message (applied as one publication).
     RouteUpdate {
         /// Which control node.
@@ -236,6 +240,14 @@ fn apply(control: &mut Control, change: Change) -> ChangeResult {
         }
         Change::SetVrfVni { vrf, vni } => {
             control.set_vrf_vni(&vrf, vni)?;
+            serde_json::Value::Null
+        }
+        Change::PeerUp(peer) => {
+            control.peer_up(peer);
+            serde_json::Value::Null
+        }
+        Change::PeerSynced(peer) => {
+            control.peer_synced(peer);
             serde_json::Value::Null
         }
         Change::RouteUpdate { peer, update } => {

@@ -52,6 +52,8 @@ const CN_OPEN: &str = r#"<stream:stream from="network-control@contrailsystems.co
 
 const ROUTE: &str = r#"<message from="network-control@contrailsystems.com" to="node-1/bgp-peer"><event xmlns="http://jabber.org/protocol/pubsub"><items node="1/1/red"><item id="198.19.0.0/24"><entry><nlri><af>1</af><safi>1</safi><address>198.19.0.0/24</address></nlri><next-hops><next-hop><af>1</af><address>198.18.0.2</address><label>20</label><tunnel-encapsulation-list><tunnel-encapsulation>udp</tunnel-encapsulation></tunnel-encapsulation-list></next-hop></next-hops></entry></item></items></event></message>"#;
 
+const END_OF_RIB: &str = r#"<message from="network-control@contrailsystems.com" to="node-1/bgp-peer"><event xmlns="http://jabber.org/protocol/pubsub"><items node="0/0/EndOfRib"></items></event></message>"#;
+
 #[test]
 fn a_channel_tells_learns_keeps_routes_headless_and_reconnects() {
     let dir = tempfile::tempdir().unwrap();
@@ -167,6 +169,23 @@ fn a_channel_tells_learns_keeps_routes_headless_and_reconnects() {
         cn.write_all(CN_OPEN.as_bytes()).await.unwrap();
         read_until(&mut cn, &mut framer, |f| stanza_has(f, "<subscribe node=\"red\"")).await;
         assert_eq!(stats.established.load(Ordering::Relaxed), 2);
+        // Graceful restart: the node sends another route and its end-of-RIB; the old
+        // route forwarded until then, and is swept now.
+        assert!(learned(), "no forwarding gap while the node re-syncs");
+        cn.write_all(ROUTE.replace("198.19.0.0", "198.19.1.0").as_bytes())
+            .await
+            .unwrap();
+        cn.write_all(END_OF_RIB.as_bytes()).await.unwrap();
+        let resynced = || {
+            let snap = publisher.load();
+            snap.route4(VrfId(1), [198, 19, 1, 7].into()).is_some()
+                && snap.route4(VrfId(1), [198, 19, 0, 7].into()).is_none()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !resynced() {
+            assert!(Instant::now() < deadline, "the stale route was never swept");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         // Shutting down closes the stream.
         stop.send(true).unwrap();
         read_until(&mut cn, &mut framer, |f| *f == Frame::StreamClose).await;
