@@ -24,5 +24,5 @@ pub use error::{ApiError, ErrorCode};
 pub use request::{FlowFilter, Request, RouteCursor, DEFAULT_FLOW_LIMIT, MAX_FLOWS_PER_ANSWER, MAX_ROUTES_PER_ANSWER};
 pub use views::{
     AttachedView, DropStatsView, FlowStatsView, FlowView, InterfaceView, NextHopView, RouteView, StatusView,
-    TunnelTotals, VifTotals, WorkerView,
+    TunnelTotals, VifTotals, WorkerView, XmppChannelView,
 };

@@ -80,6 +80,8 @@ pub enum Request {
     Vxlan,
     /// Traffic per remote node.
     Tunnels,
+    /// The channels to control nodes, with their recent stanzas (`xmpp`).
+    Xmpp,
 }
 
 /// Flows listed when a request gives no limit.

@@ -225,6 +225,32 @@ pub struct VifTotals {
     pub drops_by_reason: Vec<(String, u64)>,
 }
 
+/// One channel to a control node (`xmpp` view).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XmppChannelView {
+    /// The control node's place in `xmpp.servers`.
+    pub peer: u8,
+    /// Its address.
+    pub server: String,
+    /// Both streams are open.
+    pub up: bool,
+    /// Seconds since it came up (while up).
+    pub up_for_secs: Option<u64>,
+    /// Times it came up.
+    pub established: u64,
+    /// Route messages received.
+    pub route_messages: u64,
+    /// Stanzas that could not be used.
+    pub unusable: u64,
+    /// Hold time in seconds.
+    pub hold_time_secs: u64,
+    /// Why it last went down or failed to come up.
+    pub last_error: Option<String>,
+    /// The latest stanzas each way, oldest first: `>` sent, `<` received; each cut
+    /// at 1 KiB, at most 32.
+    pub trace: Vec<String>,
+}
+
 /// The traffic with one remote node, summed over workers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TunnelTotals {

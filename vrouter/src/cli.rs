@@ -71,6 +71,8 @@ pub enum Command {
     Mpls,
     /// Traffic per remote node (tunnel endpoint): packets and bytes each way.
     Tunnel,
+    /// The channels to control nodes: up or down, since when, counters, last error, and the latest stanzas.
+    Xmpp,
     /// VXLAN: the VNI table, or give a VRF its VNI.
     Vxlan {
         /// With --vrf and --vni: set; without: list.

@@ -124,12 +124,20 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     pin_control_thread(&cores.control);
     let aging = Aging::spawn(Arc::clone(&flows), config.flows.clone())?;
     tracing::info!(forwarding = ?cores.forwarding, control = ?cores.control, fabric = %config.fabric.interface, "vrouter started");
-    let views = Arc::new(Views::new(
-        publisher.clone(),
-        datapath.stats(),
-        Arc::clone(&flows),
-        cores.forwarding.clone(),
-    ));
+    let channels = xmpp_channels(&config)?;
+    let channel_stats: Vec<Arc<crate::xmpp::ChannelStats>> = channels
+        .iter()
+        .map(|c| Arc::new(crate::xmpp::ChannelStats::new(c)))
+        .collect();
+    let views = Arc::new(
+        Views::new(
+            publisher.clone(),
+            datapath.stats(),
+            Arc::clone(&flows),
+            cores.forwarding.clone(),
+        )
+        .with_channels(channel_stats.clone()),
+    );
     let control_publisher = publisher.clone();
     let control = Control::new(ControlSetup {
         model,
@@ -153,13 +161,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .build()
         .context("tokio runtime")?;
     let handle = task.handle();
-    let channels = xmpp_channels(&config)?;
     let served = runtime.block_on(async {
         let (stop_channels, channels_stop) = tokio::sync::watch::channel(false);
         let running: Vec<_> = channels
             .into_iter()
-            .map(|setup| {
-                let stats = Arc::new(crate::xmpp::ChannelStats::default());
+            .zip(channel_stats)
+            .map(|(setup, stats)| {
                 let run = crate::xmpp::run(
                     setup,
                     control_publisher.clone(),

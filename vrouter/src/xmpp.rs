@@ -13,13 +13,15 @@ use control_client::xmpp::agent::{Advertised, Speaker};
 use control_client::xmpp::{reconnect_delay, Event, Incoming, Session, SessionConfig, State};
 use control_client::{PeerId, SnapshotPublisher};
 use nexthop::encap::Encap;
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use vrouter_api::XmppChannelView;
 
 /// How often a channel compares the published snapshot with what it told.
 const TELL_EVERY: Duration = Duration::from_millis(100);
@@ -43,7 +45,7 @@ pub struct ChannelSetup {
     pub encaps: Vec<Encap>,
 }
 
-/// A channel's state, for the views and the tests.
+/// A channel's state, for the `xmpp` view and the tests.
 #[derive(Debug, Default)]
 pub struct ChannelStats {
     /// Both streams are open now.
@@ -54,6 +56,97 @@ pub struct ChannelStats {
     pub route_messages: AtomicU64,
     /// Stanzas that could not be used.
     pub unusable: AtomicU64,
+    info: Mutex<ChannelInfo>,
+}
+
+/// What the view shows besides the counters.
+#[derive(Debug, Default)]
+struct ChannelInfo {
+    peer: u8,
+    server: String,
+    hold_time: Duration,
+    up_since: Option<Instant>,
+    last_error: Option<String>,
+    trace: VecDeque<String>,
+}
+
+/// Stanzas the trace keeps, and bytes of each.
+const TRACE_ENTRIES: usize = 32;
+const TRACE_BYTES: usize = 1024;
+
+impl ChannelStats {
+    /// The state of the channel `setup` describes, before it runs.
+    pub fn new(setup: &ChannelSetup) -> Self {
+        let stats = Self::default();
+        if let Ok(mut info) = stats.info.lock() {
+            info.peer = setup.peer.0;
+            info.server = setup.server.to_string();
+            info.hold_time = setup.hold_time;
+        }
+        stats
+    }
+
+    fn with_info(&self, f: impl FnOnce(&mut ChannelInfo)) {
+        if let Ok(mut info) = self.info.lock() {
+            f(&mut info);
+        }
+    }
+
+    /// Keeps `line` in the bounded trace (`>` sent, `<` received).
+    fn trace(&self, direction: char, text: &str) {
+        let mut end = text.len().min(TRACE_BYTES);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let line = format!("{direction} {}", &text[..end]);
+        self.with_info(|info| {
+            if info.trace.len() == TRACE_ENTRIES {
+                info.trace.pop_front();
+            }
+            info.trace.push_back(line);
+        });
+    }
+
+    fn came_up(&self) {
+        self.up.store(true, Ordering::Relaxed);
+        self.established.fetch_add(1, Ordering::Relaxed);
+        self.with_info(|info| info.up_since = Some(Instant::now()));
+    }
+
+    fn went_down(&self, why: String) {
+        self.up.store(false, Ordering::Relaxed);
+        self.with_info(|info| {
+            info.up_since = None;
+            info.last_error = Some(why);
+        });
+    }
+
+    /// The `xmpp` view of this channel.
+    pub fn view(&self) -> XmppChannelView {
+        let info = self.info.lock().map(|i| {
+            (
+                i.peer,
+                i.server.clone(),
+                i.hold_time,
+                i.up_since,
+                i.last_error.clone(),
+                i.trace.iter().cloned().collect(),
+            )
+        });
+        let (peer, server, hold, up_since, last_error, trace) = info.unwrap_or_default();
+        XmppChannelView {
+            peer,
+            server,
+            up: self.up.load(Ordering::Relaxed),
+            up_for_secs: up_since.map(|t| t.elapsed().as_secs()),
+            established: self.established.load(Ordering::Relaxed),
+            route_messages: self.route_messages.load(Ordering::Relaxed),
+            unusable: self.unusable.load(Ordering::Relaxed),
+            hold_time_secs: hold.as_secs(),
+            last_error,
+            trace,
+        }
+    }
 }
 
 /// Runs the channel until `shutdown` turns true.
@@ -76,17 +169,19 @@ pub async fn run(
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
                 tracing::warn!(peer = setup.peer.0, server = %setup.server, "control node unreachable: {e}");
+                stats.went_down(format!("unreachable: {e}"));
                 failures = failures.saturating_add(1);
                 continue;
             }
             Err(_) => {
                 tracing::warn!(peer = setup.peer.0, server = %setup.server, "control node: connection timed out");
+                stats.went_down("connection timed out".into());
                 failures = failures.saturating_add(1);
                 continue;
             }
         };
-        let came_up = serve(&setup, stream, &publisher, &control, &stats, &mut shutdown).await;
-        stats.up.store(false, Ordering::Relaxed);
+        let (came_up, why) = serve(&setup, stream, &publisher, &control, &stats, &mut shutdown).await;
+        stats.went_down(why);
         // A channel that came up starts the back-off over; one that did not backs off.
         failures = if came_up { 1 } else { failures.saturating_add(1) };
     }
@@ -100,7 +195,7 @@ fn jitter() -> f64 {
     (h.finish() % 2001) as f64 / 1000.0 - 1.0
 }
 
-/// Runs one connection until it closes; true if it came up.
+/// Runs one connection until it closes: whether it came up, and why it ended.
 async fn serve(
     setup: &ChannelSetup,
     mut stream: TcpStream,
@@ -108,7 +203,7 @@ async fn serve(
     control: &ControlHandle,
     stats: &ChannelStats,
     shutdown: &mut watch::Receiver<bool>,
-) -> bool {
+) -> (bool, String) {
     let config = SessionConfig {
         host: setup.host.clone(),
         hold_time: setup.hold_time,
@@ -117,6 +212,7 @@ async fn serve(
     let mut session = Session::new(config, Instant::now());
     let mut speaker = Speaker::new(&setup.host, setup.fabric_ip, &setup.encaps);
     let mut came_up = false;
+    let mut closed_why: Option<String> = None;
     // Graceful restart: when the control node's end-of-RIB is due at the latest.
     let mut end_of_rib: Option<Instant> = None;
     let mut buf = vec![0u8; 64 * 1024];
@@ -127,12 +223,12 @@ async fn serve(
                 Ok(Ok(())) => {}
                 _ => {
                     tracing::warn!(peer = setup.peer.0, "control node: write failed or timed out");
-                    return came_up;
+                    return (came_up, "write failed or timed out".into());
                 }
             }
         }
         if session.state() == State::Closed {
-            return came_up;
+            return (came_up, closed_why.unwrap_or_else(|| "closed".into()));
         }
         let deadline = session
             .poll_timeout()
@@ -141,7 +237,7 @@ async fn serve(
             read = stream.read(&mut buf) => match read {
                 Ok(0) | Err(_) => {
                     tracing::warn!(peer = setup.peer.0, "control node closed the connection");
-                    return came_up;
+                    return (came_up, "the control node closed the connection".into());
                 }
                 Ok(n) => session.handle_input(&buf[..n], Instant::now()),
             },
@@ -150,6 +246,7 @@ async fn serve(
                 if session.state() == State::Established {
                     let now = Advertised::of(&publisher.load());
                     for stanza in speaker.update(&now) {
+                        stats.trace('>', &stanza);
                         session.send(&stanza, Instant::now());
                     }
                 }
@@ -165,19 +262,28 @@ async fn serve(
             match event {
                 Event::Established => {
                     came_up = true;
-                    stats.up.store(true, Ordering::Relaxed);
-                    stats.established.fetch_add(1, Ordering::Relaxed);
+                    stats.came_up();
+                    stats.trace('<', "stream open");
                     tracing::info!(peer = setup.peer.0, server = %setup.server, "control node channel up");
                     // What it taught before is stale until it sends it again.
                     post(control, setup.peer, Change::PeerUp(setup.peer));
                     end_of_rib = Some(Instant::now() + setup.hold_time);
                     speaker.reset();
                     for stanza in speaker.update(&Advertised::of(&publisher.load())) {
+                        stats.trace('>', &stanza);
                         session.send(&stanza, Instant::now());
                     }
                 }
                 Event::Received(Incoming::Routes(update)) => {
                     stats.route_messages.fetch_add(1, Ordering::Relaxed);
+                    let summary = format!(
+                        "routes {:?} {}: {} items, {} retracts",
+                        update.family,
+                        update.vrf,
+                        update.items.len(),
+                        update.retracts.len()
+                    );
+                    stats.trace('<', &summary);
                     let change = Change::RouteUpdate {
                         peer: setup.peer,
                         update,
@@ -186,6 +292,7 @@ async fn serve(
                 }
                 Event::Received(Incoming::EndOfRib) => {
                     tracing::info!(peer = setup.peer.0, "control node: end of its initial routes");
+                    stats.trace('<', "end-of-RIB");
                     if end_of_rib.take().is_some() {
                         post(control, setup.peer, Change::PeerSynced(setup.peer));
                     }
@@ -193,10 +300,12 @@ async fn serve(
                 Event::Received(_) => {}
                 Event::Unusable(why) => {
                     stats.unusable.fetch_add(1, Ordering::Relaxed);
+                    stats.trace('<', &format!("unusable: {why}"));
                     tracing::warn!(peer = setup.peer.0, "stanza from the control node skipped: {why}");
                 }
                 Event::Closed(reason) => {
                     tracing::warn!(peer = setup.peer.0, ?reason, "control node channel closed");
+                    closed_why = Some(format!("{reason:?}"));
                 }
             }
         }

@@ -237,6 +237,30 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
             }
             Ok(())
         }
+        Command::Xmpp => {
+            let channels: Vec<vrouter_api::XmppChannelView> = api.call(&Request::Xmpp)?;
+            print(json, &channels, |channels| {
+                if channels.is_empty() {
+                    println!("no control nodes configured ([xmpp] servers)");
+                }
+                for c in channels {
+                    let state = match c.up_for_secs {
+                        Some(s) if c.up => format!("up for {s} s"),
+                        _ => "down".to_string(),
+                    };
+                    println!(
+                        "control node {} {}: {state}, came up {} times, {} route messages, {} unusable, hold {} s",
+                        c.peer, c.server, c.established, c.route_messages, c.unusable, c.hold_time_secs
+                    );
+                    if let Some(e) = &c.last_error {
+                        println!("  last error: {e}");
+                    }
+                    for line in &c.trace {
+                        println!("  {line}");
+                    }
+                }
+            })
+        }
         Command::Tunnel => {
             let t: Vec<crate::stats::TunnelTotals> = api.call(&Request::Tunnels)?;
             print(json, &t, |t| {

@@ -28,6 +28,7 @@ pub struct Views {
     forwarding_cores: Vec<usize>,
     flow_rate: Mutex<(Instant, u64, f64)>,
     ready: Arc<AtomicBool>,
+    channels: Vec<Arc<crate::xmpp::ChannelStats>>,
 }
 
 impl Views {
@@ -45,7 +46,14 @@ impl Views {
             forwarding_cores,
             flow_rate: Mutex::new((Instant::now(), 0, 0.0)),
             ready: Arc::new(AtomicBool::new(false)),
+            channels: Vec::new(),
         }
+    }
+
+    /// These views with the state of the channels to control nodes.
+    pub fn with_channels(mut self, channels: Vec<Arc<crate::xmpp::ChannelStats>>) -> Self {
+        self.channels = channels;
+        self
     }
 
     /// The flag the control task sets once the state directory is restored.
@@ -73,6 +81,7 @@ impl Views {
             Request::Mpls => serde_json::to_value(self.mpls()),
             Request::Vxlan => serde_json::to_value(self.vxlan()),
             Request::Tunnels => serde_json::to_value(self.tunnels()),
+            Request::Xmpp => serde_json::to_value(self.channels.iter().map(|c| c.view()).collect::<Vec<_>>()),
             other => {
                 return Err(ApiError::new(
                     ErrorCode::Internal,

@@ -100,7 +100,7 @@ fn a_channel_tells_learns_keeps_routes_headless_and_reconnects() {
             fabric_ip: [198, 18, 0, 1].into(),
             encaps: vec![Encap::MplsOverUdp, Encap::MplsOverGre],
         };
-        let stats = Arc::new(ChannelStats::default());
+        let stats = Arc::new(ChannelStats::new(&setup));
         let (stop, shutdown) = watch::channel(false);
         let channel = tokio::spawn(run(
             setup,
@@ -156,6 +156,21 @@ fn a_channel_tells_learns_keeps_routes_headless_and_reconnects() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(stats.up.load(Ordering::Relaxed));
+        let view = stats.view();
+        assert!(
+            view.up && view.route_messages == 1 && view.up_for_secs.is_some(),
+            "{view:?}"
+        );
+        assert!(
+            view.trace
+                .iter()
+                .any(|l| l.starts_with("> <iq type=\"set\"") && l.contains("<publish")),
+            "{view:?}"
+        );
+        assert!(
+            view.trace.iter().any(|l| l == "< routes Inet red: 1 items, 0 retracts"),
+            "{view:?}"
+        );
         // The control node goes away: the route stays (headless); the channel comes
         // back (after the agent's 1 s back-off) and tells everything again.
         drop(cn);
@@ -169,6 +184,11 @@ fn a_channel_tells_learns_keeps_routes_headless_and_reconnects() {
         cn.write_all(CN_OPEN.as_bytes()).await.unwrap();
         read_until(&mut cn, &mut framer, |f| stanza_has(f, "<subscribe node=\"red\"")).await;
         assert_eq!(stats.established.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            stats.view().last_error.as_deref(),
+            Some("the control node closed the connection"),
+            "why it went down last"
+        );
         // Graceful restart: the node sends another route and its end-of-RIB; the old
         // route forwarded until then, and is swept now.
         assert!(learned(), "no forwarding gap while the node re-syncs");
