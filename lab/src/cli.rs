@@ -45,6 +45,15 @@ enum Command {
     /// Side-by-side forwarding benchmark: generator -> device under test -> counting
     /// sink, for this vrouter, the Linux kernel, Open vSwitch and a minimal forwarder.
     Bench(crate::bench::BenchOptions),
+    /// A control-node peer for the lab and tests: speaks the control node's side of
+    /// XMPP and reflects routes between the vrouters connected to it (in production
+    /// the vrouter peers with Tungsten Fabric / OpenSDN control nodes). Runs until
+    /// SIGINT or SIGTERM.
+    ControlNode {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:5269")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 /// The vrouter binary: `--vrouter`, else `vrouter` beside this program.
@@ -60,6 +69,25 @@ fn vrouter_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         me.display()
     );
     Ok(beside)
+}
+
+/// Runs the control-node peer on `listen` until SIGINT or SIGTERM.
+fn control_node(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        println!("control-node peer listening on {}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            let _ = stop.send(true);
+        });
+        crate::control_node::serve(listener, stopped).await
+    })
 }
 
 /// Parses the command line and runs the command.
@@ -78,6 +106,7 @@ pub fn main_entry() -> std::process::ExitCode {
             crate::gen::sink(&interface, xdp_mode, seconds, expect, || {}).map(|r| println!("{}", serde_json::json!(r)))
         }
         Command::Bench(options) => crate::bench::run(&vrouter_binary(cli.vrouter)?, &options),
+        Command::ControlNode { listen } => control_node(listen),
     })();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod control_node;
 pub mod gen;
 pub mod minfwd;
 pub mod netns;

@@ -11,6 +11,7 @@ pub mod agent;
 mod element;
 mod framer;
 pub mod messages;
+pub mod reflector;
 pub mod routes;
 mod session;
 

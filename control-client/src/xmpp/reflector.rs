@@ -1,0 +1,311 @@
+//! The control node's side of the protocol, for the lab and the tests: it reflects
+//! routes between the vrouters connected to it, as a control node's route reflection
+//! does. In production the vrouter peers with Tungsten Fabric / OpenSDN control
+//! nodes; this is not one (no configuration, no BGP, no policy).
+//!
+//! Pure: [`Reflector::handle`] takes a stanza from a vrouter and returns the
+//! messages to send to each vrouter. What one vrouter publishes and associates into
+//! a VRF goes to every other vrouter subscribed to that VRF; the same prefix from
+//! several vrouters goes out as one item with each one's next hop (ECMP).
+
+use super::element::Element;
+use super::messages::CONTROL_NODE;
+use quick_xml::escape::escape;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A connected vrouter, numbered by the caller.
+pub type AgentId = u64;
+
+/// The reflector's state; see the module doc.
+#[derive(Debug, Default)]
+pub struct Reflector {
+    /// Each vrouter's name and subscriptions.
+    agents: BTreeMap<AgentId, Agent>,
+    /// Per VRF and item: each vrouter's entry.
+    routes: BTreeMap<String, BTreeMap<ItemKey, Entries>>,
+    /// Entries published and not yet associated, by vrouter and node.
+    pending: BTreeMap<(AgentId, String), Element>,
+    /// What each vrouter was sent an item for (so that it gets a retract when the
+    /// last other path goes, and no retract for a route it never heard of).
+    sent: BTreeSet<(AgentId, String, (String, String))>,
+}
+
+#[derive(Debug, Default)]
+struct Agent {
+    host: String,
+    subscribed: BTreeSet<String>,
+}
+
+/// An item of a VRF: the `AFI/SAFI` of its node and its prefix.
+type ItemKey = (String, String);
+
+/// Each vrouter's entry for one item.
+type Entries = BTreeMap<AgentId, Element>;
+
+/// A message for one vrouter.
+pub type Outgoing = (AgentId, String);
+
+impl Reflector {
+    /// A vrouter connected (its stream is open) under `host`.
+    pub fn connect(&mut self, agent: AgentId, host: &str) {
+        self.agents.insert(
+            agent,
+            Agent {
+                host: host.to_string(),
+                ..Agent::default()
+            },
+        );
+    }
+
+    /// A vrouter went away: its routes are withdrawn from the others.
+    pub fn disconnect(&mut self, agent: AgentId) -> Vec<Outgoing> {
+        self.agents.remove(&agent);
+        self.sent.retain(|(a, ..)| *a != agent);
+        self.pending.retain(|(a, _), _| *a != agent);
+        let mut out = Vec::new();
+        let keys: Vec<(String, (String, String))> = self
+            .routes
+            .iter()
+            .flat_map(|(vrf, items)| {
+                items
+                    .iter()
+                    .filter(|(_, by)| by.contains_key(&agent))
+                    .map(move |(k, _)| (vrf.clone(), k.clone()))
+            })
+            .collect();
+        for (vrf, key) in keys {
+            if let Some(by) = self.routes.get_mut(&vrf).and_then(|items| items.get_mut(&key)) {
+                by.remove(&agent);
+            }
+            out.extend(self.announce(&vrf, &key, None));
+        }
+        out
+    }
+
+    /// What a stanza from `agent` makes the reflector send.
+    pub fn handle(&mut self, agent: AgentId, stanza: &Element) -> Vec<Outgoing> {
+        let Some(pubsub) = stanza.child("pubsub") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for op in &pubsub.children {
+            match op.name.as_str() {
+                "subscribe" => {
+                    if let Some(vrf) = op.attr("node") {
+                        out.extend(self.subscribe(agent, vrf));
+                    }
+                }
+                "unsubscribe" => {
+                    if let (Some(vrf), Some(a)) = (op.attr("node"), self.agents.get_mut(&agent)) {
+                        a.subscribed.remove(vrf);
+                    }
+                }
+                "publish" => {
+                    let entry = op.child("item").and_then(|i| i.child("entry"));
+                    if let (Some(node), Some(entry)) = (op.attr("node"), entry) {
+                        self.pending.insert((agent, node.to_string()), entry.clone());
+                    }
+                }
+                "collection" => {
+                    let Some(vrf) = op.attr("node") else { continue };
+                    for change in &op.children {
+                        let Some((family, prefix)) = change.attr("node").and_then(split_node) else {
+                            continue;
+                        };
+                        let key = (family, prefix);
+                        let node = change.attr("node").unwrap_or_default().to_string();
+                        let items = self.routes.entry(vrf.to_string()).or_default();
+                        match change.name.as_str() {
+                            "associate" => {
+                                if let Some(entry) = self.pending.remove(&(agent, node)) {
+                                    items.entry(key.clone()).or_default().insert(agent, entry);
+                                }
+                            }
+                            "dissociate" => {
+                                if let Some(by) = items.get_mut(&key) {
+                                    by.remove(&agent);
+                                }
+                            }
+                            _ => continue,
+                        }
+                        out.extend(self.announce(vrf, &key, None));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// A subscription: everything the VRF holds from other vrouters, then the
+    /// end-of-RIB marker.
+    fn subscribe(&mut self, agent: AgentId, vrf: &str) -> Vec<Outgoing> {
+        let Some(a) = self.agents.get_mut(&agent) else {
+            return Vec::new();
+        };
+        a.subscribed.insert(vrf.to_string());
+        let keys: Vec<(String, String)> = self
+            .routes
+            .get(vrf)
+            .map(|i| i.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut out: Vec<Outgoing> = keys.iter().flat_map(|k| self.announce(vrf, k, Some(agent))).collect();
+        out.push((agent, self.message(agent, "<items node=\"0/0/EndOfRib\"></items>")));
+        out
+    }
+
+    /// The current state of one route to every subscriber of `vrf` (or to `only`):
+    /// an item with every other vrouter's next hops, or a retract when none is left
+    /// for a vrouter that was sent the route.
+    fn announce(&mut self, vrf: &str, key: &(String, String), only: Option<AgentId>) -> Vec<Outgoing> {
+        let by = self.routes.get(vrf).and_then(|items| items.get(key));
+        let (family, prefix) = key;
+        let mut out = Vec::new();
+        let mut now_sent = Vec::new();
+        let mut retracted = Vec::new();
+        for (id, agent) in &self.agents {
+            if !agent.subscribed.contains(vrf) || only.is_some_and(|o| o != *id) {
+                continue;
+            }
+            let others: Vec<&Element> = by
+                .map(|b| b.iter().filter(|(a, _)| *a != id).map(|(_, e)| e).collect())
+                .unwrap_or_default();
+            let mark = (*id, vrf.to_string(), key.clone());
+            let items = match merged(&others) {
+                Some(entry) => {
+                    now_sent.push(mark);
+                    format!(
+                        "<items node=\"{family}/{}\"><item id=\"{}\">{}</item></items>",
+                        escape(vrf),
+                        escape(prefix.as_str()),
+                        entry.to_xml()
+                    )
+                }
+                None if self.sent.contains(&mark) => {
+                    retracted.push(mark);
+                    format!(
+                        "<items node=\"{family}/{}\"><retract id=\"{}\" /></items>",
+                        escape(vrf),
+                        escape(prefix.as_str())
+                    )
+                }
+                None => continue,
+            };
+            out.push((*id, self.message(*id, &items)));
+        }
+        self.sent.extend(now_sent);
+        for mark in retracted {
+            self.sent.remove(&mark);
+        }
+        out
+    }
+
+    fn message(&self, to: AgentId, items: &str) -> String {
+        let host = self.agents.get(&to).map(|a| a.host.as_str()).unwrap_or_default();
+        format!(
+            "<message from=\"{CONTROL_NODE}\" to=\"{}/bgp-peer\"><event xmlns=\"http://jabber.org/protocol/pubsub\">{items}</event></message>",
+            escape(host)
+        )
+    }
+}
+
+/// One entry with the next hops of all of `entries` (ECMP across vrouters).
+fn merged(entries: &[&Element]) -> Option<Element> {
+    let (first, rest) = entries.split_first()?;
+    let mut entry = (*first).clone();
+    let Some(hops) = entry.children.iter_mut().find(|c| c.name == "next-hops") else {
+        return Some(entry);
+    };
+    for other in rest {
+        if let Some(more) = other.child("next-hops") {
+            hops.children.extend(more.children.iter().cloned());
+        }
+    }
+    Some(entry)
+}
+
+/// A publish node `AFI/SAFI/VRF/ADDR/PLEN` as (`AFI/SAFI`, `ADDR/PLEN`).
+fn split_node(node: &str) -> Option<(String, String)> {
+    let mut from_end = node.rsplitn(3, '/');
+    let (plen, addr, rest) = (from_end.next()?, from_end.next()?, from_end.next()?);
+    let mut parts = rest.splitn(3, '/');
+    let (afi, safi) = (parts.next()?, parts.next()?);
+    Some((format!("{afi}/{safi}"), format!("{addr}/{plen}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xmpp::agent::{Advertised, LocalRoute, Speaker};
+    use crate::xmpp::{Family, Incoming};
+    use nexthop::encap::Encap;
+
+    fn advertise(routes: &[(&str, &str, u32)]) -> Advertised {
+        let mut a = Advertised::default();
+        for (vrf, prefix, label) in routes {
+            a.vrfs.insert((*vrf).to_string(), 1);
+            a.routes.insert(LocalRoute {
+                vrf: (*vrf).to_string(),
+                prefix: prefix.parse().unwrap(),
+                label: *label,
+            });
+        }
+        a
+    }
+
+    /// Feeds what a speaker says to the reflector; returns what `to` receives, decoded.
+    fn say(r: &mut Reflector, agent: AgentId, stanzas: Vec<String>, to: AgentId) -> Vec<Incoming> {
+        stanzas
+            .iter()
+            .flat_map(|s| r.handle(agent, &Element::parse(s).unwrap()))
+            .filter(|(a, _)| *a == to)
+            .map(|(_, m)| Incoming::decode(&Element::parse(&m).unwrap()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn routes_go_to_the_other_vrouters_merge_into_ecmp_and_are_withdrawn() {
+        let mut r = Reflector::default();
+        let (a, b, c) = (1, 2, 3);
+        r.connect(a, "node-a");
+        r.connect(b, "node-b");
+        r.connect(c, "node-c");
+        let mut sa = Speaker::new("node-a", [198, 18, 0, 1].into(), &[Encap::MplsOverUdp]);
+        let mut sb = Speaker::new("node-b", [198, 18, 0, 2].into(), &[Encap::MplsOverUdp]);
+        let mut sc = Speaker::new("node-c", [198, 18, 0, 3].into(), &[Encap::MplsOverUdp]);
+        // b subscribes first and gets nothing but the end-of-RIB.
+        let got = say(&mut r, b, sb.update(&advertise(&[("red", "198.18.1.2/32", 20)])), b);
+        assert_eq!(got, [Incoming::EndOfRib]);
+        // a publishes: b receives a's route with a's next hop and label.
+        let got = say(&mut r, a, sa.update(&advertise(&[("red", "198.18.1.9/32", 30)])), b);
+        let Some(Incoming::Routes(u)) = got.last() else {
+            panic!("{got:?}")
+        };
+        assert_eq!((u.family, u.vrf.as_str(), u.items.len()), (Family::Inet, "red", 1));
+        assert_eq!(u.items[0].next_hops[0].address, Some([198, 18, 0, 1].into()));
+        assert_eq!(u.items[0].next_hops[0].label, 30);
+        // c publishes the same prefix (anycast): b gets one item with both next hops.
+        let got = say(&mut r, c, sc.update(&advertise(&[("red", "198.18.1.9/32", 40)])), b);
+        let Some(Incoming::Routes(u)) = got.last() else {
+            panic!("{got:?}")
+        };
+        let labels: Vec<u32> = u.items[0].next_hops.iter().map(|n| n.label).collect();
+        assert_eq!(labels, [30, 40]);
+        // a goes away: b keeps c's next hop only; c withdraws too: b gets a retract.
+        let got: Vec<Incoming> = r
+            .disconnect(a)
+            .into_iter()
+            .filter(|(to, _)| *to == b)
+            .map(|(_, m)| Incoming::decode(&Element::parse(&m).unwrap()).unwrap())
+            .collect();
+        let Some(Incoming::Routes(u)) = got.last() else {
+            panic!("{got:?}")
+        };
+        assert_eq!(u.items[0].next_hops.len(), 1);
+        let got = say(&mut r, c, sc.update(&Advertised::default()), b);
+        let Some(Incoming::Routes(u)) = got.last() else {
+            panic!("{got:?}")
+        };
+        assert_eq!(u.retracts, ["198.18.1.9/32"]);
+    }
+}

@@ -1,0 +1,131 @@
+//! `vrouter-lab control-node`: a control-node peer for the lab and the tests. It
+//! speaks the control node's side of XMPP to the vrouters that connect to it and
+//! reflects routes between them ([`Reflector`]). In production the vrouter connects
+//! to Tungsten Fabric / OpenSDN control nodes; this peer has no configuration, BGP
+//! or policy, and exists to exercise the vrouter's XMPP side without them.
+
+use control_client::xmpp::reflector::{AgentId, Outgoing, Reflector};
+use control_client::xmpp::{Element, Frame, Framer};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+/// Keepalives go out this often (well inside the vrouter's hold time).
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(10);
+/// Longest stanza taken from a vrouter.
+const MAX_STANZA: usize = 1 << 20;
+
+/// The reflector and a way to reach each connected vrouter.
+#[derive(Debug, Default)]
+struct Shared {
+    reflector: Reflector,
+    outboxes: HashMap<AgentId, mpsc::UnboundedSender<String>>,
+}
+
+impl Shared {
+    fn dispatch(&self, out: Vec<Outgoing>) {
+        for (to, message) in out {
+            if let Some(tx) = self.outboxes.get(&to) {
+                let _ = tx.send(message);
+            }
+        }
+    }
+}
+
+/// Serves vrouters on `listener` until `stop` turns true.
+pub async fn serve(listener: TcpListener, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let mut next_id: AgentId = 0;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, from) = accepted?;
+                next_id += 1;
+                tracing::info!(agent = next_id, %from, "vrouter connected");
+                tokio::spawn(agent(next_id, stream, Arc::clone(&shared), stop.clone()));
+            }
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+/// One vrouter's connection.
+async fn agent(id: AgentId, mut stream: TcpStream, shared: Arc<Mutex<Shared>>, mut stop: watch::Receiver<bool>) {
+    let (tx, mut outbox) = mpsc::unbounded_channel();
+    if let Ok(mut s) = shared.lock() {
+        s.outboxes.insert(id, tx);
+    }
+    let mut framer = Framer::new(MAX_STANZA);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut keepalive = tokio::time::interval(KEEPALIVE_EVERY);
+    'connection: loop {
+        let write = tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break 'connection,
+                Ok(n) => {
+                    framer.push(&buf[..n]);
+                    let mut replies = String::new();
+                    loop {
+                        match framer.next_frame() {
+                            Ok(Some(Frame::StreamOpen(tag))) => {
+                                let host = Element::parse(&format!("{tag}</stream:stream>"))
+                                    .ok()
+                                    .and_then(|e| e.attr("from").map(str::to_string))
+                                    .unwrap_or_default();
+                                replies.push_str(&stream_open(&host));
+                                if let Ok(mut s) = shared.lock() {
+                                    s.reflector.connect(id, &host);
+                                }
+                            }
+                            Ok(Some(Frame::Stanza(text))) => {
+                                let Ok(stanza) = Element::parse(&text) else { continue };
+                                if let Ok(mut s) = shared.lock() {
+                                    let out = s.reflector.handle(id, &stanza);
+                                    s.dispatch(out);
+                                }
+                            }
+                            Ok(Some(Frame::StreamClose)) | Err(_) => break 'connection,
+                            Ok(None) => break,
+                        }
+                    }
+                    replies
+                }
+            },
+            message = outbox.recv() => match message {
+                Some(m) => m,
+                None => break 'connection,
+            },
+            _ = keepalive.tick() => "\u{200}".to_string(),
+            _ = stop.changed() => break 'connection,
+        };
+        if !write.is_empty() && stream.write_all(write.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"</stream:stream>").await;
+    if let Ok(mut s) = shared.lock() {
+        s.outboxes.remove(&id);
+        let out = s.reflector.disconnect(id);
+        s.dispatch(out);
+    }
+    tracing::info!(agent = id, "vrouter disconnected");
+}
+
+/// The control node's stream open towards `host`.
+fn stream_open(host: &str) -> String {
+    format!(
+        "<stream:stream from=\"{}\" to=\"{}\" id=\"++1\" version=\"1.0\" xml:lang=\"en\" xmlns=\"\" xmlns:stream=\"http://etherx.jabber.org/streams\" >",
+        control_client::xmpp::messages::CONTROL_NODE,
+        quick_escape(host)
+    )
+}
+
+fn quick_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;")
+}
+
+#[cfg(test)]
+mod tests;
