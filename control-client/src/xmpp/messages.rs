@@ -281,6 +281,22 @@ pub fn subscribe(host: &str, id: u64, vrf: &str, instance_id: u32) -> String {
     )
 }
 
+/// The config node of this vrouter, which the agent subscribes on the channel that
+/// serves configuration.
+pub fn virtual_router_node(host: &str) -> String {
+    format!("virtual-router:default-global-system-config:{host}")
+}
+
+/// Subscribes a config node (`virtual-router:...` for the node, `virtual-machine:UUID`
+/// per VM), as the agent does: no IQ id, on the `config` resource.
+pub fn config_subscribe(host: &str, node: &str) -> String {
+    format!(
+        "<iq type=\"set\" from=\"{}\" to=\"{CONTROL_NODE}/config\"><pubsub xmlns=\"{PUBSUB}\"><subscribe node=\"{}\" /></pubsub></iq>",
+        escape(host),
+        escape(node)
+    )
+}
+
 /// Unsubscribes VRF `vrf`.
 pub fn unsubscribe(host: &str, id: u64, vrf: &str) -> String {
     format!(

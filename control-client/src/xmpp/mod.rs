@@ -22,3 +22,5 @@ pub use session::{reconnect_delay, CloseReason, Event, Session, SessionConfig, S
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectors_tests;
