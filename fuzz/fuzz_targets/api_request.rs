@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
             Change::RemoveRoute { vrf, prefix } => m.remove_route(&vrf, prefix).map(|_| ()),
             Change::SetVrfVni { vrf, vni } => m.set_vrf_vni(&vrf, vni),
             // Control-node changes: no API request makes them.
-            Change::PeerUp(_) | Change::PeerSynced(_) | Change::RouteUpdate { .. } => return,
+            Change::PeerUp(_) | Change::PeerDown(_) | Change::PeerSynced(_) | Change::RouteUpdate { .. } => return,
         };
         if result.is_err() {
             assert_eq!(format!("{:?}", *m), before, "a refused change altered the model");

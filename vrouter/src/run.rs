@@ -139,7 +139,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .with_channels(channel_stats.clone()),
     );
     let control_publisher = publisher.clone();
-    let control = Control::new(ControlSetup {
+    let mut control = Control::new(ControlSetup {
         model,
         builder,
         router_mac: config.vrouter_mac,
@@ -148,6 +148,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         store,
         max_routes: config.tables.routes as usize,
     });
+    control.set_graceful_restart(std::time::Duration::from_secs(u64::from(
+        config.xmpp.graceful_restart_secs,
+    )));
     let task = crate::control::task::spawn(control, std::time::Duration::from_millis(500), views.ready_flag())
         .context("control task")?;
     let limits = api::ServerLimits {

@@ -182,6 +182,9 @@ pub async fn run(
         };
         let (came_up, why) = serve(&setup, stream, &publisher, &control, &stats, &mut shutdown).await;
         stats.went_down(why);
+        if came_up {
+            post(&control, setup.peer, Change::PeerDown(setup.peer));
+        }
         // A channel that came up starts the back-off over; one that did not backs off.
         failures = if came_up { 1 } else { failures.saturating_add(1) };
     }

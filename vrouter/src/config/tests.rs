@@ -168,6 +168,7 @@ fn the_xmpp_section_is_checked_key_by_key() {
     assert!(error_of(&base(three)).contains("xmpp.servers"));
     assert!(error_of(&base("[xmpp]\nservers = [\"cn1\"]")).contains("xmpp.servers"));
     assert!(error_of(&base("[xmpp]\nhold_time_secs = 1")).contains("xmpp.hold_time_secs"));
+    assert!(error_of(&base("[xmpp]\ngraceful_restart_secs = 0")).contains("xmpp.graceful_restart_secs"));
     assert!(error_of(&base("[xmpp]\nhost = \"a b\"")).contains("xmpp.host"));
     assert!(error_of(&base("[xmpp]\nport = 5269")).contains("port"));
 }

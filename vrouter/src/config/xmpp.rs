@@ -16,6 +16,9 @@ pub struct XmppConfig {
     /// Seconds without anything received before a channel is dropped; keepalives go
     /// out every third of it (the agent's 90).
     pub hold_time_secs: u32,
+    /// Seconds a lost control node's routes are kept while another control node is
+    /// up (with none up they are kept: headless).
+    pub graceful_restart_secs: u32,
 }
 
 impl Default for XmppConfig {
@@ -24,6 +27,7 @@ impl Default for XmppConfig {
             servers: Vec::new(),
             host: None,
             hold_time_secs: 90,
+            graceful_restart_secs: 60,
         }
     }
 }
@@ -57,6 +61,12 @@ impl XmppConfig {
             return Err(invalid(
                 "xmpp.hold_time_secs",
                 format!("{} is not in 3..=3600", self.hold_time_secs),
+            ));
+        }
+        if !(1..=3600).contains(&self.graceful_restart_secs) {
+            return Err(invalid(
+                "xmpp.graceful_restart_secs",
+                format!("{} is not in 1..=3600", self.graceful_restart_secs),
             ));
         }
         if let Some(host) = &self.host {

@@ -8,8 +8,46 @@ use control_client::xmpp::routes::{self, RouteChange as LearnedChange};
 use control_client::xmpp::RouteUpdate;
 use control_client::PeerId;
 use ipnet::IpNet;
+use std::time::{Duration, Instant};
+
+/// How long a lost control node's routes are kept while another one is up.
+pub const DEFAULT_GRACEFUL_RESTART: Duration = Duration::from_secs(60);
 
 impl Control {
+    /// Sets how long a lost control node's routes are kept while another is up.
+    pub fn set_graceful_restart(&mut self, time: Duration) {
+        self.graceful_restart = time;
+    }
+
+    /// A control node's channel went down at `now`.
+    pub fn peer_down(&mut self, peer: PeerId, now: Instant) {
+        self.peers_up.remove(&peer);
+        self.peers_down.insert(peer, now);
+    }
+
+    /// Sweeps the routes of control nodes lost for longer than the graceful-restart
+    /// time, if another control node is up (the control task calls it between
+    /// changes). With none up the vrouter is headless and keeps everything.
+    pub fn sweep_lost_peers(&mut self, now: Instant) {
+        if self.peers_up.is_empty() {
+            return;
+        }
+        let expired: Vec<PeerId> = self
+            .peers_down
+            .iter()
+            .filter(|(_, since)| now.saturating_duration_since(**since) >= self.graceful_restart)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in expired {
+            self.peers_down.remove(&peer);
+            tracing::info!(
+                peer = peer.0,
+                "control node lost for the graceful-restart time: its routes are swept"
+            );
+            self.forget_peer(peer);
+        }
+    }
+
     /// Applies a control node's route changes in one publication; returns the
     /// changes refused, each with why (the others apply).
     pub fn apply_learned(&mut self, peer: PeerId, changes: Vec<LearnedChange>) -> Vec<(String, String)> {
@@ -65,6 +103,8 @@ impl Control {
     /// A control node's channel came (back) up: its routes are stale until it sends
     /// them again; they keep forwarding meanwhile.
     pub fn peer_up(&mut self, peer: PeerId) {
+        self.peers_up.insert(peer);
+        self.peers_down.remove(&peer);
         self.model.mark_stale(peer);
     }
 
@@ -233,6 +273,43 @@ mod tests {
             red_route(&publisher, [198, 19, 0, 9]),
             Some(NextHop::Tunnel { .. })
         ));
+    }
+
+    #[test]
+    fn a_lost_control_node_is_swept_after_the_graceful_restart_time_unless_headless() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut control, publisher) = control(dir.path(), 100);
+        control.peer_up(PeerId(0));
+        control.peer_up(PeerId(1));
+        assert!(control.apply_learned(PeerId(0), message()).is_empty());
+        // Node 1 has only the first route.
+        assert!(control
+            .apply_learned(PeerId(1), message().into_iter().take(1).collect())
+            .is_empty());
+        let t0 = Instant::now();
+        control.peer_down(PeerId(0), t0);
+        control.sweep_lost_peers(t0 + DEFAULT_GRACEFUL_RESTART - Duration::from_secs(1));
+        assert!(
+            red_route(&publisher, [198, 19, 1, 9]).is_some(),
+            "kept within the graceful-restart time"
+        );
+        control.sweep_lost_peers(t0 + DEFAULT_GRACEFUL_RESTART);
+        assert!(
+            red_route(&publisher, [198, 19, 0, 9]).is_some(),
+            "still taught by node 1"
+        );
+        assert_eq!(
+            red_route(&publisher, [198, 19, 1, 9]),
+            None,
+            "only node 0 taught it: swept"
+        );
+        // Headless: with no control node up, nothing is swept, however long.
+        control.peer_down(PeerId(1), t0);
+        control.sweep_lost_peers(t0 + Duration::from_secs(3600));
+        assert!(
+            red_route(&publisher, [198, 19, 0, 9]).is_some(),
+            "headless keeps the last state"
+        );
     }
 
     #[test]

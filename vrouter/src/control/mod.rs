@@ -111,6 +111,13 @@ pub struct Control {
     /// The kernel's index of each attached interface when it was attached: an
     /// interface that is gone, or was recreated under the same name, is detached.
     ifindex: std::collections::BTreeMap<String, u32>,
+    /// Control nodes whose channel is up.
+    peers_up: std::collections::BTreeSet<control_client::PeerId>,
+    /// Control nodes whose channel is down, since when: their routes are swept after
+    /// `graceful_restart` while another control node is up (never when none is:
+    /// headless, the last state keeps forwarding).
+    peers_down: std::collections::BTreeMap<control_client::PeerId, std::time::Instant>,
+    graceful_restart: std::time::Duration,
 }
 
 impl Control {
@@ -135,6 +142,9 @@ impl Control {
             max_routes,
             pending_routes: Vec::new(),
             ifindex: std::collections::BTreeMap::new(),
+            peers_up: Default::default(),
+            peers_down: Default::default(),
+            graceful_restart: learned::DEFAULT_GRACEFUL_RESTART,
         }
     }
 

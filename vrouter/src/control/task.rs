@@ -47,6 +47,8 @@ pub enum Change {
     },
     /// A control node's channel came (back) up: its routes are stale until sent again.
     PeerUp(PeerId),
+    /// A control node's channel went down.
+    PeerDown(PeerId),
     /// A control node's initial routes are all sent: its stale routes are swept.
     PeerSynced(PeerId),
     /// A control node's route message (applied as one publication).
@@ -205,6 +207,7 @@ fn run(mut control: Control, rx: &Receiver<Message>, refresh: Duration, stats: &
                 stats.done.fetch_add(1, Ordering::Relaxed);
             }
             Err(RecvTimeoutError::Timeout) => {
+                control.sweep_lost_peers(Instant::now());
                 control.detach_vanished_ports();
                 control.refresh_neighbors();
                 stats.refreshes.fetch_add(1, Ordering::Relaxed);
@@ -244,6 +247,10 @@ fn apply(control: &mut Control, change: Change) -> ChangeResult {
         }
         Change::PeerUp(peer) => {
             control.peer_up(peer);
+            serde_json::Value::Null
+        }
+        Change::PeerDown(peer) => {
+            control.peer_down(peer, Instant::now());
             serde_json::Value::Null
         }
         Change::PeerSynced(peer) => {
