@@ -1,0 +1,172 @@
+//! What a control node's routes cost the vrouter, from the bytes on the channel to
+//! the published snapshot, on the code that runs in production (the XMPP session,
+//! the decoder, the route mapping, the control side's apply and publication; no TCP):
+//! - ingest: N routes over V VRFs, in messages of 32 items as a control node sends
+//!   them, into a node with a pod in each VRF; routes per second and the latency of
+//!   each message (received -> the workers see its routes), p50 / p99 / max;
+//! - then, with the N routes installed, single-route messages at a time: latency;
+//! - memory: RSS growth per route.
+//!
+//! `cargo run --release -p benches --bin xmpp-ingest -- [ROUTES] [VRFS]`
+//! (default 100000 over 1000).
+
+use control_client::xmpp::{Event, Incoming, Session, SessionConfig};
+use control_client::{DesiredState, InterfaceSpec, PeerId, SnapshotBuilder, SnapshotPublisher};
+use hdrhistogram::Histogram;
+use nexthop::{FabricInfo, MacAddr, Vif};
+use std::net::Ipv4Addr;
+use std::time::Instant;
+use vrouter::control::{Control, ControlSetup, Ports};
+use vrouter::store::StateStore;
+
+/// No data plane: the control side is what is measured.
+#[derive(Debug)]
+struct NoPorts;
+
+impl Ports for NoPorts {
+    fn add_port(&mut self, _vif: Vif, _ifname: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn remove_port(&mut self, _vif: Vif) {}
+    fn shutdown(&mut self) {}
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// A control node's message for `vrf` with routes `from..to` (host routes in
+/// 10.0.0.0/8 towards 16 remote nodes).
+fn message(vrf: &str, from: u32, to: u32) -> String {
+    let mut items = String::new();
+    for n in from..to {
+        let prefix = Ipv4Addr::from(0x0a00_0000 + n);
+        let remote = Ipv4Addr::new(198, 19, 0, 1 + (n % 16) as u8);
+        let label = 16 + n % 4096;
+        items.push_str(&format!(
+            "<item id=\"{prefix}/32\"><entry><nlri><af>1</af><safi>1</safi><address>{prefix}/32</address></nlri><next-hops><next-hop><af>1</af><address>{remote}</address><mac></mac><label>{label}</label><vni>0</vni><tunnel-encapsulation-list><tunnel-encapsulation>gre</tunnel-encapsulation><tunnel-encapsulation>udp</tunnel-encapsulation></tunnel-encapsulation-list><virtual-network>{vrf}</virtual-network></next-hop></next-hops><version>1</version><virtual-network>{vrf}</virtual-network><sequence-number>1</sequence-number><security-group-list /><local-preference>200</local-preference><med>100</med></entry></item>"
+        ));
+    }
+    format!(
+        "<message from=\"network-control@contrailsystems.com\" to=\"node-1/bgp-peer\"><event xmlns=\"http://jabber.org/protocol/pubsub\"><items node=\"1/1/{vrf}\">{items}</items></event></message>"
+    )
+}
+
+/// Feeds one message's bytes through the session and applies what it carries.
+fn deliver(session: &mut Session, control: &mut Control, bytes: &[u8]) {
+    session.handle_input(bytes, Instant::now());
+    while let Some(event) = session.poll_event() {
+        if let Event::Received(Incoming::Routes(update)) = event {
+            control.apply_route_update(PeerId(0), &update);
+        }
+    }
+}
+
+fn report(name: &str, h: &Histogram<u64>) {
+    println!(
+        "{name}: p50 {:.1} us, p99 {:.1} us, max {:.1} us ({} messages)",
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0,
+        h.len()
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<u32> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
+    let routes = args.first().copied().unwrap_or(100_000);
+    let vrfs = args.get(1).copied().unwrap_or(1000).max(1);
+    let dir = tempfile::tempdir()?;
+    let mut model = DesiredState::new(vrfs as usize + 1);
+    model.set_fabric("fabric0");
+    model.set_fabric_info(FabricInfo {
+        ip: Some([198, 18, 0, 1].into()),
+        mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        mtu: 1500,
+    });
+    let mut builder = SnapshotBuilder::new(1);
+    let mac = MacAddr([0, 0, 0x5e, 0, 1, 0]);
+    let publisher = SnapshotPublisher::new(builder.build(&model, mac));
+    let mut control = Control::new(ControlSetup {
+        model,
+        builder,
+        router_mac: mac,
+        publisher: publisher.clone(),
+        ports: Box::new(NoPorts),
+        store: StateStore::open(dir.path())?,
+        max_routes: 1 << 22,
+    });
+    for v in 0..vrfs {
+        let pod = InterfaceSpec {
+            name: format!("p{v}"),
+            vrf: format!("vrf-{v}"),
+            mac: MacAddr([2, 0, 0, (v >> 16) as u8, (v >> 8) as u8, v as u8 | 2]),
+            mtu: Some(1500),
+            ..InterfaceSpec::default()
+        };
+        control.add_interface(pod)?;
+    }
+    let mut session = Session::new(SessionConfig::default(), Instant::now());
+    session.handle_input(
+        b"<stream:stream from='network-control@contrailsystems.com'>",
+        Instant::now(),
+    );
+    let _ = session.poll_event();
+    // Ingest: messages of 32 items, VRF after VRF, as a control node's initial burst.
+    let per_vrf = routes.div_ceil(vrfs);
+    let mut messages = Vec::new();
+    for v in 0..vrfs {
+        let (from, to) = (v * per_vrf, ((v + 1) * per_vrf).min(routes));
+        let mut at = from;
+        while at < to {
+            let end = (at + 32).min(to);
+            messages.push(message(&format!("vrf-{v}"), at, end));
+            at = end;
+        }
+    }
+    let rss_before = rss_bytes();
+    let mut ingest = Histogram::<u64>::new(3)?;
+    let started = Instant::now();
+    for m in &messages {
+        let t = Instant::now();
+        deliver(&mut session, &mut control, m.as_bytes());
+        ingest.record(t.elapsed().as_nanos() as u64)?;
+    }
+    let took = started.elapsed();
+    // The pods have no address: every IPv4 entry is a route from the control node.
+    let installed: usize = publisher.load().vrfs.iter().map(|v| v.v4.len()).sum();
+    let rss_after = rss_bytes();
+    println!(
+        "ingest: {installed} routes over {vrfs} VRFs in {} messages: {:.2} s, {:.0} routes/s",
+        messages.len(),
+        took.as_secs_f64(),
+        installed as f64 / took.as_secs_f64()
+    );
+    report("ingest message latency (received -> published)", &ingest);
+    println!(
+        "memory: {:.0} bytes per route (RSS {} MiB -> {} MiB; two snapshot copies and the model included)",
+        (rss_after.saturating_sub(rss_before)) as f64 / installed.max(1) as f64,
+        rss_before >> 20,
+        rss_after >> 20
+    );
+    // With the table full: one route per message, replacing routes in place.
+    let mut single = Histogram::<u64>::new(3)?;
+    for i in 0..1000u32 {
+        let n = (i * 7919) % routes;
+        let m = message(&format!("vrf-{}", n / per_vrf), n, n + 1);
+        let t = Instant::now();
+        deliver(&mut session, &mut control, m.as_bytes());
+        single.record(t.elapsed().as_nanos() as u64)?;
+    }
+    report(
+        &format!("one-route message latency with {installed} routes installed"),
+        &single,
+    );
+    Ok(())
+}
