@@ -3,23 +3,11 @@
 //! directory (journal), and the snapshot published. Prints the time per add over
 //! the last 1000 adds at each size (`cargo run --release -p benches --bin route-adds`).
 
-use control_client::{DesiredState, InterfaceSpec, RouteSpec, RouteTarget, SnapshotBuilder, SnapshotPublisher};
-use nexthop::{MacAddr, Vif};
+use control_client::{DesiredState, InterfaceSpec, RouteSpec, RouteTarget};
+use nexthop::MacAddr;
 use std::time::Instant;
-use vrouter::control::{Control, ControlSetup, Ports};
+use vrouter::control::Control;
 use vrouter::store::StateStore;
-
-/// No data plane: the routes are what is measured.
-#[derive(Debug)]
-struct NoPorts;
-
-impl Ports for NoPorts {
-    fn add_port(&mut self, _vif: Vif, _ifname: &str) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn remove_port(&mut self, _vif: Vif) {}
-    fn shutdown(&mut self) {}
-}
 
 fn main() -> anyhow::Result<()> {
     let sizes: Vec<usize> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
@@ -32,18 +20,8 @@ fn main() -> anyhow::Result<()> {
     let store = StateStore::open(dir.path())?;
     let mut model = DesiredState::new(16);
     model.set_fabric("fabric0");
-    let mut builder = SnapshotBuilder::new(1);
-    let mac = MacAddr([0, 0, 0x5e, 0, 1, 0]);
-    let publisher = SnapshotPublisher::new(builder.build(&model, mac));
-    let mut control = Control::new(ControlSetup {
-        model,
-        builder,
-        router_mac: mac,
-        publisher,
-        ports: Box::new(NoPorts),
-        store,
-        max_routes: 1 << 20,
-    });
+    // No data plane: the routes are what is measured.
+    let (mut control, _publisher) = Control::detached(model, store, 1 << 20);
     control.add_interface(InterfaceSpec {
         name: "p".into(),
         vrf: "red".into(),

@@ -11,25 +11,13 @@
 //! (default 100000 over 1000).
 
 use control_client::xmpp::{Event, Incoming, Session, SessionConfig};
-use control_client::{DesiredState, InterfaceSpec, PeerId, SnapshotBuilder, SnapshotPublisher};
+use control_client::{DesiredState, InterfaceSpec, PeerId};
 use hdrhistogram::Histogram;
-use nexthop::{FabricInfo, MacAddr, Vif};
+use nexthop::{FabricInfo, MacAddr};
 use std::net::Ipv4Addr;
 use std::time::Instant;
-use vrouter::control::{Control, ControlSetup, Ports};
+use vrouter::control::Control;
 use vrouter::store::StateStore;
-
-/// No data plane: the control side is what is measured.
-#[derive(Debug)]
-struct NoPorts;
-
-impl Ports for NoPorts {
-    fn add_port(&mut self, _vif: Vif, _ifname: &str) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn remove_port(&mut self, _vif: Vif) {}
-    fn shutdown(&mut self) {}
-}
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -90,18 +78,8 @@ fn main() -> anyhow::Result<()> {
         mac: MacAddr([2, 0, 0, 0, 0, 1]),
         mtu: 1500,
     });
-    let mut builder = SnapshotBuilder::new(1);
-    let mac = MacAddr([0, 0, 0x5e, 0, 1, 0]);
-    let publisher = SnapshotPublisher::new(builder.build(&model, mac));
-    let mut control = Control::new(ControlSetup {
-        model,
-        builder,
-        router_mac: mac,
-        publisher: publisher.clone(),
-        ports: Box::new(NoPorts),
-        store: StateStore::open(dir.path())?,
-        max_routes: 1 << 22,
-    });
+    // No data plane: the control side is what is measured.
+    let (mut control, publisher) = Control::detached(model, StateStore::open(dir.path())?, 1 << 22);
     for v in 0..vrfs {
         let pod = InterfaceSpec {
             name: format!("p{v}"),

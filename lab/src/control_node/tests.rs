@@ -3,25 +3,14 @@
 //! other goes away.
 
 use super::*;
-use control_client::{DesiredState, InterfaceSpec, PeerId, SnapshotBuilder, SnapshotPublisher};
+use control_client::{DesiredState, InterfaceSpec, PeerId, SnapshotPublisher};
 use nexthop::encap::Encap;
-use nexthop::{FabricInfo, MacAddr, NextHop, Vif, VrfId};
+use nexthop::{FabricInfo, MacAddr, NextHop, VrfId};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 use vrouter::control::task::{spawn, ControlTask};
-use vrouter::control::{Control, ControlSetup, Ports};
+use vrouter::control::Control;
 use vrouter::xmpp::{ChannelSetup, ChannelStats};
-
-#[derive(Debug)]
-struct AnyPorts;
-
-impl Ports for AnyPorts {
-    fn add_port(&mut self, _vif: Vif, _ifname: &str) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn remove_port(&mut self, _vif: Vif) {}
-    fn shutdown(&mut self) {}
-}
 
 /// A node at fabric address 198.18.0.`n` with pod 198.18.1.`n` in red.
 fn node(n: u8, dir: &std::path::Path) -> (ControlTask, SnapshotPublisher) {
@@ -32,18 +21,7 @@ fn node(n: u8, dir: &std::path::Path) -> (ControlTask, SnapshotPublisher) {
         mac: MacAddr([2, 0, 0, 0, 0, n]),
         mtu: 1500,
     });
-    let mut builder = SnapshotBuilder::new(1);
-    let mac = MacAddr([0, 0, 0x5e, 0, 1, 0]);
-    let publisher = SnapshotPublisher::new(builder.build(&model, mac));
-    let mut control = Control::new(ControlSetup {
-        model,
-        builder,
-        router_mac: mac,
-        publisher: publisher.clone(),
-        ports: Box::new(AnyPorts),
-        store: vrouter::store::StateStore::open(dir).unwrap(),
-        max_routes: 100,
-    });
+    let (mut control, publisher) = Control::detached(model, vrouter::store::StateStore::open(dir).unwrap(), 100);
     let pod = InterfaceSpec {
         name: format!("p{n}"),
         vrf: "red".into(),

@@ -135,39 +135,15 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::{ControlSetup, Ports};
     use crate::store::StateStore;
     use control_client::xmpp::{routes, Element, Incoming};
-    use control_client::{DesiredState, InterfaceSpec, RouteSpec, RouteTarget, SnapshotBuilder, SnapshotPublisher};
-    use nexthop::{MacAddr, NextHop, Vif, VrfId};
-
-    /// Ports that attach anything (no data plane: the routes are what is tested).
-    #[derive(Debug)]
-    struct AnyPorts;
-
-    impl Ports for AnyPorts {
-        fn add_port(&mut self, _vif: Vif, _ifname: &str) -> anyhow::Result<()> {
-            Ok(())
-        }
-        fn remove_port(&mut self, _vif: Vif) {}
-        fn shutdown(&mut self) {}
-    }
+    use control_client::{DesiredState, InterfaceSpec, RouteSpec, RouteTarget, SnapshotPublisher};
+    use nexthop::{MacAddr, NextHop, VrfId};
 
     fn control(dir: &std::path::Path, max_routes: usize) -> (Control, SnapshotPublisher) {
         let mut model = DesiredState::new(16);
         model.set_fabric("fabric0");
-        let mut builder = SnapshotBuilder::new(1);
-        let mac = MacAddr([0, 0, 0x5e, 0, 1, 0]);
-        let publisher = SnapshotPublisher::new(builder.build(&model, mac));
-        let mut control = Control::new(ControlSetup {
-            model,
-            builder,
-            router_mac: mac,
-            publisher: publisher.clone(),
-            ports: Box::new(AnyPorts),
-            store: StateStore::open(dir).unwrap(),
-            max_routes,
-        });
+        let (mut control, publisher) = Control::detached(model, StateStore::open(dir).unwrap(), max_routes);
         let pod = InterfaceSpec {
             name: "p".into(),
             vrf: "red".into(),

@@ -75,6 +75,19 @@ impl From<ControlError> for ApiError {
     }
 }
 
+/// Ports for a control side without a data plane ([`Control::detached`]): every
+/// attach succeeds and nothing forwards.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDataplane;
+
+impl Ports for NoDataplane {
+    fn add_port(&mut self, _vif: Vif, _ifname: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn remove_port(&mut self, _vif: Vif) {}
+    fn shutdown(&mut self) {}
+}
+
 /// What [`Control::new`] takes.
 #[derive(Debug)]
 pub struct ControlSetup {
@@ -146,6 +159,25 @@ impl Control {
             peers_down: Default::default(),
             graceful_restart: learned::DEFAULT_GRACEFUL_RESTART,
         }
+    }
+
+    /// A control side with no data plane (ports attach without workers), publishing
+    /// `model` with Contrail's default vrouter MAC: for tools, benchmarks and tests
+    /// that exercise the control side alone. Returns the publisher to read from.
+    pub fn detached(model: DesiredState, store: StateStore, max_routes: usize) -> (Control, SnapshotPublisher) {
+        let mut builder = SnapshotBuilder::new(1);
+        let router_mac = control_client::DEFAULT_REMOTE_MAC;
+        let publisher = SnapshotPublisher::new(builder.build(&model, router_mac));
+        let control = Control::new(ControlSetup {
+            model,
+            builder,
+            router_mac,
+            publisher: publisher.clone(),
+            ports: Box::new(NoDataplane),
+            store,
+            max_routes,
+        });
+        (control, publisher)
     }
 
     fn publish(&mut self) {

@@ -4,23 +4,12 @@
 
 use super::*;
 use crate::control::task::spawn;
-use crate::control::{Control, ControlSetup, Ports};
+use crate::control::Control;
 use crate::store::StateStore;
 use control_client::xmpp::{Element, Frame, Framer};
-use control_client::{DesiredState, InterfaceSpec, SnapshotBuilder};
-use nexthop::{FabricInfo, MacAddr, NextHop, Vif, VrfId};
+use control_client::{DesiredState, InterfaceSpec};
+use nexthop::{FabricInfo, MacAddr, NextHop, VrfId};
 use tokio::net::TcpListener;
-
-#[derive(Debug)]
-struct AnyPorts;
-
-impl Ports for AnyPorts {
-    fn add_port(&mut self, _vif: Vif, _ifname: &str) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn remove_port(&mut self, _vif: Vif) {}
-    fn shutdown(&mut self) {}
-}
 
 /// Reads frames from `stream` until one satisfies `want` (bounded in time).
 async fn read_until(stream: &mut TcpStream, framer: &mut Framer, want: impl Fn(&Frame) -> bool) -> Vec<Frame> {
@@ -64,18 +53,7 @@ fn a_channel_tells_learns_keeps_routes_headless_and_reconnects() {
         mac: MacAddr([2, 0, 0, 0, 0, 1]),
         mtu: 1500,
     });
-    let mut builder = SnapshotBuilder::new(1);
-    let mac = MacAddr([0, 0, 0x5e, 0, 1, 0]);
-    let publisher = SnapshotPublisher::new(builder.build(&model, mac));
-    let mut control = Control::new(ControlSetup {
-        model,
-        builder,
-        router_mac: mac,
-        publisher: publisher.clone(),
-        ports: Box::new(AnyPorts),
-        store: StateStore::open(dir.path()).unwrap(),
-        max_routes: 100,
-    });
+    let (mut control, publisher) = Control::detached(model, StateStore::open(dir.path()).unwrap(), 100);
     let pod = InterfaceSpec {
         name: "p".into(),
         vrf: "red".into(),
