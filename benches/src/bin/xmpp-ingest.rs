@@ -30,12 +30,15 @@ fn rss_bytes() -> u64 {
 }
 
 /// A control node's message for `vrf` with routes `from..to` (host routes in
-/// 10.0.0.0/8 towards 16 remote nodes).
+/// 198.18.0.0/15, below [`MAX_ROUTES`], towards 16 remote nodes at the top of it).
+/// Host routes that fit in 198.18.0.0/15 below the remote nodes' addresses.
+const MAX_ROUTES: u32 = (1 << 17) - 256;
+
 fn message(vrf: &str, from: u32, to: u32) -> String {
     let mut items = String::new();
     for n in from..to {
-        let prefix = Ipv4Addr::from(0x0a00_0000 + n);
-        let remote = Ipv4Addr::new(198, 19, 0, 1 + (n % 16) as u8);
+        let prefix = Ipv4Addr::from(0xc612_0000 + n);
+        let remote = Ipv4Addr::new(198, 19, 255, 1 + (n % 16) as u8);
         let label = 16 + n % 4096;
         items.push_str(&format!(
             "<item id=\"{prefix}/32\"><entry><nlri><af>1</af><safi>1</safi><address>{prefix}/32</address></nlri><next-hops><next-hop><af>1</af><address>{remote}</address><mac></mac><label>{label}</label><vni>0</vni><tunnel-encapsulation-list><tunnel-encapsulation>gre</tunnel-encapsulation><tunnel-encapsulation>udp</tunnel-encapsulation></tunnel-encapsulation-list><virtual-network>{vrf}</virtual-network></next-hop></next-hops><version>1</version><virtual-network>{vrf}</virtual-network><sequence-number>1</sequence-number><security-group-list /><local-preference>200</local-preference><med>100</med></entry></item>"
@@ -70,6 +73,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<u32> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
     let routes = args.first().copied().unwrap_or(100_000);
     let vrfs = args.get(1).copied().unwrap_or(1000).max(1);
+    anyhow::ensure!(routes <= MAX_ROUTES, "at most {MAX_ROUTES} routes (198.18.0.0/15)");
     let dir = tempfile::tempdir()?;
     let mut model = DesiredState::new(vrfs as usize + 1);
     model.set_fabric("fabric0");
