@@ -144,9 +144,16 @@ fn forward(
             Verdict::Transmit(vif).into()
         }
         tunnel::Egress::Remote(t) => {
-            let verdict = tunnel::encapsulate(snap, iface, pkt, ctx, t, p.hash);
-            let sent = matches!(verdict, Verdict::Transmit(_)).then_some(TunnelUse::Sent(t.remote));
-            Outcome { verdict, tunnel: sent }
+            match tunnel::encapsulate(snap, pkt, ctx, t, p.hash, p.family == Family::V4) {
+                Ok(verdict) => {
+                    let sent = matches!(verdict, Verdict::Transmit(_)).then_some(TunnelUse::Sent(t.remote));
+                    Outcome { verdict, tunnel: sent }
+                }
+                // RFC 1191 / RFC 8201: tell the sender the largest inner packet that fits.
+                Err(tunnel::TooBig(fits)) => {
+                    error(snap, iface, pkt, ctx, p.family, Error::TooBig(fits), DropReason::Mtu).into()
+                }
+            }
         }
     }
 }

@@ -212,7 +212,12 @@ pub(super) fn send_error_v4(
         return Verdict::Drop(reason);
     }
     let from: Ipv4Addr = iface.gateway4.unwrap_or(dst);
-    if ipv4_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, message) {
+    answered(ipv4_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, message), reason)
+}
+
+/// The verdict for a packet dropped for `reason`, with or without an error sent back.
+fn answered(sent: bool, reason: DropReason) -> Verdict {
+    if sent {
         Verdict::DropWithError(reason)
     } else {
         Verdict::Drop(reason)
@@ -236,11 +241,7 @@ pub(super) fn send_error_v6(
         return Verdict::Drop(reason);
     }
     let from = iface.gateway6.unwrap_or(dst);
-    if ipv6_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, message) {
-        Verdict::DropWithError(reason)
-    } else {
-        Verdict::Drop(reason)
-    }
+    answered(ipv6_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, message), reason)
 }
 
 #[cfg(test)]

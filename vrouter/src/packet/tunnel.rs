@@ -1,11 +1,10 @@
 //! Sending a routed packet to another compute node: MTU check, outer headers.
 
-use super::icmp;
 use super::outer_cache::OuterCache;
-use super::{DropReason, PacketBuf, PipelineContext, Verdict, ETHERTYPE_IPV4, ETH_LEN};
+use super::{DropReason, PacketBuf, PipelineContext, Verdict, ETH_LEN};
 use nexthop::encap::{entropy_port, Encap, Outer};
 use nexthop::Vif;
-use nexthop::{Interface, MacAddr, Snapshot};
+use nexthop::{MacAddr, Snapshot};
 use std::net::Ipv4Addr;
 use wire::{ethernet, ip_proto, ipv4, ipv6};
 
@@ -58,26 +57,30 @@ impl Egress {
     }
 }
 
-/// Encapsulates the routed frame in `pkt` (TTL already decremented) towards the
-/// tunnel's remote and returns the verdict (transmit on the fabric, or a drop with an
-/// ICMP error when it does not fit the MTU and may not be fragmented).
+/// The routed packet does not fit the tunnel: this many bytes of inner IP packet
+/// would (the caller answers with the ICMP error its family calls for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TooBig(pub u16);
+
+/// Encapsulates the routed frame in `pkt` (TTL already decremented; IPv4 if `is_v4`,
+/// else IPv6) towards the tunnel's remote: transmit on the fabric, fragment (IPv4
+/// without DF), a drop, or [`TooBig`] when it does not fit and may not be fragmented.
 pub(super) fn encapsulate(
     snap: &Snapshot,
-    iface: &Interface,
     pkt: &mut PacketBuf<'_>,
     ctx: &mut PipelineContext,
     t: Tunnel,
     flow_hash: u64,
-) -> Verdict {
+    is_v4: bool,
+) -> Result<Verdict, TooBig> {
     if snap.fabric.ip.is_none() || t.outer_mac.0 == [0; 6] {
-        return Verdict::Drop(DropReason::TunnelUnresolved);
+        return Ok(Verdict::Drop(DropReason::TunnelUnresolved));
     }
     let d = pkt.data();
     let ip_len = d.len() - ETH_LEN;
-    // The routed frame was checked by the IPv4 or IPv6 stage; its EtherType says which.
+    // The routed frame was checked by the IPv4 or IPv6 stage.
     let inner = &d[ETH_LEN..];
-    let v4 =
-        (ethernet::Frame::new_unchecked(d).ethertype() == ETHERTYPE_IPV4).then(|| ipv4::Packet::new_unchecked(inner));
+    let v4 = is_v4.then(|| ipv4::Packet::new_unchecked(inner));
     // The outer IP packet carries the outer headers past Ethernet, the inner packet,
     // and for VXLAN the inner Ethernet header.
     let inner_eth = if t.encap == Encap::Vxlan { ETH_LEN } else { 0 };
@@ -90,27 +93,12 @@ pub(super) fn encapsulate(
             // RFC 791: fragment the inner packet so that every fragment fits once
             // encapsulated; the worker builds each fragment in a frame of its own
             // (its plan: [`fragment_plan`]).
-            return match per_fragment(fits, ip.header_len()) {
+            return Ok(match per_fragment(fits, ip.header_len()) {
                 Some(_) => Verdict::Fragment(t.nh),
                 None => Verdict::Drop(DropReason::Mtu),
-            };
+            });
         }
-        let sent = match v4 {
-            Some(ip) => {
-                let from = iface.gateway4.unwrap_or(ip.dst_addr());
-                let message = icmp::fragmentation_needed(fits);
-                icmp::ipv4_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, message)
-            }
-            None => {
-                let from = iface.gateway6.unwrap_or(ipv6::Packet::new_unchecked(inner).dst_addr());
-                icmp::ipv6_error(pkt, &mut ctx.icmp, snap.router_mac.0, from, icmp::packet_too_big(fits))
-            }
-        };
-        return if sent {
-            Verdict::DropWithError(DropReason::Mtu)
-        } else {
-            Verdict::Drop(DropReason::Mtu)
-        };
+        return Err(TooBig(fits));
     }
     // TCP must never meet the MTU: lower the MSS a SYN announces to what fits.
     let (ttl, ip_header, tcp) = match v4 {
@@ -130,7 +118,7 @@ pub(super) fn encapsulate(
             segment.clamp_mss(max.min(usize::from(u16::MAX)) as u16);
         }
     }
-    write_outer(snap, pkt, t, flow_hash, ttl, Some(&mut ctx.outer))
+    Ok(write_outer(snap, pkt, t, flow_hash, ttl, Some(&mut ctx.outer)))
 }
 
 /// Puts the tunnel headers in front of the routed frame in `pkt`.

@@ -25,23 +25,76 @@ fn meets(snap: &Snapshot, dst: Ipv4Addr) -> Option<(NextHop, Vec<NextHop>)> {
     Some((nh, members))
 }
 
-/// Publishes the state after `c` as the control side does: a patch for a route
-/// change when the builder makes one, a full build otherwise.
-fn publish(c: &Change, state: &DesiredState, builder: &mut SnapshotBuilder, publication: &mut Publication) {
-    let prefix = match *c {
+/// The prefix a route change of the property tests touches.
+fn prefix_of(c: &Change) -> Option<IpNet> {
+    match *c {
         Change::AddRoute { net, len, .. } | Change::RemoveRoute { net, len } => {
-            Some(format!("198.18.{}.0/{len}", net * 32).parse::<IpNet>().unwrap())
+            Some(format!("198.18.{}.0/{len}", net * 32).parse().unwrap())
         }
         _ => None,
-    };
+    }
+}
+
+/// Publishes `state` as the control side does after changes to the routes for
+/// `prefixes` in red (none: another change): one patch when the builder makes one,
+/// a full build otherwise.
+fn publish(prefixes: &[IpNet], state: &DesiredState, builder: &mut SnapshotBuilder, publication: &mut Publication) {
+    let changed: Vec<(&str, IpNet)> = prefixes.iter().map(|p| ("red", *p)).collect();
     let current = publication.publisher().load_full();
-    match prefix.and_then(|p| builder.patch_route(state, "red", p, &current)) {
+    let patch = (!changed.is_empty())
+        .then(|| builder.patch_routes(state, &changed, &current))
+        .flatten();
+    match patch {
         Some(patch) => {
             drop(current);
             publication.publish_patch(patch);
         }
         None => publication.publish(builder.build(state, MAC)),
     }
+}
+
+/// Probe destinations in and around the routes the changes touch.
+fn destinations(probes: &[u8]) -> Vec<Ipv4Addr> {
+    const NETS: [u8; 12] = [0, 1, 8, 9, 32, 33, 64, 96, 128, 160, 192, 224];
+    probes
+        .iter()
+        .map(|p| Ipv4Addr::new(198, 18, NETS[usize::from(p % 12)], p.rotate_left(3)))
+        .collect()
+}
+
+/// A flow decision: generation, destination, the answer and its slot.
+type Made = (
+    u32,
+    Ipv4Addr,
+    Option<(NextHopId, NextHop, Option<Composite>)>,
+    RouteSlot,
+);
+
+/// Checks the published snapshot after `what`: every destination meets what a full
+/// build of `state` gives it, and every earlier decision that still holds by its
+/// slot is the decision made again; then records this snapshot's decisions.
+fn check_published(
+    publication: &Publication,
+    state: &DesiredState,
+    dsts: &[Ipv4Addr],
+    made: &mut Vec<Made>,
+    what: &dyn std::fmt::Debug,
+) -> Result<(), TestCaseError> {
+    let snap = publication.publisher().load_full();
+    let full = state.build(snap.generation, MAC);
+    for dst in dsts {
+        prop_assert_eq!(meets(&snap, *dst), meets(&full, *dst), "{} after {:?}", dst, what);
+    }
+    for (generation, dst, then, slot) in made.iter() {
+        if snap.decision_holds(*generation, *slot) {
+            prop_assert_eq!(then, &decide(&snap, *dst).0, "{} from generation {}", dst, generation);
+        }
+    }
+    for dst in dsts {
+        let (then, slot) = decide(&snap, *dst);
+        made.push((snap.generation as u32, *dst, then, slot));
+    }
+    Ok(())
 }
 
 proptest! {
@@ -53,33 +106,16 @@ proptest! {
         changes in proptest::collection::vec(change(), 1..40),
         probes in proptest::collection::vec(any::<u8>(), 8..24),
     ) {
-        const NETS: [u8; 12] = [0, 1, 8, 9, 32, 33, 64, 96, 128, 160, 192, 224];
-        let dsts: Vec<Ipv4Addr> = probes
-            .iter()
-            .map(|p| Ipv4Addr::new(198, 18, NETS[usize::from(p % 12)], p.rotate_left(3)))
-            .collect();
+        let dsts = destinations(&probes);
         let mut state = node();
         let mut builder = SnapshotBuilder::new(1);
         let mut publication = Publication::new(SnapshotPublisher::new(builder.build(&state, MAC)));
-        // Decisions made so far: generation, destination, the answer and its slot.
         let mut made = Vec::new();
         for c in &changes {
             apply(&mut state, c);
-            publish(c, &state, &mut builder, &mut publication);
-            let snap = publication.publisher().load_full();
-            let full = state.build(snap.generation, MAC);
-            for dst in &dsts {
-                prop_assert_eq!(meets(&snap, *dst), meets(&full, *dst), "{} after {:?}", dst, c);
-            }
-            for (generation, dst, then, slot) in &made {
-                if snap.decision_holds(*generation, *slot) {
-                    prop_assert_eq!(then, &decide(&snap, *dst).0, "{} from generation {}", dst, generation);
-                }
-            }
-            for dst in &dsts {
-                let (then, slot) = decide(&snap, *dst);
-                made.push((snap.generation as u32, *dst, then, slot));
-            }
+            let touched: Vec<IpNet> = prefix_of(c).into_iter().collect();
+            publish(&touched, &state, &mut builder, &mut publication);
+            check_published(&publication, &state, &dsts, &mut made, c)?;
         }
         let stats = publication.stats();
         let route_changes = changes
@@ -108,7 +144,12 @@ fn a_route_added_and_removed_is_patched_in_place_with_its_stamps() {
     };
     // 198.18.0.0/26: no parent, so "no route" answers change.
     apply(&mut state, &add);
-    publish(&add, &state, &mut builder, &mut publication);
+    publish(
+        &prefix_of(&add).into_iter().collect::<Vec<_>>(),
+        &state,
+        &mut builder,
+        &mut publication,
+    );
     let more_specific = route("198.18.8.128/25", tunnel(2, 21));
     state.add_route(more_specific.clone()).unwrap();
     let current = publication.publisher().load_full();
@@ -188,17 +229,13 @@ proptest! {
         rounds in proptest::collection::vec(proptest::collection::vec((0u8..8, 20u8..=26, 0u8..7), 1..6), 1..8),
         probes in proptest::collection::vec(any::<u8>(), 8..24),
     ) {
-        const NETS: [u8; 12] = [0, 1, 8, 9, 32, 33, 64, 96, 128, 160, 192, 224];
-        let dsts: Vec<Ipv4Addr> = probes
-            .iter()
-            .map(|p| Ipv4Addr::new(198, 18, NETS[usize::from(p % 12)], p.rotate_left(3)))
-            .collect();
+        let dsts = destinations(&probes);
         let mut state = node();
         let mut builder = SnapshotBuilder::new(1);
         let mut publication = Publication::new(SnapshotPublisher::new(builder.build(&state, MAC)));
         let mut made = Vec::new();
         for round in &rounds {
-            let mut touched: Vec<IpNet> = Vec::new();
+            let mut touched = Vec::new();
             for &(net, len, target) in round {
                 // Target 6 removes; the others add or replace as `apply` does.
                 let c = if target == 6 {
@@ -207,31 +244,10 @@ proptest! {
                     Change::AddRoute { net, len, target }
                 };
                 apply(&mut state, &c);
-                touched.push(format!("198.18.{}.0/{len}", net * 32).parse().unwrap());
+                touched.extend(prefix_of(&c));
             }
-            let changed: Vec<(&str, IpNet)> = touched.iter().map(|p| ("red", *p)).collect();
-            let current = publication.publisher().load_full();
-            match builder.patch_routes(&state, &changed, &current) {
-                Some(patch) => {
-                    drop(current);
-                    publication.publish_patch(patch);
-                }
-                None => publication.publish(builder.build(&state, MAC)),
-            }
-            let snap = publication.publisher().load_full();
-            let full = state.build(snap.generation, MAC);
-            for dst in &dsts {
-                prop_assert_eq!(meets(&snap, *dst), meets(&full, *dst), "{} after {:?}", dst, round);
-            }
-            for (generation, dst, then, slot) in &made {
-                if snap.decision_holds(*generation, *slot) {
-                    prop_assert_eq!(then, &decide(&snap, *dst).0, "{} from generation {}", dst, generation);
-                }
-            }
-            for dst in &dsts {
-                let (then, slot) = decide(&snap, *dst);
-                made.push((snap.generation as u32, *dst, then, slot));
-            }
+            publish(&touched, &state, &mut builder, &mut publication);
+            check_published(&publication, &state, &dsts, &mut made, round)?;
         }
         prop_assert!(publication.stats().patched_in_place + publication.stats().patched_copy > 0);
     }
