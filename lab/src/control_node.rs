@@ -75,7 +75,7 @@ async fn agent(id: AgentId, mut stream: TcpStream, shared: Arc<Mutex<Shared>>, m
                                     .ok()
                                     .and_then(|e| e.attr("from").map(str::to_string))
                                     .unwrap_or_default();
-                                replies.push_str(&stream_open(&host));
+                                replies.push_str(&control_client::xmpp::messages::control_node_stream_open(&host));
                                 if let Ok(mut s) = shared.lock() {
                                     s.reflector.connect(id, &host);
                                 }
@@ -112,19 +112,6 @@ async fn agent(id: AgentId, mut stream: TcpStream, shared: Arc<Mutex<Shared>>, m
         s.dispatch(out);
     }
     tracing::info!(agent = id, "vrouter disconnected");
-}
-
-/// The control node's stream open towards `host`.
-fn stream_open(host: &str) -> String {
-    format!(
-        "<stream:stream from=\"{}\" to=\"{}\" id=\"++1\" version=\"1.0\" xml:lang=\"en\" xmlns=\"\" xmlns:stream=\"http://etherx.jabber.org/streams\" >",
-        control_client::xmpp::messages::CONTROL_NODE,
-        quick_escape(host)
-    )
-}
-
-fn quick_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;")
 }
 
 #[cfg(test)]

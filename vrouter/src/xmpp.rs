@@ -183,7 +183,7 @@ pub async fn run(
         let (came_up, why) = serve(&setup, stream, &publisher, &control, &stats, &mut shutdown).await;
         stats.went_down(why);
         if came_up {
-            post(&control, setup.peer, Change::PeerDown(setup.peer));
+            let _ = post(&control, setup.peer, Change::PeerDown(setup.peer));
         }
         // A channel that came up starts the back-off over; one that did not backs off.
         failures = if came_up { 1 } else { failures.saturating_add(1) };
@@ -257,7 +257,7 @@ async fn serve(
             _ = until(end_of_rib) => {
                 tracing::info!(peer = setup.peer.0, "control node sent no end-of-RIB within the hold time: taken as synced");
                 end_of_rib = None;
-                post(control, setup.peer, Change::PeerSynced(setup.peer));
+                let _ = post(control, setup.peer, Change::PeerSynced(setup.peer));
             }
             _ = shutdown.changed() => session.close(Instant::now()),
         }
@@ -269,7 +269,9 @@ async fn serve(
                     stats.trace('<', "stream open");
                     tracing::info!(peer = setup.peer.0, server = %setup.server, "control node channel up");
                     // What it taught before is stale until it sends it again.
-                    post(control, setup.peer, Change::PeerUp(setup.peer));
+                    if !post(control, setup.peer, Change::PeerUp(setup.peer)) {
+                        session.close(Instant::now());
+                    }
                     end_of_rib = Some(Instant::now() + setup.hold_time);
                     speaker.reset();
                     for stanza in speaker.update(&Advertised::of(&publisher.load())) {
@@ -291,13 +293,17 @@ async fn serve(
                         peer: setup.peer,
                         update,
                     };
-                    post(control, setup.peer, change);
+                    if !post(control, setup.peer, change) {
+                        // A lost message cannot be asked for again: drop the channel,
+                        // and the node's full re-sync (graceful restart) repairs it.
+                        session.close(Instant::now());
+                    }
                 }
                 Event::Received(Incoming::EndOfRib) => {
                     tracing::info!(peer = setup.peer.0, "control node: end of its initial routes");
                     stats.trace('<', "end-of-RIB");
                     if end_of_rib.take().is_some() {
-                        post(control, setup.peer, Change::PeerSynced(setup.peer));
+                        let _ = post(control, setup.peer, Change::PeerSynced(setup.peer));
                     }
                 }
                 Event::Received(_) => {}
@@ -315,11 +321,14 @@ async fn serve(
     }
 }
 
-/// Hands a change to the control task; a full queue is logged (the change is lost:
-/// the control node's next full sync repairs it).
-fn post(control: &ControlHandle, peer: PeerId, change: Change) {
-    if let Err(e) = control.post(change) {
-        tracing::warn!(peer = peer.0, "change from the control node not applied: {}", e.message);
+/// Hands a change to the control task; false (logged) when its queue is full.
+fn post(control: &ControlHandle, peer: PeerId, change: Change) -> bool {
+    match control.post(change) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(peer = peer.0, "change from the control node not applied: {}", e.message);
+            false
+        }
     }
 }
 

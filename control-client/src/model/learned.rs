@@ -38,17 +38,21 @@ impl DesiredState {
         Ok(())
     }
 
-    /// Marks every route `peer` taught as stale: its channel came back, and what it
-    /// does not send again before its end-of-RIB is swept then
-    /// ([`DesiredState::sweep_stale`]). Meanwhile the routes keep forwarding.
-    pub fn mark_stale(&mut self, peer: PeerId) {
-        let keys = self
+    /// Marks every route `peer` taught as stale (its channel went down, or came back
+    /// and what it does not send again before its end-of-RIB is swept then:
+    /// [`DesiredState::sweep_stale`]); a fresh path of another node wins over a
+    /// stale one, and a stale one keeps forwarding when it is all there is. Returns
+    /// the routes marked.
+    pub fn mark_stale(&mut self, peer: PeerId) -> Vec<(String, IpNet)> {
+        let keys: std::collections::BTreeSet<(String, IpNet)> = self
             .learned
             .iter()
             .filter(|(_, paths)| paths.contains_key(&peer))
             .map(|(key, _)| key.clone())
             .collect();
+        let touched = keys.iter().cloned().collect();
         self.stale.insert(peer, keys);
+        touched
     }
 
     /// Removes `peer`'s paths it did not send again since [`DesiredState::mark_stale`];
@@ -90,10 +94,22 @@ impl DesiredState {
         touched
     }
 
-    /// The learned route for a VRF and prefix (the lowest-numbered node's path).
+    /// The learned route for a VRF and prefix.
     pub(super) fn learned_route(&self, vrf: &str, prefix: IpNet) -> Option<&RouteSpec> {
-        let paths = self.learned.get(&(vrf.to_string(), prefix))?;
-        paths.values().next()
+        let key = (vrf.to_string(), prefix);
+        self.best_path(&key, self.learned.get(&key)?)
+    }
+
+    /// The path in effect among control nodes' paths for `key`: the lowest-numbered
+    /// node whose path is fresh (a node that went away, or came back and has not sent
+    /// it again, is stale), else the lowest-numbered stale one.
+    fn best_path<'a>(&self, key: &(String, IpNet), paths: &'a Paths) -> Option<&'a RouteSpec> {
+        let stale = |peer: &PeerId| self.stale.get(peer).is_some_and(|keys| keys.contains(key));
+        paths
+            .iter()
+            .find(|(peer, _)| !stale(peer))
+            .or_else(|| paths.iter().next())
+            .map(|(_, route)| route)
     }
 
     /// The learned routes in effect: those no operator route shadows.
@@ -101,7 +117,7 @@ impl DesiredState {
         self.learned
             .iter()
             .filter(|(key, _)| !self.route_index.contains_key(*key))
-            .filter_map(|(_, paths)| paths.values().next())
+            .filter_map(|(key, paths)| self.best_path(key, paths))
     }
 
     /// True if some control node has a path for this route.
@@ -115,18 +131,21 @@ impl DesiredState {
     }
 
     /// Drops the learned routes of VRF `vrf` (it is gone) or naming interface
-    /// `interface` (it is gone); returns what was dropped.
-    pub(super) fn drop_learned(&mut self, vrf: Option<&str>, interface: Option<&str>) -> Vec<(String, IpNet)> {
-        let mut dropped = Vec::new();
+    /// `interface` (it is gone), and their stale marks.
+    pub(super) fn drop_learned(&mut self, vrf: Option<&str>, interface: Option<&str>) {
+        let stale = &mut self.stale;
         self.learned.retain(|key, paths| {
-            paths.retain(|_, r| !interface.is_some_and(|name| r.target.mentions(name)));
-            let keep = !paths.is_empty() && vrf != Some(key.0.as_str());
-            if !keep {
-                dropped.push(key.clone());
-            }
-            keep
+            paths.retain(|peer, r| {
+                let keep = !interface.is_some_and(|name| r.target.mentions(name)) && vrf != Some(key.0.as_str());
+                if !keep {
+                    if let Some(keys) = stale.get_mut(peer) {
+                        keys.remove(key);
+                    }
+                }
+                keep
+            });
+            !paths.is_empty()
         });
-        dropped
     }
 }
 

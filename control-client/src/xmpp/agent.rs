@@ -5,7 +5,7 @@
 //! a VRF without interfaces unsubscribed. Pure: [`Speaker::update`] compares what
 //! the control node was told with what is true now and returns the stanzas.
 
-use super::messages::CONTROL_NODE;
+use super::messages::{CONTROL_NODE, PUBSUB};
 use ipnet::IpNet;
 use nexthop::encap::Encap;
 use nexthop::{InterfaceKind, Snapshot};
@@ -13,8 +13,6 @@ use quick_xml::escape::escape;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr};
-
-const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
 
 /// A route this node originates: an interface's address in its VRF, reached by label.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -12,9 +12,9 @@ use std::net::Ipv4Addr;
 /// The control node's XMPP address.
 pub const CONTROL_NODE: &str = "network-control@contrailsystems.com";
 /// Namespace of publish-subscribe stanzas.
-const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
+pub(crate) const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
 /// The node name of the end-of-RIB marker.
-const END_OF_RIB: &str = "0/0/EndOfRib";
+pub(crate) const END_OF_RIB: &str = "0/0/EndOfRib";
 
 /// A route table of a VRF, by address family (the AFI/SAFI prefix of a node name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -264,6 +264,15 @@ fn numbers<T: std::str::FromStr>(list: Option<&Element>, name: &'static str) -> 
 pub fn stream_open(host: &str) -> String {
     format!(
         "<stream:stream from=\"{}\" to=\"{CONTROL_NODE}\" version=\"1.0\" xml:lang=\"en\" xmlns=\"\" xmlns:stream=\"http://etherx.jabber.org/streams\" >",
+        escape(host)
+    )
+}
+
+/// The stream open a control node answers with, towards `host` (as OpenSDN's does:
+/// the agent checks none of it).
+pub fn control_node_stream_open(host: &str) -> String {
+    format!(
+        "<stream:stream from=\"{CONTROL_NODE}\" to=\"{}\" id=\"++1\" version=\"1.0\" xml:lang=\"en\" xmlns=\"\" xmlns:stream=\"http://etherx.jabber.org/streams\" >",
         escape(host)
     )
 }

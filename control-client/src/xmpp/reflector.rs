@@ -9,7 +9,7 @@
 //! several vrouters goes out as one item with each one's next hop (ECMP).
 
 use super::element::Element;
-use super::messages::CONTROL_NODE;
+use super::messages::{CONTROL_NODE, END_OF_RIB, PUBSUB};
 use quick_xml::escape::escape;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,6 +34,11 @@ pub struct Reflector {
 struct Agent {
     host: String,
     subscribed: BTreeSet<String>,
+    /// Its end-of-RIB is owed: sent once, when its subscriptions are over (its first
+    /// other stanza: the agent subscribes every VRF before it publishes), so that a
+    /// vrouter does not take the first VRF's end for the end of all its routes.
+    end_of_rib_due: bool,
+    end_of_rib_sent: bool,
 }
 
 /// An item of a VRF: the `AFI/SAFI` of its node and its prefix.
@@ -88,6 +93,15 @@ impl Reflector {
             return Vec::new();
         };
         let mut out = Vec::new();
+        let subscribing = pubsub.children.iter().any(|op| op.name == "subscribe");
+        if let Some(a) = self.agents.get_mut(&agent).filter(|a| a.end_of_rib_due && !subscribing) {
+            a.end_of_rib_due = false;
+            a.end_of_rib_sent = true;
+            out.push((
+                agent,
+                self.message(agent, &format!("<items node=\"{END_OF_RIB}\"></items>")),
+            ));
+        }
         for op in &pubsub.children {
             match op.name.as_str() {
                 "subscribe" => {
@@ -144,14 +158,13 @@ impl Reflector {
             return Vec::new();
         };
         a.subscribed.insert(vrf.to_string());
+        a.end_of_rib_due = !a.end_of_rib_sent;
         let keys: Vec<(String, String)> = self
             .routes
             .get(vrf)
             .map(|i| i.keys().cloned().collect())
             .unwrap_or_default();
-        let mut out: Vec<Outgoing> = keys.iter().flat_map(|k| self.announce(vrf, k, Some(agent))).collect();
-        out.push((agent, self.message(agent, "<items node=\"0/0/EndOfRib\"></items>")));
-        out
+        keys.iter().flat_map(|k| self.announce(vrf, k, Some(agent))).collect()
     }
 
     /// The current state of one route to every subscriber of `vrf` (or to `only`):
@@ -203,7 +216,7 @@ impl Reflector {
     fn message(&self, to: AgentId, items: &str) -> String {
         let host = self.agents.get(&to).map(|a| a.host.as_str()).unwrap_or_default();
         format!(
-            "<message from=\"{CONTROL_NODE}\" to=\"{}/bgp-peer\"><event xmlns=\"http://jabber.org/protocol/pubsub\">{items}</event></message>",
+            "<message from=\"{CONTROL_NODE}\" to=\"{}/bgp-peer\"><event xmlns=\"{PUBSUB}\">{items}</event></message>",
             escape(host)
         )
     }
@@ -273,9 +286,22 @@ mod tests {
         let mut sa = Speaker::new("node-a", [198, 18, 0, 1].into(), &[Encap::MplsOverUdp]);
         let mut sb = Speaker::new("node-b", [198, 18, 0, 2].into(), &[Encap::MplsOverUdp]);
         let mut sc = Speaker::new("node-c", [198, 18, 0, 3].into(), &[Encap::MplsOverUdp]);
-        // b subscribes first and gets nothing but the end-of-RIB.
+        // b subscribes first and, once it publishes, gets its one end-of-RIB.
         let got = say(&mut r, b, sb.update(&advertise(&[("red", "198.18.1.2/32", 20)])), b);
         assert_eq!(got, [Incoming::EndOfRib]);
+        let got = say(
+            &mut r,
+            b,
+            sb.update(&advertise(&[
+                ("red", "198.18.1.2/32", 20),
+                ("blue", "198.18.2.2/32", 21),
+            ])),
+            b,
+        );
+        assert!(
+            !got.contains(&Incoming::EndOfRib),
+            "one end-of-RIB per connection: {got:?}"
+        );
         // a publishes: b receives a's route with a's next hop and label.
         let got = say(&mut r, a, sa.update(&advertise(&[("red", "198.18.1.9/32", 30)])), b);
         let Some(Incoming::Routes(u)) = got.last() else {

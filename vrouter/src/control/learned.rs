@@ -23,6 +23,11 @@ impl Control {
     pub fn peer_down(&mut self, peer: PeerId, now: Instant) {
         self.peers_up.remove(&peer);
         self.peers_down.insert(peer, now);
+        // Its paths are stale now: another node's fresh path for a route wins.
+        let touched = self.model.mark_stale(peer);
+        if !touched.is_empty() {
+            self.publish_routes(&touched);
+        }
     }
 
     /// Sweeps the routes of control nodes lost for longer than the graceful-restart
@@ -105,7 +110,10 @@ impl Control {
     pub fn peer_up(&mut self, peer: PeerId) {
         self.peers_up.insert(peer);
         self.peers_down.remove(&peer);
-        self.model.mark_stale(peer);
+        let touched = self.model.mark_stale(peer);
+        if !touched.is_empty() {
+            self.publish_routes(&touched);
+        }
     }
 
     /// A control node sent its end-of-RIB (or its time for one ran out): the routes
@@ -285,6 +293,37 @@ mod tests {
         assert!(
             red_route(&publisher, [198, 19, 0, 9]).is_some(),
             "headless keeps the last state"
+        );
+    }
+
+    #[test]
+    fn a_fresh_path_wins_over_the_stale_path_of_a_node_that_went_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut control, publisher) = control(dir.path(), 100);
+        control.peer_up(PeerId(0));
+        control.peer_up(PeerId(1));
+        assert!(control.apply_learned(PeerId(0), message()).is_empty());
+        // Node 1 has the first route through another label.
+        let mut other = message();
+        other.truncate(1);
+        if let LearnedChange::Set(RouteSpec {
+            target: RouteTarget::Tunnel { label, .. },
+            ..
+        }) = &mut other[0]
+        {
+            *label = 99;
+        }
+        assert!(control.apply_learned(PeerId(1), other).is_empty());
+        let label = |p: &SnapshotPublisher| match red_route(p, [198, 19, 0, 9]) {
+            Some(NextHop::Tunnel { label, .. }) => label,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(label(&publisher), 20, "node 0's path while both are up");
+        control.peer_down(PeerId(0), Instant::now());
+        assert_eq!(label(&publisher), 99, "node 1's fresh path once node 0 is gone");
+        assert!(
+            red_route(&publisher, [198, 19, 1, 9]).is_some(),
+            "node 0's stale path where it is the only one"
         );
     }
 
