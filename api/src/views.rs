@@ -34,7 +34,7 @@ pub struct FlowView {
     /// Destination port (ICMP: identifier).
     pub dst_port: u16,
     /// The cached decision.
-    pub action: String,
+    pub action: FlowActionView,
     /// The interface that created the flow.
     pub interface: u32,
     /// Snapshot generation of the decision.
@@ -50,6 +50,55 @@ pub struct FlowView {
     pub idle_secs: u32,
     /// TCP flags seen (FIN 1, SYN 2, RST 4).
     pub tcp_flags: u8,
+}
+
+/// A flow's cached decision, with the next hop it names resolved in the same snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FlowActionView {
+    /// Delivered to a local interface.
+    ToInterface {
+        /// The next hop id.
+        nexthop: u32,
+        /// The interface.
+        vif: u32,
+    },
+    /// Encapsulated to a remote node.
+    ToTunnel {
+        /// The next hop id.
+        nexthop: u32,
+        /// The remote node's fabric address.
+        remote: Ipv4Addr,
+        /// The MPLS label or VNI the remote advertised.
+        label: u32,
+    },
+    /// Forwarded through a next hop of another kind (the gateway's receive, a
+    /// composite resolved per packet), or one no longer in the snapshot.
+    Forward {
+        /// The next hop id.
+        nexthop: u32,
+    },
+    /// Dropped and counted under this reason (its label in the drop statistics).
+    Drop {
+        /// The drop reason's label.
+        reason: String,
+    },
+    /// An entry word this version does not decode.
+    Unknown,
+}
+
+impl std::fmt::Display for FlowActionView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlowActionView::ToInterface { nexthop, vif } => write!(f, "forward nh {nexthop} vif {vif}"),
+            FlowActionView::ToTunnel { nexthop, remote, label } => {
+                write!(f, "forward nh {nexthop} tunnel {remote} label {label}")
+            }
+            FlowActionView::Forward { nexthop } => write!(f, "forward nh {nexthop}"),
+            FlowActionView::Drop { reason } => write!(f, "drop {reason}"),
+            FlowActionView::Unknown => f.write_str("unknown"),
+        }
+    }
 }
 
 /// The flow statistics view.

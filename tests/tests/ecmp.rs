@@ -6,7 +6,7 @@ use control_client::{RouteSpec, RouteTarget};
 use nexthop::encap::Encap;
 use std::collections::HashMap;
 use system_tests::{fabric_host, fabric_node, serial};
-use vrouter::api::{FlowFilter, FlowView, Request};
+use vrouter::api::{FlowActionView, FlowFilter, FlowView, Request};
 use vrouter_lab::node::FabricLan;
 use vrouter_lab::traffic::udp_spray_from;
 
@@ -53,17 +53,11 @@ fn placement(node: &vrouter_lab::node::LabNode, spray: &dyn Fn() -> u32) -> Hash
     flows
         .iter()
         .map(|f| {
-            let words: Vec<&str> = f.action.split_whitespace().collect();
-            let after = |name: &str| words.iter().position(|w| *w == name).and_then(|i| words.get(i + 1));
-            let what = serde_json::json!({
-                "remote": after("tunnel"),
-                "label": after("label").and_then(|l| l.parse::<u32>().ok()),
-                "vif": after("vif").and_then(|v| v.parse::<u32>().ok()),
-            });
-            assert!(
-                what != serde_json::json!({"remote": null, "label": null, "vif": null}),
-                "{f:?}"
-            );
+            let what = match &f.action {
+                FlowActionView::ToTunnel { remote, label, .. } => serde_json::json!({"remote": remote, "label": label}),
+                FlowActionView::ToInterface { vif, .. } => serde_json::json!({"vif": vif}),
+                other => panic!("an ECMP member is a tunnel or an interface, not {other:?}: {f:?}"),
+            };
             ((f.src_port, f.dst_port), what)
         })
         .collect()

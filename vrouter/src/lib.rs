@@ -17,6 +17,7 @@ pub mod cycles;
 pub mod datapath;
 pub mod drops;
 pub mod flows;
+pub mod link_watch;
 pub mod neighbors;
 pub mod packet;
 pub mod run;

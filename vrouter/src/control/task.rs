@@ -1,6 +1,7 @@
 //! The control task: one thread owns [`Control`], restores the state directory, then
 //! applies typed changes one at a time, in the order they arrive; between changes it
-//! detaches ports whose interface vanished and refreshes the tunnel endpoints' fabric
+//! detaches ports whose interface vanished (when the kernel announces a link change,
+//! and every [`LINK_SWEEP`] behind that) and refreshes the tunnel endpoints' fabric
 //! MACs.
 //!
 //! A change whose requester has given up (its answer channel closed, e.g. the API
@@ -21,6 +22,10 @@ use vrouter_api::{ApiError, AttachedView, ErrorCode, Request};
 
 /// Changes waiting for the control task at most; more are refused as busy.
 pub const QUEUE_DEPTH: usize = 1024;
+
+/// How often attached ports are checked against the kernel without a link message
+/// (rtnetlink drops messages when its socket overflows; this catches those).
+pub const LINK_SWEEP: Duration = Duration::from_secs(10);
 
 /// A change to the forwarding state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +86,8 @@ enum Message {
     Change(Change, oneshot::Sender<ChangeResult>),
     /// A change nobody waits for (from a control node's channel).
     Posted(Change),
+    /// The kernel announced link changes: check the attached ports now.
+    LinksChanged,
     Shutdown,
 }
 
@@ -172,21 +179,42 @@ pub fn spawn(control: Control, refresh: Duration, ready: Arc<AtomicBool>) -> std
     let (tx, rx) = crossbeam_channel::bounded(QUEUE_DEPTH);
     let stats = Arc::new(TaskStats::default());
     let task_stats = Arc::clone(&stats);
+    // One wake-up at a time waits in the queue, however many link messages arrive.
+    let links_pending = Arc::new(AtomicBool::new(false));
+    let (wake, pending) = (tx.clone(), Arc::clone(&links_pending));
+    let watch = crate::link_watch::spawn(move || {
+        if !pending.swap(true, Ordering::AcqRel) && wake.try_send(Message::LinksChanged).is_err() {
+            pending.store(false, Ordering::Release);
+        }
+    })
+    .map_err(|e| tracing::warn!("{e:#}; vanished ports are found every {LINK_SWEEP:?} instead"))
+    .ok();
     let thread = std::thread::Builder::new()
         .name("vrouter-control".into())
-        .spawn(move || run(control, &rx, refresh, &task_stats, &ready))?;
+        .spawn(move || {
+            let _watch = watch;
+            run(control, &rx, refresh, &task_stats, &ready, &links_pending)
+        })?;
     Ok(ControlTask {
         handle: ControlHandle { tx, stats },
         thread,
     })
 }
 
-fn run(mut control: Control, rx: &Receiver<Message>, refresh: Duration, stats: &TaskStats, ready: &AtomicBool) {
+fn run(
+    mut control: Control,
+    rx: &Receiver<Message>,
+    refresh: Duration,
+    stats: &TaskStats,
+    ready: &AtomicBool,
+    links_pending: &AtomicBool,
+) {
     // The API already serves views while the state directory is restored (status
     // says `ready: false`); changes wait in the queue until it is done.
     control.restore();
     ready.store(true, Ordering::Release);
     let mut next_refresh = Instant::now() + refresh;
+    let mut next_link_sweep = Instant::now() + LINK_SWEEP;
     loop {
         let wait = next_refresh.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
@@ -206,9 +234,17 @@ fn run(mut control: Control, rx: &Receiver<Message>, refresh: Duration, stats: &
                 }
                 stats.done.fetch_add(1, Ordering::Relaxed);
             }
-            Err(RecvTimeoutError::Timeout) => {
-                control.sweep_lost_peers(Instant::now());
+            Ok(Message::LinksChanged) => {
+                links_pending.store(false, Ordering::Release);
                 control.detach_vanished_ports();
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let now = Instant::now();
+                control.sweep_lost_peers(now);
+                if now >= next_link_sweep {
+                    control.detach_vanished_ports();
+                    next_link_sweep = now + LINK_SWEEP;
+                }
                 control.refresh_neighbors();
                 stats.refreshes.fetch_add(1, Ordering::Relaxed);
                 next_refresh = Instant::now() + refresh;

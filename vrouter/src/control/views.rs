@@ -17,7 +17,7 @@ use vrouter_api::{
     ApiError, ErrorCode, Request, RouteCursor, RouteView, StatusView, TunnelTotals, WorkerView, MAX_FLOWS_PER_ANSWER,
     MAX_ROUTES_PER_ANSWER,
 };
-use vrouter_api::{DropStatsView, FlowFilter, FlowStatsView, FlowView, InterfaceView, NextHopView};
+use vrouter_api::{DropStatsView, FlowActionView, FlowFilter, FlowStatsView, FlowView, InterfaceView, NextHopView};
 
 /// What the views read: shared handles only.
 #[derive(Debug)]
@@ -288,14 +288,21 @@ impl Views {
             }
             let action = match FlowAction::decode(r.value.data) {
                 Some(FlowAction::Forward(nh)) => match snap.nexthop(nh) {
-                    Some(nexthop::NextHop::Interface { vif, .. }) => format!("forward nh {nh} vif {vif}"),
-                    Some(nexthop::NextHop::Tunnel { remote, label, .. }) => {
-                        format!("forward nh {nh} tunnel {remote} label {label}")
-                    }
-                    _ => format!("forward nh {nh}"),
+                    Some(nexthop::NextHop::Interface { vif, .. }) => FlowActionView::ToInterface {
+                        nexthop: nh.0,
+                        vif: vif.0,
+                    },
+                    Some(nexthop::NextHop::Tunnel { remote, label, .. }) => FlowActionView::ToTunnel {
+                        nexthop: nh.0,
+                        remote: *remote,
+                        label: *label,
+                    },
+                    _ => FlowActionView::Forward { nexthop: nh.0 },
                 },
-                Some(FlowAction::Drop(reason)) => format!("drop {}", reason.label()),
-                None => "unknown".into(),
+                Some(FlowAction::Drop(reason)) => FlowActionView::Drop {
+                    reason: reason.label().to_string(),
+                },
+                None => FlowActionView::Unknown,
             };
             out.push(FlowView {
                 index: r.index,

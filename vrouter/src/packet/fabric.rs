@@ -1,14 +1,26 @@
 //! Packets from other compute nodes: take the tunnel apart, find the local interface
 //! by MPLS label or by VNI and inner route, pass the inner packet through the flow
-//! table (so the receiving node holds a flow for it, where policy will run), deliver.
+//! table (so the receiving node holds a flow for it, where policy will run), deliver
+//! within the pod's MTU (or tell the sender, through the tunnel, what fits).
 
 use super::flow::{self, Decision};
-use super::forward::{Outcome, TunnelUse};
-use super::{write_eth, DropReason, PacketBuf, Verdict, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN};
+use super::forward::{self, Family, Outcome, TunnelUse};
+use super::{icmp, too_big_for, DropReason, PacketBuf, Verdict, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN};
 use nexthop::encap::{self, DecapError, Encap};
-use nexthop::{v4_key, v6_key, Interface, NextHop, NextHopId, Snapshot, VrfId};
+use nexthop::{v4_key, v6_key, Interface, NextHop, NextHopId, Snapshot, Vif, VrfId};
 use std::net::IpAddr;
-use wire::{ethernet, ipv4, ipv6};
+use wire::{ethernet, ipv4};
+
+/// The decapsulated packet after the flow stage.
+struct Inner {
+    /// The flow's next hop.
+    nh: NextHopId,
+    /// The inner flow key's hash (tunnel entropy for an error sent back).
+    hash: u64,
+    /// Its IP length.
+    ip_len: usize,
+    family: Family,
+}
 
 /// Looks the decapsulated packet up in the flow table of its VRF (setting the flow
 /// up on a miss, owned by the fabric); `Err` with the drop reason its decision says.
@@ -17,14 +29,18 @@ fn through_flow_table(
     snap: &Snapshot,
     fabric: &Interface,
     vrf: VrfId,
-    ip: &[u8],
+    ip: &wire::ip::Packet<&[u8]>,
     ctx: &mut super::PipelineContext,
-) -> Result<NextHopId, DropReason> {
-    let Some((key, bytes, flags)) = flow::ip_flow_key(vrf.0, ip) else {
-        return Err(DropReason::Truncated);
-    };
-    match flow::decide(snap, ctx, fabric, &key, key.hash(), bytes, flags) {
-        Decision::Forward(nh) => Ok(nh),
+) -> Result<Inner, DropReason> {
+    let (key, bytes, flags) = flow::ip_flow_key(vrf.0, ip);
+    let hash = key.hash();
+    match flow::decide(snap, ctx, fabric, &key, hash, bytes, flags) {
+        Decision::Forward(nh) => Ok(Inner {
+            nh,
+            hash,
+            ip_len: bytes as usize,
+            family: if key.family() == 4 { Family::V4 } else { Family::V6 },
+        }),
         Decision::Drop(reason) => Err(reason),
         Decision::Local | Decision::NoRoute => Err(DropReason::NoRoute),
     }
@@ -71,40 +87,40 @@ fn deliver(
             let Some(iface) = snap.interface(*vif) else {
                 return Verdict::Drop(DropReason::InvalidLabel);
             };
-            let inner = &pkt.data()[t.payload..];
+            let inner = match checked_inner(&pkt.data()[t.payload..]) {
+                Ok(ip) => ip,
+                Err(reason) => return Verdict::Drop(reason),
+            };
             // A label names an interface, and the interface a VRF: the inner
             // destination must route to that interface there, or a stale or forged
             // label would carry the packet across VRFs. The pod's own address (most
             // packets) needs no route lookup: its host route is the interface's.
-            let (ethertype, routed_here) = match inner_destination(inner) {
-                Ok(IpAddr::V4(dst)) => {
-                    let routed_here = iface.ipv4 == Some(dst) || {
+            let routed_here = match inner.dst_addr() {
+                IpAddr::V4(dst) => {
+                    iface.ipv4 == Some(dst) || {
                         let found = snap.vrf(iface.vrf).and_then(|v| v.v4.lookup(v4_key(dst)));
                         found.is_some_and(|(_, r)| reaches(snap, r.nexthop, nh))
-                    };
-                    (ETHERTYPE_IPV4, routed_here)
+                    }
                 }
-                Ok(IpAddr::V6(dst)) => {
-                    let routed_here = iface.ipv6 == Some(dst) || {
+                IpAddr::V6(dst) => {
+                    iface.ipv6 == Some(dst) || {
                         let found = snap.vrf(iface.vrf).and_then(|v| v.v6.lookup(v6_key(dst)));
                         found.is_some_and(|(_, r)| reaches(snap, r.nexthop, nh))
-                    };
-                    (ETHERTYPE_IPV6, routed_here)
+                    }
                 }
-                Err(reason) => return Verdict::Drop(reason),
             };
             if !routed_here {
                 return Verdict::Drop(DropReason::LabelMismatch);
             }
             // Delivered to the label's interface (the sender chose it, ECMP included);
             // the flow is set up or hit in its VRF all the same.
-            if let Err(reason) = through_flow_table(snap, fabric, iface.vrf, inner, ctx) {
-                return Verdict::Drop(reason);
-            }
+            let flow = match through_flow_table(snap, fabric, iface.vrf, &inner, ctx) {
+                Ok(flow) => flow,
+                Err(reason) => return Verdict::Drop(reason),
+            };
             // The inner IP packet gets an Ethernet header where the outer headers end.
             pkt.pull_front(t.payload - ETH_LEN);
-            write_eth(pkt.data_mut(), dst_mac.0, snap.router_mac.0, ethertype);
-            Verdict::Transmit(*vif)
+            to_interface(snap, iface, dst_mac.0, pkt, ctx, &flow)
         }
         Encap::Vxlan => {
             let Some(&vrf) = snap.vxlan.get(&t.label) else {
@@ -114,45 +130,88 @@ fn deliver(
             let Ok(eth) = ethernet::Frame::new_checked(pkt.data()) else {
                 return Verdict::Drop(DropReason::Truncated);
             };
-            let nh = match eth.ethertype() {
-                ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => match inner_destination(eth.payload()) {
-                    Ok(IpAddr::V4(dst)) => snap.route4(vrf, dst),
-                    Ok(IpAddr::V6(dst)) => snap.route6(vrf, dst),
-                    Err(reason) => return Verdict::Drop(reason),
-                },
-                _ => return Verdict::Drop(DropReason::UnsupportedEtherType),
-            };
-            let delivered = match nh {
-                Some(NextHop::Interface { .. }) => through_flow_table(snap, fabric, vrf, &pkt.data()[ETH_LEN..], ctx),
-                _ => Err(DropReason::NoRoute),
-            };
-            let nh = match delivered {
-                Ok(id) => snap.nexthop(id),
+            if !matches!(eth.ethertype(), ETHERTYPE_IPV4 | ETHERTYPE_IPV6) {
+                return Verdict::Drop(DropReason::UnsupportedEtherType);
+            }
+            let inner = match checked_inner(eth.payload()) {
+                Ok(ip) => ip,
                 Err(reason) => return Verdict::Drop(reason),
             };
-            match nh {
-                Some(NextHop::Interface { vif, dst_mac }) => {
-                    let mut eth = ethernet::Frame::new_unchecked(pkt.data_mut());
-                    eth.set_dst_addr(dst_mac.0);
-                    eth.set_src_addr(snap.router_mac.0);
-                    Verdict::Transmit(*vif)
-                }
+            // The flow stage routes it in the VNI's VRF; only a local interface takes
+            // it (a VXLAN packet is never sent back into the fabric).
+            let flow = match through_flow_table(snap, fabric, vrf, &inner, ctx) {
+                Ok(flow) => flow,
+                Err(reason) => return Verdict::Drop(reason),
+            };
+            match snap.nexthop(flow.nh) {
+                Some(NextHop::Interface { vif, dst_mac }) => match snap.interface(*vif) {
+                    Some(iface) => to_interface(snap, iface, dst_mac.0, pkt, ctx, &flow),
+                    None => Verdict::Drop(DropReason::NoRoute),
+                },
                 _ => Verdict::Drop(DropReason::NoRoute),
             }
         }
     }
 }
 
-/// The destination of a decapsulated IP packet of either family (by its version).
-#[inline]
-fn inner_destination(ip: &[u8]) -> Result<IpAddr, DropReason> {
-    let checked = match ip.first().map(|v| v >> 4) {
-        Some(4) => ipv4::Packet::new_checked(ip).map(|p| IpAddr::V4(p.dst_addr())),
-        Some(6) => ipv6::Packet::new_checked(ip).map(|p| IpAddr::V6(p.dst_addr())),
-        None => Err(wire::Error::Truncated),
-        Some(_) => Err(wire::Error::Malformed),
+/// The egress stage of a decapsulated packet, now an Ethernet frame: out of the local
+/// interface `iface` to `dst_mac`, unless it is larger than the interface's MTU.
+#[inline(always)]
+fn to_interface(
+    snap: &Snapshot,
+    iface: &Interface,
+    dst_mac: [u8; 6],
+    pkt: &mut PacketBuf<'_>,
+    ctx: &mut super::PipelineContext,
+    flow: &Inner,
+) -> Verdict {
+    if let Some(mtu) = too_big_for(snap, iface.vif, flow.ip_len) {
+        return too_big(snap, iface, pkt, ctx, flow, mtu);
+    }
+    let mut eth = ethernet::Frame::new_unchecked(pkt.data_mut());
+    eth.set_dst_addr(dst_mac);
+    eth.set_src_addr(snap.router_mac.0);
+    eth.set_ethertype(flow.family.ethertype());
+    Verdict::Transmit(iface.vif)
+}
+
+/// A packet from another node too big for the pod's MTU: as a router on the path, the
+/// vrouter tells the sender (IPv4 with DF: fragmentation needed, RFC 1191; IPv6:
+/// packet too big, RFC 8201) through the tunnel it came by; IPv4 without DF is a
+/// counted drop (a local pod is not fragmented for).
+#[cold]
+fn too_big(
+    snap: &Snapshot,
+    iface: &Interface,
+    pkt: &mut PacketBuf<'_>,
+    ctx: &mut super::PipelineContext,
+    flow: &Inner,
+    mtu: u16,
+) -> Verdict {
+    let answered = match flow.family {
+        Family::V4 => {
+            let ip = ipv4::Packet::new_unchecked(&pkt.data()[ETH_LEN..]);
+            if !ip.dont_frag() {
+                return Verdict::Drop(DropReason::Mtu);
+            }
+            icmp::send_error_v4(snap, iface, pkt, ctx, icmp::fragmentation_needed(mtu), DropReason::Mtu)
+        }
+        Family::V6 => icmp::send_error_v6(snap, iface, pkt, ctx, icmp::packet_too_big(mtu), DropReason::Mtu),
     };
-    checked.map_err(|e| match e {
+    if answered != Verdict::DropWithError(DropReason::Mtu) {
+        return answered;
+    }
+    // The error goes back out of the fabric, which the packet came in by.
+    match forward::originate(snap, iface.vrf, pkt, ctx, flow.family, flow.hash) {
+        Verdict::Transmit(Vif::FABRIC) => answered,
+        _ => Verdict::Drop(DropReason::Mtu),
+    }
+}
+
+/// The decapsulated IP packet of either family (by its version), checked.
+#[inline]
+fn checked_inner(ip: &[u8]) -> Result<wire::ip::Packet<&[u8]>, DropReason> {
+    wire::ip::Packet::new_checked(ip).map_err(|e| match e {
         wire::Error::Truncated => DropReason::Truncated,
         wire::Error::Malformed => DropReason::BadIpHeader,
     })

@@ -11,7 +11,7 @@ use super::{DropReason, PipelineContext};
 use crate::flows::{FlowAction, Flows, TCP_FIN, TCP_RST, TCP_SYN};
 use flow_table::{FlowKey, FlowValue, Insert};
 use nexthop::{Interface, NextHop, NextHopId, RouteSlot, Snapshot};
-use wire::{icmp, ip_proto, ipv4, ipv6, tcp, udp};
+use wire::{icmp, ip_proto, tcp, udp};
 
 /// What routing decided for a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,24 +91,21 @@ pub(super) fn l4_ports(l4: &[u8], proto: u8, later_fragment: bool) -> (u16, u16,
     }
 }
 
-/// The flow key in VRF `vrf` of the IP packet `ip` (either family, told by its
-/// version), its length and its TCP flags; `None` if its header does not check.
+/// The flow key in VRF `vrf` of the checked IP packet `ip` (either family), its length
+/// and its TCP flags.
 #[inline(always)]
-pub(super) fn ip_flow_key(vrf: u16, ip: &[u8]) -> Option<(FlowKey, u32, u8)> {
-    match ip.first()? >> 4 {
-        4 => {
-            let p = ipv4::Packet::new_checked(ip).ok()?;
+pub(super) fn ip_flow_key(vrf: u16, ip: &wire::ip::Packet<&[u8]>) -> (FlowKey, u32, u8) {
+    match ip {
+        wire::ip::Packet::V4(p) => {
             let (sp, dp, flags) = l4_ports(p.payload(), p.protocol(), p.is_later_fragment());
             let key = FlowKey::v4(vrf, p.src_addr(), p.dst_addr(), p.protocol(), sp, dp);
-            Some((key, u32::from(p.total_len()), flags))
+            (key, u32::from(p.total_len()), flags)
         }
-        6 => {
-            let p = ipv6::Packet::new_checked(ip).ok()?;
+        wire::ip::Packet::V6(p) => {
             let (sp, dp, flags) = l4_ports(p.payload(), p.next_header(), false);
             let key = FlowKey::v6(vrf, p.src_addr(), p.dst_addr(), p.next_header(), sp, dp);
-            Some((key, p.total_len() as u32, flags))
+            (key, p.total_len() as u32, flags)
         }
-        _ => None,
     }
 }
 
@@ -248,7 +245,9 @@ pub(super) fn hash_of(key: &FlowKey, hint: Option<&Classified>) -> u64 {
 fn key_of(iface: &Interface, d: &[u8]) -> Option<FlowKey> {
     let eth = wire::ethernet::Frame::new_checked(d).ok()?;
     match eth.ethertype() {
-        super::ETHERTYPE_IPV4 | super::ETHERTYPE_IPV6 => ip_flow_key(iface.vrf.0, eth.payload()).map(|k| k.0),
+        super::ETHERTYPE_IPV4 | super::ETHERTYPE_IPV6 => wire::ip::Packet::new_checked(eth.payload())
+            .ok()
+            .map(|ip| ip_flow_key(iface.vrf.0, &ip).0),
         _ => None,
     }
 }

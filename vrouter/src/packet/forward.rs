@@ -9,7 +9,7 @@ use super::flow::{self, Decision};
 use super::icmp::{self, send_error_v4, send_error_v6};
 use super::{gateway, too_big_for, tunnel, write_eth, DropReason, PacketBuf, PipelineContext, Verdict, ETH_LEN};
 use flow_table::FlowKey;
-use nexthop::{Interface, Snapshot};
+use nexthop::{v4_key, v6_key, Interface, NextHop, Snapshot, VrfId};
 use std::net::Ipv4Addr;
 
 /// Which IP family a packet is.
@@ -23,7 +23,7 @@ pub(super) enum Family {
 
 impl Family {
     /// The EtherType of a frame carrying this family.
-    fn ethertype(self) -> u16 {
+    pub(super) fn ethertype(self) -> u16 {
         match self {
             Family::V4 => super::ETHERTYPE_IPV4,
             Family::V6 => super::ETHERTYPE_IPV6,
@@ -155,6 +155,51 @@ fn forward(
                 }
             }
         }
+    }
+}
+
+/// Sends a packet the vrouter originates in VRF `vrf` (an Ethernet frame of `family`,
+/// such as an ICMP error for a packet from another node): routed by its destination
+/// without a flow (what the router itself says is no pod's connection), out of a local
+/// interface or through a tunnel. `hash` picks the ECMP member and the tunnel entropy.
+#[cold]
+pub(super) fn originate(
+    snap: &Snapshot,
+    vrf: VrfId,
+    pkt: &mut PacketBuf<'_>,
+    ctx: &mut PipelineContext,
+    family: Family,
+    hash: u64,
+) -> Verdict {
+    let ip = &pkt.data()[ETH_LEN..];
+    let routes = snap.vrf(vrf);
+    let found = match family {
+        Family::V4 => {
+            let dst = wire::ipv4::Packet::new_unchecked(ip).dst_addr();
+            routes.and_then(|v| v.v4.lookup(v4_key(dst))).map(|(_, r)| r.nexthop)
+        }
+        Family::V6 => {
+            let dst = wire::ipv6::Packet::new_unchecked(ip).dst_addr();
+            routes.and_then(|v| v.v6.lookup(v6_key(dst))).map(|(_, r)| r.nexthop)
+        }
+    };
+    let nh = match found.map(|id| (id, snap.nexthop(id))) {
+        Some((_, Some(NextHop::Composite { id }))) => snap
+            .composites
+            .get(*id as usize)
+            .and_then(|g| nexthop::ecmp::select(&g.ids, hash).map(|i| g.members[i])),
+        Some((id, _)) => Some(id),
+        None => None,
+    };
+    match nh.and_then(|nh| tunnel::Egress::of(snap, nh)) {
+        Some(tunnel::Egress::Local { vif, dst_mac }) => {
+            write_eth(pkt.data_mut(), dst_mac, snap.router_mac.0, family.ethertype());
+            Verdict::Transmit(vif)
+        }
+        Some(tunnel::Egress::Remote(t)) => {
+            tunnel::encapsulate(snap, pkt, ctx, t, hash, family == Family::V4).unwrap_or(Verdict::Drop(DropReason::Mtu))
+        }
+        None => Verdict::Drop(DropReason::NoRoute),
     }
 }
 

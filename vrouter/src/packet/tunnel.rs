@@ -189,7 +189,8 @@ pub fn fragment_plan(
     let fits = usize::from(snap.fabric.mtu.max(576)).checked_sub(overhead)?;
     let per_fragment = per_fragment(fits.min(usize::from(u16::MAX)) as u16, ip.header_len())?;
     // The entropy of the flow's other packets, so that its fragments take their path.
-    let (key, _, _) = super::flow::ip_flow_key(snap.interface(in_vif)?.vrf.0, ip.as_bytes())?;
+    let checked = wire::ip::Packet::new_checked(ip.as_bytes()).ok()?;
+    let (key, _, _) = super::flow::ip_flow_key(snap.interface(in_vif)?.vrf.0, &checked);
     Some(FragmentPlan {
         tunnel: t,
         flow_hash: key.hash(),

@@ -4,6 +4,11 @@ use super::*;
 
 /// A snapshot where pod b's addresses are behind an MPLSoUDP tunnel to 198.18.0.2.
 fn tunnel_snapshot(mtu: u16) -> Snapshot {
+    tunnel_snapshot_with(mtu, None)
+}
+
+/// [`tunnel_snapshot`] with a fabric MTU of `mtu` and pod a's MTU `pod_mtu`.
+pub(super) fn tunnel_snapshot_with(mtu: u16, pod_mtu: Option<u16>) -> Snapshot {
     let mut s = DesiredState::new(16);
     s.set_fabric("fabric0");
     s.set_fabric_info(nexthop::FabricInfo {
@@ -20,7 +25,7 @@ fn tunnel_snapshot(mtu: u16) -> Snapshot {
         gateway4: Some(GW4.into()),
         gateway6: Some("2001:2:0:1::1".parse().unwrap()),
         allowed_address_pairs: Vec::new(),
-        mtu: None,
+        mtu: pod_mtu,
     })
     .unwrap();
     let remote: std::net::Ipv4Addr = [198, 18, 0, 2].into();
@@ -91,7 +96,7 @@ fn fabric_frames_are_decapsulated_to_the_pod_by_label() {
 
 /// `inner` (an Ethernet frame) as it arrives from 198.18.0.2 over MPLS over UDP
 /// with `label`.
-fn from_node_2(label: u32, inner: &[u8]) -> Vec<u8> {
+pub(super) fn from_node_2(label: u32, inner: &[u8]) -> Vec<u8> {
     outer_from_node_2(nexthop::encap::Encap::MplsOverUdp, label).frame(&inner[ETH_LEN..])
 }
 
