@@ -1,7 +1,7 @@
 //! The `vrouter-lab` command line: the lab, the soak, the generator, the sink and the
 //! benchmark.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// vrouter-lab: measurement and demonstration tools for the vrouter (not needed to run it).
@@ -15,6 +15,11 @@ struct Cli {
     /// What to do.
     #[command(subcommand)]
     command: Command,
+}
+
+/// The command line's definition (for checking documented commands against it).
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 #[derive(Debug, Subcommand)]

@@ -200,3 +200,177 @@ fn running_out_of_file_descriptors_neither_spins_nor_kills_the_api() {
     }
     assert!(n.vrouter_pid().is_some());
 }
+
+/// Resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn clients_that_never_read_cost_one_answer_each_and_are_dropped() {
+    let _machine = serial();
+    let mut n = node(BIN, XdpMode::Generic);
+    n.start_vrouter().unwrap();
+    n.add_pod("red", 0, 1, true).unwrap();
+    let api = n.api();
+    // 5000 routes: one routes answer is about half a megabyte.
+    for i in 0..5000u32 {
+        let route = control_client::RouteSpec {
+            vrf: "red".into(),
+            prefix: format!("198.19.{}.{}/32", i / 256, i % 256).parse().unwrap(),
+            target: control_client::RouteTarget::Discard,
+        };
+        api.call::<serde_json::Value>(&Request::AddRoute { route }).unwrap();
+    }
+    let pid = n.vrouter_pid().unwrap();
+    let before = rss_kib(pid);
+    let fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let fds_before = fds();
+    // Five clients each ask for the whole table 40 times over and never read: a server
+    // that queued answers would hold about 100 MB for them.
+    let request = serde_json::to_string(&Request::Routes {
+        vrf: None,
+        limit: 10_000,
+        after: None,
+    })
+    .unwrap();
+    let lines = format!("{request}\n").repeat(40);
+    let started = Instant::now();
+    let silent: Vec<UnixStream> = (0..5)
+        .map(|_| {
+            let s = UnixStream::connect(n.api_socket()).unwrap();
+            s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+            // The server stops reading once its answer is stuck: the rest of the
+            // requests may not fit the socket buffer, which is fine.
+            let _ = (&s).write_all(lines.as_bytes());
+            s
+        })
+        .collect();
+    // Meanwhile everyone else is served promptly.
+    for _ in 0..10 {
+        let t = Instant::now();
+        assert!(raw(&n.api_socket(), r#"{"op":"status"}"#).contains("\"ok\""));
+        assert!(t.elapsed() < Duration::from_secs(2), "status took {:?}", t.elapsed());
+    }
+    let grown = rss_kib(pid).saturating_sub(before);
+    assert!(
+        grown < 32 * 1024,
+        "RSS grew by {grown} KiB for five clients that never read"
+    );
+    // After the write timeout the server closes each silent connection (its
+    // descriptors go), and reading then ends at EOF or a reset well short of the 40
+    // answers asked for.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fds() > fds_before {
+        assert!(Instant::now() < deadline, "silent connections still open after 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for s in silent {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut answers = 0usize;
+        let mut reader = BufReader::new(&s);
+        let mut line = Vec::new();
+        while let Ok(read) = reader.read_until(b'\n', &mut line) {
+            if read == 0 || !line.ends_with(b"\n") {
+                break;
+            }
+            answers += 1;
+            line.clear();
+        }
+        assert!(answers < 40, "every answer was delivered to a client that did not read");
+    }
+    assert!(raw(&n.api_socket(), r#"{"op":"status"}"#).contains("\"ok\""));
+    eprintln!("silent clients dropped after {:?}", started.elapsed());
+}
+
+/// A tmpfs mounted for the test, unmounted when dropped (even when the test fails).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a tmpfs on {}", dir.display());
+        Self(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_a_change_whole_and_the_retry_succeeds() {
+    let _machine = serial();
+    let mut n = node(BIN, XdpMode::Generic);
+    let state = n.dir().join("state");
+    let _disk = Tmpfs::mount(&state, "1m");
+    n.start_vrouter().unwrap();
+    n.add_pod("red", 0, 1, true).unwrap();
+    let api = n.api();
+    let route = |i: u32| control_client::RouteSpec {
+        vrf: "red".into(),
+        prefix: format!("198.19.{}.{}/32", i / 256, i % 256).parse().unwrap(),
+        target: control_client::RouteTarget::Discard,
+    };
+    let live = |api: &vrouter::api::ApiClient| -> Vec<String> {
+        let routes: Vec<vrouter::api::RouteView> = api.all_routes(Some("red"), 1000).unwrap();
+        let mut prefixes: Vec<String> = routes
+            .iter()
+            .map(|r| r.prefix.to_string())
+            .filter(|p| p.starts_with("198.19."))
+            .collect();
+        prefixes.sort();
+        prefixes
+    };
+    // Fill the disk, leaving nothing free.
+    let filler = state.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    // Routes are added until the state directory cannot record one (the journal may
+    // have room left in its last page for a few).
+    let mut added = Vec::new();
+    let refused = (0..500u32)
+        .find(
+            |&i| match api.call::<serde_json::Value>(&Request::AddRoute { route: route(i) }) {
+                Ok(_) => {
+                    added.push(route(i).prefix.to_string());
+                    false
+                }
+                Err(vrouter::api::ClientError::Api(e)) => {
+                    assert_eq!(e.code, ErrorCode::StateDirectory, "{e:?}");
+                    true
+                }
+                Err(e) => panic!("{e}"),
+            },
+        )
+        .expect("a full disk refused no route");
+    // Refused whole: not live, and everything recorded before it still is.
+    added.sort();
+    assert_eq!(live(&api), added, "live routes differ from the recorded ones");
+    // With room again, the same change is accepted (not "exists already").
+    std::fs::remove_file(&filler).unwrap();
+    api.call::<serde_json::Value>(&Request::AddRoute { route: route(refused) })
+        .unwrap();
+    added.push(route(refused).prefix.to_string());
+    // And what was live is what the state directory restores.
+    n.stop_vrouter().unwrap();
+    n.start_vrouter().unwrap();
+    added.sort();
+    assert_eq!(live(&n.api()), added);
+}

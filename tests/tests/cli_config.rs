@@ -32,3 +32,34 @@ fn bad_files_name_the_key_and_good_files_pass() {
     let (ok, err) = check(fabric);
     assert!(ok || err.contains("no core is left"), "{err}");
 }
+
+#[test]
+fn an_api_socket_that_cannot_be_made_is_refused_by_its_key_before_anything_starts() {
+    let dir = std::env::temp_dir().join(format!("vrouter-sock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A socket path under a regular file: its directory cannot exist.
+    let file = dir.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let config = format!(
+        "state_dir = \"{}\"\napi_socket = \"{}\"\n[cores]\nforwarding = \"1\"\ncontrol = \"0\"\n\
+         [fabric]\ninterface = \"lo\"\nip = \"198.18.0.1/24\"\n",
+        dir.join("state").display(),
+        file.join("api.sock").display()
+    );
+    let path = dir.join("vrouter.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("api_socket") && err.contains("a-file/api.sock"), "{err}");
+    assert!(
+        !err.contains("worker") && !err.contains("XDP"),
+        "refused before the workers and XDP started: {err}"
+    );
+}

@@ -1,5 +1,7 @@
-//! Command-line interface: `run`, the lab, and views in the spirit of the Tungsten
-//! Fabric tools (`vif`, `rt`, `nh`, `dropstats`) that talk to a running vrouter.
+//! Command-line interface for the operator: `run`, `check-config`, and views and
+//! changes in the spirit of the Tungsten Fabric tools (`vif`, `rt`, `nh`, `flow`,
+//! `dropstats`) that talk to a running vrouter. (The measurement tools are
+//! `vrouter-lab`'s.)
 
 use crate::api::{
     ApiClient, DropStatsView, FlowFilter, FlowStatsView, FlowView, InterfaceView, NextHopView, Request, RouteView,
@@ -7,7 +9,7 @@ use crate::api::{
 };
 use crate::config::Config;
 use crate::run::Overrides;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use control_client::{InterfaceSpec, RouteSpec, RouteTarget};
 use ipnet::IpNet;
 use nexthop::encap::Encap;
@@ -34,6 +36,11 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The command line's definition (for checking documented commands against it).
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Subcommands.

@@ -17,7 +17,12 @@ pub fn fabric_info(ifname: &str, ip: Ipv4Addr) -> anyhow::Result<FabricInfo> {
         .trim()
         .parse()
         .map_err(|e: String| anyhow::anyhow!("fabric.interface {ifname}: {e}"))?;
-    let mtu: u16 = read("mtu")?.trim().parse().context("fabric MTU")?;
+    // Loopback and some virtual devices report 65536: more than an IPv4 packet can be.
+    let mtu: u32 = read("mtu")?
+        .trim()
+        .parse()
+        .with_context(|| format!("fabric.interface {ifname}: its MTU"))?;
+    let mtu = mtu.min(u32::from(u16::MAX)) as u16;
     Ok(FabricInfo { ip: Some(ip), mac, mtu })
 }
 
@@ -85,6 +90,23 @@ mod tests {
 fab0\t00000000\t010012C6\t0003\t0\t0\t0\t00000000\t0\t0\t0
 fab0\t000012C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
 ";
+
+    #[test]
+    fn a_fabric_mtu_above_what_ip_can_carry_is_taken_as_the_ip_maximum() {
+        // Loopback reports 65536 (one more than an IPv4 total length can say).
+        let lo_mtu: u32 = std::fs::read_to_string("/sys/class/net/lo/mtu")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let info = fabric_info("lo", Ipv4Addr::new(198, 18, 0, 1)).unwrap();
+        assert_eq!(u32::from(info.mtu), lo_mtu.min(65535));
+        let missing = fabric_info("no-such-if0", Ipv4Addr::new(198, 18, 0, 1)).unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("fabric.interface no-such-if0"),
+            "{missing:#}"
+        );
+    }
 
     #[test]
     fn next_hop_is_the_gateway_unless_on_link() {

@@ -136,23 +136,6 @@ fn every_toml_example_in_the_readme_parses_and_validates() {
 }
 
 #[test]
-fn every_cli_example_in_the_readme_parses() {
-    use clap::Parser;
-    let lines: Vec<String> = readme_blocks("sh")
-        .iter()
-        .flat_map(|b| b.lines().map(str::to_string).collect::<Vec<_>>())
-        .filter(|l| l.starts_with("vrouter "))
-        .collect();
-    assert!(lines.len() >= 10, "{lines:?}");
-    for line in lines {
-        let words = line.split_whitespace();
-        if let Err(e) = crate::cli::Cli::try_parse_from(words) {
-            panic!("{line}: {e}");
-        }
-    }
-}
-
-#[test]
 fn the_xmpp_section_is_checked_key_by_key() {
     let c = Config::parse(&base(""), Path::new("t.toml")).unwrap();
     assert!(c.xmpp.servers.is_empty(), "no control node unless configured");
