@@ -247,6 +247,10 @@ pub struct DesiredState {
     /// Routes per VRF (a VRF with routes stays).
     routes_per_vrf: BTreeMap<String, usize>,
     vrf_ids: BTreeMap<String, VrfId>,
+    /// Ids of deleted VRFs, all below `next_vrf_id`: the lowest is reused first.
+    free_vrf_ids: std::collections::BTreeSet<VrfId>,
+    /// The lowest id never used (ids run 1..=65535; the fabric's is 0).
+    next_vrf_id: u32,
     max_interfaces: usize,
     fabric_info: FabricInfo,
     vrf_vnis: BTreeMap<String, u32>,

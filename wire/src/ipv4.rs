@@ -143,6 +143,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.buffer.as_mut()[0] = 0x40 | (header_len / 4) as u8 & 0x0f;
     }
 
+    /// Makes the packet a fragment at `offset` bytes (a multiple of 8) of the
+    /// original payload, with More Fragments as `more` and Don't Fragment clear (the
+    /// checksum is not updated).
+    #[inline]
+    pub fn set_fragment(&mut self, more: bool, offset: usize) {
+        debug_assert!(offset % 8 == 0 && offset / 8 <= 0x1fff);
+        self.set_flags_and_offset(if more { MF } else { 0 } | ((offset / 8) as u16 & 0x1fff));
+    }
+
     /// Computes and writes the header checksum.
     #[inline(always)]
     pub fn fill_checksum(&mut self) {
@@ -304,6 +313,20 @@ mod tests {
         p.decrement_ttl();
         assert_eq!(p.ttl(), 63);
         assert!(p.verify_checksum());
+    }
+
+    #[test]
+    fn a_fragment_has_its_offset_and_more_flag_and_no_df() {
+        let mut bytes = golden();
+        let mut p = Packet::new_checked(&mut bytes[..]).unwrap();
+        p.set_fragment(true, 1480);
+        // Flags and offset word: MF (0x2000) | 1480 / 8 = 185 (0x00b9).
+        assert_eq!(p.as_bytes()[6..8], [0x20, 0xb9]);
+        assert!(p.more_frags() && !p.dont_frag() && p.is_later_fragment());
+        assert_eq!(p.frag_offset(), 1480);
+        p.set_fragment(false, 0);
+        assert_eq!(p.as_bytes()[6..8], [0, 0]);
+        assert!(!p.more_frags() && !p.is_later_fragment());
     }
 
     proptest! {

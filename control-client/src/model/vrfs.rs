@@ -22,11 +22,16 @@ impl DesiredState {
             return Ok(*id);
         }
         self.vrf_available(name)?;
-        let used: std::collections::BTreeSet<VrfId> = self.vrf_ids.values().copied().collect();
-        let id = (1..=u16::MAX)
-            .map(VrfId)
-            .find(|id| !used.contains(id))
-            .ok_or(ModelError::TooManyVrfs(VrfId::MAX_VRFS))?;
+        // The lowest free id: a freed one (all below the never-used ones) or the next.
+        let id = match self.free_vrf_ids.pop_first() {
+            Some(id) => id,
+            None => {
+                let next = self.next_vrf_id.max(1);
+                let id = u16::try_from(next).map_err(|_| ModelError::TooManyVrfs(VrfId::MAX_VRFS))?;
+                self.next_vrf_id = next + 1;
+                VrfId(id)
+            }
+        };
         self.vrf_ids.insert(name.to_string(), id);
         Ok(id)
     }
@@ -39,7 +44,9 @@ impl DesiredState {
         }
         let used = self.routes_per_vrf.contains_key(name) || self.interfaces.values().any(|(_, s)| s.vrf == name);
         if !used {
-            self.vrf_ids.remove(name);
+            if let Some(id) = self.vrf_ids.remove(name) {
+                self.free_vrf_ids.insert(id);
+            }
             self.drop_learned(Some(name), None);
         }
     }
@@ -52,5 +59,27 @@ impl DesiredState {
     /// The id of VRF `name`, if it exists.
     pub fn vrf_id(&self, name: &str) -> Option<VrfId> {
         self.vrf_ids.get(name).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_run_out_with_an_error_not_a_wrap_and_freed_ones_come_back_lowest_first() {
+        let mut s = DesiredState::new(4);
+        for i in 1..=u16::MAX {
+            assert_eq!(s.ensure_vrf(&format!("v{i}")).unwrap(), VrfId(i));
+        }
+        assert_eq!(s.vrf_count(), VrfId::MAX_VRFS, "65,535 VRFs and the fabric's");
+        assert!(matches!(s.ensure_vrf("one-too-many"), Err(ModelError::TooManyVrfs(_))));
+        assert_eq!(s.ensure_vrf("v7").unwrap(), VrfId(7), "an existing VRF keeps its id");
+        s.release_vrf_if_unused("v9");
+        s.release_vrf_if_unused("v3");
+        assert_eq!(s.vrf_id("v3"), None);
+        assert_eq!(s.ensure_vrf("new-a").unwrap(), VrfId(3));
+        assert_eq!(s.ensure_vrf("new-b").unwrap(), VrfId(9));
+        assert!(matches!(s.ensure_vrf("new-c"), Err(ModelError::TooManyVrfs(_))));
     }
 }

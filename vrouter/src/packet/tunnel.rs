@@ -189,8 +189,7 @@ pub fn fragment_plan(
     let fits = usize::from(snap.fabric.mtu.max(576)).checked_sub(overhead)?;
     let per_fragment = per_fragment(fits.min(usize::from(u16::MAX)) as u16, ip.header_len())?;
     // The entropy of the flow's other packets, so that its fragments take their path.
-    let checked = wire::ip::Packet::new_checked(ip.as_bytes()).ok()?;
-    let (key, _, _) = super::flow::ip_flow_key(snap.interface(in_vif)?.vrf.0, &checked);
+    let (key, _, _) = super::flow::ip_flow_key(snap.interface(in_vif)?.vrf.0, &wire::ip::Packet::V4(ip));
     Some(FragmentPlan {
         tunnel: t,
         flow_hash: key.hash(),
@@ -236,15 +235,14 @@ pub fn build_fragment(
     if !out.set_len(ETH_LEN + ihl + chunk.len()) {
         return false;
     }
-    let f = out.data_mut();
-    f[..ETH_LEN].copy_from_slice(&original[..ETH_LEN]);
-    f[ETH_LEN..ETH_LEN + ihl].copy_from_slice(ip.header());
-    f[ETH_LEN + ihl..].copy_from_slice(chunk);
-    let mut fragment = ipv4::Packet::new_unchecked(&mut f[ETH_LEN..]);
+    let mut frame = ethernet::Frame::new_unchecked(out.data_mut());
+    ethernet::Repr::parse(&ethernet::Frame::new_unchecked(original)).emit(&mut frame);
+    let f = frame.payload_mut();
+    f[..ihl].copy_from_slice(ip.header());
+    f[ihl..].copy_from_slice(chunk);
+    let mut fragment = ipv4::Packet::new_unchecked(f);
     // A fragment of a fragment keeps the original's offset base and its MF.
-    let more = !last || ip.more_frags();
-    let offset = (ip.frag_offset() as usize + from) / 8;
-    fragment.set_flags_and_offset(if more { 0x2000 } else { 0 } | offset as u16);
+    fragment.set_fragment(!last || ip.more_frags(), usize::from(ip.frag_offset()) + from);
     fragment.set_total_len((ihl + chunk.len()) as u16);
     fragment.fill_checksum();
     let ttl = fragment.ttl();
