@@ -86,9 +86,12 @@ fn every_command_in_the_readme_is_one_the_programs_take() {
             check_synopsis(command, &words).unwrap_or_else(|e| panic!("README synopsis `{line}`: {e}"));
             synopses += 1;
         } else {
-            use clap::error::ErrorKind::{DisplayHelpOnMissingArgumentOrSubcommand, MissingRequiredArgument};
+            use clap::error::ErrorKind::{
+                DisplayHelp, DisplayHelpOnMissingArgumentOrSubcommand, DisplayVersion, MissingRequiredArgument,
+            };
             match command.clone().try_get_matches_from(&words) {
                 Ok(_) => parsed += 1,
+                Err(e) if matches!(e.kind(), DisplayHelp | DisplayVersion) => parsed += 1,
                 // Prose names a command without its arguments.
                 Err(e)
                     if !fenced
