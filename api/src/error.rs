@@ -92,7 +92,7 @@ impl From<&control_client::ModelError> for ErrorCode {
             M::DuplicateInterface(_) | M::DuplicateRoute { .. } | M::AddressInUse { .. } => ErrorCode::AlreadyExists,
             M::UnknownInterface(_) | M::UnknownVrf(_) | M::UnknownRoute { .. } => ErrorCode::NotFound,
             M::TooManyInterfaces(_) | M::TooManyVrfs(_) => ErrorCode::ResourceExhausted,
-            M::InterfaceInUse { .. } => ErrorCode::InUse,
+            M::InterfaceInUse { .. } | M::ParentInUse { .. } => ErrorCode::InUse,
             M::InvalidInterfaceName(_)
             | M::InvalidVrfName(_)
             | M::InvalidMac(_)
@@ -103,7 +103,8 @@ impl From<&control_client::ModelError> for ErrorCode {
             | M::IdentityUnavailable { .. }
             | M::InterfaceInOtherVrf { .. }
             | M::InvalidTarget(_)
-            | M::InvalidVni { .. } => ErrorCode::InvalidArgument,
+            | M::InvalidVni { .. }
+            | M::InvalidVlan(_) => ErrorCode::InvalidArgument,
         }
     }
 }

@@ -148,6 +148,10 @@ pub struct InterfaceView {
     pub gateway4: Option<Ipv4Addr>,
     /// Gateway IPv6.
     pub gateway6: Option<Ipv6Addr>,
+    /// A VLAN sub-interface's parent vif and tag (nested mode); its frames are
+    /// counted on the parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<nexthop::VlanTag>,
     /// Counters.
     pub counters: VifTotals,
 }

@@ -95,6 +95,7 @@ fn decapsulation(c: &mut Criterion) {
             gateway6: None,
             allowed_address_pairs: Vec::new(),
             mtu: None,
+            vlan: None,
         })
         .expect("valid pod");
     let label = state.port_identity("a").expect("attached").label;

@@ -55,6 +55,7 @@ pub fn snapshot() -> Snapshot {
             gateway6: None,
             allowed_address_pairs: Vec::new(),
             mtu: None,
+            vlan: None,
         })
         .expect("valid pod");
     }
@@ -99,6 +100,7 @@ pub fn tunnel_state() -> DesiredState {
         // address pair, as a load generator pod would be given.
         allowed_address_pairs: vec!["198.18.1.0/24".parse().expect("prefix")],
         mtu: None,
+        vlan: None,
     })
     .expect("valid pod");
     let remote = Ipv4Addr::new(198, 18, 0, 2);

@@ -28,6 +28,6 @@ pub mod xmpp;
 
 pub use model::{
     is_martian, DesiredState, InterfaceSpec, ModelError, PeerId, PortIdentity, RouteSpec, RouteTarget, SnapshotBuilder,
-    DEFAULT_REMOTE_MAC, FABRIC_VRF, FIRST_LABEL, LAST_LABEL,
+    VlanSpec, DEFAULT_REMOTE_MAC, FABRIC_VRF, FIRST_LABEL, LAST_LABEL,
 };
 pub use publish::{Publication, PublicationStats, SnapshotPublisher};

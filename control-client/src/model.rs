@@ -57,6 +57,10 @@ pub struct InterfaceSpec {
     /// drop. Unset: the host end's MTU when it is attached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u16>,
+    /// Set for a VLAN sub-interface (nested mode): its parent port and tag. `name` is
+    /// then the sub-interface's own name, not a Linux interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<VlanSpec>,
 }
 
 /// Where a configured route sends packets.
@@ -219,6 +223,17 @@ pub enum ModelError {
         name: String,
         /// Routes pointing at it.
         count: usize,
+    },
+    /// A VLAN sub-interface binding that cannot be.
+    #[error("invalid VLAN sub-interface: {0}")]
+    InvalidVlan(String),
+    /// The port carries VLAN sub-interfaces, which go first.
+    #[error("interface {name:?} carries VLAN sub-interfaces {subinterfaces:?}: remove them first")]
+    ParentInUse {
+        /// Interface.
+        name: String,
+        /// Its sub-interfaces.
+        subinterfaces: Vec<String>,
     },
 }
 
@@ -407,6 +422,7 @@ impl DesiredState {
     fn validate_new_interface(&self, spec: &InterfaceSpec) -> Result<(), ModelError> {
         validate_ifname(&spec.name)?;
         validate_vrf_name(&spec.vrf)?;
+        self.validate_vlan(spec)?;
         if self.interfaces.contains_key(&spec.name) || self.fabric.as_ref().is_some_and(|(n, _)| *n == spec.name) {
             return Err(ModelError::DuplicateInterface(spec.name.clone()));
         }
@@ -484,6 +500,13 @@ impl DesiredState {
             return Err(ModelError::InterfaceInUse {
                 name: name.to_string(),
                 count,
+            });
+        }
+        let subinterfaces = self.subinterfaces_of(name);
+        if !subinterfaces.is_empty() {
+            return Err(ModelError::ParentInUse {
+                name: name.to_string(),
+                subinterfaces,
             });
         }
         let (id, spec) = self.interfaces.remove(name).expect("checked above");
@@ -623,11 +646,13 @@ mod builder;
 mod builder_tests;
 mod learned;
 mod ports;
+mod vlan;
 mod vrfs;
 
 pub use builder::SnapshotBuilder;
 pub use learned::PeerId;
 pub use ports::{PortIdentity, FIRST_LABEL, LAST_LABEL};
+pub use vlan::VlanSpec;
 
 #[cfg(test)]
 mod tests;

@@ -29,9 +29,21 @@ pub fn snapshot() -> &'static Snapshot {
                 gateway6: Some("2001:2:0:1::1".parse().unwrap()),
                 allowed_address_pairs: if name == "a" { vec!["198.18.9.0/24".parse().unwrap()] } else { Vec::new() },
                 mtu: if name == "b" { Some(1280) } else { None },
+                vlan: None,
             })
             .unwrap();
         }
+        // Nested mode: pod "a.7" behind VLAN 7 on port a, in VRF blue.
+        s.add_interface(InterfaceSpec {
+            name: "a.7".into(),
+            vrf: "blue".into(),
+            mac: MacAddr([2, 0, 0, 0, 1, 9]),
+            ipv4: Some([198, 18, 3, 2].into()),
+            gateway4: Some([198, 18, 3, 1].into()),
+            vlan: Some(control_client::VlanSpec { parent: "a".into(), id: 7 }),
+            ..InterfaceSpec::default()
+        })
+        .unwrap();
         s.set_vrf_vni("red", 4100).unwrap();
         let tunnel = |label| RouteTarget::Tunnel {
             remote: [198, 18, 0, 2].into(),

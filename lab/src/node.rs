@@ -119,6 +119,7 @@ impl Pod {
             gateway6: Some(self.gateway6),
             allowed_address_pairs: self.allowed_address_pairs.clone(),
             mtu: None,
+            vlan: None,
         }
     }
 }

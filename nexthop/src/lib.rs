@@ -27,5 +27,5 @@ pub use lpm::{v4_key, v6_key, LpmKey, LpmTable};
 pub use nexthop::{NextHop, NextHopId};
 pub use route::{Route, RouteSlot, MAX_ROUTE_SLOTS, VOLATILE_SLOT};
 pub use snapshot::{
-    Composite, FabricInfo, FastMap, Interface, InterfaceKind, MacAddr, RoutePatch, Snapshot, Vif, Vrf, VrfId,
+    Composite, FabricInfo, FastMap, Interface, InterfaceKind, MacAddr, RoutePatch, Snapshot, Vif, VlanTag, Vrf, VrfId,
 };

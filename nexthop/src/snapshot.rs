@@ -54,6 +54,19 @@ pub struct Interface {
     /// The largest IP packet the interface takes (0: not known, not checked).
     #[serde(default)]
     pub mtu: u16,
+    /// A VLAN sub-interface (nested mode: a pod in a VM, its traffic tagged on the
+    /// VM's port): the port it rides on and its tag. It has no socket of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<VlanTag>,
+}
+
+/// Where a VLAN sub-interface's frames travel: tagged on its parent port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VlanTag {
+    /// The parent port.
+    pub parent: Vif,
+    /// The 802.1Q VLAN id (1..=4094).
+    pub id: u16,
 }
 
 impl Interface {
@@ -112,6 +125,9 @@ pub struct Snapshot {
     pub vxlan: FastMap<u32, VrfId>,
     /// Members of composite (ECMP) next hops.
     pub composites: Vec<Composite>,
+    /// VLAN sub-interfaces by parent port and tag (empty unless nested mode is in
+    /// use, so the per-packet check is one length test).
+    pub subinterfaces: FastMap<VlanTag, Vif>,
 }
 
 /// This node on the fabric.

@@ -132,9 +132,16 @@ pub enum VifAction {
         /// repeat for more.
         #[arg(long = "allow-source")]
         allow_source: Vec<ipnet::IpNet>,
-        /// The pod interface's MTU (default: the host end's MTU).
+        /// The pod interface's MTU (default: the host end's MTU, or the parent's).
         #[arg(long)]
         mtu: Option<u16>,
+        /// Nested mode: a VLAN sub-interface of this attached port (with --vlan); the
+        /// name is then the sub-interface's own, not a Linux interface.
+        #[arg(long, requires = "vlan")]
+        parent: Option<String>,
+        /// The sub-interface's 802.1Q VLAN id on its parent (1..=4094).
+        #[arg(long, requires = "parent")]
+        vlan: Option<u16>,
     },
     /// Detach an interface.
     Delete {

@@ -38,7 +38,8 @@ drop_reasons! {
     BadChecksum = "bad_checksum",
     /// Ethernet destination is neither the vrouter MAC nor broadcast/multicast.
     WrongDestMac = "wrong_dest_mac",
-    /// An EtherType the vrouter does not route (including 802.1Q until nested mode).
+    /// An EtherType the vrouter does not route (802.1Q tags are VLAN sub-interfaces'
+    /// frames: `unknown_vlan`).
     UnsupportedEtherType = "unsupported_ethertype",
     /// Malformed ARP packet, or not an Ethernet/IPv4 request.
     InvalidArp = "invalid_arp",
@@ -94,6 +95,9 @@ drop_reasons! {
     /// ARP, neighbour discovery or an echo request to the gateway beyond the port's
     /// exception rate (`dataplane.exception_rate`): a flood policed per port.
     ExceptionRate = "exception_rate",
+    /// An 802.1Q-tagged frame whose VLAN is no sub-interface of the port it came in
+    /// on (nested mode), or a tag inside a sub-interface's frame.
+    UnknownVlan = "unknown_vlan",
 }
 
 impl DropReason {

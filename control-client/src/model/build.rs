@@ -1,6 +1,7 @@
 //! Compiling the desired state into an immutable forwarding snapshot.
 
 use super::*;
+use nexthop::VlanTag;
 
 impl DesiredState {
     /// Compiles the state into a stand-alone forwarding snapshot of `generation`. A
@@ -103,6 +104,7 @@ impl<'a> Compile<'a> {
                 gateway6: None,
                 allowed_sources: Vec::new(),
                 mtu: 0,
+                vlan: None,
             });
         }
         for (name, (id, spec)) in &state.interfaces {
@@ -113,6 +115,14 @@ impl<'a> Compile<'a> {
             };
             let nh = self.ids.nexthop(nexthop, self.generation);
             self.snap.mpls.insert(id.label, nh);
+            // A sub-interface's parent is attached (the model keeps it so).
+            let vlan_tag = spec.vlan.as_ref().and_then(|v| {
+                let parent = state.interfaces.get(&v.parent)?.0.vif;
+                Some(VlanTag { parent, id: v.id })
+            });
+            if let Some(tag) = vlan_tag {
+                self.snap.subinterfaces.insert(tag, id.vif);
+            }
             if let Some(a) = spec.ipv4 {
                 self.insert_derived(vrf, IpNet::from(IpAddr::V4(a)), nh);
                 self.snap.owner4.insert(a, vrf);
@@ -134,6 +144,7 @@ impl<'a> Compile<'a> {
                 gateway6: spec.gateway6,
                 allowed_sources: spec.allowed_address_pairs.iter().map(|p| p.trunc()).collect(),
                 mtu: spec.mtu.unwrap_or(0),
+                vlan: vlan_tag,
             });
         }
     }

@@ -18,6 +18,7 @@ fn pod(name: &str, last: u8) -> InterfaceSpec {
         gateway6: None,
         allowed_address_pairs: Vec::new(),
         mtu: None,
+        vlan: None,
     }
 }
 

@@ -101,6 +101,11 @@ impl DesiredState {
         self.interfaces.get(name).map(|(id, _)| *id)
     }
 
+    /// What the attached interface `name` was attached with.
+    pub fn interface_spec(&self, name: &str) -> Option<&InterfaceSpec> {
+        self.interfaces.get(name).map(|(_, spec)| spec)
+    }
+
     /// The attached interface that owns MPLS label `label`.
     pub fn interface_with_label(&self, label: u32) -> Option<&str> {
         self.interfaces
@@ -164,6 +169,7 @@ mod tests {
             gateway6: None,
             allowed_address_pairs: Vec::new(),
             mtu: None,
+            vlan: None,
         }
     }
 

@@ -11,6 +11,7 @@ fn pod(name: &str, vrf: &str, last: u8) -> InterfaceSpec {
         gateway6: Some("2001:2::1".parse().unwrap()),
         allowed_address_pairs: Vec::new(),
         mtu: None,
+        vlan: None,
     }
 }
 

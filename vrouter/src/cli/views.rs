@@ -54,6 +54,9 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     if let Some(v6) = i.ipv6 {
                         println!("{:<5} {:<15} ipv6 {v6} gateway6 {}", "", "", opt(&i.gateway6));
                     }
+                    if let Some(tag) = i.vlan {
+                        println!("{:<5} {:<15} vlan {} on vif {}", "", "", tag.id, tag.parent.0);
+                    }
                 }
             })
         }
@@ -69,6 +72,8 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     gateway6,
                     allow_source,
                     mtu,
+                    parent,
+                    vlan,
                 },
         } => {
             let spec = InterfaceSpec {
@@ -81,6 +86,9 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 gateway6,
                 allowed_address_pairs: allow_source,
                 mtu,
+                vlan: parent
+                    .zip(vlan)
+                    .map(|(parent, id)| control_client::VlanSpec { parent, id }),
             };
             let answer: serde_json::Value = api.call(&Request::AddInterface { spec })?;
             print(json, &answer, |a| {

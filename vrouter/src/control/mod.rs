@@ -227,6 +227,9 @@ impl Control {
                 self.model.reserve_identity(&record.spec.name, id);
             }
         }
+        // Parents before their VLAN sub-interfaces.
+        let mut ports = ports;
+        ports.sort_by_key(|p| p.spec.vlan.is_some());
         for record in ports {
             let name = record.spec.name.clone();
             let result = match record.identity {
@@ -298,10 +301,15 @@ impl Control {
         persist: bool,
     ) -> Result<PortIdentity, ControlError> {
         let mut spec = spec;
+        // A VLAN sub-interface has no socket of its own: its frames ride on its parent.
+        let parent = spec.vlan.as_ref().map(|v| v.parent.clone());
         if spec.mtu.is_none() {
             // The host end's MTU: what the kernel lets through to the pod (veth ends
             // are created alike); the CNI plugin states it when it knows better.
-            spec.mtu = crate::datapath::interface_mtu(&spec.name);
+            spec.mtu = match &parent {
+                Some(parent) => self.model.interface_spec(parent).and_then(|p| p.mtu),
+                None => crate::datapath::interface_mtu(&spec.name),
+            };
         }
         let mut next = self.model.clone();
         let vif = match identity {
@@ -320,14 +328,16 @@ impl Control {
                     )
                 })?;
         }
-        if let Err(e) = self.ports.add_port(vif, &spec.name) {
-            if persist && !recorded_before {
-                let _ = self.store.delete_port(&spec.name);
+        if parent.is_none() {
+            if let Err(e) = self.ports.add_port(vif, &spec.name) {
+                if persist && !recorded_before {
+                    let _ = self.store.delete_port(&spec.name);
+                }
+                return Err(ControlError::Datapath(e));
             }
-            return Err(ControlError::Datapath(e));
-        }
-        if let Some(index) = crate::datapath::interface_index(&spec.name) {
-            self.ifindex.insert(spec.name.clone(), index);
+            if let Some(index) = crate::datapath::interface_index(&spec.name) {
+                self.ifindex.insert(spec.name.clone(), index);
+            }
         }
         self.model = next;
         if !self.pending_routes.is_empty() {
@@ -352,9 +362,13 @@ impl Control {
             return Err(ModelError::InvalidInterfaceName(name.to_string()).into());
         }
         let mut next = self.model.clone();
-        let (vif, _) = match next.remove_interface(name) {
+        let (vif, spec) = match next.remove_interface(name) {
             Ok(v) => v,
-            Err(e) if self.store.has_port(name) || self.model.reserved_identity(name).is_some() => {
+            // Only a port the model does not hold: one it refuses to remove (routes
+            // or sub-interfaces use it) keeps its record.
+            Err(e @ ModelError::UnknownInterface(_))
+                if self.store.has_port(name) || self.model.reserved_identity(name).is_some() =>
+            {
                 self.store.delete_port(name).map_err(ControlError::StateDirectory)?;
                 self.model.release_identity(name);
                 tracing::info!(interface = name, "stale port file removed ({e})");
@@ -367,7 +381,9 @@ impl Control {
         })?;
         self.model = next;
         self.publish();
-        self.ports.remove_port(vif);
+        if spec.vlan.is_none() {
+            self.ports.remove_port(vif);
+        }
         self.ifindex.remove(name);
         Ok(())
     }
@@ -383,26 +399,46 @@ impl Control {
             .filter(|(name, index)| crate::datapath::interface_index(name) != Some(**index))
             .map(|(name, _)| name.clone())
             .collect();
+        if vanished.is_empty() {
+            return;
+        }
         for name in vanished {
             self.ifindex.remove(&name);
-            let Some(id) = self.model.port_identity(&name) else {
-                continue;
-            };
-            let routes = self.model.take_routes_to(&name);
-            let Ok((vif, _)) = self.model.remove_interface(&name) else {
-                continue;
-            };
-            tracing::warn!(
-                interface = %name,
-                vif = vif.0,
-                label = id.label,
-                "interface vanished under the vrouter: port detached (its record, vif and label are kept; add it again to reattach)"
-            );
-            self.model.reserve_identity(&name, id);
-            self.pending_routes.extend(routes);
+            // Its VLAN sub-interfaces go with it (their frames rode on it).
+            for sub in self.model.subinterfaces_of(&name) {
+                self.detach_kept(&sub, "its parent interface vanished");
+            }
+            let detached = self.detach_kept(&name, "interface vanished under the vrouter");
+            // Published before the port goes, so no worker sends to it after.
             self.publish();
-            self.ports.remove_port(vif);
+            if let Some(vif) = detached {
+                self.ports.remove_port(vif);
+            }
         }
+    }
+
+    /// Detaches port `name` but keeps its record, vif and label (adding it again
+    /// brings it back as it was; the routes to it wait, recorded, until then).
+    fn detach_kept(&mut self, name: &str, why: &str) -> Option<Vif> {
+        let id = self.model.port_identity(name)?;
+        let routes = self.model.take_routes_to(name);
+        let Ok((vif, _)) = self.model.remove_interface(name) else {
+            // Refused (cannot happen once its routes and sub-interfaces are gone):
+            // the routes go back.
+            for route in routes {
+                let _ = self.model.add_route(route);
+            }
+            return None;
+        };
+        tracing::warn!(
+            interface = %name,
+            vif = vif.0,
+            label = id.label,
+            "{why}: port detached (its record, vif and label are kept; add it again to reattach)"
+        );
+        self.model.reserve_identity(name, id);
+        self.pending_routes.extend(routes);
+        Some(vif)
     }
 
     /// Adds a route: recorded first, then applied; neither if either fails.

@@ -132,3 +132,42 @@ fn restore_applies_no_more_than_tables_routes() {
         Err(ControlError::RouteTableFull(3))
     ));
 }
+
+#[test]
+fn a_port_in_use_is_refused_whole_and_keeps_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path()).unwrap();
+    let mut model = DesiredState::new(16);
+    model.set_fabric("fabric0");
+    let (mut control, _publisher) = Control::detached(model, store, 1000);
+    let pod = |name: &str, last: u8, vlan: Option<control_client::VlanSpec>| InterfaceSpec {
+        name: name.into(),
+        vrf: "red".into(),
+        mac: MacAddr([2, 0, 0, 0, 0, last]),
+        ipv4: Some([198, 18, 1, last].into()),
+        vlan,
+        ..InterfaceSpec::default()
+    };
+    control.add_interface(pod("vm", 2, None)).unwrap();
+    let vlan = control_client::VlanSpec {
+        parent: "vm".into(),
+        id: 100,
+    };
+    control.add_interface(pod("vm.100", 3, Some(vlan))).unwrap();
+    control.add_interface(pod("b", 4, None)).unwrap();
+    control
+        .add_route(route("198.19.0.0/16", RouteTarget::Interface { name: "b".into() }))
+        .unwrap();
+    // A route uses b, a sub-interface rides on vm: both refused, and both still
+    // attached and recorded (a restart brings them back).
+    for name in ["b", "vm"] {
+        let refused = ApiError::from(control.remove_interface(name).unwrap_err());
+        assert_eq!(refused.code, ErrorCode::InUse, "{name}: {refused:?}");
+        assert!(control.model.port_identity(name).is_some(), "{name} detached");
+        assert!(control.store.has_port(name), "{name}'s record deleted");
+    }
+    // In order, they go.
+    control.remove_interface("vm.100").unwrap();
+    control.remove_interface("vm").unwrap();
+    assert!(!control.store.has_port("vm"));
+}

@@ -115,6 +115,7 @@ impl Views {
                 ipv6: i.ipv6,
                 gateway4: i.gateway4,
                 gateway6: i.gateway6,
+                vlan: i.vlan,
                 counters: vif_totals(stats, i.vif),
             })
             .collect()

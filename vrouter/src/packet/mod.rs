@@ -18,6 +18,7 @@ mod ndp;
 mod outer_cache;
 mod police;
 mod route_cache;
+mod subinterface;
 mod tunnel;
 
 pub use crate::drops::DropReason;
@@ -30,7 +31,7 @@ pub use route_cache::RouteCache;
 pub use tunnel::{build_fragment, fragment_plan, FragmentPlan};
 
 pub use wire::checksum;
-pub use wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN as ETH_LEN};
+pub use wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, HEADER_LEN as ETH_LEN};
 
 use nexthop::{Interface, Snapshot, Vif};
 use wire::ethernet;
@@ -197,8 +198,10 @@ pub fn process(snap: &Snapshot, in_vif: Vif, pkt: &mut PacketBuf<'_>, ctx: &mut 
 }
 
 /// Processes one frame received on `in_vif`, reusing the flow hash of a batch's first
-/// pass ([`classify`]): the parse stage of its kind (the fabric's decapsulation, or a
-/// pod's ARP, IPv4 or IPv6), then for IP the shared stages (`forward.rs`).
+/// pass ([`classify`]): the parse stage of its kind (the fabric's decapsulation, a
+/// VLAN sub-interface's untagging, or a pod's ARP, IPv4 or IPv6), then for IP the
+/// shared stages (`forward.rs`); a frame for a VLAN sub-interface leaves tagged on
+/// its parent.
 #[inline]
 pub fn process_classified(
     snap: &Snapshot,
@@ -210,15 +213,41 @@ pub fn process_classified(
     let Some(iface) = snap.interface(in_vif) else {
         return Verdict::Drop(DropReason::InvalidInterface).into();
     };
-    if iface.kind == nexthop::InterfaceKind::Fabric {
-        return fabric::handle(snap, iface, pkt, ctx);
+    let mut outcome = if iface.kind == nexthop::InterfaceKind::Fabric {
+        fabric::handle(snap, iface, pkt, ctx)
+    } else {
+        pod_frame(snap, iface, pkt, ctx, hint)
+    };
+    // Nested mode only: one length test per packet otherwise.
+    if !snap.subinterfaces.is_empty() {
+        subinterface::leave_tagged(snap, pkt, &mut outcome);
     }
+    outcome
+}
+
+/// A frame from a pod (or, untagged, from a VLAN sub-interface's pod).
+#[inline(always)]
+fn pod_frame(
+    snap: &Snapshot,
+    iface: &Interface,
+    pkt: &mut PacketBuf<'_>,
+    ctx: &mut PipelineContext,
+    hint: Option<&Classified>,
+) -> Outcome {
     let Ok(eth) = ethernet::Frame::new_checked(pkt.data()) else {
         return Verdict::Drop(DropReason::Truncated).into();
     };
     let to_group = eth.is_group_dst();
     if !to_group && eth.dst_addr() != snap.router_mac.0 {
         return Verdict::Drop(DropReason::WrongDestMac).into();
+    }
+    // A tagged frame is its sub-interface's, checked as sent by that pod (a tag
+    // inside a sub-interface's frame names nothing).
+    if eth.ethertype() == ETHERTYPE_VLAN {
+        return match iface.vlan {
+            None => subinterface::receive(snap, iface, pkt, ctx),
+            Some(_) => Verdict::Drop(DropReason::UnknownVlan).into(),
+        };
     }
     // Anti-spoofing: a pod sends from its own MAC only.
     if eth.src_addr() != iface.mac.0 {

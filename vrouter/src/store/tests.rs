@@ -12,6 +12,7 @@ fn spec(name: &str) -> InterfaceSpec {
         gateway6: None,
         allowed_address_pairs: Vec::new(),
         mtu: None,
+        vlan: None,
     }
 }
 

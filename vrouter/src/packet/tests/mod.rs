@@ -40,6 +40,7 @@ fn state() -> DesiredState {
         gateway6: Some(gw6.parse().unwrap()),
         allowed_address_pairs: Vec::new(),
         mtu: None,
+        vlan: None,
     };
     s.add_interface(pod("a", "red", MAC_A, A4, "2001:2:0:1::2", GW4, "2001:2:0:1::1"))
         .unwrap();
@@ -492,4 +493,5 @@ mod flows;
 mod mtu;
 mod spoofing;
 mod tunnel;
+mod vlan;
 mod vrf_reuse;

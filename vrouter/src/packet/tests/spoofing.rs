@@ -59,6 +59,7 @@ fn allowed_address_pairs_widen_the_sources_but_never_to_martians() {
         gateway6: Some("2001:2:0:1::1".parse().unwrap()),
         allowed_address_pairs: vec!["198.18.1.0/24".parse().unwrap(), "0.0.0.0/0".parse().unwrap()],
         mtu: None,
+        vlan: None,
     })
     .unwrap();
     let snap = s.build(1, MacAddr(ROUTER));

@@ -1,0 +1,159 @@
+//! Nested mode end to end: Kubernetes on a VM, a pod in the VM reaching the network
+//! through its own 802.1Q VLAN on the VM's port. The vrouter attaches the VLAN as a
+//! sub-interface of the VM's port, in the pod's VRF, and the pod reaches another pod
+//! and its gateway while the VM's own untagged traffic goes on as before.
+//!
+//! This kernel has no 802.1Q driver (no `8021q` module), so the nested pod is a raw
+//! packet socket in the VM's namespace: it sends tagged echo requests as the VM's VLAN
+//! device would, and reads the replies with the tag the kernel reports for them
+//! (`PACKET_AUXDATA`). Everything on the vrouter's side is real.
+
+use control_client::{InterfaceSpec, VlanSpec};
+use nexthop::{MacAddr, VlanTag};
+use system_tests::{node, serial};
+use vrouter::api::{ErrorCode, Request};
+use vrouter::config::XdpMode;
+use vrouter_lab::traffic::ping;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
+
+/// The nested pod: `ifname src_mac dst_mac src_ip dst_ip vlan`. Sends ICMP echo
+/// requests tagged `vlan`; exits 0 on a reply tagged `vlan`, 2 on an untagged or
+/// wrongly tagged reply, 1 on none within six tries.
+const NESTED_PING: &str = r#"
+import os, socket, struct, sys, time
+ifname, src_mac, dst_mac, src_ip, dst_ip, vlan = sys.argv[1:7]
+vlan = int(vlan)
+mac = lambda s: bytes(int(x, 16) for x in s.split(":"))
+def csum(b):
+    b += b"\0" * (len(b) % 2)
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+sock.bind((ifname, 0))
+sock.setsockopt(263, 8, 1)  # SOL_PACKET, PACKET_AUXDATA
+sock.settimeout(0.2)
+ident = os.getpid() & 0xFFFF
+for seq in range(1, 7):
+    icmp = bytearray(struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"nested")
+    struct.pack_into("!H", icmp, 2, csum(bytes(icmp)))
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), seq, 0x4000, 64, 1, 0,
+                               socket.inet_aton(src_ip), socket.inet_aton(dst_ip)))
+    struct.pack_into("!H", ip, 10, csum(bytes(ip)))
+    sock.send(mac(dst_mac) + mac(src_mac) + struct.pack("!HH", 0x8100, vlan) + b"\x08\x00" + bytes(ip) + bytes(icmp))
+    deadline = time.time() + 1
+    while time.time() < deadline:
+        try:
+            data, anc, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(32))
+        except socket.timeout:
+            continue
+        tci = None
+        for level, kind, d in anc:
+            if level == 263 and kind == 8 and len(d) >= 20:
+                status, _, _, _, _, vtci, _ = struct.unpack("IIIHHHH", d[:20])
+                if status & 0x10:  # TP_STATUS_VLAN_VALID
+                    tci = vtci
+        if data[12:14] == b"\x81\x00":
+            tci, data = struct.unpack("!H", data[14:16])[0], data[:12] + data[16:]
+        if data[0:6] != mac(src_mac) or data[12:14] != b"\x08\x00" or data[23] != 1:
+            continue
+        ihl = (data[14] & 15) * 4
+        reply = data[14 + ihl:]
+        if reply[0] == 0 and struct.unpack("!HH", reply[4:8]) == (ident, seq) and data[26:30] == socket.inet_aton(dst_ip):
+            print("reply tagged", tci)
+            sys.exit(0 if tci is not None and tci & 0xFFF == vlan else 2)
+sys.exit(1)
+"#;
+
+#[test]
+fn a_pod_behind_a_vlan_on_a_vms_port_reaches_pods_and_its_gateway() {
+    let _machine = serial();
+    let mut n = node(BIN, XdpMode::Native);
+    n.start_vrouter().unwrap();
+    n.add_pod("vms", 0, 1, true).unwrap();
+    n.add_pod("red", 1, 1, true).unwrap();
+    let (vm, b) = (&n.pods[0], &n.pods[1]);
+    // In the VM, VLAN 100 on its NIC carries the nested pod.
+    let mac = MacAddr([0x02, 0, 0, 0, 0x10, 0x64]);
+    let address = std::net::Ipv4Addr::new(198, 18, 2, 50);
+    let sub = format!("{}.100", vm.host_if);
+    let attached: vrouter::api::AttachedView = n
+        .api()
+        .call(&Request::AddInterface {
+            spec: InterfaceSpec {
+                name: sub.clone(),
+                vrf: "red".into(),
+                mac,
+                ipv4: Some(address),
+                gateway4: Some(b.gateway4),
+                vlan: Some(VlanSpec {
+                    parent: vm.host_if.clone(),
+                    id: 100,
+                }),
+                ..InterfaceSpec::default()
+            },
+        })
+        .unwrap();
+    let router_mac = "00:00:5e:00:01:00";
+    let ping_from_nested = |to: std::net::Ipv4Addr| -> i32 {
+        let out = vm
+            .ns
+            .command("python3")
+            .args([
+                "-c",
+                NESTED_PING,
+                "eth0",
+                &mac.to_string(),
+                router_mac,
+                &address.to_string(),
+            ])
+            .args([to.to_string(), "100".into()])
+            .output()
+            .unwrap();
+        out.status.code().unwrap_or(-1)
+    };
+    assert_eq!(
+        ping_from_nested(b.gateway4),
+        0,
+        "nested pod -> its gateway, tagged both ways\n{}",
+        n.log()
+    );
+    assert_eq!(
+        ping_from_nested(b.ipv4),
+        0,
+        "nested pod -> pod b, tagged both ways\n{}",
+        n.log()
+    );
+    assert!(ping(vm, vm.gateway4.into(), 3), "the VM's own traffic, untagged");
+    // Isolation holds across the tag: the VM (VRF vms) does not reach pod b (red).
+    assert!(!ping(vm, b.ipv4.into(), 1), "vms reached red");
+    // The sub-interface is listed with its parent and tag; the VM's port cannot go
+    // while it carries it.
+    let vifs = n.interfaces().unwrap();
+    let vm_vif = vifs.iter().find(|i| i.name == vm.host_if).unwrap().vif;
+    let listed = vifs.iter().find(|i| i.name == sub).expect("sub-interface listed");
+    assert_eq!(listed.vif, attached.vif);
+    assert_eq!(
+        listed.vlan,
+        Some(VlanTag {
+            parent: nexthop::Vif(vm_vif),
+            id: 100
+        })
+    );
+    let refused = n
+        .api()
+        .call::<serde_json::Value>(&Request::RemoveInterface {
+            name: vm.host_if.clone(),
+        })
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::InUse), "{refused}");
+    // Detached, the nested pod is gone and the VM's port can go.
+    n.api()
+        .call::<serde_json::Value>(&Request::RemoveInterface { name: sub })
+        .unwrap();
+    assert_eq!(ping_from_nested(b.ipv4), 1, "a detached sub-interface still forwards");
+    let drops = n.drop_stats().unwrap();
+    assert!(drops.get("unknown_vlan") > 0, "{drops:?}");
+}
