@@ -278,6 +278,12 @@ async fn serve(
                         stats.trace('>', &stanza);
                         session.send(&stanza, Instant::now());
                     }
+                    // Every local route is told (they come from the snapshot at once,
+                    // not from a config stream still arriving): the end of this node's
+                    // routes, so the control node sweeps what it held from before.
+                    let end = control_client::xmpp::messages::end_of_rib(&setup.host);
+                    stats.trace('>', &end);
+                    session.send(&end, Instant::now());
                 }
                 Event::Received(Incoming::Routes(update)) => {
                     stats.route_messages.fetch_add(1, Ordering::Relaxed);

@@ -5,6 +5,10 @@
 //!   them, into a node with a pod in each VRF; routes per second and the latency of
 //!   each message (received -> the workers see its routes), p50 / p99 / max;
 //! - then, with the N routes installed, single-route messages at a time: latency;
+//! - then through the control task, as the channel runner hands it messages:
+//!   one-route messages paced at 10 and at 1000 a second, the latency from the
+//!   message's bytes received to the snapshot the workers load next (an observer
+//!   thread watches the publications), p50 / p99 / max;
 //! - memory: RSS growth per route.
 //!
 //! `cargo run --release -p benches --bin xmpp-ingest -- [ROUTES] [VRFS]`
@@ -150,5 +154,95 @@ fn main() -> anyhow::Result<()> {
         &format!("one-route message latency with {installed} routes installed"),
         &single,
     );
+    // Through the control task, at a steady rate.
+    let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let task = vrouter::control::task::spawn(control, std::time::Duration::from_secs(3600), ready)?;
+    let handle = task.handle();
+    for (rate, count) in [(10u32, 50u32), (1000, 3000)] {
+        let h = paced(&mut session, &handle, &publisher, rate, count, |i| {
+            let n = (i * 7919 + rate) % routes;
+            message(&format!("vrf-{}", n / per_vrf), n, n + 1)
+        })?;
+        report(
+            &format!("paced at {rate}/s, {installed} routes installed: received -> published through the control task"),
+            &h,
+        );
+    }
+    task.shutdown();
     Ok(())
+}
+
+/// Sends `count` messages at `rate` a second through the session and the control task
+/// (as the channel runner does); each message's latency is from its bytes received to
+/// the publication that carries it, seen by an observer thread.
+fn paced(
+    session: &mut Session,
+    handle: &vrouter::control::task::ControlHandle,
+    publisher: &control_client::SnapshotPublisher,
+    rate: u32,
+    count: u32,
+    message_of: impl Fn(u32) -> String,
+) -> anyhow::Result<Histogram<u64>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    let first = publisher.load().generation;
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let observer = {
+        let (publisher, done) = (publisher.clone(), std::sync::Arc::clone(&done));
+        std::thread::spawn(move || {
+            // When each generation after `first` appeared.
+            let mut seen: Vec<Instant> = Vec::with_capacity(count as usize);
+            let mut last = first;
+            while seen.len() < count as usize && !done.load(Ordering::Relaxed) {
+                let g = publisher.load().generation;
+                if g != last {
+                    let now = Instant::now();
+                    seen.extend((last..g).map(|_| now));
+                    last = g;
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            seen
+        })
+    };
+    let interval = Duration::from_secs(1) / rate;
+    let start = Instant::now();
+    let mut received = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let due = start + interval * i;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let bytes = message_of(i);
+        received.push(Instant::now());
+        session.handle_input(bytes.as_bytes(), Instant::now());
+        while let Some(event) = session.poll_event() {
+            if let Event::Received(Incoming::Routes(update)) = event {
+                handle
+                    .post(vrouter::control::task::Change::RouteUpdate {
+                        peer: PeerId(0),
+                        update,
+                    })
+                    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            }
+        }
+    }
+    // Bounded: every message makes one publication.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while publisher.load().generation < first + u64::from(count) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    done.store(true, Ordering::Relaxed);
+    let seen = observer.join().map_err(|_| anyhow::anyhow!("observer panicked"))?;
+    anyhow::ensure!(
+        seen.len() == count as usize,
+        "{} of {count} publications seen",
+        seen.len()
+    );
+    let mut h = Histogram::<u64>::new(3)?;
+    for (sent, published) in received.iter().zip(&seen) {
+        h.record(published.saturating_duration_since(*sent).as_nanos() as u64)?;
+    }
+    Ok(h)
 }

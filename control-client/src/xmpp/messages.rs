@@ -306,6 +306,21 @@ pub fn config_subscribe(host: &str, node: &str) -> String {
     )
 }
 
+/// This node's end-of-RIB, sent once per connection after its initial routes: an IQ
+/// publish with no item, the form a control node takes as the end of a peer's routes
+/// for every family (tf-controller `BgpXmppChannel::ReceiveUpdate`: an empty items
+/// list is the end-of-RIB marker), so that after this vrouter restarts the control
+/// node sweeps the paths it did not send again at once instead of after its 300 s
+/// end-of-RIB timer. (The real agent writes a `<message>` with an `0/0/EndOfRib`
+/// items node, which the control node does not act on; its own test agent writes
+/// this form, without an IQ id.)
+pub fn end_of_rib(host: &str) -> String {
+    format!(
+        "<iq type=\"set\" from=\"{}\" to=\"{CONTROL_NODE}/bgp-peer\"><pubsub xmlns=\"{PUBSUB}\"><publish /></pubsub></iq>",
+        escape(host)
+    )
+}
+
 /// Unsubscribes VRF `vrf`.
 pub fn unsubscribe(host: &str, id: u64, vrf: &str) -> String {
     format!(

@@ -39,6 +39,8 @@ struct Agent {
     /// vrouter does not take the first VRF's end for the end of all its routes.
     end_of_rib_due: bool,
     end_of_rib_sent: bool,
+    /// It sent its own end-of-RIB (an IQ publish with no item).
+    end_of_rib_received: bool,
 }
 
 /// An item of a VRF: the `AFI/SAFI` of its node and its prefix.
@@ -60,6 +62,11 @@ impl Reflector {
                 ..Agent::default()
             },
         );
+    }
+
+    /// True once `agent` has sent its end-of-RIB on this connection.
+    pub fn end_of_rib_from(&self, agent: AgentId) -> bool {
+        self.agents.get(&agent).is_some_and(|a| a.end_of_rib_received)
     }
 
     /// A vrouter went away: its routes are withdrawn from the others.
@@ -112,6 +119,11 @@ impl Reflector {
                 "unsubscribe" => {
                     if let (Some(vrf), Some(a)) = (op.attr("node"), self.agents.get_mut(&agent)) {
                         a.subscribed.remove(vrf);
+                    }
+                }
+                "publish" if op.attr("node").is_none() && op.child("item").is_none() => {
+                    if let Some(a) = self.agents.get_mut(&agent) {
+                        a.end_of_rib_received = true;
                     }
                 }
                 "publish" => {
@@ -333,5 +345,18 @@ mod tests {
             panic!("{got:?}")
         };
         assert_eq!(u.retracts, ["198.18.1.9/32"]);
+    }
+
+    #[test]
+    fn a_vrouters_end_of_rib_is_recorded_and_changes_no_route() {
+        let mut r = Reflector::default();
+        r.connect(1, "node-a");
+        r.connect(2, "node-b");
+        let mut sa = Speaker::new("node-a", [198, 18, 0, 1].into(), &[Encap::MplsOverUdp]);
+        let _ = say(&mut r, 1, sa.update(&advertise(&[("red", "198.18.1.2/32", 20)])), 2);
+        assert!(!r.end_of_rib_from(1));
+        let got = say(&mut r, 1, vec![crate::xmpp::messages::end_of_rib("node-a")], 2);
+        assert!(got.is_empty(), "{got:?}");
+        assert!(r.end_of_rib_from(1) && !r.end_of_rib_from(2));
     }
 }

@@ -289,3 +289,26 @@ fn reconnects_back_off_as_the_agent_does_with_jitter() {
         "jitter is clamped"
     );
 }
+
+#[test]
+fn this_nodes_end_of_rib_is_the_form_a_control_node_acts_on() {
+    // tf-controller's control-node test agent (network_agent_mock.cc, AddEorMarker)
+    // and BgpXmppChannel::ReceiveUpdate: an IQ set on the bgp-peer resource whose
+    // pubsub publish has no item is the end-of-RIB for every family.
+    let mock = "<iq type=\"set\" from=\"agent-a\" to=\"network-control@contrailsystems.com/bgp-peer\"><pubsub xmlns=\"http://jabber.org/protocol/pubsub\"><publish/></pubsub></iq>";
+    let (theirs, ours) = (
+        Element::parse(mock).unwrap(),
+        Element::parse(&messages::end_of_rib("agent-a")).unwrap(),
+    );
+    for e in [&theirs, &ours] {
+        assert_eq!((e.name.as_str(), e.attr("type")), ("iq", Some("set")));
+        assert_eq!(e.attr("to"), Some("network-control@contrailsystems.com/bgp-peer"));
+        assert_eq!(e.attr("from"), Some("agent-a"));
+        let pubsub = e.child("pubsub").unwrap();
+        assert_eq!(pubsub.attr("xmlns"), Some("http://jabber.org/protocol/pubsub"));
+        let publish = pubsub.child("publish").unwrap();
+        assert!(publish.child("item").is_none() && publish.attr("node").is_none());
+    }
+    // Ours is not a route message: a control node's decoder would not take it for one.
+    assert!(!matches!(Incoming::decode(&ours), Ok(Incoming::Routes(_))));
+}

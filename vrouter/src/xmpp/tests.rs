@@ -120,6 +120,15 @@ fn a_channel_tells_learns_keeps_routes_headless_and_reconnects() {
             .unwrap();
         assert_eq!(nh.child_text("address"), Some("198.18.0.1"));
         assert!(publish.contains("<address>198.18.1.2/32</address>"));
+        // Then the end of its routes: an IQ publish with no item, after the associate.
+        let end = read_until(&mut cn, &mut framer, |f| stanza_has(f, "<publish />")).await;
+        let Some(Frame::Stanza(end)) = end.last() else {
+            panic!("{end:?}")
+        };
+        let end = Element::parse(end).unwrap();
+        let publish = end.child("pubsub").and_then(|p| p.child("publish")).unwrap();
+        assert!(publish.attr("node").is_none() && publish.children.is_empty());
+        assert_eq!(end.attr("to"), Some("network-control@contrailsystems.com/bgp-peer"));
         // A route from the control node reaches the forwarding state.
         cn.write_all(ROUTE.as_bytes()).await.unwrap();
         let learned = || {
