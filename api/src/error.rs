@@ -90,7 +90,9 @@ impl From<&control_client::ModelError> for ErrorCode {
         use control_client::ModelError as M;
         match e {
             M::DuplicateInterface(_) | M::DuplicateRoute { .. } | M::AddressInUse { .. } => ErrorCode::AlreadyExists,
-            M::UnknownInterface(_) | M::UnknownVrf(_) | M::UnknownRoute { .. } => ErrorCode::NotFound,
+            M::UnknownInterface(_) | M::UnknownVrf(_) | M::UnknownRoute { .. } | M::UnknownService(_) => {
+                ErrorCode::NotFound
+            }
             M::TooManyInterfaces(_) | M::TooManyVrfs(_) => ErrorCode::ResourceExhausted,
             M::InterfaceInUse { .. } | M::ParentInUse { .. } => ErrorCode::InUse,
             M::InvalidInterfaceName(_)
@@ -104,7 +106,8 @@ impl From<&control_client::ModelError> for ErrorCode {
             | M::InterfaceInOtherVrf { .. }
             | M::InvalidTarget(_)
             | M::InvalidVni { .. }
-            | M::InvalidVlan(_) => ErrorCode::InvalidArgument,
+            | M::InvalidVlan(_)
+            | M::InvalidService(_) => ErrorCode::InvalidArgument,
         }
     }
 }

@@ -23,6 +23,6 @@ pub use client::{ApiClient, ClientError};
 pub use error::{ApiError, ErrorCode};
 pub use request::{FlowFilter, Request, RouteCursor, DEFAULT_FLOW_LIMIT, MAX_FLOWS_PER_ANSWER, MAX_ROUTES_PER_ANSWER};
 pub use views::{
-    AttachedView, DropStatsView, FlowActionView, FlowStatsView, FlowView, InterfaceView, NextHopView, RouteView,
-    StatusView, TunnelTotals, VifTotals, WorkerView, XmppChannelView,
+    AttachedView, DropStatsView, FlowActionView, FlowNatView, FlowStatsView, FlowView, InterfaceView, NextHopView,
+    RouteView, ServiceView, StatusView, TunnelTotals, VifTotals, WorkerView, XmppChannelView,
 };

@@ -1,6 +1,6 @@
 //! Requests: one per line, tagged by `op`.
 
-use control_client::{InterfaceSpec, RouteSpec};
+use control_client::{InterfaceSpec, RouteSpec, ServiceSpec};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +82,18 @@ pub enum Request {
     Tunnels,
     /// The channels to control nodes, with their recent stanzas (`xmpp`).
     Xmpp,
+    /// Add a service, or replace the one of that name (its backends changed).
+    AddService {
+        /// The service.
+        spec: ServiceSpec,
+    },
+    /// Remove a service.
+    RemoveService {
+        /// Its name.
+        name: String,
+    },
+    /// Services, one entry per service port (`service list`).
+    Services,
 }
 
 /// Flows listed when a request gives no limit.
@@ -141,6 +153,8 @@ impl Request {
                 | Request::AddRoute { .. }
                 | Request::RemoveRoute { .. }
                 | Request::SetVrfVni { .. }
+                | Request::AddService { .. }
+                | Request::RemoveService { .. }
         )
     }
 }

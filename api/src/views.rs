@@ -35,6 +35,10 @@ pub struct FlowView {
     pub dst_port: u16,
     /// The cached decision.
     pub action: FlowActionView,
+    /// The translation its packets get (a flow to a service: the destination; its
+    /// reply entry: the source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<FlowNatView>,
     /// The interface that created the flow.
     pub interface: u32,
     /// Snapshot generation of the decision.
@@ -99,6 +103,36 @@ impl std::fmt::Display for FlowActionView {
             FlowActionView::Unknown => f.write_str("unknown"),
         }
     }
+}
+
+/// A flow's translation in the `flow` view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowNatView {
+    /// True when the destination is rewritten, false for the source.
+    pub destination: bool,
+    /// The address it becomes.
+    pub ip: std::net::IpAddr,
+    /// The port it becomes.
+    pub port: u16,
+}
+
+/// One service port in the `service` view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceView {
+    /// The service's name.
+    pub name: String,
+    /// VRF name.
+    pub vrf: String,
+    /// The service address.
+    pub ip: std::net::IpAddr,
+    /// IP protocol (6 TCP, 17 UDP).
+    pub proto: u8,
+    /// The service port.
+    pub port: u16,
+    /// The port on the backends.
+    pub target_port: u16,
+    /// The backends' addresses.
+    pub backends: Vec<std::net::IpAddr>,
 }
 
 /// The flow statistics view.

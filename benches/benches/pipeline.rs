@@ -1,7 +1,7 @@
 //! The whole packet pipeline over an in-memory buffer: established flows (lookup
 //! hit, rewrite) and new flows (miss, route both ways, insert pair, rewrite).
 
-use benches::{snapshot, udp_frame};
+use benches::{service_snapshot, snapshot, udp_frame, udp_frame_to, SERVICE};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use nexthop::Vif;
 use std::hint::black_box;
@@ -17,6 +17,29 @@ fn run(snap: &nexthop::Snapshot, ctx: &mut PipelineContext, buf: &mut [u8], fram
     process(snap, Vif(1), &mut pkt, ctx)
 }
 
+/// Established flows: every frame's flow set up first, then the frames again.
+fn established(b: &mut criterion::Bencher<'_>, snap: &nexthop::Snapshot, frames: &[Vec<u8>]) {
+    let flows = Arc::new(Flows::new(
+        &FlowConfig {
+            entries: 1 << 16,
+            // One interface makes every flow here: no per-interface share.
+            max_per_interface: Some(0),
+            ..FlowConfig::default()
+        },
+        16,
+    ));
+    let mut ctx = PipelineContext::new(flows);
+    let mut buf = vec![0u8; 4096];
+    for f in frames {
+        run(snap, &mut ctx, &mut buf, f);
+    }
+    b.iter(|| {
+        for f in frames {
+            black_box(run(snap, &mut ctx, &mut buf, f));
+        }
+    })
+}
+
 fn pipeline(c: &mut Criterion) {
     let snap = snapshot();
     let mut group = c.benchmark_group("pipeline_udp64");
@@ -26,26 +49,23 @@ fn pipeline(c: &mut Criterion) {
     const FLOWS: u16 = 4096;
     let frames: Vec<Vec<u8>> = (0..FLOWS).map(|p| udp_frame(10_000 + p)).collect();
     group.throughput(Throughput::Elements(u64::from(FLOWS)));
-    group.bench_function("established flows", |b| {
-        let flows = Arc::new(Flows::new(
-            &FlowConfig {
-                entries: 1 << 16,
-                // One interface makes every flow here: no per-interface share.
-                max_per_interface: Some(0),
-                ..FlowConfig::default()
-            },
-            16,
-        ));
-        let mut ctx = PipelineContext::new(flows);
-        let mut buf = vec![0u8; 4096];
-        for f in &frames {
-            run(&snap, &mut ctx, &mut buf, f);
-        }
-        b.iter(|| {
-            for f in &frames {
-                black_box(run(&snap, &mut ctx, &mut buf, f));
-            }
-        })
+    group.bench_function("established flows", |b| established(b, &snap, &frames));
+    // The same flows to a service: translated to pod b (destination address, port and
+    // both checksums rewritten per packet).
+    let nat_snap = service_snapshot();
+    let nat_frames: Vec<Vec<u8>> = (0..FLOWS).map(|p| udp_frame_to(SERVICE, 10_000 + p)).collect();
+    assert_eq!(
+        run(
+            &nat_snap,
+            &mut PipelineContext::default(),
+            &mut [0u8; 4096],
+            &nat_frames[0]
+        ),
+        Verdict::Transmit(Vif(2)),
+        "the service's flows reach pod b"
+    );
+    group.bench_function("established NAT flows (to a service)", |b| {
+        established(b, &nat_snap, &nat_frames)
     });
     group.bench_function("new flows (setup included)", |b| {
         let mut buf = vec![0u8; 4096];

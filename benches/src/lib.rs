@@ -42,6 +42,31 @@ pub fn scrambled(n: u32, count: usize) -> Vec<u32> {
 
 /// A node with two pods in one VRF (vifs 1 and 2), as the pipeline sees it.
 pub fn snapshot() -> Snapshot {
+    pods().build(1, MacAddr(ROUTER))
+}
+
+/// The service address of [`service_snapshot`].
+pub const SERVICE: [u8; 4] = [198, 18, 100, 10];
+
+/// [`snapshot`] with a service at 198.18.100.10, UDP port 5000 to port 5001 on pod b.
+pub fn service_snapshot() -> Snapshot {
+    let mut s = pods();
+    s.add_service(control_client::ServiceSpec {
+        name: "default/bench".into(),
+        vrf: "red".into(),
+        ip: Ipv4Addr::from(SERVICE).into(),
+        ports: vec![control_client::ServicePort {
+            protocol: control_client::L4Protocol::Udp,
+            port: 5000,
+            target_port: 5001,
+        }],
+        backends: vec![Ipv4Addr::new(198, 18, 1, 3).into()],
+    })
+    .expect("valid service");
+    s.build(1, MacAddr(ROUTER))
+}
+
+fn pods() -> DesiredState {
     let mut s = DesiredState::new(16);
     s.set_fabric("fabric0");
     for (name, last) in [("a", 2u8), ("b", 3u8)] {
@@ -59,7 +84,7 @@ pub fn snapshot() -> Snapshot {
         })
         .expect("valid pod");
     }
-    s.build(1, MacAddr(ROUTER))
+    s
 }
 
 /// A 64-byte UDP frame from pod a to pod b with the given source port.

@@ -27,7 +27,8 @@ mod publish;
 pub mod xmpp;
 
 pub use model::{
-    is_martian, DesiredState, InterfaceSpec, ModelError, PeerId, PortIdentity, RouteSpec, RouteTarget, SnapshotBuilder,
-    VlanSpec, DEFAULT_REMOTE_MAC, FABRIC_VRF, FIRST_LABEL, LAST_LABEL,
+    is_martian, DesiredState, InterfaceSpec, L4Protocol, ModelError, PeerId, PortIdentity, RouteSpec, RouteTarget,
+    ServicePort, ServiceSpec, SnapshotBuilder, VlanSpec, DEFAULT_REMOTE_MAC, FABRIC_VRF, FIRST_LABEL, LAST_LABEL,
+    MAX_BACKENDS, MAX_SERVICE_PORTS,
 };
 pub use publish::{Publication, PublicationStats, SnapshotPublisher};

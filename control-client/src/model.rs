@@ -227,6 +227,12 @@ pub enum ModelError {
     /// A VLAN sub-interface binding that cannot be.
     #[error("invalid VLAN sub-interface: {0}")]
     InvalidVlan(String),
+    /// A service that cannot be.
+    #[error("invalid service: {0}")]
+    InvalidService(String),
+    /// No service of that name.
+    #[error("no service named {0:?}")]
+    UnknownService(String),
     /// The port carries VLAN sub-interfaces, which go first.
     #[error("interface {name:?} carries VLAN sub-interfaces {subinterfaces:?}: remove them first")]
     ParentInUse {
@@ -266,6 +272,8 @@ pub struct DesiredState {
     free_vrf_ids: std::collections::BTreeSet<VrfId>,
     /// The lowest id never used (ids run 1..=65535; the fabric's is 0).
     next_vrf_id: u32,
+    /// Services by name.
+    services: BTreeMap<String, ServiceSpec>,
     max_interfaces: usize,
     fabric_info: FabricInfo,
     vrf_vnis: BTreeMap<String, u32>,
@@ -646,12 +654,14 @@ mod builder;
 mod builder_tests;
 mod learned;
 mod ports;
+mod services;
 mod vlan;
 mod vrfs;
 
 pub use builder::SnapshotBuilder;
 pub use learned::PeerId;
 pub use ports::{PortIdentity, FIRST_LABEL, LAST_LABEL};
+pub use services::{L4Protocol, ServicePort, ServiceSpec, MAX_BACKENDS, MAX_SERVICE_PORTS};
 pub use vlan::VlanSpec;
 
 #[cfg(test)]

@@ -271,3 +271,20 @@ fn a_flow_is_refused_only_when_the_entries_run_out() {
         assert!(t.lookup(&k.reversed(), k.reversed().hash()).is_some());
     }
 }
+
+#[test]
+fn a_pair_is_found_with_its_transforms_in_place() {
+    let t = FlowTable::new(64);
+    let k = key(3);
+    let Insert::Inserted { forward, reverse } =
+        t.insert_pair_transformed((&k, val(1)), (&k.reversed(), val(2)), (0xaa, 0xbb))
+    else {
+        panic!("room for a pair");
+    };
+    assert_eq!((t.transform(forward.index), t.transform(reverse.index)), (0xaa, 0xbb));
+    // A second insert of the same key finds the first, transforms untouched.
+    let Insert::Exists(f) = t.insert_pair_transformed((&k, val(1)), (&k.reversed(), val(2)), (0xcc, 0xdd)) else {
+        panic!("exists");
+    };
+    assert_eq!(t.transform(f.index), 0xaa);
+}

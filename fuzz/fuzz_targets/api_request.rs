@@ -35,6 +35,8 @@ fuzz_target!(|data: &[u8]| {
             Change::AddRoute(route) => m.add_route(route),
             Change::RemoveRoute { vrf, prefix } => m.remove_route(&vrf, prefix).map(|_| ()),
             Change::SetVrfVni { vrf, vni } => m.set_vrf_vni(&vrf, vni),
+            Change::AddService(spec) => m.add_service(spec),
+            Change::RemoveService(name) => m.remove_service(&name).map(|_| ()),
             // Control-node changes: no API request makes them.
             Change::PeerUp(_) | Change::PeerDown(_) | Change::PeerSynced(_) | Change::RouteUpdate { .. } => return,
         };

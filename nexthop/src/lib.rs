@@ -21,11 +21,13 @@ mod ids;
 mod lpm;
 mod nexthop;
 mod route;
+pub mod service;
 mod snapshot;
 
 pub use lpm::{v4_key, v6_key, LpmKey, LpmTable};
 pub use nexthop::{NextHop, NextHopId};
 pub use route::{Route, RouteSlot, MAX_ROUTE_SLOTS, VOLATILE_SLOT};
+pub use service::{Nat, NatAddr, NatSide, NatTarget, ServiceEntry, ServiceKey, Services};
 pub use snapshot::{
     Composite, FabricInfo, FastMap, Interface, InterfaceKind, MacAddr, RoutePatch, Snapshot, Vif, VlanTag, Vrf, VrfId,
 };

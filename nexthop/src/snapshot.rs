@@ -8,7 +8,7 @@ mod decision;
 mod patch;
 pub use patch::RoutePatch;
 use serde::{Deserialize, Serialize};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use crate::ids::{MacAddr, Vif, VrfId};
 /// A hash map with a fast, DoS-resistant hasher.
@@ -128,6 +128,9 @@ pub struct Snapshot {
     /// VLAN sub-interfaces by parent port and tag (empty unless nested mode is in
     /// use, so the per-packet check is one length test).
     pub subinterfaces: FastMap<VlanTag, Vif>,
+    /// Services and the addresses translations name, shared between snapshots that
+    /// only differ in routes (a patch copies a pointer, not the table).
+    pub services: std::sync::Arc<crate::service::Services>,
 }
 
 /// This node on the fabric.
@@ -151,6 +154,31 @@ pub struct Composite {
 }
 
 impl Snapshot {
+    /// The address `addr` names in the NAT address arena.
+    #[inline]
+    pub fn nat_address(&self, addr: crate::NatAddr) -> Option<IpAddr> {
+        self.services.nat_addresses.get(addr.0 as usize).copied()
+    }
+
+    /// The address a translation puts in.
+    #[inline]
+    pub fn nat_target(&self, target: crate::NatTarget) -> Option<IpAddr> {
+        match target {
+            crate::NatTarget::V4(a) => Some(IpAddr::V4(a)),
+            crate::NatTarget::V6(i) => self.nat_address(i),
+        }
+    }
+
+    /// The service port a new flow to `ip`:`port` (protocol `proto`) in `vrf` is for.
+    #[inline]
+    pub fn service(&self, vrf: VrfId, ip: IpAddr, proto: u8, port: u16) -> Option<&crate::ServiceEntry> {
+        let by_key = &self.services.by_key;
+        if by_key.is_empty() {
+            return None;
+        }
+        by_key.get(&crate::ServiceKey { vrf, ip, proto, port })
+    }
+
     /// The interface with this vif, if any.
     #[inline]
     pub fn interface(&self, vif: Vif) -> Option<&Interface> {

@@ -5,7 +5,7 @@
 
 use crate::api::{
     ApiClient, DropStatsView, FlowFilter, FlowStatsView, FlowView, InterfaceView, NextHopView, Request, RouteView,
-    StatusView,
+    ServiceView, StatusView,
 };
 use crate::config::Config;
 use crate::run::Overrides;
@@ -97,8 +97,63 @@ pub enum Command {
     },
     /// Drops by reason, summed over workers.
     Dropstats,
+    /// Services (native load balancers): list, add or replace, delete.
+    Service {
+        /// list, add or delete.
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
     /// Process status.
     Status,
+}
+
+/// A service port on the command line: `PROTOCOL:PORT:TARGET_PORT` (`tcp:80:9376`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortArg(pub control_client::ServicePort);
+
+impl std::str::FromStr for PortArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let [protocol, port, target] = parts.as_slice() else {
+            return Err(format!("{s:?}: PROTOCOL:PORT:TARGET_PORT, e.g. tcp:80:9376"));
+        };
+        let number = |p: &str| p.parse::<u16>().map_err(|e| format!("{s:?}: {p}: {e}"));
+        Ok(PortArg(control_client::ServicePort {
+            protocol: protocol.parse()?,
+            port: number(port)?,
+            target_port: number(target)?,
+        }))
+    }
+}
+
+/// `service` actions.
+#[derive(Debug, Subcommand)]
+pub enum ServiceAction {
+    /// Every service port with its backends.
+    List,
+    /// Add a service, or replace the one of that name (its backends changed).
+    Add {
+        /// Its name (Kubernetes: namespace/name).
+        name: String,
+        /// The VRF it is in.
+        #[arg(long)]
+        vrf: String,
+        /// The service address.
+        #[arg(long)]
+        ip: std::net::IpAddr,
+        /// A port: PROTOCOL:PORT:TARGET_PORT (tcp or udp); repeat for more.
+        #[arg(long = "port", required = true)]
+        ports: Vec<PortArg>,
+        /// A backend's address; repeat for more (none: connections are refused).
+        #[arg(long = "backend")]
+        backends: Vec<std::net::IpAddr>,
+    },
+    /// Remove a service.
+    Delete {
+        /// Its name.
+        name: String,
+    },
 }
 
 /// `vif` actions.

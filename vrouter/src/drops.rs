@@ -98,6 +98,9 @@ drop_reasons! {
     /// An 802.1Q-tagged frame whose VLAN is no sub-interface of the port it came in
     /// on (nested mode), or a tag inside a sub-interface's frame.
     UnknownVlan = "unknown_vlan",
+    /// A new connection to a service port that has no backends (refused with an ICMP
+    /// port unreachable, not dropped silently).
+    ServiceNoBackend = "service_no_backend",
 }
 
 impl DropReason {

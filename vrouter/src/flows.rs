@@ -66,13 +66,16 @@ pub enum FlowAction {
     Drop(DropReason),
 }
 
-// The entry's word: bits 0-3 the action, bit 4 the reverse flag, bits 8-31 the route
-// slot that decided it, bits 32-63 the next hop or the drop reason.
+// The entry's word: bits 0-3 the action, bit 4 the reverse flag, bit 5 the NAT flag
+// (the entry's transform holds a translation), bits 8-31 the route slot that decided
+// it, bits 32-63 the next hop or the drop reason.
 const ACTION_MASK: u64 = 0xf;
 const ACTION_FORWARD: u64 = 1;
 const ACTION_DROP: u64 = 2;
 /// Set in the reverse entry of a pair.
 const FLAG_REVERSE: u64 = 1 << 4;
+/// Set when the entry's transform word holds a translation ([`nexthop::Nat`]).
+pub const FLAG_NAT: u64 = 1 << 5;
 const SLOT_SHIFT: u32 = 8;
 
 impl FlowAction {
@@ -107,6 +110,12 @@ impl FlowAction {
     /// True for the reverse entry of a pair.
     pub fn is_reverse(word: u64) -> bool {
         word & FLAG_REVERSE != 0
+    }
+
+    /// True if the entry's packets are translated (its transform holds how).
+    #[inline(always)]
+    pub fn is_translated(word: u64) -> bool {
+        word & FLAG_NAT != 0
     }
 }
 
@@ -179,6 +188,23 @@ impl Flows {
         self.per_vif.get(vif.index()).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
+    /// Removes the flow whose forward entry is `f`, with its reverse entry, and gives
+    /// its interface's reservation back; false if it changed or was gone.
+    pub fn remove_pair(&self, f: &FlowRef) -> bool {
+        let reverse = f
+            .reverse
+            .and_then(|i| self.table.get(i))
+            .filter(|r| r.reverse == Some(f.index));
+        if !self.table.remove(f) {
+            return false;
+        }
+        self.unreserve(Vif(f.value.owner));
+        if let Some(r) = reverse {
+            self.table.remove(&r);
+        }
+        true
+    }
+
     /// Removes expired flow pairs; `now` is the coarse clock in seconds. Returns the
     /// number of pairs removed.
     pub fn age(&self, now: u32, config: &FlowConfig) -> usize {
@@ -205,16 +231,8 @@ impl Flows {
         });
         let mut removed = 0;
         for f in expired {
-            let reverse = f
-                .reverse
-                .and_then(|i| self.table.get(i))
-                .filter(|r| r.reverse == Some(f.index));
-            if self.table.remove(&f) {
+            if self.remove_pair(&f) {
                 removed += 1;
-                self.unreserve(Vif(f.value.owner));
-                if let Some(r) = reverse {
-                    self.table.remove(&r);
-                }
             }
         }
         self.aged.fetch_add(removed as u64, Ordering::Relaxed);

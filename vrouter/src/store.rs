@@ -20,7 +20,7 @@
 //! - The directory is mode 0700 and files 0600, whatever the umask.
 
 use anyhow::Context;
-use control_client::{InterfaceSpec, PortIdentity, RouteSpec};
+use control_client::{InterfaceSpec, PortIdentity, RouteSpec, ServiceSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -263,6 +263,17 @@ impl StateStore {
     /// The recorded VNIs (none if unreadable: the file is moved aside and reported).
     pub fn load_vnis(&self) -> (BTreeMap<String, u32>, Vec<String>) {
         files::load_or_move_aside(&self.dir.join("vnis.json"))
+    }
+
+    /// Records the services.
+    pub fn save_services(&self, services: &[ServiceSpec]) -> anyhow::Result<()> {
+        files::write_durably(&self.dir.join("services.json"), &serde_json::to_vec_pretty(services)?)
+    }
+
+    /// The recorded services (none if unreadable: the file is moved aside and
+    /// reported).
+    pub fn load_services(&self) -> (Vec<ServiceSpec>, Vec<String>) {
+        files::load_or_move_aside(&self.dir.join("services.json"))
     }
 
     /// Records where the MPLS label sequence goes on.

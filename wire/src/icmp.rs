@@ -19,6 +19,8 @@ pub mod v4 {
     pub const TIME_EXCEEDED: u8 = 11;
     /// Unreachable code: fragmentation needed and DF set (RFC 1191).
     pub const CODE_FRAG_NEEDED: u8 = 4;
+    /// Unreachable code: port unreachable (RFC 792).
+    pub const CODE_PORT_UNREACHABLE: u8 = 3;
     /// True for the informational types (RFC 1812 4.3.2.7: errors are not answered
     /// with errors, these are).
     pub fn is_informational(msg_type: u8) -> bool {
@@ -30,6 +32,8 @@ pub mod v4 {
 pub mod v6 {
     /// Destination unreachable.
     pub const UNREACHABLE: u8 = 1;
+    /// Unreachable code: port unreachable (RFC 4443 3.1).
+    pub const CODE_PORT_UNREACHABLE: u8 = 4;
     /// Packet too big.
     pub const PACKET_TOO_BIG: u8 = 2;
     /// Time exceeded.
@@ -125,6 +129,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         set_checksum: u16 @ 2;
         /// Sets the four type-specific bytes.
         set_rest: u32 @ 4;
+        /// Sets an echo's identifier (the checksum is not updated).
+        set_echo_ident: u16 @ 4;
     }
 
     /// Computes and writes the ICMP (IPv4) checksum over the whole buffer.

@@ -1,7 +1,7 @@
 //! Compiling the desired state into an immutable forwarding snapshot.
 
 use super::*;
-use nexthop::VlanTag;
+use nexthop::{NatAddr, ServiceEntry, ServiceKey, VlanTag};
 
 impl DesiredState {
     /// Compiles the state into a stand-alone forwarding snapshot of `generation`. A
@@ -56,13 +56,46 @@ impl SnapshotBuilder {
         for route in state.routes.iter().chain(state.effective_learned()) {
             compile.route(route);
         }
+        let services = compile.services();
         let mut snap = compile.snap;
         self.finish(&mut snap, generation);
+        self.finish_services(&mut snap, services, generation);
         snap
     }
 }
 
 impl<'a> Compile<'a> {
+    /// Each service port: its backends and target port, addresses in the arena.
+    fn services(&mut self) -> FastMap<ServiceKey, ServiceEntry> {
+        let mut out = FastMap::default();
+        for spec in self.state.services() {
+            let Some(vrf) = self.state.vrf_ids.get(&spec.vrf).copied() else {
+                continue;
+            };
+            let ip = self.ids.nat_address(spec.ip);
+            let backends: Vec<NatAddr> = spec.backends.iter().map(|b| self.ids.nat_address(*b)).collect();
+            let ids: Vec<u64> = spec.backends.iter().map(|b| super::builder::backend_id(*b)).collect();
+            let name: std::sync::Arc<str> = spec.name.as_str().into();
+            for port in &spec.ports {
+                let key = ServiceKey {
+                    vrf,
+                    ip: spec.ip,
+                    proto: port.protocol.number(),
+                    port: port.port,
+                };
+                let entry = ServiceEntry {
+                    name: std::sync::Arc::clone(&name),
+                    ip: Some(ip),
+                    target_port: port.target_port,
+                    backends: backends.clone(),
+                    ids: ids.clone(),
+                };
+                out.insert(key, entry);
+            }
+        }
+        out
+    }
+
     fn place(&mut self, i: Interface) {
         let slot = i.vif.index();
         if self.snap.interfaces.len() <= slot {

@@ -7,7 +7,10 @@ use super::*;
 use nexthop::{Route, RouteSlot, MAX_ROUTE_SLOTS, VOLATILE_SLOT};
 use std::hash::Hash;
 
+mod nat;
 mod patch;
+
+pub(super) use nat::{backend_id, NatArena};
 
 /// Builds successive snapshots of a [`DesiredState`]; see the module doc. The
 /// control thread keeps one for the life of the process.
@@ -29,6 +32,10 @@ pub struct SnapshotBuilder {
     /// Publications patched since the last full build: next hops and composites that
     /// went out of use are only swept by a full build, which this bounds.
     patched_since_build: usize,
+    /// The NAT address arena.
+    nat: NatArena,
+    /// The services of the last full build.
+    services: std::sync::Arc<nexthop::Services>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +131,8 @@ impl SnapshotBuilder {
             owners: Default::default(),
             derived: Default::default(),
             patched_since_build: 0,
+            nat: NatArena::default(),
+            services: Default::default(),
         }
     }
 

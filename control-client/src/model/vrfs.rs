@@ -42,7 +42,9 @@ impl DesiredState {
         if name == FABRIC_VRF {
             return;
         }
-        let used = self.routes_per_vrf.contains_key(name) || self.interfaces.values().any(|(_, s)| s.vrf == name);
+        let used = self.routes_per_vrf.contains_key(name)
+            || self.interfaces.values().any(|(_, s)| s.vrf == name)
+            || self.vrf_has_services(name);
         if !used {
             if let Some(id) = self.vrf_ids.remove(name) {
                 self.free_vrf_ids.insert(id);

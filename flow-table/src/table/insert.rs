@@ -45,8 +45,9 @@ impl FlowTable {
         }
     }
 
-    /// Fills a freshly allocated entry and makes it active (not yet indexed).
-    pub(super) fn fill(&self, idx: u32, key: &FlowKey, value: FlowValue, reverse: Option<u32>) -> u32 {
+    /// Fills a freshly allocated entry, with its transform, and makes it active (not
+    /// yet indexed): a reader that finds it sees the transform too.
+    pub(super) fn fill(&self, idx: u32, key: &FlowKey, value: FlowValue, reverse: Option<u32>, transform: u64) -> u32 {
         let e = &self.entries[idx as usize];
         let seq = e.state.load(Ordering::Relaxed) >> 2;
         e.state.store((seq << 2) | WRITING, Ordering::Relaxed);
@@ -62,7 +63,7 @@ impl FlowTable {
         let st = &self.stats[idx as usize];
         st.extra.store(u64::from(value.owner), Ordering::Relaxed);
         st.packets.store(0, Ordering::Relaxed);
-        st.transform.store(0, Ordering::Relaxed);
+        st.transform.store(transform, Ordering::Relaxed);
         st.bytes.store(0, Ordering::Relaxed);
         e.last_seen.store(self.now(), Ordering::Relaxed);
         let version = ((seq + 1) << 2) | ACTIVE;
@@ -184,6 +185,17 @@ impl FlowTable {
     /// forward entry if another worker created it first; `Full` (and counts it) if
     /// there is no room, leaving nothing behind.
     pub fn insert_pair(&self, forward: (&FlowKey, FlowValue), reverse: (&FlowKey, FlowValue)) -> Insert {
+        self.insert_pair_transformed(forward, reverse, (0, 0))
+    }
+
+    /// [`FlowTable::insert_pair`] with each direction's transform (see
+    /// [`FlowTable::transform`]) in place before either entry can be found.
+    pub fn insert_pair_transformed(
+        &self,
+        forward: (&FlowKey, FlowValue),
+        reverse: (&FlowKey, FlowValue),
+        transforms: (u64, u64),
+    ) -> Insert {
         let (fk, fv) = forward;
         let (rk, rv) = reverse;
         let (fh, rh) = (fk.hash(), rk.hash());
@@ -199,8 +211,8 @@ impl FlowTable {
             self.counters.full.fetch_add(1, Ordering::Relaxed);
             return Insert::Full;
         };
-        let fver = self.fill(fi, fk, fv, Some(ri));
-        let rver = self.fill(ri, rk, rv, Some(fi));
+        let fver = self.fill(fi, fk, fv, Some(ri), transforms.0);
+        let rver = self.fill(ri, rk, rv, Some(fi), transforms.1);
         match self.index(fk, fh, fi) {
             Ok(winner) if winner == fi => {}
             Ok(winner) => {

@@ -313,6 +313,65 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 }
             })
         }
+        Command::Service {
+            action: ServiceAction::List,
+        } => {
+            let list: Vec<ServiceView> = api.call(&Request::Services)?;
+            print(json, &list, |list| {
+                println!(
+                    "{:<24} {:<12} {:<28} {:<5} {:>5} {:>6}  backends",
+                    "name", "vrf", "ip", "proto", "port", "target"
+                );
+                for s in list {
+                    let proto = match s.proto {
+                        6 => "tcp".to_string(),
+                        17 => "udp".to_string(),
+                        n => n.to_string(),
+                    };
+                    let backends: Vec<String> = s.backends.iter().map(|b| b.to_string()).collect();
+                    println!(
+                        "{:<24} {:<12} {:<28} {:<5} {:>5} {:>6}  {}",
+                        s.name,
+                        s.vrf,
+                        s.ip.to_string(),
+                        proto,
+                        s.port,
+                        s.target_port,
+                        if backends.is_empty() {
+                            "(none: refused)".to_string()
+                        } else {
+                            backends.join(" ")
+                        }
+                    );
+                }
+            })
+        }
+        Command::Service {
+            action:
+                ServiceAction::Add {
+                    name,
+                    vrf,
+                    ip,
+                    ports,
+                    backends,
+                },
+        } => {
+            let spec = control_client::ServiceSpec {
+                name: name.clone(),
+                vrf,
+                ip,
+                ports: ports.into_iter().map(|p| p.0).collect(),
+                backends,
+            };
+            let _: serde_json::Value = api.call(&Request::AddService { spec })?;
+            print(json, &serde_json::Value::Null, |_| println!("service {name} set"))
+        }
+        Command::Service {
+            action: ServiceAction::Delete { name },
+        } => {
+            let _: serde_json::Value = api.call(&Request::RemoveService { name: name.clone() })?;
+            print(json, &serde_json::Value::Null, |_| println!("service {name} removed"))
+        }
         Command::Dropstats => {
             let d: DropStatsView = api.call(&Request::DropStats)?;
             print(json, &d, |d| {

@@ -16,8 +16,8 @@ pub mod views;
 
 use crate::store::{RouteChange, StateStore};
 use control_client::{
-    DesiredState, InterfaceSpec, ModelError, PortIdentity, Publication, PublicationStats, RouteSpec, SnapshotBuilder,
-    SnapshotPublisher,
+    DesiredState, InterfaceSpec, ModelError, PortIdentity, Publication, PublicationStats, RouteSpec, ServiceSpec,
+    SnapshotBuilder, SnapshotPublisher,
 };
 use ipnet::IpNet;
 use nexthop::{MacAddr, Vif};
@@ -240,6 +240,16 @@ impl Control {
             match result {
                 Ok(id) => tracing::info!(interface = %name, vif = id.vif.0, label = id.label, "port restored"),
                 Err(e) => tracing::warn!(interface = %name, "port file kept but not attached: {e:#}"),
+            }
+        }
+        let (services, service_problems) = self.store.load_services();
+        service_problems
+            .iter()
+            .for_each(|p| tracing::warn!("state file skipped: {p}"));
+        for spec in services {
+            let name = spec.name.clone();
+            if let Err(e) = self.model.add_service(spec) {
+                tracing::warn!(service = %name, "stored service not restored: {e}");
             }
         }
         let (vnis, vni_problems) = self.store.load_vnis();
@@ -528,6 +538,34 @@ impl Control {
         self.model = next;
         self.publish();
         Ok(())
+    }
+
+    /// Adds or replaces a service: recorded first, then applied; neither if either
+    /// fails.
+    pub fn add_service(&mut self, spec: ServiceSpec) -> Result<(), ControlError> {
+        let mut next = self.model.clone();
+        next.add_service(spec)?;
+        self.record_services(&next, "service not added")?;
+        self.model = next;
+        self.publish();
+        Ok(())
+    }
+
+    /// Removes a service: recorded first, then applied.
+    pub fn remove_service(&mut self, name: &str) -> Result<(), ControlError> {
+        let mut next = self.model.clone();
+        next.remove_service(name)?;
+        self.record_services(&next, "service not removed")?;
+        self.model = next;
+        self.publish();
+        Ok(())
+    }
+
+    fn record_services(&self, model: &DesiredState, what: &'static str) -> Result<(), ControlError> {
+        let services: Vec<ServiceSpec> = model.services().cloned().collect();
+        self.store.save_services(&services).map_err(|e| {
+            ControlError::StateDirectory(e.context(format!("{what}: the state directory could not record it")))
+        })
     }
 
     /// Detaches everything and stops the workers; the state directory is kept.

@@ -11,7 +11,7 @@
 
 use super::Control;
 use control_client::xmpp::RouteUpdate;
-use control_client::{InterfaceSpec, PeerId, RouteSpec};
+use control_client::{InterfaceSpec, PeerId, RouteSpec, ServiceSpec};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use ipnet::IpNet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,6 +50,10 @@ pub enum Change {
         /// VNI.
         vni: u32,
     },
+    /// Add or replace a service.
+    AddService(ServiceSpec),
+    /// Remove a service.
+    RemoveService(String),
     /// A control node's channel came (back) up: its routes are stale until sent again.
     PeerUp(PeerId),
     /// A control node's channel went down.
@@ -74,6 +78,8 @@ impl Change {
             Request::AddRoute { route } => Change::AddRoute(route),
             Request::RemoveRoute { vrf, prefix } => Change::RemoveRoute { vrf, prefix },
             Request::SetVrfVni { vrf, vni } => Change::SetVrfVni { vrf, vni },
+            Request::AddService { spec } => Change::AddService(spec),
+            Request::RemoveService { name } => Change::RemoveService(name),
             _ => return None,
         })
     }
@@ -279,6 +285,14 @@ fn apply(control: &mut Control, change: Change) -> ChangeResult {
         }
         Change::SetVrfVni { vrf, vni } => {
             control.set_vrf_vni(&vrf, vni)?;
+            serde_json::Value::Null
+        }
+        Change::AddService(spec) => {
+            control.add_service(spec)?;
+            serde_json::Value::Null
+        }
+        Change::RemoveService(name) => {
+            control.remove_service(&name)?;
             serde_json::Value::Null
         }
         Change::PeerUp(peer) => {

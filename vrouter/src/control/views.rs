@@ -17,7 +17,10 @@ use vrouter_api::{
     ApiError, ErrorCode, Request, RouteCursor, RouteView, StatusView, TunnelTotals, WorkerView, MAX_FLOWS_PER_ANSWER,
     MAX_ROUTES_PER_ANSWER,
 };
-use vrouter_api::{DropStatsView, FlowActionView, FlowFilter, FlowStatsView, FlowView, InterfaceView, NextHopView};
+use vrouter_api::{
+    DropStatsView, FlowActionView, FlowFilter, FlowNatView, FlowStatsView, FlowView, InterfaceView, NextHopView,
+    ServiceView,
+};
 
 /// What the views read: shared handles only.
 #[derive(Debug)]
@@ -82,6 +85,7 @@ impl Views {
             Request::Vxlan => serde_json::to_value(self.vxlan()),
             Request::Tunnels => serde_json::to_value(self.tunnels()),
             Request::Xmpp => serde_json::to_value(self.channels.iter().map(|c| c.view()).collect::<Vec<_>>()),
+            Request::Services => serde_json::to_value(self.services()),
             other => {
                 return Err(ApiError::new(
                     ErrorCode::Internal,
@@ -268,6 +272,27 @@ impl Views {
         }
     }
 
+    /// The `service` view: every service port, by name, address and port.
+    pub fn services(&self) -> Vec<ServiceView> {
+        let snap = self.snapshot();
+        let mut out: Vec<ServiceView> = snap
+            .services
+            .by_key
+            .iter()
+            .map(|(key, entry)| ServiceView {
+                name: entry.name.to_string(),
+                vrf: snap.vrf(key.vrf).map(|v| v.name.clone()).unwrap_or_default(),
+                ip: key.ip,
+                proto: key.proto,
+                port: key.port,
+                target_port: entry.target_port,
+                backends: entry.backends.iter().filter_map(|b| snap.nat_address(*b)).collect(),
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.name, a.proto, a.port).cmp(&(&b.name, b.proto, b.port)));
+        out
+    }
+
     /// Flows matching `filter` from entry `from_index` on, at most `limit` (capped at
     /// [`MAX_FLOWS_PER_ANSWER`]): the `flow -l` / `flow --match` view.
     pub fn flows(&self, filter: &FlowFilter, limit: usize, from_index: u32) -> Vec<FlowView> {
@@ -305,6 +330,16 @@ impl Views {
                 },
                 None => FlowActionView::Unknown,
             };
+            let nat = FlowAction::is_translated(r.value.data)
+                .then(|| nexthop::Nat::decode(table.transform(r.index)))
+                .flatten()
+                .and_then(|n| {
+                    Some(FlowNatView {
+                        destination: n.side == nexthop::NatSide::Destination,
+                        ip: snap.nat_target(n.target)?,
+                        port: n.port,
+                    })
+                });
             out.push(FlowView {
                 index: r.index,
                 reverse: r.reverse,
@@ -318,6 +353,7 @@ impl Views {
                 src_port: r.key.src_port(),
                 dst_port: r.key.dst_port(),
                 action,
+                nat,
                 interface: r.value.owner,
                 generation: r.value.generation,
                 stale: !snap.decision_holds(r.value.generation, FlowAction::slot(r.value.data)),

@@ -20,6 +20,8 @@ struct Inner {
     /// Its IP length.
     ip_len: usize,
     family: Family,
+    /// Its translation (a service flow's reply, or a flow to a service).
+    nat: Option<nexthop::Nat>,
 }
 
 /// Looks the decapsulated packet up in the flow table of its VRF (setting the flow
@@ -34,16 +36,19 @@ fn through_flow_table(
 ) -> Result<Inner, DropReason> {
     let (key, bytes, flags) = flow::ip_flow_key(vrf.0, ip);
     let hash = key.hash();
-    match flow::decide(snap, ctx, fabric, &key, hash, bytes, flags) {
-        Decision::Forward(nh) => Ok(Inner {
-            nh,
-            hash,
-            ip_len: bytes as usize,
-            family: if key.family() == 4 { Family::V4 } else { Family::V6 },
-        }),
-        Decision::Drop(reason) => Err(reason),
-        Decision::Local | Decision::NoRoute => Err(DropReason::NoRoute),
-    }
+    let (nh, nat) = match flow::decide(snap, ctx, fabric, &key, hash, bytes, flags) {
+        Decision::Forward(nh) => (nh, None),
+        Decision::ForwardNat(nh, nat) => (nh, Some(nat)),
+        Decision::Drop(reason) | Decision::Reject(reason) => return Err(reason),
+        Decision::Local | Decision::NoRoute => return Err(DropReason::NoRoute),
+    };
+    Ok(Inner {
+        nh,
+        hash,
+        ip_len: bytes as usize,
+        family: if key.family() == 4 { Family::V4 } else { Family::V6 },
+        nat,
+    })
 }
 
 pub(super) fn handle(
@@ -165,6 +170,9 @@ fn to_interface(
     ctx: &mut super::PipelineContext,
     flow: &Inner,
 ) -> Verdict {
+    if flow.nat.is_some() && !translate_inner(snap, pkt, flow) {
+        return Verdict::Drop(DropReason::NoRoute);
+    }
     if let Some(mtu) = too_big_for(snap, iface.vif, flow.ip_len) {
         return too_big(snap, iface, pkt, ctx, flow, mtu);
     }
@@ -173,6 +181,16 @@ fn to_interface(
     eth.set_src_addr(snap.router_mac.0);
     eth.set_ethertype(flow.family.ethertype());
     Verdict::Transmit(iface.vif)
+}
+
+/// Translates the decapsulated packet as its flow says (a service's reply, or a
+/// flow to a service, from another node).
+#[cold]
+fn translate_inner(snap: &Snapshot, pkt: &mut PacketBuf<'_>, flow: &Inner) -> bool {
+    let Some(nat) = flow.nat else { return true };
+    let ip = &mut pkt.data_mut()[ETH_LEN..];
+    let len = flow.ip_len.min(ip.len());
+    super::nat::translate(snap, &mut ip[..len], flow.family, nat)
 }
 
 /// A packet from another node too big for the pod's MTU: as a router on the path, the

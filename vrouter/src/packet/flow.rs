@@ -10,14 +10,19 @@ use super::route_cache::{RouteCache, RouteLookup};
 use super::{DropReason, PipelineContext};
 use crate::flows::{FlowAction, Flows, TCP_FIN, TCP_RST, TCP_SYN};
 use flow_table::{FlowKey, FlowValue, Insert};
-use nexthop::{Interface, NextHop, NextHopId, RouteSlot, Snapshot};
+use nexthop::{Interface, Nat, NextHop, NextHopId, RouteSlot, Snapshot};
 use wire::{icmp, ip_proto, tcp, udp};
 
-/// What routing decided for a packet.
+/// What routing decided for a packet (two words: returned in registers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Decision {
     /// Through this next hop (an interface next hop).
     Forward(NextHopId),
+    /// Translated, then through this next hop (a flow to a service, or its reply).
+    ForwardNat(NextHopId, Nat),
+    /// Refused with an ICMP port unreachable, counted under the reason (a service
+    /// without backends); not cached.
+    Reject(DropReason),
     /// For the vrouter itself.
     Local,
     /// Nothing routes it: the caller sends an ICMP error (not cached as a flow).
@@ -57,15 +62,15 @@ fn through(snap: &Snapshot, id: NextHopId, key: &FlowKey) -> Decision {
     }
 }
 
-fn cacheable(route: Decision) -> Option<FlowAction> {
+pub(super) fn cacheable(route: Decision) -> Option<FlowAction> {
     match route {
         Decision::Forward(nh) => Some(FlowAction::Forward(nh)),
         Decision::Drop(r) => Some(FlowAction::Drop(r)),
-        Decision::Local | Decision::NoRoute => None,
+        Decision::ForwardNat(..) | Decision::Reject(_) | Decision::Local | Decision::NoRoute => None,
     }
 }
 
-fn from_action(action: FlowAction) -> Decision {
+pub(super) fn from_action(action: FlowAction) -> Decision {
     match action {
         FlowAction::Forward(nh) => Decision::Forward(nh),
         FlowAction::Drop(r) => Decision::Drop(r),
@@ -132,6 +137,9 @@ pub(super) fn decide(
         }
         if snap.decision_holds(f.value.generation, FlowAction::slot(f.value.data)) {
             if let Some(a) = FlowAction::decode(f.value.data) {
+                if FlowAction::is_translated(f.value.data) {
+                    return super::nat::cached(table, f.index, a);
+                }
                 return from_action(a);
             }
         }
@@ -151,21 +159,48 @@ fn decide_slow(
     bytes: u32,
     tracked: u8,
 ) -> Decision {
+    let generation = snap.generation as u32;
+    let Some(f) = found else {
+        return setup(snap, ctx, iface, key, bytes, tracked);
+    };
+    let word = f.value.data;
+    if FlowAction::is_translated(word) || (!FlowAction::is_reverse(word) && service_of(snap, key).is_some()) {
+        return super::nat::decide_again(snap, ctx, iface, key, f, bytes, tracked);
+    }
+    let (route, slot) = resolve(snap, &mut ctx.routes, key);
+    if let Some(a) = cacheable(route) {
+        let value = FlowValue {
+            data: a.encode(slot, FlowAction::is_reverse(word)),
+            generation,
+            ..f.value
+        };
+        ctx.flows.table.update(&f, value);
+    }
+    route
+}
+
+/// The service port a new flow with `key` is for, if any.
+#[inline]
+pub(super) fn service_of<'s>(snap: &'s Snapshot, key: &FlowKey) -> Option<&'s nexthop::ServiceEntry> {
+    snap.service(nexthop::VrfId(key.vrf()), key.dst_addr(), key.proto(), key.dst_port())
+}
+
+/// A flow's first packet: routed both ways and installed as a pair (a flow to a
+/// service: translated, see `nat.rs`).
+pub(super) fn setup(
+    snap: &Snapshot,
+    ctx: &mut PipelineContext,
+    iface: &Interface,
+    key: &FlowKey,
+    bytes: u32,
+    tracked: u8,
+) -> Decision {
+    if let Some(service) = service_of(snap, key) {
+        return super::nat::setup(snap, ctx, iface, key, service, bytes, tracked);
+    }
     let PipelineContext { flows, routes, .. } = ctx;
     let table = &flows.table;
     let generation = snap.generation as u32;
-    if let Some(f) = found {
-        let (route, slot) = resolve(snap, routes, key);
-        if let Some(a) = cacheable(route) {
-            let value = FlowValue {
-                data: a.encode(slot, FlowAction::is_reverse(f.value.data)),
-                generation,
-                ..f.value
-            };
-            table.update(&f, value);
-        }
-        return route;
-    }
     let (route, slot) = resolve(snap, routes, key);
     let Some(action) = cacheable(route) else { return route };
     if !flows.reserve(iface.vif) {
@@ -180,20 +215,39 @@ fn decide_slow(
         owner: iface.vif.0,
     };
     let forward_value = value(action, slot, false);
-    match table.insert_pair(
+    let inserted = table.insert_pair(
         (key, forward_value),
         (&reverse_key, value(reverse_action, reverse_slot, true)),
-    ) {
+    );
+    installed(ctx, iface, inserted, route, bytes, tracked)
+}
+
+/// The decision after an attempt to install a pair: `route` if it went in (counted
+/// and marked), the other worker's if it was first, a drop if the table is full.
+pub(super) fn installed(
+    ctx: &mut PipelineContext,
+    iface: &Interface,
+    inserted: Insert,
+    route: Decision,
+    bytes: u32,
+    tracked: u8,
+) -> Decision {
+    let flows = &ctx.flows;
+    match inserted {
         Insert::Inserted { forward, .. } => {
-            table.touch(forward.index, bytes);
+            flows.table.touch(forward.index, bytes);
             if tracked != 0 {
-                table.mark_tcp_flags(forward.index, tracked);
+                flows.table.mark_tcp_flags(forward.index, tracked);
             }
             route
         }
         Insert::Exists(f) => {
             flows.unreserve(iface.vif);
-            FlowAction::decode(f.value.data).map_or(route, from_action)
+            match FlowAction::decode(f.value.data) {
+                Some(a) if FlowAction::is_translated(f.value.data) => super::nat::cached(&flows.table, f.index, a),
+                Some(a) => from_action(a),
+                None => route,
+            }
         }
         Insert::Full => {
             flows.unreserve(iface.vif);
@@ -251,3 +305,5 @@ fn key_of(iface: &Interface, d: &[u8]) -> Option<FlowKey> {
         _ => None,
     }
 }
+
+const _: () = assert!(std::mem::size_of::<Decision>() <= 16);

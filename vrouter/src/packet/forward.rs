@@ -78,6 +78,8 @@ enum Error {
     TimeExceeded,
     /// No route.
     Unreachable,
+    /// Nothing takes the connection (a service without backends).
+    PortUnreachable,
     /// Larger than the egress MTU (IPv4 with DF: fragmentation needed; IPv6: packet
     /// too big; IPv4 without DF: a counted drop, a local pod is not fragmented for).
     TooBig(u16),
@@ -92,17 +94,33 @@ pub(super) fn route(
     ctx: &mut PipelineContext,
     p: Parsed,
 ) -> Outcome {
-    match flow::decide(snap, ctx, iface, &p.key, p.hash, p.ip_len as u32, p.tcp_flags) {
-        Decision::Forward(nh) => forward(snap, iface, pkt, ctx, &p, nh),
-        Decision::Local if !ctx.exceptions.allow(iface.vif) => Verdict::Drop(DropReason::ExceptionRate).into(),
-        Decision::Local => match p.family {
-            Family::V4 => gateway::echo_v4(snap, iface, pkt),
-            Family::V6 => gateway::echo_v6(snap, iface, pkt),
+    let (nh, translation) = match flow::decide(snap, ctx, iface, &p.key, p.hash, p.ip_len as u32, p.tcp_flags) {
+        Decision::Forward(nh) => (nh, None),
+        Decision::ForwardNat(nh, translation) => (nh, Some(translation)),
+        Decision::Reject(reason) => {
+            return error(snap, iface, pkt, ctx, p.family, Error::PortUnreachable, reason).into()
         }
-        .into(),
-        Decision::Drop(reason) => Verdict::Drop(reason).into(),
-        Decision::NoRoute => error(snap, iface, pkt, ctx, p.family, Error::Unreachable, DropReason::NoRoute).into(),
+        Decision::Local if !ctx.exceptions.allow(iface.vif) => return Verdict::Drop(DropReason::ExceptionRate).into(),
+        Decision::Local => {
+            return match p.family {
+                Family::V4 => gateway::echo_v4(snap, iface, pkt),
+                Family::V6 => gateway::echo_v6(snap, iface, pkt),
+            }
+            .into()
+        }
+        Decision::Drop(reason) => return Verdict::Drop(reason).into(),
+        Decision::NoRoute => {
+            return error(snap, iface, pkt, ctx, p.family, Error::Unreachable, DropReason::NoRoute).into()
+        }
+    };
+    // The rewrite stage: a flow to a service, or its reply, translated.
+    if let Some(translation) = translation {
+        let ip = &mut pkt.data_mut()[ETH_LEN..ETH_LEN + p.ip_len];
+        if !super::nat::translate(snap, ip, p.family, translation) {
+            return Verdict::Drop(DropReason::NoRoute).into();
+        }
     }
+    forward(snap, iface, pkt, ctx, &p, nh)
 }
 
 /// TTL, rewrite and egress of a packet the flow stage forwards through `nh`.
@@ -222,6 +240,22 @@ fn error(
         (Family::V4, Error::Unreachable) => {
             send_error_v4(snap, iface, pkt, ctx, icmp::message(v4::UNREACHABLE, 0), reason)
         }
+        (Family::V4, Error::PortUnreachable) => send_error_v4(
+            snap,
+            iface,
+            pkt,
+            ctx,
+            icmp::message(v4::UNREACHABLE, v4::CODE_PORT_UNREACHABLE),
+            reason,
+        ),
+        (Family::V6, Error::PortUnreachable) => send_error_v6(
+            snap,
+            iface,
+            pkt,
+            ctx,
+            icmp::message(v6::UNREACHABLE, v6::CODE_PORT_UNREACHABLE),
+            reason,
+        ),
         (Family::V4, Error::TooBig(mtu)) => {
             // RFC 1191: DF set gets the MTU back; without DF the packet would need
             // fragmenting for a local pod: a counted drop.

@@ -14,6 +14,7 @@ mod gateway;
 mod icmp;
 mod ipv4;
 mod ipv6;
+mod nat;
 mod ndp;
 mod outer_cache;
 mod police;

@@ -414,6 +414,7 @@ fn malformed_frames_are_counted_drops() {
             DropReason::WrongDestMac,
         ),
         (
+            // A tag on a port with no VLAN sub-interfaces names nothing.
             "vlan tag",
             {
                 let mut f = good.clone();
@@ -421,7 +422,7 @@ fn malformed_frames_are_counted_drops() {
                 f[13] = 0;
                 f
             },
-            DropReason::UnsupportedEtherType,
+            DropReason::UnknownVlan,
         ),
         (
             "broadcast ip",
@@ -491,6 +492,7 @@ fn run_in(snap: &Snapshot, vif: Vif, frame: &[u8], ctx: &mut PipelineContext) ->
 
 mod flows;
 mod mtu;
+mod services;
 mod spoofing;
 mod tunnel;
 mod vlan;

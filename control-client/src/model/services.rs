@@ -1,0 +1,160 @@
+//! Services as native load balancers (Kubernetes ClusterIP, and later external and
+//! load-balancer IPs): an address in a VRF with ports, each port translated to its
+//! target port on one of the backends. A service keeps its VRF in existence.
+
+use super::{DesiredState, ModelError};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// The most ports one service has.
+pub const MAX_SERVICE_PORTS: usize = 64;
+/// The most backends one service has.
+pub const MAX_BACKENDS: usize = 1024;
+
+/// A transport protocol a service port takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum L4Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl L4Protocol {
+    /// Its IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            L4Protocol::Tcp => 6,
+            L4Protocol::Udp => 17,
+        }
+    }
+}
+
+impl std::str::FromStr for L4Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(L4Protocol::Tcp),
+            "udp" => Ok(L4Protocol::Udp),
+            other => Err(format!("{other:?} is not tcp or udp")),
+        }
+    }
+}
+
+/// One port of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePort {
+    /// TCP or UDP.
+    pub protocol: L4Protocol,
+    /// The port clients connect to.
+    pub port: u16,
+    /// The port on the backends.
+    pub target_port: u16,
+}
+
+/// A service as requested through the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Its name (Kubernetes: `namespace/name`); adding a service of the same name
+    /// replaces it.
+    pub name: String,
+    /// The VRF it is in (where its clients and backends are).
+    pub vrf: String,
+    /// The service address.
+    pub ip: IpAddr,
+    /// Its ports.
+    pub ports: Vec<ServicePort>,
+    /// The backends' addresses (same family as `ip`); none: new connections are
+    /// refused (ICMP port unreachable), not dropped silently.
+    #[serde(default)]
+    pub backends: Vec<IpAddr>,
+}
+
+impl DesiredState {
+    /// Adds service `spec`, or replaces the service of that name (a backend change).
+    pub fn add_service(&mut self, spec: ServiceSpec) -> Result<(), ModelError> {
+        let invalid = |why: String| Err(ModelError::InvalidService(why));
+        if spec.name.is_empty()
+            || spec.name.len() > 253
+            || spec.name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return invalid(format!("name {:?}: 1-253 characters, no whitespace", spec.name));
+        }
+        super::validate_vrf_name(&spec.vrf)?;
+        if super::is_martian(spec.ip) {
+            return invalid(format!("address {} is not a unicast address", spec.ip));
+        }
+        if spec.ports.is_empty() || spec.ports.len() > MAX_SERVICE_PORTS {
+            return invalid(format!("{} ports: 1..={MAX_SERVICE_PORTS}", spec.ports.len()));
+        }
+        for (i, p) in spec.ports.iter().enumerate() {
+            if p.port == 0 || p.target_port == 0 {
+                return invalid(format!("port {} -> {}: ports are 1..=65535", p.port, p.target_port));
+            }
+            if spec.ports[..i]
+                .iter()
+                .any(|q| (q.protocol, q.port) == (p.protocol, p.port))
+            {
+                return invalid(format!("port {:?} {} given twice", p.protocol, p.port));
+            }
+        }
+        if spec.backends.len() > MAX_BACKENDS {
+            return invalid(format!("{} backends: at most {MAX_BACKENDS}", spec.backends.len()));
+        }
+        if let Some(b) = spec
+            .backends
+            .iter()
+            .find(|b| b.is_ipv4() != spec.ip.is_ipv4() || super::is_martian(**b))
+        {
+            return invalid(format!("backend {b}: a unicast address of the service's family"));
+        }
+        let clash = self.services.values().find(|other| {
+            other.name != spec.name
+                && other.vrf == spec.vrf
+                && other.ip == spec.ip
+                && other
+                    .ports
+                    .iter()
+                    .any(|o| spec.ports.iter().any(|p| (o.protocol, o.port) == (p.protocol, p.port)))
+        });
+        if let Some(other) = clash {
+            return invalid(format!(
+                "{} in {} has a port of service {:?} already",
+                spec.ip, spec.vrf, other.name
+            ));
+        }
+        let previous_vrf = self.services.get(&spec.name).map(|s| s.vrf.clone());
+        self.ensure_vrf(&spec.vrf)?;
+        let mut spec = spec;
+        spec.backends.sort();
+        spec.backends.dedup();
+        self.services.insert(spec.name.clone(), spec);
+        if let Some(vrf) = previous_vrf {
+            self.release_vrf_if_unused(&vrf);
+        }
+        Ok(())
+    }
+
+    /// Removes service `name`; returns what it was.
+    pub fn remove_service(&mut self, name: &str) -> Result<ServiceSpec, ModelError> {
+        let spec = self
+            .services
+            .remove(name)
+            .ok_or_else(|| ModelError::UnknownService(name.to_string()))?;
+        self.release_vrf_if_unused(&spec.vrf);
+        Ok(spec)
+    }
+
+    /// The services, by name.
+    pub fn services(&self) -> impl Iterator<Item = &ServiceSpec> {
+        self.services.values()
+    }
+
+    /// True if a service is in VRF `vrf`.
+    pub(super) fn vrf_has_services(&self, vrf: &str) -> bool {
+        self.services.values().any(|s| s.vrf == vrf)
+    }
+}

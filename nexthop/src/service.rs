@@ -1,0 +1,201 @@
+//! Services as native load balancers: a service address and port in a VRF, its
+//! backends, and the address and port translation a flow to it gets (Contrail's ECMP
+//! native load balancer: the flow does the destination NAT, its reverse entry the
+//! source NAT of the replies).
+//!
+//! A translation carries an IPv4 address itself; an IPv6 address by [`NatAddr`], an
+//! index into the snapshot's address arena ([`Services::nat_addresses`]). The arena
+//! only grows (an address keeps its index for the life of the process), so a
+//! translation a flow cached never names another address, whatever changed since.
+
+use crate::VrfId;
+use std::net::IpAddr;
+
+/// The snapshot's services.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Services {
+    /// Service ports by VRF, address, protocol and port (empty without services: a
+    /// new flow's check is one length test).
+    pub by_key: crate::FastMap<ServiceKey, ServiceEntry>,
+    /// The addresses translations name, by [`NatAddr`]; it only grows.
+    pub nat_addresses: std::sync::Arc<Vec<IpAddr>>,
+}
+
+/// An address in the snapshot's NAT address arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NatAddr(pub u32);
+
+/// What a flow's first packet is matched against: a service's address and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    /// The VRF the service is in.
+    pub vrf: VrfId,
+    /// The service address (ClusterIP, external or load-balancer IP).
+    pub ip: IpAddr,
+    /// IP protocol (TCP 6, UDP 17).
+    pub proto: u8,
+    /// The service port.
+    pub port: u16,
+}
+
+/// One service port's backends.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceEntry {
+    /// The service's name (for the views).
+    pub name: std::sync::Arc<str>,
+    /// The service address, in the arena (the source of translated replies).
+    pub ip: Option<NatAddr>,
+    /// The port on the backends (Kubernetes' targetPort).
+    pub target_port: u16,
+    /// The backends' addresses, in the arena.
+    pub backends: Vec<NatAddr>,
+    /// Each backend's rendezvous identity (from its address): a backend removed
+    /// moves only its own flows, one added takes an even share of new ones.
+    pub ids: Vec<u64>,
+}
+
+impl ServiceEntry {
+    /// The backend a flow with hash `flow_hash` goes to; `None` without backends.
+    #[inline]
+    pub fn backend(&self, flow_hash: u64) -> Option<NatAddr> {
+        crate::ecmp::select(&self.ids, flow_hash).map(|i| self.backends[i])
+    }
+}
+
+/// Which end of a packet a translation rewrites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatSide {
+    /// The destination (a flow to a service: to the backend).
+    Destination,
+    /// The source (a backend's reply: from the service).
+    Source,
+}
+
+/// The address a translation puts in: an IPv4 address itself (it fits the word, and
+/// the packet path reads no table for it), or an IPv6 address's arena index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NatTarget {
+    /// This IPv4 address.
+    V4(std::net::Ipv4Addr),
+    /// The IPv6 address at this index of the arena.
+    V6(NatAddr),
+}
+
+/// A flow's translation: one end of its packets becomes `target`:`port`. Packed into
+/// the flow entry's transform word (0 is "none").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nat {
+    /// The end rewritten.
+    pub side: NatSide,
+    /// The new address.
+    pub target: NatTarget,
+    /// The new port (for ICMP echo: the identifier).
+    pub port: u16,
+}
+
+const SIDE_SHIFT: u32 = 56;
+const DESTINATION: u64 = 1;
+const SOURCE: u64 = 2;
+/// Set when the low 32 bits are an IPv4 address (else an IPv6 arena index).
+const V4_TARGET: u64 = 1 << 48;
+
+impl Nat {
+    /// The transform word.
+    #[inline]
+    pub fn encode(self) -> u64 {
+        let side = match self.side {
+            NatSide::Destination => DESTINATION,
+            NatSide::Source => SOURCE,
+        };
+        let target = match self.target {
+            NatTarget::V4(a) => V4_TARGET | u64::from(u32::from(a)),
+            NatTarget::V6(i) => u64::from(i.0),
+        };
+        side << SIDE_SHIFT | u64::from(self.port) << 32 | target
+    }
+
+    /// The translation in a transform word; `None` for 0 or anything else.
+    #[inline]
+    pub fn decode(word: u64) -> Option<Self> {
+        let side = match word >> SIDE_SHIFT {
+            DESTINATION => NatSide::Destination,
+            SOURCE => NatSide::Source,
+            _ => return None,
+        };
+        let target = if word & V4_TARGET != 0 {
+            NatTarget::V4((word as u32).into())
+        } else {
+            NatTarget::V6(NatAddr(word as u32))
+        };
+        Some(Self {
+            side,
+            target,
+            port: (word >> 32) as u16,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_translation_survives_its_word_and_zero_is_none() {
+        for nat in [
+            Nat {
+                side: NatSide::Destination,
+                target: NatTarget::V6(NatAddr(7)),
+                port: 9376,
+            },
+            Nat {
+                side: NatSide::Source,
+                target: NatTarget::V6(NatAddr(u32::MAX)),
+                port: u16::MAX,
+            },
+            Nat {
+                side: NatSide::Destination,
+                target: NatTarget::V4([198, 18, 1, 3].into()),
+                port: 0,
+            },
+            Nat {
+                side: NatSide::Source,
+                target: NatTarget::V4([255, 255, 255, 255].into()),
+                port: 1,
+            },
+        ] {
+            assert_ne!(nat.encode(), 0);
+            assert_eq!(Nat::decode(nat.encode()), Some(nat));
+        }
+        assert_eq!(Nat::decode(0), None);
+        assert_eq!(Nat::decode(3 << SIDE_SHIFT), None);
+    }
+
+    #[test]
+    fn a_removed_backend_moves_only_its_own_flows() {
+        let ids: Vec<u64> = (1..=4u64).map(|b| crate::ecmp::member_id(&[b])).collect();
+        let four = ServiceEntry {
+            name: "default/web".into(),
+            ip: Some(NatAddr(0)),
+            target_port: 80,
+            backends: (1..=4).map(NatAddr).collect(),
+            ids: ids.clone(),
+        };
+        let three = ServiceEntry {
+            backends: vec![NatAddr(1), NatAddr(2), NatAddr(4)],
+            ids: vec![ids[0], ids[1], ids[3]],
+            ..four.clone()
+        };
+        let mut moved = 0;
+        for h in 0..10_000u64 {
+            let flow = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let (before, after) = (four.backend(flow).unwrap(), three.backend(flow).unwrap());
+            if before == NatAddr(3) {
+                moved += 1;
+            } else {
+                assert_eq!(before, after, "a surviving backend's flow moved");
+            }
+        }
+        assert!((2000..3000).contains(&moved), "{moved} of 10000 on the removed backend");
+        assert_eq!(ServiceEntry::default().backend(1), None);
+    }
+}

@@ -1,0 +1,282 @@
+//! Address and port translation of a flow's packets (services: the flow to a service
+//! gets its destination rewritten to the backend, the backend's replies their source
+//! rewritten to the service), with every checksum kept right incrementally (RFC 1624):
+//! the IPv4 header's, and the transport's, whose pseudo-header covers the addresses
+//! (TCP, UDP, ICMPv6; not ICMPv4, whose echo identifier is its "port"); and the flow
+//! setup of a flow to a service (a backend chosen, both directions installed
+//! translated), and its decision made again after a change.
+
+use super::flow::{self, Decision};
+use super::forward::Family;
+use super::{DropReason, PipelineContext};
+use crate::flows::{FlowAction, FLAG_NAT};
+use flow_table::{FlowKey, FlowRef, FlowValue};
+use nexthop::{Interface, Nat, NatSide, NatTarget, RouteSlot, ServiceEntry, Snapshot};
+use std::net::IpAddr;
+use wire::{checksum, icmp, ip_proto, ipv4, ipv6, tcp, udp};
+
+/// Rewrites one end of the IP packet `ip` (of `family`, checked by its parse stage and
+/// trimmed to its length) as `nat` says. False (nothing changed) if the translation
+/// names no address or one of the other family. Out of line: plain forwarding keeps
+/// its hot path small.
+#[inline(never)]
+pub(super) fn translate(snap: &Snapshot, ip: &mut [u8], family: Family, nat: Nat) -> bool {
+    match (family, nat.target) {
+        (Family::V4, NatTarget::V4(to)) => {
+            let mut p = ipv4::Packet::new_unchecked(&mut *ip);
+            let old = match nat.side {
+                NatSide::Destination => p.dst_addr(),
+                NatSide::Source => p.src_addr(),
+            };
+            let delta = Delta::v4(u32::from(old), u32::from(to));
+            let check = delta.apply(p.checksum());
+            match nat.side {
+                NatSide::Destination => p.set_dst_addr(to),
+                NatSide::Source => p.set_src_addr(to),
+            }
+            p.set_checksum(check);
+            if p.is_later_fragment() {
+                return true;
+            }
+            let proto = p.protocol();
+            transport(p.payload_mut(), proto, nat, delta, false);
+            true
+        }
+        (Family::V6, NatTarget::V6(index)) => {
+            let Some(IpAddr::V6(to)) = snap.nat_address(index) else {
+                return false;
+            };
+            let mut p = ipv6::Packet::new_unchecked(&mut *ip);
+            let old = match nat.side {
+                NatSide::Destination => p.dst_addr(),
+                NatSide::Source => p.src_addr(),
+            };
+            match nat.side {
+                NatSide::Destination => p.set_dst_addr(to),
+                NatSide::Source => p.set_src_addr(to),
+            }
+            let proto = p.next_header();
+            transport(
+                p.payload_mut(),
+                proto,
+                nat,
+                Delta::of(&old.octets(), &to.octets()),
+                true,
+            );
+            true
+        }
+        _ => false,
+    }
+}
+
+/// How a checksum changes when a field changes (RFC 1624 eqn. 3, `~m + m'`, kept
+/// unfolded): computed once per packet for the address, applied to the IPv4 header's
+/// checksum and to the transport's (whose pseudo-header holds the address).
+#[derive(Clone, Copy)]
+struct Delta(u32);
+
+impl Delta {
+    /// A 32-bit field (an IPv4 address) from `old` to `new`.
+    #[inline(always)]
+    fn v4(old: u32, new: u32) -> Self {
+        let old = !old;
+        Delta((old >> 16) + (old & 0xffff) + (new >> 16) + (new & 0xffff))
+    }
+
+    /// Any even-length field from `old` to `new` (an IPv6 address).
+    #[inline(always)]
+    fn of(old: &[u8], new: &[u8]) -> Self {
+        Delta(u32::from(checksum::finish(checksum::sum(old, 0))) + checksum::sum(new, 0))
+    }
+
+    /// Also a 16-bit field (a port) from `old` to `new`.
+    #[inline(always)]
+    fn and16(self, old: u16, new: u16) -> Self {
+        Delta(self.0 + u32::from(!old) + u32::from(new))
+    }
+
+    /// The checksum `check` after the change.
+    #[inline(always)]
+    fn apply(self, check: u16) -> u16 {
+        checksum::finish(u32::from(!check) + self.0)
+    }
+}
+
+/// The transport header's port (or echo identifier) and checksum after its address
+/// changed by `address` (in the pseudo-header of all but ICMPv4); a header too short
+/// to hold them is left alone.
+#[inline(always)]
+fn transport(l4: &mut [u8], proto: u8, nat: Nat, address: Delta, v6: bool) {
+    let destination = nat.side == NatSide::Destination;
+    match proto {
+        ip_proto::TCP => {
+            let Ok(mut t) = tcp::Packet::new_checked(l4) else {
+                return;
+            };
+            let old_port = if destination { t.dst_port() } else { t.src_port() };
+            t.set_checksum(address.and16(old_port, nat.port).apply(t.checksum()));
+            if destination {
+                t.set_dst_port(nat.port);
+            } else {
+                t.set_src_port(nat.port);
+            }
+        }
+        ip_proto::UDP => {
+            let Ok(mut u) = udp::Packet::new_checked(l4) else {
+                return;
+            };
+            let old_port = if destination { u.dst_port() } else { u.src_port() };
+            if destination {
+                u.set_dst_port(nat.port);
+            } else {
+                u.set_src_port(nat.port);
+            }
+            // IPv4 UDP may go without a checksum (0), and keeps going without one.
+            if u.checksum() != 0 || v6 {
+                let c = address.and16(old_port, nat.port).apply(u.checksum());
+                u.set_checksum(if c == 0 { 0xffff } else { c });
+            }
+        }
+        ip_proto::ICMP | ip_proto::ICMPV6 => {
+            let Ok(mut m) = icmp::Packet::new_checked(l4) else {
+                return;
+            };
+            if !m.is_echo(v6) {
+                return;
+            }
+            let old_ident = m.echo_ident();
+            let change = if v6 { address } else { Delta(0) };
+            m.set_checksum(change.and16(old_ident, nat.port).apply(m.checksum()));
+            m.set_echo_ident(nat.port);
+        }
+        _ => {}
+    }
+}
+
+/// The decision a translated entry caches: its action, with its translation.
+#[inline(never)]
+pub(super) fn cached(table: &flow_table::FlowTable, index: u32, action: FlowAction) -> Decision {
+    match (action, Nat::decode(table.transform(index))) {
+        (FlowAction::Forward(nh), Some(nat)) => Decision::ForwardNat(nh, nat),
+        (action, _) => flow::from_action(action),
+    }
+}
+
+/// Where a flow to `service` goes: its backend (by the flow's hash, rendezvous) as a
+/// translation, and the flow's key once translated. `None` without backends.
+fn target(snap: &Snapshot, key: &FlowKey, service: &ServiceEntry) -> Option<(Nat, FlowKey)> {
+    let backend = service.backend(key.hash())?;
+    let (sport, port, vrf, proto) = (key.src_port(), service.target_port, key.vrf(), key.proto());
+    let (translated, target) = match (key.src_addr(), snap.nat_address(backend)?) {
+        (IpAddr::V4(src), IpAddr::V4(to)) => (FlowKey::v4(vrf, src, to, proto, sport, port), NatTarget::V4(to)),
+        (IpAddr::V6(src), IpAddr::V6(to)) => (FlowKey::v6(vrf, src, to, proto, sport, port), NatTarget::V6(backend)),
+        _ => return None,
+    };
+    let nat = Nat {
+        side: NatSide::Destination,
+        target,
+        port,
+    };
+    Some((nat, translated))
+}
+
+/// A new flow to a service: a backend is chosen, the flow is routed to it and
+/// installed translated both ways (its replies come back from the service's address
+/// and port). Without backends: refused (ICMP port unreachable), not cached.
+pub(super) fn setup(
+    snap: &Snapshot,
+    ctx: &mut PipelineContext,
+    iface: &Interface,
+    key: &FlowKey,
+    service: &ServiceEntry,
+    bytes: u32,
+    tracked: u8,
+) -> Decision {
+    let (Some((nat, translated)), Some(service_ip)) = (target(snap, key, service), service.ip) else {
+        return Decision::Reject(DropReason::ServiceNoBackend);
+    };
+    let PipelineContext { flows, routes, .. } = ctx;
+    let (route, slot) = flow::resolve(snap, routes, &translated);
+    let Decision::Forward(nh) = route else {
+        // No route to the backend (or it is dropped): as routing says, not cached.
+        return route;
+    };
+    if !flows.reserve(iface.vif) {
+        return Decision::Drop(DropReason::FlowLimit);
+    }
+    // Replies: from the backend to the client, translated back to the service.
+    let reverse_key = translated.reversed();
+    let (reverse_route, reverse_slot) = flow::resolve(snap, routes, &reverse_key);
+    let reverse_action = flow::cacheable(reverse_route).unwrap_or(FlowAction::Drop(DropReason::NoRoute));
+    let reply = Nat {
+        side: NatSide::Source,
+        target: match key.dst_addr() {
+            IpAddr::V4(a) => NatTarget::V4(a),
+            IpAddr::V6(_) => NatTarget::V6(service_ip),
+        },
+        port: key.dst_port(),
+    };
+    let generation = snap.generation as u32;
+    let value = |a: FlowAction, slot: RouteSlot, rev: bool| FlowValue {
+        data: a.encode(slot, rev) | FLAG_NAT,
+        generation,
+        owner: iface.vif.0,
+    };
+    let inserted = flows.table.insert_pair_transformed(
+        (key, value(FlowAction::Forward(nh), slot, false)),
+        (&reverse_key, value(reverse_action, reverse_slot, true)),
+        (nat.encode(), reply.encode()),
+    );
+    flow::installed(ctx, iface, inserted, Decision::ForwardNat(nh, nat), bytes, tracked)
+}
+
+/// A translated flow (or one a service now claims) whose decision no longer holds:
+/// a flow to a service keeps its backend if the service still has it (its route to it
+/// made again) and starts over otherwise (removed, the next packet sets it up anew:
+/// another backend, or a refusal); a reply entry keeps its translation, its route to
+/// the client made again.
+pub(super) fn decide_again(
+    snap: &Snapshot,
+    ctx: &mut PipelineContext,
+    iface: &Interface,
+    key: &FlowKey,
+    f: FlowRef,
+    bytes: u32,
+    tracked: u8,
+) -> Decision {
+    let table = &ctx.flows.table;
+    let kept = Nat::decode(table.transform(f.index));
+    let generation = snap.generation as u32;
+    let reverse = FlowAction::is_reverse(f.value.data);
+    let (route, slot, nat) = if reverse {
+        let (route, slot) = flow::resolve(snap, &mut ctx.routes, key);
+        (route, slot, kept)
+    } else {
+        let now = flow::service_of(snap, key).and_then(|s| target(snap, key, s));
+        match now {
+            Some((nat, translated)) if Some(nat) == kept && FlowAction::is_translated(f.value.data) => {
+                let (route, slot) = flow::resolve(snap, &mut ctx.routes, &translated);
+                (route, slot, kept)
+            }
+            _ => {
+                ctx.flows.remove_pair(&f);
+                return flow::setup(snap, ctx, iface, key, bytes, tracked);
+            }
+        }
+    };
+    match (route, nat) {
+        (Decision::Forward(nh), Some(nat)) => {
+            let data = FlowAction::Forward(nh).encode(slot, reverse) | FLAG_NAT;
+            table.update(
+                &f,
+                FlowValue {
+                    data,
+                    generation,
+                    ..f.value
+                },
+            );
+            Decision::ForwardNat(nh, nat)
+        }
+        _ => route,
+    }
+}

@@ -1,0 +1,191 @@
+//! Services: a flow to a service address and port is translated to one backend
+//! (destination NAT), its replies back to the service (source NAT), with exact bytes
+//! (every checksum right); a service without backends refuses; a backend removed
+//! moves only its own flows, on their next packet.
+
+use super::*;
+use control_client::{L4Protocol, ServicePort, ServiceSpec};
+use std::net::IpAddr;
+
+const SVC4: [u8; 4] = [198, 18, 100, 10];
+const SVC6: &str = "2001:2:0:100::10";
+const MAC_D: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0d];
+const D4: [u8; 4] = [198, 18, 1, 4];
+
+fn service(backends: &[IpAddr], ip: IpAddr) -> ServiceSpec {
+    ServiceSpec {
+        name: format!("default/web-{}", if ip.is_ipv4() { 4 } else { 6 }),
+        vrf: "red".into(),
+        ip,
+        ports: vec![
+            ServicePort {
+                protocol: L4Protocol::Tcp,
+                port: 80,
+                target_port: 9376,
+            },
+            ServicePort {
+                protocol: L4Protocol::Udp,
+                port: 53,
+                target_port: 5353,
+            },
+        ],
+        backends: backends.to_vec(),
+    }
+}
+
+/// Pods a, b (and d) in red, c in blue; services on 198.18.100.10 and
+/// 2001:2:0:100::10 with pod b (and d) as backends.
+fn with_services(backends4: &[[u8; 4]], with_d: bool) -> (DesiredState, Snapshot) {
+    let mut s = state();
+    if with_d {
+        s.add_interface(InterfaceSpec {
+            name: "d".into(),
+            vrf: "red".into(),
+            mac: MacAddr(MAC_D),
+            ipv4: Some(D4.into()),
+            gateway4: Some(GW4.into()),
+            ..InterfaceSpec::default()
+        })
+        .unwrap();
+    }
+    let b4: Vec<IpAddr> = backends4.iter().map(|a| IpAddr::from(*a)).collect();
+    s.add_service(service(&b4, IpAddr::from(SVC4))).unwrap();
+    let b6: Vec<IpAddr> = vec!["2001:2:0:1::3".parse().unwrap()];
+    s.add_service(service(&b6, SVC6.parse().unwrap())).unwrap();
+    let snap = s.build(1, MacAddr(ROUTER));
+    (s, snap)
+}
+
+fn tcp4(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ports: (u16, u16), ttl: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(src, dst, ttl)
+        .tcp(ports.0, ports.1, 1000, 64_000)
+        .syn()
+        .write(&mut out, b"hello")
+        .unwrap();
+    out
+}
+
+fn udp4p(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ports: (u16, u16), ttl: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(src, dst, ttl)
+        .udp(ports.0, ports.1)
+        .write(&mut out, b"query")
+        .unwrap();
+    out
+}
+
+fn udp6p(src_mac: [u8; 6], dst_mac: [u8; 6], src: &str, dst: &str, ports: (u16, u16), hops: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv6(v6(src), v6(dst), hops)
+        .udp(ports.0, ports.1)
+        .write(&mut out, b"query6")
+        .unwrap();
+    out
+}
+
+#[test]
+fn tcp_to_a_service_is_translated_to_its_backend_and_back_exactly() {
+    let (_, snap) = with_services(&[B4], false);
+    let mut ctx = PipelineContext::default();
+    let (v, out) = run_in(&snap, Vif(1), &tcp4(MAC_A, ROUTER, A4, SVC4, (40000, 80), 64), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(Vif(2)));
+    assert_eq!(
+        out,
+        tcp4(ROUTER, MAC_B, A4, B4, (40000, 9376), 63),
+        "to the backend's target port"
+    );
+    // The backend's reply comes back from the service.
+    let (v, out) = run_in(&snap, Vif(2), &tcp4(MAC_B, ROUTER, B4, A4, (9376, 40000), 64), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(Vif(1)));
+    assert_eq!(
+        out,
+        tcp4(ROUTER, MAC_A, SVC4, A4, (80, 40000), 63),
+        "from the service's port"
+    );
+    // The flow's next packet takes the cached translation, same bytes.
+    let (_, again) = run_in(&snap, Vif(1), &tcp4(MAC_A, ROUTER, A4, SVC4, (40000, 80), 64), &mut ctx);
+    assert_eq!(again, tcp4(ROUTER, MAC_B, A4, B4, (40000, 9376), 63));
+}
+
+#[test]
+fn udp_v4_and_v6_are_translated_with_their_checksums() {
+    let (_, snap) = with_services(&[B4], false);
+    let mut ctx = PipelineContext::default();
+    let (v, out) = run_in(&snap, Vif(1), &udp4p(MAC_A, ROUTER, A4, SVC4, (5000, 53), 64), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(Vif(2)));
+    assert_eq!(out, udp4p(ROUTER, MAC_B, A4, B4, (5000, 5353), 63));
+    let (_, out) = run_in(&snap, Vif(2), &udp4p(MAC_B, ROUTER, B4, A4, (5353, 5000), 64), &mut ctx);
+    assert_eq!(out, udp4p(ROUTER, MAC_A, SVC4, A4, (53, 5000), 63));
+    // IPv4 UDP without a checksum keeps going without one.
+    let mut bare = udp4p(MAC_A, ROUTER, A4, SVC4, (5001, 53), 64);
+    bare[ETH_LEN + 20 + 6..ETH_LEN + 20 + 8].copy_from_slice(&[0, 0]);
+    let (_, out) = run_in(&snap, Vif(1), &bare, &mut ctx);
+    assert_eq!(out[ETH_LEN + 20 + 2..ETH_LEN + 20 + 4], 5353u16.to_be_bytes());
+    assert_eq!(out[ETH_LEN + 20 + 6..ETH_LEN + 20 + 8], [0, 0]);
+    // IPv6.
+    let (a6, b6) = ("2001:2:0:1::2", "2001:2:0:1::3");
+    let (v, out) = run_in(&snap, Vif(1), &udp6p(MAC_A, ROUTER, a6, SVC6, (5000, 53), 64), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(Vif(2)));
+    assert_eq!(out, udp6p(ROUTER, MAC_B, a6, b6, (5000, 5353), 63));
+    let (_, out) = run_in(&snap, Vif(2), &udp6p(MAC_B, ROUTER, b6, a6, (5353, 5000), 64), &mut ctx);
+    assert_eq!(out, udp6p(ROUTER, MAC_A, SVC6, a6, (53, 5000), 63));
+}
+
+#[test]
+fn a_service_without_backends_refuses_and_other_ports_are_not_its() {
+    let (_, snap) = with_services(&[], false);
+    let mut ctx = PipelineContext::default();
+    let (v, out) = run_in(&snap, Vif(1), &tcp4(MAC_A, ROUTER, A4, SVC4, (40000, 80), 64), &mut ctx);
+    assert_eq!(v, Verdict::DropWithError(DropReason::ServiceNoBackend));
+    assert_eq!((out[ETH_LEN + 20], out[ETH_LEN + 21]), (3, 3), "port unreachable");
+    assert_eq!(&out[0..6], &MAC_A);
+    // A port the service does not have is routed as any address is (no route).
+    let (v, _) = run_in(&snap, Vif(1), &tcp4(MAC_A, ROUTER, A4, SVC4, (40000, 81), 64), &mut ctx);
+    assert_eq!(v, Verdict::DropWithError(DropReason::NoRoute));
+    // Another VRF does not see it.
+    let (v, _) = run_in(&snap, Vif(3), &tcp4(MAC_C, ROUTER, C4, SVC4, (40000, 80), 64), &mut ctx);
+    assert_ne!(v.drop_reason(), Some(DropReason::ServiceNoBackend));
+}
+
+#[test]
+fn a_removed_backend_moves_only_its_own_flows_on_their_next_packet() {
+    let (mut s, _) = with_services(&[B4, D4], true);
+    let mut builder = control_client::SnapshotBuilder::new(1);
+    let snap = builder.build(&s, MacAddr(ROUTER));
+    let mut ctx = PipelineContext::default();
+    let d = snap.interface_by_name("d").unwrap().vif;
+    let send = |snap: &Snapshot, ctx: &mut PipelineContext, port: u16| {
+        run_in(snap, Vif(1), &udp4p(MAC_A, ROUTER, A4, SVC4, (port, 53), 64), ctx).0
+    };
+    let before: Vec<Verdict> = (2000..2200).map(|p| send(&snap, &mut ctx, p)).collect();
+    let on_b = before.iter().filter(|v| **v == Verdict::Transmit(Vif(2))).count();
+    assert!((60..140).contains(&on_b), "{on_b} of 200 flows on b");
+    assert!(before
+        .iter()
+        .all(|v| [Verdict::Transmit(Vif(2)), Verdict::Transmit(d)].contains(v)));
+    let red = s.vrf_id("red").unwrap();
+    // A flow's entry, and the packets it counted (a flow made anew starts again).
+    let entry = |ctx: &PipelineContext, port: u16| {
+        let key = flow_table::FlowKey::v4(red.0, A4.into(), SVC4.into(), 17, port, 53);
+        let f = ctx.flows.table.lookup(&key, key.hash()).expect("the flow's entry");
+        (f.index, ctx.flows.table.activity(f.index).packets)
+    };
+    // Backend b goes (pod b still there, no longer a backend).
+    s.add_service(service(&[IpAddr::from(D4)], IpAddr::from(SVC4))).unwrap();
+    let snap = builder.build(&s, MacAddr(ROUTER));
+    for (i, port) in (2000..2200).enumerate() {
+        assert_eq!(send(&snap, &mut ctx, port), Verdict::Transmit(d), "every flow on d now");
+        let (_, packets) = entry(&ctx, port);
+        if before[i] == Verdict::Transmit(d) {
+            assert_eq!(packets, 2, "a flow on d was made anew");
+        } else {
+            assert_eq!(packets, 1, "a flow on b kept its entry");
+        }
+    }
+    // b's flows were made anew: one pair per flow, none left over.
+    assert_eq!(ctx.flows.table.stats().active, 2 * 200);
+}
