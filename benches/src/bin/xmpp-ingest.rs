@@ -39,11 +39,16 @@ fn rss_bytes() -> u64 {
 const MAX_ROUTES: u32 = (1 << 17) - 256;
 
 fn message(vrf: &str, from: u32, to: u32) -> String {
+    message_salted(vrf, from, to, 0)
+}
+
+/// [`message`] with each route's label moved on by `salt` (a change of the route).
+fn message_salted(vrf: &str, from: u32, to: u32, salt: u32) -> String {
     let mut items = String::new();
     for n in from..to {
         let prefix = Ipv4Addr::from(0xc612_0000 + n);
         let remote = Ipv4Addr::new(198, 19, 255, 1 + (n % 16) as u8);
-        let label = 16 + n % 4096;
+        let label = 16 + (n + salt) % 4096;
         items.push_str(&format!(
             "<item id=\"{prefix}/32\"><entry><nlri><af>1</af><safi>1</safi><address>{prefix}/32</address></nlri><next-hops><next-hop><af>1</af><address>{remote}</address><mac></mac><label>{label}</label><vni>0</vni><tunnel-encapsulation-list><tunnel-encapsulation>gre</tunnel-encapsulation><tunnel-encapsulation>udp</tunnel-encapsulation></tunnel-encapsulation-list><virtual-network>{vrf}</virtual-network></next-hop></next-hops><version>1</version><virtual-network>{vrf}</virtual-network><sequence-number>1</sequence-number><security-group-list /><local-preference>200</local-preference><med>100</med></entry></item>"
         ));
@@ -156,12 +161,21 @@ fn main() -> anyhow::Result<()> {
     );
     // Through the control task, at a steady rate.
     let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let task = vrouter::control::task::spawn(control, std::time::Duration::from_secs(3600), ready)?;
+    let task = vrouter::control::task::spawn(
+        control,
+        std::time::Duration::from_secs(3600),
+        std::sync::Arc::clone(&ready),
+    )?;
+    // The task restores the state directory first (and publishes once): wait for it.
+    while !ready.load(std::sync::atomic::Ordering::Acquire) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let handle = task.handle();
     for (rate, count) in [(10u32, 50u32), (1000, 3000)] {
+        // Each message changes its route (a new label): one publication each.
         let h = paced(&mut session, &handle, &publisher, rate, count, |i| {
             let n = (i * 7919 + rate) % routes;
-            message(&format!("vrf-{}", n / per_vrf), n, n + 1)
+            message_salted(&format!("vrf-{}", n / per_vrf), n, n + 1, 1 + i % 4000)
         })?;
         report(
             &format!("paced at {rate}/s, {installed} routes installed: received -> published through the control task"),
