@@ -71,27 +71,94 @@ fn lab_node(options: &LabOptions, binary: &std::path::Path, n: u8) -> anyhow::Re
     })
 }
 
-/// Routes every pod of `owner` on `other`: red over MPLS over UDP (the pod's label),
-/// blue over VXLAN (the VRF's VNI), as a control node would advertise them.
-fn advertise(owner: &LabNode, other: &LabNode) -> anyhow::Result<()> {
+/// Where the lab's control-node peer listens (a host on the fabric LAN).
+const CONTROL_NODE: &str = "198.18.0.10:5269";
+
+/// The lab's control node: the control-node peer (`control_node::serve`) on a thread
+/// of its own in a fabric host's namespace; stopped when dropped.
+struct ControlNode {
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _host: netns::Netns,
+}
+
+impl ControlNode {
+    fn start(lan: &node::FabricLan) -> anyhow::Result<Self> {
+        let host = lan.add_host(10)?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let name = host.name().to_string();
+        let thread = std::thread::spawn(move || {
+            let run = || -> anyhow::Result<()> {
+                netns::enter_by_name(&name)?;
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime.block_on(async {
+                    let listener = tokio::net::TcpListener::bind(CONTROL_NODE).await?;
+                    let _ = ready_tx.send(Ok(()));
+                    control_node::serve(listener, stopped).await
+                })
+            };
+            if let Err(e) = run() {
+                let _ = ready_tx.send(Err(e));
+            }
+        });
+        ready_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .context("control-node peer did not start")??;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+            _host: host,
+        })
+    }
+}
+
+impl Drop for ControlNode {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Waits (bounded) until `node` holds a route for every red pod of `other`, which it
+/// learns from the control node over XMPP.
+fn wait_learned(node: &LabNode, other: &LabNode) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let wanted: Vec<String> = other
+        .pods
+        .iter()
+        .filter(|p| p.vrf == "red")
+        .flat_map(|p| [format!("{}/32", p.ipv4), format!("{}/128", p.ipv6)])
+        .collect();
+    while std::time::Instant::now() < deadline {
+        let routes = node.api().all_routes(Some("red"), 10_000).unwrap_or_default();
+        if wanted.iter().all(|w| routes.iter().any(|r| r.prefix.to_string() == *w)) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+/// Routes every blue pod of `owner` on `other`, over VXLAN (the VRF's VNI), through the
+/// API: EVPN over XMPP is not spoken yet, so blue's routes do not come from the control
+/// node (red's do).
+fn advertise_blue(owner: &LabNode, other: &LabNode) -> anyhow::Result<()> {
     use control_client::{RouteSpec, RouteTarget};
     use nexthop::encap::Encap;
-    let vifs = owner.interfaces()?;
-    for pod in &owner.pods {
-        let label = vifs
+    for pod in owner.pods.iter().filter(|p| p.vrf == "blue") {
+        let vni = VNIS
             .iter()
-            .find(|v| v.name == pod.host_if)
-            .and_then(|v| v.label)
-            .with_context(|| format!("{} has no MPLS label on its node", pod.host_if))?;
-        let (label, encap) = match VNIS.iter().find(|(v, _)| *v == pod.vrf) {
-            Some((_, vni)) if pod.vrf == "blue" => (*vni, Encap::Vxlan),
-            _ => (label, Encap::MplsOverUdp),
-        };
+            .find(|(v, _)| *v == pod.vrf)
+            .map(|(_, vni)| *vni)
+            .context("blue has a VNI")?;
         for prefix in [format!("{}/32", pod.ipv4), format!("{}/128", pod.ipv6)] {
             let target = RouteTarget::Tunnel {
                 remote: owner.fabric_ip(),
-                label,
-                encaps: vec![encap],
+                label: vni,
+                encaps: vec![Encap::Vxlan],
                 mac: None,
             };
             let route = RouteSpec {
@@ -134,7 +201,12 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
         nodes[0].ns.name(),
         nodes[1].ns.name()
     );
-    for n in &mut nodes {
+    let _control_node = ControlNode::start(&lan)?;
+    for (k, n) in nodes.iter_mut().enumerate() {
+        n.add_config(&format!(
+            "[xmpp]\nservers = [\"{CONTROL_NODE}\"]\nhost = \"lab-node-{}\"",
+            k + 1
+        ));
         n.join(&lan)?;
         n.start_vrouter()?;
     }
@@ -152,8 +224,9 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
                 .call(&vrouter::api::Request::SetVrfVni { vrf: vrf.into(), vni })?;
         }
     }
-    advertise(&nodes[0], &nodes[1])?;
-    advertise(&nodes[1], &nodes[0])?;
+    advertise_blue(&nodes[0], &nodes[1])?;
+    advertise_blue(&nodes[1], &nodes[0])?;
+    let learned = wait_learned(&nodes[0], &nodes[1]) && wait_learned(&nodes[1], &nodes[0]);
     for (k, n) in nodes.iter().enumerate() {
         for pod in &n.pods {
             println!(
@@ -167,7 +240,10 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
             );
         }
     }
-    println!("   red crosses the fabric over MPLS over UDP, blue over VXLAN (VNI 200)");
+    println!(
+        "   red crosses the fabric over MPLS over UDP with routes from the control-node peer over XMPP ({CONTROL_NODE}{}), blue over VXLAN (VNI 200, routes through the API)",
+        if learned { "" } else { "; NOT ALL LEARNED" }
+    );
     if !nodes.iter().all(wait_tunnels_resolved) {
         println!("   (some tunnel next hops are still unresolved)");
     }

@@ -22,7 +22,7 @@ const RTMGRP_LINK: u32 = 1;
 /// How often the thread looks at its stop flag while no message arrives.
 const STOP_POLL: Duration = Duration::from_millis(250);
 
-/// The running watcher; dropping it stops the thread (within [`STOP_POLL`]).
+/// The running watcher; dropping it stops the thread (within a quarter second).
 #[derive(Debug)]
 pub struct LinkWatch {
     stop: Arc<AtomicBool>,
