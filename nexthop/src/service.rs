@@ -69,6 +69,14 @@ pub enum NatSide {
     Destination,
     /// The source (a backend's reply: from the service).
     Source,
+    /// Hairpin (a pod reaching itself through its service): the addresses swap (the
+    /// packet comes back to the pod from the service's address, which its kernel
+    /// takes, where its own address as a source it would not), the destination
+    /// port becomes the target port.
+    HairpinOut,
+    /// The hairpin's reply: the addresses swap back, the source port becomes the
+    /// service's port.
+    HairpinBack,
 }
 
 /// The address a translation puts in: an IPv4 address itself (it fits the word, and
@@ -96,6 +104,8 @@ pub struct Nat {
 const SIDE_SHIFT: u32 = 56;
 const DESTINATION: u64 = 1;
 const SOURCE: u64 = 2;
+const HAIRPIN_OUT: u64 = 3;
+const HAIRPIN_BACK: u64 = 4;
 /// Set when the low 32 bits are an IPv4 address (else an IPv6 arena index).
 const V4_TARGET: u64 = 1 << 48;
 
@@ -106,6 +116,8 @@ impl Nat {
         let side = match self.side {
             NatSide::Destination => DESTINATION,
             NatSide::Source => SOURCE,
+            NatSide::HairpinOut => HAIRPIN_OUT,
+            NatSide::HairpinBack => HAIRPIN_BACK,
         };
         let target = match self.target {
             NatTarget::V4(a) => V4_TARGET | u64::from(u32::from(a)),
@@ -120,6 +132,8 @@ impl Nat {
         let side = match word >> SIDE_SHIFT {
             DESTINATION => NatSide::Destination,
             SOURCE => NatSide::Source,
+            HAIRPIN_OUT => NatSide::HairpinOut,
+            HAIRPIN_BACK => NatSide::HairpinBack,
             _ => return None,
         };
         let target = if word & V4_TARGET != 0 {
@@ -162,12 +176,22 @@ mod tests {
                 target: NatTarget::V4([255, 255, 255, 255].into()),
                 port: 1,
             },
+            Nat {
+                side: NatSide::HairpinOut,
+                target: NatTarget::V4([198, 18, 100, 10].into()),
+                port: 9376,
+            },
+            Nat {
+                side: NatSide::HairpinBack,
+                target: NatTarget::V6(NatAddr(3)),
+                port: 80,
+            },
         ] {
             assert_ne!(nat.encode(), 0);
             assert_eq!(Nat::decode(nat.encode()), Some(nat));
         }
         assert_eq!(Nat::decode(0), None);
-        assert_eq!(Nat::decode(3 << SIDE_SHIFT), None);
+        assert_eq!(Nat::decode(5 << SIDE_SHIFT), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Services as native load balancers, end to end: pods on a node reach a service
 //! address, the vrouter translates each connection to a backend and its replies back
-//! (TCP with data checked, UDP), a service without backends refuses connections at
-//! once, and a backend change takes new connections to the new backend.
+//! (TCP with data checked, UDP), a pod reaches itself through its own service, a
+//! service without backends refuses connections at once, and a backend change takes
+//! new connections to the new backend.
 
 use control_client::{L4Protocol, ServicePort, ServiceSpec};
 use std::net::IpAddr;
@@ -67,6 +68,10 @@ fn a_service_translates_connections_to_its_backend_and_refuses_without_one() {
             .is_some_and(|t| t.destination && t.ip == IpAddr::from(b.ipv4))),
         "{flows:?}"
     );
+    // Hairpin: pod a as the only backend reaches itself through the service.
+    set(&[a.ipv4.into()]);
+    let t = tcp_transfer(a, a, service, 1 << 20).unwrap();
+    assert!(t.intact, "a pod through its own service: {t:?}\n{}", n.log());
     // No backends: a connection is refused at once (ICMP port unreachable), counted.
     set(&[]);
     let out =

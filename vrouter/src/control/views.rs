@@ -335,7 +335,7 @@ impl Views {
                 .flatten()
                 .and_then(|n| {
                     Some(FlowNatView {
-                        destination: n.side == nexthop::NatSide::Destination,
+                        destination: matches!(n.side, nexthop::NatSide::Destination | nexthop::NatSide::HairpinOut),
                         ip: snap.nat_target(n.target)?,
                         port: n.port,
                     })

@@ -21,18 +21,20 @@ use wire::{checksum, icmp, ip_proto, ipv4, ipv6, tcp, udp};
 /// its hot path small.
 #[inline(never)]
 pub(super) fn translate(snap: &Snapshot, ip: &mut [u8], family: Family, nat: Nat) -> bool {
+    if matches!(nat.side, NatSide::HairpinOut | NatSide::HairpinBack) {
+        return hairpin(ip, family, nat);
+    }
+    let destination = nat.side == NatSide::Destination;
     match (family, nat.target) {
         (Family::V4, NatTarget::V4(to)) => {
             let mut p = ipv4::Packet::new_unchecked(&mut *ip);
-            let old = match nat.side {
-                NatSide::Destination => p.dst_addr(),
-                NatSide::Source => p.src_addr(),
-            };
+            let old = if destination { p.dst_addr() } else { p.src_addr() };
             let delta = Delta::v4(u32::from(old), u32::from(to));
             let check = delta.apply(p.checksum());
-            match nat.side {
-                NatSide::Destination => p.set_dst_addr(to),
-                NatSide::Source => p.set_src_addr(to),
+            if destination {
+                p.set_dst_addr(to);
+            } else {
+                p.set_src_addr(to);
             }
             p.set_checksum(check);
             if p.is_later_fragment() {
@@ -47,26 +49,51 @@ pub(super) fn translate(snap: &Snapshot, ip: &mut [u8], family: Family, nat: Nat
                 return false;
             };
             let mut p = ipv6::Packet::new_unchecked(&mut *ip);
-            let old = match nat.side {
-                NatSide::Destination => p.dst_addr(),
-                NatSide::Source => p.src_addr(),
-            };
-            match nat.side {
-                NatSide::Destination => p.set_dst_addr(to),
-                NatSide::Source => p.set_src_addr(to),
+            let old = if destination { p.dst_addr() } else { p.src_addr() };
+            if destination {
+                p.set_dst_addr(to);
+            } else {
+                p.set_src_addr(to);
             }
             let proto = p.next_header();
-            transport(
-                p.payload_mut(),
-                proto,
-                nat,
-                Delta::of(&old.octets(), &to.octets()),
-                true,
-            );
+            let delta = Delta::of(&old.octets(), &to.octets());
+            transport(p.payload_mut(), proto, nat, delta, true);
             true
         }
         _ => false,
     }
+}
+
+/// A hairpin: source and destination addresses swap (no checksum changes: the same
+/// two addresses are summed), then the port.
+#[cold]
+fn hairpin(ip: &mut [u8], family: Family, nat: Nat) -> bool {
+    let (proto, l4, v6) = match family {
+        Family::V4 => {
+            let mut p = ipv4::Packet::new_unchecked(&mut *ip);
+            let (src, dst) = (p.src_addr(), p.dst_addr());
+            p.set_src_addr(dst);
+            p.set_dst_addr(src);
+            if p.is_later_fragment() {
+                return true;
+            }
+            let proto = p.protocol();
+            let start = p.header_len();
+            let end = usize::from(p.total_len());
+            (proto, &mut ip[start..end], false)
+        }
+        Family::V6 => {
+            let mut p = ipv6::Packet::new_unchecked(&mut *ip);
+            let (src, dst) = (p.src_addr(), p.dst_addr());
+            p.set_src_addr(dst);
+            p.set_dst_addr(src);
+            let proto = p.next_header();
+            let end = p.total_len();
+            (proto, &mut ip[ipv6::HEADER_LEN..end], true)
+        }
+    };
+    transport(l4, proto, nat, Delta(0), v6);
+    true
 }
 
 /// How a checksum changes when a field changes (RFC 1624 eqn. 3, `~m + m'`, kept
@@ -107,7 +134,7 @@ impl Delta {
 /// to hold them is left alone.
 #[inline(always)]
 fn transport(l4: &mut [u8], proto: u8, nat: Nat, address: Delta, v6: bool) {
-    let destination = nat.side == NatSide::Destination;
+    let destination = matches!(nat.side, NatSide::Destination | NatSide::HairpinOut);
     match proto {
         ip_proto::TCP => {
             let Ok(mut t) = tcp::Packet::new_checked(l4) else {
@@ -162,22 +189,80 @@ pub(super) fn cached(table: &flow_table::FlowTable, index: u32, action: FlowActi
     }
 }
 
-/// Where a flow to `service` goes: its backend (by the flow's hash, rendezvous) as a
-/// translation, and the flow's key once translated. `None` without backends.
-fn target(snap: &Snapshot, key: &FlowKey, service: &ServiceEntry) -> Option<(Nat, FlowKey)> {
+/// Where a flow to a service goes.
+struct Target {
+    /// The forward entry's translation.
+    nat: Nat,
+    /// The key its route is looked up by (the backend as destination).
+    route: FlowKey,
+    /// The reverse entry's key: the reply as the backend sends it.
+    reverse: FlowKey,
+    /// The key the reply's route is looked up by (the client as destination).
+    reverse_route: FlowKey,
+    /// The reverse entry's translation.
+    reply: Nat,
+}
+
+/// Where a flow to `service` goes: its backend (by the flow's hash, rendezvous), the
+/// translations both ways, and the keys. A client that is its own backend is a
+/// hairpin: the addresses swap. `None` without backends.
+fn target(snap: &Snapshot, key: &FlowKey, service: &ServiceEntry) -> Option<Target> {
     let backend = service.backend(key.hash())?;
+    let service_ip = service.ip?;
     let (sport, port, vrf, proto) = (key.src_port(), service.target_port, key.vrf(), key.proto());
-    let (translated, target) = match (key.src_addr(), snap.nat_address(backend)?) {
-        (IpAddr::V4(src), IpAddr::V4(to)) => (FlowKey::v4(vrf, src, to, proto, sport, port), NatTarget::V4(to)),
-        (IpAddr::V6(src), IpAddr::V6(to)) => (FlowKey::v6(vrf, src, to, proto, sport, port), NatTarget::V6(backend)),
+    let (client, service_addr) = (key.src_addr(), key.dst_addr());
+    let backend_addr = snap.nat_address(backend)?;
+    let (route, target, service_target) = match (client, backend_addr, service_addr) {
+        (IpAddr::V4(src), IpAddr::V4(to), IpAddr::V4(svc)) => (
+            FlowKey::v4(vrf, src, to, proto, sport, port),
+            NatTarget::V4(to),
+            NatTarget::V4(svc),
+        ),
+        (IpAddr::V6(src), IpAddr::V6(to), IpAddr::V6(_)) => (
+            FlowKey::v6(vrf, src, to, proto, sport, port),
+            NatTarget::V6(backend),
+            NatTarget::V6(service_ip),
+        ),
         _ => return None,
     };
-    let nat = Nat {
-        side: NatSide::Destination,
-        target,
-        port,
-    };
-    Some((nat, translated))
+    if backend_addr == client {
+        // The reply comes from the pod (its target port) to the service's address.
+        let reverse = match (client, service_addr) {
+            (IpAddr::V4(c), IpAddr::V4(s)) => FlowKey::v4(vrf, c, s, proto, port, sport),
+            (IpAddr::V6(c), IpAddr::V6(s)) => FlowKey::v6(vrf, c, s, proto, port, sport),
+            _ => return None,
+        };
+        return Some(Target {
+            nat: Nat {
+                side: NatSide::HairpinOut,
+                target: service_target,
+                port,
+            },
+            route,
+            reverse,
+            reverse_route: key.reversed(),
+            reply: Nat {
+                side: NatSide::HairpinBack,
+                target: service_target,
+                port: key.dst_port(),
+            },
+        });
+    }
+    Some(Target {
+        nat: Nat {
+            side: NatSide::Destination,
+            target,
+            port,
+        },
+        route,
+        reverse: route.reversed(),
+        reverse_route: route.reversed(),
+        reply: Nat {
+            side: NatSide::Source,
+            target: service_target,
+            port: key.dst_port(),
+        },
+    })
 }
 
 /// A new flow to a service: a backend is chosen, the flow is routed to it and
@@ -192,11 +277,11 @@ pub(super) fn setup(
     bytes: u32,
     tracked: u8,
 ) -> Decision {
-    let (Some((nat, translated)), Some(service_ip)) = (target(snap, key, service), service.ip) else {
+    let Some(t) = target(snap, key, service) else {
         return Decision::Reject(DropReason::ServiceNoBackend);
     };
     let PipelineContext { flows, routes, .. } = ctx;
-    let (route, slot) = flow::resolve(snap, routes, &translated);
+    let (route, slot) = flow::resolve(snap, routes, &t.route);
     let Decision::Forward(nh) = route else {
         // No route to the backend (or it is dropped): as routing says, not cached.
         return route;
@@ -205,17 +290,8 @@ pub(super) fn setup(
         return Decision::Drop(DropReason::FlowLimit);
     }
     // Replies: from the backend to the client, translated back to the service.
-    let reverse_key = translated.reversed();
-    let (reverse_route, reverse_slot) = flow::resolve(snap, routes, &reverse_key);
+    let (reverse_route, reverse_slot) = flow::resolve(snap, routes, &t.reverse_route);
     let reverse_action = flow::cacheable(reverse_route).unwrap_or(FlowAction::Drop(DropReason::NoRoute));
-    let reply = Nat {
-        side: NatSide::Source,
-        target: match key.dst_addr() {
-            IpAddr::V4(a) => NatTarget::V4(a),
-            IpAddr::V6(_) => NatTarget::V6(service_ip),
-        },
-        port: key.dst_port(),
-    };
     let generation = snap.generation as u32;
     let value = |a: FlowAction, slot: RouteSlot, rev: bool| FlowValue {
         data: a.encode(slot, rev) | FLAG_NAT,
@@ -224,10 +300,10 @@ pub(super) fn setup(
     };
     let inserted = flows.table.insert_pair_transformed(
         (key, value(FlowAction::Forward(nh), slot, false)),
-        (&reverse_key, value(reverse_action, reverse_slot, true)),
-        (nat.encode(), reply.encode()),
+        (&t.reverse, value(reverse_action, reverse_slot, true)),
+        (t.nat.encode(), t.reply.encode()),
     );
-    flow::installed(ctx, iface, inserted, Decision::ForwardNat(nh, nat), bytes, tracked)
+    flow::installed(ctx, iface, inserted, Decision::ForwardNat(nh, t.nat), bytes, tracked)
 }
 
 /// A translated flow (or one a service now claims) whose decision no longer holds:
@@ -249,13 +325,16 @@ pub(super) fn decide_again(
     let generation = snap.generation as u32;
     let reverse = FlowAction::is_reverse(f.value.data);
     let (route, slot, nat) = if reverse {
-        let (route, slot) = flow::resolve(snap, &mut ctx.routes, key);
+        // A hairpin's reply goes to the pod it came from (the key's source).
+        let hairpin = kept.is_some_and(|n| n.side == NatSide::HairpinBack);
+        let to_client = if hairpin { key.reversed() } else { *key };
+        let (route, slot) = flow::resolve(snap, &mut ctx.routes, &to_client);
         (route, slot, kept)
     } else {
         let now = flow::service_of(snap, key).and_then(|s| target(snap, key, s));
         match now {
-            Some((nat, translated)) if Some(nat) == kept && FlowAction::is_translated(f.value.data) => {
-                let (route, slot) = flow::resolve(snap, &mut ctx.routes, &translated);
+            Some(t) if Some(t.nat) == kept && FlowAction::is_translated(f.value.data) => {
+                let (route, slot) = flow::resolve(snap, &mut ctx.routes, &t.route);
                 (route, slot, kept)
             }
             _ => {

@@ -189,3 +189,46 @@ fn a_removed_backend_moves_only_its_own_flows_on_their_next_packet() {
     // b's flows were made anew: one pair per flow, none left over.
     assert_eq!(ctx.flows.table.stats().active, 2 * 200);
 }
+
+#[test]
+fn a_pod_reaches_itself_through_its_service() {
+    // Pod a is the only backend: its own connection to the service comes back to it
+    // from the service's address (its kernel would drop its own address as a source).
+    let (_, snap) = with_services(&[A4], false);
+    let mut ctx = PipelineContext::default();
+    let (v, out) = run_in(&snap, Vif(1), &tcp4(MAC_A, ROUTER, A4, SVC4, (40000, 80), 64), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(Vif(1)));
+    assert_eq!(
+        out,
+        tcp4(ROUTER, MAC_A, SVC4, A4, (40000, 9376), 63),
+        "back from the service"
+    );
+    // Its server's answer goes to the service's address and comes back to the client
+    // from the service's port.
+    let (v, out) = run_in(
+        &snap,
+        Vif(1),
+        &tcp4(MAC_A, ROUTER, A4, SVC4, (9376, 40000), 64),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Transmit(Vif(1)));
+    assert_eq!(out, tcp4(ROUTER, MAC_A, SVC4, A4, (80, 40000), 63));
+    // UDP too, with its checksum.
+    let (v, out) = run_in(&snap, Vif(1), &udp4p(MAC_A, ROUTER, A4, SVC4, (5000, 53), 64), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(Vif(1)));
+    assert_eq!(out, udp4p(ROUTER, MAC_A, SVC4, A4, (5000, 5353), 63));
+    // After a change elsewhere (the flow epoch renewed), the reply still finds the pod.
+    let (mut s, _) = with_services(&[A4], false);
+    let mut other = service(&[IpAddr::from(B4)], "198.18.100.20".parse().unwrap());
+    other.name = "default/other".into();
+    s.add_service(other).unwrap();
+    let snap = s.build(2, MacAddr(ROUTER));
+    let (v, out) = run_in(
+        &snap,
+        Vif(1),
+        &tcp4(MAC_A, ROUTER, A4, SVC4, (9376, 40000), 64),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Transmit(Vif(1)));
+    assert_eq!(out, tcp4(ROUTER, MAC_A, SVC4, A4, (80, 40000), 63));
+}
