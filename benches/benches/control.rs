@@ -95,5 +95,61 @@ fn publication(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, publication);
+/// A node with `services` services of `backends` backends each (backends cycle
+/// through 198.18.0.0/15), each service with one TCP port.
+fn node_with_services(services: u32, backends: u32) -> DesiredState {
+    let mut s = benches::tunnel_state();
+    for i in 0..services {
+        s.add_service(service(i, backends, 0)).expect("valid service");
+    }
+    s
+}
+
+/// Service `i` with `backends` backends, the first `skip` of them left out.
+fn service(i: u32, backends: u32, skip: u32) -> control_client::ServiceSpec {
+    control_client::ServiceSpec {
+        name: format!("ns/svc-{i}"),
+        vrf: "red".into(),
+        ip: Ipv4Addr::from(0xc613_0000 + i).into(),
+        ports: vec![control_client::ServicePort {
+            protocol: control_client::L4Protocol::Tcp,
+            port: 80,
+            target_port: 8080,
+        }],
+        backends: (skip..backends)
+            .map(|b| Ipv4Addr::from(0xc612_0000 + (i * backends + b) % 130_000).into())
+            .collect(),
+    }
+}
+
+/// A service's backends change (one endpoint goes, then comes back): the control
+/// side's full build of the snapshot (what it publishes for a service change today;
+/// the state directory's write is not included).
+fn service_change(c: &mut Criterion) {
+    let mut group = c.benchmark_group("service change");
+    group
+        .sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(10));
+    for (services, backends) in [(1_000u32, 10u32), (5_000, 50)] {
+        let mut model = node_with_services(services, backends);
+        let mut builder = SnapshotBuilder::new(1);
+        let _ = builder.build(&model, MacAddr(benches::ROUTER));
+        let mut n = 0u32;
+        group.bench_function(
+            BenchmarkId::new("build after one backend changed", format!("{services}x{backends}")),
+            |b| {
+                b.iter(|| {
+                    n += 1;
+                    model
+                        .add_service(service(n % services, backends, n % 2))
+                        .expect("valid service");
+                    builder.build(&model, MacAddr(benches::ROUTER))
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, publication, service_change);
 criterion_main!(benches);
