@@ -12,9 +12,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 fn a_short_soak_passes() {
     let _machine = serial();
     require_root();
+    // In 15 s the flow table's pages are still being touched for the first time as
+    // new flows land in them (the table is allocated whole, touched lazily): a lower
+    // churn keeps that first touch from passing for growth. The ten-minute run in the
+    // README uses 2000 a second.
     let options = SoakOptions {
         minutes: 0.25,
-        churn_flows_per_sec: 2000,
+        churn_flows_per_sec: 500,
         xdp_mode: XdpMode::Native,
     };
     let report = soak_with(std::path::Path::new(BIN), &options).unwrap();
