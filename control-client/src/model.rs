@@ -523,8 +523,9 @@ impl DesiredState {
         Ok((id.vif, spec))
     }
 
-    /// Adds a route.
-    pub fn add_route(&mut self, route: RouteSpec) -> Result<(), ModelError> {
+    /// `route` with its prefix truncated, if its VRF exists here and its target is
+    /// usable (what an operator's and a control node's routes both must be).
+    pub(super) fn checked_route(&self, route: RouteSpec) -> Result<RouteSpec, ModelError> {
         let route = RouteSpec {
             prefix: route.prefix.trunc(),
             ..route
@@ -533,6 +534,12 @@ impl DesiredState {
             return Err(ModelError::UnknownVrf(route.vrf));
         }
         self.validate_target(&route.vrf, &route.target, 0)?;
+        Ok(route)
+    }
+
+    /// Adds a route.
+    pub fn add_route(&mut self, route: RouteSpec) -> Result<(), ModelError> {
+        let route = self.checked_route(route)?;
         let key = (route.vrf.clone(), route.prefix);
         if self.route_index.contains_key(&key) {
             return Err(ModelError::DuplicateRoute {

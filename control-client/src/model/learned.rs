@@ -22,14 +22,7 @@ impl DesiredState {
     /// Sets `peer`'s path for a route, validated as an operator's route is (its VRF
     /// must exist here, its target be usable).
     pub fn learn_route(&mut self, peer: PeerId, route: RouteSpec) -> Result<(), ModelError> {
-        let route = RouteSpec {
-            prefix: route.prefix.trunc(),
-            ..route
-        };
-        if !self.vrf_ids.contains_key(&route.vrf) {
-            return Err(ModelError::UnknownVrf(route.vrf));
-        }
-        self.validate_target(&route.vrf, &route.target, 0)?;
+        let route = self.checked_route(route)?;
         let key = (route.vrf.clone(), route.prefix);
         if let Some(stale) = self.stale.get_mut(&peer) {
             stale.remove(&key);

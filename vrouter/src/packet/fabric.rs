@@ -170,8 +170,10 @@ fn to_interface(
     ctx: &mut super::PipelineContext,
     flow: &Inner,
 ) -> Verdict {
-    if flow.nat.is_some() && !translate_inner(snap, pkt, flow) {
-        return Verdict::Drop(DropReason::NoRoute);
+    if let Some(nat) = flow.nat {
+        if !translate_inner(snap, pkt, flow, nat) {
+            return Verdict::Drop(DropReason::NoRoute);
+        }
     }
     if let Some(mtu) = too_big_for(snap, iface.vif, flow.ip_len) {
         return too_big(snap, iface, pkt, ctx, flow, mtu);
@@ -186,8 +188,7 @@ fn to_interface(
 /// Translates the decapsulated packet as its flow says (a service's reply, or a
 /// flow to a service, from another node).
 #[cold]
-fn translate_inner(snap: &Snapshot, pkt: &mut PacketBuf<'_>, flow: &Inner) -> bool {
-    let Some(nat) = flow.nat else { return true };
+fn translate_inner(snap: &Snapshot, pkt: &mut PacketBuf<'_>, flow: &Inner, nat: nexthop::Nat) -> bool {
     let ip = &mut pkt.data_mut()[ETH_LEN..];
     let len = flow.ip_len.min(ip.len());
     super::nat::translate(snap, &mut ip[..len], flow.family, nat)

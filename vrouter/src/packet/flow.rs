@@ -46,20 +46,23 @@ pub(super) fn resolve(snap: &Snapshot, routes: &mut RouteCache, key: &FlowKey) -
 fn through(snap: &Snapshot, id: NextHopId, key: &FlowKey) -> Decision {
     match snap.nexthop(id) {
         Some(NextHop::Interface { .. } | NextHop::Tunnel { .. }) => Decision::Forward(id),
-        Some(NextHop::Composite { id }) => {
-            // The member is chosen once per flow (and again only when the forwarding
-            // state changes), by rendezvous hashing: removing a member moves only its
-            // flows.
-            let group = snap.composites.get(*id as usize);
-            match group.and_then(|g| nexthop::ecmp::select(&g.ids, key.hash()).map(|i| g.members[i])) {
-                Some(member) => Decision::Forward(member),
-                None => Decision::Drop(DropReason::Discard),
-            }
-        }
+        // The member is chosen once per flow (and again only when the forwarding state
+        // changes), by rendezvous hashing: removing a member moves only its flows.
+        Some(NextHop::Composite { id }) => match ecmp_member(snap, *id, key.hash()) {
+            Some(member) => Decision::Forward(member),
+            None => Decision::Drop(DropReason::Discard),
+        },
         Some(NextHop::Receive) => Decision::Local,
         Some(NextHop::Discard) => Decision::Drop(DropReason::Discard),
         None => Decision::NoRoute,
     }
+}
+
+/// The member of composite (ECMP group) `id` a flow with hash `hash` goes to.
+#[inline]
+pub(super) fn ecmp_member(snap: &Snapshot, id: u32, hash: u64) -> Option<NextHopId> {
+    let group = snap.composites.get(id as usize)?;
+    nexthop::ecmp::select(&group.ids, hash).map(|i| group.members[i])
 }
 
 pub(super) fn cacheable(route: Decision) -> Option<FlowAction> {

@@ -202,10 +202,7 @@ pub(super) fn originate(
         }
     };
     let nh = match found.map(|id| (id, snap.nexthop(id))) {
-        Some((_, Some(NextHop::Composite { id }))) => snap
-            .composites
-            .get(*id as usize)
-            .and_then(|g| nexthop::ecmp::select(&g.ids, hash).map(|i| g.members[i])),
+        Some((_, Some(NextHop::Composite { id }))) => flow::ecmp_member(snap, *id, hash),
         Some((id, _)) => Some(id),
         None => None,
     };

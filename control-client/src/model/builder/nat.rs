@@ -29,11 +29,6 @@ impl NatArena {
         a
     }
 
-    /// Addresses in the arena.
-    pub(in crate::model) fn len(&self) -> usize {
-        self.addresses.len()
-    }
-
     /// The arena as the snapshot carries it.
     pub(in crate::model) fn shared(&self) -> Arc<Vec<IpAddr>> {
         Arc::clone(&self.addresses)
@@ -53,8 +48,9 @@ pub(in crate::model) fn backend_id(ip: IpAddr) -> u64 {
 }
 
 impl SnapshotBuilder {
-    /// Finishes a full build's services: the arena goes with the snapshot, and a
-    /// service table that differs from the last one renews the flow epoch.
+    /// Finishes a full build's services: a service table that differs from the last
+    /// one goes out with the arena (which only grows when a service names a new
+    /// address, so an unchanged table needs no new arena) and renews the flow epoch.
     pub(in crate::model) fn finish_services(
         &mut self,
         snap: &mut Snapshot,
@@ -68,8 +64,6 @@ impl SnapshotBuilder {
                 by_key,
                 nat_addresses: self.nat.shared(),
             });
-        } else if self.services.nat_addresses.len() != self.nat.len() {
-            Arc::make_mut(&mut self.services).nat_addresses = self.nat.shared();
         }
         snap.services = Arc::clone(&self.services);
     }
