@@ -17,6 +17,13 @@ use tokio::sync::{mpsc, watch};
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(10);
 /// Longest stanza taken from a vrouter.
 const MAX_STANZA: usize = 1 << 20;
+/// A vrouter's end-of-RIB waits for this long without routes for it, as a control
+/// node's does (tf-controller waits for a quiet channel): after this peer restarts,
+/// the other vrouters reconnect and publish again before it tells one that its routes
+/// are complete (which makes that vrouter sweep what it held from before).
+const END_OF_RIB_QUIET: Duration = Duration::from_secs(3);
+/// ... but no longer than this.
+const END_OF_RIB_MAX: Duration = Duration::from_secs(30);
 
 /// The reflector and a way to reach each connected vrouter.
 #[derive(Debug, Default)]
@@ -61,7 +68,11 @@ async fn agent(id: AgentId, mut stream: TcpStream, shared: Arc<Mutex<Shared>>, m
     let mut framer = Framer::new(MAX_STANZA);
     let mut buf = vec![0u8; 64 * 1024];
     let mut keepalive = tokio::time::interval(KEEPALIVE_EVERY);
+    // The end-of-RIB held back, when it is due, and the latest it may wait until.
+    let mut end_of_rib: Option<(String, tokio::time::Instant, tokio::time::Instant)> = None;
+    let far = tokio::time::Instant::now() + Duration::from_secs(3600);
     'connection: loop {
+        let eor_due = end_of_rib.as_ref().map_or(far, |(_, due, _)| *due);
         let write = tokio::select! {
             read = stream.read(&mut buf) => match read {
                 Ok(0) | Err(_) => break 'connection,
@@ -95,9 +106,23 @@ async fn agent(id: AgentId, mut stream: TcpStream, shared: Arc<Mutex<Shared>>, m
                 }
             },
             message = outbox.recv() => match message {
-                Some(m) => m,
+                Some(m) if m.contains("0/0/EndOfRib") => {
+                    let now = tokio::time::Instant::now();
+                    end_of_rib = Some((m, now + END_OF_RIB_QUIET, now + END_OF_RIB_MAX));
+                    String::new()
+                }
+                Some(m) => {
+                    // Routes for it: its end-of-RIB waits for quiet again.
+                    if let Some((_, due, latest)) = &mut end_of_rib {
+                        *due = (tokio::time::Instant::now() + END_OF_RIB_QUIET).min(*latest);
+                    }
+                    m
+                }
                 None => break 'connection,
             },
+            _ = tokio::time::sleep_until(eor_due), if end_of_rib.is_some() => {
+                end_of_rib.take().map(|(m, ..)| m).unwrap_or_default()
+            }
             _ = keepalive.tick() => "\u{200}".to_string(),
             _ = stop.changed() => break 'connection,
         };
