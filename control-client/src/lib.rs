@@ -22,6 +22,7 @@
 //! No unsafe code, no I/O.
 #![forbid(unsafe_code)]
 
+pub mod contrail;
 mod model;
 mod publish;
 pub mod xmpp;

@@ -1,0 +1,273 @@
+//! The configuration graph compiled into what the data plane needs: each port
+//! (virtual machine interface) with its routing instance, MAC, addresses and
+//! gateways, VLAN sub-interface parent; the VXLAN identifier of each routing
+//! instance in use; the encapsulation priorities. Walks links the way the agent
+//! resolves them: port -> network -> routing instance (or the port's own routing
+//! instance link), port <- instance IP, network -> IPAM subnets -> gateway.
+
+use super::{ConfigGraph, ObjectKey, ObjectType, Properties, Uuid, VmiProps, VxlanMode};
+use crate::model::{InterfaceSpec, VlanSpec};
+use ipnet::IpNet;
+use nexthop::encap::Encap;
+use nexthop::MacAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A port as the configuration describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    /// The interface's fully qualified name.
+    pub name: String,
+    /// Its UUID (what the CNI plugin and the port binding name it by).
+    pub uuid: Uuid,
+    /// The virtual machine (or pod) it belongs to.
+    pub virtual_machine: Option<String>,
+    /// Its virtual network.
+    pub virtual_network: Option<String>,
+    /// Its routing instance: the VRF it is bound to.
+    pub vrf: Option<String>,
+    /// Its MAC.
+    pub mac: Option<MacAddr>,
+    /// Its IPv4 address (the lowest if it has several).
+    pub ipv4: Option<Ipv4Addr>,
+    /// Its IPv6 address.
+    pub ipv6: Option<Ipv6Addr>,
+    /// The gateway of the IPv4 address's subnet.
+    pub gateway4: Option<Ipv4Addr>,
+    /// The gateway of the IPv6 address's subnet.
+    pub gateway6: Option<Ipv6Addr>,
+    /// Further prefixes it may send from.
+    pub allowed_address_pairs: Vec<IpNet>,
+    /// Set for a nested-mode sub-interface.
+    pub vlan: Option<PortVlan>,
+}
+
+/// A sub-interface's parent and tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortVlan {
+    /// The parent interface's UUID.
+    pub parent: Uuid,
+    /// The 802.1Q tag.
+    pub tag: u16,
+}
+
+impl PortConfig {
+    /// The interface to attach as Linux interface `name` (for a sub-interface,
+    /// `parent` is the name its parent port is bound under); why not, when the
+    /// configuration is not complete yet.
+    pub fn interface_spec(&self, name: &str, parent: Option<&str>) -> Result<InterfaceSpec, String> {
+        let vrf = self.vrf.clone().ok_or("no routing instance")?;
+        let mac = self.mac.ok_or("no MAC address")?;
+        if self.ipv4.is_none() && self.ipv6.is_none() {
+            return Err("no instance IP".into());
+        }
+        let vlan = match (self.vlan, parent) {
+            (None, _) => None,
+            (Some(v), Some(parent)) => Some(VlanSpec {
+                parent: parent.to_string(),
+                id: v.tag,
+            }),
+            (Some(v), None) => return Err(format!("parent port {} is not bound here", v.parent)),
+        };
+        Ok(InterfaceSpec {
+            name: name.to_string(),
+            vrf,
+            mac,
+            ipv4: self.ipv4,
+            ipv6: self.ipv6,
+            gateway4: self.gateway4,
+            gateway6: self.gateway6,
+            allowed_address_pairs: self.allowed_address_pairs.clone(),
+            mtu: None,
+            vlan,
+        })
+    }
+}
+
+/// What the data plane takes from the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompiledConfig {
+    /// Ports by UUID.
+    pub ports: BTreeMap<Uuid, PortConfig>,
+    /// The VXLAN identifier of each routing instance a port uses.
+    pub vrf_vnis: BTreeMap<String, u32>,
+    /// Encapsulation priorities from the global vrouter config, when it names any.
+    pub encap_priority: Option<Vec<Encap>>,
+    /// This node's fabric address as configured on its virtual router.
+    pub vrouter_ip: Option<Ipv4Addr>,
+}
+
+/// Compiles the graph for the node named `host`.
+pub fn compile(graph: &ConfigGraph, host: &str) -> CompiledConfig {
+    let global = graph
+        .objects_of(&ObjectType::GlobalVrouterConfig)
+        .find_map(|(_, o)| match &o.props {
+            Properties::GlobalVrouter(g) => Some(g.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let vrouter = ObjectKey::new(
+        ObjectType::VirtualRouter,
+        format!("default-global-system-config:{host}"),
+    );
+    let vrouter_ip = graph.get(&vrouter).and_then(|o| match o.props {
+        Properties::VirtualRouter { ip } => ip,
+        _ => None,
+    });
+    let mut compiled = CompiledConfig {
+        encap_priority: Some(global.encapsulation_priorities.clone()).filter(|p| !p.is_empty()),
+        vrouter_ip,
+        ..CompiledConfig::default()
+    };
+    for (key, object) in graph.objects_of(&ObjectType::VirtualMachineInterface) {
+        let (Some(uuid), Properties::VirtualMachineInterface(props)) = (object.uuid, &object.props) else {
+            continue;
+        };
+        let port = port(graph, key, uuid, props);
+        if let (Some(vrf), Some(vn)) = (&port.vrf, &port.virtual_network) {
+            if let Some(vni) = vni(graph, vn, global.vxlan_mode) {
+                compiled.vrf_vnis.insert(vrf.clone(), vni);
+            }
+        }
+        compiled.ports.insert(uuid, port);
+    }
+    compiled
+}
+
+fn port(graph: &ConfigGraph, key: &ObjectKey, uuid: Uuid, props: &VmiProps) -> PortConfig {
+    let network = graph.neighbors(key, &ObjectType::VirtualNetwork).next().cloned();
+    let vrf = own_routing_instance(graph, key).or_else(|| network.as_ref().and_then(|n| network_vrf(graph, n)));
+    let addresses: Vec<IpAddr> = graph
+        .neighbors(key, &ObjectType::InstanceIp)
+        .filter_map(|ip| match graph.get(ip)?.props {
+            Properties::InstanceIp { address } => address,
+            _ => None,
+        })
+        .collect();
+    let ipv4 = addresses
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(_) => None,
+        })
+        .min();
+    let ipv6 = addresses
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V6(v6) => Some(*v6),
+            IpAddr::V4(_) => None,
+        })
+        .min();
+    let gateway = |addr: IpAddr| network.as_ref().and_then(|n| gateway_of(graph, n, addr));
+    let gateway4 = ipv4.and_then(|a| gateway(a.into())).and_then(|g| match g {
+        IpAddr::V4(g) => Some(g),
+        IpAddr::V6(_) => None,
+    });
+    let gateway6 = ipv6.and_then(|a| gateway(a.into())).and_then(|g| match g {
+        IpAddr::V6(g) => Some(g),
+        IpAddr::V4(_) => None,
+    });
+    let vlan = (props.vlan_tag != 0)
+        .then(|| {
+            graph
+                .neighbors(key, &ObjectType::VirtualMachineInterface)
+                .filter_map(|other| graph.get(other))
+                .find(|o| matches!(&o.props, Properties::VirtualMachineInterface(p) if p.vlan_tag == 0))
+                .and_then(|parent| parent.uuid)
+                .map(|parent| PortVlan {
+                    parent,
+                    tag: props.vlan_tag,
+                })
+        })
+        .flatten();
+    PortConfig {
+        name: key.name.clone(),
+        uuid,
+        virtual_machine: graph
+            .neighbors(key, &ObjectType::VirtualMachine)
+            .next()
+            .map(|vm| vm.name.clone()),
+        virtual_network: network.map(|n| n.name),
+        vrf,
+        mac: props.macs.first().copied(),
+        ipv4,
+        ipv6,
+        gateway4,
+        gateway6,
+        allowed_address_pairs: props.allowed_address_pairs.clone(),
+        vlan,
+    }
+}
+
+/// The routing instance the port links to through its
+/// `virtual-machine-interface-routing-instance` attribute.
+fn own_routing_instance(graph: &ConfigGraph, vmi: &ObjectKey) -> Option<String> {
+    graph
+        .neighbors(vmi, &ObjectType::VirtualMachineInterfaceRoutingInstance)
+        .find_map(|attr| {
+            graph
+                .neighbors(attr, &ObjectType::RoutingInstance)
+                .next()
+                .map(|ri| ri.name.clone())
+                // The attribute's name is `attr(VMI,RI)`: the link to the routing
+                // instance may arrive after the one to the port.
+                .or_else(|| attr_right(&attr.name).map(str::to_string))
+        })
+}
+
+/// `RI` of `attr(VMI,RI)`.
+fn attr_right(name: &str) -> Option<&str> {
+    let inner = name.strip_prefix("attr(")?.strip_suffix(')')?;
+    inner.split_once(',').map(|(_, right)| right).filter(|r| !r.is_empty())
+}
+
+/// The network's own routing instance: the default one linked to it, else the one
+/// named `NETWORK:LAST` as the API server names it.
+fn network_vrf(graph: &ConfigGraph, network: &ObjectKey) -> Option<String> {
+    let linked: Vec<&ObjectKey> = graph.neighbors(network, &ObjectType::RoutingInstance).collect();
+    let is_default = |ri: &&&ObjectKey| {
+        matches!(
+            graph.get(ri).map(|o| &o.props),
+            Some(Properties::RoutingInstance { is_default: true })
+        )
+    };
+    let last = network.name.rsplit(':').next().unwrap_or_default();
+    let conventional = format!("{}:{last}", network.name);
+    linked
+        .iter()
+        .find(is_default)
+        .or_else(|| linked.iter().find(|ri| ri.name == conventional))
+        .map(|ri| ri.name.clone())
+        .or_else(|| graph.get(network).map(|_| conventional))
+}
+
+/// The gateway of the subnet of `network` that holds `addr`.
+fn gateway_of(graph: &ConfigGraph, network: &ObjectKey, addr: IpAddr) -> Option<IpAddr> {
+    // Linked attributes, and those named `attr(NETWORK,IPAM)` whose link to the
+    // network has not arrived (or was never sent, as in hand-made configs).
+    let named = graph.attributes_of(&ObjectType::VirtualNetworkNetworkIpam, &network.name);
+    graph
+        .neighbors(network, &ObjectType::VirtualNetworkNetworkIpam)
+        .chain(named)
+        .filter_map(|attr| match &graph.get(attr)?.props {
+            Properties::IpamSubnets(subnets) => Some(subnets),
+            _ => None,
+        })
+        .flatten()
+        .filter(|s| s.prefix.contains(&addr))
+        .max_by_key(|s| s.prefix.prefix_len())
+        .and_then(|s| s.gateway)
+}
+
+/// The network's VXLAN identifier under `mode`.
+fn vni(graph: &ConfigGraph, network: &str, mode: VxlanMode) -> Option<u32> {
+    let key = ObjectKey::new(ObjectType::VirtualNetwork, network);
+    let Properties::VirtualNetwork(vn) = &graph.get(&key)?.props else {
+        return None;
+    };
+    match mode {
+        VxlanMode::Automatic => vn.network_id,
+        VxlanMode::Configured => vn.vxlan_id,
+    }
+    .filter(|v| (1..1 << 24).contains(v))
+}

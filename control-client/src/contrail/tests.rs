@@ -1,0 +1,288 @@
+//! The object model against real config documents (the OpenSDN tutorial's, which a
+//! real agent accepted, and tf-controller's IF-MAP fixture) and hand-made updates
+//! and deletes.
+
+use super::*;
+use crate::xmpp::{Element, Frame, Framer, Incoming};
+use nexthop::encap::Encap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+/// The `<config>` elements of a file of config stanzas.
+fn configs(name: &str) -> Vec<Element> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/xmpp").join(name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut framer = Framer::new(1 << 20);
+    framer.push(&bytes);
+    let mut out = Vec::new();
+    while let Some(frame) = framer.next_frame().unwrap() {
+        let Frame::Stanza(s) = frame else { continue };
+        match Incoming::decode(&Element::parse(&s).unwrap()).unwrap() {
+            Incoming::Config(c) => out.push(c),
+            other => panic!("{name}: not config: {other:?}"),
+        }
+    }
+    out
+}
+
+fn load(graph: &mut ConfigGraph, name: &str) -> usize {
+    let mut applied = 0;
+    for config in configs(name) {
+        let (ops, errors) = ifmap::decode(&config);
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+        let outcome = graph.apply(ops);
+        assert_eq!(outcome.refused, 0);
+        applied += outcome.changed;
+    }
+    applied
+}
+
+const TUTORIAL: [&str; 6] = [
+    "global-config.xml",
+    "default-project.xml",
+    "admin-project.xml",
+    "cont1.xml",
+    "cont2.xml",
+    "vn-vmi-vm.xml",
+];
+
+#[test]
+fn every_tutorial_document_reads_without_a_skipped_entry() {
+    for file in TUTORIAL {
+        let mut graph = ConfigGraph::new();
+        let changed = load(&mut graph, &format!("opensdn_tutorial_config/{file}"));
+        assert!(changed > 0, "{file}");
+        assert!(graph.object_count() > 0 && graph.link_count() > 0, "{file}");
+    }
+}
+
+#[test]
+fn tutorial_compiles_into_the_two_containers_ports() {
+    let mut graph = ConfigGraph::new();
+    for file in &TUTORIAL[..5] {
+        load(&mut graph, &format!("opensdn_tutorial_config/{file}"));
+    }
+    let compiled = compile(&graph, "opensdn-VirtualBox");
+    assert_eq!(compiled.vrouter_ip, Some(Ipv4Addr::new(10, 0, 2, 15)));
+    assert_eq!(
+        compiled.encap_priority,
+        Some(vec![Encap::MplsOverUdp, Encap::MplsOverGre, Encap::Vxlan])
+    );
+    let cont1 = compiled
+        .ports
+        .values()
+        .find(|p| p.name == "default-domain:admin:cont1-port")
+        .expect("cont1's port");
+    assert_eq!(cont1.uuid, Uuid::from_u64_pair(0, 2));
+    assert_eq!(cont1.virtual_machine.as_deref(), Some("cont1"));
+    assert_eq!(cont1.virtual_network.as_deref(), Some("default-domain:admin:vn-A"));
+    assert_eq!(cont1.vrf.as_deref(), Some("default-domain:admin:vn-A:vn-A"));
+    assert_eq!(cont1.mac, Some("76:84:d4:e1:04:75".parse().unwrap()));
+    assert_eq!(cont1.ipv4, Some(Ipv4Addr::new(10, 10, 10, 11)));
+    assert_eq!(cont1.vlan, None);
+    let cont2 = compiled.ports.get(&Uuid::from_u64_pair(0, 3)).expect("cont2's port");
+    assert_eq!(cont2.ipv4, Some(Ipv4Addr::new(10, 10, 10, 22)));
+    // Network id 3, automatic VXLAN mode: the VNI of the network's VRF.
+    assert_eq!(compiled.vrf_vnis.get("default-domain:admin:vn-A:vn-A"), Some(&3));
+    let spec = cont1.interface_spec("tapcont1", None).unwrap();
+    assert_eq!(spec.vrf, "default-domain:admin:vn-A:vn-A");
+    assert_eq!(spec.ipv4, Some(Ipv4Addr::new(10, 10, 10, 11)));
+}
+
+#[test]
+fn tf_controller_ifmap_fixture_reads_every_update() {
+    let mut graph = ConfigGraph::new();
+    let changed = load(
+        &mut graph,
+        "tf-controller_src_ifmap_testdata_cli1_vn1_vm3_add.master_output.xml.stream",
+    );
+    assert!(changed >= 32, "{changed}");
+    assert!(graph
+        .get(&ObjectKey::new(
+            ObjectType::VirtualRouter,
+            "default-global-system-config:a1s27.contrail.juniper.net"
+        ))
+        .is_some());
+    assert!(graph.objects_of(&ObjectType::VirtualMachineInterface).count() >= 1);
+}
+
+#[test]
+fn elided_capture_reads_what_is_there_and_skips_nothing_silently() {
+    // The 2015 capture has `...` where its author cut text: text, not elements, so
+    // the nodes and links around it still read.
+    let mut graph = ConfigGraph::new();
+    for config in configs("06_cn_config_update_vm_2015_elided.xml") {
+        let (ops, errors) = ifmap::decode(&config);
+        assert!(
+            errors.iter().all(|e| e.0.contains("link without two nodes")),
+            "{errors:?}"
+        );
+        graph.apply(ops);
+    }
+    let ip = ObjectKey::new(ObjectType::InstanceIp, "abc3bd27-d5df-495a-9fb8-dab474470258");
+    assert_eq!(
+        graph.get(&ip).map(|o| o.props.clone()),
+        Some(Properties::InstanceIp {
+            address: Some("10.0.0.3".parse().unwrap())
+        })
+    );
+}
+
+fn config(xml: &str) -> Vec<ConfigOp> {
+    let (ops, errors) = ifmap::decode(&Element::parse(xml).unwrap());
+    assert!(errors.is_empty(), "{errors:?}");
+    ops
+}
+
+const POD: &str = r#"<config><update>
+  <node type="virtual-machine-interface"><name>default-domain:k8s-default:pod-a</name>
+    <id-perms><uuid><uuid-mslong>1</uuid-mslong><uuid-lslong>10</uuid-lslong></uuid></id-perms>
+    <virtual-machine-interface-mac-addresses><mac-address>02:00:00:00:00:0a</mac-address></virtual-machine-interface-mac-addresses>
+  </node>
+  <node type="virtual-network"><name>default-domain:k8s-default:cluster-network</name>
+    <virtual-network-network-id>5</virtual-network-network-id>
+    <virtual-network-properties><vxlan-network-identifier>5005</vxlan-network-identifier></virtual-network-properties>
+  </node>
+  <node type="instance-ip"><name>pod-a-ip</name><instance-ip-address>198.18.1.10</instance-ip-address></node>
+  <node type="virtual-network-network-ipam"><name>attr(default-domain:k8s-default:cluster-network,default-domain:k8s-default:pod-ipam)</name>
+    <value><ipam-subnets><subnet><ip-prefix>198.18.1.0</ip-prefix><ip-prefix-len>24</ip-prefix-len></subnet><default-gateway>198.18.1.1</default-gateway></ipam-subnets></value>
+  </node>
+  <link><node type="virtual-machine-interface"><name>default-domain:k8s-default:pod-a</name></node>
+    <node type="virtual-network"><name>default-domain:k8s-default:cluster-network</name></node>
+    <metadata type="virtual-machine-interface-virtual-network"/></link>
+  <link><node type="instance-ip"><name>pod-a-ip</name></node>
+    <node type="virtual-machine-interface"><name>default-domain:k8s-default:pod-a</name></node>
+    <metadata type="instance-ip-virtual-machine-interface"/></link>
+  <link><node type="virtual-network"><name>default-domain:k8s-default:cluster-network</name></node>
+    <node type="virtual-network-network-ipam"><name>attr(default-domain:k8s-default:cluster-network,default-domain:k8s-default:pod-ipam)</name></node>
+    <metadata type="virtual-network-network-ipam"/></link>
+</update></config>"#;
+
+#[test]
+fn a_pod_port_gets_the_networks_vrf_gateway_and_vni() {
+    let mut graph = ConfigGraph::new();
+    graph.apply(config(POD));
+    let compiled = compile(&graph, "node-a");
+    let port = &compiled.ports[&Uuid::from_u64_pair(1, 10)];
+    assert_eq!(
+        port.vrf.as_deref(),
+        Some("default-domain:k8s-default:cluster-network:cluster-network")
+    );
+    assert_eq!(port.gateway4, Some(Ipv4Addr::new(198, 18, 1, 1)));
+    assert_eq!(
+        compiled
+            .vrf_vnis
+            .get("default-domain:k8s-default:cluster-network:cluster-network"),
+        Some(&5)
+    );
+    // Configured VXLAN mode takes the network's own VNI.
+    graph.apply(config(
+        r#"<config><update><node type="global-vrouter-config"><name>default-global-system-config:default-global-vrouter-config</name>
+        <encapsulation-priorities><encapsulation>VXLAN</encapsulation><encapsulation>MPLSoGRE</encapsulation><encapsulation>bogus</encapsulation></encapsulation-priorities>
+        <vxlan-network-identifier-mode>configured</vxlan-network-identifier-mode></node></update></config>"#,
+    ));
+    let compiled = compile(&graph, "node-a");
+    assert_eq!(compiled.encap_priority, Some(vec![Encap::Vxlan, Encap::MplsOverGre]));
+    assert_eq!(compiled.vrf_vnis.values().copied().collect::<Vec<_>>(), vec![5005]);
+}
+
+#[test]
+fn deletes_undo_updates_and_a_node_delete_takes_its_links() {
+    let mut graph = ConfigGraph::new();
+    graph.apply(config(POD));
+    let links = graph.link_count();
+    // The instance IP's link goes: the port has no address, so it is incomplete.
+    graph.apply(config(
+        r#"<config><delete><link><node type="instance-ip"><name>pod-a-ip</name></node>
+        <node type="virtual-machine-interface"><name>default-domain:k8s-default:pod-a</name></node>
+        <metadata type="instance-ip-virtual-machine-interface"/></link></delete></config>"#,
+    ));
+    assert_eq!(graph.link_count(), links - 1);
+    let port = &compile(&graph, "n").ports[&Uuid::from_u64_pair(1, 10)];
+    assert_eq!(port.ipv4, None);
+    assert_eq!(port.interface_spec("tap0", None).unwrap_err(), "no instance IP");
+    // Deleting the network drops its links too.
+    let outcome = graph.apply(config(
+        r#"<config><delete><node type="virtual-network"><name>default-domain:k8s-default:cluster-network</name></node></delete></config>"#,
+    ));
+    assert_eq!(outcome.changed, 1);
+    assert_eq!(graph.link_count(), 0);
+    // A delete of what is not there changes nothing.
+    let outcome = graph.apply(config(
+        r#"<config><delete><node type="virtual-network"><name>nothing</name></node></delete></config>"#,
+    ));
+    assert_eq!(outcome.changed, 0);
+}
+
+#[test]
+fn a_nested_sub_interface_names_its_parent_and_tag() {
+    let mut graph = ConfigGraph::new();
+    graph.apply(config(POD));
+    graph.apply(config(
+        r#"<config><update>
+        <node type="virtual-machine-interface"><name>default-domain:k8s-default:nested-pod</name>
+          <id-perms><uuid><uuid-mslong>1</uuid-mslong><uuid-lslong>11</uuid-lslong></uuid></id-perms>
+          <virtual-machine-interface-mac-addresses><mac-address>02:00:00:00:00:0b</mac-address></virtual-machine-interface-mac-addresses>
+          <virtual-machine-interface-properties><sub-interface-vlan-tag>100</sub-interface-vlan-tag></virtual-machine-interface-properties>
+        </node>
+        <link><node type="virtual-machine-interface"><name>default-domain:k8s-default:nested-pod</name></node>
+          <node type="virtual-machine-interface"><name>default-domain:k8s-default:pod-a</name></node>
+          <metadata type="virtual-machine-interface-sub-interface"/></link>
+        <link><node type="virtual-machine-interface"><name>default-domain:k8s-default:nested-pod</name></node>
+          <node type="virtual-network"><name>default-domain:k8s-default:cluster-network</name></node>
+          <metadata type="virtual-machine-interface-virtual-network"/></link>
+        <node type="instance-ip"><name>nested-ip</name><instance-ip-address>198.18.1.11</instance-ip-address></node>
+        <link><node type="instance-ip"><name>nested-ip</name></node>
+          <node type="virtual-machine-interface"><name>default-domain:k8s-default:nested-pod</name></node>
+          <metadata type="instance-ip-virtual-machine-interface"/></link>
+        </update></config>"#,
+    ));
+    let compiled = compile(&graph, "n");
+    let nested = &compiled.ports[&Uuid::from_u64_pair(1, 11)];
+    assert_eq!(
+        nested.vlan,
+        Some(PortVlan {
+            parent: Uuid::from_u64_pair(1, 10),
+            tag: 100
+        })
+    );
+    // Attached only once its parent is bound here, as a sub-interface of it.
+    assert!(nested.interface_spec("sub", None).unwrap_err().contains("parent"));
+    let spec = nested.interface_spec("sub", Some("vm-port")).unwrap();
+    assert_eq!(spec.vlan.map(|v| (v.parent, v.id)), Some(("vm-port".to_string(), 100)));
+    assert_eq!(spec.gateway4, Some(Ipv4Addr::new(198, 18, 1, 1)));
+}
+
+#[test]
+fn malformed_entries_are_reported_and_the_rest_applies() {
+    let (ops, errors) = ifmap::decode(
+        &Element::parse(
+            r#"<config><update><node><name>x</name></node><node type="project"></node>
+            <link><node type="project"><name>p</name></node></link>
+            <node type="project"><name>default-domain:p</name></node><junk/></update><bogus/></config>"#,
+        )
+        .unwrap(),
+    );
+    assert_eq!(ops.len(), 1);
+    assert_eq!(errors.len(), 5, "{errors:?}");
+}
+
+#[test]
+fn a_new_generation_sweeps_what_the_old_server_alone_sent() {
+    let mut graph = ConfigGraph::new();
+    graph.next_generation();
+    graph.apply(config(POD));
+    let before = (graph.object_count(), graph.link_count());
+    graph.next_generation();
+    // The new server sends the port and the network again, not the address.
+    let mut resent = config(POD);
+    resent.retain(|op| match op {
+        ConfigOp::UpdateNode { key, .. } => key.kind != ObjectType::InstanceIp,
+        ConfigOp::UpdateLink(l) => l.left.kind != ObjectType::InstanceIp,
+        _ => true,
+    });
+    graph.apply(resent);
+    let swept = graph.sweep_older_than(graph.generation());
+    assert_eq!(swept, 2);
+    assert_eq!((graph.object_count(), graph.link_count()), (before.0 - 1, before.1 - 1));
+}
