@@ -1,5 +1,6 @@
 //! Requests: one per line, tagged by `op`.
 
+use control_client::contrail::PortBinding;
 use control_client::{InterfaceSpec, RouteSpec, ServiceSpec};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,16 @@ pub enum Request {
     },
     /// Services, one entry per service port (`service list`).
     Services,
+    /// Bind a port to a virtual machine interface of the control node's
+    /// configuration (the agent's port add): it is attached, and kept in step, as
+    /// that configuration says. Replaces an earlier binding of the same name.
+    BindPort {
+        /// The binding.
+        binding: PortBinding,
+    },
+    /// The configuration from the control node and the ports bound to it
+    /// (`config`).
+    Config,
 }
 
 /// Flows listed when a request gives no limit.
@@ -155,6 +166,7 @@ impl Request {
                 | Request::SetVrfVni { .. }
                 | Request::AddService { .. }
                 | Request::RemoveService { .. }
+                | Request::BindPort { .. }
         )
     }
 }

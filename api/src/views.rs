@@ -352,3 +352,40 @@ pub struct TunnelTotals {
     /// Bytes received.
     pub rx_bytes: u64,
 }
+
+/// The configuration view (`config`): what the control node configured and the ports
+/// bound to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigView {
+    /// The control node serving configuration (its place in `xmpp.servers`), if any.
+    pub server: Option<u8>,
+    /// Its initial configuration has arrived (a quiet period passed after it).
+    pub synced: bool,
+    /// Objects held.
+    pub objects: usize,
+    /// Links held.
+    pub links: usize,
+    /// Config entries skipped as unreadable, since start.
+    pub skipped_entries: u64,
+    /// Config updates refused (the graph was full), since start.
+    pub refused_updates: u64,
+    /// The bound ports.
+    pub ports: Vec<PortBindingView>,
+}
+
+/// One bound port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBindingView {
+    /// Linux interface name.
+    pub name: String,
+    /// Its virtual machine interface's UUID.
+    pub vmi: String,
+    /// The virtual machine interface's name in the configuration, once known.
+    pub config_name: Option<String>,
+    /// The VRF it is attached to, when attached.
+    pub vrf: Option<String>,
+    /// Attached now.
+    pub attached: bool,
+    /// Why it is not attached (configuration incomplete, or refused).
+    pub waiting_for: Option<String>,
+}

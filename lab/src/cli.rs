@@ -58,6 +58,11 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:5269")]
         listen: std::net::SocketAddr,
+        /// Configuration to serve: `DIR/HOST/*.xml`, each an IF-MAP `<config>`
+        /// document, sent in name order to vrouter HOST once it subscribes its
+        /// configuration; files added or changed later are sent when they appear.
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
     },
 }
 
@@ -77,7 +82,7 @@ fn vrouter_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 /// Runs the control-node peer on `listen` until SIGINT or SIGTERM.
-fn control_node(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+fn control_node(listen: std::net::SocketAddr, config_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -91,7 +96,7 @@ fn control_node(listen: std::net::SocketAddr) -> anyhow::Result<()> {
             }
             let _ = stop.send(true);
         });
-        crate::control_node::serve(listener, stopped).await
+        crate::control_node::serve_with_config(listener, stopped, config_dir).await
     })
 }
 
@@ -111,7 +116,7 @@ pub fn main_entry() -> std::process::ExitCode {
             crate::gen::sink(&interface, xdp_mode, seconds, expect, || {}).map(|r| println!("{}", serde_json::json!(r)))
         }
         Command::Bench(options) => crate::bench::run(&vrouter_binary(cli.vrouter)?, &options),
-        Command::ControlNode { listen } => control_node(listen),
+        Command::ControlNode { listen, config_dir } => control_node(listen, config_dir),
     })();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

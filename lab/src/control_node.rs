@@ -1,12 +1,16 @@
 //! `vrouter-lab control-node`: a control-node peer for the lab and the tests. It
 //! speaks the control node's side of XMPP to the vrouters that connect to it and
 //! reflects routes between them ([`Reflector`]). In production the vrouter connects
-//! to Tungsten Fabric / OpenSDN control nodes; this peer has no configuration, BGP
-//! or policy, and exists to exercise the vrouter's XMPP side without them.
+//! to Tungsten Fabric / OpenSDN control nodes; this peer has no BGP or policy, and
+//! exists to exercise the vrouter's XMPP side without them. Configuration it serves
+//! from a directory (`DIR/HOST/*.xml`, IF-MAP `<config>` documents), to each vrouter
+//! that subscribed its own, in file name order; files added or changed later are
+//! sent when they appear.
 
 use control_client::xmpp::reflector::{AgentId, Outgoing, Reflector};
 use control_client::xmpp::{Element, Frame, Framer};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,6 +28,8 @@ const MAX_STANZA: usize = 1 << 20;
 const END_OF_RIB_QUIET: Duration = Duration::from_secs(3);
 /// ... but no longer than this.
 const END_OF_RIB_MAX: Duration = Duration::from_secs(30);
+/// How often the config directory is looked at for new or changed files.
+const CONFIG_POLL: Duration = Duration::from_millis(200);
 
 /// The reflector and a way to reach each connected vrouter.
 #[derive(Debug, Default)]
@@ -43,7 +49,17 @@ impl Shared {
 }
 
 /// Serves vrouters on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn serve(listener: TcpListener, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    serve_with_config(listener, stop, None).await
+}
+
+/// Serves vrouters on `listener`, with the configuration in `config_dir`, until
+/// `stop` turns true.
+pub async fn serve_with_config(
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    config_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let shared = Arc::new(Mutex::new(Shared::default()));
     let mut next_id: AgentId = 0;
     loop {
@@ -52,7 +68,7 @@ pub async fn serve(listener: TcpListener, mut stop: watch::Receiver<bool>) -> an
                 let (stream, from) = accepted?;
                 next_id += 1;
                 tracing::info!(agent = next_id, %from, "vrouter connected");
-                tokio::spawn(agent(next_id, stream, Arc::clone(&shared), stop.clone()));
+                tokio::spawn(agent(next_id, stream, Arc::clone(&shared), stop.clone(), config_dir.clone()));
             }
             _ = stop.changed() => return Ok(()),
         }
@@ -60,7 +76,16 @@ pub async fn serve(listener: TcpListener, mut stop: watch::Receiver<bool>) -> an
 }
 
 /// One vrouter's connection.
-async fn agent(id: AgentId, mut stream: TcpStream, shared: Arc<Mutex<Shared>>, mut stop: watch::Receiver<bool>) {
+async fn agent(
+    id: AgentId,
+    mut stream: TcpStream,
+    shared: Arc<Mutex<Shared>>,
+    mut stop: watch::Receiver<bool>,
+    config_dir: Option<PathBuf>,
+) {
+    let mut host = String::new();
+    let mut config_sent = ConfigSent::default();
+    let mut config_poll = tokio::time::interval(CONFIG_POLL);
     let (tx, mut outbox) = mpsc::unbounded_channel();
     if let Ok(mut s) = shared.lock() {
         s.outboxes.insert(id, tx);
@@ -82,7 +107,7 @@ async fn agent(id: AgentId, mut stream: TcpStream, shared: Arc<Mutex<Shared>>, m
                     loop {
                         match framer.next_frame() {
                             Ok(Some(Frame::StreamOpen(tag))) => {
-                                let host = Element::parse(&format!("{tag}</stream:stream>"))
+                                host = Element::parse(&format!("{tag}</stream:stream>"))
                                     .ok()
                                     .and_then(|e| e.attr("from").map(str::to_string))
                                     .unwrap_or_default();
@@ -123,6 +148,13 @@ async fn agent(id: AgentId, mut stream: TcpStream, shared: Arc<Mutex<Shared>>, m
             _ = tokio::time::sleep_until(eor_due), if end_of_rib.is_some() => {
                 end_of_rib.take().map(|(m, ..)| m).unwrap_or_default()
             }
+            _ = config_poll.tick(), if config_dir.is_some() => {
+                let wants = shared.lock().is_ok_and(|s| s.reflector.wants_config(id));
+                match (&config_dir, wants) {
+                    (Some(dir), true) => config_sent.new_messages(&dir.join(&host), &host),
+                    _ => String::new(),
+                }
+            }
             _ = keepalive.tick() => "\u{200}".to_string(),
             _ = stop.changed() => break 'connection,
         };
@@ -137,6 +169,42 @@ async fn agent(id: AgentId, mut stream: TcpStream, shared: Arc<Mutex<Shared>>, m
         s.dispatch(out);
     }
     tracing::info!(agent = id, "vrouter disconnected");
+}
+
+/// The config files sent to one vrouter, with the length and time they had.
+#[derive(Debug, Default)]
+struct ConfigSent(BTreeMap<PathBuf, (u64, std::time::SystemTime)>);
+
+impl ConfigSent {
+    /// The config messages for the files of `dir` not sent yet (or changed since).
+    fn new_messages(&mut self, dir: &Path, host: &str) -> String {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return String::new();
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+            .collect();
+        files.sort();
+        let mut out = String::new();
+        for path in files {
+            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            let stamp = (meta.len(), meta.modified().unwrap_or(std::time::UNIX_EPOCH));
+            if self.0.get(&path) == Some(&stamp) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            // A file still being written does not parse: it is taken next time.
+            if Element::parse(text.trim()).is_err() {
+                continue;
+            }
+            self.0.insert(path, stamp);
+            out.push_str(&control_client::xmpp::messages::config_message(host, text.trim()));
+        }
+        out
+    }
 }
 
 #[cfg(test)]

@@ -97,6 +97,8 @@ pub enum Command {
     },
     /// Drops by reason, summed over workers.
     Dropstats,
+    /// The configuration from the control node: its server, objects, and the bound ports (attached, or what they wait for).
+    Config,
     /// Services (native load balancers): list, add or replace, delete.
     Service {
         /// list, add or delete.
@@ -198,7 +200,23 @@ pub enum VifAction {
         #[arg(long, requires = "parent")]
         vlan: Option<u16>,
     },
-    /// Detach an interface.
+    /// Bind a pod interface to a virtual machine interface of the control node's
+    /// configuration: it is attached (VRF, MAC, addresses, gateway, VLAN) as that
+    /// configuration says, and kept in step with it.
+    Bind {
+        /// Interface name (the host end of the pod's veth).
+        name: String,
+        /// The virtual machine interface's UUID.
+        #[arg(long)]
+        vmi: control_client::contrail::Uuid,
+        /// The virtual machine's (pod's) UUID: its configuration is subscribed.
+        #[arg(long)]
+        vm: Option<control_client::contrail::Uuid>,
+        /// The pod interface's MTU (default: the host end's MTU).
+        #[arg(long)]
+        mtu: Option<u16>,
+    },
+    /// Detach an interface (and forget its binding, if bound).
     Delete {
         /// Interface name.
         name: String,

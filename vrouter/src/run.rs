@@ -124,7 +124,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     pin_control_thread(&cores.control);
     let aging = Aging::spawn(Arc::clone(&flows), config.flows.clone())?;
     tracing::info!(forwarding = ?cores.forwarding, control = ?cores.control, fabric = %config.fabric.interface, "vrouter started");
-    let channels = xmpp_channels(&config)?;
+    let config_interest = Arc::new(crate::control::config::ConfigInterest::default());
+    let channels = xmpp_channels(&config, &config_interest)?;
+    let config_view = Arc::new(std::sync::Mutex::new(vrouter_api::ConfigView::default()));
     let channel_stats: Vec<Arc<crate::xmpp::ChannelStats>> = channels
         .iter()
         .map(|c| Arc::new(crate::xmpp::ChannelStats::new(c)))
@@ -136,7 +138,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             Arc::clone(&flows),
             cores.forwarding.clone(),
         )
-        .with_channels(channel_stats.clone()),
+        .with_channels(channel_stats.clone())
+        .with_config(Arc::clone(&config_view)),
     );
     let control_publisher = publisher.clone();
     let mut control = Control::new(ControlSetup {
@@ -148,6 +151,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         store,
         max_routes: config.tables.routes as usize,
     });
+    control.set_config_host(&config.xmpp.host_name());
+    control.share_config(config_interest, config_view);
     control.set_graceful_restart(std::time::Duration::from_secs(u64::from(
         config.xmpp.graceful_restart_secs,
     )));
@@ -206,7 +211,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// One channel per control node in `[xmpp]` (none without servers).
-fn xmpp_channels(config: &Config) -> anyhow::Result<Vec<crate::xmpp::ChannelSetup>> {
+fn xmpp_channels(
+    config: &Config,
+    interest: &Arc<crate::control::config::ConfigInterest>,
+) -> anyhow::Result<Vec<crate::xmpp::ChannelSetup>> {
     let servers = config.xmpp.server_addrs()?;
     let host = config.xmpp.host_name();
     let fabric_ip = config.fabric.ip.addr();
@@ -220,6 +228,7 @@ fn xmpp_channels(config: &Config) -> anyhow::Result<Vec<crate::xmpp::ChannelSetu
             hold_time: std::time::Duration::from_secs(u64::from(config.xmpp.hold_time_secs)),
             fabric_ip,
             encaps: config.fabric.encap_priority.clone(),
+            config: Arc::clone(interest),
         })
         .collect())
 }

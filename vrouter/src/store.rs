@@ -20,6 +20,7 @@
 //! - The directory is mode 0700 and files 0600, whatever the umask.
 
 use anyhow::Context;
+use control_client::contrail::PortBinding;
 use control_client::{InterfaceSpec, PortIdentity, RouteSpec, ServiceSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -274,6 +275,17 @@ impl StateStore {
     /// reported).
     pub fn load_services(&self) -> (Vec<ServiceSpec>, Vec<String>) {
         files::load_or_move_aside(&self.dir.join("services.json"))
+    }
+
+    /// Records the ports bound to the control node's configuration.
+    pub fn save_bindings(&self, bindings: &[PortBinding]) -> anyhow::Result<()> {
+        files::write_durably(&self.dir.join("bindings.json"), &serde_json::to_vec_pretty(bindings)?)
+    }
+
+    /// The recorded port bindings (none if unreadable: the file is moved aside and
+    /// reported).
+    pub fn load_bindings(&self) -> (Vec<PortBinding>, Vec<String>) {
+        files::load_or_move_aside(&self.dir.join("bindings.json"))
     }
 
     /// Records where the MPLS label sequence goes on.

@@ -8,12 +8,14 @@
 //! until sent again, and what it has not sent again by its end-of-RIB (or within the
 //! hold time, if it sends none) is swept (graceful restart).
 
+use crate::control::config::ConfigInterest;
 use crate::control::task::{Change, ControlHandle};
+use control_client::contrail::Uuid;
 use control_client::xmpp::agent::{Advertised, Speaker};
 use control_client::xmpp::{reconnect_delay, Event, Incoming, Session, SessionConfig, State};
 use control_client::{PeerId, SnapshotPublisher};
 use nexthop::encap::Encap;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +45,8 @@ pub struct ChannelSetup {
     pub fabric_ip: Ipv4Addr,
     /// The encapsulations this node accepts, most preferred first.
     pub encaps: Vec<Encap>,
+    /// Which channel serves configuration, and the virtual machines to subscribe.
+    pub config: Arc<ConfigInterest>,
 }
 
 /// A channel's state, for the `xmpp` view and the tests.
@@ -56,6 +60,8 @@ pub struct ChannelStats {
     pub route_messages: AtomicU64,
     /// Stanzas that could not be used.
     pub unusable: AtomicU64,
+    /// Config messages received while serving configuration.
+    pub config_messages: AtomicU64,
     info: Mutex<ChannelInfo>,
 }
 
@@ -181,6 +187,7 @@ pub async fn run(
             }
         };
         let (came_up, why) = serve(&setup, stream, &publisher, &control, &stats, &mut shutdown).await;
+        setup.config.release(setup.peer);
         stats.went_down(why);
         if came_up {
             let _ = post(&control, setup.peer, Change::PeerDown(setup.peer));
@@ -214,6 +221,7 @@ async fn serve(
     };
     let mut session = Session::new(config, Instant::now());
     let mut speaker = Speaker::new(&setup.host, setup.fabric_ip, &setup.encaps);
+    let mut config = ConfigRole::default();
     let mut came_up = false;
     let mut closed_why: Option<String> = None;
     // Graceful restart: when the control node's end-of-RIB is due at the latest.
@@ -252,6 +260,10 @@ async fn serve(
                         stats.trace('>', &stanza);
                         session.send(&stanza, Instant::now());
                     }
+                    for stanza in config.update(setup, control) {
+                        stats.trace('>', &stanza);
+                        session.send(&stanza, Instant::now());
+                    }
                 }
             }
             _ = until(end_of_rib) => {
@@ -284,6 +296,28 @@ async fn serve(
                     let end = control_client::xmpp::messages::end_of_rib(&setup.host);
                     stats.trace('>', &end);
                     session.send(&end, Instant::now());
+                    // The first channel up serves configuration, as the agent elects it.
+                    for stanza in config.update(setup, control) {
+                        stats.trace('>', &stanza);
+                        session.send(&stanza, Instant::now());
+                    }
+                }
+                Event::Received(Incoming::Config(element)) => {
+                    if config.serving {
+                        stats.config_messages.fetch_add(1, Ordering::Relaxed);
+                        stats.trace('<', &format!("config: {} blocks", element.children.len()));
+                        let change = Change::Config {
+                            peer: setup.peer,
+                            config: element,
+                        };
+                        if !post(control, setup.peer, change) {
+                            // Lost config cannot be asked for again: reconnect (the
+                            // new session sends everything again).
+                            session.close(Instant::now());
+                        }
+                    } else {
+                        stats.trace('<', "config ignored: this channel does not serve it");
+                    }
                 }
                 Event::Received(Incoming::Routes(update)) => {
                     stats.route_messages.fetch_add(1, Ordering::Relaxed);
@@ -324,6 +358,50 @@ async fn serve(
                 }
             }
         }
+    }
+}
+
+/// This channel's part in configuration: whether it serves it, and the virtual
+/// machines it subscribed.
+#[derive(Debug, Default)]
+struct ConfigRole {
+    serving: bool,
+    vms_version: Option<u64>,
+    subscribed: BTreeSet<Uuid>,
+}
+
+impl ConfigRole {
+    /// Takes configuration over when no channel serves it, and keeps the virtual
+    /// machine subscriptions in step with the bound ports: the stanzas to send.
+    fn update(&mut self, setup: &ChannelSetup, control: &ControlHandle) -> Vec<String> {
+        use control_client::xmpp::messages::{config_subscribe, config_unsubscribe, virtual_router_node};
+        let mut out = Vec::new();
+        if !self.serving {
+            if !setup.config.claim(setup.peer) {
+                return out;
+            }
+            if !post(control, setup.peer, Change::ConfigServer(setup.peer)) {
+                setup.config.release(setup.peer);
+                return out;
+            }
+            tracing::info!(peer = setup.peer.0, "this channel serves configuration");
+            self.serving = true;
+            out.push(config_subscribe(&setup.host, &virtual_router_node(&setup.host)));
+        }
+        let (version, vms) = setup.config.vms();
+        if self.vms_version == Some(version) {
+            return out;
+        }
+        self.vms_version = Some(version);
+        let wanted: BTreeSet<Uuid> = vms.into_iter().collect();
+        for vm in wanted.difference(&self.subscribed) {
+            out.push(config_subscribe(&setup.host, &format!("virtual-machine:{vm}")));
+        }
+        for vm in self.subscribed.difference(&wanted) {
+            out.push(config_unsubscribe(&setup.host, &format!("virtual-machine:{vm}")));
+        }
+        self.subscribed = wanted;
+        out
     }
 }
 

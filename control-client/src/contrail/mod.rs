@@ -22,19 +22,43 @@
 //!   VXLAN identifiers of routing instances, and the encapsulation priorities.
 
 pub mod compile;
+mod encode;
 pub mod ifmap;
+mod objects;
 mod props;
 #[cfg(test)]
 mod tests;
 
 pub use compile::{compile, CompiledConfig, PortConfig, PortVlan};
+pub use encode::encode;
 pub use ifmap::{ConfigOp, IfmapError};
+pub use objects::PortObjects;
 pub use props::{
     FloatingIpProps, GlobalVrouterProps, IpamSubnet, PortMapping, Properties, VirtualNetworkProps, VmiProps, VxlanMode,
 };
 pub use uuid::Uuid;
 
 use std::collections::{BTreeMap, BTreeSet};
+
+/// A port whose configuration comes from the control node: the Linux interface the
+/// CNI plugin made for a pod, named to the vrouter by the UUID of its virtual machine
+/// interface (what the agent's port-ipc add carries). It is attached once the
+/// configuration of that interface is complete.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortBinding {
+    /// Linux name of the host end of the pod's veth (or the sub-interface's name).
+    pub name: String,
+    /// The virtual machine interface's UUID.
+    pub vmi: Uuid,
+    /// The virtual machine's (pod's) UUID: its configuration is subscribed, as the
+    /// agent does, when the control node does not send it through the node's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<Uuid>,
+    /// The pod interface's MTU; unset: the host end's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u16>,
+}
 
 /// Most objects a graph holds (a compute node's share of a large cluster is far
 /// less; a control node that sends more is broken or hostile).

@@ -286,3 +286,86 @@ fn a_new_generation_sweeps_what_the_old_server_alone_sent() {
     assert_eq!(swept, 2);
     assert_eq!((graph.object_count(), graph.link_count()), (before.0 - 1, before.1 - 1));
 }
+
+fn lab_port(vlan: Option<(String, u16)>, n: u128) -> PortObjects {
+    PortObjects {
+        host: "node-1".into(),
+        vm: Uuid::from_u128(0x100 + n),
+        vmi: Uuid::from_u128(0x200 + n),
+        vmi_name: format!("default-domain:k8s-default:pod-{n}"),
+        network: "default-domain:k8s-default:cluster-network".into(),
+        network_id: 7,
+        subnets: vec![IpamSubnet {
+            prefix: "198.18.1.0/24".parse().unwrap(),
+            gateway: Some("198.18.1.1".parse().unwrap()),
+            dns_server: Some("198.18.1.2".parse().unwrap()),
+        }],
+        mac: nexthop::MacAddr([2, 0, 0, 0, 0, n as u8]),
+        addresses: vec![
+            format!("198.18.1.{}", 10 + n).parse().unwrap(),
+            format!("2001:2:0:1::{}", 10 + n).parse().unwrap(),
+        ],
+        vlan,
+    }
+}
+
+#[test]
+fn written_objects_read_back_as_the_same_operations_and_port() {
+    let vm_port = lab_port(None, 1);
+    let nested = lab_port(Some((vm_port.vmi_name.clone(), 100)), 2);
+    let mut ops = vm_port.updates();
+    ops.extend(nested.updates());
+    // Through the wire format: the same operations come back.
+    let xml = encode(&ops);
+    let (read, errors) = ifmap::decode(&Element::parse(&xml).unwrap());
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(read, ops);
+    let mut graph = ConfigGraph::new();
+    graph.apply(read);
+    let compiled = compile(&graph, "node-1");
+    let port = &compiled.ports[&vm_port.vmi];
+    assert_eq!(port.vrf.as_deref(), Some(vm_port.vrf().as_str()));
+    assert_eq!(port.ipv4, Some("198.18.1.11".parse().unwrap()));
+    assert_eq!(port.ipv6, Some("2001:2:0:1::11".parse().unwrap()));
+    assert_eq!(port.gateway4, Some("198.18.1.1".parse().unwrap()));
+    assert_eq!(port.gateway6, None, "no IPv6 subnet configured");
+    assert_eq!(port.virtual_machine, Some(vm_port.vm.to_string()));
+    assert_eq!(
+        compiled.ports[&nested.vmi].vlan,
+        Some(PortVlan {
+            parent: vm_port.vmi,
+            tag: 100
+        })
+    );
+    assert_eq!(compiled.vrf_vnis[&vm_port.vrf()], 7);
+    // Deleting the nested pod leaves the VM's port.
+    let deletes = encode(&nested.deletes());
+    let (read, _) = ifmap::decode(&Element::parse(&deletes).unwrap());
+    graph.apply(read);
+    let compiled = compile(&graph, "node-1");
+    assert!(compiled.ports.contains_key(&vm_port.vmi));
+    assert!(!compiled.ports.contains_key(&nested.vmi));
+}
+
+#[test]
+fn a_full_graph_refuses_more_and_keeps_what_it_holds() {
+    let mut graph = ConfigGraph::new();
+    let ops: Vec<ConfigOp> = (0..MAX_OBJECTS + 2)
+        .map(|i| ConfigOp::UpdateNode {
+            key: ObjectKey::new(ObjectType::Project, format!("p{i}")),
+            uuid: None,
+            props: Properties::Opaque,
+        })
+        .collect();
+    let outcome = graph.apply(ops);
+    assert_eq!(outcome.refused, 2);
+    assert_eq!(outcome.first_error, Some(GraphError::TooManyObjects(MAX_OBJECTS)));
+    assert_eq!(graph.object_count(), MAX_OBJECTS);
+    // An update of an object it holds still applies.
+    let outcome = graph.apply(vec![ConfigOp::UpdateNode {
+        key: ObjectKey::new(ObjectType::Project, "p0"),
+        uuid: Some(Uuid::from_u128(1)),
+        props: Properties::Opaque,
+    }]);
+    assert_eq!((outcome.changed, outcome.refused), (1, 0));
+}

@@ -306,6 +306,24 @@ pub fn config_subscribe(host: &str, node: &str) -> String {
     )
 }
 
+/// Unsubscribes a config node (a `virtual-machine:UUID` whose last port went).
+pub fn config_unsubscribe(host: &str, node: &str) -> String {
+    format!(
+        "<iq type=\"set\" from=\"{}\" to=\"{CONTROL_NODE}/config\"><pubsub xmlns=\"{PUBSUB}\"><unsubscribe node=\"{}\" /></pubsub></iq>",
+        escape(host),
+        escape(node)
+    )
+}
+
+/// A config message from the control node to vrouter `host` (what a control node
+/// sends: an IQ set to the vrouter's `config` resource holding `<config>`).
+pub fn config_message(host: &str, config: &str) -> String {
+    format!(
+        "<iq type=\"set\" from=\"{CONTROL_NODE}\" to=\"{}/config\">{config}</iq>",
+        escape(host)
+    )
+}
+
 /// This node's end-of-RIB, sent once per connection after its initial routes: an IQ
 /// publish with no item, the form a control node takes as the end of a peer's routes
 /// for every family (tf-controller `BgpXmppChannel::ReceiveUpdate`: an empty items

@@ -1,7 +1,8 @@
 //! The control node's side of the protocol, for the lab and the tests: it reflects
 //! routes between the vrouters connected to it, as a control node's route reflection
 //! does. In production the vrouter peers with Tungsten Fabric / OpenSDN control
-//! nodes; this is not one (no configuration, no BGP, no policy).
+//! nodes; this is not one (no BGP, no policy; configuration is what the caller
+//! hands it, sent to the vrouters that subscribed theirs).
 //!
 //! Pure: [`Reflector::handle`] takes a stanza from a vrouter and returns the
 //! messages to send to each vrouter. What one vrouter publishes and associates into
@@ -34,6 +35,8 @@ pub struct Reflector {
 struct Agent {
     host: String,
     subscribed: BTreeSet<String>,
+    /// Its config subscriptions (`virtual-router:...`, `virtual-machine:UUID`).
+    config_nodes: BTreeSet<String>,
     /// Its end-of-RIB is owed: sent once, when its subscriptions are over (its first
     /// other stanza: the agent subscribes every VRF before it publishes), so that a
     /// vrouter does not take the first VRF's end for the end of all its routes.
@@ -94,11 +97,38 @@ impl Reflector {
         out
     }
 
+    /// True if `agent` subscribed its virtual router's configuration.
+    pub fn wants_config(&self, agent: AgentId) -> bool {
+        self.agents
+            .get(&agent)
+            .is_some_and(|a| a.config_nodes.contains(&super::messages::virtual_router_node(&a.host)))
+    }
+
+    /// The config nodes `agent` subscribed.
+    pub fn config_subscriptions(&self, agent: AgentId) -> Vec<String> {
+        self.agents
+            .get(&agent)
+            .map(|a| a.config_nodes.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// What a stanza from `agent` makes the reflector send.
     pub fn handle(&mut self, agent: AgentId, stanza: &Element) -> Vec<Outgoing> {
         let Some(pubsub) = stanza.child("pubsub") else {
             return Vec::new();
         };
+        if stanza.attr("to").is_some_and(|to| to.ends_with("/config")) {
+            if let Some(a) = self.agents.get_mut(&agent) {
+                for op in &pubsub.children {
+                    match (op.name.as_str(), op.attr("node")) {
+                        ("subscribe", Some(node)) => a.config_nodes.insert(node.to_string()),
+                        ("unsubscribe", Some(node)) => a.config_nodes.remove(node),
+                        _ => false,
+                    };
+                }
+            }
+            return Vec::new();
+        }
         let mut out = Vec::new();
         let subscribing = pubsub.children.iter().any(|op| op.name == "subscribe");
         if let Some(a) = self.agents.get_mut(&agent).filter(|a| a.end_of_rib_due && !subscribing) {

@@ -245,6 +245,41 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
             }
             Ok(())
         }
+        Command::Vif {
+            action: VifAction::Bind { name, vmi, vm, mtu },
+        } => {
+            let binding = control_client::contrail::PortBinding { name, vmi, vm, mtu };
+            let view: vrouter_api::PortBindingView = api.call(&Request::BindPort { binding })?;
+            print(json, &view, |v| match (&v.vrf, &v.waiting_for) {
+                (Some(vrf), _) => println!("{} bound to {} and attached in VRF {vrf}", v.name, v.vmi),
+                (None, Some(what)) => println!("{} bound to {}, waiting for {what}", v.name, v.vmi),
+                (None, None) => println!("{} bound to {}", v.name, v.vmi),
+            })
+        }
+        Command::Config => {
+            let config: vrouter_api::ConfigView = api.call(&Request::Config)?;
+            print(json, &config, |c| {
+                let server = c.server.map_or("none".to_string(), |s| format!("control node {s}"));
+                let synced = if c.synced { "synced" } else { "not synced yet" };
+                println!(
+                    "config server: {server} ({synced}); {} objects, {} links; {} entries skipped, {} updates refused",
+                    c.objects, c.links, c.skipped_entries, c.refused_updates
+                );
+                println!("{:<15} {:<36} {:<9} {:<24} config", "port", "vmi", "state", "vrf");
+                for p in &c.ports {
+                    let state = if p.attached { "attached" } else { "waiting" };
+                    let detail = p.waiting_for.as_deref().map(|w| format!("waiting for {w}"));
+                    println!(
+                        "{:<15} {:<36} {:<9} {:<24} {}",
+                        p.name,
+                        p.vmi,
+                        state,
+                        p.vrf.as_deref().unwrap_or("-"),
+                        detail.or_else(|| p.config_name.clone()).unwrap_or_default()
+                    );
+                }
+            })
+        }
         Command::Xmpp => {
             let channels: Vec<vrouter_api::XmppChannelView> = api.call(&Request::Xmpp)?;
             print(json, &channels, |channels| {

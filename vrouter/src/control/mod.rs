@@ -11,6 +11,7 @@
 //! - A change is recorded in the state directory before it is applied; if either
 //!   fails, neither happens ([`ControlError`] says which).
 
+pub mod config;
 pub mod task;
 pub mod views;
 
@@ -61,6 +62,9 @@ pub enum ControlError {
     /// `tables.routes` reached.
     #[error("route table full ({0} routes): raise tables.routes")]
     RouteTableFull(usize),
+    /// A port binding was refused.
+    #[error("{1}")]
+    Binding(ErrorCode, String),
 }
 
 impl From<ControlError> for ApiError {
@@ -70,6 +74,7 @@ impl From<ControlError> for ApiError {
             ControlError::StateDirectory(_) => ErrorCode::StateDirectory,
             ControlError::Datapath(_) => ErrorCode::Datapath,
             ControlError::RouteTableFull(_) => ErrorCode::ResourceExhausted,
+            ControlError::Binding(code, _) => *code,
         };
         ApiError::new(code, e.to_string())
     }
@@ -131,6 +136,8 @@ pub struct Control {
     /// headless, the last state keeps forwarding).
     peers_down: std::collections::BTreeMap<control_client::PeerId, std::time::Instant>,
     graceful_restart: std::time::Duration,
+    /// Configuration from the control node and the ports bound to it.
+    config: config::ConfigState,
 }
 
 impl Control {
@@ -158,6 +165,7 @@ impl Control {
             peers_up: Default::default(),
             peers_down: Default::default(),
             graceful_restart: learned::DEFAULT_GRACEFUL_RESTART,
+            config: config::ConfigState::default(),
         }
     }
 
@@ -271,6 +279,7 @@ impl Control {
         for r in &self.pending_routes {
             tracing::warn!(vrf = %r.vrf, prefix = %r.prefix, "stored route kept, not applied yet (its interface or VRF is missing)");
         }
+        self.restore_bindings();
         // Start with an empty journal (nothing is lost if this fails: it is kept).
         if let Err(e) = self.store.fold_routes(&self.recorded_routes()) {
             tracing::warn!("routes journal not folded at start: {e:#}");
@@ -370,6 +379,11 @@ impl Control {
     pub fn remove_interface(&mut self, name: &str) -> Result<(), ControlError> {
         if !crate::store::valid_port_name(name) {
             return Err(ModelError::InvalidInterfaceName(name.to_string()).into());
+        }
+        // A bound port is unbound first (else the configuration would attach it again).
+        if self.unbind_port(name)? && self.model.interface_spec(name).is_none() {
+            self.model.release_identity(name);
+            return Ok(());
         }
         let mut next = self.model.clone();
         let (vif, spec) = match next.remove_interface(name) {

@@ -10,7 +10,8 @@
 //! applied whole or not at all.
 
 use super::Control;
-use control_client::xmpp::RouteUpdate;
+use control_client::contrail::PortBinding;
+use control_client::xmpp::{Element, RouteUpdate};
 use control_client::{InterfaceSpec, PeerId, RouteSpec, ServiceSpec};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use ipnet::IpNet;
@@ -60,6 +61,17 @@ pub enum Change {
     PeerDown(PeerId),
     /// A control node's initial routes are all sent: its stale routes are swept.
     PeerSynced(PeerId),
+    /// Bind a port to a virtual machine interface of the configuration.
+    BindPort(PortBinding),
+    /// A control node serves configuration from now on.
+    ConfigServer(PeerId),
+    /// A config message from a control node.
+    Config {
+        /// Which control node.
+        peer: PeerId,
+        /// Its `<config>` element.
+        config: Element,
+    },
     /// A control node's route message (applied as one publication).
     RouteUpdate {
         /// Which control node.
@@ -80,6 +92,7 @@ impl Change {
             Request::SetVrfVni { vrf, vni } => Change::SetVrfVni { vrf, vni },
             Request::AddService { spec } => Change::AddService(spec),
             Request::RemoveService { name } => Change::RemoveService(name),
+            Request::BindPort { binding } => Change::BindPort(binding),
             _ => return None,
         })
     }
@@ -222,7 +235,12 @@ fn run(
     let mut next_refresh = Instant::now() + refresh;
     let mut next_link_sweep = Instant::now() + LINK_SWEEP;
     loop {
-        let wait = next_refresh.saturating_duration_since(Instant::now());
+        if rx.is_empty() && control.config_dirty() {
+            // A burst of config messages is compiled once, when it is over.
+            control.reconcile_config();
+        }
+        let until = control.config_deadline().map_or(next_refresh, |d| d.min(next_refresh));
+        let wait = until.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
             Ok(Message::Change(change, reply)) => {
                 if reply.is_closed() {
@@ -246,6 +264,10 @@ fn run(
             }
             Err(RecvTimeoutError::Timeout) => {
                 let now = Instant::now();
+                control.config_tick(now);
+                if now < next_refresh {
+                    continue;
+                }
                 control.sweep_lost_peers(now);
                 if now >= next_link_sweep {
                     control.detach_vanished_ports();
@@ -299,7 +321,20 @@ fn apply(control: &mut Control, change: Change) -> ChangeResult {
             control.peer_up(peer);
             serde_json::Value::Null
         }
+        Change::BindPort(binding) => {
+            let view = control.bind_port(binding)?;
+            serde_json::to_value(view).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+        }
+        Change::ConfigServer(peer) => {
+            control.config_server(peer, Instant::now());
+            serde_json::Value::Null
+        }
+        Change::Config { peer, config } => {
+            control.apply_config(peer, &config, Instant::now());
+            serde_json::Value::Null
+        }
         Change::PeerDown(peer) => {
+            control.config_server_down(peer);
             control.peer_down(peer, Instant::now());
             serde_json::Value::Null
         }

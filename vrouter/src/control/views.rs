@@ -32,6 +32,7 @@ pub struct Views {
     flow_rate: Mutex<(Instant, u64, f64)>,
     ready: Arc<AtomicBool>,
     channels: Vec<Arc<crate::xmpp::ChannelStats>>,
+    config: Arc<Mutex<vrouter_api::ConfigView>>,
 }
 
 impl Views {
@@ -50,12 +51,19 @@ impl Views {
             flow_rate: Mutex::new((Instant::now(), 0, 0.0)),
             ready: Arc::new(AtomicBool::new(false)),
             channels: Vec::new(),
+            config: Arc::default(),
         }
     }
 
     /// These views with the state of the channels to control nodes.
     pub fn with_channels(mut self, channels: Vec<Arc<crate::xmpp::ChannelStats>>) -> Self {
         self.channels = channels;
+        self
+    }
+
+    /// These views with the configuration view the control task keeps current.
+    pub fn with_config(mut self, config: Arc<Mutex<vrouter_api::ConfigView>>) -> Self {
+        self.config = config;
         self
     }
 
@@ -86,6 +94,7 @@ impl Views {
             Request::Tunnels => serde_json::to_value(self.tunnels()),
             Request::Xmpp => serde_json::to_value(self.channels.iter().map(|c| c.view()).collect::<Vec<_>>()),
             Request::Services => serde_json::to_value(self.services()),
+            Request::Config => serde_json::to_value(self.config.lock().map(|c| c.clone()).unwrap_or_default()),
             other => {
                 return Err(ApiError::new(
                     ErrorCode::Internal,

@@ -77,6 +77,7 @@ fn a_channel_tells_learns_keeps_routes_headless_and_reconnects() {
             hold_time: Duration::from_secs(9),
             fabric_ip: [198, 18, 0, 1].into(),
             encaps: vec![Encap::MplsOverUdp, Encap::MplsOverGre],
+            config: Default::default(),
         };
         let stats = Arc::new(ChannelStats::new(&setup));
         let (stop, shutdown) = watch::channel(false);

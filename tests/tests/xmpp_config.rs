@@ -1,0 +1,223 @@
+//! Ports configured by the control node: two nodes bind their pods' interfaces to
+//! virtual machine interfaces (as the CNI plugin does) and the control-node peer
+//! serves the objects kube-manager would create for them over IF-MAP. The ports are
+//! attached with the VRF, addresses and gateway of the configuration, their routes
+//! cross over XMPP and the pods reach each other; deleting a pod's objects detaches
+//! its port (and traffic stops); adding them again brings it back; a restarted
+//! vrouter forwards for its bound port before the configuration is sent again.
+
+use control_client::contrail::{encode, IpamSubnet, PortObjects, Uuid};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use system_tests::{fabric_host, fabric_node, serial};
+use vrouter::api::{ConfigView, Request};
+use vrouter_lab::netns::Netns;
+use vrouter_lab::node::{FabricLan, LabNode, Pod};
+use vrouter_lab::traffic::ping;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
+const LAB: &str = env!("CARGO_BIN_EXE_vrouter-lab-under-test");
+const PEER: &str = "198.18.0.10:5269";
+const NETWORK: &str = "default-domain:k8s-default:cluster-network";
+
+/// The control-node peer serving `dir`, killed when dropped.
+struct Peer(Child);
+
+impl Peer {
+    fn start(host: &Netns, dir: &Path) -> Peer {
+        let child = host
+            .command(LAB)
+            .args(["control-node", "--listen", PEER, "--config-dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("control-node peer");
+        Peer(child)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A config directory removed when dropped.
+struct ConfigDir(PathBuf);
+
+impl ConfigDir {
+    fn new() -> ConfigDir {
+        let dir = std::env::temp_dir().join(format!("vrouter-config-{}-{:?}", std::process::id(), Instant::now()));
+        std::fs::create_dir_all(&dir).unwrap();
+        ConfigDir(dir)
+    }
+
+    /// Writes `xml` as file `name` for `host` (atomically: the peer never reads half).
+    fn write(&self, host: &str, name: &str, xml: &str) {
+        let dir = self.0.join(host);
+        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, xml).unwrap();
+        std::fs::rename(&tmp, dir.join(name)).unwrap();
+    }
+}
+
+impl Drop for ConfigDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Node `n` with one pod whose port is not attached through the API.
+fn node(lan: &FabricLan, n: u8) -> LabNode {
+    let mut node = fabric_node(BIN, n);
+    node.add_config(&format!(
+        "[xmpp]\nservers = [\"{PEER}\"]\nhost = \"node-{n}\"\nhold_time_secs = 9"
+    ));
+    node.join(lan).expect("joining the fabric");
+    node.start_vrouter().expect("starting the vrouter");
+    node.add_pod("unused", 0, n, false).expect("adding a pod");
+    node
+}
+
+/// The objects of node `n`'s pod.
+fn objects(n: u8, pod: &Pod) -> PortObjects {
+    PortObjects {
+        host: format!("node-{n}"),
+        vm: Uuid::from_u128(0x1000 + u128::from(n)),
+        vmi: Uuid::from_u128(0x2000 + u128::from(n)),
+        vmi_name: format!(
+            "default-domain:k8s-default:pod-{n}__{}",
+            Uuid::from_u128(0x2000 + u128::from(n))
+        ),
+        network: NETWORK.into(),
+        network_id: 4,
+        subnets: vec![
+            IpamSubnet {
+                prefix: "198.18.1.0/24".parse().unwrap(),
+                gateway: Some(pod.gateway4.into()),
+                dns_server: None,
+            },
+            IpamSubnet {
+                prefix: "2001:2:0:1::/64".parse().unwrap(),
+                gateway: Some(pod.gateway6.into()),
+                dns_server: None,
+            },
+        ],
+        mac: pod.mac,
+        addresses: vec![pod.ipv4.into(), pod.ipv6.into()],
+        vlan: None,
+    }
+}
+
+fn bind(node: &LabNode, objects: &PortObjects) {
+    let binding = control_client::contrail::PortBinding {
+        name: node.pods[0].host_if.clone(),
+        vmi: objects.vmi,
+        vm: Some(objects.vm),
+        mtu: None,
+    };
+    let _: serde_json::Value = node.api().call(&Request::BindPort { binding }).unwrap();
+}
+
+fn config(node: &LabNode) -> ConfigView {
+    node.api().call(&Request::Config).unwrap()
+}
+
+/// Waits (bounded) until `what` holds.
+fn eventually(what: &str, timeout: Duration, cond: impl Fn() -> bool, context: impl Fn() -> String) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "never: {what}\n{}", context());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn ports_configured_by_the_control_node_are_attached_and_follow_their_config() {
+    let _machine = serial();
+    let lan = FabricLan::new().expect("fabric LAN");
+    let host = fabric_host(&lan, 10);
+    let dir = ConfigDir::new();
+    let _peer = Peer::start(&host, &dir.0);
+    let mut a = node(&lan, 1);
+    let b = node(&lan, 2);
+    let (oa, ob) = (objects(1, &a.pods[0]), objects(2, &b.pods[0]));
+    let vrf = oa.vrf();
+    dir.write("node-1", "10-pod.xml", &encode(&oa.updates()));
+    dir.write("node-2", "10-pod.xml", &encode(&ob.updates()));
+    bind(&a, &oa);
+    bind(&b, &ob);
+    let context = |n: &LabNode| format!("config {:?}\nlog {}", config(n), n.log());
+    for n in [&a, &b] {
+        eventually(
+            "the bound port is attached in the configured VRF",
+            Duration::from_secs(40),
+            || {
+                config(n)
+                    .ports
+                    .iter()
+                    .any(|p| p.attached && p.vrf.as_deref() == Some(vrf.as_str()))
+            },
+            || context(n),
+        );
+    }
+    let view = config(&a);
+    assert_eq!(view.server, Some(0));
+    assert!(view.objects >= 6, "{view:?}");
+    assert_eq!(
+        view.ports[0].config_name.as_deref(),
+        Some(oa.vmi_name.as_str()),
+        "{view:?}"
+    );
+    // The configured VRF's VNI is the network id (automatic VXLAN mode).
+    let vxlan: Vec<(u32, String)> = a.api().call(&Request::Vxlan).unwrap();
+    assert!(vxlan.contains(&(4, vrf.clone())), "{vxlan:?}");
+    // The pods reach each other: their routes crossed over XMPP in that VRF.
+    let (pa, pb) = (&a.pods[0], &b.pods[0]);
+    for to in [std::net::IpAddr::from(pb.ipv4), pb.ipv6.into()] {
+        eventually(
+            &format!("ping {to} across the fabric"),
+            Duration::from_secs(40),
+            || ping(pa, to, 1),
+            || context(&a),
+        );
+    }
+    // Node 2's pod is deleted in the configuration: its port is detached (once the
+    // initial sync is over) and traffic to it stops.
+    dir.write("node-2", "20-delete.xml", &encode(&ob.deletes()));
+    eventually(
+        "node 2's port detached",
+        Duration::from_secs(20),
+        || config(&b).ports.iter().all(|p| !p.attached && p.waiting_for.is_some()),
+        || context(&b),
+    );
+    assert!(!ping(pa, pb.ipv4.into(), 1), "traffic to a deleted pod");
+    // Created again: attached again, under the same label.
+    dir.write("node-2", "30-readd.xml", &encode(&ob.updates()));
+    eventually(
+        "node 2's port back",
+        Duration::from_secs(20),
+        || ping(pa, pb.ipv4.into(), 1),
+        || context(&b),
+    );
+    // A restart keeps the bound port: it forwards from the state directory at once,
+    // before the control node sends the configuration again.
+    let (host_if, target) = (pa.host_if.clone(), pb.ipv4);
+    a.stop_vrouter().expect("stopping node 1");
+    a.start_vrouter().expect("starting node 1 again");
+    let interfaces: Vec<vrouter::api::InterfaceView> = a.api().call(&Request::Interfaces).unwrap();
+    assert!(
+        interfaces.iter().any(|i| i.name == host_if && i.vrf == vrf),
+        "{interfaces:?}"
+    );
+    eventually(
+        "traffic after the restart",
+        Duration::from_secs(40),
+        || ping(&a.pods[0], target.into(), 1),
+        || context(&a),
+    );
+}

@@ -1,0 +1,166 @@
+//! The control side's handling of configuration, on a control side without a data
+//! plane: bound ports follow the config server's objects; nothing is detached
+//! before the initial sync is over; another control node's config is ignored.
+
+use super::*;
+use crate::store::StateStore;
+use control_client::contrail::{encode, IpamSubnet, PortObjects};
+use control_client::DesiredState;
+
+fn detached_control(dir: &std::path::Path) -> Control {
+    let store = StateStore::open(dir).unwrap();
+    let mut model = DesiredState::new(64);
+    model.set_fabric("fabric0");
+    let (mut control, _publisher) = Control::detached(model, store, 1000);
+    control.set_config_host("node-1");
+    control
+}
+
+fn objects(ip: &str) -> PortObjects {
+    PortObjects {
+        host: "node-1".into(),
+        vm: Uuid::from_u128(1),
+        vmi: Uuid::from_u128(2),
+        vmi_name: "default-domain:k8s-default:pod-a".into(),
+        network: "default-domain:k8s-default:cluster-network".into(),
+        network_id: 9,
+        subnets: vec![IpamSubnet {
+            prefix: "198.18.1.0/24".parse().unwrap(),
+            gateway: Some("198.18.1.1".parse().unwrap()),
+            dns_server: None,
+        }],
+        mac: nexthop::MacAddr([2, 0, 0, 0, 0, 1]),
+        addresses: vec![ip.parse().unwrap()],
+        vlan: None,
+    }
+}
+
+fn send(control: &mut Control, peer: u8, ops: &[control_client::contrail::ConfigOp], now: Instant) {
+    let element = Element::parse(&encode(ops)).unwrap();
+    control.apply_config(PeerId(peer), &element, now);
+    control.reconcile_config();
+}
+
+fn binding() -> PortBinding {
+    PortBinding {
+        name: "tap-a".into(),
+        vmi: Uuid::from_u128(2),
+        vm: Some(Uuid::from_u128(1)),
+        mtu: Some(1500),
+    }
+}
+
+#[test]
+fn a_bound_port_follows_its_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut control = detached_control(dir.path());
+    let view = control.bind_port(binding()).unwrap();
+    assert!(!view.attached);
+    assert_eq!(view.waiting_for.as_deref(), Some("configuration of its interface"));
+    assert_eq!(control.config.interest.vms().1, vec![Uuid::from_u128(1)]);
+    let t0 = Instant::now();
+    control.config_server(PeerId(0), t0);
+    send(&mut control, 0, &objects("198.18.1.10").updates(), t0);
+    let spec = control.model.interface_spec("tap-a").expect("attached").clone();
+    assert_eq!(spec.vrf, "default-domain:k8s-default:cluster-network:cluster-network");
+    assert_eq!(spec.ipv4, Some("198.18.1.10".parse().unwrap()));
+    assert_eq!(spec.gateway4, Some("198.18.1.1".parse().unwrap()));
+    assert_eq!(control.model.vrf_vnis().get(&spec.vrf), Some(&9));
+    let label = control.model.port_identity("tap-a").unwrap().label;
+    // The address changes: the port is attached again with it, under its label.
+    send(&mut control, 0, &objects("198.18.1.20").updates(), t0);
+    let spec = control.model.interface_spec("tap-a").unwrap();
+    assert_eq!(spec.ipv4, Some("198.18.1.20".parse().unwrap()));
+    assert_eq!(control.model.port_identity("tap-a").unwrap().label, label);
+    // Deleted before the initial sync is over: kept (it may be sent again).
+    send(&mut control, 0, &objects("198.18.1.20").deletes(), t0);
+    assert!(control.model.interface_spec("tap-a").is_some());
+    // Once the server has been quiet long enough, a port without configuration goes.
+    control.config_tick(t0 + CONFIG_QUIET);
+    assert!(control.model.interface_spec("tap-a").is_none());
+    let view = control.config.view.lock().unwrap().clone();
+    assert!(view.synced);
+    assert_eq!(
+        view.ports[0].waiting_for.as_deref(),
+        Some("configuration of its interface")
+    );
+    // Removing the port forgets the binding.
+    control.remove_interface("tap-a").unwrap();
+    assert!(control.config.bindings.is_empty());
+    assert!(control.config.interest.vms().1.is_empty());
+}
+
+#[test]
+fn only_the_config_server_configures_and_a_new_one_sweeps_what_it_did_not_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut control = detached_control(dir.path());
+    control.bind_port(binding()).unwrap();
+    let t0 = Instant::now();
+    control.config_server(PeerId(0), t0);
+    // Control node 1 does not serve configuration: what it sends is ignored.
+    send(&mut control, 1, &objects("198.18.1.10").updates(), t0);
+    assert!(control.model.interface_spec("tap-a").is_none());
+    send(&mut control, 0, &objects("198.18.1.10").updates(), t0);
+    control.config_tick(t0 + CONFIG_QUIET);
+    assert!(control.model.interface_spec("tap-a").is_some());
+    // Control node 0 goes; 1 takes over and sends nothing for the port: it stays
+    // until 1's initial sync is over, then goes.
+    control.config_server_down(PeerId(0));
+    let t1 = t0 + Duration::from_secs(10);
+    control.config_server(PeerId(1), t1);
+    control.config_tick(t1 + Duration::from_secs(1));
+    assert!(control.model.interface_spec("tap-a").is_some(), "swept before the sync");
+    control.config_tick(t1 + CONFIG_QUIET);
+    if control.config_dirty() {
+        control.reconcile_config();
+    }
+    assert!(control.model.interface_spec("tap-a").is_none());
+}
+
+#[test]
+fn a_binding_is_refused_for_a_port_attached_otherwise_or_an_interface_bound_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut control = detached_control(dir.path());
+    control.bind_port(binding()).unwrap();
+    let twice = PortBinding {
+        name: "tap-b".into(),
+        ..binding()
+    };
+    let e = control.bind_port(twice).unwrap_err();
+    assert!(matches!(e, ControlError::Binding(ErrorCode::AlreadyExists, _)), "{e}");
+    let bad = PortBinding {
+        name: "no/slash".into(),
+        vmi: Uuid::from_u128(3),
+        ..binding()
+    };
+    assert!(control.bind_port(bad).is_err());
+    // A port attached through the API is not taken over by a binding.
+    control
+        .add_interface(control_client::InterfaceSpec {
+            name: "tap-c".into(),
+            vrf: "red".into(),
+            mac: nexthop::MacAddr([2, 0, 0, 0, 0, 3]),
+            ipv4: Some("198.18.2.3".parse().unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+    let taken = PortBinding {
+        name: "tap-c".into(),
+        vmi: Uuid::from_u128(4),
+        ..binding()
+    };
+    let e = control.bind_port(taken).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ControlError::Model(control_client::ModelError::DuplicateInterface(_))
+        ),
+        "{e}"
+    );
+    // The binding survives a restart of the control side.
+    drop(control);
+    let mut control = detached_control(dir.path());
+    control.restore();
+    assert!(control.config.bindings.contains_key("tap-a"));
+    assert!(!control.config.bindings.contains_key("tap-c"));
+}
