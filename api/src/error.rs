@@ -90,9 +90,11 @@ impl From<&control_client::ModelError> for ErrorCode {
         use control_client::ModelError as M;
         match e {
             M::DuplicateInterface(_) | M::DuplicateRoute { .. } | M::AddressInUse { .. } => ErrorCode::AlreadyExists,
-            M::UnknownInterface(_) | M::UnknownVrf(_) | M::UnknownRoute { .. } | M::UnknownService(_) => {
-                ErrorCode::NotFound
-            }
+            M::UnknownInterface(_)
+            | M::UnknownVrf(_)
+            | M::UnknownRoute { .. }
+            | M::UnknownService(_)
+            | M::UnknownFloatingIp(_) => ErrorCode::NotFound,
             M::TooManyInterfaces(_) | M::TooManyVrfs(_) => ErrorCode::ResourceExhausted,
             M::InterfaceInUse { .. } | M::ParentInUse { .. } => ErrorCode::InUse,
             M::InvalidInterfaceName(_)
@@ -107,7 +109,8 @@ impl From<&control_client::ModelError> for ErrorCode {
             | M::InvalidTarget(_)
             | M::InvalidVni { .. }
             | M::InvalidVlan(_)
-            | M::InvalidService(_) => ErrorCode::InvalidArgument,
+            | M::InvalidService(_)
+            | M::InvalidFloatingIp(_) => ErrorCode::InvalidArgument,
         }
     }
 }

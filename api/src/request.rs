@@ -1,7 +1,7 @@
 //! Requests: one per line, tagged by `op`.
 
 use control_client::contrail::PortBinding;
-use control_client::{InterfaceSpec, RouteSpec, ServiceSpec};
+use control_client::{FloatingIpSpec, InterfaceSpec, RouteSpec, ServiceSpec};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -105,6 +105,19 @@ pub enum Request {
     /// The configuration from the control node and the ports bound to it
     /// (`config`).
     Config,
+    /// Give a pod interface a floating IP (an address of another VRF, 1:1 NAT), or
+    /// replace the one of that name.
+    AddFloatingIp {
+        /// The floating IP.
+        spec: FloatingIpSpec,
+    },
+    /// Remove a floating IP.
+    RemoveFloatingIp {
+        /// Its name.
+        name: String,
+    },
+    /// Floating IPs (`fip list`).
+    FloatingIps,
 }
 
 /// Flows listed when a request gives no limit.
@@ -167,6 +180,8 @@ impl Request {
                 | Request::AddService { .. }
                 | Request::RemoveService { .. }
                 | Request::BindPort { .. }
+                | Request::AddFloatingIp { .. }
+                | Request::RemoveFloatingIp { .. }
         )
     }
 }

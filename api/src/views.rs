@@ -389,3 +389,20 @@ pub struct PortBindingView {
     /// Why it is not attached (configuration incomplete, or refused).
     pub waiting_for: Option<String>,
 }
+
+/// One floating IP in the `fip` view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloatingIpView {
+    /// Its name.
+    pub name: String,
+    /// The VRF of the floating address.
+    pub vrf: String,
+    /// The floating address.
+    pub ip: std::net::IpAddr,
+    /// The pod interface it is given to.
+    pub interface: String,
+    /// The pod's VRF.
+    pub pod_vrf: String,
+    /// The pod's address it maps to.
+    pub pod_ip: std::net::IpAddr,
+}

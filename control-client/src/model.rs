@@ -233,6 +233,12 @@ pub enum ModelError {
     /// No service of that name.
     #[error("no service named {0:?}")]
     UnknownService(String),
+    /// A floating IP that cannot be.
+    #[error("invalid floating IP: {0}")]
+    InvalidFloatingIp(String),
+    /// No floating IP of that name.
+    #[error("no floating IP named {0:?}")]
+    UnknownFloatingIp(String),
     /// The port carries VLAN sub-interfaces, which go first.
     #[error("interface {name:?} carries VLAN sub-interfaces {subinterfaces:?}: remove them first")]
     ParentInUse {
@@ -274,6 +280,7 @@ pub struct DesiredState {
     next_vrf_id: u32,
     /// Services by name.
     services: BTreeMap<String, ServiceSpec>,
+    floating_ips: BTreeMap<String, FloatingIpSpec>,
     max_interfaces: usize,
     fabric_info: FabricInfo,
     vrf_vnis: BTreeMap<String, u32>,
@@ -659,6 +666,7 @@ mod build;
 mod builder;
 #[cfg(test)]
 mod builder_tests;
+mod floating;
 mod learned;
 mod ports;
 mod services;
@@ -666,6 +674,7 @@ mod vlan;
 mod vrfs;
 
 pub use builder::SnapshotBuilder;
+pub use floating::{FloatingIpSpec, MAX_FLOATING_IPS};
 pub use learned::PeerId;
 pub use ports::{PortIdentity, FIRST_LABEL, LAST_LABEL};
 pub use services::{L4Protocol, ServicePort, ServiceSpec, MAX_BACKENDS, MAX_SERVICE_PORTS};

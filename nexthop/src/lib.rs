@@ -17,6 +17,7 @@
 
 pub mod ecmp;
 pub mod encap;
+mod floating;
 mod ids;
 mod lpm;
 mod nexthop;
@@ -24,6 +25,7 @@ mod route;
 pub mod service;
 mod snapshot;
 
+pub use floating::{FloatingEntry, FloatingIps};
 pub use lpm::{v4_key, v6_key, LpmKey, LpmTable};
 pub use nexthop::{NextHop, NextHopId};
 pub use route::{Route, RouteSlot, MAX_ROUTE_SLOTS, VOLATILE_SLOT};

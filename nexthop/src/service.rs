@@ -77,6 +77,29 @@ pub enum NatSide {
     /// The hairpin's reply: the addresses swap back, the source port becomes the
     /// service's port.
     HairpinBack,
+    /// A floating IP's destination: the floating address becomes the pod's (the port
+    /// is kept). Rewrites as [`NatSide::Destination`]; a flow so translated is set up
+    /// anew, not patched, when its decision no longer holds.
+    FloatingDestination,
+    /// A floating IP's source: the pod's address becomes the floating one.
+    FloatingSource,
+}
+
+impl NatSide {
+    /// True if the destination end is rewritten (else the source, or both: hairpin).
+    #[inline]
+    pub fn rewrites_destination(self) -> bool {
+        matches!(
+            self,
+            NatSide::Destination | NatSide::HairpinOut | NatSide::FloatingDestination
+        )
+    }
+
+    /// True for a floating IP's translations.
+    #[inline]
+    pub fn is_floating(self) -> bool {
+        matches!(self, NatSide::FloatingDestination | NatSide::FloatingSource)
+    }
 }
 
 /// The address a translation puts in: an IPv4 address itself (it fits the word, and
@@ -106,6 +129,8 @@ const DESTINATION: u64 = 1;
 const SOURCE: u64 = 2;
 const HAIRPIN_OUT: u64 = 3;
 const HAIRPIN_BACK: u64 = 4;
+const FLOATING_DESTINATION: u64 = 5;
+const FLOATING_SOURCE: u64 = 6;
 /// Set when the low 32 bits are an IPv4 address (else an IPv6 arena index).
 const V4_TARGET: u64 = 1 << 48;
 
@@ -118,6 +143,8 @@ impl Nat {
             NatSide::Source => SOURCE,
             NatSide::HairpinOut => HAIRPIN_OUT,
             NatSide::HairpinBack => HAIRPIN_BACK,
+            NatSide::FloatingDestination => FLOATING_DESTINATION,
+            NatSide::FloatingSource => FLOATING_SOURCE,
         };
         let target = match self.target {
             NatTarget::V4(a) => V4_TARGET | u64::from(u32::from(a)),
@@ -134,6 +161,8 @@ impl Nat {
             SOURCE => NatSide::Source,
             HAIRPIN_OUT => NatSide::HairpinOut,
             HAIRPIN_BACK => NatSide::HairpinBack,
+            FLOATING_DESTINATION => NatSide::FloatingDestination,
+            FLOATING_SOURCE => NatSide::FloatingSource,
             _ => return None,
         };
         let target = if word & V4_TARGET != 0 {
@@ -186,12 +215,22 @@ mod tests {
                 target: NatTarget::V6(NatAddr(3)),
                 port: 80,
             },
+            Nat {
+                side: NatSide::FloatingDestination,
+                target: NatTarget::V4([198, 18, 7, 7].into()),
+                port: 443,
+            },
+            Nat {
+                side: NatSide::FloatingSource,
+                target: NatTarget::V6(NatAddr(9)),
+                port: 0,
+            },
         ] {
             assert_ne!(nat.encode(), 0);
             assert_eq!(Nat::decode(nat.encode()), Some(nat));
         }
         assert_eq!(Nat::decode(0), None);
-        assert_eq!(Nat::decode(5 << SIDE_SHIFT), None);
+        assert_eq!(Nat::decode(7 << SIDE_SHIFT), None);
     }
 
     #[test]

@@ -131,6 +131,8 @@ pub struct Snapshot {
     /// Services and the addresses translations name, shared between snapshots that
     /// only differ in routes (a patch copies a pointer, not the table).
     pub services: std::sync::Arc<crate::service::Services>,
+    /// Floating IPs (1:1 NAT into another VRF).
+    pub floating: std::sync::Arc<crate::FloatingIps>,
 }
 
 /// This node on the fabric.
@@ -177,6 +179,16 @@ impl Snapshot {
             return None;
         }
         by_key.get(&crate::ServiceKey { vrf, ip, proto, port })
+    }
+
+    /// The longest prefix `dst` matches in `vrf`, if any route matches.
+    #[inline]
+    pub fn match_len(&self, vrf: VrfId, dst: IpAddr) -> Option<u8> {
+        let table = self.vrf(vrf)?;
+        match dst {
+            IpAddr::V4(a) => table.v4.lookup(v4_key(a)).map(|(len, _)| len),
+            IpAddr::V6(a) => table.v6.lookup(v6_key(a)).map(|(len, _)| len),
+        }
     }
 
     /// The interface with this vif, if any.

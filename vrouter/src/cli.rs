@@ -105,6 +105,12 @@ pub enum Command {
         #[command(subcommand)]
         action: ServiceAction,
     },
+    /// Floating IPs (1:1 NAT of a pod's address into another VRF): list, add or replace, delete.
+    Fip {
+        /// list, add or delete.
+        #[command(subcommand)]
+        action: FipAction,
+    },
     /// Process status.
     Status,
 }
@@ -152,6 +158,32 @@ pub enum ServiceAction {
         backends: Vec<std::net::IpAddr>,
     },
     /// Remove a service.
+    Delete {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// `fip` actions.
+#[derive(Debug, Subcommand)]
+pub enum FipAction {
+    /// Floating IPs in force (their interface attached).
+    List,
+    /// Give a pod interface a floating IP, or replace the one of that name.
+    Add {
+        /// Its name.
+        name: String,
+        /// The VRF the floating address is in.
+        #[arg(long)]
+        vrf: String,
+        /// The floating address.
+        #[arg(long)]
+        ip: std::net::IpAddr,
+        /// The pod interface it is given to.
+        #[arg(long)]
+        interface: String,
+    },
+    /// Remove a floating IP.
     Delete {
         /// Its name.
         name: String,

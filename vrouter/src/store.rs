@@ -21,7 +21,7 @@
 
 use anyhow::Context;
 use control_client::contrail::PortBinding;
-use control_client::{InterfaceSpec, PortIdentity, RouteSpec, ServiceSpec};
+use control_client::{FloatingIpSpec, InterfaceSpec, PortIdentity, RouteSpec, ServiceSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -275,6 +275,17 @@ impl StateStore {
     /// reported).
     pub fn load_services(&self) -> (Vec<ServiceSpec>, Vec<String>) {
         files::load_or_move_aside(&self.dir.join("services.json"))
+    }
+
+    /// Records the floating IPs.
+    pub fn save_floating_ips(&self, fips: &[FloatingIpSpec]) -> anyhow::Result<()> {
+        files::write_durably(&self.dir.join("floating_ips.json"), &serde_json::to_vec_pretty(fips)?)
+    }
+
+    /// The recorded floating IPs (none if unreadable: the file is moved aside and
+    /// reported).
+    pub fn load_floating_ips(&self) -> (Vec<FloatingIpSpec>, Vec<String>) {
+        files::load_or_move_aside(&self.dir.join("floating_ips.json"))
     }
 
     /// Records the ports bound to the control node's configuration.

@@ -53,13 +53,14 @@ impl SnapshotBuilder {
         };
         compile.interfaces(router_mac);
         compile.gateways();
+        let floating = compile.floating_ips();
         for route in state.routes.iter().chain(state.effective_learned()) {
             compile.route(route);
         }
         let services = compile.services();
         let mut snap = compile.snap;
         self.finish(&mut snap, generation);
-        self.finish_services(&mut snap, services, generation);
+        self.finish_services(&mut snap, services, floating, generation);
         snap
     }
 }
@@ -92,6 +93,53 @@ impl<'a> Compile<'a> {
                 };
                 out.insert(key, entry);
             }
+        }
+        out
+    }
+
+    /// The floating IPs whose interface is attached, with the pod's address of the
+    /// floating address's family (one without such an address is not in force); each
+    /// gets a host route in its VRF to the pod's interface (so that the vrouter
+    /// answers ARP for it there, and its traffic arrives).
+    fn floating_ips(&mut self) -> nexthop::FloatingIps {
+        let mut out = nexthop::FloatingIps::default();
+        for spec in self.state.floating_ips() {
+            let (Some(vrf), Some((id, pod))) = (
+                self.state.vrf_ids.get(&spec.vrf).copied(),
+                self.state.interfaces.get(&spec.interface),
+            ) else {
+                continue;
+            };
+            let Some(pod_vrf) = self.state.vrf_ids.get(&pod.vrf).copied() else {
+                continue;
+            };
+            let pod_addr = match spec.ip {
+                IpAddr::V4(_) => pod.ipv4.map(IpAddr::V4),
+                IpAddr::V6(_) => pod.ipv6.map(IpAddr::V6),
+            };
+            let Some(pod_addr) = pod_addr else { continue };
+            let nh = self.ids.nexthop(
+                NextHop::Interface {
+                    vif: id.vif,
+                    dst_mac: pod.mac,
+                },
+                self.generation,
+            );
+            self.insert_derived(vrf, IpNet::from(spec.ip), nh);
+            let target = |ids: &mut SnapshotBuilder, a: IpAddr| match a {
+                IpAddr::V4(v4) => nexthop::NatTarget::V4(v4),
+                IpAddr::V6(_) => nexthop::NatTarget::V6(ids.nat_address(a)),
+            };
+            out.insert(nexthop::FloatingEntry {
+                name: spec.name.as_str().into(),
+                vif: id.vif,
+                pod_vrf,
+                pod: pod_addr,
+                pod_target: target(self.ids, pod_addr),
+                vrf,
+                address: spec.ip,
+                target: target(self.ids, spec.ip),
+            });
         }
         out
     }

@@ -36,6 +36,8 @@ pub struct SnapshotBuilder {
     nat: NatArena,
     /// The services of the last full build.
     services: std::sync::Arc<nexthop::Services>,
+    /// The floating IPs of the last full build.
+    floating: std::sync::Arc<nexthop::FloatingIps>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -133,6 +135,7 @@ impl SnapshotBuilder {
             patched_since_build: 0,
             nat: NatArena::default(),
             services: Default::default(),
+            floating: Default::default(),
         }
     }
 

@@ -1,4 +1,5 @@
-//! VRF lifecycle: a VRF exists while an interface or a route belongs to it. Its id is
+//! VRF lifecycle: a VRF exists while an interface, a route, a service or a floating
+//! IP belongs to it. Its id is
 //! the lowest free one when it is created and is freed when it is deleted, so ids stay
 //! below [`VrfId::MAX_VRFS`] however many namespaces come and go in a long-lived
 //! cluster; the snapshot builder renews the flow epoch when an id changes meaning.
@@ -44,7 +45,8 @@ impl DesiredState {
         }
         let used = self.routes_per_vrf.contains_key(name)
             || self.interfaces.values().any(|(_, s)| s.vrf == name)
-            || self.vrf_has_services(name);
+            || self.vrf_has_services(name)
+            || self.vrf_has_floating_ips(name);
         if !used {
             if let Some(id) = self.vrf_ids.remove(name) {
                 self.free_vrf_ids.insert(id);

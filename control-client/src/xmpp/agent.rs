@@ -57,6 +57,18 @@ impl Advertised {
                 });
             }
         }
+        // Floating addresses, in their own VRFs, reached by the pod's label.
+        for e in snap.floating.by_address.values() {
+            let (Some(vrf), Some(label)) = (snap.vrf(e.vrf), snap.interface(e.vif).and_then(|i| i.label)) else {
+                continue;
+            };
+            out.vrfs.insert(vrf.name.clone(), u32::from(e.vrf.0));
+            out.routes.insert(LocalRoute {
+                vrf: vrf.name.clone(),
+                prefix: IpNet::from(e.address),
+                label,
+            });
+        }
         out
     }
 }

@@ -407,6 +407,54 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
             let _: serde_json::Value = api.call(&Request::RemoveService { name: name.clone() })?;
             print(json, &serde_json::Value::Null, |_| println!("service {name} removed"))
         }
+        Command::Fip {
+            action: FipAction::List,
+        } => {
+            let list: Vec<vrouter_api::FloatingIpView> = api.call(&Request::FloatingIps)?;
+            print(json, &list, |list| {
+                println!(
+                    "{:<24} {:<16} {:<28} {:<15} {:<16} pod address",
+                    "name", "vrf", "ip", "interface", "pod vrf"
+                );
+                for f in list {
+                    println!(
+                        "{:<24} {:<16} {:<28} {:<15} {:<16} {}",
+                        f.name,
+                        f.vrf,
+                        f.ip.to_string(),
+                        f.interface,
+                        f.pod_vrf,
+                        f.pod_ip
+                    );
+                }
+            })
+        }
+        Command::Fip {
+            action:
+                FipAction::Add {
+                    name,
+                    vrf,
+                    ip,
+                    interface,
+                },
+        } => {
+            let spec = control_client::FloatingIpSpec {
+                name: name.clone(),
+                vrf,
+                ip,
+                interface,
+            };
+            let _: serde_json::Value = api.call(&Request::AddFloatingIp { spec })?;
+            print(json, &serde_json::Value::Null, |_| println!("floating IP {name} added"))
+        }
+        Command::Fip {
+            action: FipAction::Delete { name },
+        } => {
+            let _: serde_json::Value = api.call(&Request::RemoveFloatingIp { name: name.clone() })?;
+            print(json, &serde_json::Value::Null, |_| {
+                println!("floating IP {name} removed")
+            })
+        }
         Command::Dropstats => {
             let d: DropStatsView = api.call(&Request::DropStats)?;
             print(json, &d, |d| {

@@ -17,8 +17,8 @@ pub mod views;
 
 use crate::store::{RouteChange, StateStore};
 use control_client::{
-    DesiredState, InterfaceSpec, ModelError, PortIdentity, Publication, PublicationStats, RouteSpec, ServiceSpec,
-    SnapshotBuilder, SnapshotPublisher,
+    DesiredState, FloatingIpSpec, InterfaceSpec, ModelError, PortIdentity, Publication, PublicationStats, RouteSpec,
+    ServiceSpec, SnapshotBuilder, SnapshotPublisher,
 };
 use ipnet::IpNet;
 use nexthop::{MacAddr, Vif};
@@ -258,6 +258,16 @@ impl Control {
             let name = spec.name.clone();
             if let Err(e) = self.model.add_service(spec) {
                 tracing::warn!(service = %name, "stored service not restored: {e}");
+            }
+        }
+        let (fips, fip_problems) = self.store.load_floating_ips();
+        fip_problems
+            .iter()
+            .for_each(|p| tracing::warn!("state file skipped: {p}"));
+        for spec in fips {
+            let name = spec.name.clone();
+            if let Err(e) = self.model.add_floating_ip(spec) {
+                tracing::warn!(floating_ip = %name, "stored floating IP not restored: {e}");
             }
         }
         let (vnis, vni_problems) = self.store.load_vnis();
@@ -573,6 +583,33 @@ impl Control {
         self.model = next;
         self.publish();
         Ok(())
+    }
+
+    /// Adds or replaces a floating IP: recorded first, then applied.
+    pub fn add_floating_ip(&mut self, spec: FloatingIpSpec) -> Result<(), ControlError> {
+        let mut next = self.model.clone();
+        next.add_floating_ip(spec)?;
+        self.record_floating_ips(&next, "floating IP not added")?;
+        self.model = next;
+        self.publish();
+        Ok(())
+    }
+
+    /// Removes a floating IP: recorded first, then applied.
+    pub fn remove_floating_ip(&mut self, name: &str) -> Result<(), ControlError> {
+        let mut next = self.model.clone();
+        next.remove_floating_ip(name)?;
+        self.record_floating_ips(&next, "floating IP not removed")?;
+        self.model = next;
+        self.publish();
+        Ok(())
+    }
+
+    fn record_floating_ips(&self, model: &DesiredState, what: &'static str) -> Result<(), ControlError> {
+        let fips: Vec<FloatingIpSpec> = model.floating_ips().cloned().collect();
+        self.store.save_floating_ips(&fips).map_err(|e| {
+            ControlError::StateDirectory(e.context(format!("{what}: the state directory could not record it")))
+        })
     }
 
     fn record_services(&self, model: &DesiredState, what: &'static str) -> Result<(), ControlError> {

@@ -61,6 +61,10 @@ pub enum Change {
     PeerDown(PeerId),
     /// A control node's initial routes are all sent: its stale routes are swept.
     PeerSynced(PeerId),
+    /// Add or replace a floating IP.
+    AddFloatingIp(control_client::FloatingIpSpec),
+    /// Remove a floating IP.
+    RemoveFloatingIp(String),
     /// Bind a port to a virtual machine interface of the configuration.
     BindPort(PortBinding),
     /// A control node serves configuration from now on.
@@ -93,6 +97,8 @@ impl Change {
             Request::AddService { spec } => Change::AddService(spec),
             Request::RemoveService { name } => Change::RemoveService(name),
             Request::BindPort { binding } => Change::BindPort(binding),
+            Request::AddFloatingIp { spec } => Change::AddFloatingIp(spec),
+            Request::RemoveFloatingIp { name } => Change::RemoveFloatingIp(name),
             _ => return None,
         })
     }
@@ -319,6 +325,14 @@ fn apply(control: &mut Control, change: Change) -> ChangeResult {
         }
         Change::PeerUp(peer) => {
             control.peer_up(peer);
+            serde_json::Value::Null
+        }
+        Change::AddFloatingIp(spec) => {
+            control.add_floating_ip(spec)?;
+            serde_json::Value::Null
+        }
+        Change::RemoveFloatingIp(name) => {
+            control.remove_floating_ip(&name)?;
             serde_json::Value::Null
         }
         Change::BindPort(binding) => {

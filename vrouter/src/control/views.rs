@@ -94,6 +94,7 @@ impl Views {
             Request::Tunnels => serde_json::to_value(self.tunnels()),
             Request::Xmpp => serde_json::to_value(self.channels.iter().map(|c| c.view()).collect::<Vec<_>>()),
             Request::Services => serde_json::to_value(self.services()),
+            Request::FloatingIps => serde_json::to_value(self.floating_ips()),
             Request::Config => serde_json::to_value(self.config.lock().map(|c| c.clone()).unwrap_or_default()),
             other => {
                 return Err(ApiError::new(
@@ -299,6 +300,27 @@ impl Views {
             })
             .collect();
         out.sort_by(|a, b| (&a.name, a.proto, a.port).cmp(&(&b.name, b.proto, b.port)));
+        out
+    }
+
+    /// The floating IPs in force (their interface attached), by name.
+    pub fn floating_ips(&self) -> Vec<vrouter_api::FloatingIpView> {
+        let snap = self.snapshot();
+        let vrf_name = |id| snap.vrf(id).map(|v| v.name.clone()).unwrap_or_default();
+        let mut out: Vec<vrouter_api::FloatingIpView> = snap
+            .floating
+            .by_address
+            .values()
+            .map(|e| vrouter_api::FloatingIpView {
+                name: e.name.to_string(),
+                vrf: vrf_name(e.vrf),
+                ip: e.address,
+                interface: snap.interface(e.vif).map(|i| i.name.clone()).unwrap_or_default(),
+                pod_vrf: vrf_name(e.pod_vrf),
+                pod_ip: e.pod,
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 

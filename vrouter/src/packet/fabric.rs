@@ -114,12 +114,19 @@ fn deliver(
                     }
                 }
             };
-            if !routed_here {
-                return Verdict::Drop(DropReason::LabelMismatch);
-            }
+            // Or it is one of the interface's floating addresses: the flow is then in
+            // the floating address's VRF (translated to the pod there).
+            let vrf = if routed_here {
+                iface.vrf
+            } else {
+                match floating_vrf(snap, iface, inner.dst_addr()) {
+                    Some(vrf) => vrf,
+                    None => return Verdict::Drop(DropReason::LabelMismatch),
+                }
+            };
             // Delivered to the label's interface (the sender chose it, ECMP included);
             // the flow is set up or hit in its VRF all the same.
-            let flow = match through_flow_table(snap, fabric, iface.vrf, &inner, ctx) {
+            let flow = match through_flow_table(snap, fabric, vrf, &inner, ctx) {
                 Ok(flow) => flow,
                 Err(reason) => return Verdict::Drop(reason),
             };
@@ -234,6 +241,16 @@ fn checked_inner(ip: &[u8]) -> Result<wire::ip::Packet<&[u8]>, DropReason> {
         wire::Error::Truncated => DropReason::Truncated,
         wire::Error::Malformed => DropReason::BadIpHeader,
     })
+}
+
+/// The VRF of `iface`'s floating address `dst`, if it is one.
+#[cold]
+fn floating_vrf(snap: &Snapshot, iface: &Interface, dst: IpAddr) -> Option<nexthop::VrfId> {
+    snap.floating
+        .of(iface.vif)
+        .iter()
+        .find(|e| e.address == dst)
+        .map(|e| e.vrf)
 }
 
 /// True if a route's next hop `route_nh` is `nh` or an ECMP group with `nh` in it.

@@ -201,6 +201,11 @@ pub(super) fn setup(
     if let Some(service) = service_of(snap, key) {
         return super::nat::setup(snap, ctx, iface, key, service, bytes, tracked);
     }
+    if !snap.floating.is_empty() {
+        if let Some(t) = super::floating::target(snap, iface, key) {
+            return super::nat::setup_translated(snap, ctx, iface, key, t, bytes, tracked);
+        }
+    }
     let PipelineContext { flows, routes, .. } = ctx;
     let table = &flows.table;
     let generation = snap.generation as u32;

@@ -8,6 +8,7 @@
 
 mod arp;
 mod fabric;
+mod floating;
 mod flow;
 mod forward;
 mod gateway;

@@ -24,7 +24,7 @@ pub(super) fn translate(snap: &Snapshot, ip: &mut [u8], family: Family, nat: Nat
     if matches!(nat.side, NatSide::HairpinOut | NatSide::HairpinBack) {
         return hairpin(ip, family, nat);
     }
-    let destination = nat.side == NatSide::Destination;
+    let destination = nat.side.rewrites_destination();
     match (family, nat.target) {
         (Family::V4, NatTarget::V4(to)) => {
             let mut p = ipv4::Packet::new_unchecked(&mut *ip);
@@ -134,7 +134,7 @@ impl Delta {
 /// to hold them is left alone.
 #[inline(always)]
 fn transport(l4: &mut [u8], proto: u8, nat: Nat, address: Delta, v6: bool) {
-    let destination = matches!(nat.side, NatSide::Destination | NatSide::HairpinOut);
+    let destination = nat.side.rewrites_destination();
     match proto {
         ip_proto::TCP => {
             let Ok(mut t) = tcp::Packet::new_checked(l4) else {
@@ -189,18 +189,19 @@ pub(super) fn cached(table: &flow_table::FlowTable, index: u32, action: FlowActi
     }
 }
 
-/// Where a flow to a service goes.
-struct Target {
+/// Where a translated flow goes (to a service, or through a floating IP).
+pub(super) struct Target {
     /// The forward entry's translation.
-    nat: Nat,
-    /// The key its route is looked up by (the backend as destination).
-    route: FlowKey,
-    /// The reverse entry's key: the reply as the backend sends it.
-    reverse: FlowKey,
+    pub(super) nat: Nat,
+    /// The key its route is looked up by (the translated packet's, in the VRF it is
+    /// routed in).
+    pub(super) route: FlowKey,
+    /// The reverse entry's key: the reply as its sender sends it.
+    pub(super) reverse: FlowKey,
     /// The key the reply's route is looked up by (the client as destination).
-    reverse_route: FlowKey,
+    pub(super) reverse_route: FlowKey,
     /// The reverse entry's translation.
-    reply: Nat,
+    pub(super) reply: Nat,
 }
 
 /// Where a flow to `service` goes: its backend (by the flow's hash, rendezvous), the
@@ -280,6 +281,19 @@ pub(super) fn setup(
     let Some(t) = target(snap, key, service) else {
         return Decision::Reject(DropReason::ServiceNoBackend);
     };
+    setup_translated(snap, ctx, iface, key, t, bytes, tracked)
+}
+
+/// A new translated flow: routed as `t` says and installed translated both ways.
+pub(super) fn setup_translated(
+    snap: &Snapshot,
+    ctx: &mut PipelineContext,
+    iface: &Interface,
+    key: &FlowKey,
+    t: Target,
+    bytes: u32,
+    tracked: u8,
+) -> Decision {
     let PipelineContext { flows, routes, .. } = ctx;
     let (route, slot) = flow::resolve(snap, routes, &t.route);
     let Decision::Forward(nh) = route else {
@@ -322,6 +336,12 @@ pub(super) fn decide_again(
 ) -> Decision {
     let table = &ctx.flows.table;
     let kept = Nat::decode(table.transform(f.index));
+    if kept.is_some_and(|n| n.side.is_floating()) {
+        // A floating IP maps one address to another, ports kept: set up anew (from
+        // either end) it comes out the same while the floating IP stands.
+        ctx.flows.remove_pair(&f);
+        return flow::setup(snap, ctx, iface, key, bytes, tracked);
+    }
     let generation = snap.generation as u32;
     let reverse = FlowAction::is_reverse(f.value.data);
     let (route, slot, nat) = if reverse {

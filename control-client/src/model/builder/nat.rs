@@ -55,9 +55,12 @@ impl SnapshotBuilder {
         &mut self,
         snap: &mut Snapshot,
         by_key: FastMap<nexthop::ServiceKey, nexthop::ServiceEntry>,
+        floating: nexthop::FloatingIps,
         generation: u64,
     ) {
-        if by_key != self.services.by_key {
+        // The arena goes out again when floating IPs added to it, too.
+        let arena_grew = self.nat.shared().len() != self.services.nat_addresses.len();
+        if by_key != self.services.by_key || arena_grew {
             self.flow_epoch = generation;
             snap.flow_epoch = generation;
             self.services = Arc::new(nexthop::Services {
@@ -66,6 +69,14 @@ impl SnapshotBuilder {
             });
         }
         snap.services = Arc::clone(&self.services);
+        // Flows set up before a floating IP came (or after it went) were not
+        // translated as it says: every decision is made again.
+        if floating != *self.floating {
+            self.flow_epoch = generation;
+            snap.flow_epoch = generation;
+            self.floating = Arc::new(floating);
+        }
+        snap.floating = Arc::clone(&self.floating);
     }
 
     /// The arena index of `ip` (appended the first time).

@@ -490,6 +490,7 @@ fn run_in(snap: &Snapshot, vif: Vif, frame: &[u8], ctx: &mut PipelineContext) ->
     (v, pkt.data().to_vec())
 }
 
+mod floating;
 mod flows;
 mod mtu;
 mod services;
