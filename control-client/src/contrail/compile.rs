@@ -95,6 +95,21 @@ pub struct CompiledConfig {
     pub encap_priority: Option<Vec<Encap>>,
     /// This node's fabric address as configured on its virtual router.
     pub vrouter_ip: Option<Ipv4Addr>,
+    /// Floating IPs given to ports, by name.
+    pub floating_ips: BTreeMap<String, FloatingIpConfig>,
+}
+
+/// A floating IP as the configuration gives it to one port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloatingIpConfig {
+    /// The floating address.
+    pub ip: IpAddr,
+    /// The VRF it is in: its pool's network's routing instance.
+    pub vrf: String,
+    /// The port it is given to.
+    pub port: Uuid,
+    /// Its port mappings (a Kubernetes service's ports, when kube-manager made it).
+    pub port_mappings: Vec<super::PortMapping>,
 }
 
 /// Compiles the graph for the node named `host`.
@@ -131,7 +146,56 @@ pub fn compile(graph: &ConfigGraph, host: &str) -> CompiledConfig {
         }
         compiled.ports.insert(uuid, port);
     }
+    compiled.floating_ips = floating_ips(graph);
     compiled
+}
+
+/// Each floating IP with an address, a pool network with a routing instance, and
+/// ports: one entry per port (`NAME@PORT-UUID` when it has several).
+fn floating_ips(graph: &ConfigGraph) -> BTreeMap<String, FloatingIpConfig> {
+    let mut out = BTreeMap::new();
+    for (key, object) in graph.objects_of(&ObjectType::FloatingIp) {
+        let Properties::FloatingIp(fip) = &object.props else {
+            continue;
+        };
+        let Some(ip) = fip.address else { continue };
+        let network = graph
+            .neighbors(key, &ObjectType::FloatingIpPool)
+            .find_map(|pool| graph.neighbors(pool, &ObjectType::VirtualNetwork).next().cloned())
+            .or_else(|| pool_network_by_name(&key.name));
+        let Some(vrf) = network.as_ref().and_then(|n| network_vrf(graph, n)) else {
+            continue;
+        };
+        let ports: Vec<Uuid> = graph
+            .neighbors(key, &ObjectType::VirtualMachineInterface)
+            .filter_map(|vmi| graph.get(vmi)?.uuid)
+            .collect();
+        let several = ports.len() > 1;
+        for port in ports {
+            let name = if several {
+                format!("{}@{port}", key.name)
+            } else {
+                key.name.clone()
+            };
+            out.insert(
+                name,
+                FloatingIpConfig {
+                    ip,
+                    vrf: vrf.clone(),
+                    port,
+                    port_mappings: fip.port_mappings.clone(),
+                },
+            );
+        }
+    }
+    out
+}
+
+/// A floating IP is named `DOMAIN:PROJECT:NETWORK:POOL:UUID` (a child of its pool,
+/// itself a child of its network): the network, when the links are not there.
+fn pool_network_by_name(name: &str) -> Option<ObjectKey> {
+    let parts: Vec<&str> = name.split(':').collect();
+    (parts.len() >= 5).then(|| ObjectKey::new(ObjectType::VirtualNetwork, parts[..parts.len() - 2].join(":")))
 }
 
 fn port(graph: &ConfigGraph, key: &ObjectKey, uuid: Uuid, props: &VmiProps) -> PortConfig {

@@ -29,7 +29,7 @@ mod props;
 #[cfg(test)]
 mod tests;
 
-pub use compile::{compile, CompiledConfig, PortConfig, PortVlan};
+pub use compile::{compile, CompiledConfig, FloatingIpConfig, PortConfig, PortVlan};
 pub use encode::encode;
 pub use ifmap::{ConfigOp, IfmapError};
 pub use objects::PortObjects;

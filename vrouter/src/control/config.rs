@@ -17,7 +17,7 @@
 use super::{Control, ControlError};
 use control_client::contrail::{compile, ifmap, ConfigGraph, PortBinding, Uuid};
 use control_client::xmpp::Element;
-use control_client::PeerId;
+use control_client::{FloatingIpSpec, PeerId};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,9 @@ use vrouter_api::{ConfigView, ErrorCode, PortBindingView};
 /// How long the config server stays quiet before its configuration counts as
 /// complete (and what the previous server alone sent is swept).
 pub const CONFIG_QUIET: Duration = Duration::from_secs(3);
+
+/// The name prefix of floating IPs taken from the configuration.
+pub const CONFIG_FIP_PREFIX: &str = "config:";
 
 /// No channel serves configuration.
 const NO_SERVER: u8 = u8::MAX;
@@ -295,6 +298,7 @@ impl Control {
                 Err(why) => self.config.waiting.insert(name, why),
             };
         }
+        self.reconcile_floating_ips(&compiled);
         for (vrf, vni) in &compiled.vrf_vnis {
             let in_use = self.model.interfaces().any(|(_, s)| &s.vrf == vrf);
             if in_use && self.model.vrf_vnis().get(vrf) != Some(vni) {
@@ -348,6 +352,53 @@ impl Control {
             self.detach_configured(name, "its configuration changed");
         }
         self.add_interface(spec).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Brings the floating IPs of bound ports in line with the configuration (those
+    /// it made are named `config:NAME`; an operator's are left alone). Floating IPs
+    /// with port mappings (Kubernetes services, as kube-manager makes them) are not
+    /// taken from here: services are.
+    fn reconcile_floating_ips(&mut self, compiled: &control_client::contrail::CompiledConfig) {
+        let mut desired: BTreeMap<String, FloatingIpSpec> = BTreeMap::new();
+        for (name, f) in &compiled.floating_ips {
+            if !f.port_mappings.is_empty() {
+                continue;
+            }
+            let Some(binding) = self.config.bindings.values().find(|b| b.vmi == f.port) else {
+                continue;
+            };
+            let name = format!("{CONFIG_FIP_PREFIX}{name}");
+            let spec = FloatingIpSpec {
+                name: name.clone(),
+                vrf: f.vrf.clone(),
+                ip: f.ip,
+                interface: binding.name.clone(),
+            };
+            desired.insert(name, spec);
+        }
+        let current: Vec<FloatingIpSpec> = self
+            .model
+            .floating_ips()
+            .filter(|f| f.name.starts_with(CONFIG_FIP_PREFIX))
+            .cloned()
+            .collect();
+        for f in current {
+            let gone = !desired.contains_key(&f.name);
+            // Gone from the configuration: removed once the initial sync is over.
+            if gone && self.config.synced {
+                if let Err(e) = self.remove_floating_ip(&f.name) {
+                    tracing::warn!(floating_ip = %f.name, "not removed: {e}");
+                }
+            }
+        }
+        for (name, spec) in desired {
+            if self.model.floating_ips().any(|f| *f == spec) {
+                continue;
+            }
+            if let Err(e) = self.add_floating_ip(spec) {
+                tracing::warn!(floating_ip = %name, "floating IP from the configuration not applied: {e}");
+            }
+        }
     }
 
     /// Detaches a configured port (and its sub-interfaces first), keeping its vif

@@ -164,3 +164,71 @@ fn a_binding_is_refused_for_a_port_attached_otherwise_or_an_interface_bound_else
     assert!(control.config.bindings.contains_key("tap-a"));
     assert!(!control.config.bindings.contains_key("tap-c"));
 }
+
+#[test]
+fn a_floating_ip_of_a_bound_port_comes_from_the_configuration() {
+    use control_client::contrail::{ConfigOp, FloatingIpProps, Link, ObjectKey, ObjectType, Properties};
+    let dir = tempfile::tempdir().unwrap();
+    let mut control = detached_control(dir.path());
+    control.bind_port(binding()).unwrap();
+    let t0 = Instant::now();
+    control.config_server(PeerId(0), t0);
+    let port = objects("198.18.1.10");
+    let public = "default-domain:k8s-default:public";
+    let key = |kind, name: &str| ObjectKey::new(kind, name);
+    let fip_name = format!("{public}:pool:fip-1");
+    let fip = key(ObjectType::FloatingIp, &fip_name);
+    let pool = key(ObjectType::FloatingIpPool, &format!("{public}:pool"));
+    let network = key(ObjectType::VirtualNetwork, public);
+    let link = |l: &ObjectKey, r: &ObjectKey, m: &str| {
+        ConfigOp::UpdateLink(Link {
+            left: l.clone(),
+            right: r.clone(),
+            metadata: m.into(),
+        })
+    };
+    let mut ops = port.updates();
+    ops.extend([
+        ConfigOp::UpdateNode {
+            key: network.clone(),
+            uuid: None,
+            props: Properties::VirtualNetwork(Default::default()),
+        },
+        ConfigOp::UpdateNode {
+            key: pool.clone(),
+            uuid: None,
+            props: Properties::Opaque,
+        },
+        ConfigOp::UpdateNode {
+            key: fip.clone(),
+            uuid: None,
+            props: Properties::FloatingIp(FloatingIpProps {
+                address: Some("198.18.9.9".parse().unwrap()),
+                ..Default::default()
+            }),
+        },
+        link(&network, &pool, "virtual-network-floating-ip-pool"),
+        link(&pool, &fip, "floating-ip-pool-floating-ip"),
+        link(
+            &fip,
+            &key(ObjectType::VirtualMachineInterface, &port.vmi_name),
+            "floating-ip-virtual-machine-interface",
+        ),
+    ]);
+    send(&mut control, 0, &ops, t0);
+    let fips: Vec<FloatingIpSpec> = control.model.floating_ips().cloned().collect();
+    assert_eq!(
+        fips,
+        vec![FloatingIpSpec {
+            name: format!("config:{fip_name}"),
+            vrf: format!("{public}:public"),
+            ip: "198.18.9.9".parse().unwrap(),
+            interface: "tap-a".into(),
+        }]
+    );
+    // Deleted in the configuration: gone once the initial sync is over.
+    send(&mut control, 0, &[ConfigOp::DeleteNode { key: fip }], t0);
+    assert_eq!(control.model.floating_ips().count(), 1, "kept until the sync is over");
+    control.config_tick(t0 + CONFIG_QUIET);
+    assert_eq!(control.model.floating_ips().count(), 0);
+}
