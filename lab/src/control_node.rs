@@ -17,8 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-/// Keepalives go out this often (well inside the vrouter's hold time).
-const KEEPALIVE_EVERY: Duration = Duration::from_secs(10);
+/// Keepalives go out this often: inside any hold time a vrouter may configure (the
+/// peer does not know it; a control node sends at a third of the negotiated one).
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(1);
 /// Longest stanza taken from a vrouter.
 const MAX_STANZA: usize = 1 << 20;
 /// A vrouter's end-of-RIB waits for this long without routes for it, as a control

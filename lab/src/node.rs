@@ -134,6 +134,7 @@ pub struct LabNode {
     pub ns: Netns,
     dir: PathBuf,
     options: NodeOptions,
+    encap_priority: Option<String>,
     /// Top-level configuration lines added to the generated file.
     extra_config: String,
 }
@@ -152,6 +153,7 @@ impl LabNode {
             ns,
             dir,
             options,
+            encap_priority: None,
             extra_config: String::new(),
         };
         std::fs::create_dir_all(&node.dir)?;
@@ -203,6 +205,12 @@ impl LabNode {
         &self.dir
     }
 
+    /// Sets `fabric.encap_priority` (TOML names, most preferred first) for the next
+    /// start.
+    pub fn set_encap_priority(&mut self, names: &[&str]) {
+        self.encap_priority = Some(names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", "));
+    }
+
     /// Adds top-level configuration lines (`key = value`) to the file the next start
     /// writes.
     pub fn add_config(&mut self, lines: &str) {
@@ -229,8 +237,13 @@ impl LabNode {
             PollMode::Adaptive => "adaptive",
         };
         let flows = toml::to_string(&self.options.flows).unwrap_or_default();
+        let encaps = self
+            .encap_priority
+            .as_ref()
+            .map(|e| format!("encap_priority = [{e}]\n"))
+            .unwrap_or_default();
         format!(
-            "state_dir = {state:?}\napi_socket = {api:?}\nlog_level = \"info\"\n{extra}\n[cores]\nforwarding = {fwd:?}\n\n[fabric]\ninterface = \"{FABRIC_IF}\"\nip = \"{fabric_ip}/24\"\n\n[dataplane]\nxdp_mode = \"{mode}\"\npoll_mode = \"{poll}\"\numem_frames = 16384\nring_size = 2048\n\n[flows]\n{flows}",
+            "state_dir = {state:?}\napi_socket = {api:?}\nlog_level = \"info\"\n{extra}\n[cores]\nforwarding = {fwd:?}\n\n[fabric]\ninterface = \"{FABRIC_IF}\"\nip = \"{fabric_ip}/24\"\n{encaps}\n[dataplane]\nxdp_mode = \"{mode}\"\npoll_mode = \"{poll}\"\numem_frames = 16384\nring_size = 2048\n\n[flows]\n{flows}",
             state = state_dir.display().to_string(),
             api = api_socket.display().to_string(),
             extra = self.extra_config,

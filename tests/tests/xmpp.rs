@@ -199,6 +199,7 @@ impl StandInAgent {
                     label: *label,
                 })
                 .collect(),
+            evpn: Default::default(),
         };
         for stanza in self.speaker.update(&now) {
             self.stream.write_all(stanza.as_bytes()).unwrap();
@@ -401,4 +402,69 @@ fn with_two_control_nodes_losing_one_and_its_return_change_nothing_for_forwardin
     );
     let routes: Vec<vrouter::api::RouteView> = a.api().all_routes(Some("red"), 10_000).unwrap();
     assert!(routes.iter().any(|r| r.prefix.to_string() == format!("{}/32", pb.ipv4)));
+}
+
+#[test]
+fn a_vxlan_vrf_crosses_the_fabric_by_evpn_routes_from_a_control_node() {
+    let _machine = serial();
+    let lan = FabricLan::new().expect("fabric LAN");
+    let host = fabric_host(&lan, 10);
+    let _peer = Peer::start(&host);
+    // Two nodes that prefer VXLAN; their pods are in blue, which has VNI 200 on both.
+    let nodes: Vec<LabNode> = (1..=2u8)
+        .map(|n| {
+            let mut node = fabric_node(BIN, n);
+            node.add_config(&format!(
+                "[xmpp]\nservers = [\"{PEER}\"]\nhost = \"node-{n}\"\nhold_time_secs = 9"
+            ));
+            node.set_encap_priority(&["vxlan", "mplsoudp"]);
+            node.join(&lan).expect("joining the fabric");
+            node.start_vrouter().expect("starting the vrouter");
+            node.add_pod("blue", 1, n, true).expect("adding a pod");
+            let _: serde_json::Value = node
+                .api()
+                .call(&Request::SetVrfVni {
+                    vrf: "blue".into(),
+                    vni: 200,
+                })
+                .unwrap();
+            node
+        })
+        .collect();
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (pa, pb) = (&a.pods[0], &b.pods[0]);
+    let context = || format!("node 1 channel {:?}\nlog {}", channel(a), a.log());
+    // The route to b's pod: learned over XMPP, a VXLAN tunnel with the VNI (the EVPN
+    // path; the inet path would be MPLS over UDP with b's label).
+    let route_to_b = || -> Option<nexthop::NextHop> {
+        let routes: Vec<vrouter::api::RouteView> = a.api().all_routes(Some("blue"), 10_000).ok()?;
+        let nh = routes
+            .iter()
+            .find(|r| r.prefix.to_string() == format!("{}/32", pb.ipv4))?
+            .nh;
+        let nhs: Vec<vrouter::api::NextHopView> = a.api().call(&Request::NextHops).ok()?;
+        nhs.into_iter().find(|v| v.id == nh).map(|v| v.nexthop)
+    };
+    eventually(
+        "an EVPN route to node 2's pod",
+        Duration::from_secs(40),
+        || {
+            matches!(
+                route_to_b(),
+                Some(nexthop::NextHop::Tunnel {
+                    encap: nexthop::encap::Encap::Vxlan,
+                    label: 200,
+                    ..
+                })
+            )
+        },
+        context,
+    );
+    eventually(
+        "ping across the fabric over VXLAN",
+        Duration::from_secs(20),
+        || ping(pa, pb.ipv4.into(), 1),
+        context,
+    );
+    assert!(ping(pb, pa.ipv4.into(), 3), "and back\n{}", context());
 }

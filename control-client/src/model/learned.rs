@@ -15,6 +15,23 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct PeerId(pub u8);
 
+/// The bit that marks a control node's EVPN paths.
+const EVPN: u8 = 0x80;
+
+impl PeerId {
+    /// The path source of this control node's EVPN routes: kept apart from its inet
+    /// routes (the same address may come both ways, and a retract of one must not
+    /// remove the other); its inet path wins when both exist.
+    pub fn evpn(self) -> PeerId {
+        PeerId(self.0 | EVPN)
+    }
+
+    /// This control node's path sources: inet and EVPN.
+    fn sources(self) -> [PeerId; 2] {
+        [PeerId(self.0 & !EVPN), self.evpn()]
+    }
+}
+
 /// Each control node's path for one VRF and prefix.
 pub(super) type Paths = BTreeMap<PeerId, RouteSpec>;
 
@@ -37,24 +54,32 @@ impl DesiredState {
     /// stale one, and a stale one keeps forwarding when it is all there is. Returns
     /// the routes marked.
     pub fn mark_stale(&mut self, peer: PeerId) -> Vec<(String, IpNet)> {
-        let keys: std::collections::BTreeSet<(String, IpNet)> = self
-            .learned
-            .iter()
-            .filter(|(_, paths)| paths.contains_key(&peer))
-            .map(|(key, _)| key.clone())
-            .collect();
-        let touched = keys.iter().cloned().collect();
-        self.stale.insert(peer, keys);
+        let mut touched = Vec::new();
+        for source in peer.sources() {
+            let keys: std::collections::BTreeSet<(String, IpNet)> = self
+                .learned
+                .iter()
+                .filter(|(_, paths)| paths.contains_key(&source))
+                .map(|(key, _)| key.clone())
+                .collect();
+            touched.extend(keys.iter().cloned());
+            self.stale.insert(source, keys);
+        }
         touched
     }
 
     /// Removes `peer`'s paths it did not send again since [`DesiredState::mark_stale`];
     /// returns the VRF and prefix of each.
     pub fn sweep_stale(&mut self, peer: PeerId) -> Vec<(String, IpNet)> {
-        let keys: Vec<(String, IpNet)> = self.stale.remove(&peer).unwrap_or_default().into_iter().collect();
-        keys.into_iter()
-            .filter(|(vrf, prefix)| self.forget_route(peer, vrf, *prefix))
-            .collect()
+        let mut swept = Vec::new();
+        for source in peer.sources() {
+            let keys: Vec<(String, IpNet)> = self.stale.remove(&source).unwrap_or_default().into_iter().collect();
+            swept.extend(
+                keys.into_iter()
+                    .filter(|(vrf, prefix)| self.forget_route(source, vrf, *prefix)),
+            );
+        }
+        swept
     }
 
     /// Removes `peer`'s path for a route; true if it had one.
@@ -76,10 +101,15 @@ impl DesiredState {
     /// Removes every path of `peer` (its channel is gone and its routes are swept);
     /// returns the VRF and prefix of each route that lost a path.
     pub fn forget_peer(&mut self, peer: PeerId) -> Vec<(String, IpNet)> {
-        self.stale.remove(&peer);
+        let sources = peer.sources();
+        for source in &sources {
+            self.stale.remove(source);
+        }
         let mut touched = Vec::new();
         self.learned.retain(|key, paths| {
-            if paths.remove(&peer).is_some() {
+            let before = paths.len();
+            paths.retain(|p, _| !sources.contains(p));
+            if paths.len() != before {
                 touched.push(key.clone());
             }
             !paths.is_empty()
@@ -95,14 +125,33 @@ impl DesiredState {
 
     /// The path in effect among control nodes' paths for `key`: the lowest-numbered
     /// node whose path is fresh (a node that went away, or came back and has not sent
-    /// it again, is stale), else the lowest-numbered stale one.
+    /// it again, is stale), else the lowest-numbered stale one; of that node's inet
+    /// and EVPN paths, the one whose encapsulation comes first in this node's
+    /// priority list (the inet path when they tie).
     fn best_path<'a>(&self, key: &(String, IpNet), paths: &'a Paths) -> Option<&'a RouteSpec> {
         let stale = |peer: &PeerId| self.stale.get(peer).is_some_and(|keys| keys.contains(key));
+        let any_fresh = paths.keys().any(|p| !stale(p));
+        let eligible = |p: &PeerId| !any_fresh || !stale(p);
+        let node = paths.keys().filter(|p| eligible(p)).map(|p| p.0 & !EVPN).min()?;
         paths
             .iter()
-            .find(|(peer, _)| !stale(peer))
-            .or_else(|| paths.iter().next())
+            .filter(|(p, _)| eligible(p) && p.0 & !EVPN == node)
+            .min_by_key(|(p, route)| (self.encap_rank(&route.target), p.0))
             .map(|(_, route)| route)
+    }
+
+    /// Where a target's best encapsulation stands in this node's priority list (0
+    /// for a target that is not a tunnel).
+    fn encap_rank(&self, target: &super::RouteTarget) -> usize {
+        match target {
+            super::RouteTarget::Tunnel { encaps, .. } => self
+                .encap_priority
+                .iter()
+                .position(|e| encaps.contains(e))
+                .unwrap_or(usize::MAX),
+            super::RouteTarget::Ecmp { members } => members.iter().map(|m| self.encap_rank(m)).min().unwrap_or(0),
+            _ => 0,
+        }
     }
 
     /// The learned routes in effect: those no operator route shadows.
@@ -146,6 +195,7 @@ impl DesiredState {
 mod tests {
     use super::*;
     use crate::{InterfaceSpec, RouteTarget};
+    use nexthop::encap::Encap;
     use nexthop::MacAddr;
 
     fn pod(name: &str, vrf: &str, last: u8) -> InterfaceSpec {
@@ -208,5 +258,63 @@ mod tests {
             snap.route4(s.vrf_id("red").unwrap(), [198, 19, 6, 1].into()),
             Some(&nexthop::NextHop::Discard)
         );
+    }
+
+    #[test]
+    fn a_control_nodes_evpn_and_inet_paths_for_one_address_are_kept_apart() {
+        let mut s = DesiredState::new(16);
+        s.set_fabric("fabric0");
+        s.add_interface(pod("a", "red", 2)).unwrap();
+        let tunnel = |label, encaps| RouteTarget::Tunnel {
+            remote: [198, 18, 0, 9].into(),
+            label,
+            encaps,
+            mac: None,
+        };
+        let (inet, evpn) = (PeerId(0), PeerId(0).evpn());
+        let prefix: IpNet = "198.18.1.9/32".parse().unwrap();
+        s.learn_route(
+            inet,
+            route("red", "198.18.1.9/32", tunnel(40, vec![Encap::MplsOverUdp])),
+        )
+        .unwrap();
+        s.learn_route(evpn, route("red", "198.18.1.9/32", tunnel(5001, vec![Encap::Vxlan])))
+            .unwrap();
+        // The inet path is used while there; the EVPN retract leaves it alone.
+        let used = |s: &DesiredState| match s.learned_route("red", prefix).map(|r| &r.target) {
+            Some(RouteTarget::Tunnel { label, .. }) => Some(*label),
+            _ => None,
+        };
+        assert_eq!(used(&s), Some(40));
+        assert!(s.forget_route(evpn, "red", prefix));
+        assert_eq!(used(&s), Some(40));
+        s.learn_route(evpn, route("red", "198.18.1.9/32", tunnel(5001, vec![Encap::Vxlan])))
+            .unwrap();
+        assert!(s.forget_route(inet, "red", prefix));
+        assert_eq!(used(&s), Some(5001), "the EVPN path carries on alone");
+        // The control node's channel comes back and sends nothing: both kinds swept.
+        s.learn_route(
+            inet,
+            route("red", "198.18.1.9/32", tunnel(40, vec![Encap::MplsOverUdp])),
+        )
+        .unwrap();
+        assert_eq!(s.mark_stale(PeerId(0)).len(), 2);
+        assert_eq!(s.sweep_stale(PeerId(0)).len(), 2);
+        assert_eq!(used(&s), None);
+        // And a node that goes away takes both.
+        s.learn_route(evpn, route("red", "198.18.1.9/32", tunnel(5001, vec![Encap::Vxlan])))
+            .unwrap();
+        assert_eq!(s.forget_peer(PeerId(0)).len(), 1);
+        assert_eq!(s.learned_count(), 0);
+        // With VXLAN first in this node's priority list, the EVPN path wins.
+        s.set_encap_priority(vec![Encap::Vxlan, Encap::MplsOverUdp]);
+        s.learn_route(
+            inet,
+            route("red", "198.18.1.9/32", tunnel(40, vec![Encap::MplsOverUdp])),
+        )
+        .unwrap();
+        s.learn_route(evpn, route("red", "198.18.1.9/32", tunnel(5001, vec![Encap::Vxlan])))
+            .unwrap();
+        assert_eq!(used(&s), Some(5001));
     }
 }

@@ -8,7 +8,7 @@
 use super::messages::{CONTROL_NODE, PUBSUB};
 use ipnet::IpNet;
 use nexthop::encap::Encap;
-use nexthop::{InterfaceKind, Snapshot};
+use nexthop::{InterfaceKind, MacAddr, Snapshot};
 use quick_xml::escape::escape;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -25,6 +25,20 @@ pub struct LocalRoute {
     pub label: u32,
 }
 
+/// An EVPN (MAC+IP) route this node originates for an interface in a VRF with a
+/// VXLAN network identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EvpnRoute {
+    /// The VRF (routing instance) name.
+    pub vrf: String,
+    /// The interface's MAC.
+    pub mac: MacAddr,
+    /// The host prefix of one of its addresses.
+    pub prefix: IpNet,
+    /// The VRF's VNI (the label and the ethernet tag).
+    pub vni: u32,
+}
+
 /// What this node has to tell: VRFs by name with their instance ids, and routes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Advertised {
@@ -32,12 +46,15 @@ pub struct Advertised {
     pub vrfs: BTreeMap<String, u32>,
     /// Local interface addresses.
     pub routes: BTreeSet<LocalRoute>,
+    /// EVPN routes of interfaces in VRFs with a VNI.
+    pub evpn: BTreeSet<EvpnRoute>,
 }
 
 impl Advertised {
     /// What a published snapshot has to tell: every pod interface's VRF and addresses.
     pub fn of(snap: &Snapshot) -> Self {
         let mut out = Advertised::default();
+        let vnis: BTreeMap<nexthop::VrfId, u32> = snap.vxlan.iter().map(|(vni, vrf)| (*vrf, *vni)).collect();
         for i in snap
             .interfaces
             .iter()
@@ -55,6 +72,14 @@ impl Advertised {
                     prefix: IpNet::from(a),
                     label,
                 });
+                if let Some(vni) = vnis.get(&i.vrf) {
+                    out.evpn.insert(EvpnRoute {
+                        vrf: vrf.name.clone(),
+                        mac: i.mac,
+                        prefix: IpNet::from(a),
+                        vni: *vni,
+                    });
+                }
             }
         }
         // Floating addresses, in their own VRFs, reached by the pod's label.
@@ -127,6 +152,17 @@ impl Speaker {
                 out.push(self.collection(route, "dissociate"));
             }
         }
+        for route in now.evpn.difference(&said.evpn) {
+            out.push(self.publish_evpn(route));
+            out.push(self.collection_of(&route.vrf, &evpn_node(route), "associate", "collection_l2"));
+        }
+        let still: BTreeSet<(&str, String)> = now.evpn.iter().map(|r| (r.vrf.as_str(), evpn_node(r))).collect();
+        for route in said.evpn.difference(&now.evpn) {
+            let node = evpn_node(route);
+            if !still.contains(&(route.vrf.as_str(), node.clone())) {
+                out.push(self.collection_of(&route.vrf, &node, "dissociate", "collection_l2"));
+            }
+        }
         for vrf in said.vrfs.keys().filter(|v| !now.vrfs.contains_key(*v)) {
             let id = self.id();
             out.push(super::messages::unsubscribe(&self.host, id, vrf));
@@ -145,11 +181,13 @@ impl Speaker {
         let af = if route.prefix.addr().is_ipv4() { 1 } else { 2 };
         let vn = virtual_network(&route.vrf);
         let mut encaps = String::new();
+        // An inet route carries an MPLS label: VXLAN reachability (a VNI) is what the
+        // EVPN route of the same address says.
         for e in &self.encaps {
             let name = match e {
                 Encap::MplsOverGre => "gre",
                 Encap::MplsOverUdp => "udp",
-                Encap::Vxlan => "vxlan",
+                Encap::Vxlan => continue,
             };
             let _ = write!(encaps, "<tunnel-encapsulation>{name}</tunnel-encapsulation>");
         }
@@ -166,15 +204,42 @@ impl Speaker {
 
     /// The `associate` or `dissociate` of a route to its VRF's collection.
     fn collection(&mut self, route: &LocalRoute, what: &str) -> String {
+        self.collection_of(&route.vrf, &node(route), what, "collection")
+    }
+
+    /// The `associate` or `dissociate` of node `node` to VRF `vrf`'s collection, the
+    /// IQ id prefixed `id_prefix` (`collection`, `collection_l2` for EVPN).
+    fn collection_of(&mut self, vrf: &str, node: &str, what: &str, id_prefix: &str) -> String {
         let id = self.id();
         format!(
-            "<iq type=\"set\" from=\"{}\" to=\"{CONTROL_NODE}/bgp-peer\" id=\"collection{}\"><pubsub xmlns=\"{PUBSUB}\"><collection node=\"{}\"><{what} node=\"{}\" /></collection></pubsub></iq>",
+            "<iq type=\"set\" from=\"{}\" to=\"{CONTROL_NODE}/bgp-peer\" id=\"{id_prefix}{}\"><pubsub xmlns=\"{PUBSUB}\"><collection node=\"{}\"><{what} node=\"{}\" /></collection></pubsub></iq>",
             escape(&self.host),
             id,
-            escape(&route.vrf),
-            escape(node(route)),
+            escape(vrf),
+            escape(node),
         )
     }
+
+    /// The `publish` of an EVPN route as the agent writes it (VXLAN: the label and
+    /// the ethernet tag are the VNI; no virtual network).
+    fn publish_evpn(&mut self, route: &EvpnRoute) -> String {
+        let id = self.id();
+        format!(
+            "<iq type=\"set\" from=\"{host}\" to=\"{CONTROL_NODE}/bgp-peer\" id=\"pubsub_l2{id}\"><pubsub xmlns=\"{PUBSUB}\"><publish node=\"{node}\"><item><entry><nlri><af>25</af><safi>242</safi><ethernet-tag>{vni}</ethernet-tag><mac>{mac}</mac><address>{prefix}</address></nlri><next-hops><next-hop><af>1</af><address>{fabric}</address><label>{vni}</label><tunnel-encapsulation-list><tunnel-encapsulation>vxlan</tunnel-encapsulation></tunnel-encapsulation-list></next-hop></next-hops><sequence-number>0</sequence-number><security-group-list></security-group-list><local-preference>100</local-preference><med>0</med></entry></item></publish></pubsub></iq>",
+            host = escape(&self.host),
+            node = escape(evpn_node(route)),
+            vni = route.vni,
+            mac = route.mac,
+            prefix = route.prefix,
+            fabric = self.fabric_ip,
+        )
+    }
+}
+
+/// The pubsub node of an EVPN route: `25/242/MAC,IP/LEN` (no VRF: the collection
+/// names it).
+fn evpn_node(route: &EvpnRoute) -> String {
+    format!("25/242/{},{}", route.mac, route.prefix)
 }
 
 /// The pubsub node of a route: AFI/SAFI/VRF/prefix.

@@ -76,6 +76,10 @@ pub struct RouteItem {
     pub local_preference: Option<u32>,
     /// Sequence number (mobility).
     pub sequence: Option<u64>,
+    /// EVPN: the MAC of the NLRI (the destination's).
+    pub mac: Option<String>,
+    /// EVPN: the ethernet tag of the NLRI (the VNI in VXLAN mode).
+    pub ethernet_tag: Option<u32>,
 }
 
 /// A control node's route message for one VRF and family: items or retracts.
@@ -199,6 +203,11 @@ impl RouteItem {
             security_groups: numbers(entry.child("security-group-list"), "security-group")?,
             local_preference: number(entry, "local-preference")?,
             sequence: number(entry, "sequence-number")?,
+            mac: nlri.and_then(|n| text(n, "mac")),
+            ethernet_tag: match nlri {
+                Some(n) => number(n, "ethernet-tag")?,
+                None => None,
+            },
             id,
         })
     }

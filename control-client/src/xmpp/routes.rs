@@ -48,6 +48,9 @@ pub struct Local<'a> {
 pub fn changes(update: &RouteUpdate, local: Local<'_>) -> (Vec<RouteChange>, Vec<Skipped>) {
     let mut out = Vec::new();
     let mut skipped = Vec::new();
+    if update.family == Family::Evpn {
+        return evpn_changes(update, local);
+    }
     if !matches!(update.family, Family::Inet | Family::Inet6) {
         let why = format!("{:?} routes are not mapped yet", update.family);
         let ids = update
@@ -80,6 +83,94 @@ pub fn changes(update: &RouteUpdate, local: Local<'_>) -> (Vec<RouteChange>, Vec
         }
     }
     (out, skipped)
+}
+
+/// EVPN (MAC+IP, type 2) items as routes to their IP address: a VXLAN member's
+/// label is the VNI, and the inner destination MAC is the next hop's router MAC when
+/// it names one, else the destination's own (the agent's bridged form, which a
+/// Tungsten vrouter takes). MAC-only and broadcast items (bridging) and this node's
+/// own routes reflected back are not for an L3 vrouter: ignored, not reported.
+fn evpn_changes(update: &RouteUpdate, local: Local<'_>) -> (Vec<RouteChange>, Vec<Skipped>) {
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    for item in &update.items {
+        let Some(prefix) = item.prefix.filter(|p| !p.addr().is_unspecified()) else {
+            continue;
+        };
+        if item.mac.as_deref() == Some("ff:ff:ff:ff:ff:ff") {
+            continue;
+        }
+        let remote: Vec<&RouteNextHop> = item
+            .next_hops
+            .iter()
+            .filter(|nh| nh.address.is_some() && nh.address != local.fabric_ip)
+            .collect();
+        if remote.is_empty() && !item.next_hops.is_empty() {
+            continue;
+        }
+        let dest_mac = item.mac.as_deref().and_then(|m| m.parse::<MacAddr>().ok());
+        let members: Result<Vec<RouteTarget>, String> = remote
+            .iter()
+            .map(|nh| {
+                member(nh, local).map(|t| match t {
+                    RouteTarget::Tunnel {
+                        remote,
+                        label,
+                        encaps,
+                        mac,
+                    } => RouteTarget::Tunnel {
+                        remote,
+                        label,
+                        encaps,
+                        mac: mac.or(dest_mac),
+                    },
+                    other => other,
+                })
+            })
+            .collect();
+        let target = match members {
+            Ok(m) if m.len() == 1 => m.into_iter().next().expect("one member"),
+            Ok(m) if m.is_empty() => {
+                skipped.push(Skipped {
+                    id: item.id.clone(),
+                    why: "no next hop".into(),
+                });
+                continue;
+            }
+            Ok(members) => RouteTarget::Ecmp { members },
+            Err(why) => {
+                skipped.push(Skipped {
+                    id: item.id.clone(),
+                    why,
+                });
+                continue;
+            }
+        };
+        out.push(RouteChange::Set(RouteSpec {
+            vrf: update.vrf.clone(),
+            prefix: prefix.trunc(),
+            target,
+        }));
+    }
+    for id in &update.retracts {
+        match evpn_prefix(id) {
+            Some(prefix) if prefix.addr().is_unspecified() => {}
+            Some(prefix) => out.push(RouteChange::Remove {
+                vrf: update.vrf.clone(),
+                prefix: prefix.trunc(),
+            }),
+            None => skipped.push(Skipped {
+                id: id.clone(),
+                why: "not [TAG-]MAC,IP/LEN".into(),
+            }),
+        }
+    }
+    (out, skipped)
+}
+
+/// The IP prefix of an EVPN item id, `[TAG-]MAC,IP/LEN`.
+fn evpn_prefix(id: &str) -> Option<IpNet> {
+    id.split_once(',')?.1.parse().ok()
 }
 
 fn route(vrf: &str, item: &RouteItem, local: Local<'_>) -> Result<RouteSpec, String> {
@@ -122,6 +213,13 @@ fn member(nh: &RouteNextHop, local: Local<'_>) -> Result<RouteTarget, String> {
             _ => None,
         })
         .collect();
+    // VXLAN beside MPLS encapsulations without a VNI: the label is an MPLS label,
+    // which is no VNI; VXLAN to that node is what its EVPN route says.
+    let encaps: Vec<Encap> = if nh.vni.is_none() && encaps.len() > 1 {
+        encaps.into_iter().filter(|e| *e != Encap::Vxlan).collect()
+    } else {
+        encaps
+    };
     // A next hop that names none is taken as GRE, then UDP (the agent's fallback).
     let encaps = if encaps.is_empty() {
         vec![Encap::MplsOverGre, Encap::MplsOverUdp]
@@ -232,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn retracts_remove_and_evpn_is_skipped_for_now() {
+    fn retracts_remove_their_routes() {
         let state = node();
         let local = Local {
             fabric_ip: Some(FABRIC),
@@ -248,8 +346,101 @@ mod tests {
             }]
         );
         assert_eq!(skipped[0].id, "junk");
-        let evpn = r#"<message><event xmlns="http://jabber.org/protocol/pubsub"><items node="25/242/red"><retract id="02:00:00:00:00:02,198.18.1.2/32"/></items></event></message>"#;
-        let (got, skipped) = changes(&update(evpn), local);
-        assert!(got.is_empty() && skipped.len() == 1);
+    }
+
+    #[test]
+    fn evpn_mac_ip_items_become_vxlan_routes_and_bridging_items_are_ignored() {
+        let state = node();
+        let local = Local {
+            fabric_ip: Some(FABRIC),
+            state: &state,
+        };
+        let nh = |addr: &str, label: u32, mac: &str| {
+            format!(
+                "<next-hop><af>1</af><address>{addr}</address><mac>{mac}</mac><label>{label}</label><l3-label>0</l3-label><tunnel-encapsulation-list><tunnel-encapsulation>vxlan</tunnel-encapsulation></tunnel-encapsulation-list></next-hop>"
+            )
+        };
+        let item = |id: &str, mac: &str, address: &str, hops: &str| {
+            format!(
+                "<item id=\"{id}\"><entry><nlri><af>25</af><safi>242</safi><ethernet-tag>5001</ethernet-tag><mac>{mac}</mac><address>{address}</address></nlri><next-hops>{hops}</next-hops><virtual-network>red</virtual-network><local-preference>100</local-preference><med>0</med><sequence-number>0</sequence-number></entry></item>"
+            )
+        };
+        let items = [
+            // A MAC+IP route from another node, as the control node sends it.
+            item(
+                "5001-02:00:00:00:00:09,198.18.1.9/32",
+                "02:00:00:00:00:09",
+                "198.18.1.9/32",
+                &nh("10.0.0.9", 5001, ""),
+            ),
+            // The same with the remote's router MAC given, and an ECMP pair.
+            item(
+                "5001-02:00:00:00:00:0a,198.18.1.10/32",
+                "02:00:00:00:00:0a",
+                "198.18.1.10/32",
+                &(nh("10.0.0.9", 5001, "00:00:5e:00:01:09") + &nh("10.0.0.8", 5001, "")),
+            ),
+            // MAC-only, broadcast and this node's own: not for an L3 vrouter.
+            item(
+                "02:00:00:00:00:09,0.0.0.0/32",
+                "02:00:00:00:00:09",
+                "0.0.0.0/32",
+                &nh("10.0.0.9", 5001, ""),
+            ),
+            item(
+                "ff:ff:ff:ff:ff:ff,0.0.0.0/32",
+                "ff:ff:ff:ff:ff:ff",
+                "0.0.0.0/32",
+                &nh("10.0.0.9", 5001, ""),
+            ),
+            item(
+                "02:00:00:00:00:02,198.18.1.2/32",
+                "02:00:00:00:00:02",
+                "198.18.1.2/32",
+                &nh(&FABRIC.to_string(), 5001, ""),
+            ),
+        ];
+        let stanza = format!(
+            "<message><event xmlns=\"http://jabber.org/protocol/pubsub\"><items node=\"25/242/red\">{}</items></event></message>",
+            items.concat()
+        );
+        let (got, skipped) = changes(&update(&stanza), local);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let dest = "02:00:00:00:00:09".parse().ok();
+        assert_eq!(
+            got[0],
+            RouteChange::Set(RouteSpec {
+                vrf: "red".into(),
+                prefix: "198.18.1.9/32".parse().unwrap(),
+                target: RouteTarget::Tunnel {
+                    remote: "10.0.0.9".parse().unwrap(),
+                    label: 5001,
+                    encaps: vec![Encap::Vxlan],
+                    mac: dest,
+                },
+            })
+        );
+        let RouteChange::Set(RouteSpec {
+            target: RouteTarget::Ecmp { members },
+            ..
+        }) = &got[1]
+        else {
+            panic!("{:?}", got[1]);
+        };
+        assert!(
+            matches!(&members[0], RouteTarget::Tunnel { mac: Some(m), .. } if m.to_string() == "00:00:5e:00:01:09")
+        );
+        assert_eq!(got.len(), 2);
+        // Retracts name the item as it was sent, the tag or not.
+        let retract = r#"<message><event xmlns="http://jabber.org/protocol/pubsub"><items node="25/242/red"><retract id="5001-02:00:00:00:00:09,198.18.1.9/32"/><retract id="02:00:00:00:00:09,0.0.0.0/32"/><retract id="junk"/></items></event></message>"#;
+        let (got, skipped) = changes(&update(retract), local);
+        assert_eq!(
+            got,
+            [RouteChange::Remove {
+                vrf: "red".into(),
+                prefix: "198.18.1.9/32".parse().unwrap()
+            }]
+        );
+        assert_eq!(skipped.len(), 1);
     }
 }

@@ -95,6 +95,11 @@ impl Control {
             state: &self.model,
         };
         let (changes, skipped) = routes::changes(update, local);
+        // EVPN paths are kept apart from the same control node's inet paths.
+        let peer = match update.family {
+            control_client::xmpp::Family::Evpn => peer.evpn(),
+            _ => peer,
+        };
         for s in &skipped {
             tracing::warn!(peer = peer.0, vrf = %update.vrf, item = %s.id, "route from a control node skipped: {}", s.why);
         }

@@ -125,3 +125,66 @@ fn pods_coming_and_going_subscribe_publish_dissociate_and_unsubscribe() {
     speaker.reset();
     assert_eq!(kinds(&speaker.update(&red_only)).len(), 5);
 }
+
+/// A snapshot with one pod in `VRF`, which has VNI 5001.
+fn vxlan_snapshot() -> Snapshot {
+    let mut s = DesiredState::new(16);
+    s.set_fabric("fabric0");
+    s.add_interface(InterfaceSpec {
+        name: "vp1".into(),
+        vrf: VRF.into(),
+        mac: MacAddr([2, 0, 0, 0, 0, 4]),
+        ipv4: Some(Ipv4Addr::new(198, 18, 1, 4)),
+        ..InterfaceSpec::default()
+    })
+    .unwrap();
+    s.set_vrf_vni(VRF, 5001).unwrap();
+    s.build(1, MacAddr([0, 0, 0x5e, 0, 1, 0]))
+}
+
+#[test]
+fn a_pod_in_a_vxlan_vrf_is_also_published_as_an_evpn_route_as_the_agent_does() {
+    let now = Advertised::of(&vxlan_snapshot());
+    let mut speaker = Speaker::new("os2", FABRIC, &[Encap::MplsOverUdp]);
+    let said = speaker.update(&now);
+    assert_eq!(
+        said.len(),
+        5,
+        "subscribe, inet publish + associate, EVPN publish + associate: {said:?}"
+    );
+    let publish = Element::parse(&said[3]).unwrap();
+    assert!(publish.attr("id").unwrap().starts_with("pubsub_l2"));
+    let op = path(&publish, &["pubsub", "publish"]);
+    // The agent's node: no VRF, no ethernet tag.
+    assert_eq!(op.attr("node"), Some("25/242/02:00:00:00:00:04,198.18.1.4/32"));
+    let entry = path(op, &["item", "entry"]);
+    let nlri = entry.child("nlri").unwrap();
+    assert_eq!(nlri.child_text("af"), Some("25"));
+    assert_eq!(nlri.child_text("safi"), Some("242"));
+    assert_eq!(nlri.child_text("ethernet-tag"), Some("5001"));
+    assert_eq!(nlri.child_text("mac"), Some("02:00:00:00:00:04"));
+    assert_eq!(nlri.child_text("address"), Some("198.18.1.4/32"));
+    let nh = path(entry, &["next-hops", "next-hop"]);
+    assert_eq!(nh.child_text("address"), Some("10.43.91.10"));
+    assert_eq!(nh.child_text("label"), Some("5001"), "the VNI");
+    let encaps: Vec<&str> = nh
+        .child("tunnel-encapsulation-list")
+        .unwrap()
+        .children_named("tunnel-encapsulation")
+        .map(|t| t.text.as_str())
+        .collect();
+    assert_eq!(encaps, ["vxlan"]);
+    assert!(entry.child("virtual-network").is_none(), "the agent sends none");
+    let associate = Element::parse(&said[4]).unwrap();
+    assert!(associate.attr("id").unwrap().starts_with("collection_l2"));
+    let collection = path(&associate, &["pubsub", "collection"]);
+    assert_eq!(collection.attr("node"), Some(VRF));
+    assert_eq!(
+        collection.child("associate").and_then(|a| a.attr("node")),
+        op.attr("node")
+    );
+    // The pod goes: both routes are dissociated, then the VRF unsubscribed.
+    let gone = speaker.update(&Advertised::default());
+    assert_eq!(gone.len(), 3, "{gone:?}");
+    assert!(gone[1].contains("dissociate node=\"25/242/02:00:00:00:00:04,198.18.1.4/32\""));
+}
