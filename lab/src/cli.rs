@@ -63,6 +63,15 @@ enum Command {
         /// configuration; files added or changed later are sent when they appear.
         #[arg(long)]
         config_dir: Option<PathBuf>,
+        /// Require TLS (STARTTLS) with this PEM certificate chain (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Check vrouters' client certificates against this PEM CA file.
+        #[arg(long, requires = "tls_cert")]
+        tls_client_ca: Option<PathBuf>,
     },
 }
 
@@ -82,7 +91,8 @@ fn vrouter_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 /// Runs the control-node peer on `listen` until SIGINT or SIGTERM.
-fn control_node(listen: std::net::SocketAddr, config_dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn control_node(listen: std::net::SocketAddr, config_dir: Option<PathBuf>, tls: TlsFiles) -> anyhow::Result<()> {
+    let tls = tls.server_config()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -96,7 +106,7 @@ fn control_node(listen: std::net::SocketAddr, config_dir: Option<PathBuf>) -> an
             }
             let _ = stop.send(true);
         });
-        crate::control_node::serve_with_config(listener, stopped, config_dir).await
+        crate::control_node::serve_with(listener, stopped, config_dir, tls).await
     })
 }
 
@@ -116,7 +126,21 @@ pub fn main_entry() -> std::process::ExitCode {
             crate::gen::sink(&interface, xdp_mode, seconds, expect, || {}).map(|r| println!("{}", serde_json::json!(r)))
         }
         Command::Bench(options) => crate::bench::run(&vrouter_binary(cli.vrouter)?, &options),
-        Command::ControlNode { listen, config_dir } => control_node(listen, config_dir),
+        Command::ControlNode {
+            listen,
+            config_dir,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
+        } => control_node(
+            listen,
+            config_dir,
+            TlsFiles {
+                cert: tls_cert,
+                key: tls_key,
+                client_ca: tls_client_ca,
+            },
+        ),
     })();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -124,5 +148,50 @@ pub fn main_entry() -> std::process::ExitCode {
             eprintln!("vrouter-lab: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The control-node peer's TLS files.
+struct TlsFiles {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// The TLS server settings, when a certificate is given.
+    fn server_config(&self) -> anyhow::Result<Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>> {
+        use anyhow::Context;
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let (Some(cert), Some(key)) = (&self.cert, &self.key) else {
+            return Ok(None);
+        };
+        let certs = |path: &PathBuf| -> anyhow::Result<Vec<CertificateDer<'static>>> {
+            CertificateDer::pem_file_iter(path)
+                .with_context(|| path.display().to_string())?
+                .collect::<Result<_, _>>()
+                .with_context(|| path.display().to_string())
+        };
+        let chain = certs(cert)?;
+        let key = PrivateKeyDer::from_pem_file(key).with_context(|| key.display().to_string())?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(std::sync::Arc::clone(&provider))
+            .with_safe_default_protocol_versions()?;
+        let builder = match &self.client_ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in certs(ca)? {
+                    roots.add(c)?;
+                }
+                let verifier =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(std::sync::Arc::new(roots), provider)
+                        .build()?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        Ok(Some(std::sync::Arc::new(builder.with_single_cert(chain, key)?)))
     }
 }

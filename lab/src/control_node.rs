@@ -58,9 +58,22 @@ pub async fn serve(listener: TcpListener, stop: watch::Receiver<bool>) -> anyhow
 /// `stop` turns true.
 pub async fn serve_with_config(
     listener: TcpListener,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     config_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    serve_with(listener, stop, config_dir, None).await
+}
+
+/// Serves vrouters on `listener`, with the configuration in `config_dir` and, with
+/// `tls`, requiring STARTTLS (as a control node with `xmpp_auth_enable`), until
+/// `stop` turns true.
+pub async fn serve_with(
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    config_dir: Option<PathBuf>,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+) -> anyhow::Result<()> {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let shared = Arc::new(Mutex::new(Shared::default()));
     let mut next_id: AgentId = 0;
     loop {
@@ -69,21 +82,49 @@ pub async fn serve_with_config(
                 let (stream, from) = accepted?;
                 next_id += 1;
                 tracing::info!(agent = next_id, %from, "vrouter connected");
-                tokio::spawn(agent(next_id, stream, Arc::clone(&shared), stop.clone(), config_dir.clone()));
+                let connection = Connection {
+                    id: next_id,
+                    shared: Arc::clone(&shared),
+                    config_dir: config_dir.clone(),
+                    tls: acceptor.clone(),
+                };
+                tokio::spawn(agent(connection, stream, stop.clone()));
             }
             _ = stop.changed() => return Ok(()),
         }
     }
 }
 
-/// One vrouter's connection.
-async fn agent(
+/// What one vrouter's connection is served with.
+struct Connection {
     id: AgentId,
-    mut stream: TcpStream,
     shared: Arc<Mutex<Shared>>,
-    mut stop: watch::Receiver<bool>,
     config_dir: Option<PathBuf>,
-) {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// A connection's byte stream: TCP, or TLS over it after STARTTLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// The STARTTLS features, the answer to `<starttls/>`.
+const TLS_FEATURES: &str =
+    "<stream:features><starttls xmlns=\"urn:ietf:params:xml:ns:xmpp-tls\"><required/></starttls></stream:features>";
+const TLS_PROCEED: &str = "<proceed xmlns=\"urn:ietf:params:xml:ns:xmpp-tls\"/>";
+
+/// One vrouter's connection.
+async fn agent(connection: Connection, tcp: TcpStream, mut stop: watch::Receiver<bool>) {
+    let Connection {
+        id,
+        shared,
+        config_dir,
+        tls,
+    } = connection;
+    let mut stream: Box<dyn Io> = Box::new(tcp);
+    // Until STARTTLS is through (with TLS required), only it is taken.
+    let mut secured = tls.is_none();
+    let mut start_tls = false;
     let mut host = String::new();
     let mut config_sent = ConfigSent::default();
     let mut config_poll = tokio::time::interval(CONFIG_POLL);
@@ -113,9 +154,20 @@ async fn agent(
                                     .and_then(|e| e.attr("from").map(str::to_string))
                                     .unwrap_or_default();
                                 replies.push_str(&control_client::xmpp::messages::control_node_stream_open(&host));
-                                if let Ok(mut s) = shared.lock() {
+                                if !secured {
+                                    replies.push_str(TLS_FEATURES);
+                                } else if let Ok(mut s) = shared.lock() {
                                     s.reflector.connect(id, &host);
                                 }
+                            }
+                            Ok(Some(Frame::Stanza(text))) if !secured => {
+                                // Anything but STARTTLS in the clear ends the connection.
+                                if !Element::parse(&text).is_ok_and(|e| e.name == "starttls") {
+                                    break 'connection;
+                                }
+                                replies.push_str(TLS_PROCEED);
+                                start_tls = true;
+                                break;
                             }
                             Ok(Some(Frame::Stanza(text))) => {
                                 let Ok(stanza) = Element::parse(&text) else { continue };
@@ -156,11 +208,27 @@ async fn agent(
                     _ => String::new(),
                 }
             }
-            _ = keepalive.tick() => "\u{200}".to_string(),
+            _ = keepalive.tick(), if secured => "\u{200}".to_string(),
             _ = stop.changed() => break 'connection,
         };
         if !write.is_empty() && stream.write_all(write.as_bytes()).await.is_err() {
             break;
+        }
+        if std::mem::take(&mut start_tls) {
+            let Some(acceptor) = &tls else { break };
+            let plain = std::mem::replace(&mut stream, Box::new(tokio::io::duplex(1).0));
+            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(plain)).await {
+                Ok(Ok(secure)) => {
+                    stream = Box::new(secure);
+                    secured = true;
+                    // The vrouter opens its stream again inside TLS.
+                    framer = Framer::new(MAX_STANZA);
+                }
+                _ => {
+                    tracing::warn!(agent = id, "TLS handshake with a vrouter failed");
+                    break;
+                }
+            }
         }
     }
     let _ = stream.write_all(b"</stream:stream>").await;

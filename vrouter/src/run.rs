@@ -216,6 +216,7 @@ fn xmpp_channels(
     interest: &Arc<crate::control::config::ConfigInterest>,
 ) -> anyhow::Result<Vec<crate::xmpp::ChannelSetup>> {
     let servers = config.xmpp.server_addrs()?;
+    let tls = config.xmpp.tls_client()?;
     let host = config.xmpp.host_name();
     let fabric_ip = config.fabric.ip.addr();
     Ok(servers
@@ -229,6 +230,7 @@ fn xmpp_channels(
             fabric_ip,
             encaps: config.fabric.encap_priority.clone(),
             config: Arc::clone(interest),
+            tls: tls.as_ref().map(|c| (Arc::clone(c), config.xmpp.tls_name_for(&server))),
         })
         .collect())
 }

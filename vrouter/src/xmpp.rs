@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_rustls::rustls::pki_types::ServerName;
 use vrouter_api::XmppChannelView;
 
 /// How often a channel compares the published snapshot with what it told.
@@ -47,7 +48,15 @@ pub struct ChannelSetup {
     pub encaps: Vec<Encap>,
     /// Which channel serves configuration, and the virtual machines to subscribe.
     pub config: Arc<ConfigInterest>,
+    /// TLS (`xmpp.tls`): the client settings and the name the control node's
+    /// certificate must carry.
+    pub tls: Option<(Arc<tokio_rustls::rustls::ClientConfig>, ServerName<'static>)>,
 }
+
+/// A channel's byte stream: TCP, or TLS over it once STARTTLS is through.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// A channel's state, for the `xmpp` view and the tests.
 #[derive(Debug, Default)]
@@ -208,15 +217,17 @@ fn jitter() -> f64 {
 /// Runs one connection until it closes: whether it came up, and why it ended.
 async fn serve(
     setup: &ChannelSetup,
-    mut stream: TcpStream,
+    tcp: TcpStream,
     publisher: &SnapshotPublisher,
     control: &ControlHandle,
     stats: &ChannelStats,
     shutdown: &mut watch::Receiver<bool>,
 ) -> (bool, String) {
+    let mut stream: Box<dyn Io> = Box::new(tcp);
     let config = SessionConfig {
         host: setup.host.clone(),
         hold_time: setup.hold_time,
+        tls: setup.tls.is_some(),
         ..SessionConfig::default()
     };
     let mut session = Session::new(config, Instant::now());
@@ -246,9 +257,14 @@ async fn serve(
             .unwrap_or_else(|| Instant::now() + setup.hold_time);
         tokio::select! {
             read = stream.read(&mut buf) => match read {
-                Ok(0) | Err(_) => {
+                Ok(0) => {
                     tracing::warn!(peer = setup.peer.0, "control node closed the connection");
                     return (came_up, "the control node closed the connection".into());
+                }
+                // With TLS this carries the peer's alert (a refused certificate).
+                Err(e) => {
+                    tracing::warn!(peer = setup.peer.0, "connection to the control node failed: {e}");
+                    return (came_up, format!("the connection failed: {e}"));
                 }
                 Ok(n) => session.handle_input(&buf[..n], Instant::now()),
             },
@@ -317,6 +333,26 @@ async fn serve(
                         }
                     } else {
                         stats.trace('<', "config ignored: this channel does not serve it");
+                    }
+                }
+                Event::StartTls => {
+                    let Some((config, name)) = &setup.tls else {
+                        session.tls_failed("STARTTLS without TLS settings".into());
+                        continue;
+                    };
+                    let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
+                    let plain = std::mem::replace(&mut stream, Box::new(tokio::io::duplex(1).0));
+                    match tokio::time::timeout(IO_TIMEOUT, connector.connect(name.clone(), plain)).await {
+                        Ok(Ok(tls)) => {
+                            stream = Box::new(tls);
+                            stats.trace('<', "TLS established");
+                            session.tls_established(Instant::now());
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(peer = setup.peer.0, "TLS handshake with the control node failed: {e}");
+                            session.tls_failed(format!("TLS handshake failed: {e}"));
+                        }
+                        Err(_) => session.tls_failed("TLS handshake timed out".into()),
                     }
                 }
                 Event::Received(Incoming::Routes(update)) => {

@@ -2,7 +2,10 @@
 //! current time, it returns events and the bytes to send. It never reads a clock or
 //! touches a socket, so tests drive it with simulated time (the quinn-proto pattern).
 //!
-//! It writes the stream open at once, takes the peer's open as the channel being up,
+//! It writes the stream open at once, takes the peer's open as the channel being up
+//! (with TLS configured: the peer's features must offer STARTTLS; the session asks
+//! for it, and on `<proceed/>` tells the caller to run the TLS handshake on the
+//! socket, then opens the stream again inside TLS, as the agent does),
 //! sends the U+0200 keepalive when nothing was sent for a third of the hold time,
 //! and closes the channel when nothing was received for the hold time (any byte
 //! counts). A stanza that cannot be framed closes the channel; one that cannot be
@@ -27,6 +30,8 @@ pub struct SessionConfig {
     pub hold_time: Duration,
     /// Longest stanza accepted, in bytes.
     pub max_stanza: usize,
+    /// Require TLS (STARTTLS after the first stream open).
+    pub tls: bool,
 }
 
 impl Default for SessionConfig {
@@ -35,15 +40,26 @@ impl Default for SessionConfig {
             host: String::new(),
             hold_time: Duration::from_secs(90),
             max_stanza: 4 << 20,
+            tls: false,
         }
     }
 }
+
+/// The STARTTLS namespace (RFC 6120).
+const TLS_NS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
 
 /// Where the channel is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Our stream open is sent; the peer's has not arrived.
     OpenSent,
+    /// TLS: the peer's stream is open; its features (STARTTLS) have not arrived.
+    FeaturesAwaited,
+    /// TLS: `<starttls/>` is sent; the peer's `<proceed/>` has not arrived.
+    StartTlsSent,
+    /// TLS: the caller runs the handshake ([`Event::StartTls`]) and then calls
+    /// [`Session::tls_established`].
+    TlsHandshake,
     /// Both streams are open.
     Established,
     /// Closed; the caller reconnects with a new session.
@@ -59,6 +75,9 @@ pub enum CloseReason {
     PeerClosed,
     /// The stream could not be framed.
     Framing(FrameError),
+    /// TLS is configured and the peer did not offer it, refused it, or the
+    /// handshake failed.
+    Tls(String),
     /// Closed by the vrouter.
     Local,
 }
@@ -68,6 +87,9 @@ pub enum CloseReason {
 pub enum Event {
     /// The peer opened its stream: subscribe and publish now.
     Established,
+    /// The peer proceeds with TLS: run the handshake on the socket now (every byte
+    /// from here on is TLS), then call [`Session::tls_established`].
+    StartTls,
     /// A stanza from the control node.
     Received(Incoming),
     /// A stanza that could not be used (kept for the views and the log).
@@ -147,8 +169,19 @@ impl Session {
                 Ok(None) => return,
                 Ok(Some(Frame::StreamOpen(_))) => {
                     if self.state == State::OpenSent {
-                        self.state = State::Established;
-                        self.events.push_back(Event::Established);
+                        if self.config.tls {
+                            self.state = State::FeaturesAwaited;
+                        } else {
+                            self.state = State::Established;
+                            self.events.push_back(Event::Established);
+                        }
+                    }
+                }
+                Ok(Some(Frame::Stanza(text))) if matches!(self.state, State::FeaturesAwaited | State::StartTlsSent) => {
+                    self.negotiate_tls(&text, now);
+                    if self.state != State::StartTlsSent && self.state != State::FeaturesAwaited {
+                        // Proceeding (the rest is TLS) or closed.
+                        return;
                     }
                 }
                 Ok(Some(Frame::StreamClose)) => {
@@ -167,6 +200,61 @@ impl Session {
                 }
                 Err(e) => return self.closed(CloseReason::Framing(e)),
             }
+        }
+    }
+
+    /// One stanza while TLS is negotiated: the features must offer STARTTLS, the
+    /// answer to ours must be `<proceed/>`.
+    fn negotiate_tls(&mut self, text: &str, now: Instant) {
+        let element = match Element::parse(text) {
+            Ok(e) => e,
+            Err(e) => return self.closed(CloseReason::Tls(format!("during STARTTLS: {e}"))),
+        };
+        let offers = |e: &Element| {
+            e.children
+                .iter()
+                .any(|c| c.name == "starttls" && c.attr("xmlns") == Some(TLS_NS))
+        };
+        match (self.state, element.name.as_str()) {
+            (State::FeaturesAwaited, "stream:features") if offers(&element) => {
+                self.queue(&format!("<starttls xmlns=\"{TLS_NS}\"/>"), now);
+                self.state = State::StartTlsSent;
+            }
+            (State::FeaturesAwaited, "stream:features") => {
+                self.closed(CloseReason::Tls("the control node does not offer STARTTLS".into()));
+            }
+            (State::StartTlsSent, "proceed") => {
+                self.state = State::TlsHandshake;
+                self.events.push_back(Event::StartTls);
+            }
+            (State::StartTlsSent, "failure") => {
+                self.closed(CloseReason::Tls("the control node refused STARTTLS".into()));
+            }
+            (_, other) => {
+                self.closed(CloseReason::Tls(format!("<{other}> while STARTTLS was negotiated")));
+            }
+        }
+    }
+
+    /// The TLS handshake finished: the stream is opened again inside TLS (the framer
+    /// starts over; the channel is up when the peer opens its stream again).
+    pub fn tls_established(&mut self, now: Instant) {
+        if self.state != State::TlsHandshake {
+            return;
+        }
+        self.framer = Framer::new(self.config.max_stanza);
+        self.state = State::OpenSent;
+        // TLS is up: the next stream open establishes the channel.
+        self.config.tls = false;
+        self.last_received = now;
+        let open = messages::stream_open(&self.config.host);
+        self.queue(&open, now);
+    }
+
+    /// The TLS handshake failed.
+    pub fn tls_failed(&mut self, why: String) {
+        if self.state != State::Closed {
+            self.closed(CloseReason::Tls(why));
         }
     }
 

@@ -312,3 +312,77 @@ fn this_nodes_end_of_rib_is_the_form_a_control_node_acts_on() {
     // Ours is not a route message: a control node's decoder would not take it for one.
     assert!(!matches!(Incoming::decode(&ours), Ok(Incoming::Routes(_))));
 }
+
+fn tls_session(now: Instant) -> Session {
+    let config = SessionConfig {
+        host: "node-1".into(),
+        tls: true,
+        ..SessionConfig::default()
+    };
+    Session::new(config, now)
+}
+
+const TLS_FEATURES: &str =
+    "<stream:features><starttls xmlns=\"urn:ietf:params:xml:ns:xmpp-tls\"><required/></starttls></stream:features>";
+
+#[test]
+fn with_tls_the_session_asks_for_starttls_then_opens_the_stream_again_inside_it() {
+    let t0 = Instant::now();
+    let mut s = tls_session(t0);
+    assert_eq!(s.poll_transmit().unwrap(), messages::stream_open("node-1").as_bytes());
+    // The peer's open and its features (split anywhere) ask for STARTTLS.
+    let answer = format!("{}{TLS_FEATURES}", messages::control_node_stream_open("node-1"));
+    for b in answer.as_bytes().chunks(7) {
+        s.handle_input(b, t0);
+    }
+    assert_eq!(s.state(), State::StartTlsSent);
+    assert!(events(&mut s).is_empty(), "not up before TLS");
+    assert_eq!(
+        s.poll_transmit().unwrap(),
+        b"<starttls xmlns=\"urn:ietf:params:xml:ns:xmpp-tls\"/>"
+    );
+    s.handle_input(b"<proceed xmlns=\"urn:ietf:params:xml:ns:xmpp-tls\"/>", t0);
+    assert_eq!(events(&mut s), [Event::StartTls]);
+    assert_eq!(s.state(), State::TlsHandshake);
+    assert_eq!(s.poll_transmit(), None, "nothing in the clear after proceed");
+    // The caller's handshake is done: the stream opens again, and the peer's open
+    // brings the channel up.
+    s.tls_established(t0);
+    assert_eq!(s.poll_transmit().unwrap(), messages::stream_open("node-1").as_bytes());
+    s.handle_input(messages::control_node_stream_open("node-1").as_bytes(), t0);
+    assert_eq!(events(&mut s), [Event::Established]);
+}
+
+#[test]
+fn with_tls_a_peer_that_does_not_offer_it_or_refuses_it_is_closed() {
+    let t0 = Instant::now();
+    let open = messages::control_node_stream_open("node-1");
+    // No STARTTLS in the features.
+    let mut s = tls_session(t0);
+    s.handle_input(format!("{open}<stream:features/>").as_bytes(), t0);
+    assert!(matches!(
+        events(&mut s).as_slice(),
+        [Event::Closed(CloseReason::Tls(_))]
+    ));
+    // A route message instead of features: never taken in the clear.
+    let mut s = tls_session(t0);
+    let update = vector!("10_cn_route_update_inet_single_nh_2016.xml");
+    s.handle_input(format!("{open}{update}").as_bytes(), t0);
+    assert!(matches!(
+        events(&mut s).as_slice(),
+        [Event::Closed(CloseReason::Tls(_))]
+    ));
+    // Refused.
+    let mut s = tls_session(t0);
+    s.handle_input(format!("{open}{TLS_FEATURES}").as_bytes(), t0);
+    s.handle_input(b"<failure xmlns=\"urn:ietf:params:xml:ns:xmpp-tls\"/>", t0);
+    assert!(matches!(
+        events(&mut s).as_slice(),
+        [Event::Closed(CloseReason::Tls(_))]
+    ));
+    // The hold timer runs while it is negotiated.
+    let mut s = tls_session(t0);
+    s.handle_input(format!("{open}{TLS_FEATURES}").as_bytes(), t0);
+    s.handle_timeout(t0 + Duration::from_secs(90));
+    assert_eq!(s.state(), State::Closed);
+}

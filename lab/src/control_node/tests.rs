@@ -72,6 +72,7 @@ fn two_vrouters_learn_each_others_pods_through_the_peer_and_forget_them() {
             fabric_ip: Ipv4Addr::new(198, 18, 0, n),
             encaps: vec![Encap::MplsOverUdp],
             config: Default::default(),
+            tls: None,
         };
         let (stop_a, a_stop) = watch::channel(false);
         let (stop_b, b_stop) = watch::channel(false);

@@ -155,3 +155,25 @@ fn the_xmpp_section_is_checked_key_by_key() {
     assert!(error_of(&base("[xmpp]\nhost = \"a b\"")).contains("xmpp.host"));
     assert!(error_of(&base("[xmpp]\nport = 5269")).contains("port"));
 }
+
+#[test]
+fn tls_keys_are_checked_and_their_files_read() {
+    assert!(error_of(&base("[xmpp]\ntls = true")).contains("xmpp.tls_ca"));
+    assert!(error_of(&base("[xmpp]\ntls_ca = \"/x.pem\"")).contains("without xmpp.tls"));
+    let missing = error_of(&base("[xmpp]\ntls = true\ntls_ca = \"/nonexistent/ca.pem\""));
+    assert!(
+        missing.contains("xmpp.tls_ca") && missing.contains("/nonexistent/ca.pem"),
+        "{missing}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let text = format!("[xmpp]\ntls = true\ntls_ca = {:?}", empty.display().to_string());
+    assert!(error_of(&base(&text)).contains("no certificate"));
+    let text = format!(
+        "[xmpp]\ntls = true\ntls_ca = {:?}\ntls_cert = {:?}",
+        empty.display().to_string(),
+        empty.display().to_string()
+    );
+    assert!(error_of(&base(&text)).contains("xmpp.tls_ca"));
+}

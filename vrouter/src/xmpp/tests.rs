@@ -78,6 +78,7 @@ fn a_channel_tells_learns_keeps_routes_headless_and_reconnects() {
             fabric_ip: [198, 18, 0, 1].into(),
             encaps: vec![Encap::MplsOverUdp, Encap::MplsOverGre],
             config: Default::default(),
+            tls: None,
         };
         let stats = Arc::new(ChannelStats::new(&setup));
         let (stop, shutdown) = watch::channel(false);
