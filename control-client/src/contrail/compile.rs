@@ -97,6 +97,22 @@ pub struct CompiledConfig {
     pub vrouter_ip: Option<Ipv4Addr>,
     /// Floating IPs given to ports, by name.
     pub floating_ips: BTreeMap<String, FloatingIpConfig>,
+    /// Services (native load balancers), by the load balancer's name.
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+/// A native load balancer (a Kubernetes service, as kube-manager writes it): its
+/// VIP in its network's VRF, a port per listener, the members of its pools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// The VRF of its VIP (its interface's network's routing instance).
+    pub vrf: String,
+    /// The VIP.
+    pub ip: IpAddr,
+    /// Per listener: protocol number, port, and the members' (target) port.
+    pub ports: Vec<(u8, u16, u16)>,
+    /// The members' addresses (administratively up), sorted.
+    pub backends: Vec<IpAddr>,
 }
 
 /// A floating IP as the configuration gives it to one port.
@@ -147,7 +163,67 @@ pub fn compile(graph: &ConfigGraph, host: &str) -> CompiledConfig {
         compiled.ports.insert(uuid, port);
     }
     compiled.floating_ips = floating_ips(graph);
+    compiled.services = services(graph);
     compiled
+}
+
+/// Each native load balancer with a VIP, a VRF and at least one listener.
+fn services(graph: &ConfigGraph) -> BTreeMap<String, ServiceConfig> {
+    let mut out = BTreeMap::new();
+    for (key, object) in graph.objects_of(&ObjectType::Loadbalancer) {
+        let Properties::Loadbalancer(lb) = &object.props else {
+            continue;
+        };
+        // Haproxy load balancers (ingresses) are not native ones.
+        let native = lb.provider.as_deref().is_none_or(|p| p == "native");
+        let (Some(ip), true, true) = (lb.vip, native, lb.admin_up) else {
+            continue;
+        };
+        let vrf = graph
+            .neighbors(key, &ObjectType::VirtualMachineInterface)
+            .find_map(|vmi| graph.neighbors(vmi, &ObjectType::VirtualNetwork).next().cloned())
+            .and_then(|vn| network_vrf(graph, &vn));
+        let Some(vrf) = vrf else { continue };
+        let mut ports = Vec::new();
+        let mut backends = Vec::new();
+        for listener in graph.neighbors(key, &ObjectType::LoadbalancerListener) {
+            let Some(Properties::Listener(l)) = graph.get(listener).map(|o| &o.props) else {
+                continue;
+            };
+            let (Some(protocol), Some(port)) = (l.protocol, l.port) else {
+                continue;
+            };
+            let members: Vec<crate::contrail::MemberProps> = graph
+                .neighbors(listener, &ObjectType::LoadbalancerPool)
+                .flat_map(|pool| graph.neighbors(pool, &ObjectType::LoadbalancerMember))
+                .filter_map(|m| match graph.get(m)?.props {
+                    Properties::Member(m) if m.admin_up => Some(m),
+                    _ => None,
+                })
+                .collect();
+            let target = members.iter().find_map(|m| m.port).unwrap_or(port);
+            backends.extend(members.iter().filter_map(|m| m.address));
+            ports.push((protocol, port, target));
+        }
+        if ports.is_empty() {
+            continue;
+        }
+        ports.sort();
+        ports.dedup_by_key(|p| (p.0, p.1));
+        backends.sort();
+        backends.dedup();
+        backends.retain(|b| b.is_ipv4() == ip.is_ipv4());
+        out.insert(
+            key.name.clone(),
+            ServiceConfig {
+                vrf,
+                ip,
+                ports,
+                backends,
+            },
+        );
+    }
+    out
 }
 
 /// Each floating IP with an address, a pool network with a routing instance, and

@@ -184,6 +184,57 @@ fn properties(out: &mut String, props: &Properties) {
                 "</encapsulation-priorities><vxlan-network-identifier-mode>{mode}</vxlan-network-identifier-mode>"
             );
         }
+        Properties::Loadbalancer(lb) => {
+            out.push_str("<loadbalancer-properties>");
+            if let Some(vip) = lb.vip {
+                let _ = write!(out, "<vip-address>{vip}</vip-address>");
+            }
+            let _ = write!(
+                out,
+                "<admin-state>{}</admin-state></loadbalancer-properties>",
+                lb.admin_up
+            );
+            if let Some(p) = &lb.provider {
+                let _ = write!(
+                    out,
+                    "<loadbalancer-provider>{}</loadbalancer-provider>",
+                    escape(p.as_str())
+                );
+            }
+        }
+        Properties::Listener(l) => {
+            out.push_str("<loadbalancer-listener-properties>");
+            if let Some(p) = l.protocol {
+                let _ = write!(out, "<protocol>{}</protocol>", protocol_name(p));
+            }
+            if let Some(port) = l.port {
+                let _ = write!(out, "<protocol-port>{port}</protocol-port>");
+            }
+            out.push_str("</loadbalancer-listener-properties>");
+        }
+        Properties::Member(m) => {
+            out.push_str("<loadbalancer-member-properties>");
+            if let Some(a) = m.address {
+                let _ = write!(out, "<address>{a}</address>");
+            }
+            if let Some(port) = m.port {
+                let _ = write!(out, "<protocol-port>{port}</protocol-port>");
+            }
+            let _ = write!(
+                out,
+                "<admin-state>{}</admin-state></loadbalancer-member-properties>",
+                m.admin_up
+            );
+        }
         Properties::Opaque => {}
+    }
+}
+
+/// A listener protocol as the schema names it.
+fn protocol_name(number: u8) -> &'static str {
+    match number {
+        17 => "UDP",
+        132 => "SCTP",
+        _ => "TCP",
     }
 }

@@ -29,12 +29,13 @@ mod props;
 #[cfg(test)]
 mod tests;
 
-pub use compile::{compile, CompiledConfig, FloatingIpConfig, PortConfig, PortVlan};
+pub use compile::{compile, CompiledConfig, FloatingIpConfig, PortConfig, PortVlan, ServiceConfig};
 pub use encode::encode;
 pub use ifmap::{ConfigOp, IfmapError};
 pub use objects::PortObjects;
 pub use props::{
-    FloatingIpProps, GlobalVrouterProps, IpamSubnet, PortMapping, Properties, VirtualNetworkProps, VmiProps, VxlanMode,
+    FloatingIpProps, GlobalVrouterProps, IpamSubnet, ListenerProps, LoadbalancerProps, MemberProps, PortMapping,
+    Properties, VirtualNetworkProps, VmiProps, VxlanMode,
 };
 pub use uuid::Uuid;
 
@@ -102,12 +103,20 @@ pub enum ObjectType {
     AccessControlList,
     /// `project`.
     Project,
+    /// `loadbalancer`: a service's VIP (a native, ECMP load balancer).
+    Loadbalancer,
+    /// `loadbalancer-listener`: one port of it.
+    LoadbalancerListener,
+    /// `loadbalancer-pool`: a listener's backends.
+    LoadbalancerPool,
+    /// `loadbalancer-member`: one backend.
+    LoadbalancerMember,
     /// Any other type, by its IF-MAP name.
     Other(Box<str>),
 }
 
 impl ObjectType {
-    const NAMES: [(&'static str, ObjectType); 16] = [
+    const NAMES: [(&'static str, ObjectType); 20] = [
         ("virtual-router", ObjectType::VirtualRouter),
         ("virtual-machine", ObjectType::VirtualMachine),
         ("virtual-machine-interface", ObjectType::VirtualMachineInterface),
@@ -127,6 +136,10 @@ impl ObjectType {
         ("security-group", ObjectType::SecurityGroup),
         ("access-control-list", ObjectType::AccessControlList),
         ("project", ObjectType::Project),
+        ("loadbalancer", ObjectType::Loadbalancer),
+        ("loadbalancer-listener", ObjectType::LoadbalancerListener),
+        ("loadbalancer-pool", ObjectType::LoadbalancerPool),
+        ("loadbalancer-member", ObjectType::LoadbalancerMember),
     ];
 
     /// The type an IF-MAP `type` attribute names.

@@ -38,6 +38,12 @@ pub enum Properties {
     IpamSubnets(Vec<IpamSubnet>),
     /// `global-vrouter-config`.
     GlobalVrouter(GlobalVrouterProps),
+    /// `loadbalancer`.
+    Loadbalancer(LoadbalancerProps),
+    /// `loadbalancer-listener`.
+    Listener(ListenerProps),
+    /// `loadbalancer-member`.
+    Member(MemberProps),
     /// Any other type, or a type the vrouter reads nothing of.
     #[default]
     Opaque,
@@ -124,6 +130,38 @@ pub struct GlobalVrouterProps {
     pub vxlan_mode: VxlanMode,
 }
 
+/// A load balancer's properties.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LoadbalancerProps {
+    /// `loadbalancer-properties/vip-address`: the service address.
+    pub vip: Option<IpAddr>,
+    /// `loadbalancer-provider` (`native` for a Kubernetes service; haproxy ones
+    /// are ingresses).
+    pub provider: Option<String>,
+    /// `loadbalancer-properties/admin-state` (default up).
+    pub admin_up: bool,
+}
+
+/// A listener's properties: one service port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListenerProps {
+    /// IP protocol number (TCP for `TCP`, `HTTP`, `HTTPS`).
+    pub protocol: Option<u8>,
+    /// `protocol-port`.
+    pub port: Option<u16>,
+}
+
+/// A member's properties: one backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemberProps {
+    /// `address`.
+    pub address: Option<IpAddr>,
+    /// `protocol-port`: the backend's (target) port.
+    pub port: Option<u16>,
+    /// `admin-state` (default up).
+    pub admin_up: bool,
+}
+
 /// Reads the properties of a node of type `kind`.
 pub(super) fn read(kind: &ObjectType, node: &Element) -> Properties {
     match kind {
@@ -161,7 +199,43 @@ pub(super) fn read(kind: &ObjectType, node: &Element) -> Properties {
                 _ => VxlanMode::Automatic,
             },
         }),
+        ObjectType::Loadbalancer => {
+            let props = node.child("loadbalancer-properties");
+            Properties::Loadbalancer(LoadbalancerProps {
+                vip: props.and_then(|p| parsed(p.child_text("vip-address"))),
+                provider: node
+                    .child_text("loadbalancer-provider")
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string),
+                admin_up: flag(props.and_then(|p| p.child_text("admin-state")), true),
+            })
+        }
+        ObjectType::LoadbalancerListener => {
+            let props = node.child("loadbalancer-listener-properties");
+            Properties::Listener(ListenerProps {
+                protocol: props.and_then(|p| p.child_text("protocol")).and_then(service_protocol),
+                port: props.and_then(|p| parsed(p.child_text("protocol-port"))),
+            })
+        }
+        ObjectType::LoadbalancerMember => {
+            let props = node.child("loadbalancer-member-properties");
+            Properties::Member(MemberProps {
+                address: props.and_then(|p| parsed(p.child_text("address"))),
+                port: props.and_then(|p| parsed(p.child_text("protocol-port"))),
+                admin_up: flag(props.and_then(|p| p.child_text("admin-state")), true),
+            })
+        }
         _ => Properties::Opaque,
+    }
+}
+
+/// A listener's protocol: the L4 protocol it runs on.
+fn service_protocol(text: &str) -> Option<u8> {
+    match text.to_ascii_uppercase().as_str() {
+        "TCP" | "HTTP" | "HTTPS" | "TERMINATED_HTTPS" => Some(6),
+        "UDP" => Some(17),
+        "SCTP" => Some(132),
+        _ => None,
     }
 }
 

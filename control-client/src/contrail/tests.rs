@@ -369,3 +369,38 @@ fn a_full_graph_refuses_more_and_keeps_what_it_holds() {
     }]);
     assert_eq!((outcome.changed, outcome.refused), (1, 0));
 }
+
+#[test]
+fn load_balancer_objects_read_back_as_written() {
+    let ops = vec![
+        ConfigOp::UpdateNode {
+            key: ObjectKey::new(ObjectType::Loadbalancer, "default-domain:k8s-default:web"),
+            uuid: Some(Uuid::from_u128(7)),
+            props: Properties::Loadbalancer(LoadbalancerProps {
+                vip: Some("198.18.100.10".parse().unwrap()),
+                provider: Some("native".into()),
+                admin_up: true,
+            }),
+        },
+        ConfigOp::UpdateNode {
+            key: ObjectKey::new(ObjectType::LoadbalancerListener, "web-80"),
+            uuid: None,
+            props: Properties::Listener(ListenerProps {
+                protocol: Some(17),
+                port: Some(53),
+            }),
+        },
+        ConfigOp::UpdateNode {
+            key: ObjectKey::new(ObjectType::LoadbalancerMember, "web-80-m0"),
+            uuid: None,
+            props: Properties::Member(MemberProps {
+                address: Some("2001:2:0:1::21".parse().unwrap()),
+                port: Some(5353),
+                admin_up: false,
+            }),
+        },
+    ];
+    let (read, errors) = ifmap::decode(&Element::parse(&encode(&ops)).unwrap());
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(read, ops);
+}

@@ -28,8 +28,8 @@ use vrouter_api::{ConfigView, ErrorCode, PortBindingView};
 /// complete (and what the previous server alone sent is swept).
 pub const CONFIG_QUIET: Duration = Duration::from_secs(3);
 
-/// The name prefix of floating IPs taken from the configuration.
-pub const CONFIG_FIP_PREFIX: &str = "config:";
+/// The name prefix of floating IPs and services taken from the configuration.
+pub const CONFIG_PREFIX: &str = "config:";
 
 /// No channel serves configuration.
 const NO_SERVER: u8 = u8::MAX;
@@ -299,6 +299,7 @@ impl Control {
             };
         }
         self.reconcile_floating_ips(&compiled);
+        self.reconcile_services(&compiled);
         for (vrf, vni) in &compiled.vrf_vnis {
             let in_use = self.model.interfaces().any(|(_, s)| &s.vrf == vrf);
             if in_use && self.model.vrf_vnis().get(vrf) != Some(vni) {
@@ -367,7 +368,7 @@ impl Control {
             let Some(binding) = self.config.bindings.values().find(|b| b.vmi == f.port) else {
                 continue;
             };
-            let name = format!("{CONFIG_FIP_PREFIX}{name}");
+            let name = format!("{CONFIG_PREFIX}{name}");
             let spec = FloatingIpSpec {
                 name: name.clone(),
                 vrf: f.vrf.clone(),
@@ -379,7 +380,7 @@ impl Control {
         let current: Vec<FloatingIpSpec> = self
             .model
             .floating_ips()
-            .filter(|f| f.name.starts_with(CONFIG_FIP_PREFIX))
+            .filter(|f| f.name.starts_with(CONFIG_PREFIX))
             .cloned()
             .collect();
         for f in current {
@@ -397,6 +398,68 @@ impl Control {
             }
             if let Err(e) = self.add_floating_ip(spec) {
                 tracing::warn!(floating_ip = %name, "floating IP from the configuration not applied: {e}");
+            }
+        }
+    }
+
+    /// Brings the services made from native load balancers in line with the
+    /// configuration (named `config:NAME`; an operator's are left alone). A listener
+    /// on another protocol than TCP or UDP is left out (logged).
+    fn reconcile_services(&mut self, compiled: &control_client::contrail::CompiledConfig) {
+        use control_client::{L4Protocol, ServicePort, ServiceSpec};
+        let mut desired: BTreeMap<String, ServiceSpec> = BTreeMap::new();
+        for (name, s) in &compiled.services {
+            let name = format!("{CONFIG_PREFIX}{name}");
+            let ports: Vec<ServicePort> = s
+                .ports
+                .iter()
+                .filter_map(|(protocol, port, target_port)| {
+                    let protocol = match protocol {
+                        6 => L4Protocol::Tcp,
+                        17 => L4Protocol::Udp,
+                        other => {
+                            tracing::warn!(service = %name, protocol = other, "listener protocol not served: left out");
+                            return None;
+                        }
+                    };
+                    Some(ServicePort {
+                        protocol,
+                        port: *port,
+                        target_port: *target_port,
+                    })
+                })
+                .collect();
+            if ports.is_empty() {
+                continue;
+            }
+            let spec = ServiceSpec {
+                name: name.clone(),
+                vrf: s.vrf.clone(),
+                ip: s.ip,
+                ports,
+                backends: s.backends.clone(),
+            };
+            desired.insert(name, spec);
+        }
+        let current: Vec<ServiceSpec> = self
+            .model
+            .services()
+            .filter(|s| s.name.starts_with(CONFIG_PREFIX))
+            .cloned()
+            .collect();
+        for s in current {
+            if !desired.contains_key(&s.name) && self.config.synced {
+                if let Err(e) = self.remove_service(&s.name) {
+                    tracing::warn!(service = %s.name, "not removed: {e}");
+                }
+            }
+        }
+        for (name, spec) in desired {
+            if self.model.services().any(|s| *s == spec) {
+                continue;
+            }
+            if let Err(e) = self.add_service(spec) {
+                tracing::warn!(service = %name, "service from the configuration not applied: {e}");
             }
         }
     }

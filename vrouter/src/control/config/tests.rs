@@ -232,3 +232,97 @@ fn a_floating_ip_of_a_bound_port_comes_from_the_configuration() {
     control.config_tick(t0 + CONFIG_QUIET);
     assert_eq!(control.model.floating_ips().count(), 0);
 }
+
+#[test]
+fn a_native_load_balancer_becomes_a_service_and_follows_its_members() {
+    use control_client::contrail::{
+        ConfigOp, Link, ListenerProps, LoadbalancerProps, MemberProps, ObjectKey, ObjectType, Properties,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut control = detached_control(dir.path());
+    let t0 = Instant::now();
+    control.config_server(PeerId(0), t0);
+    let port = objects("198.18.1.10");
+    let key = |kind, name: &str| ObjectKey::new(kind, name);
+    let link = |l: &ObjectKey, r: &ObjectKey, m: &str| {
+        ConfigOp::UpdateLink(Link {
+            left: l.clone(),
+            right: r.clone(),
+            metadata: m.into(),
+        })
+    };
+    let node = |k: &ObjectKey, props| ConfigOp::UpdateNode {
+        key: k.clone(),
+        uuid: None,
+        props,
+    };
+    let lb = key(ObjectType::Loadbalancer, "default-domain:k8s-default:web");
+    let vip_port = key(ObjectType::VirtualMachineInterface, &port.vmi_name);
+    let mut ops = port.updates();
+    ops.push(node(
+        &lb,
+        Properties::Loadbalancer(LoadbalancerProps {
+            vip: Some("198.18.100.10".parse().unwrap()),
+            provider: Some("native".into()),
+            admin_up: true,
+        }),
+    ));
+    ops.push(link(&lb, &vip_port, "loadbalancer-virtual-machine-interface"));
+    let members = ["198.18.1.21", "198.18.1.22"];
+    for (listener, proto, port, target) in [("web-80", 6, 80, 9376), ("dns-53", 17, 53, 5353)] {
+        let l = key(ObjectType::LoadbalancerListener, listener);
+        let pool = key(ObjectType::LoadbalancerPool, &format!("{listener}-pool"));
+        ops.push(node(
+            &l,
+            Properties::Listener(ListenerProps {
+                protocol: Some(proto),
+                port: Some(port),
+            }),
+        ));
+        ops.push(node(&pool, Properties::Opaque));
+        ops.push(link(&l, &lb, "loadbalancer-listener-loadbalancer"));
+        ops.push(link(&pool, &l, "loadbalancer-pool-loadbalancer-listener"));
+        for (i, address) in members.iter().enumerate() {
+            let m = key(ObjectType::LoadbalancerMember, &format!("{listener}-m{i}"));
+            ops.push(node(
+                &m,
+                Properties::Member(MemberProps {
+                    address: Some(address.parse().unwrap()),
+                    port: Some(target),
+                    admin_up: true,
+                }),
+            ));
+            ops.push(link(&pool, &m, "loadbalancer-pool-loadbalancer-member"));
+        }
+    }
+    send(&mut control, 0, &ops, t0);
+    let services: Vec<control_client::ServiceSpec> = control.model.services().cloned().collect();
+    assert_eq!(services.len(), 1, "{services:?}");
+    let s = &services[0];
+    assert_eq!(s.name, "config:default-domain:k8s-default:web");
+    assert_eq!(s.vrf, port.vrf());
+    assert_eq!(s.ip, "198.18.100.10".parse::<std::net::IpAddr>().unwrap());
+    let ports: Vec<(u8, u16, u16)> = s
+        .ports
+        .iter()
+        .map(|p| (p.protocol.number(), p.port, p.target_port))
+        .collect();
+    assert_eq!(ports, [(6, 80, 9376), (17, 53, 5353)]);
+    assert_eq!(s.backends.len(), 2);
+    // A member goes (both listeners' pools): the service has one backend left.
+    let gone = [
+        ConfigOp::DeleteNode {
+            key: key(ObjectType::LoadbalancerMember, "web-80-m1"),
+        },
+        ConfigOp::DeleteNode {
+            key: key(ObjectType::LoadbalancerMember, "dns-53-m1"),
+        },
+    ];
+    send(&mut control, 0, &gone, t0);
+    let s = control.model.services().next().unwrap();
+    assert_eq!(s.backends, ["198.18.1.21".parse::<std::net::IpAddr>().unwrap()]);
+    // The load balancer goes: its service too, once the initial sync is over.
+    send(&mut control, 0, &[ConfigOp::DeleteNode { key: lb }], t0);
+    control.config_tick(t0 + CONFIG_QUIET);
+    assert_eq!(control.model.services().count(), 0);
+}
