@@ -116,6 +116,7 @@ fn decapsulation(c: &mut Criterion) {
             allowed_address_pairs: Vec::new(),
             mtu: None,
             vlan: None,
+            security_groups: Vec::new(),
         })
         .expect("valid pod");
     let label = state.port_identity("a").expect("attached").label;

@@ -81,6 +81,7 @@ fn pods() -> DesiredState {
             allowed_address_pairs: Vec::new(),
             mtu: None,
             vlan: None,
+            security_groups: Vec::new(),
         })
         .expect("valid pod");
     }
@@ -126,6 +127,7 @@ pub fn tunnel_state() -> DesiredState {
         allowed_address_pairs: vec!["198.18.1.0/24".parse().expect("prefix")],
         mtu: None,
         vlan: None,
+        security_groups: Vec::new(),
     })
     .expect("valid pod");
     let remote = Ipv4Addr::new(198, 18, 0, 2);

@@ -61,6 +61,10 @@ pub struct InterfaceSpec {
     /// then the sub-interface's own name, not a Linux interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<VlanSpec>,
+    /// The ids of its security groups (from the configuration): its routes carry
+    /// them to the control nodes, as the agent's do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<u32>,
 }
 
 /// Where a configured route sends packets.

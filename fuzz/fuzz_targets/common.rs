@@ -30,6 +30,7 @@ pub fn snapshot() -> &'static Snapshot {
                 allowed_address_pairs: if name == "a" { vec!["198.18.9.0/24".parse().unwrap()] } else { Vec::new() },
                 mtu: if name == "b" { Some(1280) } else { None },
                 vlan: None,
+                security_groups: Vec::new(),
             })
             .unwrap();
         }

@@ -120,6 +120,7 @@ impl Pod {
             allowed_address_pairs: self.allowed_address_pairs.clone(),
             mtu: None,
             vlan: None,
+            security_groups: Vec::new(),
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct Interface {
     /// VM's port): the port it rides on and its tag. It has no socket of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<VlanTag>,
+    /// Its security group ids (what its routes carry to the control nodes).
+    pub security_groups: Vec<u32>,
 }
 
 /// Where a VLAN sub-interface's frames travel: tagged on its parent port.

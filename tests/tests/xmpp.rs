@@ -197,6 +197,7 @@ impl StandInAgent {
                     vrf: "red".into(),
                     prefix: prefix.parse().unwrap(),
                     label: *label,
+                    security_groups: Vec::new(),
                 })
                 .collect(),
             evpn: Default::default(),

@@ -40,6 +40,11 @@ pub struct PortConfig {
     pub allowed_address_pairs: Vec<IpNet>,
     /// Set for a nested-mode sub-interface.
     pub vlan: Option<PortVlan>,
+    /// Its security groups (fully qualified names; their rules are in
+    /// [`CompiledConfig::security_groups`]).
+    pub security_groups: Vec<String>,
+    /// Their ids, as routes carry them.
+    pub security_group_ids: Vec<u32>,
 }
 
 /// A sub-interface's parent and tag.
@@ -80,6 +85,7 @@ impl PortConfig {
             allowed_address_pairs: self.allowed_address_pairs.clone(),
             mtu: None,
             vlan,
+            security_groups: self.security_group_ids.clone(),
         })
     }
 }
@@ -99,6 +105,10 @@ pub struct CompiledConfig {
     pub floating_ips: BTreeMap<String, FloatingIpConfig>,
     /// Services (native load balancers), by the load balancer's name.
     pub services: BTreeMap<String, ServiceConfig>,
+    /// The security groups ports are in, with their rules, by name.
+    pub security_groups: BTreeMap<String, super::SecurityGroupProps>,
+    /// Each network's access control rules (its policies), by network name.
+    pub network_acls: BTreeMap<String, Vec<super::rules::Rule>>,
 }
 
 /// A native load balancer (a Kubernetes service, as kube-manager writes it): its
@@ -158,6 +168,26 @@ pub fn compile(graph: &ConfigGraph, host: &str) -> CompiledConfig {
         if let (Some(vrf), Some(vn)) = (&port.vrf, &port.virtual_network) {
             if let Some(vni) = vni(graph, vn, global.vxlan_mode) {
                 compiled.vrf_vnis.insert(vrf.clone(), vni);
+            }
+        }
+        for sg in &port.security_groups {
+            let key = ObjectKey::new(ObjectType::SecurityGroup, sg.as_str());
+            if let Some(Properties::SecurityGroup(props)) = graph.get(&key).map(|o| &o.props) {
+                compiled.security_groups.insert(sg.clone(), props.clone());
+            }
+        }
+        if let Some(vn) = &port.virtual_network {
+            let key = ObjectKey::new(ObjectType::VirtualNetwork, vn.as_str());
+            let rules: Vec<super::rules::Rule> = graph
+                .neighbors(&key, &ObjectType::AccessControlList)
+                .filter_map(|acl| match &graph.get(acl)?.props {
+                    Properties::AccessControlList(rules) => Some(rules.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            if !rules.is_empty() {
+                compiled.network_acls.insert(vn.clone(), rules);
             }
         }
         compiled.ports.insert(uuid, port);
@@ -320,7 +350,17 @@ fn port(graph: &ConfigGraph, key: &ObjectKey, uuid: Uuid, props: &VmiProps) -> P
                 })
         })
         .flatten();
+    let groups: Vec<&ObjectKey> = graph.neighbors(key, &ObjectType::SecurityGroup).collect();
+    let security_group_ids: Vec<u32> = groups
+        .iter()
+        .filter_map(|g| match &graph.get(g)?.props {
+            Properties::SecurityGroup(sg) => sg.id,
+            _ => None,
+        })
+        .collect();
     PortConfig {
+        security_groups: groups.iter().map(|g| g.name.clone()).collect(),
+        security_group_ids,
         name: key.name.clone(),
         uuid,
         virtual_machine: graph

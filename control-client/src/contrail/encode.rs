@@ -226,6 +226,19 @@ fn properties(out: &mut String, props: &Properties) {
                 m.admin_up
             );
         }
+        Properties::SecurityGroup(sg) => {
+            if let Some(id) = sg.id {
+                let _ = write!(out, "<security-group-id>{id}</security-group-id>");
+            }
+            out.push_str("<security-group-entries>");
+            super::rules::write(out, &sg.rules, false);
+            out.push_str("</security-group-entries>");
+        }
+        Properties::AccessControlList(rules) => {
+            out.push_str("<access-control-list-entries>");
+            super::rules::write(out, rules, true);
+            out.push_str("</access-control-list-entries>");
+        }
         Properties::Opaque => {}
     }
 }

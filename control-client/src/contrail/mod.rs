@@ -26,6 +26,7 @@ mod encode;
 pub mod ifmap;
 mod objects;
 mod props;
+pub mod rules;
 #[cfg(test)]
 mod tests;
 
@@ -35,7 +36,7 @@ pub use ifmap::{ConfigOp, IfmapError};
 pub use objects::PortObjects;
 pub use props::{
     FloatingIpProps, GlobalVrouterProps, IpamSubnet, ListenerProps, LoadbalancerProps, MemberProps, PortMapping,
-    Properties, VirtualNetworkProps, VmiProps, VxlanMode,
+    Properties, SecurityGroupProps, VirtualNetworkProps, VmiProps, VxlanMode,
 };
 pub use uuid::Uuid;
 

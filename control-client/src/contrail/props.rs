@@ -44,6 +44,10 @@ pub enum Properties {
     Listener(ListenerProps),
     /// `loadbalancer-member`.
     Member(MemberProps),
+    /// `security-group`.
+    SecurityGroup(SecurityGroupProps),
+    /// `access-control-list`: a network's (policy) rules.
+    AccessControlList(Vec<super::rules::Rule>),
     /// Any other type, or a type the vrouter reads nothing of.
     #[default]
     Opaque,
@@ -130,6 +134,15 @@ pub struct GlobalVrouterProps {
     pub vxlan_mode: VxlanMode,
 }
 
+/// A security group's properties.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SecurityGroupProps {
+    /// `security-group-id`: the number routes carry in their security group list.
+    pub id: Option<u32>,
+    /// `security-group-entries`.
+    pub rules: Vec<super::rules::Rule>,
+}
+
 /// A load balancer's properties.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LoadbalancerProps {
@@ -199,6 +212,18 @@ pub(super) fn read(kind: &ObjectType, node: &Element) -> Properties {
                 _ => VxlanMode::Automatic,
             },
         }),
+        ObjectType::SecurityGroup => Properties::SecurityGroup(SecurityGroupProps {
+            id: parsed(node.child_text("security-group-id")).filter(|id| *id != 0),
+            rules: node
+                .child("security-group-entries")
+                .map(super::rules::security_group_rules)
+                .unwrap_or_default(),
+        }),
+        ObjectType::AccessControlList => Properties::AccessControlList(
+            node.child("access-control-list-entries")
+                .map(super::rules::acl_rules)
+                .unwrap_or_default(),
+        ),
         ObjectType::Loadbalancer => {
             let props = node.child("loadbalancer-properties");
             Properties::Loadbalancer(LoadbalancerProps {

@@ -404,3 +404,82 @@ fn load_balancer_objects_read_back_as_written() {
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(read, ops);
 }
+
+#[test]
+fn a_networks_acl_from_the_tutorial_reads_as_typed_rules() {
+    use super::rules::{Endpoint, PortRange, RuleAction};
+    let mut graph = ConfigGraph::new();
+    for file in &TUTORIAL[..5] {
+        load(&mut graph, &format!("opensdn_tutorial_config/{file}"));
+    }
+    let compiled = compile(&graph, "opensdn-VirtualBox");
+    let rules = &compiled.network_acls["default-domain:admin:vn-A"];
+    assert!(rules.len() >= 2, "{rules:?}");
+    let first = &rules[0];
+    assert!(first.bidirectional);
+    assert_eq!(first.protocol, None, "any");
+    assert_eq!(first.action, RuleAction::Pass);
+    assert_eq!(first.src, [Endpoint::Subnet("0.0.0.0/0".parse().unwrap())]);
+    assert_eq!(first.src_ports, [PortRange::ANY]);
+    assert_eq!(first.dst, [Endpoint::Any]);
+    assert_eq!(
+        rules[1].src,
+        [Endpoint::VirtualNetwork("default-domain:admin:public".into())]
+    );
+}
+
+#[test]
+fn a_ports_security_groups_compile_with_their_rules_and_ids_and_read_back_as_written() {
+    use super::rules::{Endpoint, PortRange, Rule, RuleAction};
+    let port = lab_port(None, 1);
+    let sg = ObjectKey::new(ObjectType::SecurityGroup, "default-domain:k8s-default:web-sg");
+    let rules = vec![
+        Rule {
+            bidirectional: false,
+            protocol: Some(6),
+            ethertype: Some(4),
+            src: vec![Endpoint::SecurityGroup("local".into())],
+            src_ports: vec![PortRange::ANY],
+            dst: vec![Endpoint::Subnet("198.18.0.0/15".parse().unwrap())],
+            dst_ports: vec![PortRange { start: 80, end: 443 }],
+            action: RuleAction::Pass,
+        },
+        Rule {
+            bidirectional: true,
+            protocol: None,
+            ethertype: None,
+            src: vec![Endpoint::Any],
+            src_ports: vec![],
+            dst: vec![Endpoint::VirtualNetwork(
+                "default-domain:k8s-default:cluster-network".into(),
+            )],
+            dst_ports: vec![],
+            action: RuleAction::Pass,
+        },
+    ];
+    let mut ops = port.updates();
+    ops.push(ConfigOp::UpdateNode {
+        key: sg.clone(),
+        uuid: None,
+        props: Properties::SecurityGroup(SecurityGroupProps {
+            id: Some(8_000_002),
+            rules: rules.clone(),
+        }),
+    });
+    ops.push(ConfigOp::UpdateLink(Link {
+        left: ObjectKey::new(ObjectType::VirtualMachineInterface, port.vmi_name.clone()),
+        right: sg.clone(),
+        metadata: "virtual-machine-interface-security-group".into(),
+    }));
+    let (read, errors) = ifmap::decode(&Element::parse(&encode(&ops)).unwrap());
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(read, ops, "the rules survive the wire format");
+    let mut graph = ConfigGraph::new();
+    graph.apply(read);
+    let compiled = compile(&graph, "node-1");
+    let p = &compiled.ports[&port.vmi];
+    assert_eq!(p.security_groups, [sg.name.clone()]);
+    assert_eq!(p.security_group_ids, [8_000_002]);
+    assert_eq!(compiled.security_groups[&sg.name].rules, rules);
+    assert_eq!(p.interface_spec("tap1", None).unwrap().security_groups, [8_000_002]);
+}

@@ -186,6 +186,7 @@ impl<'a> Compile<'a> {
                 allowed_sources: Vec::new(),
                 mtu: 0,
                 vlan: None,
+                security_groups: Vec::new(),
             });
         }
         for (name, (id, spec)) in &state.interfaces {
@@ -226,6 +227,7 @@ impl<'a> Compile<'a> {
                 allowed_sources: spec.allowed_address_pairs.iter().map(|p| p.trunc()).collect(),
                 mtu: spec.mtu.unwrap_or(0),
                 vlan: vlan_tag,
+                security_groups: spec.security_groups.clone(),
             });
         }
     }

@@ -19,6 +19,7 @@ fn pod(name: &str, last: u8) -> InterfaceSpec {
         allowed_address_pairs: Vec::new(),
         mtu: None,
         vlan: None,
+        security_groups: Vec::new(),
     }
 }
 

@@ -170,6 +170,7 @@ mod tests {
             allowed_address_pairs: Vec::new(),
             mtu: None,
             vlan: None,
+            security_groups: Vec::new(),
         }
     }
 

@@ -23,6 +23,8 @@ pub struct LocalRoute {
     pub prefix: IpNet,
     /// The MPLS label remote nodes reach the interface by.
     pub label: u32,
+    /// The interface's security group ids.
+    pub security_groups: Vec<u32>,
 }
 
 /// An EVPN (MAC+IP) route this node originates for an interface in a VRF with a
@@ -71,6 +73,7 @@ impl Advertised {
                     vrf: vrf.name.clone(),
                     prefix: IpNet::from(a),
                     label,
+                    security_groups: i.security_groups.clone(),
                 });
                 if let Some(vni) = vnis.get(&i.vrf) {
                     out.evpn.insert(EvpnRoute {
@@ -88,10 +91,15 @@ impl Advertised {
                 continue;
             };
             out.vrfs.insert(vrf.name.clone(), u32::from(e.vrf.0));
+            let security_groups = snap
+                .interface(e.vif)
+                .map(|i| i.security_groups.clone())
+                .unwrap_or_default();
             out.routes.insert(LocalRoute {
                 vrf: vrf.name.clone(),
                 prefix: IpNet::from(e.address),
                 label,
+                security_groups,
             });
         }
         out
@@ -192,13 +200,18 @@ impl Speaker {
             let _ = write!(encaps, "<tunnel-encapsulation>{name}</tunnel-encapsulation>");
         }
         format!(
-            "<iq type=\"set\" from=\"{host}\" to=\"{CONTROL_NODE}/bgp-peer\" id=\"pubsub{id}\"><pubsub xmlns=\"{PUBSUB}\"><publish node=\"{node}\"><item><entry><nlri><af>{af}</af><safi>1</safi><address>{prefix}</address></nlri><next-hops><next-hop><af>1</af><address>{fabric}</address><mac></mac><label>{label}</label><vni>0</vni><tunnel-encapsulation-list>{encaps}</tunnel-encapsulation-list><virtual-network>{vn}</virtual-network></next-hop></next-hops><version>1</version><virtual-network>{vn}</virtual-network><mobility seqno=\"0\" sticky=\"false\" /><sequence-number>0</sequence-number><security-group-list></security-group-list><local-preference>100</local-preference><med>0</med><sub-protocol>interface</sub-protocol></entry></item></publish></pubsub></iq>",
+            "<iq type=\"set\" from=\"{host}\" to=\"{CONTROL_NODE}/bgp-peer\" id=\"pubsub{id}\"><pubsub xmlns=\"{PUBSUB}\"><publish node=\"{node}\"><item><entry><nlri><af>{af}</af><safi>1</safi><address>{prefix}</address></nlri><next-hops><next-hop><af>1</af><address>{fabric}</address><mac></mac><label>{label}</label><vni>0</vni><tunnel-encapsulation-list>{encaps}</tunnel-encapsulation-list><virtual-network>{vn}</virtual-network></next-hop></next-hops><version>1</version><virtual-network>{vn}</virtual-network><mobility seqno=\"0\" sticky=\"false\" /><sequence-number>0</sequence-number><security-group-list>{groups}</security-group-list><local-preference>100</local-preference><med>0</med><sub-protocol>interface</sub-protocol></entry></item></publish></pubsub></iq>",
             host = escape(&self.host),
             node = escape(node(route)),
             prefix = route.prefix,
             fabric = self.fabric_ip,
             label = route.label,
             vn = escape(&vn),
+            groups = route
+                .security_groups
+                .iter()
+                .map(|g| format!("<security-group>{g}</security-group>"))
+                .collect::<String>(),
         )
     }
 

@@ -303,6 +303,7 @@ mod tests {
                 vrf: (*vrf).to_string(),
                 prefix: prefix.parse().unwrap(),
                 label: *label,
+                security_groups: Vec::new(),
             });
         }
         a

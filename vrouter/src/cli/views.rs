@@ -85,6 +85,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 gateway4: gateway,
                 gateway6,
                 allowed_address_pairs: allow_source,
+                security_groups: Vec::new(),
                 mtu,
                 vlan: parent
                     .zip(vlan)

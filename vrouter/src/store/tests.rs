@@ -13,6 +13,7 @@ fn spec(name: &str) -> InterfaceSpec {
         allowed_address_pairs: Vec::new(),
         mtu: None,
         vlan: None,
+        security_groups: Vec::new(),
     }
 }
 

@@ -188,3 +188,29 @@ fn a_pod_in_a_vxlan_vrf_is_also_published_as_an_evpn_route_as_the_agent_does() {
     assert_eq!(gone.len(), 3, "{gone:?}");
     assert!(gone[1].contains("dissociate node=\"25/242/02:00:00:00:00:04,198.18.1.4/32\""));
 }
+
+#[test]
+fn a_pods_security_groups_go_out_with_its_route() {
+    let mut s = DesiredState::new(16);
+    s.set_fabric("fabric0");
+    s.add_interface(InterfaceSpec {
+        name: "vp1".into(),
+        vrf: VRF.into(),
+        mac: MacAddr([2, 0, 0, 0, 0, 4]),
+        ipv4: Some(Ipv4Addr::new(198, 18, 1, 4)),
+        security_groups: vec![8_000_002, 8_000_007],
+        ..InterfaceSpec::default()
+    })
+    .unwrap();
+    let snap = s.build(1, MacAddr([0, 0, 0x5e, 0, 1, 0]));
+    let said = Speaker::new("os2", FABRIC, &[Encap::MplsOverUdp]).update(&Advertised::of(&snap));
+    let publish = Element::parse(&said[1]).unwrap();
+    let entry = path(&publish, &["pubsub", "publish", "item", "entry"]);
+    let groups: Vec<&str> = entry
+        .child("security-group-list")
+        .unwrap()
+        .children_named("security-group")
+        .map(|g| g.text.as_str())
+        .collect();
+    assert_eq!(groups, ["8000002", "8000007"]);
+}

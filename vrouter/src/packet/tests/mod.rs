@@ -41,6 +41,7 @@ fn state() -> DesiredState {
         allowed_address_pairs: Vec::new(),
         mtu: None,
         vlan: None,
+        security_groups: Vec::new(),
     };
     s.add_interface(pod("a", "red", MAC_A, A4, "2001:2:0:1::2", GW4, "2001:2:0:1::1"))
         .unwrap();

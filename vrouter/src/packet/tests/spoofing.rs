@@ -60,6 +60,7 @@ fn allowed_address_pairs_widen_the_sources_but_never_to_martians() {
         allowed_address_pairs: vec!["198.18.1.0/24".parse().unwrap(), "0.0.0.0/0".parse().unwrap()],
         mtu: None,
         vlan: None,
+        security_groups: Vec::new(),
     })
     .unwrap();
     let snap = s.build(1, MacAddr(ROUTER));
