@@ -478,7 +478,7 @@ fn a_ports_security_groups_compile_with_their_rules_and_ids_and_read_back_as_wri
     graph.apply(read);
     let compiled = compile(&graph, "node-1");
     let p = &compiled.ports[&port.vmi];
-    assert_eq!(p.security_groups, [sg.name.clone()]);
+    assert_eq!(p.security_groups, std::slice::from_ref(&sg.name));
     assert_eq!(p.security_group_ids, [8_000_002]);
     assert_eq!(compiled.security_groups[&sg.name].rules, rules);
     assert_eq!(p.interface_spec("tap1", None).unwrap().security_groups, [8_000_002]);
