@@ -315,6 +315,9 @@ pub struct VifTotals {
 /// One channel to a control node (`xmpp` view).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct XmppChannelView {
+    /// Routes (paths) this control node taught, per VRF (inet and EVPN together).
+    #[serde(default)]
+    pub routes_per_vrf: std::collections::BTreeMap<String, usize>,
     /// The control node's place in `xmpp.servers`.
     pub peer: u8,
     /// Its address.

@@ -275,6 +275,9 @@ pub struct DesiredState {
     /// not sent again since (graceful restart: swept at its end-of-RIB).
     #[serde(skip)]
     stale: BTreeMap<learned::PeerId, std::collections::BTreeSet<(String, IpNet)>>,
+    /// Paths learned per path source (control node, inet or EVPN) and VRF.
+    #[serde(skip)]
+    learned_counts: BTreeMap<(learned::PeerId, String), usize>,
     /// Routes per VRF (a VRF with routes stays).
     routes_per_vrf: BTreeMap<String, usize>,
     vrf_ids: BTreeMap<String, VrfId>,

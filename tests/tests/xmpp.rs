@@ -112,6 +112,8 @@ fn pods_on_two_nodes_reach_each_other_by_routes_from_a_control_node() {
         "{routes:?}"
     );
     assert!(channel(&a).route_messages > 0);
+    // The view counts what the control node taught, per VRF: node 2's pod, v4 and v6.
+    assert_eq!(channel(&a).routes_per_vrf.get("red"), Some(&2), "{:?}", channel(&a));
     // Headless: the control node goes away, traffic keeps flowing.
     drop(peer);
     eventually(

@@ -133,6 +133,20 @@ pub struct Flows {
     pub refused_limit: AtomicU64,
     /// Flow pairs removed by aging.
     pub aged: AtomicU64,
+    /// Idle timeouts by protocol and destination port (0: any port of it) in place
+    /// of `idle_timeout_secs` (the global vrouter config's flow aging list).
+    aging_overrides: std::sync::RwLock<Vec<AgingOverride>>,
+}
+
+/// An idle timeout for the flows of one protocol and destination port (0: any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgingOverride {
+    /// IP protocol number.
+    pub protocol: u8,
+    /// Destination port of the flow's first packet; 0: any.
+    pub port: u16,
+    /// Seconds idle.
+    pub timeout_secs: u32,
 }
 
 impl Flows {
@@ -145,7 +159,20 @@ impl Flows {
             refused_full: AtomicU64::new(0),
             refused_limit: AtomicU64::new(0),
             aged: AtomicU64::new(0),
+            aging_overrides: std::sync::RwLock::new(Vec::new()),
         }
+    }
+
+    /// Sets the idle timeouts by protocol and port (the next aging pass uses them).
+    pub fn set_aging_overrides(&self, overrides: Vec<AgingOverride>) {
+        if let Ok(mut current) = self.aging_overrides.write() {
+            *current = overrides;
+        }
+    }
+
+    /// The idle timeouts by protocol and port in force.
+    pub fn aging_overrides(&self) -> Vec<AgingOverride> {
+        self.aging_overrides.read().map(|o| o.clone()).unwrap_or_default()
     }
 
     /// Reserves room for one more flow of `vif`; false (and counted) at the limit.
@@ -209,6 +236,15 @@ impl Flows {
     /// number of pairs removed.
     pub fn age(&self, now: u32, config: &FlowConfig) -> usize {
         self.table.set_now(now);
+        let overrides = self.aging_overrides();
+        // The exact port's timeout, else the protocol's, else the configured one.
+        let idle_timeout = |key: &flow_table::FlowKey| {
+            overrides
+                .iter()
+                .filter(|o| o.protocol == key.proto() && (o.port == 0 || o.port == key.dst_port()))
+                .max_by_key(|o| o.port)
+                .map_or(config.idle_timeout_secs, |o| o.timeout_secs)
+        };
         let mut expired: Vec<FlowRef> = Vec::new();
         self.table.for_each(|r, activity| {
             if FlowAction::is_reverse(r.value.data) {
@@ -223,7 +259,8 @@ impl Flows {
             let timeout = match FlowAction::decode(r.value.data) {
                 Some(FlowAction::Drop(_)) => config.drop_timeout_secs,
                 _ if closed => config.tcp_closed_timeout_secs,
-                _ => config.idle_timeout_secs,
+                _ if overrides.is_empty() => config.idle_timeout_secs,
+                _ => idle_timeout(&r.key),
             };
             if idle >= timeout {
                 expired.push(*r);
@@ -355,5 +392,39 @@ mod tests {
         assert_eq!(flows.age(151, &config), 1);
         assert_eq!(flows.table.stats().active, 0);
         assert_eq!(flows.count_of(Vif(1)), 0);
+    }
+
+    #[test]
+    fn idle_timeouts_by_protocol_and_port_replace_the_configured_one() {
+        let config = FlowConfig {
+            entries: 64,
+            idle_timeout_secs: 100,
+            ..Default::default()
+        };
+        let flows = Flows::new(&config, 4);
+        flows.table.set_now(0);
+        let o = |protocol, port, timeout_secs| AgingOverride {
+            protocol,
+            port,
+            timeout_secs,
+        };
+        // TCP to port 80: its own timeout wins over the protocol's.
+        flows.set_aging_overrides(vec![o(6, 0, 30), o(6, 80, 10), o(17, 0, 5)]);
+        insert(&flows, 1, FlowAction::Forward(NextHopId(2)));
+        insert(&flows, 2, FlowAction::Forward(NextHopId(2)));
+        assert_eq!(flows.age(9, &config), 0);
+        assert_eq!(flows.age(10, &config), 2);
+        // Another port's timeout does not apply; the protocol's does.
+        flows.set_aging_overrides(vec![o(6, 443, 1), o(6, 0, 30)]);
+        flows.table.set_now(10);
+        insert(&flows, 3, FlowAction::Forward(NextHopId(2)));
+        assert_eq!(flows.age(39, &config), 0);
+        assert_eq!(flows.age(40, &config), 1);
+        // None: the configured timeout.
+        flows.set_aging_overrides(Vec::new());
+        flows.table.set_now(40);
+        insert(&flows, 4, FlowAction::Forward(NextHopId(2)));
+        assert_eq!(flows.age(139, &config), 0);
+        assert_eq!(flows.age(140, &config), 1);
     }
 }

@@ -127,6 +127,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let config_interest = Arc::new(crate::control::config::ConfigInterest::default());
     let channels = xmpp_channels(&config, &config_interest)?;
     let config_view = Arc::new(std::sync::Mutex::new(vrouter_api::ConfigView::default()));
+    let learned_view: crate::control::learned::LearnedView = Arc::default();
     let channel_stats: Vec<Arc<crate::xmpp::ChannelStats>> = channels
         .iter()
         .map(|c| Arc::new(crate::xmpp::ChannelStats::new(c)))
@@ -139,7 +140,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             cores.forwarding.clone(),
         )
         .with_channels(channel_stats.clone())
-        .with_config(Arc::clone(&config_view)),
+        .with_config(Arc::clone(&config_view))
+        .with_learned(Arc::clone(&learned_view)),
     );
     let control_publisher = publisher.clone();
     let mut control = Control::new(ControlSetup {
@@ -153,6 +155,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     });
     control.set_config_host(&config.xmpp.host_name());
     control.share_config(config_interest, config_view);
+    control.share_flows(Arc::clone(&flows));
+    control.share_learned_view(learned_view);
     control.set_graceful_restart(std::time::Duration::from_secs(u64::from(
         config.xmpp.graceful_restart_secs,
     )));

@@ -150,6 +150,7 @@ impl ChannelStats {
         });
         let (peer, server, hold, up_since, last_error, trace) = info.unwrap_or_default();
         XmppChannelView {
+            routes_per_vrf: Default::default(),
             peer,
             server,
             up: self.up.load(Ordering::Relaxed),

@@ -99,6 +99,10 @@ pub struct CompiledConfig {
     pub vrf_vnis: BTreeMap<String, u32>,
     /// Encapsulation priorities from the global vrouter config, when it names any.
     pub encap_priority: Option<Vec<Encap>>,
+    /// Idle timeouts by protocol and port from the global vrouter config.
+    pub flow_aging: Vec<super::FlowAgingTimeout>,
+    /// Fabric SNAT port ranges from the global vrouter config.
+    pub port_translation_pools: Vec<super::PortTranslationPool>,
     /// This node's fabric address as configured on its virtual router.
     pub vrouter_ip: Option<Ipv4Addr>,
     /// Floating IPs given to ports, by name.
@@ -157,6 +161,8 @@ pub fn compile(graph: &ConfigGraph, host: &str) -> CompiledConfig {
     });
     let mut compiled = CompiledConfig {
         encap_priority: Some(global.encapsulation_priorities.clone()).filter(|p| !p.is_empty()),
+        flow_aging: global.flow_aging.clone(),
+        port_translation_pools: global.port_translation_pools.clone(),
         vrouter_ip,
         ..CompiledConfig::default()
     };

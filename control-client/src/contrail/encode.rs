@@ -181,8 +181,24 @@ fn properties(out: &mut String, props: &Properties) {
             };
             let _ = write!(
                 out,
-                "</encapsulation-priorities><vxlan-network-identifier-mode>{mode}</vxlan-network-identifier-mode>"
+                "</encapsulation-priorities><vxlan-network-identifier-mode>{mode}</vxlan-network-identifier-mode><flow-aging-timeout-list>"
             );
+            for t in &g.flow_aging {
+                let _ = write!(
+                    out,
+                    "<flow-aging-timeout><protocol>{}</protocol><port>{}</port><timeout-in-seconds>{}</timeout-in-seconds></flow-aging-timeout>",
+                    t.protocol, t.port, t.timeout_secs
+                );
+            }
+            out.push_str("</flow-aging-timeout-list><port-translation-pools>");
+            for p in &g.port_translation_pools {
+                let _ = write!(
+                    out,
+                    "<port-translation-pool><protocol>{}</protocol><port-range><start-port>{}</start-port><end-port>{}</end-port></port-range></port-translation-pool>",
+                    p.protocol, p.start, p.end
+                );
+            }
+            out.push_str("</port-translation-pools>");
         }
         Properties::Loadbalancer(lb) => {
             out.push_str("<loadbalancer-properties>");

@@ -35,8 +35,8 @@ pub use encode::encode;
 pub use ifmap::{ConfigOp, IfmapError};
 pub use objects::PortObjects;
 pub use props::{
-    FloatingIpProps, GlobalVrouterProps, IpamSubnet, ListenerProps, LoadbalancerProps, MemberProps, PortMapping,
-    Properties, SecurityGroupProps, VirtualNetworkProps, VmiProps, VxlanMode,
+    FloatingIpProps, FlowAgingTimeout, GlobalVrouterProps, IpamSubnet, ListenerProps, LoadbalancerProps, MemberProps,
+    PortMapping, PortTranslationPool, Properties, SecurityGroupProps, VirtualNetworkProps, VmiProps, VxlanMode,
 };
 pub use uuid::Uuid;
 

@@ -132,6 +132,32 @@ pub struct GlobalVrouterProps {
     pub encapsulation_priorities: Vec<Encap>,
     /// `vxlan-network-identifier-mode`.
     pub vxlan_mode: VxlanMode,
+    /// `flow-aging-timeout-list`: idle timeouts by protocol and port.
+    pub flow_aging: Vec<FlowAgingTimeout>,
+    /// `port-translation-pools`: source port ranges for fabric SNAT, by protocol.
+    pub port_translation_pools: Vec<PortTranslationPool>,
+}
+
+/// An idle timeout for the flows of one protocol (and destination port; 0: any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowAgingTimeout {
+    /// IP protocol number.
+    pub protocol: u8,
+    /// Destination port; 0: any.
+    pub port: u16,
+    /// Seconds idle before the flow is removed.
+    pub timeout_secs: u32,
+}
+
+/// A range of source ports fabric SNAT may use for one protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortTranslationPool {
+    /// IP protocol number.
+    pub protocol: u8,
+    /// First port.
+    pub start: u16,
+    /// Last port.
+    pub end: u16,
 }
 
 /// A security group's properties.
@@ -211,6 +237,38 @@ pub(super) fn read(kind: &ObjectType, node: &Element) -> Properties {
                 Some("configured") => VxlanMode::Configured,
                 _ => VxlanMode::Automatic,
             },
+            flow_aging: node
+                .child("flow-aging-timeout-list")
+                .map(|l| {
+                    l.children_named("flow-aging-timeout")
+                        .filter_map(|t| {
+                            Some(FlowAgingTimeout {
+                                protocol: protocol(t.child_text("protocol")?)?,
+                                port: parsed(t.child_text("port")).unwrap_or(0),
+                                timeout_secs: parsed(t.child_text("timeout-in-seconds")).filter(|s| *s > 0)?,
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            port_translation_pools: node
+                .child("port-translation-pools")
+                .map(|l| {
+                    l.children_named("port-translation-pool")
+                        .filter_map(|p| {
+                            let range = p.child("port-range")?;
+                            let start: u16 = parsed(range.child_text("start-port"))?;
+                            let end: u16 = parsed(range.child_text("end-port"))?;
+                            Some(PortTranslationPool {
+                                protocol: protocol(p.child_text("protocol")?)?,
+                                start,
+                                end,
+                            })
+                            .filter(|pool| pool.start <= pool.end)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }),
         ObjectType::SecurityGroup => Properties::SecurityGroup(SecurityGroupProps {
             id: parsed(node.child_text("security-group-id")).filter(|id| *id != 0),

@@ -44,8 +44,39 @@ impl DesiredState {
         if let Some(stale) = self.stale.get_mut(&peer) {
             stale.remove(&key);
         }
-        self.learned.entry(key).or_default().insert(peer, route);
+        let vrf = key.0.clone();
+        if self.learned.entry(key).or_default().insert(peer, route).is_none() {
+            *self.learned_counts.entry((peer, vrf)).or_default() += 1;
+        }
         Ok(())
+    }
+
+    /// Paths each control node taught, per VRF (its inet and EVPN paths together).
+    pub fn learned_per_peer(&self) -> BTreeMap<(PeerId, String), usize> {
+        let mut out: BTreeMap<(PeerId, String), usize> = BTreeMap::new();
+        for ((source, vrf), n) in &self.learned_counts {
+            *out.entry((PeerId(source.0 & !EVPN), vrf.clone())).or_default() += n;
+        }
+        out
+    }
+
+    /// Paths control node `peer` taught in VRF `vrf` (inet and EVPN together).
+    pub fn learned_count_of(&self, peer: PeerId, vrf: &str) -> usize {
+        peer.sources()
+            .iter()
+            .filter_map(|s| self.learned_counts.get(&(*s, vrf.to_string())))
+            .sum()
+    }
+
+    /// One path of `source` in `vrf` is gone.
+    fn uncount(counts: &mut BTreeMap<(PeerId, String), usize>, source: PeerId, vrf: &str) {
+        let key = (source, vrf.to_string());
+        if let Some(n) = counts.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&key);
+            }
+        }
     }
 
     /// Marks every route `peer` taught as stale (its channel went down, or came back
@@ -89,6 +120,9 @@ impl DesiredState {
             return false;
         };
         let had = paths.remove(&peer).is_some();
+        if had {
+            Self::uncount(&mut self.learned_counts, peer, vrf);
+        }
         if let Some(stale) = self.stale.get_mut(&peer) {
             stale.remove(&key);
         }
@@ -114,6 +148,7 @@ impl DesiredState {
             }
             !paths.is_empty()
         });
+        self.learned_counts.retain(|(source, _), _| !sources.contains(source));
         touched
     }
 
@@ -176,6 +211,7 @@ impl DesiredState {
     /// `interface` (it is gone), and their stale marks.
     pub(super) fn drop_learned(&mut self, vrf: Option<&str>, interface: Option<&str>) {
         let stale = &mut self.stale;
+        let counts = &mut self.learned_counts;
         self.learned.retain(|key, paths| {
             paths.retain(|peer, r| {
                 let keep = !interface.is_some_and(|name| r.target.mentions(name)) && vrf != Some(key.0.as_str());
@@ -183,6 +219,7 @@ impl DesiredState {
                     if let Some(keys) = stale.get_mut(peer) {
                         keys.remove(key);
                     }
+                    Self::uncount(counts, *peer, &key.0);
                 }
                 keep
             });
@@ -237,14 +274,20 @@ mod tests {
             .learn_route(PeerId(0), route("green", "198.19.5.0/24", RouteTarget::Discard))
             .is_err());
         assert_eq!(s.learned_count(), 3);
+        let per_peer = s.learned_per_peer();
+        assert_eq!(per_peer[&(PeerId(0), "red".to_string())], 1);
+        assert_eq!(per_peer[&(PeerId(0), "blue".to_string())], 1);
+        assert_eq!(per_peer[&(PeerId(1), "red".to_string())], 1);
         // Pod b goes: the route through it goes too; the VRF stays (pod a).
         s.remove_interface("b").unwrap();
         assert!(!s.has_learned_route("red", "198.19.1.0/24".parse().unwrap()));
         assert!(s.has_learned_route("red", "198.19.2.0/24".parse().unwrap()));
+        assert_eq!(s.learned_count_of(PeerId(0), "red"), 0);
         // Blue's last pod goes: blue and its learned routes go.
         s.remove_interface("c").unwrap();
         assert_eq!(s.vrf_id("blue"), None);
         assert_eq!(s.learned_count(), 1);
+        assert_eq!(s.learned_per_peer().len(), 1);
         assert_eq!(
             s.forget_peer(PeerId(1)),
             [("red".to_string(), "198.19.2.0/24".parse().unwrap())]
@@ -304,8 +347,10 @@ mod tests {
         // And a node that goes away takes both.
         s.learn_route(evpn, route("red", "198.18.1.9/32", tunnel(5001, vec![Encap::Vxlan])))
             .unwrap();
+        assert_eq!(s.learned_count_of(PeerId(0), "red"), 1);
         assert_eq!(s.forget_peer(PeerId(0)).len(), 1);
         assert_eq!(s.learned_count(), 0);
+        assert_eq!(s.learned_count_of(PeerId(0), "red"), 0);
         // With VXLAN first in this node's priority list, the EVPN path wins.
         s.set_encap_priority(vec![Encap::Vxlan, Encap::MplsOverUdp]);
         s.learn_route(

@@ -299,6 +299,11 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     if let Some(e) = &c.last_error {
                         println!("  last error: {e}");
                     }
+                    let total: usize = c.routes_per_vrf.values().sum();
+                    println!("  routes: {total} in {} VRFs", c.routes_per_vrf.len());
+                    for (vrf, n) in &c.routes_per_vrf {
+                        println!("    {vrf:<40} {n:>8}");
+                    }
                     for line in &c.trace {
                         println!("  {line}");
                     }

@@ -108,6 +108,7 @@ pub struct ConfigState {
     waiting: BTreeMap<String, String>,
     interest: Arc<ConfigInterest>,
     view: Arc<Mutex<ConfigView>>,
+    flows: Option<Arc<crate::flows::Flows>>,
 }
 
 impl Control {
@@ -115,6 +116,12 @@ impl Control {
     /// configuration is the one compiled.
     pub fn set_config_host(&mut self, host: &str) {
         self.config.host = host.to_string();
+    }
+
+    /// The flow table, whose idle timeouts by protocol and port the global vrouter
+    /// config sets.
+    pub fn share_flows(&mut self, flows: Arc<crate::flows::Flows>) {
+        self.config.flows = Some(flows);
     }
 
     /// Shares `interest` with the channels and `view` with the API's views (both
@@ -297,6 +304,21 @@ impl Control {
                 Ok(()) => self.config.waiting.remove(&name),
                 Err(why) => self.config.waiting.insert(name, why),
             };
+        }
+        if let Some(flows) = &self.config.flows {
+            let overrides: Vec<crate::flows::AgingOverride> = compiled
+                .flow_aging
+                .iter()
+                .map(|t| crate::flows::AgingOverride {
+                    protocol: t.protocol,
+                    port: t.port,
+                    timeout_secs: t.timeout_secs,
+                })
+                .collect();
+            if flows.aging_overrides() != overrides {
+                tracing::info!(?overrides, "flow idle timeouts from the global vrouter config");
+                flows.set_aging_overrides(overrides);
+            }
         }
         self.reconcile_floating_ips(&compiled);
         self.reconcile_services(&compiled);

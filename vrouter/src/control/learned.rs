@@ -13,7 +13,43 @@ use std::time::{Duration, Instant};
 /// How long a lost control node's routes are kept while another one is up.
 pub const DEFAULT_GRACEFUL_RESTART: Duration = Duration::from_secs(60);
 
+/// Paths each control node taught, per VRF, for the `xmpp` view.
+pub type LearnedView = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<(u8, String), usize>>>;
+
 impl Control {
+    /// Shares the per-control-node route counts with the views.
+    pub fn share_learned_view(&mut self, view: LearnedView) {
+        self.learned_view = view;
+        self.refresh_learned_view();
+    }
+
+    /// Recounts every control node's routes for the view (after a change that
+    /// touches many: a sweep, a lost control node, a full build).
+    pub(super) fn refresh_learned_view(&mut self) {
+        let counts: std::collections::BTreeMap<(u8, String), usize> = self
+            .model
+            .learned_per_peer()
+            .into_iter()
+            .map(|((peer, vrf), n)| ((peer.0, vrf), n))
+            .collect();
+        if let Ok(mut view) = self.learned_view.lock() {
+            *view = counts;
+        }
+    }
+
+    /// Updates one control node's count in one VRF for the view (after a message).
+    fn refresh_learned_count(&mut self, peer: PeerId, vrf: &str) {
+        let n = self.model.learned_count_of(peer, vrf);
+        if let Ok(mut view) = self.learned_view.lock() {
+            let key = (peer.0, vrf.to_string());
+            if n == 0 {
+                view.remove(&key);
+            } else {
+                view.insert(key, n);
+            }
+        }
+    }
+
     /// Sets how long a lost control node's routes are kept while another is up.
     pub fn set_graceful_restart(&mut self, time: Duration) {
         self.graceful_restart = time;
@@ -107,6 +143,7 @@ impl Control {
         for (item, why) in &refused {
             tracing::warn!(peer = peer.0, %item, "route from a control node refused: {why}");
         }
+        self.refresh_learned_count(peer, &update.vrf);
         skipped.len() + refused.len()
     }
 
@@ -132,6 +169,7 @@ impl Control {
                 "stale routes of a control node swept"
             );
             self.publish_routes(&touched);
+            self.refresh_learned_view();
         }
     }
 
@@ -141,6 +179,7 @@ impl Control {
         let touched = self.model.forget_peer(peer);
         if !touched.is_empty() {
             self.publish_routes(&touched);
+            self.refresh_learned_view();
         }
     }
 }

@@ -138,6 +138,8 @@ pub struct Control {
     graceful_restart: std::time::Duration,
     /// Configuration from the control node and the ports bound to it.
     config: config::ConfigState,
+    /// Paths each control node taught, per VRF, for the `xmpp` view.
+    learned_view: learned::LearnedView,
 }
 
 impl Control {
@@ -166,6 +168,7 @@ impl Control {
             peers_down: Default::default(),
             graceful_restart: learned::DEFAULT_GRACEFUL_RESTART,
             config: config::ConfigState::default(),
+            learned_view: Default::default(),
         }
     }
 
@@ -191,6 +194,7 @@ impl Control {
     fn publish(&mut self) {
         self.publication
             .publish(self.builder.build(&self.model, self.router_mac));
+        self.refresh_learned_view();
     }
 
     /// Publishes a change to one route: as a patch of the current snapshot when the
@@ -625,6 +629,6 @@ impl Control {
     }
 }
 
-mod learned;
+pub mod learned;
 #[cfg(test)]
 mod tests;

@@ -33,6 +33,7 @@ pub struct Views {
     ready: Arc<AtomicBool>,
     channels: Vec<Arc<crate::xmpp::ChannelStats>>,
     config: Arc<Mutex<vrouter_api::ConfigView>>,
+    learned: super::learned::LearnedView,
 }
 
 impl Views {
@@ -52,12 +53,19 @@ impl Views {
             ready: Arc::new(AtomicBool::new(false)),
             channels: Vec::new(),
             config: Arc::default(),
+            learned: Arc::default(),
         }
     }
 
     /// These views with the state of the channels to control nodes.
     pub fn with_channels(mut self, channels: Vec<Arc<crate::xmpp::ChannelStats>>) -> Self {
         self.channels = channels;
+        self
+    }
+
+    /// These views with the per-control-node route counts the control task keeps.
+    pub fn with_learned(mut self, learned: super::learned::LearnedView) -> Self {
+        self.learned = learned;
         self
     }
 
@@ -92,7 +100,7 @@ impl Views {
             Request::Mpls => serde_json::to_value(self.mpls()),
             Request::Vxlan => serde_json::to_value(self.vxlan()),
             Request::Tunnels => serde_json::to_value(self.tunnels()),
-            Request::Xmpp => serde_json::to_value(self.channels.iter().map(|c| c.view()).collect::<Vec<_>>()),
+            Request::Xmpp => serde_json::to_value(self.xmpp()),
             Request::Services => serde_json::to_value(self.services()),
             Request::FloatingIps => serde_json::to_value(self.floating_ips()),
             Request::Config => serde_json::to_value(self.config.lock().map(|c| c.clone()).unwrap_or_default()),
@@ -301,6 +309,23 @@ impl Views {
             .collect();
         out.sort_by(|a, b| (&a.name, a.proto, a.port).cmp(&(&b.name, b.proto, b.port)));
         out
+    }
+
+    /// The channels, each with the routes its control node taught per VRF.
+    pub fn xmpp(&self) -> Vec<vrouter_api::XmppChannelView> {
+        let counts = self.learned.lock().map(|c| c.clone()).unwrap_or_default();
+        self.channels
+            .iter()
+            .map(|c| {
+                let mut view = c.view();
+                view.routes_per_vrf = counts
+                    .iter()
+                    .filter(|((peer, _), _)| *peer == view.peer)
+                    .map(|((_, vrf), n)| (vrf.clone(), *n))
+                    .collect();
+                view
+            })
+            .collect()
     }
 
     /// The floating IPs in force (their interface attached), by name.

@@ -326,3 +326,56 @@ fn a_native_load_balancer_becomes_a_service_and_follows_its_members() {
     control.config_tick(t0 + CONFIG_QUIET);
     assert_eq!(control.model.services().count(), 0);
 }
+
+#[test]
+fn the_global_vrouter_configs_flow_aging_sets_the_tables_idle_timeouts() {
+    use control_client::contrail::{
+        ConfigOp, FlowAgingTimeout, GlobalVrouterProps, ObjectKey, ObjectType, PortTranslationPool, Properties,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut control = detached_control(dir.path());
+    let flows = Arc::new(crate::flows::Flows::new(
+        &crate::flows::FlowConfig {
+            entries: 64,
+            ..Default::default()
+        },
+        4,
+    ));
+    control.share_flows(Arc::clone(&flows));
+    let t0 = Instant::now();
+    control.config_server(PeerId(0), t0);
+    let gvc = ConfigOp::UpdateNode {
+        key: ObjectKey::new(
+            ObjectType::GlobalVrouterConfig,
+            "default-global-system-config:default-global-vrouter-config",
+        ),
+        uuid: None,
+        props: Properties::GlobalVrouter(GlobalVrouterProps {
+            flow_aging: vec![FlowAgingTimeout {
+                protocol: 17,
+                port: 53,
+                timeout_secs: 15,
+            }],
+            port_translation_pools: vec![PortTranslationPool {
+                protocol: 6,
+                start: 56000,
+                end: 57023,
+            }],
+            ..Default::default()
+        }),
+    };
+    send(&mut control, 0, std::slice::from_ref(&gvc), t0);
+    assert_eq!(
+        flows.aging_overrides(),
+        [crate::flows::AgingOverride {
+            protocol: 17,
+            port: 53,
+            timeout_secs: 15
+        }]
+    );
+    // Read back through the wire format as written.
+    let element = Element::parse(&encode(std::slice::from_ref(&gvc))).unwrap();
+    let (ops, errors) = control_client::contrail::ifmap::decode(&element);
+    assert!(errors.is_empty());
+    assert_eq!(ops, [gvc]);
+}
