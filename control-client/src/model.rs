@@ -501,6 +501,18 @@ impl DesiredState {
                 });
             }
         }
+        // A floating address in that VRF is taken too.
+        let own = [spec.ipv4.map(IpAddr::V4), spec.ipv6.map(IpAddr::V6)];
+        if let Some(f) = self
+            .floating_ips()
+            .find(|f| f.vrf == spec.vrf && own.contains(&Some(f.ip)))
+        {
+            return Err(ModelError::AddressInUse {
+                addr: f.ip,
+                vrf: spec.vrf.clone(),
+                owner: format!("floating IP {}", f.name),
+            });
+        }
         Ok(())
     }
 

@@ -203,7 +203,9 @@ async fn agent(connection: Connection, tcp: TcpStream, mut stop: watch::Receiver
             }
             _ = config_poll.tick(), if config_dir.is_some() => {
                 let wants = shared.lock().is_ok_and(|s| s.reflector.wants_config(id));
-                match (&config_dir, wants) {
+                // The vrouter names its directory: never a path out of the config dir.
+                let plain = !host.is_empty() && !host.starts_with('.') && !host.contains(['/', '\\']);
+                match (&config_dir, wants && plain) {
                     (Some(dir), true) => config_sent.new_messages(&dir.join(&host), &host),
                     _ => String::new(),
                 }

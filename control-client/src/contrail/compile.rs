@@ -262,8 +262,8 @@ fn services(graph: &ConfigGraph) -> BTreeMap<String, ServiceConfig> {
     out
 }
 
-/// Each floating IP with an address, a pool network with a routing instance, and
-/// ports: one entry per port (`NAME@PORT-UUID` when it has several).
+/// Each floating IP with an address, a pool network with a routing instance, and a
+/// port.
 fn floating_ips(graph: &ConfigGraph) -> BTreeMap<String, FloatingIpConfig> {
     let mut out = BTreeMap::new();
     for (key, object) in graph.objects_of(&ObjectType::FloatingIp) {
@@ -278,19 +278,15 @@ fn floating_ips(graph: &ConfigGraph) -> BTreeMap<String, FloatingIpConfig> {
         let Some(vrf) = network.as_ref().and_then(|n| network_vrf(graph, n)) else {
             continue;
         };
-        let ports: Vec<Uuid> = graph
+        // One port holds a floating address (1:1); with several (an ECMP floating
+        // IP) the first, by UUID, does.
+        let port = graph
             .neighbors(key, &ObjectType::VirtualMachineInterface)
             .filter_map(|vmi| graph.get(vmi)?.uuid)
-            .collect();
-        let several = ports.len() > 1;
-        for port in ports {
-            let name = if several {
-                format!("{}@{port}", key.name)
-            } else {
-                key.name.clone()
-            };
+            .min();
+        if let Some(port) = port {
             out.insert(
-                name,
+                key.name.clone(),
                 FloatingIpConfig {
                     ip,
                     vrf: vrf.clone(),

@@ -37,6 +37,8 @@ pub struct IfmapError(pub String);
 
 /// Longest fully qualified name accepted (the API server's own limit is far lower).
 pub const MAX_NAME: usize = 1024;
+/// Longest object or link type accepted (the schema's longest is about 60).
+pub const MAX_TYPE: usize = 128;
 
 /// Reads a `<config>` element into operations, in order, and the entries skipped.
 pub fn decode(config: &Element) -> (Vec<ConfigOp>, Vec<IfmapError>) {
@@ -77,6 +79,9 @@ fn key(node: &Element) -> Result<ObjectKey, IfmapError> {
         .attr("type")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| IfmapError("node without a type".into()))?;
+    if kind.len() > MAX_TYPE {
+        return Err(IfmapError(format!("node type longer than {MAX_TYPE} bytes")));
+    }
     let name = node
         .child_text("name")
         .filter(|n| !n.is_empty())
@@ -110,6 +115,9 @@ fn link(link: &Element) -> Result<Link, IfmapError> {
         .and_then(|m| m.attr("type"))
         .unwrap_or_default()
         .to_string();
+    if metadata.len() > MAX_TYPE {
+        return Err(IfmapError(format!("link metadata type longer than {MAX_TYPE} bytes")));
+    }
     Ok(Link {
         left: key(left)?,
         right: key(right)?,

@@ -17,7 +17,7 @@
 //! - Every object and link remembers the generation (the control node session) that
 //!   last sent it: after a config server change, [`ConfigGraph::sweep_older_than`]
 //!   drops what the new server has not sent again (the agent's config stale sweep).
-//! - [`compile`] turns the graph into [`CompiledConfig`]: the ports (virtual machine
+//! - [`compile()`] turns the graph into [`CompiledConfig`]: the ports (virtual machine
 //!   interfaces) with their routing instance, MAC, addresses, gateway and VLAN, the
 //!   VXLAN identifiers of routing instances, and the encapsulation priorities.
 
@@ -64,9 +64,9 @@ pub struct PortBinding {
 
 /// Most objects a graph holds (a compute node's share of a large cluster is far
 /// less; a control node that sends more is broken or hostile).
-pub const MAX_OBJECTS: usize = 1_000_000;
+pub const MAX_OBJECTS: usize = 200_000;
 /// Most links a graph holds.
-pub const MAX_LINKS: usize = 4_000_000;
+pub const MAX_LINKS: usize = 1_000_000;
 
 /// The object types the vrouter reads; any other type is kept by name, without
 /// properties (links through it still resolve).
@@ -229,6 +229,21 @@ pub struct Link {
     pub metadata: String,
 }
 
+impl Link {
+    /// The link with its ends in a fixed order (the graph's links have no direction).
+    fn normalized(self) -> Link {
+        if self.left <= self.right {
+            self
+        } else {
+            Link {
+                left: self.right,
+                right: self.left,
+                metadata: self.metadata,
+            }
+        }
+    }
+}
+
 /// Why an update was not applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GraphError {
@@ -255,7 +270,7 @@ pub struct ApplyOutcome {
 #[derive(Debug, Clone, Default)]
 pub struct ConfigGraph {
     objects: BTreeMap<ObjectKey, ConfigObject>,
-    /// Links by their two ends in both orders, with the generation that sent them.
+    /// Links (ends in a fixed order), with the generation that last sent them.
     links: BTreeMap<Link, u64>,
     /// Each object's links (both directions), for walking the graph.
     adjacency: BTreeMap<ObjectKey, BTreeSet<Link>>,
@@ -298,6 +313,12 @@ impl ConfigGraph {
 
     fn apply_one(&mut self, op: ConfigOp) -> Result<bool, GraphError> {
         let generation = self.generation;
+        // A link is the same whichever node the control node names first.
+        let op = match op {
+            ConfigOp::UpdateLink(l) => ConfigOp::UpdateLink(l.normalized()),
+            ConfigOp::DeleteLink(l) => ConfigOp::DeleteLink(l.normalized()),
+            other => other,
+        };
         match op {
             ConfigOp::UpdateNode { key, uuid, props } => {
                 if !self.objects.contains_key(&key) && self.objects.len() >= MAX_OBJECTS {
@@ -374,6 +395,11 @@ impl ConfigGraph {
             self.remove_link(&link);
         }
         swept
+    }
+
+    /// True if object `key` is held and was sent in the current generation.
+    pub fn is_current(&self, key: &ObjectKey) -> bool {
+        self.objects.get(key).is_some_and(|o| o.generation == self.generation)
     }
 
     /// The object `key`, if held.

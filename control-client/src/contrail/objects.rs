@@ -68,6 +68,11 @@ impl PortObjects {
         );
         let mut ops = vec![
             ConfigOp::UpdateNode {
+                key: vrouter.clone(),
+                uuid: None,
+                props: Properties::VirtualRouter { ip: None },
+            },
+            ConfigOp::UpdateNode {
                 key: vm.clone(),
                 uuid: Some(self.vm),
                 props: Properties::Opaque,

@@ -110,7 +110,8 @@ impl<'a> Compile<'a> {
             ) else {
                 continue;
             };
-            let Some(pod_vrf) = self.state.vrf_ids.get(&pod.vrf).copied() else {
+            // A port now in the floating address's own VRF has no use for it.
+            let Some(pod_vrf) = self.state.vrf_ids.get(&pod.vrf).copied().filter(|v| *v != vrf) else {
                 continue;
             };
             let pod_addr = match spec.ip {

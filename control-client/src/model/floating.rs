@@ -160,5 +160,16 @@ mod tests {
             s.remove_floating_ip("a"),
             Err(ModelError::UnknownFloatingIp(_))
         ));
+        // A pod cannot take an address a floating IP has in its VRF.
+        s.add_floating_ip(fip("f", "cluster", [198, 18, 1, 9], "pod-a"))
+            .unwrap();
+        let taken = InterfaceSpec {
+            name: "pod-c".into(),
+            vrf: "cluster".into(),
+            mac: MacAddr([2, 0, 0, 0, 0, 4]),
+            ipv4: Some([198, 18, 1, 9].into()),
+            ..InterfaceSpec::default()
+        };
+        assert!(matches!(s.add_interface(taken), Err(ModelError::AddressInUse { .. })));
     }
 }

@@ -108,23 +108,20 @@ fn evpn_changes(update: &RouteUpdate, local: Local<'_>) -> (Vec<RouteChange>, Ve
         if remote.is_empty() && !item.next_hops.is_empty() {
             continue;
         }
+        // An EVPN route over MPLS is bridging (its label an L2 label): not for an L3
+        // vrouter. Over VXLAN the label is the VNI.
+        if remote.iter().any(|nh| !nh.encapsulations.iter().any(|e| e == "vxlan")) {
+            continue;
+        }
         let dest_mac = item.mac.as_deref().and_then(|m| m.parse::<MacAddr>().ok());
         let members: Result<Vec<RouteTarget>, String> = remote
             .iter()
             .map(|nh| {
-                member(nh, local).map(|t| match t {
-                    RouteTarget::Tunnel {
-                        remote,
-                        label,
-                        encaps,
-                        mac,
-                    } => RouteTarget::Tunnel {
-                        remote,
-                        label,
-                        encaps,
-                        mac: mac.or(dest_mac),
-                    },
-                    other => other,
+                Ok(RouteTarget::Tunnel {
+                    remote: nh.address.ok_or("next hop without an address")?,
+                    label: nh.vni.unwrap_or(nh.label),
+                    encaps: vec![Encap::Vxlan],
+                    mac: nh.mac.as_deref().and_then(|m| m.parse::<MacAddr>().ok()).or(dest_mac),
                 })
             })
             .collect();
@@ -398,6 +395,13 @@ mod tests {
                 "02:00:00:00:00:02",
                 "198.18.1.2/32",
                 &nh(&FABRIC.to_string(), 5001, ""),
+            ),
+            // Over MPLS (an L2 label): bridging.
+            item(
+                "02:00:00:00:00:0b,198.18.1.11/32",
+                "02:00:00:00:00:0b",
+                "198.18.1.11/32",
+                &nh("10.0.0.9", 77, "").replace("vxlan", "gre"),
             ),
         ];
         let stanza = format!(

@@ -8,11 +8,13 @@
 //!   compiled and the ports reconciled once the control task's queue is empty, so a
 //!   burst of messages costs one compilation.
 //! - A new config server starts a new generation: what the old one sent stays in
-//!   force (headless, the data plane keeps forwarding) until the new one has been
-//!   quiet for [`CONFIG_QUIET`] (the protocol has no end-of-config marker), then
-//!   what it did not send again is swept. Only then does a missing configuration
-//!   detach a port: a port restored from the state directory keeps forwarding until
-//!   the configuration says it is gone.
+//!   force (headless, the data plane keeps forwarding) until the new one has sent
+//!   this node's virtual router and been quiet for [`CONFIG_QUIET`] since (the
+//!   protocol has no end-of-config marker), then what it did not send again is
+//!   swept. Only then does a missing or changed configuration detach or change an
+//!   attached port: a port restored from the state directory keeps forwarding until
+//!   the configuration says otherwise; a change the model refuses leaves the port
+//!   as it was.
 
 use super::{Control, ControlError};
 use control_client::contrail::{compile, ifmap, ConfigGraph, PortBinding, Uuid};
@@ -27,6 +29,9 @@ use vrouter_api::{ConfigView, ErrorCode, PortBindingView};
 /// How long the config server stays quiet before its configuration counts as
 /// complete (and what the previous server alone sent is swept).
 pub const CONFIG_QUIET: Duration = Duration::from_secs(3);
+
+/// How often bound ports whose attach was refused are tried again.
+pub const CONFIG_RETRY: Duration = Duration::from_secs(5);
 
 /// The name prefix of floating IPs and services taken from the configuration.
 pub const CONFIG_PREFIX: &str = "config:";
@@ -109,6 +114,7 @@ pub struct ConfigState {
     interest: Arc<ConfigInterest>,
     view: Arc<Mutex<ConfigView>>,
     flows: Option<Arc<crate::flows::Flows>>,
+    last_retry: Option<Instant>,
 }
 
 impl Control {
@@ -217,12 +223,14 @@ impl Control {
     }
 
     /// `peer` serves configuration from now on: a new generation starts.
-    pub fn config_server(&mut self, peer: PeerId, now: Instant) {
+    pub fn config_server(&mut self, peer: PeerId) {
         let generation = self.config.graph.next_generation();
         tracing::info!(peer = peer.0, generation, "control node serves configuration");
         self.config.server = Some(peer);
         self.config.synced = false;
-        self.config.last_message = Some(now);
+        // The quiet period starts with its first message: a control node that has
+        // sent nothing yet (just restarted, its database not loaded) ends no sync.
+        self.config.last_message = None;
         self.refresh_config_view();
     }
 
@@ -249,6 +257,22 @@ impl Control {
         self.config.dirty |= outcome.changed > 0;
     }
 
+    /// Reconciles again, at most every [`CONFIG_RETRY`], while a bound port waits
+    /// with its configuration complete (its attach was refused: the data plane or
+    /// the state directory may let it through now).
+    pub fn config_retry(&mut self, now: Instant) {
+        let refused = self
+            .config
+            .waiting
+            .values()
+            .any(|why| !why.starts_with("configuration of") && !why.starts_with("no "));
+        let due = self.config.last_retry.is_none_or(|t| now >= t + CONFIG_RETRY);
+        if refused && due {
+            self.config.last_retry = Some(now);
+            self.reconcile_config();
+        }
+    }
+
     /// When the control task must call [`Control::config_tick`] next, if at all.
     pub fn config_deadline(&self) -> Option<Instant> {
         match (self.config.server, self.config.synced, self.config.last_message) {
@@ -257,11 +281,21 @@ impl Control {
         }
     }
 
-    /// Ends the initial sync once the config server has been quiet long enough: what
-    /// it did not send is swept, and ports without configuration are detached.
+    /// Ends the initial sync once the config server has sent this node's virtual
+    /// router and been quiet long enough since: what it did not send is swept, and
+    /// ports without configuration are detached.
     pub fn config_tick(&mut self, now: Instant) {
         let Some(deadline) = self.config_deadline() else { return };
         if now < deadline {
+            return;
+        }
+        let vrouter = control_client::contrail::ObjectKey::new(
+            control_client::contrail::ObjectType::VirtualRouter,
+            format!("default-global-system-config:{}", self.config.host),
+        );
+        if !self.config.graph.is_current(&vrouter) {
+            // Not this node's configuration yet: wait for more (nothing is swept).
+            self.config.last_message = None;
             return;
         }
         let swept = self.config.graph.sweep_older_than(self.config.graph.generation());
@@ -372,6 +406,23 @@ impl Control {
             return Ok(());
         }
         if current.is_some() {
+            // Until the initial sync is over the configuration may be partial (a
+            // routing instance link or a gateway still to come): an attached port
+            // (restored, or from before a failover) stays as it is until then.
+            if !self.config.synced {
+                return Ok(());
+            }
+            // Tried first on a copy: a new configuration the model refuses leaves the
+            // port attached as it was.
+            if self.model.subinterfaces_of(name).is_empty() {
+                let mut trial = self.model.clone();
+                let _ = trial.take_routes_to(name);
+                if trial.remove_interface(name).is_ok() {
+                    if let Err(e) = trial.add_interface(spec.clone()) {
+                        return Err(format!("its new configuration is refused ({e}); kept as it was"));
+                    }
+                }
+            }
             self.detach_configured(name, "its configuration changed");
         }
         self.add_interface(spec).map(|_| ()).map_err(|e| e.to_string())

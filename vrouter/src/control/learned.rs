@@ -132,6 +132,7 @@ impl Control {
         };
         let (changes, skipped) = routes::changes(update, local);
         // EVPN paths are kept apart from the same control node's inet paths.
+        let node = peer;
         let peer = match update.family {
             control_client::xmpp::Family::Evpn => peer.evpn(),
             _ => peer,
@@ -143,7 +144,7 @@ impl Control {
         for (item, why) in &refused {
             tracing::warn!(peer = peer.0, %item, "route from a control node refused: {why}");
         }
-        self.refresh_learned_count(peer, &update.vrf);
+        self.refresh_learned_count(node, &update.vrf);
         skipped.len() + refused.len()
     }
 

@@ -394,7 +394,12 @@ impl Control {
         if !crate::store::valid_port_name(name) {
             return Err(ModelError::InvalidInterfaceName(name.to_string()).into());
         }
-        // A bound port is unbound first (else the configuration would attach it again).
+        // A port the model refuses to detach (routes or sub-interfaces use it) keeps
+        // its binding; otherwise it is unbound first (else the configuration would
+        // attach it again).
+        if self.model.interface_spec(name).is_some() {
+            self.model.clone().remove_interface(name)?;
+        }
         if self.unbind_port(name)? && self.model.interface_spec(name).is_none() {
             self.model.release_identity(name);
             return Ok(());

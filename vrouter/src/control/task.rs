@@ -271,6 +271,7 @@ fn run(
             Err(RecvTimeoutError::Timeout) => {
                 let now = Instant::now();
                 control.config_tick(now);
+                control.config_retry(now);
                 if now < next_refresh {
                     continue;
                 }
@@ -340,7 +341,7 @@ fn apply(control: &mut Control, change: Change) -> ChangeResult {
             serde_json::to_value(view).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
         }
         Change::ConfigServer(peer) => {
-            control.config_server(peer, Instant::now());
+            control.config_server(peer);
             serde_json::Value::Null
         }
         Change::Config { peer, config } => {

@@ -32,6 +32,31 @@ pub(super) fn target(snap: &Snapshot, iface: &Interface, key: &FlowKey) -> Optio
     Some(outbound(key, best.1))
 }
 
+/// The key a floating reply entry (`key`, translated as `kept`, received on `iface`)
+/// is routed by now: in the floating VRF from the floating address (the pod's
+/// reply), or in the pod's VRF to the pod (a reply to the pod's own flow); `None`
+/// when that floating IP no longer stands.
+pub(super) fn reply_route(snap: &Snapshot, iface: &Interface, key: &FlowKey, kept: Nat) -> Option<FlowKey> {
+    match kept.side {
+        NatSide::FloatingSource => {
+            let e = snap
+                .floating
+                .of(iface.vif)
+                .iter()
+                .find(|e| e.target == kept.target && e.pod == key.src_addr())?;
+            rekeyed(key, e.vrf, e.address, key.dst_addr())
+        }
+        NatSide::FloatingDestination => {
+            let e = snap
+                .floating
+                .get(VrfId(key.vrf()), key.dst_addr())
+                .filter(|e| e.pod_target == kept.target)?;
+            rekeyed(key, e.pod_vrf, key.src_addr(), e.pod)
+        }
+        _ => None,
+    }
+}
+
 /// `key` with addresses `src` and `dst` in VRF `vrf` (the ports kept).
 fn rekeyed(key: &FlowKey, vrf: VrfId, src: IpAddr, dst: IpAddr) -> Option<FlowKey> {
     let (proto, sport, dport) = (key.proto(), key.src_port(), key.dst_port());

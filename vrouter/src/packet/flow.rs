@@ -167,7 +167,10 @@ fn decide_slow(
         return setup(snap, ctx, iface, key, bytes, tracked);
     };
     let word = f.value.data;
-    if FlowAction::is_translated(word) || (!FlowAction::is_reverse(word) && service_of(snap, key).is_some()) {
+    let claimed = !FlowAction::is_reverse(word)
+        && (service_of(snap, key).is_some()
+            || (!snap.floating.is_empty() && super::floating::target(snap, iface, key).is_some()));
+    if FlowAction::is_translated(word) || claimed {
         return super::nat::decide_again(snap, ctx, iface, key, f, bytes, tracked);
     }
     let (route, slot) = resolve(snap, &mut ctx.routes, key);

@@ -336,18 +336,30 @@ pub(super) fn decide_again(
 ) -> Decision {
     let table = &ctx.flows.table;
     let kept = Nat::decode(table.transform(f.index));
-    if kept.is_some_and(|n| n.side.is_floating()) {
-        // A floating IP maps one address to another, ports kept: set up anew (from
-        // either end) it comes out the same while the floating IP stands.
+    let reverse = FlowAction::is_reverse(f.value.data);
+    if !reverse && kept.is_some_and(|n| n.side.is_floating()) {
+        // A flow through a floating IP is set up anew from its first end: the same
+        // translation while the floating IP stands and routes the same way.
         ctx.flows.remove_pair(&f);
         return flow::setup(snap, ctx, iface, key, bytes, tracked);
     }
     let generation = snap.generation as u32;
-    let reverse = FlowAction::is_reverse(f.value.data);
     let (route, slot, nat) = if reverse {
-        // A hairpin's reply goes to the pod it came from (the key's source).
+        // A hairpin's reply goes to the pod it came from (the key's source); a
+        // floating reply is routed in the other VRF, as long as its floating IP
+        // stands (else the pair starts over).
         let hairpin = kept.is_some_and(|n| n.side == NatSide::HairpinBack);
-        let to_client = if hairpin { key.reversed() } else { *key };
+        let to_client = match kept.filter(|n| n.side.is_floating()) {
+            Some(nat) => match super::floating::reply_route(snap, iface, key, nat) {
+                Some(route_key) => route_key,
+                None => {
+                    ctx.flows.remove_pair(&f);
+                    return flow::setup(snap, ctx, iface, key, bytes, tracked);
+                }
+            },
+            None if hairpin => key.reversed(),
+            None => *key,
+        };
         let (route, slot) = flow::resolve(snap, &mut ctx.routes, &to_client);
         (route, slot, kept)
     } else {

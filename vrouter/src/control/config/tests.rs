@@ -59,7 +59,7 @@ fn a_bound_port_follows_its_configuration() {
     assert_eq!(view.waiting_for.as_deref(), Some("configuration of its interface"));
     assert_eq!(control.config.interest.vms().1, vec![Uuid::from_u128(1)]);
     let t0 = Instant::now();
-    control.config_server(PeerId(0), t0);
+    control.config_server(PeerId(0));
     send(&mut control, 0, &objects("198.18.1.10").updates(), t0);
     let spec = control.model.interface_spec("tap-a").expect("attached").clone();
     assert_eq!(spec.vrf, "default-domain:k8s-default:cluster-network:cluster-network");
@@ -67,16 +67,18 @@ fn a_bound_port_follows_its_configuration() {
     assert_eq!(spec.gateway4, Some("198.18.1.1".parse().unwrap()));
     assert_eq!(control.model.vrf_vnis().get(&spec.vrf), Some(&9));
     let label = control.model.port_identity("tap-a").unwrap().label;
-    // The address changes: the port is attached again with it, under its label.
+    // The address changes before the initial sync is over: the attached port stays
+    // as it is until then (the configuration may be partial), then takes it, under
+    // its label.
     send(&mut control, 0, &objects("198.18.1.20").updates(), t0);
+    let spec = control.model.interface_spec("tap-a").unwrap();
+    assert_eq!(spec.ipv4, Some("198.18.1.10".parse().unwrap()));
+    control.config_tick(t0 + CONFIG_QUIET);
     let spec = control.model.interface_spec("tap-a").unwrap();
     assert_eq!(spec.ipv4, Some("198.18.1.20".parse().unwrap()));
     assert_eq!(control.model.port_identity("tap-a").unwrap().label, label);
-    // Deleted before the initial sync is over: kept (it may be sent again).
-    send(&mut control, 0, &objects("198.18.1.20").deletes(), t0);
-    assert!(control.model.interface_spec("tap-a").is_some());
-    // Once the server has been quiet long enough, a port without configuration goes.
-    control.config_tick(t0 + CONFIG_QUIET);
+    // Deleted: gone at once now that the sync is over.
+    send(&mut control, 0, &objects("198.18.1.20").deletes(), t0 + CONFIG_QUIET);
     assert!(control.model.interface_spec("tap-a").is_none());
     let view = control.config.view.lock().unwrap().clone();
     assert!(view.synced);
@@ -96,25 +98,78 @@ fn only_the_config_server_configures_and_a_new_one_sweeps_what_it_did_not_send()
     let mut control = detached_control(dir.path());
     control.bind_port(binding()).unwrap();
     let t0 = Instant::now();
-    control.config_server(PeerId(0), t0);
+    control.config_server(PeerId(0));
     // Control node 1 does not serve configuration: what it sends is ignored.
     send(&mut control, 1, &objects("198.18.1.10").updates(), t0);
     assert!(control.model.interface_spec("tap-a").is_none());
     send(&mut control, 0, &objects("198.18.1.10").updates(), t0);
     control.config_tick(t0 + CONFIG_QUIET);
     assert!(control.model.interface_spec("tap-a").is_some());
-    // Control node 0 goes; 1 takes over and sends nothing for the port: it stays
-    // until 1's initial sync is over, then goes.
+    // Control node 0 goes; 1 takes over. As long as it sends nothing (its database
+    // not loaded yet), nothing is swept, however long that lasts.
     control.config_server_down(PeerId(0));
     let t1 = t0 + Duration::from_secs(10);
-    control.config_server(PeerId(1), t1);
+    control.config_server(PeerId(1));
+    control.config_tick(t1 + Duration::from_secs(3600));
+    assert!(control.model.interface_spec("tap-a").is_some(), "swept without a sync");
+    // It sends other configuration, not this node's virtual router: still no sync.
+    let global = control_client::contrail::ConfigOp::UpdateNode {
+        key: control_client::contrail::ObjectKey::new(
+            control_client::contrail::ObjectType::GlobalSystemConfig,
+            "default-global-system-config",
+        ),
+        uuid: None,
+        props: control_client::contrail::Properties::Opaque,
+    };
+    send(&mut control, 1, std::slice::from_ref(&global), t1);
+    control.config_tick(t1 + CONFIG_QUIET);
+    assert!(
+        control.model.interface_spec("tap-a").is_some(),
+        "swept before its node's config"
+    );
+    // Its node's configuration without the port: once quiet, the port goes.
+    let mut node_only: Vec<_> = objects("198.18.1.10").updates();
+    node_only.truncate(1);
+    send(&mut control, 1, &node_only, t1);
     control.config_tick(t1 + Duration::from_secs(1));
     assert!(control.model.interface_spec("tap-a").is_some(), "swept before the sync");
     control.config_tick(t1 + CONFIG_QUIET);
-    if control.config_dirty() {
-        control.reconcile_config();
-    }
     assert!(control.model.interface_spec("tap-a").is_none());
+}
+
+#[test]
+fn an_attached_port_is_kept_as_it_is_when_its_new_configuration_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut control = detached_control(dir.path());
+    control.bind_port(binding()).unwrap();
+    // Another port holds 198.18.1.20 in the same VRF.
+    control
+        .add_interface(control_client::InterfaceSpec {
+            name: "tap-b".into(),
+            vrf: objects("198.18.1.10").vrf(),
+            mac: nexthop::MacAddr([2, 0, 0, 0, 0, 9]),
+            ipv4: Some("198.18.1.20".parse().unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+    let t0 = Instant::now();
+    control.config_server(PeerId(0));
+    send(&mut control, 0, &objects("198.18.1.10").updates(), t0);
+    control.config_tick(t0 + CONFIG_QUIET);
+    let label = control.model.port_identity("tap-a").unwrap().label;
+    // The configuration moves it to the address tap-b has: refused, kept as it was.
+    send(&mut control, 0, &objects("198.18.1.20").updates(), t0 + CONFIG_QUIET);
+    let spec = control.model.interface_spec("tap-a").expect("still attached");
+    assert_eq!(spec.ipv4, Some("198.18.1.10".parse().unwrap()));
+    assert_eq!(control.model.port_identity("tap-a").unwrap().label, label);
+    let view = control.config.view.lock().unwrap().clone();
+    assert!(
+        view.ports[0]
+            .waiting_for
+            .as_deref()
+            .is_some_and(|w| w.contains("refused")),
+        "{view:?}"
+    );
 }
 
 #[test]
@@ -172,7 +227,7 @@ fn a_floating_ip_of_a_bound_port_comes_from_the_configuration() {
     let mut control = detached_control(dir.path());
     control.bind_port(binding()).unwrap();
     let t0 = Instant::now();
-    control.config_server(PeerId(0), t0);
+    control.config_server(PeerId(0));
     let port = objects("198.18.1.10");
     let public = "default-domain:k8s-default:public";
     let key = |kind, name: &str| ObjectKey::new(kind, name);
@@ -241,7 +296,7 @@ fn a_native_load_balancer_becomes_a_service_and_follows_its_members() {
     let dir = tempfile::tempdir().unwrap();
     let mut control = detached_control(dir.path());
     let t0 = Instant::now();
-    control.config_server(PeerId(0), t0);
+    control.config_server(PeerId(0));
     let port = objects("198.18.1.10");
     let key = |kind, name: &str| ObjectKey::new(kind, name);
     let link = |l: &ObjectKey, r: &ObjectKey, m: &str| {
@@ -343,7 +398,7 @@ fn the_global_vrouter_configs_flow_aging_sets_the_tables_idle_timeouts() {
     ));
     control.share_flows(Arc::clone(&flows));
     let t0 = Instant::now();
-    control.config_server(PeerId(0), t0);
+    control.config_server(PeerId(0));
     let gvc = ConfigOp::UpdateNode {
         key: ObjectKey::new(
             ObjectType::GlobalVrouterConfig,

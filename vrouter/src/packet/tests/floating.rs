@@ -128,3 +128,91 @@ fn without_the_floating_ip_nothing_crosses_and_its_address_is_answered_only_wher
     );
     assert_ne!(v, Verdict::Transmit(Vif(3)));
 }
+
+#[test]
+fn a_floating_flows_reply_keeps_its_translation_when_decisions_are_made_again() {
+    let (mut s, _) = with_floating_ips();
+    // A client network behind b in red, and the same prefix discarded in blue: the
+    // reply's destination matches as long a prefix in either VRF, so only the kept
+    // translation says where it goes.
+    const CLIENT: [u8; 4] = [198, 19, 0, 5];
+    let route = |vrf: &str, target| control_client::RouteSpec {
+        vrf: vrf.into(),
+        prefix: "198.19.0.0/16".parse().unwrap(),
+        target,
+    };
+    s.add_route(route(
+        "red",
+        control_client::RouteTarget::Interface { name: "b".into() },
+    ))
+    .unwrap();
+    s.add_route(route("blue", control_client::RouteTarget::Discard))
+        .unwrap();
+    let mut builder = control_client::SnapshotBuilder::new(1);
+    let first = builder.build(&s, MacAddr(ROUTER));
+    let mut ctx = PipelineContext::default();
+    let (v, _) = run_in(
+        &first,
+        Vif(2),
+        &tcp4(MAC_B, ROUTER, CLIENT, FIP4, (40000, 22), 64),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Transmit(Vif(3)));
+    // Something unrelated renews every decision (a floating IP of another pod).
+    s.add_floating_ip(FloatingIpSpec {
+        name: "b-4".into(),
+        vrf: "blue".into(),
+        ip: IpAddr::from([198, 18, 2, 60]),
+        interface: "b".into(),
+    })
+    .unwrap();
+    let second = builder.build(&s, MacAddr(ROUTER));
+    assert!(second.flow_epoch > first.flow_epoch);
+    // c's reply hits its reverse entry first: still from the floating address, to b.
+    let (v, out) = run_in(
+        &second,
+        Vif(3),
+        &tcp4(MAC_C, ROUTER, C4, CLIENT, (22, 40000), 64),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Transmit(Vif(2)));
+    assert_eq!(out, tcp4(ROUTER, MAC_B, FIP4, CLIENT, (22, 40000), 63));
+}
+
+#[test]
+fn a_flow_to_an_address_that_becomes_a_floating_ip_is_translated_from_then_on() {
+    let mut s = state();
+    s.add_route(control_client::RouteSpec {
+        vrf: "red".into(),
+        prefix: "198.18.1.50/32".parse().unwrap(),
+        target: control_client::RouteTarget::Interface { name: "b".into() },
+    })
+    .unwrap();
+    let mut builder = control_client::SnapshotBuilder::new(1);
+    let before = builder.build(&s, MacAddr(ROUTER));
+    let mut ctx = PipelineContext::default();
+    let (v, _) = run_in(
+        &before,
+        Vif(1),
+        &tcp4(MAC_A, ROUTER, A4, FIP4, (40000, 22), 64),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Transmit(Vif(2)), "routed to b at first");
+    s.remove_route("red", "198.18.1.50/32".parse().unwrap()).unwrap();
+    s.add_floating_ip(FloatingIpSpec {
+        name: "c-4".into(),
+        vrf: "red".into(),
+        ip: IpAddr::from(FIP4),
+        interface: "c".into(),
+    })
+    .unwrap();
+    let after = builder.build(&s, MacAddr(ROUTER));
+    let (v, out) = run_in(
+        &after,
+        Vif(1),
+        &tcp4(MAC_A, ROUTER, A4, FIP4, (40000, 22), 64),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Transmit(Vif(3)));
+    assert_eq!(out, tcp4(ROUTER, MAC_C, A4, C4, (40000, 22), 63));
+}
