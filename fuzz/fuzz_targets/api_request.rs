@@ -37,8 +37,17 @@ fuzz_target!(|data: &[u8]| {
             Change::SetVrfVni { vrf, vni } => m.set_vrf_vni(&vrf, vni),
             Change::AddService(spec) => m.add_service(spec),
             Change::RemoveService(name) => m.remove_service(&name).map(|_| ()),
+            Change::AddFloatingIp(spec) => m.add_floating_ip(spec),
+            Change::RemoveFloatingIp(name) => m.remove_floating_ip(&name).map(|_| ()),
+            // A binding lives on the control side, not in the model.
+            Change::BindPort(_) => return,
             // Control-node changes: no API request makes them.
-            Change::PeerUp(_) | Change::PeerDown(_) | Change::PeerSynced(_) | Change::RouteUpdate { .. } => return,
+            Change::PeerUp(_)
+            | Change::PeerDown(_)
+            | Change::PeerSynced(_)
+            | Change::RouteUpdate { .. }
+            | Change::ConfigServer(_)
+            | Change::Config { .. } => return,
         };
         if result.is_err() {
             assert_eq!(format!("{:?}", *m), before, "a refused change altered the model");

@@ -20,6 +20,8 @@ fuzz_target!(|data: &[u8]| {
         host: "fuzz".into(),
         hold_time: Duration::from_secs(9),
         max_stanza: 4096,
+        // The chunk size's low bit also says whether STARTTLS is negotiated.
+        tls: chunk % 2 == 1,
     };
     let mut session = Session::new(config, t0);
     let mut graph = ConfigGraph::new();
