@@ -200,7 +200,50 @@ pub fn compile(graph: &ConfigGraph, host: &str) -> CompiledConfig {
     }
     compiled.floating_ips = floating_ips(graph);
     compiled.services = services(graph);
+    port_mapped_services(graph, &mut compiled);
     compiled
+}
+
+/// Floating IPs with port mappings, as kube-manager also writes a service: the
+/// floating address with a port per mapping, its ports' addresses as backends.
+fn port_mapped_services(graph: &ConfigGraph, compiled: &mut CompiledConfig) {
+    let mapped: Vec<(String, IpAddr, Vec<super::PortMapping>)> = graph
+        .objects_of(&ObjectType::FloatingIp)
+        .filter_map(|(key, o)| match &o.props {
+            Properties::FloatingIp(f) if f.port_mappings_enable && !f.port_mappings.is_empty() => {
+                Some((key.name.clone(), f.address?, f.port_mappings.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    for (name, ip, mappings) in mapped {
+        let Some(f) = compiled.floating_ips.remove(&name) else {
+            continue;
+        };
+        let key = ObjectKey::new(ObjectType::FloatingIp, name.as_str());
+        let mut backends: Vec<IpAddr> = graph
+            .neighbors(&key, &ObjectType::VirtualMachineInterface)
+            .filter_map(|vmi| compiled.ports.get(&graph.get(vmi)?.uuid?))
+            .filter_map(|p| match ip {
+                IpAddr::V4(_) => p.ipv4.map(IpAddr::V4),
+                IpAddr::V6(_) => p.ipv6.map(IpAddr::V6),
+            })
+            .collect();
+        backends.sort();
+        backends.dedup();
+        let mut ports: Vec<(u8, u16, u16)> = mappings.iter().map(|m| (m.protocol, m.src_port, m.dst_port)).collect();
+        ports.sort();
+        ports.dedup_by_key(|p| (p.0, p.1));
+        compiled.services.insert(
+            name,
+            ServiceConfig {
+                vrf: f.vrf,
+                ip,
+                ports,
+                backends,
+            },
+        );
+    }
 }
 
 /// Each native load balancer with a VIP, a VRF and at least one listener.

@@ -483,3 +483,72 @@ fn a_ports_security_groups_compile_with_their_rules_and_ids_and_read_back_as_wri
     assert_eq!(compiled.security_groups[&sg.name].rules, rules);
     assert_eq!(p.interface_spec("tap1", None).unwrap().security_groups, [8_000_002]);
 }
+
+#[test]
+fn a_floating_ip_with_port_mappings_on_several_ports_is_a_service() {
+    let (a, b) = (lab_port(None, 1), lab_port(None, 2));
+    let mut ops = a.updates();
+    ops.extend(b.updates());
+    let fip = ObjectKey::new(
+        ObjectType::FloatingIp,
+        "default-domain:k8s-default:cluster-network:pool:web",
+    );
+    let pool = ObjectKey::new(
+        ObjectType::FloatingIpPool,
+        "default-domain:k8s-default:cluster-network:pool",
+    );
+    let network = ObjectKey::new(ObjectType::VirtualNetwork, a.network.clone());
+    ops.push(ConfigOp::UpdateNode {
+        key: pool.clone(),
+        uuid: None,
+        props: Properties::Opaque,
+    });
+    ops.push(ConfigOp::UpdateNode {
+        key: fip.clone(),
+        uuid: None,
+        props: Properties::FloatingIp(FloatingIpProps {
+            address: Some("198.18.100.10".parse().unwrap()),
+            fixed_ip: None,
+            port_mappings_enable: true,
+            port_mappings: vec![
+                PortMapping {
+                    protocol: 6,
+                    src_port: 80,
+                    dst_port: 9376,
+                },
+                PortMapping {
+                    protocol: 6,
+                    src_port: 443,
+                    dst_port: 9377,
+                },
+            ],
+        }),
+    });
+    let link = |l: &ObjectKey, r: ObjectKey, m: &str| {
+        ConfigOp::UpdateLink(Link {
+            left: l.clone(),
+            right: r,
+            metadata: m.into(),
+        })
+    };
+    ops.push(link(&network, pool.clone(), "virtual-network-floating-ip-pool"));
+    ops.push(link(&pool, fip.clone(), "floating-ip-pool-floating-ip"));
+    for p in [&a, &b] {
+        ops.push(link(
+            &fip,
+            ObjectKey::new(ObjectType::VirtualMachineInterface, p.vmi_name.clone()),
+            "floating-ip-virtual-machine-interface",
+        ));
+    }
+    let (read, errors) = ifmap::decode(&Element::parse(&encode(&ops)).unwrap());
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut graph = ConfigGraph::new();
+    graph.apply(read);
+    let compiled = compile(&graph, "node-1");
+    assert!(compiled.floating_ips.is_empty(), "not a 1:1 floating IP");
+    let service = &compiled.services[&fip.name];
+    assert_eq!(service.vrf, a.vrf());
+    assert_eq!(service.ports, [(6, 80, 9376), (6, 443, 9377)]);
+    let backends: Vec<std::net::IpAddr> = vec!["198.18.1.11".parse().unwrap(), "198.18.1.12".parse().unwrap()];
+    assert_eq!(service.backends, backends);
+}

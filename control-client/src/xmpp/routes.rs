@@ -166,8 +166,13 @@ fn evpn_changes(update: &RouteUpdate, local: Local<'_>) -> (Vec<RouteChange>, Ve
 }
 
 /// The IP prefix of an EVPN item id, `[TAG-]MAC,IP/LEN`.
-fn evpn_prefix(id: &str) -> Option<IpNet> {
+pub fn evpn_prefix(id: &str) -> Option<IpNet> {
     id.split_once(',')?.1.parse().ok()
+}
+
+/// The MAC of an EVPN item id, `[TAG-]MAC,IP/LEN`.
+pub fn evpn_mac(id: &str) -> Option<&str> {
+    id.split_once(',')?.0.rsplit('-').next()
 }
 
 fn route(vrf: &str, item: &RouteItem, local: Local<'_>) -> Result<RouteSpec, String> {

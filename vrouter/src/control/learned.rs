@@ -126,6 +126,16 @@ impl Control {
     /// changes (as [`control_client::xmpp::routes::changes`] maps them) applied in one
     /// publication. Returns how many were skipped or refused (each is logged).
     pub fn apply_route_update(&mut self, peer: PeerId, update: &RouteUpdate) -> usize {
+        // An EVPN retract of a MAC that no longer holds the address (a pod that
+        // came back elsewhere under the same IP, announced before the old one was
+        // withdrawn) must not take the new route.
+        let filtered;
+        let update = if update.family == control_client::xmpp::Family::Evpn {
+            filtered = self.evpn_current(peer, update);
+            &filtered
+        } else {
+            update
+        };
         let local = routes::Local {
             fabric_ip: self.model.fabric_info().ip,
             state: &self.model,
@@ -146,6 +156,31 @@ impl Control {
         }
         self.refresh_learned_count(node, &update.vrf);
         skipped.len() + refused.len()
+    }
+
+    /// `update` with its stale EVPN retracts left out, and the MACs now holding its
+    /// items' addresses recorded.
+    fn evpn_current(&mut self, peer: PeerId, update: &RouteUpdate) -> RouteUpdate {
+        let mut update = update.clone();
+        let key = |prefix: IpNet| (peer, update.vrf.clone(), prefix.trunc());
+        update.retracts.retain(|id| {
+            let (Some(prefix), Some(mac)) = (routes::evpn_prefix(id), routes::evpn_mac(id)) else {
+                return true;
+            };
+            self.evpn_macs.get(&key(prefix)).is_none_or(|held| held == mac)
+        });
+        for id in &update.retracts {
+            if let Some(prefix) = routes::evpn_prefix(id) {
+                self.evpn_macs.remove(&key(prefix));
+            }
+        }
+        for item in &update.items {
+            let mac = item.mac.as_deref().or_else(|| routes::evpn_mac(&item.id));
+            if let (Some(prefix), Some(mac)) = (item.prefix, mac) {
+                self.evpn_macs.insert(key(prefix), mac.to_string());
+            }
+        }
+        update
     }
 
     /// A control node's channel came (back) up: its routes are stale until it sends
@@ -178,6 +213,7 @@ impl Control {
     /// grace time is over), in one publication.
     pub fn forget_peer(&mut self, peer: PeerId) {
         let touched = self.model.forget_peer(peer);
+        self.evpn_macs.retain(|(p, _, _), _| *p != peer);
         if !touched.is_empty() {
             self.publish_routes(&touched);
             self.refresh_learned_view();
@@ -408,5 +444,49 @@ mod tests {
         let refused = control.apply_learned(PeerId(0), vec![unknown_vrf, over_limit]);
         assert_eq!(refused.len(), 2, "{refused:?}");
         assert!(refused[1].1.contains("tables.routes"), "{refused:?}");
+    }
+
+    /// A control node's EVPN message for VRF red.
+    fn evpn(body: &str) -> RouteUpdate {
+        let stanza = format!(
+            r#"<message><event xmlns="http://jabber.org/protocol/pubsub"><items node="25/242/red">{body}</items></event></message>"#
+        );
+        let Incoming::Routes(update) = Incoming::decode(&Element::parse(&stanza).unwrap()).unwrap() else {
+            panic!("a route update")
+        };
+        update
+    }
+
+    fn evpn_item(mac: &str, remote: &str) -> String {
+        format!(
+            "<item id=\"7-{mac},198.19.0.9/32\"><entry><nlri><af>25</af><safi>242</safi><ethernet-tag>7</ethernet-tag><mac>{mac}</mac><address>198.19.0.9/32</address></nlri><next-hops><next-hop><af>1</af><address>{remote}</address><label>7</label><tunnel-encapsulation-list><tunnel-encapsulation>vxlan</tunnel-encapsulation></tunnel-encapsulation-list></next-hop></next-hops></entry></item>"
+        )
+    }
+
+    #[test]
+    fn a_stale_evpn_retract_does_not_take_the_address_from_its_new_mac() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut control, publisher) = control(dir.path(), 100);
+        let remote = |p: &SnapshotPublisher| match red_route(p, [198, 19, 0, 9]) {
+            Some(NextHop::Tunnel { remote, .. }) => Some(remote),
+            _ => None,
+        };
+        // The address on node .2 under one MAC, then on node .3 under another (a pod
+        // that came back elsewhere), announced before the old item's retract.
+        control.apply_route_update(PeerId(0), &evpn(&evpn_item("02:00:00:00:00:aa", "198.18.0.2")));
+        control.apply_route_update(PeerId(0), &evpn(&evpn_item("02:00:00:00:00:bb", "198.18.0.3")));
+        assert_eq!(remote(&publisher), Some([198, 18, 0, 3].into()));
+        control.apply_route_update(PeerId(0), &evpn(r#"<retract id="7-02:00:00:00:00:aa,198.19.0.9/32"/>"#));
+        assert_eq!(
+            remote(&publisher),
+            Some([198, 18, 0, 3].into()),
+            "the old MAC's retract is stale"
+        );
+        control.apply_route_update(PeerId(0), &evpn(r#"<retract id="7-02:00:00:00:00:bb,198.19.0.9/32"/>"#));
+        assert_eq!(remote(&publisher), None);
+        // The view counts the EVPN paths under control node 0.
+        control.apply_route_update(PeerId(0), &evpn(&evpn_item("02:00:00:00:00:bb", "198.18.0.3")));
+        let view = control.learned_view.lock().unwrap().clone();
+        assert_eq!(view.get(&(0, "red".to_string())), Some(&1), "{view:?}");
     }
 }

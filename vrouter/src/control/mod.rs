@@ -140,6 +140,8 @@ pub struct Control {
     config: config::ConfigState,
     /// Paths each control node taught, per VRF, for the `xmpp` view.
     learned_view: learned::LearnedView,
+    /// The MAC whose EVPN item holds each address, per control node and VRF.
+    evpn_macs: std::collections::HashMap<(control_client::PeerId, String, IpNet), String>,
 }
 
 impl Control {
@@ -169,6 +171,7 @@ impl Control {
             graceful_restart: learned::DEFAULT_GRACEFUL_RESTART,
             config: config::ConfigState::default(),
             learned_view: Default::default(),
+            evpn_macs: Default::default(),
         }
     }
 
