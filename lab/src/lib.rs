@@ -190,6 +190,79 @@ fn wait_tunnels_resolved(node: &LabNode) -> bool {
     false
 }
 
+/// The floating address the lab gives its isolated pod, in red.
+const FLOATING_IP: &str = "198.18.1.200";
+
+/// An isolated pod (VRF green, on node 1) gets a floating IP in red: red pods on both
+/// nodes reach it at that address (node 2 by the route node 1 advertises over XMPP,
+/// with the pod's label), it reaches them from it, and its own address stays out of
+/// red's reach. Returns what went other than expected.
+fn floating_ip_section(nodes: &mut [node::LabNode]) -> anyhow::Result<Vec<String>> {
+    let floating: IpAddr = FLOATING_IP.parse()?;
+    nodes[0].add_pod("green", 2, 1, true)?;
+    let green = nodes[0].pods.last().expect("just added");
+    let spec = control_client::FloatingIpSpec {
+        name: "green/pod-1".into(),
+        vrf: "red".into(),
+        ip: floating,
+        interface: green.host_if.clone(),
+    };
+    let _: serde_json::Value = nodes[0].api().call(&vrouter::api::Request::AddFloatingIp { spec })?;
+    println!(
+        "\n== floating IP: pod {} (VRF green, {}) gets {floating} in red",
+        green.name, green.ipv4
+    );
+    let red_local = nodes[0]
+        .pods
+        .iter()
+        .find(|p| p.vrf == "red")
+        .expect("a red pod on node 1");
+    let red_remote = nodes[1]
+        .pods
+        .iter()
+        .find(|p| p.vrf == "red")
+        .expect("a red pod on node 2");
+    let mut wrong = Vec::new();
+    let mut check = |what: String, expected: bool, got: bool| {
+        println!("   {what}: {}", mark(got));
+        if got != expected {
+            wrong.push(format!(
+                "floating IP: {what}: expected {}, got {}",
+                mark(expected),
+                mark(got)
+            ));
+        }
+    };
+    check(
+        format!("1:{} -> {floating} (same node)", red_local.name),
+        true,
+        traffic::ping(red_local, floating, 3),
+    );
+    // Node 2 learns the floating address over XMPP first.
+    let learned = (0..50).any(|_| {
+        traffic::ping(red_remote, floating, 1) || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            false
+        }
+    });
+    check(
+        format!("2:{} -> {floating} (across the fabric)", red_remote.name),
+        true,
+        learned,
+    );
+    check(
+        format!("1:{} -> 2:{} (from the floating address)", green.name, red_remote.name),
+        true,
+        traffic::ping(green, red_remote.ipv4.into(), 3),
+    );
+    check(
+        format!("1:{} -> {} (its own address, from red)", red_local.name, green.ipv4),
+        false,
+        traffic::ping(red_local, green.ipv4.into(), 1),
+    );
+    Ok(wrong)
+}
+
 /// Builds the lab, runs the traffic, prints the report, removes everything. Fails if
 /// any reachability differs from what VRF isolation says it should be.
 pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()> {
@@ -344,6 +417,7 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
             u.pps
         );
     }
+    wrong.extend(floating_ip_section(&mut nodes)?);
     for (k, n) in nodes.iter().enumerate() {
         println!("\n== node {}: vif", k + 1);
         for i in n.interfaces()? {
@@ -403,7 +477,9 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
     drop(lan);
     println!("== lab removed");
     if wrong.is_empty() {
-        println!("RESULT: every pod reaches exactly the pods of its own VRF, on its node and across the fabric");
+        println!(
+            "RESULT: every pod reaches exactly the pods of its own VRF, on its node and across the fabric; the isolated pod reaches red, and red it, only through its floating IP"
+        );
         Ok(())
     } else {
         anyhow::bail!("unexpected results:\n  {}", wrong.join("\n  "))
