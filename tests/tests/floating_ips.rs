@@ -63,3 +63,75 @@ fn a_floating_ip_joins_an_isolated_pod_to_another_vrf_both_ways() {
     assert!(!ping(cluster, floating, 1));
     assert!(!ping(isolated, cluster.ipv4.into(), 1));
 }
+
+/// The control-node peer, killed when dropped.
+struct Peer(std::process::Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_floating_ip_is_reached_from_another_node_by_the_route_its_node_advertises() {
+    use std::time::{Duration, Instant};
+    use system_tests::{fabric_host, fabric_node};
+    use vrouter_lab::node::FabricLan;
+    const LAB: &str = env!("CARGO_BIN_EXE_vrouter-lab-under-test");
+    const PEER: &str = "198.18.0.10:5269";
+    let _machine = serial();
+    let lan = FabricLan::new().expect("fabric LAN");
+    let host = fabric_host(&lan, 10);
+    let _peer = Peer(
+        host.command(LAB)
+            .args(["control-node", "--listen", PEER])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("control-node peer"),
+    );
+    let mut nodes: Vec<vrouter_lab::node::LabNode> = (1..=2u8)
+        .map(|n| {
+            let mut node = fabric_node(BIN, n);
+            node.add_config(&format!(
+                "[xmpp]\nservers = [\"{PEER}\"]\nhost = \"node-{n}\"\nhold_time_secs = 9"
+            ));
+            node.join(&lan).expect("joining the fabric");
+            node.start_vrouter().expect("starting the vrouter");
+            node.add_pod("cluster", 0, n, true).expect("adding a pod");
+            node
+        })
+        .collect();
+    nodes[0].add_pod("isolated", 1, 1, true).unwrap();
+    let floating: IpAddr = FLOATING.parse().unwrap();
+    let spec = control_client::FloatingIpSpec {
+        name: "isolated/pod-1".into(),
+        vrf: "cluster".into(),
+        ip: floating,
+        interface: nodes[0].pods[1].host_if.clone(),
+    };
+    let _: serde_json::Value = nodes[0].api().call(&Request::AddFloatingIp { spec }).unwrap();
+    let (isolated, remote) = (&nodes[0].pods[1], &nodes[1].pods[0]);
+    // Node 2 learns the floating address (with the isolated pod's label) and reaches
+    // it across the fabric; the isolated pod reaches node 2's pod from it.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !ping(remote, floating, 1) {
+        assert!(
+            Instant::now() < deadline,
+            "never reached {floating} from node 2\n{}",
+            nodes[0].log()
+        );
+    }
+    let t = tcp_transfer(remote, isolated, floating, 1 << 20).unwrap();
+    assert!(t.intact, "{t:?}");
+    assert!(
+        ping(isolated, remote.ipv4.into(), 3),
+        "from the floating address across the fabric"
+    );
+    assert!(
+        !ping(remote, isolated.ipv4.into(), 1),
+        "its own address stays out of reach"
+    );
+}
