@@ -22,6 +22,8 @@ struct Inner {
     family: Family,
     /// Its translation (a service flow's reply, or a flow to a service).
     nat: Option<nexthop::Nat>,
+    /// Its flow key (for an ICMP error about a translated flow).
+    key: flow_table::FlowKey,
 }
 
 /// Looks the decapsulated packet up in the flow table of its VRF (setting the flow
@@ -48,6 +50,7 @@ fn through_flow_table(
         ip_len: bytes as usize,
         family: if key.family() == 4 { Family::V4 } else { Family::V6 },
         nat,
+        key,
     })
 }
 
@@ -181,6 +184,10 @@ fn to_interface(
         if !translate_inner(snap, pkt, flow, nat) {
             return Verdict::Drop(DropReason::NoRoute);
         }
+    } else if super::forward::may_quote_a_translated_flow(snap, &flow.key) {
+        let ip = &mut pkt.data_mut()[ETH_LEN..];
+        let len = flow.ip_len.min(ip.len());
+        super::icmp_nat::translate_error(snap, &ctx.flows.table, flow.key.vrf(), &mut ip[..len], flow.family);
     }
     if let Some(mtu) = too_big_for(snap, iface.vif, flow.ip_len) {
         return too_big(snap, iface, pkt, ctx, flow, mtu);

@@ -119,8 +119,20 @@ pub(super) fn route(
         if !super::nat::translate(snap, ip, p.family, translation) {
             return Verdict::Drop(DropReason::NoRoute).into();
         }
+    } else if may_quote_a_translated_flow(snap, &p.key) {
+        let ip = &mut pkt.data_mut()[ETH_LEN..ETH_LEN + p.ip_len];
+        super::icmp_nat::translate_error(snap, &ctx.flows.table, p.key.vrf(), ip, p.family);
     }
     forward(snap, iface, pkt, ctx, &p, nh)
+}
+
+/// True for an ICMP message that is not an echo (its key has no ports) while some
+/// translation exists: it may be an error about a translated flow.
+#[inline(always)]
+pub(super) fn may_quote_a_translated_flow(snap: &Snapshot, key: &flow_table::FlowKey) -> bool {
+    key.src_port() == 0
+        && matches!(key.proto(), wire::ip_proto::ICMP | wire::ip_proto::ICMPV6)
+        && (!snap.services.by_key.is_empty() || !snap.floating.is_empty())
 }
 
 /// TTL, rewrite and egress of a packet the flow stage forwards through `nh`.

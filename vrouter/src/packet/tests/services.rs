@@ -232,3 +232,76 @@ fn a_pod_reaches_itself_through_its_service() {
     assert_eq!(v, Verdict::Transmit(Vif(1)));
     assert_eq!(out, tcp4(ROUTER, MAC_A, SVC4, A4, (80, 40000), 63));
 }
+
+/// An ICMP port unreachable from `from` (at `src_mac`, `src`) to `to`, quoting the
+/// first 28 (IPv4) bytes of `quoted` (a whole frame).
+fn port_unreachable4(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    quoted: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(src, dst, ttl)
+        .icmpv4(Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ))
+        .write(&mut out, &quoted[ETH_LEN..ETH_LEN + 28])
+        .unwrap();
+    out
+}
+
+#[test]
+fn an_icmp_error_from_a_backend_reaches_the_client_about_the_service() {
+    let (_, snap) = with_services(&[B4], false);
+    let mut ctx = PipelineContext::default();
+    let (v, _) = run_in(&snap, Vif(1), &udp4p(MAC_A, ROUTER, A4, SVC4, (5000, 53), 64), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(Vif(2)));
+    // The backend has nothing on its target port: it answers about the packet it saw.
+    let seen_by_b = udp4p(ROUTER, MAC_B, A4, B4, (5000, 5353), 63);
+    let error = port_unreachable4(MAC_B, ROUTER, B4, A4, 64, &seen_by_b);
+    let (v, out) = run_in(&snap, Vif(2), &error, &mut ctx);
+    assert_eq!(v, Verdict::Transmit(Vif(1)));
+    // The client gets it from the service, about the packet it sent (to the
+    // service's port), every checksum right (the quoted UDP one included).
+    let sent_by_a = udp4p(ROUTER, MAC_B, A4, SVC4, (5000, 53), 63);
+    assert_eq!(out, port_unreachable4(ROUTER, MAC_A, SVC4, A4, 63, &sent_by_a));
+    // An error about a flow nobody translated is left alone.
+    let plain = udp4p(ROUTER, MAC_B, A4, B4, (5001, 7), 63);
+    let error = port_unreachable4(MAC_B, ROUTER, B4, A4, 64, &plain);
+    let (_, out) = run_in(&snap, Vif(2), &error, &mut ctx);
+    assert_eq!(out, port_unreachable4(ROUTER, MAC_A, B4, A4, 63, &plain));
+}
+
+#[test]
+fn an_icmpv6_error_from_a_backend_reaches_the_client_about_the_service() {
+    let (_, snap) = with_services(&[B4], false);
+    let mut ctx = PipelineContext::default();
+    let (a6, b6) = ("2001:2:0:1::2", "2001:2:0:1::3");
+    let (v, _) = run_in(&snap, Vif(1), &udp6p(MAC_A, ROUTER, a6, SVC6, (5000, 53), 64), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(Vif(2)));
+    let unreachable = |src_mac, dst_mac, src: &str, dst: &str, hops, quoted: &[u8]| {
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2(src_mac, dst_mac)
+            .ipv6(v6(src), v6(dst), hops)
+            .icmpv6(Icmpv6Type::DestinationUnreachable(
+                etherparse::icmpv6::DestUnreachableCode::Port,
+            ))
+            .write(&mut out, &quoted[ETH_LEN..ETH_LEN + 48])
+            .unwrap();
+        out
+    };
+    let seen_by_b = udp6p(ROUTER, MAC_B, a6, b6, (5000, 5353), 63);
+    let (v, out) = run_in(
+        &snap,
+        Vif(2),
+        &unreachable(MAC_B, ROUTER, b6, a6, 64, &seen_by_b),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Transmit(Vif(1)));
+    let sent_by_a = udp6p(ROUTER, MAC_B, a6, SVC6, (5000, 53), 63);
+    assert_eq!(out, unreachable(ROUTER, MAC_A, SVC6, a6, 63, &sent_by_a));
+}
