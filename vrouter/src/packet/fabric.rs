@@ -22,8 +22,8 @@ struct Inner {
     family: Family,
     /// Its translation (a service flow's reply, or a flow to a service).
     nat: Option<nexthop::Nat>,
-    /// Its flow key (for an ICMP error about a translated flow).
-    key: flow_table::FlowKey,
+    /// Its VRF.
+    vrf: u16,
 }
 
 /// Looks the decapsulated packet up in the flow table of its VRF (setting the flow
@@ -50,7 +50,7 @@ fn through_flow_table(
         ip_len: bytes as usize,
         family: if key.family() == 4 { Family::V4 } else { Family::V6 },
         nat,
-        key,
+        vrf: key.vrf(),
     })
 }
 
@@ -184,10 +184,10 @@ fn to_interface(
         if !translate_inner(snap, pkt, flow, nat) {
             return Verdict::Drop(DropReason::NoRoute);
         }
-    } else if super::forward::may_quote_a_translated_flow(snap, &flow.key) {
+    } else if is_icmp(pkt.data(), flow.family) && (!snap.services.by_key.is_empty() || !snap.floating.is_empty()) {
         let ip = &mut pkt.data_mut()[ETH_LEN..];
         let len = flow.ip_len.min(ip.len());
-        super::icmp_nat::translate_error(snap, &ctx.flows.table, flow.key.vrf(), &mut ip[..len], flow.family);
+        super::icmp_nat::translate_error(snap, &ctx.flows.table, flow.vrf, &mut ip[..len], flow.family);
     }
     if let Some(mtu) = too_big_for(snap, iface.vif, flow.ip_len) {
         return too_big(snap, iface, pkt, ctx, flow, mtu);
@@ -197,6 +197,16 @@ fn to_interface(
     eth.set_src_addr(snap.router_mac.0);
     eth.set_ethertype(flow.family.ethertype());
     Verdict::Transmit(iface.vif)
+}
+
+/// True if the decapsulated frame `frame` carries ICMP (or ICMPv6): maybe an error
+/// about a translated flow (the protocol byte, already in cache, decides).
+#[inline(always)]
+fn is_icmp(frame: &[u8], family: Family) -> bool {
+    match family {
+        Family::V4 => frame.get(ETH_LEN + 9) == Some(&wire::ip_proto::ICMP),
+        Family::V6 => frame.get(ETH_LEN + 6) == Some(&wire::ip_proto::ICMPV6),
+    }
 }
 
 /// Translates the decapsulated packet as its flow says (a service's reply, or a
