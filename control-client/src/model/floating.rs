@@ -28,15 +28,8 @@ impl DesiredState {
     /// Adds floating IP `spec`, or replaces the one of that name.
     pub fn add_floating_ip(&mut self, spec: FloatingIpSpec) -> Result<(), ModelError> {
         let invalid = |why: String| Err(ModelError::InvalidFloatingIp(why));
-        if spec.name.is_empty()
-            || spec.name.len() > 253
-            || spec.name.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return invalid(format!("name {:?}: 1-253 characters, no whitespace", spec.name));
-        }
-        super::validate_vrf_name(&spec.vrf)?;
-        if super::is_martian(spec.ip) {
-            return invalid(format!("address {} is not a unicast address", spec.ip));
+        if let Err(why) = super::services::check_name_and_address(&spec.name, &spec.vrf, spec.ip)? {
+            return invalid(why);
         }
         if let Some((_, own)) = self.interfaces.get(&spec.interface) {
             if own.vrf == spec.vrf {

@@ -77,15 +77,8 @@ impl DesiredState {
     /// Adds service `spec`, or replaces the service of that name (a backend change).
     pub fn add_service(&mut self, spec: ServiceSpec) -> Result<(), ModelError> {
         let invalid = |why: String| Err(ModelError::InvalidService(why));
-        if spec.name.is_empty()
-            || spec.name.len() > 253
-            || spec.name.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return invalid(format!("name {:?}: 1-253 characters, no whitespace", spec.name));
-        }
-        super::validate_vrf_name(&spec.vrf)?;
-        if super::is_martian(spec.ip) {
-            return invalid(format!("address {} is not a unicast address", spec.ip));
+        if let Err(why) = check_name_and_address(&spec.name, &spec.vrf, spec.ip)? {
+            return invalid(why);
         }
         if spec.ports.is_empty() || spec.ports.len() > MAX_SERVICE_PORTS {
             return invalid(format!("{} ports: 1..={MAX_SERVICE_PORTS}", spec.ports.len()));
@@ -157,4 +150,18 @@ impl DesiredState {
     pub(super) fn vrf_has_services(&self, vrf: &str) -> bool {
         self.services.values().any(|s| s.vrf == vrf)
     }
+}
+
+/// The checks a named object with an address in a VRF (a service, a floating IP)
+/// shares: a name of 1-253 characters without whitespace, a valid VRF name, a
+/// unicast address. `Ok(Err(why))` for a bad name or address.
+pub(super) fn check_name_and_address(name: &str, vrf: &str, ip: IpAddr) -> Result<Result<(), String>, ModelError> {
+    if name.is_empty() || name.len() > 253 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Ok(Err(format!("name {name:?}: 1-253 characters, no whitespace")));
+    }
+    super::validate_vrf_name(vrf)?;
+    if super::is_martian(ip) {
+        return Ok(Err(format!("address {ip} is not a unicast address")));
+    }
+    Ok(Ok(()))
 }

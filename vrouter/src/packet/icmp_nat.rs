@@ -39,11 +39,19 @@ struct Quoted {
     proto: u8,
 }
 
-/// The translation the quoted packet's flow (its key reversed) has, if any.
-fn flow_translation(table: &FlowTable, quoted: FlowKey) -> Option<Nat> {
+/// How the quoted packet (`quoted`, its key) is rewritten, if its flow is
+/// translated: the reply entry's translation, the address it puts in, and whether it
+/// is the quoted source (the reply entry rewrites its destination) or destination.
+fn what_to_rewrite(snap: &Snapshot, table: &FlowTable, quoted: FlowKey) -> Option<(Nat, IpAddr, bool)> {
     let reply = quoted.reversed();
     let found = table.lookup(&reply, reply.hash())?;
-    Nat::decode(table.transform(found.index))
+    let nat = Nat::decode(table.transform(found.index))?;
+    let quoted_source = match nat.side {
+        NatSide::Destination | NatSide::FloatingDestination => true,
+        NatSide::Source | NatSide::FloatingSource => false,
+        NatSide::HairpinOut | NatSide::HairpinBack => return None,
+    };
+    Some((nat, snap.nat_target(nat.target)?, quoted_source))
 }
 
 /// The quoted packet's ports (TCP, UDP: source, destination; ICMP echo: the
@@ -123,19 +131,10 @@ fn translate_v4(snap: &Snapshot, table: &FlowTable, vrf: u16, ip: &mut [u8]) -> 
         return false;
     };
     let quoted = FlowKey::v4(vrf, src, dst, q.proto, sport, dport);
-    let Some(nat) = flow_translation(table, quoted) else {
+    let Some((nat, IpAddr::V4(to), quoted_source)) = what_to_rewrite(snap, table, quoted) else {
         return false;
     };
-    let Some(IpAddr::V4(to)) = snap.nat_target(nat.target) else {
-        return false;
-    };
-    // The reply entry rewrites its destination (the quoted source) or its source
-    // (the quoted destination).
-    let (quoted_source, old) = match nat.side {
-        NatSide::Destination | NatSide::FloatingDestination => (true, src),
-        NatSide::Source | NatSide::FloatingSource => (false, dst),
-        NatSide::HairpinOut | NatSide::HairpinBack => return false,
-    };
+    let old = if quoted_source { src } else { dst };
     {
         let inner = &mut ip[inner_at..outer_len];
         let field = if quoted_source { 12 } else { 16 };
@@ -191,17 +190,10 @@ fn translate_v6(snap: &Snapshot, table: &FlowTable, vrf: u16, ip: &mut [u8]) -> 
         return false;
     };
     let quoted = FlowKey::v6(vrf, src, dst, q.proto, sport, dport);
-    let Some(nat) = flow_translation(table, quoted) else {
+    let Some((nat, IpAddr::V6(to), quoted_source)) = what_to_rewrite(snap, table, quoted) else {
         return false;
     };
-    let Some(IpAddr::V6(to)) = snap.nat_target(nat.target) else {
-        return false;
-    };
-    let (quoted_source, old) = match nat.side {
-        NatSide::Destination | NatSide::FloatingDestination => (true, src),
-        NatSide::Source | NatSide::FloatingSource => (false, dst),
-        NatSide::HairpinOut | NatSide::HairpinBack => return false,
-    };
+    let old = if quoted_source { src } else { dst };
     {
         let inner = &mut ip[inner_at..outer_len];
         let field = if quoted_source { 8 } else { 24 };

@@ -27,17 +27,6 @@ fn with_floating_ips() -> (DesiredState, Snapshot) {
 
 use std::net::IpAddr;
 
-fn tcp4(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ports: (u16, u16), ttl: u8) -> Vec<u8> {
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(src_mac, dst_mac)
-        .ipv4(src, dst, ttl)
-        .tcp(ports.0, ports.1, 7, 64_000)
-        .syn()
-        .write(&mut out, b"fip")
-        .unwrap();
-    out
-}
-
 fn ping4(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ident: u16, ttl: u8, reply: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let b = PacketBuilder::ethernet2(src_mac, dst_mac).ipv4(src, dst, ttl);

@@ -60,6 +60,18 @@ fn state() -> DesiredState {
     s
 }
 
+/// A TCP SYN with a small payload, as the NAT tests send it.
+fn tcp4(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ports: (u16, u16), ttl: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(src, dst, ttl)
+        .tcp(ports.0, ports.1, 1000, 64_000)
+        .syn()
+        .write(&mut out, b"hello")
+        .unwrap();
+    out
+}
+
 /// Runs one frame through the pipeline; returns the verdict and the bytes out.
 fn run(snap: &Snapshot, vif: Vif, frame: &[u8]) -> (Verdict, Vec<u8>) {
     let mut buf = vec![0u8; 4096];

@@ -56,17 +56,6 @@ fn with_services(backends4: &[[u8; 4]], with_d: bool) -> (DesiredState, Snapshot
     (s, snap)
 }
 
-fn tcp4(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ports: (u16, u16), ttl: u8) -> Vec<u8> {
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(src_mac, dst_mac)
-        .ipv4(src, dst, ttl)
-        .tcp(ports.0, ports.1, 1000, 64_000)
-        .syn()
-        .write(&mut out, b"hello")
-        .unwrap();
-    out
-}
-
 fn udp4p(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ports: (u16, u16), ttl: u8) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(src_mac, dst_mac)
