@@ -133,6 +133,15 @@ pub struct ServiceView {
     pub target_port: u16,
     /// The backends' addresses.
     pub backends: Vec<std::net::IpAddr>,
+    /// Connections (flows) to this service port in the flow table now.
+    #[serde(default)]
+    pub flows: u64,
+    /// Packets of those flows, both directions.
+    #[serde(default)]
+    pub packets: u64,
+    /// Bytes of those flows, both directions.
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// The flow statistics view.

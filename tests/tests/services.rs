@@ -68,6 +68,12 @@ fn a_service_translates_connections_to_its_backend_and_refuses_without_one() {
             .is_some_and(|t| t.destination && t.ip == IpAddr::from(b.ipv4))),
         "{flows:?}"
     );
+    // The service view counts the connections and what they carried.
+    let list: Vec<ServiceView> = api.call(&Request::Services).unwrap();
+    let tcp = list.iter().find(|s| s.proto == 6).unwrap();
+    assert!(tcp.flows >= 1 && tcp.bytes >= 2 << 20, "{tcp:?}");
+    let udp = list.iter().find(|s| s.proto == 17).unwrap();
+    assert!(udp.flows >= 1 && udp.packets >= 2, "{udp:?}");
     // Hairpin: pod a as the only backend reaches itself through the service.
     set(&[a.ipv4.into()]);
     let t = tcp_transfer(a, a, service, 1 << 20).unwrap();

@@ -360,8 +360,8 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
             let list: Vec<ServiceView> = api.call(&Request::Services)?;
             print(json, &list, |list| {
                 println!(
-                    "{:<24} {:<12} {:<28} {:<5} {:>5} {:>6}  backends",
-                    "name", "vrf", "ip", "proto", "port", "target"
+                    "{:<24} {:<12} {:<28} {:<5} {:>5} {:>6} {:>7} {:>10} {:>12}  backends",
+                    "name", "vrf", "ip", "proto", "port", "target", "flows", "packets", "bytes"
                 );
                 for s in list {
                     let proto = match s.proto {
@@ -371,13 +371,16 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     };
                     let backends: Vec<String> = s.backends.iter().map(|b| b.to_string()).collect();
                     println!(
-                        "{:<24} {:<12} {:<28} {:<5} {:>5} {:>6}  {}",
+                        "{:<24} {:<12} {:<28} {:<5} {:>5} {:>6} {:>7} {:>10} {:>12}  {}",
                         s.name,
                         s.vrf,
                         s.ip.to_string(),
                         proto,
                         s.port,
                         s.target_port,
+                        s.flows,
+                        s.packets,
+                        s.bytes,
                         if backends.is_empty() {
                             "(none: refused)".to_string()
                         } else {

@@ -293,6 +293,7 @@ impl Views {
     /// The `service` view: every service port, by name, address and port.
     pub fn services(&self) -> Vec<ServiceView> {
         let snap = self.snapshot();
+        let counts = self.service_counts(&snap);
         let mut out: Vec<ServiceView> = snap
             .services
             .by_key
@@ -305,6 +306,9 @@ impl Views {
                 port: key.port,
                 target_port: entry.target_port,
                 backends: entry.backends.iter().filter_map(|b| snap.nat_address(*b)).collect(),
+                flows: counts.get(key).map_or(0, |c| c.0),
+                packets: counts.get(key).map_or(0, |c| c.1),
+                bytes: counts.get(key).map_or(0, |c| c.2),
             })
             .collect();
         out.sort_by(|a, b| (&a.name, a.proto, a.port).cmp(&(&b.name, b.proto, b.port)));
@@ -346,6 +350,37 @@ impl Views {
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Per service port: the flows to it in the table now, and their packets and
+    /// bytes in both directions (one pass over the table; nothing is counted on the
+    /// forwarding path beyond each flow's own counters).
+    fn service_counts(&self, snap: &Snapshot) -> std::collections::HashMap<nexthop::ServiceKey, (u64, u64, u64)> {
+        let mut out: std::collections::HashMap<nexthop::ServiceKey, (u64, u64, u64)> = Default::default();
+        if snap.services.by_key.is_empty() {
+            return out;
+        }
+        let table = &self.flows.table;
+        table.scan(0, |r, activity| {
+            if FlowAction::is_reverse(r.value.data) || !FlowAction::is_translated(r.value.data) {
+                return ControlFlow::Continue(());
+            }
+            let key = nexthop::ServiceKey {
+                vrf: nexthop::VrfId(r.key.vrf()),
+                ip: r.key.dst_addr(),
+                proto: r.key.proto(),
+                port: r.key.dst_port(),
+            };
+            if snap.services.by_key.contains_key(&key) {
+                let back = r.reverse.map(|i| table.activity(i)).unwrap_or_default();
+                let c = out.entry(key).or_default();
+                c.0 += 1;
+                c.1 += activity.packets + back.packets;
+                c.2 += activity.bytes + back.bytes;
+            }
+            ControlFlow::Continue(())
+        });
         out
     }
 
