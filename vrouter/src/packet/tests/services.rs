@@ -294,3 +294,22 @@ fn an_icmpv6_error_from_a_backend_reaches_the_client_about_the_service() {
     let sent_by_a = udp6p(ROUTER, MAC_B, a6, SVC6, (5000, 53), 63);
     assert_eq!(out, unreachable(ROUTER, MAC_A, SVC6, a6, 63, &sent_by_a));
 }
+
+#[test]
+fn an_icmp_error_from_a_backend_on_another_node_reaches_the_client_about_the_service() {
+    // Backend b is on node 2, behind a tunnel.
+    let mut s = super::tunnel::tunnel_state(1500, None);
+    s.add_service(service(&[IpAddr::from(B4)], IpAddr::from(SVC4))).unwrap();
+    let snap = s.build(1, MacAddr(ROUTER));
+    let mut ctx = PipelineContext::default();
+    let (v, _) = run_in(&snap, Vif(1), &udp4p(MAC_A, ROUTER, A4, SVC4, (5000, 53), 64), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(Vif(0)), "to node 2");
+    // Node 2's backend answers port unreachable about what it saw, by a's label.
+    let seen_by_b = udp4p(ROUTER, MAC_B, A4, B4, (5000, 5353), 63);
+    let error = port_unreachable4(MAC_B, ROUTER, B4, A4, 60, &seen_by_b);
+    let label = snap.interface(Vif(1)).and_then(|i| i.label).expect("a has a label");
+    let (v, out) = run_in(&snap, Vif(0), &super::tunnel::from_node_2(label, &error), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(Vif(1)));
+    let sent_by_a = udp4p(ROUTER, MAC_B, A4, SVC4, (5000, 53), 63);
+    assert_eq!(out, port_unreachable4(ROUTER, MAC_A, SVC4, A4, 60, &sent_by_a));
+}

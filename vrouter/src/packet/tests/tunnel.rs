@@ -9,6 +9,12 @@ fn tunnel_snapshot(mtu: u16) -> Snapshot {
 
 /// [`tunnel_snapshot`] with a fabric MTU of `mtu` and pod a's MTU `pod_mtu`.
 pub(super) fn tunnel_snapshot_with(mtu: u16, pod_mtu: Option<u16>) -> Snapshot {
+    tunnel_state(mtu, pod_mtu).build(1, MacAddr(ROUTER))
+}
+
+/// The desired state [`tunnel_snapshot_with`] builds: pod a, node 2's pod b behind
+/// a tunnel.
+pub(super) fn tunnel_state(mtu: u16, pod_mtu: Option<u16>) -> DesiredState {
     let mut s = DesiredState::new(16);
     s.set_fabric("fabric0");
     s.set_fabric_info(nexthop::FabricInfo {
@@ -46,7 +52,7 @@ pub(super) fn tunnel_snapshot_with(mtu: u16, pod_mtu: Option<u16>) -> Snapshot {
         })
         .unwrap();
     }
-    s.build(1, MacAddr(ROUTER))
+    s
 }
 
 #[test]
