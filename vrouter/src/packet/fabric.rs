@@ -184,7 +184,7 @@ fn to_interface(
         if !translate_inner(snap, pkt, flow, nat) {
             return Verdict::Drop(DropReason::NoRoute);
         }
-    } else if is_icmp(pkt.data(), flow.family) && (!snap.services.by_key.is_empty() || !snap.floating.is_empty()) {
+    } else if is_icmp(pkt.data(), flow.family) && super::forward::translates(snap) {
         let ip = &mut pkt.data_mut()[ETH_LEN..];
         let len = flow.ip_len.min(ip.len());
         super::icmp_nat::translate_error(snap, &ctx.flows.table, flow.vrf, &mut ip[..len], flow.family);

@@ -130,9 +130,13 @@ pub(super) fn route(
 /// translation exists: it may be an error about a translated flow.
 #[inline(always)]
 pub(super) fn may_quote_a_translated_flow(snap: &Snapshot, key: &flow_table::FlowKey) -> bool {
-    key.src_port() == 0
-        && matches!(key.proto(), wire::ip_proto::ICMP | wire::ip_proto::ICMPV6)
-        && (!snap.services.by_key.is_empty() || !snap.floating.is_empty())
+    key.src_port() == 0 && matches!(key.proto(), wire::ip_proto::ICMP | wire::ip_proto::ICMPV6) && translates(snap)
+}
+
+/// True if some flow may be translated (a service or a floating IP exists).
+#[inline(always)]
+pub(super) fn translates(snap: &Snapshot) -> bool {
+    !snap.services.by_key.is_empty() || !snap.floating.is_empty()
 }
 
 /// TTL, rewrite and egress of a packet the flow stage forwards through `nh`.
