@@ -266,6 +266,29 @@ fn target(snap: &Snapshot, key: &FlowKey, service: &ServiceEntry) -> Option<Targ
     })
 }
 
+/// The route key of a flow to `service` that `kept` translated, if the service still
+/// has that backend on that target port: a connection stays on its backend whatever
+/// else changed (a backend added takes new connections only). `None` sends the flow
+/// to be set up anew (its backend is gone: the next packet goes to another).
+fn kept_backend_route(snap: &Snapshot, key: &FlowKey, service: &ServiceEntry, kept: Nat) -> Option<FlowKey> {
+    let backend = match kept.side {
+        NatSide::Destination => snap.nat_target(kept.target)?,
+        NatSide::HairpinOut => key.src_addr(),
+        _ => return None,
+    };
+    let serves = kept.port == service.target_port
+        && service.backends.iter().any(|b| snap.nat_address(*b) == Some(backend));
+    if !serves {
+        return None;
+    }
+    let (vrf, proto, sport) = (key.vrf(), key.proto(), key.src_port());
+    match (key.src_addr(), backend) {
+        (IpAddr::V4(src), IpAddr::V4(to)) => Some(FlowKey::v4(vrf, src, to, proto, sport, kept.port)),
+        (IpAddr::V6(src), IpAddr::V6(to)) => Some(FlowKey::v6(vrf, src, to, proto, sport, kept.port)),
+        _ => None,
+    }
+}
+
 /// A new flow to a service: a backend is chosen, the flow is routed to it and
 /// installed translated both ways (its replies come back from the service's address
 /// and port). Without backends: refused (ICMP port unreachable), not cached.
@@ -321,8 +344,8 @@ pub(super) fn setup_translated(
 }
 
 /// A translated flow (or one a service now claims) whose decision no longer holds:
-/// a flow to a service keeps its backend if the service still has it (its route to it
-/// made again) and starts over otherwise (removed, the next packet sets it up anew:
+/// a flow to a service keeps its backend while the service still has it, backends
+/// added or not (its route to it made again), and starts over otherwise (removed, the next packet sets it up anew:
 /// another backend, or a refusal); a reply entry keeps its translation, its route to
 /// the client made again.
 pub(super) fn decide_again(
@@ -363,13 +386,13 @@ pub(super) fn decide_again(
         let (route, slot) = flow::resolve(snap, &mut ctx.routes, &to_client);
         (route, slot, kept)
     } else {
-        let now = flow::service_of(snap, key).and_then(|s| target(snap, key, s));
-        match now {
-            Some(t) if Some(t.nat) == kept && FlowAction::is_translated(f.value.data) => {
-                let (route, slot) = flow::resolve(snap, &mut ctx.routes, &t.route);
+        let still = flow::service_of(snap, key).zip(kept.filter(|_| FlowAction::is_translated(f.value.data)));
+        match still.and_then(|(service, nat)| kept_backend_route(snap, key, service, nat)) {
+            Some(route_key) => {
+                let (route, slot) = flow::resolve(snap, &mut ctx.routes, &route_key);
                 (route, slot, kept)
             }
-            _ => {
+            None => {
                 ctx.flows.remove_pair(&f);
                 return flow::setup(snap, ctx, iface, key, bytes, tracked);
             }

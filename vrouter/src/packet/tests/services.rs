@@ -1,7 +1,7 @@
 //! Services: a flow to a service address and port is translated to one backend
 //! (destination NAT), its replies back to the service (source NAT), with exact bytes
 //! (every checksum right); a service without backends refuses; a backend removed
-//! moves only its own flows, on their next packet.
+//! moves only its own flows, on their next packet, and one added takes new flows only.
 
 use super::*;
 use control_client::{L4Protocol, ServicePort, ServiceSpec};
@@ -177,6 +177,33 @@ fn a_removed_backend_moves_only_its_own_flows_on_their_next_packet() {
     }
     // b's flows were made anew: one pair per flow, none left over.
     assert_eq!(ctx.flows.table.stats().active, 2 * 200);
+}
+
+#[test]
+fn a_backend_added_takes_new_flows_only() {
+    let (mut s, _) = with_services(&[B4], true);
+    let mut builder = control_client::SnapshotBuilder::new(1);
+    let snap = builder.build(&s, MacAddr(ROUTER));
+    let mut ctx = PipelineContext::default();
+    let d = snap.interface_by_name("d").unwrap().vif;
+    let send = |snap: &Snapshot, ctx: &mut PipelineContext, port: u16| {
+        run_in(snap, Vif(1), &tcp4(MAC_A, ROUTER, A4, SVC4, (port, 80), 64), ctx).0
+    };
+    for port in 3000..3200 {
+        assert_eq!(send(&snap, &mut ctx, port), Verdict::Transmit(Vif(2)), "b is the only backend");
+    }
+    // Backend d joins: every open connection stays on b, about half the new ones go to d.
+    s.add_service(service(&[IpAddr::from(B4), IpAddr::from(D4)], IpAddr::from(SVC4)))
+        .unwrap();
+    let snap = builder.build(&s, MacAddr(ROUTER));
+    for port in 3000..3200 {
+        assert_eq!(send(&snap, &mut ctx, port), Verdict::Transmit(Vif(2)), "port {port} moved");
+    }
+    let on_d = (4000..4200)
+        .filter(|p| send(&snap, &mut ctx, *p) == Verdict::Transmit(d))
+        .count();
+    assert!((60..140).contains(&on_d), "{on_d} of 200 new flows on d");
+    assert_eq!(ctx.flows.table.stats().active, 2 * 400, "no flow made twice");
 }
 
 #[test]
