@@ -10,6 +10,7 @@
 //! inside namespaces it made.
 #![forbid(unsafe_code)]
 
+pub mod backends;
 pub mod bench;
 pub mod cli;
 pub mod control_node;

@@ -2,13 +2,19 @@
 //! address, the vrouter translates each connection to a backend and its replies back
 //! (TCP with data checked, UDP), a pod reaches itself through its own service, a
 //! service without backends refuses connections at once, and a backend change takes
-//! new connections to the new backend.
+//! new connections to the new backend. With backends on two nodes: several ports
+//! (port and target port different), 1000 connections spread evenly, each connection
+//! stays on its backend when backends go or come, and a UDP flow to a removed backend
+//! is answered by another on its next datagram.
 
 use control_client::{L4Protocol, ServicePort, ServiceSpec};
+use nexthop::encap::Encap;
 use std::net::IpAddr;
-use system_tests::{node, serial};
+use system_tests::{fabric_node, node, route_to_pod, serial};
 use vrouter::api::{Request, ServiceView};
 use vrouter::config::XdpMode;
+use vrouter_lab::backends::{ask, ask_udp, tcp_sessions, tcp_spread, udp_client, NamedServers};
+use vrouter_lab::node::FabricLan;
 use vrouter_lab::traffic::{tcp_transfer, udp_probe};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
@@ -102,4 +108,112 @@ fn a_service_translates_connections_to_its_backend_and_refuses_without_one() {
     n.start_vrouter().unwrap();
     let t = tcp_transfer(&n.pods[0], &n.pods[2], service, 1 << 20).unwrap();
     assert!(t.intact, "after a restart: {t:?}");
+}
+
+#[test]
+fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
+    let _machine = serial();
+    let lan = FabricLan::new().unwrap();
+    let (mut a, mut b) = (fabric_node(BIN, 1), fabric_node(BIN, 2));
+    for n in [&mut a, &mut b] {
+        n.join(&lan).unwrap();
+        n.start_vrouter().unwrap();
+    }
+    // The client (red-1) and two backends on node 1, two backends on node 2 and a
+    // third pod there that becomes a backend later.
+    for i in 1..=3 {
+        a.add_pod("red", 0, i, true).unwrap();
+    }
+    for i in 4..=6 {
+        b.add_pod("red", 0, i, true).unwrap();
+    }
+    for pod in 0..3 {
+        route_to_pod(&a, &b, pod, Encap::MplsOverUdp, 0);
+    }
+    route_to_pod(&b, &a, 0, Encap::MplsOverUdp, 0);
+    let backends: Vec<&vrouter_lab::node::Pod> = a.pods[1..].iter().chain(&b.pods[..2]).collect();
+    let newcomer = &b.pods[2];
+    let _servers: Vec<NamedServers> = backends
+        .iter()
+        .chain([&newcomer])
+        .map(|p| NamedServers::start(p, &[9376, 9377], &[5301]).unwrap())
+        .collect();
+    let api = a.api();
+    let set = |pods: &[&vrouter_lab::node::Pod]| {
+        let port = |protocol, port, target_port| ServicePort {
+            protocol,
+            port,
+            target_port,
+        };
+        let spec = ServiceSpec {
+            name: "default/spread".into(),
+            vrf: "red".into(),
+            ip: SERVICE.parse().unwrap(),
+            ports: vec![
+                port(L4Protocol::Tcp, 80, 9376),
+                port(L4Protocol::Tcp, 443, 9377),
+                port(L4Protocol::Udp, 5300, 5301),
+            ],
+            backends: pods.iter().map(|p| IpAddr::from(p.ipv4)).collect(),
+        };
+        api.call::<serde_json::Value>(&Request::AddService { spec }).unwrap();
+    };
+    set(&backends);
+    let service: IpAddr = SERVICE.parse().unwrap();
+    let client = &a.pods[0];
+    let logs = || format!("node 1:\n{}\nnode 2:\n{}", a.log(), b.log());
+    // 1000 connections: every backend, on both nodes, within 20 % of an even share.
+    let spread = tcp_spread(client, service, 80, 1000).unwrap();
+    assert_eq!(spread.failed, 0, "{spread:?}\n{}", logs());
+    assert_eq!(spread.by_backend.len(), 4, "{spread:?}");
+    assert!(spread.worst_deviation(4) <= 0.2, "{spread:?}");
+    // The second port (another target port) and the UDP port answer from every backend.
+    let second = tcp_spread(client, service, 443, 200).unwrap();
+    assert_eq!((second.failed, second.by_backend.len()), (0, 4), "{second:?}");
+    let mut by_udp = std::collections::BTreeSet::new();
+    for src_port in 42_000..42_100 {
+        let socket = udp_client(client, src_port).unwrap();
+        by_udp.insert(ask_udp(&socket, service, 5300).unwrap());
+    }
+    assert_eq!(by_udp.len(), 4, "{by_udp:?}");
+    // Open connections, each on one backend.
+    let mut sessions = tcp_sessions(client, service, 80, 40).unwrap();
+    let first: Vec<String> = sessions.iter_mut().map(|s| ask(s).unwrap()).collect();
+    let removed = backends[3].name.clone();
+    assert!(first.contains(&removed), "no session on {removed}: {first:?}");
+    // Scaling down: the removed backend's connections go, every other stays where it was,
+    // no new connection reaches the removed backend.
+    set(&backends[..3]);
+    for (s, was) in sessions.iter_mut().zip(&first) {
+        let now = ask(s);
+        if *was == removed {
+            assert!(now.as_ref().map_or(true, |n| *n != removed), "{now:?}");
+        } else {
+            assert_eq!(now.as_ref().ok(), Some(was), "a connection moved off {was}");
+        }
+    }
+    let after = tcp_spread(client, service, 80, 300).unwrap();
+    assert_eq!(after.failed, 0, "{after:?}");
+    assert!(!after.by_backend.contains_key(&removed), "{after:?}");
+    // Scaling up with a new backend: it takes new connections, and every connection
+    // still open stays on its backend.
+    let mut grown = backends[..3].to_vec();
+    grown.push(newcomer);
+    set(&grown);
+    let grown_spread = tcp_spread(client, service, 80, 200).unwrap();
+    assert!(grown_spread.by_backend.contains_key(&newcomer.name), "{grown_spread:?}");
+    for (s, was) in sessions.iter_mut().zip(&first).filter(|(_, was)| **was != removed) {
+        assert_eq!(
+            ask(s).ok().as_ref(),
+            Some(was),
+            "a connection moved when a backend came"
+        );
+    }
+    // UDP: a flow whose backend goes is answered by another on its next datagram.
+    let socket = udp_client(client, 43_000).unwrap();
+    let before = ask_udp(&socket, service, 5300).unwrap();
+    let rest: Vec<&vrouter_lab::node::Pod> = backends.iter().copied().filter(|p| p.name != before).collect();
+    set(&rest);
+    let next = ask_udp(&socket, service, 5300).unwrap_or_else(|e| panic!("{e:#}\n{}", logs()));
+    assert_ne!(next, before, "the UDP flow stayed on its removed backend");
 }

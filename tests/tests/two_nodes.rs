@@ -5,57 +5,16 @@
 use control_client::{RouteSpec, RouteTarget};
 use nexthop::encap::Encap;
 use std::net::IpAddr;
-use system_tests::{fabric_host, fabric_node, serial, two_nodes};
+use system_tests::{fabric_host, fabric_node, route_to_pod, serial, two_nodes};
 use vrouter::api::Request;
 use vrouter_lab::node::{FabricLan, LabNode};
 use vrouter_lab::traffic::{ping, tcp_transfer, udp_datagram};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 
-/// Points `node`'s VRF red at `remote`'s pod through a tunnel with `encap`.
+/// Points `node`'s VRF red at `remote`'s first pod through a tunnel with `encap`.
 fn route_to(node: &LabNode, remote: &LabNode, encap: Encap, vni: u32) {
-    let pod = &remote.pods[0];
-    let pod_label = remote
-        .interfaces()
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == pod.host_if)
-        .unwrap()
-        .label
-        .expect("a pod has a label");
-    let label = if encap == Encap::Vxlan { vni } else { pod_label };
-    let remote_ip = std::net::Ipv4Addr::new(
-        198,
-        18,
-        0,
-        if remote.ns.name() == node.ns.name() {
-            0
-        } else {
-            remote.fabric_ip().octets()[3]
-        },
-    );
-    let api = node.api();
-    for prefix in [format!("{}/32", pod.ipv4), format!("{}/128", pod.ipv6)] {
-        let _ = api.call::<serde_json::Value>(&Request::RemoveRoute {
-            vrf: "red".into(),
-            prefix: prefix.parse().unwrap(),
-        });
-        let target = RouteTarget::Tunnel {
-            remote: remote_ip,
-            label,
-            encaps: vec![encap],
-            mac: None,
-        };
-        let _: serde_json::Value = api
-            .call(&Request::AddRoute {
-                route: RouteSpec {
-                    vrf: "red".into(),
-                    prefix: prefix.parse().unwrap(),
-                    target,
-                },
-            })
-            .unwrap();
-    }
+    route_to_pod(node, remote, 0, encap, vni);
 }
 
 fn report(n: &LabNode) -> String {

@@ -276,8 +276,8 @@ fn kept_backend_route(snap: &Snapshot, key: &FlowKey, service: &ServiceEntry, ke
         NatSide::HairpinOut => key.src_addr(),
         _ => return None,
     };
-    let serves = kept.port == service.target_port
-        && service.backends.iter().any(|b| snap.nat_address(*b) == Some(backend));
+    let serves =
+        kept.port == service.target_port && service.backends.iter().any(|b| snap.nat_address(*b) == Some(backend));
     if !serves {
         return None;
     }

@@ -190,14 +190,22 @@ fn a_backend_added_takes_new_flows_only() {
         run_in(snap, Vif(1), &tcp4(MAC_A, ROUTER, A4, SVC4, (port, 80), 64), ctx).0
     };
     for port in 3000..3200 {
-        assert_eq!(send(&snap, &mut ctx, port), Verdict::Transmit(Vif(2)), "b is the only backend");
+        assert_eq!(
+            send(&snap, &mut ctx, port),
+            Verdict::Transmit(Vif(2)),
+            "b is the only backend"
+        );
     }
     // Backend d joins: every open connection stays on b, about half the new ones go to d.
     s.add_service(service(&[IpAddr::from(B4), IpAddr::from(D4)], IpAddr::from(SVC4)))
         .unwrap();
     let snap = builder.build(&s, MacAddr(ROUTER));
     for port in 3000..3200 {
-        assert_eq!(send(&snap, &mut ctx, port), Verdict::Transmit(Vif(2)), "port {port} moved");
+        assert_eq!(
+            send(&snap, &mut ctx, port),
+            Verdict::Transmit(Vif(2)),
+            "port {port} moved"
+        );
     }
     let on_d = (4000..4200)
         .filter(|p| send(&snap, &mut ctx, *p) == Verdict::Transmit(d))
