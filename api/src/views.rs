@@ -133,6 +133,9 @@ pub struct ServiceView {
     pub target_port: u16,
     /// The backends' addresses.
     pub backends: Vec<std::net::IpAddr>,
+    /// Client-address affinity timeout in seconds (`sessionAffinity: ClientIP`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity_timeout_secs: Option<u32>,
     /// Connections (flows) to this service port in the flow table now.
     #[serde(default)]
     pub flows: u64,

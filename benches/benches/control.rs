@@ -119,6 +119,7 @@ fn service(i: u32, backends: u32, skip: u32) -> control_client::ServiceSpec {
         backends: (skip..backends)
             .map(|b| Ipv4Addr::from(0xc612_0000 + (i * backends + b) % 130_000).into())
             .collect(),
+        affinity_timeout_secs: None,
     }
 }
 

@@ -61,6 +61,7 @@ pub fn service_snapshot() -> Snapshot {
             target_port: 5001,
         }],
         backends: vec![Ipv4Addr::new(198, 18, 1, 3).into()],
+        affinity_timeout_secs: None,
     })
     .expect("valid service");
     s.build(1, MacAddr(ROUTER))

@@ -52,6 +52,9 @@ pub struct ServiceEntry {
     /// Each backend's rendezvous identity (from its address): a backend removed
     /// moves only its own flows, one added takes an even share of new ones.
     pub ids: Vec<u64>,
+    /// Client-address affinity (Kubernetes' `sessionAffinity: ClientIP`): a client's
+    /// new connections go to its last backend for this many seconds; 0: none.
+    pub affinity_timeout_secs: u32,
 }
 
 impl ServiceEntry {
@@ -242,6 +245,7 @@ mod tests {
             target_port: 80,
             backends: (1..=4).map(NatAddr).collect(),
             ids: ids.clone(),
+            affinity_timeout_secs: 0,
         };
         let three = ServiceEntry {
             backends: vec![NatAddr(1), NatAddr(2), NatAddr(4)],

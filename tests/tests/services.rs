@@ -5,7 +5,8 @@
 //! new connections to the new backend. With backends on two nodes: several ports
 //! (port and target port different), 1000 connections spread evenly, each connection
 //! stays on its backend when backends go or come, and a UDP flow to a removed backend
-//! is answered by another on its next datagram.
+//! is answered by another on its next datagram; with client-address affinity one
+//! client's connections all go to one backend.
 
 use control_client::{L4Protocol, ServicePort, ServiceSpec};
 use nexthop::encap::Encap;
@@ -32,6 +33,7 @@ fn spec(backends: &[IpAddr]) -> ServiceSpec {
         ip: SERVICE.parse().unwrap(),
         ports: vec![port(L4Protocol::Tcp, 5201), port(L4Protocol::Udp, 5300)],
         backends: backends.to_vec(),
+        affinity_timeout_secs: None,
     }
 }
 
@@ -139,7 +141,7 @@ fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
         .map(|p| NamedServers::start(p, &[9376, 9377], &[5301]).unwrap())
         .collect();
     let api = a.api();
-    let set = |pods: &[&vrouter_lab::node::Pod]| {
+    let set_with = |pods: &[&vrouter_lab::node::Pod], affinity_timeout_secs: Option<u32>| {
         let port = |protocol, port, target_port| ServicePort {
             protocol,
             port,
@@ -155,9 +157,11 @@ fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
                 port(L4Protocol::Udp, 5300, 5301),
             ],
             backends: pods.iter().map(|p| IpAddr::from(p.ipv4)).collect(),
+            affinity_timeout_secs,
         };
         api.call::<serde_json::Value>(&Request::AddService { spec }).unwrap();
     };
+    let set = |pods: &[&vrouter_lab::node::Pod]| set_with(pods, None);
     set(&backends);
     let service: IpAddr = SERVICE.parse().unwrap();
     let client = &a.pods[0];
@@ -216,4 +220,8 @@ fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
     set(&rest);
     let next = ask_udp(&socket, service, 5300).unwrap_or_else(|e| panic!("{e:#}\n{}", logs()));
     assert_ne!(next, before, "the UDP flow stayed on its removed backend");
+    // sessionAffinity ClientIP: every connection of the client goes to one backend.
+    set_with(&backends, Some(600));
+    let sticky = tcp_spread(client, service, 80, 50).unwrap();
+    assert_eq!((sticky.failed, sticky.by_backend.len()), (0, 1), "{sticky:?}");
 }

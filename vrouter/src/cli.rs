@@ -156,6 +156,10 @@ pub enum ServiceAction {
         /// A backend's address; repeat for more (none: connections are refused).
         #[arg(long = "backend")]
         backends: Vec<std::net::IpAddr>,
+        /// Client-address affinity (Kubernetes' sessionAffinity: ClientIP): a
+        /// client's new connections go to its last backend for this many seconds.
+        #[arg(long, value_name = "SECS")]
+        affinity_timeout: Option<u32>,
     },
     /// Remove a service.
     Delete {

@@ -24,6 +24,9 @@ pub struct FlowConfig {
     pub tcp_closed_timeout_secs: u32,
     /// Seconds a flow whose decision is a drop lives.
     pub drop_timeout_secs: u32,
+    /// Entries of the session affinity table (two per client and service port with
+    /// `sessionAffinity: ClientIP`).
+    pub affinity_entries: u32,
 }
 
 impl FlowConfig {
@@ -42,6 +45,7 @@ impl Default for FlowConfig {
             idle_timeout_secs: 180,
             tcp_closed_timeout_secs: 5,
             drop_timeout_secs: 5,
+            affinity_entries: 128 * 1024,
         }
     }
 }
@@ -133,6 +137,8 @@ pub struct Flows {
     pub refused_limit: AtomicU64,
     /// Flow pairs removed by aging.
     pub aged: AtomicU64,
+    /// Client-address affinity records of services that ask for it.
+    pub affinity: crate::affinity::Affinity,
     /// Idle timeouts by protocol and destination port (0: any port of it) in place
     /// of `idle_timeout_secs` (the global vrouter config's flow aging list).
     aging_overrides: std::sync::RwLock<Vec<AgingOverride>>,
@@ -159,6 +165,7 @@ impl Flows {
             refused_full: AtomicU64::new(0),
             refused_limit: AtomicU64::new(0),
             aged: AtomicU64::new(0),
+            affinity: crate::affinity::Affinity::new(config.affinity_entries),
             aging_overrides: std::sync::RwLock::new(Vec::new()),
         }
     }
@@ -236,6 +243,7 @@ impl Flows {
     /// number of pairs removed.
     pub fn age(&self, now: u32, config: &FlowConfig) -> usize {
         self.table.set_now(now);
+        self.affinity.age(now);
         let overrides = self.aging_overrides();
         // The exact port's timeout, else the protocol's, else the configured one.
         let idle_timeout = |key: &flow_table::FlowKey| {
@@ -364,6 +372,7 @@ mod tests {
             max_per_interface: Some(3),
             idle_timeout_secs: 100,
             tcp_closed_timeout_secs: 5,
+            affinity_entries: 64,
             drop_timeout_secs: 2,
         };
         let flows = Flows::new(&config, 4);

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub use xsk as afxdp;
+pub mod affinity;
 pub mod api;
 pub mod batch;
 pub mod cli;

@@ -90,6 +90,7 @@ impl<'a> Compile<'a> {
                     target_port: port.target_port,
                     backends: backends.clone(),
                     ids: ids.clone(),
+                    affinity_timeout_secs: spec.affinity_timeout_secs.unwrap_or(0),
                 };
                 out.insert(key, entry);
             }

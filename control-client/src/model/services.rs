@@ -10,6 +10,8 @@ use std::net::IpAddr;
 pub const MAX_SERVICE_PORTS: usize = 64;
 /// The most backends one service has.
 pub const MAX_BACKENDS: usize = 1024;
+/// The longest session affinity timeout (Kubernetes' own limit: one day).
+pub const MAX_AFFINITY_TIMEOUT_SECS: u32 = 86_400;
 
 /// A transport protocol a service port takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -71,6 +73,12 @@ pub struct ServiceSpec {
     /// refused (ICMP port unreachable), not dropped silently.
     #[serde(default)]
     pub backends: Vec<IpAddr>,
+    /// Kubernetes' `sessionAffinity: ClientIP` with its `timeoutSeconds`: a client's
+    /// new connections to a service port go to the backend its last one went to,
+    /// while that was less than this many seconds ago and the backend stands. None:
+    /// each connection is placed on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity_timeout_secs: Option<u32>,
 }
 
 impl DesiredState {
@@ -93,6 +101,15 @@ impl DesiredState {
             {
                 return invalid(format!("port {:?} {} given twice", p.protocol, p.port));
             }
+        }
+        if spec
+            .affinity_timeout_secs
+            .is_some_and(|t| t == 0 || t > MAX_AFFINITY_TIMEOUT_SECS)
+        {
+            return invalid(format!(
+                "affinity timeout {:?}: 1..={MAX_AFFINITY_TIMEOUT_SECS} seconds (Kubernetes' limit, a day)",
+                spec.affinity_timeout_secs
+            ));
         }
         if spec.backends.len() > MAX_BACKENDS {
             return invalid(format!("{} backends: at most {MAX_BACKENDS}", spec.backends.len()));
@@ -164,4 +181,58 @@ pub(super) fn check_name_and_address(name: &str, vrf: &str, ip: IpAddr) -> Resul
         return Ok(Err(format!("address {ip} is not a unicast address")));
     }
     Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web(ip: &str, backends: &[&str]) -> ServiceSpec {
+        ServiceSpec {
+            name: "default/web".into(),
+            vrf: "red".into(),
+            ip: ip.parse().unwrap(),
+            ports: vec![ServicePort {
+                protocol: L4Protocol::Tcp,
+                port: 80,
+                target_port: 9376,
+            }],
+            backends: backends.iter().map(|b| b.parse().unwrap()).collect(),
+            affinity_timeout_secs: None,
+        }
+    }
+
+    #[test]
+    fn bad_services_are_refused_with_the_reason_and_change_nothing() {
+        let mut s = DesiredState::new(8);
+        s.add_service(web("198.18.100.10", &["198.18.1.3"])).unwrap();
+        let refused = |spec: ServiceSpec, why: &str, s: &mut DesiredState| match s.add_service(spec) {
+            Err(ModelError::InvalidService(reason)) => assert!(reason.contains(why), "{reason}"),
+            other => panic!("{other:?}"),
+        };
+        let mut zero = web("198.18.100.10", &[]);
+        zero.affinity_timeout_secs = Some(0);
+        refused(zero, "affinity timeout", &mut s);
+        let mut long = web("198.18.100.10", &[]);
+        long.affinity_timeout_secs = Some(MAX_AFFINITY_TIMEOUT_SECS + 1);
+        refused(long, "affinity timeout", &mut s);
+        refused(web("198.18.100.10", &["2001:db8::1"]), "family", &mut s);
+        let mut twice = web("198.18.100.10", &[]);
+        twice.ports.push(twice.ports[0]);
+        refused(twice, "given twice", &mut s);
+        let mut no_port = web("198.18.100.10", &[]);
+        no_port.ports[0].target_port = 0;
+        refused(no_port, "1..=65535", &mut s);
+        let mut clash = web("198.18.100.10", &[]);
+        clash.name = "default/other".into();
+        refused(clash, "already", &mut s);
+        // Nothing changed: the one service, its backend.
+        let services: Vec<&ServiceSpec> = s.services().collect();
+        assert_eq!(services.len(), 1);
+        assert_eq!(services[0].backends, ["198.18.1.3".parse::<IpAddr>().unwrap()]);
+        // A day is the longest affinity.
+        let mut day = web("198.18.100.10", &[]);
+        day.affinity_timeout_secs = Some(MAX_AFFINITY_TIMEOUT_SECS);
+        s.add_service(day).unwrap();
+    }
 }

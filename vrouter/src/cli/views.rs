@@ -360,8 +360,8 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
             let list: Vec<ServiceView> = api.call(&Request::Services)?;
             print(json, &list, |list| {
                 println!(
-                    "{:<24} {:<12} {:<28} {:<5} {:>5} {:>6} {:>7} {:>10} {:>12}  backends",
-                    "name", "vrf", "ip", "proto", "port", "target", "flows", "packets", "bytes"
+                    "{:<24} {:<12} {:<28} {:<5} {:>5} {:>6} {:>8} {:>7} {:>10} {:>12}  backends",
+                    "name", "vrf", "ip", "proto", "port", "target", "affinity", "flows", "packets", "bytes"
                 );
                 for s in list {
                     let proto = match s.proto {
@@ -371,13 +371,14 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     };
                     let backends: Vec<String> = s.backends.iter().map(|b| b.to_string()).collect();
                     println!(
-                        "{:<24} {:<12} {:<28} {:<5} {:>5} {:>6} {:>7} {:>10} {:>12}  {}",
+                        "{:<24} {:<12} {:<28} {:<5} {:>5} {:>6} {:>8} {:>7} {:>10} {:>12}  {}",
                         s.name,
                         s.vrf,
                         s.ip.to_string(),
                         proto,
                         s.port,
                         s.target_port,
+                        s.affinity_timeout_secs.map_or("-".to_string(), |t| format!("{t}s")),
                         s.flows,
                         s.packets,
                         s.bytes,
@@ -398,6 +399,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     ip,
                     ports,
                     backends,
+                    affinity_timeout,
                 },
         } => {
             let spec = control_client::ServiceSpec {
@@ -406,6 +408,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 ip,
                 ports: ports.into_iter().map(|p| p.0).collect(),
                 backends,
+                affinity_timeout_secs: affinity_timeout,
             };
             let _: serde_json::Value = api.call(&Request::AddService { spec })?;
             print(json, &serde_json::Value::Null, |_| println!("service {name} set"))

@@ -511,6 +511,8 @@ impl Control {
                 ip: s.ip,
                 ports,
                 backends: s.backends.clone(),
+                // Contrail's pools carry no client-address affinity kube-manager sets.
+                affinity_timeout_secs: None,
             };
             desired.insert(name, spec);
         }

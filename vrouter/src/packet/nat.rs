@@ -204,11 +204,10 @@ pub(super) struct Target {
     pub(super) reply: Nat,
 }
 
-/// Where a flow to `service` goes: its backend (by the flow's hash, rendezvous), the
-/// translations both ways, and the keys. A client that is its own backend is a
+/// Where a flow to `service` goes: to `backend`, with the translations both ways and
+/// the keys. A client that is its own backend is a
 /// hairpin: the addresses swap. `None` without backends.
-fn target(snap: &Snapshot, key: &FlowKey, service: &ServiceEntry) -> Option<Target> {
-    let backend = service.backend(key.hash())?;
+fn target(snap: &Snapshot, key: &FlowKey, service: &ServiceEntry, backend: nexthop::NatAddr) -> Option<Target> {
     let service_ip = service.ip?;
     let (sport, port, vrf, proto) = (key.src_port(), service.target_port, key.vrf(), key.proto());
     let (client, service_addr) = (key.src_addr(), key.dst_addr());
@@ -301,7 +300,14 @@ pub(super) fn setup(
     bytes: u32,
     tracked: u8,
 ) -> Decision {
-    let Some(t) = target(snap, key, service) else {
+    // With client-address affinity the client's recent choice stands; else each
+    // flow is placed by its own hash.
+    let backend = if service.affinity_timeout_secs != 0 {
+        ctx.flows.affinity.backend(key, service)
+    } else {
+        service.backend(key.hash())
+    };
+    let Some(t) = backend.and_then(|b| target(snap, key, service, b)) else {
         return Decision::Reject(DropReason::ServiceNoBackend);
     };
     setup_translated(snap, ctx, iface, key, t, bytes, tracked)

@@ -1,7 +1,8 @@
 //! Services: a flow to a service address and port is translated to one backend
 //! (destination NAT), its replies back to the service (source NAT), with exact bytes
 //! (every checksum right); a service without backends refuses; a backend removed
-//! moves only its own flows, on their next packet, and one added takes new flows only.
+//! moves only its own flows, on their next packet, and one added takes new flows only; client-address
+//! affinity keeps a client's connections on one backend.
 
 use super::*;
 use control_client::{L4Protocol, ServicePort, ServiceSpec};
@@ -30,6 +31,7 @@ fn service(backends: &[IpAddr], ip: IpAddr) -> ServiceSpec {
             },
         ],
         backends: backends.to_vec(),
+        affinity_timeout_secs: None,
     }
 }
 
@@ -212,6 +214,38 @@ fn a_backend_added_takes_new_flows_only() {
         .count();
     assert!((60..140).contains(&on_d), "{on_d} of 200 new flows on d");
     assert_eq!(ctx.flows.table.stats().active, 2 * 400, "no flow made twice");
+}
+
+#[test]
+fn client_address_affinity_keeps_a_client_on_one_backend_until_it_goes() {
+    let (mut s, _) = with_services(&[B4, D4], true);
+    let mut sticky = service(&[IpAddr::from(B4), IpAddr::from(D4)], IpAddr::from(SVC4));
+    sticky.affinity_timeout_secs = Some(10_800);
+    s.add_service(sticky.clone()).unwrap();
+    let mut builder = control_client::SnapshotBuilder::new(1);
+    let snap = builder.build(&s, MacAddr(ROUTER));
+    let mut ctx = PipelineContext::default();
+    let send = |snap: &Snapshot, ctx: &mut PipelineContext, port: u16| {
+        run_in(snap, Vif(1), &tcp4(MAC_A, ROUTER, A4, SVC4, (port, 80), 64), ctx).0
+    };
+    let first = send(&snap, &mut ctx, 5000);
+    for port in 5001..5100 {
+        assert_eq!(send(&snap, &mut ctx, port), first, "connection from port {port} moved");
+    }
+    assert_eq!(ctx.flows.affinity.records(), 1);
+    // Its backend goes: the client's connections go to the other one, and stay there.
+    let d = snap.interface_by_name("d").unwrap().vif;
+    let (gone, other) = if first == Verdict::Transmit(d) {
+        (D4, Verdict::Transmit(Vif(2)))
+    } else {
+        (B4, Verdict::Transmit(d))
+    };
+    sticky.backends.retain(|b| *b != IpAddr::from(gone));
+    s.add_service(sticky).unwrap();
+    let snap = builder.build(&s, MacAddr(ROUTER));
+    for port in 6000..6050 {
+        assert_eq!(send(&snap, &mut ctx, port), other, "port {port}");
+    }
 }
 
 #[test]
