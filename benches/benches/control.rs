@@ -115,11 +115,13 @@ fn service(i: u32, backends: u32, skip: u32) -> control_client::ServiceSpec {
             protocol: control_client::L4Protocol::Tcp,
             port: 80,
             target_port: 8080,
+            node_port: None,
         }],
         backends: (skip..backends)
             .map(|b| Ipv4Addr::from(0xc612_0000 + (i * backends + b) % 130_000).into())
             .collect(),
         affinity_timeout_secs: None,
+        external_ips: Vec::new(),
     }
 }
 

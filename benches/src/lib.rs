@@ -59,9 +59,11 @@ pub fn service_snapshot() -> Snapshot {
             protocol: control_client::L4Protocol::Udp,
             port: 5000,
             target_port: 5001,
+            node_port: None,
         }],
         backends: vec![Ipv4Addr::new(198, 18, 1, 3).into()],
         affinity_timeout_secs: None,
+        external_ips: Vec::new(),
     })
     .expect("valid service");
     s.build(1, MacAddr(ROUTER))

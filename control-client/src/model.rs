@@ -293,6 +293,8 @@ pub struct DesiredState {
     vrf_vnis: BTreeMap<String, u32>,
     neighbors: BTreeMap<Ipv4Addr, MacAddr>,
     encap_priority: Vec<Encap>,
+    /// The interface that is the node's own (vhost0's vrouter end), if any.
+    host_interface: Option<String>,
 }
 
 impl DesiredState {
@@ -310,6 +312,17 @@ impl DesiredState {
     /// Registers the fabric interface as vif 0 in the fabric VRF.
     pub fn set_fabric(&mut self, name: &str) {
         self.fabric = Some((name.to_string(), Vif::FABRIC));
+    }
+
+    /// Makes interface `name` (attached, or attached later) the node's own: see
+    /// [`InterfaceKind::Host`]. It cannot be detached through the API.
+    pub fn set_host_interface(&mut self, name: &str) {
+        self.host_interface = Some(name.to_string());
+    }
+
+    /// The node's own interface's name, if one is configured.
+    pub fn host_interface(&self) -> Option<&str> {
+        self.host_interface.as_deref()
     }
 
     /// Sets this node's fabric address, MAC and MTU.

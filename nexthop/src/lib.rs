@@ -31,5 +31,6 @@ pub use nexthop::{NextHop, NextHopId};
 pub use route::{Route, RouteSlot, MAX_ROUTE_SLOTS, VOLATILE_SLOT};
 pub use service::{Nat, NatAddr, NatSide, NatTarget, ServiceEntry, ServiceKey, Services};
 pub use snapshot::{
-    Composite, FabricInfo, FastMap, Interface, InterfaceKind, MacAddr, RoutePatch, Snapshot, Vif, VlanTag, Vrf, VrfId,
+    Composite, FabricInfo, FastMap, HostPort, Interface, InterfaceKind, MacAddr, RoutePatch, Snapshot, Vif, VlanTag,
+    Vrf, VrfId,
 };

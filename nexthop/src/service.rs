@@ -19,6 +19,22 @@ pub struct Services {
     pub by_key: crate::FastMap<ServiceKey, ServiceEntry>,
     /// The addresses translations name, by [`NatAddr`]; it only grows.
     pub nat_addresses: std::sync::Arc<Vec<IpAddr>>,
+    /// The VRF of each service port reached from outside the cluster, by address,
+    /// protocol and port (node ports on the fabric address, external IPs): where a
+    /// packet for it from the fabric is looked up.
+    pub external: crate::FastMap<(IpAddr, u8, u16), VrfId>,
+}
+
+impl Services {
+    /// The service ports reached from outside the cluster, by address, protocol and
+    /// port, with their VRF.
+    pub fn external_of(by_key: &crate::FastMap<ServiceKey, ServiceEntry>) -> crate::FastMap<(IpAddr, u8, u16), VrfId> {
+        by_key
+            .iter()
+            .filter(|(_, e)| e.external)
+            .map(|(k, _)| ((k.ip, k.proto, k.port), k.vrf))
+            .collect()
+    }
 }
 
 /// An address in the snapshot's NAT address arena.
@@ -55,6 +71,9 @@ pub struct ServiceEntry {
     /// Client-address affinity (Kubernetes' `sessionAffinity: ClientIP`): a client's
     /// new connections go to its last backend for this many seconds; 0: none.
     pub affinity_timeout_secs: u32,
+    /// Reached from outside the cluster (a node port on the fabric address, an
+    /// external or load-balancer IP): packets for it on the fabric are the vrouter's.
+    pub external: bool,
 }
 
 impl ServiceEntry {
@@ -246,6 +265,7 @@ mod tests {
             backends: (1..=4).map(NatAddr).collect(),
             ids: ids.clone(),
             affinity_timeout_secs: 0,
+            external: false,
         };
         let three = ServiceEntry {
             backends: vec![NatAddr(1), NatAddr(2), NatAddr(4)],

@@ -22,6 +22,12 @@ pub enum InterfaceKind {
     Pod,
     /// The node's physical (fabric) interface towards other compute nodes.
     Fabric,
+    /// The node's own interface (Tungsten's vhost0): the vrouter's end of a veth
+    /// whose other end is the node's kernel, with the node's fabric address. The
+    /// node reaches pods and services through it; packets from outside the cluster
+    /// for node ports and external IPs enter as if from it, and their replies (and
+    /// whatever else leaves the cluster) leave through it, routed by the kernel.
+    Host,
 }
 
 /// An interface as the data plane sees it.
@@ -135,6 +141,18 @@ pub struct Snapshot {
     pub services: std::sync::Arc<crate::service::Services>,
     /// Floating IPs (1:1 NAT into another VRF).
     pub floating: std::sync::Arc<crate::FloatingIps>,
+    /// The node's own interface, if configured.
+    pub host: Option<HostPort>,
+}
+
+/// The node's own interface (see [`InterfaceKind::Host`]) as the packet path uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostPort {
+    /// Its vif.
+    pub vif: Vif,
+    /// The interface next hop to it: where replies to connections from outside the
+    /// cluster go.
+    pub nexthop: NextHopId,
 }
 
 /// This node on the fabric.

@@ -26,6 +26,7 @@ fn spec(backends: &[IpAddr]) -> ServiceSpec {
         protocol,
         port,
         target_port: port,
+        node_port: None,
     };
     ServiceSpec {
         name: "default/web".into(),
@@ -34,6 +35,7 @@ fn spec(backends: &[IpAddr]) -> ServiceSpec {
         ports: vec![port(L4Protocol::Tcp, 5201), port(L4Protocol::Udp, 5300)],
         backends: backends.to_vec(),
         affinity_timeout_secs: None,
+        external_ips: Vec::new(),
     }
 }
 
@@ -146,6 +148,7 @@ fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
             protocol,
             port,
             target_port,
+            node_port: None,
         };
         let spec = ServiceSpec {
             name: "default/spread".into(),
@@ -158,6 +161,7 @@ fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
             ],
             backends: pods.iter().map(|p| IpAddr::from(p.ipv4)).collect(),
             affinity_timeout_secs,
+            external_ips: Vec::new(),
         };
         api.call::<serde_json::Value>(&Request::AddService { spec }).unwrap();
     };

@@ -140,6 +140,7 @@ mod tests {
                 .map(|b| nexthop::ecmp::member_id(&[u64::from(*b)]))
                 .collect(),
             affinity_timeout_secs: timeout,
+            external: false,
         }
     }
 

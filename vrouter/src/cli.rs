@@ -115,7 +115,8 @@ pub enum Command {
     Status,
 }
 
-/// A service port on the command line: `PROTOCOL:PORT:TARGET_PORT` (`tcp:80:9376`).
+/// A service port on the command line: `PROTOCOL:PORT:TARGET_PORT[:NODE_PORT]`
+/// (`tcp:80:9376`, `tcp:80:9376:30080`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortArg(pub control_client::ServicePort);
 
@@ -123,14 +124,21 @@ impl std::str::FromStr for PortArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let parts: Vec<&str> = s.split(':').collect();
-        let [protocol, port, target] = parts.as_slice() else {
-            return Err(format!("{s:?}: PROTOCOL:PORT:TARGET_PORT, e.g. tcp:80:9376"));
+        let (protocol, port, target, node_port) = match parts.as_slice() {
+            [protocol, port, target] => (protocol, port, target, None),
+            [protocol, port, target, node_port] => (protocol, port, target, Some(node_port)),
+            _ => {
+                return Err(format!(
+                    "{s:?}: PROTOCOL:PORT:TARGET_PORT[:NODE_PORT], e.g. tcp:80:9376 or tcp:80:9376:30080"
+                ))
+            }
         };
         let number = |p: &str| p.parse::<u16>().map_err(|e| format!("{s:?}: {p}: {e}"));
         Ok(PortArg(control_client::ServicePort {
             protocol: protocol.parse()?,
             port: number(port)?,
             target_port: number(target)?,
+            node_port: node_port.map(|p| number(p)).transpose()?,
         }))
     }
 }
@@ -150,12 +158,18 @@ pub enum ServiceAction {
         /// The service address.
         #[arg(long)]
         ip: std::net::IpAddr,
-        /// A port: PROTOCOL:PORT:TARGET_PORT (tcp or udp); repeat for more.
+        /// A port: PROTOCOL:PORT:TARGET_PORT[:NODE_PORT] (tcp or udp; with a node
+        /// port, reached from outside the cluster on the node's fabric address);
+        /// repeat for more.
         #[arg(long = "port", required = true)]
         ports: Vec<PortArg>,
         /// A backend's address; repeat for more (none: connections are refused).
         #[arg(long = "backend")]
         backends: Vec<std::net::IpAddr>,
+        /// An external (or load-balancer) IP the service's ports are reached on from
+        /// outside the cluster; repeat for more.
+        #[arg(long = "external-ip")]
+        external_ips: Vec<std::net::IpAddr>,
         /// Client-address affinity (Kubernetes' sessionAffinity: ClientIP): a
         /// client's new connections go to its last backend for this many seconds.
         #[arg(long, value_name = "SECS")]

@@ -101,6 +101,10 @@ drop_reasons! {
     /// A new connection to a service port that has no backends (refused with an ICMP
     /// port unreachable, not dropped silently).
     ServiceNoBackend = "service_no_backend",
+    /// A packet on the fabric that is no tunnel and that the vrouter does not claim:
+    /// no flow it holds, no node port or external IP (the steering program sends only
+    /// those; a packet crafted past it is dropped here).
+    FabricUnclaimed = "fabric_unclaimed",
 }
 
 impl DropReason {

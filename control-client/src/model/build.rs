@@ -77,22 +77,37 @@ impl<'a> Compile<'a> {
             let backends: Vec<NatAddr> = spec.backends.iter().map(|b| self.ids.nat_address(*b)).collect();
             let ids: Vec<u64> = spec.backends.iter().map(|b| super::builder::backend_id(*b)).collect();
             let name: std::sync::Arc<str> = spec.name.as_str().into();
+            // The node's fabric address, for node ports of IPv4 services.
+            let node = self.state.fabric_info.ip.map(IpAddr::V4).filter(|_| spec.ip.is_ipv4());
             for port in &spec.ports {
-                let key = ServiceKey {
-                    vrf,
-                    ip: spec.ip,
-                    proto: port.protocol.number(),
-                    port: port.port,
-                };
-                let entry = ServiceEntry {
-                    name: std::sync::Arc::clone(&name),
-                    ip: Some(ip),
-                    target_port: port.target_port,
-                    backends: backends.clone(),
-                    ids: ids.clone(),
-                    affinity_timeout_secs: spec.affinity_timeout_secs.unwrap_or(0),
-                };
-                out.insert(key, entry);
+                let proto = port.protocol.number();
+                // The cluster IP, each external IP on the same port, the node port.
+                let node_port = node.zip(port.node_port);
+                let addresses = std::iter::once((spec.ip, port.port, false))
+                    .chain(spec.external_ips.iter().map(|e| (*e, port.port, true)))
+                    .chain(node_port.map(|(addr, p)| (addr, p, true)));
+                for (addr, service_port, external) in addresses {
+                    let key = ServiceKey {
+                        vrf,
+                        ip: addr,
+                        proto,
+                        port: service_port,
+                    };
+                    let entry = ServiceEntry {
+                        name: std::sync::Arc::clone(&name),
+                        ip: Some(if addr == spec.ip {
+                            ip
+                        } else {
+                            self.ids.nat_address(addr)
+                        }),
+                        target_port: port.target_port,
+                        backends: backends.clone(),
+                        ids: ids.clone(),
+                        affinity_timeout_secs: spec.affinity_timeout_secs.unwrap_or(0),
+                        external,
+                    };
+                    out.insert(key, entry);
+                }
             }
         }
         out
@@ -215,11 +230,18 @@ impl<'a> Compile<'a> {
                 self.insert_derived(vrf, IpNet::from(IpAddr::V6(a)), nh);
                 self.snap.owner6.insert(a, vrf);
             }
+            let host = state.host_interface.as_deref() == Some(name.as_str());
+            if host {
+                self.snap.host = Some(nexthop::HostPort {
+                    vif: id.vif,
+                    nexthop: nh,
+                });
+            }
             self.place(Interface {
                 vif: id.vif,
                 label: Some(id.label),
                 name: name.clone(),
-                kind: InterfaceKind::Pod,
+                kind: if host { InterfaceKind::Host } else { InterfaceKind::Pod },
                 mac: spec.mac,
                 vrf,
                 ipv4: spec.ipv4,

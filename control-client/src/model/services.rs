@@ -54,6 +54,10 @@ pub struct ServicePort {
     pub port: u16,
     /// The port on the backends.
     pub target_port: u16,
+    /// Kubernetes' nodePort: the port reached from outside the cluster on the node's
+    /// fabric address (IPv4 services).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<u16>,
 }
 
 /// A service as requested through the API.
@@ -79,6 +83,11 @@ pub struct ServiceSpec {
     /// each connection is placed on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity_timeout_secs: Option<u32>,
+    /// External and load-balancer IPs (Kubernetes' externalIPs, a LoadBalancer's
+    /// ingress IPs; same family as `ip`): the service's ports are reached on them
+    /// from outside the cluster (and from pods).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_ips: Vec<IpAddr>,
 }
 
 impl DesiredState {
@@ -120,6 +129,43 @@ impl DesiredState {
             .find(|b| b.is_ipv4() != spec.ip.is_ipv4() || super::is_martian(**b))
         {
             return invalid(format!("backend {b}: a unicast address of the service's family"));
+        }
+        if let Some(e) = spec
+            .external_ips
+            .iter()
+            .find(|e| e.is_ipv4() != spec.ip.is_ipv4() || super::is_martian(**e) || **e == spec.ip)
+        {
+            return invalid(format!(
+                "external IP {e}: a unicast address of the service's family, not its own"
+            ));
+        }
+        if spec.ports.iter().any(|p| p.node_port == Some(0)) {
+            return invalid("node port 0: node ports are 1..=65535".into());
+        }
+        if spec.external_ips.len() > MAX_SERVICE_PORTS {
+            return invalid(format!(
+                "{} external IPs: at most {MAX_SERVICE_PORTS}",
+                spec.external_ips.len()
+            ));
+        }
+        // What outside the cluster reaches (node ports, external IPs and ports) is
+        // the node's, whatever the VRF: one service each.
+        let outside = outside_keys(&spec);
+        let taken = self
+            .services
+            .values()
+            .filter(|other| other.name != spec.name)
+            .find_map(|other| {
+                outside_keys(other)
+                    .into_iter()
+                    .find(|k| outside.contains(k))
+                    .map(|k| (other, k))
+            });
+        if let Some((other, (what, proto, port))) = taken {
+            return invalid(format!(
+                "{what} port {proto}/{port} is service {:?}'s already",
+                other.name
+            ));
         }
         let clash = self.services.values().find(|other| {
             other.name != spec.name
@@ -169,6 +215,20 @@ impl DesiredState {
     }
 }
 
+/// What a service is reached on from outside the cluster: (address or "node", IP
+/// protocol, port).
+fn outside_keys(spec: &ServiceSpec) -> Vec<(String, u8, u16)> {
+    let mut keys = Vec::new();
+    for p in &spec.ports {
+        let proto = p.protocol.number();
+        if let Some(node_port) = p.node_port {
+            keys.push(("node".to_string(), proto, node_port));
+        }
+        keys.extend(spec.external_ips.iter().map(|e| (e.to_string(), proto, p.port)));
+    }
+    keys
+}
+
 /// The checks a named object with an address in a VRF (a service, a floating IP)
 /// shares: a name of 1-253 characters without whitespace, a valid VRF name, a
 /// unicast address. `Ok(Err(why))` for a bad name or address.
@@ -196,9 +256,11 @@ mod tests {
                 protocol: L4Protocol::Tcp,
                 port: 80,
                 target_port: 9376,
+                node_port: None,
             }],
             backends: backends.iter().map(|b| b.parse().unwrap()).collect(),
             affinity_timeout_secs: None,
+            external_ips: Vec::new(),
         }
     }
 
@@ -226,6 +288,23 @@ mod tests {
         let mut clash = web("198.18.100.10", &[]);
         clash.name = "default/other".into();
         refused(clash, "already", &mut s);
+        let mut bad_external = web("198.18.100.10", &[]);
+        bad_external.external_ips = vec!["2001:db8::7".parse().unwrap()];
+        refused(bad_external, "external IP", &mut s);
+        // A node port, an external IP: taken by the first service, refused to another.
+        let mut outside = web("198.18.100.10", &["198.18.1.3"]);
+        outside.ports[0].node_port = Some(30080);
+        outside.external_ips = vec!["198.19.0.10".parse().unwrap()];
+        s.add_service(outside).unwrap();
+        let mut same_node_port = web("198.18.100.20", &[]);
+        same_node_port.name = "other/web".into();
+        same_node_port.vrf = "blue".into();
+        same_node_port.ports[0].node_port = Some(30080);
+        refused(same_node_port, "node port", &mut s);
+        let mut same_external = web("198.18.100.20", &[]);
+        same_external.name = "other/web".into();
+        same_external.external_ips = vec!["198.19.0.10".parse().unwrap()];
+        refused(same_external, "198.19.0.10 port", &mut s);
         // Nothing changed: the one service, its backend.
         let services: Vec<&ServiceSpec> = s.services().collect();
         assert_eq!(services.len(), 1);

@@ -399,6 +399,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     ip,
                     ports,
                     backends,
+                    external_ips,
                     affinity_timeout,
                 },
         } => {
@@ -409,6 +410,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 ports: ports.into_iter().map(|p| p.0).collect(),
                 backends,
                 affinity_timeout_secs: affinity_timeout,
+                external_ips,
             };
             let _: serde_json::Value = api.call(&Request::AddService { spec })?;
             print(json, &serde_json::Value::Null, |_| println!("service {name} set"))

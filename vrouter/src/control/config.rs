@@ -499,6 +499,7 @@ impl Control {
                         protocol,
                         port: *port,
                         target_port: *target_port,
+                        node_port: None,
                     })
                 })
                 .collect();
@@ -513,6 +514,7 @@ impl Control {
                 backends: s.backends.clone(),
                 // Contrail's pools carry no client-address affinity kube-manager sets.
                 affinity_timeout_secs: None,
+                external_ips: Vec::new(),
             };
             desired.insert(name, spec);
         }

@@ -62,6 +62,8 @@ pub(super) fn handle(
 ) -> Outcome {
     let t = match encap::parse(pkt.data()) {
         Ok(t) => t,
+        // A node port, an external IP, a reply to a connection that left the cluster.
+        Err(DecapError::NotTunnel) if snap.host.is_some() => return super::native::handle(snap, pkt, ctx),
         Err(DecapError::Truncated) => return Verdict::Drop(DropReason::Truncated).into(),
         Err(_) => return Verdict::Drop(DropReason::BadTunnel).into(),
     };

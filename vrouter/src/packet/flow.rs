@@ -65,6 +65,17 @@ pub(super) fn ecmp_member(snap: &Snapshot, id: u32, hash: u64) -> Option<NextHop
     nexthop::ecmp::select(&group.ids, hash).map(|i| group.members[i])
 }
 
+/// `route`, or, when nothing routes a reply of a flow that came in through the
+/// node's own interface (`owner`: from the node's kernel, or from outside the
+/// cluster), back through that interface: the node's kernel knows the way.
+#[inline]
+pub(super) fn or_host(snap: &Snapshot, owner: nexthop::Vif, route: Decision) -> Decision {
+    match snap.host {
+        Some(h) if route == Decision::NoRoute && h.vif == owner => Decision::Forward(h.nexthop),
+        _ => route,
+    }
+}
+
 pub(super) fn cacheable(route: Decision) -> Option<FlowAction> {
     match route {
         Decision::Forward(nh) => Some(FlowAction::Forward(nh)),
@@ -219,6 +230,7 @@ pub(super) fn setup(
     }
     let reverse_key = key.reversed();
     let (reverse_route, reverse_slot) = resolve(snap, routes, &reverse_key);
+    let reverse_route = or_host(snap, iface.vif, reverse_route);
     let reverse_action = cacheable(reverse_route).unwrap_or(FlowAction::Drop(DropReason::NoRoute));
     let value = |a: FlowAction, slot: RouteSlot, rev: bool| FlowValue {
         data: a.encode(slot, rev),

@@ -17,6 +17,7 @@ mod icmp_nat;
 mod ipv4;
 mod ipv6;
 mod nat;
+mod native;
 mod ndp;
 mod outer_cache;
 mod police;

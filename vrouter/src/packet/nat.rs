@@ -334,6 +334,7 @@ pub(super) fn setup_translated(
     }
     // Replies: from the backend to the client, translated back to the service.
     let (reverse_route, reverse_slot) = flow::resolve(snap, routes, &t.reverse_route);
+    let reverse_route = flow::or_host(snap, iface.vif, reverse_route);
     let reverse_action = flow::cacheable(reverse_route).unwrap_or(FlowAction::Drop(DropReason::NoRoute));
     let generation = snap.generation as u32;
     let value = |a: FlowAction, slot: RouteSlot, rev: bool| FlowValue {
@@ -390,7 +391,7 @@ pub(super) fn decide_again(
             None => *key,
         };
         let (route, slot) = flow::resolve(snap, &mut ctx.routes, &to_client);
-        (route, slot, kept)
+        (flow::or_host(snap, nexthop::Vif(f.value.owner), route), slot, kept)
     } else {
         let still = flow::service_of(snap, key).zip(kept.filter(|_| FlowAction::is_translated(f.value.data)));
         match still.and_then(|(service, nat)| kept_backend_route(snap, key, service, nat)) {

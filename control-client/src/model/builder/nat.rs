@@ -64,6 +64,7 @@ impl SnapshotBuilder {
             self.flow_epoch = generation;
             snap.flow_epoch = generation;
             self.services = Arc::new(nexthop::Services {
+                external: nexthop::Services::external_of(&by_key),
                 by_key,
                 nat_addresses: self.nat.shared(),
             });

@@ -506,6 +506,7 @@ fn run_in(snap: &Snapshot, vif: Vif, frame: &[u8], ctx: &mut PipelineContext) ->
 mod floating;
 mod flows;
 mod mtu;
+mod node_ports;
 mod services;
 mod spoofing;
 mod tunnel;

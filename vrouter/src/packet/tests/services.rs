@@ -23,15 +23,18 @@ fn service(backends: &[IpAddr], ip: IpAddr) -> ServiceSpec {
                 protocol: L4Protocol::Tcp,
                 port: 80,
                 target_port: 9376,
+                node_port: None,
             },
             ServicePort {
                 protocol: L4Protocol::Udp,
                 port: 53,
                 target_port: 5353,
+                node_port: None,
             },
         ],
         backends: backends.to_vec(),
         affinity_timeout_secs: None,
+        external_ips: Vec::new(),
     }
 }
 

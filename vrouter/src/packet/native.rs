@@ -1,0 +1,67 @@
+//! Packets on the fabric that are no tunnel: what outside the cluster sends to a node
+//! port on the node's fabric address or to an external IP, and the replies to
+//! connections that left the cluster. The steering program sends only those; here
+//! they enter as if from the node's own interface (in the external service's VRF, or
+//! the node interface's), and only a flow the vrouter holds or a new connection to
+//! an external service port goes further: anything else on the fabric is not the
+//! vrouter's to route (a packet crafted past the steering program gets no path to
+//! the pods). Replies leave through the node's interface: the node's kernel routes
+//! them to the client, as it routes everything of its own.
+
+use super::forward::{self, Family, Outcome, Parsed};
+use super::{flow, DropReason, PacketBuf, PipelineContext, Verdict, ETH_LEN};
+use flow_table::FlowKey;
+use nexthop::{Snapshot, VrfId};
+use wire::ipv4;
+
+/// Handles IPv4 frame `pkt` from the fabric that is no tunnel (`Drop` without a
+/// node interface).
+pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut PipelineContext) -> Outcome {
+    let Some(host) = snap.host.and_then(|h| snap.interface(h.vif)) else {
+        return Verdict::Drop(DropReason::FabricUnclaimed).into();
+    };
+    let Ok(eth) = wire::ethernet::Frame::new_checked(pkt.data()) else {
+        return Verdict::Drop(DropReason::Truncated).into();
+    };
+    if eth.ethertype() != super::ETHERTYPE_IPV4 {
+        return Verdict::Drop(DropReason::FabricUnclaimed).into();
+    }
+    let ip = match ipv4::Packet::new_checked(&pkt.data()[ETH_LEN..]) {
+        Ok(ip) => ip,
+        Err(wire::Error::Truncated) => return Verdict::Drop(DropReason::Truncated).into(),
+        Err(wire::Error::Malformed) => return Verdict::Drop(DropReason::BadIpHeader).into(),
+    };
+    if !ip.verify_checksum() {
+        return Verdict::Drop(DropReason::BadChecksum).into();
+    }
+    let total = usize::from(ip.total_len());
+    let (ttl, proto, src, dst) = (ip.ttl(), ip.protocol(), ip.src_addr(), ip.dst_addr());
+    let (sport, dport, tcp_flags) = flow::l4_ports(ip.payload(), proto, ip.is_later_fragment());
+    pkt.truncate(ETH_LEN + total);
+    let external = snap.services.external.get(&(dst.into(), proto, dport)).copied();
+    let vrf = external.unwrap_or(host.vrf);
+    let key = FlowKey::v4(vrf.0, src, dst, proto, sport, dport);
+    let hash = key.hash();
+    if !claimed(snap, ctx, &key, hash, external) {
+        return Verdict::Drop(DropReason::FabricUnclaimed).into();
+    }
+    let parsed = Parsed {
+        family: Family::V4,
+        key,
+        hash,
+        ip_len: total,
+        ttl,
+        tcp_flags,
+    };
+    forward::route(snap, host, pkt, ctx, parsed)
+}
+
+/// True if the vrouter holds a flow for `key` or it is a new connection to a service
+/// port reached from outside (in VRF `external`).
+#[inline]
+fn claimed(snap: &Snapshot, ctx: &PipelineContext, key: &FlowKey, hash: u64, external: Option<VrfId>) -> bool {
+    external.is_some_and(|vrf| {
+        snap.service(vrf, key.dst_addr(), key.proto(), key.dst_port())
+            .is_some_and(|s| s.external)
+    }) || ctx.flows.table.lookup(key, hash).is_some()
+}
