@@ -96,7 +96,7 @@ impl From<&control_client::ModelError> for ErrorCode {
             | M::UnknownService(_)
             | M::UnknownFloatingIp(_) => ErrorCode::NotFound,
             M::TooManyInterfaces(_) | M::TooManyVrfs(_) => ErrorCode::ResourceExhausted,
-            M::InterfaceInUse { .. } | M::ParentInUse { .. } => ErrorCode::InUse,
+            M::InterfaceInUse { .. } | M::ParentInUse { .. } | M::HostInterface(_) => ErrorCode::InUse,
             M::InvalidInterfaceName(_)
             | M::InvalidVrfName(_)
             | M::InvalidMac(_)

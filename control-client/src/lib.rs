@@ -27,6 +27,7 @@ mod model;
 mod publish;
 pub mod xmpp;
 
+pub use model::validate_vrf_name;
 pub use model::{
     is_martian, DesiredState, FloatingIpSpec, InterfaceSpec, L4Protocol, ModelError, PeerId, PortIdentity, RouteSpec,
     RouteTarget, ServicePort, ServiceSpec, SnapshotBuilder, VlanSpec, DEFAULT_REMOTE_MAC, FABRIC_VRF, FIRST_LABEL,

@@ -228,6 +228,9 @@ pub enum ModelError {
         /// Routes pointing at it.
         count: usize,
     },
+    /// The node's own interface: it comes and goes with the vrouter.
+    #[error("interface {0:?} is the node's own (the [host] configuration makes it; it goes when the vrouter stops)")]
+    HostInterface(String),
     /// A VLAN sub-interface binding that cannot be.
     #[error("invalid VLAN sub-interface: {0}")]
     InvalidVlan(String),
@@ -542,6 +545,9 @@ impl DesiredState {
         if !self.interfaces.contains_key(name) {
             return Err(ModelError::UnknownInterface(name.to_string()));
         }
+        if self.host_interface.as_deref() == Some(name) {
+            return Err(ModelError::HostInterface(name.to_string()));
+        }
         let count = self.routes.iter().filter(|r| r.target.mentions(name)).count();
         if count > 0 {
             return Err(ModelError::InterfaceInUse {
@@ -686,7 +692,8 @@ fn validate_ifname(name: &str) -> Result<(), ModelError> {
     }
 }
 
-fn validate_vrf_name(name: &str) -> Result<(), ModelError> {
+/// Checks a VRF name: 1-255 characters, not the fabric's.
+pub fn validate_vrf_name(name: &str) -> Result<(), ModelError> {
     if name.is_empty() || name.len() > 255 || name == FABRIC_VRF {
         Err(ModelError::InvalidVrfName(name.to_string()))
     } else {

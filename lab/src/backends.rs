@@ -3,7 +3,7 @@
 //! that count which backend answered, so a test or the lab sees how a service spread
 //! its connections and whether a connection stayed on its backend.
 
-use super::node::Pod;
+use super::netns::Netns;
 use super::traffic_threads::in_namespace;
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
@@ -27,9 +27,9 @@ pub struct NamedServers {
 }
 
 impl NamedServers {
-    /// Starts servers in `pod` answering with its name on `tcp` and `udp` ports;
-    /// returns once every socket is bound.
-    pub fn start(pod: &Pod, tcp: &[u16], udp: &[u16]) -> anyhow::Result<Self> {
+    /// Starts servers in namespace `ns` answering with `name` on `tcp` and `udp`
+    /// ports; returns once every socket is bound.
+    pub fn start(ns: &Netns, name: &str, tcp: &[u16], udp: &[u16]) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut servers = Self {
             stop: stop.clone(),
@@ -38,8 +38,8 @@ impl NamedServers {
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<(), String>>();
         let sockets = tcp.iter().map(|p| (*p, true)).chain(udp.iter().map(|p| (*p, false)));
         for (port, is_tcp) in sockets {
-            let (stop, ready, name) = (stop.clone(), ready_tx.clone(), pod.name.clone());
-            servers.threads.push(in_namespace(pod.ns.name(), move || {
+            let (stop, ready, name) = (stop.clone(), ready_tx.clone(), name.to_string());
+            servers.threads.push(in_namespace(ns.name(), move || {
                 let bound = if is_tcp {
                     bind_tcp(port).map(Socket::Tcp)
                 } else {
@@ -64,8 +64,8 @@ impl NamedServers {
         for _ in 0..tcp.len() + udp.len() {
             match ready_rx.recv_timeout(Duration::from_secs(10)) {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => bail!("named server in {}: {e}", pod.name),
-                Err(_) => bail!("named server in {} did not start", pod.name),
+                Ok(Err(e)) => bail!("named server {name}: {e}"),
+                Err(_) => bail!("named server {name} did not start"),
             }
         }
         Ok(servers)
@@ -175,10 +175,10 @@ impl Spread {
     }
 }
 
-/// Opens `connections` TCP connections, one after the other, from `from` to
-/// `dst`:`port`, asks each who answers, and closes it.
-pub fn tcp_spread(from: &Pod, dst: IpAddr, port: u16, connections: u32) -> anyhow::Result<Spread> {
-    let client = in_namespace(from.ns.name(), move || {
+/// Opens `connections` TCP connections, one after the other, from namespace `from`
+/// to `dst`:`port`, asks each who answers, and closes it.
+pub fn tcp_spread(from: &Netns, dst: IpAddr, port: u16, connections: u32) -> anyhow::Result<Spread> {
+    let client = in_namespace(from.name(), move || {
         let mut spread = Spread::default();
         for _ in 0..connections {
             let answer = TcpStream::connect_timeout(&SocketAddr::new(dst, port), ANSWER_TIMEOUT)
@@ -194,10 +194,10 @@ pub fn tcp_spread(from: &Pod, dst: IpAddr, port: u16, connections: u32) -> anyho
     client.join().map_err(|_| anyhow::anyhow!("spread client panicked"))?
 }
 
-/// Opens `count` TCP connections from `from` to `dst`:`port` and keeps them open (ask
-/// each with [`ask`]).
-pub fn tcp_sessions(from: &Pod, dst: IpAddr, port: u16, count: u32) -> anyhow::Result<Vec<TcpStream>> {
-    let client = in_namespace(from.ns.name(), move || {
+/// Opens `count` TCP connections from namespace `from` to `dst`:`port` and keeps them
+/// open (ask each with [`ask`]).
+pub fn tcp_sessions(from: &Netns, dst: IpAddr, port: u16, count: u32) -> anyhow::Result<Vec<TcpStream>> {
+    let client = in_namespace(from.name(), move || {
         (0..count)
             .map(|_| {
                 let s = TcpStream::connect_timeout(&SocketAddr::new(dst, port), ANSWER_TIMEOUT)?;
@@ -225,10 +225,10 @@ pub fn ask(stream: &mut TcpStream) -> anyhow::Result<String> {
     Ok(String::from_utf8(answer)?)
 }
 
-/// A UDP socket in `from` bound to `src_port` (one flow per destination: ask it with
-/// [`ask_udp`]).
-pub fn udp_client(from: &Pod, src_port: u16) -> anyhow::Result<UdpSocket> {
-    let client = in_namespace(from.ns.name(), move || {
+/// A UDP socket in namespace `from` bound to `src_port` (one flow per destination:
+/// ask it with [`ask_udp`]).
+pub fn udp_client(from: &Netns, src_port: u16) -> anyhow::Result<UdpSocket> {
+    let client = in_namespace(from.name(), move || {
         let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, src_port))?;
         s.set_read_timeout(Some(ANSWER_TIMEOUT))?;
         Ok(s)

@@ -76,6 +76,9 @@ impl FabricLan {
         self.enslave(&far)?;
         host.ip(&["addr", "add", &format!("198.18.0.{last}/24"), "dev", "eth0"])?;
         host.ip(&["link", "set", "eth0", "up"])?;
+        // What a wire delivers has its checksums complete; a veth would hand on the
+        // sender's unfinished ones (offload), which AF_XDP in copy mode sees as is.
+        host.exec("ethtool", &["-K", "eth0", "tx", "off", "tso", "off", "gso", "off"])?;
         Ok(host)
     }
 }

@@ -140,7 +140,7 @@ fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
     let _servers: Vec<NamedServers> = backends
         .iter()
         .chain([&newcomer])
-        .map(|p| NamedServers::start(p, &[9376, 9377], &[5301]).unwrap())
+        .map(|p| NamedServers::start(&p.ns, &p.name, &[9376, 9377], &[5301]).unwrap())
         .collect();
     let api = a.api();
     let set_with = |pods: &[&vrouter_lab::node::Pod], affinity_timeout_secs: Option<u32>| {
@@ -171,21 +171,21 @@ fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
     let client = &a.pods[0];
     let logs = || format!("node 1:\n{}\nnode 2:\n{}", a.log(), b.log());
     // 1000 connections: every backend, on both nodes, within 20 % of an even share.
-    let spread = tcp_spread(client, service, 80, 1000).unwrap();
+    let spread = tcp_spread(&client.ns, service, 80, 1000).unwrap();
     assert_eq!(spread.failed, 0, "{spread:?}\n{}", logs());
     assert_eq!(spread.by_backend.len(), 4, "{spread:?}");
     assert!(spread.worst_deviation(4) <= 0.2, "{spread:?}");
     // The second port (another target port) and the UDP port answer from every backend.
-    let second = tcp_spread(client, service, 443, 200).unwrap();
+    let second = tcp_spread(&client.ns, service, 443, 200).unwrap();
     assert_eq!((second.failed, second.by_backend.len()), (0, 4), "{second:?}");
     let mut by_udp = std::collections::BTreeSet::new();
     for src_port in 42_000..42_100 {
-        let socket = udp_client(client, src_port).unwrap();
+        let socket = udp_client(&client.ns, src_port).unwrap();
         by_udp.insert(ask_udp(&socket, service, 5300).unwrap());
     }
     assert_eq!(by_udp.len(), 4, "{by_udp:?}");
     // Open connections, each on one backend.
-    let mut sessions = tcp_sessions(client, service, 80, 40).unwrap();
+    let mut sessions = tcp_sessions(&client.ns, service, 80, 40).unwrap();
     let first: Vec<String> = sessions.iter_mut().map(|s| ask(s).unwrap()).collect();
     let removed = backends[3].name.clone();
     assert!(first.contains(&removed), "no session on {removed}: {first:?}");
@@ -200,7 +200,7 @@ fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
             assert_eq!(now.as_ref().ok(), Some(was), "a connection moved off {was}");
         }
     }
-    let after = tcp_spread(client, service, 80, 300).unwrap();
+    let after = tcp_spread(&client.ns, service, 80, 300).unwrap();
     assert_eq!(after.failed, 0, "{after:?}");
     assert!(!after.by_backend.contains_key(&removed), "{after:?}");
     // Scaling up with a new backend: it takes new connections, and every connection
@@ -208,7 +208,7 @@ fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
     let mut grown = backends[..3].to_vec();
     grown.push(newcomer);
     set(&grown);
-    let grown_spread = tcp_spread(client, service, 80, 200).unwrap();
+    let grown_spread = tcp_spread(&client.ns, service, 80, 200).unwrap();
     assert!(grown_spread.by_backend.contains_key(&newcomer.name), "{grown_spread:?}");
     for (s, was) in sessions.iter_mut().zip(&first).filter(|(_, was)| **was != removed) {
         assert_eq!(
@@ -218,7 +218,7 @@ fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
         );
     }
     // UDP: a flow whose backend goes is answered by another on its next datagram.
-    let socket = udp_client(client, 43_000).unwrap();
+    let socket = udp_client(&client.ns, 43_000).unwrap();
     let before = ask_udp(&socket, service, 5300).unwrap();
     let rest: Vec<&vrouter_lab::node::Pod> = backends.iter().copied().filter(|p| p.name != before).collect();
     set(&rest);
@@ -226,6 +226,6 @@ fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
     assert_ne!(next, before, "the UDP flow stayed on its removed backend");
     // sessionAffinity ClientIP: every connection of the client goes to one backend.
     set_with(&backends, Some(600));
-    let sticky = tcp_spread(client, service, 80, 50).unwrap();
+    let sticky = tcp_spread(&client.ns, service, 80, 50).unwrap();
     assert_eq!((sticky.failed, sticky.by_backend.len()), (0, 1), "{sticky:?}");
 }

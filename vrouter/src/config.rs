@@ -257,6 +257,30 @@ pub struct Config {
     /// `[xmpp]`
     #[serde(default)]
     pub xmpp: XmppConfig,
+    /// `[host]`: the node's own interface; none without the section.
+    #[serde(default)]
+    pub host: Option<HostConfig>,
+}
+
+/// `[host]`: the node's own interface (Tungsten's vhost0), a veth whose kernel end
+/// the vrouter creates at start and removes at exit.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// The kernel's end; the vrouter's end is named `<interface>-vr`.
+    #[serde(default = "default_host_interface")]
+    pub interface: String,
+    /// The VRF the node's interface is in (the cluster network's): the node reaches
+    /// its pods and services, and node ports and external IPs are served, there.
+    pub vrf: String,
+    /// IPv4 prefixes the node's kernel routes through it (the pod and service
+    /// ranges), with the fabric address as source.
+    #[serde(default)]
+    pub routes: Vec<Ipv4Net>,
+}
+
+fn default_host_interface() -> String {
+    "vhost0".into()
 }
 
 fn default_cores() -> CoresConfig {
@@ -368,6 +392,24 @@ impl Config {
         ] {
             if v == 0 || v > 86_400 {
                 return Err(invalid(key, format!("{v} is not in 1..=86400 seconds")));
+            }
+        }
+        if let Some(h) = &self.host {
+            let name = &h.interface;
+            if name.is_empty() || name.len() > 12 || name.contains(['/', ' ', ':']) || name == &self.fabric.interface {
+                return Err(invalid(
+                    "host.interface",
+                    format!("{name:?}: 1-12 characters (the vrouter's end adds \"-vr\"), no '/', ':' or space, not the fabric's"),
+                ));
+            }
+            if let Err(e) = control_client::validate_vrf_name(&h.vrf) {
+                return Err(invalid("host.vrf", e.to_string()));
+            }
+            if h.routes.len() > 256 {
+                return Err(invalid(
+                    "host.routes",
+                    format!("{} prefixes: at most 256", h.routes.len()),
+                ));
             }
         }
         if self.tables.routes == 0 {

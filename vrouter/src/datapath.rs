@@ -28,6 +28,8 @@ pub struct Datapath {
     stop: Arc<AtomicBool>,
     attachments: BTreeMap<Vif, XdpAttachment>,
     fabric: Option<XdpAttachment>,
+    /// The fabric program's claimed ports (node ports, external IPs).
+    claims: Option<crate::afxdp::FabricClaims>,
     xdp_mode: XdpMode,
 }
 
@@ -105,6 +107,7 @@ impl Datapath {
             stop: Arc::clone(&stop),
             attachments: BTreeMap::new(),
             fabric: None,
+            claims: None,
             xdp_mode: config.dataplane.xdp_mode,
         };
         let mut anchors = Vec::new();
@@ -141,8 +144,21 @@ impl Datapath {
         for (queue, fd) in anchors.into_iter().enumerate() {
             fabric_xdp.register(queue as u32, fd)?;
         }
+        dp.claims = Some(fabric_xdp.take_claims()?);
         dp.fabric = Some(fabric_xdp);
         Ok(dp)
+    }
+
+    /// Makes the fabric program steer exactly `wanted` (besides tunnels) to the
+    /// workers.
+    pub fn set_fabric_claims(
+        &mut self,
+        wanted: &std::collections::BTreeSet<crate::afxdp::Claim>,
+    ) -> anyhow::Result<()> {
+        match &mut self.claims {
+            Some(claims) => Ok(claims.set(wanted)?),
+            None => anyhow::bail!("the fabric program is not attached"),
+        }
     }
 
     /// Counters of every worker.
@@ -222,6 +238,7 @@ impl Datapath {
     /// Detaches every program and stops the workers (idempotent).
     pub fn shutdown(&mut self) {
         self.attachments.clear();
+        self.claims = None;
         self.fabric = None;
         self.stop.store(true, Ordering::Relaxed);
         for w in &mut self.workers {

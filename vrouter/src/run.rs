@@ -120,6 +120,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let publisher = SnapshotPublisher::new(builder.build(&model, config.vrouter_mac));
     let flows = Arc::new(Flows::new(&config.flows, config.tables.interfaces as usize));
     let datapath = Datapath::start(&config, &cores, &publisher, &flows)?;
+    // The node's own interface, removed when `_host` goes (at exit, after the ports).
+    let (_host, host_spec) = match &config.host {
+        Some(h) => {
+            let (host, spec) = crate::host::HostInterface::create(h, config.fabric.ip.addr(), cores.forwarding.len())
+                .context("host: the node's interface")?;
+            tracing::info!(interface = %h.interface, vrf = %h.vrf, "node interface created");
+            (Some(host), Some(spec))
+        }
+        None => (None, None),
+    };
     // Workers inherit the affinity of their creator before pinning; pin control after.
     pin_control_thread(&cores.control);
     let aging = Aging::spawn(Arc::clone(&flows), config.flows.clone())?;
@@ -152,6 +162,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         ports: Box::new(datapath),
         store,
         max_routes: config.tables.routes as usize,
+        host: host_spec,
     });
     control.set_config_host(&config.xmpp.host_name());
     control.share_config(config_interest, config_view);

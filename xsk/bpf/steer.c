@@ -20,6 +20,17 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
+// What else on the fabric is the vrouter's: node ports on the node's address and
+// external IPs' service ports (TCP, UDP). Key: the destination address as it is on
+// the wire (a __u32 read in host order) << 32 | protocol << 16 | destination port;
+// the control side keeps it equal to the services' external ports.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} claimed SEC(".maps");
+
 // Pod ports: every frame a pod sends is the vrouter's.
 SEC("xdp")
 int vrouter_pod(struct xdp_md *ctx)
@@ -28,8 +39,8 @@ int vrouter_pod(struct xdp_md *ctx)
 }
 
 // Fabric port: only overlay tunnels (MPLS over UDP 6635 and legacy 51234, VXLAN 4789,
-// MPLS over GRE) go to the vrouter; ARP, SSH, the kubelet and everything else of the
-// node pass to the kernel.
+// MPLS over GRE) and the claimed ports (above) go to the vrouter; ARP, SSH, the
+// kubelet and everything else of the node pass to the kernel.
 SEC("xdp")
 int vrouter_fabric(struct xdp_md *ctx)
 {
@@ -43,13 +54,17 @@ int vrouter_fabric(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (ip->protocol == IPPROTO_GRE)
 		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
-	if (ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(0x3fff)))
+	if ((ip->protocol != IPPROTO_UDP && ip->protocol != IPPROTO_TCP) || (ip->frag_off & bpf_htons(0x3fff)))
 		return XDP_PASS;
-	struct udphdr *udp = (void *)ip + ip->ihl * 4;
-	if ((void *)(udp + 1) > end)
+	// Both transports start with the source and destination ports.
+	struct udphdr *l4 = (void *)ip + ip->ihl * 4;
+	if ((void *)(l4 + 1) > end)
 		return XDP_PASS;
-	__u16 port = bpf_ntohs(udp->dest);
-	if (port == 6635 || port == 51234 || port == 4789)
+	__u16 port = bpf_ntohs(l4->dest);
+	if (ip->protocol == IPPROTO_UDP && (port == 6635 || port == 51234 || port == 4789))
+		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+	__u64 key = ((__u64)ip->daddr << 32) | ((__u64)ip->protocol << 16) | port;
+	if (bpf_map_lookup_elem(&claimed, &key))
 		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
 	return XDP_PASS;
 }

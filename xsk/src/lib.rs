@@ -23,7 +23,7 @@ mod xdp;
 pub use pool::{FramePool, FRAME_SIZE};
 pub use sink::CountingSink;
 pub use socket::{KernelStats, PortSocket, RxBatch};
-pub use xdp::{steering_object, PortKind, XdpAttachment, XdpError};
+pub use xdp::{steering_object, Claim, FabricClaims, PortKind, XdpAttachment, XdpError};
 
 /// XDP attach mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]

@@ -105,6 +105,76 @@ impl XdpAttachment {
     pub fn ifname(&self) -> &str {
         &self.ifname
     }
+
+    /// The fabric program's claimed ports (see [`FabricClaims`]); taken once.
+    pub fn take_claims(&mut self) -> Result<FabricClaims, XdpError> {
+        let map = self
+            .ebpf
+            .take_map("claimed")
+            .ok_or_else(|| XdpError::Load("map claimed missing (or taken)".into()))?;
+        let map = aya::maps::HashMap::try_from(map).map_err(|e| XdpError::Load(chain(&e)))?;
+        Ok(FabricClaims {
+            map,
+            current: std::collections::BTreeSet::new(),
+        })
+    }
+}
+
+/// A TCP or UDP port on an address of the node that the fabric program steers to
+/// the vrouter (a node port, an external IP's service port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Claim {
+    /// The destination address.
+    pub addr: std::net::Ipv4Addr,
+    /// IP protocol (6, 17).
+    pub proto: u8,
+    /// The destination port.
+    pub port: u16,
+}
+
+impl Claim {
+    /// The map's key: the address as on the wire, read in host order, protocol, port.
+    fn key(self) -> u64 {
+        u64::from(u32::from_ne_bytes(self.addr.octets())) << 32 | u64::from(self.proto) << 16 | u64::from(self.port)
+    }
+}
+
+/// The fabric program's claimed ports, kept equal to a wanted set.
+pub struct FabricClaims {
+    map: aya::maps::HashMap<aya::maps::MapData, u64, u8>,
+    current: std::collections::BTreeSet<Claim>,
+}
+
+impl std::fmt::Debug for FabricClaims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FabricClaims").field("current", &self.current).finish()
+    }
+}
+
+impl FabricClaims {
+    /// Makes the claimed ports `wanted`: adds the new ones before removing the old.
+    /// On error the claims that went in stay recorded (a retry completes the rest).
+    pub fn set(&mut self, wanted: &std::collections::BTreeSet<Claim>) -> Result<(), XdpError> {
+        let err = |e: aya::maps::MapError| XdpError::Load(format!("claimed ports: {}", chain(&e)));
+        for c in wanted.difference(&self.current.clone()) {
+            self.map.insert(c.key(), 1, 0).map_err(err)?;
+            self.current.insert(*c);
+        }
+        for c in self.current.clone().difference(wanted) {
+            match self.map.remove(&c.key()) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {
+                    self.current.remove(c);
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The claimed ports now.
+    pub fn current(&self) -> &std::collections::BTreeSet<Claim> {
+        &self.current
+    }
 }
 
 /// Loads a fresh copy of program `name` from the object and attaches it to `ifname`.

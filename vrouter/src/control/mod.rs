@@ -33,6 +33,12 @@ pub trait Ports: Send + std::fmt::Debug {
     fn remove_port(&mut self, vif: Vif);
     /// Detaches everything and stops forwarding.
     fn shutdown(&mut self);
+    /// Makes the fabric steer exactly these node ports and external IP ports to the
+    /// vrouter (besides tunnels). Ports without a fabric program (tools, tests of
+    /// the control side) have nothing to steer.
+    fn set_fabric_claims(&mut self, _wanted: &std::collections::BTreeSet<crate::afxdp::Claim>) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 impl Ports for crate::datapath::Datapath {
@@ -44,6 +50,9 @@ impl Ports for crate::datapath::Datapath {
     }
     fn shutdown(&mut self) {
         crate::datapath::Datapath::shutdown(self)
+    }
+    fn set_fabric_claims(&mut self, wanted: &std::collections::BTreeSet<crate::afxdp::Claim>) -> anyhow::Result<()> {
+        crate::datapath::Datapath::set_fabric_claims(self, wanted)
     }
 }
 
@@ -111,6 +120,8 @@ pub struct ControlSetup {
     pub store: StateStore,
     /// Route limit (`tables.routes`).
     pub max_routes: usize,
+    /// The node's own interface (`[host]`), attached after the recorded ports.
+    pub host: Option<InterfaceSpec>,
 }
 
 /// Everything the control task owns.
@@ -142,6 +153,26 @@ pub struct Control {
     learned_view: learned::LearnedView,
     /// The MAC whose EVPN item holds each address, per control node and VRF.
     evpn_macs: std::collections::HashMap<(control_client::PeerId, String, IpNet), String>,
+    /// The node ports and external IP ports the fabric steers to the vrouter now.
+    fabric_claims: std::collections::BTreeSet<crate::afxdp::Claim>,
+    /// The node's own interface, attached at restore.
+    host: Option<InterfaceSpec>,
+}
+
+/// The IPv4 service ports of `snap` reached from outside the cluster.
+fn fabric_claims(snap: &nexthop::Snapshot) -> std::collections::BTreeSet<crate::afxdp::Claim> {
+    snap.services
+        .external
+        .keys()
+        .filter_map(|(addr, proto, port)| match addr {
+            std::net::IpAddr::V4(addr) => Some(crate::afxdp::Claim {
+                addr: *addr,
+                proto: *proto,
+                port: *port,
+            }),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect()
 }
 
 impl Control {
@@ -155,6 +186,7 @@ impl Control {
             ports,
             store,
             max_routes,
+            host,
         } = setup;
         Self {
             model,
@@ -172,6 +204,8 @@ impl Control {
             config: config::ConfigState::default(),
             learned_view: Default::default(),
             evpn_macs: Default::default(),
+            fabric_claims: Default::default(),
+            host,
         }
     }
 
@@ -190,14 +224,23 @@ impl Control {
             ports: Box::new(NoDataplane),
             store,
             max_routes,
+            host: None,
         });
         (control, publisher)
     }
 
     fn publish(&mut self) {
-        self.publication
-            .publish(self.builder.build(&self.model, self.router_mac));
+        let snap = self.builder.build(&self.model, self.router_mac);
+        let claims = fabric_claims(&snap);
+        self.publication.publish(snap);
         self.refresh_learned_view();
+        // After the publication: the workers know a claimed port before its packets come.
+        if claims != self.fabric_claims {
+            match self.ports.set_fabric_claims(&claims) {
+                Ok(()) => self.fabric_claims = claims,
+                Err(e) => tracing::warn!("fabric steering of node ports and external IPs not updated: {e:#}"),
+            }
+        }
     }
 
     /// Publishes a change to one route: as a patch of the current snapshot when the
@@ -297,6 +340,15 @@ impl Control {
             tracing::warn!(vrf = %r.vrf, prefix = %r.prefix, "stored route kept, not applied yet (its interface or VRF is missing)");
         }
         self.restore_bindings();
+        if let Some(spec) = self.host.clone() {
+            // Not recorded: the configuration makes it at every start.
+            let name = spec.name.clone();
+            self.model.set_host_interface(&name);
+            match self.attach(spec, None, false) {
+                Ok(id) => tracing::info!(interface = %name, vif = id.vif.0, "node interface attached"),
+                Err(e) => tracing::error!(interface = %name, "node interface not attached: {e:#}"),
+            }
+        }
         // Start with an empty journal (nothing is lost if this fails: it is kept).
         if let Err(e) = self.store.fold_routes(&self.recorded_routes()) {
             tracing::warn!("routes journal not folded at start: {e:#}");

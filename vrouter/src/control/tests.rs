@@ -68,6 +68,7 @@ fn routes_that_cannot_be_applied_stay_recorded_across_unrelated_changes() {
         ports: Box::new(NoPorts),
         store,
         max_routes: 3,
+        host: None,
     });
     let task = spawn(control, Duration::from_secs(60), views.ready_flag()).unwrap();
     let handle = task.handle();
@@ -122,6 +123,7 @@ fn restore_applies_no_more_than_tables_routes() {
         ports: Box::new(NoPorts),
         store,
         max_routes: 3,
+        host: None,
     });
     control.restore();
     let red = publisher.load_full().vrf_by_name("red").unwrap().v4.entries().len();

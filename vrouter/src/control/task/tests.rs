@@ -58,6 +58,7 @@ fn fixture() -> Fixture {
         }),
         store,
         max_routes: 16,
+        host: None,
     });
     let task = spawn(control, Duration::from_millis(50), views.ready_flag()).unwrap();
     Fixture {

@@ -1,0 +1,164 @@
+//! The node's own interface (`[host]`, Tungsten's vhost0) and what outside the
+//! cluster reaches: the node's kernel reaches a pod and a service address, a pod
+//! reaches the node; a host on the fabric reaches a node port (TCP and UDP) and an
+//! external IP, spread over the backends, while the node's own traffic keeps working;
+//! a node port removed is the kernel's again. The node's interface goes with the
+//! vrouter and comes back with it.
+
+use control_client::{L4Protocol, ServicePort, ServiceSpec};
+use std::net::IpAddr;
+use system_tests::{fabric_host, fabric_node, serial};
+use vrouter::api::Request;
+use vrouter_lab::backends::{ask_udp, tcp_spread, udp_client, NamedServers};
+use vrouter_lab::node::{FabricLan, LabNode};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
+const SERVICE: &str = "198.18.100.10";
+const EXTERNAL: &str = "198.19.0.10";
+
+/// Node 1 on `lan` with its node interface in red (pods and the service range routed
+/// through it), running, with pods red-1, red-2, red-3.
+fn node_with_host(lan: &FabricLan) -> LabNode {
+    let mut n = fabric_node(BIN, 1);
+    n.add_config("[host]\nvrf = \"red\"\nroutes = [\"198.18.1.0/24\", \"198.18.100.0/24\"]\n");
+    n.join(lan).unwrap();
+    n.start_vrouter().unwrap();
+    for i in 1..=3 {
+        n.add_pod("red", 0, i, true).unwrap();
+    }
+    n
+}
+
+/// What the node did: its log, drops, flows and interface counters.
+fn report(n: &LabNode) -> String {
+    let flows: Result<serde_json::Value, _> = n.api().call(&Request::Flows {
+        filter: Default::default(),
+        limit: 50,
+        from_index: 0,
+    });
+    let ifs = n
+        .interfaces()
+        .map(|v| v.into_iter().map(|i| (i.name, i.counters)).collect::<Vec<_>>());
+    let drops = n
+        .drop_stats()
+        .map(|d| d.reasons.into_iter().filter(|(_, c)| *c > 0).collect::<Vec<_>>());
+    format!("{}\ndrops {drops:?}\nflows {flows:?}\ninterfaces {ifs:?}", n.log())
+}
+
+fn set_service(n: &LabNode, backends: &[IpAddr], node_ports: bool) {
+    let port = |protocol, port, target_port, node_port| ServicePort {
+        protocol,
+        port,
+        target_port,
+        node_port: node_ports.then_some(node_port),
+    };
+    let spec = ServiceSpec {
+        name: "default/web".into(),
+        vrf: "red".into(),
+        ip: SERVICE.parse().unwrap(),
+        ports: vec![
+            port(L4Protocol::Tcp, 80, 9376, 30080),
+            port(L4Protocol::Udp, 5300, 5301, 30053),
+        ],
+        backends: backends.to_vec(),
+        affinity_timeout_secs: None,
+        external_ips: vec![EXTERNAL.parse().unwrap()],
+    };
+    n.api()
+        .call::<serde_json::Value>(&Request::AddService { spec })
+        .unwrap();
+}
+
+#[test]
+fn the_node_reaches_pods_and_services_and_pods_reach_the_node() {
+    let _machine = serial();
+    let lan = FabricLan::new().unwrap();
+    let n = node_with_host(&lan);
+    let (a, b) = (&n.pods[0], &n.pods[1]);
+    set_service(&n, &[b.ipv4.into()], false);
+    let _backend = NamedServers::start(&b.ns, &b.name, &[9376], &[]).unwrap();
+    let _kubelet = NamedServers::start(&n.ns, "node", &[10250], &[]).unwrap();
+    let logs = || report(&n);
+    // The node's kernel: a pod (ping and TCP) and the service's cluster IP.
+    assert!(
+        n.ns.succeeds("ping", &["-c", "1", "-W", "2", &b.ipv4.to_string()]),
+        "{}",
+        logs()
+    );
+    let direct = tcp_spread(&n.ns, b.ipv4.into(), 9376, 5).unwrap();
+    assert_eq!(direct.by_backend.get("red-2"), Some(&5), "{direct:?}\n{}", logs());
+    let through = tcp_spread(&n.ns, SERVICE.parse().unwrap(), 80, 5).unwrap();
+    assert_eq!(through.by_backend.get("red-2"), Some(&5), "{through:?}");
+    // A pod reaches the node (its kubelet, say) at the node's fabric address.
+    let to_node = tcp_spread(&a.ns, n.fabric_ip().into(), 10250, 5).unwrap();
+    assert_eq!(to_node.by_backend.get("node"), Some(&5), "{to_node:?}\n{}", logs());
+    // The interface is the node's: the API does not detach it.
+    let refused = n.api().call::<serde_json::Value>(&Request::RemoveInterface {
+        name: "vhost0-vr".into(),
+    });
+    assert!(refused.is_err(), "{refused:?}");
+    // It goes with the vrouter, and comes back with it.
+    let mut n = n;
+    n.stop_vrouter().unwrap();
+    assert!(!n.ns.succeeds("ip", &["link", "show", "vhost0"]), "vhost0 left behind");
+    n.start_vrouter().unwrap();
+    let again = tcp_spread(&n.ns, SERVICE.parse().unwrap(), 80, 2).unwrap();
+    assert_eq!(
+        again.by_backend.get("red-2"),
+        Some(&2),
+        "after a restart: {again:?}\n{}",
+        report(&n)
+    );
+}
+
+#[test]
+fn a_node_port_and_an_external_ip_are_reached_from_outside_the_cluster() {
+    let _machine = serial();
+    let lan = FabricLan::new().unwrap();
+    let n = node_with_host(&lan);
+    let outside = fabric_host(&lan, 9);
+    // The fabric routes the external IP to the node (as a BGP speaker or the SDN
+    // gateway would).
+    outside
+        .ip(&[
+            "route",
+            "add",
+            &format!("{EXTERNAL}/32"),
+            "via",
+            &n.fabric_ip().to_string(),
+        ])
+        .unwrap();
+    let backends = &n.pods[1..];
+    let _servers: Vec<NamedServers> = backends
+        .iter()
+        .map(|p| NamedServers::start(&p.ns, &p.name, &[9376], &[5301]).unwrap())
+        .collect();
+    set_service(
+        &n,
+        &backends.iter().map(|p| IpAddr::from(p.ipv4)).collect::<Vec<_>>(),
+        true,
+    );
+    let node_ip: IpAddr = n.fabric_ip().into();
+    let logs = || report(&n);
+    let by_node_port = tcp_spread(&outside, node_ip, 30080, 60).unwrap();
+    assert_eq!(by_node_port.failed, 0, "{by_node_port:?}\n{}", logs());
+    assert_eq!(by_node_port.by_backend.len(), 2, "{by_node_port:?}");
+    let by_external = tcp_spread(&outside, EXTERNAL.parse().unwrap(), 80, 60).unwrap();
+    assert_eq!(by_external.failed, 0, "{by_external:?}\n{}", logs());
+    assert_eq!(by_external.by_backend.len(), 2, "{by_external:?}");
+    let socket = udp_client(&outside, 41_000).unwrap();
+    let answer = ask_udp(&socket, node_ip, 30053).unwrap_or_else(|e| panic!("{e:#}\n{}", logs()));
+    assert!(answer.starts_with("red-"), "{answer}");
+    // The node's own traffic still goes to its kernel.
+    assert!(outside.succeeds("ping", &["-c", "1", "-W", "2", &node_ip.to_string()]));
+    // Without node ports the port is the kernel's again: it refuses the connection.
+    set_service(
+        &n,
+        &backends.iter().map(|p| IpAddr::from(p.ipv4)).collect::<Vec<_>>(),
+        false,
+    );
+    let refused = tcp_spread(&outside, node_ip, 30080, 1).unwrap();
+    assert_eq!(refused.failed, 1, "{refused:?}");
+    let still = tcp_spread(&outside, EXTERNAL.parse().unwrap(), 80, 5).unwrap();
+    assert_eq!(still.failed, 0, "the external IP stays: {still:?}");
+}

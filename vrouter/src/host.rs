@@ -1,0 +1,129 @@
+//! The node's own interface (Tungsten's vhost0): a veth pair the vrouter creates at
+//! start and removes when it stops. The kernel's end (`vhost0`) gets routes to the
+//! pod and service ranges with the node's fabric address as source; the vrouter's
+//! end (`vhost0-vr`) is a port in the configured VRF whose address is the fabric
+//! address, so the node reaches pods and services, pods reach the node, and what
+//! leaves the cluster (replies to node ports and external IPs) goes to the kernel,
+//! which routes it as it routes everything of its own.
+//!
+//! The kernel's end accepts packets from its own address (`accept_local`: replies
+//! from a node port carry the fabric address as source) without a reverse-path
+//! check, forwarding is on (the replies leave through the fabric), and its transmit
+//! offloads are off (copy-mode AF_XDP sees frames as written: checksums complete).
+
+use crate::config::HostConfig;
+use anyhow::{bail, Context};
+use control_client::InterfaceSpec;
+use nexthop::MacAddr;
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+/// The gateway the node's kernel routes through (link-local: it is no address of
+/// any network; the vrouter answers for it on the node's interface only).
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
+
+/// The node's interface while the vrouter runs; dropping it removes the veth pair.
+#[derive(Debug)]
+pub struct HostInterface {
+    kernel: String,
+}
+
+/// The vrouter's end of kernel interface `kernel`.
+pub fn vrouter_end(kernel: &str) -> String {
+    format!("{kernel}-vr")
+}
+
+fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn sysctl(key: &str, value: &str) -> anyhow::Result<()> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    std::fs::write(&path, value).with_context(|| format!("setting {key} = {value}"))
+}
+
+impl HostInterface {
+    /// Creates the pair (replacing one a crashed vrouter left) with `queues` queues
+    /// per end, configures the kernel's end, and returns the port spec of the
+    /// vrouter's end.
+    pub fn create(config: &HostConfig, fabric_ip: Ipv4Addr, queues: usize) -> anyhow::Result<(Self, InterfaceSpec)> {
+        let kernel = config.interface.clone();
+        let ours = vrouter_end(&kernel);
+        let _ = Command::new("ip").args(["link", "del", &kernel]).output();
+        let q = queues.max(1).to_string();
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &kernel,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ours,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+            ],
+        )?;
+        let host = Self { kernel: kernel.clone() };
+        sysctl(&format!("net.ipv4.conf.{kernel}.accept_local"), "1")?;
+        sysctl(&format!("net.ipv4.conf.{kernel}.rp_filter"), "0")?;
+        sysctl("net.ipv4.ip_forward", "1")?;
+        for end in [&kernel, &ours] {
+            sysctl(&format!("net.ipv6.conf.{end}.disable_ipv6"), "1")?;
+        }
+        run("ethtool", &["-K", &kernel, "tx", "off", "tso", "off", "gso", "off"])?;
+        for end in [&kernel, &ours] {
+            run("ip", &["link", "set", end, "up"])?;
+        }
+        // Through a gateway the vrouter answers for, as pods route: the kernel then
+        // resolves one neighbour, not every pod and service address.
+        let (source, gateway) = (fabric_ip.to_string(), GATEWAY.to_string());
+        for prefix in &config.routes {
+            let prefix = prefix.trunc().to_string();
+            let route = [
+                "route", "replace", &prefix, "via", &gateway, "dev", &kernel, "onlink", "src", &source,
+            ];
+            run("ip", &route)?;
+        }
+        let mac: MacAddr = std::fs::read_to_string(format!("/sys/class/net/{kernel}/address"))
+            .with_context(|| format!("reading {kernel}'s MAC"))?
+            .trim()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{kernel}'s MAC: {e}"))?;
+        let spec = InterfaceSpec {
+            name: ours,
+            vrf: config.vrf.clone(),
+            mac,
+            ipv4: Some(fabric_ip),
+            gateway4: Some(GATEWAY),
+            ..InterfaceSpec::default()
+        };
+        Ok((host, spec))
+    }
+}
+
+impl Drop for HostInterface {
+    fn drop(&mut self) {
+        // The routes go with the interface.
+        let _ = Command::new("ip").args(["link", "del", &self.kernel]).output();
+    }
+}
