@@ -298,6 +298,9 @@ pub struct DesiredState {
     encap_priority: Vec<Encap>,
     /// The interface that is the node's own (vhost0's vrouter end), if any.
     host_interface: Option<String>,
+    /// Fabric source NAT: the VRF whose pods' connections outside the cluster leave
+    /// from the fabric address, and the TCP and UDP port ranges.
+    snat: Option<(String, nexthop::PortRange, nexthop::PortRange)>,
 }
 
 impl DesiredState {
@@ -321,6 +324,13 @@ impl DesiredState {
     /// [`InterfaceKind::Host`]. It cannot be detached through the API.
     pub fn set_host_interface(&mut self, name: &str) {
         self.host_interface = Some(name.to_string());
+    }
+
+    /// Turns fabric source NAT on for the pods of VRF `vrf` (see [`nexthop::Snat`]):
+    /// in force while the VRF exists, the fabric address is known and the node's
+    /// interface is attached.
+    pub fn set_snat(&mut self, vrf: &str, tcp: nexthop::PortRange, udp: nexthop::PortRange) {
+        self.snat = Some((vrf.to_string(), tcp, udp));
     }
 
     /// The node's own interface's name, if one is configured.

@@ -161,6 +161,8 @@ pub struct Spread {
     pub by_backend: BTreeMap<String, u32>,
     /// Connections that failed (refused, reset, timed out).
     pub failed: u32,
+    /// Why the first one failed.
+    pub first_error: Option<String>,
 }
 
 impl Spread {
@@ -186,7 +188,10 @@ pub fn tcp_spread(from: &Netns, dst: IpAddr, port: u16, connections: u32) -> any
                 .and_then(|mut s| ask(&mut s));
             match answer {
                 Ok(name) => *spread.by_backend.entry(name).or_default() += 1,
-                Err(_) => spread.failed += 1,
+                Err(e) => {
+                    spread.failed += 1;
+                    spread.first_error.get_or_insert_with(|| format!("{e:#}"));
+                }
             }
         }
         Ok(spread)

@@ -24,6 +24,7 @@ mod nexthop;
 mod route;
 pub mod service;
 mod snapshot;
+pub mod snat;
 
 pub use floating::{FloatingEntry, FloatingIps};
 pub use lpm::{v4_key, v6_key, LpmKey, LpmTable};
@@ -34,3 +35,4 @@ pub use snapshot::{
     Composite, FabricInfo, FastMap, HostPort, Interface, InterfaceKind, MacAddr, RoutePatch, Snapshot, Vif, VlanTag,
     Vrf, VrfId,
 };
+pub use snat::{PortRange, Snat};

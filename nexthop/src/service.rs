@@ -105,6 +105,11 @@ pub enum NatSide {
     FloatingDestination,
     /// A floating IP's source: the pod's address becomes the floating one.
     FloatingSource,
+    /// Fabric source NAT, leaving: the pod's address and port become the node's
+    /// fabric address and a port of its range.
+    FabricSource,
+    /// Fabric source NAT, the reply: the node's address and port become the pod's.
+    FabricBack,
 }
 
 impl NatSide {
@@ -113,8 +118,14 @@ impl NatSide {
     pub fn rewrites_destination(self) -> bool {
         matches!(
             self,
-            NatSide::Destination | NatSide::HairpinOut | NatSide::FloatingDestination
+            NatSide::Destination | NatSide::HairpinOut | NatSide::FloatingDestination | NatSide::FabricBack
         )
+    }
+
+    /// True for fabric source NAT's translations.
+    #[inline]
+    pub fn is_fabric(self) -> bool {
+        matches!(self, NatSide::FabricSource | NatSide::FabricBack)
     }
 
     /// True for a floating IP's translations.
@@ -153,6 +164,8 @@ const HAIRPIN_OUT: u64 = 3;
 const HAIRPIN_BACK: u64 = 4;
 const FLOATING_DESTINATION: u64 = 5;
 const FLOATING_SOURCE: u64 = 6;
+const FABRIC_SOURCE: u64 = 7;
+const FABRIC_BACK: u64 = 8;
 /// Set when the low 32 bits are an IPv4 address (else an IPv6 arena index).
 const V4_TARGET: u64 = 1 << 48;
 
@@ -167,6 +180,8 @@ impl Nat {
             NatSide::HairpinBack => HAIRPIN_BACK,
             NatSide::FloatingDestination => FLOATING_DESTINATION,
             NatSide::FloatingSource => FLOATING_SOURCE,
+            NatSide::FabricSource => FABRIC_SOURCE,
+            NatSide::FabricBack => FABRIC_BACK,
         };
         let target = match self.target {
             NatTarget::V4(a) => V4_TARGET | u64::from(u32::from(a)),
@@ -185,6 +200,8 @@ impl Nat {
             HAIRPIN_BACK => NatSide::HairpinBack,
             FLOATING_DESTINATION => NatSide::FloatingDestination,
             FLOATING_SOURCE => NatSide::FloatingSource,
+            FABRIC_SOURCE => NatSide::FabricSource,
+            FABRIC_BACK => NatSide::FabricBack,
             _ => return None,
         };
         let target = if word & V4_TARGET != 0 {
@@ -246,6 +263,16 @@ mod tests {
                 side: NatSide::FloatingSource,
                 target: NatTarget::V6(NatAddr(9)),
                 port: 0,
+            },
+            Nat {
+                side: NatSide::FabricSource,
+                target: NatTarget::V4([198, 18, 0, 1].into()),
+                port: 57_000,
+            },
+            Nat {
+                side: NatSide::FabricBack,
+                target: NatTarget::V4([198, 18, 1, 2].into()),
+                port: 40_000,
             },
         ] {
             assert_ne!(nat.encode(), 0);

@@ -143,6 +143,8 @@ pub struct Snapshot {
     pub floating: std::sync::Arc<crate::FloatingIps>,
     /// The node's own interface, if configured.
     pub host: Option<HostPort>,
+    /// Fabric source NAT, if configured (needs the node's interface).
+    pub snat: Option<crate::Snat>,
 }
 
 /// The node's own interface (see [`InterfaceKind::Host`]) as the packet path uses it.

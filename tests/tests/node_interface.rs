@@ -2,14 +2,15 @@
 //! cluster reaches: the node's kernel reaches a pod and a service address, a pod
 //! reaches the node; a host on the fabric reaches a node port (TCP and UDP) and an
 //! external IP, spread over the backends, while the node's own traffic keeps working;
-//! a node port removed is the kernel's again. The node's interface goes with the
+//! a node port removed is the kernel's again; pods reach a host outside the cluster
+//! through fabric source NAT, many connections at once, each its own port. The node's interface goes with the
 //! vrouter and comes back with it.
 
 use control_client::{L4Protocol, ServicePort, ServiceSpec};
 use std::net::IpAddr;
 use system_tests::{fabric_host, fabric_node, serial};
 use vrouter::api::Request;
-use vrouter_lab::backends::{ask_udp, tcp_spread, udp_client, NamedServers};
+use vrouter_lab::backends::{ask, ask_udp, tcp_sessions, tcp_spread, udp_client, NamedServers};
 use vrouter_lab::node::{FabricLan, LabNode};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
@@ -161,4 +162,49 @@ fn a_node_port_and_an_external_ip_are_reached_from_outside_the_cluster() {
     assert_eq!(refused.failed, 1, "{refused:?}");
     let still = tcp_spread(&outside, EXTERNAL.parse().unwrap(), 80, 5).unwrap();
     assert_eq!(still.failed, 0, "the external IP stays: {still:?}");
+}
+
+#[test]
+fn pods_reach_a_host_outside_the_cluster_through_source_nat() {
+    let _machine = serial();
+    let lan = FabricLan::new().unwrap();
+    let n = node_with_host(&lan);
+    let outside = fabric_host(&lan, 9);
+    let _server = NamedServers::start(&outside, "outside", &[8080], &[5301]).unwrap();
+    let far: IpAddr = "198.18.0.9".parse().unwrap();
+    // 100 connections open at once from each of two pods (the same source ports
+    // among them, quite likely), every one answered.
+    let mut sessions = Vec::new();
+    for pod in &n.pods[..2] {
+        sessions.extend(tcp_sessions(&pod.ns, far, 8080, 100).unwrap_or_else(|e| panic!("{e:#}\n{}", report(&n))));
+    }
+    for s in &mut sessions {
+        assert_eq!(ask(s).unwrap(), "outside");
+    }
+    // The host sees them all from the node's address, each from its own port of the
+    // range.
+    let ss = outside
+        .exec("ss", &["-Htn", "state", "established", "( sport = :8080 )"])
+        .unwrap();
+    let peers: Vec<String> = String::from_utf8_lossy(&ss.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect();
+    let ports: std::collections::BTreeSet<u16> = peers
+        .iter()
+        .map(|p| {
+            let (addr, port) = p.rsplit_once(':').unwrap();
+            assert_eq!(addr, n.fabric_ip().to_string(), "{p}");
+            port.parse().unwrap()
+        })
+        .collect();
+    assert_eq!((peers.len(), ports.len()), (200, 200), "{peers:?}");
+    assert!(ports.iter().all(|p| (57_000..=60_999).contains(p)), "{ports:?}");
+    drop(sessions);
+    // UDP too.
+    let socket = udp_client(&n.pods[0].ns, 42_000).unwrap();
+    assert_eq!(
+        ask_udp(&socket, far, 5301).unwrap_or_else(|e| panic!("{e:#}\n{}", report(&n))),
+        "outside"
+    );
 }

@@ -277,10 +277,43 @@ pub struct HostConfig {
     /// ranges), with the fabric address as source.
     #[serde(default)]
     pub routes: Vec<Ipv4Net>,
+    /// Fabric source NAT: pods of `vrf` reach addresses nothing in it routes from
+    /// the node's fabric address.
+    #[serde(default = "default_true")]
+    pub snat: bool,
+    /// Its TCP source ports, first and last.
+    #[serde(default = "default_snat_tcp_ports")]
+    pub snat_tcp_ports: [u16; 2],
+    /// Its UDP source ports, first and last.
+    #[serde(default = "default_snat_udp_ports")]
+    pub snat_udp_ports: [u16; 2],
+}
+
+impl HostConfig {
+    /// The TCP and UDP port ranges of fabric source NAT.
+    pub fn snat_ranges(&self) -> (nexthop::PortRange, nexthop::PortRange) {
+        let range = |[first, last]: [u16; 2]| nexthop::PortRange { first, last };
+        (range(self.snat_tcp_ports), range(self.snat_udp_ports))
+    }
 }
 
 fn default_host_interface() -> String {
     "vhost0".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Inside the kernel's default ephemeral range (32768-60999): 4000 ports, reserved
+/// from the kernel while the vrouter runs.
+fn default_snat_tcp_ports() -> [u16; 2] {
+    [57_000, 60_999]
+}
+
+/// Above the kernel's ephemeral range: nothing of the node's own uses them.
+fn default_snat_udp_ports() -> [u16; 2] {
+    [61_000, 64_999]
 }
 
 fn default_cores() -> CoresConfig {
@@ -410,6 +443,17 @@ impl Config {
                     "host.routes",
                     format!("{} prefixes: at most 256", h.routes.len()),
                 ));
+            }
+            for (key, [first, last]) in [
+                ("host.snat_tcp_ports", h.snat_tcp_ports),
+                ("host.snat_udp_ports", h.snat_udp_ports),
+            ] {
+                if first < 1024 || first > last {
+                    return Err(invalid(
+                        key,
+                        format!("[{first}, {last}]: first and last port, 1024 <= first <= last"),
+                    ));
+                }
             }
         }
         if self.tables.routes == 0 {

@@ -145,6 +145,10 @@ impl Datapath {
             fabric_xdp.register(queue as u32, fd)?;
         }
         dp.claims = Some(fabric_xdp.take_claims()?);
+        if let Some(host) = config.host.as_ref().filter(|h| h.snat) {
+            let [tcp, udp] = [host.snat_tcp_ports, host.snat_udp_ports];
+            fabric_xdp.set_snat_ports(config.fabric.ip.addr(), (tcp[0], tcp[1]), (udp[0], udp[1]))?;
+        }
         dp.fabric = Some(fabric_xdp);
         Ok(dp)
     }

@@ -105,6 +105,9 @@ drop_reasons! {
     /// no flow it holds, no node port or external IP (the steering program sends only
     /// those; a packet crafted past it is dropped here).
     FabricUnclaimed = "fabric_unclaimed",
+    /// A pod's new connection out of the cluster found no free fabric source NAT port
+    /// for its destination (`host.snat_tcp_ports`, `host.snat_udp_ports`).
+    SnatExhausted = "snat_exhausted",
 }
 
 impl DropReason {

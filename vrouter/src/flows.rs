@@ -137,6 +137,8 @@ pub struct Flows {
     pub refused_limit: AtomicU64,
     /// Flow pairs removed by aging.
     pub aged: AtomicU64,
+    /// New connections refused because no fabric source NAT port was free.
+    pub snat_exhausted: AtomicU64,
     /// Client-address affinity records of services that ask for it.
     pub affinity: crate::affinity::Affinity,
     /// Idle timeouts by protocol and destination port (0: any port of it) in place
@@ -165,6 +167,7 @@ impl Flows {
             refused_full: AtomicU64::new(0),
             refused_limit: AtomicU64::new(0),
             aged: AtomicU64::new(0),
+            snat_exhausted: AtomicU64::new(0),
             affinity: crate::affinity::Affinity::new(config.affinity_entries),
             aging_overrides: std::sync::RwLock::new(Vec::new()),
         }

@@ -26,7 +26,12 @@ pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
 #[derive(Debug)]
 pub struct HostInterface {
     kernel: String,
+    /// The kernel's reserved local ports before the vrouter reserved the fabric
+    /// source NAT ranges (given back at exit).
+    reserved_before: Option<String>,
 }
+
+const RESERVED_PORTS: &str = "net.ipv4.ip_local_reserved_ports";
 
 /// The vrouter's end of kernel interface `kernel`.
 pub fn vrouter_end(kernel: &str) -> String {
@@ -83,7 +88,10 @@ impl HostInterface {
                 &q,
             ],
         )?;
-        let host = Self { kernel: kernel.clone() };
+        let mut host = Self {
+            kernel: kernel.clone(),
+            reserved_before: None,
+        };
         sysctl(&format!("net.ipv4.conf.{kernel}.accept_local"), "1")?;
         sysctl(&format!("net.ipv4.conf.{kernel}.rp_filter"), "0")?;
         sysctl("net.ipv4.ip_forward", "1")?;
@@ -103,6 +111,21 @@ impl HostInterface {
                 "route", "replace", &prefix, "via", &gateway, "dev", &kernel, "onlink", "src", &source,
             ];
             run("ip", &route)?;
+        }
+        if config.snat {
+            // The kernel's own connections must not take a port whose replies the
+            // fabric program sends to the vrouter.
+            let before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_reserved_ports")
+                .context("reading the kernel's reserved ports")?;
+            let before = before.trim().to_string();
+            let ranges = [config.snat_tcp_ports, config.snat_udp_ports].map(|[a, b]| format!("{a}-{b}"));
+            let all: Vec<&str> = before
+                .split(',')
+                .filter(|r| !r.is_empty())
+                .chain(ranges.iter().map(String::as_str))
+                .collect();
+            sysctl(RESERVED_PORTS, &all.join(","))?;
+            host.reserved_before = Some(before);
         }
         let mac: MacAddr = std::fs::read_to_string(format!("/sys/class/net/{kernel}/address"))
             .with_context(|| format!("reading {kernel}'s MAC"))?
@@ -125,5 +148,8 @@ impl Drop for HostInterface {
     fn drop(&mut self) {
         // The routes go with the interface.
         let _ = Command::new("ip").args(["link", "del", &self.kernel]).output();
+        if let Some(before) = &self.reserved_before {
+            let _ = sysctl(RESERVED_PORTS, if before.is_empty() { "\n" } else { before });
+        }
     }
 }

@@ -116,6 +116,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         config.fabric.ip.addr(),
     )?);
     model.set_encap_priority(config.fabric.encap_priority.clone());
+    if let Some(host) = config.host.as_ref().filter(|h| h.snat) {
+        let (tcp, udp) = host.snat_ranges();
+        model.set_snat(&host.vrf, tcp, udp);
+    }
     let mut builder = SnapshotBuilder::new(1);
     let publisher = SnapshotPublisher::new(builder.build(&model, config.vrouter_mac));
     let flows = Arc::new(Flows::new(&config.flows, config.tables.interfaces as usize));

@@ -33,11 +33,28 @@ impl Counter {
     }
 }
 
+/// One counter per drop reason ([`DropReason::index`]).
+#[derive(Debug)]
+pub struct DropCounters([Counter; DropReason::COUNT]);
+
+impl Default for DropCounters {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| Counter::default()))
+    }
+}
+
+impl std::ops::Deref for DropCounters {
+    type Target = [Counter; DropReason::COUNT];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
 /// Per-interface counters of one worker.
 #[derive(Debug, Default)]
 pub struct VifCounters {
     /// Frames received here and dropped, by reason ([`DropReason::index`]).
-    pub drop_reasons: [Counter; DropReason::COUNT],
+    pub drop_reasons: DropCounters,
     /// Frames received.
     pub rx_packets: Counter,
     /// Bytes received.

@@ -31,6 +31,16 @@ struct {
 	__type(value, __u8);
 } claimed SEC(".maps");
 
+// Fabric source NAT: replies to the node's address on these ports are the vrouter's.
+// [0]: the node's address as on the wire (0: no source NAT); [1]: TCP first << 16 |
+// last; [2]: UDP first << 16 | last.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, __u64);
+} snat_ports SEC(".maps");
+
 // Pod ports: every frame a pod sends is the vrouter's.
 SEC("xdp")
 int vrouter_pod(struct xdp_md *ctx)
@@ -65,6 +75,14 @@ int vrouter_fabric(struct xdp_md *ctx)
 		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
 	__u64 key = ((__u64)ip->daddr << 32) | ((__u64)ip->protocol << 16) | port;
 	if (bpf_map_lookup_elem(&claimed, &key))
+		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+	__u32 at = 0;
+	__u64 *node = bpf_map_lookup_elem(&snat_ports, &at);
+	if (!node || *node == 0 || (__u32)*node != ip->daddr)
+		return XDP_PASS;
+	at = ip->protocol == IPPROTO_TCP ? 1 : 2;
+	__u64 *range = bpf_map_lookup_elem(&snat_ports, &at);
+	if (range && port >= (*range >> 16) && port <= (*range & 0xffff))
 		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
 	return XDP_PASS;
 }

@@ -106,6 +106,34 @@ impl XdpAttachment {
         &self.ifname
     }
 
+    /// Makes the fabric program steer replies to fabric source NAT: to `addr`, TCP
+    /// ports `tcp` and UDP ports `udp` (first, last).
+    pub fn set_snat_ports(
+        &mut self,
+        addr: std::net::Ipv4Addr,
+        tcp: (u16, u16),
+        udp: (u16, u16),
+    ) -> Result<(), XdpError> {
+        let map = self
+            .ebpf
+            .map_mut("snat_ports")
+            .ok_or_else(|| XdpError::Load("map snat_ports missing".into()))?;
+        let mut ports: aya::maps::Array<_, u64> =
+            aya::maps::Array::try_from(map).map_err(|e| XdpError::Load(chain(&e)))?;
+        let range = |(first, last): (u16, u16)| u64::from(first) << 16 | u64::from(last);
+        // The ranges before the address: the address turns it on.
+        for (index, value) in [
+            (1, range(tcp)),
+            (2, range(udp)),
+            (0, u64::from(u32::from_ne_bytes(addr.octets()))),
+        ] {
+            ports
+                .set(index, value, 0)
+                .map_err(|e| XdpError::Load(format!("snat_ports: {}", chain(&e))))?;
+        }
+        Ok(())
+    }
+
     /// The fabric program's claimed ports (see [`FabricClaims`]); taken once.
     pub fn take_claims(&mut self) -> Result<FabricClaims, XdpError> {
         let map = self

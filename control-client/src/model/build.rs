@@ -236,6 +236,15 @@ impl<'a> Compile<'a> {
                     vif: id.vif,
                     nexthop: nh,
                 });
+                let snat = state.snat.as_ref().zip(state.fabric_info.ip);
+                self.snap.snat = snat.and_then(|((vrf, tcp, udp), addr)| {
+                    Some(nexthop::Snat {
+                        addr,
+                        vrf: *state.vrf_ids.get(vrf)?,
+                        tcp: *tcp,
+                        udp: *udp,
+                    })
+                });
             }
             self.place(Interface {
                 vif: id.vif,

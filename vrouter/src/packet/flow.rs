@@ -224,6 +224,9 @@ pub(super) fn setup(
     let table = &flows.table;
     let generation = snap.generation as u32;
     let (route, slot) = resolve(snap, routes, key);
+    if route == Decision::NoRoute && super::snat::applies(snap, iface, key).is_some() {
+        return super::snat::setup(snap, ctx, iface, key, slot, bytes, tracked);
+    }
     let Some(action) = cacheable(route) else { return route };
     if !flows.reserve(iface.vif) {
         return Decision::Drop(DropReason::FlowLimit);

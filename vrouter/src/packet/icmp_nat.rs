@@ -47,8 +47,8 @@ fn what_to_rewrite(snap: &Snapshot, table: &FlowTable, quoted: FlowKey) -> Optio
     let found = table.lookup(&reply, reply.hash())?;
     let nat = Nat::decode(table.transform(found.index))?;
     let quoted_source = match nat.side {
-        NatSide::Destination | NatSide::FloatingDestination => true,
-        NatSide::Source | NatSide::FloatingSource => false,
+        NatSide::Destination | NatSide::FloatingDestination | NatSide::FabricBack => true,
+        NatSide::Source | NatSide::FloatingSource | NatSide::FabricSource => false,
         NatSide::HairpinOut | NatSide::HairpinBack => return None,
     };
     Some((nat, snap.nat_target(nat.target)?, quoted_source))

@@ -22,6 +22,7 @@ mod ndp;
 mod outer_cache;
 mod police;
 mod route_cache;
+mod snat;
 mod subinterface;
 mod tunnel;
 

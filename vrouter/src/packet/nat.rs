@@ -379,7 +379,13 @@ pub(super) fn decide_again(
         // floating reply is routed in the other VRF, as long as its floating IP
         // stands (else the pair starts over).
         let hairpin = kept.is_some_and(|n| n.side == NatSide::HairpinBack);
+        let fabric_back = kept.filter(|n| n.side == NatSide::FabricBack);
         let to_client = match kept.filter(|n| n.side.is_floating()) {
+            // Fabric source NAT's reply goes to the pod it translates to.
+            None if fabric_back.is_some() => match fabric_back.map(|n| super::snat::reply_route(key, n)) {
+                Some(Some(route_key)) => route_key,
+                _ => return Decision::NoRoute,
+            },
             Some(nat) => match super::floating::reply_route(snap, iface, key, nat) {
                 Some(route_key) => route_key,
                 None => {
@@ -392,6 +398,8 @@ pub(super) fn decide_again(
         };
         let (route, slot) = flow::resolve(snap, &mut ctx.routes, &to_client);
         (flow::or_host(snap, nexthop::Vif(f.value.owner), route), slot, kept)
+    } else if let Some(nat) = kept.filter(|n| n.side == NatSide::FabricSource) {
+        return super::snat::decide_again(snap, ctx, iface, key, f, nat, bytes, tracked);
     } else {
         let still = flow::service_of(snap, key).zip(kept.filter(|_| FlowAction::is_translated(f.value.data)));
         match still.and_then(|(service, nat)| kept_backend_route(snap, key, service, nat)) {

@@ -1,7 +1,8 @@
 //! The node's own interface and what outside the cluster reaches: a node port on the
 //! fabric address and an external IP go to the service's backend (exact bytes both
 //! ways; replies leave through the node's interface for its kernel to route), the
-//! node's kernel reaches pods and services, and nothing else on the fabric gets in.
+//! node's kernel reaches pods and services, and nothing else on the fabric gets in;
+//! pods reach outside the cluster through fabric source NAT.
 
 use super::*;
 use control_client::{L4Protocol, ServicePort, ServiceSpec};
@@ -15,9 +16,21 @@ const SVC4: [u8; 4] = [198, 18, 100, 10];
 const EXTERNAL: [u8; 4] = [198, 19, 0, 10];
 
 /// Pods a, b (red) and c (blue), the node's interface in red, a service in red
-/// with node port 30080 and an external IP, backend b.
+/// with node port 30080 and an external IP, backend b; fabric source NAT for red
+/// with TCP ports 57000-57049.
 fn with_node() -> (Snapshot, Vif) {
     let mut s = state();
+    s.set_snat(
+        "red",
+        nexthop::PortRange {
+            first: 57_000,
+            last: 57_049,
+        },
+        nexthop::PortRange {
+            first: 61_000,
+            last: 61_049,
+        },
+    );
     s.set_fabric_info(nexthop::FabricInfo {
         ip: Some(FABRIC_IP.into()),
         mac: MacAddr(FABRIC_MAC),
@@ -165,4 +178,95 @@ fn the_node_reaches_pods_and_services_and_pods_reach_the_node() {
         &mut ctx,
     );
     assert_eq!(v, Verdict::Drop(DropReason::OtherVrf));
+}
+
+const OUTSIDE: [u8; 4] = [198, 19, 200, 7];
+
+/// The source port of a frame.
+fn sport(frame: &[u8]) -> u16 {
+    u16::from_be_bytes([frame[ETH_LEN + 20], frame[ETH_LEN + 21]])
+}
+
+#[test]
+fn pods_reach_outside_from_the_node_address_and_replies_come_back() {
+    let (snap, host) = with_node();
+    let mut ctx = PipelineContext::default();
+    let (v, out) = run_in(
+        &snap,
+        Vif(1),
+        &tcp4(MAC_A, ROUTER, A4, OUTSIDE, (40_000, 443), 64),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Transmit(host));
+    let port = sport(&out);
+    assert!((57_000..=57_049).contains(&port), "{port}");
+    assert_eq!(out, tcp4(ROUTER, HOST_MAC, FABRIC_IP, OUTSIDE, (port, 443), 63));
+    // The reply on the fabric, to the node's address and that port, reaches the pod.
+    let (v, out) = run_in(
+        &snap,
+        Vif(0),
+        &tcp4(CLIENT_MAC, FABRIC_MAC, OUTSIDE, FABRIC_IP, (443, port), 64),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Transmit(Vif(1)));
+    assert_eq!(out, tcp4(ROUTER, MAC_A, OUTSIDE, A4, (443, 40_000), 63));
+    // A port nobody took is not the vrouter's.
+    let (v, _) = run_in(
+        &snap,
+        Vif(0),
+        &tcp4(
+            CLIENT_MAC,
+            FABRIC_MAC,
+            OUTSIDE,
+            FABRIC_IP,
+            (443, if port == 57_000 { 57_001 } else { 57_000 }),
+            64,
+        ),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::FabricUnclaimed));
+}
+
+#[test]
+fn source_nat_ports_are_unique_per_destination_and_run_out_counted() {
+    let (snap, host) = with_node();
+    let mut ctx = PipelineContext::default();
+    let mut ports = std::collections::BTreeSet::new();
+    // 50 ports: 50 connections to one destination (from two pods, one of them with
+    // the other's source port) get one each; the next is refused and counted.
+    let (v, out) = run_in(
+        &snap,
+        Vif(2),
+        &tcp4(MAC_B, ROUTER, B4, OUTSIDE, (41_000, 443), 64),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Transmit(host));
+    ports.insert(sport(&out));
+    for i in 0..49u16 {
+        let (v, out) = run_in(
+            &snap,
+            Vif(1),
+            &tcp4(MAC_A, ROUTER, A4, OUTSIDE, (41_000 + i, 443), 64),
+            &mut ctx,
+        );
+        assert_eq!(v, Verdict::Transmit(host), "connection {i}");
+        assert!(ports.insert(sport(&out)), "port {} given twice", sport(&out));
+    }
+    let (v, _) = run_in(
+        &snap,
+        Vif(1),
+        &tcp4(MAC_A, ROUTER, A4, OUTSIDE, (42_000, 443), 64),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::SnatExhausted));
+    assert_eq!(ctx.flows.snat_exhausted.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // Another destination port is another reply key: the ports serve it again.
+    let (v, out) = run_in(
+        &snap,
+        Vif(1),
+        &tcp4(MAC_A, ROUTER, A4, OUTSIDE, (42_000, 80), 64),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Transmit(host));
+    assert!((57_000..=57_049).contains(&sport(&out)));
 }
