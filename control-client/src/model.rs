@@ -256,6 +256,12 @@ pub enum ModelError {
     },
 }
 
+/// Kubernetes' default node port range.
+pub const DEFAULT_NODE_PORTS: nexthop::PortRange = nexthop::PortRange {
+    first: 30_000,
+    last: 32_767,
+};
+
 /// What the operator asked for. Vif and VRF numbers stay stable across changes, so
 /// counters and flows keep meaning the same interface.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -301,6 +307,8 @@ pub struct DesiredState {
     /// Fabric source NAT: the VRF whose pods' connections outside the cluster leave
     /// from the fabric address, and the TCP and UDP port ranges.
     snat: Option<(String, nexthop::PortRange, nexthop::PortRange)>,
+    /// The ports services may take as node ports (Kubernetes' 30000-32767 unless set).
+    node_ports: Option<nexthop::PortRange>,
 }
 
 impl DesiredState {
@@ -331,6 +339,16 @@ impl DesiredState {
     /// interface is attached.
     pub fn set_snat(&mut self, vrf: &str, tcp: nexthop::PortRange, udp: nexthop::PortRange) {
         self.snat = Some((vrf.to_string(), tcp, udp));
+    }
+
+    /// Sets the ports services may take as node ports.
+    pub fn set_node_port_range(&mut self, range: nexthop::PortRange) {
+        self.node_ports = Some(range);
+    }
+
+    /// The ports services may take as node ports.
+    pub fn node_port_range(&self) -> nexthop::PortRange {
+        self.node_ports.unwrap_or(DEFAULT_NODE_PORTS)
     }
 
     /// The node's own interface's name, if one is configured.

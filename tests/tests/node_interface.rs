@@ -160,6 +160,10 @@ fn a_node_port_and_an_external_ip_are_reached_from_outside_the_cluster() {
     );
     let refused = tcp_spread(&outside, node_ip, 30080, 1).unwrap();
     assert_eq!(refused.failed, 1, "{refused:?}");
+    assert!(
+        refused.first_error.as_deref().is_some_and(|e| e.contains("refused")),
+        "the kernel answers, not a timeout: {refused:?}"
+    );
     let still = tcp_spread(&outside, EXTERNAL.parse().unwrap(), 80, 5).unwrap();
     assert_eq!(still.failed, 0, "the external IP stays: {still:?}");
 }

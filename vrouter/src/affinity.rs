@@ -96,7 +96,9 @@ impl Affinity {
     fn fresh_backend(&self, f: &FlowRef, service: &ServiceEntry) -> Option<NatAddr> {
         let idle = self.table.now().saturating_sub(self.table.activity(f.index).last_seen);
         let backend = NatAddr(f.value.data.checked_sub(1)? as u32);
-        (idle < f.value.generation && service.backends.contains(&backend)).then_some(backend)
+        // A timeout lowered since the record was made holds at once.
+        let timeout = f.value.generation.min(service.affinity_timeout_secs);
+        (idle < timeout && service.backends.contains(&backend)).then_some(backend)
     }
 
     /// Advances the records' clock to `now` (seconds) and removes the records idle

@@ -287,6 +287,13 @@ pub struct HostConfig {
     /// Its UDP source ports, first and last.
     #[serde(default = "default_snat_udp_ports")]
     pub snat_udp_ports: [u16; 2],
+    /// The ports services may take as node ports, first and last.
+    #[serde(default = "default_node_ports")]
+    pub node_ports: [u16; 2],
+}
+
+fn default_node_ports() -> [u16; 2] {
+    [30_000, 32_767]
 }
 
 impl HostConfig {
@@ -447,6 +454,7 @@ impl Config {
             for (key, [first, last]) in [
                 ("host.snat_tcp_ports", h.snat_tcp_ports),
                 ("host.snat_udp_ports", h.snat_udp_ports),
+                ("host.node_ports", h.node_ports),
             ] {
                 if first < 1024 || first > last {
                     return Err(invalid(

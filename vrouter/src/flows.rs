@@ -185,14 +185,26 @@ impl Flows {
         self.aging_overrides.read().map(|o| o.clone()).unwrap_or_default()
     }
 
+    /// Reserves room for one more flow set up on `iface`: a pod's are limited, the
+    /// fabric's and the node interface's (every remote pod's flows; the node's own
+    /// and those from outside the cluster) only by the table.
+    #[inline]
+    pub fn reserve_for(&self, iface: &nexthop::Interface) -> bool {
+        self.reserve_as(iface.vif, iface.kind == nexthop::InterfaceKind::Pod)
+    }
+
     /// Reserves room for one more flow of `vif`; false (and counted) at the limit.
     #[inline]
     pub fn reserve(&self, vif: Vif) -> bool {
+        self.reserve_as(vif, vif != Vif(0))
+    }
+
+    #[inline]
+    fn reserve_as(&self, vif: Vif, limited: bool) -> bool {
         let Some(count) = self.per_vif.get(vif.index()) else {
             return false;
         };
-        // The fabric (vif 0) carries every remote pod's flows: only the table limits it.
-        if self.limit == 0 || vif == Vif(0) {
+        if self.limit == 0 || !limited {
             count.fetch_add(1, Ordering::Relaxed);
             return true;
         }

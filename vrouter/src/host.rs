@@ -29,6 +29,8 @@ pub struct HostInterface {
     /// The kernel's reserved local ports before the vrouter reserved the fabric
     /// source NAT ranges (given back at exit).
     reserved_before: Option<String>,
+    /// IP forwarding before the vrouter turned it on (given back at exit).
+    forwarding_before: Option<String>,
 }
 
 const RESERVED_PORTS: &str = "net.ipv4.ip_local_reserved_ports";
@@ -53,6 +55,11 @@ fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn read_sysctl(key: &str) -> Option<String> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    std::fs::read_to_string(path).ok().map(|v| v.trim().to_string())
+}
+
 fn sysctl(key: &str, value: &str) -> anyhow::Result<()> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
     std::fs::write(&path, value).with_context(|| format!("setting {key} = {value}"))
@@ -65,7 +72,15 @@ impl HostInterface {
     pub fn create(config: &HostConfig, fabric_ip: Ipv4Addr, queues: usize) -> anyhow::Result<(Self, InterfaceSpec)> {
         let kernel = config.interface.clone();
         let ours = vrouter_end(&kernel);
-        let _ = Command::new("ip").args(["link", "del", &kernel]).output();
+        // A pair a crashed vrouter left is replaced; an interface of that name that
+        // is no such pair (a real Tungsten vhost0, say) is not ours to delete.
+        let exists = |name: &str| std::path::Path::new(&format!("/sys/class/net/{name}")).exists();
+        if exists(&kernel) {
+            if !exists(&ours) {
+                bail!("{kernel} exists and is not the vrouter's (no {ours} beside it): set host.interface to another name");
+            }
+            let _ = Command::new("ip").args(["link", "del", &kernel]).output();
+        }
         let q = queues.max(1).to_string();
         run(
             "ip",
@@ -91,9 +106,17 @@ impl HostInterface {
         let mut host = Self {
             kernel: kernel.clone(),
             reserved_before: None,
+            forwarding_before: None,
         };
         sysctl(&format!("net.ipv4.conf.{kernel}.accept_local"), "1")?;
         sysctl(&format!("net.ipv4.conf.{kernel}.rp_filter"), "0")?;
+        // The kernel takes the larger of "all" and the interface's: strict on "all"
+        // would drop the replies from node ports; loose keeps the node's checks.
+        if read_sysctl("net.ipv4.conf.all.rp_filter").as_deref() == Some("1") {
+            tracing::warn!("net.ipv4.conf.all.rp_filter 1 (strict) set to 2 (loose): replies from node ports enter through {kernel}");
+            sysctl("net.ipv4.conf.all.rp_filter", "2")?;
+        }
+        host.forwarding_before = read_sysctl("net.ipv4.ip_forward");
         sysctl("net.ipv4.ip_forward", "1")?;
         for end in [&kernel, &ours] {
             sysctl(&format!("net.ipv6.conf.{end}.disable_ipv6"), "1")?;
@@ -148,6 +171,9 @@ impl Drop for HostInterface {
     fn drop(&mut self) {
         // The routes go with the interface.
         let _ = Command::new("ip").args(["link", "del", &self.kernel]).output();
+        if let Some(before) = &self.forwarding_before {
+            let _ = sysctl("net.ipv4.ip_forward", before);
+        }
         if let Some(before) = &self.reserved_before {
             let _ = sysctl(RESERVED_PORTS, if before.is_empty() { "\n" } else { before });
         }

@@ -109,6 +109,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         "flows.entries",
         flow_table::FlowTable::memory_bytes_for(config.flows.entries),
     )?;
+    check_memory(
+        "flows.affinity_entries",
+        flow_table::FlowTable::memory_bytes_for(config.flows.entries)
+            + flow_table::FlowTable::memory_bytes_for(config.flows.affinity_entries),
+    )?;
     let mut model = DesiredState::new(config.tables.interfaces as usize);
     model.set_fabric(&config.fabric.interface);
     model.set_fabric_info(crate::neighbors::fabric_info(
@@ -116,9 +121,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         config.fabric.ip.addr(),
     )?);
     model.set_encap_priority(config.fabric.encap_priority.clone());
-    if let Some(host) = config.host.as_ref().filter(|h| h.snat) {
-        let (tcp, udp) = host.snat_ranges();
-        model.set_snat(&host.vrf, tcp, udp);
+    if let Some(host) = &config.host {
+        let [first, last] = host.node_ports;
+        model.set_node_port_range(nexthop::PortRange { first, last });
+        if host.snat {
+            let (tcp, udp) = host.snat_ranges();
+            model.set_snat(&host.vrf, tcp, udp);
+        }
     }
     let mut builder = SnapshotBuilder::new(1);
     let publisher = SnapshotPublisher::new(builder.build(&model, config.vrouter_mac));

@@ -139,8 +139,49 @@ impl DesiredState {
                 "external IP {e}: a unicast address of the service's family, not its own"
             ));
         }
-        if spec.ports.iter().any(|p| p.node_port == Some(0)) {
-            return invalid("node port 0: node ports are 1..=65535".into());
+        let node_ports = self.node_port_range();
+        if let Some(p) = spec
+            .ports
+            .iter()
+            .find_map(|p| p.node_port.filter(|n| !node_ports.contains(*n)))
+        {
+            return invalid(format!(
+                "node port {p}: not in the node port range {}-{}",
+                node_ports.first, node_ports.last
+            ));
+        }
+        // An external IP is no address of this node, of a pod or of another service
+        // in the VRF: it would take their traffic (CVE-2020-8554's lesson).
+        let fabric = self.fabric_info.ip.map(IpAddr::V4);
+        let taken = spec.external_ips.iter().find_map(|e| {
+            let what = if Some(*e) == fabric {
+                "the node's fabric address"
+            } else if self
+                .interfaces
+                .values()
+                .any(|(_, i)| i.ipv4.map(IpAddr::V4) == Some(*e) || i.ipv6.map(IpAddr::V6) == Some(*e))
+            {
+                "a pod's address"
+            } else if self
+                .services
+                .values()
+                .any(|o| o.name != spec.name && o.vrf == spec.vrf && o.ip == *e)
+            {
+                "another service's cluster IP"
+            } else {
+                return None;
+            };
+            Some((*e, what))
+        });
+        if let Some((e, what)) = taken {
+            return invalid(format!("external IP {e} is {what}"));
+        }
+        if let Some(other) = self
+            .services
+            .values()
+            .find(|o| o.name != spec.name && o.vrf == spec.vrf && o.external_ips.contains(&spec.ip))
+        {
+            return invalid(format!("{} is an external IP of service {:?}", spec.ip, other.name));
         }
         if spec.external_ips.len() > MAX_SERVICE_PORTS {
             return invalid(format!(
@@ -288,6 +329,16 @@ mod tests {
         let mut clash = web("198.18.100.10", &[]);
         clash.name = "default/other".into();
         refused(clash, "already", &mut s);
+        let mut low = web("198.18.100.10", &[]);
+        low.ports[0].node_port = Some(22);
+        refused(low, "node port range", &mut s);
+        s.set_fabric_info(nexthop::FabricInfo {
+            ip: Some([198, 18, 0, 1].into()),
+            ..Default::default()
+        });
+        let mut node = web("198.18.100.10", &[]);
+        node.external_ips = vec!["198.18.0.1".parse().unwrap()];
+        refused(node, "fabric address", &mut s);
         let mut bad_external = web("198.18.100.10", &[]);
         bad_external.external_ips = vec!["2001:db8::7".parse().unwrap()];
         refused(bad_external, "external IP", &mut s);

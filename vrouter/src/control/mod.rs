@@ -161,6 +161,11 @@ pub struct Control {
 
 /// The IPv4 service ports of `snap` reached from outside the cluster.
 fn fabric_claims(snap: &nexthop::Snapshot) -> std::collections::BTreeSet<crate::afxdp::Claim> {
+    // Without the node's interface nothing from outside is served: the ports stay
+    // the kernel's.
+    if snap.host.is_none() {
+        return Default::default();
+    }
     snap.services
         .external
         .keys()

@@ -65,13 +65,14 @@ pub(super) fn ecmp_member(snap: &Snapshot, id: u32, hash: u64) -> Option<NextHop
     nexthop::ecmp::select(&group.ids, hash).map(|i| group.members[i])
 }
 
-/// `route`, or, when nothing routes a reply of a flow that came in through the
-/// node's own interface (`owner`: from the node's kernel, or from outside the
-/// cluster), back through that interface: the node's kernel knows the way.
+/// `route`, or for the reply of a flow that came in through the node's own
+/// interface (`owner`: from the node's kernel, or from outside the cluster) back
+/// through that interface, whatever the VRF routes: the node's kernel knows the way
+/// (a default route in the VRF, to an SDN gateway, must not take a node port's reply).
 #[inline]
 pub(super) fn or_host(snap: &Snapshot, owner: nexthop::Vif, route: Decision) -> Decision {
     match snap.host {
-        Some(h) if route == Decision::NoRoute && h.vif == owner => Decision::Forward(h.nexthop),
+        Some(h) if h.vif == owner => Decision::Forward(h.nexthop),
         _ => route,
     }
 }
@@ -228,7 +229,7 @@ pub(super) fn setup(
         return super::snat::setup(snap, ctx, iface, key, slot, bytes, tracked);
     }
     let Some(action) = cacheable(route) else { return route };
-    if !flows.reserve(iface.vif) {
+    if !flows.reserve_for(iface) {
         return Decision::Drop(DropReason::FlowLimit);
     }
     let reverse_key = key.reversed();

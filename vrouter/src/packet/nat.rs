@@ -329,7 +329,7 @@ pub(super) fn setup_translated(
         // No route to the backend (or it is dropped): as routing says, not cached.
         return route;
     };
-    if !flows.reserve(iface.vif) {
+    if !flows.reserve_for(iface) {
         return Decision::Drop(DropReason::FlowLimit);
     }
     // Replies: from the backend to the client, translated back to the service.

@@ -26,6 +26,9 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut Pipelin
     if eth.ethertype() != super::ETHERTYPE_IPV4 {
         return Verdict::Drop(DropReason::FabricUnclaimed).into();
     }
+    if eth.dst_addr() != snap.fabric.mac.0 {
+        return Verdict::Drop(DropReason::WrongDestMac).into();
+    }
     let ip = match ipv4::Packet::new_checked(&pkt.data()[ETH_LEN..]) {
         Ok(ip) => ip,
         Err(wire::Error::Truncated) => return Verdict::Drop(DropReason::Truncated).into(),
@@ -36,6 +39,11 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut Pipelin
     }
     let total = usize::from(ip.total_len());
     let (ttl, proto, src, dst) = (ip.ttl(), ip.protocol(), ip.src_addr(), ip.dst_addr());
+    // Outside the cluster is no pod, no address of this node, nothing martian: a
+    // spoofed source would plant flows that meet a pod's own.
+    if snap.owner4.contains_key(&src) || Some(src) == snap.fabric.ip || control_client::is_martian(src.into()) {
+        return Verdict::Drop(DropReason::SourceMismatch).into();
+    }
     let (sport, dport, tcp_flags) = flow::l4_ports(ip.payload(), proto, ip.is_later_fragment());
     pkt.truncate(ETH_LEN + total);
     let external = snap.services.external.get(&(dst.into(), proto, dport)).copied();

@@ -75,7 +75,7 @@ pub(super) fn setup(
         if ctx.flows.table.lookup(&reverse, reverse.hash()).is_some() {
             continue;
         }
-        if !ctx.flows.reserve(iface.vif) {
+        if !ctx.flows.reserve_for(iface) {
             return Decision::Drop(DropReason::FlowLimit);
         }
         let nat = Nat {

@@ -114,6 +114,31 @@ fn nothing_else_on_the_fabric_gets_in() {
         );
         assert_eq!(v, Verdict::Drop(DropReason::FabricUnclaimed), "{dst:?}:{port}");
     }
+    // A source outside the cluster is no pod's, not the node's, not martian; the
+    // frame is for the fabric interface's MAC.
+    for src in [A4, FABRIC_IP, [127, 0, 0, 1]] {
+        let (v, _) = run_in(
+            &snap,
+            Vif(0),
+            &tcp4(CLIENT_MAC, FABRIC_MAC, src, FABRIC_IP, (40_000, 30080), 64),
+            &mut ctx,
+        );
+        assert_eq!(v, Verdict::Drop(DropReason::SourceMismatch), "{src:?}");
+    }
+    let (v, _) = run_in(
+        &snap,
+        Vif(0),
+        &tcp4(
+            CLIENT_MAC,
+            [2, 0, 0, 0, 0, 0x77],
+            CLIENT,
+            FABRIC_IP,
+            (40_000, 30080),
+            64,
+        ),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::WrongDestMac));
     // Without a node interface nothing native is taken either.
     let (v, _) = run(
         &snapshot(),
