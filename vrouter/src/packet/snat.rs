@@ -33,6 +33,8 @@ pub(super) fn applies<'s>(snap: &'s Snapshot, iface: &Interface, key: &FlowKey) 
 /// A pod's connection leaving the cluster: a port is taken and the pair installed
 /// translated (out through the node's interface; the reply back to the pod). `slot`
 /// is the slot of the missing route (the decision holds until a route comes).
+#[cold]
+#[inline(never)]
 pub(super) fn setup(
     snap: &Snapshot,
     ctx: &mut PipelineContext,
