@@ -133,6 +133,9 @@ pub struct ServiceView {
     pub target_port: u16,
     /// The backends' addresses.
     pub backends: Vec<std::net::IpAddr>,
+    /// Backends its health check took out (no new flows go to them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub down: Vec<std::net::IpAddr>,
     /// Client-address affinity timeout in seconds (`sessionAffinity: ClientIP`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity_timeout_secs: Option<u32>,

@@ -64,6 +64,7 @@ pub fn service_snapshot() -> Snapshot {
         backends: vec![Ipv4Addr::new(198, 18, 1, 3).into()],
         affinity_timeout_secs: None,
         external_ips: Vec::new(),
+        health_check: None,
     })
     .expect("valid service");
     s.build(1, MacAddr(ROUTER))

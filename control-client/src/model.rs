@@ -309,6 +309,9 @@ pub struct DesiredState {
     snat: Option<(String, nexthop::PortRange, nexthop::PortRange)>,
     /// The ports services may take as node ports (Kubernetes' 30000-32767 unless set).
     node_ports: Option<nexthop::PortRange>,
+    /// Backends their health check took out, by service name.
+    #[serde(skip)]
+    unhealthy: std::collections::BTreeSet<(String, IpAddr)>,
 }
 
 impl DesiredState {
@@ -744,7 +747,9 @@ pub use builder::SnapshotBuilder;
 pub use floating::{FloatingIpSpec, MAX_FLOATING_IPS};
 pub use learned::PeerId;
 pub use ports::{PortIdentity, FIRST_LABEL, LAST_LABEL};
-pub use services::{L4Protocol, ServicePort, ServiceSpec, MAX_BACKENDS, MAX_SERVICE_PORTS};
+pub use services::{
+    HealthCheck, HealthCheckKind, L4Protocol, ServicePort, ServiceSpec, MAX_BACKENDS, MAX_SERVICE_PORTS,
+};
 pub use vlan::VlanSpec;
 
 #[cfg(test)]

@@ -74,6 +74,8 @@ pub struct ServiceEntry {
     /// Reached from outside the cluster (a node port on the fabric address, an
     /// external or load-balancer IP): packets for it on the fabric are the vrouter's.
     pub external: bool,
+    /// Backends its health check took out (not in `backends`; for the views).
+    pub down: Vec<NatAddr>,
 }
 
 impl ServiceEntry {
@@ -293,6 +295,7 @@ mod tests {
             ids: ids.clone(),
             affinity_timeout_secs: 0,
             external: false,
+            down: Vec::new(),
         };
         let three = ServiceEntry {
             backends: vec![NatAddr(1), NatAddr(2), NatAddr(4)],

@@ -3,11 +3,14 @@
 //! reaches the node; a host on the fabric reaches a node port (TCP and UDP) and an
 //! external IP, spread over the backends, while the node's own traffic keeps working;
 //! a node port removed is the kernel's again; pods reach a host outside the cluster
-//! through fabric source NAT, many connections at once, each its own port. The node's interface goes with the
+//! through fabric source NAT, many connections at once, each its own port; a backend
+//! that stops answering its health check is taken out within the check's time, and
+//! put back when it answers again. The node's interface goes with the
 //! vrouter and comes back with it.
 
-use control_client::{L4Protocol, ServicePort, ServiceSpec};
+use control_client::{HealthCheck, HealthCheckKind, L4Protocol, ServicePort, ServiceSpec};
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 use system_tests::{fabric_host, fabric_node, serial};
 use vrouter::api::Request;
 use vrouter_lab::backends::{ask, ask_udp, tcp_sessions, tcp_spread, udp_client, NamedServers};
@@ -46,14 +49,16 @@ fn report(n: &LabNode) -> String {
     format!("{}\ndrops {drops:?}\nflows {flows:?}\ninterfaces {ifs:?}", n.log())
 }
 
-fn set_service(n: &LabNode, backends: &[IpAddr], node_ports: bool) {
+/// The service: TCP 80 -> 9376 and UDP 5300 -> 5301 on `backends`, with node ports
+/// 30080 and 30053 if `node_ports`, and the external IP.
+fn web_service(backends: &[IpAddr], node_ports: bool) -> ServiceSpec {
     let port = |protocol, port, target_port, node_port| ServicePort {
         protocol,
         port,
         target_port,
         node_port: node_ports.then_some(node_port),
     };
-    let spec = ServiceSpec {
+    ServiceSpec {
         name: "default/web".into(),
         vrf: "red".into(),
         ip: SERVICE.parse().unwrap(),
@@ -64,10 +69,39 @@ fn set_service(n: &LabNode, backends: &[IpAddr], node_ports: bool) {
         backends: backends.to_vec(),
         affinity_timeout_secs: None,
         external_ips: vec![EXTERNAL.parse().unwrap()],
-    };
+        health_check: None,
+    }
+}
+
+fn apply(n: &LabNode, spec: ServiceSpec) {
     n.api()
         .call::<serde_json::Value>(&Request::AddService { spec })
         .unwrap();
+}
+
+fn set_service(n: &LabNode, backends: &[IpAddr], node_ports: bool) {
+    apply(n, web_service(backends, node_ports));
+}
+
+/// The backends the service's TCP port has taken out now.
+fn down(n: &LabNode) -> Vec<IpAddr> {
+    let list: Vec<vrouter::api::ServiceView> = n.api().call(&Request::Services).unwrap();
+    list.into_iter()
+        .find(|s| s.proto == 6 && s.port == 80)
+        .map(|s| s.down)
+        .unwrap_or_default()
+}
+
+/// Waits up to `limit` for `done`; how long it took, or `None`.
+fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
 }
 
 #[test]
@@ -211,4 +245,47 @@ fn pods_reach_a_host_outside_the_cluster_through_source_nat() {
         ask_udp(&socket, far, 5301).unwrap_or_else(|e| panic!("{e:#}\n{}", report(&n))),
         "outside"
     );
+}
+
+#[test]
+fn a_backend_that_stops_answering_is_taken_out_and_put_back() {
+    let _machine = serial();
+    let lan = FabricLan::new().unwrap();
+    let n = node_with_host(&lan);
+    let (b, c) = (&n.pods[1], &n.pods[2]);
+    let start = |p: &vrouter_lab::node::Pod| NamedServers::start(&p.ns, &p.name, &[9376], &[]).unwrap();
+    let _b_server = start(b);
+    let c_server = start(c);
+    let mut spec = web_service(&[b.ipv4.into(), c.ipv4.into()], false);
+    // Probed every second, one second to answer, out after two failures in a row.
+    spec.health_check = Some(HealthCheck {
+        kind: HealthCheckKind::Tcp,
+        port: None,
+        http_path: None,
+        interval_secs: 1,
+        timeout_secs: 1,
+        retries: 2,
+    });
+    apply(&n, spec);
+    let client = &n.pods[0];
+    let service: IpAddr = SERVICE.parse().unwrap();
+    let both = tcp_spread(&client.ns, service, 80, 40).unwrap();
+    assert_eq!((both.failed, both.by_backend.len()), (0, 2), "{both:?}");
+    // c's server stops: out within two intervals and a timeout (and a little for the
+    // probes' phase), then no connection goes there.
+    drop(c_server);
+    let c_ip = IpAddr::from(c.ipv4);
+    let taken_out = wait_for(Duration::from_secs(15), || down(&n).contains(&c_ip));
+    let taken_out = taken_out.unwrap_or_else(|| panic!("never taken out\n{}", report(&n)));
+    eprintln!("backend taken out {taken_out:?} after its server stopped");
+    assert!(taken_out < Duration::from_secs(5), "taken out after {taken_out:?}");
+    let only_b = tcp_spread(&client.ns, service, 80, 40).unwrap();
+    assert_eq!(only_b.failed, 0, "{only_b:?}");
+    assert_eq!(only_b.by_backend.keys().collect::<Vec<_>>(), ["red-2"], "{only_b:?}");
+    // It answers again: back within an interval or two.
+    let _c_server = start(c);
+    let back = wait_for(Duration::from_secs(10), || down(&n).is_empty());
+    assert!(back.is_some(), "never put back\n{}", report(&n));
+    let again = tcp_spread(&client.ns, service, 80, 40).unwrap();
+    assert_eq!((again.failed, again.by_backend.len()), (0, 2), "{again:?}");
 }

@@ -36,6 +36,7 @@ fn spec(backends: &[IpAddr]) -> ServiceSpec {
         backends: backends.to_vec(),
         affinity_timeout_secs: None,
         external_ips: Vec::new(),
+        health_check: None,
     }
 }
 
@@ -162,6 +163,7 @@ fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
             backends: pods.iter().map(|p| IpAddr::from(p.ipv4)).collect(),
             affinity_timeout_secs,
             external_ips: Vec::new(),
+            health_check: None,
         };
         api.call::<serde_json::Value>(&Request::AddService { spec }).unwrap();
     };

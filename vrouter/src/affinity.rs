@@ -143,6 +143,7 @@ mod tests {
                 .collect(),
             affinity_timeout_secs: timeout,
             external: false,
+            down: Vec::new(),
         }
     }
 

@@ -174,6 +174,26 @@ pub enum ServiceAction {
         /// client's new connections go to its last backend for this many seconds.
         #[arg(long, value_name = "SECS")]
         affinity_timeout: Option<u32>,
+        /// Probe the backends: tcp (a connection is accepted) or http (a GET is
+        /// answered 2xx or 3xx); a failing backend is taken out of the group, and
+        /// put back when it answers again (needs [host]).
+        #[arg(long, value_name = "KIND", value_parser = ["tcp", "http"])]
+        health_check: Option<String>,
+        /// The path an http probe gets.
+        #[arg(long, value_name = "PATH", default_value = "/")]
+        health_path: String,
+        /// The port probed (default: the first TCP port's target port).
+        #[arg(long, value_name = "PORT")]
+        health_port: Option<u16>,
+        /// Seconds between probes of a backend.
+        #[arg(long, value_name = "SECS", default_value_t = 5)]
+        health_interval: u32,
+        /// Seconds a probe waits for its answer.
+        #[arg(long, value_name = "SECS", default_value_t = 2)]
+        health_timeout: u32,
+        /// Probes failed in a row that take a backend out.
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        health_retries: u32,
     },
     /// Remove a service.
     Delete {

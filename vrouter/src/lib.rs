@@ -18,6 +18,7 @@ pub mod cycles;
 pub mod datapath;
 pub mod drops;
 pub mod flows;
+pub mod health;
 pub mod host;
 pub mod link_watch;
 pub mod neighbors;

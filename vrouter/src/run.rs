@@ -181,6 +181,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     control.share_config(config_interest, config_view);
     control.share_flows(Arc::clone(&flows));
     control.share_learned_view(learned_view);
+    let probe_targets = crate::health::Targets::default();
+    control.share_probe_targets(Arc::clone(&probe_targets));
+    let health_stats = Arc::new(crate::health::HealthStats::default());
     control.set_graceful_restart(std::time::Duration::from_secs(u64::from(
         config.xmpp.graceful_restart_secs,
     )));
@@ -213,6 +216,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 tokio::spawn(run)
             })
             .collect();
+        let prober = tokio::spawn(crate::health::run(
+            probe_targets,
+            handle.clone(),
+            health_stats,
+            channels_stop.clone(),
+        ));
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -228,6 +237,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         for channel in running {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), channel).await;
         }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), prober).await;
         served
     });
     // Views still being computed on blocking threads are not waited for.

@@ -74,8 +74,21 @@ impl<'a> Compile<'a> {
                 continue;
             };
             let ip = self.ids.nat_address(spec.ip);
-            let backends: Vec<NatAddr> = spec.backends.iter().map(|b| self.ids.nat_address(*b)).collect();
-            let ids: Vec<u64> = spec.backends.iter().map(|b| super::builder::backend_id(*b)).collect();
+            // What its health check took out is no backend until it answers again.
+            let healthy: Vec<IpAddr> = spec
+                .backends
+                .iter()
+                .copied()
+                .filter(|b| !self.state.backend_down(&spec.name, *b))
+                .collect();
+            let backends: Vec<NatAddr> = healthy.iter().map(|b| self.ids.nat_address(*b)).collect();
+            let down: Vec<NatAddr> = spec
+                .backends
+                .iter()
+                .filter(|b| !healthy.contains(b))
+                .map(|b| self.ids.nat_address(*b))
+                .collect();
+            let ids: Vec<u64> = healthy.iter().map(|b| super::builder::backend_id(*b)).collect();
             let name: std::sync::Arc<str> = spec.name.as_str().into();
             // The node's fabric address, for node ports of IPv4 services.
             let node = self.state.fabric_info.ip.map(IpAddr::V4).filter(|_| spec.ip.is_ipv4());
@@ -105,6 +118,7 @@ impl<'a> Compile<'a> {
                         ids: ids.clone(),
                         affinity_timeout_secs: spec.affinity_timeout_secs.unwrap_or(0),
                         external,
+                        down: down.clone(),
                     };
                     out.insert(key, entry);
                 }

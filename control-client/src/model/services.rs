@@ -88,6 +88,90 @@ pub struct ServiceSpec {
     /// from outside the cluster (and from pods).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub external_ips: Vec<IpAddr>,
+    /// How its backends are probed (the vrouter takes a failing one out of the
+    /// group and puts it back when it answers again); none: never probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+}
+
+/// How a service's backends are probed (Contrail's service health check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// What a probe is.
+    pub kind: HealthCheckKind,
+    /// The port probed; unset: the service's first TCP port's target port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The path an HTTP probe gets (default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_path: Option<String>,
+    /// Seconds between probes of a backend.
+    #[serde(default = "default_interval")]
+    pub interval_secs: u32,
+    /// Seconds a probe waits for its answer.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u32,
+    /// Probes failed in a row that take a backend out (one answered puts it back).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_interval() -> u32 {
+    5
+}
+
+fn default_timeout() -> u32 {
+    2
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+/// What a health probe is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheckKind {
+    /// A TCP connection is accepted.
+    Tcp,
+    /// An HTTP GET is answered with a 2xx or 3xx status.
+    Http,
+}
+
+impl HealthCheck {
+    /// Why it cannot be, if it cannot.
+    fn invalid(&self, spec: &ServiceSpec) -> Option<String> {
+        if !(1..=3600).contains(&self.interval_secs) || !(1..=60).contains(&self.timeout_secs) {
+            return Some("health check interval 1..=3600 s, timeout 1..=60 s".into());
+        }
+        if !(1..=10).contains(&self.retries) {
+            return Some("health check retries 1..=10".into());
+        }
+        if self.port == Some(0) || (self.port.is_none() && self.target_port(spec).is_none()) {
+            return Some("health check port: 1..=65535, or a TCP port on the service".into());
+        }
+        match &self.http_path {
+            Some(p)
+                if !p.starts_with('/') || p.len() > 1024 || p.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                Some(format!(
+                    "health check path {p:?}: starts with /, no whitespace, at most 1024 bytes"
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// The port probed on each backend.
+    pub fn target_port(&self, spec: &ServiceSpec) -> Option<u16> {
+        self.port.or_else(|| {
+            spec.ports
+                .iter()
+                .find(|p| p.protocol == L4Protocol::Tcp)
+                .map(|p| p.target_port)
+        })
+    }
 }
 
 impl DesiredState {
@@ -119,6 +203,9 @@ impl DesiredState {
                 "affinity timeout {:?}: 1..={MAX_AFFINITY_TIMEOUT_SECS} seconds (Kubernetes' limit, a day)",
                 spec.affinity_timeout_secs
             ));
+        }
+        if let Some(why) = spec.health_check.as_ref().and_then(|h| h.invalid(&spec)) {
+            return invalid(why);
         }
         if spec.backends.len() > MAX_BACKENDS {
             return invalid(format!("{} backends: at most {MAX_BACKENDS}", spec.backends.len()));
@@ -235,12 +322,32 @@ impl DesiredState {
         Ok(())
     }
 
+    /// Takes backend `backend` of service `service` out of (`healthy` false) or back
+    /// into its group, as its health check says; true if that changed anything.
+    pub fn set_backend_health(&mut self, service: &str, backend: IpAddr, healthy: bool) -> bool {
+        let known = self
+            .services
+            .get(service)
+            .is_some_and(|s| s.backends.contains(&backend));
+        let key = (service.to_string(), backend);
+        match (healthy, known) {
+            (false, true) => self.unhealthy.insert(key),
+            _ => self.unhealthy.remove(&key),
+        }
+    }
+
+    /// True if backend `backend` of service `service` is out of its group.
+    pub fn backend_down(&self, service: &str, backend: IpAddr) -> bool {
+        self.unhealthy.contains(&(service.to_string(), backend))
+    }
+
     /// Removes service `name`; returns what it was.
     pub fn remove_service(&mut self, name: &str) -> Result<ServiceSpec, ModelError> {
         let spec = self
             .services
             .remove(name)
             .ok_or_else(|| ModelError::UnknownService(name.to_string()))?;
+        self.unhealthy.retain(|(s, _)| s != name);
         self.release_vrf_if_unused(&spec.vrf);
         Ok(spec)
     }
@@ -302,6 +409,7 @@ mod tests {
             backends: backends.iter().map(|b| b.parse().unwrap()).collect(),
             affinity_timeout_secs: None,
             external_ips: Vec::new(),
+            health_check: None,
         }
     }
 

@@ -369,7 +369,13 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                         17 => "udp".to_string(),
                         n => n.to_string(),
                     };
-                    let backends: Vec<String> = s.backends.iter().map(|b| b.to_string()).collect();
+                    // Backends the health check took out are listed marked.
+                    let backends: Vec<String> = s
+                        .backends
+                        .iter()
+                        .map(|b| b.to_string())
+                        .chain(s.down.iter().map(|b| format!("{b}(down)")))
+                        .collect();
                     println!(
                         "{:<24} {:<12} {:<28} {:<5} {:>5} {:>6} {:>8} {:>7} {:>10} {:>12}  {}",
                         s.name,
@@ -401,6 +407,12 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     backends,
                     external_ips,
                     affinity_timeout,
+                    health_check,
+                    health_path,
+                    health_port,
+                    health_interval,
+                    health_timeout,
+                    health_retries,
                 },
         } => {
             let spec = control_client::ServiceSpec {
@@ -411,6 +423,18 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 backends,
                 affinity_timeout_secs: affinity_timeout,
                 external_ips,
+                health_check: health_check.map(|kind| control_client::HealthCheck {
+                    kind: if kind == "http" {
+                        control_client::HealthCheckKind::Http
+                    } else {
+                        control_client::HealthCheckKind::Tcp
+                    },
+                    port: health_port,
+                    http_path: (kind == "http").then_some(health_path),
+                    interval_secs: health_interval,
+                    timeout_secs: health_timeout,
+                    retries: health_retries,
+                }),
             };
             let _: serde_json::Value = api.call(&Request::AddService { spec })?;
             print(json, &serde_json::Value::Null, |_| println!("service {name} set"))

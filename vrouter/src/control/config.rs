@@ -515,6 +515,7 @@ impl Control {
                 // Contrail's pools carry no client-address affinity kube-manager sets.
                 affinity_timeout_secs: None,
                 external_ips: Vec::new(),
+                health_check: None,
             };
             desired.insert(name, spec);
         }

@@ -12,6 +12,7 @@
 //!   fails, neither happens ([`ControlError`] says which).
 
 pub mod config;
+mod health;
 pub mod task;
 pub mod views;
 
@@ -157,6 +158,8 @@ pub struct Control {
     fabric_claims: std::collections::BTreeSet<crate::afxdp::Claim>,
     /// The node's own interface, attached at restore.
     host: Option<InterfaceSpec>,
+    /// The backends the health prober probes.
+    probe_targets: crate::health::Targets,
 }
 
 /// The IPv4 service ports of `snap` reached from outside the cluster.
@@ -211,6 +214,7 @@ impl Control {
             evpn_macs: Default::default(),
             fabric_claims: Default::default(),
             host,
+            probe_targets: Default::default(),
         }
     }
 
@@ -239,6 +243,7 @@ impl Control {
         let claims = fabric_claims(&snap);
         self.publication.publish(snap);
         self.refresh_learned_view();
+        self.refresh_probe_targets();
         // After the publication: the workers know a claimed port before its packets come.
         if claims != self.fabric_claims {
             match self.ports.set_fabric_claims(&claims) {

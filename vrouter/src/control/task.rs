@@ -76,6 +76,15 @@ pub enum Change {
         /// Its `<config>` element.
         config: Element,
     },
+    /// A backend's health check took it out of its service's group, or put it back.
+    BackendHealth {
+        /// The service.
+        service: String,
+        /// The backend.
+        backend: std::net::IpAddr,
+        /// Whether it answers.
+        healthy: bool,
+    },
     /// A control node's route message (applied as one publication).
     RouteUpdate {
         /// Which control node.
@@ -351,6 +360,14 @@ fn apply(control: &mut Control, change: Change) -> ChangeResult {
         Change::PeerDown(peer) => {
             control.config_server_down(peer);
             control.peer_down(peer, Instant::now());
+            serde_json::Value::Null
+        }
+        Change::BackendHealth {
+            service,
+            backend,
+            healthy,
+        } => {
+            control.set_backend_health(&service, backend, healthy);
             serde_json::Value::Null
         }
         Change::PeerSynced(peer) => {

@@ -306,6 +306,7 @@ impl Views {
                 port: key.port,
                 target_port: entry.target_port,
                 backends: entry.backends.iter().filter_map(|b| snap.nat_address(*b)).collect(),
+                down: entry.down.iter().filter_map(|b| snap.nat_address(*b)).collect(),
                 affinity_timeout_secs: (entry.affinity_timeout_secs != 0).then_some(entry.affinity_timeout_secs),
                 flows: counts.get(key).map_or(0, |c| c.0),
                 packets: counts.get(key).map_or(0, |c| c.1),

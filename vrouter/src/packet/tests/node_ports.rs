@@ -58,6 +58,7 @@ fn with_node() -> (Snapshot, Vif) {
         backends: vec![B4.into()],
         affinity_timeout_secs: None,
         external_ips: vec![EXTERNAL.into()],
+        health_check: None,
     })
     .unwrap();
     let snap = s.build(1, MacAddr(ROUTER));

@@ -35,6 +35,7 @@ fn service(backends: &[IpAddr], ip: IpAddr) -> ServiceSpec {
         backends: backends.to_vec(),
         affinity_timeout_secs: None,
         external_ips: Vec::new(),
+        health_check: None,
     }
 }
 

@@ -1,0 +1,235 @@
+//! Backend health checks (the seed's "health check implementation", Contrail's
+//! service health check): the vrouter probes each backend of a service that asks for
+//! it (a TCP connection, or an HTTP GET answered 2xx / 3xx) from its own process, off
+//! the forwarding cores, through the node's interface (so probes reach backends on
+//! this node and, through the tunnels, on others). A backend whose probes fail
+//! `retries` times in a row is taken out of its service's group (its new flows and
+//! the flows it held go to the others); one answered probe puts it back. The time
+//! from its first failed probe to its removal is logged and counted.
+
+use crate::control::task::{Change, ControlHandle};
+use control_client::{HealthCheck, HealthCheckKind};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One backend to probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTarget {
+    /// The service's name.
+    pub service: String,
+    /// The backend's address.
+    pub backend: IpAddr,
+    /// The port probed.
+    pub port: u16,
+    /// How.
+    pub check: HealthCheck,
+}
+
+/// The backends to probe, kept by the control side (on every publication).
+pub type Targets = Arc<Mutex<Vec<ProbeTarget>>>;
+
+/// What the prober knows of one backend.
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    up: bool,
+    failures: u32,
+    /// When the failures in a row began.
+    failing_since: Option<Instant>,
+    next: Instant,
+}
+
+/// Counters of the prober.
+#[derive(Debug, Default)]
+pub struct HealthStats {
+    /// Probes sent.
+    pub probes: std::sync::atomic::AtomicU64,
+    /// Backends taken out.
+    pub taken_out: std::sync::atomic::AtomicU64,
+    /// Backends put back.
+    pub put_back: std::sync::atomic::AtomicU64,
+}
+
+/// Probes every due target until `stop`; tells the control side of each change.
+pub async fn run(
+    targets: Targets,
+    control: ControlHandle,
+    stats: Arc<HealthStats>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut known: HashMap<(String, IpAddr), Tracked> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = Instant::now();
+        let current: Vec<ProbeTarget> = targets.lock().map(|t| t.clone()).unwrap_or_default();
+        known.retain(|key, _| current.iter().any(|t| (&t.service, t.backend) == (&key.0, key.1)));
+        let due: Vec<ProbeTarget> = current
+            .into_iter()
+            .filter(|t| known.get(&(t.service.clone(), t.backend)).is_none_or(|k| k.next <= now))
+            .collect();
+        let mut probes = tokio::task::JoinSet::new();
+        for t in due {
+            let entry = known.entry((t.service.clone(), t.backend)).or_insert(Tracked {
+                up: true,
+                failures: 0,
+                failing_since: None,
+                next: now,
+            });
+            entry.next = now + Duration::from_secs(u64::from(t.check.interval_secs));
+            stats.probes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            probes.spawn(async move {
+                let ok = probe(&t).await;
+                (t, ok)
+            });
+        }
+        while let Some(Ok((t, ok))) = probes.join_next().await {
+            let Some(k) = known.get_mut(&(t.service.clone(), t.backend)) else {
+                continue;
+            };
+            if ok {
+                k.failures = 0;
+                k.failing_since = None;
+                if !k.up {
+                    k.up = true;
+                    stats.put_back.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(service = %t.service, backend = %t.backend, "backend answers its health check again: put back");
+                    tell(&control, &t, true);
+                }
+                continue;
+            }
+            k.failures += 1;
+            let since = *k.failing_since.get_or_insert(now);
+            if k.up && k.failures >= t.check.retries {
+                k.up = false;
+                stats.taken_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(
+                    service = %t.service,
+                    backend = %t.backend,
+                    failures = k.failures,
+                    after_ms = since.elapsed().as_millis() as u64,
+                    "backend fails its health check: taken out"
+                );
+                tell(&control, &t, false);
+            }
+        }
+    }
+}
+
+fn tell(control: &ControlHandle, t: &ProbeTarget, healthy: bool) {
+    let change = Change::BackendHealth {
+        service: t.service.clone(),
+        backend: t.backend,
+        healthy,
+    };
+    if let Err(e) = control.post(change) {
+        tracing::warn!(service = %t.service, backend = %t.backend, "health change not queued: {e}");
+    }
+}
+
+/// One probe of `t`, bounded by its timeout.
+async fn probe(t: &ProbeTarget) -> bool {
+    let timeout = Duration::from_secs(u64::from(t.check.timeout_secs));
+    let addr = SocketAddr::new(t.backend, t.port);
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        if t.check.kind == HealthCheckKind::Tcp {
+            return Some(true);
+        }
+        let path = t.check.http_path.as_deref().unwrap_or("/");
+        let host = match t.backend {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
+        let request = format!(
+            "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: vrouter-health-check\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 16];
+        let mut got = 0;
+        while got < 12 {
+            match stream.read(&mut head[got..]).await.ok()? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        Some(http_ok(&head[..got]))
+    };
+    matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
+}
+
+/// True for a status line of a 2xx or 3xx answer (`HTTP/1.x 200 ...`).
+fn http_ok(head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(head);
+    let mut parts = text.split_whitespace();
+    let (Some(version), Some(status)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    version.starts_with("HTTP/1.") && status.len() == 3 && (status.starts_with('2') || status.starts_with('3'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert!(http_ok(b"HTTP/1.1 200 OK\r\n"));
+        assert!(http_ok(b"HTTP/1.0 302 Found"));
+        assert!(!http_ok(b"HTTP/1.1 503 Service Unavailable"));
+        assert!(!http_ok(b"SSH-2.0-OpenSSH"));
+        assert!(!http_ok(b""));
+        assert!(!http_ok(b"HTTP/1.1 20"));
+    }
+
+    fn target(port: u16, kind: HealthCheckKind) -> ProbeTarget {
+        ProbeTarget {
+            service: "default/web".into(),
+            backend: "127.0.0.1".parse().unwrap(),
+            port,
+            check: HealthCheck {
+                kind,
+                port: None,
+                http_path: Some("/healthz".into()),
+                interval_secs: 1,
+                timeout_secs: 1,
+                retries: 1,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_probe_passes_only_what_answers_as_asked() {
+        // An HTTP server that answers /healthz 200 and anything else 404.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            for _ in 0..3 {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 1024];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let line = String::from_utf8_lossy(&buf[..n]).to_string();
+                let status = if line.starts_with("GET /healthz ") {
+                    "200 OK"
+                } else {
+                    "404 Not Found"
+                };
+                let _ = s.write_all(format!("HTTP/1.1 {status}\r\n\r\n").as_bytes()).await;
+            }
+        });
+        assert!(probe(&target(port, HealthCheckKind::Http)).await);
+        let mut other = target(port, HealthCheckKind::Http);
+        other.check.http_path = Some("/missing".into());
+        assert!(!probe(&other).await);
+        assert!(probe(&target(port, HealthCheckKind::Tcp)).await);
+        server.await.unwrap();
+        // Nothing listens there now: refused.
+        assert!(!probe(&target(port, HealthCheckKind::Tcp)).await);
+    }
+}
