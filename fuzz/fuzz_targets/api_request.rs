@@ -41,8 +41,9 @@ fuzz_target!(|data: &[u8]| {
             Change::RemoveFloatingIp(name) => m.remove_floating_ip(&name).map(|_| ()),
             // A binding lives on the control side, not in the model.
             Change::BindPort(_) => return,
-            // Control-node changes: no API request makes them.
-            Change::PeerUp(_)
+            // Control-node and prober changes: no API request makes them.
+            Change::BackendHealth { .. }
+            | Change::PeerUp(_)
             | Change::PeerDown(_)
             | Change::PeerSynced(_)
             | Change::RouteUpdate { .. }

@@ -1,6 +1,7 @@
 //! The node every packet target runs against: two pods in VRF red (one with an
 //! allowed address pair and a small MTU), a blue pod, a VNI, a tunnel route, an ECMP
-//! route and a route to a pod.
+//! route and a route to a pod; the node's interface with source NAT, and a service
+//! with a node port, an external IP and client affinity.
 
 use control_client::{DesiredState, InterfaceSpec, RouteSpec, RouteTarget};
 use nexthop::encap::Encap;
@@ -43,6 +44,40 @@ pub fn snapshot() -> &'static Snapshot {
             gateway4: Some([198, 18, 3, 1].into()),
             vlan: Some(control_client::VlanSpec { parent: "a".into(), id: 7 }),
             ..InterfaceSpec::default()
+        })
+        .unwrap();
+        // The node's interface in red, with source NAT, and a service with a node
+        // port and an external IP: frames on the fabric that are no tunnel take the
+        // native path.
+        s.set_host_interface("vhost0-vr");
+        s.set_snat(
+            "red",
+            nexthop::PortRange { first: 57_000, last: 57_099 },
+            nexthop::PortRange { first: 61_000, last: 61_099 },
+        );
+        s.add_interface(InterfaceSpec {
+            name: "vhost0-vr".into(),
+            vrf: "red".into(),
+            mac: MacAddr([2, 0, 0, 0, 1, 0x4f]),
+            ipv4: Some([198, 18, 0, 1].into()),
+            gateway4: Some([169, 254, 0, 1].into()),
+            ..InterfaceSpec::default()
+        })
+        .unwrap();
+        s.add_service(control_client::ServiceSpec {
+            name: "default/web".into(),
+            vrf: "red".into(),
+            ip: [198, 18, 100, 10].into(),
+            ports: vec![control_client::ServicePort {
+                protocol: control_client::L4Protocol::Tcp,
+                port: 80,
+                target_port: 9376,
+                node_port: Some(30080),
+            }],
+            backends: vec![[198, 18, 1, 3].into()],
+            affinity_timeout_secs: Some(60),
+            external_ips: vec![[198, 18, 200, 10].into()],
+            health_check: None,
         })
         .unwrap();
         s.set_vrf_vni("red", 4100).unwrap();
