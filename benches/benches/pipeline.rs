@@ -1,5 +1,6 @@
 //! The whole packet pipeline over an in-memory buffer: established flows (lookup
-//! hit, rewrite) and new flows (miss, route both ways, insert pair, rewrite).
+//! hit, rewrite) and new flows (miss, route both ways, insert pair, rewrite); new
+//! connections to a service with 1 and with 10,000 services in the node.
 
 use benches::{service_snapshot, snapshot, udp_frame, udp_frame_to, SERVICE};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -93,6 +94,57 @@ fn pipeline(c: &mut Criterion) {
     group.finish();
 }
 
+/// New connections to a service with 10 backends (a backend chosen, both directions
+/// installed translated): with one service in the node, and with 10,000 services of
+/// 10 backends each. The first packet's cost must not grow with the services.
+fn service_setup(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pipeline_service_setup");
+    group
+        .sample_size(20)
+        .measurement_time(std::time::Duration::from_secs(3));
+    const CONNECTIONS: u16 = 4096;
+    let frames: Vec<Vec<u8>> = (0..CONNECTIONS)
+        .map(|p| benches::tcp_syn_to(SERVICE, 10_000 + p))
+        .collect();
+    group.throughput(Throughput::Elements(u64::from(CONNECTIONS)));
+    for services in [1u32, 10_000] {
+        let snap = benches::services_snapshot(services, 10);
+        assert_eq!(
+            run(&snap, &mut PipelineContext::default(), &mut [0u8; 4096], &frames[0]),
+            Verdict::Transmit(Vif(2)),
+            "a connection to the service reaches a backend"
+        );
+        eprintln!(
+            "{services} services x 10 backends: the services take {} KiB of the snapshot",
+            benches::services_memory(&snap) / 1024
+        );
+        let name = format!("new connections, {services} services x 10 backends");
+        group.bench_function(name, |b| {
+            let mut buf = vec![0u8; 4096];
+            b.iter_batched(
+                || {
+                    PipelineContext::new(Arc::new(Flows::new(
+                        &FlowConfig {
+                            entries: 1 << 14,
+                            max_per_interface: Some(0),
+                            ..FlowConfig::default()
+                        },
+                        16,
+                    )))
+                },
+                |mut ctx| {
+                    for f in &frames {
+                        black_box(run(&snap, &mut ctx, &mut buf, f));
+                    }
+                    ctx
+                },
+                criterion::BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
 /// Packets from another node: MPLS over UDP by the pod's label, taken apart and
 /// delivered (the receiving node checks that the inner destination routes to the
 /// label's interface in its VRF).
@@ -154,5 +206,5 @@ fn decapsulation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline, decapsulation);
+criterion_group!(benches, pipeline, service_setup, decapsulation);
 criterion_main!(benches);

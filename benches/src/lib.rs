@@ -70,6 +70,70 @@ pub fn service_snapshot() -> Snapshot {
     s.build(1, MacAddr(ROUTER))
 }
 
+/// [`snapshot`] with `services` services (198.19.0.0/16 onwards, TCP port 80 to
+/// 8080), each with `backends` backends in 198.18.64.0/18, which routes to pod b;
+/// the first service is at [`SERVICE`].
+pub fn services_snapshot(services: u32, backends: u32) -> Snapshot {
+    let mut s = pods();
+    s.add_route(control_client::RouteSpec {
+        vrf: "red".into(),
+        prefix: "198.18.64.0/18".parse().expect("a prefix"),
+        target: control_client::RouteTarget::Interface { name: "b".into() },
+    })
+    .expect("a route to pod b");
+    for i in 0..services {
+        let ip = if i == 0 {
+            Ipv4Addr::from(SERVICE)
+        } else {
+            Ipv4Addr::from(0xc613_0000 + i)
+        };
+        s.add_service(control_client::ServiceSpec {
+            name: format!("ns/svc-{i}"),
+            vrf: "red".into(),
+            ip: ip.into(),
+            ports: vec![control_client::ServicePort {
+                protocol: control_client::L4Protocol::Tcp,
+                port: 80,
+                target_port: 8080,
+                node_port: None,
+            }],
+            backends: (0..backends)
+                .map(|b| Ipv4Addr::from(0xc612_4000 + (i * backends + b) % 16_384).into())
+                .collect(),
+            affinity_timeout_secs: None,
+            external_ips: Vec::new(),
+            health_check: None,
+        })
+        .expect("valid service");
+    }
+    s.build(1, MacAddr(ROUTER))
+}
+
+/// The memory the services of `snap` take in it (entries, backend lists, the
+/// address arena; the hash map's own slots estimated at its capacity).
+pub fn services_memory(snap: &Snapshot) -> usize {
+    let by_key = &snap.services.by_key;
+    let slots = by_key.capacity()
+        * (std::mem::size_of::<nexthop::ServiceKey>() + std::mem::size_of::<nexthop::ServiceEntry>() + 1);
+    let lists: usize = by_key
+        .values()
+        .map(|e| e.backends.capacity() * 4 + e.ids.capacity() * 8 + e.down.capacity() * 4 + e.name.len())
+        .sum();
+    slots + lists + snap.services.nat_addresses.capacity() * std::mem::size_of::<std::net::IpAddr>()
+}
+
+/// A TCP SYN from pod a to `dst`:80 with the given source port (64 bytes).
+pub fn tcp_syn_to(dst: [u8; 4], src_port: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], ROUTER)
+        .ipv4([198, 18, 1, 2], dst, 64)
+        .tcp(src_port, 80, 1, 64_000)
+        .syn()
+        .write(&mut out, &[0u8; 6])
+        .expect("in-memory write");
+    out
+}
+
 fn pods() -> DesiredState {
     let mut s = DesiredState::new(16);
     s.set_fabric("fabric0");
