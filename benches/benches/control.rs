@@ -123,6 +123,7 @@ fn service(i: u32, backends: u32, skip: u32) -> control_client::ServiceSpec {
         affinity_timeout_secs: None,
         external_ips: Vec::new(),
         health_check: None,
+        load_balancer: false,
     }
 }
 

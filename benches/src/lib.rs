@@ -65,6 +65,7 @@ pub fn service_snapshot() -> Snapshot {
         affinity_timeout_secs: None,
         external_ips: Vec::new(),
         health_check: None,
+        load_balancer: false,
     })
     .expect("valid service");
     s.build(1, MacAddr(ROUTER))
@@ -103,6 +104,7 @@ pub fn services_snapshot(services: u32, backends: u32) -> Snapshot {
             affinity_timeout_secs: None,
             external_ips: Vec::new(),
             health_check: None,
+            load_balancer: false,
         })
         .expect("valid service");
     }

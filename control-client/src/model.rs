@@ -309,6 +309,9 @@ pub struct DesiredState {
     snat: Option<(String, nexthop::PortRange, nexthop::PortRange)>,
     /// The ports services may take as node ports (Kubernetes' 30000-32767 unless set).
     node_ports: Option<nexthop::PortRange>,
+    /// The prefixes LoadBalancer services take their external IP from.
+    #[serde(default)]
+    lb_pool: Vec<IpNet>,
     /// Backends their health check took out, by service name.
     #[serde(skip)]
     unhealthy: std::collections::BTreeSet<(String, IpAddr)>,

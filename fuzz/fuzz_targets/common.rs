@@ -78,6 +78,7 @@ pub fn snapshot() -> &'static Snapshot {
             affinity_timeout_secs: Some(60),
             external_ips: vec![[198, 18, 200, 10].into()],
             health_check: None,
+            load_balancer: false,
         })
         .unwrap();
         s.set_vrf_vni("red", 4100).unwrap();

@@ -1,7 +1,7 @@
 //! The node's own interface (`[host]`, Tungsten's vhost0) and what outside the
 //! cluster reaches: the node's kernel reaches a pod and a service address, a pod
 //! reaches the node; a host on the fabric reaches a node port (TCP and UDP) and an
-//! external IP, spread over the backends, while the node's own traffic keeps working;
+//! external IP and a LoadBalancer's address from the pool, spread over the backends, while the node's own traffic keeps working;
 //! a node port removed is the kernel's again; pods reach a host outside the cluster
 //! through fabric source NAT, many connections at once, each its own port; a backend
 //! that stops answering its health check is taken out within the check's time, and
@@ -24,7 +24,9 @@ const EXTERNAL: &str = "198.19.0.10";
 /// through it), running, with pods red-1, red-2, red-3.
 fn node_with_host(lan: &FabricLan) -> LabNode {
     let mut n = fabric_node(BIN, 1);
-    n.add_config("[host]\nvrf = \"red\"\nroutes = [\"198.18.1.0/24\", \"198.18.100.0/24\"]\n");
+    n.add_config(
+        "[host]\nvrf = \"red\"\nroutes = [\"198.18.1.0/24\", \"198.18.100.0/24\"]\nload_balancer_pool = [\"198.19.1.0/24\"]\n",
+    );
     n.join(lan).unwrap();
     n.start_vrouter().unwrap();
     for i in 1..=3 {
@@ -70,6 +72,7 @@ fn web_service(backends: &[IpAddr], node_ports: bool) -> ServiceSpec {
         affinity_timeout_secs: None,
         external_ips: vec![EXTERNAL.parse().unwrap()],
         health_check: None,
+        load_balancer: false,
     }
 }
 
@@ -200,6 +203,36 @@ fn a_node_port_and_an_external_ip_are_reached_from_outside_the_cluster() {
     );
     let still = tcp_spread(&outside, EXTERNAL.parse().unwrap(), 80, 5).unwrap();
     assert_eq!(still.failed, 0, "the external IP stays: {still:?}");
+    // A LoadBalancer service gets its address from the pool, which the fabric routes
+    // to the node, and is reached there.
+    outside
+        .ip(&["route", "add", "198.19.1.0/24", "via", &n.fabric_ip().to_string()])
+        .unwrap();
+    let mut lb = web_service(
+        &backends.iter().map(|p| IpAddr::from(p.ipv4)).collect::<Vec<_>>(),
+        false,
+    );
+    lb.name = "default/lb".into();
+    lb.ip = "198.18.100.20".parse().unwrap();
+    lb.external_ips.clear();
+    lb.load_balancer = true;
+    apply(&n, lb);
+    let list: Vec<vrouter::api::ServiceView> = n.api().call(&Request::Services).unwrap();
+    let mut given: Vec<IpAddr> = list
+        .iter()
+        .filter(|s| s.name == "default/lb" && s.proto == 6)
+        .map(|s| s.ip)
+        .collect();
+    given.sort();
+    assert_eq!(
+        given,
+        [
+            "198.18.100.20".parse::<IpAddr>().unwrap(),
+            "198.19.1.1".parse().unwrap()
+        ]
+    );
+    let by_lb = tcp_spread(&outside, given[1], 80, 20).unwrap();
+    assert_eq!((by_lb.failed, by_lb.by_backend.len()), (0, 2), "{by_lb:?}\n{}", logs());
 }
 
 #[test]

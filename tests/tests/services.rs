@@ -37,6 +37,7 @@ fn spec(backends: &[IpAddr]) -> ServiceSpec {
         affinity_timeout_secs: None,
         external_ips: Vec::new(),
         health_check: None,
+        load_balancer: false,
     }
 }
 
@@ -164,6 +165,7 @@ fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
             affinity_timeout_secs,
             external_ips: Vec::new(),
             health_check: None,
+            load_balancer: false,
         };
         api.call::<serde_json::Value>(&Request::AddService { spec }).unwrap();
     };

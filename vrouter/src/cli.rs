@@ -170,6 +170,10 @@ pub enum ServiceAction {
         /// outside the cluster; repeat for more.
         #[arg(long = "external-ip")]
         external_ips: Vec<std::net::IpAddr>,
+        /// A LoadBalancer service: it gets an external IP from host.load_balancer_pool
+        /// (unless one of --external-ip is in the pool).
+        #[arg(long)]
+        load_balancer: bool,
         /// Client-address affinity (Kubernetes' sessionAffinity: ClientIP): a
         /// client's new connections go to its last backend for this many seconds.
         #[arg(long, value_name = "SECS")]

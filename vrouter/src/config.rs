@@ -290,6 +290,10 @@ pub struct HostConfig {
     /// The ports services may take as node ports, first and last.
     #[serde(default = "default_node_ports")]
     pub node_ports: [u16; 2],
+    /// The prefixes LoadBalancer services take their external IP from (the public
+    /// floating-IP pool's role in Contrail).
+    #[serde(default)]
+    pub load_balancer_pool: Vec<ipnet::IpNet>,
 }
 
 fn default_node_ports() -> [u16; 2] {

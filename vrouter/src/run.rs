@@ -124,6 +124,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     if let Some(host) = &config.host {
         let [first, last] = host.node_ports;
         model.set_node_port_range(nexthop::PortRange { first, last });
+        model.set_load_balancer_pool(host.load_balancer_pool.iter().map(|p| p.trunc()).collect());
         if host.snat {
             let (tcp, udp) = host.snat_ranges();
             model.set_snat(&host.vrf, tcp, udp);

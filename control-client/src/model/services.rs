@@ -3,6 +3,7 @@
 //! target port on one of the backends. A service keeps its VRF in existence.
 
 use super::{DesiredState, ModelError};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -92,6 +93,11 @@ pub struct ServiceSpec {
     /// group and puts it back when it answers again); none: never probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// A LoadBalancer service: unless one of its external IPs is in the node's
+    /// load-balancer pool, the first free address of the pool is added to them (and
+    /// kept: a replaced service keeps the one it had).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub load_balancer: bool,
 }
 
 /// How a service's backends are probed (Contrail's service health check).
@@ -175,9 +181,55 @@ impl HealthCheck {
 }
 
 impl DesiredState {
+    /// Sets the load-balancer pool: the prefixes LoadBalancer services take their
+    /// external IP from.
+    pub fn set_load_balancer_pool(&mut self, pool: Vec<IpNet>) {
+        self.lb_pool = pool;
+    }
+
+    /// The address a LoadBalancer service `spec` gets: the one of the pool it has
+    /// (given, or kept from the service it replaces), else the first free one.
+    fn load_balancer_ip(&self, spec: &ServiceSpec) -> Result<Option<IpAddr>, ModelError> {
+        let in_pool = |a: &IpAddr| self.lb_pool.iter().any(|p| p.contains(a));
+        if !spec.load_balancer || spec.external_ips.iter().any(in_pool) {
+            return Ok(None);
+        }
+        let kept = self.services.get(&spec.name).and_then(|old| {
+            old.external_ips
+                .iter()
+                .copied()
+                .find(|a| in_pool(a) && a.is_ipv4() == spec.ip.is_ipv4())
+        });
+        if kept.is_some() {
+            return Ok(kept);
+        }
+        let taken = |a: &IpAddr| {
+            self.services
+                .values()
+                .any(|s| s.name != spec.name && (s.ip == *a || s.external_ips.contains(a)))
+        };
+        let free = self
+            .lb_pool
+            .iter()
+            .filter(|p| p.addr().is_ipv4() == spec.ip.is_ipv4())
+            .flat_map(|p| p.hosts().take(1 << 16))
+            .find(|a| !taken(a));
+        match free {
+            Some(a) => Ok(Some(a)),
+            None => Err(ModelError::InvalidService(format!(
+                "load balancer {}: no free address in the load-balancer pool ({:?})",
+                spec.name, self.lb_pool
+            ))),
+        }
+    }
+
     /// Adds service `spec`, or replaces the service of that name (a backend change).
     pub fn add_service(&mut self, spec: ServiceSpec) -> Result<(), ModelError> {
         let invalid = |why: String| Err(ModelError::InvalidService(why));
+        let mut spec = spec;
+        if let Some(lb) = self.load_balancer_ip(&spec)? {
+            spec.external_ips.push(lb);
+        }
         if let Err(why) = check_name_and_address(&spec.name, &spec.vrf, spec.ip)? {
             return invalid(why);
         }
@@ -312,7 +364,6 @@ impl DesiredState {
         }
         let previous_vrf = self.services.get(&spec.name).map(|s| s.vrf.clone());
         self.ensure_vrf(&spec.vrf)?;
-        let mut spec = spec;
         spec.backends.sort();
         spec.backends.dedup();
         self.services.insert(spec.name.clone(), spec);
@@ -410,6 +461,7 @@ mod tests {
             affinity_timeout_secs: None,
             external_ips: Vec::new(),
             health_check: None,
+            load_balancer: false,
         }
     }
 
@@ -468,6 +520,26 @@ mod tests {
         let services: Vec<&ServiceSpec> = s.services().collect();
         assert_eq!(services.len(), 1);
         assert_eq!(services[0].backends, ["198.18.1.3".parse::<IpAddr>().unwrap()]);
+        // LoadBalancer services take the pool's free addresses, keep theirs when
+        // replaced, and are refused when it has none left.
+        s.set_load_balancer_pool(vec!["198.19.1.0/30".parse().unwrap()]);
+        let lb = |name: &str, ip: &str| ServiceSpec {
+            name: name.into(),
+            load_balancer: true,
+            ..web(ip, &[])
+        };
+        s.add_service(lb("default/lb-1", "198.18.100.31")).unwrap();
+        s.add_service(lb("default/lb-2", "198.18.100.32")).unwrap();
+        let external =
+            |s: &DesiredState, name: &str| s.services().find(|x| x.name == name).unwrap().external_ips.clone();
+        let ip = |a: &str| a.parse::<IpAddr>().unwrap();
+        assert_eq!(external(&s, "default/lb-1"), [ip("198.19.1.1")]);
+        assert_eq!(external(&s, "default/lb-2"), [ip("198.19.1.2")]);
+        let mut replaced = lb("default/lb-1", "198.18.100.31");
+        replaced.backends = vec![ip("198.18.1.3")];
+        s.add_service(replaced).unwrap();
+        assert_eq!(external(&s, "default/lb-1"), [ip("198.19.1.1")], "kept when replaced");
+        refused(lb("default/lb-3", "198.18.100.33"), "no free address", &mut s);
         // A day is the longest affinity.
         let mut day = web("198.18.100.10", &[]);
         day.affinity_timeout_secs = Some(MAX_AFFINITY_TIMEOUT_SECS);

@@ -406,6 +406,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     ports,
                     backends,
                     external_ips,
+                    load_balancer,
                     affinity_timeout,
                     health_check,
                     health_path,
@@ -423,6 +424,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 backends,
                 affinity_timeout_secs: affinity_timeout,
                 external_ips,
+                load_balancer,
                 health_check: health_check.map(|kind| control_client::HealthCheck {
                     kind: if kind == "http" {
                         control_client::HealthCheckKind::Http

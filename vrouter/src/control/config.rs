@@ -516,6 +516,7 @@ impl Control {
                 affinity_timeout_secs: None,
                 external_ips: Vec::new(),
                 health_check: None,
+                load_balancer: false,
             };
             desired.insert(name, spec);
         }

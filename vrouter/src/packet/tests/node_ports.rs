@@ -59,6 +59,7 @@ fn with_node() -> (Snapshot, Vif) {
         affinity_timeout_secs: None,
         external_ips: vec![EXTERNAL.into()],
         health_check: None,
+        load_balancer: false,
     })
     .unwrap();
     let snap = s.build(1, MacAddr(ROUTER));

@@ -36,6 +36,7 @@ fn service(backends: &[IpAddr], ip: IpAddr) -> ServiceSpec {
         affinity_timeout_secs: None,
         external_ips: Vec::new(),
         health_check: None,
+        load_balancer: false,
     }
 }
 
