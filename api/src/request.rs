@@ -95,6 +95,9 @@ pub enum Request {
     },
     /// Services, one entry per service port (`service list`).
     Services,
+    /// Fabric source NAT: the node's address, the port ranges and their use
+    /// (`snat`).
+    Snat,
     /// Bind a port to a virtual machine interface of the control node's
     /// configuration (the agent's port add): it is attached, and kept in step, as
     /// that configuration says. Replaces an earlier binding of the same name.

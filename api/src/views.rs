@@ -424,3 +424,34 @@ pub struct FloatingIpView {
     /// The pod's address it maps to.
     pub pod_ip: std::net::IpAddr,
 }
+
+/// Fabric source NAT in the `snat` view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SnatView {
+    /// The node's fabric address connections leave from; none: no source NAT.
+    pub address: Option<std::net::Ipv4Addr>,
+    /// The VRF whose pods it serves.
+    pub vrf: Option<String>,
+    /// TCP ports.
+    pub tcp: Option<SnatPortsView>,
+    /// UDP ports.
+    pub udp: Option<SnatPortsView>,
+    /// New connections refused for want of a free port.
+    pub exhausted: u64,
+}
+
+/// One protocol's source NAT ports in the `snat` view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SnatPortsView {
+    /// The first port of the range.
+    pub first: u16,
+    /// The last port.
+    pub last: u16,
+    /// Connections translated now.
+    pub connections: u64,
+    /// Distinct ports they use (a port serves one connection per destination).
+    pub ports_in_use: u64,
+    /// The most connections to one destination (address and port): what runs out
+    /// first, at the range's size.
+    pub busiest_destination: u64,
+}

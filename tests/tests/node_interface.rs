@@ -271,6 +271,15 @@ fn pods_reach_a_host_outside_the_cluster_through_source_nat() {
         .collect();
     assert_eq!((peers.len(), ports.len()), (200, 200), "{peers:?}");
     assert!(ports.iter().all(|p| (57_000..=60_999).contains(p)), "{ports:?}");
+    // The snat view counts them.
+    let view: vrouter::api::SnatView = n.api().call(&Request::Snat).unwrap();
+    let tcp = view.tcp.clone().unwrap();
+    assert_eq!(
+        (tcp.connections, tcp.ports_in_use, tcp.busiest_destination),
+        (200, 200, 200),
+        "{view:?}"
+    );
+    assert_eq!((view.address, view.exhausted), (Some(n.fabric_ip()), 0));
     drop(sessions);
     // UDP too.
     let socket = udp_client(&n.pods[0].ns, 42_000).unwrap();

@@ -99,6 +99,8 @@ pub enum Command {
     Dropstats,
     /// The configuration from the control node: its server, objects, and the bound ports (attached, or what they wait for).
     Config,
+    /// Fabric source NAT: the node's address, the port ranges, connections and ports in use, the busiest destination, refusals.
+    Snat,
     /// Services (native load balancers): list, add or replace, delete.
     Service {
         /// list, add or delete.

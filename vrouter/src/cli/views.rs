@@ -257,6 +257,35 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 (None, None) => println!("{} bound to {}", v.name, v.vmi),
             })
         }
+        Command::Snat => {
+            let view: vrouter_api::SnatView = api.call(&Request::Snat)?;
+            print(json, &view, |v| {
+                let Some(address) = v.address else {
+                    println!("no fabric source NAT ([host] snat)");
+                    return;
+                };
+                println!(
+                    "from {address} for VRF {}; {} connections refused for want of a port",
+                    v.vrf.as_deref().unwrap_or("?"),
+                    v.exhausted
+                );
+                println!(
+                    "{:<5} {:>13} {:>11} {:>13} {:>20}",
+                    "proto", "ports", "connections", "ports in use", "busiest destination"
+                );
+                for (proto, ports) in [("tcp", &v.tcp), ("udp", &v.udp)] {
+                    if let Some(p) = ports {
+                        println!(
+                            "{proto:<5} {:>13} {:>11} {:>13} {:>20}",
+                            format!("{}-{}", p.first, p.last),
+                            p.connections,
+                            p.ports_in_use,
+                            format!("{} of {}", p.busiest_destination, u32::from(p.last - p.first) + 1)
+                        );
+                    }
+                }
+            })
+        }
         Command::Config => {
             let config: vrouter_api::ConfigView = api.call(&Request::Config)?;
             print(json, &config, |c| {

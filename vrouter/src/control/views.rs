@@ -11,6 +11,8 @@ use nexthop::{NextHopId, Snapshot};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+mod snat;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use vrouter_api::{
@@ -102,6 +104,7 @@ impl Views {
             Request::Tunnels => serde_json::to_value(self.tunnels()),
             Request::Xmpp => serde_json::to_value(self.xmpp()),
             Request::Services => serde_json::to_value(self.services()),
+            Request::Snat => serde_json::to_value(self.snat()),
             Request::FloatingIps => serde_json::to_value(self.floating_ips()),
             Request::Config => serde_json::to_value(self.config.lock().map(|c| c.clone()).unwrap_or_default()),
             other => {
