@@ -24,6 +24,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct NamedServers {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<anyhow::Result<()>>>,
+    accepted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl NamedServers {
@@ -34,11 +35,13 @@ impl NamedServers {
         let mut servers = Self {
             stop: stop.clone(),
             threads: Vec::new(),
+            accepted: Arc::default(),
         };
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<(), String>>();
         let sockets = tcp.iter().map(|p| (*p, true)).chain(udp.iter().map(|p| (*p, false)));
         for (port, is_tcp) in sockets {
             let (stop, ready, name) = (stop.clone(), ready_tx.clone(), name.to_string());
+            let accepted = servers.accepted.clone();
             servers.threads.push(in_namespace(ns.name(), move || {
                 let bound = if is_tcp {
                     bind_tcp(port).map(Socket::Tcp)
@@ -56,7 +59,7 @@ impl NamedServers {
                     }
                 };
                 match socket {
-                    Socket::Tcp(l) => serve_tcp(l, &name, &stop),
+                    Socket::Tcp(l) => serve_tcp(l, &name, &stop, &accepted),
                     Socket::Udp(s) => serve_udp(s, &name, &stop),
                 }
             }));
@@ -69,6 +72,13 @@ impl NamedServers {
             }
         }
         Ok(servers)
+    }
+}
+
+impl NamedServers {
+    /// TCP connections accepted so far (health probes included).
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
     }
 }
 
@@ -98,11 +108,17 @@ fn bind_udp(port: u16) -> anyhow::Result<UdpSocket> {
     Ok(s)
 }
 
-fn serve_tcp(listener: TcpListener, name: &str, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+fn serve_tcp(
+    listener: TcpListener,
+    name: &str,
+    stop: &Arc<AtomicBool>,
+    accepted: &std::sync::atomic::AtomicU64,
+) -> anyhow::Result<()> {
     let mut connections = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
+                accepted.fetch_add(1, Ordering::Relaxed);
                 let (name, stop) = (name.to_string(), stop.clone());
                 connections.push(std::thread::spawn(move || answer_lines(stream, &name, &stop)));
             }

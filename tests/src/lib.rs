@@ -126,3 +126,29 @@ pub fn route_to_pod(node: &LabNode, remote: &LabNode, pod: usize, encap: Encap, 
         let _: serde_json::Value = api.call(&Request::AddRoute { route }).expect("adding the route");
     }
 }
+
+/// The lab's control-node peer (XMPP) in `host`, listening on `listen`; killed when
+/// dropped. `lab` is the lab binary (`env!("CARGO_BIN_EXE_vrouter-lab-under-test")`).
+#[derive(Debug)]
+pub struct ControlNodePeer(std::process::Child);
+
+impl ControlNodePeer {
+    /// Starts it.
+    pub fn start(host: &Netns, lab: &str, listen: &str) -> Self {
+        let child = host
+            .command(lab)
+            .args(["control-node", "--listen", listen])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("control-node peer");
+        Self(child)
+    }
+}
+
+impl Drop for ControlNodePeer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

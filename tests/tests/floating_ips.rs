@@ -65,15 +65,6 @@ fn a_floating_ip_joins_an_isolated_pod_to_another_vrf_both_ways() {
 }
 
 /// The control-node peer, killed when dropped.
-struct Peer(std::process::Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_floating_ip_is_reached_from_another_node_by_the_route_its_node_advertises() {
     use std::time::{Duration, Instant};
@@ -84,14 +75,7 @@ fn a_floating_ip_is_reached_from_another_node_by_the_route_its_node_advertises()
     let _machine = serial();
     let lan = FabricLan::new().expect("fabric LAN");
     let host = fabric_host(&lan, 10);
-    let _peer = Peer(
-        host.command(LAB)
-            .args(["control-node", "--listen", PEER])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("control-node peer"),
-    );
+    let _peer = system_tests::ControlNodePeer::start(&host, LAB, PEER);
     let mut nodes: Vec<vrouter_lab::node::LabNode> = (1..=2u8)
         .map(|n| {
             let mut node = fabric_node(BIN, n);

@@ -5,7 +5,9 @@
 //! a node port removed is the kernel's again; pods reach a host outside the cluster
 //! through fabric source NAT, many connections at once, each its own port; a backend
 //! that stops answering its health check is taken out within the check's time, and
-//! put back when it answers again. The node's interface goes with the
+//! put back when it answers again. With two nodes and a control node, a node reaches
+//! the other node's pod through the tunnel (the node's interface is advertised like a
+//! pod's), and probes a backend there. The node's interface goes with the
 //! vrouter and comes back with it.
 
 use control_client::{HealthCheck, HealthCheckKind, L4Protocol, ServicePort, ServiceSpec};
@@ -330,4 +332,76 @@ fn a_backend_that_stops_answering_is_taken_out_and_put_back() {
     assert!(back.is_some(), "never put back\n{}", report(&n));
     let again = tcp_spread(&client.ns, service, 80, 40).unwrap();
     assert_eq!((again.failed, again.by_backend.len()), (0, 2), "{again:?}");
+}
+
+#[test]
+fn a_node_reaches_and_probes_a_pod_on_another_node() {
+    const LAB: &str = env!("CARGO_BIN_EXE_vrouter-lab-under-test");
+    const PEER: &str = "198.18.0.10:5269";
+    let _machine = serial();
+    let lan = FabricLan::new().unwrap();
+    let host = fabric_host(&lan, 10);
+    let _peer = system_tests::ControlNodePeer::start(&host, LAB, PEER);
+    let nodes: Vec<LabNode> = (1..=2u8)
+        .map(|k| {
+            let mut n = fabric_node(BIN, k);
+            n.add_config(&format!(
+                "[host]\nvrf = \"red\"\nroutes = [\"198.18.1.0/24\", \"198.18.100.0/24\"]\n[xmpp]\nservers = [\"{PEER}\"]\nhost = \"node-{k}\"\n"
+            ));
+            n.join(&lan).unwrap();
+            n.start_vrouter().unwrap();
+            n.add_pod("red", 0, k, true).unwrap();
+            n
+        })
+        .collect();
+    let remote = &nodes[1].pods[0];
+    let server = NamedServers::start(&remote.ns, &remote.name, &[9376], &[]).unwrap();
+    // Node 1's kernel reaches the pod on node 2 once the routes are learned (both
+    // ways: node 2 learns node 1's address from its node interface's route).
+    let reached = wait_for(Duration::from_secs(40), || {
+        tcp_spread(&nodes[0].ns, remote.ipv4.into(), 9376, 1).is_ok_and(|s| s.failed == 0)
+    });
+    assert!(
+        reached.is_some(),
+        "node 1 never reached 2:{}\n{}\n{}",
+        remote.name,
+        report(&nodes[0]),
+        report(&nodes[1])
+    );
+    // A service on node 1 whose only backend is that pod, probed from node 1.
+    let mut spec = web_service(&[remote.ipv4.into()], false);
+    spec.external_ips.clear();
+    spec.health_check = Some(HealthCheck {
+        kind: HealthCheckKind::Tcp,
+        port: None,
+        http_path: None,
+        interval_secs: 1,
+        timeout_secs: 1,
+        retries: 2,
+    });
+    apply(&nodes[0], spec);
+    let through = tcp_spread(&nodes[0].pods[0].ns, SERVICE.parse().unwrap(), 80, 10).unwrap();
+    assert_eq!(through.by_backend.get(&remote.name), Some(&10), "{through:?}");
+    // Its probes arrive (three more connections than the service's ten) and it stays in.
+    let before = server.accepted();
+    let probed = wait_for(Duration::from_secs(15), || server.accepted() >= before + 3);
+    assert!(
+        probed.is_some(),
+        "no probes reached the remote backend\n{}",
+        report(&nodes[0])
+    );
+    assert!(
+        down(&nodes[0]).is_empty(),
+        "the remote backend answers its probes\n{}",
+        report(&nodes[0])
+    );
+    drop(server);
+    let out = wait_for(Duration::from_secs(15), || {
+        down(&nodes[0]) == [IpAddr::from(remote.ipv4)]
+    });
+    assert!(
+        out.is_some(),
+        "the remote backend was never taken out\n{}",
+        report(&nodes[0])
+    );
 }

@@ -53,7 +53,8 @@ pub struct Advertised {
 }
 
 impl Advertised {
-    /// What a published snapshot has to tell: every pod interface's VRF and addresses.
+    /// What a published snapshot has to tell: every pod interface's (and the node's
+    /// own interface's) VRF and addresses.
     pub fn of(snap: &Snapshot) -> Self {
         let mut out = Advertised::default();
         let vnis: BTreeMap<nexthop::VrfId, u32> = snap.vxlan.iter().map(|(vni, vrf)| (*vrf, *vni)).collect();
@@ -61,7 +62,9 @@ impl Advertised {
             .interfaces
             .iter()
             .flatten()
-            .filter(|i| i.kind == InterfaceKind::Pod)
+            // The node's own interface too: other nodes' pods reach this node (and
+            // answer its probes and its kernel) at its address through the tunnel.
+            .filter(|i| matches!(i.kind, InterfaceKind::Pod | InterfaceKind::Host))
         {
             let (Some(vrf), Some(label)) = (snap.vrf(i.vrf), i.label) else {
                 continue;
