@@ -18,6 +18,7 @@ pub mod gen;
 pub mod minfwd;
 pub mod netns;
 pub mod node;
+mod services_section;
 pub mod soak;
 pub mod traffic;
 mod traffic_threads;
@@ -277,6 +278,7 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
     );
     let _control_node = ControlNode::start(&lan)?;
     for (k, n) in nodes.iter_mut().enumerate() {
+        n.add_config(services_section::HOST_CONFIG);
         n.add_config(&format!(
             "[xmpp]\nservers = [\"{CONTROL_NODE}\"]\nhost = \"lab-node-{}\"",
             k + 1
@@ -419,11 +421,12 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
         );
     }
     wrong.extend(floating_ip_section(&mut nodes)?);
+    wrong.extend(services_section::run(&nodes, &lan)?);
     for (k, n) in nodes.iter().enumerate() {
         println!("\n== node {}: vif", k + 1);
         for i in n.interfaces()? {
             println!(
-                "   vif {:<3} {:<6} {:<6} rx {:>9} pkts  tx {:>9} pkts  drops {:>6}",
+                "   vif {:<3} {:<9} {:<6} rx {:>9} pkts  tx {:>9} pkts  drops {:>6}",
                 i.vif, i.name, i.vrf, i.counters.rx_packets, i.counters.tx_packets, i.counters.drops
             );
         }
@@ -479,7 +482,7 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
     println!("== lab removed");
     if wrong.is_empty() {
         println!(
-            "RESULT: every pod reaches exactly the pods of its own VRF, on its node and across the fabric; the isolated pod reaches red, and red it, only through its floating IP"
+            "RESULT: every pod reaches exactly the pods of its own VRF, on its node and across the fabric; the isolated pod reaches red, and red it, only through its floating IP; services spread, node ports and source NAT reach across the cluster's edge, health checks take a dead backend out"
         );
         Ok(())
     } else {
