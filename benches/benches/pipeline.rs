@@ -41,6 +41,31 @@ fn established(b: &mut criterion::Bencher<'_>, snap: &nexthop::Snapshot, frames:
     })
 }
 
+/// New flows: every frame's flow set up, in a fresh table each pass.
+fn new_flows(b: &mut criterion::Bencher<'_>, snap: &nexthop::Snapshot, frames: &[Vec<u8>]) {
+    let mut buf = vec![0u8; 4096];
+    b.iter_batched(
+        || {
+            PipelineContext::new(Arc::new(Flows::new(
+                &FlowConfig {
+                    entries: 1 << 14,
+                    // One interface makes every flow here: no per-interface share.
+                    max_per_interface: Some(0),
+                    ..FlowConfig::default()
+                },
+                16,
+            )))
+        },
+        |mut ctx| {
+            for f in frames {
+                black_box(run(snap, &mut ctx, &mut buf, f));
+            }
+            ctx
+        },
+        criterion::BatchSize::PerIteration,
+    )
+}
+
 fn pipeline(c: &mut Criterion) {
     let snap = snapshot();
     let mut group = c.benchmark_group("pipeline_udp64");
@@ -68,29 +93,7 @@ fn pipeline(c: &mut Criterion) {
     group.bench_function("established NAT flows (to a service)", |b| {
         established(b, &nat_snap, &nat_frames)
     });
-    group.bench_function("new flows (setup included)", |b| {
-        let mut buf = vec![0u8; 4096];
-        b.iter_batched(
-            || {
-                PipelineContext::new(Arc::new(Flows::new(
-                    &FlowConfig {
-                        entries: 1 << 14,
-                        // One interface makes every flow here: no per-interface share.
-                        max_per_interface: Some(0),
-                        ..FlowConfig::default()
-                    },
-                    16,
-                )))
-            },
-            |mut ctx| {
-                for f in &frames {
-                    black_box(run(&snap, &mut ctx, &mut buf, f));
-                }
-                ctx
-            },
-            criterion::BatchSize::PerIteration,
-        )
-    });
+    group.bench_function("new flows (setup included)", |b| new_flows(b, &snap, &frames));
     group.finish();
 }
 
@@ -119,28 +122,7 @@ fn service_setup(c: &mut Criterion) {
             benches::services_memory(&snap) / 1024
         );
         let name = format!("new connections, {services} services x 10 backends");
-        group.bench_function(name, |b| {
-            let mut buf = vec![0u8; 4096];
-            b.iter_batched(
-                || {
-                    PipelineContext::new(Arc::new(Flows::new(
-                        &FlowConfig {
-                            entries: 1 << 14,
-                            max_per_interface: Some(0),
-                            ..FlowConfig::default()
-                        },
-                        16,
-                    )))
-                },
-                |mut ctx| {
-                    for f in &frames {
-                        black_box(run(&snap, &mut ctx, &mut buf, f));
-                    }
-                    ctx
-                },
-                criterion::BatchSize::PerIteration,
-            )
-        });
+        group.bench_function(name, |b| new_flows(b, &snap, &frames));
     }
     group.finish();
 }

@@ -265,3 +265,16 @@ pub fn ask_udp(socket: &UdpSocket, dst: IpAddr, port: u16) -> anyhow::Result<Str
     let (n, _) = socket.recv_from(&mut buf).context("no answer")?;
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
+
+/// A health check that notices quickly (TCP, probed every second, a second to
+/// answer, out after two failures in a row), as the lab and the tests use it.
+pub fn quick_tcp_check() -> control_client::HealthCheck {
+    control_client::HealthCheck {
+        kind: control_client::HealthCheckKind::Tcp,
+        port: None,
+        http_path: None,
+        interval_secs: 1,
+        timeout_secs: 1,
+        retries: 2,
+    }
+}

@@ -7,7 +7,7 @@
 use super::backends::{tcp_spread, NamedServers, Spread};
 use super::mark;
 use super::node::{FabricLan, LabNode, Pod};
-use control_client::{HealthCheck, HealthCheckKind, L4Protocol, ServicePort, ServiceSpec};
+use control_client::{L4Protocol, ServicePort, ServiceSpec};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use vrouter::api::Request;
@@ -34,14 +34,7 @@ fn service(name: &str, ip: &str, backends: &[&Pod], node_port: Option<u16>) -> S
         backends: backends.iter().map(|p| IpAddr::from(p.ipv4)).collect(),
         affinity_timeout_secs: None,
         external_ips: Vec::new(),
-        health_check: Some(HealthCheck {
-            kind: HealthCheckKind::Tcp,
-            port: None,
-            http_path: None,
-            interval_secs: 1,
-            timeout_secs: 1,
-            retries: 2,
-        }),
+        health_check: Some(super::backends::quick_tcp_check()),
         load_balancer: false,
     }
 }

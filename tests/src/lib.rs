@@ -135,9 +135,15 @@ pub struct ControlNodePeer(std::process::Child);
 impl ControlNodePeer {
     /// Starts it.
     pub fn start(host: &Netns, lab: &str, listen: &str) -> Self {
+        Self::start_with::<&str>(host, lab, listen, &[])
+    }
+
+    /// Starts it with further arguments (`--config-dir`, the TLS files).
+    pub fn start_with<S: AsRef<std::ffi::OsStr>>(host: &Netns, lab: &str, listen: &str, args: &[S]) -> Self {
         let child = host
             .command(lab)
             .args(["control-node", "--listen", listen])
+            .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

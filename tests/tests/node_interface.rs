@@ -10,12 +10,12 @@
 //! pod's), and probes a backend there. The node's interface goes with the
 //! vrouter and comes back with it.
 
-use control_client::{HealthCheck, HealthCheckKind, L4Protocol, ServicePort, ServiceSpec};
+use control_client::{L4Protocol, ServicePort, ServiceSpec};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use system_tests::{fabric_host, fabric_node, serial};
 use vrouter::api::Request;
-use vrouter_lab::backends::{ask, ask_udp, tcp_sessions, tcp_spread, udp_client, NamedServers};
+use vrouter_lab::backends::{ask, ask_udp, quick_tcp_check, tcp_sessions, tcp_spread, udp_client, NamedServers};
 use vrouter_lab::node::{FabricLan, LabNode};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
@@ -302,14 +302,7 @@ fn a_backend_that_stops_answering_is_taken_out_and_put_back() {
     let c_server = start(c);
     let mut spec = web_service(&[b.ipv4.into(), c.ipv4.into()], false);
     // Probed every second, one second to answer, out after two failures in a row.
-    spec.health_check = Some(HealthCheck {
-        kind: HealthCheckKind::Tcp,
-        port: None,
-        http_path: None,
-        interval_secs: 1,
-        timeout_secs: 1,
-        retries: 2,
-    });
+    spec.health_check = Some(quick_tcp_check());
     apply(&n, spec);
     let client = &n.pods[0];
     let service: IpAddr = SERVICE.parse().unwrap();
@@ -371,14 +364,8 @@ fn a_node_reaches_and_probes_a_pod_on_another_node() {
     // A service on node 1 whose only backend is that pod, probed from node 1.
     let mut spec = web_service(&[remote.ipv4.into()], false);
     spec.external_ips.clear();
-    spec.health_check = Some(HealthCheck {
-        kind: HealthCheckKind::Tcp,
-        port: None,
-        http_path: None,
-        interval_secs: 1,
-        timeout_secs: 1,
-        retries: 2,
-    });
+    // Probed every second, one second to answer, out after two failures in a row.
+    spec.health_check = Some(quick_tcp_check());
     apply(&nodes[0], spec);
     let through = tcp_spread(&nodes[0].pods[0].ns, SERVICE.parse().unwrap(), 80, 10).unwrap();
     assert_eq!(through.by_backend.get(&remote.name), Some(&10), "{through:?}");

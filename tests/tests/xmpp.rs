@@ -4,7 +4,7 @@
 //! with the peer back, both channels come up again and traffic flows.
 
 use std::net::IpAddr;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use system_tests::{fabric_host, fabric_node, serial};
 use vrouter::api::{Request, XmppChannelView};
@@ -18,30 +18,14 @@ const PEER: &str = "198.18.0.10:5269";
 const SECOND_PEER: &str = "198.18.0.11:5269";
 
 /// The control-node peer, killed when dropped.
-struct Peer(Child);
+type Peer = system_tests::ControlNodePeer;
 
-impl Peer {
-    fn start(host: &Netns) -> Peer {
-        Peer::start_at(host, PEER)
-    }
-
-    fn start_at(host: &Netns, listen: &str) -> Peer {
-        let child = host
-            .command(LAB)
-            .args(["control-node", "--listen", listen])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("control-node peer");
-        Peer(child)
-    }
+fn peer(host: &Netns) -> Peer {
+    peer_at(host, PEER)
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn peer_at(host: &Netns, listen: &str) -> Peer {
+    Peer::start(host, LAB, listen)
 }
 
 fn node(lan: &FabricLan, n: u8) -> LabNode {
@@ -84,7 +68,7 @@ fn pods_on_two_nodes_reach_each_other_by_routes_from_a_control_node() {
     let _machine = serial();
     let lan = FabricLan::new().expect("fabric LAN");
     let host = fabric_host(&lan, 10);
-    let peer = Peer::start(&host);
+    let first_peer = peer(&host);
     let a = node(&lan, 1);
     let b = node(&lan, 2);
     let (pa, pb) = (&a.pods[0], &b.pods[0]);
@@ -115,7 +99,7 @@ fn pods_on_two_nodes_reach_each_other_by_routes_from_a_control_node() {
     // The view counts what the control node taught, per VRF: node 2's pod, v4 and v6.
     assert_eq!(channel(&a).routes_per_vrf.get("red"), Some(&2), "{:?}", channel(&a));
     // Headless: the control node goes away, traffic keeps flowing.
-    drop(peer);
+    drop(first_peer);
     eventually(
         "the channels notice",
         Duration::from_secs(30),
@@ -126,7 +110,7 @@ fn pods_on_two_nodes_reach_each_other_by_routes_from_a_control_node() {
     // The control node comes back: both channels come up again and re-sync, without
     // a forwarding gap (a ping every 20 ms throughout).
     let steady = SteadyPing::start(pa, pb.ipv4);
-    let _peer = Peer::start(&host);
+    let _peer = peer(&host);
     eventually(
         "both channels up again",
         Duration::from_secs(60),
@@ -216,7 +200,7 @@ fn an_ecmp_route_from_a_control_node_spreads_flows_and_its_retraction_stops_them
     let _machine = serial();
     let lan = FabricLan::new().expect("fabric LAN");
     let host = fabric_host(&lan, 10);
-    let _peer = Peer::start(&host);
+    let _peer = peer(&host);
     let a = node(&lan, 1);
     // Three other nodes advertise the same address (an anycast service behind a pod on
     // each): the control node sends node 1 one item with three next hops.
@@ -363,8 +347,8 @@ fn with_two_control_nodes_losing_one_and_its_return_change_nothing_for_forwardin
     let _machine = serial();
     let lan = FabricLan::new().expect("fabric LAN");
     let (host_a, host_b) = (fabric_host(&lan, 10), fabric_host(&lan, 11));
-    let first = Peer::start_at(&host_a, PEER);
-    let _second = Peer::start_at(&host_b, SECOND_PEER);
+    let first = peer_at(&host_a, PEER);
+    let _second = peer_at(&host_b, SECOND_PEER);
     let a = node_of(&lan, 1, &[PEER, SECOND_PEER]);
     let b = node_of(&lan, 2, &[PEER, SECOND_PEER]);
     let (pa, pb) = (&a.pods[0], &b.pods[0]);
@@ -386,7 +370,7 @@ fn with_two_control_nodes_losing_one_and_its_return_change_nothing_for_forwardin
         || channels(&a).iter().filter(|c| c.up).count() == 1 && channels(&b).iter().filter(|c| c.up).count() == 1,
         context,
     );
-    let _first = Peer::start_at(&host_a, PEER);
+    let _first = peer_at(&host_a, PEER);
     eventually(
         "the returned control node's channels come up again",
         Duration::from_secs(60),
@@ -414,7 +398,7 @@ fn a_vxlan_vrf_crosses_the_fabric_by_evpn_routes_from_a_control_node() {
     let _machine = serial();
     let lan = FabricLan::new().expect("fabric LAN");
     let host = fabric_host(&lan, 10);
-    let _peer = Peer::start(&host);
+    let _peer = peer(&host);
     // Two nodes that prefer VXLAN; their pods are in blue, which has VNI 200 on both.
     let nodes: Vec<LabNode> = (1..=2u8)
         .map(|n| {
@@ -523,20 +507,15 @@ fn channels_run_over_tls_when_configured_and_a_vrouter_without_a_client_certific
     let lan = FabricLan::new().expect("fabric LAN");
     let host = fabric_host(&lan, 10);
     let pki = TestPki::new();
-    let _peer = Peer(
-        host.command(LAB)
-            .args(["control-node", "--listen", PEER, "--tls-cert"])
-            .args([
-                pki.path("control-node.pem"),
-                "--tls-key".into(),
-                pki.path("control-node.key"),
-            ])
-            .args(["--tls-client-ca".to_string(), pki.path("ca.pem")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("control-node peer"),
-    );
+    let tls_args = [
+        "--tls-cert".to_string(),
+        pki.path("control-node.pem"),
+        "--tls-key".into(),
+        pki.path("control-node.key"),
+        "--tls-client-ca".into(),
+        pki.path("ca.pem"),
+    ];
+    let _peer = Peer::start_with(&host, LAB, PEER, &tls_args);
     let tls_node = |n: u8, client_cert: bool| {
         let mut node = fabric_node(BIN, n);
         let mut xmpp = format!(

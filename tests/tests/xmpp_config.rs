@@ -8,7 +8,7 @@
 
 use control_client::contrail::{encode, IpamSubnet, PortObjects, Uuid};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+
 use std::time::{Duration, Instant};
 use system_tests::{fabric_host, fabric_node, serial};
 use vrouter::api::{ConfigView, Request};
@@ -22,27 +22,13 @@ const PEER: &str = "198.18.0.10:5269";
 const NETWORK: &str = "default-domain:k8s-default:cluster-network";
 
 /// The control-node peer serving `dir`, killed when dropped.
-struct Peer(Child);
-
-impl Peer {
-    fn start(host: &Netns, dir: &Path) -> Peer {
-        let child = host
-            .command(LAB)
-            .args(["control-node", "--listen", PEER, "--config-dir"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("control-node peer");
-        Peer(child)
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn peer(host: &Netns, dir: &Path) -> system_tests::ControlNodePeer {
+    system_tests::ControlNodePeer::start_with(
+        host,
+        LAB,
+        PEER,
+        &[std::ffi::OsStr::new("--config-dir"), dir.as_os_str()],
+    )
 }
 
 /// A config directory removed when dropped.
@@ -142,7 +128,7 @@ fn ports_configured_by_the_control_node_are_attached_and_follow_their_config() {
     let lan = FabricLan::new().expect("fabric LAN");
     let host = fabric_host(&lan, 10);
     let dir = ConfigDir::new();
-    let _peer = Peer::start(&host, &dir.0);
+    let _peer = peer(&host, &dir.0);
     let mut a = node(&lan, 1);
     let b = node(&lan, 2);
     let (oa, ob) = (objects(1, &a.pods[0]), objects(2, &b.pods[0]));

@@ -7,6 +7,21 @@ use flow_table::FlowKey;
 use nexthop::{Interface, Snapshot};
 use wire::ipv4;
 
+/// The IPv4 header of Ethernet frame `frame`, checked (lengths, checksum), or the
+/// reason to drop the frame.
+#[inline(always)]
+pub(super) fn checked(frame: &[u8]) -> Result<ipv4::Packet<&[u8]>, DropReason> {
+    let ip = match ipv4::Packet::new_checked(frame.get(ETH_LEN..).unwrap_or_default()) {
+        Ok(ip) => ip,
+        Err(wire::Error::Truncated) => return Err(DropReason::Truncated),
+        Err(wire::Error::Malformed) => return Err(DropReason::BadIpHeader),
+    };
+    if !ip.verify_checksum() {
+        return Err(DropReason::BadChecksum);
+    }
+    Ok(ip)
+}
+
 #[inline(always)]
 pub(super) fn handle(
     snap: &Snapshot,
@@ -16,14 +31,10 @@ pub(super) fn handle(
     ctx: &mut PipelineContext,
     hint: Option<&flow::Classified>,
 ) -> Outcome {
-    let ip = match ipv4::Packet::new_checked(&pkt.data()[ETH_LEN..]) {
+    let ip = match checked(pkt.data()) {
         Ok(ip) => ip,
-        Err(wire::Error::Truncated) => return Verdict::Drop(DropReason::Truncated).into(),
-        Err(wire::Error::Malformed) => return Verdict::Drop(DropReason::BadIpHeader).into(),
+        Err(reason) => return Verdict::Drop(reason).into(),
     };
-    if !ip.verify_checksum() {
-        return Verdict::Drop(DropReason::BadChecksum).into();
-    }
     let total = usize::from(ip.total_len());
     let dst = ip.dst_addr();
     if l2_group || dst.is_multicast() || dst.is_broadcast() {

@@ -12,7 +12,6 @@ use super::forward::{self, Family, Outcome, Parsed};
 use super::{flow, DropReason, PacketBuf, PipelineContext, Verdict, ETH_LEN};
 use flow_table::FlowKey;
 use nexthop::{Snapshot, VrfId};
-use wire::ipv4;
 
 /// Handles IPv4 frame `pkt` from the fabric that is no tunnel (`Drop` without a
 /// node interface). Out of line: the tunnel path stays small.
@@ -31,14 +30,10 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut Pipelin
     if eth.dst_addr() != snap.fabric.mac.0 {
         return Verdict::Drop(DropReason::WrongDestMac).into();
     }
-    let ip = match ipv4::Packet::new_checked(&pkt.data()[ETH_LEN..]) {
+    let ip = match super::ipv4::checked(pkt.data()) {
         Ok(ip) => ip,
-        Err(wire::Error::Truncated) => return Verdict::Drop(DropReason::Truncated).into(),
-        Err(wire::Error::Malformed) => return Verdict::Drop(DropReason::BadIpHeader).into(),
+        Err(reason) => return Verdict::Drop(reason).into(),
     };
-    if !ip.verify_checksum() {
-        return Verdict::Drop(DropReason::BadChecksum).into();
-    }
     let total = usize::from(ip.total_len());
     let (ttl, proto, src, dst) = (ip.ttl(), ip.protocol(), ip.src_addr(), ip.dst_addr());
     // Outside the cluster is no pod, no address of this node, nothing martian: a
