@@ -5,7 +5,7 @@
 //! a node port removed is the kernel's again; pods reach a host outside the cluster
 //! through fabric source NAT, many connections at once, each its own port; a backend
 //! that stops answering its health check is taken out within the check's time, and
-//! put back when it answers again. With two nodes and a control node, a node reaches
+//! put back when it answers again (TCP and ping checks). With two nodes and a control node, a node reaches
 //! the other node's pod through the tunnel (the node's interface is advertised like a
 //! pod's), and probes a backend there. The node's interface goes with the
 //! vrouter and comes back with it.
@@ -391,4 +391,34 @@ fn a_node_reaches_and_probes_a_pod_on_another_node() {
         "the remote backend was never taken out\n{}",
         report(&nodes[0])
     );
+}
+
+#[test]
+fn a_backend_that_stops_answering_pings_is_taken_out_and_put_back() {
+    let _machine = serial();
+    let lan = FabricLan::new().unwrap();
+    let n = node_with_host(&lan);
+    let (b, c) = (&n.pods[1], &n.pods[2]);
+    let mut spec = web_service(&[b.ipv4.into(), c.ipv4.into()], false);
+    spec.health_check = Some(control_client::HealthCheck {
+        kind: control_client::HealthCheckKind::Icmp,
+        ..quick_tcp_check()
+    });
+    apply(&n, spec);
+    let c_ip = IpAddr::from(c.ipv4);
+    let ignore = |on: bool| {
+        let value = format!("net.ipv4.icmp_echo_ignore_all={}", u8::from(on));
+        assert!(c.ns.succeeds("sysctl", &["-qw", &value]));
+    };
+    ignore(true);
+    let out = wait_for(Duration::from_secs(15), || down(&n) == [c_ip]);
+    assert!(
+        out.is_some(),
+        "a backend that ignores pings was never taken out\n{}",
+        report(&n)
+    );
+    assert!(!down(&n).contains(&IpAddr::from(b.ipv4)), "the one that answers stays");
+    ignore(false);
+    let back = wait_for(Duration::from_secs(15), || down(&n).is_empty());
+    assert!(back.is_some(), "never put back\n{}", report(&n));
 }

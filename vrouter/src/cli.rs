@@ -160,7 +160,7 @@ pub enum ServiceAction {
         /// The service address.
         #[arg(long)]
         ip: std::net::IpAddr,
-        /// A port: PROTOCOL:PORT:TARGET_PORT[:NODE_PORT] (tcp or udp; with a node
+        /// A port: PROTOCOL:PORT:TARGET_PORT, or PROTOCOL:PORT:TARGET_PORT:NODE_PORT (tcp or udp; with a node
         /// port, reached from outside the cluster on the node's fabric address);
         /// repeat for more.
         #[arg(long = "port", required = true)]
@@ -180,10 +180,10 @@ pub enum ServiceAction {
         /// client's new connections go to its last backend for this many seconds.
         #[arg(long, value_name = "SECS")]
         affinity_timeout: Option<u32>,
-        /// Probe the backends: tcp (a connection is accepted) or http (a GET is
-        /// answered 2xx or 3xx); a failing backend is taken out of the group, and
-        /// put back when it answers again (needs [host]).
-        #[arg(long, value_name = "KIND", value_parser = ["tcp", "http"])]
+        /// Probe the backends: tcp (a connection is accepted), http (a GET is
+        /// answered 2xx or 3xx) or icmp (an echo is answered); a failing backend is taken out of the group, and
+        /// put back when it answers again (needs the host section of the configuration).
+        #[arg(long, value_name = "KIND", value_parser = ["tcp", "http", "icmp"])]
         health_check: Option<String>,
         /// The path an http probe gets.
         #[arg(long, value_name = "PATH", default_value = "/")]

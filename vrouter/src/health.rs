@@ -136,6 +136,15 @@ fn tell(control: &ControlHandle, t: &ProbeTarget, healthy: bool) {
 /// One probe of `t`, bounded by its timeout.
 async fn probe(t: &ProbeTarget) -> bool {
     let timeout = Duration::from_secs(u64::from(t.check.timeout_secs));
+    if t.check.kind == HealthCheckKind::Icmp {
+        let IpAddr::V4(backend) = t.backend else {
+            return false;
+        };
+        let ident = next_ident();
+        return tokio::task::spawn_blocking(move || echo(backend, ident, timeout))
+            .await
+            .unwrap_or(false);
+    }
     let addr = SocketAddr::new(t.backend, t.port);
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
@@ -162,6 +171,58 @@ async fn probe(t: &ProbeTarget) -> bool {
         Some(http_ok(&head[..got]))
     };
     matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
+}
+
+/// An identifier for the next echo probe (its replies are told apart by it).
+fn next_ident() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    (std::process::id() as u16) ^ NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// An ICMP echo to `backend`, answered within `timeout`: a raw socket of its own (the
+/// vrouter has CAP_NET_RAW), on a blocking thread off the runtime.
+fn echo(backend: std::net::Ipv4Addr, ident: u16, timeout: Duration) -> bool {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::io::Read;
+    let Ok(mut socket) = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)) else {
+        return false;
+    };
+    let mut request = [0u8; 16];
+    request[0] = wire::icmp::v4::ECHO_REQUEST;
+    request[4..6].copy_from_slice(&ident.to_be_bytes());
+    request[6..8].copy_from_slice(&1u16.to_be_bytes());
+    request[8..].copy_from_slice(b"vrouter!");
+    let check = wire::checksum::finish(wire::checksum::sum(&request, 0));
+    request[2..4].copy_from_slice(&check.to_be_bytes());
+    if socket
+        .send_to(&request, &SocketAddr::from((backend, 0)).into())
+        .is_err()
+    {
+        return false;
+    }
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 1500];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+            return false;
+        }
+        // A raw socket gets every ICMP message with its IP header: ours is the echo
+        // reply from the backend with our identifier.
+        let Ok(n) = socket.read(&mut buf) else {
+            return false;
+        };
+        let Some(header_len) = buf.first().map(|b| usize::from(b & 0x0f) * 4) else {
+            continue;
+        };
+        let (ip, icmp) = buf[..n].split_at(header_len.min(n));
+        let from_backend = ip.get(12..16) == Some(&backend.octets()[..]);
+        let reply =
+            icmp.first() == Some(&wire::icmp::v4::ECHO_REPLY) && icmp.get(4..6) == Some(&ident.to_be_bytes()[..]);
+        if from_backend && reply {
+            return true;
+        }
+    }
 }
 
 /// True for a status line of a 2xx or 3xx answer (`HTTP/1.x 200 ...`).

@@ -143,6 +143,8 @@ pub enum HealthCheckKind {
     Tcp,
     /// An HTTP GET is answered with a 2xx or 3xx status.
     Http,
+    /// An ICMP echo is answered (IPv4 backends).
+    Icmp,
 }
 
 impl HealthCheck {
@@ -154,7 +156,8 @@ impl HealthCheck {
         if !(1..=10).contains(&self.retries) {
             return Some("health check retries 1..=10".into());
         }
-        if self.port == Some(0) || (self.port.is_none() && self.target_port(spec).is_none()) {
+        let needs_port = self.kind != HealthCheckKind::Icmp;
+        if self.port == Some(0) || (needs_port && self.port.is_none() && self.target_port(spec).is_none()) {
             return Some("health check port: 1..=65535, or a TCP port on the service".into());
         }
         match &self.http_path {

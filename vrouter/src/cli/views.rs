@@ -455,10 +455,10 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 external_ips,
                 load_balancer,
                 health_check: health_check.map(|kind| control_client::HealthCheck {
-                    kind: if kind == "http" {
-                        control_client::HealthCheckKind::Http
-                    } else {
-                        control_client::HealthCheckKind::Tcp
+                    kind: match kind.as_str() {
+                        "http" => control_client::HealthCheckKind::Http,
+                        "icmp" => control_client::HealthCheckKind::Icmp,
+                        _ => control_client::HealthCheckKind::Tcp,
                     },
                     port: health_port,
                     http_path: (kind == "http").then_some(health_path),

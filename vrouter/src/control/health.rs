@@ -20,7 +20,11 @@ impl Control {
             .services()
             .filter_map(|s| Some((s, s.health_check.as_ref()?)))
             .flat_map(|(s, check)| {
-                let port = check.target_port(s);
+                // A ping has no port.
+                let port = match check.kind {
+                    control_client::HealthCheckKind::Icmp => Some(0),
+                    _ => check.target_port(s),
+                };
                 s.backends.iter().filter_map(move |b| {
                     Some(ProbeTarget {
                         service: s.name.clone(),
