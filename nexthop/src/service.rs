@@ -281,7 +281,7 @@ mod tests {
             assert_eq!(Nat::decode(nat.encode()), Some(nat));
         }
         assert_eq!(Nat::decode(0), None);
-        assert_eq!(Nat::decode(7 << SIDE_SHIFT), None);
+        assert_eq!(Nat::decode(9 << SIDE_SHIFT), None);
     }
 
     #[test]
