@@ -315,7 +315,8 @@ fn a_backend_that_stops_answering_is_taken_out_and_put_back() {
     let taken_out = wait_for(Duration::from_secs(15), || down(&n).contains(&c_ip));
     let taken_out = taken_out.unwrap_or_else(|| panic!("never taken out\n{}", report(&n)));
     eprintln!("backend taken out {taken_out:?} after its server stopped");
-    assert!(taken_out < Duration::from_secs(5), "taken out after {taken_out:?}");
+    // Two intervals and a timeout make 3 s; a loaded machine gets some slack.
+    assert!(taken_out < Duration::from_secs(8), "taken out after {taken_out:?}");
     let only_b = tcp_spread(&client.ns, service, 80, 40).unwrap();
     assert_eq!(only_b.failed, 0, "{only_b:?}");
     assert_eq!(only_b.by_backend.keys().collect::<Vec<_>>(), ["red-2"], "{only_b:?}");

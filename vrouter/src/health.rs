@@ -26,6 +26,9 @@ pub struct ProbeTarget {
     pub port: u16,
     /// How.
     pub check: HealthCheck,
+    /// Whether the model has it out now (the prober tells again when its own view
+    /// differs: a report lost, or a service made again).
+    pub down: bool,
 }
 
 /// The backends to probe, kept by the control side (on every publication).
@@ -69,7 +72,9 @@ pub async fn run(
         }
         let now = Instant::now();
         let current: Vec<ProbeTarget> = targets.lock().map(|t| t.clone()).unwrap_or_default();
-        known.retain(|key, _| current.iter().any(|t| (&t.service, t.backend) == (&key.0, key.1)));
+        let live: std::collections::HashSet<(&str, IpAddr)> =
+            current.iter().map(|t| (t.service.as_str(), t.backend)).collect();
+        known.retain(|key, _| live.contains(&(key.0.as_str(), key.1)));
         let due: Vec<ProbeTarget> = current
             .into_iter()
             .filter(|t| known.get(&(t.service.clone(), t.backend)).is_none_or(|k| k.next <= now))
@@ -77,7 +82,7 @@ pub async fn run(
         let mut probes = tokio::task::JoinSet::new();
         for t in due {
             let entry = known.entry((t.service.clone(), t.backend)).or_insert(Tracked {
-                up: true,
+                up: !t.down,
                 failures: 0,
                 failing_since: None,
                 next: now,
@@ -96,7 +101,7 @@ pub async fn run(
             if ok {
                 k.failures = 0;
                 k.failing_since = None;
-                if !k.up {
+                if !k.up || t.down {
                     k.up = true;
                     stats.put_back.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::info!(service = %t.service, backend = %t.backend, "backend answers its health check again: put back");
@@ -106,7 +111,7 @@ pub async fn run(
             }
             k.failures += 1;
             let since = *k.failing_since.get_or_insert(now);
-            if k.up && k.failures >= t.check.retries {
+            if (k.up || !t.down) && k.failures >= t.check.retries {
                 k.up = false;
                 stats.taken_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(
@@ -254,6 +259,7 @@ mod tests {
             service: "default/web".into(),
             backend: "127.0.0.1".parse().unwrap(),
             port,
+            down: false,
             check: HealthCheck {
                 kind,
                 port: None,

@@ -157,6 +157,9 @@ impl HealthCheck {
             return Some("health check retries 1..=10".into());
         }
         let needs_port = self.kind != HealthCheckKind::Icmp;
+        if self.kind == HealthCheckKind::Icmp && !spec.ip.is_ipv4() {
+            return Some("icmp health checks probe IPv4 backends only".into());
+        }
         if self.port == Some(0) || (needs_port && self.port.is_none() && self.target_port(spec).is_none()) {
             return Some("health check port: 1..=65535, or a TCP port on the service".into());
         }
@@ -206,10 +209,19 @@ impl DesiredState {
         if kept.is_some() {
             return Ok(kept);
         }
+        // Not another service's, not the node's or a pod's, nothing martian.
+        let fabric = self.fabric_info.ip.map(IpAddr::V4);
         let taken = |a: &IpAddr| {
-            self.services
-                .values()
-                .any(|s| s.name != spec.name && (s.ip == *a || s.external_ips.contains(a)))
+            Some(*a) == fabric
+                || super::is_martian(*a)
+                || self
+                    .interfaces
+                    .values()
+                    .any(|(_, i)| i.ipv4.map(IpAddr::V4) == Some(*a) || i.ipv6.map(IpAddr::V6) == Some(*a))
+                || self
+                    .services
+                    .values()
+                    .any(|s| s.name != spec.name && (s.ip == *a || s.external_ips.contains(a)))
         };
         let free = self
             .lb_pool
@@ -369,6 +381,10 @@ impl DesiredState {
         self.ensure_vrf(&spec.vrf)?;
         spec.backends.sort();
         spec.backends.dedup();
+        // A backend stays out only while it is still one, and still checked.
+        let checked = spec.health_check.is_some();
+        self.unhealthy
+            .retain(|(s, b)| s != &spec.name || (checked && spec.backends.contains(b)));
         self.services.insert(spec.name.clone(), spec);
         if let Some(vrf) = previous_vrf {
             self.release_vrf_if_unused(&vrf);
@@ -379,10 +395,12 @@ impl DesiredState {
     /// Takes backend `backend` of service `service` out of (`healthy` false) or back
     /// into its group, as its health check says; true if that changed anything.
     pub fn set_backend_health(&mut self, service: &str, backend: IpAddr, healthy: bool) -> bool {
+        // Only a checked backend is taken out (a report from before its check was
+        // removed is late).
         let known = self
             .services
             .get(service)
-            .is_some_and(|s| s.backends.contains(&backend));
+            .is_some_and(|s| s.health_check.is_some() && s.backends.contains(&backend));
         let key = (service.to_string(), backend);
         match (healthy, known) {
             (false, true) => self.unhealthy.insert(key),
@@ -466,6 +484,44 @@ mod tests {
             health_check: None,
             load_balancer: false,
         }
+    }
+
+    #[test]
+    fn a_backend_stays_out_only_while_it_is_checked_and_still_a_backend() {
+        let mut s = DesiredState::new(8);
+        let b: IpAddr = "198.18.1.3".parse().unwrap();
+        let c: IpAddr = "198.18.1.4".parse().unwrap();
+        let mut checked = web("198.18.100.10", &["198.18.1.3", "198.18.1.4"]);
+        checked.health_check = Some(HealthCheck {
+            kind: HealthCheckKind::Tcp,
+            port: None,
+            http_path: None,
+            interval_secs: 1,
+            timeout_secs: 1,
+            retries: 2,
+        });
+        s.add_service(checked.clone()).unwrap();
+        assert!(s.set_backend_health("default/web", c, false));
+        assert!(s.backend_down("default/web", c));
+        // Replaced with the same backends and check: still out.
+        s.add_service(checked.clone()).unwrap();
+        assert!(s.backend_down("default/web", c));
+        // Replaced without c: forgotten, so c comes back in when listed again.
+        let mut without_c = checked.clone();
+        without_c.backends = vec![b];
+        s.add_service(without_c).unwrap();
+        s.add_service(checked.clone()).unwrap();
+        assert!(!s.backend_down("default/web", c));
+        // No check: nothing is taken out, and what was out comes back.
+        assert!(s.set_backend_health("default/web", c, false));
+        let mut unchecked = checked.clone();
+        unchecked.health_check = None;
+        s.add_service(unchecked).unwrap();
+        assert!(!s.backend_down("default/web", c));
+        assert!(
+            !s.set_backend_health("default/web", c, false),
+            "a late report of a removed check"
+        );
     }
 
     #[test]

@@ -246,8 +246,14 @@ impl FlowTable {
                 return Insert::Full;
             }
         }
+        // Both ours and linked: inserted. A reverse entry discarded above may already
+        // be another insert's (the free list hands it out again): that is no pair.
         match (self.read(fi), self.read(ri)) {
-            (Some(forward), Some(reverse)) if forward.version == fver => Insert::Inserted { forward, reverse },
+            (Some(forward), Some(reverse))
+                if forward.version == fver && reverse.version == rver && forward.reverse == Some(ri) =>
+            {
+                Insert::Inserted { forward, reverse }
+            }
             _ => self.existing_or_full(fk, fh),
         }
     }

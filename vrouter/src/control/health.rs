@@ -31,6 +31,7 @@ impl Control {
                         backend: *b,
                         port: port?,
                         check: check.clone(),
+                        down: self.model.backend_down(&s.name, *b),
                     })
                 })
             })
