@@ -137,6 +137,8 @@ pub struct Flows {
     pub refused_limit: AtomicU64,
     /// Flow pairs removed by aging.
     pub aged: AtomicU64,
+    /// Reverse entries removed by aging because their forward entry was gone.
+    pub orphans_removed: AtomicU64,
     /// New connections refused because no fabric source NAT port was free.
     pub snat_exhausted: AtomicU64,
     /// Client-address affinity records of services that ask for it.
@@ -168,6 +170,7 @@ impl Flows {
             refused_limit: AtomicU64::new(0),
             aged: AtomicU64::new(0),
             snat_exhausted: AtomicU64::new(0),
+            orphans_removed: AtomicU64::new(0),
             affinity: crate::affinity::Affinity::new(config.affinity_entries),
             aging_overrides: std::sync::RwLock::new(Vec::new()),
         }
@@ -248,10 +251,26 @@ impl Flows {
             return false;
         }
         self.unreserve(Vif(f.value.owner));
-        if let Some(r) = reverse {
-            self.table.remove(&r);
+        // The reverse entry may have changed since it was read (a decision made again
+        // in place): read it again while it still names this forward entry. What is
+        // left anyway, aging removes as an orphan.
+        let mut reverse = reverse;
+        for _ in 0..3 {
+            let Some(r) = reverse else { break };
+            if self.table.remove(&r) {
+                break;
+            }
+            reverse = self.table.get(r.index).filter(|again| again.reverse == Some(f.index));
         }
         true
+    }
+
+    /// True if reverse entry `r` lost its forward entry (removed, or linked to
+    /// another): nothing removes it with a pair any more.
+    fn orphaned(&self, r: &FlowRef) -> bool {
+        r.reverse
+            .and_then(|i| self.table.get(i))
+            .is_none_or(|f| f.reverse != Some(r.index) || FlowAction::is_reverse(f.value.data))
     }
 
     /// Removes expired flow pairs; `now` is the coarse clock in seconds. Returns the
@@ -269,8 +288,14 @@ impl Flows {
                 .map_or(config.idle_timeout_secs, |o| o.timeout_secs)
         };
         let mut expired: Vec<FlowRef> = Vec::new();
+        let mut orphans: Vec<FlowRef> = Vec::new();
         self.table.for_each(|r, activity| {
             if FlowAction::is_reverse(r.value.data) {
+                // An orphan idle a while (not a pair being made this instant) goes:
+                // it would hold its key (a source NAT port) for good.
+                if now.saturating_sub(activity.last_seen) >= config.drop_timeout_secs && self.orphaned(r) {
+                    orphans.push(*r);
+                }
                 return;
             }
             let rev = r.reverse.map(|i| self.table.activity(i)).unwrap_or_default();
@@ -293,6 +318,11 @@ impl Flows {
         for f in expired {
             if self.remove_pair(&f) {
                 removed += 1;
+            }
+        }
+        for r in orphans {
+            if self.orphaned(&r) && self.table.remove(&r) {
+                self.orphans_removed.fetch_add(1, Ordering::Relaxed);
             }
         }
         self.aged.fetch_add(removed as u64, Ordering::Relaxed);
@@ -330,6 +360,32 @@ mod tests {
             }
         }
         assert_eq!(FlowAction::decode(0), None);
+    }
+
+    #[test]
+    fn a_reverse_entry_whose_forward_entry_went_is_aged_as_an_orphan() {
+        let config = FlowConfig {
+            entries: 64,
+            ..FlowConfig::default()
+        };
+        let flows = Flows::new(&config, 4);
+        flows.table.set_now(0);
+        let kept = insert(&flows, 1, FlowAction::Forward(NextHopId(2)));
+        let orphaned = insert(&flows, 2, FlowAction::Forward(NextHopId(2)));
+        // The forward entry alone goes (as a failed removal of its pair would leave it).
+        let f = flows.table.lookup(&orphaned, orphaned.hash()).unwrap();
+        assert!(flows.table.remove(&f));
+        let reverse = orphaned.reversed();
+        assert!(flows.table.lookup(&reverse, reverse.hash()).is_some());
+        // Young, it stays (a pair may be in the making); idle past the drop timeout it
+        // goes, and the other pair is untouched.
+        assert_eq!(flows.age(1, &config), 0);
+        assert!(flows.table.lookup(&reverse, reverse.hash()).is_some());
+        flows.age(config.drop_timeout_secs, &config);
+        assert!(flows.table.lookup(&reverse, reverse.hash()).is_none());
+        assert_eq!(flows.orphans_removed.load(Ordering::Relaxed), 1);
+        assert!(flows.table.lookup(&kept, kept.hash()).is_some());
+        assert!(flows.table.lookup(&kept.reversed(), kept.reversed().hash()).is_some());
     }
 
     fn insert(flows: &Flows, n: u8, action: FlowAction) -> FlowKey {
