@@ -31,6 +31,8 @@ pub struct HostInterface {
     reserved_before: Option<String>,
     /// IP forwarding before the vrouter turned it on (given back at exit).
     forwarding_before: Option<String>,
+    /// The strict reverse-path filter the vrouter loosened (given back at exit).
+    rp_filter_before: Option<String>,
 }
 
 const RESERVED_PORTS: &str = "net.ipv4.ip_local_reserved_ports";
@@ -53,6 +55,27 @@ fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// True if the kernel's reserved range `range` (`A-B` or `A`) lies within `ours`
+/// (two ranges, merged when they touch, as the kernel shows them).
+fn inside(range: &str, ours: [[u16; 2]; 2]) -> bool {
+    let mut bounds = range.split('-').map(|p| p.trim().parse::<u16>());
+    let (Some(Ok(first)), last) = (bounds.next(), bounds.next()) else {
+        return false;
+    };
+    let last = match last {
+        None => first,
+        Some(Ok(l)) => l,
+        Some(Err(_)) => return false,
+    };
+    let [mut a, mut b] = ours;
+    if a[0] > b[0] {
+        std::mem::swap(&mut a, &mut b);
+    }
+    let within = |[lo, hi]: [u16; 2]| lo <= first && last <= hi;
+    let merged = (u32::from(a[1]) + 1 >= u32::from(b[0])).then(|| [a[0], a[1].max(b[1])]);
+    within(a) || within(b) || merged.is_some_and(within)
 }
 
 fn read_sysctl(key: &str) -> Option<String> {
@@ -107,6 +130,7 @@ impl HostInterface {
             kernel: kernel.clone(),
             reserved_before: None,
             forwarding_before: None,
+            rp_filter_before: None,
         };
         sysctl(&format!("net.ipv4.conf.{kernel}.accept_local"), "1")?;
         sysctl(&format!("net.ipv4.conf.{kernel}.rp_filter"), "0")?;
@@ -115,6 +139,7 @@ impl HostInterface {
         if read_sysctl("net.ipv4.conf.all.rp_filter").as_deref() == Some("1") {
             tracing::warn!("net.ipv4.conf.all.rp_filter 1 (strict) set to 2 (loose): replies from node ports enter through {kernel}");
             sysctl("net.ipv4.conf.all.rp_filter", "2")?;
+            host.rp_filter_before = Some("1".into());
         }
         host.forwarding_before = read_sysctl("net.ipv4.ip_forward");
         sysctl("net.ipv4.ip_forward", "1")?;
@@ -140,8 +165,16 @@ impl HostInterface {
             // fabric program sends to the vrouter.
             let before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_reserved_ports")
                 .context("reading the kernel's reserved ports")?;
-            let before = before.trim().to_string();
-            let ranges = [config.snat_tcp_ports, config.snat_udp_ports].map(|[a, b]| format!("{a}-{b}"));
+            // Ranges a crashed vrouter left (the kernel may have merged them) are not
+            // the node's own: they are not kept as what to give back.
+            let ours = [config.snat_tcp_ports, config.snat_udp_ports];
+            let before: Vec<&str> = before
+                .trim()
+                .split(',')
+                .filter(|r| !r.is_empty() && !inside(r, ours))
+                .collect();
+            let before = before.join(",");
+            let ranges = ours.map(|[a, b]| format!("{a}-{b}"));
             let all: Vec<&str> = before
                 .split(',')
                 .filter(|r| !r.is_empty())
@@ -171,11 +204,35 @@ impl Drop for HostInterface {
     fn drop(&mut self) {
         // The routes go with the interface.
         let _ = Command::new("ip").args(["link", "del", &self.kernel]).output();
+        if let Some(before) = &self.rp_filter_before {
+            let _ = sysctl("net.ipv4.conf.all.rp_filter", before);
+        }
         if let Some(before) = &self.forwarding_before {
             let _ = sysctl("net.ipv4.ip_forward", before);
         }
         if let Some(before) = &self.reserved_before {
             let _ = sysctl(RESERVED_PORTS, if before.is_empty() { "\n" } else { before });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inside;
+
+    #[test]
+    fn ranges_a_crashed_vrouter_left_are_recognised_merged_or_not() {
+        let ours = [[57_000, 60_999], [61_000, 64_999]];
+        assert!(inside("57000-60999", ours));
+        assert!(inside("61000-64999", ours));
+        assert!(inside("57000-64999", ours), "the kernel merges touching ranges");
+        assert!(inside("58000", ours));
+        assert!(!inside("56000-57500", ours));
+        assert!(!inside("8080", ours));
+        assert!(!inside("x-1", ours));
+        assert!(
+            !inside("57000-64999", [[57_000, 58_000], [61_000, 64_999]]),
+            "a gap is not ours"
+        );
     }
 }
