@@ -94,7 +94,8 @@ impl From<&control_client::ModelError> for ErrorCode {
             | M::UnknownVrf(_)
             | M::UnknownRoute { .. }
             | M::UnknownService(_)
-            | M::UnknownFloatingIp(_) => ErrorCode::NotFound,
+            | M::UnknownFloatingIp(_)
+            | M::UnknownPolicy(_) => ErrorCode::NotFound,
             M::TooManyInterfaces(_) | M::TooManyVrfs(_) => ErrorCode::ResourceExhausted,
             M::InterfaceInUse { .. } | M::ParentInUse { .. } | M::HostInterface(_) => ErrorCode::InUse,
             M::InvalidInterfaceName(_)
@@ -110,7 +111,8 @@ impl From<&control_client::ModelError> for ErrorCode {
             | M::InvalidVni { .. }
             | M::InvalidVlan(_)
             | M::InvalidService(_)
-            | M::InvalidFloatingIp(_) => ErrorCode::InvalidArgument,
+            | M::InvalidFloatingIp(_)
+            | M::InvalidPolicy(_) => ErrorCode::InvalidArgument,
         }
     }
 }

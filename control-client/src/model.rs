@@ -246,6 +246,12 @@ pub enum ModelError {
     /// No floating IP of that name.
     #[error("no floating IP named {0:?}")]
     UnknownFloatingIp(String),
+    /// A network policy that cannot be.
+    #[error("invalid network policy: {0}")]
+    InvalidPolicy(String),
+    /// No network policy of that name.
+    #[error("no network policy named {0:?}")]
+    UnknownPolicy(String),
     /// The port carries VLAN sub-interfaces, which go first.
     #[error("interface {name:?} carries VLAN sub-interfaces {subinterfaces:?}: remove them first")]
     ParentInUse {
@@ -297,6 +303,11 @@ pub struct DesiredState {
     /// Services by name.
     services: BTreeMap<String, ServiceSpec>,
     floating_ips: BTreeMap<String, FloatingIpSpec>,
+    /// Network policies by name.
+    #[serde(default)]
+    policies: BTreeMap<String, PolicySpec>,
+    #[serde(skip)]
+    policy_version: u64,
     max_interfaces: usize,
     fabric_info: FabricInfo,
     vrf_vnis: BTreeMap<String, u32>,
@@ -741,6 +752,7 @@ mod builder;
 mod builder_tests;
 mod floating;
 mod learned;
+mod policy;
 mod ports;
 mod services;
 mod vlan;
@@ -749,6 +761,7 @@ mod vrfs;
 pub use builder::SnapshotBuilder;
 pub use floating::{FloatingIpSpec, MAX_FLOATING_IPS};
 pub use learned::PeerId;
+pub use policy::{PolicyPeer, PolicyPod, PolicyPort, PolicyRule, PolicySpec, MAX_POLICIES};
 pub use ports::{PortIdentity, FIRST_LABEL, LAST_LABEL};
 pub use services::{
     HealthCheck, HealthCheckKind, L4Protocol, ServicePort, ServiceSpec, MAX_BACKENDS, MAX_SERVICE_PORTS,

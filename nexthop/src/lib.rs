@@ -21,6 +21,7 @@ mod floating;
 mod ids;
 mod lpm;
 mod nexthop;
+pub mod policy;
 mod route;
 pub mod service;
 mod snapshot;
@@ -29,6 +30,7 @@ pub mod snat;
 pub use floating::{FloatingEntry, FloatingIps};
 pub use lpm::{v4_key, v6_key, LpmKey, LpmTable};
 pub use nexthop::{NextHop, NextHopId};
+pub use policy::Policies;
 pub use route::{Route, RouteSlot, MAX_ROUTE_SLOTS, VOLATILE_SLOT};
 pub use service::{Nat, NatAddr, NatSide, NatTarget, ServiceEntry, ServiceKey, Services};
 pub use snapshot::{

@@ -145,6 +145,8 @@ pub struct Snapshot {
     pub host: Option<HostPort>,
     /// Fabric source NAT, if configured (needs the node's interface).
     pub snat: Option<crate::Snat>,
+    /// Network policy of the local pods (empty: every connection allowed).
+    pub policies: std::sync::Arc<crate::Policies>,
 }
 
 /// The node's own interface (see [`InterfaceKind::Host`]) as the packet path uses it.

@@ -108,6 +108,9 @@ drop_reasons! {
     /// A pod's new connection out of the cluster found no free fabric source NAT port
     /// for its destination (`host.snat_tcp_ports`, `host.snat_udp_ports`).
     SnatExhausted = "snat_exhausted",
+    /// Denied by network policy: no rule of the policies that select the sending
+    /// pod (egress) or the receiving pod (ingress) allows the connection.
+    Policy = "policy",
 }
 
 impl DropReason {

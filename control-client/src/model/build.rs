@@ -61,6 +61,7 @@ impl SnapshotBuilder {
         let mut snap = compile.snap;
         self.finish(&mut snap, generation);
         self.finish_services(&mut snap, services, floating, generation);
+        self.finish_policies(&mut snap, state, generation);
         snap
     }
 }

@@ -9,6 +9,7 @@ use std::hash::Hash;
 
 mod nat;
 mod patch;
+mod policy;
 
 pub(super) use nat::{backend_id, NatArena};
 
@@ -38,6 +39,11 @@ pub struct SnapshotBuilder {
     services: std::sync::Arc<nexthop::Services>,
     /// The floating IPs of the last full build.
     floating: std::sync::Arc<nexthop::FloatingIps>,
+    /// The compiled policies of the last full build, and what they were made from.
+    policies: std::sync::Arc<nexthop::Policies>,
+    policy_input: policy::PolicyInput,
+    /// Connections denied per policy, by name (kept while the policy is).
+    policy_counters: std::collections::BTreeMap<String, std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -136,6 +142,9 @@ impl SnapshotBuilder {
             nat: NatArena::default(),
             services: Default::default(),
             floating: Default::default(),
+            policies: Default::default(),
+            policy_input: Default::default(),
+            policy_counters: Default::default(),
         }
     }
 

@@ -185,10 +185,16 @@ fn decide_slow(
     if FlowAction::is_translated(word) || claimed {
         return super::nat::decide_again(snap, ctx, iface, key, f, bytes, tracked);
     }
-    let (route, slot) = resolve(snap, &mut ctx.routes, key);
+    let (mut route, slot) = resolve(snap, &mut ctx.routes, key);
+    let reverse = FlowAction::is_reverse(word);
+    if matches!(route, Decision::Forward(_))
+        && super::policy::denies_again(snap, &mut ctx.deny_log, ctx.flows.table.now(), key, reverse)
+    {
+        route = Decision::Drop(DropReason::Policy);
+    }
     if let Some(a) = cacheable(route) {
         let value = FlowValue {
-            data: a.encode(slot, FlowAction::is_reverse(word)),
+            data: a.encode(slot, reverse),
             generation,
             ..f.value
         };
@@ -221,21 +227,39 @@ pub(super) fn setup(
             return super::nat::setup_translated(snap, ctx, iface, key, t, bytes, tracked);
         }
     }
-    let PipelineContext { flows, routes, .. } = ctx;
+    let PipelineContext {
+        flows,
+        routes,
+        deny_log,
+        ..
+    } = ctx;
     let table = &flows.table;
     let generation = snap.generation as u32;
-    let (route, slot) = resolve(snap, routes, key);
+    let (mut route, slot) = resolve(snap, routes, key);
     if route == Decision::NoRoute && super::snat::applies(snap, iface, key).is_some() {
         return super::snat::setup(snap, ctx, iface, key, slot, bytes, tracked);
     }
-    let Some(action) = cacheable(route) else { return route };
+    let Some(mut action) = cacheable(route) else {
+        return route;
+    };
+    // A denied connection is cached as a drop, both ways.
+    let denied = !snap.policies.is_empty()
+        && matches!(action, FlowAction::Forward(_))
+        && super::policy::denies(snap, deny_log, table.now(), key, key);
+    if denied {
+        (action, route) = (FlowAction::Drop(DropReason::Policy), Decision::Drop(DropReason::Policy));
+    }
     if !flows.reserve_for(iface) {
         return Decision::Drop(DropReason::FlowLimit);
     }
     let reverse_key = key.reversed();
     let (reverse_route, reverse_slot) = resolve(snap, routes, &reverse_key);
     let reverse_route = or_host(snap, iface.vif, reverse_route);
-    let reverse_action = cacheable(reverse_route).unwrap_or(FlowAction::Drop(DropReason::NoRoute));
+    let reverse_action = match cacheable(reverse_route) {
+        _ if denied => FlowAction::Drop(DropReason::Policy),
+        Some(a) => a,
+        None => FlowAction::Drop(DropReason::NoRoute),
+    };
     let value = |a: FlowAction, slot: RouteSlot, rev: bool| FlowValue {
         data: a.encode(slot, rev),
         generation,

@@ -21,6 +21,7 @@ mod native;
 mod ndp;
 mod outer_cache;
 mod police;
+pub mod policy;
 mod route_cache;
 mod snat;
 mod subinterface;
@@ -168,6 +169,8 @@ pub struct PipelineContext {
     pub routes: RouteCache,
     /// This worker's outer headers per tunnel under the current snapshot.
     pub outer: OuterCache,
+    /// Rate limit of this worker's policy deny log lines.
+    pub deny_log: policy::DenyLog,
 }
 
 impl PipelineContext {
@@ -179,6 +182,7 @@ impl PipelineContext {
             flows,
             routes: RouteCache::default(),
             outer: OuterCache::default(),
+            deny_log: policy::DenyLog::default(),
         }
     }
 }

@@ -323,7 +323,12 @@ pub(super) fn setup_translated(
     bytes: u32,
     tracked: u8,
 ) -> Decision {
-    let PipelineContext { flows, routes, .. } = ctx;
+    let PipelineContext {
+        flows,
+        routes,
+        deny_log,
+        ..
+    } = ctx;
     let (route, slot) = flow::resolve(snap, routes, &t.route);
     let Decision::Forward(nh) = route else {
         // No route to the backend (or it is dropped): as routing says, not cached.
@@ -331,6 +336,17 @@ pub(super) fn setup_translated(
     };
     if !flows.reserve_for(iface) {
         return Decision::Drop(DropReason::FlowLimit);
+    }
+    if !snap.policies.is_empty() && super::policy::denies(snap, deny_log, flows.table.now(), key, &t.route) {
+        // Cached as an untranslated drop, both ways: when policies change, the flow
+        // to the service is set up anew (see `decide_again`).
+        let value = |rev: bool| FlowValue {
+            data: FlowAction::Drop(DropReason::Policy).encode(slot, rev),
+            generation: snap.generation as u32,
+            owner: iface.vif.0,
+        };
+        let inserted = flows.table.insert_pair((key, value(false)), (&t.reverse, value(true)));
+        return flow::installed(ctx, iface, inserted, Decision::Drop(DropReason::Policy), bytes, tracked);
     }
     // Replies: from the backend to the client, translated back to the service.
     let (reverse_route, reverse_slot) = flow::resolve(snap, routes, &t.reverse_route);
@@ -397,12 +413,34 @@ pub(super) fn decide_again(
             None => *key,
         };
         let (route, slot) = flow::resolve(snap, &mut ctx.routes, &to_client);
+        // The connection as its client opened it, for policy: the reply's route key
+        // turned round (a hairpin is a pod reaching itself: always allowed).
+        let now = ctx.flows.table.now();
+        if !hairpin && super::policy::denies_again(snap, &mut ctx.deny_log, now, &to_client, true) {
+            let data = FlowAction::Drop(DropReason::Policy).encode(slot, true) | FLAG_NAT;
+            table.update(
+                &f,
+                FlowValue {
+                    data,
+                    generation,
+                    ..f.value
+                },
+            );
+            return Decision::Drop(DropReason::Policy);
+        }
         (flow::or_host(snap, nexthop::Vif(f.value.owner), route), slot, kept)
     } else if let Some(nat) = kept.filter(|n| n.side == NatSide::FabricSource) {
         return super::snat::decide_again(snap, ctx, iface, key, f, nat, bytes, tracked);
     } else {
         let still = flow::service_of(snap, key).zip(kept.filter(|_| FlowAction::is_translated(f.value.data)));
         match still.and_then(|(service, nat)| kept_backend_route(snap, key, service, nat)) {
+            // A policy change that now denies it: set up anew, as a drop.
+            Some(route_key)
+                if !snap.policies.is_empty() && super::policy::verdict(snap, key, &route_key).denied_by().is_some() =>
+            {
+                ctx.flows.remove_pair(&f);
+                return flow::setup(snap, ctx, iface, key, bytes, tracked);
+            }
             Some(route_key) => {
                 let (route, slot) = flow::resolve(snap, &mut ctx.routes, &route_key);
                 (route, slot, kept)

@@ -53,6 +53,12 @@ pub(super) fn setup(
     let Some(range) = snat.range(key.proto()) else {
         return Decision::NoRoute;
     };
+    // Egress policy (ipBlock rules name addresses outside the cluster); a denied
+    // connection takes no port and is not cached.
+    let now = ctx.flows.table.now();
+    if !snap.policies.is_empty() && super::policy::denies(snap, &mut ctx.deny_log, now, key, key) {
+        return Decision::Drop(DropReason::Policy);
+    }
     // The reply goes to the pod: its route now, as the reverse entry's.
     let (back, back_slot) = flow::resolve(snap, &mut ctx.routes, &key.reversed());
     let Some(back) = flow::cacheable(back) else {
@@ -139,8 +145,9 @@ pub(super) fn decide_again(
     tracked: u8,
 ) -> Decision {
     let (route, slot) = flow::resolve(snap, &mut ctx.routes, key);
+    let allowed = snap.policies.is_empty() || super::policy::verdict(snap, key, key).allowed();
     match snap.host {
-        Some(host) if route == Decision::NoRoute && applies(snap, iface, key).is_some() => {
+        Some(host) if allowed && route == Decision::NoRoute && applies(snap, iface, key).is_some() => {
             let value = FlowValue {
                 data: FlowAction::Forward(host.nexthop).encode(slot, false) | FLAG_NAT,
                 generation: snap.generation as u32,

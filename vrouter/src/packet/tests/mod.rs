@@ -507,6 +507,7 @@ mod floating;
 mod flows;
 mod mtu;
 mod node_ports;
+mod policy;
 mod services;
 mod spoofing;
 mod tunnel;

@@ -1,0 +1,172 @@
+//! Network policies in the desired state: Kubernetes NetworkPolicies with their
+//! selectors already resolved to addresses (by the manifest translation, or by the
+//! operator through the API). A policy names the pods it selects by VRF and address,
+//! and per direction the rules that allow traffic; a direction without a rule list
+//! is not isolated by it, an empty list denies everything that way.
+
+use super::{DesiredState, L4Protocol, ModelError};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// Policies one node holds at most.
+pub const MAX_POLICIES: usize = 10_000;
+/// Rules (both directions) one policy holds at most.
+pub const MAX_POLICY_RULES: usize = 1_000;
+/// Peers plus ports one rule holds at most, and pods one policy selects at most.
+pub const MAX_POLICY_ITEMS: usize = 65_536;
+
+/// A network policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Its name (`namespace/name`); adding one of the same name replaces it.
+    pub name: String,
+    /// The pods it selects.
+    pub pods: Vec<PolicyPod>,
+    /// Connections the selected pods may receive; `None`: it does not restrict them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<Vec<PolicyRule>>,
+    /// Connections the selected pods may open; `None`: it does not restrict them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<Vec<PolicyRule>>,
+}
+
+/// A selected pod: one of its addresses in its VRF.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPod {
+    /// The pod's VRF.
+    pub vrf: String,
+    /// Its address.
+    pub ip: IpAddr,
+}
+
+/// One rule: traffic from (ingress) or to (egress) any of the peers, to any of the
+/// ports, is allowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    /// Peer address blocks (a pod is its address as a host prefix); empty: any peer.
+    #[serde(default)]
+    pub peers: Vec<PolicyPeer>,
+    /// Destination ports; empty: every protocol and port.
+    #[serde(default)]
+    pub ports: Vec<PolicyPort>,
+}
+
+/// A peer block: a prefix, less the prefixes in `except`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPeer {
+    /// The prefix.
+    pub cidr: IpNet,
+    /// Prefixes inside it that are not allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<IpNet>,
+}
+
+/// Destination ports of one protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPort {
+    /// The protocol.
+    pub protocol: L4Protocol,
+    /// The port; `None`: every port of the protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The last port of a range starting at `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_port: Option<u16>,
+}
+
+impl PolicyPort {
+    /// The data plane's form.
+    pub fn to_match(self) -> nexthop::policy::PortMatch {
+        let first = self.port.unwrap_or(0);
+        nexthop::policy::PortMatch {
+            proto: Some(self.protocol.number()),
+            first,
+            last: match self.port {
+                None => u16::MAX,
+                Some(p) => self.end_port.unwrap_or(p),
+            },
+        }
+    }
+}
+
+impl PolicySpec {
+    /// Why the policy cannot be, if it cannot.
+    fn problem(&self) -> Option<String> {
+        let name = &self.name;
+        if name.is_empty() || name.len() > 253 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Some(format!("name {name:?}: 1-253 characters, no whitespace"));
+        }
+        if self.pods.len() > MAX_POLICY_ITEMS {
+            return Some(format!("selects {} pods, at most {MAX_POLICY_ITEMS}", self.pods.len()));
+        }
+        if let Some(pod) = self.pods.iter().find(|p| super::validate_vrf_name(&p.vrf).is_err()) {
+            return Some(format!("pod {} in invalid VRF {:?}", pod.ip, pod.vrf));
+        }
+        let rules = self.ingress.iter().chain(self.egress.iter()).flatten();
+        if rules.clone().count() > MAX_POLICY_RULES {
+            return Some(format!("more than {MAX_POLICY_RULES} rules"));
+        }
+        for rule in rules {
+            if rule.peers.len() + rule.ports.len() > MAX_POLICY_ITEMS {
+                return Some(format!("a rule with more than {MAX_POLICY_ITEMS} peers and ports"));
+            }
+            for peer in &rule.peers {
+                if let Some(e) = peer.except.iter().find(|e| !peer.cidr.contains(*e)) {
+                    return Some(format!("except {e} is not inside {}", peer.cidr));
+                }
+            }
+            for port in &rule.ports {
+                match (port.port, port.end_port) {
+                    (None, Some(_)) => return Some("endPort without port".into()),
+                    (Some(p), Some(end)) if end < p => return Some(format!("endPort {end} below port {p}")),
+                    _ => {}
+                }
+            }
+        }
+        None
+    }
+}
+
+impl DesiredState {
+    /// Adds policy `spec`, or replaces the one of that name.
+    pub fn add_policy(&mut self, spec: PolicySpec) -> Result<(), ModelError> {
+        if let Some(why) = spec.problem() {
+            return Err(ModelError::InvalidPolicy(why));
+        }
+        if !self.policies.contains_key(&spec.name) && self.policies.len() >= MAX_POLICIES {
+            return Err(ModelError::InvalidPolicy(format!(
+                "{MAX_POLICIES} policies exist already"
+            )));
+        }
+        self.policies.insert(spec.name.clone(), spec);
+        self.policy_version += 1;
+        Ok(())
+    }
+
+    /// Removes policy `name`; returns what it was.
+    pub fn remove_policy(&mut self, name: &str) -> Result<PolicySpec, ModelError> {
+        let spec = self
+            .policies
+            .remove(name)
+            .ok_or_else(|| ModelError::UnknownPolicy(name.to_string()))?;
+        self.policy_version += 1;
+        Ok(spec)
+    }
+
+    /// Counts policy changes (the snapshot builder compiles policies again when it
+    /// moved).
+    pub(super) fn policy_version(&self) -> u64 {
+        self.policy_version
+    }
+
+    /// The policies, by name.
+    pub fn policies(&self) -> impl Iterator<Item = &PolicySpec> {
+        self.policies.values()
+    }
+}

@@ -1,0 +1,101 @@
+//! The policy stage of flow setup (see [`nexthop::policy`]): a new connection's
+//! verdict, once per connection, on the key as its client sent it and the key it is
+//! routed by after translation. A denied connection is installed as a drop flow
+//! (both directions), counted under `policy` per packet and per policy per
+//! connection, and logged with the policy and rule that decided, rate limited per
+//! worker.
+
+use flow_table::FlowKey;
+use nexthop::policy::{Connection, Verdict};
+use nexthop::{Snapshot, VrfId};
+
+/// Deny log lines one worker writes per second at most.
+const DENY_LOGS_PER_SECOND: u32 = 20;
+
+/// Per-worker rate limit of deny log lines.
+#[derive(Debug, Default)]
+pub struct DenyLog {
+    second: u32,
+    written: u32,
+    suppressed: u64,
+}
+
+impl DenyLog {
+    /// True if a line may be written in second `now`.
+    fn admit(&mut self, now: u32) -> bool {
+        if now != self.second {
+            if self.suppressed != 0 {
+                tracing::warn!(
+                    suppressed = self.suppressed,
+                    "policy deny log lines suppressed by its rate limit"
+                );
+            }
+            self.second = now;
+            self.written = 0;
+            self.suppressed = 0;
+        }
+        self.written += 1;
+        if self.written > DENY_LOGS_PER_SECOND {
+            self.suppressed += 1;
+            return false;
+        }
+        true
+    }
+}
+
+/// The connection `pre` (as sent) that is delivered as `post` (translated).
+#[inline]
+pub fn connection(pre: &FlowKey, post: &FlowKey) -> Connection {
+    Connection {
+        src_vrf: VrfId(pre.vrf()),
+        src: pre.src_addr(),
+        dst_vrf: VrfId(post.vrf()),
+        dst: post.dst_addr(),
+        proto: post.proto(),
+        dst_port: post.dst_port(),
+    }
+}
+
+/// The verdict on connection `pre` delivered as `post`.
+pub fn verdict(snap: &Snapshot, pre: &FlowKey, post: &FlowKey) -> Verdict {
+    snap.policies.check(&connection(pre, post))
+}
+
+/// True if policy denies a new connection `pre` delivered as `post`; a denial is
+/// counted for its policy and logged. Call only with policies present
+/// (`!snap.policies.is_empty()`): the common case pays that one branch.
+#[cold]
+#[inline(never)]
+pub(super) fn denies(snap: &Snapshot, log: &mut DenyLog, now: u32, pre: &FlowKey, post: &FlowKey) -> bool {
+    let v = verdict(snap, pre, post);
+    let Some((direction, policy)) = v.denied_by() else {
+        return false;
+    };
+    snap.policies.count_denied(policy);
+    if log.admit(now) {
+        tracing::warn!(
+            policy = snap.policies.name(policy),
+            rule = "default deny: no rule of the policies selecting the pod matches",
+            direction = direction.label(),
+            vrf = pre.vrf(),
+            src = %pre.src_addr(),
+            dst = %post.dst_addr(),
+            proto = post.proto(),
+            src_port = pre.src_port(),
+            dst_port = post.dst_port(),
+            "connection denied by network policy"
+        );
+    }
+    true
+}
+
+/// True if policy denies the connection whose cached decision is being made again:
+/// entry `key` (a reverse entry stands for its connection's first direction).
+#[inline]
+pub(super) fn denies_again(snap: &Snapshot, log: &mut DenyLog, now: u32, key: &FlowKey, reverse: bool) -> bool {
+    if snap.policies.is_empty() {
+        return false;
+    }
+    let connection = if reverse { key.reversed() } else { *key };
+    denies(snap, log, now, &connection, &connection)
+}
