@@ -1,7 +1,7 @@
 //! Requests: one per line, tagged by `op`.
 
 use control_client::contrail::PortBinding;
-use control_client::{FloatingIpSpec, InterfaceSpec, RouteSpec, ServiceSpec};
+use control_client::{FloatingIpSpec, InterfaceSpec, PolicySpec, RouteSpec, ServiceSpec};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +121,19 @@ pub enum Request {
     },
     /// Floating IPs (`fip list`).
     FloatingIps,
+    /// Add a network policy (selectors resolved to addresses), or replace the one of
+    /// that name; open connections are decided again on their next packet.
+    AddPolicy {
+        /// The policy.
+        spec: PolicySpec,
+    },
+    /// Remove a network policy.
+    RemovePolicy {
+        /// Its name.
+        name: String,
+    },
+    /// Network policies (`policy list`).
+    Policies,
 }
 
 /// Flows listed when a request gives no limit.
@@ -185,6 +198,8 @@ impl Request {
                 | Request::BindPort { .. }
                 | Request::AddFloatingIp { .. }
                 | Request::RemoveFloatingIp { .. }
+                | Request::AddPolicy { .. }
+                | Request::RemovePolicy { .. }
         )
     }
 }

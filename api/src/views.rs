@@ -50,6 +50,9 @@ pub struct FlowView {
     pub packets: u64,
     /// Bytes.
     pub bytes: u64,
+    /// The network policy verdict on its connection, when policies are in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<FlowPolicyView>,
     /// Seconds since the last packet.
     pub idle_secs: u32,
     /// TCP flags seen (FIN 1, SYN 2, RST 4).
@@ -114,6 +117,36 @@ pub struct FlowNatView {
     pub ip: std::net::IpAddr,
     /// The port it becomes.
     pub port: u16,
+}
+
+/// The network policy verdict on a flow's connection, in the `flow` view: each side
+/// as `open` (no policy selects that pod that way), `allowed by NAME rule N`, or
+/// `denied by NAME (no rule matches)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowPolicyView {
+    /// True unless a side denies.
+    pub allowed: bool,
+    /// The sending pod's egress side.
+    pub egress: String,
+    /// The receiving pod's ingress side.
+    pub ingress: String,
+}
+
+/// A network policy in the `policy` view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyView {
+    /// Its name (`namespace/name`).
+    pub name: String,
+    /// The rules of each direction it restricts (`None`: it does not restrict it).
+    pub ingress_rules: Option<usize>,
+    /// Egress rules.
+    pub egress_rules: Option<usize>,
+    /// Pods it selects, in the whole cluster.
+    pub pods: usize,
+    /// Those of them attached to this node (`VRF/address`).
+    pub local_pods: Vec<String>,
+    /// Connections it denied since it came (per this node).
+    pub denied: u64,
 }
 
 /// One service port in the `service` view.

@@ -306,6 +306,19 @@ pub struct Policies {
     pub pods: FastMap<(VrfId, IpAddr), PodPolicy>,
     /// The node's own addresses: connections from them are not checked.
     pub node_addresses: Vec<IpAddr>,
+    /// What each policy is, for views, by [`PolicyId`].
+    pub summaries: Vec<PolicySummary>,
+}
+
+/// A policy's size, for views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PolicySummary {
+    /// Its ingress rules (`None`: it does not restrict ingress).
+    pub ingress_rules: Option<usize>,
+    /// Its egress rules.
+    pub egress_rules: Option<usize>,
+    /// The pods it selects in the whole cluster.
+    pub pods: usize,
 }
 
 impl Policies {

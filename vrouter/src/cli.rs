@@ -17,7 +17,9 @@ use nexthop::{MacAddr, NextHop};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
+mod policy;
 mod views;
+pub use policy::PolicyAction;
 pub use views::api_command;
 
 /// Default API socket.
@@ -112,6 +114,12 @@ pub enum Command {
         /// list, add or delete.
         #[command(subcommand)]
         action: FipAction,
+    },
+    /// Network policies (selectors resolved to addresses): list, add or replace, delete.
+    Policy {
+        /// list, add or delete.
+        #[command(subcommand)]
+        action: PolicyAction,
     },
     /// Process status.
     Status,

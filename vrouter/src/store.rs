@@ -288,6 +288,17 @@ impl StateStore {
         files::load_or_move_aside(&self.dir.join("floating_ips.json"))
     }
 
+    /// Records the network policies.
+    pub fn save_policies(&self, policies: &[control_client::PolicySpec]) -> anyhow::Result<()> {
+        files::write_durably(&self.dir.join("policies.json"), &serde_json::to_vec_pretty(policies)?)
+    }
+
+    /// The recorded network policies (none if unreadable: the file is moved aside
+    /// and reported).
+    pub fn load_policies(&self) -> (Vec<control_client::PolicySpec>, Vec<String>) {
+        files::load_or_move_aside(&self.dir.join("policies.json"))
+    }
+
     /// Records the ports bound to the control node's configuration.
     pub fn save_bindings(&self, bindings: &[PortBinding]) -> anyhow::Result<()> {
         files::write_durably(&self.dir.join("bindings.json"), &serde_json::to_vec_pretty(bindings)?)

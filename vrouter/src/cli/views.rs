@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn print<T: serde::Serialize>(json: bool, value: &T, table: impl FnOnce(&T)) -> anyhow::Result<()> {
+pub(super) fn print<T: serde::Serialize>(json: bool, value: &T, table: impl FnOnce(&T)) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {
@@ -196,8 +196,12 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     let tuple = format!("{}:{} > {}:{}", f.src, f.src_port, f.dst, f.dst_port);
                     let reverse = f.reverse.map_or_else(|| "-".into(), |r| r.to_string());
                     let stale = if f.stale { " (stale)" } else { "" };
+                    let policy = f
+                        .policy
+                        .as_ref()
+                        .map_or_else(String::new, |p| format!("  egress {}, ingress {}", p.egress, p.ingress));
                     println!(
-                        "{:>8} {:>8} {:<10} {:<40} {:>5} {:<26} {:>10} {:>12} {:>5}s",
+                        "{:>8} {:>8} {:<10} {:<40} {:>5} {:<26} {:>10} {:>12} {:>5}s{policy}",
                         f.index,
                         reverse,
                         f.vrf,
@@ -534,6 +538,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 println!("{:<24} {:>12}", "icmp_errors_suppressed", d.icmp_errors_suppressed);
             })
         }
+        Command::Policy { action } => super::policy::run(&api, json, action),
         Command::Status => {
             let s: StatusView = api.call(&Request::Status)?;
             print(json, &s, |s| {

@@ -330,6 +330,16 @@ impl Control {
                 tracing::warn!(floating_ip = %name, "stored floating IP not restored: {e}");
             }
         }
+        let (policies, policy_problems) = self.store.load_policies();
+        policy_problems
+            .iter()
+            .for_each(|p| tracing::warn!("state file skipped: {p}"));
+        for spec in policies {
+            let name = spec.name.clone();
+            if let Err(e) = self.model.add_policy(spec) {
+                tracing::warn!(policy = %name, "stored network policy not restored: {e}");
+            }
+        }
         let (vnis, vni_problems) = self.store.load_vnis();
         vni_problems
             .iter()
@@ -677,6 +687,33 @@ impl Control {
         self.model = next;
         self.publish();
         Ok(())
+    }
+
+    /// Adds or replaces a network policy: recorded first, then applied.
+    pub fn add_policy(&mut self, spec: control_client::PolicySpec) -> Result<(), ControlError> {
+        let mut next = self.model.clone();
+        next.add_policy(spec)?;
+        self.record_policies(&next, "network policy not added")?;
+        self.model = next;
+        self.publish();
+        Ok(())
+    }
+
+    /// Removes a network policy: recorded first, then applied.
+    pub fn remove_policy(&mut self, name: &str) -> Result<(), ControlError> {
+        let mut next = self.model.clone();
+        next.remove_policy(name)?;
+        self.record_policies(&next, "network policy not removed")?;
+        self.model = next;
+        self.publish();
+        Ok(())
+    }
+
+    fn record_policies(&self, model: &DesiredState, what: &'static str) -> Result<(), ControlError> {
+        let policies: Vec<control_client::PolicySpec> = model.policies().cloned().collect();
+        self.store.save_policies(&policies).map_err(|e| {
+            ControlError::StateDirectory(e.context(format!("{what}: the state directory could not record it")))
+        })
     }
 
     fn record_floating_ips(&self, model: &DesiredState, what: &'static str) -> Result<(), ControlError> {

@@ -63,6 +63,10 @@ pub enum Change {
     PeerSynced(PeerId),
     /// Add or replace a floating IP.
     AddFloatingIp(control_client::FloatingIpSpec),
+    /// Add or replace a network policy.
+    AddPolicy(control_client::PolicySpec),
+    /// Remove a network policy.
+    RemovePolicy(String),
     /// Remove a floating IP.
     RemoveFloatingIp(String),
     /// Bind a port to a virtual machine interface of the configuration.
@@ -107,6 +111,8 @@ impl Change {
             Request::RemoveService { name } => Change::RemoveService(name),
             Request::BindPort { binding } => Change::BindPort(binding),
             Request::AddFloatingIp { spec } => Change::AddFloatingIp(spec),
+            Request::AddPolicy { spec } => Change::AddPolicy(spec),
+            Request::RemovePolicy { name } => Change::RemovePolicy(name),
             Request::RemoveFloatingIp { name } => Change::RemoveFloatingIp(name),
             _ => return None,
         })
@@ -339,6 +345,14 @@ fn apply(control: &mut Control, change: Change) -> ChangeResult {
         }
         Change::AddFloatingIp(spec) => {
             control.add_floating_ip(spec)?;
+            serde_json::Value::Null
+        }
+        Change::AddPolicy(spec) => {
+            control.add_policy(spec)?;
+            serde_json::Value::Null
+        }
+        Change::RemovePolicy(name) => {
+            control.remove_policy(&name)?;
             serde_json::Value::Null
         }
         Change::RemoveFloatingIp(name) => {

@@ -12,6 +12,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod policy;
 mod snat;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -106,6 +107,7 @@ impl Views {
             Request::Services => serde_json::to_value(self.services()),
             Request::Snat => serde_json::to_value(self.snat()),
             Request::FloatingIps => serde_json::to_value(self.floating_ips()),
+            Request::Policies => serde_json::to_value(self.policies()),
             Request::Config => serde_json::to_value(self.config.lock().map(|c| c.clone()).unwrap_or_default()),
             other => {
                 return Err(ApiError::new(
@@ -426,16 +428,17 @@ impl Views {
                 },
                 None => FlowActionView::Unknown,
             };
-            let nat = FlowAction::is_translated(r.value.data)
+            let translation = FlowAction::is_translated(r.value.data)
                 .then(|| nexthop::Nat::decode(table.transform(r.index)))
-                .flatten()
-                .and_then(|n| {
-                    Some(FlowNatView {
-                        destination: matches!(n.side, nexthop::NatSide::Destination | nexthop::NatSide::HairpinOut),
-                        ip: snap.nat_target(n.target)?,
-                        port: n.port,
-                    })
-                });
+                .flatten();
+            let policy = policy::flow_policy(&snap, &r.key, FlowAction::is_reverse(r.value.data), translation);
+            let nat = translation.and_then(|n| {
+                Some(FlowNatView {
+                    destination: matches!(n.side, nexthop::NatSide::Destination | nexthop::NatSide::HairpinOut),
+                    ip: snap.nat_target(n.target)?,
+                    port: n.port,
+                })
+            });
             out.push(FlowView {
                 index: r.index,
                 reverse: r.reverse,
@@ -455,6 +458,7 @@ impl Views {
                 stale: !snap.decision_holds(r.value.generation, FlowAction::slot(r.value.data)),
                 packets: activity.packets,
                 bytes: activity.bytes,
+                policy,
                 idle_secs: now.saturating_sub(activity.last_seen),
                 tcp_flags: activity.tcp_flags,
             });

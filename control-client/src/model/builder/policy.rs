@@ -154,6 +154,14 @@ impl SnapshotBuilder {
             denied,
             pods,
             node_addresses: input.node.clone(),
+            summaries: specs
+                .iter()
+                .map(|s| nexthop::policy::PolicySummary {
+                    ingress_rules: s.ingress.as_ref().map(Vec::len),
+                    egress_rules: s.egress.as_ref().map(Vec::len),
+                    pods: s.pods.len(),
+                })
+                .collect(),
         }
     }
 }
