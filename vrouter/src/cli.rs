@@ -17,6 +17,7 @@ use nexthop::{MacAddr, NextHop};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
+mod apply;
 mod policy;
 mod views;
 pub use policy::PolicyAction;
@@ -120,6 +121,34 @@ pub enum Command {
         /// list, add or delete.
         #[command(subcommand)]
         action: PolicyAction,
+    },
+    /// Apply Kubernetes manifests (a YAML file or a directory of them: Namespaces,
+    /// Pods, Services, Endpoints, EndpointSlices, NetworkPolicies): their services and
+    /// network policies are added or replaced.
+    Apply {
+        /// The file or directory.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// The shared network's name (kube-manager's cluster network).
+        #[arg(long, default_value = "cluster-network")]
+        cluster_network: String,
+        /// Also remove the services and policies named namespace/name that the
+        /// manifests no longer define.
+        #[arg(long)]
+        prune: bool,
+        /// Print the translation (networks, pod placement, services, policies,
+        /// warnings) as JSON instead of applying it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove the services and network policies Kubernetes manifests define.
+    Delete {
+        /// The file or directory.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// The shared network's name.
+        #[arg(long, default_value = "cluster-network")]
+        cluster_network: String,
     },
     /// Process status.
     Status,

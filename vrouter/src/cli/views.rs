@@ -539,6 +539,13 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
             })
         }
         Command::Policy { action } => super::policy::run(&api, json, action),
+        Command::Apply {
+            file,
+            cluster_network,
+            prune,
+            dry_run,
+        } => super::apply::apply(&api, json, &file, &cluster_network, prune, dry_run),
+        Command::Delete { file, cluster_network } => super::apply::delete(&api, json, &file, &cluster_network),
         Command::Status => {
             let s: StatusView = api.call(&Request::Status)?;
             print(json, &s, |s| {

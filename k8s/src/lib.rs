@@ -1,0 +1,124 @@
+//! Kubernetes manifests translated into what the vrouter enforces: what
+//! contrail-kube-manager does for a Tungsten Fabric / OpenSDN cluster, for the lab,
+//! the tests and a single-node standalone mode without a controller.
+//!
+//! Contract:
+//! - [`Manifests`] reads YAML (or JSON) files of Namespaces, Pods, Services,
+//!   Endpoints / EndpointSlices and NetworkPolicies, typed by `k8s-openapi`; other
+//!   kinds are listed as skipped, malformed documents are errors naming the file.
+//! - [`translate`] is pure: the same manifests give the same [`Translation`], byte
+//!   for byte (everything sorted). It places every overlay pod in a virtual network
+//!   (the seed's modes: `cluster-network`, isolated namespaces' `<ns>-vn`, custom
+//!   networks, app isolation), turns Services into native load balancers and
+//!   NetworkPolicies into policies with their selectors resolved to addresses, and
+//!   says in `warnings` what it could not translate, never silently.
+//! - Pods are known by their `status.podIP(s)` (what the lab writes, as the API
+//!   server reports it); a pod without one is placed but selects and is selected by
+//!   nothing until it has one.
+#![forbid(unsafe_code)]
+
+mod load;
+mod pods;
+mod policy;
+mod selector;
+mod services;
+
+pub use load::{LoadError, Manifests};
+pub use pods::{APP, ISOLATED, NETWORK};
+
+use control_client::{PolicySpec, ServiceSpec};
+use serde::Serialize;
+use std::net::IpAddr;
+
+/// Cluster-wide settings of the translation (kube-manager's configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The shared network's name (and VRF).
+    pub cluster_network: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            cluster_network: "cluster-network".into(),
+        }
+    }
+}
+
+/// Where a pod goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodPlacement {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The node it runs on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Its network (VRF).
+    pub vrf: String,
+    /// Why that network.
+    pub why: String,
+    /// Its addresses.
+    pub ips: Vec<IpAddr>,
+}
+
+/// What a set of manifests asks of the vrouters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Translation {
+    /// The virtual networks (VRFs) pods are in.
+    pub networks: Vec<String>,
+    /// Every overlay pod and its network.
+    pub pods: Vec<PodPlacement>,
+    /// Native load balancers.
+    pub services: Vec<ServiceSpec>,
+    /// Network policies.
+    pub policies: Vec<PolicySpec>,
+    /// What was not translated, and why.
+    pub warnings: Vec<String>,
+}
+
+impl Translation {
+    /// The placement of pod `namespace/name`.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodPlacement> {
+        self.pods.iter().find(|p| p.namespace == namespace && p.name == name)
+    }
+}
+
+/// Translates `manifests` (see the crate doc).
+pub fn translate(manifests: &Manifests, settings: &Settings) -> Translation {
+    let mut warnings = Vec::new();
+    let namespaces = pods::namespaces(&manifests.namespaces, &manifests.pods);
+    let pods = pods::pods(&manifests.pods, &namespaces, settings, &mut warnings);
+    let services = services::services(
+        &manifests.services,
+        &pods,
+        &manifests.endpoints,
+        &manifests.endpoint_slices,
+        settings,
+        &mut warnings,
+    );
+    let policies = policy::policies(&manifests.network_policies, &pods, &namespaces);
+    let mut networks: Vec<String> = pods.iter().map(|p| p.vrf.clone()).collect();
+    networks.push(settings.cluster_network.clone());
+    networks.sort();
+    networks.dedup();
+    warnings.extend(manifests.skipped.iter().map(|s| format!("{s}: kind not translated")));
+    Translation {
+        networks,
+        pods: pods
+            .into_iter()
+            .map(|p| PodPlacement {
+                namespace: p.namespace,
+                name: p.name,
+                node: p.node,
+                vrf: p.vrf,
+                why: p.why,
+                ips: p.ips,
+            })
+            .collect(),
+        services,
+        policies,
+        warnings,
+    }
+}

@@ -1,0 +1,114 @@
+//! Golden tests of the translation: every scenario under `scenarios/` (the
+//! manifests the lab and the system tests use) translates to exactly its `.json`.
+//! After a deliberate change, `UPDATE_GOLDEN=1 cargo test -p vrouter-k8s` rewrites
+//! them; review the diff like code.
+
+use std::path::Path;
+use vrouter_k8s::{translate, Manifests, Settings};
+
+fn check(name: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let manifests = Manifests::from_path(&dir.join(format!("{name}.yaml"))).expect("the scenario reads");
+    let got = serde_json::to_string_pretty(&translate(&manifests, &Settings::default())).unwrap() + "\n";
+    let golden = dir.join(format!("{name}.json"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden).expect("the golden file exists");
+    assert!(
+        got == want,
+        "{name}: translation differs from {}:\n{got}",
+        golden.display()
+    );
+}
+
+#[test]
+fn policy_truth_table_scenario() {
+    check("policy");
+}
+
+#[test]
+fn modes_and_services_scenario() {
+    check("modes");
+}
+
+#[test]
+fn every_scenario_has_a_golden_test() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            (p.extension()? == "yaml").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["modes", "policy"], "add a test above for each new scenario");
+}
+
+#[test]
+fn malformed_manifests_are_errors_naming_the_document() {
+    let err = Manifests::from_text(
+        "x.yaml",
+        "kind: Namespace\nmetadata: {name: a}\n---\nkind: Pod\nspec: 7\n",
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("x.yaml, document 2"), "{text}");
+    let err = Manifests::from_text("y.yaml", "metadata: {name: a}\n").unwrap_err();
+    assert!(err.to_string().contains("no kind"), "{err}");
+    let err = Manifests::from_text("z.yaml", "kind: [unclosed\n").unwrap_err();
+    assert!(err.to_string().contains("z.yaml, document 1"), "{err}");
+    assert!(Manifests::from_path(Path::new("/nonexistent/manifests.yaml")).is_err());
+}
+
+#[test]
+fn an_egress_named_port_resolves_on_each_peer_and_unmatchable_ports_never_widen() {
+    let text = r#"
+kind: Pod
+metadata: {namespace: a, name: client, labels: {role: client}}
+spec: {containers: [{name: c, image: i}]}
+status: {podIP: 198.18.1.2}
+---
+kind: Pod
+metadata: {namespace: a, name: s1, labels: {role: server}}
+spec: {containers: [{name: c, image: i, ports: [{name: api, containerPort: 8001}]}]}
+status: {podIP: 198.18.1.3}
+---
+kind: Pod
+metadata: {namespace: a, name: s2, labels: {role: server}}
+spec: {containers: [{name: c, image: i, ports: [{name: api, containerPort: 8002}]}]}
+status: {podIP: 198.18.1.4}
+---
+kind: NetworkPolicy
+metadata: {namespace: a, name: out}
+spec:
+  podSelector: {matchLabels: {role: client}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{podSelector: {matchLabels: {role: server}}}]
+    ports: [{port: api}]
+  - to: [{podSelector: {}}]
+    ports: [{protocol: SCTP, port: 9}]
+"#;
+    let t = translate(&Manifests::from_text("t", text).unwrap(), &Settings::default());
+    let out = t.policies.iter().find(|p| p.name == "a/out").unwrap();
+    let rules = out.egress.as_ref().unwrap();
+    let summary: Vec<(String, Option<u16>)> = rules
+        .iter()
+        .map(|r| {
+            (
+                r.peers.iter().map(|p| p.cidr.to_string()).collect::<Vec<_>>().join(","),
+                r.ports[0].port,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("198.18.1.3/32".to_string(), Some(8001)),
+            ("198.18.1.4/32".to_string(), Some(8002))
+        ],
+        "one rule per number; the SCTP-only rule matches nothing, so it is gone, not widened"
+    );
+}

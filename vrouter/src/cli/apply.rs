@@ -1,0 +1,153 @@
+//! `vrouter apply -f` and `vrouter delete -f`: Kubernetes manifests translated (see
+//! `vrouter-k8s`) and applied to the running vrouter: its services and network
+//! policies added or replaced (a policy change re-decides open connections), and
+//! with `--prune` those of a `namespace/name` the manifests no longer define removed.
+//! `--dry-run` prints the translation (pod placement included) instead.
+
+use super::views::print;
+use crate::api::{ApiClient, Request, ServiceView};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::Path;
+use vrouter_api::PolicyView;
+use vrouter_k8s::{translate, Manifests, Settings, Translation};
+
+/// What an apply did.
+#[derive(Debug, Default, Serialize)]
+pub struct Applied {
+    /// Services added or replaced.
+    pub services: Vec<String>,
+    /// Policies added or replaced.
+    pub policies: Vec<String>,
+    /// Services and policies removed.
+    pub removed: Vec<String>,
+    /// What the translation could not do.
+    pub warnings: Vec<String>,
+}
+
+fn translation(file: &Path, cluster_network: &str) -> anyhow::Result<Translation> {
+    let manifests = Manifests::from_path(file)?;
+    Ok(translate(
+        &manifests,
+        &Settings {
+            cluster_network: cluster_network.to_string(),
+        },
+    ))
+}
+
+/// A name `vrouter apply` manages (Kubernetes' `namespace/name`).
+fn managed(name: &str) -> bool {
+    name.split_once('/')
+        .is_some_and(|(ns, n)| !ns.is_empty() && !n.is_empty())
+}
+
+/// `vrouter apply`.
+pub fn apply(
+    api: &ApiClient,
+    json: bool,
+    file: &Path,
+    cluster_network: &str,
+    prune: bool,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let t = translation(file, cluster_network)?;
+    if dry_run {
+        println!("{}", serde_json::to_string_pretty(&t)?);
+        return Ok(());
+    }
+    let mut done = Applied {
+        warnings: t.warnings.clone(),
+        ..Applied::default()
+    };
+    for spec in &t.services {
+        let _: serde_json::Value = api
+            .call(&Request::AddService { spec: spec.clone() })
+            .map_err(|e| anyhow::anyhow!("service {}: {e}", spec.name))?;
+        done.services.push(spec.name.clone());
+    }
+    for spec in &t.policies {
+        let _: serde_json::Value = api
+            .call(&Request::AddPolicy { spec: spec.clone() })
+            .map_err(|e| anyhow::anyhow!("network policy {}: {e}", spec.name))?;
+        done.policies.push(spec.name.clone());
+    }
+    if prune {
+        let services: BTreeSet<&str> = t.services.iter().map(|s| s.name.as_str()).collect();
+        let policies: BTreeSet<&str> = t.policies.iter().map(|p| p.name.as_str()).collect();
+        let current: Vec<ServiceView> = api.call(&Request::Services)?;
+        let gone: BTreeSet<String> = current
+            .into_iter()
+            .map(|s| s.name)
+            .filter(|n| managed(n) && !services.contains(n.as_str()))
+            .collect();
+        for name in gone {
+            let _: serde_json::Value = api.call(&Request::RemoveService { name: name.clone() })?;
+            done.removed.push(format!("service {name}"));
+        }
+        let current: Vec<PolicyView> = api.call(&Request::Policies)?;
+        for name in current
+            .into_iter()
+            .map(|p| p.name)
+            .filter(|n| managed(n) && !policies.contains(n.as_str()))
+        {
+            let _: serde_json::Value = api.call(&Request::RemovePolicy { name: name.clone() })?;
+            done.removed.push(format!("network policy {name}"));
+        }
+    }
+    report(json, &done)
+}
+
+/// `vrouter delete -f`: removes the services and policies the manifests define
+/// (those already gone are not an error).
+pub fn delete(api: &ApiClient, json: bool, file: &Path, cluster_network: &str) -> anyhow::Result<()> {
+    let t = translation(file, cluster_network)?;
+    let mut done = Applied::default();
+    let not_found = |e: &vrouter_api::ClientError| matches!(e, vrouter_api::ClientError::Api(a) if a.code == vrouter_api::ErrorCode::NotFound);
+    for spec in &t.services {
+        match api.call::<serde_json::Value>(&Request::RemoveService {
+            name: spec.name.clone(),
+        }) {
+            Ok(_) => done.removed.push(format!("service {}", spec.name)),
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(anyhow::anyhow!("service {}: {e}", spec.name)),
+        }
+    }
+    for spec in &t.policies {
+        match api.call::<serde_json::Value>(&Request::RemovePolicy {
+            name: spec.name.clone(),
+        }) {
+            Ok(_) => done.removed.push(format!("network policy {}", spec.name)),
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(anyhow::anyhow!("network policy {}: {e}", spec.name)),
+        }
+    }
+    report(json, &done)
+}
+
+fn report(json: bool, done: &Applied) -> anyhow::Result<()> {
+    for w in &done.warnings {
+        eprintln!("warning: {w}");
+    }
+    print(json, done, |d| {
+        for s in &d.services {
+            println!("service {s} applied");
+        }
+        for p in &d.policies {
+            println!("network policy {p} applied");
+        }
+        for r in &d.removed {
+            println!("{r} removed");
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_kubernetes_names_are_pruned() {
+        assert!(super::managed("shop/web"));
+        assert!(!super::managed("web"));
+        assert!(!super::managed("/web"));
+        assert!(!super::managed("shop/"));
+    }
+}
