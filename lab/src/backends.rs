@@ -278,3 +278,20 @@ pub fn quick_tcp_check() -> control_client::HealthCheck {
         retries: 2,
     }
 }
+
+/// Asks, from namespace `from` on a thread of its own, who answers at `dst`:`port`
+/// over TCP (a new connection) or UDP (a datagram from an ephemeral port): the name,
+/// or an error when nothing answers within the answer timeout. Many probes run at
+/// once this way, so a matrix of denied pairs costs one timeout, not one each.
+pub fn spawn_ask(from: &Netns, dst: IpAddr, port: u16, udp: bool) -> JoinHandle<anyhow::Result<String>> {
+    in_namespace(from.name(), move || {
+        if udp {
+            let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+            s.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+            ask_udp(&s, dst, port)
+        } else {
+            let mut s = TcpStream::connect_timeout(&SocketAddr::new(dst, port), ANSWER_TIMEOUT)?;
+            ask(&mut s)
+        }
+    })
+}

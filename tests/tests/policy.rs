@@ -1,0 +1,213 @@
+//! NetworkPolicy end to end: two nodes, eight pods in three namespaces, the ten
+//! policies of `k8s/scenarios/policy.yaml` applied to both vrouters with
+//! `vrouter apply -f`. What each pair may open is checked against a table written
+//! from Kubernetes' rules (not from the translation): new TCP and UDP connections
+//! within a node and across the fabric, and connections opened before the policies
+//! came (a revoked one stops, an allowed one goes on). A denial is counted per
+//! policy, logged with the policy, and the flow view names it.
+
+use nexthop::encap::Encap;
+use std::net::IpAddr;
+use std::path::Path;
+use system_tests::{fabric_node, route_to_pod, serial};
+use vrouter::api::{FlowFilter, FlowView, PolicyView, Request};
+use vrouter_lab::backends::{ask, spawn_ask, tcp_sessions, NamedServers};
+use vrouter_lab::node::{FabricLan, LabNode, Pod};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
+const TCP_PORTS: [u16; 11] = [22, 5432, 6379, 6380, 6381, 7000, 7001, 8080, 8081, 8443, 9100];
+const SYSLOG: u16 = 514;
+
+/// The scenario's pods in the order the lab numbers them (pod i: 198.18.1.(i+1));
+/// the first four on node 1, the others on node 2.
+const PODS: [&str; 8] = ["web-1", "web-2", "db", "api", "cache", "ledger", "monitor", "debug"];
+
+/// (from, to, protocol, port, allowed), by Kubernetes' rules for the scenario.
+const TABLE: [(&str, &str, &str, u16, bool); 31] = [
+    ("monitor", "web-1", "tcp", 8080, true), // web-http: named port http = 8080, from anyone
+    ("monitor", "web-1", "tcp", 8081, false), // not web-1's http port
+    ("monitor", "web-2", "tcp", 8081, true), // web-2 names http 8081
+    ("web-1", "db", "tcp", 5432, true),      // db-from-web
+    ("cache", "db", "tcp", 5432, false),     // cache is no web pod
+    ("api", "db", "tcp", 5432, false),       // api's egress allows ledger:7000 and UDP 514 only
+    ("web-2", "cache", "tcp", 6380, true),   // cache-from-shop, endPort 6380
+    ("web-2", "cache", "tcp", 6381, false),  // past endPort
+    ("ledger", "cache", "tcp", 6379, false), // bank is not team=shop
+    ("monitor", "db", "tcp", 9100, true),    // metrics-from-monitor: ops AND app=monitor
+    ("debug", "db", "tcp", 9100, false),     // debug opens nothing (and is no monitor)
+    ("monitor", "cache", "tcp", 9100, true), // metrics-from-monitor selects every shop pod
+    ("ledger", "web-1", "tcp", 9100, false), // ledger is not ops/monitor
+    ("api", "ledger", "tcp", 7000, true),    // ledger-from-api and api-egress
+    ("web-1", "ledger", "tcp", 7000, false), // ledger takes 7000 from api only
+    ("api", "ledger", "tcp", 7001, false),   // port
+    ("api", "debug", "udp", SYSLOG, true),   // api-egress ipBlock; debug takes anything
+    ("api", "monitor", "udp", SYSLOG, false), // api-egress except 198.18.1.8/32
+    ("ledger", "monitor", "udp", SYSLOG, true), // monitor-syslog: every namespace
+    ("ledger", "monitor", "tcp", 22, false), // monitor is isolated for ingress
+    ("web-1", "api", "tcp", 8443, true),     // api-from-block
+    ("monitor", "api", "tcp", 8443, false),  // except 198.18.1.8/31
+    ("web-1", "api", "tcp", 22, false),      // port
+    ("debug", "web-1", "tcp", 8080, false),  // debug-no-egress, though web-1 takes anyone
+    ("cache", "ledger", "tcp", 22, false),   // ledger is isolated for ingress
+    ("db", "debug", "tcp", 22, true),        // nothing selects debug for ingress
+    ("ledger", "api", "tcp", 8443, true),    // 198.18.1.7 is in the block
+    ("web-1", "web-2", "tcp", 8081, true),   // web-http, same node
+    ("db", "web-1", "tcp", 22, false),       // shop's default deny
+    ("monitor", "debug", "tcp", 22, true),   // neither side isolated that way
+    ("api", "web-1", "tcp", 8080, false),    // api's egress
+];
+
+fn scenario() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s/scenarios/policy.yaml")
+}
+
+fn apply(node: &LabNode) {
+    let out = std::process::Command::new(BIN)
+        .args([
+            "--api-socket",
+            &node.api_socket().display().to_string(),
+            "apply",
+            "--prune",
+            "-f",
+        ])
+        .arg(scenario())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "vrouter apply: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("network policy shop/web-http@web-2 applied"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn network_policies_from_manifests_allow_exactly_what_kubernetes_defines() {
+    let _machine = serial();
+    let lan = FabricLan::new().unwrap();
+    let (mut a, mut b) = (fabric_node(BIN, 1), fabric_node(BIN, 2));
+    for n in [&mut a, &mut b] {
+        n.join(&lan).unwrap();
+        n.start_vrouter().unwrap();
+    }
+    for i in 1..=4 {
+        a.add_pod("cluster-network", 0, i, true).unwrap();
+    }
+    for i in 5..=8 {
+        b.add_pod("cluster-network", 0, i, true).unwrap();
+    }
+    for pod in 0..4 {
+        route_to_pod(&a, &b, pod, Encap::MplsOverUdp, 0);
+        route_to_pod(&b, &a, pod, Encap::MplsOverUdp, 0);
+    }
+    let pod = |name: &str| -> &Pod {
+        let i = PODS.iter().position(|p| *p == name).unwrap();
+        if i < 4 {
+            &a.pods[i]
+        } else {
+            &b.pods[i - 4]
+        }
+    };
+    let _servers: Vec<NamedServers> = PODS
+        .iter()
+        .map(|name| NamedServers::start(&pod(name).ns, name, &TCP_PORTS, &[SYSLOG]).unwrap())
+        .collect();
+    let logs = || format!("node 1:\n{}\nnode 2:\n{}", a.log(), b.log());
+    let ip = |name: &str| IpAddr::from(pod(name).ipv4);
+    // Connections open before the policies: one they revoke (within a node, and
+    // across the fabric) and one they allow.
+    let open = |from: &str, to: &str, port: u16| {
+        let mut s = tcp_sessions(&pod(from).ns, ip(to), port, 1).unwrap().remove(0);
+        assert_eq!(ask(&mut s).unwrap(), to);
+        s
+    };
+    let mut revoked_local = open("ledger", "cache", 6379);
+    let mut revoked_remote = open("web-1", "ledger", 22);
+    let mut kept = open("monitor", "web-1", 8080);
+
+    apply(&a);
+    apply(&b);
+
+    let probes: Vec<_> = TABLE
+        .iter()
+        .map(|&(from, to, proto, port, _)| spawn_ask(&pod(from).ns, ip(to), port, proto == "udp"))
+        .collect();
+    let mut wrong = Vec::new();
+    for (probe, &(from, to, proto, port, allowed)) in probes.into_iter().zip(TABLE.iter()) {
+        let answer = probe.join().unwrap();
+        let reached = answer.as_ref().is_ok_and(|name| name == to);
+        if reached != allowed {
+            wrong.push(format!(
+                "{from} -> {to} {proto}/{port}: expected {allowed}, got {answer:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}\n{}", wrong.join("\n"), logs());
+    assert!(
+        ask(&mut revoked_local).is_err(),
+        "ledger -> cache:6379 goes on after the policy"
+    );
+    assert!(
+        ask(&mut revoked_remote).is_err(),
+        "web-1 -> ledger:22 goes on after the policy"
+    );
+    assert_eq!(ask(&mut kept).unwrap(), "web-1", "an allowed open connection stops");
+
+    // Counted per policy on the node that denied, logged with the policy, and named
+    // by the flow view.
+    let policies: Vec<PolicyView> = b.api().call(&Request::Policies).unwrap();
+    let ledger = policies.iter().find(|p| p.name == "bank/ledger-from-api").unwrap();
+    assert!(ledger.denied >= 2, "{ledger:?}");
+    assert_eq!(ledger.local_pods, ["cluster-network/198.18.1.7"]);
+    assert!(b.drop_stats().unwrap().get("policy") > 0);
+    assert!(
+        b.log().contains("connection denied by network policy") && b.log().contains("bank/ledger-from-api"),
+        "{}",
+        b.log()
+    );
+    // A denied flow lives for the drop timeout: look while a new attempt is made.
+    let attempt = spawn_ask(&pod("api").ns, ip("db"), 5432, false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let flows = loop {
+        let flows: Vec<FlowView> = a
+            .api()
+            .call(&Request::Flows {
+                filter: FlowFilter {
+                    src: Some(ip("api")),
+                    dst: Some(ip("db")),
+                    ..Default::default()
+                },
+                limit: 10,
+                from_index: 0,
+            })
+            .unwrap();
+        if !flows.is_empty() || std::time::Instant::now() > deadline {
+            break flows;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(attempt.join().unwrap().is_err(), "api -> db:5432 is denied");
+    let verdict = flows
+        .iter()
+        .find_map(|f| f.policy.clone())
+        .expect("a flow with its verdict");
+    assert!(!verdict.allowed, "{verdict:?}");
+    assert!(verdict.egress.contains("denied by bank/api-egress"), "{verdict:?}");
+
+    // Deleting the manifests' objects opens everything again.
+    for n in [&a, &b] {
+        let out = std::process::Command::new(BIN)
+            .args(["--api-socket", &n.api_socket().display().to_string(), "delete", "-f"])
+            .arg(scenario())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let again = spawn_ask(&pod("cache").ns, ip("db"), 5432, false).join().unwrap();
+    assert_eq!(again.unwrap(), "db", "{}", logs());
+}
