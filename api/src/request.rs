@@ -127,6 +127,16 @@ pub enum Request {
         /// The policy.
         spec: PolicySpec,
     },
+    /// Add or replace several network policies and remove others, all in one
+    /// publication or none (what `vrouter apply` sends: no moment where a default
+    /// deny is in force without the policies that allow).
+    SetPolicies {
+        /// Policies to add or replace.
+        specs: Vec<PolicySpec>,
+        /// Names of policies to remove (absent ones are no error).
+        #[serde(default)]
+        remove: Vec<String>,
+    },
     /// Remove a network policy.
     RemovePolicy {
         /// Its name.
@@ -199,6 +209,7 @@ impl Request {
                 | Request::AddFloatingIp { .. }
                 | Request::RemoveFloatingIp { .. }
                 | Request::AddPolicy { .. }
+                | Request::SetPolicies { .. }
                 | Request::RemovePolicy { .. }
         )
     }

@@ -127,6 +127,39 @@ fn service_setup(c: &mut Criterion) {
     group.finish();
 }
 
+/// New connections between two pods that network policies select (egress on the
+/// sender, ingress on the receiver): with no policy, and with 10,000 rules on the
+/// node. Matching is a prefix lookup in the pod's merged rules, not a scan.
+fn policy_setup(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pipeline_policy_setup");
+    group
+        .sample_size(20)
+        .measurement_time(std::time::Duration::from_secs(3));
+    const CONNECTIONS: u16 = 4096;
+    let frames: Vec<Vec<u8>> = (0..CONNECTIONS)
+        .map(|p| benches::policy::frame_from(std::net::Ipv4Addr::new(198, 18, 1, 2), 10_000 + p))
+        .collect();
+    group.throughput(Throughput::Elements(u64::from(CONNECTIONS)));
+    for rules in [0u32, 10_000] {
+        let mut state = benches::policy::policy_state(rules, 0);
+        if rules == 0 {
+            for name in ["bench/a-out", "bench/b-in"] {
+                state.remove_policy(name).expect("present");
+            }
+        }
+        let snap = state.build(1, nexthop::MacAddr(benches::ROUTER));
+        assert_eq!(
+            run(&snap, &mut PipelineContext::default(), &mut [0u8; 4096], &frames[0]),
+            Verdict::Transmit(Vif(2)),
+            "the connection is allowed"
+        );
+        group.bench_function(format!("new connections, {rules} policy rules"), |b| {
+            new_flows(b, &snap, &frames)
+        });
+    }
+    group.finish();
+}
+
 /// Packets from another node: MPLS over UDP by the pod's label, taken apart and
 /// delivered (the receiving node checks that the inner destination routes to the
 /// label's interface in its VRF).
@@ -188,5 +221,5 @@ fn decapsulation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline, service_setup, decapsulation);
+criterion_group!(benches, pipeline, service_setup, policy_setup, decapsulation);
 criterion_main!(benches);

@@ -4,6 +4,7 @@
 //! commits.
 #![forbid(unsafe_code)]
 
+pub mod policy;
 pub mod port;
 
 use control_client::{DesiredState, InterfaceSpec};

@@ -306,7 +306,7 @@ pub struct DesiredState {
     /// Network policies by name.
     #[serde(default)]
     policies: BTreeMap<String, PolicySpec>,
-    #[serde(skip)]
+    #[serde(skip, default = "policy::next_policy_version")]
     policy_version: u64,
     max_interfaces: usize,
     fabric_info: FabricInfo,

@@ -163,6 +163,13 @@ pub fn pods(
             (settings.cluster_network.clone(), "default".to_string())
         };
         let status = pod.status.as_ref();
+        // A finished pod's address may be another pod's already: it is no one's.
+        if status
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|p| p == "Succeeded" || p == "Failed")
+        {
+            continue;
+        }
         let mut ips: Vec<IpAddr> = status
             .and_then(|s| s.pod_ips.as_ref())
             .into_iter()

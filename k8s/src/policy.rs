@@ -164,7 +164,9 @@ fn rules(
     // Peer pods by the ports they resolve to (protocol, port, end port).
     type Resolution = Vec<(u8, Option<u16>, Option<u16>)>;
     let mut groups: BTreeMap<Resolution, (Vec<&PodInfo>, Vec<PolicyPort>)> = BTreeMap::new();
-    for pod in candidates {
+    // Pods without an address yet name no peer: a group of only those must not become
+    // a rule without peers (every address).
+    for pod in candidates.into_iter().filter(|p| !p.ips.is_empty()) {
         let resolved = resolve_ports(ports, Some(pod));
         let key = resolved
             .iter()
@@ -174,7 +176,11 @@ fn rules(
     }
     let mut out: Vec<PolicyRule> = groups
         .into_values()
-        .filter_map(|(pods, resolved)| rule(pod_peers(&pods), resolved))
+        .filter_map(|(pods, resolved)| {
+            let peers = pod_peers(&pods);
+            // A named-port group always names its pods (never every address).
+            (!peers.is_empty()).then(|| rule(peers, resolved)).flatten()
+        })
         .collect();
     let plain = resolve_ports(ports, None);
     if any_peer {
@@ -212,13 +218,18 @@ pub fn policies(
             .iter()
             .filter(|p| p.namespace == namespace && spec.pod_selector.as_ref().is_none_or(|s| matches(s, &p.labels)))
             .collect();
-        let types: Vec<String> = spec.policy_types.clone().unwrap_or_else(|| {
-            let mut t = vec!["Ingress".to_string()];
-            if spec.egress.is_some() {
-                t.push("Egress".into());
+        // The API server's defaulting: no policyTypes (absent or empty) means Ingress,
+        // plus Egress when there are egress rules.
+        let types: Vec<String> = match spec.policy_types.clone() {
+            Some(t) if !t.is_empty() => t,
+            _ => {
+                let mut t = vec!["Ingress".to_string()];
+                if spec.egress.as_ref().is_some_and(|e| !e.is_empty()) {
+                    t.push("Egress".into());
+                }
+                t
             }
-            t
-        });
+        };
         let isolates = |t: &str| types.iter().any(|x| x == t);
         let egress = isolates("Egress").then(|| {
             spec.egress

@@ -112,3 +112,46 @@ spec:
         "one rule per number; the SCTP-only rule matches nothing, so it is gone, not widened"
     );
 }
+
+#[test]
+fn policy_types_default_as_the_api_server_does_and_finished_pods_are_no_one() {
+    let text = r#"
+kind: Pod
+metadata: {namespace: a, name: web, labels: {app: web}}
+spec: {containers: [{name: c, image: i}]}
+status: {podIP: 198.18.1.2}
+---
+kind: Pod
+metadata: {namespace: a, name: job, labels: {app: web}}
+spec: {containers: [{name: c, image: i}]}
+status: {podIP: 198.18.1.3, phase: Succeeded}
+---
+kind: NetworkPolicy
+metadata: {namespace: a, name: empty-types}
+spec:
+  podSelector: {}
+  policyTypes: []
+  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]
+---
+kind: NetworkPolicy
+metadata: {namespace: a, name: empty-egress}
+spec:
+  podSelector: {}
+  egress: []
+"#;
+    let t = translate(&Manifests::from_text("t", text).unwrap(), &Settings::default());
+    assert!(t.pod("a", "job").is_none(), "a finished pod is not placed or selected");
+    let empty_types = t.policies.iter().find(|p| p.name == "a/empty-types").unwrap();
+    assert!(empty_types.ingress.is_some(), "policyTypes: [] isolates ingress");
+    assert_eq!(
+        empty_types.ingress.as_ref().unwrap()[0].peers.len(),
+        1,
+        "web only, not the job"
+    );
+    assert!(empty_types.egress.is_none());
+    let empty_egress = t.policies.iter().find(|p| p.name == "a/empty-egress").unwrap();
+    assert!(
+        empty_egress.egress.is_none() && empty_egress.ingress == Some(Vec::new()),
+        "no policyTypes and no egress rules: ingress only (default deny), egress open"
+    );
+}

@@ -107,20 +107,17 @@ pub struct ResolvedRule {
     pub ports: Vec<PortMatch>,
 }
 
-/// What one prefix of a [`RuleSet`] allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Allowed {
-    ports: PortMatch,
-    rule: RuleRef,
-}
-
-/// The rules of every policy that selects a pod in one direction, merged.
+/// The rules of every policy that selects a pod in one direction, merged. Each
+/// prefix holds the indexes of the rules whose peers cover it (not copies of their
+/// ports), so the table grows with prefixes times covering rules.
 #[derive(Debug, Default)]
 pub struct RuleSet {
     /// The policies that select the pod in this direction (it is isolated by them).
     pub isolated_by: Vec<PolicyId>,
-    v4: LpmTable<u32, Box<[Allowed]>>,
-    v6: LpmTable<u128, Box<[Allowed]>>,
+    /// Each rule and its ports (empty: every protocol and port).
+    rules: Vec<(RuleRef, Box<[PortMatch]>)>,
+    v4: LpmTable<u32, Box<[u32]>>,
+    v6: LpmTable<u128, Box<[u32]>>,
 }
 
 impl RuleSet {
@@ -157,6 +154,10 @@ impl RuleSet {
         }
         let mut set = RuleSet {
             isolated_by,
+            rules: rules
+                .iter()
+                .map(|r| (r.rule, r.ports.clone().into_boxed_slice()))
+                .collect(),
             ..RuleSet::default()
         };
         // An address whose longest match is prefix P lies inside exactly the named
@@ -176,28 +177,14 @@ impl RuleSet {
                     }
                 }
             }
-            let mut matching: Vec<usize> = covered
+            let mut matching: Vec<u32> = covered
                 .iter()
                 .filter(|(_, (inside, excepted))| *inside && !*excepted)
-                .map(|((r, _), _)| *r)
+                .map(|((r, _), _)| *r as u32)
                 .collect();
             matching.sort_unstable();
             matching.dedup();
-            let allowed: Box<[Allowed]> = matching
-                .iter()
-                .flat_map(|&r| {
-                    let rule = &rules[r];
-                    let ports = if rule.ports.is_empty() {
-                        &[PortMatch::ANY][..]
-                    } else {
-                        &rule.ports
-                    };
-                    ports.iter().map(|p| Allowed {
-                        ports: *p,
-                        rule: rule.rule,
-                    })
-                })
-                .collect();
+            let allowed = matching.into_boxed_slice();
             match prefix {
                 IpNet::V4(n) => set.v4.insert(v4_key(n.addr()), n.prefix_len(), allowed),
                 IpNet::V6(n) => set.v6.insert(v6_key(n.addr()), n.prefix_len(), allowed),
@@ -214,7 +201,10 @@ impl RuleSet {
             IpAddr::V4(a) => self.v4.lookup(v4_key(a)),
             IpAddr::V6(a) => self.v6.lookup(v6_key(a)),
         };
-        found?.1.iter().find(|a| a.ports.matches(proto, port)).map(|a| a.rule)
+        found?.1.iter().find_map(|&i| {
+            let (rule, ports) = self.rules.get(i as usize)?;
+            (ports.is_empty() || ports.iter().any(|p| p.matches(proto, port))).then_some(*rule)
+        })
     }
 
     /// Prefixes in the merged table (for sizing and views).

@@ -13,7 +13,8 @@ use std::net::IpAddr;
 pub const MAX_POLICIES: usize = 10_000;
 /// Rules (both directions) one policy holds at most.
 pub const MAX_POLICY_RULES: usize = 1_000;
-/// Peers plus ports one rule holds at most, and pods one policy selects at most.
+/// Peers, their exceptions and ports one rule holds at most, and pods one policy
+/// selects at most.
 pub const MAX_POLICY_ITEMS: usize = 65_536;
 
 /// A network policy.
@@ -113,8 +114,11 @@ impl PolicySpec {
             return Some(format!("more than {MAX_POLICY_RULES} rules"));
         }
         for rule in rules {
-            if rule.peers.len() + rule.ports.len() > MAX_POLICY_ITEMS {
-                return Some(format!("a rule with more than {MAX_POLICY_ITEMS} peers and ports"));
+            let excepts: usize = rule.peers.iter().map(|p| p.except.len()).sum();
+            if rule.peers.len() + excepts + rule.ports.len() > MAX_POLICY_ITEMS {
+                return Some(format!(
+                    "a rule with more than {MAX_POLICY_ITEMS} peers, exceptions and ports"
+                ));
             }
             for peer in &rule.peers {
                 if let Some(e) = peer.except.iter().find(|e| !peer.cidr.contains(*e)) {
@@ -133,6 +137,12 @@ impl PolicySpec {
     }
 }
 
+/// A policy version no state of this process had before.
+pub(super) fn next_policy_version() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 impl DesiredState {
     /// Adds policy `spec`, or replaces the one of that name.
     pub fn add_policy(&mut self, spec: PolicySpec) -> Result<(), ModelError> {
@@ -145,7 +155,7 @@ impl DesiredState {
             )));
         }
         self.policies.insert(spec.name.clone(), spec);
-        self.policy_version += 1;
+        self.policy_version = next_policy_version();
         Ok(())
     }
 
@@ -155,12 +165,13 @@ impl DesiredState {
             .policies
             .remove(name)
             .ok_or_else(|| ModelError::UnknownPolicy(name.to_string()))?;
-        self.policy_version += 1;
+        self.policy_version = next_policy_version();
         Ok(spec)
     }
 
-    /// Counts policy changes (the snapshot builder compiles policies again when it
-    /// moved).
+    /// Names the policies' content: every change takes a number no other state of
+    /// this process has, so equal versions mean equal policies (a clone), and the
+    /// snapshot builder compiles policies again when it differs.
     pub(super) fn policy_version(&self) -> u64 {
         self.policy_version
     }
@@ -168,5 +179,64 @@ impl DesiredState {
     /// The policies, by name.
     pub fn policies(&self) -> impl Iterator<Item = &PolicySpec> {
         self.policies.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InterfaceSpec, SnapshotBuilder};
+    use nexthop::MacAddr;
+
+    fn state(port: u16) -> DesiredState {
+        let mut s = DesiredState::new(4);
+        s.add_interface(InterfaceSpec {
+            name: "a".into(),
+            vrf: "red".into(),
+            mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            ipv4: Some([198, 18, 1, 2].into()),
+            ..InterfaceSpec::default()
+        })
+        .unwrap();
+        s.add_policy(PolicySpec {
+            name: "ns/p".into(),
+            pods: vec![PolicyPod {
+                vrf: "red".into(),
+                ip: [198, 18, 1, 2].into(),
+            }],
+            ingress: Some(vec![PolicyRule {
+                peers: Vec::new(),
+                ports: vec![PolicyPort {
+                    protocol: L4Protocol::Tcp,
+                    port: Some(port),
+                    end_port: None,
+                }],
+            }]),
+            egress: None,
+        })
+        .unwrap();
+        s
+    }
+
+    #[test]
+    fn states_with_as_many_changes_but_other_policies_are_told_apart() {
+        let (first, second) = (state(80), state(81));
+        let mut builder = SnapshotBuilder::new(1);
+        let one = builder.build(&first, MacAddr::default());
+        let same = builder.build(&first.clone(), MacAddr::default());
+        assert!(
+            std::sync::Arc::ptr_eq(&one.policies, &same.policies),
+            "a clone compiles nothing"
+        );
+        assert_eq!(same.flow_epoch, one.flow_epoch, "nor renews the flow epoch");
+        let other = builder.build(&second, MacAddr::default());
+        assert!(
+            other.flow_epoch > one.flow_epoch,
+            "another policy renews the flow epoch"
+        );
+        let a = (nexthop::VrfId(1), std::net::IpAddr::from([198, 18, 1, 2]));
+        let set = other.policies.pods[&a].ingress.as_ref().unwrap();
+        assert!(set.allows([198, 18, 9, 9].into(), 6, 81).is_some());
+        assert!(set.allows([198, 18, 9, 9].into(), 6, 80).is_none());
     }
 }

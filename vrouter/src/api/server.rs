@@ -21,8 +21,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 
-/// Longest request line accepted.
-const MAX_LINE: usize = 64 * 1024;
+/// Longest request line accepted: a set of network policies with their selectors
+/// resolved to the pods' addresses (thousands of pods) goes in one request. Each of
+/// the bounded connections buffers at most this much.
+const MAX_LINE: usize = 4 * 1024 * 1024;
 
 /// Limits of the server.
 #[derive(Debug, Clone)]

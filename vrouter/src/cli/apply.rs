@@ -65,15 +65,28 @@ pub fn apply(
             .map_err(|e| anyhow::anyhow!("service {}: {e}", spec.name))?;
         done.services.push(spec.name.clone());
     }
-    for spec in &t.policies {
-        let _: serde_json::Value = api
-            .call(&Request::AddPolicy { spec: spec.clone() })
-            .map_err(|e| anyhow::anyhow!("network policy {}: {e}", spec.name))?;
-        done.policies.push(spec.name.clone());
+    // The policies in one change: never a default deny without its allowing policies.
+    let mut remove = Vec::new();
+    if prune {
+        let policies: BTreeSet<&str> = t.policies.iter().map(|p| p.name.as_str()).collect();
+        let current: Vec<PolicyView> = api.call(&Request::Policies)?;
+        remove = current
+            .into_iter()
+            .map(|p| p.name)
+            .filter(|n| managed(n) && !policies.contains(n.as_str()))
+            .collect();
     }
+    let _: serde_json::Value = api
+        .call(&Request::SetPolicies {
+            specs: t.policies.clone(),
+            remove: remove.clone(),
+        })
+        .map_err(|e| anyhow::anyhow!("network policies: {e}"))?;
+    done.policies = t.policies.iter().map(|p| p.name.clone()).collect();
+    done.removed
+        .extend(remove.into_iter().map(|n| format!("network policy {n}")));
     if prune {
         let services: BTreeSet<&str> = t.services.iter().map(|s| s.name.as_str()).collect();
-        let policies: BTreeSet<&str> = t.policies.iter().map(|p| p.name.as_str()).collect();
         let current: Vec<ServiceView> = api.call(&Request::Services)?;
         let gone: BTreeSet<String> = current
             .into_iter()
@@ -83,15 +96,6 @@ pub fn apply(
         for name in gone {
             let _: serde_json::Value = api.call(&Request::RemoveService { name: name.clone() })?;
             done.removed.push(format!("service {name}"));
-        }
-        let current: Vec<PolicyView> = api.call(&Request::Policies)?;
-        for name in current
-            .into_iter()
-            .map(|p| p.name)
-            .filter(|n| managed(n) && !policies.contains(n.as_str()))
-        {
-            let _: serde_json::Value = api.call(&Request::RemovePolicy { name: name.clone() })?;
-            done.removed.push(format!("network policy {name}"));
         }
     }
     report(json, &done)

@@ -709,6 +709,27 @@ impl Control {
         Ok(())
     }
 
+    /// Adds or replaces `specs` and removes the policies named in `remove` (absent ones
+    /// are skipped), as one change: recorded, then published once; nothing if any
+    /// policy is refused.
+    pub fn set_policies(
+        &mut self,
+        specs: Vec<control_client::PolicySpec>,
+        remove: &[String],
+    ) -> Result<(), ControlError> {
+        let mut next = self.model.clone();
+        for name in remove {
+            let _ = next.remove_policy(name);
+        }
+        for spec in specs {
+            next.add_policy(spec)?;
+        }
+        self.record_policies(&next, "network policies not set")?;
+        self.model = next;
+        self.publish();
+        Ok(())
+    }
+
     fn record_policies(&self, model: &DesiredState, what: &'static str) -> Result<(), ControlError> {
         let policies: Vec<control_client::PolicySpec> = model.policies().cloned().collect();
         self.store.save_policies(&policies).map_err(|e| {

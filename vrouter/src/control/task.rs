@@ -65,6 +65,8 @@ pub enum Change {
     AddFloatingIp(control_client::FloatingIpSpec),
     /// Add or replace a network policy.
     AddPolicy(control_client::PolicySpec),
+    /// Add or replace policies and remove others, at once.
+    SetPolicies(Vec<control_client::PolicySpec>, Vec<String>),
     /// Remove a network policy.
     RemovePolicy(String),
     /// Remove a floating IP.
@@ -113,6 +115,7 @@ impl Change {
             Request::AddFloatingIp { spec } => Change::AddFloatingIp(spec),
             Request::AddPolicy { spec } => Change::AddPolicy(spec),
             Request::RemovePolicy { name } => Change::RemovePolicy(name),
+            Request::SetPolicies { specs, remove } => Change::SetPolicies(specs, remove),
             Request::RemoveFloatingIp { name } => Change::RemoveFloatingIp(name),
             _ => return None,
         })
@@ -353,6 +356,10 @@ fn apply(control: &mut Control, change: Change) -> ChangeResult {
         }
         Change::RemovePolicy(name) => {
             control.remove_policy(&name)?;
+            serde_json::Value::Null
+        }
+        Change::SetPolicies(specs, remove) => {
+            control.set_policies(specs, &remove)?;
             serde_json::Value::Null
         }
         Change::RemoveFloatingIp(name) => {

@@ -187,9 +187,7 @@ fn decide_slow(
     }
     let (mut route, slot) = resolve(snap, &mut ctx.routes, key);
     let reverse = FlowAction::is_reverse(word);
-    if matches!(route, Decision::Forward(_))
-        && super::policy::denies_again(snap, &mut ctx.deny_log, ctx.flows.table.now(), key, reverse)
-    {
+    if matches!(route, Decision::Forward(_)) && super::policy::denies_again(snap, key, reverse) {
         route = Decision::Drop(DropReason::Policy);
     }
     if let Some(a) = cacheable(route) {

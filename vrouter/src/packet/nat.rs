@@ -337,7 +337,10 @@ pub(super) fn setup_translated(
     if !flows.reserve_for(iface) {
         return Decision::Drop(DropReason::FlowLimit);
     }
-    if !snap.policies.is_empty() && super::policy::denies(snap, deny_log, flows.table.now(), key, &t.route) {
+    // A pod reaching itself through its service (a hairpin) is always allowed.
+    let hairpin = t.nat.side == NatSide::HairpinOut;
+    if !hairpin && !snap.policies.is_empty() && super::policy::denies(snap, deny_log, flows.table.now(), key, &t.route)
+    {
         // Cached as an untranslated drop, both ways: when policies change, the flow
         // to the service is set up anew (see `decide_again`).
         let value = |rev: bool| FlowValue {
@@ -413,10 +416,13 @@ pub(super) fn decide_again(
             None => *key,
         };
         let (route, slot) = flow::resolve(snap, &mut ctx.routes, &to_client);
-        // The connection as its client opened it, for policy: the reply's route key
-        // turned round (a hairpin is a pod reaching itself: always allowed).
-        let now = ctx.flows.table.now();
-        if !hairpin && super::policy::denies_again(snap, &mut ctx.deny_log, now, &to_client, true) {
+        // The connection as its client opened it, for policy: as sent, the route to
+        // the client turned round; as delivered, this entry's key turned round (a
+        // hairpin is a pod reaching itself: always allowed).
+        let denied = !hairpin
+            && !snap.policies.is_empty()
+            && !super::policy::verdict(snap, &to_client.reversed(), &key.reversed()).allowed();
+        if denied {
             let data = FlowAction::Drop(DropReason::Policy).encode(slot, true) | FLAG_NAT;
             table.update(
                 &f,
@@ -436,7 +442,9 @@ pub(super) fn decide_again(
         match still.and_then(|(service, nat)| kept_backend_route(snap, key, service, nat)) {
             // A policy change that now denies it: set up anew, as a drop.
             Some(route_key)
-                if !snap.policies.is_empty() && super::policy::verdict(snap, key, &route_key).denied_by().is_some() =>
+                if !snap.policies.is_empty()
+                    && kept.is_some_and(|n| n.side != NatSide::HairpinOut)
+                    && super::policy::verdict(snap, key, &route_key).denied_by().is_some() =>
             {
                 ctx.flows.remove_pair(&f);
                 return flow::setup(snap, ctx, iface, key, bytes, tracked);

@@ -56,8 +56,30 @@ pub fn connection(pre: &FlowKey, post: &FlowKey) -> Connection {
     }
 }
 
+/// True for a key that is no connection of its own but part of one judged by its
+/// first packet: a later fragment (TCP or UDP without ports), an IPv6 fragment
+/// (its header hides the ports), an ICMP error (no identifier). Policy leaves
+/// these alone, as conntrack-based data planes pass fragments after reassembly and
+/// errors as related traffic: a pod's path MTU discovery and large UDP answers must
+/// not break on an ingress policy.
+#[inline]
+fn judged_elsewhere(key: &FlowKey) -> bool {
+    let portless = key.src_port() == 0 && key.dst_port() == 0;
+    match key.proto() {
+        wire::ip_proto::TCP | wire::ip_proto::UDP | wire::ip_proto::ICMP | wire::ip_proto::ICMPV6 => portless,
+        IPV6_FRAGMENT => true,
+        _ => false,
+    }
+}
+
+/// The IPv6 fragment header's next-header number.
+const IPV6_FRAGMENT: u8 = 44;
+
 /// The verdict on connection `pre` delivered as `post`.
 pub fn verdict(snap: &Snapshot, pre: &FlowKey, post: &FlowKey) -> Verdict {
+    if judged_elsewhere(pre) {
+        return Verdict::OPEN;
+    }
     snap.policies.check(&connection(pre, post))
 }
 
@@ -89,13 +111,15 @@ pub(super) fn denies(snap: &Snapshot, log: &mut DenyLog, now: u32, pre: &FlowKey
     true
 }
 
-/// True if policy denies the connection whose cached decision is being made again:
-/// entry `key` (a reverse entry stands for its connection's first direction).
+/// True if policy denies the connection whose cached decision is being made again
+/// (not counted or logged again: the connection was counted when it was set up):
+/// entry `key` of a plain flow (a reverse entry stands for its connection's first
+/// direction).
 #[inline]
-pub(super) fn denies_again(snap: &Snapshot, log: &mut DenyLog, now: u32, key: &FlowKey, reverse: bool) -> bool {
+pub(super) fn denies_again(snap: &Snapshot, key: &FlowKey, reverse: bool) -> bool {
     if snap.policies.is_empty() {
         return false;
     }
     let connection = if reverse { key.reversed() } else { *key };
-    denies(snap, log, now, &connection, &connection)
+    !verdict(snap, &connection, &connection).allowed()
 }

@@ -247,3 +247,84 @@ fn egress_rules_limit_what_a_pod_opens_and_bad_policies_are_refused() {
         ..b_from_a_only()
     });
 }
+
+#[test]
+fn a_floating_ip_connection_is_judged_at_its_pod_and_revoked_from_either_side() {
+    // Pod c (blue) has floating address 198.18.1.50 in red; a (red) reaches c through it.
+    const FIP4: [u8; 4] = [198, 18, 1, 50];
+    let mut s = red();
+    s.add_floating_ip(control_client::FloatingIpSpec {
+        name: "c".into(),
+        vrf: "red".into(),
+        ip: IpAddr::from(FIP4),
+        interface: "c".into(),
+    })
+    .unwrap();
+    let mut builder = control_client::SnapshotBuilder::new(1);
+    let open = builder.build(&s, MacAddr(ROUTER));
+    let mut ctx = PipelineContext::default();
+    let to_c = tcp4(MAC_A, ROUTER, A4, FIP4, (40000, 22), 64);
+    let from_c = tcp4(MAC_C, ROUTER, C4, A4, (22, 40000), 64);
+    assert_eq!(run_in(&open, Vif(1), &to_c, &mut ctx).0, Verdict::Transmit(Vif(3)));
+    assert_eq!(run_in(&open, Vif(3), &from_c, &mut ctx).0, Verdict::Transmit(Vif(1)));
+    // c now takes nothing: the open connection stops on c's side first.
+    s.add_policy(PolicySpec {
+        name: "blue/c-closed".into(),
+        pods: vec![PolicyPod {
+            vrf: "blue".into(),
+            ip: IpAddr::from(C4),
+        }],
+        ingress: Some(Vec::new()),
+        egress: None,
+    })
+    .unwrap();
+    let closed = builder.build(&s, MacAddr(ROUTER));
+    assert_eq!(
+        run_in(&closed, Vif(3), &from_c, &mut ctx).0,
+        Verdict::Drop(DropReason::Policy)
+    );
+    assert_eq!(
+        run_in(&closed, Vif(1), &to_c, &mut ctx).0,
+        Verdict::Drop(DropReason::Policy)
+    );
+    // c's own connections out through the floating address are not ingress.
+    let out = tcp4(MAC_C, ROUTER, C4, A4, (41000, 80), 64);
+    assert_eq!(run_in(&closed, Vif(3), &out, &mut ctx).0, Verdict::Transmit(Vif(1)));
+}
+
+#[test]
+fn fragments_icmp_errors_and_a_pod_reaching_itself_are_not_denied() {
+    let mut s = red();
+    s.add_policy(b_from_a_only()).unwrap();
+    let snap = s.build(1, MacAddr(ROUTER));
+    let d = snap.interface_by_name("d").unwrap().vif;
+    let mut ctx = PipelineContext::default();
+    // A later fragment of a UDP datagram to b (offset 1480, no UDP header).
+    let mut fragment = Vec::new();
+    PacketBuilder::ethernet2(MAC_D, ROUTER)
+        .ip(etherparse::IpHeaders::Ipv4(
+            {
+                let mut h = etherparse::Ipv4Header::new(8, 64, etherparse::IpNumber::UDP, D4, B4).unwrap();
+                h.fragment_offset = etherparse::IpFragOffset::try_new(185).unwrap();
+                h
+            },
+            Default::default(),
+        ))
+        .write(&mut fragment, etherparse::IpNumber::UDP, &[7u8; 8])
+        .unwrap();
+    assert_eq!(run_in(&snap, d, &fragment, &mut ctx).0, Verdict::Transmit(Vif(2)));
+    // A destination unreachable (fragmentation needed) to b, from d.
+    let mut error = Vec::new();
+    PacketBuilder::ethernet2(MAC_D, ROUTER)
+        .ipv4(D4, B4, 64)
+        .icmpv4(Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1400 },
+        ))
+        .write(&mut error, &[0u8; 28])
+        .unwrap();
+    assert_eq!(run_in(&snap, d, &error, &mut ctx).0, Verdict::Transmit(Vif(2)));
+    // b reaches its own service (it is the backend: a hairpin), though its ingress
+    // takes only a.
+    let (v, _) = run_in(&snap, Vif(2), &tcp4(MAC_B, ROUTER, B4, SVC4, (40000, 80), 64), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(Vif(2)));
+}
