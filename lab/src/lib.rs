@@ -208,6 +208,7 @@ fn floating_ip_section(nodes: &mut [node::LabNode]) -> anyhow::Result<Vec<String
         vrf: "red".into(),
         ip: floating,
         interface: green.host_if.clone(),
+        egress_only: false,
     };
     let _: serde_json::Value = nodes[0].api().call(&vrouter::api::Request::AddFloatingIp { spec })?;
     println!(

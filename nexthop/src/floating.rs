@@ -27,6 +27,8 @@ pub struct FloatingEntry {
     pub address: IpAddr,
     /// The floating address as a translation target.
     pub target: NatTarget,
+    /// Only the pod's own connections out use it; connections to it are refused.
+    pub egress_only: bool,
 }
 
 /// The floating IPs of a snapshot.

@@ -30,6 +30,7 @@ fn a_floating_ip_joins_an_isolated_pod_to_another_vrf_both_ways() {
         vrf: "cluster".into(),
         ip: floating,
         interface: isolated.host_if.clone(),
+        egress_only: false,
     };
     let _: serde_json::Value = api.call(&Request::AddFloatingIp { spec }).unwrap();
     let view: Vec<FloatingIpView> = api.call(&Request::FloatingIps).unwrap();
@@ -95,6 +96,7 @@ fn a_floating_ip_is_reached_from_another_node_by_the_route_its_node_advertises()
         vrf: "cluster".into(),
         ip: floating,
         interface: nodes[0].pods[1].host_if.clone(),
+        egress_only: false,
     };
     let _: serde_json::Value = nodes[0].api().call(&Request::AddFloatingIp { spec }).unwrap();
     let (isolated, remote) = (&nodes[0].pods[1], &nodes[1].pods[0]);

@@ -263,6 +263,10 @@ pub enum FipAction {
         /// The pod interface it is given to.
         #[arg(long)]
         interface: String,
+        /// Only for the pod's own connections out: connections to the floating
+        /// address are refused (an isolated namespace's pod in the cluster network).
+        #[arg(long)]
+        egress_only: bool,
     },
     /// Remove a floating IP.
     Delete {

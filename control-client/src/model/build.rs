@@ -171,6 +171,7 @@ impl<'a> Compile<'a> {
                 vrf,
                 address: spec.ip,
                 target: target(self.ids, spec.ip),
+                egress_only: spec.egress_only,
             });
         }
         out

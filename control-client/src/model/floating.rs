@@ -22,6 +22,12 @@ pub struct FloatingIpSpec {
     pub ip: IpAddr,
     /// The pod interface it is given to.
     pub interface: String,
+    /// Only for the pod's own connections out (Contrail's floating IP traffic
+    /// direction `egress`): connections to the floating address are refused, so
+    /// the address lets an isolated namespace's pod reach the cluster network
+    /// without making it reachable from there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub egress_only: bool,
 }
 
 impl DesiredState {
@@ -125,6 +131,7 @@ mod tests {
             vrf: vrf.into(),
             ip: ip.into(),
             interface: interface.into(),
+            egress_only: false,
         }
     }
 

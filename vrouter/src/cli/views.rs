@@ -509,6 +509,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     vrf,
                     ip,
                     interface,
+                    egress_only,
                 },
         } => {
             let spec = control_client::FloatingIpSpec {
@@ -516,6 +517,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 vrf,
                 ip,
                 interface,
+                egress_only,
             };
             let _: serde_json::Value = api.call(&Request::AddFloatingIp { spec })?;
             print(json, &serde_json::Value::Null, |_| println!("floating IP {name} added"))

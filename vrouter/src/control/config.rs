@@ -447,6 +447,7 @@ impl Control {
                 vrf: f.vrf.clone(),
                 ip: f.ip,
                 interface: binding.name.clone(),
+                egress_only: false,
             };
             desired.insert(name, spec);
         }

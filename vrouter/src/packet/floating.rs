@@ -6,15 +6,20 @@
 //! never changed.
 
 use super::nat::Target;
+use super::DropReason;
 use flow_table::FlowKey;
 use nexthop::{FloatingEntry, Interface, Nat, NatSide, Snapshot, VrfId};
 use std::net::IpAddr;
 
 /// The translation of a new flow with `key` (received on `iface`) through a floating
-/// IP, if one applies.
-pub(super) fn target(snap: &Snapshot, iface: &Interface, key: &FlowKey) -> Option<Target> {
+/// IP, if one applies; `Err` refuses it (a connection to an egress-only floating
+/// address: an isolated pod's, which no one outside its network may reach).
+pub(super) fn target(snap: &Snapshot, iface: &Interface, key: &FlowKey) -> Option<Result<Target, DropReason>> {
     if let Some(entry) = snap.floating.get(VrfId(key.vrf()), key.dst_addr()) {
-        return Some(inbound(key, entry));
+        if entry.egress_only {
+            return Some(Err(DropReason::OtherVrf));
+        }
+        return Some(Ok(inbound(key, entry)));
     }
     let own = snap.floating.of(iface.vif);
     if own.is_empty() || key.vrf() != iface.vrf.0 {
@@ -29,7 +34,7 @@ pub(super) fn target(snap: &Snapshot, iface: &Interface, key: &FlowKey) -> Optio
         .filter_map(|e| Some((snap.match_len(e.vrf, dst)?, e)))
         .filter(|(len, _)| home.is_none_or(|h| *len > h))
         .max_by_key(|(len, _)| *len)?;
-    Some(outbound(key, best.1))
+    Some(Ok(outbound(key, best.1)))
 }
 
 /// The key a floating reply entry (`key`, translated as `kept`, received on `iface`)
@@ -58,7 +63,7 @@ pub(super) fn reply_route(snap: &Snapshot, iface: &Interface, key: &FlowKey, kep
 }
 
 /// `key` with addresses `src` and `dst` in VRF `vrf` (the ports kept).
-fn rekeyed(key: &FlowKey, vrf: VrfId, src: IpAddr, dst: IpAddr) -> Option<FlowKey> {
+pub(super) fn rekeyed(key: &FlowKey, vrf: VrfId, src: IpAddr, dst: IpAddr) -> Option<FlowKey> {
     let (proto, sport, dport) = (key.proto(), key.src_port(), key.dst_port());
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => Some(FlowKey::v4(vrf.0, s, d, proto, sport, dport)),

@@ -221,8 +221,10 @@ pub(super) fn setup(
         return super::nat::setup(snap, ctx, iface, key, service, bytes, tracked);
     }
     if !snap.floating.is_empty() {
-        if let Some(t) = super::floating::target(snap, iface, key) {
-            return super::nat::setup_translated(snap, ctx, iface, key, t, bytes, tracked);
+        match super::floating::target(snap, iface, key) {
+            Some(Ok(t)) => return super::nat::setup_translated(snap, ctx, iface, key, t, bytes, tracked),
+            Some(Err(reason)) => return Decision::Drop(reason),
+            None => {}
         }
     }
     let PipelineContext {

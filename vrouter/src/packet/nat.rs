@@ -212,6 +212,13 @@ fn target(snap: &Snapshot, key: &FlowKey, service: &ServiceEntry, backend: nexth
     let (sport, port, vrf, proto) = (key.src_port(), service.target_port, key.vrf(), key.proto());
     let (client, service_addr) = (key.src_addr(), key.dst_addr());
     let backend_addr = snap.nat_address(backend)?;
+    if let Some(e) = snap.floating.get(nexthop::VrfId(vrf), backend_addr) {
+        let service_target = match service_addr {
+            IpAddr::V4(svc) => NatTarget::V4(svc),
+            IpAddr::V6(_) => NatTarget::V6(service_ip),
+        };
+        return through_floating(key, e, port, service_target);
+    }
     let (route, target, service_target) = match (client, backend_addr, service_addr) {
         (IpAddr::V4(src), IpAddr::V4(to), IpAddr::V4(svc)) => (
             FlowKey::v4(vrf, src, to, proto, sport, port),
@@ -265,6 +272,34 @@ fn target(snap: &Snapshot, key: &FlowKey, service: &ServiceEntry, backend: nexth
     })
 }
 
+/// A backend named by a floating address of the service's VRF (an isolated
+/// namespace's pod, which the cluster network reaches only through its services):
+/// the connection goes straight to the pod, routed in the pod's VRF, and its
+/// replies come back from the service's address (`service_target`).
+fn through_floating(key: &FlowKey, e: &nexthop::FloatingEntry, port: u16, service_target: NatTarget) -> Option<Target> {
+    let (vrf, proto, sport) = (e.pod_vrf.0, key.proto(), key.src_port());
+    let route = match (key.src_addr(), e.pod) {
+        (IpAddr::V4(c), IpAddr::V4(p)) => FlowKey::v4(vrf, c, p, proto, sport, port),
+        (IpAddr::V6(c), IpAddr::V6(p)) => FlowKey::v6(vrf, c, p, proto, sport, port),
+        _ => return None,
+    };
+    Some(Target {
+        nat: Nat {
+            side: NatSide::Destination,
+            target: e.pod_target,
+            port,
+        },
+        route,
+        reverse: route.reversed(),
+        reverse_route: key.reversed(),
+        reply: Nat {
+            side: NatSide::Source,
+            target: service_target,
+            port: key.dst_port(),
+        },
+    })
+}
+
 /// The route key of a flow to `service` that `kept` translated, if the service still
 /// has that backend on that target port: a connection stays on its backend whatever
 /// else changed (a backend added takes new connections only). `None` sends the flow
@@ -275,12 +310,23 @@ fn kept_backend_route(snap: &Snapshot, key: &FlowKey, service: &ServiceEntry, ke
         NatSide::HairpinOut => key.src_addr(),
         _ => return None,
     };
-    let serves =
-        kept.port == service.target_port && service.backends.iter().any(|b| snap.nat_address(*b) == Some(backend));
-    if !serves {
-        return None;
-    }
-    let (vrf, proto, sport) = (key.vrf(), key.proto(), key.src_port());
+    // The backend as the service lists it: its own address (routed in the service's
+    // VRF), or a floating address of that VRF standing for it (routed in its pod's).
+    let service_vrf = nexthop::VrfId(key.vrf());
+    let listed = service
+        .backends
+        .iter()
+        .filter_map(|b| snap.nat_address(*b))
+        .find_map(|a| match snap.floating.get(service_vrf, a) {
+            Some(e) if e.pod == backend => Some(e.pod_vrf),
+            _ if a == backend => Some(service_vrf),
+            _ => None,
+        });
+    let vrf = match listed {
+        Some(vrf) if kept.port == service.target_port => vrf.0,
+        _ => return None,
+    };
+    let (proto, sport) = (key.proto(), key.src_port());
     match (key.src_addr(), backend) {
         (IpAddr::V4(src), IpAddr::V4(to)) => Some(FlowKey::v4(vrf, src, to, proto, sport, kept.port)),
         (IpAddr::V6(src), IpAddr::V6(to)) => Some(FlowKey::v6(vrf, src, to, proto, sport, kept.port)),
@@ -413,7 +459,16 @@ pub(super) fn decide_again(
                 }
             },
             None if hairpin => key.reversed(),
-            None => *key,
+            // A reply in another VRF than its connection's (a service backend behind
+            // a floating address answers in its own VRF): routed in the client's,
+            // the VRF of the pair's forward entry.
+            None => match f.reverse.and_then(|i| ctx.flows.table.get(i)) {
+                Some(forward) if forward.key.vrf() != key.vrf() => {
+                    let vrf = nexthop::VrfId(forward.key.vrf());
+                    super::floating::rekeyed(key, vrf, key.src_addr(), key.dst_addr()).unwrap_or(*key)
+                }
+                _ => *key,
+            },
         };
         let (route, slot) = flow::resolve(snap, &mut ctx.routes, &to_client);
         // The connection as its client opened it, for policy: as sent, the route to

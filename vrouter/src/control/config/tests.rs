@@ -279,6 +279,7 @@ fn a_floating_ip_of_a_bound_port_comes_from_the_configuration() {
             vrf: format!("{public}:public"),
             ip: "198.18.9.9".parse().unwrap(),
             interface: "tap-a".into(),
+            egress_only: false,
         }]
     );
     // Deleted in the configuration: gone once the initial sync is over.

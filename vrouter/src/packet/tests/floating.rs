@@ -18,6 +18,7 @@ fn with_floating_ips() -> (DesiredState, Snapshot) {
             vrf: "red".into(),
             ip,
             interface: "c".into(),
+            egress_only: false,
         })
         .unwrap();
     }
@@ -153,6 +154,7 @@ fn a_floating_flows_reply_keeps_its_translation_when_decisions_are_made_again() 
         vrf: "blue".into(),
         ip: IpAddr::from([198, 18, 2, 60]),
         interface: "b".into(),
+        egress_only: false,
     })
     .unwrap();
     let second = builder.build(&s, MacAddr(ROUTER));
@@ -193,6 +195,7 @@ fn a_flow_to_an_address_that_becomes_a_floating_ip_is_translated_from_then_on() 
         vrf: "red".into(),
         ip: IpAddr::from(FIP4),
         interface: "c".into(),
+        egress_only: false,
     })
     .unwrap();
     let after = builder.build(&s, MacAddr(ROUTER));

@@ -505,6 +505,7 @@ fn run_in(snap: &Snapshot, vif: Vif, frame: &[u8], ctx: &mut PipelineContext) ->
 
 mod floating;
 mod flows;
+mod isolation;
 mod mtu;
 mod node_ports;
 mod policy;

@@ -258,6 +258,7 @@ fn a_floating_ip_connection_is_judged_at_its_pod_and_revoked_from_either_side() 
         vrf: "red".into(),
         ip: IpAddr::from(FIP4),
         interface: "c".into(),
+        egress_only: false,
     })
     .unwrap();
     let mut builder = control_client::SnapshotBuilder::new(1);
