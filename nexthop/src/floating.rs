@@ -27,8 +27,13 @@ pub struct FloatingEntry {
     pub address: IpAddr,
     /// The floating address as a translation target.
     pub target: NatTarget,
-    /// Only the pod's own connections out use it; connections to it are refused.
+    /// Only the pod's own connections out use it; connections to it are refused,
+    /// but for `service_ports`.
     pub egress_only: bool,
+    /// (protocol, port) pairs of services whose backend it is: their connections
+    /// reach it from other nodes (where the service's node translated to it) even
+    /// when it is egress-only.
+    pub service_ports: Vec<(u8, u16)>,
 }
 
 /// The floating IPs of a snapshot.

@@ -150,6 +150,14 @@ impl<'a> Compile<'a> {
                 IpAddr::V6(_) => pod.ipv6.map(IpAddr::V6),
             };
             let Some(pod_addr) = pod_addr else { continue };
+            let mut service_ports: Vec<(u8, u16)> = self
+                .state
+                .services()
+                .filter(|s| s.vrf == spec.vrf && s.backends.contains(&spec.ip))
+                .flat_map(|s| s.ports.iter().map(|p| (p.protocol.number(), p.target_port)))
+                .collect();
+            service_ports.sort_unstable();
+            service_ports.dedup();
             let nh = self.ids.nexthop(
                 NextHop::Interface {
                     vif: id.vif,
@@ -172,6 +180,7 @@ impl<'a> Compile<'a> {
                 address: spec.ip,
                 target: target(self.ids, spec.ip),
                 egress_only: spec.egress_only,
+                service_ports,
             });
         }
         out

@@ -16,7 +16,8 @@ use std::net::IpAddr;
 /// address: an isolated pod's, which no one outside its network may reach).
 pub(super) fn target(snap: &Snapshot, iface: &Interface, key: &FlowKey) -> Option<Result<Target, DropReason>> {
     if let Some(entry) = snap.floating.get(VrfId(key.vrf()), key.dst_addr()) {
-        if entry.egress_only {
+        let for_service = entry.service_ports.contains(&(key.proto(), key.dst_port()));
+        if entry.egress_only && !for_service {
             return Some(Err(DropReason::OtherVrf));
         }
         return Some(Ok(inbound(key, entry)));

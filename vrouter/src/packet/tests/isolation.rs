@@ -55,6 +55,21 @@ fn an_isolated_pod_reaches_out_but_is_reached_only_through_its_service() {
     assert_eq!(v, Verdict::Drop(DropReason::OtherVrf));
     let (v, _) = run_in(&snap, Vif(1), &tcp4(MAC_A, ROUTER, A4, C4, (40000, 22), 64), &mut ctx);
     assert_eq!(v, Verdict::Drop(DropReason::OtherVrf));
+    // Its service's target port on the floating address is open (the service's node
+    // translates to the floating address when the pod is on another node).
+    let (v, out) = run_in(
+        &snap,
+        Vif(1),
+        &tcp4(MAC_A, ROUTER, A4, FIP4, (40002, 9376), 64),
+        &mut ctx,
+    );
+    assert_eq!(
+        (v, out),
+        (
+            Verdict::Transmit(Vif(3)),
+            tcp4(ROUTER, MAC_C, A4, C4, (40002, 9376), 63)
+        )
+    );
     // Rule c: c reaches a from its floating address, and a's reply comes back to c.
     let (v, out) = run_in(&snap, Vif(3), &tcp4(MAC_C, ROUTER, C4, A4, (41000, 22), 64), &mut ctx);
     assert_eq!(
