@@ -17,12 +17,14 @@
 //!   nothing until it has one.
 #![forbid(unsafe_code)]
 
+mod floating;
 mod load;
 mod pods;
 mod policy;
 mod selector;
 mod services;
 
+pub use floating::{parse_pool, FloatingPlan};
 pub use load::{LoadError, Manifests};
 pub use pods::{APP, ISOLATED, NETWORK};
 
@@ -35,12 +37,16 @@ use std::net::IpAddr;
 pub struct Settings {
     /// The shared network's name (and VRF).
     pub cluster_network: String,
+    /// Where isolated namespaces' pods get their floating IPs in the cluster network
+    /// (IPv4); none: they get none.
+    pub floating_pool: Option<ipnet::IpNet>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             cluster_network: "cluster-network".into(),
+            floating_pool: None,
         }
     }
 }
@@ -74,6 +80,8 @@ pub struct Translation {
     pub services: Vec<ServiceSpec>,
     /// Network policies.
     pub policies: Vec<PolicySpec>,
+    /// Egress-only floating IPs of isolated namespaces' pods in the cluster network.
+    pub floating_ips: Vec<FloatingPlan>,
     /// What was not translated, and why.
     pub warnings: Vec<String>,
 }
@@ -90,9 +98,16 @@ pub fn translate(manifests: &Manifests, settings: &Settings) -> Translation {
     let mut warnings = Vec::new();
     let namespaces = pods::namespaces(&manifests.namespaces, &manifests.pods);
     let pods = pods::pods(&manifests.pods, &namespaces, settings, &mut warnings);
+    let isolated: std::collections::BTreeSet<String> = namespaces
+        .iter()
+        .filter(|(_, ns)| ns.isolated())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let floating_ips = floating::plan(&pods, &isolated, settings, &mut warnings);
     let services = services::services(
         &manifests.services,
         &pods,
+        &floating_ips,
         &manifests.endpoints,
         &manifests.endpoint_slices,
         settings,
@@ -119,6 +134,7 @@ pub fn translate(manifests: &Manifests, settings: &Settings) -> Translation {
             .collect(),
         services,
         policies,
+        floating_ips,
         warnings,
     }
 }

@@ -61,6 +61,7 @@ fn listed_backends(namespace: &str, name: &str, endpoints: &[Endpoints], slices:
 pub fn services(
     list: &[Service],
     pods: &[PodInfo],
+    floating: &[crate::FloatingPlan],
     endpoints: &[Endpoints],
     slices: &[EndpointSlice],
     settings: &Settings,
@@ -97,10 +98,21 @@ pub fn services(
                 .collect(),
             _ => Vec::new(),
         };
+        // A backend in another network than the service's is reached at its floating
+        // address there (an isolated namespace's pod: the seed's rule e).
+        let floating_of = |p: &PodInfo| {
+            floating
+                .iter()
+                .find(|f| f.namespace == p.namespace && f.name == p.name)
+                .map(|f| f.ip)
+        };
         let backends: Vec<IpAddr> = if spec.selector.as_ref().is_some_and(|s| !s.is_empty()) {
             let mut b: Vec<IpAddr> = backend_pods
                 .iter()
-                .flat_map(|p| p.ips.iter().copied())
+                .flat_map(|p| match floating_of(p) {
+                    Some(f) if p.vrf != settings.cluster_network => vec![f],
+                    _ => p.ips.clone(),
+                })
                 .filter(|a| a.is_ipv4() == ip.is_ipv4())
                 .collect();
             b.sort();
@@ -113,7 +125,7 @@ pub fn services(
                 .collect()
         };
         for p in &backend_pods {
-            if p.vrf != settings.cluster_network {
+            if p.vrf != settings.cluster_network && floating_of(p).is_none() {
                 warnings.push(format!(
                     "service {full}: backend {}/{} is in network {}, which the service's network {} does not route",
                     p.namespace, p.name, p.vrf, settings.cluster_network

@@ -9,7 +9,11 @@ use vrouter_k8s::{translate, Manifests, Settings};
 fn check(name: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let manifests = Manifests::from_path(&dir.join(format!("{name}.yaml"))).expect("the scenario reads");
-    let got = serde_json::to_string_pretty(&translate(&manifests, &Settings::default())).unwrap() + "\n";
+    let settings = Settings {
+        floating_pool: Some("198.18.254.0/24".parse().unwrap()),
+        ..Settings::default()
+    };
+    let got = serde_json::to_string_pretty(&translate(&manifests, &settings)).unwrap() + "\n";
     let golden = dir.join(format!("{name}.json"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &got).unwrap();
@@ -33,6 +37,11 @@ fn modes_and_services_scenario() {
 }
 
 #[test]
+fn namespace_isolation_scenario() {
+    check("isolation");
+}
+
+#[test]
 fn every_scenario_has_a_golden_test() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -43,7 +52,11 @@ fn every_scenario_has_a_golden_test() {
         })
         .collect();
     names.sort();
-    assert_eq!(names, ["modes", "policy"], "add a test above for each new scenario");
+    assert_eq!(
+        names,
+        ["isolation", "modes", "policy"],
+        "add a test above for each new scenario"
+    );
 }
 
 #[test]

@@ -132,6 +132,10 @@ pub enum Command {
         /// The shared network's name (kube-manager's cluster network).
         #[arg(long, default_value = "cluster-network")]
         cluster_network: String,
+        /// Where isolated namespaces' pods get their egress-only floating IPs in the
+        /// cluster network (an IPv4 prefix); unset: they get none.
+        #[arg(long, value_name = "CIDR")]
+        floating_pool: Option<String>,
         /// Also remove the services and policies named namespace/name that the
         /// manifests no longer define.
         #[arg(long)]
@@ -141,7 +145,8 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Remove the services and network policies Kubernetes manifests define.
+    /// Remove the services, network policies and floating IPs Kubernetes manifests
+    /// define.
     Delete {
         /// The file or directory.
         #[arg(short = 'f', long = "filename")]
@@ -149,6 +154,9 @@ pub enum Command {
         /// The shared network's name.
         #[arg(long, default_value = "cluster-network")]
         cluster_network: String,
+        /// The floating pool they were applied with.
+        #[arg(long, value_name = "CIDR")]
+        floating_pool: Option<String>,
     },
     /// Process status.
     Status,

@@ -8,6 +8,7 @@ use super::views::print;
 use crate::api::{ApiClient, Request, ServiceView};
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::path::Path;
 use vrouter_api::PolicyView;
 use vrouter_k8s::{translate, Manifests, Settings, Translation};
@@ -19,20 +20,28 @@ pub struct Applied {
     pub services: Vec<String>,
     /// Policies added or replaced.
     pub policies: Vec<String>,
+    /// Floating IPs given to this node's isolated pods.
+    pub floating_ips: Vec<String>,
     /// Services and policies removed.
     pub removed: Vec<String>,
     /// What the translation could not do.
     pub warnings: Vec<String>,
 }
 
-fn translation(file: &Path, cluster_network: &str) -> anyhow::Result<Translation> {
+/// The translation's settings from the command line.
+pub fn settings(cluster_network: &str, floating_pool: Option<&str>) -> anyhow::Result<Settings> {
+    Ok(Settings {
+        cluster_network: cluster_network.to_string(),
+        floating_pool: floating_pool
+            .map(vrouter_k8s::parse_pool)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!(e))?,
+    })
+}
+
+fn translation(file: &Path, settings: &Settings) -> anyhow::Result<Translation> {
     let manifests = Manifests::from_path(file)?;
-    Ok(translate(
-        &manifests,
-        &Settings {
-            cluster_network: cluster_network.to_string(),
-        },
-    ))
+    Ok(translate(&manifests, settings))
 }
 
 /// A name `vrouter apply` manages (Kubernetes' `namespace/name`).
@@ -46,11 +55,11 @@ pub fn apply(
     api: &ApiClient,
     json: bool,
     file: &Path,
-    cluster_network: &str,
+    settings: &Settings,
     prune: bool,
     dry_run: bool,
 ) -> anyhow::Result<()> {
-    let t = translation(file, cluster_network)?;
+    let t = translation(file, settings)?;
     if dry_run {
         println!("{}", serde_json::to_string_pretty(&t)?);
         return Ok(());
@@ -85,6 +94,40 @@ pub fn apply(
     done.policies = t.policies.iter().map(|p| p.name.clone()).collect();
     done.removed
         .extend(remove.into_iter().map(|n| format!("network policy {n}")));
+    // Floating IPs of this node's isolated pods: their interfaces found by VRF and
+    // address (the pods of other nodes are theirs to apply).
+    let interfaces: Vec<vrouter_api::InterfaceView> = api.call(&Request::Interfaces)?;
+    let mut fips = BTreeSet::new();
+    for plan in &t.floating_ips {
+        let local = interfaces
+            .iter()
+            .find(|i| i.vrf == plan.pod_vrf && i.ipv4.map(IpAddr::V4) == Some(plan.pod_ip));
+        let Some(iface) = local else { continue };
+        let name = format!("{}/{}", plan.namespace, plan.name);
+        let spec = control_client::FloatingIpSpec {
+            name: name.clone(),
+            vrf: plan.vrf.clone(),
+            ip: plan.ip,
+            interface: iface.name.clone(),
+            egress_only: true,
+        };
+        let _: serde_json::Value = api
+            .call(&Request::AddFloatingIp { spec })
+            .map_err(|e| anyhow::anyhow!("floating IP {name}: {e}"))?;
+        done.floating_ips.push(name.clone());
+        fips.insert(name);
+    }
+    if prune {
+        let current: Vec<vrouter_api::FloatingIpView> = api.call(&Request::FloatingIps)?;
+        for name in current
+            .into_iter()
+            .map(|f| f.name)
+            .filter(|n| managed(n) && !fips.contains(n))
+        {
+            let _: serde_json::Value = api.call(&Request::RemoveFloatingIp { name: name.clone() })?;
+            done.removed.push(format!("floating IP {name}"));
+        }
+    }
     if prune {
         let services: BTreeSet<&str> = t.services.iter().map(|s| s.name.as_str()).collect();
         let current: Vec<ServiceView> = api.call(&Request::Services)?;
@@ -103,8 +146,8 @@ pub fn apply(
 
 /// `vrouter delete -f`: removes the services and policies the manifests define
 /// (those already gone are not an error).
-pub fn delete(api: &ApiClient, json: bool, file: &Path, cluster_network: &str) -> anyhow::Result<()> {
-    let t = translation(file, cluster_network)?;
+pub fn delete(api: &ApiClient, json: bool, file: &Path, settings: &Settings) -> anyhow::Result<()> {
+    let t = translation(file, settings)?;
     let mut done = Applied::default();
     let not_found = |e: &vrouter_api::ClientError| matches!(e, vrouter_api::ClientError::Api(a) if a.code == vrouter_api::ErrorCode::NotFound);
     for spec in &t.services {
@@ -114,6 +157,14 @@ pub fn delete(api: &ApiClient, json: bool, file: &Path, cluster_network: &str) -
             Ok(_) => done.removed.push(format!("service {}", spec.name)),
             Err(e) if not_found(&e) => {}
             Err(e) => return Err(anyhow::anyhow!("service {}: {e}", spec.name)),
+        }
+    }
+    for plan in &t.floating_ips {
+        let name = format!("{}/{}", plan.namespace, plan.name);
+        match api.call::<serde_json::Value>(&Request::RemoveFloatingIp { name: name.clone() }) {
+            Ok(_) => done.removed.push(format!("floating IP {name}")),
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(anyhow::anyhow!("floating IP {name}: {e}")),
         }
     }
     for spec in &t.policies {
@@ -138,6 +189,9 @@ fn report(json: bool, done: &Applied) -> anyhow::Result<()> {
         }
         for p in &d.policies {
             println!("network policy {p} applied");
+        }
+        for f in &d.floating_ips {
+            println!("floating IP {f} applied");
         }
         for r in &d.removed {
             println!("{r} removed");

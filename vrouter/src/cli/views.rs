@@ -544,10 +544,27 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
         Command::Apply {
             file,
             cluster_network,
+            floating_pool,
             prune,
             dry_run,
-        } => super::apply::apply(&api, json, &file, &cluster_network, prune, dry_run),
-        Command::Delete { file, cluster_network } => super::apply::delete(&api, json, &file, &cluster_network),
+        } => super::apply::apply(
+            &api,
+            json,
+            &file,
+            &super::apply::settings(&cluster_network, floating_pool.as_deref())?,
+            prune,
+            dry_run,
+        ),
+        Command::Delete {
+            file,
+            cluster_network,
+            floating_pool,
+        } => super::apply::delete(
+            &api,
+            json,
+            &file,
+            &super::apply::settings(&cluster_network, floating_pool.as_deref())?,
+        ),
         Command::Status => {
             let s: StatusView = api.call(&Request::Status)?;
             print(json, &s, |s| {
