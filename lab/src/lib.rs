@@ -15,6 +15,7 @@ pub mod bench;
 pub mod cli;
 pub mod control_node;
 pub mod gen;
+pub mod k8s_section;
 pub mod minfwd;
 pub mod netns;
 pub mod node;
@@ -423,6 +424,7 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
     }
     wrong.extend(floating_ip_section(&mut nodes)?);
     wrong.extend(services_section::run(&nodes, &lan)?);
+    wrong.extend(k8s_section::run(&binary, &mut nodes)?);
     for (k, n) in nodes.iter().enumerate() {
         println!("\n== node {}: vif", k + 1);
         for i in n.interfaces()? {

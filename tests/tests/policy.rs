@@ -1,7 +1,8 @@
 //! NetworkPolicy end to end: two nodes, eight pods in three namespaces, the ten
 //! policies of `k8s/scenarios/policy.yaml` applied to both vrouters with
 //! `vrouter apply -f`. What each pair may open is checked against a table written
-//! from Kubernetes' rules (not from the translation): new TCP and UDP connections
+//! from Kubernetes' rules, not from the translation (`POLICY_TRUTH_TABLE`, which the
+//! lab prints too): new TCP and UDP connections
 //! within a node and across the fabric, and connections opened before the policies
 //! came (a revoked one stops, an allowed one goes on). A denial is counted per
 //! policy, logged with the policy, and the flow view names it.
@@ -12,51 +13,10 @@ use std::path::Path;
 use system_tests::{fabric_node, route_to_pod, serial};
 use vrouter::api::{FlowFilter, FlowView, PolicyView, Request};
 use vrouter_lab::backends::{ask, spawn_ask, tcp_sessions, NamedServers};
+use vrouter_lab::k8s_section::{truth_table, POLICY_PODS as PODS, POLICY_TCP_PORTS as TCP_PORTS, SYSLOG};
 use vrouter_lab::node::{FabricLan, LabNode, Pod};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
-const TCP_PORTS: [u16; 11] = [22, 5432, 6379, 6380, 6381, 7000, 7001, 8080, 8081, 8443, 9100];
-const SYSLOG: u16 = 514;
-
-/// The scenario's pods in the order the lab numbers them (pod i: 198.18.1.(i+1));
-/// the first four on node 1, the others on node 2.
-const PODS: [&str; 8] = ["web-1", "web-2", "db", "api", "cache", "ledger", "monitor", "debug"];
-
-/// (from, to, protocol, port, allowed), by Kubernetes' rules for the scenario.
-const TABLE: [(&str, &str, &str, u16, bool); 31] = [
-    ("monitor", "web-1", "tcp", 8080, true), // web-http: named port http = 8080, from anyone
-    ("monitor", "web-1", "tcp", 8081, false), // not web-1's http port
-    ("monitor", "web-2", "tcp", 8081, true), // web-2 names http 8081
-    ("web-1", "db", "tcp", 5432, true),      // db-from-web
-    ("cache", "db", "tcp", 5432, false),     // cache is no web pod
-    ("api", "db", "tcp", 5432, false),       // api's egress allows ledger:7000 and UDP 514 only
-    ("web-2", "cache", "tcp", 6380, true),   // cache-from-shop, endPort 6380
-    ("web-2", "cache", "tcp", 6381, false),  // past endPort
-    ("ledger", "cache", "tcp", 6379, false), // bank is not team=shop
-    ("monitor", "db", "tcp", 9100, true),    // metrics-from-monitor: ops AND app=monitor
-    ("debug", "db", "tcp", 9100, false),     // debug opens nothing (and is no monitor)
-    ("monitor", "cache", "tcp", 9100, true), // metrics-from-monitor selects every shop pod
-    ("ledger", "web-1", "tcp", 9100, false), // ledger is not ops/monitor
-    ("api", "ledger", "tcp", 7000, true),    // ledger-from-api and api-egress
-    ("web-1", "ledger", "tcp", 7000, false), // ledger takes 7000 from api only
-    ("api", "ledger", "tcp", 7001, false),   // port
-    ("api", "debug", "udp", SYSLOG, true),   // api-egress ipBlock; debug takes anything
-    ("api", "monitor", "udp", SYSLOG, false), // api-egress except 198.18.1.8/32
-    ("ledger", "monitor", "udp", SYSLOG, true), // monitor-syslog: every namespace
-    ("ledger", "monitor", "tcp", 22, false), // monitor is isolated for ingress
-    ("web-1", "api", "tcp", 8443, true),     // api-from-block
-    ("monitor", "api", "tcp", 8443, false),  // except 198.18.1.8/31
-    ("web-1", "api", "tcp", 22, false),      // port
-    ("debug", "web-1", "tcp", 8080, false),  // debug-no-egress, though web-1 takes anyone
-    ("cache", "ledger", "tcp", 22, false),   // ledger is isolated for ingress
-    ("db", "debug", "tcp", 22, true),        // nothing selects debug for ingress
-    ("ledger", "api", "tcp", 8443, true),    // 198.18.1.7 is in the block
-    ("web-1", "web-2", "tcp", 8081, true),   // web-http, same node
-    ("db", "web-1", "tcp", 22, false),       // shop's default deny
-    ("monitor", "debug", "tcp", 22, true),   // neither side isolated that way
-    ("api", "web-1", "tcp", 8080, false),    // api's egress
-];
-
 fn scenario() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s/scenarios/policy.yaml")
 }
@@ -133,20 +93,7 @@ fn network_policies_from_manifests_allow_exactly_what_kubernetes_defines() {
     apply(&a);
     apply(&b);
 
-    let probes: Vec<_> = TABLE
-        .iter()
-        .map(|&(from, to, proto, port, _)| spawn_ask(&pod(from).ns, ip(to), port, proto == "udp"))
-        .collect();
-    let mut wrong = Vec::new();
-    for (probe, &(from, to, proto, port, allowed)) in probes.into_iter().zip(TABLE.iter()) {
-        let answer = probe.join().unwrap();
-        let reached = answer.as_ref().is_ok_and(|name| name == to);
-        if reached != allowed {
-            wrong.push(format!(
-                "{from} -> {to} {proto}/{port}: expected {allowed}, got {answer:?}"
-            ));
-        }
-    }
+    let wrong = truth_table(pod, false);
     assert!(wrong.is_empty(), "{}\n{}", wrong.join("\n"), logs());
     assert!(
         ask(&mut revoked_local).is_err(),
