@@ -75,6 +75,16 @@ pub fn fabric_node(binary: &str, n: u8) -> LabNode {
     )
 }
 
+/// Two running nodes (fabric 198.18.0.1 and .2) on `lan`, without pods.
+pub fn two_started_nodes(binary: &str, lan: &FabricLan) -> (LabNode, LabNode) {
+    let (mut a, mut b) = (fabric_node(binary, 1), fabric_node(binary, 2));
+    for n in [&mut a, &mut b] {
+        n.join(lan).expect("joining the fabric");
+        n.start_vrouter().expect("starting the vrouter");
+    }
+    (a, b)
+}
+
 /// Two running nodes (fabric 198.18.0.1 and .2) on `lan`, each with one pod in VRF
 /// red (red-1 on node 1, red-2 on node 2).
 pub fn two_nodes(binary: &str, lan: &FabricLan) -> (LabNode, LabNode) {

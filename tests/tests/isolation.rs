@@ -11,7 +11,7 @@ use control_client::{RouteSpec, RouteTarget};
 use nexthop::encap::Encap;
 use std::net::IpAddr;
 use std::path::Path;
-use system_tests::{fabric_node, route_to_pod, serial};
+use system_tests::{route_to_pod, serial, two_started_nodes};
 use vrouter::api::{FloatingIpView, Request};
 use vrouter_lab::backends::{spawn_ask, tcp_spread, NamedServers};
 use vrouter_lab::node::{FabricLan, LabNode, Pod};
@@ -68,11 +68,7 @@ fn route_to_floating(node: &LabNode, remote: &LabNode, pod: usize, fip: IpAddr) 
 fn an_isolated_namespace_is_reached_only_through_its_services_and_reaches_out() {
     let _machine = serial();
     let lan = FabricLan::new().unwrap();
-    let (mut a, mut b) = (fabric_node(BIN, 1), fabric_node(BIN, 2));
-    for n in [&mut a, &mut b] {
-        n.join(&lan).unwrap();
-        n.start_vrouter().unwrap();
-    }
+    let (mut a, mut b) = two_started_nodes(BIN, &lan);
     // client-1 198.18.1.2 and secret-1 198.18.2.2 on node 1; client-2 198.18.1.3 and
     // secret-2 198.18.2.3 on node 2.
     a.add_pod("cluster-network", 0, 1, true).unwrap();

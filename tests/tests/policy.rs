@@ -10,7 +10,7 @@
 use nexthop::encap::Encap;
 use std::net::IpAddr;
 use std::path::Path;
-use system_tests::{fabric_node, route_to_pod, serial};
+use system_tests::{route_to_pod, serial, two_started_nodes};
 use vrouter::api::{FlowFilter, FlowView, PolicyView, Request};
 use vrouter_lab::backends::{ask, spawn_ask, tcp_sessions, NamedServers};
 use vrouter_lab::k8s_section::{truth_table, POLICY_PODS as PODS, POLICY_TCP_PORTS as TCP_PORTS, SYSLOG};
@@ -50,11 +50,7 @@ fn apply(node: &LabNode) {
 fn network_policies_from_manifests_allow_exactly_what_kubernetes_defines() {
     let _machine = serial();
     let lan = FabricLan::new().unwrap();
-    let (mut a, mut b) = (fabric_node(BIN, 1), fabric_node(BIN, 2));
-    for n in [&mut a, &mut b] {
-        n.join(&lan).unwrap();
-        n.start_vrouter().unwrap();
-    }
+    let (mut a, mut b) = two_started_nodes(BIN, &lan);
     for i in 1..=4 {
         a.add_pod("cluster-network", 0, i, true).unwrap();
     }

@@ -124,39 +124,27 @@ pub enum Command {
     },
     /// Apply Kubernetes manifests (a YAML file or a directory of them: Namespaces,
     /// Pods, Services, Endpoints, EndpointSlices, NetworkPolicies): their services and
-    /// network policies are added or replaced.
+    /// network policies are added or replaced, and this node's isolated pods get their
+    /// floating IPs.
     Apply {
-        /// The file or directory.
-        #[arg(short = 'f', long = "filename")]
-        file: PathBuf,
-        /// The shared network's name (kube-manager's cluster network).
-        #[arg(long, default_value = "cluster-network")]
-        cluster_network: String,
-        /// Where isolated namespaces' pods get their egress-only floating IPs in the
-        /// cluster network (an IPv4 prefix); unset: they get none.
-        #[arg(long, value_name = "CIDR")]
-        floating_pool: Option<String>,
-        /// Also remove the services and policies named namespace/name that the
-        /// manifests no longer define.
+        /// The manifests and how to translate them.
+        #[command(flatten)]
+        manifests: ManifestArgs,
+        /// Also remove the services, policies and floating IPs named namespace/name
+        /// that the manifests no longer define.
         #[arg(long)]
         prune: bool,
         /// Print the translation (networks, pod placement, services, policies,
-        /// warnings) as JSON instead of applying it.
+        /// floating IPs, warnings) as JSON instead of applying it.
         #[arg(long)]
         dry_run: bool,
     },
     /// Remove the services, network policies and floating IPs Kubernetes manifests
     /// define.
     Delete {
-        /// The file or directory.
-        #[arg(short = 'f', long = "filename")]
-        file: PathBuf,
-        /// The shared network's name.
-        #[arg(long, default_value = "cluster-network")]
-        cluster_network: String,
-        /// The floating pool they were applied with.
-        #[arg(long, value_name = "CIDR")]
-        floating_pool: Option<String>,
+        /// The manifests and how they were translated.
+        #[command(flatten)]
+        manifests: ManifestArgs,
     },
     /// Process status.
     Status,
@@ -188,6 +176,21 @@ impl std::str::FromStr for PortArg {
             node_port: node_port.map(|p| number(p)).transpose()?,
         }))
     }
+}
+
+/// Kubernetes manifests on the command line, and the translation's settings.
+#[derive(Debug, clap::Args)]
+pub struct ManifestArgs {
+    /// The file or directory.
+    #[arg(short = 'f', long = "filename")]
+    pub file: PathBuf,
+    /// The shared network's name (kube-manager's cluster network).
+    #[arg(long, default_value = "cluster-network")]
+    pub cluster_network: String,
+    /// Where isolated namespaces' pods get their egress-only floating IPs in the
+    /// cluster network (an IPv4 prefix); unset: they get none.
+    #[arg(long, value_name = "CIDR")]
+    pub floating_pool: Option<String>,
 }
 
 /// `service` actions.

@@ -9,7 +9,6 @@ use crate::api::{ApiClient, Request, ServiceView};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::path::Path;
 use vrouter_api::PolicyView;
 use vrouter_k8s::{translate, Manifests, Settings, Translation};
 
@@ -28,20 +27,19 @@ pub struct Applied {
     pub warnings: Vec<String>,
 }
 
-/// The translation's settings from the command line.
-pub fn settings(cluster_network: &str, floating_pool: Option<&str>) -> anyhow::Result<Settings> {
-    Ok(Settings {
-        cluster_network: cluster_network.to_string(),
-        floating_pool: floating_pool
+/// The manifests of the command line, translated with its settings.
+fn translation(args: &super::ManifestArgs) -> anyhow::Result<Translation> {
+    let settings = Settings {
+        cluster_network: args.cluster_network.clone(),
+        floating_pool: args
+            .floating_pool
+            .as_deref()
             .map(vrouter_k8s::parse_pool)
             .transpose()
             .map_err(|e| anyhow::anyhow!(e))?,
-    })
-}
-
-fn translation(file: &Path, settings: &Settings) -> anyhow::Result<Translation> {
-    let manifests = Manifests::from_path(file)?;
-    Ok(translate(&manifests, settings))
+    };
+    let manifests = Manifests::from_path(&args.file)?;
+    Ok(translate(&manifests, &settings))
 }
 
 /// A name `vrouter apply` manages (Kubernetes' `namespace/name`).
@@ -54,12 +52,11 @@ fn managed(name: &str) -> bool {
 pub fn apply(
     api: &ApiClient,
     json: bool,
-    file: &Path,
-    settings: &Settings,
+    manifests: &super::ManifestArgs,
     prune: bool,
     dry_run: bool,
 ) -> anyhow::Result<()> {
-    let t = translation(file, settings)?;
+    let t = translation(manifests)?;
     if dry_run {
         println!("{}", serde_json::to_string_pretty(&t)?);
         return Ok(());
@@ -146,8 +143,8 @@ pub fn apply(
 
 /// `vrouter delete -f`: removes the services and policies the manifests define
 /// (those already gone are not an error).
-pub fn delete(api: &ApiClient, json: bool, file: &Path, settings: &Settings) -> anyhow::Result<()> {
-    let t = translation(file, settings)?;
+pub fn delete(api: &ApiClient, json: bool, manifests: &super::ManifestArgs) -> anyhow::Result<()> {
+    let t = translation(manifests)?;
     let mut done = Applied::default();
     let not_found = |e: &vrouter_api::ClientError| matches!(e, vrouter_api::ClientError::Api(a) if a.code == vrouter_api::ErrorCode::NotFound);
     for spec in &t.services {

@@ -542,29 +542,11 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
         }
         Command::Policy { action } => super::policy::run(&api, json, action),
         Command::Apply {
-            file,
-            cluster_network,
-            floating_pool,
+            manifests,
             prune,
             dry_run,
-        } => super::apply::apply(
-            &api,
-            json,
-            &file,
-            &super::apply::settings(&cluster_network, floating_pool.as_deref())?,
-            prune,
-            dry_run,
-        ),
-        Command::Delete {
-            file,
-            cluster_network,
-            floating_pool,
-        } => super::apply::delete(
-            &api,
-            json,
-            &file,
-            &super::apply::settings(&cluster_network, floating_pool.as_deref())?,
-        ),
+        } => super::apply::apply(&api, json, &manifests, prune, dry_run),
+        Command::Delete { manifests } => super::apply::delete(&api, json, &manifests),
         Command::Status => {
             let s: StatusView = api.call(&Request::Status)?;
             print(json, &s, |s| {

@@ -478,15 +478,7 @@ pub(super) fn decide_again(
             && !snap.policies.is_empty()
             && !super::policy::verdict(snap, &to_client.reversed(), &key.reversed()).allowed();
         if denied {
-            let data = FlowAction::Drop(DropReason::Policy).encode(slot, true) | FLAG_NAT;
-            table.update(
-                &f,
-                FlowValue {
-                    data,
-                    generation,
-                    ..f.value
-                },
-            );
+            store(table, &f, FlowAction::Drop(DropReason::Policy), slot, generation);
             return Decision::Drop(DropReason::Policy);
         }
         (flow::or_host(snap, nexthop::Vif(f.value.owner), route), slot, kept)
@@ -516,17 +508,23 @@ pub(super) fn decide_again(
     };
     match (route, nat) {
         (Decision::Forward(nh), Some(nat)) => {
-            let data = FlowAction::Forward(nh).encode(slot, reverse) | FLAG_NAT;
-            table.update(
-                &f,
-                FlowValue {
-                    data,
-                    generation,
-                    ..f.value
-                },
-            );
+            store(table, &f, FlowAction::Forward(nh), slot, generation);
             Decision::ForwardNat(nh, nat)
         }
         _ => route,
     }
+}
+
+/// Stores `action` as translated entry `f`'s decision, made in `generation` from the
+/// route in `slot` (the entry keeps its direction and translation).
+fn store(table: &flow_table::FlowTable, f: &FlowRef, action: FlowAction, slot: RouteSlot, generation: u32) {
+    let data = action.encode(slot, FlowAction::is_reverse(f.value.data)) | FLAG_NAT;
+    table.update(
+        f,
+        FlowValue {
+            data,
+            generation,
+            ..f.value
+        },
+    );
 }
