@@ -485,7 +485,7 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
     println!("== lab removed");
     if wrong.is_empty() {
         println!(
-            "RESULT: every pod reaches exactly the pods of its own VRF, on its node and across the fabric; the isolated pod reaches red, and red it, only through its floating IP; services spread, node ports and source NAT reach across the cluster's edge, health checks take a dead backend out"
+            "RESULT: every pod reaches exactly the pods of its own VRF, on its node and across the fabric; the isolated pod reaches red, and red it, only through its floating IP; services spread, node ports and source NAT reach across the cluster's edge, health checks take a dead backend out; Kubernetes manifests applied: network policies allow exactly what Kubernetes defines, an isolated namespace is reached only through its services"
         );
         Ok(())
     } else {
