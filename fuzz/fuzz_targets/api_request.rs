@@ -39,6 +39,20 @@ fuzz_target!(|data: &[u8]| {
             Change::RemoveService(name) => m.remove_service(&name).map(|_| ()),
             Change::AddFloatingIp(spec) => m.add_floating_ip(spec),
             Change::RemoveFloatingIp(name) => m.remove_floating_ip(&name).map(|_| ()),
+            Change::AddPolicy(spec) => m.add_policy(spec),
+            Change::RemovePolicy(name) => m.remove_policy(&name).map(|_| ()),
+            // All or nothing, as the control side applies it.
+            Change::SetPolicies(specs, remove) => {
+                let mut next = m.clone();
+                for name in &remove {
+                    let _ = next.remove_policy(name);
+                }
+                let result = specs.into_iter().try_for_each(|spec| next.add_policy(spec));
+                if result.is_ok() {
+                    *m = next;
+                }
+                result
+            }
             // A binding lives on the control side, not in the model.
             Change::BindPort(_) => return,
             // Control-node and prober changes: no API request makes them.

@@ -173,3 +173,55 @@ fn a_port_in_use_is_refused_whole_and_keeps_its_record() {
     control.remove_interface("vm").unwrap();
     assert!(!control.store.has_port("vm"));
 }
+
+/// A control side over state directory `dir`, restored from it.
+fn restored(dir: &std::path::Path) -> Control {
+    let mut model = DesiredState::new(16);
+    model.set_fabric("fabric0");
+    let mut builder = SnapshotBuilder::new(1);
+    let mac = MacAddr([0, 0, 0x5e, 0, 1, 0]);
+    let publisher = SnapshotPublisher::new(builder.build(&model, mac));
+    let mut control = Control::new(ControlSetup {
+        model,
+        builder,
+        router_mac: mac,
+        publisher,
+        ports: Box::new(NoPorts),
+        store: StateStore::open(dir).unwrap(),
+        max_routes: 100,
+        host: None,
+    });
+    control.restore();
+    control
+}
+
+#[test]
+fn network_policies_survive_a_restart_and_a_refused_set_changes_nothing() {
+    use control_client::{PolicyPod, PolicySpec};
+    let dir = tempfile::tempdir().unwrap();
+    let policy = |name: &str, vrf: &str| PolicySpec {
+        name: name.into(),
+        pods: vec![PolicyPod {
+            vrf: vrf.into(),
+            ip: [198, 18, 1, 2].into(),
+        }],
+        ingress: Some(Vec::new()),
+        egress: None,
+    };
+    let mut control = restored(dir.path());
+    control
+        .set_policies(vec![policy("shop/deny", "red"), policy("shop/other", "red")], &[])
+        .unwrap();
+    control.remove_policy("shop/other").unwrap();
+    // One bad policy in a set: none of it is applied or recorded.
+    let refused = control.set_policies(
+        vec![policy("shop/new", "red"), policy("shop/bad", "")],
+        &["shop/deny".into()],
+    );
+    assert!(refused.is_err());
+    let names = |c: &Control| c.model.policies().map(|p| p.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&control), ["shop/deny"]);
+    drop(control);
+    let control = restored(dir.path());
+    assert_eq!(names(&control), ["shop/deny"], "restored from policies.json");
+}
