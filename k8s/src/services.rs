@@ -16,12 +16,13 @@ use std::net::IpAddr;
 /// Kubernetes' default `sessionAffinityConfig.clientIP.timeoutSeconds`.
 const DEFAULT_AFFINITY_SECS: u32 = 10_800;
 
-/// The protocol of a port (`TCP` when unset); `None` for one the data plane does not
-/// translate (SCTP).
+/// The protocol of a port (`TCP` when unset); `None` for one Kubernetes does not
+/// define.
 pub(crate) fn protocol(p: Option<&str>) -> Option<L4Protocol> {
     match p.unwrap_or("TCP") {
         "TCP" => Some(L4Protocol::Tcp),
         "UDP" => Some(L4Protocol::Udp),
+        "SCTP" => Some(L4Protocol::Sctp),
         _ => None,
     }
 }
@@ -134,7 +135,7 @@ pub fn services(
         }
         let mut ports = Vec::new();
         for port in spec.ports.iter().flatten() {
-            let Some(proto) = protocol(port.protocol.as_deref()) else {
+            let Some(proto) = protocol(port.protocol.as_deref()).filter(|p| *p != L4Protocol::Sctp) else {
                 warnings.push(format!(
                     "service {full}: port {} ({}) skipped: only TCP and UDP are translated",
                     port.port,

@@ -102,7 +102,7 @@ spec:
   - to: [{podSelector: {matchLabels: {role: server}}}]
     ports: [{port: api}]
   - to: [{podSelector: {}}]
-    ports: [{protocol: SCTP, port: 9}]
+    ports: [{port: nobody-has-this}]
 "#;
     let t = translate(&Manifests::from_text("t", text).unwrap(), &Settings::default());
     let out = t.policies.iter().find(|p| p.name == "a/out").unwrap();
@@ -122,7 +122,7 @@ spec:
             ("198.18.1.3/32".to_string(), Some(8001)),
             ("198.18.1.4/32".to_string(), Some(8002))
         ],
-        "one rule per number; the SCTP-only rule matches nothing, so it is gone, not widened"
+        "one rule per number; the rule whose only port nobody names matches nothing, so it is gone, not widened"
     );
 }
 
@@ -167,4 +167,32 @@ spec:
         empty_egress.egress.is_none() && empty_egress.ingress == Some(Vec::new()),
         "no policyTypes and no egress rules: ingress only (default deny), egress open"
     );
+}
+
+#[test]
+fn sctp_policy_ports_are_kept_and_sctp_service_ports_are_skipped() {
+    let text = r#"
+kind: Pod
+metadata: {namespace: a, name: hss, labels: {app: hss}}
+spec: {containers: [{name: c, image: i}]}
+status: {podIP: 198.18.1.2}
+---
+kind: NetworkPolicy
+metadata: {namespace: a, name: diameter}
+spec:
+  podSelector: {}
+  ingress: [{ports: [{protocol: SCTP, port: 3868}]}]
+---
+kind: Service
+metadata: {namespace: a, name: hss}
+spec:
+  clusterIP: 198.18.100.1
+  selector: {app: hss}
+  ports: [{protocol: SCTP, port: 3868}, {protocol: TCP, port: 3868}]
+"#;
+    let t = translate(&Manifests::from_text("t", text).unwrap(), &Settings::default());
+    let rules = t.policies[0].ingress.as_ref().unwrap();
+    assert_eq!(rules[0].ports[0].protocol, control_client::L4Protocol::Sctp);
+    assert_eq!(t.services[0].ports.len(), 1, "the TCP port only");
+    assert!(t.warnings.iter().any(|w| w.contains("SCTP")), "{:?}", t.warnings);
 }

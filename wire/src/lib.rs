@@ -30,6 +30,7 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod mpls;
 pub mod ndp;
+pub mod sctp;
 pub mod tcp;
 pub mod udp;
 pub mod vlan;
@@ -72,4 +73,6 @@ pub mod ip_proto {
     pub const ICMPV6: u8 = 58;
     /// IPv6 fragment header (RFC 8200).
     pub const IPV6_FRAGMENT: u8 = 44;
+    /// SCTP (RFC 9260).
+    pub const SCTP: u8 = 132;
 }

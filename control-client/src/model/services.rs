@@ -22,6 +22,8 @@ pub enum L4Protocol {
     Tcp,
     /// UDP.
     Udp,
+    /// SCTP: network policies match its ports; services do not translate it yet.
+    Sctp,
 }
 
 impl L4Protocol {
@@ -30,6 +32,7 @@ impl L4Protocol {
         match self {
             L4Protocol::Tcp => 6,
             L4Protocol::Udp => 17,
+            L4Protocol::Sctp => 132,
         }
     }
 }
@@ -40,7 +43,8 @@ impl std::str::FromStr for L4Protocol {
         match s.to_ascii_lowercase().as_str() {
             "tcp" => Ok(L4Protocol::Tcp),
             "udp" => Ok(L4Protocol::Udp),
-            other => Err(format!("{other:?} is not tcp or udp")),
+            "sctp" => Ok(L4Protocol::Sctp),
+            other => Err(format!("{other:?} is not tcp, udp or sctp")),
         }
     }
 }
@@ -252,6 +256,10 @@ impl DesiredState {
             return invalid(format!("{} ports: 1..={MAX_SERVICE_PORTS}", spec.ports.len()));
         }
         for (i, p) in spec.ports.iter().enumerate() {
+            if p.protocol == L4Protocol::Sctp {
+                // Its checksum covers the whole packet (CRC32c): not translated yet.
+                return invalid(format!("port {}: SCTP services are not translated yet", p.port));
+            }
             if p.port == 0 || p.target_port == 0 {
                 return invalid(format!("port {} -> {}: ports are 1..=65535", p.port, p.target_port));
             }

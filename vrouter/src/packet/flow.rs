@@ -103,6 +103,7 @@ pub(super) fn l4_ports(l4: &[u8], proto: u8, later_fragment: bool) -> (u16, u16,
     match proto {
         ip_proto::TCP => tcp::Packet::new_checked(l4).map_or((0, 0, 0), |t| (t.src_port(), t.dst_port(), t.flags())),
         ip_proto::UDP => udp::Packet::new_checked(l4).map_or((0, 0, 0), |u| (u.src_port(), u.dst_port(), 0)),
+        ip_proto::SCTP => wire::sctp::Packet::new_checked(l4).map_or((0, 0, 0), |s| (s.src_port(), s.dst_port(), 0)),
         ip_proto::ICMP | ip_proto::ICMPV6 => match icmp::Packet::new_checked(l4) {
             Ok(m) if m.is_echo(proto == ip_proto::ICMPV6) => (m.echo_ident(), m.echo_ident(), 0),
             _ => (0, 0, 0),

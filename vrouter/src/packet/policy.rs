@@ -57,7 +57,7 @@ pub fn connection(pre: &FlowKey, post: &FlowKey) -> Connection {
 }
 
 /// True for a key that is no connection of its own but part of one judged by its
-/// first packet: a later fragment (TCP or UDP without ports), an IPv6 fragment
+/// first packet: a later fragment (TCP, UDP or SCTP without ports), an IPv6 fragment
 /// (its header hides the ports), an ICMP error (no identifier). Policy leaves
 /// these alone, as conntrack-based data planes pass fragments after reassembly and
 /// errors as related traffic: a pod's path MTU discovery and large UDP answers must
@@ -66,14 +66,15 @@ pub fn connection(pre: &FlowKey, post: &FlowKey) -> Connection {
 fn judged_elsewhere(key: &FlowKey) -> bool {
     let portless = key.src_port() == 0 && key.dst_port() == 0;
     match key.proto() {
-        wire::ip_proto::TCP | wire::ip_proto::UDP | wire::ip_proto::ICMP | wire::ip_proto::ICMPV6 => portless,
-        IPV6_FRAGMENT => true,
+        wire::ip_proto::TCP
+        | wire::ip_proto::UDP
+        | wire::ip_proto::SCTP
+        | wire::ip_proto::ICMP
+        | wire::ip_proto::ICMPV6 => portless,
+        wire::ip_proto::IPV6_FRAGMENT => true,
         _ => false,
     }
 }
-
-/// The IPv6 fragment header's next-header number.
-const IPV6_FRAGMENT: u8 = 44;
 
 /// The verdict on connection `pre` delivered as `post`.
 pub fn verdict(snap: &Snapshot, pre: &FlowKey, post: &FlowKey) -> Verdict {

@@ -329,3 +329,38 @@ fn fragments_icmp_errors_and_a_pod_reaching_itself_are_not_denied() {
     let (v, _) = run_in(&snap, Vif(2), &tcp4(MAC_B, ROUTER, B4, SVC4, (40000, 80), 64), &mut ctx);
     assert_eq!(v, Verdict::Transmit(Vif(2)));
 }
+
+#[test]
+fn sctp_connections_are_matched_by_their_ports() {
+    let mut s = red();
+    let mut diameter = b_from_a_only();
+    diameter.ingress = Some(vec![from(&["198.18.1.2/32"], &[(L4Protocol::Sctp, 3868, None)])]);
+    s.add_policy(diameter).unwrap();
+    let snap = s.build(1, MacAddr(ROUTER));
+    let mut ctx = PipelineContext::default();
+    let sctp = |dst_port: u16| {
+        let mut common = vec![0x0b, 0x84, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 1, 0, 0, 4];
+        common[2..4].copy_from_slice(&dst_port.to_be_bytes());
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, ROUTER)
+            .ipv4(A4, B4, 64)
+            .write(&mut out, etherparse::IpNumber(132), &common)
+            .unwrap();
+        out
+    };
+    assert_eq!(
+        run_in(&snap, Vif(1), &sctp(3868), &mut ctx).0,
+        Verdict::Transmit(Vif(2))
+    );
+    assert_eq!(
+        run_in(&snap, Vif(1), &sctp(3869), &mut ctx).0,
+        Verdict::Drop(DropReason::Policy)
+    );
+    // Services do not translate SCTP yet: refused, not half-done.
+    let mut svc = s.services().next().unwrap().clone();
+    svc.ports[0].protocol = L4Protocol::Sctp;
+    assert!(matches!(
+        s.add_service(svc),
+        Err(control_client::ModelError::InvalidService(_))
+    ));
+}
