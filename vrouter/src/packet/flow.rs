@@ -189,6 +189,13 @@ fn decide_slow(
     let (mut route, slot) = resolve(snap, &mut ctx.routes, key);
     let reverse = FlowAction::is_reverse(word);
     if matches!(route, Decision::Forward(_)) && super::policy::denies_again(snap, key, reverse) {
+        // An open connection a policy change now denies: counted and logged once, as
+        // its policy's, when its opening side's entry is decided again (a flow denied
+        // before is not counted again).
+        if !reverse && matches!(FlowAction::decode(word), Some(FlowAction::Forward(_))) {
+            let now = ctx.flows.table.now();
+            super::policy::denies(snap, &mut ctx.deny_log, now, key, key);
+        }
         route = Decision::Drop(DropReason::Policy);
     }
     if let Some(a) = cacheable(route) {

@@ -142,6 +142,14 @@ fn a_policy_change_stops_an_open_connection_in_both_directions_and_lets_it_go_ag
         run_in(&revoked, d, &to_b, &mut ctx).0,
         Verdict::Drop(DropReason::Policy)
     );
+    // The revocation counts once for the policy, when the opening side's entry is
+    // decided again; the dropped flow's next packets do not count again.
+    assert_eq!(revoked.policies.denied[0].load(Ordering::Relaxed), 1);
+    assert_eq!(
+        run_in(&revoked, d, &to_b, &mut ctx).0,
+        Verdict::Drop(DropReason::Policy)
+    );
+    assert_eq!(revoked.policies.denied[0].load(Ordering::Relaxed), 1);
     // An unrelated connection is untouched by the change.
     let a_to_d = tcp4(MAC_A, ROUTER, A4, D4, (1, 2), 64);
     assert_eq!(run_in(&revoked, Vif(1), &a_to_d, &mut ctx).0, Verdict::Transmit(d));
