@@ -17,7 +17,10 @@ use std::net::IpAddr;
 pub(super) fn target(snap: &Snapshot, iface: &Interface, key: &FlowKey) -> Option<Result<Target, DropReason>> {
     if let Some(entry) = snap.floating.get(VrfId(key.vrf()), key.dst_addr()) {
         let for_service = entry.service_ports.contains(&(key.proto(), key.dst_port()));
-        if entry.egress_only && !for_service {
+        // Later fragments and ICMP errors of the pod's own connections come to the
+        // address too, without ports: let them through to the pod.
+        let related = super::policy::judged_elsewhere(key);
+        if entry.egress_only && !for_service && !related {
             return Some(Err(DropReason::OtherVrf));
         }
         return Some(Ok(inbound(key, entry)));

@@ -319,8 +319,10 @@ fn kept_backend_route(snap: &Snapshot, key: &FlowKey, service: &ServiceEntry, ke
         .filter_map(|b| snap.nat_address(*b))
         .find_map(|a| match snap.floating.get(service_vrf, a) {
             Some(e) if e.pod == backend => Some(e.pod_vrf),
-            _ if a == backend => Some(service_vrf),
-            _ => None,
+            // A floating address that became local since: set up anew, to the pod.
+            Some(_) => None,
+            None if a == backend => Some(service_vrf),
+            None => None,
         });
     let vrf = match listed {
         Some(vrf) if kept.port == service.target_port => vrf.0,
@@ -462,7 +464,13 @@ pub(super) fn decide_again(
             // A reply in another VRF than its connection's (a service backend behind
             // a floating address answers in its own VRF): routed in the client's,
             // the VRF of the pair's forward entry.
-            None => match f.reverse.and_then(|i| ctx.flows.table.get(i)) {
+            // (Only a forward entry still linked to this one is its pair: a slot
+            // reused by another flow must not lend its VRF.)
+            None => match f
+                .reverse
+                .and_then(|i| ctx.flows.table.get(i))
+                .filter(|fw| fw.reverse == Some(f.index) && !FlowAction::is_reverse(fw.value.data))
+            {
                 Some(forward) if forward.key.vrf() != key.vrf() => {
                     let vrf = nexthop::VrfId(forward.key.vrf());
                     super::floating::rekeyed(key, vrf, key.src_addr(), key.dst_addr()).unwrap_or(*key)

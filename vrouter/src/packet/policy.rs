@@ -63,7 +63,7 @@ pub fn connection(pre: &FlowKey, post: &FlowKey) -> Connection {
 /// errors as related traffic: a pod's path MTU discovery and large UDP answers must
 /// not break on an ingress policy.
 #[inline]
-fn judged_elsewhere(key: &FlowKey) -> bool {
+pub(super) fn judged_elsewhere(key: &FlowKey) -> bool {
     let portless = key.src_port() == 0 && key.dst_port() == 0;
     match key.proto() {
         wire::ip_proto::TCP
