@@ -113,7 +113,7 @@ pub fn translate(manifests: &Manifests, settings: &Settings) -> Translation {
         settings,
         &mut warnings,
     );
-    let policies = policy::policies(&manifests.network_policies, &pods, &namespaces);
+    let policies = policy::policies(&manifests.network_policies, &pods, &floating_ips, &namespaces);
     let mut networks: Vec<String> = pods.iter().map(|p| p.vrf.clone()).collect();
     networks.push(settings.cluster_network.clone());
     networks.sort();

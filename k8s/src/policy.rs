@@ -147,8 +147,20 @@ fn rules(
         peers.dedup();
         Some(PolicyRule { peers, ports: resolved })
     };
-    let pod_peers =
-        |pods: &[&PodInfo]| -> Vec<PolicyPeer> { pods.iter().flat_map(|p| p.ips.iter().map(|ip| host(*ip))).collect() };
+    // A pod is its addresses, and its floating address in the cluster network (where
+    // an isolated pod's connections to other nodes come from).
+    let pod_peers = |pods: &[&PodInfo]| -> Vec<PolicyPeer> {
+        pods.iter()
+            .flat_map(|p| {
+                let floating = ctx
+                    .floating
+                    .iter()
+                    .filter(|f| f.namespace == p.namespace && f.name == p.name)
+                    .map(|f| f.ip);
+                p.ips.iter().copied().chain(floating).map(host)
+            })
+            .collect()
+    };
     if target.is_some() || !has_named(ports) {
         let mut all = blocks;
         all.extend(pod_peers(&peer_pods_all));
@@ -195,12 +207,14 @@ struct Context<'a> {
     namespace: &'a str,
     pods: &'a [PodInfo],
     namespaces: &'a BTreeMap<String, NamespaceInfo>,
+    floating: &'a [crate::FloatingPlan],
 }
 
 /// The policies of `list`.
 pub fn policies(
     list: &[NetworkPolicy],
     pods: &[PodInfo],
+    floating: &[crate::FloatingPlan],
     namespaces: &BTreeMap<String, NamespaceInfo>,
 ) -> Vec<PolicySpec> {
     let mut out = Vec::new();
@@ -213,6 +227,7 @@ pub fn policies(
             namespace: &namespace,
             pods,
             namespaces,
+            floating,
         };
         let selected: Vec<&PodInfo> = pods
             .iter()

@@ -196,3 +196,42 @@ spec:
     assert_eq!(t.services[0].ports.len(), 1, "the TCP port only");
     assert!(t.warnings.iter().any(|w| w.contains("SCTP")), "{:?}", t.warnings);
 }
+
+#[test]
+fn an_isolated_pod_as_a_peer_is_its_address_and_its_floating_address() {
+    let text = r#"
+kind: Namespace
+metadata: {name: iso, annotations: {opencontrail.kubernetes.isolated: "true"}}
+---
+kind: Pod
+metadata: {namespace: iso, name: p, labels: {app: p}}
+spec: {containers: [{name: c, image: i}]}
+status: {podIP: 198.18.2.2}
+---
+kind: Pod
+metadata: {namespace: default, name: db, labels: {app: db}}
+spec: {containers: [{name: c, image: i}]}
+status: {podIP: 198.18.1.2}
+---
+kind: NetworkPolicy
+metadata: {namespace: default, name: db-from-iso}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: iso}}}]}]
+"#;
+    let settings = Settings {
+        floating_pool: Some("198.18.254.0/24".parse().unwrap()),
+        ..Settings::default()
+    };
+    let t = translate(&Manifests::from_text("t", text).unwrap(), &settings);
+    let fip = t.floating_ips[0].ip;
+    let peers: Vec<std::net::IpAddr> = t.policies[0].ingress.as_ref().unwrap()[0]
+        .peers
+        .iter()
+        .map(|p| p.cidr.addr())
+        .collect();
+    assert!(
+        peers.contains(&"198.18.2.2".parse().unwrap()) && peers.contains(&fip),
+        "{peers:?}"
+    );
+}

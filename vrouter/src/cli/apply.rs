@@ -94,6 +94,20 @@ pub fn apply(
     // Floating IPs of this node's isolated pods: their interfaces found by VRF and
     // address (the pods of other nodes are theirs to apply).
     let interfaces: Vec<vrouter_api::InterfaceView> = api.call(&Request::Interfaces)?;
+    // A floating IP whose address changed goes first: its old address may be the one
+    // another pod takes now.
+    let planned: std::collections::BTreeMap<String, IpAddr> = t
+        .floating_ips
+        .iter()
+        .map(|p| (format!("{}/{}", p.namespace, p.name), p.ip))
+        .collect();
+    let current: Vec<vrouter_api::FloatingIpView> = api.call(&Request::FloatingIps)?;
+    for f in current
+        .iter()
+        .filter(|f| planned.get(&f.name).is_some_and(|ip| *ip != f.ip))
+    {
+        let _: serde_json::Value = api.call(&Request::RemoveFloatingIp { name: f.name.clone() })?;
+    }
     let mut fips = BTreeSet::new();
     for plan in &t.floating_ips {
         let local = interfaces
@@ -156,8 +170,9 @@ pub fn delete(api: &ApiClient, json: bool, manifests: &super::ManifestArgs) -> a
             Err(e) => return Err(anyhow::anyhow!("service {}: {e}", spec.name)),
         }
     }
-    for plan in &t.floating_ips {
-        let name = format!("{}/{}", plan.namespace, plan.name);
+    // Every isolated pod's floating IP, whatever the pool (its name is the pod's).
+    let isolated = t.pods.iter().filter(|p| p.vrf == format!("{}-vn", p.namespace));
+    for name in isolated.map(|p| format!("{}/{}", p.namespace, p.name)) {
         match api.call::<serde_json::Value>(&Request::RemoveFloatingIp { name: name.clone() }) {
             Ok(_) => done.removed.push(format!("floating IP {name}")),
             Err(e) if not_found(&e) => {}
