@@ -14,6 +14,7 @@ use std::path::Path;
 use system_tests::{route_to_pod, serial, two_started_nodes};
 use vrouter::api::{FloatingIpView, Request};
 use vrouter_lab::backends::{spawn_ask, tcp_spread, NamedServers};
+use vrouter_lab::k8s_section;
 use vrouter_lab::node::{FabricLan, LabNode, Pod};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
@@ -21,24 +22,13 @@ const POOL: &str = "198.18.254.0/24";
 const SERVICE: &str = "198.18.100.20";
 
 fn apply(node: &LabNode) {
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s/scenarios/isolation.yaml");
-    let out = std::process::Command::new(BIN)
-        .args([
-            "--api-socket",
-            &node.api_socket().display().to_string(),
-            "apply",
-            "--prune",
-        ])
-        .args(["--floating-pool", POOL, "-f"])
-        .arg(scenario)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "vrouter apply: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    k8s_section::apply(
+        Path::new(BIN),
+        node,
+        "isolation.yaml",
+        &["--prune", "--floating-pool", POOL],
+    )
+    .unwrap();
 }
 
 /// Routes `node`'s cluster network to the floating address `fip` of `remote`'s pod

@@ -13,33 +13,12 @@ use std::path::Path;
 use system_tests::{route_to_pod, serial, two_started_nodes};
 use vrouter::api::{FlowFilter, FlowView, PolicyView, Request};
 use vrouter_lab::backends::{ask, spawn_ask, tcp_sessions, NamedServers};
-use vrouter_lab::k8s_section::{truth_table, POLICY_PODS as PODS, POLICY_TCP_PORTS as TCP_PORTS, SYSLOG};
+use vrouter_lab::k8s_section::{self, truth_table, POLICY_PODS as PODS, POLICY_TCP_PORTS as TCP_PORTS, SYSLOG};
 use vrouter_lab::node::{FabricLan, LabNode, Pod};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
-fn scenario() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s/scenarios/policy.yaml")
-}
-
 fn apply(node: &LabNode) {
-    let out = std::process::Command::new(BIN)
-        .args([
-            "--api-socket",
-            &node.api_socket().display().to_string(),
-            "apply",
-            "--prune",
-            "-f",
-        ])
-        .arg(scenario())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "vrouter apply: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = k8s_section::apply(Path::new(BIN), node, "policy.yaml", &["--prune"]).unwrap();
     assert!(
         stdout.contains("network policy shop/web-http@web-2 applied"),
         "{stdout}"
@@ -146,7 +125,7 @@ fn network_policies_from_manifests_allow_exactly_what_kubernetes_defines() {
     for n in [&a, &b] {
         let out = std::process::Command::new(BIN)
             .args(["--api-socket", &n.api_socket().display().to_string(), "delete", "-f"])
-            .arg(scenario())
+            .arg(k8s_section::scenario("policy.yaml"))
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -691,12 +691,7 @@ impl Control {
 
     /// Adds or replaces a network policy: recorded first, then applied.
     pub fn add_policy(&mut self, spec: control_client::PolicySpec) -> Result<(), ControlError> {
-        let mut next = self.model.clone();
-        next.add_policy(spec)?;
-        self.record_policies(&next, "network policy not added")?;
-        self.model = next;
-        self.publish();
-        Ok(())
+        self.set_policies(vec![spec], &[])
     }
 
     /// Removes a network policy: recorded first, then applied.
