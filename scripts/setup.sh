@@ -2,10 +2,12 @@
 # Installs what building, running and testing the vrouter needs on Debian 12, if it
 # is missing: clang + libbpf headers (the XDP program), iproute2, ping, ethtool and
 # sysctl (the lab and the system tests), Open vSwitch (a peer in the benchmark),
-# rustfmt and clippy (the checks).
+# nsenter, the CNI plugins' host-local IPAM, podman with runc and a static busybox
+# (the CNI plugin and the container runtime that drives it), rustfmt and clippy (the
+# checks).
 set -euo pipefail
 
-packages=(clang llvm libbpf-dev linux-libc-dev iproute2 iputils-ping ethtool procps tshark openvswitch-switch)
+packages=(clang llvm libbpf-dev linux-libc-dev iproute2 iputils-ping ethtool procps tshark openvswitch-switch util-linux containernetworking-plugins podman runc busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,6 +13,7 @@
 pub mod backends;
 pub mod bench;
 pub mod cli;
+pub mod cni;
 pub mod control_node;
 pub mod gen;
 pub mod k8s_section;

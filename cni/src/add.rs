@@ -1,0 +1,141 @@
+//! ADD: addresses from IPAM, the pod's veth, its addresses and routes, the vrouter's
+//! port; returns once the pod reaches its gateway through the vrouter. Anything
+//! that fails undoes what was made before it (nothing is left for a DEL to find).
+
+use crate::config::Loaded;
+use crate::env::{Attachment, CniEnv};
+use crate::ipam::Delegate;
+use crate::link::{self, Netns, Veth};
+use crate::plan::Plan;
+use crate::release;
+use crate::spec::{CniError, CniResult, ErrorCode, InterfaceConfig, IpConfig};
+use crate::state::{host_ifname, pod_mac, Record, Store};
+use crate::vrouter;
+use control_client::InterfaceSpec;
+use vrouter_api::{ErrorCode as ApiCode, Request};
+
+/// Runs ADD; the result to print.
+pub fn add(conf: &Loaded, env: &CniEnv) -> Result<CniResult, CniError> {
+    let a = env.attachment()?;
+    let netns = env.netns()?;
+    let pod = Netns::at(&netns);
+    if !pod.exists() {
+        return Err(CniError::new(
+            ErrorCode::UnknownContainer,
+            format!("the network namespace {} does not exist", netns.display()),
+        ));
+    }
+    let host = vrouter::host_netns(conf)?;
+    let api = vrouter::client(conf);
+    let status = vrouter::ready_status(&api).map_err(|e| CniError {
+        code: ErrorCode::TryAgainLater,
+        ..e
+    })?;
+    let delegate = Delegate::find(conf, env)?.ok_or_else(|| {
+        CniError::new(
+            ErrorCode::InvalidConfig,
+            "the configuration names no IPAM plugin (\"ipam\": {\"type\": ...})",
+        )
+    })?;
+    let record = Record {
+        container_id: a.container_id.clone(),
+        ifname: a.ifname.clone(),
+        network: conf.conf.name.clone(),
+        vrf: conf.vrf().to_string(),
+        host_if: host_ifname(&a),
+        netns: netns.clone(),
+        vrouter_removal_pending: false,
+    };
+    let store = Store::new(&conf.conf.state_dir);
+    // Recorded first: whatever an interrupted ADD leaves, DEL and GC find.
+    store.save(&record)?;
+    let attached = attach(conf, &a, &record, &pod, &host, &delegate, status.workers.len());
+    if attached.is_err() {
+        // The first failure is what the runtime sees; the undo is best effort (a DEL
+        // from the runtime tries again).
+        let _ = release::release(conf, Some(&delegate), &a, Some(&record), &host);
+    }
+    attached
+}
+
+fn attach(
+    conf: &Loaded,
+    a: &Attachment,
+    record: &Record,
+    pod: &Netns,
+    host: &Netns,
+    delegate: &Delegate,
+    workers: usize,
+) -> Result<CniResult, CniError> {
+    let ipam = delegate.run("ADD", a)?.unwrap_or_default();
+    let plan = Plan::from_ipam(&ipam)?;
+    let mac = pod_mac(a);
+    link::create_veth(
+        host,
+        &Veth {
+            host_if: &record.host_if,
+            ifname: &a.ifname,
+            pod_netns: &record.netns,
+            mac,
+            mtu: conf.conf.mtu,
+            queues: workers,
+        },
+    )?;
+    link::configure_pod(pod, &a.ifname, &plan.addresses(), &plan.routes)?;
+    let spec = InterfaceSpec {
+        name: record.host_if.clone(),
+        vrf: record.vrf.clone(),
+        mac,
+        ipv4: plan.ipv4.map(|(a, _)| a.addr()),
+        ipv6: plan.ipv6.map(|(a, _)| a.addr()),
+        gateway4: plan.ipv4.map(|(_, g)| g),
+        gateway6: plan.ipv6.map(|(_, g)| g),
+        allowed_address_pairs: Vec::new(),
+        mtu: Some(conf.conf.mtu),
+        vlan: None,
+        security_groups: Vec::new(),
+    };
+    let api = vrouter::client(conf);
+    let request = Request::AddInterface { spec };
+    match api.call::<serde_json::Value>(&request) {
+        // A port of the same name is left from an interrupted ADD of this attachment
+        // (the name follows from container and interface): replaced.
+        Err(e) if e.code() == Some(ApiCode::AlreadyExists) => {
+            vrouter::remove_port(&api, &record.host_if)?;
+            api.call::<serde_json::Value>(&request)
+                .map_err(|e| vrouter::error("registering the port", e))?;
+        }
+        other => {
+            other.map_err(|e| vrouter::error("registering the port", e))?;
+        }
+    }
+    link::wait_reachable(pod, plan.probe_target(), conf.ready_timeout())?;
+    let ips = plan
+        .addresses()
+        .into_iter()
+        .map(|address| IpConfig {
+            address,
+            gateway: plan.gateway_for(&address),
+            interface: Some(1),
+        })
+        .collect();
+    Ok(CniResult {
+        interfaces: vec![
+            InterfaceConfig {
+                name: record.host_if.clone(),
+                mac: None,
+                mtu: Some(u32::from(conf.conf.mtu)),
+                sandbox: None,
+            },
+            InterfaceConfig {
+                name: a.ifname.clone(),
+                mac: Some(mac.to_string()),
+                mtu: Some(u32::from(conf.conf.mtu)),
+                sandbox: Some(record.netns.display().to_string()),
+            },
+        ],
+        ips,
+        routes: plan.routes,
+        dns: ipam.dns,
+    })
+}

@@ -1,0 +1,156 @@
+//! IPAM by delegation, as the spec describes it: the plugin named by `ipam.type` is
+//! looked up in `CNI_PATH` and run with the same configuration and variables (e.g.
+//! the `host-local` plugin of Debian's `containernetworking-plugins`).
+
+use crate::config::Loaded;
+use crate::env::{Attachment, CniEnv};
+use crate::spec::{CniError, CniResult, CniVersion, ErrorCode, SUPPORTED_VERSIONS};
+use serde_json::Value;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// The delegate of a configuration, if it names one.
+#[derive(Debug, Clone)]
+pub struct Delegate {
+    program: PathBuf,
+    /// The configuration as the delegate gets it: in the configuration's own version
+    /// when the delegate speaks it, else in the newest older one it speaks (Debian's
+    /// `host-local` stops at 1.0.0; its results read the same).
+    config: Vec<u8>,
+}
+
+impl Delegate {
+    /// Finds the IPAM plugin the configuration names in `CNI_PATH`; None without
+    /// `ipam`. A named plugin that is not there is an I/O failure (code 5).
+    pub fn find(conf: &Loaded, env: &CniEnv) -> Result<Option<Self>, CniError> {
+        let Some(kind) = conf
+            .conf
+            .ipam
+            .as_ref()
+            .and_then(|i| i.get("type"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(None);
+        };
+        let program = env
+            .path
+            .iter()
+            .map(|d| d.join(kind))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                CniError::new(ErrorCode::Io, format!("IPAM plugin {kind:?} not found in CNI_PATH"))
+                    .with_details(format!("searched {:?}", env.path))
+            })?;
+        let mut d = Delegate {
+            program,
+            config: conf.raw.clone(),
+        };
+        let version = d.version_for(conf.version)?;
+        if version != conf.version {
+            let mut v: Value = serde_json::from_slice(&conf.raw).map_err(|e| {
+                CniError::new(ErrorCode::Decode, "re-reading the configuration").with_details(e.to_string())
+            })?;
+            v["cniVersion"] = Value::from(version.as_str());
+            d.config = v.to_string().into_bytes();
+        }
+        Ok(Some(d))
+    }
+
+    /// The version to speak with the delegate: `wanted` if it supports it, else the
+    /// newest older one both speak (asked with VERSION).
+    fn version_for(&self, wanted: CniVersion) -> Result<CniVersion, CniError> {
+        let out = Command::new(&self.program)
+            .env("CNI_COMMAND", "VERSION")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                CniError::new(ErrorCode::Io, format!("running {}", self.program.display())).with_details(e.to_string())
+            })?;
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let theirs: Vec<&str> = answer["supportedVersions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        SUPPORTED_VERSIONS
+            .iter()
+            .rev()
+            .filter_map(|v| CniVersion::parse(v).ok())
+            .find(|v| *v <= wanted && theirs.contains(&v.as_str()))
+            .ok_or_else(|| {
+                CniError::new(
+                    ErrorCode::IncompatibleVersion,
+                    format!(
+                        "IPAM plugin {} speaks none of our versions up to {}",
+                        self.program.display(),
+                        wanted.as_str()
+                    ),
+                )
+                .with_details(format!("it speaks {theirs:?}"))
+            })
+    }
+
+    /// Runs the delegate for `verb` and attachment `a` with `config` on stdin; its
+    /// result (ADD), or nothing. Its own error is passed on as it gave it.
+    pub fn run(&self, verb: &str, a: &Attachment) -> Result<Option<CniResult>, CniError> {
+        let io = |e: std::io::Error| {
+            CniError::new(ErrorCode::Io, format!("running IPAM plugin {}", self.program.display()))
+                .with_details(e.to_string())
+        };
+        let mut child = Command::new(&self.program)
+            .env("CNI_COMMAND", verb)
+            .env("CNI_CONTAINERID", &a.container_id)
+            .env("CNI_IFNAME", &a.ifname)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(&self.config).map_err(io)?;
+        }
+        let out = child.wait_with_output().map_err(io)?;
+        let value: Option<Value> = serde_json::from_slice(&out.stdout).ok();
+        if !out.status.success() {
+            return Err(match value {
+                Some(v) if v.get("code").is_some() => passed_on(&v, &self.program),
+                _ => CniError::new(ErrorCode::Io, format!("IPAM plugin {} failed", self.program.display()))
+                    .with_details(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+            });
+        }
+        match (verb, value) {
+            ("ADD", Some(v)) => CniResult::from_value(&v).map(Some),
+            ("ADD", None) => Err(CniError::new(ErrorCode::Decode, "the IPAM plugin's result is not JSON")),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A delegate's error object as this plugin's error: its code when it is one of the
+/// spec's, with its message and details.
+fn passed_on(v: &Value, program: &std::path::Path) -> CniError {
+    let code = match v["code"].as_u64() {
+        Some(1) => ErrorCode::IncompatibleVersion,
+        Some(2) => ErrorCode::UnsupportedField,
+        Some(3) => ErrorCode::UnknownContainer,
+        Some(4) => ErrorCode::InvalidEnvironment,
+        Some(6) => ErrorCode::Decode,
+        Some(7) => ErrorCode::InvalidConfig,
+        Some(11) => ErrorCode::TryAgainLater,
+        _ => ErrorCode::Io,
+    };
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut e = CniError::new(
+        code,
+        format!("IPAM ({name}): {}", v["msg"].as_str().unwrap_or("failed")),
+    );
+    if let Some(d) = v["details"].as_str() {
+        e = e.with_details(d);
+    }
+    e
+}

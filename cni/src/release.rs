@@ -1,0 +1,93 @@
+//! DEL and GC: the vrouter's port, the veth and the addresses of an attachment are
+//! released, whatever is already gone. DEL succeeds when the vrouter is down or the
+//! pod's namespace has vanished; a port the vrouter could not be told about is kept
+//! in the record, and the next DEL or GC removes it.
+
+use crate::config::Loaded;
+use crate::env::{Attachment, CniEnv};
+use crate::ipam::Delegate;
+use crate::link::Netns;
+use crate::spec::{CniError, CniVersion, ErrorCode};
+use crate::state::{host_ifname, Record, Store};
+use crate::vrouter;
+
+/// Releases one attachment; `record` is what ADD wrote, if anything.
+pub fn release(
+    conf: &Loaded,
+    delegate: Option<&Delegate>,
+    a: &Attachment,
+    record: Option<&Record>,
+    host: &Netns,
+) -> Result<(), CniError> {
+    let host_if = record.map(|r| r.host_if.clone()).unwrap_or_else(|| host_ifname(a));
+    let store = Store::new(&conf.conf.state_dir);
+    let removed = vrouter::remove_port(&vrouter::client(conf), &host_if)?;
+    // The host end takes the pod end with it.
+    host.delete_link(&host_if)?;
+    if let Some(d) = delegate {
+        d.run("DEL", a)?;
+    }
+    if removed {
+        store.remove(a)
+    } else {
+        let pending = Record {
+            vrouter_removal_pending: true,
+            ..record.cloned().unwrap_or_else(|| Record {
+                container_id: a.container_id.clone(),
+                ifname: a.ifname.clone(),
+                network: conf.conf.name.clone(),
+                vrf: conf.vrf().to_string(),
+                host_if,
+                netns: Default::default(),
+                vrouter_removal_pending: true,
+            })
+        };
+        store.save(&pending)
+    }
+}
+
+/// DEL.
+pub fn del(conf: &Loaded, env: &CniEnv) -> Result<(), CniError> {
+    let a = env.attachment()?;
+    let record = Store::new(&conf.conf.state_dir).load(&a);
+    let host = vrouter::host_netns(conf)?;
+    let delegate = Delegate::find(conf, env)?;
+    release(conf, delegate.as_ref(), &a, record.as_ref(), &host)
+}
+
+/// GC: releases every attachment of this network that the runtime no longer lists
+/// in `cni.dev/valid-attachments` (1.1.0 configurations only). All are tried; the
+/// first failure is returned.
+pub fn gc(conf: &Loaded, env: &CniEnv) -> Result<(), CniError> {
+    if conf.version < CniVersion::V110 {
+        return Err(CniError::new(
+            ErrorCode::IncompatibleVersion,
+            "GC needs cniVersion 1.1.0",
+        ));
+    }
+    let valid = conf
+        .conf
+        .valid_attachments
+        .as_ref()
+        .ok_or_else(|| CniError::new(ErrorCode::InvalidConfig, "GC needs \"cni.dev/valid-attachments\""))?;
+    let host = vrouter::host_netns(conf)?;
+    let delegate = Delegate::find(conf, env)?;
+    let store = Store::new(&conf.conf.state_dir);
+    let mut first_error = None;
+    for record in store.all() {
+        let known = valid
+            .iter()
+            .any(|v| v.container_id == record.container_id && v.ifname == record.ifname);
+        if record.network != conf.conf.name || known {
+            continue;
+        }
+        let a = Attachment {
+            container_id: record.container_id.clone(),
+            ifname: record.ifname.clone(),
+        };
+        if let Err(e) = release(conf, delegate.as_ref(), &a, Some(&record), &host) {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}

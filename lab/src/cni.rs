@@ -1,0 +1,158 @@
+//! Runs the CNI plugin as a container runtime does: the verb and its parameters in
+//! `CNI_*` variables, the network configuration on stdin, the result or the spec's
+//! error object read from stdout. The lab attaches its pods this way; the system
+//! tests drive the plugin through it.
+
+use crate::netns::Netns;
+use crate::node::LabNode;
+use anyhow::Context;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Where Debian's `containernetworking-plugins` puts `host-local`.
+pub const DEBIAN_CNI_DIR: &str = "/usr/lib/cni";
+
+/// What one invocation printed.
+#[derive(Debug, Clone)]
+pub struct CniOutput {
+    /// Exit status 0.
+    pub ok: bool,
+    /// Its stdout as JSON (Null when it printed nothing).
+    pub json: Value,
+}
+
+impl CniOutput {
+    /// The spec error code, for a failure.
+    pub fn code(&self) -> Option<u64> {
+        self.json["code"].as_u64()
+    }
+
+    /// The addresses of an ADD result.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        self.json["ips"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|ip| ip["address"].as_str()?.split('/').next()?.parse().ok())
+            .collect()
+    }
+}
+
+/// The plugin binary and the directories of one lab run or test.
+#[derive(Debug)]
+pub struct CniDriver {
+    plugin: PathBuf,
+    /// State and IPAM directories, removed on drop.
+    dir: tempfile::TempDir,
+}
+
+impl CniDriver {
+    /// A driver for the plugin at `plugin`, with fresh state and IPAM directories.
+    pub fn new(plugin: &Path) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(&crate::netns::unique_name("cni"))
+            .tempdir()
+            .context("creating the CNI state directory")?;
+        Ok(Self {
+            plugin: plugin.to_path_buf(),
+            dir,
+        })
+    }
+
+    /// Where the plugin keeps its records.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Where `host-local` keeps its leases.
+    pub fn ipam_dir(&self) -> PathBuf {
+        self.dir.path().join("ipam")
+    }
+
+    /// A configuration of network `name` on `node`'s vrouter, VRF `vrf`, addresses
+    /// from `host-local` in `subnet4` (gateway `.1`) and `subnet6` (gateway `::1`).
+    pub fn config(&self, version: &str, name: &str, node: &LabNode, vrf: &str, subnet4: &str, subnet6: &str) -> Value {
+        json!({
+            "cniVersion": version,
+            "name": name,
+            "type": "vrouter-cni",
+            "vrf": vrf,
+            "apiSocket": node.api_socket(),
+            "hostNetns": format!("/run/netns/{}", node.ns.name()),
+            "stateDir": self.state_dir(),
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": subnet4}], [{"subnet": subnet6}]],
+                "dataDir": self.ipam_dir(),
+            },
+        })
+    }
+
+    /// Runs `command` for container `container` with interface `ifname` in `netns`
+    /// (any of them may be left out, as a broken runtime might).
+    pub fn invoke(
+        &self,
+        command: Option<&str>,
+        config: &[u8],
+        container: Option<&str>,
+        netns: Option<&str>,
+        ifname: Option<&str>,
+    ) -> anyhow::Result<CniOutput> {
+        let mut c = Command::new(&self.plugin);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CNI_PATH", DEBIAN_CNI_DIR)
+            .env("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAMESPACE=lab")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let vars = [
+            ("CNI_COMMAND", command),
+            ("CNI_CONTAINERID", container),
+            ("CNI_NETNS", netns),
+            ("CNI_IFNAME", ifname),
+        ];
+        for (k, v) in vars {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        let mut child = c
+            .spawn()
+            .with_context(|| format!("running {}", self.plugin.display()))?;
+        child.stdin.take().context("stdin")?.write_all(config)?;
+        let out = child.wait_with_output()?;
+        let json = if out.stdout.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            serde_json::from_slice(&out.stdout)
+                .with_context(|| format!("the plugin printed no JSON: {}", String::from_utf8_lossy(&out.stdout)))?
+        };
+        Ok(CniOutput {
+            ok: out.status.success(),
+            json,
+        })
+    }
+
+    /// Runs `command` for a pod namespace, the way a runtime does.
+    pub fn run(&self, command: &str, config: &Value, container: &str, pod: &Netns) -> anyhow::Result<CniOutput> {
+        let netns = format!("/run/netns/{}", pod.name());
+        self.invoke(
+            Some(command),
+            config.to_string().as_bytes(),
+            Some(container),
+            Some(&netns),
+            Some("eth0"),
+        )
+    }
+}
+
+/// `config` with `prevResult` set (what CHECK and DEL get).
+pub fn with_prev_result(config: &Value, result: &Value) -> Value {
+    let mut c = config.clone();
+    c["prevResult"] = result.clone();
+    c
+}
