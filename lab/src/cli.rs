@@ -50,6 +50,9 @@ enum Command {
     /// Side-by-side forwarding benchmark: generator -> device under test -> counting
     /// sink, for this vrouter, the Linux kernel, Open vSwitch and a minimal forwarder.
     Bench(crate::bench::BenchOptions),
+    /// Pod attach speed: pods added at once through the vrouter's CNI plugin (ADD to
+    /// reachable), beside Debian's ptp plugin (the kernel's routed veth) in the same run.
+    CniBench(crate::cni_bench::CniBenchOptions),
     /// A control-node peer for the lab and tests: speaks the control node's side of
     /// XMPP and reflects routes between the vrouters connected to it (in production
     /// the vrouter peers with Tungsten Fabric / OpenSDN control nodes). Runs until
@@ -77,17 +80,24 @@ enum Command {
 
 /// The vrouter binary: `--vrouter`, else `vrouter` beside this program.
 fn vrouter_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(path) = given {
-        return Ok(path);
-    }
+    given.map_or_else(|| beside("vrouter", "vrouter", "--vrouter"), Ok)
+}
+
+/// The CNI plugin: `--plugin`, else `vrouter-cni` beside this program.
+pub fn cni_plugin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    given.map_or_else(|| beside("vrouter-cni", "vrouter-cni", "--plugin"), Ok)
+}
+
+/// Program `name` in this program's directory.
+fn beside(name: &str, package: &str, option: &str) -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe()?;
-    let beside = me.with_file_name("vrouter");
+    let path = me.with_file_name(name);
     anyhow::ensure!(
-        beside.exists(),
-        "no vrouter beside {} (build it: cargo build --release -p vrouter), or give --vrouter PATH",
+        path.exists(),
+        "no {name} beside {} (build it: cargo build --release -p {package}), or give {option} PATH",
         me.display()
     );
-    Ok(beside)
+    Ok(path)
 }
 
 /// Runs the control-node peer on `listen` until SIGINT or SIGTERM.
@@ -126,6 +136,10 @@ pub fn main_entry() -> std::process::ExitCode {
             crate::gen::sink(&interface, xdp_mode, seconds, expect, || {}).map(|r| println!("{}", serde_json::json!(r)))
         }
         Command::Bench(options) => crate::bench::run(&vrouter_binary(cli.vrouter)?, &options),
+        Command::CniBench(options) => {
+            let plugin = cni_plugin(options.plugin.clone())?;
+            crate::cni_bench::run(&vrouter_binary(cli.vrouter)?, &plugin, &options).map(drop)
+        }
         Command::ControlNode {
             listen,
             config_dir,

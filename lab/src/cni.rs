@@ -45,6 +45,8 @@ impl CniOutput {
 #[derive(Debug)]
 pub struct CniDriver {
     plugin: PathBuf,
+    /// The namespace the plugin runs in (a runtime's own is the host's); None: ours.
+    netns: Option<String>,
     /// State and IPAM directories, removed on drop.
     dir: tempfile::TempDir,
 }
@@ -58,8 +60,16 @@ impl CniDriver {
             .context("creating the CNI state directory")?;
         Ok(Self {
             plugin: plugin.to_path_buf(),
+            netns: None,
             dir,
         })
+    }
+
+    /// The same driver running the plugin inside namespace `ns` (a node's, for a
+    /// plugin that puts host ends and routes in its own namespace).
+    pub fn inside(mut self, ns: &Netns) -> Self {
+        self.netns = Some(ns.name().to_string());
+        self
     }
 
     /// Where the plugin keeps its records.
@@ -101,7 +111,14 @@ impl CniDriver {
         netns: Option<&str>,
         ifname: Option<&str>,
     ) -> anyhow::Result<CniOutput> {
-        let mut c = Command::new(&self.plugin);
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}")).arg("--").arg(&self.plugin);
+                c
+            }
+            None => Command::new(&self.plugin),
+        };
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("CNI_PATH", DEBIAN_CNI_DIR)

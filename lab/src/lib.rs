@@ -14,6 +14,7 @@ pub mod backends;
 pub mod bench;
 pub mod cli;
 pub mod cni;
+pub mod cni_bench;
 pub mod control_node;
 pub mod gen;
 pub mod k8s_section;
