@@ -33,9 +33,9 @@ pub fn forward(
     let mut pool = FramePool::new(8192, 2048).context("UMEM")?;
     // The output socket anchors the UMEM; the input socket shares it.
     let mut out =
-        PortSocket::open(&mut pool, output, 0, 2048, 0, true).with_context(|| format!("socket on {output}"))?;
+        PortSocket::open(&mut pool, output, 0, 2048, 1024, 0, true).with_context(|| format!("socket on {output}"))?;
     let mut inp =
-        PortSocket::open(&mut pool, input, 0, 2048, 1, false).with_context(|| format!("socket on {input}"))?;
+        PortSocket::open(&mut pool, input, 0, 2048, 1024, 1, false).with_context(|| format!("socket on {input}"))?;
     let mut steer = XdpAttachment::attach(input, PortKind::Pod, XdpMode::Native)?;
     steer.register(0, inp.raw_fd())?;
     let mut rx: Vec<XdpDesc> = Vec::with_capacity(64);

@@ -245,3 +245,34 @@ fn a_port_whose_veth_vanishes_is_detached_and_comes_back_as_it_was() {
         "the other pod is unaffected"
     );
 }
+
+/// Every port gets its own share of the worker's UMEM for receiving: ports attached
+/// while few others were there do not keep frames that later ports need (frames in an
+/// idle socket's fill ring cannot be taken back). Ports beyond what the UMEM holds are
+/// refused with the key to raise, and a freed share goes to the next port.
+#[test]
+fn ports_attached_together_all_receive_and_a_full_umem_is_a_clear_error() {
+    let _machine = serial();
+    let mut n = node(BIN, XdpMode::Native);
+    // 4096 frames: fill rings of 256 for 8 sockets (the fabric's and 7 pods').
+    n.set_umem_frames(4096);
+    n.start_vrouter().unwrap();
+    for i in 1..=7 {
+        n.add_pod("red", 0, i, true).unwrap();
+    }
+    // Every pod idle until all are attached, then each reaches its gateway.
+    for pod in &n.pods {
+        assert!(ping(pod, pod.gateway4.into(), 3), "{} starved\n{}", pod.name, n.log());
+    }
+    let refused = n.add_pod("red", 0, 8, true).unwrap_err();
+    let message = format!("{refused:#}");
+    assert!(message.contains("dataplane.umem_frames"), "{message}");
+    let _: serde_json::Value = n
+        .api()
+        .call(&vrouter::api::Request::RemoveInterface {
+            name: n.pods[0].host_if.clone(),
+        })
+        .unwrap();
+    n.attach(7).unwrap();
+    assert!(ping(&n.pods[7], n.pods[7].gateway4.into(), 3), "the late pod starved");
+}

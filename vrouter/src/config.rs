@@ -175,6 +175,10 @@ pub struct DataplaneConfig {
     pub poll_mode: PollMode,
     /// UMEM frames per worker (4 KiB each).
     pub umem_frames: u32,
+    /// Frames each socket's fill ring holds (its share of the UMEM for receiving);
+    /// a worker takes at most `umem_frames / (2 * fill_frames)` sockets, so an idle
+    /// port can never starve a new one.
+    pub fill_frames: u32,
     /// Entries in each RX, TX, fill and completion ring.
     pub ring_size: u32,
     /// Packets per second each port may send that the vrouter answers itself (ARP,
@@ -188,7 +192,8 @@ impl Default for DataplaneConfig {
             batch_size: 64,
             xdp_mode: XdpMode::Native,
             poll_mode: PollMode::Busy,
-            umem_frames: 16384,
+            umem_frames: 32768,
+            fill_frames: 256,
             ring_size: 2048,
             exception_rate: crate::packet::DEFAULT_EXCEPTION_RATE,
         }
@@ -401,6 +406,24 @@ impl Config {
                 format!(
                     "{} must be at least twice dataplane.ring_size ({}) and at most 1048576",
                     d.umem_frames, d.ring_size
+                ),
+            ));
+        }
+        if d.fill_frames < d.batch_size || d.fill_frames > d.ring_size {
+            return Err(invalid(
+                "dataplane.fill_frames",
+                format!(
+                    "{} is not in dataplane.batch_size..=dataplane.ring_size ({}..={})",
+                    d.fill_frames, d.batch_size, d.ring_size
+                ),
+            ));
+        }
+        if d.umem_frames < 4 * d.fill_frames {
+            return Err(invalid(
+                "dataplane.umem_frames",
+                format!(
+                    "{} frames hold the fill rings of fewer than two sockets of dataplane.fill_frames ({}) each",
+                    d.umem_frames, d.fill_frames
                 ),
             ));
         }

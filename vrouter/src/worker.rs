@@ -63,6 +63,8 @@ pub struct WorkerSettings {
     pub umem_frames: u32,
     /// Ring entries.
     pub ring_size: u32,
+    /// Frames each socket's fill ring holds.
+    pub fill_frames: u32,
     /// Packets per receive batch.
     pub batch_size: u32,
     /// Idle behaviour.
@@ -203,7 +205,7 @@ impl Worker {
                 settings.umem_frames
             )
         })?;
-        let anchor = PortSocket::open(&mut pool, &settings.fabric, settings.index as u32, settings.ring_size, 0, true).map_err(|e| {
+        let anchor = PortSocket::open(&mut pool, &settings.fabric, settings.index as u32, settings.ring_size, settings.fill_frames, 0, true).map_err(|e| {
             anyhow::anyhow!(
                 "worker {}: {e} (each forwarding worker binds one queue of the fabric interface; it needs at least as many queues as cores.forwarding has cores)",
                 settings.index
@@ -258,8 +260,11 @@ impl Worker {
                 self.handle(cmd);
             }
             let snap = self.publisher.load();
-            let live = self.slots.iter().flatten().count().max(1) as u32;
-            let fill_target = (self.settings.umem_frames / (2 * live)).clamp(batch, self.settings.ring_size);
+            // A fixed share per socket: frames in an idle socket's fill ring cannot be
+            // taken back, so shares that grew while few ports were attached would
+            // starve the ports attached later (add_port keeps the sum within half
+            // the UMEM; the other half carries frames in flight).
+            let fill_target = self.settings.fill_frames;
             let mut work = 0usize;
             for slot in 0..self.slots.len() {
                 let Some(Slot { vif, socket }) = self.slots[slot].as_mut() else {
@@ -404,6 +409,14 @@ impl Worker {
                 counter.set(0);
             }
         }
+        let live = self.slots.iter().flatten().count();
+        let capacity = (self.settings.umem_frames / (2 * self.settings.fill_frames)) as usize;
+        if live + queues.len() > capacity {
+            return Err(format!(
+                "worker's UMEM is full: it holds the fill rings of {capacity} sockets (dataplane.umem_frames {} / (2 x dataplane.fill_frames {})) and {live} are open; raise dataplane.umem_frames",
+                self.settings.umem_frames, self.settings.fill_frames
+            ));
+        }
         let mut opened = Vec::new();
         for &queue in queues {
             let slot = match self.slots.iter().position(Option::is_none) {
@@ -420,6 +433,7 @@ impl Worker {
                 ifname,
                 queue,
                 self.settings.ring_size,
+                self.settings.fill_frames,
                 slot as u16,
                 false,
             ) {

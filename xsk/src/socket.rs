@@ -55,13 +55,16 @@ fn errno(what: &str, ifname: &str, queue: u32, e: xdpilone::Errno) -> std::io::E
 pub type RxBatch = Vec<XdpDesc>;
 
 impl PortSocket {
-    /// Opens a socket on `ifname` queue `queue` in `pool`'s UMEM. The first socket of
-    /// a pool (`anchor`) uses the UMEM's own fd and must outlive the others.
+    /// Opens a socket on `ifname` queue `queue` in `pool`'s UMEM, its fill ring
+    /// given `fill` frames. The first socket of a pool (`anchor`) uses the UMEM's own
+    /// fd and must outlive the others.
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         pool: &mut FramePool,
         ifname: &str,
         queue: u32,
         ring_size: u32,
+        fill: u32,
         slot: u16,
         anchor: bool,
     ) -> std::io::Result<Self> {
@@ -109,7 +112,7 @@ impl PortSocket {
             tx_outstanding: 0,
             ring_size,
         };
-        socket.refill(pool, ring_size / 2);
+        socket.refill(pool, fill);
         Ok(socket)
     }
 

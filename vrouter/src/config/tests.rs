@@ -83,6 +83,12 @@ fn each_bad_file_names_its_key() {
         ("[dataplane]\nbatch_size = 0", "dataplane.batch_size"),
         ("[dataplane]\nring_size = 1000", "dataplane.ring_size"),
         ("[dataplane]\numem_frames = 100", "dataplane.umem_frames"),
+        ("[dataplane]\nfill_frames = 8", "dataplane.fill_frames"),
+        ("[dataplane]\nfill_frames = 4096", "dataplane.fill_frames"),
+        (
+            "[dataplane]\numem_frames = 4096\nfill_frames = 2048",
+            "dataplane.umem_frames",
+        ),
         ("[dataplane]\nxdp_mode = \"turbo\"", "xdp_mode"),
         ("[tables]\ninterfaces = 1", "tables.interfaces"),
         ("vrouter_mac = \"01:00:5e:00:00:01\"", "vrouter_mac"),
