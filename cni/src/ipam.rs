@@ -7,7 +7,16 @@ use crate::env::{Attachment, CniEnv};
 use crate::spec::{CniError, CniResult, CniVersion, ErrorCode, SUPPORTED_VERSIONS};
 use serde_json::Value;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// What VERSION answered, for one installed delegate binary.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct VersionCache {
+    program: PathBuf,
+    len: u64,
+    modified_ns: u128,
+    versions: Vec<String>,
+}
 use std::process::{Command, Stdio};
 
 /// The delegate of a configuration, if it names one.
@@ -46,7 +55,7 @@ impl Delegate {
             program,
             config: conf.raw.clone(),
         };
-        let version = d.version_for(conf.version)?;
+        let version = d.version_for(conf.version, &conf.conf.state_dir)?;
         if version != conf.version {
             let mut v: Value = serde_json::from_slice(&conf.raw).map_err(|e| {
                 CniError::new(ErrorCode::Decode, "re-reading the configuration").with_details(e.to_string())
@@ -58,22 +67,10 @@ impl Delegate {
     }
 
     /// The version to speak with the delegate: `wanted` if it supports it, else the
-    /// newest older one both speak (asked with VERSION).
-    fn version_for(&self, wanted: CniVersion) -> Result<CniVersion, CniError> {
-        let out = Command::new(&self.program)
-            .env("CNI_COMMAND", "VERSION")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| {
-                CniError::new(ErrorCode::Io, format!("running {}", self.program.display())).with_details(e.to_string())
-            })?;
-        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        let theirs: Vec<&str> = answer["supportedVersions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+    /// newest older one both speak.
+    fn version_for(&self, wanted: CniVersion, state_dir: &Path) -> Result<CniVersion, CniError> {
+        let theirs = self.supported_versions(state_dir)?;
+        let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
         SUPPORTED_VERSIONS
             .iter()
             .rev()
@@ -90,6 +87,61 @@ impl Delegate {
                 )
                 .with_details(format!("it speaks {theirs:?}"))
             })
+    }
+
+    /// The versions the delegate speaks: asked with VERSION once per installed binary
+    /// (a Go plugin's start costs tens of milliseconds of CPU, and a burst of ADDs
+    /// competes for it), then read from `STATE_DIR/delegates/<name>.json`, kept while
+    /// the binary's size and modification time are the same.
+    fn supported_versions(&self, state_dir: &Path) -> Result<Vec<String>, CniError> {
+        let stamp = std::fs::metadata(&self.program).ok().and_then(|m| {
+            let modified = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+            Some((m.len(), modified.as_nanos()))
+        });
+        let name = self
+            .program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let cache = state_dir.join("delegates").join(format!("{name}.json"));
+        let cached: Option<VersionCache> = std::fs::read(&cache).ok().and_then(|t| serde_json::from_slice(&t).ok());
+        if let (Some(c), Some((len, modified))) = (&cached, stamp) {
+            if c.program == self.program && c.len == len && c.modified_ns == modified {
+                return Ok(c.versions.clone());
+            }
+        }
+        let out = Command::new(&self.program)
+            .env("CNI_COMMAND", "VERSION")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                CniError::new(ErrorCode::Io, format!("running {}", self.program.display())).with_details(e.to_string())
+            })?;
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let versions: Vec<String> = answer["supportedVersions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
+        if let (Some((len, modified_ns)), false) = (stamp, versions.is_empty()) {
+            let entry = VersionCache {
+                program: self.program.clone(),
+                len,
+                modified_ns,
+                versions: versions.clone(),
+            };
+            // Best effort: without the cache the next ADD asks again.
+            let tmp = cache.with_extension(format!("{}.tmp", std::process::id()));
+            let written = std::fs::create_dir_all(state_dir.join("delegates"))
+                .and_then(|()| std::fs::write(&tmp, serde_json::to_vec(&entry).unwrap_or_default()))
+                .and_then(|()| std::fs::rename(&tmp, &cache));
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+        Ok(versions)
     }
 
     /// Runs the delegate for `verb` and attachment `a` with `config` on stdin; its
@@ -153,4 +205,49 @@ fn passed_on(v: &Value, program: &std::path::Path) -> CniError {
         e = e.with_details(d);
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A delegate that counts its VERSION calls in a file beside it.
+    fn fake_delegate(dir: &Path) -> PathBuf {
+        let program = dir.join("fake-ipam");
+        let script = format!(
+            "#!/bin/sh\necho x >> {}/calls\necho '{{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"0.4.0\",\"1.0.0\"]}}'\n",
+            dir.display()
+        );
+        std::fs::write(&program, script).unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        program
+    }
+
+    #[test]
+    fn the_delegates_versions_are_asked_once_per_installed_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let d = Delegate {
+            program: fake_delegate(dir.path()),
+            config: Vec::new(),
+        };
+        let calls = || {
+            std::fs::read_to_string(dir.path().join("calls"))
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        assert_eq!(d.version_for(CniVersion::V110, &state).unwrap(), CniVersion::V100);
+        assert_eq!(d.version_for(CniVersion::V040, &state).unwrap(), CniVersion::V040);
+        assert_eq!(calls(), 1, "the second answer came from the cache");
+        // A new binary (another size) is asked again.
+        std::fs::write(
+            dir.path().join("fake-ipam"),
+            std::fs::read_to_string(&d.program).unwrap() + "\n",
+        )
+        .unwrap();
+        assert_eq!(d.version_for(CniVersion::V110, &state).unwrap(), CniVersion::V100);
+        assert_eq!(calls(), 2);
+    }
 }

@@ -42,8 +42,15 @@ fn leases(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Attachment records the plugin holds (one JSON file each).
 fn records(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 fn pings(pod: &Netns, to: IpAddr) -> bool {

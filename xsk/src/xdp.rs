@@ -8,12 +8,14 @@ use std::os::fd::RawFd;
 
 static STEER_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/steer.o"));
 
-/// The loaders, made once per process: `EbpfLoader::new` parses the kernel's BTF
+/// The loader, made once per process: `EbpfLoader::new` parses the kernel's BTF
 /// (megabytes: tens of milliseconds) and `Ebpf::load` parses it once more, which was
 /// paid per port attached. The steering programs use no CO-RE relocations, so they
-/// load without it (`btf(None)`). Index 1: the fabric's program (reads the claims
-/// map); 0: the others.
-static LOADERS: std::sync::Mutex<[Option<EbpfLoader<'static>>; 2]> = std::sync::Mutex::new([None, None]);
+/// load without it (`btf(None)`).
+static LOADER: std::sync::Mutex<Option<EbpfLoader<'static>>> = std::sync::Mutex::new(None);
+
+/// Entries of the fabric's claims map (as `steer.c` declares it).
+const CLAIMS_MAX: u32 = 65536;
 
 /// Which program an interface gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,18 +218,18 @@ impl FabricClaims {
 /// A program left attached the legacy (netlink) way, e.g. by a crashed older process
 /// or by hand, is removed first, so programs are replaced, never stacked.
 pub(super) fn load_program(ifname: &str, name: &str, mode: XdpMode) -> Result<Ebpf, XdpError> {
-    let reads_claims = name == "vrouter_fabric";
-    let mut ebpf = LOADERS.lock().unwrap_or_else(|p| p.into_inner())[usize::from(reads_claims)]
+    // Only the fabric's program reads the claims; a preallocated hash of 65536
+    // entries (megabytes of kernel memory) per pod would be waste.
+    let claims = if name == "vrouter_fabric" { CLAIMS_MAX } else { 1 };
+    let mut ebpf = LOADER
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
         .get_or_insert_with(|| {
             let mut loader = EbpfLoader::new();
             loader.btf(None);
-            if !reads_claims {
-                // Only the fabric's program reads the claims; a preallocated hash of
-                // 65536 entries (megabytes of kernel memory) per pod would be waste.
-                loader.map_max_entries("claimed", 1);
-            }
             loader
         })
+        .map_max_entries("claimed", claims)
         .load(STEER_OBJECT)
         .map_err(|e| XdpError::Load(chain(&e)))?;
     let program: &mut Xdp = ebpf
