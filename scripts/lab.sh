@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --release -p vrouter -p vrouter-lab
+cargo build --release -p vrouter -p vrouter-lab -p vrouter-cni
 exec target/release/vrouter-lab --vrouter target/release/vrouter lab "$@"

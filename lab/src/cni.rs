@@ -4,7 +4,7 @@
 //! tests drive the plugin through it.
 
 use crate::netns::Netns;
-use crate::node::LabNode;
+use crate::node::{LabNode, Pod};
 use anyhow::Context;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -165,6 +165,67 @@ impl CniDriver {
             Some("eth0"),
         )
     }
+}
+
+impl CniDriver {
+    /// The configuration of lab pod `index` of VRF number `vrf_index` (named `vrf`):
+    /// host-local gives it the address the lab plans for it (198.18.`vrf_index+1`.
+    /// `index+1` and 2001:2:0:`vrf_index+1`::`index+1`, gateways `.1` and `::1`).
+    pub fn lab_pod_config(&self, node: &LabNode, vrf: &str, vrf_index: u8, index: u8) -> Value {
+        let subnet = vrf_index + 1;
+        let v4 = format!("198.18.{subnet}.{}", index + 1);
+        let v6 = format!("2001:2:0:{subnet}::{}", index + 1);
+        let mut conf = self.config("1.1.0", &format!("lab-{vrf}"), node, vrf, "", "");
+        conf["ipam"]["ranges"] = json!([
+            [{"subnet": format!("198.18.{subnet}.0/24"), "rangeStart": v4, "rangeEnd": v4,
+              "gateway": format!("198.18.{subnet}.1")}],
+            [{"subnet": format!("2001:2:0:{subnet}::/64"), "rangeStart": v6, "rangeEnd": v6,
+              "gateway": format!("2001:2:0:{subnet}::1")}],
+        ]);
+        conf
+    }
+
+    /// Adds a pod to `node` the way a container runtime does: a namespace, then the
+    /// plugin's ADD (which returns once the pod reaches its gateway).
+    pub fn add_lab_pod(&self, node: &mut LabNode, vrf: &str, vrf_index: u8, index: u8) -> anyhow::Result<()> {
+        let ns = Netns::create("pod")?;
+        let conf = self.lab_pod_config(node, vrf, vrf_index, index);
+        let out = self.run("ADD", &conf, &lab_container(node, vrf, index), &ns)?;
+        anyhow::ensure!(out.ok, "CNI ADD of {vrf}-{index}: {}", out.json);
+        let result = &out.json;
+        let text = |v: &Value| v.as_str().map(str::to_string).context("CNI result field");
+        let address = |i: usize| -> anyhow::Result<(IpAddr, IpAddr)> {
+            let ip = &result["ips"][i];
+            let address: IpAddr = text(&ip["address"])?.split('/').next().unwrap_or_default().parse()?;
+            Ok((address, text(&ip["gateway"])?.parse()?))
+        };
+        let (IpAddr::V4(ipv4), IpAddr::V4(gateway4)) = address(0)? else {
+            anyhow::bail!("CNI ADD gave no IPv4 address first: {result}");
+        };
+        let (IpAddr::V6(ipv6), IpAddr::V6(gateway6)) = address(1)? else {
+            anyhow::bail!("CNI ADD gave no IPv6 address second: {result}");
+        };
+        node.pods.push(Pod {
+            name: format!("{vrf}-{index}"),
+            vrf: vrf.to_string(),
+            host_if: text(&result["interfaces"][0]["name"])?,
+            mac: text(&result["interfaces"][1]["mac"])?
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("CNI result MAC: {e}"))?,
+            ipv4,
+            ipv6,
+            gateway4,
+            gateway6,
+            ns,
+            allowed_address_pairs: Vec::new(),
+        });
+        Ok(())
+    }
+}
+
+/// The container id the lab gives pod `index` of `vrf` on `node`.
+pub fn lab_container(node: &LabNode, vrf: &str, index: u8) -> String {
+    format!("{}-{vrf}-{index}", node.ns.name())
 }
 
 /// `config` with `prevResult` set (what CHECK and DEL get).
