@@ -114,7 +114,7 @@ fn ok(out: crate::cni::CniOutput, what: &str) -> anyhow::Result<()> {
 /// The vrouter's plugin: N ADDs at once, then N DELs at once.
 fn vrouter_plugin(vrouter: &Path, plugin: &Path, count: u16) -> anyhow::Result<AttachFigures> {
     let mut n = node(vrouter)?;
-    // Room for every pod's fill ring (512 frames a port at the default fill).
+    // Room for every pod's socket (512 frames a socket at the default floor).
     n.set_umem_frames((512 * (u32::from(count) + 2)).next_power_of_two().max(16384));
     n.start_vrouter()?;
     let cni = CniDriver::new(plugin)?;

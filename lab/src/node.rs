@@ -139,7 +139,7 @@ pub struct LabNode {
     dir: PathBuf,
     options: NodeOptions,
     encap_priority: Option<String>,
-    /// `dataplane.umem_frames` (the fill rings of `umem_frames / 512` sockets).
+    /// `dataplane.umem_frames` (room for `umem_frames / 512` sockets).
     umem_frames: u32,
     /// Top-level configuration lines added to the generated file.
     extra_config: String,

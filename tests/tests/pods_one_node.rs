@@ -254,7 +254,8 @@ fn a_port_whose_veth_vanishes_is_detached_and_comes_back_as_it_was() {
 fn ports_attached_together_all_receive_and_a_full_umem_is_a_clear_error() {
     let _machine = serial();
     let mut n = node(BIN, XdpMode::Native);
-    // 4096 frames: fill rings of 256 for 8 sockets (the fabric's and 7 pods').
+    // 4096 frames: a quarter of them guarantees 8 sockets (the fabric's and 7 pods')
+    // their floor of 128.
     n.set_umem_frames(4096);
     n.start_vrouter().unwrap();
     for i in 1..=7 {

@@ -175,9 +175,10 @@ pub struct DataplaneConfig {
     pub poll_mode: PollMode,
     /// UMEM frames per worker (4 KiB each).
     pub umem_frames: u32,
-    /// Frames each socket's fill ring holds (its share of the UMEM for receiving);
-    /// a worker takes at most `umem_frames / (2 * fill_frames)` sockets, so an idle
-    /// port can never starve a new one.
+    /// Frames each socket's fill ring is always given (its floor); a socket that is
+    /// receiving borrows more, up to its ring, from a quarter of the UMEM. A worker
+    /// takes at most `umem_frames / (4 * fill_frames)` sockets, so idle ports never
+    /// starve a new one (see `fill.rs`).
     pub fill_frames: u32,
     /// Entries in each RX, TX, fill and completion ring.
     pub ring_size: u32,
@@ -193,7 +194,7 @@ impl Default for DataplaneConfig {
             xdp_mode: XdpMode::Native,
             poll_mode: PollMode::Busy,
             umem_frames: 32768,
-            fill_frames: 256,
+            fill_frames: 128,
             ring_size: 2048,
             exception_rate: crate::packet::DEFAULT_EXCEPTION_RATE,
         }
@@ -418,11 +419,11 @@ impl Config {
                 ),
             ));
         }
-        if d.umem_frames < 4 * d.fill_frames {
+        if d.umem_frames < 8 * d.fill_frames {
             return Err(invalid(
                 "dataplane.umem_frames",
                 format!(
-                    "{} frames hold the fill rings of fewer than two sockets of dataplane.fill_frames ({}) each",
+                    "{} frames guarantee the fill rings of fewer than two sockets of dataplane.fill_frames ({}) each (a quarter of the UMEM is for floors)",
                     d.umem_frames, d.fill_frames
                 ),
             ));

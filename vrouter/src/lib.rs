@@ -17,6 +17,7 @@ pub mod control;
 pub mod cycles;
 pub mod datapath;
 pub mod drops;
+pub mod fill;
 pub mod flows;
 pub mod health;
 pub mod host;

@@ -9,6 +9,7 @@
 use crate::afxdp::{FramePool, PortSocket, RxBatch, FRAME_SIZE};
 use crate::batch::{BatchProcessor, Desc, FrameStore, TxQueues};
 use crate::config::PollMode;
+use crate::fill::FillShares;
 use crate::packet::{DropReason, PipelineContext};
 use crate::stats::WorkerStats;
 use control_client::SnapshotPublisher;
@@ -95,6 +96,8 @@ struct Worker {
     engine: BatchProcessor,
     /// The received batch as the batch routine takes it.
     rx_descs: Vec<Desc>,
+    /// How the UMEM's frames are shared among the sockets' fill rings.
+    fill: FillShares,
 }
 
 /// The worker's transmit queues, as the batch routine sees them.
@@ -215,6 +218,8 @@ impl Worker {
         let mut tx_slot_of_vif = vec![NO_SOCKET; max_vifs];
         tx_slot_of_vif[0] = 0;
         let exception_rate = settings.exception_rate;
+        let (settings_umem, settings_fill, settings_ring) =
+            (settings.umem_frames, settings.fill_frames, settings.ring_size);
         let engine_stats = Arc::clone(&stats);
         Ok(Self {
             slots: vec![Some(Slot {
@@ -234,6 +239,7 @@ impl Worker {
                 BatchProcessor::new(ctx, engine_stats)
             },
             rx_descs: Vec::with_capacity(256),
+            fill: FillShares::new(settings_umem, settings_fill, settings_ring),
         })
     }
 
@@ -260,20 +266,17 @@ impl Worker {
                 self.handle(cmd);
             }
             let snap = self.publisher.load();
-            // A fixed share per socket: frames in an idle socket's fill ring cannot be
-            // taken back, so shares that grew while few ports were attached would
-            // starve the ports attached later (add_port keeps the sum within half
-            // the UMEM; the other half carries frames in flight).
-            let fill_target = self.settings.fill_frames;
             let mut work = 0usize;
             for slot in 0..self.slots.len() {
                 let Some(Slot { vif, socket }) = self.slots[slot].as_mut() else {
                     continue;
                 };
                 let in_vif = *vif;
-                socket.refill(&mut self.pool, fill_target);
+                let held = socket.refill(&mut self.pool, self.fill.target(slot));
+                self.fill.record(slot, held);
                 rx.clear();
                 socket.receive(&mut self.pool, batch, &mut rx);
+                self.fill.set_active(slot, !rx.is_empty());
                 if rx.is_empty() {
                     continue;
                 }
@@ -410,10 +413,10 @@ impl Worker {
             }
         }
         let live = self.slots.iter().flatten().count();
-        let capacity = (self.settings.umem_frames / (2 * self.settings.fill_frames)) as usize;
+        let capacity = self.fill.capacity();
         if live + queues.len() > capacity {
             return Err(format!(
-                "worker's UMEM is full: it holds the fill rings of {capacity} sockets (dataplane.umem_frames {} / (2 x dataplane.fill_frames {})) and {live} are open; raise dataplane.umem_frames",
+                "worker's UMEM is full: it guarantees the fill rings of {capacity} sockets (dataplane.umem_frames {} / (4 x dataplane.fill_frames {})) and {live} are open; raise dataplane.umem_frames",
                 self.settings.umem_frames, self.settings.fill_frames
             ));
         }
@@ -463,6 +466,7 @@ impl Worker {
         for slot in 0..self.slots.len() {
             if self.slots[slot].as_ref().is_some_and(|s| s.vif == vif) {
                 let s = self.slots[slot].take().expect("checked");
+                self.fill.release(slot);
                 for d in self.pending[slot].drain(..) {
                     self.pool.release(d.addr);
                 }

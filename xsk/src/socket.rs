@@ -126,13 +126,14 @@ impl PortSocket {
         self.slot
     }
 
-    /// Tops the fill ring up to `target` frames from the pool.
+    /// Tops the fill ring up to `target` frames from the pool; the frames it holds
+    /// then.
     #[inline]
-    pub fn refill(&mut self, pool: &mut FramePool, target: u32) {
+    pub fn refill(&mut self, pool: &mut FramePool, target: u32) -> u32 {
         let pending = self.device.pending();
         let want = target.min(self.ring_size).saturating_sub(pending);
         if want == 0 {
-            return;
+            return pending;
         }
         let slot = self.slot;
         let mut writer = self.device.fill(want);
@@ -148,6 +149,7 @@ impl PortSocket {
             n += 1;
         }
         writer.commit();
+        pending + n
     }
 
     /// Moves up to `max` received descriptors into `out`; the frames become held by
