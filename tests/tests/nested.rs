@@ -8,11 +8,14 @@
 //! device would, and reads the replies with the tag the kernel reports for them
 //! (`PACKET_AUXDATA`). Everything on the vrouter's side is real.
 
-use control_client::{InterfaceSpec, VlanSpec};
+use control_client::{InterfaceSpec, RouteSpec, RouteTarget, VlanSpec};
+use nexthop::encap::Encap;
 use nexthop::{MacAddr, VlanTag};
-use system_tests::{node, serial};
+use std::net::Ipv4Addr;
+use system_tests::{node, route_to_pod, serial, two_started_nodes};
 use vrouter::api::{ErrorCode, Request};
 use vrouter::config::XdpMode;
+use vrouter_lab::node::{FabricLan, LabNode, Pod};
 use vrouter_lab::traffic::ping;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
@@ -156,4 +159,104 @@ fn a_pod_behind_a_vlan_on_a_vms_port_reaches_pods_and_its_gateway() {
     assert_eq!(ping_from_nested(b.ipv4), 1, "a detached sub-interface still forwards");
     let drops = n.drop_stats().unwrap();
     assert!(drops.get("unknown_vlan") > 0, "{drops:?}");
+}
+
+/// The VM's router-facing MAC as the nested pods address it (the vrouter's).
+const ROUTER_MAC: &str = "00:00:5e:00:01:00";
+
+/// A nested pod: a VLAN of the VM's port, attached as a sub-interface in `vrf`.
+struct Nested {
+    tag: u16,
+    mac: MacAddr,
+    address: Ipv4Addr,
+    label: u32,
+}
+
+fn attach_nested(n: &LabNode, vm: &Pod, vrf: &str, tag: u16, address: Ipv4Addr, gateway: Ipv4Addr) -> Nested {
+    let mac = MacAddr([0x02, 0, 0, 0, (tag >> 8) as u8, tag as u8]);
+    let attached: vrouter::api::AttachedView = n
+        .api()
+        .call(&Request::AddInterface {
+            spec: InterfaceSpec {
+                name: format!("{}.{tag}", vm.host_if),
+                vrf: vrf.into(),
+                mac,
+                ipv4: Some(address),
+                gateway4: Some(gateway),
+                vlan: Some(VlanSpec {
+                    parent: vm.host_if.clone(),
+                    id: tag,
+                }),
+                ..InterfaceSpec::default()
+            },
+        })
+        .unwrap();
+    Nested {
+        tag,
+        mac,
+        address,
+        label: attached.label,
+    }
+}
+
+/// Exit status of the nested pod's tagged ping of `to` (0: a reply with its tag).
+fn nested_ping(vm: &Pod, pod: &Nested, to: Ipv4Addr) -> i32 {
+    let out = vm
+        .ns
+        .command("python3")
+        .args(["-c", NESTED_PING, "eth0", &pod.mac.to_string(), ROUTER_MAC])
+        .args([pod.address.to_string(), to.to_string(), pod.tag.to_string()])
+        .output()
+        .unwrap();
+    out.status.code().unwrap_or(-1)
+}
+
+/// Nested mode across nodes: two pods in one VM on VLANs 100 and 200, in VRFs red and
+/// blue, each reaches the pod of its own network on another node (over MPLS over UDP,
+/// by the label of its sub-interface) and not the other network's.
+#[test]
+fn two_nested_pods_on_different_vlans_reach_their_own_networks_on_another_node() {
+    let _machine = serial();
+    let lan = FabricLan::new().unwrap();
+    let (mut a, mut b) = two_started_nodes(BIN, &lan);
+    a.add_pod("vms", 0, 1, true).unwrap();
+    b.add_pod("red", 1, 2, true).unwrap();
+    b.add_pod("blue", 2, 2, true).unwrap();
+    let vm = &a.pods[0];
+    let (red_pod, blue_pod) = (&b.pods[0], &b.pods[1]);
+    let red = attach_nested(&a, vm, "red", 100, Ipv4Addr::new(198, 18, 2, 50), red_pod.gateway4);
+    let blue = attach_nested(&a, vm, "blue", 200, Ipv4Addr::new(198, 18, 3, 50), blue_pod.gateway4);
+    route_to_pod(&a, &b, 0, Encap::MplsOverUdp, 0);
+    route_to_pod(&a, &b, 1, Encap::MplsOverUdp, 0);
+    for (vrf, nested) in [("red", &red), ("blue", &blue)] {
+        let route = RouteSpec {
+            vrf: vrf.into(),
+            prefix: std::net::IpAddr::from(nested.address).into(),
+            target: RouteTarget::Tunnel {
+                remote: a.fabric_ip(),
+                label: nested.label,
+                encaps: vec![Encap::MplsOverUdp],
+                mac: None,
+            },
+        };
+        b.api().call::<serde_json::Value>(&Request::AddRoute { route }).unwrap();
+    }
+    let logs = || format!("node 1:\n{}\nnode 2:\n{}", a.log(), b.log());
+    assert_eq!(
+        nested_ping(vm, &red, red_pod.ipv4),
+        0,
+        "VLAN 100 -> red on node 2\n{}",
+        logs()
+    );
+    assert_eq!(
+        nested_ping(vm, &blue, blue_pod.ipv4),
+        0,
+        "VLAN 200 -> blue on node 2\n{}",
+        logs()
+    );
+    assert_eq!(nested_ping(vm, &red, blue_pod.ipv4), 1, "VLAN 100 (red) reached blue");
+    assert_eq!(nested_ping(vm, &blue, red_pod.ipv4), 1, "VLAN 200 (blue) reached red");
+    // Each reply came back on its own tag (the script checks it: exit 2 otherwise),
+    // and the VM's own untagged traffic is its own VRF's: it does not reach red.
+    assert!(!ping(vm, red_pod.ipv4.into(), 1), "the VM (vms) reached red");
 }
