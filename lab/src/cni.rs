@@ -45,6 +45,8 @@ impl CniOutput {
 #[derive(Debug)]
 pub struct CniDriver {
     plugin: PathBuf,
+    /// The lab pods attached through [`Self::add_lab_pod`], in order.
+    attached: std::sync::Mutex<Vec<LabAttachment>>,
     /// The namespace the plugin runs in (a runtime's own is the host's); None: ours.
     netns: Option<String>,
     /// State and IPAM directories, removed on drop.
@@ -60,6 +62,7 @@ impl CniDriver {
             .context("creating the CNI state directory")?;
         Ok(Self {
             plugin: plugin.to_path_buf(),
+            attached: std::sync::Mutex::default(),
             netns: None,
             dir,
         })
@@ -205,6 +208,15 @@ impl CniDriver {
         let (IpAddr::V6(ipv6), IpAddr::V6(gateway6)) = address(1)? else {
             anyhow::bail!("CNI ADD gave no IPv6 address second: {result}");
         };
+        self.attached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(LabAttachment {
+                node: node.ns.name().to_string(),
+                vrf: vrf.to_string(),
+                vrf_index,
+                index,
+            });
         node.pods.push(Pod {
             name: format!("{vrf}-{index}"),
             vrf: vrf.to_string(),
@@ -220,6 +232,26 @@ impl CniDriver {
             allowed_address_pairs: Vec::new(),
         });
         Ok(())
+    }
+}
+
+/// A lab pod the plugin attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabAttachment {
+    /// Its node's namespace name.
+    pub node: String,
+    /// Its VRF.
+    pub vrf: String,
+    /// The VRF's number in the lab's addressing.
+    pub vrf_index: u8,
+    /// The pod's number.
+    pub index: u8,
+}
+
+impl CniDriver {
+    /// The lab pods attached so far, in order.
+    pub fn lab_attachments(&self) -> Vec<LabAttachment> {
+        self.attached.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

@@ -6,17 +6,15 @@ use crate::node::LabNode;
 
 /// The pods the CNI plugin attached: CHECK passes on each, then DEL removes each
 /// one's port, and DEL again is fine.
-pub(crate) fn run(cni: &CniDriver, nodes: &[LabNode], per_vrf: u8) -> anyhow::Result<Vec<String>> {
+pub(crate) fn run(cni: &CniDriver, nodes: &[LabNode]) -> anyhow::Result<Vec<String>> {
     println!("\n== CNI: CHECK, DEL and DEL again for the pods the plugin attached");
     let mut wrong = Vec::new();
-    let mut attached = Vec::new();
-    for (vrf_index, vrf) in ["red", "blue"].iter().enumerate() {
-        attached.extend((1..=per_vrf).map(|i| (0, *vrf, vrf_index as u8, i)));
-        attached.push((1, *vrf, vrf_index as u8, per_vrf + 1));
-    }
     let (mut checked, mut removed) = (0, 0);
-    for (k, vrf, vrf_index, index) in attached {
-        let node = &nodes[k];
+    for at in cni.lab_attachments() {
+        let Some((k, node)) = nodes.iter().enumerate().find(|(_, n)| n.ns.name() == at.node) else {
+            continue;
+        };
+        let (vrf, vrf_index, index) = (at.vrf.as_str(), at.vrf_index, at.index);
         let name = format!("{vrf}-{index}");
         let Some(pod) = node.pods.iter().find(|p| p.name == name) else {
             wrong.push(format!("CNI: no pod {name} on node {}", k + 1));

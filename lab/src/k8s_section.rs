@@ -194,17 +194,18 @@ fn wait_routes(node: &LabNode, vrf: &str, wanted: &[String]) -> bool {
 }
 
 /// Runs the section on the lab's two nodes; returns what went other than expected.
-pub(super) fn run(vrouter: &Path, nodes: &mut [LabNode]) -> anyhow::Result<Vec<String>> {
+pub(super) fn run(vrouter: &Path, nodes: &mut [LabNode], cni: &crate::cni::CniDriver) -> anyhow::Result<Vec<String>> {
     let mut wrong = Vec::new();
     println!("\n== Kubernetes manifests: k8s/scenarios/policy.yaml and isolation.yaml, applied with `vrouter apply`");
     let first = nodes[0].pods.len();
     let second = nodes[1].pods.len();
+    // Attached through the CNI plugin, in the VRFs the translation places them in.
     for i in 1..=4 {
-        nodes[0].add_pod("cluster-network", 0, i, true)?;
-        nodes[1].add_pod("cluster-network", 0, i + 4, true)?;
+        cni.add_lab_pod(&mut nodes[0], "cluster-network", 0, i)?;
+        cni.add_lab_pod(&mut nodes[1], "cluster-network", 0, i + 4)?;
     }
-    nodes[0].add_pod("iso-vn", 1, 1, true)?;
-    nodes[1].add_pod("iso-vn", 1, 2, true)?;
+    cni.add_lab_pod(&mut nodes[0], "iso-vn", 1, 1)?;
+    cni.add_lab_pod(&mut nodes[1], "iso-vn", 1, 2)?;
     let (a, b) = (&nodes[0], &nodes[1]);
     let k8s_pods: Vec<&Pod> = a.pods[first..].iter().chain(&b.pods[second..]).collect();
     let wanted = |n: &LabNode, from: usize, vrf: &str| -> Vec<String> {

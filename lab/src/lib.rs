@@ -207,9 +207,9 @@ const FLOATING_IP: &str = "198.18.1.200";
 /// nodes reach it at that address (node 2 by the route node 1 advertises over XMPP,
 /// with the pod's label), it reaches them from it, and its own address stays out of
 /// red's reach. Returns what went other than expected.
-fn floating_ip_section(nodes: &mut [node::LabNode]) -> anyhow::Result<Vec<String>> {
+fn floating_ip_section(nodes: &mut [node::LabNode], cni: &cni::CniDriver) -> anyhow::Result<Vec<String>> {
     let floating: IpAddr = FLOATING_IP.parse()?;
-    nodes[0].add_pod("green", 2, 1, true)?;
+    cni.add_lab_pod(&mut nodes[0], "green", 2, 1)?;
     let green = nodes[0].pods.last().expect("just added");
     let spec = control_client::FloatingIpSpec {
         name: "green/pod-1".into(),
@@ -438,9 +438,9 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
             u.pps
         );
     }
-    wrong.extend(floating_ip_section(&mut nodes)?);
+    wrong.extend(floating_ip_section(&mut nodes, &cni)?);
     wrong.extend(services_section::run(&nodes, &lan)?);
-    wrong.extend(k8s_section::run(&binary, &mut nodes)?);
+    wrong.extend(k8s_section::run(&binary, &mut nodes, &cni)?);
     for (k, n) in nodes.iter().enumerate() {
         println!("\n== node {}: vif", k + 1);
         for i in n.interfaces()? {
@@ -483,7 +483,7 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
             }
         );
     }
-    wrong.extend(cni_section::run(&cni, &nodes, per_vrf)?);
+    wrong.extend(cni_section::run(&cni, &nodes)?);
     let mut left = Vec::new();
     for n in &mut nodes {
         n.stop_vrouter()?;
