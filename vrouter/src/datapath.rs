@@ -7,7 +7,6 @@ use crate::stats::WorkerStats;
 use crate::worker::{self, WorkerCommand, WorkerSettings};
 use anyhow::{bail, Context};
 use control_client::SnapshotPublisher;
-use crossbeam_channel::Sender;
 use nexthop::Vif;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +17,7 @@ const WORKER_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct WorkerHandle {
     thread: Option<std::thread::JoinHandle<()>>,
-    commands: Sender<WorkerCommand>,
+    commands: worker::CommandSender,
     stats: Arc<WorkerStats>,
 }
 
@@ -124,7 +123,7 @@ impl Datapath {
                 exception_rate: config.dataplane.exception_rate,
             };
             let stats = Arc::new(WorkerStats::new(config.tables.interfaces as usize));
-            let (tx, rx) = crossbeam_channel::unbounded();
+            let (tx, rx) = worker::command_channel().context("a worker's command channel")?;
             let shared = worker::WorkerShared {
                 publisher: publisher.clone(),
                 flows: Arc::clone(flows),
@@ -196,7 +195,7 @@ impl Datapath {
                 queues: mine,
                 reply,
             });
-            match sent.ok().and_then(|_| result.recv_timeout(WORKER_REPLY_TIMEOUT).ok()) {
+            match sent.then(|| result.recv_timeout(WORKER_REPLY_TIMEOUT).ok()).flatten() {
                 Some(Ok(opened)) => fds.extend(opened),
                 Some(Err(e)) => {
                     failure = Some(anyhow::anyhow!("worker {w}: {e}"));
@@ -234,7 +233,7 @@ impl Datapath {
     fn close_sockets(&self, vif: Vif) {
         for worker in &self.workers {
             let (reply, done) = crossbeam_channel::bounded(1);
-            if worker.commands.send(WorkerCommand::RemovePort { vif, reply }).is_ok() {
+            if worker.commands.send(WorkerCommand::RemovePort { vif, reply }) {
                 let _ = done.recv_timeout(WORKER_REPLY_TIMEOUT);
             }
         }

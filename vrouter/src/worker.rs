@@ -29,6 +29,50 @@ const TX_RETRIES: u32 = 16;
 /// How often kernel socket counters are mirrored.
 const KERNEL_STATS_EVERY: Duration = Duration::from_millis(500);
 
+/// The control thread's end of a worker's command channel: a command also wakes the
+/// worker when it sleeps in poll(2) (adaptive mode), so a port is attached without
+/// waiting out the worker's idle timeout.
+#[derive(Debug)]
+pub struct CommandSender {
+    commands: Sender<WorkerCommand>,
+    wake: std::os::unix::net::UnixDatagram,
+}
+
+impl CommandSender {
+    /// Sends `cmd` and wakes the worker; false if the worker is gone.
+    pub fn send(&self, cmd: WorkerCommand) -> bool {
+        let sent = self.commands.send(cmd).is_ok();
+        // Non-blocking: a full wake-up buffer means the worker is woken already.
+        let _ = self.wake.send(&[1]);
+        sent
+    }
+}
+
+/// The worker's end of its command channel.
+#[derive(Debug)]
+pub struct CommandReceiver {
+    commands: Receiver<WorkerCommand>,
+    wake: std::os::unix::net::UnixDatagram,
+}
+
+/// A worker's command channel.
+pub fn command_channel() -> std::io::Result<(CommandSender, CommandReceiver)> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let (wake_tx, wake_rx) = std::os::unix::net::UnixDatagram::pair()?;
+    wake_tx.set_nonblocking(true)?;
+    wake_rx.set_nonblocking(true)?;
+    Ok((
+        CommandSender {
+            commands: tx,
+            wake: wake_tx,
+        },
+        CommandReceiver {
+            commands: rx,
+            wake: wake_rx,
+        },
+    ))
+}
+
 /// Requests from the control thread.
 #[derive(Debug)]
 pub enum WorkerCommand {
@@ -91,7 +135,7 @@ struct Worker {
     settings: WorkerSettings,
     stats: Arc<WorkerStats>,
     publisher: SnapshotPublisher,
-    commands: Receiver<WorkerCommand>,
+    commands: CommandReceiver,
     /// The batch routine (shared with the in-memory benchmark) and its state.
     engine: BatchProcessor,
     /// The received batch as the batch routine takes it.
@@ -163,7 +207,7 @@ pub fn spawn(
     settings: WorkerSettings,
     shared: WorkerShared,
     stats: Arc<WorkerStats>,
-    commands: Receiver<WorkerCommand>,
+    commands: CommandReceiver,
 ) -> anyhow::Result<(std::thread::JoinHandle<()>, RawFd)> {
     let WorkerShared { publisher, flows, stop } = shared;
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<RawFd, String>>(1);
@@ -199,7 +243,7 @@ impl Worker {
         publisher: SnapshotPublisher,
         flows: Arc<crate::flows::Flows>,
         stats: Arc<WorkerStats>,
-        commands: Receiver<WorkerCommand>,
+        commands: CommandReceiver,
     ) -> anyhow::Result<Self> {
         let mut pool = FramePool::new(settings.umem_frames, settings.ring_size).map_err(|e| {
             anyhow::anyhow!(
@@ -262,7 +306,7 @@ impl Worker {
             } else {
                 self.stats.idle_cycles.add(spent);
             }
-            while let Ok(cmd) = self.commands.try_recv() {
+            while let Ok(cmd) = self.commands.commands.try_recv() {
                 self.handle(cmd);
             }
             let snap = self.publisher.load();
@@ -320,8 +364,13 @@ impl Worker {
             if idle_spins >= IDLE_SPINS {
                 idle_spins = 0;
                 if self.settings.poll_mode == PollMode::Adaptive {
-                    let fds: Vec<RawFd> = self.slots.iter().flatten().map(|s| s.socket.raw_fd()).collect();
+                    let wake = std::os::fd::AsRawFd::as_raw_fd(&self.commands.wake);
+                    let fds: Vec<RawFd> = std::iter::once(wake)
+                        .chain(self.slots.iter().flatten().map(|s| s.socket.raw_fd()))
+                        .collect();
                     crate::afxdp::wait_readable(&fds, 5);
+                    let mut drained = [0u8; 16];
+                    while self.commands.wake.recv(&mut drained).is_ok() {}
                 }
             }
             std::hint::spin_loop();
