@@ -78,3 +78,25 @@ fn bench_measures_vrouter_kernel_open_vswitch_and_the_limit_in_one_run() {
         assert!(packets > 10_000, "{device}: {packets} latency samples:\n{text}");
     }
 }
+
+const PLUGIN: &str = env!("CARGO_BIN_EXE_vrouter-cni-under-test");
+
+#[test]
+fn cni_bench_attaches_pods_with_both_plugins_and_reports_latency_and_rate() {
+    let _machine = serial();
+    require_root();
+    let out = std::process::Command::new(LAB)
+        .args(["--vrouter", BIN, "cni-bench", "--pods", "4", "--plugin", PLUGIN])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for plugin in ["vrouter-cni", "ptp (kernel routed veth)"] {
+        // p50 p99 max ADDs/s DEL-all
+        let r: Vec<f64> = row(&text, plugin).iter().map(|v| v.parse().unwrap()).collect();
+        assert_eq!(r.len(), 5, "{text}");
+        assert!(r[0] > 0.0 && r[0] <= r[1] && r[1] <= r[2], "{plugin}: {r:?}\n{text}");
+        assert!(r[3] > 0.0 && r[4] > 0.0, "{plugin}: {r:?}\n{text}");
+    }
+    assert!(text.contains("ratio vrouter-cni / ptp"), "{text}");
+}
