@@ -46,16 +46,42 @@ pub fn add(conf: &Loaded, env: &CniEnv) -> Result<CniResult, CniError> {
         netns: netns.clone(),
         vrouter_removal_pending: false,
     };
+    // An earlier plugin's result in a chain, read before anything is made.
+    let prev = conf.conf.prev_result.as_ref().map(CniResult::from_value).transpose()?;
     let store = Store::new(&conf.conf.state_dir);
+    let _lock = store.lock(&a)?;
     // Recorded first: whatever an interrupted ADD leaves, DEL and GC find.
     store.save(&record)?;
     let attached = attach(conf, &a, &record, &pod, &host, &delegate, status.workers.len());
-    if attached.is_err() {
-        // The first failure is what the runtime sees; the undo is best effort (a DEL
-        // from the runtime tries again).
-        let _ = release::release(conf, Some(&delegate), &a, Some(&record), &host);
+    match attached {
+        Ok(ours) => Ok(match prev {
+            Some(prev) => chained(prev, ours),
+            None => ours,
+        }),
+        Err(e) => {
+            // The first failure is what the runtime sees; the undo is best effort (a
+            // DEL from the runtime tries again).
+            let _ = release::release(conf, Some(&delegate), &a, Some(&record), Some(&host));
+            Err(e)
+        }
     }
-    attached
+}
+
+/// This plugin's result after an earlier plugin's in a chain (`prevResult`): its
+/// interfaces, addresses and routes first, ours after, our interface indexes moved.
+fn chained(prev: CniResult, ours: CniResult) -> CniResult {
+    let offset = prev.interfaces.len();
+    let mut out = prev;
+    out.interfaces.extend(ours.interfaces);
+    out.ips.extend(ours.ips.into_iter().map(|mut ip| {
+        ip.interface = ip.interface.map(|i| i + offset);
+        ip
+    }));
+    out.routes.extend(ours.routes);
+    if !ours.dns.is_null() {
+        out.dns = ours.dns;
+    }
+    out
 }
 
 fn attach(
@@ -138,4 +164,27 @@ fn attach(
         routes: plan.routes,
         dns: ipam.dns,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_chained_result_keeps_the_earlier_plugins_part() {
+        let prev = CniResult::from_value(&json!({"interfaces": [{"name": "lo"}],
+            "ips": [{"address": "127.0.0.2/8", "interface": 0}], "dns": {"nameservers": ["198.18.0.53"]}}))
+        .unwrap();
+        let ours = CniResult::from_value(&json!({"interfaces": [{"name": "vc1"}, {"name": "eth0"}],
+            "ips": [{"address": "198.18.1.5/24", "gateway": "198.18.1.1", "interface": 1}],
+            "routes": [{"dst": "0.0.0.0/0", "gw": "198.18.1.1"}]}))
+        .unwrap();
+        let both = chained(prev, ours);
+        assert_eq!(both.interfaces.len(), 3);
+        assert_eq!(both.ips[0].interface, Some(0));
+        assert_eq!(both.ips[1].interface, Some(2), "ours points at our eth0");
+        assert_eq!(both.routes.len(), 1);
+        assert_eq!(both.dns["nameservers"][0], "198.18.0.53", "kept when ours has none");
+    }
 }

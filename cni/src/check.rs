@@ -26,7 +26,9 @@ pub fn check(conf: &Loaded, env: &CniEnv) -> Result<(), CniError> {
         .as_ref()
         .ok_or_else(|| CniError::new(ErrorCode::InvalidConfig, "CHECK needs prevResult"))?;
     let prev = CniResult::from_value(prev)?;
-    let record = Store::new(&conf.conf.state_dir)
+    let store = Store::new(&conf.conf.state_dir);
+    let _lock = store.lock(&a)?;
+    let record = store
         .load(&a)
         .ok_or_else(|| differs(format!("no attachment of {} {} is recorded", a.container_id, a.ifname)))?;
     let pod = Netns::at(&netns);
@@ -36,6 +38,17 @@ pub fn check(conf: &Loaded, env: &CniEnv) -> Result<(), CniError> {
             format!("the network namespace {} does not exist", netns.display()),
         ));
     }
+    // Only our interface's addresses: a chain's other plugins own the others.
+    let netns_text = netns.display().to_string();
+    let ours: Vec<&crate::spec::IpConfig> = prev
+        .ips
+        .iter()
+        .filter(|ip| {
+            ip.interface
+                .and_then(|i| prev.interfaces.get(i))
+                .is_some_and(|i| i.name == a.ifname && i.sandbox.as_deref().is_none_or(|s| s == netns_text))
+        })
+        .collect();
     let inside = pod
         .link_state(&a.ifname)?
         .ok_or_else(|| differs(format!("the pod has no interface {}", a.ifname)))?;
@@ -56,7 +69,7 @@ pub fn check(conf: &Loaded, env: &CniEnv) -> Result<(), CniError> {
             a.ifname, inside.mtu, conf.conf.mtu
         )));
     }
-    for ip in &prev.ips {
+    for ip in &ours {
         if !inside.addresses.contains(&ip.address) {
             return Err(differs(format!("{} lacks its address {}", a.ifname, ip.address)));
         }
@@ -80,7 +93,7 @@ pub fn check(conf: &Loaded, env: &CniEnv) -> Result<(), CniError> {
             port.name, port.vrf, record.vrf
         )));
     }
-    for ip in &prev.ips {
+    for ip in &ours {
         let registered = port.ipv4.map(std::net::IpAddr::V4) == Some(ip.address.addr())
             || port.ipv6.map(std::net::IpAddr::V6) == Some(ip.address.addr());
         if !registered {
@@ -107,11 +120,15 @@ pub fn status(conf: &Loaded, env: &CniEnv) -> Result<(), CniError> {
         ));
     }
     vrouter::ready_status(&vrouter::client(conf))?;
-    Delegate::find(conf, env).map_err(|e| CniError {
+    let delegate = Delegate::find(conf, env).map_err(|e| CniError {
         code: ErrorCode::NotAvailable,
         ..e
     })?;
-    Ok(())
+    // A delegate that speaks 1.1.0 is asked too, as the spec requires.
+    match delegate.filter(Delegate::speaks_1_1) {
+        Some(d) => d.run_unattached("STATUS"),
+        None => Ok(()),
+    }
 }
 
 /// VERSION: the versions this plugin speaks, in the version the runtime asked in.

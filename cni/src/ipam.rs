@@ -27,6 +27,8 @@ pub struct Delegate {
     /// when the delegate speaks it, else in the newest older one it speaks (Debian's
     /// `host-local` stops at 1.0.0; its results read the same).
     config: Vec<u8>,
+    /// The delegate speaks 1.1.0 (STATUS and GC are passed on to it).
+    speaks_1_1: bool,
 }
 
 impl Delegate {
@@ -54,6 +56,7 @@ impl Delegate {
         let mut d = Delegate {
             program,
             config: conf.raw.clone(),
+            speaks_1_1: false,
         };
         let version = d.version_for(conf.version, &conf.conf.state_dir)?;
         if version != conf.version {
@@ -68,9 +71,10 @@ impl Delegate {
 
     /// The version to speak with the delegate: `wanted` if it supports it, else the
     /// newest older one both speak.
-    fn version_for(&self, wanted: CniVersion, state_dir: &Path) -> Result<CniVersion, CniError> {
+    fn version_for(&mut self, wanted: CniVersion, state_dir: &Path) -> Result<CniVersion, CniError> {
         let theirs = self.supported_versions(state_dir)?;
         let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+        self.speaks_1_1 = theirs.contains(&"1.1.0");
         SUPPORTED_VERSIONS
             .iter()
             .rev()
@@ -144,20 +148,40 @@ impl Delegate {
         Ok(versions)
     }
 
+    /// True if the delegate speaks 1.1.0.
+    pub fn speaks_1_1(&self) -> bool {
+        self.speaks_1_1
+    }
+
+    /// Runs a verb of no attachment (STATUS, GC) on the delegate.
+    pub fn run_unattached(&self, verb: &str) -> Result<(), CniError> {
+        self.exec(verb, None).map(drop)
+    }
+
     /// Runs the delegate for `verb` and attachment `a` with `config` on stdin; its
     /// result (ADD), or nothing. Its own error is passed on as it gave it.
     pub fn run(&self, verb: &str, a: &Attachment) -> Result<Option<CniResult>, CniError> {
+        self.exec(verb, Some(a))
+    }
+
+    fn exec(&self, verb: &str, a: Option<&Attachment>) -> Result<Option<CniResult>, CniError> {
         let io = |e: std::io::Error| {
             CniError::new(ErrorCode::Io, format!("running IPAM plugin {}", self.program.display()))
                 .with_details(e.to_string())
         };
-        let mut child = Command::new(&self.program)
-            .env("CNI_COMMAND", verb)
-            .env("CNI_CONTAINERID", &a.container_id)
-            .env("CNI_IFNAME", &a.ifname)
+        let mut command = Command::new(&self.program);
+        command.env("CNI_COMMAND", verb);
+        match a {
+            Some(a) => command
+                .env("CNI_CONTAINERID", &a.container_id)
+                .env("CNI_IFNAME", &a.ifname),
+            None => command.env_remove("CNI_CONTAINERID").env_remove("CNI_IFNAME"),
+        };
+        // Its diagnostics go where the runtime reads this plugin's.
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::inherit())
             .spawn()
             .map_err(io)?;
         if let Some(mut stdin) = child.stdin.take() {
@@ -169,7 +193,7 @@ impl Delegate {
             return Err(match value {
                 Some(v) if v.get("code").is_some() => passed_on(&v, &self.program),
                 _ => CniError::new(ErrorCode::Io, format!("IPAM plugin {} failed", self.program.display()))
-                    .with_details(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+                    .with_details(format!("exit status {} (its messages are on stderr)", out.status)),
             });
         }
         match (verb, value) {
@@ -228,9 +252,10 @@ mod tests {
     fn the_delegates_versions_are_asked_once_per_installed_binary() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let d = Delegate {
+        let mut d = Delegate {
             program: fake_delegate(dir.path()),
             config: Vec::new(),
+            speaks_1_1: false,
         };
         let calls = || {
             std::fs::read_to_string(dir.path().join("calls"))

@@ -83,14 +83,28 @@ pub fn invoke(vars: impl IntoIterator<Item = (String, String)>, stdin: &[u8]) ->
     }
 }
 
+/// The largest configuration read from stdin (a GC list of many attachments fits).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 /// The binary's entry point: reads stdin and the environment, prints the outcome,
 /// exits 0 on success and 1 on failure.
 pub fn main_entry() -> ! {
     use std::io::{Read, Write};
     let mut stdin = Vec::new();
     // A runtime that sends nothing (VERSION may) is answered all the same.
-    let _ = std::io::stdin().take(1 << 20).read_to_end(&mut stdin);
-    let outcome = invoke(std::env::vars(), &stdin);
+    let _ = std::io::stdin().take(MAX_CONFIG_BYTES + 1).read_to_end(&mut stdin);
+    let outcome = if stdin.len() as u64 > MAX_CONFIG_BYTES {
+        let e = spec::CniError::new(
+            spec::ErrorCode::InvalidConfig,
+            format!("the network configuration is larger than {MAX_CONFIG_BYTES} bytes"),
+        );
+        Outcome {
+            output: Some(e.to_json(LATEST_VERSION)),
+            ok: false,
+        }
+    } else {
+        invoke(std::env::vars(), &stdin)
+    };
     if let Some(output) = &outcome.output {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{output}");

@@ -11,48 +11,79 @@ use crate::spec::{CniError, CniVersion, ErrorCode};
 use crate::state::{host_ifname, Record, Store};
 use crate::vrouter;
 
-/// Releases one attachment; `record` is what ADD wrote, if anything.
+/// Releases one attachment; `record` is what ADD wrote, if anything; `host` is None
+/// when the namespace of the vrouter's ports is gone (its links went with it). Every
+/// step is tried whatever the others did; the first failure is returned.
 pub fn release(
     conf: &Loaded,
     delegate: Option<&Delegate>,
     a: &Attachment,
     record: Option<&Record>,
-    host: &Netns,
+    host: Option<&Netns>,
 ) -> Result<(), CniError> {
     let host_if = record.map(|r| r.host_if.clone()).unwrap_or_else(|| host_ifname(a));
     let store = Store::new(&conf.conf.state_dir);
-    let removed = vrouter::remove_port(&vrouter::client(conf), &host_if)?;
+    let mut first_error = None;
+    let mut keep = |r: Result<(), CniError>| {
+        if let Err(e) = r {
+            first_error.get_or_insert(e);
+        }
+    };
+    let removed = vrouter::remove_port(&vrouter::client(conf), &host_if);
     // The host end takes the pod end with it.
-    host.delete_link(&host_if)?;
+    if let Some(host) = host {
+        keep(host.delete_link(&host_if).map(drop));
+    }
     if let Some(d) = delegate {
-        d.run("DEL", a)?;
+        keep(d.run("DEL", a).map(drop));
     }
-    if removed {
-        store.remove(a)
-    } else {
-        let pending = Record {
-            vrouter_removal_pending: true,
-            ..record.cloned().unwrap_or_else(|| Record {
-                container_id: a.container_id.clone(),
-                ifname: a.ifname.clone(),
-                network: conf.conf.name.clone(),
-                vrf: conf.vrf().to_string(),
-                host_if,
-                netns: Default::default(),
+    let recorded = match removed {
+        Ok(true) => store.remove(a),
+        Ok(false) | Err(_) => {
+            let pending = Record {
                 vrouter_removal_pending: true,
-            })
-        };
-        store.save(&pending)
-    }
+                ..record.cloned().unwrap_or_else(|| Record {
+                    container_id: a.container_id.clone(),
+                    ifname: a.ifname.clone(),
+                    network: conf.conf.name.clone(),
+                    vrf: conf.vrf().to_string(),
+                    host_if,
+                    netns: Default::default(),
+                    vrouter_removal_pending: true,
+                })
+            };
+            store.save(&pending)
+        }
+    };
+    keep(removed.map(drop));
+    keep(recorded);
+    first_error.map_or(Ok(()), Err)
+}
+
+/// The namespace of the vrouter's ports for a release: None when a configured one is
+/// gone (its links are gone with it, and that is no reason for DEL to fail).
+fn release_host(conf: &Loaded) -> Option<Netns> {
+    vrouter::host_netns(conf).ok()
 }
 
 /// DEL.
 pub fn del(conf: &Loaded, env: &CniEnv) -> Result<(), CniError> {
     let a = env.attachment()?;
-    let record = Store::new(&conf.conf.state_dir).load(&a);
-    let host = vrouter::host_netns(conf)?;
+    let store = Store::new(&conf.conf.state_dir);
+    let _lock = store.lock(&a)?;
+    let record = store.load(&a);
     let delegate = Delegate::find(conf, env)?;
-    release(conf, delegate.as_ref(), &a, record.as_ref(), &host)
+    let released = release(
+        conf,
+        delegate.as_ref(),
+        &a,
+        record.as_ref(),
+        release_host(conf).as_ref(),
+    );
+    if released.is_ok() && store.load(&a).is_none() {
+        store.remove_lock_file(&a);
+    }
+    released
 }
 
 /// GC: releases every attachment of this network that the runtime no longer lists
@@ -70,7 +101,7 @@ pub fn gc(conf: &Loaded, env: &CniEnv) -> Result<(), CniError> {
         .valid_attachments
         .as_ref()
         .ok_or_else(|| CniError::new(ErrorCode::InvalidConfig, "GC needs \"cni.dev/valid-attachments\""))?;
-    let host = vrouter::host_netns(conf)?;
+    let host = release_host(conf);
     let delegate = Delegate::find(conf, env)?;
     let store = Store::new(&conf.conf.state_dir);
     let mut first_error = None;
@@ -85,7 +116,17 @@ pub fn gc(conf: &Loaded, env: &CniEnv) -> Result<(), CniError> {
             container_id: record.container_id.clone(),
             ifname: record.ifname.clone(),
         };
-        if let Err(e) = release(conf, delegate.as_ref(), &a, Some(&record), &host) {
+        // An attachment an ADD, DEL or CHECK holds is theirs to finish.
+        let Some(_lock) = store.try_lock(&a)? else {
+            continue;
+        };
+        if let Err(e) = release(conf, delegate.as_ref(), &a, Some(&record), host.as_ref()) {
+            first_error.get_or_insert(e);
+        }
+    }
+    // The delegate's own GC, when it speaks 1.1.0 (leases without a record).
+    if let Some(d) = delegate.as_ref().filter(|d| d.speaks_1_1()) {
+        if let Err(e) = d.run_unattached("GC") {
             first_error.get_or_insert(e);
         }
     }

@@ -12,6 +12,12 @@ use std::path::{Path, PathBuf};
 /// Prefix of the host ends this plugin creates (`vc` + 12 hex digits).
 pub const HOST_IF_PREFIX: &str = "vc";
 
+/// An attachment's lock, released when dropped.
+#[derive(Debug)]
+pub struct AttachmentLock {
+    _file: std::fs::File,
+}
+
 /// What one attachment holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -83,8 +89,55 @@ impl Store {
         Self { dir: dir.to_path_buf() }
     }
 
+    /// `CONTAINER:IFNAME`: neither part holds a `:` (env.rs checks both), so no two
+    /// attachments share a file.
+    fn key(a: &Attachment) -> String {
+        format!("{}:{}", a.container_id, a.ifname)
+    }
+
     fn path(&self, a: &Attachment) -> PathBuf {
-        self.dir.join(format!("{}-{}.json", a.container_id, a.ifname))
+        self.dir.join(format!("{}.json", Self::key(a)))
+    }
+
+    /// Holds the attachment's lock (waiting for it): ADD, DEL and CHECK of one
+    /// attachment never run at once, and GC leaves alone what one of them holds.
+    pub fn lock(&self, a: &Attachment) -> Result<AttachmentLock, CniError> {
+        let file = self.lock_file(a)?;
+        file.lock()
+            .map_err(|e| io(format!("locking the attachment {}", Self::key(a)), e))?;
+        Ok(AttachmentLock { _file: file })
+    }
+
+    /// The attachment's lock if nobody holds it.
+    pub fn try_lock(&self, a: &Attachment) -> Result<Option<AttachmentLock>, CniError> {
+        let file = self.lock_file(a)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(AttachmentLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(format!("locking the attachment {}", Self::key(a)), e)),
+        }
+    }
+
+    fn lock_path(&self, a: &Attachment) -> PathBuf {
+        self.dir.join("locks").join(format!("{}.lock", Self::key(a)))
+    }
+
+    fn lock_file(&self, a: &Attachment) -> Result<std::fs::File, CniError> {
+        let dir = self.dir.join("locks");
+        std::fs::create_dir_all(&dir).map_err(|e| io(format!("creating {}", dir.display()), e))?;
+        let path = self.lock_path(a);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io(format!("opening {}", path.display()), e))
+    }
+
+    /// Removes the attachment's lock file (once it is released; the caller holds the
+    /// lock, and runtimes do not run two verbs of one attachment at once).
+    pub fn remove_lock_file(&self, a: &Attachment) {
+        let _ = std::fs::remove_file(self.lock_path(a));
     }
 
     /// Writes a record (atomically: a reader sees the old or the new one).
@@ -95,7 +148,7 @@ impl Store {
             ifname: r.ifname.clone(),
         };
         let path = self.path(&a);
-        let tmp = path.with_extension("tmp");
+        let tmp = self.dir.join(format!(".{}.{}.tmp", Self::key(&a), std::process::id()));
         let text = serde_json::to_vec_pretty(r).map_err(|e| CniError::new(ErrorCode::Io, e.to_string()))?;
         std::fs::write(&tmp, text).map_err(|e| io(format!("writing {}", tmp.display()), e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io(format!("renaming {}", tmp.display()), e))
@@ -105,7 +158,8 @@ impl Store {
     /// still removes what the names point to).
     pub fn load(&self, a: &Attachment) -> Option<Record> {
         let text = std::fs::read(self.path(a)).ok()?;
-        serde_json::from_slice(&text).ok()
+        let r: Record = serde_json::from_slice(&text).ok()?;
+        (r.container_id == a.container_id && r.ifname == a.ifname).then_some(r)
     }
 
     /// Removes a record; an absent one is no error.
@@ -150,6 +204,7 @@ mod tests {
         assert!(crate::env::valid_ifname(&host_ifname(&a)));
         assert_ne!(host_ifname(&a), host_ifname(&att("0123456789abcdef", "eth1")));
         assert_ne!(host_ifname(&att("ab", "c")), host_ifname(&att("a", "bc")));
+        assert_ne!(host_ifname(&att("a-b", "c")), host_ifname(&att("a", "b-c")));
         // Pinned: a new release must name an old attachment's interface the same.
         assert_eq!(host_ifname(&att("c1", "eth0")), "vc78a1816a5823");
         let mac = pod_mac(&a);
@@ -174,10 +229,36 @@ mod tests {
         };
         store.save(&r).unwrap();
         assert_eq!(store.load(&a), Some(r.clone()));
-        assert_eq!(store.all(), vec![r]);
+        assert_eq!(store.all(), vec![r.clone()]);
         std::fs::write(dir.path().join("state/junk.json"), "{").unwrap();
         assert_eq!(store.all().len(), 1, "an unreadable file is skipped");
+        // Another attachment whose parts join to the same text is another record.
+        let (x, y) = (att("a-b", "c"), att("a", "b-c"));
+        for (owner, other) in [(&x, &y), (&y, &x)] {
+            let mut r = r.clone();
+            r.container_id = owner.container_id.clone();
+            r.ifname = owner.ifname.clone();
+            store.save(&r).unwrap();
+            assert!(store.load(other).is_none() || store.load(other).unwrap().container_id == other.container_id);
+        }
+        assert_eq!(store.load(&x).unwrap().container_id, "a-b");
+        assert_eq!(store.load(&y).unwrap().container_id, "a");
         store.remove(&a).unwrap();
         assert!(store.load(&a).is_none());
+    }
+
+    #[test]
+    fn an_attachment_is_locked_by_one_holder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let a = att("c1", "eth0");
+        let held = store.lock(&a).unwrap();
+        assert!(store.try_lock(&a).unwrap().is_none(), "a second holder got the lock");
+        assert!(
+            store.try_lock(&att("c2", "eth0")).unwrap().is_some(),
+            "another attachment is free"
+        );
+        drop(held);
+        assert!(store.try_lock(&a).unwrap().is_some());
     }
 }

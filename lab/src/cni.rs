@@ -193,9 +193,36 @@ impl CniDriver {
     pub fn add_lab_pod(&self, node: &mut LabNode, vrf: &str, vrf_index: u8, index: u8) -> anyhow::Result<()> {
         let ns = Netns::create("pod")?;
         let conf = self.lab_pod_config(node, vrf, vrf_index, index);
-        let out = self.run("ADD", &conf, &lab_container(node, vrf, index), &ns)?;
+        let container = lab_container(node, vrf, index);
+        let out = self.run("ADD", &conf, &container, &ns)?;
         anyhow::ensure!(out.ok, "CNI ADD of {vrf}-{index}: {}", out.json);
-        let result = &out.json;
+        let pod = match lab_pod(&out.json, vrf, index, ns) {
+            Ok(pod) => pod,
+            Err(e) => {
+                // Not left attached: the lab would not know to remove it.
+                let gone = Netns::create("cniundo")?;
+                let _ = self.run("DEL", &conf, &container, &gone);
+                return Err(e);
+            }
+        };
+        self.attached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(LabAttachment {
+                node: node.ns.name().to_string(),
+                vrf: vrf.to_string(),
+                vrf_index,
+                index,
+            });
+        node.pods.push(pod);
+        Ok(())
+    }
+}
+
+/// The lab's pod as an ADD result describes it.
+fn lab_pod(result: &Value, vrf: &str, index: u8, ns: Netns) -> anyhow::Result<Pod> {
+    {
+        // (a block, so the closures below end before `ns` moves)
         let text = |v: &Value| v.as_str().map(str::to_string).context("CNI result field");
         let address = |i: usize| -> anyhow::Result<(IpAddr, IpAddr)> {
             let ip = &result["ips"][i];
@@ -208,16 +235,7 @@ impl CniDriver {
         let (IpAddr::V6(ipv6), IpAddr::V6(gateway6)) = address(1)? else {
             anyhow::bail!("CNI ADD gave no IPv6 address second: {result}");
         };
-        self.attached
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(LabAttachment {
-                node: node.ns.name().to_string(),
-                vrf: vrf.to_string(),
-                vrf_index,
-                index,
-            });
-        node.pods.push(Pod {
+        Ok(Pod {
             name: format!("{vrf}-{index}"),
             vrf: vrf.to_string(),
             host_if: text(&result["interfaces"][0]["name"])?,
@@ -230,8 +248,7 @@ impl CniDriver {
             gateway6,
             ns,
             allowed_address_pairs: Vec::new(),
-        });
-        Ok(())
+        })
     }
 }
 

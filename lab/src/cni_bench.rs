@@ -148,15 +148,22 @@ fn ptp_plugin(count: u16) -> anyhow::Result<AttachFigures> {
         .collect::<anyhow::Result<_>>()?;
     let (times, wall) = burst(&pods, |i, pod| {
         let out = cni.run("ADD", &conf, &format!("ptp-{i}"), pod)?;
-        let gateway = out.json["ips"][0]["gateway"]
-            .as_str()
-            .context("ptp gave no gateway")?
-            .to_string();
+        let gateway = out.json["ips"][0]["gateway"].as_str().map(str::to_string);
         ok(out, "ptp ADD")?;
+        let gateway = gateway.context("ptp gave no gateway")?;
+        // As the vrouter's plugin does: ping until a reply, pausing after a ping that
+        // failed at once.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !pod.succeeds("ping", &["-c", "1", "-W", "0.2", "-q", &gateway]) {
+        loop {
+            let tried = Instant::now();
+            if pod.succeeds("ping", &["-c", "1", "-W", "0.2", "-q", &gateway]) {
+                break;
+            }
             if Instant::now() > deadline {
                 bail!("a ptp pod does not reach {gateway}");
+            }
+            if tried.elapsed() < Duration::from_millis(50) {
+                std::thread::sleep(Duration::from_millis(50));
             }
         }
         Ok(())

@@ -12,6 +12,7 @@ pub(crate) fn run(cni: &CniDriver, nodes: &[LabNode]) -> anyhow::Result<Vec<Stri
     let (mut checked, mut removed) = (0, 0);
     for at in cni.lab_attachments() {
         let Some((k, node)) = nodes.iter().enumerate().find(|(_, n)| n.ns.name() == at.node) else {
+            wrong.push(format!("CNI: no node {} for {}-{}", at.node, at.vrf, at.index));
             continue;
         };
         let (vrf, vrf_index, index) = (at.vrf.as_str(), at.vrf_index, at.index);
@@ -45,6 +46,12 @@ pub(crate) fn run(cni: &CniDriver, nodes: &[LabNode]) -> anyhow::Result<Vec<Stri
             ));
         }
     }
-    println!("   CHECK passed for {checked} pods; DEL removed {removed} ports, DEL again succeeded");
+    let attached = cni.lab_attachments().len();
+    println!("   CHECK passed for {checked} of {attached} pods; DEL removed {removed} ports, DEL again succeeded");
+    if attached == 0 || checked != attached || removed != attached {
+        wrong.push(format!(
+            "CNI: {attached} attached, {checked} checked, {removed} removed"
+        ));
+    }
     Ok(wrong)
 }

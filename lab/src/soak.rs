@@ -226,7 +226,7 @@ pub fn soak_with(binary: &std::path::Path, options: &SoakOptions) -> anyhow::Res
             let mut i = 0u64;
             while running() {
                 let t = Instant::now();
-                let ok = if i % 10 == 0 {
+                let ok = if i.is_multiple_of(10) {
                     let request = Request::Flows {
                         filter: FlowFilter::default(),
                         limit: 1000,

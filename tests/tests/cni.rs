@@ -139,7 +139,14 @@ fn cni_verbs_as_a_runtime_drives_them() {
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "ctr-b", "ifname": "eth0"}]);
     ok(&cni.run("GC", &gc, "none", &a_ns).unwrap(), "GC keeping b");
-    assert_eq!(port_names(&n).len(), 1, "b's port is kept");
+    let host_b = b.json["interfaces"][0]["name"].as_str().unwrap().to_string();
+    assert_eq!(port_names(&n), [host_b], "b's port is kept, alone");
+    let mut kept = leases(&cni.ipam_dir());
+    kept.sort();
+    let mut b_leases: Vec<String> = b_addrs.iter().map(IpAddr::to_string).collect();
+    b_leases.sort();
+    assert_eq!(kept, b_leases, "b's leases are kept, alone");
+    assert_eq!(records(&cni.state_dir()), 1, "b's record is kept");
     gc["cni.dev/valid-attachments"] = json!([]);
     ok(&cni.run("GC", &gc, "none", &a_ns).unwrap(), "GC");
     assert!(port_names(&n).is_empty(), "GC left ports: {:?}", port_names(&n));
@@ -203,9 +210,23 @@ fn cni_bad_input_and_a_vrouter_that_is_down() {
         Some(7),
         "no IPAM"
     );
+    // An ADD that fails late (the vrouter refuses the port: "fabric" is no pod's VRF)
+    // undoes what it made: the veth, the leases, the record.
+    let refused_late = cni.config("1.0.0", "cni-blue", &n, "fabric", "198.18.41.0/24", "2001:2:0:41::/64");
+    let late = cni.run("ADD", &refused_late, "ctr-late", &pod).unwrap();
+    assert_eq!(late.code(), Some(100), "{}", late.json);
+    assert!(
+        late.json["details"].as_str().unwrap().contains("invalid_argument"),
+        "{}",
+        late.json
+    );
+    assert!(
+        !pod.succeeds("ip", &["link", "show", "dev", "eth0"]),
+        "the refused pod's eth0 is left"
+    );
     // Nothing of the refused ADDs is left.
     assert!(port_names(&n).is_empty());
-    assert!(leases(&cni.ipam_dir()).is_empty());
+    assert!(leases(&cni.ipam_dir()).is_empty(), "{:?}", leases(&cni.ipam_dir()));
     assert_eq!(records(&cni.state_dir()), 0);
 
     // An attachment made while the vrouter ran, then the vrouter goes down.
@@ -219,17 +240,24 @@ fn cni_bad_input_and_a_vrouter_that_is_down() {
     let mut status = cni.config("1.1.0", "cni-blue", &n, "blue", "198.18.41.0/24", "2001:2:0:41::/64");
     let status_down = cni.run("STATUS", &status, "none", &other).unwrap();
     assert_eq!(status_down.code(), Some(50), "{}", status_down.json);
-    // DEL with the vrouter down and the namespace gone succeeds; the port it could not
-    // remove is remembered and removed by GC once the vrouter is back.
+    // DEL with the vrouter down succeeds: the veth and the leases go; the port it
+    // could not remove is remembered and removed by GC once the vrouter is back.
+    assert!(n.ns.succeeds("ip", &["link", "show", "dev", &host_y]));
+    ok(&cni.run("DEL", &conf, "ctr-y", &pod).unwrap(), "DEL (down)");
+    assert!(
+        !n.ns.succeeds("ip", &["link", "show", "dev", &host_y]),
+        "DEL left the host end"
+    );
+    assert!(leases(&cni.ipam_dir()).is_empty(), "{:?}", leases(&cni.ipam_dir()));
+    assert_eq!(records(&cni.state_dir()), 1, "the due removal is recorded");
+    // Again with the namespace gone too: still fine, still due.
     drop(pod);
     ok(
         &cni.invoke(Some("DEL"), text.as_bytes(), Some("ctr-y"), Some(&netns), Some("eth0"))
             .unwrap(),
-        "DEL (down)",
+        "DEL (down, namespace gone)",
     );
-    assert!(!n.ns.succeeds("ip", &["link", "show", "dev", &host_y]));
-    assert!(leases(&cni.ipam_dir()).is_empty(), "{:?}", leases(&cni.ipam_dir()));
-    assert_eq!(records(&cni.state_dir()), 1, "the due removal is recorded");
+    assert_eq!(records(&cni.state_dir()), 1);
     // The vrouter keeps the port's file (its link is gone, so it is not attached).
     let port_file = n.dir().join("state/ports").join(format!("{host_y}.json"));
     n.start_vrouter().unwrap();

@@ -346,7 +346,7 @@ impl Worker {
                 s.socket.reap(&mut self.pool);
             }
             loops = loops.wrapping_add(1);
-            if loops % 4096 == 0 && last_kernel_stats.elapsed() >= KERNEL_STATS_EVERY {
+            if loops.is_multiple_of(4096) && last_kernel_stats.elapsed() >= KERNEL_STATS_EVERY {
                 self.mirror_kernel_stats();
                 last_kernel_stats = Instant::now();
             }

@@ -148,7 +148,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// checksum is not updated).
     #[inline]
     pub fn set_fragment(&mut self, more: bool, offset: usize) {
-        debug_assert!(offset % 8 == 0 && offset / 8 <= 0x1fff);
+        debug_assert!(offset.is_multiple_of(8) && offset / 8 <= 0x1fff);
         self.set_flags_and_offset(if more { MF } else { 0 } | ((offset / 8) as u16 & 0x1fff));
     }
 

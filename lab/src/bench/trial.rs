@@ -122,7 +122,7 @@ fn churn(api: vrouter::api::ApiClient, rate: u32, stop: Arc<AtomicBool>) -> std:
         let mut done = 0u64;
         let prefix: ipnet::IpNet = "198.19.255.1/32".parse().expect("literal");
         while !stop.load(Ordering::Relaxed) {
-            let request = if done % 2 == 0 {
+            let request = if done.is_multiple_of(2) {
                 vrouter::api::Request::AddRoute {
                     route: RouteSpec {
                         vrf: "red".into(),
