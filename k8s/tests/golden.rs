@@ -42,6 +42,11 @@ fn namespace_isolation_scenario() {
 }
 
 #[test]
+fn custom_networks_and_app_isolation_scenario() {
+    check("networks");
+}
+
+#[test]
 fn every_scenario_has_a_golden_test() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -54,7 +59,7 @@ fn every_scenario_has_a_golden_test() {
     names.sort();
     assert_eq!(
         names,
-        ["isolation", "modes", "policy"],
+        ["isolation", "modes", "networks", "policy"],
         "add a test above for each new scenario"
     );
 }
