@@ -21,6 +21,7 @@ pub mod gen;
 pub mod k8s_section;
 pub mod minfwd;
 pub mod netns;
+pub mod networks_section;
 pub mod node;
 mod services_section;
 pub mod soak;
@@ -441,6 +442,7 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
     wrong.extend(floating_ip_section(&mut nodes, &cni)?);
     wrong.extend(services_section::run(&nodes, &lan)?);
     wrong.extend(k8s_section::run(&binary, &mut nodes, &cni)?);
+    wrong.extend(networks_section::run(&mut nodes, &cni)?);
     for (k, n) in nodes.iter().enumerate() {
         println!("\n== node {}: vif", k + 1);
         for i in n.interfaces()? {

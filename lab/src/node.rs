@@ -4,6 +4,7 @@
 use super::netns::Netns;
 use anyhow::{bail, Context};
 use control_client::InterfaceSpec;
+use nexthop::encap::Encap;
 use nexthop::MacAddr;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -447,6 +448,40 @@ impl LabNode {
             spec: self.pods[i].spec(),
         })?;
         v["vif"].as_u64().map(|v| v as u32).context("no vif in answer")
+    }
+
+    /// Points this node's VRF of `remote`'s pod `pod` at that pod through a tunnel
+    /// with `encap` (its label, or `vni` for VXLAN), replacing any route to it here
+    /// (what a control node would reflect from the pod's node).
+    pub fn route_to(&self, remote: &LabNode, pod: usize, encap: Encap, vni: u32) -> anyhow::Result<()> {
+        let pod = &remote.pods[pod];
+        let pod_label = remote
+            .interfaces()?
+            .into_iter()
+            .find(|i| i.name == pod.host_if)
+            .and_then(|i| i.label)
+            .context("a pod has a label")?;
+        let label = if encap == Encap::Vxlan { vni } else { pod_label };
+        let api = self.api();
+        for prefix in [format!("{}/32", pod.ipv4), format!("{}/128", pod.ipv6)] {
+            let prefix: ipnet::IpNet = prefix.parse()?;
+            let _ = api.call::<serde_json::Value>(&Request::RemoveRoute {
+                vrf: pod.vrf.clone(),
+                prefix,
+            });
+            let route = control_client::RouteSpec {
+                vrf: pod.vrf.clone(),
+                prefix,
+                target: control_client::RouteTarget::Tunnel {
+                    remote: remote.fabric_ip(),
+                    label,
+                    encaps: vec![encap],
+                    mac: None,
+                },
+            };
+            let _: serde_json::Value = api.call(&Request::AddRoute { route })?;
+        }
+        Ok(())
     }
 
     /// Drop counters by reason.

@@ -6,11 +6,9 @@
 //! LAN; [`serial`] keeps root tests from competing for the machine's two cores.
 #![forbid(unsafe_code)]
 
-use control_client::{RouteSpec, RouteTarget};
 use nexthop::encap::Encap;
 use std::net::Ipv4Addr;
 use std::sync::{Mutex, MutexGuard};
-use vrouter::api::Request;
 use vrouter::config::{PollMode, XdpMode};
 use vrouter::flows::FlowConfig;
 use vrouter_lab::netns::Netns;
@@ -106,35 +104,8 @@ pub fn fabric_host(lan: &FabricLan, last: u8) -> Netns {
 /// Points `node`'s VRF of `remote`'s pod `pod` at that pod through a tunnel with
 /// `encap` (its label, or `vni` for VXLAN), replacing any route to it there.
 pub fn route_to_pod(node: &LabNode, remote: &LabNode, pod: usize, encap: Encap, vni: u32) {
-    let pod = &remote.pods[pod];
-    let pod_label = remote
-        .interfaces()
-        .expect("the remote node's interfaces")
-        .into_iter()
-        .find(|i| i.name == pod.host_if)
-        .and_then(|i| i.label)
-        .expect("a pod has a label");
-    let label = if encap == Encap::Vxlan { vni } else { pod_label };
-    let api = node.api();
-    for prefix in [format!("{}/32", pod.ipv4), format!("{}/128", pod.ipv6)] {
-        let prefix: ipnet::IpNet = prefix.parse().expect("a host prefix");
-        let _ = api.call::<serde_json::Value>(&Request::RemoveRoute {
-            vrf: pod.vrf.clone(),
-            prefix,
-        });
-        let target = RouteTarget::Tunnel {
-            remote: remote.fabric_ip(),
-            label,
-            encaps: vec![encap],
-            mac: None,
-        };
-        let route = RouteSpec {
-            vrf: pod.vrf.clone(),
-            prefix,
-            target,
-        };
-        let _: serde_json::Value = api.call(&Request::AddRoute { route }).expect("adding the route");
-    }
+    node.route_to(remote, pod, encap, vni)
+        .expect("routing to the remote pod");
 }
 
 /// The lab's control-node peer (XMPP) in `host`, listening on `listen`; killed when
