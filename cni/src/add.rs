@@ -9,7 +9,7 @@ use crate::link::{self, Netns, Veth};
 use crate::plan::Plan;
 use crate::release;
 use crate::spec::{CniError, CniResult, ErrorCode, InterfaceConfig, IpConfig};
-use crate::state::{host_ifname, pod_mac, Record, Store};
+use crate::state::{pod_mac, Record, Store};
 use crate::vrouter;
 use control_client::InterfaceSpec;
 use vrouter_api::{ErrorCode as ApiCode, Request};
@@ -37,15 +37,7 @@ pub fn add(conf: &Loaded, env: &CniEnv) -> Result<CniResult, CniError> {
             "the configuration names no IPAM plugin (\"ipam\": {\"type\": ...})",
         )
     })?;
-    let record = Record {
-        container_id: a.container_id.clone(),
-        ifname: a.ifname.clone(),
-        network: conf.conf.name.clone(),
-        vrf: conf.vrf().to_string(),
-        host_if: host_ifname(&a),
-        netns: netns.clone(),
-        vrouter_removal_pending: false,
-    };
+    let record = Record::new(conf, &a, netns.clone());
     // An earlier plugin's result in a chain, read before anything is made.
     let prev = conf.conf.prev_result.as_ref().map(CniResult::from_value).transpose()?;
     let store = Store::new(&conf.conf.state_dir);

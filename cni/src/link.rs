@@ -19,11 +19,6 @@ const TOOL_DIRS: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 pub struct Netns(Option<PathBuf>);
 
 impl Netns {
-    /// The plugin's own namespace.
-    pub fn own() -> Self {
-        Netns(None)
-    }
-
     /// The namespace at `path`.
     pub fn at(path: &Path) -> Self {
         Netns(Some(path.to_path_buf()))

@@ -42,15 +42,9 @@ pub fn release(
         Ok(false) | Err(_) => {
             let pending = Record {
                 vrouter_removal_pending: true,
-                ..record.cloned().unwrap_or_else(|| Record {
-                    container_id: a.container_id.clone(),
-                    ifname: a.ifname.clone(),
-                    network: conf.conf.name.clone(),
-                    vrf: conf.vrf().to_string(),
-                    host_if,
-                    netns: Default::default(),
-                    vrouter_removal_pending: true,
-                })
+                ..record
+                    .cloned()
+                    .unwrap_or_else(|| Record::new(conf, a, Default::default()))
             };
             store.save(&pending)
         }

@@ -41,6 +41,22 @@ pub struct Record {
     pub vrouter_removal_pending: bool,
 }
 
+impl Record {
+    /// The record of attachment `a` of the configuration's network, its pod in
+    /// `netns` (empty when unknown), its host end named as [`host_ifname`] names it.
+    pub fn new(conf: &crate::config::Loaded, a: &Attachment, netns: PathBuf) -> Self {
+        Record {
+            container_id: a.container_id.clone(),
+            ifname: a.ifname.clone(),
+            network: conf.conf.name.clone(),
+            vrf: conf.vrf().to_string(),
+            host_if: host_ifname(a),
+            netns,
+            vrouter_removal_pending: false,
+        }
+    }
+}
+
 /// 64-bit FNV-1a: a stable hash (the names derived from it must not change between
 /// releases of the plugin, or DEL after an upgrade would miss them).
 fn fnv1a(parts: &[&str]) -> u64 {

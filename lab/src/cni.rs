@@ -88,6 +88,12 @@ impl CniDriver {
     /// A configuration of network `name` on `node`'s vrouter, VRF `vrf`, addresses
     /// from `host-local` in `subnet4` (gateway `.1`) and `subnet6` (gateway `::1`).
     pub fn config(&self, version: &str, name: &str, node: &LabNode, vrf: &str, subnet4: &str, subnet6: &str) -> Value {
+        let ranges = json!([[{"subnet": subnet4}], [{"subnet": subnet6}]]);
+        self.config_with_ranges(version, name, node, vrf, ranges)
+    }
+
+    /// The same with host-local's `ranges` given whole.
+    fn config_with_ranges(&self, version: &str, name: &str, node: &LabNode, vrf: &str, ranges: Value) -> Value {
         json!({
             "cniVersion": version,
             "name": name,
@@ -98,7 +104,7 @@ impl CniDriver {
             "stateDir": self.state_dir(),
             "ipam": {
                 "type": "host-local",
-                "ranges": [[{"subnet": subnet4}], [{"subnet": subnet6}]],
+                "ranges": ranges,
                 "dataDir": self.ipam_dir(),
             },
         })
@@ -178,14 +184,13 @@ impl CniDriver {
         let subnet = vrf_index + 1;
         let v4 = format!("198.18.{subnet}.{}", index + 1);
         let v6 = format!("2001:2:0:{subnet}::{}", index + 1);
-        let mut conf = self.config("1.1.0", &format!("lab-{vrf}"), node, vrf, "", "");
-        conf["ipam"]["ranges"] = json!([
+        let ranges = json!([
             [{"subnet": format!("198.18.{subnet}.0/24"), "rangeStart": v4, "rangeEnd": v4,
               "gateway": format!("198.18.{subnet}.1")}],
             [{"subnet": format!("2001:2:0:{subnet}::/64"), "rangeStart": v6, "rangeEnd": v6,
               "gateway": format!("2001:2:0:{subnet}::1")}],
         ]);
-        conf
+        self.config_with_ranges("1.1.0", &format!("lab-{vrf}"), node, vrf, ranges)
     }
 
     /// Adds a pod to `node` the way a container runtime does: a namespace, then the

@@ -79,44 +79,9 @@ fn a_pod_behind_a_vlan_on_a_vms_port_reaches_pods_and_its_gateway() {
     n.add_pod("red", 1, 1, true).unwrap();
     let (vm, b) = (&n.pods[0], &n.pods[1]);
     // In the VM, VLAN 100 on its NIC carries the nested pod.
-    let mac = MacAddr([0x02, 0, 0, 0, 0x10, 0x64]);
-    let address = std::net::Ipv4Addr::new(198, 18, 2, 50);
+    let nested = attach_nested(&n, vm, "red", 100, Ipv4Addr::new(198, 18, 2, 50), b.gateway4);
     let sub = format!("{}.100", vm.host_if);
-    let attached: vrouter::api::AttachedView = n
-        .api()
-        .call(&Request::AddInterface {
-            spec: InterfaceSpec {
-                name: sub.clone(),
-                vrf: "red".into(),
-                mac,
-                ipv4: Some(address),
-                gateway4: Some(b.gateway4),
-                vlan: Some(VlanSpec {
-                    parent: vm.host_if.clone(),
-                    id: 100,
-                }),
-                ..InterfaceSpec::default()
-            },
-        })
-        .unwrap();
-    let router_mac = "00:00:5e:00:01:00";
-    let ping_from_nested = |to: std::net::Ipv4Addr| -> i32 {
-        let out = vm
-            .ns
-            .command("python3")
-            .args([
-                "-c",
-                NESTED_PING,
-                "eth0",
-                &mac.to_string(),
-                router_mac,
-                &address.to_string(),
-            ])
-            .args([to.to_string(), "100".into()])
-            .output()
-            .unwrap();
-        out.status.code().unwrap_or(-1)
-    };
+    let ping_from_nested = |to: Ipv4Addr| nested_ping(vm, &nested, to);
     assert_eq!(
         ping_from_nested(b.gateway4),
         0,
@@ -137,7 +102,7 @@ fn a_pod_behind_a_vlan_on_a_vms_port_reaches_pods_and_its_gateway() {
     let vifs = n.interfaces().unwrap();
     let vm_vif = vifs.iter().find(|i| i.name == vm.host_if).unwrap().vif;
     let listed = vifs.iter().find(|i| i.name == sub).expect("sub-interface listed");
-    assert_eq!(listed.vif, attached.vif);
+    assert_eq!(listed.vif, nested.vif);
     assert_eq!(
         listed.vlan,
         Some(VlanTag {
@@ -166,6 +131,7 @@ const ROUTER_MAC: &str = "00:00:5e:00:01:00";
 
 /// A nested pod: a VLAN of the VM's port, attached as a sub-interface in `vrf`.
 struct Nested {
+    vif: u32,
     tag: u16,
     mac: MacAddr,
     address: Ipv4Addr,
@@ -192,6 +158,7 @@ fn attach_nested(n: &LabNode, vm: &Pod, vrf: &str, tag: u16, address: Ipv4Addr, 
         })
         .unwrap();
     Nested {
+        vif: attached.vif,
         tag,
         mac,
         address,

@@ -8,7 +8,10 @@
 //! admits at most `umem / (4 * floor)` sockets, a quarter of the UMEM), and a socket
 //! that received in its last poll may borrow more, up to its ring, from a loan budget
 //! of another quarter; what an idle socket keeps of a loan is bounded by that budget.
-//! The remaining half carries frames in flight (being forwarded, in TX rings).
+//! So fill rings never hold more than half the UMEM; the other half is for frames in
+//! flight (in RX rings, being forwarded, in TX rings), which traffic, not this
+//! accounting, bounds: under overload the pool can run dry for a moment, but no
+//! socket is starved for good by frames idle sockets hold.
 
 /// The fill-ring shares of one worker's sockets, by slot.
 #[derive(Debug, Clone)]
@@ -43,11 +46,6 @@ impl FillShares {
     /// The most sockets the worker takes.
     pub fn capacity(&self) -> usize {
         self.capacity
-    }
-
-    /// The frames every socket is given.
-    pub fn floor(&self) -> u32 {
-        self.floor
     }
 
     fn grow(&mut self, slot: usize) {

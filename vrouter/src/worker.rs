@@ -262,8 +262,7 @@ impl Worker {
         let mut tx_slot_of_vif = vec![NO_SOCKET; max_vifs];
         tx_slot_of_vif[0] = 0;
         let exception_rate = settings.exception_rate;
-        let (settings_umem, settings_fill, settings_ring) =
-            (settings.umem_frames, settings.fill_frames, settings.ring_size);
+        let fill = FillShares::new(settings.umem_frames, settings.fill_frames, settings.ring_size);
         let engine_stats = Arc::clone(&stats);
         Ok(Self {
             slots: vec![Some(Slot {
@@ -283,7 +282,7 @@ impl Worker {
                 BatchProcessor::new(ctx, engine_stats)
             },
             rx_descs: Vec::with_capacity(256),
-            fill: FillShares::new(settings_umem, settings_fill, settings_ring),
+            fill,
         })
     }
 

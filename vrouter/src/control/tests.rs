@@ -112,20 +112,7 @@ fn restore_applies_no_more_than_tables_routes() {
         .map(|i| route(&format!("198.19.{i}.0/24"), RouteTarget::Discard))
         .collect();
     store.save_routes(&routes).unwrap();
-    let mut builder = SnapshotBuilder::new(1);
-    let mac = MacAddr([0, 0, 0x5e, 0, 1, 0]);
-    let publisher = SnapshotPublisher::new(builder.build(&model, mac));
-    let mut control = Control::new(ControlSetup {
-        model,
-        builder,
-        router_mac: mac,
-        publisher: publisher.clone(),
-        ports: Box::new(NoPorts),
-        store,
-        max_routes: 3,
-        host: None,
-    });
-    control.restore();
+    let (mut control, publisher) = restored_from(model, store, 3);
     let red = publisher.load_full().vrf_by_name("red").unwrap().v4.entries().len();
     assert_eq!(red, 3, "tables.routes holds at restore");
     assert_eq!(control.pending_routes.len(), 2, "the rest stay recorded");
@@ -178,6 +165,12 @@ fn a_port_in_use_is_refused_whole_and_keeps_its_record() {
 fn restored(dir: &std::path::Path) -> Control {
     let mut model = DesiredState::new(16);
     model.set_fabric("fabric0");
+    restored_from(model, StateStore::open(dir).unwrap(), 100).0
+}
+
+/// A control side starting from `model`, restored from `store`, holding at most
+/// `max_routes` routes; with the publisher its snapshots go to.
+fn restored_from(model: DesiredState, store: StateStore, max_routes: usize) -> (Control, SnapshotPublisher) {
     let mut builder = SnapshotBuilder::new(1);
     let mac = MacAddr([0, 0, 0x5e, 0, 1, 0]);
     let publisher = SnapshotPublisher::new(builder.build(&model, mac));
@@ -185,14 +178,14 @@ fn restored(dir: &std::path::Path) -> Control {
         model,
         builder,
         router_mac: mac,
-        publisher,
+        publisher: publisher.clone(),
         ports: Box::new(NoPorts),
-        store: StateStore::open(dir).unwrap(),
-        max_routes: 100,
+        store,
+        max_routes,
         host: None,
     });
     control.restore();
-    control
+    (control, publisher)
 }
 
 #[test]
