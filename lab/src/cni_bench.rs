@@ -114,8 +114,8 @@ fn ok(out: crate::cni::CniOutput, what: &str) -> anyhow::Result<()> {
 /// The vrouter's plugin: N ADDs at once, then N DELs at once.
 fn vrouter_plugin(vrouter: &Path, plugin: &Path, count: u16) -> anyhow::Result<AttachFigures> {
     let mut n = node(vrouter)?;
-    // Room for every pod's socket (512 frames a socket at the default floor).
-    n.set_umem_frames((512 * (u32::from(count) + 2)).next_power_of_two().max(16384));
+    // Room for every pod's socket (4 x its floor of 64 frames: a quarter holds floors).
+    n.set_umem_frames((256 * (u32::from(count) + 2)).next_power_of_two().max(16384));
     n.start_vrouter()?;
     let cni = CniDriver::new(plugin)?;
     let conf = cni.config("1.1.0", "bench", &n, "red", "198.18.64.0/22", "2001:2:0:64::/64");

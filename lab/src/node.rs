@@ -140,8 +140,10 @@ pub struct LabNode {
     dir: PathBuf,
     options: NodeOptions,
     encap_priority: Option<String>,
-    /// `dataplane.umem_frames` (room for `umem_frames / 512` sockets).
+    /// `dataplane.umem_frames` and `dataplane.fill_frames` (room for
+    /// `umem_frames / (4 * fill_frames)` sockets).
     umem_frames: u32,
+    fill_frames: u32,
     /// Top-level configuration lines added to the generated file.
     extra_config: String,
 }
@@ -163,6 +165,7 @@ impl LabNode {
             encap_priority: None,
             extra_config: String::new(),
             umem_frames: 16384,
+            fill_frames: 64,
         };
         std::fs::create_dir_all(&node.dir)?;
         let q = node.options.workers.max(1).to_string();
@@ -219,10 +222,15 @@ impl LabNode {
         self.encap_priority = Some(names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", "));
     }
 
-    /// Gives each worker a UMEM of `frames` frames (room for `frames / 512` ports;
-    /// the default 16384 holds 32).
+    /// Gives each worker a UMEM of `frames` frames (room for `frames / (4 * fill_frames)`
+    /// sockets; the default 16384 holds 64 at the default floor).
     pub fn set_umem_frames(&mut self, frames: u32) {
         self.umem_frames = frames;
+    }
+
+    /// Gives each socket a floor of `frames` in its fill ring (`dataplane.fill_frames`).
+    pub fn set_fill_frames(&mut self, frames: u32) {
+        self.fill_frames = frames;
     }
 
     /// Adds top-level configuration lines (`key = value`) to the file the next start
@@ -257,11 +265,12 @@ impl LabNode {
             .map(|e| format!("encap_priority = [{e}]\n"))
             .unwrap_or_default();
         format!(
-            "state_dir = {state:?}\napi_socket = {api:?}\nlog_level = \"info\"\n{extra}\n[cores]\nforwarding = {fwd:?}\n\n[fabric]\ninterface = \"{FABRIC_IF}\"\nip = \"{fabric_ip}/24\"\n{encaps}\n[dataplane]\nxdp_mode = \"{mode}\"\npoll_mode = \"{poll}\"\numem_frames = {umem}\nring_size = 2048\n\n[flows]\n{flows}",
+            "state_dir = {state:?}\napi_socket = {api:?}\nlog_level = \"info\"\n{extra}\n[cores]\nforwarding = {fwd:?}\n\n[fabric]\ninterface = \"{FABRIC_IF}\"\nip = \"{fabric_ip}/24\"\n{encaps}\n[dataplane]\nxdp_mode = \"{mode}\"\npoll_mode = \"{poll}\"\numem_frames = {umem}\nfill_frames = {fill}\nring_size = 2048\n\n[flows]\n{flows}",
             state = state_dir.display().to_string(),
             api = api_socket.display().to_string(),
             extra = self.extra_config,
             umem = self.umem_frames,
+            fill = self.fill_frames,
             fwd = forwarding.join(","),
             fabric_ip = self.options.fabric_ip,
         )

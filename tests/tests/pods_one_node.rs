@@ -255,8 +255,9 @@ fn ports_attached_together_all_receive_and_a_full_umem_is_a_clear_error() {
     let _machine = serial();
     let mut n = node(BIN, XdpMode::Native);
     // 4096 frames: a quarter of them guarantees 8 sockets (the fabric's and 7 pods')
-    // their floor of 128.
+    // a floor of 128.
     n.set_umem_frames(4096);
+    n.set_fill_frames(128);
     n.start_vrouter().unwrap();
     for i in 1..=7 {
         n.add_pod("red", 0, i, true).unwrap();

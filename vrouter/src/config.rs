@@ -179,12 +179,20 @@ pub struct DataplaneConfig {
     /// receiving borrows more, up to its ring, from a quarter of the UMEM. A worker
     /// takes at most `umem_frames / (4 * fill_frames)` sockets, so idle ports never
     /// starve a new one (see `fill.rs`).
-    pub fill_frames: u32,
+    /// Unset: 64, or `batch_size` when that is larger ([`Self::fill_frames`]).
+    pub fill_frames: Option<u32>,
     /// Entries in each RX, TX, fill and completion ring.
     pub ring_size: u32,
     /// Packets per second each port may send that the vrouter answers itself (ARP,
     /// neighbour discovery, echo requests to its gateway), per worker; 0: unpoliced.
     pub exception_rate: u32,
+}
+
+impl DataplaneConfig {
+    /// The fill-ring floor in force: as configured, else 64 or a batch if larger.
+    pub fn fill_frames(&self) -> u32 {
+        self.fill_frames.unwrap_or(self.batch_size.max(64))
+    }
 }
 
 impl Default for DataplaneConfig {
@@ -194,7 +202,7 @@ impl Default for DataplaneConfig {
             xdp_mode: XdpMode::Native,
             poll_mode: PollMode::Busy,
             umem_frames: 32768,
-            fill_frames: 128,
+            fill_frames: None,
             ring_size: 2048,
             exception_rate: crate::packet::DEFAULT_EXCEPTION_RATE,
         }
@@ -410,21 +418,22 @@ impl Config {
                 ),
             ));
         }
-        if d.fill_frames < d.batch_size || d.fill_frames > d.ring_size {
+        let fill_frames = d.fill_frames();
+        if fill_frames < d.batch_size || fill_frames > d.ring_size {
             return Err(invalid(
                 "dataplane.fill_frames",
                 format!(
                     "{} is not in dataplane.batch_size..=dataplane.ring_size ({}..={})",
-                    d.fill_frames, d.batch_size, d.ring_size
+                    fill_frames, d.batch_size, d.ring_size
                 ),
             ));
         }
-        if d.umem_frames < 8 * d.fill_frames {
+        if d.umem_frames < 8 * fill_frames {
             return Err(invalid(
                 "dataplane.umem_frames",
                 format!(
                     "{} frames guarantee the fill rings of fewer than two sockets of dataplane.fill_frames ({}) each (a quarter of the UMEM is for floors)",
-                    d.umem_frames, d.fill_frames
+                    d.umem_frames, fill_frames
                 ),
             ));
         }

@@ -116,7 +116,7 @@ impl Datapath {
                 core,
                 umem_frames: config.dataplane.umem_frames,
                 ring_size: config.dataplane.ring_size,
-                fill_frames: config.dataplane.fill_frames,
+                fill_frames: config.dataplane.fill_frames(),
                 batch_size: config.dataplane.batch_size,
                 poll_mode: config.dataplane.poll_mode,
                 fabric: fabric.clone(),

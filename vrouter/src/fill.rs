@@ -13,6 +13,11 @@
 //! accounting, bounds: under overload the pool can run dry for a moment, but no
 //! socket is starved for good by frames idle sockets hold.
 
+/// Polls without a packet after which a socket counts as idle: a flow's gaps (a
+/// sender's window, a worker sharing its core) do not cost it its loan, which would
+/// leave it only its floor when the next burst comes.
+pub const ACTIVE_POLLS: u32 = 4096;
+
 /// The fill-ring shares of one worker's sockets, by slot.
 #[derive(Debug, Clone)]
 pub struct FillShares {
@@ -23,8 +28,8 @@ pub struct FillShares {
     lent: u32,
     /// Per slot: frames above the floor in its fill ring at the last refill.
     loans: Vec<u32>,
-    /// Per slot: it received in its last poll.
-    active: Vec<bool>,
+    /// Per slot: polls left before it counts as idle (reset when it receives).
+    active: Vec<u32>,
 }
 
 impl FillShares {
@@ -51,16 +56,16 @@ impl FillShares {
     fn grow(&mut self, slot: usize) {
         if self.loans.len() <= slot {
             self.loans.resize(slot + 1, 0);
-            self.active.resize(slot + 1, false);
+            self.active.resize(slot + 1, 0);
         }
     }
 
     /// How full the fill ring of `slot` should be: its floor when idle; when it
-    /// received in its last poll, also what it holds on loan and what the budget
-    /// has left, up to its ring.
+    /// received within its last [`ACTIVE_POLLS`] polls, also what it holds on loan and
+    /// what the budget has left, up to its ring.
     #[inline]
     pub fn target(&self, slot: usize) -> u32 {
-        if !self.active.get(slot).copied().unwrap_or(false) {
+        if self.active.get(slot).copied().unwrap_or(0) == 0 {
             return self.floor;
         }
         let own = self.loans.get(slot).copied().unwrap_or(0);
@@ -81,7 +86,11 @@ impl FillShares {
     #[inline]
     pub fn set_active(&mut self, slot: usize, received: bool) {
         self.grow(slot);
-        self.active[slot] = received;
+        self.active[slot] = if received {
+            ACTIVE_POLLS
+        } else {
+            self.active[slot].saturating_sub(1)
+        };
     }
 
     /// The socket of `slot` closed: its frames are back in the pool.
@@ -89,7 +98,7 @@ impl FillShares {
         self.grow(slot);
         self.lent -= self.loans[slot];
         self.loans[slot] = 0;
-        self.active[slot] = false;
+        self.active[slot] = 0;
     }
 
     /// Frames lent out now.
@@ -118,9 +127,14 @@ mod tests {
         // The budget (4096) has 256 left for a third busy socket.
         s.set_active(2, true);
         assert_eq!(s.target(2), 128 + 256);
+        // A gap of one empty poll keeps a busy socket's loan.
+        s.set_active(0, false);
+        assert!(s.target(0) > 128, "one empty poll made it idle");
         // A socket gone idle keeps its loan (frames in a fill ring stay) but is not
         // topped up beyond its floor; its loan shrinks as traffic consumes it.
-        s.set_active(0, false);
+        for _ in 1..ACTIVE_POLLS {
+            s.set_active(0, false);
+        }
         assert_eq!(s.target(0), 128);
         s.record(0, 500);
         assert_eq!(s.lent(), 372 + 1920);
