@@ -274,6 +274,18 @@ pub struct Config {
     /// `[host]`: the node's own interface; none without the section.
     #[serde(default)]
     pub host: Option<HostConfig>,
+    /// `[metrics]`
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: the Prometheus endpoint, served by the control side.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address and TCP port of the HTTP endpoint (`GET /metrics`); unset: none.
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `[host]`: the node's own interface (Tungsten's vhost0), a veth whose kernel end
@@ -538,6 +550,12 @@ impl Config {
             return Err(invalid(
                 "api_idle_timeout_secs",
                 format!("{} is not in 1..=86400", self.api_idle_timeout_secs),
+            ));
+        }
+        if let Some(addr) = self.metrics.listen.filter(|a| a.port() == 0) {
+            return Err(invalid(
+                "metrics.listen",
+                format!("{addr}: port 0 is not a port Prometheus can be told to scrape"),
             ));
         }
         if self.api_socket.as_os_str().is_empty() || self.api_socket.file_name().is_none() {

@@ -22,6 +22,7 @@ pub mod flows;
 pub mod health;
 pub mod host;
 pub mod link_watch;
+pub mod metrics;
 pub mod neighbors;
 pub mod packet;
 pub mod run;

@@ -105,6 +105,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let store = StateStore::open(&config.state_dir)?;
     let group = config.api_group_id()?;
     let listener = api::ApiListener::bind(&config.api_socket, group)?;
+    // Bound before anything starts, so a taken port stops the start with its key.
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr).with_context(|| format!("metrics.listen: {addr}"))?;
+            l.set_nonblocking(true).context("metrics.listen")?;
+            Some(l)
+        }
+        None => None,
+    };
     check_memory(
         "flows.entries",
         flow_table::FlowTable::memory_bytes_for(config.flows.entries),
@@ -188,6 +197,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     control.set_graceful_restart(std::time::Duration::from_secs(u64::from(
         config.xmpp.graceful_restart_secs,
     )));
+    let timings = control.timings();
     let task = crate::control::task::spawn(control, std::time::Duration::from_millis(500), views.ready_flag())
         .context("control task")?;
     let limits = api::ServerLimits {
@@ -223,6 +233,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             health_stats,
             channels_stop.clone(),
         ));
+        if let Some(l) = metrics_listener {
+            let listener = tokio::net::TcpListener::from_std(l).context("metrics.listen")?;
+            tracing::info!(address = %listener.local_addr()?, "metrics endpoint serving /metrics");
+            let metrics = Arc::new(crate::metrics::Metrics::new(
+                Arc::clone(&views),
+                handle.clone(),
+                &timings,
+            ));
+            tokio::spawn(crate::metrics::serve(listener, metrics, channels_stop.clone()));
+        }
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;

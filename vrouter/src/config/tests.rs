@@ -59,6 +59,8 @@ max_per_interface = 100000
 idle_timeout_secs = 60
 tcp_closed_timeout_secs = 2
 drop_timeout_secs = 3
+[metrics]
+listen = "[::1]:9470"
 "#,
     );
     let c = Config::parse(&text, Path::new("t.toml")).unwrap();
@@ -66,6 +68,7 @@ drop_timeout_secs = 3
     assert_eq!(cores.forwarding, vec![1, 2]);
     assert_eq!(cores.control, vec![0]);
     assert_eq!(c.dataplane.xdp_mode, XdpMode::Generic);
+    assert_eq!(c.metrics.listen, Some("[::1]:9470".parse().unwrap()));
 }
 
 /// Each bad file gives one error that names the key at fault.
@@ -96,6 +99,9 @@ fn each_bad_file_names_its_key() {
         ("[flows]\nentries = 1", "flows.entries"),
         ("[flows]\nidle_timeout_secs = 0", "flows.idle_timeout_secs"),
         ("[flows]\nagingtime = 3", "agingtime"),
+        ("[metrics]\nlisten = \"127.0.0.1:0\"", "metrics.listen"),
+        ("[metrics]\nlisten = \"localhost\"", "listen"),
+        ("[metrics]\nport = 9470", "port"),
     ];
     for (extra, key) in cases {
         let msg = error_of(&base(extra));

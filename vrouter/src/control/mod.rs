@@ -14,6 +14,7 @@
 pub mod config;
 mod health;
 pub mod task;
+pub mod timing;
 pub mod views;
 
 use crate::store::{RouteChange, StateStore};
@@ -160,6 +161,8 @@ pub struct Control {
     host: Option<InterfaceSpec>,
     /// The backends the health prober probes.
     probe_targets: crate::health::Targets,
+    /// Build and route-update times, for the metrics endpoint.
+    timings: timing::ControlTimings,
 }
 
 /// The IPv4 service ports of `snap` reached from outside the cluster.
@@ -215,7 +218,13 @@ impl Control {
             fabric_claims: Default::default(),
             host,
             probe_targets: Default::default(),
+            timings: Default::default(),
         }
+    }
+
+    /// The build and route-update timings this control side records.
+    pub fn timings(&self) -> timing::ControlTimings {
+        self.timings.clone()
     }
 
     /// A control side with no data plane (ports attach without workers), publishing
@@ -239,9 +248,11 @@ impl Control {
     }
 
     fn publish(&mut self) {
+        let started = std::time::Instant::now();
         let snap = self.builder.build(&self.model, self.router_mac);
         let claims = fabric_claims(&snap);
         self.publication.publish(snap);
+        self.timings.observe_publication(true, started.elapsed());
         self.refresh_learned_view();
         self.refresh_probe_targets();
         // After the publication: the workers know a claimed port before its packets come.
@@ -261,12 +272,14 @@ impl Control {
 
     /// Publishes changes to several routes at once, in one publication.
     fn publish_routes(&mut self, changed: &[(String, IpNet)]) {
+        let started = std::time::Instant::now();
         let changed: Vec<(&str, IpNet)> = changed.iter().map(|(v, p)| (v.as_str(), *p)).collect();
         let current = self.publication.publisher().load_full();
         match self.builder.patch_routes(&self.model, &changed, &current) {
             Some(patch) => {
                 drop(current);
                 self.publication.publish_patch(patch);
+                self.timings.observe_publication(false, started.elapsed());
             }
             None => self.publish(),
         }

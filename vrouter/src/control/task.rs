@@ -127,8 +127,9 @@ pub type ChangeResult = Result<serde_json::Value, ApiError>;
 
 enum Message {
     Change(Change, oneshot::Sender<ChangeResult>),
-    /// A change nobody waits for (from a control node's channel).
-    Posted(Change),
+    /// A change nobody waits for (from a control node's channel), and when it was
+    /// posted.
+    Posted(Change, Instant),
     /// The kernel announced link changes: check the attached ports now.
     LinksChanged,
     Shutdown,
@@ -179,7 +180,7 @@ impl ControlHandle {
     /// Queues `change` with nobody waiting for its answer (a control node's routes:
     /// applied in order; what is refused is logged).
     pub fn post(&self, change: Change) -> Result<(), ApiError> {
-        match self.tx.try_send(Message::Posted(change)) {
+        match self.tx.try_send(Message::Posted(change, Instant::now())) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(ApiError::new(ErrorCode::Busy, "the control task's queue is full")),
             Err(TrySendError::Disconnected(_)) => {
@@ -193,6 +194,11 @@ impl ControlHandle {
         self.submit(change)?
             .blocking_recv()
             .unwrap_or_else(|_| Err(ApiError::new(ErrorCode::Unavailable, "the control task stopped")))
+    }
+
+    /// Changes waiting in the queue now.
+    pub fn queued(&self) -> usize {
+        self.tx.len()
     }
 
     /// The task's counters.
@@ -254,6 +260,7 @@ fn run(
 ) {
     // The API already serves views while the state directory is restored (status
     // says `ready: false`); changes wait in the queue until it is done.
+    let timings = control.timings();
     control.restore();
     ready.store(true, Ordering::Release);
     let mut next_refresh = Instant::now() + refresh;
@@ -276,9 +283,13 @@ fn run(
                 stats.done.fetch_add(1, Ordering::Relaxed);
                 let _ = reply.send(result);
             }
-            Ok(Message::Posted(change)) => {
+            Ok(Message::Posted(change, posted)) => {
+                let route_update = matches!(change, Change::RouteUpdate { .. });
                 if let Err(e) = apply(&mut control, change) {
                     tracing::warn!("change from a control node refused: {}", e.message);
+                }
+                if route_update {
+                    timings.observe_route_update(posted.elapsed());
                 }
                 stats.done.fetch_add(1, Ordering::Relaxed);
             }

@@ -108,7 +108,7 @@ impl Views {
             Request::Snat => serde_json::to_value(self.snat()),
             Request::FloatingIps => serde_json::to_value(self.floating_ips()),
             Request::Policies => serde_json::to_value(self.policies()),
-            Request::Config => serde_json::to_value(self.config.lock().map(|c| c.clone()).unwrap_or_default()),
+            Request::Config => serde_json::to_value(self.config()),
             other => {
                 return Err(ApiError::new(
                     ErrorCode::Internal,
@@ -117,6 +117,11 @@ impl Views {
             }
         };
         value.map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+    }
+
+    /// The configuration view the control task keeps current.
+    pub fn config(&self) -> vrouter_api::ConfigView {
+        self.config.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
     /// The published snapshot.
@@ -469,13 +474,21 @@ impl Views {
 
     /// The flow statistics view, with the setup rate since the previous call.
     pub fn flow_stats(&self) -> FlowStatsView {
-        let t = self.flows.table.stats();
+        let mut view = self.flow_totals();
         let mut rate = self.flow_rate.lock().unwrap_or_else(|p| p.into_inner());
         let elapsed = rate.0.elapsed().as_secs_f64();
         if elapsed >= 0.2 {
-            rate.2 = (t.created.saturating_sub(rate.1)) as f64 / 2.0 / elapsed;
-            *rate = (Instant::now(), t.created, rate.2);
+            rate.2 = (view.created_entries.saturating_sub(rate.1)) as f64 / 2.0 / elapsed;
+            *rate = (Instant::now(), view.created_entries, rate.2);
         }
+        view.setup_rate_per_sec = rate.2;
+        view
+    }
+
+    /// The flow table's counts without the setup rate (which only
+    /// [`Views::flow_stats`] advances, so a metrics scrape leaves it alone).
+    pub fn flow_totals(&self) -> FlowStatsView {
+        let t = self.flows.table.stats();
         let drops = self.drop_stats();
         FlowStatsView {
             capacity: t.capacity,
@@ -485,9 +498,14 @@ impl Views {
             aged_flows: self.flows.aged.load(std::sync::atomic::Ordering::Relaxed),
             refused_table_full: drops.get("flow_table_full"),
             refused_interface_limit: drops.get("flow_limit"),
-            setup_rate_per_sec: rate.2,
+            setup_rate_per_sec: 0.0,
             memory_bytes: self.flows.table.memory_bytes() as u64,
         }
+    }
+
+    /// The forwarding cores, by worker.
+    pub fn forwarding_cores(&self) -> &[usize] {
+        &self.forwarding_cores
     }
 
     /// The MPLS label table (label -> next hop).
