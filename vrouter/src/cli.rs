@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 mod apply;
 mod policy;
+mod top;
 mod views;
 pub use policy::PolicyAction;
 pub use views::api_command;
@@ -148,6 +149,16 @@ pub enum Command {
     },
     /// Process status.
     Status,
+    /// A live view: per-worker load, per-interface packet, bit and drop rates, drops
+    /// by reason, flow setups; refreshed until q (on a terminal).
+    Top {
+        /// Seconds between refreshes (at least 0.1).
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Print this many frames and exit, as `top -b -n` (the default off a terminal: 1).
+        #[arg(long)]
+        iterations: Option<u32>,
+    },
 }
 
 /// A service port on the command line: `PROTOCOL:PORT:TARGET_PORT[:NODE_PORT]`

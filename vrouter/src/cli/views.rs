@@ -590,6 +590,11 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 }
             })
         }
+        Command::Top { interval, iterations } => {
+            let interval = std::time::Duration::try_from_secs_f64(interval)
+                .map_err(|e| anyhow::anyhow!("--interval {interval}: {e}"))?;
+            super::top::run(&api, interval, iterations)
+        }
         Command::Run { .. } | Command::CheckConfig { .. } => anyhow::bail!("not an API command"),
     }
 }
