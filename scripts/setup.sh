@@ -7,7 +7,7 @@
 # checks).
 set -euo pipefail
 
-packages=(clang llvm libbpf-dev linux-libc-dev iproute2 iputils-ping ethtool procps tshark openvswitch-switch util-linux containernetworking-plugins podman runc busybox-static prometheus curl tmux)
+packages=(clang llvm libbpf-dev linux-libc-dev iproute2 iputils-ping ethtool procps tshark openvswitch-switch util-linux containernetworking-plugins podman runc busybox-static prometheus curl tmux nfdump)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

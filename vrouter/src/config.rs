@@ -277,6 +277,9 @@ pub struct Config {
     /// `[metrics]`
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[flow_export]`
+    #[serde(default)]
+    pub flow_export: crate::flow_export::FlowExportConfig,
 }
 
 /// `[metrics]`: the Prometheus endpoint, served by the control side.
@@ -550,6 +553,18 @@ impl Config {
             return Err(invalid(
                 "api_idle_timeout_secs",
                 format!("{} is not in 1..=86400", self.api_idle_timeout_secs),
+            ));
+        }
+        if let Some(addr) = self.flow_export.ipfix_collector.filter(|a| a.port() == 0) {
+            return Err(invalid(
+                "flow_export.ipfix_collector",
+                format!("{addr}: port 0 (IPFIX collectors listen on 4739)"),
+            ));
+        }
+        if !(1..=86_400).contains(&self.flow_export.active_timeout_secs) {
+            return Err(invalid(
+                "flow_export.active_timeout_secs",
+                format!("{} is not in 1..=86400", self.flow_export.active_timeout_secs),
             ));
         }
         if let Some(addr) = self.metrics.listen.filter(|a| a.port() == 0) {

@@ -276,7 +276,22 @@ impl Flows {
     /// Removes expired flow pairs; `now` is the coarse clock in seconds. Returns the
     /// number of pairs removed.
     pub fn age(&self, now: u32, config: &FlowConfig) -> usize {
+        self.age_observed(now, config, None)
+    }
+
+    /// [`Flows::age`], showing every entry visited and every pair removed to
+    /// `tracker` (flow records).
+    pub fn age_observed(
+        &self,
+        now: u32,
+        config: &FlowConfig,
+        mut tracker: Option<&mut crate::flow_export::tracker::FlowTracker>,
+    ) -> usize {
+        use crate::flow_export::tracker::EndReason;
         self.table.set_now(now);
+        if let Some(t) = tracker.as_deref_mut() {
+            t.begin_pass(now);
+        }
         self.affinity.age(now);
         let overrides = self.aging_overrides();
         // The exact port's timeout, else the protocol's, else the configured one.
@@ -287,9 +302,13 @@ impl Flows {
                 .max_by_key(|o| o.port)
                 .map_or(config.idle_timeout_secs, |o| o.timeout_secs)
         };
-        let mut expired: Vec<FlowRef> = Vec::new();
+        let mut expired: Vec<(FlowRef, EndReason)> = Vec::new();
         let mut orphans: Vec<FlowRef> = Vec::new();
         self.table.for_each(|r, activity| {
+            if let Some(t) = tracker.as_deref_mut() {
+                let transform = FlowAction::is_translated(r.value.data).then(|| self.table.transform(r.index));
+                t.visit(r, activity, transform);
+            }
             if FlowAction::is_reverse(r.value.data) {
                 // An orphan idle a while (not a pair being made this instant) goes:
                 // it would hold its key (a source NAT port) for good.
@@ -311,18 +330,28 @@ impl Flows {
                 _ => idle_timeout(&r.key),
             };
             if idle >= timeout {
-                expired.push(*r);
+                let why = if closed { EndReason::EndOfFlow } else { EndReason::Idle };
+                expired.push((*r, why));
             }
         });
         let mut removed = 0;
-        for f in expired {
+        for (f, why) in expired {
             if self.remove_pair(&f) {
                 removed += 1;
+                if let Some(t) = tracker.as_deref_mut() {
+                    t.removed(f.index, why);
+                    if let Some(r) = f.reverse {
+                        t.removed(r, why);
+                    }
+                }
             }
         }
         for r in orphans {
             if self.orphaned(&r) && self.table.remove(&r) {
                 self.orphans_removed.fetch_add(1, Ordering::Relaxed);
+                if let Some(t) = tracker.as_deref_mut() {
+                    t.removed(r.index, EndReason::Idle);
+                }
             }
         }
         self.aged.fetch_add(removed as u64, Ordering::Relaxed);

@@ -18,6 +18,7 @@ pub mod cycles;
 pub mod datapath;
 pub mod drops;
 pub mod fill;
+pub mod flow_export;
 pub mod flows;
 pub mod health;
 pub mod host;

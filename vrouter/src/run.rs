@@ -155,7 +155,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     };
     // Workers inherit the affinity of their creator before pinning; pin control after.
     pin_control_thread(&cores.control);
-    let aging = Aging::spawn(Arc::clone(&flows), config.flows.clone())?;
+    let exporter = crate::flow_export::ipfix::IpfixExporter::connect(&config.flow_export)
+        .context("flow_export.ipfix_collector")?
+        .map(|e| FlowExport {
+            exporter: e,
+            tracker: crate::flow_export::tracker::FlowTracker::new(config.flow_export.active_timeout_secs),
+            publisher: publisher.clone(),
+        });
+    let aging = Aging::spawn(Arc::clone(&flows), config.flows.clone(), exporter)?;
     tracing::info!(forwarding = ?cores.forwarding, control = ?cores.control, fabric = %config.fabric.interface, "vrouter started");
     let config_interest = Arc::new(crate::control::config::ConfigInterest::default());
     let channels = xmpp_channels(&config, &config_interest)?;
@@ -334,28 +341,46 @@ fn available_memory() -> Option<u64> {
     Some(available)
 }
 
+/// Flow records, made and sent by the aging thread.
+struct FlowExport {
+    exporter: crate::flow_export::ipfix::IpfixExporter,
+    tracker: crate::flow_export::tracker::FlowTracker,
+    publisher: SnapshotPublisher,
+}
+
 /// The flow-aging thread of the control side: once a second it advances the flows'
-/// coarse clock and removes expired flows.
+/// coarse clock and removes expired flows (and, with `[flow_export]`, sends the
+/// records of the flows that began, went on or ended).
 struct Aging {
     stop: crossbeam_channel::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl Aging {
-    fn spawn(flows: Arc<Flows>, config: FlowConfig) -> anyhow::Result<Self> {
+    fn spawn(flows: Arc<Flows>, config: FlowConfig, mut export: Option<FlowExport>) -> anyhow::Result<Self> {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
         let start = std::time::Instant::now();
         let thread = std::thread::Builder::new()
             .name("vrouter-aging".into())
             .spawn(move || loop {
                 let now = start.elapsed().as_secs() as u32;
-                let removed = flows.age(now, &config);
+                let removed = flows.age_observed(now, &config, export.as_mut().map(|e| &mut e.tracker));
                 if removed > 0 {
                     tracing::debug!(removed, "flows aged");
                 }
+                if let Some(e) = export.as_mut() {
+                    let records = e.tracker.end_pass();
+                    e.exporter.export(&records, &e.publisher.load());
+                }
                 match stopped.recv_timeout(std::time::Duration::from_secs(1)) {
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
-                    _ => break,
+                    _ => {
+                        if let Some(e) = export.as_mut() {
+                            let records = e.tracker.end_all();
+                            e.exporter.export(&records, &e.publisher.load());
+                        }
+                        break;
+                    }
                 }
             })?;
         Ok(Self { stop, thread })

@@ -61,6 +61,10 @@ tcp_closed_timeout_secs = 2
 drop_timeout_secs = 3
 [metrics]
 listen = "[::1]:9470"
+[flow_export]
+ipfix_collector = "198.18.0.10:4739"
+active_timeout_secs = 30
+observation_domain = 7
 "#,
     );
     let c = Config::parse(&text, Path::new("t.toml")).unwrap();
@@ -69,6 +73,11 @@ listen = "[::1]:9470"
     assert_eq!(cores.control, vec![0]);
     assert_eq!(c.dataplane.xdp_mode, XdpMode::Generic);
     assert_eq!(c.metrics.listen, Some("[::1]:9470".parse().unwrap()));
+    assert_eq!(c.flow_export.ipfix_collector, Some("198.18.0.10:4739".parse().unwrap()));
+    assert_eq!(
+        (c.flow_export.active_timeout_secs, c.flow_export.observation_domain),
+        (30, 7)
+    );
 }
 
 /// Each bad file gives one error that names the key at fault.
@@ -102,6 +111,15 @@ fn each_bad_file_names_its_key() {
         ("[metrics]\nlisten = \"127.0.0.1:0\"", "metrics.listen"),
         ("[metrics]\nlisten = \"localhost\"", "listen"),
         ("[metrics]\nport = 9470", "port"),
+        (
+            "[flow_export]\nipfix_collector = \"10.0.0.1:0\"",
+            "flow_export.ipfix_collector",
+        ),
+        (
+            "[flow_export]\nactive_timeout_secs = 0",
+            "flow_export.active_timeout_secs",
+        ),
+        ("[flow_export]\ncollector = \"10.0.0.1:4739\"", "collector"),
     ];
     for (extra, key) in cases {
         let msg = error_of(&base(extra));

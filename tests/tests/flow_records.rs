@@ -1,0 +1,145 @@
+//! Flow records reach a real IPFIX collector (Debian's nfcapd) with the right tuples
+//! and counts: a TCP connection between two pods is exported from its first record
+//! to its end, and the collector's sums per direction are the packets and bytes the
+//! vrouter's flow table counted.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use system_tests::{node_with_flows, serial};
+use vrouter::api::{FlowFilter, FlowView, Request};
+use vrouter::flows::FlowConfig;
+use vrouter_lab::netns::Netns;
+use vrouter_lab::traffic::tcp_transfer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
+const COLLECTOR_PORT: u16 = 4739;
+
+/// nfcapd in a namespace; stopped (SIGTERM: it writes its file out) on drop.
+struct Nfcapd(Child);
+
+impl Nfcapd {
+    fn start(ns: &Netns, dir: &Path) -> Self {
+        let log = std::fs::File::create(dir.join("nfcapd.log")).unwrap();
+        let child = ns
+            .command("nfcapd")
+            .args(["-b", "127.0.0.1", "-p", &COLLECTOR_PORT.to_string(), "-w"])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("nfcapd (Debian's nfdump; scripts/setup.sh installs it)");
+        Self(child)
+    }
+
+    fn stop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Nfcapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// (packets, bytes) per (source, destination, source port, destination port) of the
+/// TCP records in `dir`, summed.
+fn collected(dir: &Path) -> Vec<(String, u64, u64)> {
+    let out = std::process::Command::new("nfdump")
+        .arg("-R")
+        .arg(dir)
+        .args(["-q", "-N", "-o", "fmt:%sa|%da|%sp|%dp|%pr|%pkt|%byt", "proto tcp"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut sums: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('|').map(str::trim).collect();
+        if f.len() < 7 {
+            continue;
+        }
+        let key = format!("{}:{}>{}:{}", f[0], f[2], f[1], f[3]);
+        let e = sums.entry(key).or_default();
+        e.0 += f[5].parse::<u64>().unwrap_or(0);
+        e.1 += f[6].parse::<u64>().unwrap_or(0);
+    }
+    sums.into_iter().map(|(k, (p, b))| (k, p, b)).collect()
+}
+
+#[test]
+fn a_connection_s_records_reach_an_ipfix_collector_with_its_counts() {
+    let _machine = serial();
+    let mut n = node_with_flows(
+        BIN,
+        FlowConfig {
+            entries: 1 << 16,
+            tcp_closed_timeout_secs: 1,
+            ..Default::default()
+        },
+    );
+    n.add_config(&format!(
+        "flow_export = {{ ipfix_collector = \"127.0.0.1:{COLLECTOR_PORT}\", active_timeout_secs = 2 }}"
+    ));
+    let dir = n.dir().join("nfcapd");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut collector = Nfcapd::start(&n.ns, &dir);
+    n.start_vrouter().unwrap();
+    n.add_pod("red", 0, 1, true).unwrap();
+    n.add_pod("red", 0, 2, true).unwrap();
+    let (a, b) = (&n.pods[0], &n.pods[1]);
+
+    let t = tcp_transfer(a, b, b.ipv4.into(), 3_000_000).unwrap();
+    assert!(t.intact, "{t:?}");
+
+    // The connection's entries as the vrouter counts them, until aging ends them.
+    let filter = FlowFilter {
+        proto: Some(6),
+        ..Default::default()
+    };
+    let mut last: Vec<FlowView> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now: Vec<FlowView> = n
+            .api()
+            .call(&Request::Flows {
+                filter: filter.clone(),
+                limit: 100,
+                from_index: 0,
+            })
+            .unwrap();
+        if now.is_empty() {
+            break;
+        }
+        last = now;
+        assert!(Instant::now() < deadline, "the flows never aged: {last:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(last.len(), 2, "one entry per direction: {last:?}");
+    // The aging pass that removed them sent their last records; give the datagram a
+    // moment, then have nfcapd write its file.
+    std::thread::sleep(Duration::from_millis(500));
+    collector.stop();
+
+    let got = collected(&dir);
+    for f in &last {
+        let key = format!("{}:{}>{}:{}", f.src, f.src_port, f.dst, f.dst_port);
+        let found = got.iter().find(|(k, _, _)| *k == key);
+        assert_eq!(
+            found.map(|(_, p, b)| (*p, *b)),
+            Some((f.packets, f.bytes)),
+            "{key}: collector has {got:?}\n{}",
+            std::fs::read_to_string(dir.join("nfcapd.log")).unwrap_or_default()
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! Flow records: what happened to each connection, exported as IPFIX (RFC 7011) to a
+//! collector. The aging thread, which visits every flow entry once a second anyway,
+//! tracks them ([`tracker`]): a flow's first record when it appears (NSEL's
+//! firewallEvent "created", or "denied" for a drop decision), a periodic one for a
+//! long flow, and a last one when it ends, with why (idle, TCP closed, removed).
+//! Each record carries the packets and bytes since the flow's previous record, so a
+//! collector's sum is the flow's total. Each direction of a connection is an entry of
+//! the table and a flow of its own, as IPFIX flows are. The forwarding path does
+//! nothing for this.
+
+pub mod ipfix;
+pub mod tracker;
+
+use serde::{Deserialize, Serialize};
+
+/// `[flow_export]`: where flow records go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowExportConfig {
+    /// The IPFIX collector (UDP); unset: no records.
+    #[serde(default)]
+    pub ipfix_collector: Option<std::net::SocketAddr>,
+    /// A record of a long flow at least this often.
+    #[serde(default = "default_active_timeout_secs")]
+    pub active_timeout_secs: u32,
+    /// IPFIX observation domain of this node.
+    #[serde(default)]
+    pub observation_domain: u32,
+}
+
+fn default_active_timeout_secs() -> u32 {
+    60
+}
+
+impl Default for FlowExportConfig {
+    fn default() -> Self {
+        Self {
+            ipfix_collector: None,
+            active_timeout_secs: default_active_timeout_secs(),
+            observation_domain: 0,
+        }
+    }
+}
+
+/// What a record says happened (NSEL's firewallEvent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowEvent {
+    /// The flow appeared.
+    Created,
+    /// The flow appeared with a drop decision.
+    Denied,
+    /// A long flow's periodic record.
+    Updated,
+    /// The flow ended.
+    Ended(tracker::EndReason),
+}
+
+/// One record of one flow entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowRecord {
+    /// The entry's key: VRF, addresses, protocol, ports as received.
+    pub key: flow_table::FlowKey,
+    /// The interface its first packet came from.
+    pub owner: u32,
+    /// The entry's decision word ([`crate::flows::FlowAction`]).
+    pub data: u64,
+    /// The translation, if translated ([`nexthop::Nat`] encoded).
+    pub transform: Option<u64>,
+    /// Packets since the previous record of this flow.
+    pub packets: u64,
+    /// Bytes since the previous record.
+    pub bytes: u64,
+    /// First packet, ms since the epoch (to the aging pass's second).
+    pub start_ms: u64,
+    /// Last packet so far.
+    pub end_ms: u64,
+    /// Why this record.
+    pub event: FlowEvent,
+}
+
+#[cfg(test)]
+mod tests;

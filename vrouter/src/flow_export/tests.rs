@@ -1,0 +1,160 @@
+//! Records follow a flow's life with deltas that sum to its counts; IPFIX messages
+//! are well formed, bounded and numbered.
+
+use super::ipfix::{encode, MAX_MESSAGE, TEMPLATE_V4, TEMPLATE_V6};
+use super::tracker::{EndReason, FlowTracker};
+use super::*;
+use flow_table::{FlowActivity, FlowKey, FlowRef, FlowValue};
+
+fn entry(index: u32, src_port: u16) -> FlowRef {
+    FlowRef {
+        index,
+        version: 0,
+        key: FlowKey::v4(1, [198, 18, 1, 2].into(), [198, 18, 1, 3].into(), 6, src_port, 80),
+        value: FlowValue {
+            data: 0,
+            generation: 1,
+            owner: 3,
+        },
+        reverse: None,
+    }
+}
+
+fn activity(packets: u64, bytes: u64, last_seen: u32) -> FlowActivity {
+    FlowActivity {
+        last_seen,
+        packets,
+        bytes,
+        tcp_flags: 0,
+    }
+}
+
+#[test]
+fn records_follow_a_flow_and_their_deltas_sum_to_its_counts() {
+    let mut t = FlowTracker::new(3600);
+    t.begin_pass(10);
+    t.visit(&entry(7, 1000), activity(5, 500, 10), None);
+    t.visit(&entry(8, 2000), activity(1, 60, 9), None);
+    let first = t.end_pass();
+    assert_eq!(first.len(), 2);
+    assert!(first.iter().all(|r| r.event == FlowEvent::Created));
+    assert_eq!((first[0].packets, first[0].bytes), (5, 500));
+
+    // Going on (no active timeout yet): no record; entry 8 vanished (re-steered).
+    t.begin_pass(11);
+    t.visit(&entry(7, 1000), activity(9, 900, 11), None);
+    let second = t.end_pass();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_eq!(second[0].event, FlowEvent::Ended(EndReason::Forced));
+    assert_eq!(second[0].key.src_port(), 2000);
+    assert_eq!(
+        (second[0].packets, second[0].bytes),
+        (0, 0),
+        "nothing new since its first record"
+    );
+
+    // Aged out as TCP closed: the rest of its counts.
+    t.begin_pass(12);
+    t.visit(&entry(7, 1000), activity(12, 1200, 12), None);
+    t.removed(7, EndReason::EndOfFlow);
+    let third = t.end_pass();
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].event, FlowEvent::Ended(EndReason::EndOfFlow));
+    let total: (u64, u64) = [&first[0], &third[0]]
+        .iter()
+        .fold((0, 0), |s, r| (s.0 + r.packets, s.1 + r.bytes));
+    assert_eq!(total, (12, 1200));
+    assert!(t.is_empty());
+
+    // An index reused by another flow between passes ends the old one.
+    t.begin_pass(13);
+    t.visit(&entry(9, 1), activity(1, 10, 13), None);
+    t.end_pass();
+    t.begin_pass(14);
+    t.visit(&entry(9, 2), activity(2, 20, 14), None);
+    let events: Vec<(u16, FlowEvent)> = t.end_pass().iter().map(|r| (r.key.src_port(), r.event)).collect();
+    assert!(events.contains(&(1, FlowEvent::Ended(EndReason::Forced))), "{events:?}");
+    assert!(events.contains(&(2, FlowEvent::Created)), "{events:?}");
+    assert_eq!(t.end_all().len(), 1);
+}
+
+#[test]
+fn a_long_flow_gets_periodic_records() {
+    let mut t = FlowTracker::new(1);
+    t.begin_pass(1);
+    t.visit(&entry(1, 1), activity(1, 100, 1), None);
+    t.end_pass();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    t.begin_pass(2);
+    t.visit(&entry(1, 1), activity(3, 300, 2), None);
+    let r = t.end_pass();
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].event, r[0].packets, r[0].bytes), (FlowEvent::Updated, 2, 200));
+}
+
+#[test]
+fn messages_are_well_formed_bounded_and_numbered() {
+    let snap = nexthop::Snapshot::default();
+    let v6 = FlowKey::v6(
+        1,
+        "2001:db8::1".parse().unwrap(),
+        "2001:db8::2".parse().unwrap(),
+        17,
+        5,
+        53,
+    );
+    let mut records: Vec<FlowRecord> = (0..100u16)
+        .map(|i| FlowRecord {
+            key: entry(0, i).key,
+            owner: 3,
+            data: 0,
+            transform: None,
+            packets: 1,
+            bytes: 100,
+            start_ms: 1,
+            end_ms: 2,
+            event: FlowEvent::Created,
+        })
+        .collect();
+    let first = records[0];
+    records.extend((0..10).map(|_| FlowRecord { key: v6, ..first }));
+    let mut sequence = 40;
+    let messages = encode(&records, &snap, 7, 1000, &mut sequence, true);
+    assert_eq!(sequence, 150);
+    let mut seen = 0u32;
+    let mut data_records = 0;
+    for (i, m) in messages.iter().enumerate() {
+        assert!(m.len() <= MAX_MESSAGE);
+        assert_eq!(u16::from_be_bytes([m[0], m[1]]), 10);
+        assert_eq!(usize::from(u16::from_be_bytes([m[2], m[3]])), m.len());
+        assert_eq!(u32::from_be_bytes([m[8], m[9], m[10], m[11]]), 40 + seen, "sequence");
+        assert_eq!(u32::from_be_bytes([m[12], m[13], m[14], m[15]]), 7, "domain");
+        // Walk the sets: they tile the message.
+        let mut at = 16;
+        while at < m.len() {
+            let id = u16::from_be_bytes([m[at], m[at + 1]]);
+            let len = usize::from(u16::from_be_bytes([m[at + 2], m[at + 3]]));
+            assert!(len >= 4 && at + len <= m.len());
+            let per = match id {
+                2 => {
+                    assert_eq!(i, 0, "templates lead the first message only");
+                    0
+                }
+                TEMPLATE_V4 => 67,
+                TEMPLATE_V6 => 115,
+                other => panic!("set {other}"),
+            };
+            if per > 0 {
+                assert_eq!((len - 4) % per, 0);
+                seen += ((len - 4) / per) as u32;
+                data_records += (len - 4) / per;
+            }
+            at += len;
+        }
+    }
+    assert_eq!(data_records, 110);
+    // Nothing to send and templates due: the templates alone.
+    let alone = encode(&[], &snap, 7, 1000, &mut sequence, true);
+    assert_eq!(alone.len(), 1);
+    assert_eq!(u16::from_be_bytes([alone[0][16], alone[0][17]]), 2);
+}
