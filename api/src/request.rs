@@ -68,6 +68,16 @@ pub enum Request {
     },
     /// Flow table statistics and setup rate (`flow -r`).
     FlowStats,
+    /// Flow records made after record `after` (`flow watch`), at most `limit`
+    /// (capped at [`MAX_FLOWS_PER_ANSWER`]).
+    FlowRecords {
+        /// The last record already seen (0: from the oldest kept).
+        #[serde(default)]
+        after: u64,
+        /// At most this many.
+        #[serde(default = "default_flow_limit")]
+        limit: usize,
+    },
     /// Give a VRF its VXLAN network identifier.
     SetVrfVni {
         /// VRF name.

@@ -119,6 +119,66 @@ pub struct FlowNatView {
     pub port: u16,
 }
 
+/// One flow record (`flow watch`): a flow entry appeared, went on, or ended. Each
+/// direction of a connection is an entry of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowRecordView {
+    /// Its place in the vrouter's sequence of records (ask for records after it).
+    pub seq: u64,
+    /// `created`, `denied` (appeared with a drop decision), `updated` (a long flow's
+    /// periodic record) or `ended`.
+    pub event: String,
+    /// Why it ended: `idle`, `tcp_closed`, `removed` (re-steered, port detached, the
+    /// vrouter stopping); none before the end.
+    pub end_reason: Option<String>,
+    /// VRF of the packets.
+    pub vrf: String,
+    /// Source address as received.
+    pub src: std::net::IpAddr,
+    /// Destination address as received.
+    pub dst: std::net::IpAddr,
+    /// IP protocol.
+    pub proto: u8,
+    /// Source port (ICMP: the echo identifier).
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// The vif its first packet came from.
+    pub interface: u32,
+    /// `forward`, or `drop <reason>`.
+    pub action: String,
+    /// Its translation, if translated.
+    pub nat: Option<FlowNatView>,
+    /// The network policy verdict on its connection; none without policies.
+    pub policy: Option<FlowPolicyView>,
+    /// Packets since this flow's previous record.
+    pub packets: u64,
+    /// Bytes since the previous record.
+    pub bytes: u64,
+    /// Packets in all, up to this record.
+    pub total_packets: u64,
+    /// Bytes in all.
+    pub total_bytes: u64,
+    /// First packet, ms since the Unix epoch (to the aging pass's second).
+    pub start_ms: u64,
+    /// Last packet so far.
+    pub end_ms: u64,
+}
+
+/// An answer of `flow watch`: the records after the one asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowRecordsView {
+    /// Records, oldest first.
+    pub records: Vec<FlowRecordView>,
+    /// Ask for the records after this one next.
+    pub last: u64,
+    /// Records made after the one asked for that are no longer kept (the reader was
+    /// too slow for `flow_export.recent_records`).
+    pub lost: u64,
+    /// False when the vrouter keeps no records (`flow_export.recent_records` = 0).
+    pub enabled: bool,
+}
+
 /// The network policy verdict on a flow's connection, in the `flow` view: each side
 /// as `open` (no policy selects that pod that way), `allowed by NAME rule N`, or
 /// `denied by NAME (no rule matches)`.

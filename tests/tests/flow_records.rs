@@ -1,7 +1,8 @@
 //! Flow records reach a real IPFIX collector (Debian's nfcapd) with the right tuples
 //! and counts: a TCP connection between two pods is exported from its first record
 //! to its end, and the collector's sums per direction are the packets and bytes the
-//! vrouter's flow table counted.
+//! vrouter's flow table counted; `vrouter flow watch` prints the same connection's
+//! records as JSON lines, its end with why and its totals.
 
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -42,6 +43,16 @@ impl Nfcapd {
         while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A background process, killed on drop.
+struct Background(Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -98,6 +109,21 @@ fn a_connection_s_records_reach_an_ipfix_collector_with_its_counts() {
     n.add_pod("red", 0, 1, true).unwrap();
     n.add_pod("red", 0, 2, true).unwrap();
     let (a, b) = (&n.pods[0], &n.pods[1]);
+    let watch_out = n.dir().join("watch.jsonl");
+    let mut watch = Background(
+        std::process::Command::new(BIN)
+            .args([
+                "--api-socket",
+                &n.api_socket().display().to_string(),
+                "flow",
+                "watch",
+                "--from-start",
+            ])
+            .stdout(std::fs::File::create(&watch_out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
 
     let t = tcp_transfer(a, b, b.ipv4.into(), 3_000_000).unwrap();
     assert!(t.intact, "{t:?}");
@@ -130,6 +156,36 @@ fn a_connection_s_records_reach_an_ipfix_collector_with_its_counts() {
     // moment, then have nfcapd write its file.
     std::thread::sleep(Duration::from_millis(500));
     collector.stop();
+
+    // flow watch saw the connection appear and end, with its totals.
+    let _ = watch.0.kill();
+    let _ = watch.0.wait();
+    let lines = std::fs::read_to_string(&watch_out).unwrap();
+    let records: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for f in &last {
+        let of_flow = |event: &str| {
+            records.iter().find(|r| {
+                r["event"] == event
+                    && r["src"] == f.src.to_string()
+                    && r["dst"] == f.dst.to_string()
+                    && r["src_port"] == f.src_port
+                    && r["dst_port"] == f.dst_port
+            })
+        };
+        assert!(of_flow("created").is_some(), "no created record of {f:?}:\n{lines}");
+        let end = of_flow("ended").unwrap_or_else(|| panic!("no ended record of {f:?}:\n{lines}"));
+        assert_eq!(end["end_reason"], "tcp_closed", "{end}");
+        assert_eq!(
+            (end["total_packets"].as_u64(), end["total_bytes"].as_u64()),
+            (Some(f.packets), Some(f.bytes)),
+            "{end}"
+        );
+        assert_eq!(
+            (end["vrf"].as_str(), end["action"].as_str()),
+            (Some("red"), Some("forward")),
+            "{end}"
+        );
+    }
 
     let got = collected(&dir);
     for f in &last {

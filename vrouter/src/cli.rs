@@ -421,6 +421,17 @@ pub enum FlowCommand {
         #[arg(long, default_value_t = 5)]
         seconds: u32,
     },
+    /// Flow records as JSON lines as they are made: each flow entry's creation (or
+    /// denial), periodic records of long ones, and its end with why, its counts,
+    /// translation and policy verdict.
+    Watch {
+        /// Start with the oldest records kept (default: only new ones).
+        #[arg(long)]
+        from_start: bool,
+        /// Stop after this many records (default: until interrupted).
+        #[arg(long)]
+        count: Option<u64>,
+    },
 }
 
 /// `rt` actions.

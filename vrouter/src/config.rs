@@ -561,6 +561,12 @@ impl Config {
                 format!("{addr}: port 0 (IPFIX collectors listen on 4739)"),
             ));
         }
+        if self.flow_export.recent_records > 1 << 20 {
+            return Err(invalid(
+                "flow_export.recent_records",
+                format!("{} is more than 1048576", self.flow_export.recent_records),
+            ));
+        }
         if !(1..=86_400).contains(&self.flow_export.active_timeout_secs) {
             return Err(invalid(
                 "flow_export.active_timeout_secs",

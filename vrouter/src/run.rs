@@ -155,14 +155,20 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     };
     // Workers inherit the affinity of their creator before pinning; pin control after.
     pin_control_thread(&cores.control);
-    let exporter = crate::flow_export::ipfix::IpfixExporter::connect(&config.flow_export)
-        .context("flow_export.ipfix_collector")?
-        .map(|e| FlowExport {
-            exporter: e,
+    let recent = Arc::new(crate::flow_export::recent::RecentRecords::new(
+        config.flow_export.recent_records as usize,
+    ));
+    let export = match config.flow_export.tracking() {
+        true => Some(FlowExport {
+            exporter: crate::flow_export::ipfix::IpfixExporter::connect(&config.flow_export)
+                .context("flow_export.ipfix_collector")?,
             tracker: crate::flow_export::tracker::FlowTracker::new(config.flow_export.active_timeout_secs),
             publisher: publisher.clone(),
-        });
-    let aging = Aging::spawn(Arc::clone(&flows), config.flows.clone(), exporter)?;
+            recent: Arc::clone(&recent),
+        }),
+        false => None,
+    };
+    let aging = Aging::spawn(Arc::clone(&flows), config.flows.clone(), export)?;
     tracing::info!(forwarding = ?cores.forwarding, control = ?cores.control, fabric = %config.fabric.interface, "vrouter started");
     let config_interest = Arc::new(crate::control::config::ConfigInterest::default());
     let channels = xmpp_channels(&config, &config_interest)?;
@@ -181,7 +187,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         )
         .with_channels(channel_stats.clone())
         .with_config(Arc::clone(&config_view))
-        .with_learned(Arc::clone(&learned_view)),
+        .with_learned(Arc::clone(&learned_view))
+        .with_flow_records(Arc::clone(&recent)),
     );
     let control_publisher = publisher.clone();
     let mut control = Control::new(ControlSetup {
@@ -341,11 +348,23 @@ fn available_memory() -> Option<u64> {
     Some(available)
 }
 
-/// Flow records, made and sent by the aging thread.
+/// Flow records, made by the aging thread, kept for `flow watch` and sent to the
+/// IPFIX collector if there is one.
 struct FlowExport {
-    exporter: crate::flow_export::ipfix::IpfixExporter,
+    exporter: Option<crate::flow_export::ipfix::IpfixExporter>,
     tracker: crate::flow_export::tracker::FlowTracker,
     publisher: SnapshotPublisher,
+    recent: Arc<crate::flow_export::recent::RecentRecords>,
+}
+
+impl FlowExport {
+    fn deliver(&mut self, records: &[crate::flow_export::FlowRecord]) {
+        let snap = self.publisher.load_full();
+        self.recent.push(records, &snap);
+        if let Some(e) = self.exporter.as_mut() {
+            e.export(records, &snap);
+        }
+    }
 }
 
 /// The flow-aging thread of the control side: once a second it advances the flows'
@@ -370,14 +389,14 @@ impl Aging {
                 }
                 if let Some(e) = export.as_mut() {
                     let records = e.tracker.end_pass();
-                    e.exporter.export(&records, &e.publisher.load());
+                    e.deliver(&records);
                 }
                 match stopped.recv_timeout(std::time::Duration::from_secs(1)) {
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
                     _ => {
                         if let Some(e) = export.as_mut() {
                             let records = e.tracker.end_all();
-                            e.exporter.export(&records, &e.publisher.load());
+                            e.deliver(&records);
                         }
                         break;
                     }

@@ -250,6 +250,9 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
             }
             Ok(())
         }
+        Command::Flow {
+            action: FlowCommand::Watch { from_start, count },
+        } => watch_flows(&api, from_start, count),
         Command::Vif {
             action: VifAction::Bind { name, vmi, vm, mtu },
         } => {
@@ -596,5 +599,48 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
             super::top::run(&api, interval, iterations)
         }
         Command::Run { .. } | Command::CheckConfig { .. } => anyhow::bail!("not an API command"),
+    }
+}
+
+/// `flow watch`: polls the records after the last one printed and prints each as a
+/// JSON line, until `count` are printed or stdout is closed.
+fn watch_flows(api: &ApiClient, from_start: bool, count: Option<u64>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut after = if from_start { 0 } else { u64::MAX };
+    let mut printed = 0u64;
+    let stdout = std::io::stdout();
+    loop {
+        let answer: vrouter_api::FlowRecordsView = api.call(&Request::FlowRecords {
+            after,
+            limit: vrouter_api::MAX_FLOWS_PER_ANSWER,
+        })?;
+        if !answer.enabled {
+            anyhow::bail!("this vrouter keeps no flow records (flow_export.recent_records = 0)");
+        }
+        if answer.lost > 0 {
+            eprintln!(
+                "vrouter: {} flow records were made faster than read and are gone",
+                answer.lost
+            );
+        }
+        let mut out = stdout.lock();
+        for r in &answer.records {
+            if count.is_some_and(|c| printed >= c) {
+                return Ok(());
+            }
+            // A closed pipe (`| head`) ends the watch, not an error.
+            if writeln!(out, "{}", serde_json::to_string(r)?).is_err() {
+                return Ok(());
+            }
+            printed += 1;
+        }
+        if out.flush().is_err() || count.is_some_and(|c| printed >= c) {
+            return Ok(());
+        }
+        drop(out);
+        after = answer.last;
+        if answer.records.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
     }
 }

@@ -119,6 +119,7 @@ fn each_bad_file_names_its_key() {
             "[flow_export]\nactive_timeout_secs = 0",
             "flow_export.active_timeout_secs",
         ),
+        ("[flow_export]\nrecent_records = 2000000", "flow_export.recent_records"),
         ("[flow_export]\ncollector = \"10.0.0.1:4739\"", "collector"),
     ];
     for (extra, key) in cases {

@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-mod policy;
+pub(crate) mod policy;
 mod snat;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -37,6 +37,7 @@ pub struct Views {
     channels: Vec<Arc<crate::xmpp::ChannelStats>>,
     config: Arc<Mutex<vrouter_api::ConfigView>>,
     learned: super::learned::LearnedView,
+    recent: Arc<crate::flow_export::recent::RecentRecords>,
 }
 
 impl Views {
@@ -57,7 +58,14 @@ impl Views {
             channels: Vec::new(),
             config: Arc::default(),
             learned: Arc::default(),
+            recent: Arc::new(crate::flow_export::recent::RecentRecords::new(0)),
         }
+    }
+
+    /// These views with the flow records the aging thread keeps.
+    pub fn with_flow_records(mut self, recent: Arc<crate::flow_export::recent::RecentRecords>) -> Self {
+        self.recent = recent;
+        self
     }
 
     /// These views with the state of the channels to control nodes.
@@ -100,6 +108,7 @@ impl Views {
                 from_index,
             } => serde_json::to_value(self.flows(filter, *limit, *from_index)),
             Request::FlowStats => serde_json::to_value(self.flow_stats()),
+            Request::FlowRecords { after, limit } => serde_json::to_value(self.recent.since(*after, *limit)),
             Request::Mpls => serde_json::to_value(self.mpls()),
             Request::Vxlan => serde_json::to_value(self.vxlan()),
             Request::Tunnels => serde_json::to_value(self.tunnels()),

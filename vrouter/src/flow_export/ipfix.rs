@@ -4,7 +4,7 @@
 //! data records as the RFC asks.
 
 use super::{FlowEvent, FlowExportConfig, FlowRecord};
-use nexthop::{Nat, Snapshot};
+use nexthop::Snapshot;
 use std::net::{IpAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -76,19 +76,7 @@ fn put_addr(out: &mut Vec<u8>, a: IpAddr) {
 /// record's own where not translated.
 fn put_record(out: &mut Vec<u8>, r: &FlowRecord, snap: &Snapshot) {
     let k = &r.key;
-    let (mut post_src, mut post_dst) = ((k.src_addr(), k.src_port()), (k.dst_addr(), k.dst_port()));
-    if let Some(nat) = r.transform.and_then(Nat::decode) {
-        // A target of the other family (NAT64 is not done) leaves the address.
-        let to = snap
-            .nat_target(nat.target)
-            .filter(|a| a.is_ipv6() == k.src_addr().is_ipv6());
-        let end = if nat.side.rewrites_destination() {
-            &mut post_dst
-        } else {
-            &mut post_src
-        };
-        *end = (to.unwrap_or(end.0), nat.port);
-    }
+    let (post_src, post_dst) = super::post_nat(r, snap);
     put_addr(out, k.src_addr());
     put_addr(out, k.dst_addr());
     out.push(k.proto());

@@ -9,6 +9,7 @@
 //! nothing for this.
 
 pub mod ipfix;
+pub mod recent;
 pub mod tracker;
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,21 @@ pub struct FlowExportConfig {
     /// IPFIX observation domain of this node.
     #[serde(default)]
     pub observation_domain: u32,
+    /// Latest records kept for `vrouter flow watch` (0: none, and no tracking
+    /// without a collector).
+    #[serde(default = "default_recent_records")]
+    pub recent_records: u32,
+}
+
+fn default_recent_records() -> u32 {
+    8192
+}
+
+impl FlowExportConfig {
+    /// True if flows are tracked at all.
+    pub fn tracking(&self) -> bool {
+        self.ipfix_collector.is_some() || self.recent_records > 0
+    }
 }
 
 fn default_active_timeout_secs() -> u32 {
@@ -38,6 +54,7 @@ impl Default for FlowExportConfig {
             ipfix_collector: None,
             active_timeout_secs: default_active_timeout_secs(),
             observation_domain: 0,
+            recent_records: default_recent_records(),
         }
     }
 }
@@ -70,12 +87,36 @@ pub struct FlowRecord {
     pub packets: u64,
     /// Bytes since the previous record.
     pub bytes: u64,
+    /// Packets in all, up to this record.
+    pub total_packets: u64,
+    /// Bytes in all.
+    pub total_bytes: u64,
     /// First packet, ms since the epoch (to the aging pass's second).
     pub start_ms: u64,
     /// Last packet so far.
     pub end_ms: u64,
     /// Why this record.
     pub event: FlowEvent,
+}
+
+/// The source and destination (address, port) of `r` after its translation: the
+/// translated end rewritten, the other as received.
+pub fn post_nat(r: &FlowRecord, snap: &nexthop::Snapshot) -> ((std::net::IpAddr, u16), (std::net::IpAddr, u16)) {
+    let k = &r.key;
+    let (mut src, mut dst) = ((k.src_addr(), k.src_port()), (k.dst_addr(), k.dst_port()));
+    if let Some(nat) = r.transform.and_then(nexthop::Nat::decode) {
+        // A target of the other family (NAT64 is not done) leaves the address.
+        let to = snap
+            .nat_target(nat.target)
+            .filter(|a| a.is_ipv6() == k.src_addr().is_ipv6());
+        let end = if nat.side.rewrites_destination() {
+            &mut dst
+        } else {
+            &mut src
+        };
+        *end = (to.unwrap_or(end.0), nat.port);
+    }
+    (src, dst)
 }
 
 #[cfg(test)]

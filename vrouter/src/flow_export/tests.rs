@@ -111,6 +111,8 @@ fn messages_are_well_formed_bounded_and_numbered() {
             transform: None,
             packets: 1,
             bytes: 100,
+            total_packets: 1,
+            total_bytes: 100,
             start_ms: 1,
             end_ms: 2,
             event: FlowEvent::Created,
@@ -157,4 +159,39 @@ fn messages_are_well_formed_bounded_and_numbered() {
     let alone = encode(&[], &snap, 7, 1000, &mut sequence, true);
     assert_eq!(alone.len(), 1);
     assert_eq!(u16::from_be_bytes([alone[0][16], alone[0][17]]), 2);
+}
+
+#[test]
+fn a_watcher_gets_what_came_after_its_last_record_and_learns_what_it_missed() {
+    use super::recent::RecentRecords;
+    let snap = nexthop::Snapshot::default();
+    let ring = RecentRecords::new(4);
+    let record = |port| FlowRecord {
+        key: entry(0, port).key,
+        owner: 3,
+        data: 0,
+        transform: None,
+        packets: 1,
+        bytes: 100,
+        total_packets: 1,
+        total_bytes: 100,
+        start_ms: 1,
+        end_ms: 2,
+        event: FlowEvent::Ended(EndReason::Idle),
+    };
+    // Only new ones: nothing yet, and the cursor is the newest.
+    let start = ring.since(u64::MAX, 10);
+    assert!(start.records.is_empty() && start.enabled);
+    ring.push(&[record(1), record(2)], &snap);
+    let first = ring.since(start.last, 10);
+    assert_eq!(first.records.iter().map(|r| r.src_port).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!((first.lost, first.records[0].end_reason.as_deref()), (0, Some("idle")));
+    ring.push(&[record(3), record(4), record(5), record(6), record(7)], &snap);
+    // Record 3 was pushed out of the ring of 4 (now 4 to 7) before it was read.
+    let second = ring.since(first.last, 2);
+    assert_eq!(second.lost, 1);
+    assert_eq!(second.records.iter().map(|r| r.src_port).collect::<Vec<_>>(), [4, 5]);
+    let third = ring.since(second.last, 10);
+    assert_eq!((third.lost, third.records.len()), (0, 2));
+    assert!(!RecentRecords::new(0).since(0, 10).enabled);
 }

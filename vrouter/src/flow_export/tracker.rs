@@ -23,6 +23,18 @@ pub enum EndReason {
     Forced = 4,
 }
 
+impl EndReason {
+    /// Its name in `flow watch`.
+    pub fn label(self) -> &'static str {
+        match self {
+            EndReason::Idle => "idle",
+            EndReason::Active => "active",
+            EndReason::EndOfFlow => "tcp_closed",
+            EndReason::Forced => "removed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Tracked {
     key: FlowKey,
@@ -90,6 +102,8 @@ impl FlowTracker {
             transform: t.transform,
             packets,
             bytes,
+            total_packets: t.seen.0,
+            total_bytes: t.seen.1,
             start_ms: t.start_ms,
             end_ms: end_ms.max(t.start_ms),
             event,

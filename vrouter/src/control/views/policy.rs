@@ -13,7 +13,7 @@ use vrouter_api::{FlowPolicyView, PolicyView};
 
 /// The policy verdict on the connection of entry `key` (`reverse`: a reply entry;
 /// `nat`: its translation), `None` without policies.
-pub(super) fn flow_policy(snap: &Snapshot, key: &FlowKey, reverse: bool, nat: Option<Nat>) -> Option<FlowPolicyView> {
+pub(crate) fn flow_policy(snap: &Snapshot, key: &FlowKey, reverse: bool, nat: Option<Nat>) -> Option<FlowPolicyView> {
     let policies = &snap.policies;
     if policies.is_empty() {
         return None;
