@@ -36,8 +36,15 @@ impl RecentRecords {
         if self.capacity == 0 || records.is_empty() {
             return;
         }
-        let views: Vec<FlowRecordView> = records.iter().map(|r| view(r, snap)).collect();
+        // Only the newest `capacity` can stay: the others are numbered, not described
+        // (a pass over a full table makes a record per flow).
+        let skipped = records.len().saturating_sub(self.capacity);
+        let views: Vec<FlowRecordView> = records[skipped..].iter().map(|r| view(r, snap)).collect();
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        if skipped > 0 {
+            ring.0.clear();
+            ring.1 += skipped as u64;
+        }
         for mut v in views {
             ring.1 += 1;
             v.seq = ring.1;
