@@ -68,6 +68,27 @@ pub enum Request {
     },
     /// Flow table statistics and setup rate (`flow -r`).
     FlowStats,
+    /// Start capturing the packets of interface `vif` (`capture`).
+    CaptureStart {
+        /// The interface.
+        vif: u32,
+        /// Bytes kept of each packet (64..=65535).
+        #[serde(default = "default_snaplen")]
+        snaplen: u32,
+    },
+    /// Take the packets a capture holds (read at least every 5 s, or it stops).
+    CaptureRead {
+        /// The capture.
+        id: u64,
+        /// At most this many (capped at [`MAX_FLOWS_PER_ANSWER`]).
+        #[serde(default = "default_flow_limit")]
+        limit: usize,
+    },
+    /// Stop a capture.
+    CaptureStop {
+        /// The capture.
+        id: u64,
+    },
     /// Flow records made after record `after` (`flow watch`), at most `limit`
     /// (capped at [`MAX_FLOWS_PER_ANSWER`]).
     FlowRecords {
@@ -161,6 +182,10 @@ pub const DEFAULT_FLOW_LIMIT: usize = 1000;
 /// Most flows one answer lists, whatever the request asks: an answer is built in
 /// memory, so its size is bounded; more are read page by page (`from_index`).
 pub const MAX_FLOWS_PER_ANSWER: usize = 10_000;
+
+fn default_snaplen() -> u32 {
+    65535
+}
 
 fn default_flow_limit() -> usize {
     DEFAULT_FLOW_LIMIT

@@ -165,6 +165,49 @@ pub struct FlowRecordView {
     pub end_ms: u64,
 }
 
+/// One captured packet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturedPacketView {
+    /// When, ns since the Unix epoch.
+    pub at_ns: u64,
+    /// The worker that saw it.
+    pub worker: u16,
+    /// `received` (as it arrived), `dropped` (received and dropped), `sent` (as it
+    /// left, after rewrite).
+    pub stage: String,
+    /// Why it was dropped.
+    pub drop_reason: Option<String>,
+    /// Its length.
+    pub len: u32,
+    /// Its first bytes (the capture's snaplen), in hex.
+    pub hex: String,
+}
+
+/// What a capture read takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturedPacketsView {
+    /// Packets, oldest first.
+    pub packets: Vec<CapturedPacketView>,
+    /// Packets the capture had no room for since the previous read.
+    pub lost: u64,
+}
+
+/// Hex of `bytes`, as [`CapturedPacketView::hex`] carries them.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes of `hex`; `None` if it is not hex of whole bytes.
+pub fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// An answer of `flow watch`: the records after the one asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowRecordsView {

@@ -9,6 +9,7 @@
 //! queue it for transmission, back to its sender (ICMP errors), as fragments, or free
 //! it. No locks, allocation or system calls.
 
+use crate::capture::{Captures, Session, Stage};
 use crate::packet::{self, Classified, DropReason, PacketBuf, PipelineContext, TunnelUse, Verdict};
 use crate::stats::WorkerStats;
 use nexthop::{Snapshot, Vif};
@@ -57,6 +58,10 @@ pub struct BatchProcessor {
     pub stats: Arc<WorkerStats>,
     classified: Vec<Option<Classified>>,
     scratch: Vec<u8>,
+    /// Packet capture: the sessions, this worker's number, the received copy.
+    captures: Arc<Captures>,
+    worker: usize,
+    captured: Vec<u8>,
 }
 
 impl BatchProcessor {
@@ -67,7 +72,16 @@ impl BatchProcessor {
             stats,
             classified: Vec::with_capacity(256),
             scratch: Vec::with_capacity(4096),
+            captures: Arc::new(Captures::default()),
+            worker: 0,
+            captured: Vec::new(),
         }
+    }
+
+    /// Serves the capture sessions of `captures`, as worker `worker`.
+    pub fn serve_captures(&mut self, captures: Arc<Captures>, worker: usize) {
+        self.captures = captures;
+        self.worker = worker;
     }
 
     /// Processes `rx`, received on port `in_vif` (transmit queue `in_queue`), against
@@ -101,13 +115,16 @@ impl BatchProcessor {
         }
         let stats = Arc::clone(&self.stats);
         let counters = stats.vifs.get(in_vif.index());
+        // One relaxed load per batch while no capture runs.
+        let tap = self.captures.tap();
+        let tap = tap.as_deref().map(Vec::as_slice);
         for (i, desc) in rx.iter().enumerate() {
             if let Some(c) = counters {
                 c.rx_packets.add(1);
                 c.rx_bytes.add(u64::from(desc.len));
             }
             let classified = self.classified.get(i).copied().flatten();
-            self.forward_one(snap, in_vif, in_queue, *desc, classified.as_ref(), frames, tx);
+            self.forward_one(snap, in_vif, in_queue, *desc, classified.as_ref(), tap, frames, tx);
         }
     }
 
@@ -120,6 +137,7 @@ impl BatchProcessor {
         in_queue: u16,
         desc: Desc,
         classified: Option<&Classified>,
+        tap: Option<&[Arc<Session>]>,
         frames: &mut impl FrameStore,
         tx: &mut impl TxQueues,
     ) {
@@ -128,6 +146,10 @@ impl BatchProcessor {
         let offset = (desc.addr - base) as usize;
         let Some(frame) = frames.chunk_mut(desc.addr) else {
             return;
+        };
+        let captured_in = match tap {
+            Some(tap) => self.keep_received(tap, in_vif, frame, offset, desc.len),
+            None => false,
         };
         let (verdict, start, len) = match PacketBuf::new(frame, offset, desc.len as usize) {
             Some(mut pkt) => {
@@ -141,6 +163,9 @@ impl BatchProcessor {
             }
             None => (Verdict::Drop(DropReason::Truncated), 0, 0),
         };
+        if let Some(tap) = tap {
+            self.capture(tap, in_vif, captured_in, verdict, start, len, frames);
+        }
         let queue = match verdict {
             Verdict::Transmit(out_vif) => match tx.queue_of(out_vif) {
                 Some(q) => q,
@@ -167,6 +192,68 @@ impl BatchProcessor {
             }
         };
         tx.push(queue, Desc { addr: start, len });
+    }
+
+    /// Copies the frame as received (the pipeline rewrites it in place) if a capture
+    /// session wants `in_vif`; true if it did. Out of line: the forwarding path only
+    /// tests whether a capture runs.
+    #[cold]
+    #[inline(never)]
+    fn keep_received(&mut self, tap: &[Arc<Session>], in_vif: Vif, frame: &[u8], offset: usize, len: u32) -> bool {
+        if !tap.iter().any(|s| s.vif() == in_vif) {
+            return false;
+        }
+        self.captured.clear();
+        if let Some(bytes) = frame.get(offset..offset + len as usize) {
+            self.captured.extend_from_slice(bytes);
+        }
+        true
+    }
+
+    /// Keeps copies for the capture sessions of the receiving interface (as received,
+    /// or dropped with the reason) and of the sending one (as sent).
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn capture(
+        &mut self,
+        tap: &[Arc<Session>],
+        in_vif: Vif,
+        captured_in: bool,
+        verdict: Verdict,
+        start: u64,
+        len: u32,
+        frames: &mut impl FrameStore,
+    ) {
+        if captured_in {
+            let stage = match verdict {
+                Verdict::Drop(r) | Verdict::DropWithError(r) => Stage::Dropped(r),
+                _ => Stage::Received,
+            };
+            tap.iter()
+                .filter(|s| s.vif() == in_vif)
+                .for_each(|s| s.record(self.worker, stage, &self.captured));
+        }
+        let out = match verdict {
+            Verdict::Transmit(out) => out,
+            // The ICMP error goes back where the packet came from.
+            Verdict::DropWithError(_) => in_vif,
+            _ => return,
+        };
+        if !tap.iter().any(|s| s.vif() == out) {
+            return;
+        }
+        let chunk = frames.chunk_size();
+        let offset = (start % chunk) as usize;
+        let Some(sent) = frames
+            .chunk_mut(start)
+            .and_then(|f| f.get(offset..offset + len as usize))
+        else {
+            return;
+        };
+        tap.iter()
+            .filter(|s| s.vif() == out)
+            .for_each(|s| s.record(self.worker, Stage::Sent, sent));
     }
 
     /// Builds the fragments of the frame at `addr` (left by a `Fragment` verdict),

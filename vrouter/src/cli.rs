@@ -18,6 +18,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 mod apply;
+mod capture;
 mod policy;
 mod top;
 mod views;
@@ -149,6 +150,9 @@ pub enum Command {
     },
     /// Process status.
     Status,
+    /// Capture an interface's packets as the vrouter sees them (Tungsten's vifdump):
+    /// received, dropped with the reason, and sent after rewrite, as pcapng.
+    Capture(capture::CaptureArgs),
     /// A live view: per-worker load, per-interface packet, bit and drop rates, drops
     /// by reason, flow setups; refreshed until q (on a terminal).
     Top {

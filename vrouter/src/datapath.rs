@@ -30,6 +30,7 @@ pub struct Datapath {
     /// The fabric program's claimed ports (node ports, external IPs).
     claims: Option<crate::afxdp::FabricClaims>,
     xdp_mode: XdpMode,
+    captures: Arc<crate::capture::Captures>,
 }
 
 impl std::fmt::Debug for Datapath {
@@ -108,6 +109,7 @@ impl Datapath {
             fabric: None,
             claims: None,
             xdp_mode: config.dataplane.xdp_mode,
+            captures: Arc::new(crate::capture::Captures::new(cores.forwarding.len())),
         };
         let mut anchors = Vec::new();
         for (index, &core) in cores.forwarding.iter().enumerate() {
@@ -128,6 +130,7 @@ impl Datapath {
                 publisher: publisher.clone(),
                 flows: Arc::clone(flows),
                 stop: Arc::clone(&stop),
+                captures: Arc::clone(&dp.captures),
             };
             let (thread, anchor) = worker::spawn(settings, shared, Arc::clone(&stats), rx)?;
             anchors.push(anchor);
@@ -163,6 +166,11 @@ impl Datapath {
             Some(claims) => Ok(claims.set(wanted)?),
             None => anyhow::bail!("the fabric program is not attached"),
         }
+    }
+
+    /// The packet capture sessions the workers serve.
+    pub fn captures(&self) -> Arc<crate::capture::Captures> {
+        Arc::clone(&self.captures)
     }
 
     /// Counters of every worker.

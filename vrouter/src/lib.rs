@@ -11,6 +11,7 @@ pub use xsk as afxdp;
 pub mod affinity;
 pub mod api;
 pub mod batch;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod control;

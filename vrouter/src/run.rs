@@ -168,7 +168,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }),
         false => None,
     };
-    let aging = Aging::spawn(Arc::clone(&flows), config.flows.clone(), export)?;
+    let captures = datapath.captures();
+    let aging = Aging::spawn(Arc::clone(&flows), config.flows.clone(), export, Arc::clone(&captures))?;
     tracing::info!(forwarding = ?cores.forwarding, control = ?cores.control, fabric = %config.fabric.interface, "vrouter started");
     let config_interest = Arc::new(crate::control::config::ConfigInterest::default());
     let channels = xmpp_channels(&config, &config_interest)?;
@@ -188,7 +189,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .with_channels(channel_stats.clone())
         .with_config(Arc::clone(&config_view))
         .with_learned(Arc::clone(&learned_view))
-        .with_flow_records(Arc::clone(&recent)),
+        .with_flow_records(Arc::clone(&recent))
+        .with_captures(captures),
     );
     let control_publisher = publisher.clone();
     let mut control = Control::new(ControlSetup {
@@ -376,7 +378,12 @@ struct Aging {
 }
 
 impl Aging {
-    fn spawn(flows: Arc<Flows>, config: FlowConfig, mut export: Option<FlowExport>) -> anyhow::Result<Self> {
+    fn spawn(
+        flows: Arc<Flows>,
+        config: FlowConfig,
+        mut export: Option<FlowExport>,
+        captures: Arc<crate::capture::Captures>,
+    ) -> anyhow::Result<Self> {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
         let start = std::time::Instant::now();
         let thread = std::thread::Builder::new()
@@ -391,6 +398,8 @@ impl Aging {
                     let records = e.tracker.end_pass();
                     e.deliver(&records);
                 }
+                // A capture whose reader is gone stops costing the workers.
+                captures.expire_unread();
                 match stopped.recv_timeout(std::time::Duration::from_secs(1)) {
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
                     _ => {

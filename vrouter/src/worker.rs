@@ -199,6 +199,8 @@ pub struct WorkerShared {
     pub flows: Arc<crate::flows::Flows>,
     /// Set to stop the worker.
     pub stop: Arc<AtomicBool>,
+    /// Packet capture sessions.
+    pub captures: Arc<crate::capture::Captures>,
 }
 
 /// Spawns a worker; returns once its UMEM and fabric anchor socket are ready, with
@@ -209,7 +211,12 @@ pub fn spawn(
     stats: Arc<WorkerStats>,
     commands: CommandReceiver,
 ) -> anyhow::Result<(std::thread::JoinHandle<()>, RawFd)> {
-    let WorkerShared { publisher, flows, stop } = shared;
+    let WorkerShared {
+        publisher,
+        flows,
+        stop,
+        captures,
+    } = shared;
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<RawFd, String>>(1);
     let name = format!("vrouter-fwd{}", settings.index);
     let handle = std::thread::Builder::new().name(name).spawn(move || {
@@ -218,6 +225,8 @@ pub fn spawn(
         }
         match Worker::new(settings, publisher, flows, stats, commands) {
             Ok(mut w) => {
+                let index = w.settings.index;
+                w.engine.serve_captures(captures, index);
                 let anchor = w.slots[0].as_ref().map_or(-1, |s| s.socket.raw_fd());
                 let _ = ready_tx.send(Ok(anchor));
                 w.run(&stop);

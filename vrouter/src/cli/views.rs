@@ -593,6 +593,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 }
             })
         }
+        Command::Capture(args) => super::capture::run(&api, &args),
         Command::Top { interval, iterations } => {
             let interval = std::time::Duration::try_from_secs_f64(interval)
                 .map_err(|e| anyhow::anyhow!("--interval {interval}: {e}"))?;

@@ -38,6 +38,7 @@ pub struct Views {
     config: Arc<Mutex<vrouter_api::ConfigView>>,
     learned: super::learned::LearnedView,
     recent: Arc<crate::flow_export::recent::RecentRecords>,
+    captures: Arc<crate::capture::Captures>,
 }
 
 impl Views {
@@ -59,7 +60,14 @@ impl Views {
             config: Arc::default(),
             learned: Arc::default(),
             recent: Arc::new(crate::flow_export::recent::RecentRecords::new(0)),
+            captures: Arc::default(),
         }
+    }
+
+    /// These views with the packet capture sessions of the workers.
+    pub fn with_captures(mut self, captures: Arc<crate::capture::Captures>) -> Self {
+        self.captures = captures;
+        self
     }
 
     /// These views with the flow records the aging thread keeps.
@@ -109,6 +117,12 @@ impl Views {
             } => serde_json::to_value(self.flows(filter, *limit, *from_index)),
             Request::FlowStats => serde_json::to_value(self.flow_stats()),
             Request::FlowRecords { after, limit } => serde_json::to_value(self.recent.since(*after, *limit)),
+            Request::CaptureStart { vif, snaplen } => serde_json::to_value(self.capture_start(*vif, *snaplen)?),
+            Request::CaptureRead { id, limit } => serde_json::to_value(self.capture_read(*id, *limit)?),
+            Request::CaptureStop { id } => {
+                self.captures.stop(*id);
+                serde_json::to_value(())
+            }
             Request::Mpls => serde_json::to_value(self.mpls()),
             Request::Vxlan => serde_json::to_value(self.vxlan()),
             Request::Tunnels => serde_json::to_value(self.tunnels()),
@@ -131,6 +145,44 @@ impl Views {
     /// The configuration view the control task keeps current.
     pub fn config(&self) -> vrouter_api::ConfigView {
         self.config.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn capture_start(&self, vif: u32, snaplen: u32) -> Result<u64, ApiError> {
+        if self.snapshot().interface(nexthop::Vif(vif)).is_none() {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no interface with vif {vif}"),
+            ));
+        }
+        self.captures
+            .start(nexthop::Vif(vif), snaplen)
+            .map_err(|e| ApiError::new(ErrorCode::Busy, e.to_string()))
+    }
+
+    fn capture_read(&self, id: u64, limit: usize) -> Result<vrouter_api::CapturedPacketsView, ApiError> {
+        let (packets, lost) = self
+            .captures
+            .read(id, limit.clamp(1, vrouter_api::MAX_FLOWS_PER_ANSWER))
+            .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
+        let packets = packets
+            .into_iter()
+            .map(|p| {
+                let (stage, drop_reason) = match p.stage {
+                    crate::capture::Stage::Received => ("received", None),
+                    crate::capture::Stage::Sent => ("sent", None),
+                    crate::capture::Stage::Dropped(r) => ("dropped", Some(r.label().to_string())),
+                };
+                vrouter_api::CapturedPacketView {
+                    at_ns: p.at_ns,
+                    worker: p.worker,
+                    stage: stage.to_string(),
+                    drop_reason,
+                    len: p.len,
+                    hex: vrouter_api::to_hex(&p.bytes),
+                }
+            })
+            .collect();
+        Ok(vrouter_api::CapturedPacketsView { packets, lost })
     }
 
     /// The published snapshot.

@@ -198,6 +198,9 @@ fn a_watcher_gets_what_came_after_its_last_record_and_learns_what_it_missed() {
     let batch: Vec<FlowRecord> = (10..20).map(record).collect();
     ring.push(&batch, &snap);
     let fourth = ring.since(third.last, 10);
-    assert_eq!(fourth.records.iter().map(|r| r.src_port).collect::<Vec<_>>(), [16, 17, 18, 19]);
+    assert_eq!(
+        fourth.records.iter().map(|r| r.src_port).collect::<Vec<_>>(),
+        [16, 17, 18, 19]
+    );
     assert_eq!((fourth.lost, fourth.records[0].seq), (6, 7 + 10 - 3));
 }

@@ -1,0 +1,143 @@
+//! `vrouter capture` during known traffic, read back by tshark: a pod's echo requests
+//! as received, the replies as sent to it after rewrite (from the vrouter's MAC), and
+//! its pings into another VRF as dropped with the reason.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use system_tests::{node, serial};
+use vrouter::config::XdpMode;
+use vrouter_lab::traffic::ping;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
+
+/// A background process, killed on drop.
+struct Background(Option<Child>);
+
+impl Background {
+    /// SIGINT (the capture's own stop), then waits up to 10 s.
+    fn interrupt(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.0.take()?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `tshark -r file` fields: comment, eth.src, ip.src, ip.dst, icmp.type per packet.
+fn read(file: &std::path::Path) -> Vec<Vec<String>> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .args(["-T", "fields", "-E", "separator=|"])
+        .args([
+            "-e",
+            "frame.comment",
+            "-e",
+            "eth.src",
+            "-e",
+            "ip.src",
+            "-e",
+            "ip.dst",
+            "-e",
+            "icmp.type",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn a_capture_shows_received_sent_and_dropped_packets_to_tshark() {
+    let _machine = serial();
+    let mut n = node(BIN, XdpMode::Native);
+    n.start_vrouter().unwrap();
+    n.add_pod("red", 0, 1, true).unwrap();
+    n.add_pod("red", 0, 2, true).unwrap();
+    n.add_pod("blue", 1, 1, true).unwrap();
+    let (a, b, c) = (&n.pods[0], &n.pods[1], &n.pods[2]);
+    let vif = n
+        .interfaces()
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == a.host_if)
+        .unwrap()
+        .vif;
+    let file = n.dir().join("red1.pcapng");
+    let socket = n.api_socket().display().to_string();
+    let mut capture = Background(Some(
+        Command::new(BIN)
+            .args([
+                "--api-socket",
+                &socket,
+                "capture",
+                "--vif",
+                &vif.to_string(),
+                "--seconds",
+                "60",
+                "-w",
+            ])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    // The capture runs once a ping shows in the file.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while read(&file).is_empty() {
+        assert!(Instant::now() < deadline, "nothing captured");
+        ping(a, b.ipv4.into(), 1);
+    }
+    assert!(ping(a, b.ipv4.into(), 3), "red-1 cannot ping red-2");
+    assert!(!ping(a, c.ipv4.into(), 2), "red-1 reached blue-1");
+    assert!(
+        capture.interrupt().is_some_and(|s| s.success()),
+        "capture did not stop cleanly"
+    );
+
+    let packets = read(&file);
+    let has = |comment: &str, src: &str, dst: &str, icmp: &str| {
+        packets
+            .iter()
+            .find(|p| p.len() >= 5 && p[0].starts_with(comment) && p[2] == src && p[3] == dst && p[4] == icmp)
+    };
+    let (a4, b4, c4) = (a.ipv4.to_string(), b.ipv4.to_string(), c.ipv4.to_string());
+    let dump = format!("{packets:?}");
+    assert!(
+        has("received", &a4, &b4, "8").is_some(),
+        "no echo request received: {dump}"
+    );
+    let reply = has("sent, after rewrite", &b4, &a4, "0").unwrap_or_else(|| panic!("no reply sent: {dump}"));
+    assert_eq!(
+        reply[1], "00:00:5e:00:01:00",
+        "a reply leaves from the vrouter's MAC: {dump}"
+    );
+    assert!(
+        has("dropped: other_vrf", &a4, &c4, "8").is_some(),
+        "no dropped request: {dump}"
+    );
+}
