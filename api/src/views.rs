@@ -143,7 +143,8 @@ pub struct FlowRecordView {
     pub src_port: u16,
     /// Destination port.
     pub dst_port: u16,
-    /// The vif its first packet came from.
+    /// The vif of the connection's first packet (for the reply direction: the vif
+    /// the replies go to).
     pub interface: u32,
     /// `forward`, or `drop <reason>`.
     pub action: String,

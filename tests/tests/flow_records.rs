@@ -17,7 +17,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 const COLLECTOR_PORT: u16 = 4739;
 
 /// nfcapd in a namespace; stopped (SIGTERM: it writes its file out) on drop.
-struct Nfcapd(Child);
+struct Nfcapd(Option<Child>);
 
 impl Nfcapd {
     fn start(ns: &Netns, dir: &Path) -> Self {
@@ -31,21 +31,44 @@ impl Nfcapd {
             .stderr(log)
             .spawn()
             .expect("nfcapd (Debian's nfdump; scripts/setup.sh installs it)");
-        Self(child)
+        let collector = Self(Some(child));
+        // Listening before anything is sent (templates go out at the first pass).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while receive_queue(ns).is_none() {
+            assert!(Instant::now() < deadline, "nfcapd does not listen on {COLLECTOR_PORT}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        collector
     }
 
+    /// Stops it once (SIGTERM, then a kill after 10 s).
     fn stop(&mut self) {
+        let Some(mut child) = self.0.take() else { return };
         let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::unistd::Pid::from_raw(child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
         );
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = child.kill();
+        let _ = child.wait();
     }
+}
+
+/// Bytes waiting in the collector's socket, if it listens.
+fn receive_queue(ns: &Netns) -> Option<u64> {
+    let out = ns
+        .exec("ss", &["-lunH", "sport", "=", &format!(":{COLLECTOR_PORT}")])
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// A background process, killed on drop.
@@ -152,9 +175,24 @@ fn a_connection_s_records_reach_an_ipfix_collector_with_its_counts() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(last.len(), 2, "one entry per direction: {last:?}");
-    // The aging pass that removed them sent their last records; give the datagram a
-    // moment, then have nfcapd write its file.
-    std::thread::sleep(Duration::from_millis(500));
+    // flow watch shows both ends once the aging pass delivered them, and the records
+    // a watch shows have gone to the collector (on loopback, into its socket).
+    let ended = |lines: &str| {
+        lines
+            .lines()
+            .filter(|l| l.contains("\"event\":\"ended\"") && l.contains("\"proto\":6,"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ended(&std::fs::read_to_string(&watch_out).unwrap_or_default()) < 2 {
+        assert!(Instant::now() < deadline, "flow watch shows no end of the connection");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receive_queue(&n.ns) != Some(0) {
+        assert!(Instant::now() < deadline, "nfcapd does not read its socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     collector.stop();
 
     // flow watch saw the connection appear and end, with its totals.

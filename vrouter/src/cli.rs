@@ -156,7 +156,7 @@ pub enum Command {
     /// A live view: per-worker load, per-interface packet, bit and drop rates, drops
     /// by reason, flow setups; refreshed until q (on a terminal).
     Top {
-        /// Seconds between refreshes (at least 0.1).
+        /// Seconds between refreshes (0.1..=3600).
         #[arg(long, default_value_t = 1.0)]
         interval: f64,
         /// Print this many frames and exit, as `top -b -n` (the default off a terminal: 1).

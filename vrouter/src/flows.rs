@@ -273,6 +273,16 @@ impl Flows {
             .is_none_or(|f| f.reverse != Some(r.index) || FlowAction::is_reverse(f.value.data))
     }
 
+    /// Shows every entry to `tracker` without removing any (the last look before the
+    /// vrouter stops).
+    pub fn observe(&self, tracker: &mut crate::flow_export::tracker::FlowTracker) {
+        tracker.begin_pass(self.table.now());
+        self.table.for_each(|r, activity| {
+            let transform = FlowAction::is_translated(r.value.data).then(|| self.table.transform(r.index));
+            tracker.visit(r, activity, transform);
+        });
+    }
+
     /// Removes expired flow pairs; `now` is the coarse clock in seconds. Returns the
     /// number of pairs removed.
     pub fn age(&self, now: u32, config: &FlowConfig) -> usize {
@@ -340,7 +350,12 @@ impl Flows {
                 removed += 1;
                 if let Some(t) = tracker.as_deref_mut() {
                     t.removed(f.index, why);
-                    if let Some(r) = f.reverse {
+                    // The reply entry, unless it is still there (it changed under
+                    // remove_pair; aging removes it later as an orphan).
+                    let reverse = f
+                        .reverse
+                        .filter(|r| self.table.get(*r).is_none_or(|e| e.reverse != Some(f.index)));
+                    if let Some(r) = reverse {
                         t.removed(r, why);
                     }
                 }

@@ -362,16 +362,18 @@ struct FlowExport {
 impl FlowExport {
     fn deliver(&mut self, records: &[crate::flow_export::FlowRecord]) {
         let snap = self.publisher.load_full();
-        self.recent.push(records, &snap);
+        // The collector first: a record `flow watch` shows has been sent.
         if let Some(e) = self.exporter.as_mut() {
             e.export(records, &snap);
         }
+        self.recent.push(records, &snap);
     }
 }
 
 /// The flow-aging thread of the control side: once a second it advances the flows'
-/// coarse clock and removes expired flows (and, with `[flow_export]`, sends the
-/// records of the flows that began, went on or ended).
+/// coarse clock and removes expired flows, makes the records of the flows that began,
+/// went on or ended (unless `[flow_export]` turns them off), and drops the packet
+/// captures nobody reads.
 struct Aging {
     stop: crossbeam_channel::Sender<()>,
     thread: std::thread::JoinHandle<()>,
@@ -404,6 +406,9 @@ impl Aging {
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
                     _ => {
                         if let Some(e) = export.as_mut() {
+                            // The counts of the last second, and flows new since the
+                            // last pass, before every flow ends with the vrouter.
+                            flows.observe(&mut e.tracker);
                             let records = e.tracker.end_all();
                             e.deliver(&records);
                         }

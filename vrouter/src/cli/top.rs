@@ -121,8 +121,15 @@ pub fn frame(prev: &Sample, cur: &Sample, width: usize, rows: usize) -> Vec<Stri
         .interfaces
         .iter()
         .map(|i| {
-            let p = prev.interfaces.iter().find(|p| p.vif == i.vif && p.name == i.name);
-            let (c, b) = (&i.counters, p.map(|p| p.counters.clone()).unwrap_or_default());
+            let Some(b) = prev.interfaces.iter().find(|p| p.vif == i.vif && p.name == i.name) else {
+                // Attached since the last sample: no rate yet (its totals are not one).
+                let row = format!(
+                    "{:<16} {:>5} {:<16} {:>10} {:>10} {:>10} {:>10} {:>8}",
+                    i.name, i.vif, i.vrf, "-", "-", "-", "-", "-"
+                );
+                return (0.0, row);
+            };
+            let (c, b) = (&i.counters, &b.counters);
             let rx = rate(b.rx_packets, c.rx_packets, secs);
             let tx = rate(b.tx_packets, c.tx_packets, secs);
             let row = format!(
@@ -153,8 +160,20 @@ pub fn frame(prev: &Sample, cur: &Sample, width: usize, rows: usize) -> Vec<Stri
 /// Leaves the terminal as it found it, however `top` ends.
 struct Screen;
 
+/// Gives the terminal back: on drop, and from the panic hook (release builds abort on
+/// a panic, so no destructor runs then).
+fn restore_terminal() {
+    let _ = execute!(std::io::stdout(), cursor::Show, terminal::LeaveAlternateScreen);
+    let _ = terminal::disable_raw_mode();
+}
+
 impl Screen {
     fn take() -> anyhow::Result<Self> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            previous(info);
+        }));
         terminal::enable_raw_mode()?;
         let screen = Screen;
         execute!(std::io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)?;
@@ -175,8 +194,7 @@ impl Screen {
 
 impl Drop for Screen {
     fn drop(&mut self) {
-        let _ = execute!(std::io::stdout(), cursor::Show, terminal::LeaveAlternateScreen);
-        let _ = terminal::disable_raw_mode();
+        restore_terminal();
     }
 }
 
@@ -202,7 +220,7 @@ fn quit_within(wait: Duration) -> anyhow::Result<bool> {
 /// Runs the view: on a terminal until `q` unless `iterations` is given; otherwise
 /// `iterations` frames (default 1) printed one after another.
 pub fn run(api: &ApiClient, interval: Duration, iterations: Option<u32>) -> anyhow::Result<()> {
-    let interval = interval.max(Duration::from_millis(100));
+    let interval = interval.clamp(Duration::from_millis(100), Duration::from_secs(3600));
     let mut prev = Sample::read(api)?;
     if iterations.is_none() && std::io::stdout().is_terminal() {
         let screen = Screen::take()?;
@@ -273,7 +291,9 @@ mod tests {
     #[test]
     fn a_frame_shows_rates_over_the_interval_busiest_first() {
         let start = Instant::now();
-        let before = sample(start, 0, 100, 10_000, 100, 900, 0);
+        let mut before = sample(start, 0, 100, 10_000, 100, 900, 0);
+        // "quiet" is attached between the samples: no rate for it yet.
+        before.interfaces.retain(|i| i.name != "quiet");
         let after = sample(start, 2, 2100, 2_510_000, 400, 1100, 6);
         let lines = frame(&before, &after, 200, 100);
         let text = lines.join("\n");
@@ -285,6 +305,11 @@ mod tests {
         assert!(
             pods[0].starts_with("p1 ") && pods[1].starts_with("quiet "),
             "busiest first:\n{text}"
+        );
+        assert_eq!(
+            pods[1].split_whitespace().skip(3).collect::<Vec<_>>(),
+            ["-"; 5],
+            "a new interface has no rate yet:\n{text}"
         );
         let p1: Vec<&str> = pods[0].split_whitespace().collect();
         // 2,500,000 bytes in 2 s = 10 Mbit/s.

@@ -564,6 +564,11 @@ impl Views {
         }
     }
 
+    /// New connections refused for want of a fabric source NAT port.
+    pub fn snat_exhausted(&self) -> u64 {
+        self.flows.snat_exhausted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The forwarding cores, by worker.
     pub fn forwarding_cores(&self) -> &[usize] {
         &self.forwarding_cores

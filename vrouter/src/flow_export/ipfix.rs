@@ -36,7 +36,7 @@ fn fields(v6: bool) -> [(u16, u16); 17] {
         (1, 8),   // octetDeltaCount
         (152, 8), // flowStartMilliseconds
         (153, 8), // flowEndMilliseconds
-        (136, 1), // flowEndReason (0 while the flow goes on)
+        (136, 1), // flowEndReason (0 in a created or denied record)
         (233, 1), // firewallEvent: 1 created, 2 deleted, 3 denied, 5 update
         (post_src, len),
         (post_dst, len),
@@ -82,7 +82,14 @@ fn put_record(out: &mut Vec<u8>, r: &FlowRecord, snap: &Snapshot) {
     out.push(k.proto());
     out.extend_from_slice(&k.src_port().to_be_bytes());
     out.extend_from_slice(&k.dst_port().to_be_bytes());
-    out.extend_from_slice(&r.owner.to_be_bytes());
+    // A reply entry's owner is the connection's first interface, where the replies
+    // go, not where they come from: unknown (0) for IPFIX.
+    let ingress = if crate::flows::FlowAction::is_reverse(r.data) {
+        0
+    } else {
+        r.owner
+    };
+    out.extend_from_slice(&ingress.to_be_bytes());
     out.extend_from_slice(&u32::from(k.vrf()).to_be_bytes());
     out.extend_from_slice(&r.packets.to_be_bytes());
     out.extend_from_slice(&r.bytes.to_be_bytes());
@@ -217,7 +224,9 @@ impl IpfixExporter {
         };
         let socket = UdpSocket::bind(local)?;
         socket.connect(collector)?;
-        socket.set_nonblocking(true)?;
+        // A burst (the first pass over a full table) waits for room in the socket
+        // buffer rather than losing records; a stuck one gives up after a second.
+        socket.set_write_timeout(Some(Duration::from_secs(1)))?;
         Ok(Some(Self {
             socket,
             domain: config.observation_domain,

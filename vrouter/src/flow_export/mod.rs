@@ -77,7 +77,8 @@ pub enum FlowEvent {
 pub struct FlowRecord {
     /// The entry's key: VRF, addresses, protocol, ports as received.
     pub key: flow_table::FlowKey,
-    /// The interface its first packet came from.
+    /// The interface of its connection's first packet (for a reply entry: where the
+    /// replies go).
     pub owner: u32,
     /// The entry's decision word ([`crate::flows::FlowAction`]).
     pub data: u64,

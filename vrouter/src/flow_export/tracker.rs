@@ -117,7 +117,8 @@ impl FlowTracker {
         let last_ms = self.wall(activity.last_seen);
         let mut ended = None;
         let mut t = match self.tracked.get(&r.index) {
-            Some(t) if t.key == r.key => *t,
+            // Counts that went back: the same connection again in a recycled entry.
+            Some(t) if t.key == r.key && activity.packets >= t.seen.0 => *t,
             other => {
                 ended = other.copied();
                 let mut t = Tracked {

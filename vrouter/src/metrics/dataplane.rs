@@ -232,7 +232,7 @@ fn workers(views: &Views, e: &mut DescriptorEncoder) -> fmt::Result {
 
 fn flows(views: &Views, e: &mut DescriptorEncoder) -> fmt::Result {
     let f = views.flow_totals();
-    let snat_exhausted = views.snat().exhausted;
+    let snat_exhausted = views.snat_exhausted();
     gauge(
         e,
         "flow_table_capacity_entries",
@@ -257,7 +257,7 @@ fn flows(views: &Views, e: &mut DescriptorEncoder) -> fmt::Result {
     counter(
         e,
         "flow_entries_created",
-        "Flow entries created (the rate is the flow setup rate)",
+        "Flow entries created, one per direction (half the rate is the connection setup rate)",
         None,
         [(none(), f.created_entries)],
     )?;
@@ -278,7 +278,7 @@ fn flows(views: &Views, e: &mut DescriptorEncoder) -> fmt::Result {
     counter(
         e,
         "flow_setups_refused",
-        "New connections refused a flow, by reason",
+        "Packets of new connections that got no flow entry, by reason",
         None,
         [
             (vec![("reason", "table_full".to_string())], f.refused_table_full),

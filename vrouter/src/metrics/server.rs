@@ -1,8 +1,8 @@
 //! The HTTP side of the endpoint (hyper, HTTP/1.1): `GET`/`HEAD /metrics` answers the
 //! exposition text, rendered on a blocking thread (a scrape may scan a large flow
 //! table); `/` points there; anything else is 404, another method 405. Connections
-//! are bounded in number and in the time their headers may take, so a slow or
-//! hostile client cannot hold the control side's runtime.
+//! are bounded in number, in the time their headers may take and in their lifetime,
+//! so a slow or hostile client cannot hold the control side's runtime or the slots.
 
 use super::{Metrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT};
 use http_body_util::Full;
@@ -18,6 +18,9 @@ use std::time::Duration;
 pub const MAX_CONNECTIONS: usize = 16;
 /// Time a request's headers may take to arrive.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection is closed after this long, however busy (a scraper reconnects), so
+/// no client holds a slot for good.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 
 /// Serves `metrics` on `listener` until `stop` turns true.
 pub async fn serve(
@@ -51,7 +54,7 @@ pub async fn serve(
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::select! {
-                _ = connection => {}
+                _ = tokio::time::timeout(CONNECTION_LIFETIME, connection) => {}
                 _ = stopped(&mut stop) => {}
             }
             open.fetch_sub(1, Ordering::Relaxed);
