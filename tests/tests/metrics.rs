@@ -98,6 +98,7 @@ fn wait_for_count(ns: &Netns, q: &str, floor: u64, now: impl Fn() -> u64, dir: &
 fn prometheus_scrapes_the_counters_of_known_traffic() {
     let _machine = serial();
     let mut n = node(BIN, XdpMode::Native);
+    n.add_config("log_format = \"json\"");
     n.add_config(&format!("metrics = {{ listen = \"{METRICS}\" }}"));
     n.start_vrouter().unwrap();
     n.add_pod("red", 0, 1, true).unwrap();
@@ -184,6 +185,18 @@ fn prometheus_scrapes_the_counters_of_known_traffic() {
             );
         }
     }
+
+    // With log_format = "json" every log line is an object with its fields as keys.
+    let log = n.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["address"] == METRICS),
+        "the endpoint's start, with its address as a field:\n{log}"
+    );
 
     // The endpoint's text passes Prometheus' own linter.
     let served =

@@ -136,6 +136,17 @@ pub enum PollMode {
     Adaptive,
 }
 
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, every field a key (for a log shipper).
+    Json,
+}
+
 /// `[cores]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -268,6 +279,9 @@ pub struct Config {
     /// trace, debug, info, warn or error (or a tracing filter directive).
     #[serde(default = "default_log_level")]
     pub log_level: String,
+    /// `text` or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
     /// `[xmpp]`
     #[serde(default)]
     pub xmpp: XmppConfig,

@@ -98,10 +98,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let cores = config.validate(&available_cores())?;
     let filter =
         tracing_subscriber::EnvFilter::try_new(&config.log_level).map_err(|e| anyhow::anyhow!("log_level: {e}"))?;
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        crate::config::LogFormat::Text => logs.try_init(),
+        crate::config::LogFormat::Json => logs.json().try_init(),
+    };
     let store = StateStore::open(&config.state_dir)?;
     let group = config.api_group_id()?;
     let listener = api::ApiListener::bind(&config.api_socket, group)?;

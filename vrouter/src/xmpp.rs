@@ -387,7 +387,9 @@ async fn serve(
                 Event::Unusable(why) => {
                     stats.unusable.fetch_add(1, Ordering::Relaxed);
                     stats.trace('<', &format!("unusable: {why}"));
-                    tracing::warn!(peer = setup.peer.0, "stanza from the control node skipped: {why}");
+                    if UNUSABLE_LOG.admit("stanzas from control nodes skipped") {
+                        tracing::warn!(peer = setup.peer.0, server = %setup.server, reason = %why, "stanza from the control node skipped");
+                    }
                 }
                 Event::Closed(reason) => {
                     tracing::warn!(peer = setup.peer.0, ?reason, "control node channel closed");
@@ -442,12 +444,19 @@ impl ConfigRole {
     }
 }
 
+/// Log lines a control node's bad stanzas, and its changes the queue cannot take,
+/// write per second at most (a broken or hostile control node floods neither).
+static UNUSABLE_LOG: crate::log_limit::SharedLogLimit = crate::log_limit::SharedLogLimit::new(10);
+static NOT_APPLIED_LOG: crate::log_limit::SharedLogLimit = crate::log_limit::SharedLogLimit::new(10);
+
 /// Hands a change to the control task; false (logged) when its queue is full.
 fn post(control: &ControlHandle, peer: PeerId, change: Change) -> bool {
     match control.post(change) {
         Ok(()) => true,
         Err(e) => {
-            tracing::warn!(peer = peer.0, "change from the control node not applied: {}", e.message);
+            if NOT_APPLIED_LOG.admit("changes from control nodes not applied") {
+                tracing::warn!(peer = peer.0, reason = %e.message, "change from the control node not applied");
+            }
             false
         }
     }

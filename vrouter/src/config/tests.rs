@@ -41,6 +41,7 @@ vrouter_mac = "02:00:5e:00:01:00"
 state_dir = "/tmp/vr"
 api_socket = "/tmp/vr.sock"
 log_level = "debug"
+log_format = "json"
 [cores]
 forwarding = 0x6
 control = "0"
@@ -73,6 +74,7 @@ observation_domain = 7
     assert_eq!(cores.control, vec![0]);
     assert_eq!(c.dataplane.xdp_mode, XdpMode::Generic);
     assert_eq!(c.metrics.listen, Some("[::1]:9470".parse().unwrap()));
+    assert_eq!(c.log_format, LogFormat::Json);
     assert_eq!(c.flow_export.ipfix_collector, Some("198.18.0.10:4739".parse().unwrap()));
     assert_eq!(
         (c.flow_export.active_timeout_secs, c.flow_export.observation_domain),
@@ -111,6 +113,7 @@ fn each_bad_file_names_its_key() {
         ("[metrics]\nlisten = \"127.0.0.1:0\"", "metrics.listen"),
         ("[metrics]\nlisten = \"localhost\"", "listen"),
         ("[metrics]\nport = 9470", "port"),
+        ("log_format = \"xml\"", "log_format"),
         (
             "[flow_export]\nipfix_collector = \"10.0.0.1:0\"",
             "flow_export.ipfix_collector",

@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use vrouter_api::{ApiError, AttachedView, ErrorCode, Request};
 
+/// Log lines a control node's refused changes write per second at most.
+static REFUSED_LOG: crate::log_limit::SharedLogLimit = crate::log_limit::SharedLogLimit::new(10);
+
 /// Changes waiting for the control task at most; more are refused as busy.
 pub const QUEUE_DEPTH: usize = 1024;
 
@@ -286,7 +289,9 @@ fn run(
             Ok(Message::Posted(change, posted)) => {
                 let route_update = matches!(change, Change::RouteUpdate { .. });
                 if let Err(e) = apply(&mut control, change) {
-                    tracing::warn!("change from a control node refused: {}", e.message);
+                    if REFUSED_LOG.admit("changes from control nodes refused") {
+                        tracing::warn!(reason = %e.message, "change from a control node refused");
+                    }
                 }
                 if route_update {
                     timings.observe_route_update(posted.elapsed());

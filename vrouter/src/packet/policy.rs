@@ -13,33 +13,19 @@ use nexthop::{Snapshot, VrfId};
 const DENY_LOGS_PER_SECOND: u32 = 20;
 
 /// Per-worker rate limit of deny log lines.
-#[derive(Debug, Default)]
-pub struct DenyLog {
-    second: u32,
-    written: u32,
-    suppressed: u64,
+#[derive(Debug)]
+pub struct DenyLog(crate::log_limit::LogLimit);
+
+impl Default for DenyLog {
+    fn default() -> Self {
+        Self(crate::log_limit::LogLimit::new(DENY_LOGS_PER_SECOND))
+    }
 }
 
 impl DenyLog {
     /// True if a line may be written in second `now`.
     fn admit(&mut self, now: u32) -> bool {
-        if now != self.second {
-            if self.suppressed != 0 {
-                tracing::warn!(
-                    suppressed = self.suppressed,
-                    "policy deny log lines suppressed by its rate limit"
-                );
-            }
-            self.second = now;
-            self.written = 0;
-            self.suppressed = 0;
-        }
-        self.written += 1;
-        if self.written > DENY_LOGS_PER_SECOND {
-            self.suppressed += 1;
-            return false;
-        }
-        true
+        self.0.admit(u64::from(now), "policy deny")
     }
 }
 
@@ -100,7 +86,7 @@ pub(super) fn denies(snap: &Snapshot, log: &mut DenyLog, now: u32, pre: &FlowKey
             policy = snap.policies.name(policy),
             rule = "default deny: no rule of the policies selecting the pod matches",
             direction = direction.label(),
-            vrf = pre.vrf(),
+            vrf = snap.vrf(VrfId(pre.vrf())).map_or("?", |v| v.name.as_str()),
             src = %pre.src_addr(),
             dst = %post.dst_addr(),
             proto = post.proto(),
