@@ -20,6 +20,23 @@ fn entry(index: u32, src_port: u16) -> FlowRef {
     }
 }
 
+/// A record of one packet of 100 bytes of the flow from `src_port`.
+fn record(src_port: u16, event: FlowEvent) -> FlowRecord {
+    FlowRecord {
+        key: entry(0, src_port).key,
+        owner: 3,
+        data: 0,
+        transform: None,
+        packets: 1,
+        bytes: 100,
+        total_packets: 1,
+        total_bytes: 100,
+        start_ms: 1,
+        end_ms: 2,
+        event,
+    }
+}
+
 fn activity(packets: u64, bytes: u64, last_seen: u32) -> FlowActivity {
     FlowActivity {
         last_seen,
@@ -103,21 +120,7 @@ fn messages_are_well_formed_bounded_and_numbered() {
         5,
         53,
     );
-    let mut records: Vec<FlowRecord> = (0..100u16)
-        .map(|i| FlowRecord {
-            key: entry(0, i).key,
-            owner: 3,
-            data: 0,
-            transform: None,
-            packets: 1,
-            bytes: 100,
-            total_packets: 1,
-            total_bytes: 100,
-            start_ms: 1,
-            end_ms: 2,
-            event: FlowEvent::Created,
-        })
-        .collect();
+    let mut records: Vec<FlowRecord> = (0..100u16).map(|i| record(i, FlowEvent::Created)).collect();
     let first = records[0];
     records.extend((0..10).map(|_| FlowRecord { key: v6, ..first }));
     let mut sequence = 40;
@@ -166,19 +169,7 @@ fn a_watcher_gets_what_came_after_its_last_record_and_learns_what_it_missed() {
     use super::recent::RecentRecords;
     let snap = nexthop::Snapshot::default();
     let ring = RecentRecords::new(4);
-    let record = |port| FlowRecord {
-        key: entry(0, port).key,
-        owner: 3,
-        data: 0,
-        transform: None,
-        packets: 1,
-        bytes: 100,
-        total_packets: 1,
-        total_bytes: 100,
-        start_ms: 1,
-        end_ms: 2,
-        event: FlowEvent::Ended(EndReason::Idle),
-    };
+    let record = |port| record(port, FlowEvent::Ended(EndReason::Idle));
     // Only new ones: nothing yet, and the cursor is the newest.
     let start = ring.since(u64::MAX, 10);
     assert!(start.records.is_empty() && start.enabled);

@@ -16,6 +16,22 @@ pub fn none() -> Labels {
     Vec::new()
 }
 
+/// Writes a family of `kind` whose series are `series`, each value made a metric by
+/// `metric`.
+fn family<V, M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    (name, help, unit, kind): (&str, &str, Option<Unit>, MetricType),
+    series: impl IntoIterator<Item = (Labels, V)>,
+    metric: impl Fn(V) -> M,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), kind)?;
+    for (labels, value) in series {
+        // An empty label set writes no braces: one series without labels.
+        metric(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 /// Writes a counter family (its name gets `_total`, after the unit if any).
 pub fn counter<V: EncodeCounterValue + fmt::Debug>(
     encoder: &mut DescriptorEncoder,
@@ -24,12 +40,12 @@ pub fn counter<V: EncodeCounterValue + fmt::Debug>(
     unit: Option<Unit>,
     series: impl IntoIterator<Item = (Labels, V)>,
 ) -> fmt::Result {
-    let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;
-    for (labels, value) in series {
-        // An empty label set writes no braces: one series without labels.
-        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
+    family(
+        encoder,
+        (name, help, unit, MetricType::Counter),
+        series,
+        ConstCounter::new,
+    )
 }
 
 /// Writes a gauge family.
@@ -40,11 +56,7 @@ pub fn gauge<V: EncodeGaugeValue + fmt::Debug>(
     unit: Option<Unit>,
     series: impl IntoIterator<Item = (Labels, V)>,
 ) -> fmt::Result {
-    let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
-    for (labels, value) in series {
-        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
+    family(encoder, (name, help, unit, MetricType::Gauge), series, ConstGauge::new)
 }
 
 /// A protocol number as a label value.
