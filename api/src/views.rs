@@ -195,7 +195,13 @@ pub struct CapturedPacketsView {
 
 /// Hex of `bytes`, as [`CapturedPacketView::hex`] carries them.
 pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 /// Bytes of `hex`; `None` if it is not hex of whole bytes.

@@ -164,7 +164,7 @@ impl BatchProcessor {
             None => (Verdict::Drop(DropReason::Truncated), 0, 0),
         };
         if let Some(tap) = tap {
-            self.capture(tap, in_vif, captured_in, verdict, start, len, frames);
+            self.capture(tap, in_vif, captured_in, verdict, (start, len), frames, tx);
         }
         let queue = match verdict {
             Verdict::Transmit(out_vif) => match tx.queue_of(out_vif) {
@@ -221,10 +221,15 @@ impl BatchProcessor {
         in_vif: Vif,
         captured_in: bool,
         verdict: Verdict,
-        start: u64,
-        len: u32,
+        (start, len): (u64, u32),
         frames: &mut impl FrameStore,
+        tx: &impl TxQueues,
     ) {
+        // As it ends: a port without a socket here is a drop, not a send.
+        let verdict = match verdict {
+            Verdict::Transmit(out) if tx.queue_of(out).is_none() => Verdict::Drop(DropReason::NoTxPort),
+            v => v,
+        };
         if captured_in {
             let stage = match verdict {
                 Verdict::Drop(r) | Verdict::DropWithError(r) => Stage::Dropped(r),

@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 /// Packets each worker's ring of a session holds.
 pub const RING_PACKETS: usize = 4096;
+/// Bytes a session holds in all its rings (split between the workers): a reader
+/// slower than the traffic costs this much memory at most, then packets are lost.
+pub const SESSION_BYTES: usize = 32 << 20;
 /// Sessions at once.
 pub const MAX_SESSIONS: usize = 8;
 /// A session not read for this long is dropped.
@@ -57,7 +60,11 @@ pub struct Session {
     id: u64,
     vif: Vif,
     snaplen: usize,
-    rings: Vec<Mutex<VecDeque<Captured>>>,
+    /// Each worker's packets and the bytes they hold.
+    rings: Vec<Mutex<(VecDeque<Captured>, usize)>>,
+    ring_bytes: usize,
+    /// The ring a read starts with (each read starts one further, so none starves).
+    next_ring: AtomicU64,
     lost: AtomicU64,
     read_at: Mutex<Instant>,
 }
@@ -79,17 +86,19 @@ impl Session {
         let Some(ring) = self.rings.get(worker % self.rings.len().max(1)) else {
             return;
         };
+        let kept = frame.len().min(self.snaplen);
         let mut ring = ring.lock().unwrap_or_else(|p| p.into_inner());
-        if ring.len() >= RING_PACKETS {
+        if ring.0.len() >= RING_PACKETS || ring.1 + kept > self.ring_bytes {
             self.lost.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        ring.push_back(Captured {
+        ring.1 += kept;
+        ring.0.push_back(Captured {
             at_ns: unix_ns(),
             worker: worker as u16,
             stage,
             len: frame.len() as u32,
-            bytes: frame[..frame.len().min(self.snaplen)].to_vec(),
+            bytes: frame[..kept].to_vec(),
         });
     }
 }
@@ -160,7 +169,9 @@ impl Captures {
             id,
             vif,
             snaplen: snaplen.clamp(64, MAX_SNAPLEN) as usize,
-            rings: (0..self.workers).map(|_| Mutex::new(VecDeque::new())).collect(),
+            rings: (0..self.workers).map(|_| Mutex::new((VecDeque::new(), 0))).collect(),
+            ring_bytes: SESSION_BYTES / self.workers,
+            next_ring: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             read_at: Mutex::new(Instant::now()),
         });
@@ -178,10 +189,32 @@ impl Captures {
             .ok_or(CaptureError::NoSession(id))?;
         *s.read_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         let mut out = Vec::new();
-        for ring in &s.rings {
-            let mut ring = ring.lock().unwrap_or_else(|p| p.into_inner());
-            let n = ring.len().min(max.saturating_sub(out.len()));
-            out.extend(ring.drain(..n));
+        let count = s.rings.len();
+        let first = s.next_ring.fetch_add(1, Ordering::Relaxed) as usize;
+        // A fair share of every ring first (starting one further each read, so no
+        // worker's packets wait behind another's), then what room is left.
+        for fair in [true, false] {
+            for k in 0..count {
+                let room = max.saturating_sub(out.len());
+                let share = if fair { (max / count).max(1).min(room) } else { room };
+                if share == 0 {
+                    break;
+                }
+                let ring = &s.rings[(first + k) % count];
+                // The worker waits on this lock: take the ring whole (a swap) when it
+                // fits, and copy no packet while holding it.
+                let taken = {
+                    let mut ring = ring.lock().unwrap_or_else(|p| p.into_inner());
+                    if ring.0.len() <= share {
+                        std::mem::take(&mut *ring).0
+                    } else {
+                        let part: VecDeque<Captured> = ring.0.drain(..share).collect();
+                        ring.1 -= part.iter().map(|c| c.bytes.len()).sum::<usize>();
+                        part
+                    }
+                };
+                out.extend(taken);
+            }
         }
         out.sort_by_key(|c| c.at_ns);
         Ok((out, s.lost.swap(0, Ordering::Relaxed)))
@@ -232,5 +265,20 @@ mod tests {
             c.start(Vif(1), 100).unwrap();
         }
         assert_eq!(c.start(Vif(1), 100), Err(CaptureError::TooMany));
+    }
+
+    #[test]
+    fn a_session_holds_a_bounded_number_of_bytes() {
+        let c = Captures::new(16);
+        let id = c.start(Vif(1), MAX_SNAPLEN).unwrap();
+        let tap = c.tap().unwrap();
+        for _ in 0..600 {
+            tap[0].record(0, Stage::Received, &[0u8; 4096]);
+        }
+        // 32 MiB over 16 workers: 512 frames of 4 KiB in worker 0's ring.
+        let (kept, lost) = c.read(id, usize::MAX).unwrap();
+        assert_eq!((kept.len(), lost), (512, 88));
+        tap[0].record(0, Stage::Received, &[0u8; 4096]);
+        assert_eq!(c.read(id, usize::MAX).unwrap().0.len(), 1, "room again once read");
     }
 }

@@ -108,7 +108,7 @@ pub fn run(api: &ApiClient, args: &CaptureArgs) -> anyhow::Result<()> {
     let mut writer = PcapNgWriter::new(std::io::BufWriter::new(out))?;
     writer.write_pcapng_block(InterfaceDescriptionBlock {
         linktype: DataLink::ETHERNET,
-        snaplen: args.snaplen,
+        snaplen: args.snaplen.clamp(64, crate::capture::MAX_SNAPLEN),
         options: vec![
             InterfaceDescriptionOption::IfName(format!("vif{}", args.vif).into()),
             InterfaceDescriptionOption::IfTsResol(9),
@@ -117,6 +117,8 @@ pub fn run(api: &ApiClient, args: &CaptureArgs) -> anyhow::Result<()> {
     writer.get_mut().flush()?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second one ends the process at once (a stalled pipe cannot hold it).
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))?;
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
     let id: u64 = api.call(&Request::CaptureStart {
@@ -126,8 +128,18 @@ pub fn run(api: &ApiClient, args: &CaptureArgs) -> anyhow::Result<()> {
     let deadline = args.seconds.map(|s| Instant::now() + Duration::from_secs(s));
     let (mut written, mut lost) = (0u64, 0u64);
     let result = (|| -> anyhow::Result<()> {
-        while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
-            let answer: CapturedPacketsView = api.call(&Request::CaptureRead { id, limit: 10_000 })?;
+        let mut last_read = false;
+        loop {
+            // After the stop (signal or time), one more read takes what the rings hold.
+            if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+                if last_read {
+                    return Ok(());
+                }
+                last_read = true;
+            }
+            let answer: CapturedPacketsView = api.call(&Request::CaptureRead { id, limit: 10_000 }).map_err(|e| {
+                anyhow::anyhow!("capture ended: {e} (a capture not read for 5 s stops: was the output stalled?)")
+            })?;
             lost += answer.lost;
             for p in &answer.packets {
                 let Some(bytes) = vrouter_api::from_hex(&p.hex) else {
@@ -145,14 +157,14 @@ pub fn run(api: &ApiClient, args: &CaptureArgs) -> anyhow::Result<()> {
             // Every packet is in the file as soon as it is read: a capture cut short
             // still leaves a readable file.
             writer.get_mut().flush()?;
-            if answer.packets.is_empty() {
+            if answer.packets.is_empty() && !last_read {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        Ok(())
     })();
     let _ = api.call::<()>(&Request::CaptureStop { id });
-    writer.get_mut().flush()?;
-    eprintln!("vrouter capture: {written} packets written, {lost} lost (the capture ring was full)");
-    result
+    let flushed = writer.get_mut().flush();
+    eprintln!("vrouter capture: {written} packets written, {lost} lost (the capture's memory was full)");
+    result?;
+    Ok(flushed?)
 }
