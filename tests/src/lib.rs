@@ -139,3 +139,48 @@ impl Drop for ControlNodePeer {
         let _ = self.0.wait();
     }
 }
+
+/// A process a test started, stopped when dropped, even when the test fails.
+#[derive(Debug)]
+pub struct Background(Option<std::process::Child>);
+
+impl Background {
+    /// Spawns `command`.
+    pub fn spawn(command: &mut std::process::Command) -> Self {
+        Self(Some(
+            command.spawn().unwrap_or_else(|e| panic!("spawning {command:?}: {e}")),
+        ))
+    }
+
+    /// Sends `signal` and waits up to `wait` for the exit, then kills it; the exit
+    /// status if it exited by itself. Once only: later calls return `None`.
+    pub fn stop_with(
+        &mut self,
+        signal: nix::sys::signal::Signal,
+        wait: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let mut child = self.0.take()?;
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

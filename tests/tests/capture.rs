@@ -2,46 +2,13 @@
 //! as received, the replies as sent to it after rewrite (from the vrouter's MAC), and
 //! its pings into another VRF as dropped with the reason.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use system_tests::{node, serial};
+use system_tests::{node, serial, Background};
 use vrouter::config::XdpMode;
 use vrouter_lab::traffic::ping;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
-
-/// A background process, killed on drop.
-struct Background(Option<Child>);
-
-impl Background {
-    /// SIGINT (the capture's own stop), then waits up to 10 s.
-    fn interrupt(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.0.take()?;
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// `tshark -r file` fields: comment, eth.src, ip.src, ip.dst, icmp.type per packet.
 fn read(file: &std::path::Path) -> Vec<Vec<String>> {
@@ -88,7 +55,7 @@ fn a_capture_shows_received_sent_and_dropped_packets_to_tshark() {
         .vif;
     let file = n.dir().join("red1.pcapng");
     let socket = n.api_socket().display().to_string();
-    let mut capture = Background(Some(
+    let mut capture = Background::spawn(
         Command::new(BIN)
             .args([
                 "--api-socket",
@@ -102,10 +69,8 @@ fn a_capture_shows_received_sent_and_dropped_packets_to_tshark() {
             ])
             .arg(&file)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    ));
+            .stderr(Stdio::null()),
+    );
     // The capture runs once a ping shows in the file.
     let deadline = Instant::now() + Duration::from_secs(20);
     while read(&file).is_empty() {
@@ -114,10 +79,8 @@ fn a_capture_shows_received_sent_and_dropped_packets_to_tshark() {
     }
     assert!(ping(a, b.ipv4.into(), 3), "red-1 cannot ping red-2");
     assert!(!ping(a, c.ipv4.into(), 2), "red-1 reached blue-1");
-    assert!(
-        capture.interrupt().is_some_and(|s| s.success()),
-        "capture did not stop cleanly"
-    );
+    let stopped = capture.stop_with(nix::sys::signal::Signal::SIGINT, Duration::from_secs(10));
+    assert!(stopped.is_some_and(|s| s.success()), "capture did not stop cleanly");
 
     let packets = read(&file);
     let has = |comment: &str, src: &str, dst: &str, icmp: &str| {

@@ -5,9 +5,9 @@
 //! records as JSON lines, its end with why and its totals.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-use system_tests::{node_with_flows, serial};
+use system_tests::{node_with_flows, serial, Background};
 use vrouter::api::{FlowFilter, FlowView, Request};
 use vrouter::flows::FlowConfig;
 use vrouter_lab::netns::Netns;
@@ -17,21 +17,20 @@ const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 const COLLECTOR_PORT: u16 = 4739;
 
 /// nfcapd in a namespace; stopped (SIGTERM: it writes its file out) on drop.
-struct Nfcapd(Option<Child>);
+struct Nfcapd(Background);
 
 impl Nfcapd {
     fn start(ns: &Netns, dir: &Path) -> Self {
         let log = std::fs::File::create(dir.join("nfcapd.log")).unwrap();
-        let child = ns
-            .command("nfcapd")
-            .args(["-b", "127.0.0.1", "-p", &COLLECTOR_PORT.to_string(), "-w"])
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("nfcapd (Debian's nfdump; scripts/setup.sh installs it)");
-        let collector = Self(Some(child));
+        // Debian's nfdump; scripts/setup.sh installs it.
+        let collector = Self(Background::spawn(
+            ns.command("nfcapd")
+                .args(["-b", "127.0.0.1", "-p", &COLLECTOR_PORT.to_string(), "-w"])
+                .arg(dir)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log),
+        ));
         // Listening before anything is sent (templates go out at the first pass).
         let deadline = Instant::now() + Duration::from_secs(10);
         while receive_queue(ns).is_none() {
@@ -43,17 +42,8 @@ impl Nfcapd {
 
     /// Stops it once (SIGTERM, then a kill after 10 s).
     fn stop(&mut self) {
-        let Some(mut child) = self.0.take() else { return };
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        self.0
+            .stop_with(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(10));
     }
 }
 
@@ -69,16 +59,6 @@ fn receive_queue(ns: &Netns) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
-}
-
-/// A background process, killed on drop.
-struct Background(Child);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 impl Drop for Nfcapd {
@@ -133,7 +113,7 @@ fn a_connection_s_records_reach_an_ipfix_collector_with_its_counts() {
     n.add_pod("red", 0, 2, true).unwrap();
     let (a, b) = (&n.pods[0], &n.pods[1]);
     let watch_out = n.dir().join("watch.jsonl");
-    let mut watch = Background(
+    let mut watch = Background::spawn(
         std::process::Command::new(BIN)
             .args([
                 "--api-socket",
@@ -143,9 +123,7 @@ fn a_connection_s_records_reach_an_ipfix_collector_with_its_counts() {
                 "--from-start",
             ])
             .stdout(std::fs::File::create(&watch_out).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
 
     let t = tcp_transfer(a, b, b.ipv4.into(), 3_000_000).unwrap();
@@ -196,8 +174,7 @@ fn a_connection_s_records_reach_an_ipfix_collector_with_its_counts() {
     collector.stop();
 
     // flow watch saw the connection appear and end, with its totals.
-    let _ = watch.0.kill();
-    let _ = watch.0.wait();
+    watch.stop_with(nix::sys::signal::Signal::SIGKILL, Duration::from_secs(5));
     let lines = std::fs::read_to_string(&watch_out).unwrap();
     let records: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     for f in &last {

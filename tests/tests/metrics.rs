@@ -4,9 +4,9 @@
 //! metrics` passes on what the endpoint serves.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-use system_tests::{node, serial};
+use system_tests::{node, serial, Background};
 use vrouter::config::XdpMode;
 use vrouter_lab::netns::Netns;
 use vrouter_lab::traffic::ping;
@@ -16,7 +16,9 @@ const METRICS: &str = "127.0.0.1:9470";
 const PROMETHEUS: &str = "127.0.0.1:9090";
 
 /// A Prometheus server in a namespace, killed on drop.
-struct Prometheus(Child);
+struct Prometheus {
+    _server: Background,
+}
 
 impl Prometheus {
     fn start(ns: &Netns, dir: &Path) -> Self {
@@ -29,24 +31,17 @@ impl Prometheus {
         )
         .unwrap();
         let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-        let child = ns
-            .command("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
-            .arg(format!("--web.listen-address={PROMETHEUS}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("prometheus (Debian's package; scripts/setup.sh installs it)");
-        Self(child)
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        Self {
+            _server: Background::spawn(
+                ns.command("prometheus")
+                    .arg(format!("--config.file={}", config.display()))
+                    .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+                    .arg(format!("--web.listen-address={PROMETHEUS}"))
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log),
+            ),
+        }
     }
 }
 

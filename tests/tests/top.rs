@@ -2,9 +2,9 @@
 //! pod's traffic while a ping runs, and quits on `q`, giving the terminal back. In
 //! batch mode it prints the frames asked for.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use system_tests::{node, serial};
+use system_tests::{node, serial, Background};
 use vrouter::config::XdpMode;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
@@ -33,16 +33,6 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.run(&["kill-server"]);
-    }
-}
-
-/// A background process, killed on drop.
-struct Background(Child);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -81,13 +71,11 @@ fn top_shows_live_rates_and_quits_on_q() {
     assert!(text.contains(&a.host_if) && text.contains("WORKER"), "{text}");
 
     // 50 pings a second for up to 30 s, from a to b.
-    let _ping = Background(
+    let _ping = Background::spawn(
         a.ns.command("ping")
             .args(["-i", "0.02", "-c", "1500", "-q", &b.ipv4.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
     let tmux = Tmux(format!("vrtop{}", std::process::id()));
     let started = tmux.run(&[
