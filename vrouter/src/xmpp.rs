@@ -387,7 +387,7 @@ async fn serve(
                 Event::Unusable(why) => {
                     stats.unusable.fetch_add(1, Ordering::Relaxed);
                     stats.trace('<', &format!("unusable: {why}"));
-                    if UNUSABLE_LOG.admit("stanzas from control nodes skipped") {
+                    if limit_of(&UNUSABLE_LOG, setup.peer).admit("stanzas from a control node skipped") {
                         tracing::warn!(peer = setup.peer.0, server = %setup.server, reason = %why, "stanza from the control node skipped");
                     }
                 }
@@ -445,16 +445,28 @@ impl ConfigRole {
 }
 
 /// Log lines a control node's bad stanzas, and its changes the queue cannot take,
-/// write per second at most (a broken or hostile control node floods neither).
-static UNUSABLE_LOG: crate::log_limit::SharedLogLimit = crate::log_limit::SharedLogLimit::new(10);
-static NOT_APPLIED_LOG: crate::log_limit::SharedLogLimit = crate::log_limit::SharedLogLimit::new(10);
+/// write per second at most, per control node (a broken or hostile one floods
+/// neither the log nor the other's lines).
+static UNUSABLE_LOG: [crate::log_limit::SharedLogLimit; 2] = [
+    crate::log_limit::SharedLogLimit::new(10),
+    crate::log_limit::SharedLogLimit::new(10),
+];
+static NOT_APPLIED_LOG: [crate::log_limit::SharedLogLimit; 2] = [
+    crate::log_limit::SharedLogLimit::new(10),
+    crate::log_limit::SharedLogLimit::new(10),
+];
+
+/// The log limit of control node `peer` among `limits`.
+fn limit_of(limits: &[crate::log_limit::SharedLogLimit; 2], peer: PeerId) -> &crate::log_limit::SharedLogLimit {
+    &limits[usize::from(peer.0) % limits.len()]
+}
 
 /// Hands a change to the control task; false (logged) when its queue is full.
 fn post(control: &ControlHandle, peer: PeerId, change: Change) -> bool {
     match control.post(change) {
         Ok(()) => true,
         Err(e) => {
-            if NOT_APPLIED_LOG.admit("changes from control nodes not applied") {
+            if limit_of(&NOT_APPLIED_LOG, peer).admit("changes from a control node not applied") {
                 tracing::warn!(peer = peer.0, reason = %e.message, "change from the control node not applied");
             }
             false
