@@ -45,6 +45,12 @@ pub trait TxQueues {
     fn push(&mut self, queue: u16, desc: Desc);
 }
 
+/// The bytes of `desc` within its chunk.
+fn pkt_range(desc: Desc, chunk: u64) -> std::ops::Range<usize> {
+    let offset = (desc.addr % chunk) as usize;
+    offset..offset + desc.len as usize
+}
+
 /// Where fragments start in their chunks: room for the largest outer headers.
 const FRAGMENT_HEADROOM: usize = 256;
 
@@ -186,7 +192,7 @@ impl BatchProcessor {
                 return;
             }
             Verdict::Fragment(nh) => {
-                self.send_fragments(snap, in_vif, start, len, nh, frames, tx);
+                self.send_fragments(snap, in_vif, (start, len), nh, tap, frames, tx);
                 frames.release(desc.addr);
                 return;
             }
@@ -268,9 +274,9 @@ impl BatchProcessor {
         &mut self,
         snap: &Snapshot,
         in_vif: Vif,
-        addr: u64,
-        len: u32,
+        (addr, len): (u64, u32),
         nh: nexthop::NextHopId,
+        tap: Option<&[Arc<Session>]>,
         frames: &mut impl FrameStore,
         tx: &mut impl TxQueues,
     ) {
@@ -296,6 +302,14 @@ impl BatchProcessor {
                     addr: base + pkt.start() as u64,
                     len: pkt.len() as u32,
                 };
+                if let Some(tap) = tap {
+                    let built = frames.chunk_mut(base).and_then(|f| f.get(pkt_range(desc, chunk)));
+                    if let Some(built) = built {
+                        tap.iter()
+                            .filter(|s| s.vif() == Vif(0))
+                            .for_each(|s| s.record(self.worker, Stage::Sent, built));
+                    }
+                }
                 tx.push(queue, desc);
             } else {
                 frames.release(base);
