@@ -46,6 +46,9 @@ impl std::fmt::Debug for PortSocket {
     }
 }
 
+/// How long a bind waits for a queue's previous socket to be released.
+const BIND_BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn errno(what: &str, ifname: &str, queue: u32, e: xdpilone::Errno) -> std::io::Error {
     let io = std::io::Error::from_raw_os_error(e.get_raw());
     std::io::Error::new(io.kind(), format!("{what} on {ifname} queue {queue}: {io}"))
@@ -99,7 +102,19 @@ impl PortSocket {
             .map_err(|e| errno("rx/tx rings", ifname, queue, e))?;
         let rx = user.map_rx().map_err(|e| errno("mmap rx ring", ifname, queue, e))?;
         let tx = user.map_tx().map_err(|e| errno("mmap tx ring", ifname, queue, e))?;
-        umem.bind(&user).map_err(|e| errno("bind", ifname, queue, e))?;
+        // A queue whose previous socket was closed a moment ago (a port detached and
+        // attached again) answers EBUSY until the kernel has released that socket's
+        // pool: wait for it, briefly, rather than fail the attach.
+        let deadline = std::time::Instant::now() + BIND_BUSY_WAIT;
+        loop {
+            match umem.bind(&user) {
+                Ok(()) => break,
+                Err(e) if e.get_raw() == libc::EBUSY && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => return Err(errno("bind", ifname, queue, e)),
+            }
+        }
         let fd = rx.as_raw_fd();
         let mut socket = Self {
             device,
