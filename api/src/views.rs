@@ -314,6 +314,28 @@ pub struct FlowStatsView {
     pub setup_rate_per_sec: f64,
     /// Memory held by the table.
     pub memory_bytes: u64,
+    /// Fragmented IPv4 datagrams whose first fragment's ports are held for their
+    /// later fragments now.
+    #[serde(default)]
+    pub fragment_records: u64,
+    /// What happened to fragments: first fragments recorded, later fragments that
+    /// followed their first, later fragments without a record (forwarded by their
+    /// addresses), first fragments not recorded for want of room.
+    #[serde(default)]
+    pub fragments: FragmentCounts,
+}
+
+/// Counts of the fragment table (see [`FlowStatsView::fragments`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FragmentCounts {
+    /// First fragments recorded.
+    pub recorded: u64,
+    /// Later fragments that took their first fragment's ports.
+    pub followed: u64,
+    /// Later fragments with no record of their first.
+    pub unmatched: u64,
+    /// First fragments not recorded: the fragment table was full.
+    pub refused_full: u64,
 }
 
 /// One interface in the `vif` view.

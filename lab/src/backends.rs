@@ -157,9 +157,16 @@ fn answer_lines(stream: TcpStream, name: &str, stop: &AtomicBool) {
 }
 
 fn serve_udp(socket: UdpSocket, name: &str, stop: &AtomicBool) -> anyhow::Result<()> {
-    let mut buf = [0u8; 1500];
+    let mut buf = vec![0u8; 65_536];
     while !stop.load(Ordering::Relaxed) {
         match socket.recv_from(&mut buf) {
+            // "who": the name; a longer question (see `ask_udp_sized`): the name and
+            // a line break, padded to the question's size.
+            Ok((n, from)) if n > 3 => {
+                let mut answer = format!("{name}\n").into_bytes();
+                answer.resize(n.max(answer.len()), b'.');
+                socket.send_to(&answer, from)?;
+            }
             Ok((_, from)) => {
                 socket.send_to(name.as_bytes(), from)?;
             }
@@ -264,6 +271,24 @@ pub fn ask_udp(socket: &UdpSocket, dst: IpAddr, port: u16) -> anyhow::Result<Str
     let mut buf = [0u8; 1500];
     let (n, _) = socket.recv_from(&mut buf).context("no answer")?;
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// [`ask_udp`] with a question of `size` bytes (at least 4), answered in as many:
+/// datagrams larger than the path's MTU go both ways in fragments.
+pub fn ask_udp_sized(socket: &UdpSocket, dst: IpAddr, port: u16, size: usize) -> anyhow::Result<String> {
+    let mut question = b"who".to_vec();
+    question.resize(size.max(4), b'.');
+    socket.send_to(&question, (dst, port))?;
+    let mut buf = vec![0u8; 65_536];
+    let (n, _) = socket.recv_from(&mut buf).context("no answer")?;
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    let Some((name, _)) = answer.split_once('\n') else {
+        bail!("an answer of {n} bytes without the name's line break");
+    };
+    if n != question.len() {
+        bail!("{name} answered {n} bytes to {}", question.len());
+    }
+    Ok(name.to_string())
 }
 
 /// A health check that notices quickly (TCP, probed every second, a second to

@@ -302,7 +302,9 @@ pub enum DecapError {
     Truncated,
     /// Outer header malformed (not IPv4, bad IHL, length, checksum).
     BadOuterHeader,
-    /// A later IPv4 fragment of a tunnel packet (not reassembled).
+    /// A fragment of a tunnel packet (not reassembled): the first fragment of one,
+    /// or a later fragment of GRE (a later UDP fragment carries no port to tell a
+    /// tunnel's from another datagram's: it is [`DecapError::NotTunnel`]).
     Fragment,
     /// Not MPLS over UDP/GRE nor VXLAN.
     NotTunnel,
@@ -329,9 +331,14 @@ pub fn parse(frame: &[u8]) -> Result<Decapsulated, DecapError> {
     if !ip.verify_checksum() {
         return Err(DecapError::BadOuterHeader);
     }
-    if ip.is_fragment() {
-        return Err(DecapError::Fragment);
+    if ip.is_later_fragment() {
+        return Err(match ip.protocol() {
+            ip_proto::GRE => DecapError::Fragment,
+            _ => DecapError::NotTunnel,
+        });
     }
+    // A first fragment is a tunnel's if its headers say so (then refused below).
+    let fragment = ip.more_frags();
     let (src, dst, l4) = (ip.src_addr(), ip.dst_addr(), ip.payload());
     // Offsets in `frame`: where the transport header starts and where the IP packet ends.
     let base = ETH + ip.header_len();
@@ -351,7 +358,7 @@ pub fn parse(frame: &[u8]) -> Result<Decapsulated, DecapError> {
         }
         Ok(decapsulated(encap, entry.label(), at))
     };
-    match ip.protocol() {
+    let parsed = match ip.protocol() {
         ip_proto::UDP => {
             let udp = udp::Packet::new_checked(l4).map_err(|_| DecapError::Truncated)?;
             match udp.dst_port() {
@@ -382,6 +389,12 @@ pub fn parse(frame: &[u8]) -> Result<Decapsulated, DecapError> {
             )
         }
         _ => Err(DecapError::NotTunnel),
+    };
+    match parsed {
+        Ok(_) if fragment => Err(DecapError::Fragment),
+        Err(DecapError::NotTunnel) => parsed,
+        Err(_) if fragment => Err(DecapError::Fragment),
+        _ => parsed,
     }
 }
 

@@ -15,7 +15,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use system_tests::{fabric_host, fabric_node, serial};
 use vrouter::api::Request;
-use vrouter_lab::backends::{ask, ask_udp, quick_tcp_check, tcp_sessions, tcp_spread, udp_client, NamedServers};
+use vrouter_lab::backends::{
+    ask, ask_udp, ask_udp_sized, quick_tcp_check, tcp_sessions, tcp_spread, udp_client, NamedServers,
+};
 use vrouter_lab::node::{FabricLan, LabNode};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
@@ -289,6 +291,18 @@ fn pods_reach_a_host_outside_the_cluster_through_source_nat() {
         ask_udp(&socket, far, 5301).unwrap_or_else(|e| panic!("{e:#}\n{}", report(&n))),
         "outside"
     );
+    // Datagrams larger than the MTU: the pod's fragments leave translated, and the
+    // host's fragmented answer is steered to the vrouter fragment by fragment (only
+    // the first carries the port) and reaches the pod whole.
+    for size in [3000, 8000] {
+        assert_eq!(
+            ask_udp_sized(&socket, far, 5301, size).unwrap_or_else(|e| panic!("{size} bytes: {e:#}\n{}", report(&n))),
+            "outside"
+        );
+    }
+    // Each datagram went in 3 and 6 fragments each way: the later ones followed.
+    let stats: vrouter::api::FlowStatsView = n.api().call(&Request::FlowStats).unwrap();
+    assert!(stats.fragments.followed >= 2 * (2 + 5), "{stats:?}");
 }
 
 #[test]

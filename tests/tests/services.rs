@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use system_tests::{fabric_node, node, route_to_pod, serial};
 use vrouter::api::{Request, ServiceView};
 use vrouter::config::XdpMode;
-use vrouter_lab::backends::{ask, ask_udp, tcp_sessions, tcp_spread, udp_client, NamedServers};
+use vrouter_lab::backends::{ask, ask_udp, ask_udp_sized, tcp_sessions, tcp_spread, udp_client, NamedServers};
 use vrouter_lab::node::FabricLan;
 use vrouter_lab::traffic::{tcp_transfer, udp_probe};
 
@@ -188,6 +188,16 @@ fn a_service_spreads_over_backends_on_two_nodes_and_keeps_each_connection() {
         by_udp.insert(ask_udp(&socket, service, 5300).unwrap());
     }
     assert_eq!(by_udp.len(), 4, "{by_udp:?}");
+    // Datagrams of 3000 bytes go both ways in fragments (the pods' MTU is 1500, and
+    // the fabric's cuts those again for the tunnel): each fragment follows its
+    // datagram's translation and backend, so every answer comes back whole.
+    let mut by_big_udp = std::collections::BTreeSet::new();
+    for src_port in 42_100..42_140 {
+        let socket = udp_client(&client.ns, src_port).unwrap();
+        let answer = ask_udp_sized(&socket, service, 5300, 3000);
+        by_big_udp.insert(answer.unwrap_or_else(|e| panic!("port {src_port}: {e:#}\n{}", logs())));
+    }
+    assert_eq!(by_big_udp.len(), 4, "{by_big_udp:?}");
     // Open connections, each on one backend.
     let mut sessions = tcp_sessions(&client.ns, service, 80, 40).unwrap();
     let first: Vec<String> = sessions.iter_mut().map(|s| ask(s).unwrap()).collect();

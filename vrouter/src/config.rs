@@ -491,6 +491,12 @@ impl Config {
                 format!("{} is not in 16..=16777216", f.affinity_entries),
             ));
         }
+        if !(16..=1 << 24).contains(&f.fragment_entries) {
+            return Err(invalid(
+                "flows.fragment_entries",
+                format!("{} is not in 16..=16777216", f.fragment_entries),
+            ));
+        }
         for (key, v) in [
             ("flows.idle_timeout_secs", f.idle_timeout_secs),
             ("flows.tcp_closed_timeout_secs", f.tcp_closed_timeout_secs),

@@ -27,6 +27,9 @@ pub struct FlowConfig {
     /// Entries of the session affinity table (two per client and service port with
     /// `sessionAffinity: ClientIP`).
     pub affinity_entries: u32,
+    /// Entries of the fragment table (two per fragmented IPv4 datagram in flight:
+    /// its later fragments follow its first fragment's flow).
+    pub fragment_entries: u32,
 }
 
 impl FlowConfig {
@@ -46,6 +49,7 @@ impl Default for FlowConfig {
             tcp_closed_timeout_secs: 5,
             drop_timeout_secs: 5,
             affinity_entries: 128 * 1024,
+            fragment_entries: 16 * 1024,
         }
     }
 }
@@ -143,6 +147,8 @@ pub struct Flows {
     pub snat_exhausted: AtomicU64,
     /// Client-address affinity records of services that ask for it.
     pub affinity: crate::affinity::Affinity,
+    /// The first fragments' ports, for the later fragments of their datagrams.
+    pub fragments: crate::fragments::Fragments,
     /// Idle timeouts by protocol and destination port (0: any port of it) in place
     /// of `idle_timeout_secs` (the global vrouter config's flow aging list).
     aging_overrides: std::sync::RwLock<Vec<AgingOverride>>,
@@ -172,6 +178,7 @@ impl Flows {
             snat_exhausted: AtomicU64::new(0),
             orphans_removed: AtomicU64::new(0),
             affinity: crate::affinity::Affinity::new(config.affinity_entries),
+            fragments: crate::fragments::Fragments::new(config.fragment_entries),
             aging_overrides: std::sync::RwLock::new(Vec::new()),
         }
     }
@@ -303,6 +310,7 @@ impl Flows {
             t.begin_pass(now);
         }
         self.affinity.age(now);
+        self.fragments.age(now);
         let overrides = self.aging_overrides();
         // The exact port's timeout, else the protocol's, else the configured one.
         let idle_timeout = |key: &flow_table::FlowKey| {
@@ -489,6 +497,7 @@ mod tests {
             tcp_closed_timeout_secs: 5,
             affinity_entries: 64,
             drop_timeout_secs: 2,
+            fragment_entries: 64,
         };
         let flows = Flows::new(&config, 4);
         flows.table.set_now(0);

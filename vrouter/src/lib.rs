@@ -21,6 +21,7 @@ pub mod drops;
 pub mod fill;
 pub mod flow_export;
 pub mod flows;
+pub mod fragments;
 pub mod health;
 pub mod host;
 pub mod link_watch;

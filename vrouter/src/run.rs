@@ -126,6 +126,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         flow_table::FlowTable::memory_bytes_for(config.flows.entries)
             + flow_table::FlowTable::memory_bytes_for(config.flows.affinity_entries),
     )?;
+    check_memory(
+        "flows.fragment_entries",
+        flow_table::FlowTable::memory_bytes_for(config.flows.entries)
+            + flow_table::FlowTable::memory_bytes_for(config.flows.affinity_entries)
+            + flow_table::FlowTable::memory_bytes_for(config.flows.fragment_entries),
+    )?;
     let mut model = DesiredState::new(config.tables.interfaces as usize);
     model.set_fabric(&config.fabric.interface);
     model.set_fabric_info(crate::neighbors::fabric_info(

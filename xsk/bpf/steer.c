@@ -41,6 +41,35 @@ struct {
 	__type(value, __u64);
 } snat_ports SEC(".maps");
 
+// Fragmented datagrams whose first fragment the fabric program steered: their later
+// fragments, which carry no port, follow it. Key: source, destination (as on the
+// wire), IP identification and protocol; least recently used records make room.
+struct frag_key {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 id;
+	__u8 protocol;
+	__u8 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct frag_key);
+	__type(value, __u8);
+} frag_heads SEC(".maps");
+
+// Steers the frame to the vrouter; a first fragment is recorded for the later ones.
+static __always_inline int steer(struct xdp_md *ctx, struct iphdr *ip)
+{
+	if (ip->frag_off & bpf_htons(0x2000)) {
+		struct frag_key key = { ip->saddr, ip->daddr, ip->id, ip->protocol, 0 };
+		__u8 one = 1;
+		bpf_map_update_elem(&frag_heads, &key, &one, BPF_ANY);
+	}
+	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+}
+
 // Pod ports: every frame a pod sends is the vrouter's.
 SEC("xdp")
 int vrouter_pod(struct xdp_md *ctx)
@@ -64,18 +93,27 @@ int vrouter_fabric(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (ip->protocol == IPPROTO_GRE)
 		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
-	if ((ip->protocol != IPPROTO_UDP && ip->protocol != IPPROTO_TCP) || (ip->frag_off & bpf_htons(0x3fff)))
+	if (ip->protocol != IPPROTO_UDP && ip->protocol != IPPROTO_TCP)
 		return XDP_PASS;
+	if (ip->frag_off & bpf_htons(0x1fff)) {
+		// A later fragment: the vrouter's if its first fragment was.
+		struct frag_key key = { ip->saddr, ip->daddr, ip->id, ip->protocol, 0 };
+		if (bpf_map_lookup_elem(&frag_heads, &key))
+			return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+		return XDP_PASS;
+	}
 	// Both transports start with the source and destination ports.
 	struct udphdr *l4 = (void *)ip + ip->ihl * 4;
 	if ((void *)(l4 + 1) > end)
 		return XDP_PASS;
 	__u16 port = bpf_ntohs(l4->dest);
+	// Tunnels are not reassembled: a fragmented one is the kernel's, as before.
 	if (ip->protocol == IPPROTO_UDP && (port == 6635 || port == 51234 || port == 4789))
-		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+		return (ip->frag_off & bpf_htons(0x2000)) ? XDP_PASS
+							   : bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
 	__u64 key = ((__u64)ip->daddr << 32) | ((__u64)ip->protocol << 16) | port;
 	if (bpf_map_lookup_elem(&claimed, &key))
-		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+		return steer(ctx, ip);
 	__u32 at = 0;
 	__u64 *node = bpf_map_lookup_elem(&snat_ports, &at);
 	if (!node || *node == 0 || (__u32)*node != ip->daddr)
@@ -83,7 +121,7 @@ int vrouter_fabric(struct xdp_md *ctx)
 	at = ip->protocol == IPPROTO_TCP ? 1 : 2;
 	__u64 *range = bpf_map_lookup_elem(&snat_ports, &at);
 	if (range && port >= (*range >> 16) && port <= (*range & 0xffff))
-		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+		return steer(ctx, ip);
 	return XDP_PASS;
 }
 

@@ -193,3 +193,26 @@ fn serde_json_like(text: &str) -> Encap {
 fn serde_plain(e: Encap) -> &'static str {
     e.into()
 }
+
+#[test]
+fn fragments_of_tunnels_are_refused_and_other_fragments_are_no_tunnel() {
+    // Flags and offset of the outer header, its checksum made right again.
+    let as_fragment = |frame: &[u8], more: bool, offset: usize| {
+        let mut f = frame.to_vec();
+        let mut ip = wire::ipv4::Packet::new_unchecked(&mut f[14..]);
+        ip.set_fragment(more, offset);
+        ip.fill_checksum();
+        f
+    };
+    let mpls = encapsulate(&outer(Encap::MplsOverUdp, 17), &[0x45; 28]);
+    assert_eq!(parse(&as_fragment(&mpls, true, 0)), Err(DecapError::Fragment));
+    let gre = encapsulate(&outer(Encap::MplsOverGre, 17), &[0x45; 28]);
+    assert_eq!(parse(&as_fragment(&gre, true, 0)), Err(DecapError::Fragment));
+    assert_eq!(parse(&as_fragment(&gre, false, 64)), Err(DecapError::Fragment));
+    // A datagram to another port (a reply to source NAT, a node port): its first
+    // fragment says so; a later UDP fragment cannot tell, and is no tunnel either.
+    let mut other_port = mpls.clone();
+    other_port[14 + 20 + 3] = 53;
+    assert_eq!(parse(&as_fragment(&other_port, true, 0)), Err(DecapError::NotTunnel));
+    assert_eq!(parse(&as_fragment(&mpls, false, 64)), Err(DecapError::NotTunnel));
+}

@@ -227,6 +227,11 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 println!("aged flows                {}", s.aged_flows);
                 println!("refused: table full       {}", s.refused_table_full);
                 println!("refused: interface limit  {}", s.refused_interface_limit);
+                let f = &s.fragments;
+                println!(
+                    "fragments                 {} datagrams held; {} first recorded, {} later followed, {} later unmatched, {} refused (table full)",
+                    s.fragment_records, f.recorded, f.followed, f.unmatched, f.refused_full
+                );
                 println!(
                     "memory                    {} MiB ({} B per entry)",
                     s.memory_bytes >> 20,

@@ -561,6 +561,8 @@ impl Views {
             refused_interface_limit: drops.get("flow_limit"),
             setup_rate_per_sec: 0.0,
             memory_bytes: self.flows.table.memory_bytes() as u64,
+            fragment_records: self.flows.fragments.records(),
+            fragments: self.flows.fragments.counts(),
         }
     }
 

@@ -288,6 +288,26 @@ fn flows(views: &Views, e: &mut DescriptorEncoder) -> fmt::Result {
             ),
             (vec![("reason", "snat_exhausted".to_string())], snat_exhausted),
         ],
+    )?;
+    gauge(
+        e,
+        "fragment_records",
+        "Fragmented IPv4 datagrams whose later fragments the vrouter is waiting for",
+        None,
+        [(none(), f.fragment_records)],
+    )?;
+    let outcome = |o: &str| vec![("outcome", o.to_string())];
+    counter(
+        e,
+        "fragments",
+        "IPv4 fragments by outcome: a first fragment recorded, a later one that followed its first fragment's flow, a later one without a record (forwarded by its addresses), a first one not recorded (table full)",
+        None,
+        [
+            (outcome("recorded"), f.fragments.recorded),
+            (outcome("followed"), f.fragments.followed),
+            (outcome("unmatched"), f.fragments.unmatched),
+            (outcome("refused_full"), f.fragments.refused_full),
+        ],
     )
 }
 

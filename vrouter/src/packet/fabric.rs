@@ -36,7 +36,12 @@ fn through_flow_table(
     ip: &wire::ip::Packet<&[u8]>,
     ctx: &mut super::PipelineContext,
 ) -> Result<Inner, DropReason> {
-    let (key, bytes, flags) = flow::ip_flow_key(vrf.0, ip);
+    let (mut key, bytes, flags) = flow::ip_flow_key(vrf.0, ip);
+    if let wire::ip::Packet::V4(p) = ip {
+        if p.is_fragment() {
+            key = flow::fragment_key(&ctx.flows.fragments, key, p);
+        }
+    }
     let hash = key.hash();
     let (nh, nat) = match flow::decide(snap, ctx, fabric, &key, hash, bytes, flags) {
         Decision::Forward(nh) => (nh, None),

@@ -112,6 +112,45 @@ pub(super) fn l4_ports(l4: &[u8], proto: u8, later_fragment: bool) -> (u16, u16,
     }
 }
 
+/// The flow key of IPv4 fragment `ip` (the caller checked `ip.is_fragment()`), from
+/// `key` as its own header gives it (a later fragment's has no ports): a first
+/// fragment's ports are recorded for the fragments after it, and a later fragment
+/// takes them, so that every fragment of a datagram is decided by its flow (see
+/// [`crate::fragments`]). Protocols without ports pass unchanged.
+#[cold]
+#[inline(never)]
+pub(super) fn fragment_key(
+    frags: &crate::fragments::Fragments,
+    key: FlowKey,
+    ip: &wire::ipv4::Packet<&[u8]>,
+) -> FlowKey {
+    if !matches!(
+        key.proto(),
+        ip_proto::TCP | ip_proto::UDP | ip_proto::SCTP | ip_proto::ICMP
+    ) {
+        return key;
+    }
+    let datagram = crate::fragments::Datagram {
+        vrf: key.vrf(),
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+        proto: key.proto(),
+        ident: ip.ident(),
+    };
+    let ports = (key.src_port(), key.dst_port());
+    if !ip.is_later_fragment() {
+        // An ICMP error (no identifier) has no ports to hand on.
+        if ports != (0, 0) {
+            frags.record(&datagram, ports);
+        }
+        return key;
+    }
+    match frags.follow(&datagram) {
+        Some((sport, dport)) => FlowKey::v4(key.vrf(), datagram.src, datagram.dst, key.proto(), sport, dport),
+        None => key,
+    }
+}
+
 /// The flow key in VRF `vrf` of the checked IP packet `ip` (either family), its length
 /// and its TCP flags.
 #[inline(always)]

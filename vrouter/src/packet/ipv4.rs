@@ -42,14 +42,17 @@ pub(super) fn handle(
     }
     let (ttl, proto, src) = (ip.ttl(), ip.protocol(), ip.src_addr());
     let (sport, dport, tcp_flags) = flow::l4_ports(ip.payload(), proto, ip.is_later_fragment());
-    // Ethernet padding of short frames is not part of the packet.
-    pkt.truncate(ETH_LEN + total);
     // Anti-spoofing: the pod's own address (one compare); otherwise not martian, and
     // an allowed pair or a prefix the VRF routes back to this pod.
     if iface.ipv4 != Some(src) && !super::other_source_allowed(snap, iface, src.into()) {
         return Verdict::Drop(DropReason::SourceMismatch).into();
     }
-    let key = FlowKey::v4(iface.vrf.0, src, dst, proto, sport, dport);
+    let mut key = FlowKey::v4(iface.vrf.0, src, dst, proto, sport, dport);
+    if ip.is_fragment() {
+        key = flow::fragment_key(&ctx.flows.fragments, key, &ip);
+    }
+    // Ethernet padding of short frames is not part of the packet.
+    pkt.truncate(ETH_LEN + total);
     let parsed = Parsed {
         family: Family::V4,
         key,

@@ -193,6 +193,7 @@ impl Default for PipelineContext {
         let config = crate::flows::FlowConfig {
             entries: 4096,
             affinity_entries: 1024,
+            fragment_entries: 1024,
             // One interface makes every flow here: no per-interface share.
             max_per_interface: Some(0),
             ..Default::default()

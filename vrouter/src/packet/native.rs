@@ -41,11 +41,18 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut Pipelin
     if snap.owner4.contains_key(&src) || Some(src) == snap.fabric.ip || control_client::is_martian(src.into()) {
         return Verdict::Drop(DropReason::SourceMismatch).into();
     }
-    let (sport, dport, tcp_flags) = flow::l4_ports(ip.payload(), proto, ip.is_later_fragment());
+    let (sport, mut dport, tcp_flags) = flow::l4_ports(ip.payload(), proto, ip.is_later_fragment());
+    let mut key = FlowKey::v4(host.vrf.0, src, dst, proto, sport, dport);
+    if ip.is_fragment() {
+        // Recorded in the node interface's VRF: the destination port, which picks
+        // an external service's VRF, is what a later fragment does not carry.
+        key = flow::fragment_key(&ctx.flows.fragments, key, &ip);
+        dport = key.dst_port();
+    }
     pkt.truncate(ETH_LEN + total);
     let external = snap.services.external.get(&(dst.into(), proto, dport)).copied();
     let vrf = external.unwrap_or(host.vrf);
-    let key = FlowKey::v4(vrf.0, src, dst, proto, sport, dport);
+    let key = FlowKey::v4(vrf.0, src, dst, proto, key.src_port(), dport);
     let hash = key.hash();
     if !claimed(snap, ctx, &key, hash, external) {
         return Verdict::Drop(DropReason::FabricUnclaimed).into();

@@ -503,8 +503,31 @@ fn run_in(snap: &Snapshot, vif: Vif, frame: &[u8], ctx: &mut PipelineContext) ->
     (v, pkt.data().to_vec())
 }
 
+/// The two fragments of Ethernet and IPv4 frame `frame` (no IP options) with IP
+/// identification `ident`, the first carrying `first_len` bytes of its payload (a
+/// multiple of 8).
+fn fragmented(frame: &[u8], ident: u16, first_len: usize) -> (Vec<u8>, Vec<u8>) {
+    let header = ETH_LEN + 20;
+    let make = |part: &[u8], offset: usize, more: bool| {
+        let mut out = frame[..header].to_vec();
+        out.extend_from_slice(part);
+        let mut ip = wire::ipv4::Packet::new_unchecked(&mut out[ETH_LEN..]);
+        ip.set_total_len((20 + part.len()) as u16);
+        ip.set_ident(ident);
+        ip.set_fragment(more, offset);
+        ip.fill_checksum();
+        out
+    };
+    let payload = &frame[header..];
+    (
+        make(&payload[..first_len], 0, true),
+        make(&payload[first_len..], first_len, false),
+    )
+}
+
 mod floating;
 mod flows;
+mod fragments;
 mod isolation;
 mod mtu;
 mod node_ports;

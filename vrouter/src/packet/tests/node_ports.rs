@@ -7,18 +7,18 @@
 use super::*;
 use control_client::{L4Protocol, ServicePort, ServiceSpec};
 
-const FABRIC_IP: [u8; 4] = [198, 18, 0, 1];
-const FABRIC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xf1];
-const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x4f];
+pub(super) const FABRIC_IP: [u8; 4] = [198, 18, 0, 1];
+pub(super) const FABRIC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xf1];
+pub(super) const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x4f];
 const CLIENT: [u8; 4] = [198, 18, 0, 9];
-const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
+pub(super) const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
 const SVC4: [u8; 4] = [198, 18, 100, 10];
 const EXTERNAL: [u8; 4] = [198, 19, 0, 10];
 
 /// Pods a, b (red) and c (blue), the node's interface in red, a service in red
 /// with node port 30080 and an external IP, backend b; fabric source NAT for red
 /// with TCP ports 57000-57049.
-fn with_node() -> (Snapshot, Vif) {
+pub(super) fn with_node() -> (Snapshot, Vif) {
     let mut s = state();
     s.set_snat(
         "red",
@@ -207,7 +207,7 @@ fn the_node_reaches_pods_and_services_and_pods_reach_the_node() {
     assert_eq!(v, Verdict::Drop(DropReason::OtherVrf));
 }
 
-const OUTSIDE: [u8; 4] = [198, 19, 200, 7];
+pub(super) const OUTSIDE: [u8; 4] = [198, 19, 200, 7];
 
 /// The source port of a frame.
 fn sport(frame: &[u8]) -> u16 {

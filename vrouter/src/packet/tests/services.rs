@@ -8,10 +8,10 @@ use super::*;
 use control_client::{L4Protocol, ServicePort, ServiceSpec};
 use std::net::IpAddr;
 
-const SVC4: [u8; 4] = [198, 18, 100, 10];
+pub(super) const SVC4: [u8; 4] = [198, 18, 100, 10];
 const SVC6: &str = "2001:2:0:100::10";
 const MAC_D: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0d];
-const D4: [u8; 4] = [198, 18, 1, 4];
+pub(super) const D4: [u8; 4] = [198, 18, 1, 4];
 
 fn service(backends: &[IpAddr], ip: IpAddr) -> ServiceSpec {
     ServiceSpec {
@@ -42,7 +42,7 @@ fn service(backends: &[IpAddr], ip: IpAddr) -> ServiceSpec {
 
 /// Pods a, b (and d) in red, c in blue; services on 198.18.100.10 and
 /// 2001:2:0:100::10 with pod b (and d) as backends.
-fn with_services(backends4: &[[u8; 4]], with_d: bool) -> (DesiredState, Snapshot) {
+pub(super) fn with_services(backends4: &[[u8; 4]], with_d: bool) -> (DesiredState, Snapshot) {
     let mut s = state();
     if with_d {
         s.add_interface(InterfaceSpec {
@@ -63,7 +63,14 @@ fn with_services(backends4: &[[u8; 4]], with_d: bool) -> (DesiredState, Snapshot
     (s, snap)
 }
 
-fn udp4p(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ports: (u16, u16), ttl: u8) -> Vec<u8> {
+pub(super) fn udp4p(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: [u8; 4],
+    dst: [u8; 4],
+    ports: (u16, u16),
+    ttl: u8,
+) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(src_mac, dst_mac)
         .ipv4(src, dst, ttl)
