@@ -601,6 +601,9 @@ pub struct SnatView {
     pub tcp: Option<SnatPortsView>,
     /// UDP ports.
     pub udp: Option<SnatPortsView>,
+    /// ICMP echo identifiers (pings), as ports.
+    #[serde(default)]
+    pub icmp: Option<SnatPortsView>,
     /// New connections refused for want of a free port.
     pub exhausted: u64,
 }

@@ -317,7 +317,7 @@ pub struct DesiredState {
     host_interface: Option<String>,
     /// Fabric source NAT: the VRF whose pods' connections outside the cluster leave
     /// from the fabric address, and the TCP and UDP port ranges.
-    snat: Option<(String, nexthop::PortRange, nexthop::PortRange)>,
+    snat: Option<(String, nexthop::SnatRanges)>,
     /// The ports services may take as node ports (Kubernetes' 30000-32767 unless set).
     node_ports: Option<nexthop::PortRange>,
     /// The prefixes LoadBalancer services take their external IP from.
@@ -354,8 +354,8 @@ impl DesiredState {
     /// Turns fabric source NAT on for the pods of VRF `vrf` (see [`nexthop::Snat`]):
     /// in force while the VRF exists, the fabric address is known and the node's
     /// interface is attached.
-    pub fn set_snat(&mut self, vrf: &str, tcp: nexthop::PortRange, udp: nexthop::PortRange) {
-        self.snat = Some((vrf.to_string(), tcp, udp));
+    pub fn set_snat(&mut self, vrf: &str, ranges: nexthop::SnatRanges) {
+        self.snat = Some((vrf.to_string(), ranges));
     }
 
     /// Sets the ports services may take as node ports.

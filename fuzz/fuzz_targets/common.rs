@@ -52,8 +52,11 @@ pub fn snapshot() -> &'static Snapshot {
         s.set_host_interface("vhost0-vr");
         s.set_snat(
             "red",
-            nexthop::PortRange { first: 57_000, last: 57_099 },
-            nexthop::PortRange { first: 61_000, last: 61_099 },
+            nexthop::SnatRanges {
+                tcp: nexthop::PortRange { first: 57_000, last: 57_099 },
+                udp: nexthop::PortRange { first: 61_000, last: 61_099 },
+                icmp: nexthop::PortRange { first: 61_000, last: 61_099 },
+            },
         );
         s.add_interface(InterfaceSpec {
             name: "vhost0-vr".into(),

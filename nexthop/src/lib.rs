@@ -37,4 +37,4 @@ pub use snapshot::{
     Composite, FabricInfo, FastMap, HostPort, Interface, InterfaceKind, MacAddr, RoutePatch, Snapshot, Vif, VlanTag,
     Vrf, VrfId,
 };
-pub use snat::{PortRange, Snat};
+pub use snat::{PortRange, Snat, SnatRanges};

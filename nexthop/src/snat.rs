@@ -5,6 +5,8 @@
 //! taken per connection and destination (the reply's flow key is unique while the
 //! connection lives), so a range of N ports carries N connections to each
 //! destination address and port, and two nodes (two fabric addresses) never collide.
+//! ICMP echo (ping) is translated the same way, its identifier standing for the port
+//! (a range of identifiers of its own).
 
 use crate::VrfId;
 use std::net::Ipv4Addr;
@@ -46,15 +48,29 @@ pub struct Snat {
     pub tcp: PortRange,
     /// UDP source ports.
     pub udp: PortRange,
+    /// ICMP echo identifiers.
+    pub icmp: PortRange,
 }
 
 impl Snat {
-    /// The port range of IP protocol `proto` (TCP or UDP).
+    /// The port range of IP protocol `proto` (TCP, UDP, or ICMP's echo identifiers).
     pub fn range(&self, proto: u8) -> Option<PortRange> {
         match proto {
+            1 => Some(self.icmp),
             6 => Some(self.tcp),
             17 => Some(self.udp),
             _ => None,
         }
     }
+}
+
+/// The ranges of fabric source NAT, per protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnatRanges {
+    /// TCP source ports.
+    pub tcp: PortRange,
+    /// UDP source ports.
+    pub udp: PortRange,
+    /// ICMP echo identifiers.
+    pub icmp: PortRange,
 }

@@ -303,6 +303,31 @@ fn pods_reach_a_host_outside_the_cluster_through_source_nat() {
     // Each datagram went in 3 and 6 fragments each way: the later ones followed.
     let stats: vrouter::api::FlowStatsView = n.api().call(&Request::FlowStats).unwrap();
     assert!(stats.fragments.followed >= 2 * (2 + 5), "{stats:?}");
+    // A port the host does not serve: its port unreachable, about the translated
+    // datagram, reaches the pod's socket about the datagram it sent.
+    let refused = udp_client(&n.pods[0].ns, 42_001).unwrap();
+    refused.connect((far, 5999)).unwrap();
+    refused.send(b"who").unwrap();
+    let answer = refused.recv(&mut [0u8; 64]);
+    assert_eq!(
+        answer.as_ref().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "{answer:?}\n{}",
+        report(&n)
+    );
+    // Pods ping outside the cluster (ICMP echo, its identifier translated), and the
+    // node still pings with an identifier of the range (the reply no pod awaits is
+    // handed to its kernel).
+    let far_text = far.to_string();
+    for pod in &n.pods[..2] {
+        let ping = pod.ns.exec("ping", &["-c", "2", "-i", "0.2", "-W", "2", &far_text]);
+        assert!(ping.is_ok(), "{}: {ping:?}\n{}", pod.name, report(&n));
+    }
+    let view: vrouter::api::SnatView = n.api().call(&Request::Snat).unwrap();
+    assert_eq!(view.icmp.as_ref().map(|i| i.connections), Some(2), "{view:?}");
+    let own =
+        n.ns.exec("ping", &["-c", "2", "-i", "0.2", "-W", "2", "-e", "62000", &far_text]);
+    assert!(own.is_ok(), "the node's own ping: {own:?}\n{}", report(&n));
 }
 
 #[test]

@@ -330,6 +330,9 @@ pub struct HostConfig {
     /// Its UDP source ports, first and last.
     #[serde(default = "default_snat_udp_ports")]
     pub snat_udp_ports: [u16; 2],
+    /// Its ICMP echo identifiers, first and last.
+    #[serde(default = "default_snat_icmp_ids")]
+    pub snat_icmp_ids: [u16; 2],
     /// The ports services may take as node ports, first and last.
     #[serde(default = "default_node_ports")]
     pub node_ports: [u16; 2],
@@ -344,10 +347,14 @@ fn default_node_ports() -> [u16; 2] {
 }
 
 impl HostConfig {
-    /// The TCP and UDP port ranges of fabric source NAT.
-    pub fn snat_ranges(&self) -> (nexthop::PortRange, nexthop::PortRange) {
+    /// The port (and echo identifier) ranges of fabric source NAT.
+    pub fn snat_ranges(&self) -> nexthop::SnatRanges {
         let range = |[first, last]: [u16; 2]| nexthop::PortRange { first, last };
-        (range(self.snat_tcp_ports), range(self.snat_udp_ports))
+        nexthop::SnatRanges {
+            tcp: range(self.snat_tcp_ports),
+            udp: range(self.snat_udp_ports),
+            icmp: range(self.snat_icmp_ids),
+        }
     }
 }
 
@@ -367,6 +374,12 @@ fn default_snat_tcp_ports() -> [u16; 2] {
 
 /// Above the kernel's ephemeral range: nothing of the node's own uses them.
 fn default_snat_udp_ports() -> [u16; 2] {
+    [61_000, 64_999]
+}
+
+/// Echo identifiers: the node's own pings rarely take one (ping sockets count up
+/// from 1), and an echo reply no pod's ping awaits goes to the node's kernel anyway.
+fn default_snat_icmp_ids() -> [u16; 2] {
     [61_000, 64_999]
 }
 
@@ -526,6 +539,7 @@ impl Config {
             for (key, [first, last]) in [
                 ("host.snat_tcp_ports", h.snat_tcp_ports),
                 ("host.snat_udp_ports", h.snat_udp_ports),
+                ("host.snat_icmp_ids", h.snat_icmp_ids),
                 ("host.node_ports", h.node_ports),
             ] {
                 if first < 1024 || first > last {

@@ -149,8 +149,9 @@ impl Datapath {
         }
         dp.claims = Some(fabric_xdp.take_claims()?);
         if let Some(host) = config.host.as_ref().filter(|h| h.snat) {
-            let [tcp, udp] = [host.snat_tcp_ports, host.snat_udp_ports];
-            fabric_xdp.set_snat_ports(config.fabric.ip.addr(), (tcp[0], tcp[1]), (udp[0], udp[1]))?;
+            let r = host.snat_ranges();
+            let ranges = [r.tcp, r.udp, r.icmp].map(|p| (p.first, p.last));
+            fabric_xdp.set_snat_ports(config.fabric.ip.addr(), ranges)?;
         }
         dp.fabric = Some(fabric_xdp);
         Ok(dp)

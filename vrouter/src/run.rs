@@ -144,8 +144,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         model.set_node_port_range(nexthop::PortRange { first, last });
         model.set_load_balancer_pool(host.load_balancer_pool.iter().map(|p| p.trunc()).collect());
         if host.snat {
-            let (tcp, udp) = host.snat_ranges();
-            model.set_snat(&host.vrf, tcp, udp);
+            model.set_snat(&host.vrf, host.snat_ranges());
         }
     }
     let mut builder = SnapshotBuilder::new(1);

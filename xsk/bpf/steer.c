@@ -33,13 +33,56 @@ struct {
 
 // Fabric source NAT: replies to the node's address on these ports are the vrouter's.
 // [0]: the node's address as on the wire (0: no source NAT); [1]: TCP first << 16 |
-// last; [2]: UDP first << 16 | last.
+// last; [2]: UDP first << 16 | last; [3]: ICMP echo identifiers, first << 16 | last.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, __u64);
 } snat_ports SEC(".maps");
+
+// The start of an ICMP echo message (linux/icmp.h pulls in libc headers).
+struct echo_hdr {
+	__u8 type;
+	__u8 code;
+	__u16 checksum;
+	__u16 id;
+	__u16 sequence;
+};
+
+#define ICMP_ECHO_REPLY 0
+#define ICMP_ECHO_REQUEST 8
+
+// True if `port` is in range [at] of snat_ports.
+static __always_inline int in_snat_range(__u32 at, __u16 port)
+{
+	__u64 *range = bpf_map_lookup_elem(&snat_ports, &at);
+	return range && port >= (*range >> 16) && port <= (*range & 0xffff);
+}
+
+// An ICMP error (destination unreachable, time exceeded, parameter problem) about a
+// packet that left through source NAT: it quotes the node's address and a port (an
+// echo identifier) of the ranges as its source. Quotes with IP options are not
+// looked into.
+static __always_inline int quotes_snat(struct echo_hdr *icmp, __u32 node, void *end)
+{
+	if (icmp->type != 3 && icmp->type != 11 && icmp->type != 12)
+		return 0;
+	struct iphdr *inner = (void *)(icmp + 1);
+	if ((void *)(inner + 1) > end || inner->ihl != 5 || inner->saddr != node)
+		return 0;
+	struct echo_hdr *l4 = (void *)(inner + 1);
+	if ((void *)(l4 + 1) > end)
+		return 0;
+	if (inner->protocol == IPPROTO_TCP || inner->protocol == IPPROTO_UDP) {
+		// The source port is the first half word of both.
+		__u16 port = bpf_ntohs(*(__u16 *)l4);
+		return in_snat_range(inner->protocol == IPPROTO_TCP ? 1 : 2, port);
+	}
+	if (inner->protocol == IPPROTO_ICMP && l4->type == ICMP_ECHO_REQUEST)
+		return in_snat_range(3, bpf_ntohs(l4->id));
+	return 0;
+}
 
 // Fragmented datagrams whose first fragment the fabric program steered: their later
 // fragments, which carry no port, follow it. Key: source, destination (as on the
@@ -93,12 +136,26 @@ int vrouter_fabric(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (ip->protocol == IPPROTO_GRE)
 		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
-	if (ip->protocol != IPPROTO_UDP && ip->protocol != IPPROTO_TCP)
+	if (ip->protocol != IPPROTO_UDP && ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_ICMP)
 		return XDP_PASS;
 	if (ip->frag_off & bpf_htons(0x1fff)) {
 		// A later fragment: the vrouter's if its first fragment was.
 		struct frag_key key = { ip->saddr, ip->daddr, ip->id, ip->protocol, 0 };
 		if (bpf_map_lookup_elem(&frag_heads, &key))
+			return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+		return XDP_PASS;
+	}
+	__u32 at = 0;
+	__u64 *node = bpf_map_lookup_elem(&snat_ports, &at);
+	if (ip->protocol == IPPROTO_ICMP) {
+		// An echo reply to a pod's ping that left through source NAT, or an error
+		// about a pod's packet that did.
+		struct echo_hdr *icmp = (void *)ip + ip->ihl * 4;
+		if ((void *)(icmp + 1) > end || !node || *node == 0 || (__u32)*node != ip->daddr)
+			return XDP_PASS;
+		if (icmp->type == ICMP_ECHO_REPLY && in_snat_range(3, bpf_ntohs(icmp->id)))
+			return steer(ctx, ip);
+		if (!(ip->frag_off & bpf_htons(0x2000)) && quotes_snat(icmp, ip->daddr, end))
 			return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
 		return XDP_PASS;
 	}
@@ -114,13 +171,9 @@ int vrouter_fabric(struct xdp_md *ctx)
 	__u64 key = ((__u64)ip->daddr << 32) | ((__u64)ip->protocol << 16) | port;
 	if (bpf_map_lookup_elem(&claimed, &key))
 		return steer(ctx, ip);
-	__u32 at = 0;
-	__u64 *node = bpf_map_lookup_elem(&snat_ports, &at);
 	if (!node || *node == 0 || (__u32)*node != ip->daddr)
 		return XDP_PASS;
-	at = ip->protocol == IPPROTO_TCP ? 1 : 2;
-	__u64 *range = bpf_map_lookup_elem(&snat_ports, &at);
-	if (range && port >= (*range >> 16) && port <= (*range & 0xffff))
+	if (in_snat_range(ip->protocol == IPPROTO_TCP ? 1 : 2, port))
 		return steer(ctx, ip);
 	return XDP_PASS;
 }

@@ -115,14 +115,10 @@ impl XdpAttachment {
         &self.ifname
     }
 
-    /// Makes the fabric program steer replies to fabric source NAT: to `addr`, TCP
-    /// ports `tcp` and UDP ports `udp` (first, last).
-    pub fn set_snat_ports(
-        &mut self,
-        addr: std::net::Ipv4Addr,
-        tcp: (u16, u16),
-        udp: (u16, u16),
-    ) -> Result<(), XdpError> {
+    /// Makes the fabric program steer replies to fabric source NAT: to `addr`, on
+    /// TCP ports, UDP ports and ICMP echo identifiers `[tcp, udp, icmp]` (first,
+    /// last each).
+    pub fn set_snat_ports(&mut self, addr: std::net::Ipv4Addr, ranges: [(u16, u16); 3]) -> Result<(), XdpError> {
         let map = self
             .ebpf
             .map_mut("snat_ports")
@@ -130,10 +126,12 @@ impl XdpAttachment {
         let mut ports: aya::maps::Array<_, u64> =
             aya::maps::Array::try_from(map).map_err(|e| XdpError::Load(chain(&e)))?;
         let range = |(first, last): (u16, u16)| u64::from(first) << 16 | u64::from(last);
+        let [tcp, udp, icmp] = ranges;
         // The ranges before the address: the address turns it on.
         for (index, value) in [
             (1, range(tcp)),
             (2, range(udp)),
+            (3, range(icmp)),
             (0, u64::from(u32::from_ne_bytes(addr.octets()))),
         ] {
             ports

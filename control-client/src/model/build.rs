@@ -262,12 +262,13 @@ impl<'a> Compile<'a> {
                     nexthop: nh,
                 });
                 let snat = state.snat.as_ref().zip(state.fabric_info.ip);
-                self.snap.snat = snat.and_then(|((vrf, tcp, udp), addr)| {
+                self.snap.snat = snat.and_then(|((vrf, ranges), addr)| {
                     Some(nexthop::Snat {
                         addr,
                         vrf: *state.vrf_ids.get(vrf)?,
-                        tcp: *tcp,
-                        udp: *udp,
+                        tcp: ranges.tcp,
+                        udp: ranges.udp,
+                        icmp: ranges.icmp,
                     })
                 });
             }

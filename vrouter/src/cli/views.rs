@@ -285,7 +285,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     "{:<5} {:>13} {:>11} {:>13} {:>20}",
                     "proto", "ports", "connections", "ports in use", "busiest destination"
                 );
-                for (proto, ports) in [("tcp", &v.tcp), ("udp", &v.udp)] {
+                for (proto, ports) in [("tcp", &v.tcp), ("udp", &v.udp), ("icmp", &v.icmp)] {
                     if let Some(p) = ports {
                         println!(
                             "{proto:<5} {:>13} {:>11} {:>13} {:>20}",

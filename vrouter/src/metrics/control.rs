@@ -85,7 +85,7 @@ fn ecmp(views: &Views, e: &mut DescriptorEncoder) -> fmt::Result {
 
 fn snat(views: &Views, e: &mut DescriptorEncoder) -> fmt::Result {
     let view = views.snat();
-    let ranges: Vec<(&str, vrouter_api::SnatPortsView)> = [("tcp", view.tcp), ("udp", view.udp)]
+    let ranges: Vec<(&str, vrouter_api::SnatPortsView)> = [("tcp", view.tcp), ("udp", view.udp), ("icmp", view.icmp)]
         .into_iter()
         .filter_map(|(p, r)| Some((p, r?)))
         .collect();

@@ -6,7 +6,10 @@
 //! an external service port goes further: anything else on the fabric is not the
 //! vrouter's to route (a packet crafted past the steering program gets no path to
 //! the pods). Replies leave through the node's interface: the node's kernel routes
-//! them to the client, as it routes everything of its own.
+//! them to the client, as it routes everything of its own. An echo reply with an
+//! identifier of the source NAT range that no pod's ping awaits is the node's own
+//! (its ping took that identifier: identifiers cannot be reserved as ports are), and
+//! is handed to the node's kernel through the node's interface, unchanged.
 
 use super::forward::{self, Family, Outcome, Parsed};
 use super::{flow, DropReason, PacketBuf, PipelineContext, Verdict, ETH_LEN};
@@ -50,11 +53,21 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut Pipelin
         dport = key.dst_port();
     }
     pkt.truncate(ETH_LEN + total);
+    // An ICMP error about a pod's connection that left through source NAT (a
+    // router's fragmentation needed, the host's port unreachable): translated as
+    // its flow is, to the pod, and routed there.
+    let error_for_pod = (proto == wire::ip_proto::ICMP && key.src_port() == 0 && Some(dst) == snap.fabric.ip)
+        .then(|| error_to_pod(snap, ctx, host.vrf, pkt, total))
+        .flatten();
+    let dst = error_for_pod.unwrap_or(dst);
     let external = snap.services.external.get(&(dst.into(), proto, dport)).copied();
     let vrf = external.unwrap_or(host.vrf);
     let key = FlowKey::v4(vrf.0, src, dst, proto, key.src_port(), dport);
     let hash = key.hash();
-    if !claimed(snap, ctx, &key, hash, external) {
+    if error_for_pod.is_none() && !claimed(snap, ctx, &key, hash, external) {
+        if proto == wire::ip_proto::ICMP && Some(dst) == snap.fabric.ip {
+            return to_kernel(snap, pkt).into();
+        }
         return Verdict::Drop(DropReason::FabricUnclaimed).into();
     }
     let parsed = Parsed {
@@ -66,6 +79,34 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut Pipelin
         tcp_flags,
     };
     forward::route(snap, host, pkt, ctx, parsed)
+}
+
+/// Translates ICMP error `pkt` (IP length `total`) if it is about a source NAT
+/// flow of VRF `vrf`; the pod's address it now goes to.
+#[cold]
+fn error_to_pod(
+    snap: &Snapshot,
+    ctx: &PipelineContext,
+    vrf: VrfId,
+    pkt: &mut PacketBuf<'_>,
+    total: usize,
+) -> Option<std::net::Ipv4Addr> {
+    let ip = pkt.data_mut().get_mut(ETH_LEN..ETH_LEN + total)?;
+    if !super::icmp_nat::translate_error(snap, &ctx.flows.table, vrf.0, ip, Family::V4) {
+        return None;
+    }
+    let to = wire::ipv4::Packet::new_unchecked(&*ip).dst_addr();
+    (Some(to) != snap.fabric.ip).then_some(to)
+}
+
+/// Hands frame `pkt` to the node's kernel through the node's interface, as it came.
+fn to_kernel(snap: &Snapshot, pkt: &mut PacketBuf<'_>) -> Verdict {
+    let host = snap.host.and_then(|h| super::tunnel::Egress::of(snap, h.nexthop));
+    let Some(super::tunnel::Egress::Local { vif, dst_mac }) = host else {
+        return Verdict::Drop(DropReason::FabricUnclaimed);
+    };
+    super::write_eth(pkt.data_mut(), dst_mac, snap.router_mac.0, super::ETHERTYPE_IPV4);
+    Verdict::Transmit(vif)
 }
 
 /// True if the vrouter holds a flow for `key` or it is a new connection to a service

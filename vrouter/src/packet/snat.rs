@@ -1,8 +1,9 @@
 //! Fabric source NAT on the packet path (see [`nexthop::Snat`]): a pod's new TCP or
-//! UDP connection to an address nothing in its VRF routes leaves through the node's
-//! interface from the node's fabric address and a port of the protocol's range; the
-//! reply arrives on the fabric (the steering program sends the ranges to the
-//! vrouter) and takes the reverse entry back to the pod.
+//! UDP connection, or ping (ICMP echo, its identifier as the port), to an address
+//! nothing in its VRF routes leaves through the node's interface from the node's
+//! fabric address and a port (identifier) of the protocol's range; the reply arrives
+//! on the fabric (the steering program sends the ranges to the vrouter) and takes
+//! the reverse entry back to the pod.
 //!
 //! The port is the first free one from a point the flow's hash picks, free meaning
 //! that no flow holds the reply's key (destination, fabric address, port): ports are
@@ -22,11 +23,14 @@ use std::net::IpAddr;
 const PROBES: u32 = 64;
 
 /// The fabric source NAT that applies to a new flow `key` from `iface` that nothing
-/// routes: a pod's TCP or UDP over IPv4 in the NAT's VRF, with the node's interface.
+/// routes: a pod's TCP, UDP or ICMP echo over IPv4 in the NAT's VRF, with the node's
+/// interface. (An ICMP key without ports is no echo: an error, not translated here;
+/// an echo with identifier 0, which ping never sends, is taken for one.)
 #[inline]
 pub(super) fn applies<'s>(snap: &'s Snapshot, iface: &Interface, key: &FlowKey) -> Option<&'s nexthop::Snat> {
     let snat = snap.snat.as_ref()?;
-    let ours = iface.kind == InterfaceKind::Pod && key.vrf() == snat.vrf.0 && key.family() == 4;
+    let echo_or_port = key.proto() != wire::ip_proto::ICMP || key.src_port() != 0;
+    let ours = iface.kind == InterfaceKind::Pod && key.vrf() == snat.vrf.0 && key.family() == 4 && echo_or_port;
     (ours && snat.range(key.proto()).is_some() && snap.host.is_some()).then_some(snat)
 }
 
@@ -79,7 +83,13 @@ pub(super) fn setup(
     let start = (key.hash() % u64::from(range.len())) as u32;
     for probe in 0..PROBES.min(range.len()) {
         let port = range.first + ((start + probe) % range.len()) as u16;
-        let reverse = FlowKey::v4(vrf, remote, snat.addr, proto, key.dst_port(), port);
+        // An echo's key has its identifier as both ports (the reply carries it too).
+        let remote_port = if proto == wire::ip_proto::ICMP {
+            port
+        } else {
+            key.dst_port()
+        };
+        let reverse = FlowKey::v4(vrf, remote, snat.addr, proto, remote_port, port);
         if ctx.flows.table.lookup(&reverse, reverse.hash()).is_some() {
             continue;
         }
@@ -120,14 +130,12 @@ pub(super) fn reply_route(key: &FlowKey, back: Nat) -> Option<FlowKey> {
     let (IpAddr::V4(remote), NatTarget::V4(pod)) = (key.src_addr(), back.target) else {
         return None;
     };
-    Some(FlowKey::v4(
-        key.vrf(),
-        remote,
-        pod,
-        key.proto(),
-        key.src_port(),
-        back.port,
-    ))
+    let remote_port = if key.proto() == wire::ip_proto::ICMP {
+        back.port
+    } else {
+        key.src_port()
+    };
+    Some(FlowKey::v4(key.vrf(), remote, pod, key.proto(), remote_port, back.port))
 }
 
 /// A fabric source NAT flow (forward entry `f`, translation `nat`) after a change:

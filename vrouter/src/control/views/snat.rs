@@ -28,9 +28,13 @@ impl Views {
                 let proto = r.key.proto();
                 *connections.entry(proto).or_default() += 1;
                 ports.insert((proto, nat.port));
-                *per_destination
-                    .entry((proto, r.key.dst_addr(), r.key.dst_port()))
-                    .or_default() += 1;
+                // A ping's identifier is its "port" on both ends: one per destination.
+                let dst_port = if proto == wire::ip_proto::ICMP {
+                    0
+                } else {
+                    r.key.dst_port()
+                };
+                *per_destination.entry((proto, r.key.dst_addr(), dst_port)).or_default() += 1;
             }
             ControlFlow::Continue(())
         });
@@ -51,6 +55,7 @@ impl Views {
             vrf: snap.vrf(snat.vrf).map(|v| v.name.clone()),
             tcp: Some(usage(6, snat.tcp)),
             udp: Some(usage(17, snat.udp)),
+            icmp: Some(usage(1, snat.icmp)),
             exhausted: self.flows.snat_exhausted.load(std::sync::atomic::Ordering::Relaxed),
         }
     }

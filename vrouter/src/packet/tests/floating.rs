@@ -28,7 +28,15 @@ fn with_floating_ips() -> (DesiredState, Snapshot) {
 
 use std::net::IpAddr;
 
-fn ping4(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ident: u16, ttl: u8, reply: bool) -> Vec<u8> {
+pub(super) fn ping4(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: [u8; 4],
+    dst: [u8; 4],
+    ident: u16,
+    ttl: u8,
+    reply: bool,
+) -> Vec<u8> {
     let mut out = Vec::new();
     let b = PacketBuilder::ethernet2(src_mac, dst_mac).ipv4(src, dst, ttl);
     let b = if reply {

@@ -533,6 +533,7 @@ mod mtu;
 mod node_ports;
 mod policy;
 mod services;
+mod snat_icmp;
 mod spoofing;
 mod tunnel;
 mod vlan;

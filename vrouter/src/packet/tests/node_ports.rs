@@ -10,7 +10,7 @@ use control_client::{L4Protocol, ServicePort, ServiceSpec};
 pub(super) const FABRIC_IP: [u8; 4] = [198, 18, 0, 1];
 pub(super) const FABRIC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xf1];
 pub(super) const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x4f];
-const CLIENT: [u8; 4] = [198, 18, 0, 9];
+pub(super) const CLIENT: [u8; 4] = [198, 18, 0, 9];
 pub(super) const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
 const SVC4: [u8; 4] = [198, 18, 100, 10];
 const EXTERNAL: [u8; 4] = [198, 19, 0, 10];
@@ -22,13 +22,19 @@ pub(super) fn with_node() -> (Snapshot, Vif) {
     let mut s = state();
     s.set_snat(
         "red",
-        nexthop::PortRange {
-            first: 57_000,
-            last: 57_049,
-        },
-        nexthop::PortRange {
-            first: 61_000,
-            last: 61_049,
+        nexthop::SnatRanges {
+            tcp: nexthop::PortRange {
+                first: 57_000,
+                last: 57_049,
+            },
+            udp: nexthop::PortRange {
+                first: 61_000,
+                last: 61_049,
+            },
+            icmp: nexthop::PortRange {
+                first: 63_000,
+                last: 63_049,
+            },
         },
     );
     s.set_fabric_info(nexthop::FabricInfo {
