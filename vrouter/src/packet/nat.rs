@@ -24,26 +24,79 @@ pub(super) fn translate(snap: &Snapshot, ip: &mut [u8], family: Family, nat: Nat
     if matches!(nat.side, NatSide::HairpinOut | NatSide::HairpinBack) {
         return hairpin(ip, family, nat);
     }
+    match (family, nat.target) {
+        (Family::V4, NatTarget::V4(to)) => v4(ip, nat.side.rewrites_destination(), to, nat),
+        _ => v6(snap, ip, family, nat),
+    }
+}
+
+/// IPv4's translation, the one every established service flow takes. One's-complement
+/// sums do not depend on byte order (RFC 1071, section 2(B)): fields are read and
+/// summed as they lie in memory, with no byte swaps, and the headers are fixed-size
+/// arrays, so nothing is bounds-checked twice.
+#[inline(always)]
+fn v4(ip: &mut [u8], destination: bool, to: std::net::Ipv4Addr, nat: Nat) -> bool {
+    let Some((header, rest)) = ip.split_first_chunk_mut::<{ ipv4::HEADER_LEN }>() else {
+        return false;
+    };
+    let h = &*header;
+    let (src, dst) = (
+        u32::from_ne_bytes([h[12], h[13], h[14], h[15]]),
+        u32::from_ne_bytes([h[16], h[17], h[18], h[19]]),
+    );
+    let new = to.octets();
+    let delta = Delta::v4(if destination { dst } else { src }, u32::from_ne_bytes(new));
+    let check = delta.apply(u16::from_ne_bytes([h[10], h[11]]));
+    let (later_fragment, proto, options) = ((h[6] & 0x1f) | h[7] != 0, h[9], usize::from(h[0] & 0x0f) * 4);
+    if destination {
+        header[16..20].copy_from_slice(&new);
+    } else {
+        header[12..16].copy_from_slice(&new);
+    }
+    header[10..12].copy_from_slice(&check.to_ne_bytes());
+    if later_fragment {
+        return true;
+    }
+    let Some(l4) = options.checked_sub(ipv4::HEADER_LEN).and_then(|o| rest.get_mut(o..)) else {
+        return true;
+    };
+    // The port as it lies in memory (network order).
+    let port = u16::from_ne_bytes(nat.port.to_be_bytes());
+    let port_at = if destination { 2 } else { 0 };
+    match proto {
+        ip_proto::TCP => {
+            if let Some(t) = l4.first_chunk_mut::<{ tcp::HEADER_LEN }>() {
+                let old_port = u16::from_ne_bytes([t[port_at], t[port_at + 1]]);
+                let c = delta.and16(old_port, port).apply(u16::from_ne_bytes([t[16], t[17]]));
+                t[16..18].copy_from_slice(&c.to_ne_bytes());
+                t[port_at..port_at + 2].copy_from_slice(&port.to_ne_bytes());
+            }
+        }
+        ip_proto::UDP => {
+            if let Some(u) = l4.first_chunk_mut::<{ udp::HEADER_LEN }>() {
+                let old_port = u16::from_ne_bytes([u[port_at], u[port_at + 1]]);
+                let old_check = u16::from_ne_bytes([u[6], u[7]]);
+                // A UDP datagram without a checksum (0) keeps going without one; a
+                // computed 0 is sent as its other form, all ones (0xffff either way).
+                if old_check != 0 {
+                    let c = delta.and16(old_port, port).apply(old_check);
+                    u[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_ne_bytes());
+                }
+                u[port_at..port_at + 2].copy_from_slice(&port.to_ne_bytes());
+            }
+        }
+        // ICMPv4's checksum covers no pseudo-header: the address change is no part of it.
+        _ => transport(l4, proto, nat, Delta(0), false),
+    }
+    true
+}
+
+/// IPv6's translation, and any translation naming the other family (false). Out of
+/// line: IPv4's stays small.
+#[inline(never)]
+fn v6(snap: &Snapshot, ip: &mut [u8], family: Family, nat: Nat) -> bool {
     let destination = nat.side.rewrites_destination();
     match (family, nat.target) {
-        (Family::V4, NatTarget::V4(to)) => {
-            let mut p = ipv4::Packet::new_unchecked(&mut *ip);
-            let old = if destination { p.dst_addr() } else { p.src_addr() };
-            let delta = Delta::v4(u32::from(old), u32::from(to));
-            let check = delta.apply(p.checksum());
-            if destination {
-                p.set_dst_addr(to);
-            } else {
-                p.set_src_addr(to);
-            }
-            p.set_checksum(check);
-            if p.is_later_fragment() {
-                return true;
-            }
-            let proto = p.protocol();
-            transport(p.payload_mut(), proto, nat, delta, false);
-            true
-        }
         (Family::V6, NatTarget::V6(index)) => {
             let Some(IpAddr::V6(to)) = snap.nat_address(index) else {
                 return false;
@@ -131,15 +184,17 @@ impl Delta {
 
 /// The transport header's port (or echo identifier) and checksum after its address
 /// changed by `address` (in the pseudo-header of all but ICMPv4); a header too short
-/// to hold them is left alone.
+/// to hold them is left alone. Each header is viewed as a fixed-size array, so its
+/// accessors need no bounds checks.
 #[inline(always)]
 fn transport(l4: &mut [u8], proto: u8, nat: Nat, address: Delta, v6: bool) {
     let destination = nat.side.rewrites_destination();
     match proto {
         ip_proto::TCP => {
-            let Ok(mut t) = tcp::Packet::new_checked(l4) else {
+            let Some(header) = l4.first_chunk_mut::<{ tcp::HEADER_LEN }>() else {
                 return;
             };
+            let mut t = tcp::Packet::new_unchecked(header);
             let old_port = if destination { t.dst_port() } else { t.src_port() };
             t.set_checksum(address.and16(old_port, nat.port).apply(t.checksum()));
             if destination {
@@ -149,9 +204,10 @@ fn transport(l4: &mut [u8], proto: u8, nat: Nat, address: Delta, v6: bool) {
             }
         }
         ip_proto::UDP => {
-            let Ok(mut u) = udp::Packet::new_checked(l4) else {
+            let Some(header) = l4.first_chunk_mut::<{ udp::HEADER_LEN }>() else {
                 return;
             };
+            let mut u = udp::Packet::new_unchecked(header);
             let old_port = if destination { u.dst_port() } else { u.src_port() };
             if destination {
                 u.set_dst_port(nat.port);
@@ -181,7 +237,7 @@ fn transport(l4: &mut [u8], proto: u8, nat: Nat, address: Delta, v6: bool) {
 }
 
 /// The decision a translated entry caches: its action, with its translation.
-#[inline(never)]
+#[inline(always)]
 pub(super) fn cached(table: &flow_table::FlowTable, index: u32, action: FlowAction) -> Decision {
     match (action, Nat::decode(table.transform(index))) {
         (FlowAction::Forward(nh), Some(nat)) => Decision::ForwardNat(nh, nat),

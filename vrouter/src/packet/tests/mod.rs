@@ -530,6 +530,7 @@ mod flows;
 mod fragments;
 mod isolation;
 mod mtu;
+mod nat_checksums;
 mod node_ports;
 mod policy;
 mod services;
