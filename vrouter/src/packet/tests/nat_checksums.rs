@@ -46,7 +46,7 @@ fn packet(
         (8, 6)
     };
     l4[body..].copy_from_slice(payload);
-    if !(udp_zero && !tcp) {
+    if tcp || !udp_zero {
         let c = l4_checksum(src.into(), dst.into(), tcp, l4);
         l4[check_at..check_at + 2].copy_from_slice(&(if c == 0 && !tcp { 0xffff } else { c }).to_be_bytes());
     }
