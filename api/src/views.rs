@@ -117,6 +117,10 @@ pub struct FlowNatView {
     pub ip: std::net::IpAddr,
     /// The port it becomes.
     pub port: u16,
+    /// Both ends translated (a pod behind a floating IP reaching a service of the
+    /// floating address's network): the source address and port it becomes too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<std::net::SocketAddr>,
 }
 
 /// One flow record (`flow watch`): a flow entry appeared, went on, or ended. Each

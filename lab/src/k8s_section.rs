@@ -124,6 +124,8 @@ pub const POLICY_TRUTH_TABLE: [(&str, &str, &str, u16, bool, &str); 31] = [
 pub const FLOATING_POOL: &str = "198.18.254.0/24";
 /// The isolated namespace's service.
 pub const ISOLATED_SERVICE: &str = "198.18.100.20";
+/// The cluster network's service in `isolation.yaml` (rule d), in front of web-1:8080.
+pub const CLUSTER_SERVICE: &str = "198.18.100.21";
 
 /// A scenario file of `k8s/scenarios`, found beside the source tree (the lab runs
 /// from the repository).
@@ -312,7 +314,11 @@ pub(super) fn run(vrouter: &Path, nodes: &mut [LabNode], cni: &crate::cni::CniDr
         "rule e: others reach isolated pods through their service, on both nodes",
         spread.failed == 0 && spread.by_backend.len() == 2,
     );
-    println!("   rule d (an isolated pod reaching a cluster-network service address) is not done yet");
+    let cluster_service: IpAddr = CLUSTER_SERVICE.parse()?;
+    check(
+        "rule d: isolated pods reach a cluster-network service from their floating IPs (1:secret-1 and 2:secret-2 -> default/cluster-web -> 1:web-1:8080)",
+        reaches(secret[0], cluster_service, 80, "web-1") && reaches(secret[1], cluster_service, 80, "web-1"),
+    );
     drop(servers);
     Ok(wrong)
 }

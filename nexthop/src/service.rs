@@ -112,6 +112,11 @@ pub enum NatSide {
     FabricSource,
     /// Fabric source NAT, the reply: the node's address and port become the pod's.
     FabricBack,
+    /// Both ends (a pod behind a floating IP reaching a service of the floating
+    /// address's network, the seed's rule d): the packet takes the addresses and ports
+    /// of its pair entry's key turned round (Contrail's way: the reverse flow's key is
+    /// the translated tuple). Its target names that entry: [`NatTarget::Pair`].
+    Both,
 }
 
 impl NatSide {
@@ -130,10 +135,13 @@ impl NatSide {
         matches!(self, NatSide::FabricSource | NatSide::FabricBack)
     }
 
-    /// True for a floating IP's translations.
+    /// True for a floating IP's translations (both ends' included).
     #[inline]
     pub fn is_floating(self) -> bool {
-        matches!(self, NatSide::FloatingDestination | NatSide::FloatingSource)
+        matches!(
+            self,
+            NatSide::FloatingDestination | NatSide::FloatingSource | NatSide::Both
+        )
     }
 }
 
@@ -145,6 +153,10 @@ pub enum NatTarget {
     V4(std::net::Ipv4Addr),
     /// The IPv6 address at this index of the arena.
     V6(NatAddr),
+    /// The pair entry of the flow (at this index of the flow table) whose key,
+    /// turned round, is the translated tuple ([`NatSide::Both`]). Not stored: the
+    /// entry's own link gives it when the flow is hit.
+    Pair(u32),
 }
 
 /// A flow's translation: one end of its packets becomes `target`:`port`. Packed into
@@ -168,10 +180,20 @@ const FLOATING_DESTINATION: u64 = 5;
 const FLOATING_SOURCE: u64 = 6;
 const FABRIC_SOURCE: u64 = 7;
 const FABRIC_BACK: u64 = 8;
+const BOTH: u64 = 9;
 /// Set when the low 32 bits are an IPv4 address (else an IPv6 arena index).
 const V4_TARGET: u64 = 1 << 48;
 
 impl Nat {
+    /// Both ends' translation, through the flow's pair entry at `index`.
+    #[inline]
+    pub fn with_pair(self, index: u32) -> Self {
+        Self {
+            target: NatTarget::Pair(index),
+            ..self
+        }
+    }
+
     /// The transform word.
     #[inline]
     pub fn encode(self) -> u64 {
@@ -184,15 +206,18 @@ impl Nat {
             NatSide::FloatingSource => FLOATING_SOURCE,
             NatSide::FabricSource => FABRIC_SOURCE,
             NatSide::FabricBack => FABRIC_BACK,
+            NatSide::Both => BOTH,
         };
         let target = match self.target {
             NatTarget::V4(a) => V4_TARGET | u64::from(u32::from(a)),
             NatTarget::V6(i) => u64::from(i.0),
+            NatTarget::Pair(_) => 0,
         };
         side << SIDE_SHIFT | u64::from(self.port) << 32 | target
     }
 
-    /// The translation in a transform word; `None` for 0 or anything else.
+    /// The translation in a transform word; `None` for 0 or anything else. Both
+    /// ends' names no pair yet: the flow hit fills it in ([`Nat::with_pair`]).
     #[inline]
     pub fn decode(word: u64) -> Option<Self> {
         let side = match word >> SIDE_SHIFT {
@@ -204,6 +229,13 @@ impl Nat {
             FLOATING_SOURCE => NatSide::FloatingSource,
             FABRIC_SOURCE => NatSide::FabricSource,
             FABRIC_BACK => NatSide::FabricBack,
+            BOTH => {
+                return Some(Self {
+                    side: NatSide::Both,
+                    target: NatTarget::Pair(u32::MAX),
+                    port: 0,
+                })
+            }
             _ => return None,
         };
         let target = if word & V4_TARGET != 0 {
@@ -280,8 +312,16 @@ mod tests {
             assert_ne!(nat.encode(), 0);
             assert_eq!(Nat::decode(nat.encode()), Some(nat));
         }
+        // Both ends' word names no pair: the flow's own link does.
+        let both = Nat {
+            side: NatSide::Both,
+            target: NatTarget::Pair(12),
+            port: 0,
+        };
+        assert_ne!(both.encode(), 0);
+        assert_eq!(Nat::decode(both.encode()).map(|n| n.with_pair(12)), Some(both));
         assert_eq!(Nat::decode(0), None);
-        assert_eq!(Nat::decode(9 << SIDE_SHIFT), None);
+        assert_eq!(Nat::decode(10 << SIDE_SHIFT), None);
     }
 
     #[test]

@@ -192,6 +192,7 @@ impl Snapshot {
         match target {
             crate::NatTarget::V4(a) => Some(IpAddr::V4(a)),
             crate::NatTarget::V6(i) => self.nat_address(i),
+            crate::NatTarget::Pair(_) => None,
         }
     }
 

@@ -4,7 +4,8 @@
 //! `vrouter apply --floating-pool`. Pods reach each other across nodes (9.2); nothing
 //! outside the isolated namespace reaches its pods, at their addresses or at their
 //! floating addresses (9.5, rule b); they reach each other (rule a) and the other
-//! namespaces' pods from their floating addresses (9.6, rule c); the others reach
+//! namespaces' pods from their floating addresses (9.6, rule c), and a service of the
+//! cluster network, on their node and across the fabric (rule d); the others reach
 //! them through their service, on both nodes (rule e).
 
 use control_client::{RouteSpec, RouteTarget};
@@ -20,6 +21,8 @@ use vrouter_lab::node::{FabricLan, LabNode, Pod};
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 const POOL: &str = "198.18.254.0/24";
 const SERVICE: &str = "198.18.100.20";
+/// The cluster network's service (its backend: client-1, port 8080).
+const CLUSTER_SERVICE: &str = "198.18.100.21";
 
 fn apply(node: &LabNode) {
     k8s_section::apply(
@@ -90,7 +93,7 @@ fn an_isolated_namespace_is_reached_only_through_its_services_and_reaches_out() 
     ];
     let _servers: Vec<NamedServers> = names
         .iter()
-        .map(|(p, name)| NamedServers::start(&p.ns, name, &[22, 9376], &[]).unwrap())
+        .map(|(p, name)| NamedServers::start(&p.ns, name, &[22, 8080, 9376], &[]).unwrap())
         .collect();
     let ip = |p: &Pod| IpAddr::from(p.ipv4);
     let checks = [
@@ -170,4 +173,36 @@ fn an_isolated_namespace_is_reached_only_through_its_services_and_reaches_out() 
         assert_eq!(spread.failed, 0, "{spread:?}\n{}", logs());
         assert_eq!(spread.by_backend.len(), 2, "{spread:?}");
     }
+    // Rule d: both secret pods reach the cluster network's service (its backend on
+    // node 1: from secret-1 on its node, from secret-2 across the fabric), from their
+    // floating addresses, and the replies come back from the service's address.
+    let cluster_service: IpAddr = CLUSTER_SERVICE.parse().unwrap();
+    for secret in [secret1, secret2] {
+        let spread = tcp_spread(&secret.ns, cluster_service, 80, 20).unwrap();
+        assert_eq!(
+            spread.failed,
+            0,
+            "rule d from {}: {spread:?}\n{}",
+            secret.ns.name(),
+            logs()
+        );
+        assert_eq!(spread.by_backend.keys().collect::<Vec<_>>(), ["client-1"], "{spread:?}");
+    }
+    // The flow view names both ends' translation on node 2: to client-1:8080, from
+    // secret-2's floating address.
+    let flows: Vec<vrouter::api::FlowView> = b
+        .api()
+        .call(&Request::Flows {
+            filter: Default::default(),
+            limit: 1000,
+            from_index: 0,
+        })
+        .unwrap();
+    let both = flows
+        .iter()
+        .filter_map(|f| f.nat.as_ref().filter(|_| f.dst == cluster_service))
+        .find(|n| n.source.is_some())
+        .unwrap_or_else(|| panic!("no flow to the cluster service with both ends translated: {flows:?}"));
+    assert_eq!((both.ip, both.port), (ip(client1), 8080));
+    assert_eq!(both.source.map(|s| s.ip()), Some(fip2));
 }

@@ -499,10 +499,21 @@ impl Views {
                 .flatten();
             let policy = policy::flow_policy(&snap, &r.key, FlowAction::is_reverse(r.value.data), translation);
             let nat = translation.and_then(|n| {
+                if n.side == nexthop::NatSide::Both {
+                    // The pair's key turned round is what the packets become.
+                    let pair = table.get(r.reverse?)?.key;
+                    return Some(FlowNatView {
+                        destination: true,
+                        ip: pair.src_addr(),
+                        port: pair.src_port(),
+                        source: Some(std::net::SocketAddr::new(pair.dst_addr(), pair.dst_port())),
+                    });
+                }
                 Some(FlowNatView {
                     destination: matches!(n.side, nexthop::NatSide::Destination | nexthop::NatSide::HairpinOut),
                     ip: snap.nat_target(n.target)?,
                     port: n.port,
+                    source: None,
                 })
             });
             out.push(FlowView {

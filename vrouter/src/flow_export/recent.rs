@@ -106,7 +106,12 @@ fn view(r: &FlowRecord, snap: &Snapshot) -> FlowRecordView {
         nat: nat.map(|n| {
             let destination = n.side.rewrites_destination();
             let (ip, port) = if destination { post_dst } else { post_src };
-            FlowNatView { destination, ip, port }
+            FlowNatView {
+                destination,
+                ip,
+                port,
+                source: None,
+            }
         }),
         policy: crate::control::views::policy::flow_policy(snap, k, FlowAction::is_reverse(r.data), nat),
         packets: r.packets,

@@ -188,7 +188,7 @@ fn to_interface(
     flow: &Inner,
 ) -> Verdict {
     if let Some(nat) = flow.nat {
-        if !translate_inner(snap, pkt, flow, nat) {
+        if !translate_inner(snap, &ctx.flows.table, pkt, flow, nat) {
             return Verdict::Drop(DropReason::NoRoute);
         }
     } else if is_icmp(pkt.data(), flow.family) && super::forward::translates(snap) {
@@ -219,10 +219,16 @@ fn is_icmp(frame: &[u8], family: Family) -> bool {
 /// Translates the decapsulated packet as its flow says (a service's reply, or a
 /// flow to a service, from another node).
 #[cold]
-fn translate_inner(snap: &Snapshot, pkt: &mut PacketBuf<'_>, flow: &Inner, nat: nexthop::Nat) -> bool {
+fn translate_inner(
+    snap: &Snapshot,
+    table: &flow_table::FlowTable,
+    pkt: &mut PacketBuf<'_>,
+    flow: &Inner,
+    nat: nexthop::Nat,
+) -> bool {
     let ip = &mut pkt.data_mut()[ETH_LEN..];
     let len = flow.ip_len.min(ip.len());
-    super::nat::translate(snap, &mut ip[..len], flow.family, nat)
+    super::nat::translate(snap, table, &mut ip[..len], flow.family, nat)
 }
 
 /// A packet from another node too big for the pod's MTU: as a router on the path, the

@@ -41,6 +41,25 @@ pub(super) fn target(snap: &Snapshot, iface: &Interface, key: &FlowKey) -> Optio
     Some(Ok(outbound(key, best.1)))
 }
 
+/// A service of another VRF that a pod reaches through one of its floating IPs (the
+/// seed's rule d: an isolated namespace's pods reach every service): the first of
+/// the pod's floating entries whose VRF has a service at the destination.
+pub(super) fn service_elsewhere<'s>(
+    snap: &'s Snapshot,
+    iface: &Interface,
+    key: &FlowKey,
+) -> Option<(&'s FloatingEntry, &'s nexthop::ServiceEntry)> {
+    if key.vrf() != iface.vrf.0 {
+        return None;
+    }
+    let (src, dst, proto, port) = (key.src_addr(), key.dst_addr(), key.proto(), key.dst_port());
+    snap.floating
+        .of(iface.vif)
+        .iter()
+        .filter(|e| e.pod == src)
+        .find_map(|e| Some((e, snap.service(e.vrf, dst, proto, port)?)))
+}
+
 /// The key a floating reply entry (`key`, translated as `kept`, received on `iface`)
 /// is routed by now: in the floating VRF from the floating address (the pod's
 /// reply), or in the pod's VRF to the pod (a reply to the pod's own flow); `None`

@@ -193,7 +193,7 @@ pub(super) fn decide(
         if snap.decision_holds(f.value.generation, FlowAction::slot(f.value.data)) {
             if let Some(a) = FlowAction::decode(f.value.data) {
                 if FlowAction::is_translated(f.value.data) {
-                    return super::nat::cached(table, f.index, a);
+                    return super::nat::cached(table, f, a);
                 }
                 return from_action(a);
             }
@@ -268,6 +268,9 @@ pub(super) fn setup(
         return super::nat::setup(snap, ctx, iface, key, service, bytes, tracked);
     }
     if !snap.floating.is_empty() {
+        if let Some(through) = super::floating::service_elsewhere(snap, iface, key) {
+            return super::nat::setup_from_floating(snap, ctx, iface, key, through, bytes, tracked);
+        }
         match super::floating::target(snap, iface, key) {
             Some(Ok(t)) => return super::nat::setup_translated(snap, ctx, iface, key, t, bytes, tracked),
             Some(Err(reason)) => return Decision::Drop(reason),
@@ -332,17 +335,23 @@ pub(super) fn installed(
 ) -> Decision {
     let flows = &ctx.flows;
     match inserted {
-        Insert::Inserted { forward, .. } => {
+        Insert::Inserted { forward, reverse } => {
             flows.table.touch(forward.index, bytes);
             if tracked != 0 {
                 flows.table.mark_tcp_flags(forward.index, tracked);
             }
-            route
+            match route {
+                // Both ends' translation reads the pair it was just given.
+                Decision::ForwardNat(nh, nat) if nat.side == nexthop::NatSide::Both => {
+                    Decision::ForwardNat(nh, nat.with_pair(reverse.index))
+                }
+                route => route,
+            }
         }
         Insert::Exists(f) => {
             flows.unreserve(iface.vif);
             match FlowAction::decode(f.value.data) {
-                Some(a) if FlowAction::is_translated(f.value.data) => super::nat::cached(&flows.table, f.index, a),
+                Some(a) if FlowAction::is_translated(f.value.data) => super::nat::cached(&flows.table, &f, a),
                 Some(a) => from_action(a),
                 None => route,
             }

@@ -116,7 +116,7 @@ pub(super) fn route(
     // The rewrite stage: a flow to a service, or its reply, translated.
     if let Some(translation) = translation {
         let ip = &mut pkt.data_mut()[ETH_LEN..ETH_LEN + p.ip_len];
-        if !super::nat::translate(snap, ip, p.family, translation) {
+        if !super::nat::translate(snap, &ctx.flows.table, ip, p.family, translation) {
             return Verdict::Drop(DropReason::NoRoute).into();
         }
     } else if may_quote_a_translated_flow(snap, &p.key) {

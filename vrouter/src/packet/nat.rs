@@ -10,19 +10,21 @@ use super::flow::{self, Decision};
 use super::forward::Family;
 use super::{DropReason, PipelineContext};
 use crate::flows::{FlowAction, FLAG_NAT};
-use flow_table::{FlowKey, FlowRef, FlowValue};
+use flow_table::{FlowKey, FlowRef, FlowTable, FlowValue};
 use nexthop::{Interface, Nat, NatSide, NatTarget, RouteSlot, ServiceEntry, Snapshot};
 use std::net::IpAddr;
 use wire::{checksum, icmp, ip_proto, ipv4, ipv6, tcp, udp};
 
 /// Rewrites one end of the IP packet `ip` (of `family`, checked by its parse stage and
-/// trimmed to its length) as `nat` says. False (nothing changed) if the translation
-/// names no address or one of the other family. Out of line: plain forwarding keeps
-/// its hot path small.
+/// trimmed to its length) as `nat` says (both ends: as its pair entry in `table`
+/// says). False (nothing changed) if the translation names no address or one of the
+/// other family. Out of line: plain forwarding keeps its hot path small.
 #[inline(never)]
-pub(super) fn translate(snap: &Snapshot, ip: &mut [u8], family: Family, nat: Nat) -> bool {
-    if matches!(nat.side, NatSide::HairpinOut | NatSide::HairpinBack) {
-        return hairpin(ip, family, nat);
+pub(super) fn translate(snap: &Snapshot, table: &FlowTable, ip: &mut [u8], family: Family, nat: Nat) -> bool {
+    match nat.side {
+        NatSide::HairpinOut | NatSide::HairpinBack => return hairpin(ip, family, nat),
+        NatSide::Both => return both(table, ip, family, nat.target),
+        _ => {}
     }
     match (family, nat.target) {
         (Family::V4, NatTarget::V4(to)) => v4(ip, nat.side.rewrites_destination(), to, nat),
@@ -149,6 +151,101 @@ fn hairpin(ip: &mut [u8], family: Family, nat: Nat) -> bool {
     true
 }
 
+/// Both ends: the packet takes the addresses and ports of its flow's pair entry's
+/// key turned round (the reply as its sender sends it is that key; this direction
+/// is its mirror). The IPv4 header checksum is recomputed, the transport's updated
+/// incrementally for the pseudo-header's addresses and the ports. False if the pair
+/// is gone or of the other family.
+#[cold]
+fn both(table: &FlowTable, ip: &mut [u8], family: Family, pair: NatTarget) -> bool {
+    let NatTarget::Pair(index) = pair else {
+        return false;
+    };
+    let Some(pair) = table.get(index) else {
+        return false;
+    };
+    let k = pair.key;
+    let (sport, dport) = (k.dst_port(), k.src_port());
+    // Old and new addresses, source then destination, as they lie in the packet.
+    let (mut old, mut new, len) = ([0u8; 32], [0u8; 32], if family == Family::V4 { 8 } else { 32 });
+    let (proto, l4_at, end, later_fragment) = match (family, k.dst_addr(), k.src_addr()) {
+        (Family::V4, IpAddr::V4(s), IpAddr::V4(d)) => {
+            let mut p = ipv4::Packet::new_unchecked(&mut *ip);
+            old[..4].copy_from_slice(&p.src_addr().octets());
+            old[4..8].copy_from_slice(&p.dst_addr().octets());
+            new[..4].copy_from_slice(&s.octets());
+            new[4..8].copy_from_slice(&d.octets());
+            p.set_src_addr(s);
+            p.set_dst_addr(d);
+            p.fill_checksum();
+            (
+                p.protocol(),
+                p.header_len(),
+                usize::from(p.total_len()),
+                p.is_later_fragment(),
+            )
+        }
+        (Family::V6, IpAddr::V6(s), IpAddr::V6(d)) => {
+            let mut p = ipv6::Packet::new_unchecked(&mut *ip);
+            old[..16].copy_from_slice(&p.src_addr().octets());
+            old[16..].copy_from_slice(&p.dst_addr().octets());
+            new[..16].copy_from_slice(&s.octets());
+            new[16..].copy_from_slice(&d.octets());
+            p.set_src_addr(s);
+            p.set_dst_addr(d);
+            (p.next_header(), ipv6::HEADER_LEN, p.total_len(), false)
+        }
+        _ => return false,
+    };
+    let end = end.min(ip.len());
+    let Some(l4) = ip.get_mut(l4_at..end).filter(|_| !later_fragment) else {
+        return true;
+    };
+    let (old, new) = (&old[..len], &new[..len]);
+    let v6 = family == Family::V6;
+    // The checksum `check` after `old_fields` became `new_fields` (RFC 1624).
+    let update = |check: u16, old_fields: [&[u8]; 2], new_fields: [&[u8]; 2]| {
+        let was = old_fields.iter().fold(0, |acc, f| checksum::sum(f, acc));
+        let is = new_fields.iter().fold(0, |acc, f| checksum::sum(f, acc));
+        checksum::finish(u32::from(!check) + u32::from(checksum::finish(was)) + is)
+    };
+    let ports = [sport.to_be_bytes(), dport.to_be_bytes()];
+    match proto {
+        ip_proto::TCP | ip_proto::UDP => {
+            let check_at = if proto == ip_proto::TCP { 16 } else { 6 };
+            let Some(header) = l4.get_mut(..check_at + 2) else {
+                return true;
+            };
+            let old_ports = [header[0], header[1], header[2], header[3]];
+            let old_check = u16::from_be_bytes([header[check_at], header[check_at + 1]]);
+            header[0..2].copy_from_slice(&ports[0]);
+            header[2..4].copy_from_slice(&ports[1]);
+            // IPv4 UDP without a checksum (0) keeps going without one.
+            if proto == ip_proto::TCP || old_check != 0 || v6 {
+                let c = update(old_check, [old, &old_ports], [new, ports.as_flattened()]);
+                let c = if c == 0 && proto == ip_proto::UDP { 0xffff } else { c };
+                header[check_at..check_at + 2].copy_from_slice(&c.to_be_bytes());
+            }
+        }
+        ip_proto::ICMP | ip_proto::ICMPV6 => {
+            let Ok(mut m) = icmp::Packet::new_checked(&mut *l4) else {
+                return true;
+            };
+            if !m.is_echo(v6) {
+                return true;
+            }
+            // The echo identifier is the key's port on both ends; ICMPv4's checksum
+            // covers no pseudo-header.
+            let (was, is) = (m.echo_ident().to_be_bytes(), sport.to_be_bytes());
+            let (old, new) = if v6 { (old, new) } else { (&[][..], &[][..]) };
+            m.set_checksum(update(m.checksum(), [old, &was], [new, &is]));
+            m.set_echo_ident(sport);
+        }
+        _ => {}
+    }
+    true
+}
+
 /// How a checksum changes when a field changes (RFC 1624 eqn. 3, `~m + m'`, kept
 /// unfolded): computed once per packet for the address, applied to the IPv4 header's
 /// checksum and to the transport's (whose pseudo-header holds the address).
@@ -236,12 +333,28 @@ fn transport(l4: &mut [u8], proto: u8, nat: Nat, address: Delta, v6: bool) {
     }
 }
 
-/// The decision a translated entry caches: its action, with its translation.
+/// The decision a translated entry (`f`) caches: its action, with its translation
+/// (both ends': through the pair entry `f` is linked with, while that links back).
 #[inline(always)]
-pub(super) fn cached(table: &flow_table::FlowTable, index: u32, action: FlowAction) -> Decision {
-    match (action, Nat::decode(table.transform(index))) {
+pub(super) fn cached(table: &FlowTable, f: &FlowRef, action: FlowAction) -> Decision {
+    match (action, Nat::decode(table.transform(f.index))) {
+        (FlowAction::Forward(nh), Some(nat)) if nat.side == NatSide::Both => both_ends(table, f, nh, nat),
         (FlowAction::Forward(nh), Some(nat)) => Decision::ForwardNat(nh, nat),
         (action, _) => flow::from_action(action),
+    }
+}
+
+/// A both-ends entry's decision: its pair named, if the pair still links back (else
+/// a drop: an entry whose pair went is gone too, soon).
+#[cold]
+fn both_ends(table: &FlowTable, f: &FlowRef, nh: nexthop::NextHopId, nat: Nat) -> Decision {
+    match f
+        .reverse
+        .and_then(|i| table.get(i))
+        .filter(|p| p.reverse == Some(f.index))
+    {
+        Some(pair) => Decision::ForwardNat(nh, nat.with_pair(pair.index)),
+        None => Decision::Drop(DropReason::NoRoute),
     }
 }
 
@@ -417,6 +530,66 @@ pub(super) fn setup(
     setup_translated(snap, ctx, iface, key, t, bytes, tracked)
 }
 
+/// A new flow from a pod with a floating IP to a service of the floating address's
+/// VRF (the seed's rule d: an isolated namespace's pods reach every service): a
+/// backend is chosen as for any client; a backend in the pod's own VRF is reached
+/// from the pod's address (only the destination translated), any other from the
+/// floating address (both ends translated). The floating entry and the service come
+/// as one pair, as the lookup found them.
+pub(super) fn setup_from_floating(
+    snap: &Snapshot,
+    ctx: &mut PipelineContext,
+    iface: &Interface,
+    key: &FlowKey,
+    (floating, service): (&nexthop::FloatingEntry, &ServiceEntry),
+    bytes: u32,
+    tracked: u8,
+) -> Decision {
+    let backend = if service.affinity_timeout_secs != 0 {
+        ctx.flows.affinity.backend(key, service)
+    } else {
+        service.backend(key.hash())
+    };
+    let Some(t) = backend.and_then(|b| from_floating(snap, key, floating, service, b)) else {
+        return Decision::Reject(DropReason::ServiceNoBackend);
+    };
+    setup_translated(snap, ctx, iface, key, t, bytes, tracked)
+}
+
+/// The translation of [`setup_from_floating`]'s flow to `backend`.
+fn from_floating(
+    snap: &Snapshot,
+    key: &FlowKey,
+    floating: &nexthop::FloatingEntry,
+    service: &ServiceEntry,
+    backend: nexthop::NatAddr,
+) -> Option<Target> {
+    let as_pod = super::floating::rekeyed(key, floating.vrf, key.src_addr(), key.dst_addr())?;
+    let t = target(snap, &as_pod, service, backend)?;
+    if t.route.vrf() == key.vrf() {
+        // The pod's own network (its namespace's service): replies come back to it
+        // in its VRF.
+        return Some(Target {
+            reverse_route: key.reversed(),
+            ..t
+        });
+    }
+    let as_floating = super::floating::rekeyed(key, floating.vrf, floating.address, key.dst_addr())?;
+    let t = target(snap, &as_floating, service, backend)?;
+    let both = Nat {
+        side: NatSide::Both,
+        target: NatTarget::Pair(u32::MAX),
+        port: 0,
+    };
+    Some(Target {
+        nat: both,
+        route: t.route,
+        reverse: t.reverse,
+        reverse_route: key.reversed(),
+        reply: both,
+    })
+}
+
 /// A new translated flow: routed as `t` says and installed translated both ways.
 pub(super) fn setup_translated(
     snap: &Snapshot,
@@ -503,7 +676,17 @@ pub(super) fn decide_again(
         // stands (else the pair starts over).
         let hairpin = kept.is_some_and(|n| n.side == NatSide::HairpinBack);
         let fabric_back = kept.filter(|n| n.side == NatSide::FabricBack);
-        let to_client = match kept.filter(|n| n.side.is_floating()) {
+        let both = kept.is_some_and(|n| n.side == NatSide::Both);
+        let to_client = match kept.filter(|n| n.side.is_floating() && !both) {
+            // Both ends': the reply goes back as its pair came, turned round (in the
+            // pod's VRF, from the service's address); a pair gone starts over.
+            None if both => match linked_forward(&ctx.flows.table, &f) {
+                Some(forward) => forward.key.reversed(),
+                None => {
+                    ctx.flows.remove_pair(&f);
+                    return Decision::Drop(DropReason::NoRoute);
+                }
+            },
             // Fabric source NAT's reply goes to the pod it translates to.
             None if fabric_back.is_some() => match fabric_back.map(|n| super::snat::reply_route(key, n)) {
                 Some(Some(route_key)) => route_key,
@@ -522,11 +705,7 @@ pub(super) fn decide_again(
             // the VRF of the pair's forward entry.
             // (Only a forward entry still linked to this one is its pair: a slot
             // reused by another flow must not lend its VRF.)
-            None => match f
-                .reverse
-                .and_then(|i| ctx.flows.table.get(i))
-                .filter(|fw| fw.reverse == Some(f.index) && !FlowAction::is_reverse(fw.value.data))
-            {
+            None => match linked_forward(&ctx.flows.table, &f) {
                 Some(forward) if forward.key.vrf() != key.vrf() => {
                     let vrf = nexthop::VrfId(forward.key.vrf());
                     super::floating::rekeyed(key, vrf, key.src_addr(), key.dst_addr()).unwrap_or(*key)
@@ -573,10 +752,23 @@ pub(super) fn decide_again(
     match (route, nat) {
         (Decision::Forward(nh), Some(nat)) => {
             store(table, &f, FlowAction::Forward(nh), slot, generation);
-            Decision::ForwardNat(nh, nat)
+            let table = &ctx.flows.table;
+            match linked_forward(table, &f) {
+                Some(pair) if nat.side == NatSide::Both => Decision::ForwardNat(nh, nat.with_pair(pair.index)),
+                _ if nat.side == NatSide::Both => Decision::Drop(DropReason::NoRoute),
+                _ => Decision::ForwardNat(nh, nat),
+            }
         }
         _ => route,
     }
+}
+
+/// The forward entry reply entry `f` is linked with, while it links back (a slot
+/// reused by another flow is not its pair).
+fn linked_forward(table: &FlowTable, f: &FlowRef) -> Option<FlowRef> {
+    f.reverse
+        .and_then(|i| table.get(i))
+        .filter(|fw| fw.reverse == Some(f.index) && !FlowAction::is_reverse(fw.value.data))
 }
 
 /// Stores `action` as translated entry `f`'s decision, made in `generation` from the

@@ -126,3 +126,91 @@ fn an_isolated_pod_reaches_out_but_is_reached_only_through_its_service() {
         )
     );
 }
+
+/// Rule d: the isolated pod reaches a cluster-network service whose backend is a
+/// cluster-network pod (b) from its floating address, both ends translated, and the
+/// reply comes back from the service; its own namespace's service (whose backend is
+/// itself) it reaches from its own address. Both go on after every flow is decided
+/// again, the reply first.
+#[test]
+fn an_isolated_pod_reaches_every_service() {
+    const WEB4: [u8; 4] = [198, 18, 100, 20];
+    let mut s = isolated();
+    s.add_service(service("default/web", WEB4, B4)).unwrap();
+    let mut builder = control_client::SnapshotBuilder::new(1);
+    let snap = builder.build(&s, MacAddr(ROUTER));
+    let mut ctx = PipelineContext::default();
+    let to_web = tcp4(MAC_C, ROUTER, C4, WEB4, (42000, 80), 64);
+    let translated = tcp4(ROUTER, MAC_B, FIP4, B4, (42000, 9376), 63);
+    let reply = tcp4(MAC_B, ROUTER, B4, FIP4, (9376, 42000), 64);
+    let reply_translated = tcp4(ROUTER, MAC_C, WEB4, C4, (80, 42000), 63);
+    let to_own = tcp4(MAC_C, ROUTER, C4, SVC4, (42001, 80), 64);
+    let own_translated = tcp4(ROUTER, MAC_C, C4, C4, (42001, 9376), 63);
+    let own_reply = tcp4(MAC_C, ROUTER, C4, C4, (9376, 42001), 64);
+    let own_reply_translated = tcp4(ROUTER, MAC_C, SVC4, C4, (80, 42001), 63);
+    for snap in [&snap, &snap] {
+        assert_eq!(
+            run_in(snap, Vif(3), &to_web, &mut ctx),
+            (Verdict::Transmit(Vif(2)), translated.clone())
+        );
+        assert_eq!(
+            run_in(snap, Vif(2), &reply, &mut ctx),
+            (Verdict::Transmit(Vif(3)), reply_translated.clone())
+        );
+        assert_eq!(
+            run_in(snap, Vif(3), &to_own, &mut ctx),
+            (Verdict::Transmit(Vif(3)), own_translated.clone())
+        );
+        assert_eq!(
+            run_in(snap, Vif(3), &own_reply, &mut ctx),
+            (Verdict::Transmit(Vif(3)), own_reply_translated.clone())
+        );
+    }
+    // UDP too (its checksum kept right), as a DNS lookup would go.
+    let mut udp_service = service("default/dns", [198, 18, 100, 53], B4);
+    udp_service.ports[0].protocol = L4Protocol::Udp;
+    s.add_service(udp_service).unwrap();
+    let again = builder.build(&s, MacAddr(ROUTER));
+    assert!(again.flow_epoch > snap.flow_epoch);
+    let question = super::services::udp4p(MAC_C, ROUTER, C4, [198, 18, 100, 53], (43000, 80), 64);
+    assert_eq!(
+        run_in(&again, Vif(3), &question, &mut ctx),
+        (
+            Verdict::Transmit(Vif(2)),
+            super::services::udp4p(ROUTER, MAC_B, FIP4, B4, (43000, 9376), 63)
+        )
+    );
+    let answer = super::services::udp4p(MAC_B, ROUTER, B4, FIP4, (9376, 43000), 64);
+    assert_eq!(
+        run_in(&again, Vif(2), &answer, &mut ctx),
+        (
+            Verdict::Transmit(Vif(3)),
+            super::services::udp4p(ROUTER, MAC_C, [198, 18, 100, 53], C4, (80, 43000), 63)
+        )
+    );
+    // Decided again (the reply first): the same translations.
+    assert_eq!(
+        run_in(&again, Vif(2), &reply, &mut ctx),
+        (Verdict::Transmit(Vif(3)), reply_translated)
+    );
+    assert_eq!(
+        run_in(&again, Vif(3), &to_web, &mut ctx),
+        (Verdict::Transmit(Vif(2)), translated)
+    );
+    assert_eq!(
+        run_in(&again, Vif(3), &own_reply, &mut ctx),
+        (Verdict::Transmit(Vif(3)), own_reply_translated)
+    );
+    assert_eq!(
+        run_in(&again, Vif(3), &to_own, &mut ctx),
+        (Verdict::Transmit(Vif(3)), own_translated)
+    );
+    // Not the other way round: b cannot open a connection to c's floating address.
+    let (v, _) = run_in(
+        &again,
+        Vif(2),
+        &tcp4(MAC_B, ROUTER, B4, FIP4, (9376, 44000), 64),
+        &mut ctx,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::OtherVrf));
+}

@@ -81,7 +81,7 @@ proptest! {
         let before = packet(src, dst, options, tcp, ports, &payload, udp_zero);
         let mut after = before.clone();
         let nat = Nat { side: SIDES[side], target: NatTarget::V4(to.into()), port };
-        prop_assert!(translate(&Snapshot::default(), &mut after, Family::V4, nat));
+        prop_assert!(translate(&Snapshot::default(), &flow_table::FlowTable::new(16), &mut after, Family::V4, nat));
 
         let destination = nat.side.rewrites_destination();
         let header_len = 20 + options * 4;
@@ -125,7 +125,7 @@ proptest! {
         before[10..12].copy_from_slice(&check.to_be_bytes());
         let mut after = before.clone();
         let nat = Nat { side: SIDES[side], target: NatTarget::V4(to.into()), port };
-        prop_assert!(translate(&Snapshot::default(), &mut after, Family::V4, nat));
+        prop_assert!(translate(&Snapshot::default(), &flow_table::FlowTable::new(16), &mut after, Family::V4, nat));
         prop_assert_eq!(checksum::checksum(&after[..20]), 0);
         prop_assert_eq!(&after[20..], &before[20..], "a later fragment's bytes are payload, not ports");
     }
