@@ -105,12 +105,16 @@ fn ecmp_spreads_sticks_and_moves_only_removed_members_flows() {
         );
     }
     let again = placement(&a, &|| spray(5_000));
+    // The first spray may have lost a few packets (so `again` can hold more flows);
+    // every flow of the first must still be there, on the same member.
     let changed = first.iter().filter(|(k, v)| again.get(*k) != Some(*v)).count();
-    assert_eq!(
-        (again.len(), changed),
-        (first.len(), 0),
-        "flows changed member without any change of members"
+    assert!(
+        again.len() >= first.len(),
+        "flows vanished: {} then {}",
+        first.len(),
+        again.len()
     );
+    assert_eq!(changed, 0, "flows changed member without any change of members");
     // Remove the member behind 198.18.0.3.
     let _: serde_json::Value = api
         .call(&Request::RemoveRoute {
