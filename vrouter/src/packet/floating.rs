@@ -5,7 +5,7 @@
 //! address, routed in that VRF. Both directions are installed translated; ports are
 //! never changed.
 
-use super::nat::Target;
+use super::service_flow::Target;
 use super::DropReason;
 use flow_table::FlowKey;
 use nexthop::{FloatingEntry, Interface, Nat, NatSide, Snapshot, VrfId};

@@ -223,7 +223,7 @@ fn decide_slow(
         && (service_of(snap, key).is_some()
             || (!snap.floating.is_empty() && super::floating::target(snap, iface, key).is_some()));
     if FlowAction::is_translated(word) || claimed {
-        return super::nat::decide_again(snap, ctx, iface, key, f, bytes, tracked);
+        return super::service_flow::decide_again(snap, ctx, iface, key, f, bytes, tracked);
     }
     let (mut route, slot) = resolve(snap, &mut ctx.routes, key);
     let reverse = FlowAction::is_reverse(word);
@@ -265,14 +265,14 @@ pub(super) fn setup(
     tracked: u8,
 ) -> Decision {
     if let Some(service) = service_of(snap, key) {
-        return super::nat::setup(snap, ctx, iface, key, service, bytes, tracked);
+        return super::service_flow::setup(snap, ctx, iface, key, service, bytes, tracked);
     }
     if !snap.floating.is_empty() {
         if let Some(through) = super::floating::service_elsewhere(snap, iface, key) {
-            return super::nat::setup_from_floating(snap, ctx, iface, key, through, bytes, tracked);
+            return super::service_flow::setup_from_floating(snap, ctx, iface, key, through, bytes, tracked);
         }
         match super::floating::target(snap, iface, key) {
-            Some(Ok(t)) => return super::nat::setup_translated(snap, ctx, iface, key, t, bytes, tracked),
+            Some(Ok(t)) => return super::service_flow::setup_translated(snap, ctx, iface, key, t, bytes, tracked),
             Some(Err(reason)) => return Decision::Drop(reason),
             None => {}
         }

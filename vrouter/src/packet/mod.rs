@@ -23,6 +23,7 @@ mod outer_cache;
 mod police;
 pub mod policy;
 mod route_cache;
+mod service_flow;
 mod snat;
 mod subinterface;
 mod tunnel;

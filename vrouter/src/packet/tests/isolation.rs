@@ -10,6 +10,8 @@ use std::net::IpAddr;
 
 const FIP4: [u8; 4] = [198, 18, 1, 50];
 const SVC4: [u8; 4] = [198, 18, 100, 10];
+/// A cluster-network service (`default/web`), backed by pod b.
+const WEB4: [u8; 4] = [198, 18, 100, 20];
 
 fn service(name: &str, ip: [u8; 4], backend: [u8; 4]) -> ServiceSpec {
     ServiceSpec {
@@ -41,6 +43,13 @@ fn isolated() -> DesiredState {
     })
     .unwrap();
     s.add_service(service("iso/web", SVC4, FIP4)).unwrap();
+    s
+}
+
+/// [`isolated`], with the cluster network's service `default/web` (backend b).
+fn isolated_with_web() -> DesiredState {
+    let mut s = isolated();
+    s.add_service(service("default/web", WEB4, B4)).unwrap();
     s
 }
 
@@ -134,9 +143,7 @@ fn an_isolated_pod_reaches_out_but_is_reached_only_through_its_service() {
 /// again, the reply first.
 #[test]
 fn an_isolated_pod_reaches_every_service() {
-    const WEB4: [u8; 4] = [198, 18, 100, 20];
-    let mut s = isolated();
-    s.add_service(service("default/web", WEB4, B4)).unwrap();
+    let mut s = isolated_with_web();
     let mut builder = control_client::SnapshotBuilder::new(1);
     let snap = builder.build(&s, MacAddr(ROUTER));
     let mut ctx = PipelineContext::default();
@@ -213,4 +220,65 @@ fn an_isolated_pod_reaches_every_service() {
         &mut ctx,
     );
     assert_eq!(v, Verdict::Drop(DropReason::OtherVrf));
+}
+
+/// Rule d's connections keep their backend when their service gains one: those to a
+/// cluster-network service (both ends translated) and those to the pod's own
+/// namespace's service (only the destination), decided again after the change,
+/// while new connections spread over both backends.
+#[test]
+fn an_isolated_pods_connections_keep_their_backend_when_a_backend_is_added() {
+    let mut s = isolated_with_web();
+    let mut builder = control_client::SnapshotBuilder::new(1);
+    let snap = builder.build(&s, MacAddr(ROUTER));
+    let mut ctx = PipelineContext::default();
+    let to = |dst: [u8; 4], sport: u16| tcp4(MAC_C, ROUTER, C4, dst, (sport, 80), 64);
+    let open = 42000..42016;
+    for sport in open.clone() {
+        assert_eq!(
+            run_in(&snap, Vif(3), &to(WEB4, sport), &mut ctx).0,
+            Verdict::Transmit(Vif(2))
+        );
+        assert_eq!(
+            run_in(&snap, Vif(3), &to(SVC4, sport), &mut ctx).0,
+            Verdict::Transmit(Vif(3))
+        );
+    }
+    // Both services gain pod a (red) as a backend.
+    for (name, ip, first) in [("default/web", WEB4, B4), ("iso/web", SVC4, FIP4)] {
+        let mut grown = service(name, ip, first);
+        grown.backends.push(IpAddr::from(A4));
+        s.add_service(grown).unwrap();
+    }
+    let again = builder.build(&s, MacAddr(ROUTER));
+    assert!(again.flow_epoch > snap.flow_epoch);
+    for sport in open {
+        assert_eq!(
+            run_in(&again, Vif(3), &to(WEB4, sport), &mut ctx),
+            (
+                Verdict::Transmit(Vif(2)),
+                tcp4(ROUTER, MAC_B, FIP4, B4, (sport, 9376), 63)
+            ),
+            "the connection from port {sport} to default/web changed backend"
+        );
+        assert_eq!(
+            run_in(&again, Vif(3), &to(SVC4, sport), &mut ctx),
+            (
+                Verdict::Transmit(Vif(3)),
+                tcp4(ROUTER, MAC_C, C4, C4, (sport, 9376), 63)
+            ),
+            "the connection from port {sport} to iso/web changed backend"
+        );
+    }
+    let mut new = Vec::new();
+    for sport in 43000..43032 {
+        new.push(run_in(&again, Vif(3), &to(WEB4, sport), &mut ctx).0);
+        new.push(run_in(&again, Vif(3), &to(SVC4, sport), &mut ctx).0);
+    }
+    for vif in [Vif(1), Vif(2), Vif(3)] {
+        assert!(
+            new.contains(&Verdict::Transmit(vif)),
+            "no new connection reached {vif:?}: {new:?}"
+        );
+    }
 }
