@@ -205,4 +205,50 @@ fn an_isolated_namespace_is_reached_only_through_its_services_and_reaches_out() 
         .unwrap_or_else(|| panic!("no flow to the cluster service with both ends translated: {flows:?}"));
     assert_eq!((both.ip, both.port), (ip(client1), 8080));
     assert_eq!(both.source.map(|s| s.ip()), Some(fip2));
+    // Node 2's service view counts those connections for the cluster service,
+    // though their flows are keyed in secret-2's own VRF. (Each try opens new ones:
+    // closed connections' flows leave the table.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        tcp_spread(&secret2.ns, cluster_service, 80, 5).unwrap();
+        let services: Vec<vrouter::api::ServiceView> = b.api().call(&Request::Services).unwrap();
+        let counted = services.iter().find(|s| s.ip == cluster_service && s.flows > 0);
+        if let Some(s) = counted {
+            assert!(s.packets > 0 && s.bytes > 0, "{s:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 2 counts no flow of the cluster service: {services:?}"
+        );
+    }
+    // So do the flow records (`flow watch`, IPFIX's post-NAT fields), once the aging
+    // pass (each second) has made them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let seen: vrouter::api::FlowRecordsView = b
+            .api()
+            .call(&Request::FlowRecords {
+                after: 0,
+                limit: 10_000,
+            })
+            .unwrap();
+        let recorded = seen
+            .records
+            .iter()
+            .filter_map(|r| r.nat.as_ref().filter(|_| r.dst == cluster_service))
+            .find(|n| n.source.is_some());
+        if let Some(n) = recorded {
+            assert_eq!(
+                (n.ip, n.port, n.source.map(|s| s.ip())),
+                (ip(client1), 8080, Some(fip2))
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no flow record of a flow to the cluster service with both ends translated: {seen:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

@@ -280,13 +280,29 @@ impl Flows {
             .is_none_or(|f| f.reverse != Some(r.index) || FlowAction::is_reverse(f.value.data))
     }
 
+    /// Entry `r`'s translation, if translated (both ends: with its pair's key, while
+    /// the pair links back).
+    pub fn translation(&self, r: &FlowRef) -> Option<crate::flow_export::Translation> {
+        if !FlowAction::is_translated(r.value.data) {
+            return None;
+        }
+        let nat = self.table.transform(r.index);
+        let both = nexthop::Nat::decode(nat).is_some_and(|n| n.side == nexthop::NatSide::Both);
+        let pair = r
+            .reverse
+            .filter(|_| both)
+            .and_then(|i| self.table.get(i))
+            .filter(|p| p.reverse == Some(r.index))
+            .map(|p| p.key);
+        Some(crate::flow_export::Translation { nat, pair })
+    }
+
     /// Shows every entry to `tracker` without removing any (the last look before the
     /// vrouter stops).
     pub fn observe(&self, tracker: &mut crate::flow_export::tracker::FlowTracker) {
         tracker.begin_pass(self.table.now());
         self.table.for_each(|r, activity| {
-            let transform = FlowAction::is_translated(r.value.data).then(|| self.table.transform(r.index));
-            tracker.visit(r, activity, transform);
+            tracker.visit(r, activity, self.translation(r));
         });
     }
 
@@ -324,8 +340,7 @@ impl Flows {
         let mut orphans: Vec<FlowRef> = Vec::new();
         self.table.for_each(|r, activity| {
             if let Some(t) = tracker.as_deref_mut() {
-                let transform = FlowAction::is_translated(r.value.data).then(|| self.table.transform(r.index));
-                t.visit(r, activity, transform);
+                t.visit(r, activity, self.translation(r));
             }
             if FlowAction::is_reverse(r.value.data) {
                 // An orphan idle a while (not a pair being made this instant) goes:

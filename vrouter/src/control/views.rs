@@ -21,8 +21,7 @@ use vrouter_api::{
     MAX_ROUTES_PER_ANSWER,
 };
 use vrouter_api::{
-    DropStatsView, FlowActionView, FlowFilter, FlowNatView, FlowStatsView, FlowView, InterfaceView, NextHopView,
-    ServiceView,
+    DropStatsView, FlowActionView, FlowFilter, FlowStatsView, FlowView, InterfaceView, NextHopView, ServiceView,
 };
 
 /// What the views read: shared handles only.
@@ -439,13 +438,23 @@ impl Views {
             if FlowAction::is_reverse(r.value.data) || !FlowAction::is_translated(r.value.data) {
                 return ControlFlow::Continue(());
             }
-            let key = nexthop::ServiceKey {
+            let own = nexthop::ServiceKey {
                 vrf: nexthop::VrfId(r.key.vrf()),
                 ip: r.key.dst_addr(),
                 proto: r.key.proto(),
                 port: r.key.dst_port(),
             };
-            if snap.services.by_key.contains_key(&key) {
+            // A service of its VRF, or (a pod with a floating IP reaching a service
+            // of the floating address's VRF) of that VRF.
+            let listed = |k: &nexthop::ServiceKey| snap.services.by_key.contains_key(k);
+            let elsewhere = || {
+                let floating = snap.floating.of(nexthop::Vif(r.value.owner)).iter();
+                floating
+                    .filter(|e| e.pod == r.key.src_addr())
+                    .map(|e| nexthop::ServiceKey { vrf: e.vrf, ..own })
+                    .find(listed)
+            };
+            if let Some(key) = Some(own).filter(listed).or_else(elsewhere) {
                 let back = r.reverse.map(|i| table.activity(i)).unwrap_or_default();
                 let c = out.entry(key).or_default();
                 c.0 += 1;
@@ -494,28 +503,12 @@ impl Views {
                 },
                 None => FlowActionView::Unknown,
             };
-            let translation = FlowAction::is_translated(r.value.data)
-                .then(|| nexthop::Nat::decode(table.transform(r.index)))
-                .flatten();
+            let translation = self
+                .flows
+                .translation(r)
+                .and_then(|t| Some((nexthop::Nat::decode(t.nat)?, t.pair)));
             let policy = policy::flow_policy(&snap, &r.key, FlowAction::is_reverse(r.value.data), translation);
-            let nat = translation.and_then(|n| {
-                if n.side == nexthop::NatSide::Both {
-                    // The pair's key turned round is what the packets become.
-                    let pair = table.get(r.reverse?)?.key;
-                    return Some(FlowNatView {
-                        destination: true,
-                        ip: pair.src_addr(),
-                        port: pair.src_port(),
-                        source: Some(std::net::SocketAddr::new(pair.dst_addr(), pair.dst_port())),
-                    });
-                }
-                Some(FlowNatView {
-                    destination: matches!(n.side, nexthop::NatSide::Destination | nexthop::NatSide::HairpinOut),
-                    ip: snap.nat_target(n.target)?,
-                    port: n.port,
-                    source: None,
-                })
-            });
+            let nat = translation.and_then(|(n, pair)| crate::flow_export::nat_view(&snap, &r.key, n, pair.as_ref()));
             out.push(FlowView {
                 index: r.index,
                 reverse: r.reverse,

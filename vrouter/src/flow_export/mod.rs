@@ -82,8 +82,8 @@ pub struct FlowRecord {
     pub owner: u32,
     /// The entry's decision word ([`crate::flows::FlowAction`]).
     pub data: u64,
-    /// The translation, if translated ([`nexthop::Nat`] encoded).
-    pub transform: Option<u64>,
+    /// The translation, if translated.
+    pub transform: Option<Translation>,
     /// Packets since the previous record of this flow.
     pub packets: u64,
     /// Bytes since the previous record.
@@ -100,24 +100,71 @@ pub struct FlowRecord {
     pub event: FlowEvent,
 }
 
-/// The source and destination (address, port) of `r` after its translation: the
-/// translated end rewritten, the other as received.
-pub fn post_nat(r: &FlowRecord, snap: &nexthop::Snapshot) -> ((std::net::IpAddr, u16), (std::net::IpAddr, u16)) {
-    let k = &r.key;
-    let (mut src, mut dst) = ((k.src_addr(), k.src_port()), (k.dst_addr(), k.dst_port()));
-    if let Some(nat) = r.transform.and_then(nexthop::Nat::decode) {
-        // A target of the other family (NAT64 is not done) leaves the address.
-        let to = snap
-            .nat_target(nat.target)
-            .filter(|a| a.is_ipv6() == k.src_addr().is_ipv6());
-        let end = if nat.side.rewrites_destination() {
-            &mut dst
-        } else {
-            &mut src
-        };
-        *end = (to.unwrap_or(end.0), nat.port);
+/// A translated entry's translation, as a record keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Translation {
+    /// How ([`nexthop::Nat`] encoded).
+    pub nat: u64,
+    /// Both ends translated: the key of the entry's pair when it was seen (its
+    /// packets take that key's addresses and ports turned round).
+    pub pair: Option<flow_table::FlowKey>,
+}
+
+/// An (address, port) end of a flow.
+pub type End = (std::net::IpAddr, u16);
+
+/// The source and destination of the packets of entry `key` after translation
+/// `nat` (both ends: `pair`, its pair entry's key, turned round; one end: that end
+/// rewritten, the other as received). `None` if the translation names no address
+/// of the key's family (NAT64 is not done) or its pair is unknown.
+pub fn translated_ends(
+    snap: &nexthop::Snapshot,
+    key: &flow_table::FlowKey,
+    nat: nexthop::Nat,
+    pair: Option<&flow_table::FlowKey>,
+) -> Option<(End, End)> {
+    if nat.side == nexthop::NatSide::Both {
+        let pair = pair?;
+        return Some(((pair.dst_addr(), pair.dst_port()), (pair.src_addr(), pair.src_port())));
     }
-    (src, dst)
+    let to = snap
+        .nat_target(nat.target)
+        .filter(|a| a.is_ipv6() == key.src_addr().is_ipv6())?;
+    let (src, dst) = ((key.src_addr(), key.src_port()), (key.dst_addr(), key.dst_port()));
+    Some(if nat.side.rewrites_destination() {
+        (src, (to, nat.port))
+    } else {
+        ((to, nat.port), dst)
+    })
+}
+
+/// How a flow view shows translation `nat` of entry `key` (see [`translated_ends`]):
+/// the end it rewrites (the destination, for both ends, with the source beside).
+pub fn nat_view(
+    snap: &nexthop::Snapshot,
+    key: &flow_table::FlowKey,
+    nat: nexthop::Nat,
+    pair: Option<&flow_table::FlowKey>,
+) -> Option<vrouter_api::FlowNatView> {
+    let (src, dst) = translated_ends(snap, key, nat, pair)?;
+    let both = nat.side == nexthop::NatSide::Both;
+    let destination = both || nat.side.rewrites_destination();
+    let (ip, port) = if destination { dst } else { src };
+    Some(vrouter_api::FlowNatView {
+        destination,
+        ip,
+        port,
+        source: both.then(|| std::net::SocketAddr::new(src.0, src.1)),
+    })
+}
+
+/// The source and destination (address, port) of `r` after its translation (its
+/// own where not translated, or where the translation cannot be shown).
+pub fn post_nat(r: &FlowRecord, snap: &nexthop::Snapshot) -> (End, End) {
+    let k = &r.key;
+    r.transform
+        .and_then(|t| translated_ends(snap, k, nexthop::Nat::decode(t.nat)?, t.pair.as_ref()))
+        .unwrap_or(((k.src_addr(), k.src_port()), (k.dst_addr(), k.dst_port())))
 }
 
 #[cfg(test)]

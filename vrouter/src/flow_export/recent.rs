@@ -2,12 +2,12 @@
 //! thread appends to and the API reads from, each record numbered so a reader asks
 //! for what came after the last it saw and learns how many it missed.
 
-use super::{post_nat, FlowEvent, FlowRecord};
+use super::{nat_view, FlowEvent, FlowRecord};
 use crate::flows::FlowAction;
 use nexthop::{Nat, Snapshot};
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use vrouter_api::{FlowNatView, FlowRecordView, FlowRecordsView, MAX_FLOWS_PER_ANSWER};
+use vrouter_api::{FlowRecordView, FlowRecordsView, MAX_FLOWS_PER_ANSWER};
 
 /// The ring.
 #[derive(Debug)]
@@ -86,8 +86,7 @@ fn view(r: &FlowRecord, snap: &Snapshot) -> FlowRecordView {
         Some(FlowAction::Forward(_)) => "forward".to_string(),
         None => "unknown".to_string(),
     };
-    let nat = r.transform.and_then(Nat::decode);
-    let (post_src, post_dst) = post_nat(r, snap);
+    let translation = r.transform.and_then(|t| Some((Nat::decode(t.nat)?, t.pair)));
     FlowRecordView {
         seq: 0,
         event: event.to_string(),
@@ -103,17 +102,8 @@ fn view(r: &FlowRecord, snap: &Snapshot) -> FlowRecordView {
         dst_port: k.dst_port(),
         interface: r.owner,
         action,
-        nat: nat.map(|n| {
-            let destination = n.side.rewrites_destination();
-            let (ip, port) = if destination { post_dst } else { post_src };
-            FlowNatView {
-                destination,
-                ip,
-                port,
-                source: None,
-            }
-        }),
-        policy: crate::control::views::policy::flow_policy(snap, k, FlowAction::is_reverse(r.data), nat),
+        nat: translation.and_then(|(n, pair)| nat_view(snap, k, n, pair.as_ref())),
+        policy: crate::control::views::policy::flow_policy(snap, k, FlowAction::is_reverse(r.data), translation),
         packets: r.packets,
         bytes: r.bytes,
         total_packets: r.total_packets,

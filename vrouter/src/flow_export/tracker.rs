@@ -40,7 +40,7 @@ struct Tracked {
     key: FlowKey,
     owner: u32,
     data: u64,
-    transform: Option<u64>,
+    transform: Option<super::Translation>,
     start_ms: u64,
     /// Counts at the last pass, and at the last record.
     seen: (u64, u64),
@@ -110,10 +110,9 @@ impl FlowTracker {
         });
     }
 
-    /// Visits entry `r` with its `activity` and its translation (the table's
-    /// transform word, if translated): a new one gets its first record, a long one a
+    /// Visits entry `r` with its `activity` and its translation (if translated): a new one gets its first record, a long one a
     /// periodic record.
-    pub fn visit(&mut self, r: &FlowRef, activity: FlowActivity, transform: Option<u64>) {
+    pub fn visit(&mut self, r: &FlowRef, activity: FlowActivity, transform: Option<super::Translation>) {
         let last_ms = self.wall(activity.last_seen);
         let mut ended = None;
         let mut t = match self.tracked.get(&r.index) {

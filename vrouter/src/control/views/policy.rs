@@ -12,29 +12,42 @@ use std::net::IpAddr;
 use vrouter_api::{FlowPolicyView, PolicyView};
 
 /// The policy verdict on the connection of entry `key` (`reverse`: a reply entry;
-/// `nat`: its translation), `None` without policies.
-pub(crate) fn flow_policy(snap: &Snapshot, key: &FlowKey, reverse: bool, nat: Option<Nat>) -> Option<FlowPolicyView> {
+/// `translation`: how it is translated, with its pair's key for both ends), `None`
+/// without policies.
+pub(crate) fn flow_policy(
+    snap: &Snapshot,
+    key: &FlowKey,
+    reverse: bool,
+    translation: Option<(Nat, Option<FlowKey>)>,
+) -> Option<FlowPolicyView> {
     let policies = &snap.policies;
     if policies.is_empty() {
         return None;
     }
-    // The connection as its client opened it, delivered where it goes.
-    let (pre, post) = if reverse {
-        (key.reversed(), key.reversed())
-    } else {
-        let post = match nat.filter(|n| n.side == NatSide::Destination) {
-            Some(n) => match (key.src_addr(), snap.nat_target(n.target)) {
-                (IpAddr::V4(s), Some(IpAddr::V4(d))) => {
-                    FlowKey::v4(key.vrf(), s, d, key.proto(), key.src_port(), n.port)
-                }
-                (IpAddr::V6(s), Some(IpAddr::V6(d))) => {
-                    FlowKey::v6(key.vrf(), s, d, key.proto(), key.src_port(), n.port)
-                }
-                _ => *key,
-            },
-            None => *key,
-        };
-        (*key, post)
+    // The connection as its client opened it, delivered where it goes (both ends
+    // translated: the forward entry's key, and the reply's turned round).
+    let both = translation
+        .filter(|(n, _)| n.side == NatSide::Both)
+        .and_then(|(_, pair)| pair);
+    let (pre, post) = match both {
+        Some(pair) if reverse => (pair, key.reversed()),
+        Some(pair) => (*key, pair.reversed()),
+        None if reverse => (key.reversed(), key.reversed()),
+        None => {
+            let post = match translation.map(|(n, _)| n).filter(|n| n.side == NatSide::Destination) {
+                Some(n) => match (key.src_addr(), snap.nat_target(n.target)) {
+                    (IpAddr::V4(s), Some(IpAddr::V4(d))) => {
+                        FlowKey::v4(key.vrf(), s, d, key.proto(), key.src_port(), n.port)
+                    }
+                    (IpAddr::V6(s), Some(IpAddr::V6(d))) => {
+                        FlowKey::v6(key.vrf(), s, d, key.proto(), key.src_port(), n.port)
+                    }
+                    _ => *key,
+                },
+                None => *key,
+            };
+            (*key, post)
+        }
     };
     let v = verdict(snap, &pre, &post);
     let side = |s: SideVerdict| match s {
