@@ -88,35 +88,36 @@ impl ServiceEntry {
 
 /// Which end of a packet a translation rewrites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum NatSide {
     /// The destination (a flow to a service: to the backend).
-    Destination,
+    Destination = 1,
     /// The source (a backend's reply: from the service).
-    Source,
+    Source = 2,
     /// Hairpin (a pod reaching itself through its service): the addresses swap (the
     /// packet comes back to the pod from the service's address, which its kernel
     /// takes, where its own address as a source it would not), the destination
     /// port becomes the target port.
-    HairpinOut,
+    HairpinOut = 3,
     /// The hairpin's reply: the addresses swap back, the source port becomes the
     /// service's port.
-    HairpinBack,
+    HairpinBack = 4,
     /// A floating IP's destination: the floating address becomes the pod's (the port
     /// is kept). Rewrites as [`NatSide::Destination`]; a flow so translated is set up
     /// anew, not patched, when its decision no longer holds.
-    FloatingDestination,
+    FloatingDestination = 5,
     /// A floating IP's source: the pod's address becomes the floating one.
-    FloatingSource,
+    FloatingSource = 6,
     /// Fabric source NAT, leaving: the pod's address and port become the node's
     /// fabric address and a port of its range.
-    FabricSource,
+    FabricSource = 7,
     /// Fabric source NAT, the reply: the node's address and port become the pod's.
-    FabricBack,
+    FabricBack = 8,
     /// Both ends (a pod behind a floating IP reaching a service of the floating
     /// address's network, the seed's rule d): the packet takes the addresses and ports
     /// of its pair entry's key turned round (Contrail's way: the reverse flow's key is
     /// the translated tuple). Its target names that entry: [`NatTarget::Pair`].
-    Both,
+    Both = 9,
 }
 
 impl NatSide {
@@ -172,15 +173,19 @@ pub struct Nat {
 }
 
 const SIDE_SHIFT: u32 = 56;
-const DESTINATION: u64 = 1;
-const SOURCE: u64 = 2;
-const HAIRPIN_OUT: u64 = 3;
-const HAIRPIN_BACK: u64 = 4;
-const FLOATING_DESTINATION: u64 = 5;
-const FLOATING_SOURCE: u64 = 6;
-const FABRIC_SOURCE: u64 = 7;
-const FABRIC_BACK: u64 = 8;
-const BOTH: u64 = 9;
+/// The side of each value of a transform word's top byte (its discriminant).
+const SIDES: [Option<NatSide>; 10] = [
+    None,
+    Some(NatSide::Destination),
+    Some(NatSide::Source),
+    Some(NatSide::HairpinOut),
+    Some(NatSide::HairpinBack),
+    Some(NatSide::FloatingDestination),
+    Some(NatSide::FloatingSource),
+    Some(NatSide::FabricSource),
+    Some(NatSide::FabricBack),
+    Some(NatSide::Both),
+];
 /// Set when the low 32 bits are an IPv4 address (else an IPv6 arena index).
 const V4_TARGET: u64 = 1 << 48;
 
@@ -197,17 +202,7 @@ impl Nat {
     /// The transform word.
     #[inline]
     pub fn encode(self) -> u64 {
-        let side = match self.side {
-            NatSide::Destination => DESTINATION,
-            NatSide::Source => SOURCE,
-            NatSide::HairpinOut => HAIRPIN_OUT,
-            NatSide::HairpinBack => HAIRPIN_BACK,
-            NatSide::FloatingDestination => FLOATING_DESTINATION,
-            NatSide::FloatingSource => FLOATING_SOURCE,
-            NatSide::FabricSource => FABRIC_SOURCE,
-            NatSide::FabricBack => FABRIC_BACK,
-            NatSide::Both => BOTH,
-        };
+        let side = self.side as u64;
         let target = match self.target {
             NatTarget::V4(a) => V4_TARGET | u64::from(u32::from(a)),
             NatTarget::V6(i) => u64::from(i.0),
@@ -218,27 +213,13 @@ impl Nat {
 
     /// The translation in a transform word; `None` for 0 or anything else. Both
     /// ends' names no pair yet: the flow hit fills it in ([`Nat::with_pair`]).
-    #[inline]
+    // Always inlined: every established translated packet decodes its entry's word.
+    #[inline(always)]
     pub fn decode(word: u64) -> Option<Self> {
-        let side = match word >> SIDE_SHIFT {
-            DESTINATION => NatSide::Destination,
-            SOURCE => NatSide::Source,
-            HAIRPIN_OUT => NatSide::HairpinOut,
-            HAIRPIN_BACK => NatSide::HairpinBack,
-            FLOATING_DESTINATION => NatSide::FloatingDestination,
-            FLOATING_SOURCE => NatSide::FloatingSource,
-            FABRIC_SOURCE => NatSide::FabricSource,
-            FABRIC_BACK => NatSide::FabricBack,
-            BOTH => {
-                return Some(Self {
-                    side: NatSide::Both,
-                    target: NatTarget::Pair(u32::MAX),
-                    port: 0,
-                })
-            }
-            _ => return None,
-        };
-        let target = if word & V4_TARGET != 0 {
+        let side = (*SIDES.get((word >> SIDE_SHIFT) as usize)?)?;
+        let target = if side == NatSide::Both {
+            NatTarget::Pair(u32::MAX)
+        } else if word & V4_TARGET != 0 {
             NatTarget::V4((word as u32).into())
         } else {
             NatTarget::V6(NatAddr(word as u32))

@@ -58,14 +58,14 @@ impl<'a> PacketBuf<'a> {
         (start.checked_add(len)? <= buf.len()).then_some(Self { buf, start, len })
     }
 
-    /// The packet bytes.
-    #[inline]
+    /// The packet bytes. (Always inlined: every stage reads them.)
+    #[inline(always)]
     pub fn data(&self) -> &[u8] {
         &self.buf[self.start..self.start + self.len]
     }
 
     /// The packet bytes, writable.
-    #[inline]
+    #[inline(always)]
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..self.start + self.len]
     }
