@@ -95,7 +95,8 @@ impl From<&control_client::ModelError> for ErrorCode {
             | M::UnknownRoute { .. }
             | M::UnknownService(_)
             | M::UnknownFloatingIp(_)
-            | M::UnknownPolicy(_) => ErrorCode::NotFound,
+            | M::UnknownPolicy(_)
+            | M::UnknownServiceChain(_) => ErrorCode::NotFound,
             M::TooManyInterfaces(_) | M::TooManyVrfs(_) => ErrorCode::ResourceExhausted,
             M::InterfaceInUse { .. } | M::ParentInUse { .. } | M::HostInterface(_) => ErrorCode::InUse,
             M::InvalidInterfaceName(_)
@@ -112,7 +113,8 @@ impl From<&control_client::ModelError> for ErrorCode {
             | M::InvalidVlan(_)
             | M::InvalidService(_)
             | M::InvalidFloatingIp(_)
-            | M::InvalidPolicy(_) => ErrorCode::InvalidArgument,
+            | M::InvalidPolicy(_)
+            | M::InvalidServiceChain(_) => ErrorCode::InvalidArgument,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Requests: one per line, tagged by `op`.
 
 use control_client::contrail::PortBinding;
-use control_client::{FloatingIpSpec, InterfaceSpec, PolicySpec, RouteSpec, ServiceSpec};
+use control_client::{FloatingIpSpec, InterfaceSpec, PolicySpec, RouteSpec, ServiceChainSpec, ServiceSpec};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -152,6 +152,19 @@ pub enum Request {
     },
     /// Floating IPs (`fip list`).
     FloatingIps,
+    /// Steer traffic between two networks through a service instance (its left and
+    /// right interfaces), or replace the chain of that name.
+    AddServiceChain {
+        /// The chain.
+        spec: ServiceChainSpec,
+    },
+    /// Remove a service chain (the two networks are apart again).
+    RemoveServiceChain {
+        /// Its name.
+        name: String,
+    },
+    /// Service chains in force (`chain list`).
+    ServiceChains,
     /// Add a network policy (selectors resolved to addresses), or replace the one of
     /// that name; open connections are decided again on their next packet.
     AddPolicy {
@@ -243,6 +256,8 @@ impl Request {
                 | Request::BindPort { .. }
                 | Request::AddFloatingIp { .. }
                 | Request::RemoveFloatingIp { .. }
+                | Request::AddServiceChain { .. }
+                | Request::RemoveServiceChain { .. }
                 | Request::AddPolicy { .. }
                 | Request::SetPolicies { .. }
                 | Request::RemovePolicy { .. }

@@ -594,6 +594,25 @@ pub struct FloatingIpView {
     pub pod_ip: std::net::IpAddr,
 }
 
+/// One service chain in force in the `chain` view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceChainView {
+    /// Its name.
+    pub name: String,
+    /// The instance's interface in the left network, and that network's VRF.
+    pub left_interface: String,
+    /// The left VRF.
+    pub left_vrf: String,
+    /// The instance's interface in the right network.
+    pub right_interface: String,
+    /// The right VRF.
+    pub right_vrf: String,
+    /// Prefixes of the right network routed in the left into the instance.
+    pub routes_in_left: u32,
+    /// Prefixes of the left network routed in the right into the instance.
+    pub routes_in_right: u32,
+}
+
 /// Fabric source NAT in the `snat` view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct SnatView {

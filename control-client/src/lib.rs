@@ -31,7 +31,7 @@ pub use model::validate_vrf_name;
 pub use model::{
     is_martian, DesiredState, FloatingIpSpec, HealthCheck, HealthCheckKind, InterfaceSpec, L4Protocol, ModelError,
     PeerId, PolicyPeer, PolicyPod, PolicyPort, PolicyRule, PolicySpec, PortIdentity, RouteSpec, RouteTarget,
-    ServicePort, ServiceSpec, SnapshotBuilder, VlanSpec, DEFAULT_REMOTE_MAC, FABRIC_VRF, FIRST_LABEL, LAST_LABEL,
-    MAX_BACKENDS, MAX_FLOATING_IPS, MAX_POLICIES, MAX_SERVICE_PORTS,
+    ServiceChainSpec, ServicePort, ServiceSpec, SnapshotBuilder, VlanSpec, DEFAULT_REMOTE_MAC, FABRIC_VRF, FIRST_LABEL,
+    LAST_LABEL, MAX_BACKENDS, MAX_FLOATING_IPS, MAX_POLICIES, MAX_SERVICE_CHAINS, MAX_SERVICE_PORTS,
 };
 pub use publish::{Publication, PublicationStats, SnapshotPublisher};

@@ -100,7 +100,7 @@ pub enum RouteTarget {
 }
 
 impl RouteTarget {
-    fn mentions(&self, ifname: &str) -> bool {
+    pub(super) fn mentions(&self, ifname: &str) -> bool {
         match self {
             RouteTarget::Interface { name } => name == ifname,
             RouteTarget::Ecmp { members } => members.iter().any(|m| m.mentions(ifname)),
@@ -252,6 +252,12 @@ pub enum ModelError {
     /// No network policy of that name.
     #[error("no network policy named {0:?}")]
     UnknownPolicy(String),
+    /// A service chain that cannot be.
+    #[error("invalid service chain: {0}")]
+    InvalidServiceChain(String),
+    /// No service chain of that name.
+    #[error("no service chain named {0:?}")]
+    UnknownServiceChain(String),
     /// The port carries VLAN sub-interfaces, which go first.
     #[error("interface {name:?} carries VLAN sub-interfaces {subinterfaces:?}: remove them first")]
     ParentInUse {
@@ -306,6 +312,9 @@ pub struct DesiredState {
     /// Network policies by name.
     #[serde(default)]
     policies: BTreeMap<String, PolicySpec>,
+    /// Service chains by name.
+    #[serde(default)]
+    service_chains: BTreeMap<String, ServiceChainSpec>,
     #[serde(skip, default = "policy::next_policy_version")]
     policy_version: u64,
     max_interfaces: usize,
@@ -750,6 +759,7 @@ mod build;
 mod builder;
 #[cfg(test)]
 mod builder_tests;
+mod chains;
 mod floating;
 mod learned;
 mod policy;
@@ -759,6 +769,7 @@ mod vlan;
 mod vrfs;
 
 pub use builder::SnapshotBuilder;
+pub use chains::{ServiceChainSpec, MAX_SERVICE_CHAINS};
 pub use floating::{FloatingIpSpec, MAX_FLOATING_IPS};
 pub use learned::PeerId;
 pub use policy::{PolicyPeer, PolicyPod, PolicyPort, PolicyRule, PolicySpec, MAX_POLICIES};

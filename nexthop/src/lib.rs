@@ -34,7 +34,7 @@ pub use policy::Policies;
 pub use route::{Route, RouteSlot, MAX_ROUTE_SLOTS, VOLATILE_SLOT};
 pub use service::{Nat, NatAddr, NatSide, NatTarget, ServiceEntry, ServiceKey, Services};
 pub use snapshot::{
-    Composite, FabricInfo, FastMap, HostPort, Interface, InterfaceKind, MacAddr, RoutePatch, Snapshot, Vif, VlanTag,
-    Vrf, VrfId,
+    Composite, FabricInfo, FastMap, HostPort, Interface, InterfaceKind, MacAddr, RoutePatch, ServiceChain, Snapshot,
+    Vif, VlanTag, Vrf, VrfId,
 };
 pub use snat::{PortRange, Snat, SnatRanges};

@@ -147,6 +147,24 @@ pub struct Snapshot {
     pub snat: Option<crate::Snat>,
     /// Network policy of the local pods (empty: every connection allowed).
     pub policies: std::sync::Arc<crate::Policies>,
+    /// Service chains in force (for the views: the routes they make are in the
+    /// VRFs' tables).
+    pub service_chains: std::sync::Arc<Vec<ServiceChain>>,
+}
+
+/// A service chain in force: two VRFs joined through a service instance's two
+/// interfaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceChain {
+    /// Its name.
+    pub name: String,
+    /// The instance's interface in the left VRF, and that VRF.
+    pub left: (Vif, VrfId),
+    /// The instance's interface in the right VRF, and that VRF.
+    pub right: (Vif, VrfId),
+    /// Prefixes of the right VRF routed in the left into the instance, and of the
+    /// left in the right.
+    pub routes: (u32, u32),
 }
 
 /// The node's own interface (see [`InterfaceKind::Host`]) as the packet path uses it.

@@ -19,9 +19,11 @@ use std::path::PathBuf;
 
 mod apply;
 mod capture;
+mod chain;
 mod policy;
 mod top;
 mod views;
+pub use chain::ChainAction;
 pub use policy::PolicyAction;
 pub use views::api_command;
 
@@ -117,6 +119,12 @@ pub enum Command {
         /// list, add or delete.
         #[command(subcommand)]
         action: FipAction,
+    },
+    /// Service chains (traffic between two networks through a service instance): list, add or replace, delete.
+    Chain {
+        /// list, add or delete.
+        #[command(subcommand)]
+        action: ChainAction,
     },
     /// Network policies (selectors resolved to addresses): list, add or replace, delete.
     Policy {

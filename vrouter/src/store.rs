@@ -288,6 +288,20 @@ impl StateStore {
         files::load_or_move_aside(&self.dir.join("floating_ips.json"))
     }
 
+    /// Records the service chains.
+    pub fn save_service_chains(&self, chains: &[control_client::ServiceChainSpec]) -> anyhow::Result<()> {
+        files::write_durably(
+            &self.dir.join("service_chains.json"),
+            &serde_json::to_vec_pretty(chains)?,
+        )
+    }
+
+    /// The recorded service chains (none if unreadable: the file is moved aside and
+    /// reported).
+    pub fn load_service_chains(&self) -> (Vec<control_client::ServiceChainSpec>, Vec<String>) {
+        files::load_or_move_aside(&self.dir.join("service_chains.json"))
+    }
+
     /// Records the network policies.
     pub fn save_policies(&self, policies: &[control_client::PolicySpec]) -> anyhow::Result<()> {
         files::write_durably(&self.dir.join("policies.json"), &serde_json::to_vec_pretty(policies)?)

@@ -57,6 +57,7 @@ impl SnapshotBuilder {
         for route in state.routes.iter().chain(state.effective_learned()) {
             compile.route(route);
         }
+        compile.service_chains();
         let services = compile.services();
         let mut snap = compile.snap;
         self.finish(&mut snap, generation);
@@ -283,7 +284,12 @@ impl<'a> Compile<'a> {
                 ipv6: spec.ipv6,
                 gateway4: spec.gateway4,
                 gateway6: spec.gateway6,
-                allowed_sources: spec.allowed_address_pairs.iter().map(|p| p.trunc()).collect(),
+                allowed_sources: if state.is_chain_interface(name) {
+                    // A service instance forwards the other network's packets.
+                    vec![IpNet::V4(Default::default()), IpNet::V6(Default::default())]
+                } else {
+                    spec.allowed_address_pairs.iter().map(|p| p.trunc()).collect()
+                },
                 mtu: spec.mtu.unwrap_or(0),
                 vlan: vlan_tag,
                 security_groups: spec.security_groups.clone(),
@@ -308,6 +314,52 @@ impl<'a> Compile<'a> {
                 }
             }
         }
+    }
+
+    /// Each service chain in force: the prefixes of each of its networks (its
+    /// pods' addresses and its routes, but not the instance's own) routed in the
+    /// other into the instance's interface there, where that network has no route
+    /// of its own for them.
+    fn service_chains(&mut self) {
+        let state = self.state;
+        let mut in_force = Vec::new();
+        for (chain, left, right) in state.chains_in_force() {
+            let (left_id, right_id) = (state.vrf_ids[left], state.vrf_ids[right]);
+            let into = |name: &str| {
+                let (id, spec) = &state.interfaces[name];
+                NextHop::Interface {
+                    vif: id.vif,
+                    dst_mac: spec.mac,
+                }
+            };
+            let to_left = self.ids.nexthop(into(&chain.left_interface), self.generation);
+            let to_right = self.ids.nexthop(into(&chain.right_interface), self.generation);
+            let from_right = chain_prefixes(state, right);
+            let from_left = chain_prefixes(state, left);
+            let mut routes = [0u32; 2];
+            let sides = [(left_id, from_right, to_left), (right_id, from_left, to_right)];
+            for (side, (vrf, prefixes, nh)) in sides.into_iter().enumerate() {
+                for prefix in prefixes {
+                    let table = &self.snap.vrfs[vrf.index()];
+                    let own = match prefix {
+                        IpNet::V4(p) => table.v4.get_exact(v4_key(p.network()), p.prefix_len()).is_some(),
+                        IpNet::V6(p) => table.v6.get_exact(v6_key(p.network()), p.prefix_len()).is_some(),
+                    };
+                    if !own {
+                        self.insert_derived(vrf, prefix, nh);
+                        routes[side] += 1;
+                    }
+                }
+            }
+            let vif = |name: &str| state.interfaces[name].0.vif;
+            in_force.push(nexthop::ServiceChain {
+                name: chain.name.clone(),
+                left: (vif(&chain.left_interface), left_id),
+                right: (vif(&chain.right_interface), right_id),
+                routes: (routes[0], routes[1]),
+            });
+        }
+        self.snap.service_chains = std::sync::Arc::new(in_force);
     }
 
     fn route(&mut self, route: &RouteSpec) {
@@ -374,4 +426,28 @@ impl SnapshotBuilder {
             }
         }
     }
+}
+
+/// The prefixes VRF `vrf` offers a service chain: its pods' addresses and its
+/// routes, except a service instance's interfaces and what routes into them.
+fn chain_prefixes(state: &DesiredState, vrf: &str) -> Vec<IpNet> {
+    let pods = state
+        .interfaces
+        .iter()
+        .filter(|(name, (_, s))| s.vrf == vrf && !state.is_chain_interface(name))
+        .flat_map(|(_, (_, s))| [s.ipv4.map(IpAddr::V4), s.ipv6.map(IpAddr::V6)])
+        .flatten()
+        .map(IpNet::from);
+    let routes = state
+        .routes
+        .iter()
+        .chain(state.effective_learned())
+        .filter(|r| r.vrf == vrf)
+        .filter(|r| {
+            !state
+                .service_chains()
+                .any(|c| r.target.mentions(&c.left_interface) || r.target.mentions(&c.right_interface))
+        })
+        .map(|r| r.prefix.trunc());
+    pods.chain(routes).collect()
 }

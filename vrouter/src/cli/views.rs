@@ -549,6 +549,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
             })
         }
         Command::Policy { action } => super::policy::run(&api, json, action),
+        Command::Chain { action } => super::chain::run(&api, json, action),
         Command::Apply {
             manifests,
             prune,

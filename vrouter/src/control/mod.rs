@@ -343,6 +343,16 @@ impl Control {
                 tracing::warn!(floating_ip = %name, "stored floating IP not restored: {e}");
             }
         }
+        let (chains, chain_problems) = self.store.load_service_chains();
+        chain_problems
+            .iter()
+            .for_each(|p| tracing::warn!("state file skipped: {p}"));
+        for spec in chains {
+            let name = spec.name.clone();
+            if let Err(e) = self.model.add_service_chain(spec) {
+                tracing::warn!(service_chain = %name, "stored service chain not restored: {e}");
+            }
+        }
         let (policies, policy_problems) = self.store.load_policies();
         policy_problems
             .iter()
@@ -700,6 +710,33 @@ impl Control {
         self.model = next;
         self.publish();
         Ok(())
+    }
+
+    /// Adds or replaces a service chain: recorded first, then applied.
+    pub fn add_service_chain(&mut self, spec: control_client::ServiceChainSpec) -> Result<(), ControlError> {
+        let mut next = self.model.clone();
+        next.add_service_chain(spec)?;
+        self.record_service_chains(&next, "service chain not added")?;
+        self.model = next;
+        self.publish();
+        Ok(())
+    }
+
+    /// Removes a service chain: recorded first, then applied.
+    pub fn remove_service_chain(&mut self, name: &str) -> Result<(), ControlError> {
+        let mut next = self.model.clone();
+        next.remove_service_chain(name)?;
+        self.record_service_chains(&next, "service chain not removed")?;
+        self.model = next;
+        self.publish();
+        Ok(())
+    }
+
+    fn record_service_chains(&self, model: &DesiredState, what: &'static str) -> Result<(), ControlError> {
+        let chains: Vec<control_client::ServiceChainSpec> = model.service_chains().cloned().collect();
+        self.store.save_service_chains(&chains).map_err(|e| {
+            ControlError::StateDirectory(e.context(format!("{what}: the state directory could not record it")))
+        })
     }
 
     /// Adds or replaces a network policy: recorded first, then applied.

@@ -74,6 +74,10 @@ pub enum Change {
     RemovePolicy(String),
     /// Remove a floating IP.
     RemoveFloatingIp(String),
+    /// Add or replace a service chain.
+    AddServiceChain(control_client::ServiceChainSpec),
+    /// Remove a service chain.
+    RemoveServiceChain(String),
     /// Bind a port to a virtual machine interface of the configuration.
     BindPort(PortBinding),
     /// A control node serves configuration from now on.
@@ -120,6 +124,8 @@ impl Change {
             Request::RemovePolicy { name } => Change::RemovePolicy(name),
             Request::SetPolicies { specs, remove } => Change::SetPolicies(specs, remove),
             Request::RemoveFloatingIp { name } => Change::RemoveFloatingIp(name),
+            Request::AddServiceChain { spec } => Change::AddServiceChain(spec),
+            Request::RemoveServiceChain { name } => Change::RemoveServiceChain(name),
             _ => return None,
         })
     }
@@ -380,6 +386,14 @@ fn apply(control: &mut Control, change: Change) -> ChangeResult {
         }
         Change::RemoveFloatingIp(name) => {
             control.remove_floating_ip(&name)?;
+            serde_json::Value::Null
+        }
+        Change::AddServiceChain(spec) => {
+            control.add_service_chain(spec)?;
+            serde_json::Value::Null
+        }
+        Change::RemoveServiceChain(name) => {
+            control.remove_service_chain(&name)?;
             serde_json::Value::Null
         }
         Change::BindPort(binding) => {

@@ -129,6 +129,7 @@ impl Views {
             Request::Services => serde_json::to_value(self.services()),
             Request::Snat => serde_json::to_value(self.snat()),
             Request::FloatingIps => serde_json::to_value(self.floating_ips()),
+            Request::ServiceChains => serde_json::to_value(self.service_chains()),
             Request::Policies => serde_json::to_value(self.policies()),
             Request::Config => serde_json::to_value(self.config()),
             other => {
@@ -419,6 +420,28 @@ impl Views {
                 interface: snap.interface(e.vif).map(|i| i.name.clone()).unwrap_or_default(),
                 pod_vrf: vrf_name(e.pod_vrf),
                 pod_ip: e.pod,
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The service chains in force, by name.
+    pub fn service_chains(&self) -> Vec<vrouter_api::ServiceChainView> {
+        let snap = self.snapshot();
+        let vrf_name = |id| snap.vrf(id).map(|v| v.name.clone()).unwrap_or_default();
+        let interface = |vif| snap.interface(vif).map(|i| i.name.clone()).unwrap_or_default();
+        let mut out: Vec<vrouter_api::ServiceChainView> = snap
+            .service_chains
+            .iter()
+            .map(|c| vrouter_api::ServiceChainView {
+                name: c.name.clone(),
+                left_interface: interface(c.left.0),
+                left_vrf: vrf_name(c.left.1),
+                right_interface: interface(c.right.0),
+                right_vrf: vrf_name(c.right.1),
+                routes_in_left: c.routes.0,
+                routes_in_right: c.routes.1,
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -44,6 +44,10 @@ impl SnapshotBuilder {
         let mut plan: Vec<((VrfId, IpNet), Option<&RouteSpec>, RouteSlot)> = Vec::with_capacity(changed.len());
         for (vrf, prefix) in changed {
             let prefix = prefix.trunc();
+            // A chain's network: the other end's routes change with it.
+            if state.vrf_in_chain(vrf) {
+                return None;
+            }
             let id = state.vrf_id(vrf)?;
             let tables = current.vrf(id).filter(|t| t.name == *vrf)?;
             let key = (id, prefix);

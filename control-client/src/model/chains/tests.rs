@@ -1,0 +1,178 @@
+//! A chain in force routes each network's prefixes into the instance's interface in
+//! the other, lets a network's own routes win, accepts any source on the instance's
+//! interfaces, and cuts the path when it or its instance goes.
+
+use super::super::*;
+
+const MAC: MacAddr = MacAddr([0, 0, 0x5e, 0, 1, 0]);
+
+fn port(name: &str, vrf: &str, net: u8, last: u8) -> InterfaceSpec {
+    InterfaceSpec {
+        name: name.into(),
+        vrf: vrf.into(),
+        mac: MacAddr([2, 0, 0, 0, net, last]),
+        ipv4: Some(Ipv4Addr::new(198, 18, net, last)),
+        ipv6: None,
+        gateway4: Some(Ipv4Addr::new(198, 18, net, 1)),
+        gateway6: None,
+        allowed_address_pairs: Vec::new(),
+        mtu: None,
+        vlan: None,
+        security_groups: Vec::new(),
+    }
+}
+
+fn chain() -> ServiceChainSpec {
+    ServiceChainSpec {
+        name: "filter".into(),
+        left_interface: "fw-left".into(),
+        right_interface: "fw-right".into(),
+    }
+}
+
+/// Pods a (red) and c (blue), the instance's interfaces, a red route to a tunnel
+/// and a blue route of blue's own for a prefix red also has.
+fn networks() -> DesiredState {
+    let mut s = DesiredState::new(16);
+    s.set_fabric("eth0");
+    s.add_interface(port("a", "red", 1, 2)).unwrap();
+    s.add_interface(port("c", "blue", 2, 2)).unwrap();
+    s.add_interface(port("fw-left", "red", 1, 250)).unwrap();
+    s.add_interface(port("fw-right", "blue", 2, 250)).unwrap();
+    let tunnel = RouteTarget::Tunnel {
+        remote: Ipv4Addr::new(198, 19, 0, 2),
+        label: 20,
+        encaps: vec![Encap::MplsOverUdp],
+        mac: None,
+    };
+    for vrf in ["red", "blue"] {
+        s.add_route(RouteSpec {
+            vrf: vrf.into(),
+            prefix: "198.18.9.0/24".parse().unwrap(),
+            target: tunnel.clone(),
+        })
+        .unwrap();
+    }
+    s.add_route(RouteSpec {
+        vrf: "red".into(),
+        prefix: "198.18.8.0/24".parse().unwrap(),
+        target: tunnel,
+    })
+    .unwrap();
+    s
+}
+
+fn via(snap: &Snapshot, vrf: &str, dst: [u8; 4]) -> Option<NextHop> {
+    snap.route4(snap.vrf_by_name(vrf)?.id, dst.into()).cloned()
+}
+
+/// The MAC of the port at `198.18.NET.LAST`.
+fn mac(net: u8, last: u8) -> Option<MacAddr> {
+    Some(MacAddr([2, 0, 0, 0, net, last]))
+}
+
+/// The MAC an interface next hop delivers to (its vif depends on attach order).
+fn mac_of(nh: Option<NextHop>) -> Option<MacAddr> {
+    match nh? {
+        NextHop::Interface { dst_mac, .. } => Some(dst_mac),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_chain_routes_each_network_into_the_instance_on_its_side() {
+    let mut s = networks();
+    let before = s.build(1, MAC);
+    assert_eq!(via(&before, "red", [198, 18, 2, 2]), None, "networks start apart");
+    s.add_service_chain(chain()).unwrap();
+    let snap = s.build(2, MAC);
+    // Red reaches blue's pod through the instance's left interface, blue reaches
+    // red's pod and red's routes through its right one.
+    let left = mac(1, 250);
+    let right = mac(2, 250);
+    assert_eq!(mac_of(via(&snap, "red", [198, 18, 2, 2])), left);
+    assert_eq!(mac_of(via(&snap, "blue", [198, 18, 1, 2])), right);
+    assert_eq!(mac_of(via(&snap, "blue", [198, 18, 8, 7])), right);
+    // A network's own route wins; the instance's own addresses are not offered.
+    assert!(matches!(
+        via(&snap, "blue", [198, 18, 9, 7]),
+        Some(NextHop::Tunnel { .. })
+    ));
+    assert_eq!(via(&snap, "red", [198, 18, 2, 250]), None);
+    // Pods' own routes are untouched.
+    assert_eq!(mac_of(via(&snap, "red", [198, 18, 1, 2])), mac(1, 2));
+    // The instance's interfaces take any source; a pod's only its own.
+    let source_ok = |name: &str, src: [u8; 4]| {
+        snap.interfaces
+            .iter()
+            .flatten()
+            .find(|i| i.name == name)
+            .is_some_and(|i| i.allowed_sources.iter().any(|p| p.contains(&IpAddr::from(src))))
+    };
+    assert!(source_ok("fw-right", [198, 18, 1, 2]));
+    assert!(source_ok("fw-left", [198, 18, 2, 2]));
+    assert!(!source_ok("a", [198, 18, 2, 2]));
+    // The chain removed, or its instance's interface detached: apart again.
+    let mut cut = s.clone();
+    cut.remove_service_chain("filter").unwrap();
+    assert_eq!(via(&cut.build(3, MAC), "red", [198, 18, 2, 2]), None);
+    s.remove_interface("fw-right").unwrap();
+    assert_eq!(via(&s.build(3, MAC), "red", [198, 18, 2, 2]), None);
+}
+
+#[test]
+fn a_route_change_in_a_chained_network_reaches_the_other() {
+    let mut s = networks();
+    s.add_service_chain(chain()).unwrap();
+    let mut builder = SnapshotBuilder::new(1);
+    let snap = builder.build(&s, MAC);
+    s.add_route(RouteSpec {
+        vrf: "red".into(),
+        prefix: "198.18.7.0/24".parse().unwrap(),
+        target: RouteTarget::Discard,
+    })
+    .unwrap();
+    // Not patched in red alone: blue gains the prefix too.
+    assert!(builder
+        .patch_route(&s, "red", "198.18.7.0/24".parse().unwrap(), &snap)
+        .is_none());
+    let next = builder.build(&s, MAC);
+    assert_eq!(mac_of(via(&next, "blue", [198, 18, 7, 1])), mac(2, 250));
+}
+
+#[test]
+fn a_chain_that_cannot_be_is_refused_and_changes_nothing() {
+    let mut s = networks();
+    let same_vrf = ServiceChainSpec {
+        right_interface: "a".into(),
+        ..chain()
+    };
+    let same_interface = ServiceChainSpec {
+        right_interface: "fw-left".into(),
+        ..chain()
+    };
+    let nameless = ServiceChainSpec {
+        name: String::new(),
+        ..chain()
+    };
+    for bad in [same_vrf, same_interface, nameless] {
+        assert!(matches!(
+            s.add_service_chain(bad),
+            Err(ModelError::InvalidServiceChain(_))
+        ));
+    }
+    s.add_service_chain(chain()).unwrap();
+    let shared = ServiceChainSpec {
+        name: "other".into(),
+        ..chain()
+    };
+    assert!(matches!(
+        s.add_service_chain(shared),
+        Err(ModelError::InvalidServiceChain(_))
+    ));
+    assert_eq!(s.service_chains().count(), 1);
+    assert!(matches!(
+        s.remove_service_chain("nope"),
+        Err(ModelError::UnknownServiceChain(_))
+    ));
+}
