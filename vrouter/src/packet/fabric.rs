@@ -81,6 +81,36 @@ pub(super) fn handle(
     }
 }
 
+/// An ICMP error from another node (`key`, the IP packet of `ip_len` bytes at
+/// `at`) about a both-ends flow of this node, rewritten for its pod and routed to it
+/// without a flow of its own (see `icmp_both`); `None`: not one, nothing changed;
+/// `Err` if the pod has no route.
+#[cold]
+fn both_error(
+    snap: &Snapshot,
+    ctx: &mut super::PipelineContext,
+    pkt: &mut PacketBuf<'_>,
+    at: usize,
+    ip_len: usize,
+    key: &flow_table::FlowKey,
+) -> Option<Result<Inner, DropReason>> {
+    let family = if key.family() == 4 { Family::V4 } else { Family::V6 };
+    let ip = pkt.data_mut().get_mut(at..at + ip_len)?;
+    let to_pod = super::icmp_both::rewrite(&ctx.flows.table, key.vrf(), ip, family)?;
+    let hash = to_pod.hash();
+    let Decision::Forward(nh) = flow::resolve(snap, &mut ctx.routes, &to_pod).0 else {
+        return Some(Err(DropReason::NoRoute));
+    };
+    Some(Ok(Inner {
+        nh,
+        hash,
+        ip_len,
+        family,
+        nat: None,
+        vrf: to_pod.vrf(),
+    }))
+}
+
 /// Delivers the payload of a tunnel packet for this node to its local interface.
 #[inline(always)]
 fn deliver(
@@ -135,8 +165,19 @@ fn deliver(
                 }
             };
             // Delivered to the label's interface (the sender chose it, ECMP included);
-            // the flow is set up or hit in its VRF all the same.
-            let flow = match through_flow_table(snap, fabric, vrf, &inner, ctx) {
+            // the flow is set up or hit in its VRF all the same. (An ICMP error to a
+            // floating address may be about a both-ends flow: rewritten for its pod.)
+            let (key, ip_len, _) = flow::ip_flow_key(vrf.0, &inner);
+            let flow = if !routed_here && forward::may_quote_a_translated_flow(snap, &key) {
+                match both_error(snap, ctx, pkt, t.payload, ip_len as usize, &key) {
+                    Some(flow) => flow,
+                    None => checked_inner(&pkt.data()[t.payload..])
+                        .and_then(|inner| through_flow_table(snap, fabric, vrf, &inner, ctx)),
+                }
+            } else {
+                through_flow_table(snap, fabric, vrf, &inner, ctx)
+            };
+            let flow = match flow {
                 Ok(flow) => flow,
                 Err(reason) => return Verdict::Drop(reason),
             };

@@ -94,6 +94,26 @@ pub(super) fn route(
     ctx: &mut PipelineContext,
     p: Parsed,
 ) -> Outcome {
+    if may_quote_a_translated_flow(snap, &p.key) && !snap.floating.is_empty() {
+        let ip = &mut pkt.data_mut()[ETH_LEN..ETH_LEN + p.ip_len];
+        if let Some(key) = super::icmp_both::rewrite(&ctx.flows.table, p.key.vrf(), ip, p.family) {
+            return match flow::resolve(snap, &mut ctx.routes, &key).0 {
+                Decision::Forward(nh) => forward(
+                    snap,
+                    iface,
+                    pkt,
+                    ctx,
+                    &Parsed {
+                        key,
+                        hash: key.hash(),
+                        ..p
+                    },
+                    nh,
+                ),
+                _ => Verdict::Drop(DropReason::NoRoute).into(),
+            };
+        }
+    }
     let (nh, translation) = match flow::decide(snap, ctx, iface, &p.key, p.hash, p.ip_len as u32, p.tcp_flags) {
         Decision::Forward(nh) => (nh, None),
         Decision::ForwardNat(nh, translation) => (nh, Some(translation)),

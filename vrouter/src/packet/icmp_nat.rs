@@ -49,8 +49,8 @@ fn what_to_rewrite(snap: &Snapshot, table: &FlowTable, quoted: FlowKey) -> Optio
     let quoted_source = match nat.side {
         NatSide::Destination | NatSide::FloatingDestination | NatSide::FabricBack => true,
         NatSide::Source | NatSide::FloatingSource | NatSide::FabricSource => false,
-        // Errors about a hairpin or a both-ends flow (a floating pod reaching a
-        // service) are not translated: they reach the pod as sent.
+        // Errors about a hairpin are not translated (they reach the pod as sent);
+        // those about a both-ends flow are rewritten before routing (`icmp_both`).
         NatSide::HairpinOut | NatSide::HairpinBack | NatSide::Both => return None,
     };
     Some((nat, snap.nat_target(nat.target)?, quoted_source))

@@ -13,6 +13,7 @@ mod flow;
 mod forward;
 mod gateway;
 mod icmp;
+mod icmp_both;
 mod icmp_nat;
 mod ipv4;
 mod ipv6;

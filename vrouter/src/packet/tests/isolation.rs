@@ -282,3 +282,81 @@ fn an_isolated_pods_connections_keep_their_backend_when_a_backend_is_added() {
         );
     }
 }
+
+/// An ICMP error about a rule-d connection (the backend's port unreachable, to the
+/// floating address) reaches the pod about what it sent: from the service's address,
+/// quoting its own packet to the service, with no flow of its own.
+#[test]
+fn an_error_about_a_both_ends_connection_reaches_the_pod_about_what_it_sent() {
+    const DNS4: [u8; 4] = [198, 18, 100, 53];
+    use super::services::{port_unreachable4, udp4p};
+    let mut s = isolated_with_web();
+    let mut dns = service("default/dns", DNS4, B4);
+    dns.ports[0].protocol = L4Protocol::Udp;
+    s.add_service(dns).unwrap();
+    let snap = s.build(1, MacAddr(ROUTER));
+    let mut ctx = PipelineContext::default();
+    let question = udp4p(MAC_C, ROUTER, C4, DNS4, (43000, 80), 64);
+    let seen_by_b = udp4p(ROUTER, MAC_B, FIP4, B4, (43000, 9376), 63);
+    assert_eq!(
+        run_in(&snap, Vif(3), &question, &mut ctx),
+        (Verdict::Transmit(Vif(2)), seen_by_b.clone())
+    );
+    let flows = ctx.flows.table.stats().active;
+    let error = port_unreachable4(MAC_B, ROUTER, B4, FIP4, 64, &seen_by_b);
+    let sent_by_c = udp4p(MAC_C, ROUTER, C4, DNS4, (43000, 80), 63);
+    assert_eq!(
+        run_in(&snap, Vif(2), &error, &mut ctx),
+        (
+            Verdict::Transmit(Vif(3)),
+            port_unreachable4(ROUTER, MAC_C, DNS4, C4, 63, &sent_by_c)
+        )
+    );
+    assert_eq!(ctx.flows.table.stats().active, flows, "no flow for the error");
+}
+
+/// The same error from a backend on another node: it arrives through the tunnel
+/// with the pod's label, to the floating address, and reaches the pod rewritten.
+#[test]
+fn an_error_from_another_node_about_a_both_ends_connection_reaches_the_pod() {
+    const DNS4: [u8; 4] = [198, 18, 100, 53];
+    const REMOTE_B4: [u8; 4] = [198, 18, 1, 77];
+    use super::services::{port_unreachable4, udp4p};
+    let mut s = isolated();
+    s.set_fabric_info(nexthop::FabricInfo {
+        ip: Some([198, 18, 0, 1].into()),
+        mac: MacAddr([2, 0, 0, 0, 0, 0xf1]),
+        mtu: 1500,
+    });
+    let node2: std::net::Ipv4Addr = [198, 18, 0, 2].into();
+    s.set_neighbor(node2, MacAddr([2, 0, 0, 0, 0, 0xf2]));
+    s.add_route(control_client::RouteSpec {
+        vrf: "red".into(),
+        prefix: "198.18.1.77/32".parse().unwrap(),
+        target: control_client::RouteTarget::Tunnel {
+            remote: node2,
+            label: 40,
+            encaps: vec![nexthop::encap::Encap::MplsOverUdp],
+            mac: None,
+        },
+    })
+    .unwrap();
+    let mut dns = service("default/dns", DNS4, REMOTE_B4);
+    dns.ports[0].protocol = L4Protocol::Udp;
+    s.add_service(dns).unwrap();
+    let snap = s.build(1, MacAddr(ROUTER));
+    let mut ctx = PipelineContext::default();
+    let question = udp4p(MAC_C, ROUTER, C4, DNS4, (43000, 80), 64);
+    assert_eq!(run_in(&snap, Vif(3), &question, &mut ctx).0, Verdict::Transmit(Vif(0)));
+    let seen_by_b = udp4p(ROUTER, ROUTER, FIP4, REMOTE_B4, (43000, 9376), 63);
+    let error = port_unreachable4(ROUTER, ROUTER, REMOTE_B4, FIP4, 64, &seen_by_b);
+    let label = snap.interface(Vif(3)).and_then(|i| i.label).expect("pod c has a label");
+    let sent_by_c = udp4p(MAC_C, ROUTER, C4, DNS4, (43000, 80), 63);
+    assert_eq!(
+        run_in(&snap, Vif(0), &super::tunnel::from_node_2(label, &error), &mut ctx),
+        (
+            Verdict::Transmit(Vif(3)),
+            port_unreachable4(ROUTER, MAC_C, DNS4, C4, 64, &sent_by_c)
+        )
+    );
+}

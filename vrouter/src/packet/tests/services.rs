@@ -305,7 +305,7 @@ fn a_pod_reaches_itself_through_its_service() {
 
 /// An ICMP port unreachable from `from` (at `src_mac`, `src`) to `to`, quoting the
 /// first 28 (IPv4) bytes of `quoted` (a whole frame).
-fn port_unreachable4(
+pub(super) fn port_unreachable4(
     src_mac: [u8; 6],
     dst_mac: [u8; 6],
     src: [u8; 4],
