@@ -1,4 +1,5 @@
-//! Fragments of an IPv4 datagram follow its first fragment. Only the first carries
+//! Fragments of an IP datagram (IPv4, or IPv6 with a fragment header) follow its
+//! first fragment. Only the first carries
 //! the transport header, so a later fragment alone has no ports: keyed by its
 //! addresses only it would miss its connection's flow, and with it the
 //! connection's translation (a service's reply would reach the client from the
@@ -18,7 +19,7 @@
 //! before, and is counted.
 
 use flow_table::{FlowKey, FlowTable, FlowValue, Insert};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Seconds a record outlives its datagram's last fragment on the coarse clock (the
@@ -53,22 +54,36 @@ pub struct Datagram {
     /// The VRF its fragments are routed in.
     pub vrf: u16,
     /// Source address.
-    pub src: Ipv4Addr,
+    pub src: IpAddr,
     /// Destination address.
-    pub dst: Ipv4Addr,
-    /// IP protocol.
+    pub dst: IpAddr,
+    /// IP protocol (IPv6: the upper layer's, past the extension headers).
     pub proto: u8,
-    /// IP identification.
-    pub ident: u16,
+    /// Identification (IPv4's 16 bits, IPv6's fragment header's 32).
+    pub ident: u32,
 }
 
 impl Datagram {
-    fn key(&self) -> FlowKey {
-        FlowKey::v4(self.vrf, self.src, self.dst, self.proto, 0, self.ident)
+    /// The record's key: the datagram's flow with the identification for ports
+    /// (IPv4: source port 0; IPv6: its high and low halves).
+    fn key(&self) -> Option<FlowKey> {
+        let (hi, lo) = ((self.ident >> 16) as u16, self.ident as u16);
+        match (self.src, self.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => Some(FlowKey::v4(self.vrf, s, d, self.proto, 0, lo)),
+            (IpAddr::V6(s), IpAddr::V6(d)) => Some(FlowKey::v6(self.vrf, s, d, self.proto, hi, lo)),
+            _ => None,
+        }
     }
 
-    fn partner(&self) -> FlowKey {
-        FlowKey::v4(self.vrf, self.src, self.dst, self.proto, 1, self.ident)
+    /// Its partner's key, which no record's key can be (IPv4: source port 1; IPv6:
+    /// protocol 0, hop-by-hop, never an upper layer).
+    fn partner(&self) -> Option<FlowKey> {
+        let (hi, lo) = ((self.ident >> 16) as u16, self.ident as u16);
+        match (self.src, self.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => Some(FlowKey::v4(self.vrf, s, d, self.proto, 1, lo)),
+            (IpAddr::V6(s), IpAddr::V6(d)) => Some(FlowKey::v6(self.vrf, s, d, 0, hi, lo)),
+            _ => None,
+        }
     }
 }
 
@@ -105,7 +120,9 @@ impl Fragments {
     /// fragment for the fragments after it; a record of the same identity is
     /// replaced (the identification came round).
     pub fn record(&self, datagram: &Datagram, ports: (u16, u16)) {
-        let key = datagram.key();
+        let (Some(key), Some(partner)) = (datagram.key(), datagram.partner()) else {
+            return;
+        };
         let hash = key.hash();
         let value = FlowValue {
             data: RECORD | u64::from(ports.0) << 16 | u64::from(ports.1),
@@ -118,7 +135,7 @@ impl Fragments {
             Some(f) => self.table.update(&f, value).then_some(f.index),
             None => match self
                 .table
-                .insert_pair((&key, value), (&datagram.partner(), FlowValue { data: 0, ..value }))
+                .insert_pair((&key, value), (&partner, FlowValue { data: 0, ..value }))
             {
                 Insert::Inserted { forward, .. } => Some(forward.index),
                 // Another worker recorded the same first fragment (a duplicate).
@@ -138,8 +155,8 @@ impl Fragments {
     /// The ports `datagram`'s first fragment recorded, for a later fragment of it;
     /// `None` (counted) without a record.
     pub fn follow(&self, datagram: &Datagram) -> Option<(u16, u16)> {
-        let key = datagram.key();
-        match self.table.lookup(&key, key.hash()) {
+        let found = datagram.key().and_then(|key| self.table.lookup(&key, key.hash()));
+        match found {
             Some(f) if f.value.data & RECORD != 0 => {
                 self.table.touch(f.index, 0);
                 self.followed.fetch_add(1, Ordering::Relaxed);
@@ -184,10 +201,10 @@ mod tests {
     fn datagram(ident: u16, proto: u8) -> Datagram {
         Datagram {
             vrf: 1,
-            src: Ipv4Addr::new(198, 18, 1, 2),
-            dst: Ipv4Addr::new(198, 18, 100, 10),
+            src: std::net::Ipv4Addr::new(198, 18, 1, 2).into(),
+            dst: std::net::Ipv4Addr::new(198, 18, 100, 10).into(),
             proto,
-            ident,
+            ident: u32::from(ident),
         }
     }
 

@@ -1,5 +1,5 @@
-//! IPv6 headers (RFC 8200). Extension headers are not walked: the payload starts at
-//! byte 40 and `next_header` says what it is.
+//! IPv6 headers (RFC 8200). The payload starts at byte 40 and `next_header` says
+//! what it is; extension headers are walked by [`crate::ipv6_ext`].
 
 use crate::checksum;
 use crate::{Error, Result};

@@ -28,6 +28,7 @@ pub mod icmp;
 pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
+pub mod ipv6_ext;
 pub mod mpls;
 pub mod ndp;
 pub mod sctp;

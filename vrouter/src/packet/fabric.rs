@@ -28,7 +28,7 @@ struct Inner {
 
 /// Looks the decapsulated packet up in the flow table of its VRF (setting the flow
 /// up on a miss, owned by the fabric); `Err` with the drop reason its decision says.
-#[inline]
+#[inline(always)]
 fn through_flow_table(
     snap: &Snapshot,
     fabric: &Interface,
@@ -36,12 +36,7 @@ fn through_flow_table(
     ip: &wire::ip::Packet<&[u8]>,
     ctx: &mut super::PipelineContext,
 ) -> Result<Inner, DropReason> {
-    let (mut key, bytes, flags) = flow::ip_flow_key(vrf.0, ip);
-    if let wire::ip::Packet::V4(p) = ip {
-        if p.is_fragment() {
-            key = flow::fragment_key(&ctx.flows.fragments, key, p);
-        }
-    }
+    let (key, bytes, flags) = flow::flow_key_of(&ctx.flows.fragments, vrf.0, ip).ok_or(DropReason::BadIpHeader)?;
     let hash = key.hash();
     let (nh, nat) = match flow::decide(snap, ctx, fabric, &key, hash, bytes, flags) {
         Decision::Forward(nh) => (nh, None),
@@ -167,8 +162,10 @@ fn deliver(
             // Delivered to the label's interface (the sender chose it, ECMP included);
             // the flow is set up or hit in its VRF all the same. (An ICMP error to a
             // floating address may be about a both-ends flow: rewritten for its pod.)
-            let (key, ip_len, _) = flow::ip_flow_key(vrf.0, &inner);
-            let flow = if !routed_here && forward::may_quote_a_translated_flow(snap, &key) {
+            let error_key = (!routed_here)
+                .then(|| flow::ip_flow_key(vrf.0, &inner))
+                .filter(|(key, ..)| forward::may_quote_a_translated_flow(snap, key));
+            let flow = if let Some((key, ip_len, _)) = error_key {
                 match both_error(snap, ctx, pkt, t.payload, ip_len as usize, &key) {
                     Some(flow) => flow,
                     None => checked_inner(&pkt.data()[t.payload..])

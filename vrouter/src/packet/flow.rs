@@ -11,6 +11,7 @@ use super::{DropReason, PipelineContext};
 use crate::flows::{FlowAction, Flows, TCP_FIN, TCP_RST, TCP_SYN};
 use flow_table::{FlowKey, FlowValue, Insert};
 use nexthop::{Interface, Nat, NextHop, NextHopId, RouteSlot, Snapshot};
+use std::net::IpAddr;
 use wire::{icmp, ip_proto, tcp, udp};
 
 /// What routing decided for a packet (two words: returned in registers).
@@ -112,33 +113,29 @@ pub(super) fn l4_ports(l4: &[u8], proto: u8, later_fragment: bool) -> (u16, u16,
     }
 }
 
-/// The flow key of IPv4 fragment `ip` (the caller checked `ip.is_fragment()`), from
-/// `key` as its own header gives it (a later fragment's has no ports): a first
-/// fragment's ports are recorded for the fragments after it, and a later fragment
-/// takes them, so that every fragment of a datagram is decided by its flow (see
-/// [`crate::fragments`]). Protocols without ports pass unchanged.
+/// The flow key of a fragment of datagram `ident` (IPv4's identification, or IPv6's
+/// fragment header's), from `key` as its own headers give it (a later fragment's has
+/// no ports): a first fragment's ports are recorded for the fragments after it, and
+/// a later fragment takes them, so that every fragment of a datagram is decided by
+/// its flow (see [`crate::fragments`]). Protocols without ports pass unchanged.
 #[cold]
 #[inline(never)]
-pub(super) fn fragment_key(
-    frags: &crate::fragments::Fragments,
-    key: FlowKey,
-    ip: &wire::ipv4::Packet<&[u8]>,
-) -> FlowKey {
+pub(super) fn fragment_key(frags: &crate::fragments::Fragments, key: FlowKey, ident: u32, later: bool) -> FlowKey {
     if !matches!(
         key.proto(),
-        ip_proto::TCP | ip_proto::UDP | ip_proto::SCTP | ip_proto::ICMP
+        ip_proto::TCP | ip_proto::UDP | ip_proto::SCTP | ip_proto::ICMP | ip_proto::ICMPV6
     ) {
         return key;
     }
     let datagram = crate::fragments::Datagram {
         vrf: key.vrf(),
-        src: ip.src_addr(),
-        dst: ip.dst_addr(),
+        src: key.src_addr(),
+        dst: key.dst_addr(),
         proto: key.proto(),
-        ident: ip.ident(),
+        ident,
     };
     let ports = (key.src_port(), key.dst_port());
-    if !ip.is_later_fragment() {
+    if !later {
         // An ICMP error (no identifier) has no ports to hand on.
         if ports != (0, 0) {
             frags.record(&datagram, ports);
@@ -146,13 +143,38 @@ pub(super) fn fragment_key(
         return key;
     }
     match frags.follow(&datagram) {
-        Some((sport, dport)) => FlowKey::v4(key.vrf(), datagram.src, datagram.dst, key.proto(), sport, dport),
+        Some((sport, dport)) => match (datagram.src, datagram.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => FlowKey::v4(key.vrf(), s, d, key.proto(), sport, dport),
+            (IpAddr::V6(s), IpAddr::V6(d)) => FlowKey::v6(key.vrf(), s, d, key.proto(), sport, dport),
+            _ => key,
+        },
         None => key,
     }
 }
 
-/// The flow key in VRF `vrf` of the checked IP packet `ip` (either family), its length
-/// and its TCP flags.
+/// The flow key in VRF `vrf` of IPv6 packet `p` (its upper layer's protocol and
+/// ports, past any extension headers; a fragment's as [`fragment_key`] gives it)
+/// and its TCP flags; `None` if its extension headers are malformed.
+#[inline(always)]
+pub(super) fn v6_flow_key(
+    frags: &crate::fragments::Fragments,
+    vrf: u16,
+    p: &wire::ipv6::Packet<&[u8]>,
+) -> Option<(FlowKey, u8)> {
+    let payload = p.payload();
+    let upper = wire::ipv6_ext::upper_layer(p.next_header(), payload)?;
+    let later = upper.fragment.is_some_and(|f| f.is_later());
+    let (sp, dp, flags) = l4_ports(&payload[upper.offset..], upper.proto, later);
+    let key = FlowKey::v6(vrf, p.src_addr(), p.dst_addr(), upper.proto, sp, dp);
+    Some(match upper.fragment {
+        Some(f) => (fragment_key(frags, key, f.ident, later), flags),
+        None => (key, flags),
+    })
+}
+
+/// The flow key in VRF `vrf` of the checked IP packet `ip` (either family) as its
+/// own headers give it, its length and its TCP flags: a hint (the batch's first
+/// pass, a tunnel fragment's entropy), with no fragment followed or recorded.
 #[inline(always)]
 pub(super) fn ip_flow_key(vrf: u16, ip: &wire::ip::Packet<&[u8]>) -> (FlowKey, u32, u8) {
     match ip {
@@ -165,6 +187,31 @@ pub(super) fn ip_flow_key(vrf: u16, ip: &wire::ip::Packet<&[u8]>) -> (FlowKey, u
             let (sp, dp, flags) = l4_ports(p.payload(), p.next_header(), false);
             let key = FlowKey::v6(vrf, p.src_addr(), p.dst_addr(), p.next_header(), sp, dp);
             (key, p.total_len() as u32, flags)
+        }
+    }
+}
+
+/// The flow key in VRF `vrf` of the checked IP packet `ip` (either family; a
+/// fragment's as [`fragment_key`] gives it), its length and its TCP flags, as the
+/// flow stage decides it; `None` if its IPv6 extension headers are malformed.
+#[inline(always)]
+pub(super) fn flow_key_of(
+    frags: &crate::fragments::Fragments,
+    vrf: u16,
+    ip: &wire::ip::Packet<&[u8]>,
+) -> Option<(FlowKey, u32, u8)> {
+    match ip {
+        wire::ip::Packet::V4(p) => {
+            let (sp, dp, flags) = l4_ports(p.payload(), p.protocol(), p.is_later_fragment());
+            let mut key = FlowKey::v4(vrf, p.src_addr(), p.dst_addr(), p.protocol(), sp, dp);
+            if p.is_fragment() {
+                key = fragment_key(frags, key, u32::from(p.ident()), p.is_later_fragment());
+            }
+            Some((key, u32::from(p.total_len()), flags))
+        }
+        wire::ip::Packet::V6(p) => {
+            let (key, flags) = v6_flow_key(frags, vrf, p)?;
+            Some((key, p.total_len() as u32, flags))
         }
     }
 }

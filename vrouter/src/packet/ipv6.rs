@@ -4,7 +4,6 @@
 
 use super::forward::{self, Family, Outcome, Parsed};
 use super::{flow, ndp, DropReason, PacketBuf, PipelineContext, Verdict, ETH_LEN};
-use flow_table::FlowKey;
 use nexthop::{Interface, Snapshot};
 use wire::icmp::v6;
 use wire::{ip_proto, ipv6};
@@ -27,7 +26,6 @@ pub(super) fn handle(
     let neighbor_discovery = wire::icmp::message_type(ip.payload())
         .filter(|_| next_header == ip_proto::ICMPV6 && ip.payload().len() >= 4)
         .filter(|t| (v6::ROUTER_SOLICIT..=ndp::REDIRECT).contains(t));
-    let (sport, dport, tcp_flags) = flow::l4_ports(ip.payload(), next_header, false);
     // Ethernet padding of short frames is not part of the packet.
     pkt.truncate(ETH_LEN + total);
     match neighbor_discovery {
@@ -45,7 +43,11 @@ pub(super) fn handle(
     if iface.ipv6 != Some(src) && !super::other_source_allowed(snap, iface, src.into()) {
         return Verdict::Drop(DropReason::SourceMismatch).into();
     }
-    let key = FlowKey::v6(iface.vrf.0, src, dst, next_header, sport, dport);
+    // The upper layer past any extension headers (a fragment: its datagram's flow).
+    let ip = ipv6::Packet::new_unchecked(&pkt.data()[ETH_LEN..]);
+    let Some((key, tcp_flags)) = flow::v6_flow_key(&ctx.flows.fragments, iface.vrf.0, &ip) else {
+        return Verdict::Drop(DropReason::BadIpHeader).into();
+    };
     let parsed = Parsed {
         family: Family::V6,
         key,

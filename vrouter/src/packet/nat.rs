@@ -109,13 +109,28 @@ fn v6(snap: &Snapshot, ip: &mut [u8], family: Family, nat: Nat) -> bool {
             } else {
                 p.set_src_addr(to);
             }
-            let proto = p.next_header();
+            let end = p.total_len().min(ip.len());
             let delta = Delta::of(&old.octets(), &to.octets());
-            transport(p.payload_mut(), proto, nat, delta, true);
+            if let Some((proto, at)) = v6_upper(ip) {
+                if let Some(l4) = ip.get_mut(at..end) {
+                    transport(l4, proto, nat, delta, true);
+                }
+            }
             true
         }
         _ => false,
     }
+}
+
+/// An IPv6 packet's upper layer: its protocol and where its header starts in `ip`,
+/// past any extension headers; `None` for a later fragment (it has no transport
+/// header: only its addresses change) or malformed extension headers (which the
+/// parse stage dropped).
+fn v6_upper(ip: &[u8]) -> Option<(u8, usize)> {
+    let p = ipv6::Packet::new_unchecked(ip);
+    let upper = wire::ipv6_ext::upper_layer(p.next_header(), p.payload())?;
+    let later = upper.fragment.is_some_and(|f| f.is_later());
+    (!later).then_some((upper.proto, ipv6::HEADER_LEN + upper.offset))
 }
 
 /// A hairpin: source and destination addresses swap (no checksum changes: the same
@@ -141,9 +156,11 @@ fn hairpin(ip: &mut [u8], family: Family, nat: Nat) -> bool {
             let (src, dst) = (p.src_addr(), p.dst_addr());
             p.set_src_addr(dst);
             p.set_dst_addr(src);
-            let proto = p.next_header();
-            let end = p.total_len();
-            (proto, &mut ip[ipv6::HEADER_LEN..end], true)
+            let end = p.total_len().min(ip.len());
+            let Some((proto, at)) = v6_upper(ip) else {
+                return true;
+            };
+            (proto, &mut ip[at.min(end)..end], true)
         }
     };
     transport(l4, proto, nat, Delta(0), v6);
@@ -185,6 +202,7 @@ fn both(table: &FlowTable, ip: &mut [u8], family: Family, pair: NatTarget) -> bo
             )
         }
         (Family::V6, IpAddr::V6(s), IpAddr::V6(d)) => {
+            let upper = v6_upper(ip);
             let mut p = ipv6::Packet::new_unchecked(&mut *ip);
             old[..16].copy_from_slice(&p.src_addr().octets());
             old[16..].copy_from_slice(&p.dst_addr().octets());
@@ -192,7 +210,10 @@ fn both(table: &FlowTable, ip: &mut [u8], family: Family, pair: NatTarget) -> bo
             new[16..].copy_from_slice(&d.octets());
             p.set_src_addr(s);
             p.set_dst_addr(d);
-            (p.next_header(), ipv6::HEADER_LEN, p.total_len(), false)
+            match upper {
+                Some((proto, at)) => (proto, at, p.total_len(), false),
+                None => (p.next_header(), ipv6::HEADER_LEN, p.total_len(), true),
+            }
         }
         _ => return false,
     };

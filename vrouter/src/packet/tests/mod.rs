@@ -528,6 +528,7 @@ fn fragmented(frame: &[u8], ident: u16, first_len: usize) -> (Vec<u8>, Vec<u8>) 
 mod floating;
 mod flows;
 mod fragments;
+mod fragments6;
 mod isolation;
 mod mtu;
 mod nat_checksums;

@@ -9,7 +9,7 @@ use control_client::{L4Protocol, ServicePort, ServiceSpec};
 use std::net::IpAddr;
 
 pub(super) const SVC4: [u8; 4] = [198, 18, 100, 10];
-const SVC6: &str = "2001:2:0:100::10";
+pub(super) const SVC6: &str = "2001:2:0:100::10";
 const MAC_D: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0d];
 pub(super) const D4: [u8; 4] = [198, 18, 1, 4];
 
@@ -80,7 +80,7 @@ pub(super) fn udp4p(
     out
 }
 
-fn udp6p(src_mac: [u8; 6], dst_mac: [u8; 6], src: &str, dst: &str, ports: (u16, u16), hops: u8) -> Vec<u8> {
+pub(super) fn udp6p(src_mac: [u8; 6], dst_mac: [u8; 6], src: &str, dst: &str, ports: (u16, u16), hops: u8) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(src_mac, dst_mac)
         .ipv6(v6(src), v6(dst), hops)
