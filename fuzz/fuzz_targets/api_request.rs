@@ -39,6 +39,8 @@ fuzz_target!(|data: &[u8]| {
             Change::RemoveService(name) => m.remove_service(&name).map(|_| ()),
             Change::AddFloatingIp(spec) => m.add_floating_ip(spec),
             Change::RemoveFloatingIp(name) => m.remove_floating_ip(&name).map(|_| ()),
+            Change::AddServiceChain(spec) => m.add_service_chain(spec),
+            Change::RemoveServiceChain(name) => m.remove_service_chain(&name).map(|_| ()),
             Change::AddPolicy(spec) => m.add_policy(spec),
             Change::RemovePolicy(name) => m.remove_policy(&name).map(|_| ()),
             // All or nothing, as the control side applies it.
