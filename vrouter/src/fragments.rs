@@ -57,7 +57,8 @@ pub struct Datagram {
     pub src: IpAddr,
     /// Destination address.
     pub dst: IpAddr,
-    /// IP protocol (IPv6: the upper layer's, past the extension headers).
+    /// IP protocol (IPv6: the fragment header's next header, the same in every
+    /// fragment).
     pub proto: u8,
     /// Identification (IPv4's 16 bits, IPv6's fragment header's 32).
     pub ident: u32,
@@ -116,16 +117,16 @@ impl Fragments {
         }
     }
 
-    /// Records the transport ports (source, destination) of `datagram`'s first
-    /// fragment for the fragments after it; a record of the same identity is
-    /// replaced (the identification came round).
-    pub fn record(&self, datagram: &Datagram, ports: (u16, u16)) {
+    /// Records the transport protocol and ports (source, destination) of
+    /// `datagram`'s first fragment for the fragments after it; a record of the same
+    /// identity is replaced (the identification came round).
+    pub fn record(&self, datagram: &Datagram, proto: u8, ports: (u16, u16)) {
         let (Some(key), Some(partner)) = (datagram.key(), datagram.partner()) else {
             return;
         };
         let hash = key.hash();
         let value = FlowValue {
-            data: RECORD | u64::from(ports.0) << 16 | u64::from(ports.1),
+            data: RECORD | u64::from(proto) << 40 | u64::from(ports.0) << 16 | u64::from(ports.1),
             generation: 0,
             owner: 0,
         };
@@ -152,15 +153,16 @@ impl Fragments {
         }
     }
 
-    /// The ports `datagram`'s first fragment recorded, for a later fragment of it;
-    /// `None` (counted) without a record.
-    pub fn follow(&self, datagram: &Datagram) -> Option<(u16, u16)> {
+    /// The transport protocol and ports `datagram`'s first fragment recorded, for a
+    /// later fragment of it; `None` (counted) without a record.
+    pub fn follow(&self, datagram: &Datagram) -> Option<(u8, u16, u16)> {
         let found = datagram.key().and_then(|key| self.table.lookup(&key, key.hash()));
         match found {
             Some(f) if f.value.data & RECORD != 0 => {
                 self.table.touch(f.index, 0);
                 self.followed.fetch_add(1, Ordering::Relaxed);
-                Some(((f.value.data >> 16) as u16, f.value.data as u16))
+                let data = f.value.data;
+                Some(((data >> 40) as u8, (data >> 16) as u16, data as u16))
             }
             _ => {
                 self.unmatched.fetch_add(1, Ordering::Relaxed);
@@ -213,8 +215,8 @@ mod tests {
         let f = Fragments::new(64);
         f.age(100);
         assert_eq!(f.follow(&datagram(7, 17)), None, "no first fragment yet");
-        f.record(&datagram(7, 17), (5000, 53));
-        assert_eq!(f.follow(&datagram(7, 17)), Some((5000, 53)));
+        f.record(&datagram(7, 17), 17, (5000, 53));
+        assert_eq!(f.follow(&datagram(7, 17)), Some((17, 5000, 53)));
         // Another identification, protocol or VRF is another datagram.
         assert_eq!(f.follow(&datagram(8, 17)), None);
         assert_eq!(f.follow(&datagram(7, 6)), None);
@@ -226,12 +228,12 @@ mod tests {
             None
         );
         // The identification comes round: the new first fragment's ports win.
-        f.record(&datagram(7, 17), (5001, 53));
-        assert_eq!(f.follow(&datagram(7, 17)), Some((5001, 53)));
+        f.record(&datagram(7, 17), 17, (5001, 53));
+        assert_eq!(f.follow(&datagram(7, 17)), Some((17, 5001, 53)));
         assert_eq!(f.records(), 1);
         // Used at 100 (and again at 101): gone once idle for IDLE_SECS.
         f.age(101);
-        assert_eq!(f.follow(&datagram(7, 17)), Some((5001, 53)));
+        assert_eq!(f.follow(&datagram(7, 17)), Some((17, 5001, 53)));
         assert_eq!(f.age(101 + IDLE_SECS - 1), 0);
         assert_eq!(f.age(101 + IDLE_SECS), 1);
         assert_eq!(f.records(), 0);
@@ -246,7 +248,7 @@ mod tests {
         let f = Fragments::new(4);
         let mut refused = 0;
         for ident in 0..16 {
-            f.record(&datagram(ident, 17), (ident, 53));
+            f.record(&datagram(ident, 17), 17, (ident, 53));
             if f.follow(&datagram(ident, 17)).is_none() {
                 refused += 1;
             }

@@ -12,6 +12,10 @@ pub struct Fragment {
     pub offset: u16,
     /// More fragments follow.
     pub more: bool,
+    /// The header after the fragment header: the same in every fragment of the
+    /// datagram (the upper layer, or an extension header of the fragmentable part,
+    /// which only the first fragment carries).
+    pub next_header: u8,
 }
 
 impl Fragment {
@@ -24,13 +28,17 @@ impl Fragment {
 /// Where an IPv6 packet's upper-layer header is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpperLayer {
-    /// Its protocol (the last next-header value).
+    /// Its protocol (the last next-header value). For a later fragment, the
+    /// fragment header's next header: its data is no header at all.
     pub proto: u8,
     /// Its offset in the payload (the bytes of the extension headers before it).
     pub offset: usize,
     /// The fragment header, if the packet is a fragment (offset or more set).
     pub fragment: Option<Fragment>,
 }
+
+/// Extension headers walked at most: more is an attack, not a packet.
+const MAX_EXTENSION_HEADERS: usize = 8;
 
 /// True for the next-header values of the extension headers walked here.
 #[inline(always)]
@@ -40,7 +48,7 @@ pub fn is_extension(next_header: u8) -> bool {
 
 /// The upper layer of a payload that starts with `next_header`; `None` if its
 /// extension headers are malformed or cut short (hop-by-hop not first, a length past
-/// the end).
+/// the end, more than eight of them).
 #[inline(always)]
 pub fn upper_layer(next_header: u8, payload: &[u8]) -> Option<UpperLayer> {
     if !is_extension(next_header) {
@@ -53,21 +61,60 @@ pub fn upper_layer(next_header: u8, payload: &[u8]) -> Option<UpperLayer> {
     walk(next_header, payload)
 }
 
+/// The walk, header by header (etherparse's slices read each one), stopping at a
+/// later fragment's fragment header: what follows it is data.
 #[cold]
-fn walk(next_header: u8, payload: &[u8]) -> Option<UpperLayer> {
-    use etherparse::{Ipv6ExtensionSlice, Ipv6ExtensionsSlice};
-    let (exts, proto, rest) = Ipv6ExtensionsSlice::from_slice(next_header.into(), payload).ok()?;
-    let fragment = exts.into_iter().find_map(|e| match e {
-        Ipv6ExtensionSlice::Fragment(f) if f.is_fragmenting_payload() => Some(Fragment {
-            ident: f.identification(),
-            offset: f.fragment_offset().value(),
-            more: f.more_fragments(),
-        }),
-        _ => None,
-    });
-    Some(UpperLayer {
-        proto: proto.0,
-        offset: payload.len() - rest.len(),
+fn walk(first: u8, payload: &[u8]) -> Option<UpperLayer> {
+    use etherparse::{IpAuthHeaderSlice, Ipv6FragmentHeaderSlice, Ipv6RawExtHeaderSlice};
+    let (mut next, mut offset, mut fragment) = (first, 0usize, None);
+    for n in 0..MAX_EXTENSION_HEADERS {
+        let rest = payload.get(offset..)?;
+        let (len, after) = match next {
+            0 if n > 0 => return None,
+            0 | 43 | 60 => {
+                let h = Ipv6RawExtHeaderSlice::from_slice(rest).ok()?;
+                (h.slice().len(), h.next_header().0)
+            }
+            51 => {
+                let h = IpAuthHeaderSlice::from_slice(rest).ok()?;
+                (h.slice().len(), h.next_header().0)
+            }
+            44 => {
+                let f = Ipv6FragmentHeaderSlice::from_slice(rest).ok()?;
+                let after = f.next_header().0;
+                if f.is_fragmenting_payload() {
+                    let this = Fragment {
+                        ident: f.identification(),
+                        offset: f.fragment_offset().value(),
+                        more: f.more_fragments(),
+                        next_header: after,
+                    };
+                    fragment = Some(this);
+                    if this.is_later() {
+                        return Some(UpperLayer {
+                            proto: after,
+                            offset: offset + f.slice().len(),
+                            fragment,
+                        });
+                    }
+                }
+                (f.slice().len(), after)
+            }
+            proto => {
+                return Some(UpperLayer {
+                    proto,
+                    offset,
+                    fragment,
+                })
+            }
+        };
+        offset += len;
+        next = after;
+    }
+    // The last header walked may have been followed by the upper layer.
+    (!is_extension(next)).then_some(UpperLayer {
+        proto: next,
+        offset,
         fragment,
     })
 }
@@ -101,7 +148,8 @@ mod tests {
             Some(Fragment {
                 ident: 0xdead_beef,
                 offset: 0,
-                more: true
+                more: true,
+                next_header: 17
             })
         );
         assert!(!found.fragment.unwrap().is_later());
@@ -109,6 +157,14 @@ mod tests {
         let later = Ipv6FragmentHeader::new(IpNumber::UDP, 185.try_into().unwrap(), false, 7);
         let found = upper_layer(44, &later.to_bytes()).unwrap();
         assert_eq!(found.fragment.map(|f| (f.is_later(), f.ident)), Some((true, 7)));
+        // A later fragment of a datagram with destination options after its
+        // fragment header: its data is not read as one.
+        let later = Ipv6FragmentHeader::new(IpNumber(60), 3.try_into().unwrap(), false, 8);
+        let mut data = later.to_bytes().to_vec();
+        data.extend_from_slice(&[0, 200, 1, 2, 3, 4, 5, 6]);
+        let found = upper_layer(44, &data).unwrap();
+        assert_eq!((found.proto, found.offset), (60, 8));
+        assert_eq!(found.fragment.map(|f| (f.is_later(), f.next_header)), Some((true, 60)));
         // Cut short, and hop-by-hop where it may not be.
         assert_eq!(upper_layer(60, &payload[..5]), None);
         let hop = Ipv6RawExtHeader::new_raw(IpNumber::IPV6_HEADER_HOP_BY_HOP, &[0; 6]).unwrap();

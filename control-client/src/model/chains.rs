@@ -51,6 +51,9 @@ impl DesiredState {
                 return invalid(format!("interface name {interface:?}: 1-255 characters"));
             }
         }
+        if let Some(host) = self.host_interface.as_deref().filter(|h| spec.uses(h)) {
+            return invalid(format!("{host:?} is the node's own interface, no service instance's"));
+        }
         if spec.left_interface == spec.right_interface {
             return invalid(format!(
                 "left and right are the same interface {:?}",
@@ -110,10 +113,10 @@ impl DesiredState {
         self.chains_in_force().any(|(_, l, r)| l == vrf || r == vrf)
     }
 
-    /// True if `interface` is a service instance's (it sends other networks'
-    /// addresses).
+    /// True if `interface` is the instance's of a chain in force (it sends other
+    /// networks' addresses).
     pub(super) fn is_chain_interface(&self, interface: &str) -> bool {
-        self.service_chains.values().any(|c| c.uses(interface))
+        self.chains_in_force().any(|(c, ..)| c.uses(interface))
     }
 }
 

@@ -114,42 +114,65 @@ pub(super) fn l4_ports(l4: &[u8], proto: u8, later_fragment: bool) -> (u16, u16,
 }
 
 /// The flow key of a fragment of datagram `ident` (IPv4's identification, or IPv6's
-/// fragment header's), from `key` as its own headers give it (a later fragment's has
-/// no ports): a first fragment's ports are recorded for the fragments after it, and
-/// a later fragment takes them, so that every fragment of a datagram is decided by
-/// its flow (see [`crate::fragments`]). Protocols without ports pass unchanged.
+/// fragment header's) whose fragments all carry protocol `proto` (IPv4's; IPv6's
+/// fragment header's next header), from `key` as its own headers give it (a later
+/// fragment's has no ports): a first fragment's transport protocol and ports are
+/// recorded for the fragments after it, and a later fragment takes them, so that
+/// every fragment of a datagram is decided by its flow (see [`crate::fragments`]).
+/// Datagrams of protocols without ports pass unchanged.
 #[cold]
 #[inline(never)]
-pub(super) fn fragment_key(frags: &crate::fragments::Fragments, key: FlowKey, ident: u32, later: bool) -> FlowKey {
-    if !matches!(
-        key.proto(),
-        ip_proto::TCP | ip_proto::UDP | ip_proto::SCTP | ip_proto::ICMP | ip_proto::ICMPV6
-    ) {
+pub(super) fn fragment_key(
+    frags: &crate::fragments::Fragments,
+    key: FlowKey,
+    proto: u8,
+    ident: u32,
+    later: bool,
+) -> FlowKey {
+    let with_ports = |p: u8| {
+        matches!(
+            p,
+            ip_proto::TCP | ip_proto::UDP | ip_proto::SCTP | ip_proto::ICMP | ip_proto::ICMPV6
+        )
+    };
+    // (An IPv6 extension header after the fragment header: the first fragment says
+    // what follows it.)
+    let v6_options_follow = key.family() == 6 && wire::ipv6_ext::is_extension(proto);
+    if !with_ports(proto) && !v6_options_follow {
         return key;
     }
     let datagram = crate::fragments::Datagram {
         vrf: key.vrf(),
         src: key.src_addr(),
         dst: key.dst_addr(),
-        proto: key.proto(),
+        proto,
         ident,
     };
     let ports = (key.src_port(), key.dst_port());
     if !later {
         // An ICMP error (no identifier) has no ports to hand on.
-        if ports != (0, 0) {
-            frags.record(&datagram, ports);
+        if with_ports(key.proto()) && ports != (0, 0) {
+            frags.record(&datagram, key.proto(), ports);
         }
         return key;
     }
     match frags.follow(&datagram) {
-        Some((sport, dport)) => match (datagram.src, datagram.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => FlowKey::v4(key.vrf(), s, d, key.proto(), sport, dport),
-            (IpAddr::V6(s), IpAddr::V6(d)) => FlowKey::v6(key.vrf(), s, d, key.proto(), sport, dport),
+        Some((upper, sport, dport)) => match (datagram.src, datagram.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => FlowKey::v4(key.vrf(), s, d, upper, sport, dport),
+            (IpAddr::V6(s), IpAddr::V6(d)) => FlowKey::v6(key.vrf(), s, d, upper, sport, dport),
             _ => key,
         },
         None => key,
     }
+}
+
+/// [`fragment_key`] of IPv4 fragment `ip` (the caller checked `ip.is_fragment()`).
+pub(super) fn v4_fragment_key(
+    frags: &crate::fragments::Fragments,
+    key: FlowKey,
+    ip: &wire::ipv4::Packet<&[u8]>,
+) -> FlowKey {
+    fragment_key(frags, key, ip.protocol(), u32::from(ip.ident()), ip.is_later_fragment())
 }
 
 /// The flow key in VRF `vrf` of IPv6 packet `p` (its upper layer's protocol and
@@ -167,7 +190,7 @@ pub(super) fn v6_flow_key(
     let (sp, dp, flags) = l4_ports(&payload[upper.offset..], upper.proto, later);
     let key = FlowKey::v6(vrf, p.src_addr(), p.dst_addr(), upper.proto, sp, dp);
     Some(match upper.fragment {
-        Some(f) => (fragment_key(frags, key, f.ident, later), flags),
+        Some(f) => (fragment_key(frags, key, f.next_header, f.ident, later), flags),
         None => (key, flags),
     })
 }
@@ -205,7 +228,7 @@ pub(super) fn flow_key_of(
             let (sp, dp, flags) = l4_ports(p.payload(), p.protocol(), p.is_later_fragment());
             let mut key = FlowKey::v4(vrf, p.src_addr(), p.dst_addr(), p.protocol(), sp, dp);
             if p.is_fragment() {
-                key = fragment_key(frags, key, u32::from(p.ident()), p.is_later_fragment());
+                key = v4_fragment_key(frags, key, p);
             }
             Some((key, u32::from(p.total_len()), flags))
         }

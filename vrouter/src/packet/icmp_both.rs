@@ -81,6 +81,10 @@ pub(super) fn rewrite(table: &FlowTable, vrf: u16, ip: &mut [u8], family: Family
     if ip[outer.proto_at] != icmp_proto || !super::icmp_nat::is_error(*ip.get(at)?, v6) {
         return None;
     }
+    // A fragment of an error is no error to rewrite (its data may not be one).
+    if !v6 && (ip[6] & 0x3f != 0 || ip[7] != 0) {
+        return None;
+    }
     let inner_at = at + icmp::HEADER_LEN;
     let inner = Layout::of(ip.get(inner_at..)?, family)?;
     let quoted = &ip[inner_at..];
@@ -92,6 +96,10 @@ pub(super) fn rewrite(table: &FlowTable, vrf: u16, ip: &mut [u8], family: Family
         _ => return None,
     };
     let (src, dst) = (inner.addr(quoted, inner.src_at), inner.addr(quoted, inner.dst_at));
+    // An error goes to the sender of the packet it quotes: the floating address.
+    if outer.addr(ip, outer.dst_at) != src {
+        return None;
+    }
     let key = match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => FlowKey::v4(vrf, s, d, proto, ports.0, ports.1),
         (IpAddr::V6(s), IpAddr::V6(d)) => FlowKey::v6(vrf, s, d, proto, ports.0, ports.1),

@@ -49,7 +49,7 @@ pub(super) fn handle(
     }
     let mut key = FlowKey::v4(iface.vrf.0, src, dst, proto, sport, dport);
     if ip.is_fragment() {
-        key = flow::fragment_key(&ctx.flows.fragments, key, u32::from(ip.ident()), ip.is_later_fragment());
+        key = flow::v4_fragment_key(&ctx.flows.fragments, key, &ip);
     }
     // Ethernet padding of short frames is not part of the packet.
     pkt.truncate(ETH_LEN + total);

@@ -128,7 +128,8 @@ fn v6(snap: &Snapshot, ip: &mut [u8], family: Family, nat: Nat) -> bool {
 /// parse stage dropped).
 fn v6_upper(ip: &[u8]) -> Option<(u8, usize)> {
     let p = ipv6::Packet::new_unchecked(ip);
-    let upper = wire::ipv6_ext::upper_layer(p.next_header(), p.payload())?;
+    let payload = ip.get(ipv6::HEADER_LEN..p.total_len().min(ip.len()))?;
+    let upper = wire::ipv6_ext::upper_layer(p.next_header(), payload)?;
     let later = upper.fragment.is_some_and(|f| f.is_later());
     (!later).then_some((upper.proto, ipv6::HEADER_LEN + upper.offset))
 }

@@ -49,7 +49,7 @@ pub(super) fn handle(snap: &Snapshot, pkt: &mut PacketBuf<'_>, ctx: &mut Pipelin
     if ip.is_fragment() {
         // Recorded in the node interface's VRF: the destination port, which picks
         // an external service's VRF, is what a later fragment does not carry.
-        key = flow::fragment_key(&ctx.flows.fragments, key, u32::from(ip.ident()), ip.is_later_fragment());
+        key = flow::v4_fragment_key(&ctx.flows.fragments, key, &ip);
         dport = key.dst_port();
     }
     pkt.truncate(ETH_LEN + total);

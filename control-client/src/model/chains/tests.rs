@@ -112,6 +112,21 @@ fn a_chain_routes_each_network_into_the_instance_on_its_side() {
     assert!(source_ok("fw-right", [198, 18, 1, 2]));
     assert!(source_ok("fw-left", [198, 18, 2, 2]));
     assert!(!source_ok("a", [198, 18, 2, 2]));
+    // A chain not in force (an interface detached) lends its other interface no
+    // sources.
+    let mut dormant = s.clone();
+    dormant.remove_interface("fw-left").unwrap();
+    let dormant_snap = dormant.build(3, MAC);
+    let right = dormant_snap
+        .interfaces
+        .iter()
+        .flatten()
+        .find(|i| i.name == "fw-right")
+        .unwrap();
+    assert!(!right
+        .allowed_sources
+        .iter()
+        .any(|p| p.contains(&IpAddr::from([198, 18, 1, 2]))));
     // The chain removed, or its instance's interface detached: apart again.
     let mut cut = s.clone();
     cut.remove_service_chain("filter").unwrap();

@@ -105,3 +105,24 @@ fn ipv6_fragments_to_a_service_and_back_are_translated_as_their_datagram() {
     ));
     assert_eq!(frags.unmatched.load(Ordering::Relaxed), 1);
 }
+
+/// A datagram with destination options after its fragment header (only the first
+/// fragment carries them): its later fragment still follows the first's flow.
+#[test]
+fn ipv6_fragments_with_options_after_the_fragment_header_follow_their_first() {
+    let (_, snap) = with_services(&[B4], false);
+    let mut ctx = PipelineContext::default();
+    // Fragmentable part: destination options (8), UDP header (8), then data.
+    let whole =
+        |src_mac, dst_mac, src, dst, ports, hops| destination_options(&udp6p(src_mac, dst_mac, src, dst, ports, hops));
+    let (first, second) = fragmented6(&whole(MAC_A, ROUTER, A6, SVC6, (5000, 53), 64), 11, 16);
+    let (want_first, want_second) = fragmented6(&whole(ROUTER, MAC_B, A6, B6, (5000, 5353), 63), 11, 16);
+    assert_eq!(
+        run_in(&snap, Vif(1), &first, &mut ctx),
+        (Verdict::Transmit(Vif(2)), want_first)
+    );
+    assert_eq!(
+        run_in(&snap, Vif(1), &second, &mut ctx),
+        (Verdict::Transmit(Vif(2)), want_second)
+    );
+}
