@@ -313,13 +313,24 @@ pub(super) fn port_unreachable4(
     ttl: u8,
     quoted: &[u8],
 ) -> Vec<u8> {
+    port_unreachable4_quoting((src_mac, dst_mac), src, dst, ttl, &quoted[ETH_LEN..ETH_LEN + 28])
+}
+
+/// An ICMP port unreachable from `src` to `dst` quoting `quote` (IP bytes) as given.
+pub(super) fn port_unreachable4_quoting(
+    macs: ([u8; 6], [u8; 6]),
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    quote: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::new();
-    PacketBuilder::ethernet2(src_mac, dst_mac)
+    PacketBuilder::ethernet2(macs.0, macs.1)
         .ipv4(src, dst, ttl)
         .icmpv4(Icmpv4Type::DestinationUnreachable(
             etherparse::icmpv4::DestUnreachableHeader::Port,
         ))
-        .write(&mut out, &quoted[ETH_LEN..ETH_LEN + 28])
+        .write(&mut out, quote)
         .unwrap();
     out
 }

@@ -6,7 +6,7 @@
 
 use super::floating::ping4;
 use super::node_ports::{with_node, CLIENT_MAC, FABRIC_IP, FABRIC_MAC, HOST_MAC, OUTSIDE};
-use super::services::udp4p;
+use super::services::{port_unreachable4_quoting, udp4p};
 use super::*;
 
 /// The echo identifier of a frame.
@@ -61,19 +61,6 @@ fn an_echo_reply_no_pod_awaits_goes_to_the_nodes_kernel() {
     assert_eq!(ctx.flows.table.stats().active, 0, "no flow for it");
 }
 
-/// A port unreachable from `src` to `dst` quoting `quote` (an IP header and 8 bytes).
-fn unreachable(macs: ([u8; 6], [u8; 6]), src: [u8; 4], dst: [u8; 4], ttl: u8, quote: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(macs.0, macs.1)
-        .ipv4(src, dst, ttl)
-        .icmpv4(Icmpv4Type::DestinationUnreachable(
-            etherparse::icmpv4::DestUnreachableHeader::Port,
-        ))
-        .write(&mut out, quote)
-        .unwrap();
-    out
-}
-
 #[test]
 fn an_error_about_a_translated_connection_reaches_the_pod_about_what_it_sent() {
     let (snap, _) = with_node();
@@ -86,15 +73,18 @@ fn an_error_about_a_translated_connection_reaches_the_pod_about_what_it_sent() {
     );
     let quote = |frame: &[u8]| frame[ETH_LEN..ETH_LEN + 28].to_vec();
     // The host outside answers with port unreachable about the translated datagram.
-    let error = unreachable((CLIENT_MAC, FABRIC_MAC), OUTSIDE, FABRIC_IP, 64, &quote(&sent));
+    let error = port_unreachable4_quoting((CLIENT_MAC, FABRIC_MAC), OUTSIDE, FABRIC_IP, 64, &quote(&sent));
     let (v, out) = run_in(&snap, Vif(0), &error, &mut ctx);
     assert_eq!(v, Verdict::Transmit(Vif(1)));
     // The pod's datagram as it left the pod (less the router's hop).
     let as_sent = quote(&udp4p(MAC_A, ROUTER, A4, OUTSIDE, (5000, 53), 63));
-    assert_eq!(out, unreachable((ROUTER, MAC_A), OUTSIDE, A4, 63, &as_sent));
+    assert_eq!(
+        out,
+        port_unreachable4_quoting((ROUTER, MAC_A), OUTSIDE, A4, 63, &as_sent)
+    );
     // An error about nothing the vrouter translated is the node's own.
     let other = quote(&udp4p(HOST_MAC, CLIENT_MAC, FABRIC_IP, OUTSIDE, (40_000, 53), 63));
-    let error = unreachable((CLIENT_MAC, FABRIC_MAC), OUTSIDE, FABRIC_IP, 64, &other);
+    let error = port_unreachable4_quoting((CLIENT_MAC, FABRIC_MAC), OUTSIDE, FABRIC_IP, 64, &other);
     let (v, _) = run_in(&snap, Vif(0), &error, &mut ctx);
     assert_eq!(v, Verdict::Transmit(snap.host.unwrap().vif));
 }
