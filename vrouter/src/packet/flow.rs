@@ -225,12 +225,13 @@ pub(super) fn flow_key_of(
 ) -> Option<(FlowKey, u32, u8)> {
     match ip {
         wire::ip::Packet::V4(p) => {
-            let (sp, dp, flags) = l4_ports(p.payload(), p.protocol(), p.is_later_fragment());
-            let mut key = FlowKey::v4(vrf, p.src_addr(), p.dst_addr(), p.protocol(), sp, dp);
-            if p.is_fragment() {
-                key = v4_fragment_key(frags, key, p);
-            }
-            Some((key, u32::from(p.total_len()), flags))
+            let (key, len, flags) = ip_flow_key(vrf, ip);
+            let key = if p.is_fragment() {
+                v4_fragment_key(frags, key, p)
+            } else {
+                key
+            };
+            Some((key, len, flags))
         }
         wire::ip::Packet::V6(p) => {
             let (key, flags) = v6_flow_key(frags, vrf, p)?;

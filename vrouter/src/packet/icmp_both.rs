@@ -113,32 +113,24 @@ pub(super) fn rewrite(table: &FlowTable, vrf: u16, ip: &mut [u8], family: Family
         return None;
     }
     let pod = super::nat::linked_pair(table, &found)?.key;
-    // The quoted packet as the pod sent it: its forward entry's key.
-    let check_at = match proto {
-        ip_proto::TCP => 16,
-        _ => 6,
-    };
+    // The quoted packet as the pod sent it: its forward entry's key (each end's
+    // address and port, the quoted transport checksum kept right as for any
+    // translated error).
     {
         let quoted = &mut ip[inner_at..];
+        let q = super::icmp_nat::Quoted {
+            header_len: inner.header_len,
+            proto,
+        };
         let ends = [
-            (inner.src_at, octets(pod.src_addr()), 0, pod.src_port()),
-            (inner.dst_at, octets(pod.dst_addr()), 2, pod.dst_port()),
+            (inner.src_at, pod.src_addr(), true, pod.src_port()),
+            (inner.dst_at, pod.dst_addr(), false, pod.dst_port()),
         ];
         let (header, l4) = quoted.split_at_mut(inner.header_len);
-        for (addr_at, new_addr, port_at, new_port) in ends {
-            let old_addr = header[addr_at..addr_at + inner.addr_len].to_vec();
+        for (addr_at, new_addr, source, new_port) in ends {
+            let (old_addr, new_addr) = (header[addr_at..addr_at + inner.addr_len].to_vec(), octets(new_addr));
             header[addr_at..addr_at + inner.addr_len].copy_from_slice(&new_addr);
-            let old_port = u16::from_be_bytes([l4[port_at], l4[port_at + 1]]);
-            l4[port_at..port_at + 2].copy_from_slice(&new_port.to_be_bytes());
-            // The quoted transport checksum, where the quote holds it (a UDP
-            // datagram without one keeps going without).
-            if let Some(c) = l4.get(check_at..check_at + 2) {
-                let old_check = u16::from_be_bytes([c[0], c[1]]);
-                if !(proto == ip_proto::UDP && old_check == 0 && !v6) {
-                    let c = checksum::update(checksum::update16(old_check, old_port, new_port), &old_addr, &new_addr);
-                    l4[check_at..check_at + 2].copy_from_slice(&c.to_be_bytes());
-                }
-            }
+            super::icmp_nat::rewrite_quoted_port(l4, &q, source, new_port, (&old_addr, &new_addr), v6);
         }
         if !v6 {
             header[10..12].copy_from_slice(&[0, 0]);

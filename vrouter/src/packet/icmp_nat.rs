@@ -34,9 +34,9 @@ pub(super) fn is_error(msg_type: u8, v6: bool) -> bool {
 }
 
 /// Where the quoted packet's fields are: header length and transport offsets.
-struct Quoted {
-    header_len: usize,
-    proto: u8,
+pub(super) struct Quoted {
+    pub(super) header_len: usize,
+    pub(super) proto: u8,
 }
 
 /// How the quoted packet (`quoted`, its key) is rewritten, if its flow is
@@ -80,7 +80,14 @@ fn quoted_ports(l4: &[u8], proto: u8, v6: bool) -> Option<(u16, u16)> {
 
 /// Rewrites the quoted transport's port on `source` side (or destination) to `port`,
 /// updating its checksum by `delta` (the address change) where the quote holds it.
-fn rewrite_quoted_port(l4: &mut [u8], q: &Quoted, source: bool, port: u16, address_delta: (&[u8], &[u8]), v6: bool) {
+pub(super) fn rewrite_quoted_port(
+    l4: &mut [u8],
+    q: &Quoted,
+    source: bool,
+    port: u16,
+    address_delta: (&[u8], &[u8]),
+    v6: bool,
+) {
     let (at, check_at) = match q.proto {
         ip_proto::TCP => (if source { 0 } else { 2 }, 16),
         ip_proto::UDP => (if source { 0 } else { 2 }, 6),
