@@ -96,7 +96,8 @@ impl From<&control_client::ModelError> for ErrorCode {
             | M::UnknownService(_)
             | M::UnknownFloatingIp(_)
             | M::UnknownPolicy(_)
-            | M::UnknownServiceChain(_) => ErrorCode::NotFound,
+            | M::UnknownServiceChain(_)
+            | M::UnknownIngress(_) => ErrorCode::NotFound,
             M::TooManyInterfaces(_) | M::TooManyVrfs(_) => ErrorCode::ResourceExhausted,
             M::InterfaceInUse { .. } | M::ParentInUse { .. } | M::HostInterface(_) => ErrorCode::InUse,
             M::InvalidInterfaceName(_)
@@ -114,7 +115,8 @@ impl From<&control_client::ModelError> for ErrorCode {
             | M::InvalidService(_)
             | M::InvalidFloatingIp(_)
             | M::InvalidPolicy(_)
-            | M::InvalidServiceChain(_) => ErrorCode::InvalidArgument,
+            | M::InvalidServiceChain(_)
+            | M::InvalidIngress(_) => ErrorCode::InvalidArgument,
         }
     }
 }

@@ -255,6 +255,12 @@ pub enum ModelError {
     /// A service chain that cannot be.
     #[error("invalid service chain: {0}")]
     InvalidServiceChain(String),
+    /// An ingress that cannot be.
+    #[error("invalid ingress: {0}")]
+    InvalidIngress(String),
+    /// No ingress of that name.
+    #[error("no ingress named {0:?}")]
+    UnknownIngress(String),
     /// No service chain of that name.
     #[error("no service chain named {0:?}")]
     UnknownServiceChain(String),
@@ -315,6 +321,9 @@ pub struct DesiredState {
     /// Service chains by name.
     #[serde(default)]
     service_chains: BTreeMap<String, ServiceChainSpec>,
+    /// Ingresses by name.
+    #[serde(default)]
+    ingresses: BTreeMap<String, IngressSpec>,
     #[serde(skip, default = "policy::next_policy_version")]
     policy_version: u64,
     max_interfaces: usize,
@@ -761,6 +770,7 @@ mod builder;
 mod builder_tests;
 mod chains;
 mod floating;
+mod ingress;
 mod learned;
 mod policy;
 mod ports;
@@ -771,6 +781,7 @@ mod vrfs;
 pub use builder::SnapshotBuilder;
 pub use chains::{ServiceChainSpec, MAX_SERVICE_CHAINS};
 pub use floating::{FloatingIpSpec, MAX_FLOATING_IPS};
+pub use ingress::{IngressBackend, IngressPath, IngressRule, IngressSpec, PathMatch, MAX_INGRESSES, MAX_INGRESS_PATHS};
 pub use learned::PeerId;
 pub use policy::{PolicyPeer, PolicyPod, PolicyPort, PolicyRule, PolicySpec, MAX_POLICIES};
 pub use ports::{PortIdentity, FIRST_LABEL, LAST_LABEL};

@@ -11,13 +11,15 @@
 //!   (the seed's modes: `cluster-network`, isolated namespaces' `<ns>-vn`, custom
 //!   networks, app isolation), turns Services into native load balancers and
 //!   NetworkPolicies into policies with their selectors resolved to addresses, and
-//!   says in `warnings` what it could not translate, never silently.
+//!   says in `warnings` what it could not translate, never silently. Ingresses
+//!   become haproxy load balancers with their VIP from the `clusterIP` annotation.
 //! - Pods are known by their `status.podIP(s)` (what the lab writes, as the API
 //!   server reports it); a pod without one is placed but selects and is selected by
 //!   nothing until it has one.
 #![forbid(unsafe_code)]
 
 mod floating;
+mod ingress;
 mod load;
 mod pods;
 mod policy;
@@ -25,10 +27,11 @@ mod selector;
 mod services;
 
 pub use floating::{parse_pool, FloatingPlan};
+pub use ingress::{CLUSTER_IP, EXTERNAL_IP};
 pub use load::{LoadError, Manifests};
 pub use pods::{APP, ISOLATED, NETWORK};
 
-use control_client::{PolicySpec, ServiceSpec};
+use control_client::{IngressSpec, PolicySpec, ServiceSpec};
 use serde::Serialize;
 use std::net::IpAddr;
 
@@ -82,6 +85,9 @@ pub struct Translation {
     pub policies: Vec<PolicySpec>,
     /// Egress-only floating IPs of isolated namespaces' pods in the cluster network.
     pub floating_ips: Vec<FloatingPlan>,
+    /// Ingresses: haproxy load balancers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ingresses: Vec<IngressSpec>,
     /// What was not translated, and why.
     pub warnings: Vec<String>,
 }
@@ -113,6 +119,13 @@ pub fn translate(manifests: &Manifests, settings: &Settings) -> Translation {
         settings,
         &mut warnings,
     );
+    let ingresses = ingress::ingresses(
+        &manifests.ingresses,
+        &manifests.services,
+        &services,
+        &settings.cluster_network,
+        &mut warnings,
+    );
     let policies = policy::policies(&manifests.network_policies, &pods, &floating_ips, &namespaces);
     let mut networks: Vec<String> = pods.iter().map(|p| p.vrf.clone()).collect();
     networks.push(settings.cluster_network.clone());
@@ -135,6 +148,7 @@ pub fn translate(manifests: &Manifests, settings: &Settings) -> Translation {
         services,
         policies,
         floating_ips,
+        ingresses,
         warnings,
     }
 }

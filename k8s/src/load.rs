@@ -47,6 +47,8 @@ pub struct Manifests {
     pub endpoint_slices: Vec<EndpointSlice>,
     /// Network policies.
     pub network_policies: Vec<NetworkPolicy>,
+    /// Ingresses.
+    pub ingresses: Vec<k8s_openapi::api::networking::v1::Ingress>,
     /// Objects of kinds the translation does not use, as `kind namespace/name`.
     pub skipped: Vec<String>,
 }
@@ -133,6 +135,10 @@ impl Manifests {
             "Endpoints" => self.endpoints.push(typed(value)?),
             "EndpointSlice" => self.endpoint_slices.push(typed(value)?),
             "NetworkPolicy" => self.network_policies.push(typed(value)?),
+            "Ingress" if value.get("apiVersion").and_then(|v| v.as_str()) != Some("networking.k8s.io/v1") => {
+                return Err("Ingress: only apiVersion networking.k8s.io/v1 is read (serviceName/servicePort are v1beta1's: write service.name/service.port)".into())
+            }
+            "Ingress" => self.ingresses.push(typed(value)?),
             "" => return Err("no kind".into()),
             other => {
                 let meta = value.get("metadata");

@@ -47,6 +47,11 @@ fn custom_networks_and_app_isolation_scenario() {
 }
 
 #[test]
+fn ingress_kinds_of_the_seed_scenario() {
+    check("ingress");
+}
+
+#[test]
 fn every_scenario_has_a_golden_test() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -59,7 +64,7 @@ fn every_scenario_has_a_golden_test() {
     names.sort();
     assert_eq!(
         names,
-        ["isolation", "modes", "networks", "policy"],
+        ["ingress", "isolation", "modes", "networks", "policy"],
         "add a test above for each new scenario"
     );
 }

@@ -1,0 +1,168 @@
+//! The haproxy configuration of an ingress, in the shape contrail-svc-monitor writes
+//! (the seed's "Haproxy configuration for simple-fanout"): a frontend bound to the
+//! VIP on port 80 with `option forwardfor`, an ACL and a `use_backend` per host and
+//! path, a round-robin backend per service port whose one server is the service's
+//! ClusterIP (the vrouter's ECMP load balancing spreads the connections over the
+//! pods). Beyond the seed: a second frontend on a unix socket answers the
+//! supervisor's health probe (`monitor-uri`), and the stats socket hands its
+//! listeners over on reload (`expose-fd listeners`) so a reload drops no connection.
+//!
+//! Rules are ordered as Kubernetes decides between them: a rule for an exact host
+//! before one for a wildcard host before one for every host; in each, an exact path
+//! before a prefix, a longer prefix before a shorter one.
+
+use control_client::{IngressBackend, IngressSpec, PathMatch};
+use std::fmt::Write;
+use std::path::PathBuf;
+
+/// Where an instance's sockets are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sockets {
+    /// haproxy's stats (and admin) socket.
+    pub stats: PathBuf,
+    /// The health frontend's socket.
+    pub health: PathBuf,
+}
+
+/// The URI the health frontend answers 200 on.
+pub const HEALTH_URI: &str = "/healthz";
+/// The port the ingress serves HTTP on.
+pub const HTTP_PORT: u16 = 80;
+
+/// The configuration of `spec`'s instance.
+pub fn config(spec: &IngressSpec, sockets: &Sockets) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    // Infallible: writing to a String.
+    let _ = writeln!(w, "# ingress {} (written by the vrouter; do not edit)", spec.name);
+    let _ = writeln!(w, "global");
+    let _ = writeln!(w, "    maxconn 65000");
+    let _ = writeln!(w, "    log stdout format short local0 notice");
+    let _ = writeln!(
+        w,
+        "    stats socket {} mode 600 level admin expose-fd listeners",
+        sockets.stats.display()
+    );
+    let _ = writeln!(w, "\ndefaults");
+    let _ = writeln!(w, "    log global");
+    let _ = writeln!(w, "    mode http");
+    let _ = writeln!(w, "    option dontlog-normal");
+    let _ = writeln!(w, "    retries 3");
+    let _ = writeln!(w, "    option redispatch");
+    let _ = writeln!(w, "    timeout connect 5000");
+    let _ = writeln!(w, "    timeout client 300000");
+    let _ = writeln!(w, "    timeout server 300000");
+    let _ = writeln!(w, "\nfrontend health");
+    let _ = writeln!(w, "    bind {} mode 600", sockets.health.display());
+    let _ = writeln!(w, "    monitor-uri {HEALTH_URI}");
+    let _ = writeln!(w, "\nfrontend ingress");
+    let _ = writeln!(w, "    option httplog");
+    let _ = writeln!(w, "    bind {}:{HTTP_PORT}", spec.vip);
+    if let Some(external) = spec.external_ip {
+        let _ = writeln!(w, "    bind {external}:{HTTP_PORT}");
+    }
+    let _ = writeln!(w, "    option forwardfor");
+    for (i, route) in ordered(spec).iter().enumerate() {
+        let mut conditions = Vec::new();
+        if let Some(host) = route.host {
+            let _ = writeln!(w, "    acl host_{i} {}", host_acl(host));
+            conditions.push(format!("host_{i}"));
+        }
+        match (route.kind, route.path) {
+            (PathMatch::Prefix, "/") => {}
+            (PathMatch::Exact, path) => {
+                let _ = writeln!(w, "    acl path_{i} path {path}");
+                conditions.push(format!("path_{i}"));
+            }
+            (PathMatch::Prefix, path) => {
+                // Element-wise: /a is /a itself or anything under /a/.
+                let base = path.trim_end_matches('/');
+                let _ = writeln!(w, "    acl path_{i} path {base}");
+                let _ = writeln!(w, "    acl path_{i} path_beg {base}/");
+                conditions.push(format!("path_{i}"));
+            }
+        }
+        let name = backend_name(route.backend);
+        if conditions.is_empty() {
+            let _ = writeln!(w, "    use_backend {name}");
+        } else {
+            let _ = writeln!(w, "    use_backend {name} if {}", conditions.join(" "));
+        }
+    }
+    if let Some(b) = &spec.default_backend {
+        let _ = writeln!(w, "    default_backend {}", backend_name(b));
+    }
+    for b in spec.backends() {
+        let _ = writeln!(w, "\nbackend {}", backend_name(b));
+        let _ = writeln!(w, "    mode http");
+        let _ = writeln!(w, "    balance roundrobin");
+        let _ = writeln!(w, "    option forwardfor");
+        let address = match b.ip {
+            std::net::IpAddr::V4(a) => a.to_string(),
+            std::net::IpAddr::V6(a) => format!("[{a}]"),
+        };
+        let _ = writeln!(w, "    server {} {address}:{} weight 1", backend_name(b), b.port);
+    }
+    out
+}
+
+/// One host-and-path route of an ingress.
+struct Route<'a> {
+    host: Option<&'a str>,
+    path: &'a str,
+    kind: PathMatch,
+    backend: &'a IngressBackend,
+}
+
+/// Every host-and-path route, in the order haproxy must try them (see the module doc).
+fn ordered(spec: &IngressSpec) -> Vec<Route<'_>> {
+    let mut routes: Vec<Route<'_>> = spec
+        .rules
+        .iter()
+        .flat_map(|r| {
+            r.paths.iter().map(move |p| Route {
+                host: r.host.as_deref(),
+                path: &p.path,
+                kind: p.kind,
+                backend: &p.backend,
+            })
+        })
+        .collect();
+    let host_rank = |h: Option<&str>| match h {
+        Some(h) if h.starts_with("*.") => 1,
+        Some(_) => 0,
+        None => 2,
+    };
+    // Stable: equal routes keep the Ingress's order.
+    routes.sort_by_key(|r| (host_rank(r.host), r.kind, std::cmp::Reverse(r.path.len())));
+    routes
+}
+
+/// The ACL matching a rule's host (the `Host` header without its port, any case).
+fn host_acl(host: &str) -> String {
+    let fetch = "req.hdr(host),field(1,:),lower";
+    match host.strip_prefix("*.") {
+        // One label more than the domain, as Kubernetes' wildcard.
+        Some(domain) => format!(
+            "{fetch} -m reg ^[^.]+\\.{}$",
+            domain.to_ascii_lowercase().replace('.', "\\.")
+        ),
+        None => format!("{fetch} -m str {}", host.to_ascii_lowercase()),
+    }
+}
+
+/// A backend's name: the service and port, in the characters haproxy takes.
+pub fn backend_name(b: &IngressBackend) -> String {
+    let service: String = b
+        .service
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{service}_{}", b.port)
+}
