@@ -25,6 +25,7 @@ pub use request::{FlowFilter, Request, RouteCursor, DEFAULT_FLOW_LIMIT, MAX_FLOW
 pub use views::{
     from_hex, to_hex, AttachedView, CapturedPacketView, CapturedPacketsView, ConfigView, DropStatsView, FloatingIpView,
     FlowActionView, FlowNatView, FlowPolicyView, FlowRecordView, FlowRecordsView, FlowStatsView, FlowView,
-    FragmentCounts, InterfaceView, NextHopView, PolicyView, PortBindingView, RouteView, ServiceChainView, ServiceView,
-    SnatPortsView, SnatView, StatusView, TunnelTotals, VifTotals, WorkerView, XmppChannelView,
+    FragmentCounts, IngressBackendStats, IngressInstanceView, IngressView, InterfaceView, NextHopView, PolicyView,
+    PortBindingView, RouteView, ServiceChainView, ServiceView, SnatPortsView, SnatView, StatusView, TunnelTotals,
+    VifTotals, WorkerView, XmppChannelView,
 };

@@ -1,7 +1,9 @@
 //! Requests: one per line, tagged by `op`.
 
 use control_client::contrail::PortBinding;
-use control_client::{FloatingIpSpec, InterfaceSpec, PolicySpec, RouteSpec, ServiceChainSpec, ServiceSpec};
+use control_client::{
+    FloatingIpSpec, IngressSpec, InterfaceSpec, PolicySpec, RouteSpec, ServiceChainSpec, ServiceSpec,
+};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -165,6 +167,20 @@ pub enum Request {
     },
     /// Service chains in force (`chain list`).
     ServiceChains,
+    /// Add an ingress (an haproxy load balancer; this node runs an instance if its
+    /// `[ingress] role` says so), or replace the one of that name (its instances
+    /// reload without dropping connections).
+    AddIngress {
+        /// The ingress.
+        spec: IngressSpec,
+    },
+    /// Remove an ingress (its instance here, with its namespace and port, goes).
+    RemoveIngress {
+        /// Its name.
+        name: String,
+    },
+    /// Ingresses and this node's instances of them (`ingress list`).
+    Ingresses,
     /// Add a network policy (selectors resolved to addresses), or replace the one of
     /// that name; open connections are decided again on their next packet.
     AddPolicy {
@@ -258,6 +274,8 @@ impl Request {
                 | Request::RemoveFloatingIp { .. }
                 | Request::AddServiceChain { .. }
                 | Request::RemoveServiceChain { .. }
+                | Request::AddIngress { .. }
+                | Request::RemoveIngress { .. }
                 | Request::AddPolicy { .. }
                 | Request::SetPolicies { .. }
                 | Request::RemovePolicy { .. }

@@ -646,3 +646,70 @@ pub struct SnatPortsView {
     /// first, at the range's size.
     pub busiest_destination: u64,
 }
+
+/// One ingress in the `ingress` view, with this node's instance of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressView {
+    /// Its name.
+    pub name: String,
+    /// Its VRF.
+    pub vrf: String,
+    /// Its VIP.
+    pub vip: std::net::Ipv4Addr,
+    /// Its external IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_ip: Option<std::net::Ipv4Addr>,
+    /// Its host-and-path rules, as `host/path -> service:port` (`*` for any host).
+    pub rules: Vec<String>,
+    /// This node's role for it: `active`, `standby`, or none (no instance here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Where the VIP's traffic goes from this node now: `this node` (its own
+    /// instance holds the VIP), the remote node's fabric address, or `nowhere`.
+    pub vip_at: String,
+    /// This node's instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<IngressInstanceView>,
+    /// haproxy's own statistics of its backends (`show stat`): one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<IngressBackendStats>,
+}
+
+/// This node's haproxy instance of an ingress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressInstanceView {
+    /// Its vrouter port (the veth's host end).
+    pub port: String,
+    /// Its network namespace.
+    pub netns: String,
+    /// `starting`, `serving`, or what is wrong.
+    pub state: String,
+    /// Its port is attached: its VIP is advertised (with the role's preference).
+    pub attached: bool,
+    /// Times haproxy was started again (it exited, or was killed for failing probes).
+    pub restarts: u64,
+    /// Configuration reloads.
+    pub reloads: u64,
+    /// Times it gave up the VIP.
+    pub withdrawals: u64,
+    /// From the first failed probe to giving up the VIP, the last time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_withdrawal_ms: Option<u64>,
+    /// Its haproxy configuration file.
+    pub config: String,
+}
+
+/// One backend of an haproxy instance, as its stats socket reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressBackendStats {
+    /// The backend (service and port).
+    pub backend: String,
+    /// `UP`, `DOWN`, ...
+    pub status: String,
+    /// Sessions now.
+    pub current_sessions: u64,
+    /// Sessions in all.
+    pub total_sessions: u64,
+    /// HTTP responses 2xx.
+    pub responses_2xx: u64,
+}

@@ -184,6 +184,7 @@ fn decapsulation(c: &mut Criterion) {
             mtu: None,
             vlan: None,
             security_groups: Vec::new(),
+            local_preference: None,
         })
         .expect("valid pod");
     let label = state.port_identity("a").expect("attached").label;

@@ -153,6 +153,7 @@ fn pods() -> DesiredState {
             mtu: None,
             vlan: None,
             security_groups: Vec::new(),
+            local_preference: None,
         })
         .expect("valid pod");
     }
@@ -199,6 +200,7 @@ pub fn tunnel_state() -> DesiredState {
         mtu: None,
         vlan: None,
         security_groups: Vec::new(),
+        local_preference: None,
     })
     .expect("valid pod");
     let remote = Ipv4Addr::new(198, 18, 0, 2);

@@ -112,6 +112,7 @@ fn attach(
         mtu: Some(conf.conf.mtu),
         vlan: None,
         security_groups: Vec::new(),
+        local_preference: None,
     };
     let api = vrouter::client(conf);
     let request = Request::AddInterface { spec };

@@ -65,6 +65,13 @@ pub struct InterfaceSpec {
     /// them to the control nodes, as the agent's do.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_groups: Vec<u32>,
+    /// The BGP local preference its addresses are advertised with (Contrail's
+    /// interface property `local_preference`; unset: 100). Of several nodes holding
+    /// the same address, the control node sends the paths of the highest preference
+    /// only, so a standby instance (100) takes traffic only while the active one
+    /// (200) does not advertise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_preference: Option<u32>,
 }
 
 /// Where a configured route sends packets.

@@ -41,6 +41,8 @@ fuzz_target!(|data: &[u8]| {
             Change::RemoveFloatingIp(name) => m.remove_floating_ip(&name).map(|_| ()),
             Change::AddServiceChain(spec) => m.add_service_chain(spec),
             Change::RemoveServiceChain(name) => m.remove_service_chain(&name).map(|_| ()),
+            Change::AddIngress(spec) => m.add_ingress(spec),
+            Change::RemoveIngress(name) => m.remove_ingress(&name).map(|_| ()),
             Change::AddPolicy(spec) => m.add_policy(spec),
             Change::RemovePolicy(name) => m.remove_policy(&name).map(|_| ()),
             // All or nothing, as the control side applies it.

@@ -6,6 +6,8 @@
 //! pods). Beyond the seed: a second frontend on a unix socket answers the
 //! supervisor's health probe (`monitor-uri`), and the stats socket hands its
 //! listeners over on reload (`expose-fd listeners`) so a reload drops no connection.
+//! No global `maxconn`: haproxy then takes what the process's file limit allows
+//! (the seed's 65000 needs a limit of 130000 descriptors, which a host may refuse).
 //!
 //! Rules are ordered as Kubernetes decides between them: a rule for an exact host
 //! before one for a wildcard host before one for every host; in each, an exact path
@@ -36,7 +38,6 @@ pub fn config(spec: &IngressSpec, sockets: &Sockets) -> String {
     // Infallible: writing to a String.
     let _ = writeln!(w, "# ingress {} (written by the vrouter; do not edit)", spec.name);
     let _ = writeln!(w, "global");
-    let _ = writeln!(w, "    maxconn 65000");
     let _ = writeln!(w, "    log stdout format short local0 notice");
     let _ = writeln!(
         w,
@@ -57,10 +58,8 @@ pub fn config(spec: &IngressSpec, sockets: &Sockets) -> String {
     let _ = writeln!(w, "    monitor-uri {HEALTH_URI}");
     let _ = writeln!(w, "\nfrontend ingress");
     let _ = writeln!(w, "    option httplog");
+    // The external IP arrives translated to the VIP (a service in front of it).
     let _ = writeln!(w, "    bind {}:{HTTP_PORT}", spec.vip);
-    if let Some(external) = spec.external_ip {
-        let _ = writeln!(w, "    bind {external}:{HTTP_PORT}");
-    }
     let _ = writeln!(w, "    option forwardfor");
     for (i, route) in ordered(spec).iter().enumerate() {
         let mut conditions = Vec::new();

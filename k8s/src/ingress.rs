@@ -5,6 +5,12 @@
 //! `externalIP` annotation. Backends are the services' ClusterIPs and ports (a named
 //! port is looked up in the Service), so the vrouter's own service load balancing
 //! spreads haproxy's requests over the pods.
+//!
+//! An external IP reaches the VIP through a service of its own, named
+//! `<namespace>/<name>@ingress`, whose cluster IP and one backend are the VIP: the
+//! external IP's port 80 is translated to the VIP's (from pods, and from outside the
+//! cluster through a node's own interface), as Contrail's floating IP on the load
+//! balancer's interface does; the VIP itself is translated to itself.
 
 use crate::pods::namespace_of;
 use control_client::{IngressBackend, IngressPath, IngressRule, IngressSpec, PathMatch, ServiceSpec};
@@ -49,6 +55,32 @@ pub fn ingresses(
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// The service in front of each ingress's VIP at its external IP.
+pub fn external_services(ingresses: &[IngressSpec]) -> Vec<ServiceSpec> {
+    ingresses
+        .iter()
+        .filter_map(|i| {
+            let external = IpAddr::V4(i.external_ip?);
+            Some(ServiceSpec {
+                name: format!("{}@ingress", i.name),
+                vrf: i.vrf.clone(),
+                ip: IpAddr::V4(i.vip),
+                ports: vec![control_client::ServicePort {
+                    protocol: control_client::L4Protocol::Tcp,
+                    port: 80,
+                    target_port: 80,
+                    node_port: None,
+                }],
+                backends: vec![IpAddr::V4(i.vip)],
+                affinity_timeout_secs: None,
+                external_ips: vec![external],
+                health_check: None,
+                load_balancer: false,
+            })
+        })
+        .collect()
 }
 
 /// One ingress, and what of it was left out.

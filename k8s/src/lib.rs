@@ -110,7 +110,7 @@ pub fn translate(manifests: &Manifests, settings: &Settings) -> Translation {
         .map(|(n, _)| n.clone())
         .collect();
     let floating_ips = floating::plan(&pods, &isolated, settings, &mut warnings);
-    let services = services::services(
+    let mut services = services::services(
         &manifests.services,
         &pods,
         &floating_ips,
@@ -126,6 +126,8 @@ pub fn translate(manifests: &Manifests, settings: &Settings) -> Translation {
         &settings.cluster_network,
         &mut warnings,
     );
+    services.extend(ingress::external_services(&ingresses));
+    services.sort_by(|a, b| a.name.cmp(&b.name));
     let policies = policy::policies(&manifests.network_policies, &pods, &floating_ips, &namespaces);
     let mut networks: Vec<String> = pods.iter().map(|p| p.vrf.clone()).collect();
     networks.push(settings.cluster_network.clone());

@@ -18,6 +18,7 @@ pub mod cni_bench;
 mod cni_section;
 pub mod control_node;
 pub mod gen;
+pub mod http;
 pub mod k8s_section;
 pub mod minfwd;
 pub mod netns;

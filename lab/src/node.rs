@@ -125,6 +125,7 @@ impl Pod {
             mtu: None,
             vlan: None,
             security_groups: Vec::new(),
+            local_preference: None,
         }
     }
 }

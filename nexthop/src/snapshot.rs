@@ -66,6 +66,8 @@ pub struct Interface {
     pub vlan: Option<VlanTag>,
     /// Its security group ids (what its routes carry to the control nodes).
     pub security_groups: Vec<u32>,
+    /// The BGP local preference its addresses are advertised with (none: 100).
+    pub local_preference: Option<u32>,
 }
 
 /// Where a VLAN sub-interface's frames travel: tagged on its parent port.

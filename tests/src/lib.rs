@@ -184,3 +184,15 @@ impl Drop for Background {
         }
     }
 }
+
+/// Waits up to `limit` for `done`, looking every 50 ms; how long it took, or `None`.
+pub fn wait_for(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}

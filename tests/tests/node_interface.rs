@@ -12,8 +12,8 @@
 
 use control_client::{L4Protocol, ServicePort, ServiceSpec};
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
-use system_tests::{fabric_host, fabric_node, serial};
+use std::time::Duration;
+use system_tests::{fabric_host, fabric_node, serial, wait_for};
 use vrouter::api::Request;
 use vrouter_lab::backends::{
     ask, ask_udp, ask_udp_sized, quick_tcp_check, tcp_sessions, tcp_spread, udp_client, NamedServers,
@@ -97,18 +97,6 @@ fn down(n: &LabNode) -> Vec<IpAddr> {
         .find(|s| s.proto == 6 && s.port == 80)
         .map(|s| s.down)
         .unwrap_or_default()
-}
-
-/// Waits up to `limit` for `done`; how long it took, or `None`.
-fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
 }
 
 #[test]

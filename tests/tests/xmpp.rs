@@ -184,6 +184,7 @@ impl StandInAgent {
                     prefix: prefix.parse().unwrap(),
                     label: *label,
                     security_groups: Vec::new(),
+                    local_preference: 100,
                 })
                 .collect(),
             evpn: Default::default(),

@@ -20,10 +20,12 @@ use std::path::PathBuf;
 mod apply;
 mod capture;
 mod chain;
+mod ingress;
 mod policy;
 mod top;
 mod views;
 pub use chain::ChainAction;
+pub use ingress::IngressAction;
 pub use policy::PolicyAction;
 pub use views::api_command;
 
@@ -125,6 +127,12 @@ pub enum Command {
         /// list, add or delete.
         #[command(subcommand)]
         action: ChainAction,
+    },
+    /// Ingresses (haproxy load balancers, active-standby): list, delete.
+    Ingress {
+        /// list or delete.
+        #[command(subcommand)]
+        action: IngressAction,
     },
     /// Network policies (selectors resolved to addresses): list, add or replace, delete.
     Policy {
@@ -350,6 +358,11 @@ pub enum VifAction {
         /// The sub-interface's 802.1Q VLAN id on its parent (1..=4094).
         #[arg(long, requires = "parent")]
         vlan: Option<u16>,
+        /// The BGP local preference its address is advertised with (default 100):
+        /// of several nodes holding one address, the highest preference takes the
+        /// traffic (an active instance 200, its standby 100).
+        #[arg(long = "local-preference")]
+        local_preference: Option<u32>,
     },
     /// Bind a pod interface to a virtual machine interface of the control node's
     /// configuration: it is attached (VRF, MAC, addresses, gateway, VLAN) as that

@@ -294,6 +294,9 @@ pub struct Config {
     /// `[flow_export]`
     #[serde(default)]
     pub flow_export: crate::flow_export::FlowExportConfig,
+    /// `[ingress]`
+    #[serde(default)]
+    pub ingress: IngressConfig,
 }
 
 /// `[metrics]`: the Prometheus endpoint, served by the control side.
@@ -621,6 +624,7 @@ impl Config {
         }
         self.api_group_id()?;
         self.xmpp.validate()?;
+        self.ingress.validate()?;
         self.resolve_cores(available)
     }
 
@@ -674,7 +678,9 @@ impl Config {
     }
 }
 
+mod ingress;
 mod xmpp;
+pub use ingress::{IngressConfig, IngressRole};
 pub use xmpp::XmppConfig;
 
 #[cfg(test)]

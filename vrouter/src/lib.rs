@@ -24,6 +24,7 @@ pub mod flows;
 pub mod fragments;
 pub mod health;
 pub mod host;
+pub mod ingress;
 pub mod link_watch;
 pub mod log_limit;
 pub mod metrics;

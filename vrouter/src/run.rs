@@ -187,6 +187,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .iter()
         .map(|c| Arc::new(crate::xmpp::ChannelStats::new(c)))
         .collect();
+    let ingress_targets = crate::ingress::Targets::default();
+    let ingress_status = crate::ingress::Status::default();
     let views = Arc::new(
         Views::new(
             publisher.clone(),
@@ -198,7 +200,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .with_config(Arc::clone(&config_view))
         .with_learned(Arc::clone(&learned_view))
         .with_flow_records(Arc::clone(&recent))
-        .with_captures(captures),
+        .with_captures(captures)
+        .with_ingresses(crate::control::views::IngressShared {
+            targets: Arc::clone(&ingress_targets),
+            status: Arc::clone(&ingress_status),
+            role: config.ingress.role,
+            base: config.state_dir.join("ingress"),
+        }),
     );
     let control_publisher = publisher.clone();
     let mut control = Control::new(ControlSetup {
@@ -217,6 +225,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     control.share_learned_view(learned_view);
     let probe_targets = crate::health::Targets::default();
     control.share_probe_targets(Arc::clone(&probe_targets));
+    control.share_ingress_targets(Arc::clone(&ingress_targets));
     let health_stats = Arc::new(crate::health::HealthStats::default());
     control.set_graceful_restart(std::time::Duration::from_secs(u64::from(
         config.xmpp.graceful_restart_secs,
@@ -235,6 +244,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .build()
         .context("tokio runtime")?;
     let handle = task.handle();
+    let ingress = crate::ingress::Supervisor::spawn(
+        &config.ingress,
+        config.state_dir.clone(),
+        cores.forwarding.len(),
+        ingress_targets,
+        ingress_status,
+        handle.clone(),
+    )
+    .context("ingress supervisor")?;
     let served = runtime.block_on(async {
         let (stop_channels, channels_stop) = tokio::sync::watch::channel(false);
         let running: Vec<_> = channels
@@ -287,6 +305,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     });
     // Views still being computed on blocking threads are not waited for.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // Its instances' ports are detached through the control task: before it stops.
+    if let Some(s) = ingress {
+        s.stop();
+    }
     task.shutdown();
     aging.stop();
     tracing::info!("XDP programs detached, sockets closed");

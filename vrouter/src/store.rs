@@ -302,6 +302,17 @@ impl StateStore {
         files::load_or_move_aside(&self.dir.join("service_chains.json"))
     }
 
+    /// Records the ingresses.
+    pub fn save_ingresses(&self, ingresses: &[control_client::IngressSpec]) -> anyhow::Result<()> {
+        files::write_durably(&self.dir.join("ingresses.json"), &serde_json::to_vec_pretty(ingresses)?)
+    }
+
+    /// The recorded ingresses (none if unreadable: the file is moved aside and
+    /// reported).
+    pub fn load_ingresses(&self) -> (Vec<control_client::IngressSpec>, Vec<String>) {
+        files::load_or_move_aside(&self.dir.join("ingresses.json"))
+    }
+
     /// Records the network policies.
     pub fn save_policies(&self, policies: &[control_client::PolicySpec]) -> anyhow::Result<()> {
         files::write_durably(&self.dir.join("policies.json"), &serde_json::to_vec_pretty(policies)?)

@@ -40,6 +40,8 @@ pub struct PortConfig {
     pub allowed_address_pairs: Vec<IpNet>,
     /// Set for a nested-mode sub-interface.
     pub vlan: Option<PortVlan>,
+    /// The local preference its routes are advertised with.
+    pub local_preference: Option<u32>,
     /// Its security groups (fully qualified names; their rules are in
     /// [`CompiledConfig::security_groups`]).
     pub security_groups: Vec<String>,
@@ -86,6 +88,7 @@ impl PortConfig {
             mtu: None,
             vlan,
             security_groups: self.security_group_ids.clone(),
+            local_preference: self.local_preference,
         })
     }
 }
@@ -404,6 +407,7 @@ fn port(graph: &ConfigGraph, key: &ObjectKey, uuid: Uuid, props: &VmiProps) -> P
         })
         .collect();
     PortConfig {
+        local_preference: props.local_preference,
         security_groups: groups.iter().map(|g| g.name.clone()).collect(),
         security_group_ids,
         name: key.name.clone(),

@@ -61,6 +61,9 @@ pub struct VmiProps {
     /// `virtual-machine-interface-properties/sub-interface-vlan-tag`: non-zero for a
     /// nested-mode sub-interface.
     pub vlan_tag: u16,
+    /// `virtual-machine-interface-properties/local-preference`: what its routes are
+    /// advertised with (0 or absent: the default).
+    pub local_preference: Option<u32>,
     /// `virtual-machine-interface-allowed-address-pairs`.
     pub allowed_address_pairs: Vec<IpNet>,
     /// `virtual-machine-interface-disable-policy`: no flows, no policy.
@@ -336,6 +339,10 @@ fn vmi(node: &Element) -> VmiProps {
         .and_then(|p| parsed::<u16>(p.child_text("sub-interface-vlan-tag")))
         .filter(|t| *t < 4095)
         .unwrap_or(0);
+    let local_preference = node
+        .child("virtual-machine-interface-properties")
+        .and_then(|p| parsed::<u32>(p.child_text("local-preference")))
+        .filter(|p| *p != 0);
     let allowed_address_pairs = node
         .child("virtual-machine-interface-allowed-address-pairs")
         .map(|pairs| {
@@ -348,6 +355,7 @@ fn vmi(node: &Element) -> VmiProps {
     VmiProps {
         macs,
         vlan_tag,
+        local_preference,
         allowed_address_pairs,
         disable_policy: flag(node.child_text("virtual-machine-interface-disable-policy"), false),
         port_security: flag(node.child_text("port-security-enabled"), true),

@@ -230,6 +230,7 @@ impl<'a> Compile<'a> {
                 mtu: 0,
                 vlan: None,
                 security_groups: Vec::new(),
+                local_preference: None,
             });
         }
         for (name, (id, spec)) in &state.interfaces {
@@ -293,6 +294,7 @@ impl<'a> Compile<'a> {
                 mtu: spec.mtu.unwrap_or(0),
                 vlan: vlan_tag,
                 security_groups: spec.security_groups.clone(),
+                local_preference: spec.local_preference,
             });
         }
     }

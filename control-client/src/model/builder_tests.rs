@@ -20,6 +20,7 @@ fn pod(name: &str, last: u8) -> InterfaceSpec {
         mtu: None,
         vlan: None,
         security_groups: Vec::new(),
+        local_preference: None,
     }
 }
 

@@ -26,8 +26,9 @@ pub struct IngressSpec {
     pub vrf: String,
     /// The VIP: an IPv4 address of that network, held by the active instance.
     pub vip: std::net::Ipv4Addr,
-    /// The external IP (the `externalIP` annotation, or one from the public pool),
-    /// reached from outside the cluster; held with the VIP.
+    /// The external IP (the `externalIP` annotation, which kube-manager writes from
+    /// the public pool), reached from outside the cluster: a service in front of the
+    /// VIP (the translation makes it) forwards its port 80 to the VIP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_ip: Option<std::net::Ipv4Addr>,
     /// Where requests no rule matches go; none: haproxy answers them 503.

@@ -304,6 +304,41 @@ mod tests {
     }
 
     #[test]
+    fn a_learned_path_for_a_local_address_wins_while_the_control_node_sends_it() {
+        // An active-standby VIP on the standby: the control node sends the active's
+        // path only while it is preferred to this node's own (see the reflector).
+        let mut s = DesiredState::new(16);
+        s.set_fabric("fabric0");
+        let mut standby = pod("haproxy", "red", 2);
+        standby.ipv4 = Some([198, 18, 100, 40].into());
+        standby.local_preference = Some(100);
+        s.add_interface(standby).unwrap();
+        let vip: std::net::Ipv4Addr = [198, 18, 100, 40].into();
+        let red = s.vrf_id("red").unwrap();
+        let local = |s: &DesiredState| {
+            matches!(
+                s.build(1, MacAddr([2, 0, 0, 0, 0, 1])).route4(red, vip),
+                Some(nexthop::NextHop::Interface { .. })
+            )
+        };
+        assert!(local(&s));
+        let to_active = RouteTarget::Tunnel {
+            remote: [198, 18, 0, 1].into(),
+            label: 30,
+            encaps: vec![Encap::MplsOverUdp],
+            mac: None,
+        };
+        s.learn_route(PeerId(0), route("red", "198.18.100.40/32", to_active))
+            .unwrap();
+        assert!(!local(&s), "the active's path is used");
+        assert!(s.forget_route(PeerId(0), "red", "198.18.100.40/32".parse().unwrap()));
+        assert!(
+            local(&s),
+            "the active withdrew: this node's own port holds the VIP again"
+        );
+    }
+
+    #[test]
     fn a_control_nodes_evpn_and_inet_paths_for_one_address_are_kept_apart() {
         let mut s = DesiredState::new(16);
         s.set_fabric("fabric0");

@@ -171,6 +171,7 @@ mod tests {
             mtu: None,
             vlan: None,
             security_groups: Vec::new(),
+            local_preference: None,
         }
     }
 

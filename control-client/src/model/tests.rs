@@ -13,6 +13,7 @@ fn pod(name: &str, vrf: &str, last: u8) -> InterfaceSpec {
         mtu: None,
         vlan: None,
         security_groups: Vec::new(),
+        local_preference: None,
     }
 }
 

@@ -25,7 +25,12 @@ pub struct LocalRoute {
     pub label: u32,
     /// The interface's security group ids.
     pub security_groups: Vec<u32>,
+    /// The BGP local preference it is advertised with.
+    pub local_preference: u32,
 }
+
+/// The local preference of a route whose interface sets none (the agent's).
+pub const DEFAULT_LOCAL_PREFERENCE: u32 = 100;
 
 /// An EVPN (MAC+IP) route this node originates for an interface in a VRF with a
 /// VXLAN network identifier.
@@ -77,6 +82,7 @@ impl Advertised {
                     prefix: IpNet::from(a),
                     label,
                     security_groups: i.security_groups.clone(),
+                    local_preference: i.local_preference.unwrap_or(DEFAULT_LOCAL_PREFERENCE),
                 });
                 if let Some(vni) = vnis.get(&i.vrf) {
                     out.evpn.insert(EvpnRoute {
@@ -103,6 +109,7 @@ impl Advertised {
                 prefix: IpNet::from(e.address),
                 label,
                 security_groups,
+                local_preference: DEFAULT_LOCAL_PREFERENCE,
             });
         }
         out
@@ -203,12 +210,13 @@ impl Speaker {
             let _ = write!(encaps, "<tunnel-encapsulation>{name}</tunnel-encapsulation>");
         }
         format!(
-            "<iq type=\"set\" from=\"{host}\" to=\"{CONTROL_NODE}/bgp-peer\" id=\"pubsub{id}\"><pubsub xmlns=\"{PUBSUB}\"><publish node=\"{node}\"><item><entry><nlri><af>{af}</af><safi>1</safi><address>{prefix}</address></nlri><next-hops><next-hop><af>1</af><address>{fabric}</address><mac></mac><label>{label}</label><vni>0</vni><tunnel-encapsulation-list>{encaps}</tunnel-encapsulation-list><virtual-network>{vn}</virtual-network></next-hop></next-hops><version>1</version><virtual-network>{vn}</virtual-network><mobility seqno=\"0\" sticky=\"false\" /><sequence-number>0</sequence-number><security-group-list>{groups}</security-group-list><local-preference>100</local-preference><med>0</med><sub-protocol>interface</sub-protocol></entry></item></publish></pubsub></iq>",
+            "<iq type=\"set\" from=\"{host}\" to=\"{CONTROL_NODE}/bgp-peer\" id=\"pubsub{id}\"><pubsub xmlns=\"{PUBSUB}\"><publish node=\"{node}\"><item><entry><nlri><af>{af}</af><safi>1</safi><address>{prefix}</address></nlri><next-hops><next-hop><af>1</af><address>{fabric}</address><mac></mac><label>{label}</label><vni>0</vni><tunnel-encapsulation-list>{encaps}</tunnel-encapsulation-list><virtual-network>{vn}</virtual-network></next-hop></next-hops><version>1</version><virtual-network>{vn}</virtual-network><mobility seqno=\"0\" sticky=\"false\" /><sequence-number>0</sequence-number><security-group-list>{groups}</security-group-list><local-preference>{preference}</local-preference><med>0</med><sub-protocol>interface</sub-protocol></entry></item></publish></pubsub></iq>",
             host = escape(&self.host),
             node = escape(node(route)),
             prefix = route.prefix,
             fabric = self.fabric_ip,
             label = route.label,
+            preference = route.local_preference,
             vn = escape(&vn),
             groups = route
                 .security_groups

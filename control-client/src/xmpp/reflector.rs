@@ -7,7 +7,10 @@
 //! Pure: [`Reflector::handle`] takes a stanza from a vrouter and returns the
 //! messages to send to each vrouter. What one vrouter publishes and associates into
 //! a VRF goes to every other vrouter subscribed to that VRF; the same prefix from
-//! several vrouters goes out as one item with each one's next hop (ECMP).
+//! several vrouters goes out as one item with each one's next hop (ECMP). As BGP's
+//! best path: only the paths of the highest local preference go out, so a vrouter
+//! whose own path is preferred is sent none (its standby's path is no ECMP member),
+//! and when the preferred path goes, the next one is sent.
 
 use super::element::Element;
 use super::messages::{CONTROL_NODE, END_OF_RIB, PUBSUB};
@@ -222,8 +225,14 @@ impl Reflector {
             if !agent.subscribed.contains(vrf) || only.is_some_and(|o| o != *id) {
                 continue;
             }
+            let best = by.and_then(|b| b.values().map(local_preference).max());
             let others: Vec<&Element> = by
-                .map(|b| b.iter().filter(|(a, _)| *a != id).map(|(_, e)| e).collect())
+                .map(|b| {
+                    b.iter()
+                        .filter(|(a, e)| *a != id && Some(local_preference(e)) == best)
+                        .map(|(_, e)| e)
+                        .collect()
+                })
                 .unwrap_or_default();
             let mark = (*id, vrf.to_string(), key.clone());
             let items = match merged(&others) {
@@ -264,6 +273,14 @@ impl Reflector {
     }
 }
 
+/// An entry's local preference (BGP's default when it has none).
+fn local_preference(entry: &Element) -> u32 {
+    entry
+        .child_text("local-preference")
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(super::agent::DEFAULT_LOCAL_PREFERENCE)
+}
+
 /// One entry with the next hops of all of `entries` (ECMP across vrouters).
 fn merged(entries: &[&Element]) -> Option<Element> {
     let (first, rest) = entries.split_first()?;
@@ -291,11 +308,15 @@ fn split_node(node: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xmpp::agent::{Advertised, LocalRoute, Speaker};
+    use crate::xmpp::agent::{Advertised, LocalRoute, Speaker, DEFAULT_LOCAL_PREFERENCE};
     use crate::xmpp::{Family, Incoming};
     use nexthop::encap::Encap;
 
     fn advertise(routes: &[(&str, &str, u32)]) -> Advertised {
+        advertise_preferred(routes, DEFAULT_LOCAL_PREFERENCE)
+    }
+
+    fn advertise_preferred(routes: &[(&str, &str, u32)], local_preference: u32) -> Advertised {
         let mut a = Advertised::default();
         for (vrf, prefix, label) in routes {
             a.vrfs.insert((*vrf).to_string(), 1);
@@ -304,6 +325,7 @@ mod tests {
                 prefix: prefix.parse().unwrap(),
                 label: *label,
                 security_groups: Vec::new(),
+                local_preference,
             });
         }
         a
@@ -376,6 +398,74 @@ mod tests {
             panic!("{got:?}")
         };
         assert_eq!(u.retracts, ["198.18.1.9/32"]);
+    }
+
+    /// What `who` saying `what` makes the reflector send about the VIP
+    /// 198.18.100.40: per recipient, the labels of each update (empty: a retract).
+    fn tell(r: &mut Reflector, speaker: &mut Speaker, who: AgentId, what: &Advertised) -> Vec<(AgentId, Vec<u32>)> {
+        speaker
+            .update(what)
+            .iter()
+            .flat_map(|s| r.handle(who, &Element::parse(s).unwrap()))
+            .filter_map(
+                |(to, m)| match Incoming::decode(&Element::parse(&m).unwrap()).unwrap() {
+                    Incoming::Routes(u) if u.retracts == ["198.18.100.40/32"] => Some((to, Vec::new())),
+                    Incoming::Routes(u) if u.items.first().is_some_and(|i| i.id == "198.18.100.40/32") => {
+                        Some((to, u.items[0].next_hops.iter().map(|n| n.label).collect()))
+                    }
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+
+    #[test]
+    fn only_the_paths_of_the_highest_local_preference_go_out() {
+        let mut r = Reflector::default();
+        let (active, standby, client) = (1, 2, 3);
+        let mut speakers: Vec<Speaker> = (1..=3)
+            .map(|i| Speaker::new(&format!("node-{i}"), [198, 18, 0, i].into(), &[Encap::MplsOverUdp]))
+            .collect();
+        for id in [active, standby, client] {
+            r.connect(id, &format!("node-{id}"));
+        }
+        let vip = |label| [("red", "198.18.100.40/32", label)];
+        let _ = tell(
+            &mut r,
+            &mut speakers[2],
+            client,
+            &advertise(&[("red", "198.18.1.2/32", 10)]),
+        );
+        let got = tell(&mut r, &mut speakers[1], standby, &advertise_preferred(&vip(20), 100));
+        assert_eq!(got, [(client, vec![20])], "the standby's path while it is the only one");
+        let got = tell(&mut r, &mut speakers[0], active, &advertise_preferred(&vip(30), 200));
+        // Subscribing, the active is sent the standby's path; once it publishes its
+        // own (best), a retract of it. The client and the standby (which prefers the
+        // active's to its own) get the active's path alone, no ECMP.
+        assert_eq!(
+            got,
+            [
+                (active, vec![20]),
+                (active, vec![]),
+                (standby, vec![30]),
+                (client, vec![30])
+            ]
+        );
+        // The active withdraws (its haproxy stopped answering): the client and the
+        // active get the standby's path, the standby a retract of the active's.
+        let got = tell(&mut r, &mut speakers[0], active, &advertise(&[]));
+        assert_eq!(got, [(active, vec![20]), (standby, vec![]), (client, vec![20])]);
+        // It comes back (subscribing anew): everyone but itself goes to it again.
+        let got = tell(&mut r, &mut speakers[0], active, &advertise_preferred(&vip(31), 200));
+        assert_eq!(
+            got,
+            [
+                (active, vec![20]),
+                (active, vec![]),
+                (standby, vec![31]),
+                (client, vec![31])
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `vrouter apply -f` and `vrouter delete -f`: Kubernetes manifests translated (see
-//! `vrouter-k8s`) and applied to the running vrouter: its services and network
-//! policies added or replaced (a policy change re-decides open connections), and
+//! `vrouter-k8s`) and applied to the running vrouter: its services, ingresses and
+//! network policies added or replaced (a policy change re-decides open connections), and
 //! with `--prune` those of a `namespace/name` the manifests no longer define removed.
 //! `--dry-run` prints the translation (pod placement included) instead.
 
@@ -21,6 +21,8 @@ pub struct Applied {
     pub policies: Vec<String>,
     /// Floating IPs given to this node's isolated pods.
     pub floating_ips: Vec<String>,
+    /// Ingresses added or replaced.
+    pub ingresses: Vec<String>,
     /// Services and policies removed.
     pub removed: Vec<String>,
     /// What the translation could not do.
@@ -70,6 +72,24 @@ pub fn apply(
             .call(&Request::AddService { spec: spec.clone() })
             .map_err(|e| anyhow::anyhow!("service {}: {e}", spec.name))?;
         done.services.push(spec.name.clone());
+    }
+    for spec in &t.ingresses {
+        let _: serde_json::Value = api
+            .call(&Request::AddIngress { spec: spec.clone() })
+            .map_err(|e| anyhow::anyhow!("ingress {}: {e}", spec.name))?;
+        done.ingresses.push(spec.name.clone());
+    }
+    if prune {
+        let ingresses: BTreeSet<&str> = t.ingresses.iter().map(|s| s.name.as_str()).collect();
+        let current: Vec<vrouter_api::IngressView> = api.call(&Request::Ingresses)?;
+        for name in current
+            .into_iter()
+            .map(|i| i.name)
+            .filter(|n| managed(n) && !ingresses.contains(n.as_str()))
+        {
+            let _: serde_json::Value = api.call(&Request::RemoveIngress { name: name.clone() })?;
+            done.removed.push(format!("ingress {name}"));
+        }
     }
     // The policies in one change: never a default deny without its allowing policies.
     let mut remove = Vec::new();
@@ -170,6 +190,15 @@ pub fn delete(api: &ApiClient, json: bool, manifests: &super::ManifestArgs) -> a
             Err(e) => return Err(anyhow::anyhow!("service {}: {e}", spec.name)),
         }
     }
+    for spec in &t.ingresses {
+        match api.call::<serde_json::Value>(&Request::RemoveIngress {
+            name: spec.name.clone(),
+        }) {
+            Ok(_) => done.removed.push(format!("ingress {}", spec.name)),
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(anyhow::anyhow!("ingress {}: {e}", spec.name)),
+        }
+    }
     // Every isolated pod's floating IP, whatever the pool (its name is the pod's).
     let isolated = t.pods.iter().filter(|p| p.vrf == format!("{}-vn", p.namespace));
     for name in isolated.map(|p| format!("{}/{}", p.namespace, p.name)) {
@@ -204,6 +233,9 @@ fn report(json: bool, done: &Applied) -> anyhow::Result<()> {
         }
         for f in &d.floating_ips {
             println!("floating IP {f} applied");
+        }
+        for i in &d.ingresses {
+            println!("ingress {i} applied");
         }
         for r in &d.removed {
             println!("{r} removed");

@@ -74,6 +74,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                     mtu,
                     parent,
                     vlan,
+                    local_preference,
                 },
         } => {
             let spec = InterfaceSpec {
@@ -86,6 +87,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                 gateway6,
                 allowed_address_pairs: allow_source,
                 security_groups: Vec::new(),
+                local_preference,
                 mtu,
                 vlan: parent
                     .zip(vlan)
@@ -550,6 +552,7 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
         }
         Command::Policy { action } => super::policy::run(&api, json, action),
         Command::Chain { action } => super::chain::run(&api, json, action),
+        Command::Ingress { action } => super::ingress::run(&api, json, action),
         Command::Apply {
             manifests,
             prune,

@@ -191,6 +191,23 @@ fn the_xmpp_section_is_checked_key_by_key() {
 }
 
 #[test]
+fn the_ingress_section_is_checked_key_by_key() {
+    let c = Config::parse(&base(""), Path::new("t.toml")).unwrap();
+    assert_eq!(c.ingress.role, None, "no instance unless configured");
+    let text = base("[ingress]\nrole = \"standby\"\ngateway = \"198.18.1.1\"\nprobe_interval_ms = 100");
+    let c = Config::parse(&text, Path::new("t.toml")).unwrap();
+    c.validate(CORES).unwrap();
+    assert_eq!(c.ingress.role.map(|r| r.local_preference()), Some(100));
+    assert_eq!((c.ingress.probe_interval_ms, c.ingress.probe_failures), (100, 3));
+    assert!(error_of(&base("[ingress]\nrole = \"active\"")).contains("ingress.gateway"));
+    assert!(error_of(&base("[ingress]\nrole = \"primary\"")).contains("role"));
+    assert!(error_of(&base("[ingress]\nprobe_interval_ms = 5")).contains("ingress.probe_interval_ms"));
+    assert!(error_of(&base("[ingress]\nprobe_failures = 0")).contains("ingress.probe_failures"));
+    assert!(error_of(&base("[ingress]\nmtu = 100")).contains("ingress.mtu"));
+    assert!(error_of(&base("[ingress]\nvip = \"198.18.1.1\"")).contains("vip"));
+}
+
+#[test]
 fn tls_keys_are_checked_and_their_files_read() {
     assert!(error_of(&base("[xmpp]\ntls = true")).contains("xmpp.tls_ca"));
     assert!(error_of(&base("[xmpp]\ntls_ca = \"/x.pem\"")).contains("without xmpp.tls"));

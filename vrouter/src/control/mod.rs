@@ -13,6 +13,7 @@
 
 pub mod config;
 mod health;
+mod ingress;
 pub mod task;
 pub mod timing;
 pub mod views;
@@ -161,6 +162,8 @@ pub struct Control {
     host: Option<InterfaceSpec>,
     /// The backends the health prober probes.
     probe_targets: crate::health::Targets,
+    /// The ingresses the ingress supervisor runs instances of.
+    ingress_targets: crate::ingress::Targets,
     /// Build and route-update times, for the metrics endpoint.
     timings: timing::ControlTimings,
 }
@@ -218,6 +221,7 @@ impl Control {
             fabric_claims: Default::default(),
             host,
             probe_targets: Default::default(),
+            ingress_targets: Default::default(),
             timings: Default::default(),
         }
     }
@@ -353,6 +357,7 @@ impl Control {
                 tracing::warn!(service_chain = %name, "stored service chain not restored: {e}");
             }
         }
+        self.restore_ingresses();
         let (policies, policy_problems) = self.store.load_policies();
         policy_problems
             .iter()

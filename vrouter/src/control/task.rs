@@ -78,6 +78,10 @@ pub enum Change {
     AddServiceChain(control_client::ServiceChainSpec),
     /// Remove a service chain.
     RemoveServiceChain(String),
+    /// Add or replace an ingress.
+    AddIngress(control_client::IngressSpec),
+    /// Remove an ingress.
+    RemoveIngress(String),
     /// Bind a port to a virtual machine interface of the configuration.
     BindPort(PortBinding),
     /// A control node serves configuration from now on.
@@ -126,6 +130,8 @@ impl Change {
             Request::RemoveFloatingIp { name } => Change::RemoveFloatingIp(name),
             Request::AddServiceChain { spec } => Change::AddServiceChain(spec),
             Request::RemoveServiceChain { name } => Change::RemoveServiceChain(name),
+            Request::AddIngress { spec } => Change::AddIngress(spec),
+            Request::RemoveIngress { name } => Change::RemoveIngress(name),
             _ => return None,
         })
     }
@@ -394,6 +400,14 @@ fn apply(control: &mut Control, change: Change) -> ChangeResult {
         }
         Change::RemoveServiceChain(name) => {
             control.remove_service_chain(&name)?;
+            serde_json::Value::Null
+        }
+        Change::AddIngress(spec) => {
+            control.add_ingress(spec)?;
+            serde_json::Value::Null
+        }
+        Change::RemoveIngress(name) => {
+            control.remove_ingress(&name)?;
             serde_json::Value::Null
         }
         Change::BindPort(binding) => {

@@ -12,8 +12,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod ingress;
 pub(crate) mod policy;
 mod snat;
+pub use ingress::IngressShared;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use vrouter_api::{
@@ -38,6 +40,7 @@ pub struct Views {
     learned: super::learned::LearnedView,
     recent: Arc<crate::flow_export::recent::RecentRecords>,
     captures: Arc<crate::capture::Captures>,
+    ingress: Option<IngressShared>,
 }
 
 impl Views {
@@ -60,6 +63,7 @@ impl Views {
             learned: Arc::default(),
             recent: Arc::new(crate::flow_export::recent::RecentRecords::new(0)),
             captures: Arc::default(),
+            ingress: None,
         }
     }
 
@@ -130,6 +134,7 @@ impl Views {
             Request::Snat => serde_json::to_value(self.snat()),
             Request::FloatingIps => serde_json::to_value(self.floating_ips()),
             Request::ServiceChains => serde_json::to_value(self.service_chains()),
+            Request::Ingresses => serde_json::to_value(self.ingresses()),
             Request::Policies => serde_json::to_value(self.policies()),
             Request::Config => serde_json::to_value(self.config()),
             other => {

@@ -14,6 +14,7 @@ fn spec(name: &str) -> InterfaceSpec {
         mtu: None,
         vlan: None,
         security_groups: Vec::new(),
+        local_preference: None,
     }
 }
 

@@ -19,6 +19,7 @@ fn port(name: &str, vrf: &str, net: u8, last: u8) -> InterfaceSpec {
         mtu: None,
         vlan: None,
         security_groups: Vec::new(),
+        local_preference: None,
     }
 }
 

@@ -42,6 +42,7 @@ fn state() -> DesiredState {
         mtu: None,
         vlan: None,
         security_groups: Vec::new(),
+        local_preference: None,
     };
     s.add_interface(pod("a", "red", MAC_A, A4, "2001:2:0:1::2", GW4, "2001:2:0:1::1"))
         .unwrap();

@@ -61,6 +61,7 @@ fn allowed_address_pairs_widen_the_sources_but_never_to_martians() {
         mtu: None,
         vlan: None,
         security_groups: Vec::new(),
+        local_preference: None,
     })
     .unwrap();
     let snap = s.build(1, MacAddr(ROUTER));

@@ -34,6 +34,7 @@ pub(super) fn tunnel_state(mtu: u16, pod_mtu: Option<u16>) -> DesiredState {
         mtu: pod_mtu,
         vlan: None,
         security_groups: Vec::new(),
+        local_preference: None,
     })
     .unwrap();
     let remote: std::net::Ipv4Addr = [198, 18, 0, 2].into();
@@ -143,6 +144,7 @@ fn a_label_delivers_only_what_routes_to_its_interface_in_its_vrf() {
         mtu: None,
         vlan: None,
         security_groups: Vec::new(),
+        local_preference: None,
     };
     // Blue first, then two red pods: blue's label must not reach red, nor red's blue.
     s.add_interface(pod("blue1", "blue", [2, 0, 0, 0, 2, 2], [198, 18, 2, 2]))

@@ -1,0 +1,361 @@
+//! Ingress end to end (the seed's "Ingress in Contrail"): two nodes apply
+//! `k8s/scenarios/ingress.yaml`; node 1 runs the active haproxy instance of each
+//! ingress, node 2 the standby, each in its own namespace attached as a vrouter port
+//! holding the VIP; a control-node peer reflects the VIP's paths by local
+//! preference. Real web servers (busybox httpd) in pods on both nodes answer.
+//!
+//! Each test is its own named scenario: fanout by path and virtual hosting by host
+//! header reach the right services from pods on both nodes and from a host outside
+//! the cluster (the fanout's external IP); a hung or killed active haproxy moves the
+//! VIP to the standby within the stated time while requests keep being answered, and
+//! it takes the VIP back once it answers again; deleting the ingresses leaves no
+//! process, namespace, port or file behind.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use system_tests::{fabric_host, fabric_node, serial, wait_for, ControlNodePeer};
+use vrouter::api::{IngressView, Request};
+use vrouter_lab::http::{get, Answer, WebServer};
+use vrouter_lab::k8s_section;
+use vrouter_lab::netns::Netns;
+use vrouter_lab::node::{FabricLan, LabNode};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
+const LAB: &str = env!("CARGO_BIN_EXE_vrouter-lab-under-test");
+const PEER: &str = "198.18.0.10:5269";
+const SINGLE: &str = "198.18.100.40";
+const FANOUT: &str = "198.18.100.41";
+const VHOST: &str = "198.18.100.42";
+const EXTERNAL: &str = "198.19.40.41";
+/// The stated take-over time when the active haproxy hangs (probes every 100 ms,
+/// three failures of 500 ms each, then the route's withdrawal reaches the others).
+const HUNG_TAKEOVER: Duration = Duration::from_secs(3);
+/// ... and when it exits (seen on the next probe).
+const CRASH_TAKEOVER: Duration = Duration::from_millis(1500);
+
+/// The scenario's web pods: (node, name, lab index: address 198.18.1.(index+1)).
+const WEB_PODS: [(usize, &str, u8); 6] = [
+    (0, "qa-1", 19),
+    (1, "dev-1", 20),
+    (0, "maps-1", 21),
+    (1, "images-1", 22),
+    (0, "nginx-1", 23),
+    (1, "nginx-2", 24),
+];
+
+struct Cluster {
+    nodes: Vec<LabNode>,
+    outside: Netns,
+    _web: Vec<WebServer>,
+    _peer: ControlNodePeer,
+    _host: Netns,
+    _lan: FabricLan,
+}
+
+impl Cluster {
+    /// Node `n`'s client pod (its first pod).
+    fn client(&self, n: usize) -> &Netns {
+        &self.nodes[n].pods[0].ns
+    }
+
+    fn view(&self, n: usize, name: &str) -> IngressView {
+        let list: Vec<IngressView> = self.nodes[n].api().call(&Request::Ingresses).unwrap();
+        list.into_iter()
+            .find(|i| i.name == name)
+            .unwrap_or_else(|| panic!("no ingress {name}"))
+    }
+
+    fn logs(&self) -> String {
+        format!("node 1:\n{}\nnode 2:\n{}", self.nodes[0].log(), self.nodes[1].log())
+    }
+}
+
+/// Two nodes (1 active, 2 standby) with a client pod each and the web pods, the
+/// scenario applied to both, every VIP answering.
+fn cluster() -> Cluster {
+    let lan = FabricLan::new().expect("fabric LAN");
+    let host = fabric_host(&lan, 10);
+    let outside = fabric_host(&lan, 11);
+    let peer = ControlNodePeer::start(&host, LAB, PEER);
+    let mut nodes: Vec<LabNode> = (1..=2u8)
+        .map(|n| {
+            let mut node = fabric_node(BIN, n);
+            let role = if n == 1 { "active" } else { "standby" };
+            node.add_config(&format!(
+                "[xmpp]\nservers = [\"{PEER}\"]\nhost = \"node-{n}\"\nhold_time_secs = 9\n\
+                 [host]\nvrf = \"cluster-network\"\nroutes = [\"198.18.1.0/24\", \"198.18.100.0/24\"]\n\
+                 [ingress]\nrole = \"{role}\"\ngateway = \"198.18.1.1\"\nprobe_interval_ms = 100\nprobe_failures = 3\nreclaim_delay_ms = 2000"
+            ));
+            node.join(&lan).expect("joining the fabric");
+            node.start_vrouter().expect("starting the vrouter");
+            node.add_pod("cluster-network", 0, n, true).expect("client pod");
+            node
+        })
+        .collect();
+    let mut web = Vec::new();
+    for (n, name, index) in WEB_PODS {
+        let pod = nodes[n].add_pod("cluster-network", 0, index, true).expect("web pod");
+        web.push(WebServer::start(&pod.ns, name, &["qa.html", "dev.html"]).expect("web server"));
+    }
+    for node in &nodes {
+        k8s_section::apply(Path::new(BIN), node, "ingress.yaml", &["--prune"]).expect("vrouter apply");
+    }
+    // The fabric routes the fanout's external IP to node 1 (as a BGP speaker would).
+    outside
+        .ip(&["route", "add", &format!("{EXTERNAL}/32"), "via", "198.18.0.1"])
+        .unwrap();
+    let c = Cluster {
+        nodes,
+        outside,
+        _web: web,
+        _peer: peer,
+        _host: host,
+        _lan: lan,
+    };
+    for (vip, host) in [(SINGLE, "x"), (FANOUT, "x"), (VHOST, "maps.google.com")] {
+        for n in 0..2 {
+            let answered = wait_for(Duration::from_secs(60), || {
+                request(c.client(n), vip, host, "/").is_some_and(|a| a.status < 500 || a.status == 503)
+            });
+            assert!(
+                answered.is_some(),
+                "{vip} never answered node {}'s pod\n{}",
+                n + 1,
+                c.logs()
+            );
+        }
+    }
+    c
+}
+
+fn request(from: &Netns, vip: &str, host: &str, path: &str) -> Option<Answer> {
+    request_within(from, vip, host, path, Duration::from_secs(1))
+}
+
+fn request_within(from: &Netns, vip: &str, host: &str, path: &str, timeout: Duration) -> Option<Answer> {
+    let addr = SocketAddr::new(vip.parse::<IpAddr>().unwrap(), 80);
+    get(from, addr, host, path, timeout).ok()
+}
+
+/// The pod that answered `GET path` with `Host: host` at `vip`, or the status.
+fn who(from: &Netns, vip: &str, host: &str, path: &str) -> String {
+    match request(from, vip, host, path) {
+        Some(a) if a.status == 200 => a.body.trim().to_string(),
+        Some(a) => a.status.to_string(),
+        None => "no answer".into(),
+    }
+}
+
+#[test]
+fn fanout_by_path_and_virtual_hosts_reach_the_right_services_from_pods_and_from_outside() {
+    let _machine = serial();
+    let c = cluster();
+    for n in 0..2 {
+        let from = c.client(n);
+        assert_eq!(who(from, FANOUT, "x", "/qa.html"), "qa-1", "{}", c.logs());
+        assert_eq!(who(from, FANOUT, "x", "/dev.html"), "dev-1");
+        assert_eq!(who(from, FANOUT, "x", "/index.html"), "503", "no rule, no default");
+        assert_eq!(who(from, VHOST, "maps.google.com", "/"), "maps-1");
+        assert_eq!(who(from, VHOST, "IMAGES.google.com:80", "/qa.html"), "images-1");
+        assert_eq!(who(from, VHOST, "other.google.com", "/"), "503");
+        // The single service's pods on both nodes answer (the vrouter spreads
+        // haproxy's connections to the service's ClusterIP).
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            seen.insert(who(from, SINGLE, "anything", "/"));
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["nginx-1", "nginx-2"]);
+    }
+    // From outside the cluster, at the fanout's external IP through node 1.
+    assert_eq!(who(&c.outside, EXTERNAL, "x", "/qa.html"), "qa-1", "{}", c.logs());
+    assert_eq!(who(&c.outside, EXTERNAL, "x", "/dev.html"), "dev-1");
+    // The views: node 1's instance holds the VIP, node 2 sends its traffic there.
+    let active = c.view(0, "web/simple-fanout");
+    assert_eq!(active.role.as_deref(), Some("active"));
+    assert_eq!(active.vip_at, "this node");
+    let instance = active.instance.as_ref().unwrap();
+    assert!(instance.attached && instance.state == "serving", "{active:?}");
+    assert!(
+        active
+            .backends
+            .iter()
+            .any(|b| b.backend.contains("qa-webserver") && b.responses_2xx > 0),
+        "{active:?}"
+    );
+    let standby = c.view(1, "web/simple-fanout");
+    assert_eq!(standby.role.as_deref(), Some("standby"));
+    assert_eq!(standby.vip_at, "198.18.0.1");
+    assert!(
+        standby.instance.as_ref().unwrap().attached,
+        "the standby advertises too, at 100"
+    );
+}
+
+/// The haproxy processes (master and workers) of node `n`'s instance of `ingress`,
+/// by their configuration file (the lab's vrouters mount their namespaces in mount
+/// namespaces of their own: `ip netns pids` does not see them from here).
+fn instance_pids(c: &Cluster, n: usize, ingress: &str) -> Vec<String> {
+    let config = c.view(n, ingress).instance.unwrap().config;
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", &config])
+        .output()
+        .unwrap();
+    let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert!(pids.len() >= 2, "haproxy's master and a worker: {pids:?}");
+    pids
+}
+
+/// Requests the fanout from node 2's pod every 50 ms until `until` says stop; the
+/// longest time without an answer, and how many requests failed.
+fn outage(c: &Cluster, mut until: impl FnMut() -> bool, limit: Duration) -> (Duration, usize) {
+    let (mut longest, mut failed) = (Duration::ZERO, 0);
+    let mut last_ok = Instant::now();
+    let start = Instant::now();
+    while start.elapsed() < limit && !until() {
+        // A short timeout: the gap is measured to about this much.
+        let answer = request_within(c.client(1), FANOUT, "x", "/qa.html", Duration::from_millis(250));
+        if answer.is_some_and(|a| a.body.trim() == "qa-1") {
+            longest = longest.max(last_ok.elapsed());
+            last_ok = Instant::now();
+        } else {
+            failed += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (longest.max(last_ok.elapsed()), failed)
+}
+
+#[test]
+fn a_hung_or_killed_active_haproxy_hands_the_vip_to_the_standby_and_takes_it_back() {
+    let _machine = serial();
+    let c = cluster();
+    let on_standby = |c: &Cluster| c.view(1, "web/simple-fanout").vip_at == "this node";
+    let on_active = |c: &Cluster| {
+        c.view(0, "web/simple-fanout").vip_at == "this node" && c.view(1, "web/simple-fanout").vip_at == "198.18.0.1"
+    };
+    assert!(on_active(&c));
+    // Hung: every haproxy process of the active instance stopped (it still exists;
+    // Tungsten would keep the VIP on it).
+    for pid in instance_pids(&c, 0, "web/simple-fanout") {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid.parse().unwrap()),
+            nix::sys::signal::Signal::SIGSTOP,
+        )
+        .unwrap();
+    }
+    let (gap, failed) = outage(&c, || on_standby(&c), Duration::from_secs(20));
+    assert!(
+        on_standby(&c),
+        "the standby never took the VIP: {:?} {:?}\n{}",
+        c.view(0, "web/simple-fanout"),
+        c.view(1, "web/simple-fanout"),
+        c.logs()
+    );
+    assert!(
+        gap < HUNG_TAKEOVER,
+        "{gap:?} without an answer ({failed} requests failed)\n{}",
+        c.logs()
+    );
+    eprintln!("hung active haproxy: the standby answered after {gap:?} ({failed} requests failed)");
+    assert_eq!(
+        who(c.client(0), FANOUT, "x", "/dev.html"),
+        "dev-1",
+        "node 1's pods reach the standby"
+    );
+    let view = c.view(0, "web/simple-fanout").instance.unwrap();
+    assert!(view.withdrawals >= 1 && view.last_withdrawal_ms.is_some(), "{view:?}");
+    // The supervisor restarts it; once it has answered for 2 s it takes the VIP back.
+    let back = wait_for(Duration::from_secs(20), || on_active(&c));
+    assert!(back.is_some(), "the active never took the VIP back\n{}", c.logs());
+    assert!(c.view(0, "web/simple-fanout").instance.unwrap().restarts >= 1);
+    let (gap, _) = outage(&c, || false, Duration::from_secs(1));
+    assert!(
+        gap < Duration::from_millis(500),
+        "answered again after the move back: {gap:?}"
+    );
+    // Killed.
+    for pid in instance_pids(&c, 0, "web/simple-fanout") {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid.parse().unwrap()),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let (gap, failed) = outage(&c, || on_standby(&c), Duration::from_secs(20));
+    assert!(on_standby(&c), "the standby never took the VIP\n{}", c.logs());
+    assert!(
+        gap < CRASH_TAKEOVER,
+        "{gap:?} without an answer ({failed} failed)\n{}",
+        c.logs()
+    );
+    eprintln!("killed active haproxy: the standby answered after {gap:?} ({failed} requests failed)");
+    assert!(
+        wait_for(Duration::from_secs(20), || on_active(&c)).is_some(),
+        "{}",
+        c.logs()
+    );
+    assert_eq!(who(c.client(1), FANOUT, "x", "/qa.html"), "qa-1");
+}
+
+#[test]
+fn deleting_the_ingresses_leaves_no_process_namespace_port_or_file() {
+    let _machine = serial();
+    let c = cluster();
+    let namespaces: Vec<String> = (0..2)
+        .flat_map(|n| {
+            let list: Vec<IngressView> = c.nodes[n].api().call(&Request::Ingresses).unwrap();
+            list.into_iter().filter_map(|i| i.instance.map(|x| x.netns))
+        })
+        .collect();
+    assert_eq!(namespaces.len(), 8, "four ingresses on two nodes");
+    let dirs: Vec<std::path::PathBuf> = (0..2).map(|n| c.nodes[n].dir().join("state").join("ingress")).collect();
+    for n in 0..2 {
+        let out = std::process::Command::new(BIN)
+            .args([
+                "--api-socket",
+                &c.nodes[n].api_socket().display().to_string(),
+                "delete",
+                "-f",
+            ])
+            .arg(k8s_section::scenario("ingress.yaml"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let clean = wait_for(Duration::from_secs(10), || {
+        let netns = std::fs::read_dir("/run/netns")
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        let ports = (0..2).any(|n| {
+            c.nodes[n]
+                .interfaces()
+                .unwrap()
+                .iter()
+                .any(|i| namespaces.contains(&i.name))
+        });
+        let files = dirs
+            .iter()
+            .any(|d| std::fs::read_dir(d).map(|mut e| e.next().is_some()).unwrap_or(false));
+        !netns.iter().any(|n| namespaces.contains(n)) && !ports && !files
+    });
+    assert!(clean.is_some(), "something is left\n{}", c.logs());
+    for dir in &dirs {
+        let pgrep = std::process::Command::new("pgrep").arg("-f").arg(dir).output().unwrap();
+        assert!(
+            pgrep.stdout.is_empty(),
+            "processes left: {}",
+            String::from_utf8_lossy(&pgrep.stdout)
+        );
+    }
+    for n in 0..2 {
+        let list: Vec<IngressView> = c.nodes[n].api().call(&Request::Ingresses).unwrap();
+        assert!(list.is_empty(), "{list:?}");
+    }
+    assert_eq!(who(c.client(1), FANOUT, "x", "/qa.html"), "no answer");
+}
