@@ -82,12 +82,29 @@ pub fn get(ns: &Netns, addr: SocketAddr, host: &str, path: &str, timeout: Durati
         s.set_read_timeout(Some(timeout))?;
         s.set_write_timeout(Some(timeout))?;
         s.write_all(request.as_bytes())?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).context("reading the answer")?;
-        parse(&String::from_utf8_lossy(&raw))
+        read_answer(&mut s)
     })
     .join()
     .map_err(|_| anyhow::anyhow!("client thread panicked"))?
+}
+
+/// A TCP connection to `addr` made from inside `ns` (it stays in that namespace;
+/// any thread may use it).
+pub fn connect(ns: &Netns, addr: SocketAddr, timeout: Duration) -> anyhow::Result<TcpStream> {
+    in_namespace(ns.name(), move || {
+        let s = TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connecting to {addr}"))?;
+        s.set_read_timeout(Some(timeout))?;
+        Ok(s)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("client thread panicked"))?
+}
+
+/// Reads an answer to its end from `s`.
+pub fn read_answer(s: &mut TcpStream) -> anyhow::Result<Answer> {
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).context("reading the answer")?;
+    parse(&String::from_utf8_lossy(&raw))
 }
 
 fn parse(text: &str) -> anyhow::Result<Answer> {

@@ -8,15 +8,17 @@
 //! header reach the right services from pods on both nodes and from a host outside
 //! the cluster (the fanout's external IP); a hung or killed active haproxy moves the
 //! VIP to the standby within the stated time while requests keep being answered, and
-//! it takes the VIP back once it answers again; deleting the ingresses leaves no
-//! process, namespace, port or file behind.
+//! it takes the VIP back once it answers again; a changed ingress is reloaded while a
+//! connection stays open through it; deleting the ingresses leaves no process,
+//! namespace, port or file behind.
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use system_tests::{fabric_host, fabric_node, serial, wait_for, ControlNodePeer};
 use vrouter::api::{IngressView, Request};
-use vrouter_lab::http::{get, Answer, WebServer};
+use vrouter_lab::http::{connect, get, read_answer, Answer, WebServer};
 use vrouter_lab::k8s_section;
 use vrouter_lab::netns::Netns;
 use vrouter_lab::node::{FabricLan, LabNode};
@@ -298,6 +300,52 @@ fn a_hung_or_killed_active_haproxy_hands_the_vip_to_the_standby_and_takes_it_bac
         c.logs()
     );
     assert_eq!(who(c.client(1), FANOUT, "x", "/qa.html"), "qa-1");
+}
+
+#[test]
+fn a_changed_ingress_is_reloaded_without_dropping_an_open_connection() {
+    let _machine = serial();
+    let c = cluster();
+    // A request half sent from node 2's pod: the active haproxy holds its connection.
+    let vip = SocketAddr::new(FANOUT.parse().unwrap(), 80);
+    let mut open = connect(c.client(1), vip, Duration::from_secs(5)).unwrap();
+    open.write_all(b"GET /qa.html HTTP/1.0\r\nHost: x\r\n").unwrap();
+    // The fanout gains a rule (the scenario's translation, as `vrouter apply` sends it).
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(k8s_section::scenario("ingress.json")).unwrap()).unwrap();
+    let mut spec: control_client::IngressSpec = golden["ingresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| serde_json::from_value(i.clone()).unwrap())
+        .find(|i: &control_client::IngressSpec| i.name == "web/simple-fanout")
+        .unwrap();
+    let mut index = spec.rules[0].paths[1].clone();
+    index.path = "/index.html".into();
+    spec.rules[0].paths.push(index);
+    for n in &c.nodes {
+        let _: serde_json::Value = n.api().call(&Request::AddIngress { spec: spec.clone() }).unwrap();
+    }
+    let reloaded = wait_for(Duration::from_secs(10), || {
+        (0..2).all(|n| c.view(n, "web/simple-fanout").instance.is_some_and(|i| i.reloads == 1))
+    });
+    assert!(reloaded.is_some(), "{:?}\n{}", c.view(0, "web/simple-fanout"), c.logs());
+    // New connections see the new rule; the open one is answered in full.
+    assert!(
+        wait_for(Duration::from_secs(5), || who(c.client(1), FANOUT, "x", "/index.html")
+            == "dev-1")
+        .is_some(),
+        "{}",
+        c.logs()
+    );
+    open.write_all(b"\r\n").unwrap();
+    let answer = read_answer(&mut open).unwrap();
+    assert_eq!(
+        (answer.status, answer.body.trim()),
+        (200, "qa-1"),
+        "the connection open across the reload"
+    );
+    assert_eq!(c.view(0, "web/simple-fanout").instance.unwrap().restarts, 0);
 }
 
 #[test]
