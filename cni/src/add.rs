@@ -46,9 +46,14 @@ pub fn add(conf: &Loaded, env: &CniEnv) -> Result<CniResult, CniError> {
     store.save(&record)?;
     let attached = attach(conf, &a, &record, &pod, &host, &delegate, status.workers.len());
     match attached {
-        Ok(ours) => Ok(match prev {
-            Some(prev) => chained(prev, ours),
-            None => ours,
+        Ok(mut ours) => Ok({
+            if let Some(dns) = conf.conf.dns_for(env.args.get("K8S_POD_NAMESPACE").map(String::as_str)) {
+                ours.dns = dns;
+            }
+            match prev {
+                Some(prev) => chained(prev, ours),
+                None => ours,
+            }
         }),
         Err(e) => {
             // The first failure is what the runtime sees; the undo is best effort (a
@@ -163,6 +168,30 @@ fn attach(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_configured_dns_is_the_results_with_the_pods_namespace_in_its_search_domains() {
+        let conf: crate::config::NetConf = serde_json::from_value(json!({
+            "cniVersion": "1.1.0", "name": "cluster-network", "type": "vrouter-cni",
+            "dns": {"nameservers": ["198.18.100.10"],
+                    "search": ["{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+                    "options": ["ndots:5"]}
+        }))
+        .unwrap();
+        let dns = conf.dns_for(Some("shop")).unwrap();
+        assert_eq!(dns["nameservers"][0], "198.18.100.10");
+        assert_eq!(
+            dns["search"],
+            json!(["shop.svc.cluster.local", "svc.cluster.local", "cluster.local"])
+        );
+        assert_eq!(dns["options"][0], "ndots:5");
+        let without = conf.dns_for(None).unwrap();
+        assert_eq!(
+            without["search"],
+            json!(["svc.cluster.local", "cluster.local"]),
+            "no namespace, no such domain"
+        );
+    }
 
     #[test]
     fn a_chained_result_keeps_the_earlier_plugins_part() {

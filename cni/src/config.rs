@@ -48,6 +48,13 @@ pub struct NetConf {
     /// The IPAM plugin's configuration (its `type` names the plugin run as delegate).
     #[serde(default)]
     pub ipam: Option<Value>,
+    /// The spec's `dns` (`nameservers`, `domain`, `search`, `options`): returned in
+    /// the result (a runtime writes the pod's resolv.conf from it), over what the
+    /// IPAM plugin returned. `{namespace}` in a search domain is the pod's Kubernetes
+    /// namespace (`K8S_POD_NAMESPACE`; the domain is left out without one), so
+    /// `{namespace}.svc.cluster.local` is Kubernetes' first search domain.
+    #[serde(default)]
+    pub dns: Option<Value>,
     /// The previous result (CHECK and DEL).
     #[serde(default)]
     pub prev_result: Option<Value>,
@@ -88,6 +95,24 @@ pub struct Loaded {
     pub version: CniVersion,
     /// The bytes as the runtime sent them.
     pub raw: Vec<u8>,
+}
+
+impl NetConf {
+    /// The `dns` of the result for a pod of Kubernetes namespace `namespace`.
+    pub fn dns_for(&self, namespace: Option<&str>) -> Option<Value> {
+        let mut dns = self.dns.clone()?;
+        if let Some(search) = dns.get_mut("search").and_then(Value::as_array_mut) {
+            search.retain_mut(|d| match (d.as_str(), namespace) {
+                (Some(s), _) if !s.contains("{namespace}") => true,
+                (Some(s), Some(ns)) => {
+                    *d = Value::String(s.replace("{namespace}", ns));
+                    true
+                }
+                _ => false,
+            });
+        }
+        Some(dns)
+    }
 }
 
 impl Loaded {

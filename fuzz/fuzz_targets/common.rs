@@ -32,6 +32,7 @@ pub fn snapshot() -> &'static Snapshot {
                 mtu: if name == "b" { Some(1280) } else { None },
                 vlan: None,
                 security_groups: Vec::new(),
+                local_preference: None,
             })
             .unwrap();
         }

@@ -18,6 +18,7 @@
 //!   nothing until it has one.
 #![forbid(unsafe_code)]
 
+pub mod dns;
 mod floating;
 mod ingress;
 mod load;

@@ -47,6 +47,11 @@ fn custom_networks_and_app_isolation_scenario() {
 }
 
 #[test]
+fn kube_dns_scenario() {
+    check("dns");
+}
+
+#[test]
 fn ingress_kinds_of_the_seed_scenario() {
     check("ingress");
 }
@@ -64,7 +69,7 @@ fn every_scenario_has_a_golden_test() {
     names.sort();
     assert_eq!(
         names,
-        ["ingress", "isolation", "modes", "networks", "policy"],
+        ["dns", "ingress", "isolation", "modes", "networks", "policy"],
         "add a test above for each new scenario"
     );
 }

@@ -17,6 +17,7 @@ pub mod cni;
 pub mod cni_bench;
 mod cni_section;
 pub mod control_node;
+pub mod dns;
 pub mod gen;
 pub mod http;
 pub mod k8s_section;

@@ -73,6 +73,11 @@ pub fn fabric_node(binary: &str, n: u8) -> LabNode {
     )
 }
 
+/// Node `n` of a multi-node setup with a given `[flows]` configuration.
+pub fn fabric_node_with_flows(binary: &str, n: u8, flows: FlowConfig) -> LabNode {
+    build(binary, XdpMode::Native, flows, n)
+}
+
 /// Two running nodes (fabric 198.18.0.1 and .2) on `lan`, without pods.
 pub fn two_started_nodes(binary: &str, lan: &FabricLan) -> (LabNode, LabNode) {
     let (mut a, mut b) = (fabric_node(binary, 1), fabric_node(binary, 2));

@@ -148,17 +148,22 @@ pub enum Command {
         /// The manifests and how to translate them.
         #[command(flatten)]
         manifests: ManifestArgs,
-        /// Also remove the services, policies and floating IPs named namespace/name
-        /// that the manifests no longer define.
+        /// Also remove the services, ingresses, policies and floating IPs named
+        /// namespace/name that the manifests no longer define.
         #[arg(long)]
         prune: bool,
         /// Print the translation (networks, pod placement, services, policies,
         /// floating IPs, warnings) as JSON instead of applying it.
         #[arg(long)]
         dry_run: bool,
+        /// Also write the services' DNS names (`<service>.<namespace>.svc.cluster.local`
+        /// and its ClusterIP, a line each) to this hosts file, for kube-dns (dnsmasq's
+        /// `--addn-hosts`; it rereads the file on SIGHUP). Written even with --dry-run.
+        #[arg(long, value_name = "FILE")]
+        dns_hosts: Option<PathBuf>,
     },
-    /// Remove the services, network policies and floating IPs Kubernetes manifests
-    /// define.
+    /// Remove the services, ingresses, network policies and floating IPs Kubernetes
+    /// manifests define.
     Delete {
         /// The manifests and how they were translated.
         #[command(flatten)]

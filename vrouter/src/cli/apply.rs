@@ -1,7 +1,8 @@
 //! `vrouter apply -f` and `vrouter delete -f`: Kubernetes manifests translated (see
 //! `vrouter-k8s`) and applied to the running vrouter: its services, ingresses and
 //! network policies added or replaced (a policy change re-decides open connections), and
-//! with `--prune` those of a `namespace/name` the manifests no longer define removed.
+//! with `--prune` those of a `namespace/name` the manifests no longer define removed;
+//! `--dns-hosts` writes the services' DNS names for kube-dns.
 //! `--dry-run` prints the translation (pod placement included) instead.
 
 use super::views::print;
@@ -57,8 +58,17 @@ pub fn apply(
     manifests: &super::ManifestArgs,
     prune: bool,
     dry_run: bool,
+    dns_hosts: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let t = translation(manifests)?;
+    if let Some(path) = dns_hosts {
+        let records = vrouter_k8s::dns::records(&t, vrouter_k8s::dns::CLUSTER_DOMAIN);
+        // Whole or not at all: dnsmasq may read it at any moment.
+        let tmp = path.with_extension("new");
+        std::fs::write(&tmp, vrouter_k8s::dns::hosts_file(&records))
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| anyhow::anyhow!("--dns-hosts {}: {e}", path.display()))?;
+    }
     if dry_run {
         println!("{}", serde_json::to_string_pretty(&t)?);
         return Ok(());

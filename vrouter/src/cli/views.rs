@@ -557,7 +557,8 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
             manifests,
             prune,
             dry_run,
-        } => super::apply::apply(&api, json, &manifests, prune, dry_run),
+            dns_hosts,
+        } => super::apply::apply(&api, json, &manifests, prune, dry_run, dns_hosts.as_deref()),
         Command::Delete { manifests } => super::apply::delete(&api, json, &manifests),
         Command::Status => {
             let s: StatusView = api.call(&Request::Status)?;

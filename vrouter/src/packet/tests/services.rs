@@ -405,3 +405,47 @@ fn an_icmp_error_from_a_backend_on_another_node_reaches_the_client_about_the_ser
     let sent_by_a = udp4p(ROUTER, MAC_B, A4, SVC4, (5000, 53), 63);
     assert_eq!(out, port_unreachable4(ROUTER, MAC_A, SVC4, A4, 60, &sent_by_a));
 }
+
+/// The resolver's A and AAAA queries leave one socket at the same moment: the first
+/// two packets of one new UDP flow, which two workers may set up at once. Both must
+/// be forwarded, to the same backend with the same bytes (a data plane whose
+/// connection tracking drops the loser gives the five-second DNS timeouts).
+#[test]
+fn two_workers_racing_on_one_new_flow_make_the_same_decision() {
+    let (_, snap) = with_services(&[B4, D4], true);
+    let flows = std::sync::Arc::new(crate::flows::Flows::new(
+        &crate::flows::FlowConfig {
+            entries: 1 << 14,
+            ..Default::default()
+        },
+        16,
+    ));
+    const FLOWS: u16 = 2000;
+    let barrier = std::sync::Barrier::new(2);
+    let outputs: Vec<Vec<(Verdict, Vec<u8>)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let (snap, barrier) = (&snap, &barrier);
+                let mut ctx = PipelineContext::new(std::sync::Arc::clone(&flows));
+                s.spawn(move || {
+                    (0..FLOWS)
+                        .map(|i| {
+                            let query = udp4p(MAC_A, ROUTER, A4, SVC4, (20_000 + i, 53), 64);
+                            barrier.wait();
+                            run_in(snap, Vif(1), &query, &mut ctx)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut backends = std::collections::BTreeSet::new();
+    for (i, (first, second)) in outputs[0].iter().zip(&outputs[1]).enumerate() {
+        assert!(matches!(first.0, Verdict::Transmit(_)), "flow {i}: {:?}", first.0);
+        assert_eq!(first, second, "flow {i}: the two workers decided differently");
+        backends.insert(format!("{:?}", first.0));
+    }
+    assert_eq!(backends.len(), 2, "the flows spread over both backends");
+    assert_eq!(flows.table.stats().created, 2 * u64::from(FLOWS), "one pair per flow");
+}
