@@ -20,6 +20,7 @@ pub mod control_node;
 pub mod dns;
 pub mod gen;
 pub mod http;
+pub mod ingress_section;
 pub mod k8s_section;
 pub mod minfwd;
 pub mod netns;
@@ -291,6 +292,7 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
     let _control_node = ControlNode::start(&lan)?;
     for (k, n) in nodes.iter_mut().enumerate() {
         n.add_config(services_section::HOST_CONFIG);
+        n.add_config(&ingress_section::config(k as u8 + 1));
         n.add_config(&format!(
             "[xmpp]\nservers = [\"{CONTROL_NODE}\"]\nhost = \"lab-node-{}\"",
             k + 1
@@ -445,6 +447,7 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
     wrong.extend(services_section::run(&nodes, &lan)?);
     wrong.extend(k8s_section::run(&binary, &mut nodes, &cni)?);
     wrong.extend(networks_section::run(&mut nodes, &cni)?);
+    wrong.extend(ingress_section::run(&binary, &mut nodes, &cni)?);
     for (k, n) in nodes.iter().enumerate() {
         println!("\n== node {}: vif", k + 1);
         for i in n.interfaces()? {

@@ -58,11 +58,11 @@ fn pods_resolve_services_of_other_namespaces_and_parallel_a_and_aaaa_queries_nev
             node
         })
         .collect();
-    // Node 1: the default namespace's client (198.18.1.2) and kube-dns-1 (.30);
-    // node 2: kube-dns-2 (.31) and the isolated namespace's client (198.18.2.3).
+    // Node 1: the default namespace's client (198.18.1.2) and kube-dns-1 (.40);
+    // node 2: kube-dns-2 (.41) and the isolated namespace's client (198.18.2.3).
     nodes[0].add_pod("cluster-network", 0, 1, true).unwrap();
-    nodes[0].add_pod("cluster-network", 0, 29, true).unwrap();
-    nodes[1].add_pod("cluster-network", 0, 30, true).unwrap();
+    nodes[0].add_pod("cluster-network", 0, 39, true).unwrap();
+    nodes[1].add_pod("cluster-network", 0, 40, true).unwrap();
     nodes[1].add_pod("shop-vn", 1, 2, true).unwrap();
     let hosts = tempfile::tempdir().unwrap();
     let hosts_file = hosts.path().join("hosts");
@@ -77,8 +77,8 @@ fn pods_resolve_services_of_other_namespaces_and_parallel_a_and_aaaa_queries_nev
         "{written}"
     );
     let _dns = [
-        KubeDns::start(&nodes[0].pods[1].ns, Ipv4Addr::new(198, 18, 1, 30), &hosts_file).expect("kube-dns-1"),
-        KubeDns::start(&nodes[1].pods[0].ns, Ipv4Addr::new(198, 18, 1, 31), &hosts_file).expect("kube-dns-2"),
+        KubeDns::start(&nodes[0].pods[1].ns, Ipv4Addr::new(198, 18, 1, 40), &hosts_file).expect("kube-dns-1"),
+        KubeDns::start(&nodes[1].pods[0].ns, Ipv4Addr::new(198, 18, 1, 41), &hosts_file).expect("kube-dns-2"),
     ];
     let server = SocketAddr::new(KUBE_DNS.parse::<IpAddr>().unwrap(), 53);
     let logs = || {
