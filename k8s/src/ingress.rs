@@ -10,7 +10,10 @@
 //! `<namespace>/<name>@ingress`, whose cluster IP and one backend are the VIP: the
 //! external IP's port 80 is translated to the VIP's (from pods, and from outside the
 //! cluster through a node's own interface), as Contrail's floating IP on the load
-//! balancer's interface does; the VIP itself is translated to itself.
+//! balancer's interface does; the VIP itself is translated to itself. Without the
+//! `externalIP` annotation the service is a LoadBalancer: it takes an address of the
+//! node's public pool (`host.load_balancer_pool`) if the node has one, as
+//! kube-manager allocates from the public floating-IP pool "if it is available".
 
 use crate::pods::namespace_of;
 use control_client::{IngressBackend, IngressPath, IngressRule, IngressSpec, PathMatch, ServiceSpec};
@@ -61,9 +64,9 @@ pub fn ingresses(
 pub fn external_services(ingresses: &[IngressSpec]) -> Vec<ServiceSpec> {
     ingresses
         .iter()
-        .filter_map(|i| {
-            let external = IpAddr::V4(i.external_ip?);
-            Some(ServiceSpec {
+        .map(|i| {
+            let external: Vec<IpAddr> = i.external_ip.map(IpAddr::V4).into_iter().collect();
+            ServiceSpec {
                 name: format!("{}@ingress", i.name),
                 vrf: i.vrf.clone(),
                 ip: IpAddr::V4(i.vip),
@@ -75,10 +78,10 @@ pub fn external_services(ingresses: &[IngressSpec]) -> Vec<ServiceSpec> {
                 }],
                 backends: vec![IpAddr::V4(i.vip)],
                 affinity_timeout_secs: None,
-                external_ips: vec![external],
+                load_balancer: external.is_empty(),
+                external_ips: external,
                 health_check: None,
-                load_balancer: false,
-            })
+            }
         })
         .collect()
 }

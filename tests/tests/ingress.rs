@@ -31,6 +31,8 @@ const SINGLE: &str = "198.18.100.40";
 const FANOUT: &str = "198.18.100.41";
 const VHOST: &str = "198.18.100.42";
 const EXTERNAL: &str = "198.19.40.41";
+/// The nodes' public pool: ingresses without an external IP take theirs from it.
+const POOL: &str = "198.19.41.0/24";
 /// The stated take-over time when the active haproxy hangs (probes every 100 ms,
 /// three failures of 500 ms each, then the route's withdrawal reaches the others).
 const HUNG_TAKEOVER: Duration = Duration::from_secs(3);
@@ -77,7 +79,7 @@ fn cluster() -> Cluster {
             let role = if n == 1 { "active" } else { "standby" };
             node.add_config(&format!(
                 "[xmpp]\nservers = [\"{PEER}\"]\nhost = \"node-{n}\"\nhold_time_secs = 9\n\
-                 [host]\nvrf = \"cluster-network\"\nroutes = [\"198.18.1.0/24\", \"198.18.100.0/24\"]\n\
+                 [host]\nvrf = \"cluster-network\"\nroutes = [\"198.18.1.0/24\", \"198.18.100.0/24\"]\nload_balancer_pool = [\"{POOL}\"]\n\
                  [ingress]\nrole = \"{role}\"\ngateway = \"198.18.1.1\"\nprobe_interval_ms = 100\nprobe_failures = 3\nreclaim_delay_ms = 2000"
             ));
             node.join(&lan).expect("joining the fabric");
@@ -94,10 +96,11 @@ fn cluster() -> Cluster {
     for node in &nodes {
         k8s_section::apply(Path::new(BIN), node, "ingress.yaml", &["--prune"]).expect("vrouter apply");
     }
-    // The fabric routes the fanout's external IP to node 1 (as a BGP speaker would).
-    outside
-        .ip(&["route", "add", &format!("{EXTERNAL}/32"), "via", "198.18.0.1"])
-        .unwrap();
+    // The fabric routes the fanout's external IP and the pool to node 1 (as a BGP
+    // speaker would).
+    for prefix in [&format!("{EXTERNAL}/32"), POOL] {
+        outside.ip(&["route", "add", prefix, "via", "198.18.0.1"]).unwrap();
+    }
     let c = Cluster {
         nodes,
         outside,
@@ -163,6 +166,15 @@ fn fanout_by_path_and_virtual_hosts_reach_the_right_services_from_pods_and_from_
     // From outside the cluster, at the fanout's external IP through node 1.
     assert_eq!(who(&c.outside, EXTERNAL, "x", "/qa.html"), "qa-1", "{}", c.logs());
     assert_eq!(who(&c.outside, EXTERNAL, "x", "/dev.html"), "dev-1");
+    // The virtual hosts have no externalIP annotation: an address of the pool, the
+    // same on both nodes, reached from outside too.
+    let pooled = c
+        .view(0, "web/virtual-host")
+        .external_ip
+        .expect("an address of the pool");
+    assert!(POOL.parse::<ipnet::Ipv4Net>().unwrap().contains(&pooled), "{pooled}");
+    assert_eq!(c.view(1, "web/virtual-host").external_ip, Some(pooled));
+    assert_eq!(who(&c.outside, &pooled.to_string(), "maps.google.com", "/"), "maps-1");
     // The views: node 1's instance holds the VIP, node 2 sends its traffic there.
     let active = c.view(0, "web/simple-fanout");
     assert_eq!(active.role.as_deref(), Some("active"));

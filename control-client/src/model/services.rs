@@ -99,7 +99,8 @@ pub struct ServiceSpec {
     pub health_check: Option<HealthCheck>,
     /// A LoadBalancer service: unless one of its external IPs is in the node's
     /// load-balancer pool, the first free address of the pool is added to them (and
-    /// kept: a replaced service keeps the one it had).
+    /// kept: a replaced service keeps the one it had); a node without a pool adds
+    /// none.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub load_balancer: bool,
 }
@@ -201,7 +202,9 @@ impl DesiredState {
     /// (given, or kept from the service it replaces), else the first free one.
     fn load_balancer_ip(&self, spec: &ServiceSpec) -> Result<Option<IpAddr>, ModelError> {
         let in_pool = |a: &IpAddr| self.lb_pool.iter().any(|p| p.contains(a));
-        if !spec.load_balancer || spec.external_ips.iter().any(in_pool) {
+        // No pool on this node: the service is served at its other addresses, as a
+        // Kubernetes LoadBalancer without a provider stays pending.
+        if !spec.load_balancer || self.lb_pool.is_empty() || spec.external_ips.iter().any(in_pool) {
             return Ok(None);
         }
         let kept = self.services.get(&spec.name).and_then(|old| {
@@ -588,13 +591,19 @@ mod tests {
         assert_eq!(services.len(), 1);
         assert_eq!(services[0].backends, ["198.18.1.3".parse::<IpAddr>().unwrap()]);
         // LoadBalancer services take the pool's free addresses, keep theirs when
-        // replaced, and are refused when it has none left.
-        s.set_load_balancer_pool(vec!["198.19.1.0/30".parse().unwrap()]);
+        // replaced, and are refused when it has none left; without a pool they are
+        // served at their cluster IP only.
         let lb = |name: &str, ip: &str| ServiceSpec {
             name: name.into(),
             load_balancer: true,
             ..web(ip, &[])
         };
+        s.add_service(lb("default/lb-0", "198.18.100.30")).unwrap();
+        assert!(s
+            .services()
+            .any(|x| x.name == "default/lb-0" && x.external_ips.is_empty()));
+        s.remove_service("default/lb-0").unwrap();
+        s.set_load_balancer_pool(vec!["198.19.1.0/30".parse().unwrap()]);
         s.add_service(lb("default/lb-1", "198.18.100.31")).unwrap();
         s.add_service(lb("default/lb-2", "198.18.100.32")).unwrap();
         let external =

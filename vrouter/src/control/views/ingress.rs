@@ -33,6 +33,18 @@ impl Views {
         let specs = shared.targets.lock().map(|t| t.clone()).unwrap_or_default();
         let status = shared.status.lock().map(|s| s.clone()).unwrap_or_default();
         let snap = self.snapshot();
+        // An external IP from the pool is the one its `@ingress` service was given.
+        let allocated = |name: &str, vip: std::net::Ipv4Addr| {
+            let service = format!("{name}@ingress");
+            snap.services
+                .by_key
+                .iter()
+                .filter(|(_, e)| e.name.as_ref() == service)
+                .find_map(|(key, _)| match key.ip {
+                    std::net::IpAddr::V4(a) if a != vip => Some(a),
+                    _ => None,
+                })
+        };
         specs
             .into_iter()
             .map(|spec| {
@@ -62,12 +74,13 @@ impl Views {
                             .unwrap_or_default()
                     })
                     .unwrap_or_default();
+                let external_ip = spec.external_ip.or_else(|| allocated(&spec.name, spec.vip));
                 IngressView {
                     rules: rules(&spec),
                     name: spec.name,
                     vrf: spec.vrf,
                     vip: spec.vip,
-                    external_ip: spec.external_ip,
+                    external_ip,
                     role: shared.role.map(|r| format!("{r:?}").to_lowercase()),
                     vip_at,
                     instance,
