@@ -133,6 +133,9 @@ impl Loaded {
         if conf.name.is_empty() || conf.name.len() > 128 || conf.name.contains(['/', '\0']) {
             return bad(format!("invalid network name {:?}", conf.name));
         }
+        if conf.dns.as_ref().is_some_and(|d| !d.is_object()) {
+            return bad("dns is not an object (nameservers, domain, search, options)".into());
+        }
         if !(576..=9000).contains(&conf.mtu) {
             return bad(format!("mtu {} is outside 576..=9000", conf.mtu));
         }
@@ -208,6 +211,10 @@ mod tests {
         );
         assert_eq!(
             code(r#"{"cniVersion":"1.0.0","name":"n","type":"t","mtu":100}"#),
+            ErrorCode::InvalidConfig
+        );
+        assert_eq!(
+            code(r#"{"cniVersion":"1.0.0","name":"n","type":"t","dns":"198.18.100.10"}"#),
             ErrorCode::InvalidConfig
         );
         assert_eq!(

@@ -11,7 +11,10 @@
 //!
 //! Rules are ordered as Kubernetes decides between them: a rule for an exact host
 //! before one for a wildcard host before one for every host; in each, an exact path
-//! before a prefix, a longer prefix before a shorter one.
+//! before a prefix, a longer prefix before a shorter one. A request whose host has a
+//! rule but none of whose paths match is tried against the wildcard and host-less
+//! rules next, then the default backend (ingress-nginx sends it to the default
+//! backend at once).
 
 use control_client::{IngressBackend, IngressSpec, PathMatch};
 use std::fmt::Write;
@@ -28,6 +31,8 @@ pub struct Sockets {
 
 /// The URI the health frontend answers 200 on.
 pub const HEALTH_URI: &str = "/healthz";
+/// How long the workers a reload replaced may finish their connections.
+pub const HARD_STOP_AFTER: &str = "15m";
 /// The port the ingress serves HTTP on.
 pub const HTTP_PORT: u16 = 80;
 
@@ -36,9 +41,12 @@ pub fn config(spec: &IngressSpec, sockets: &Sockets) -> String {
     let mut out = String::new();
     let w = &mut out;
     // Infallible: writing to a String.
+    // The name is checked (letters, digits, `._/-`): it cannot end the comment.
     let _ = writeln!(w, "# ingress {} (written by the vrouter; do not edit)", spec.name);
     let _ = writeln!(w, "global");
     let _ = writeln!(w, "    log stdout format short local0 notice");
+    // Old workers finish their connections after a reload, but not forever.
+    let _ = writeln!(w, "    hard-stop-after {HARD_STOP_AFTER}");
     let _ = writeln!(
         w,
         "    stats socket {} mode 600 level admin expose-fd listeners",
@@ -132,8 +140,12 @@ fn ordered(spec: &IngressSpec) -> Vec<Route<'_>> {
         Some(_) => 0,
         None => 2,
     };
-    // Stable: equal routes keep the Ingress's order.
-    routes.sort_by_key(|r| (host_rank(r.host), r.kind, std::cmp::Reverse(r.path.len())));
+    // Stable: equal routes keep the Ingress's order. A prefix's length without its
+    // trailing slashes (`/a/` is `/a`).
+    routes.sort_by_key(|r| {
+        let length = r.path.trim_end_matches('/').len();
+        (host_rank(r.host), r.kind, std::cmp::Reverse(length))
+    });
     routes
 }
 
@@ -152,16 +164,5 @@ fn host_acl(host: &str) -> String {
 
 /// A backend's name: the service and port, in the characters haproxy takes.
 pub fn backend_name(b: &IngressBackend) -> String {
-    let service: String = b
-        .service
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{service}_{}", b.port)
+    b.config_name()
 }

@@ -175,8 +175,10 @@ pub fn remove_network(names: &InstanceNames) {
     let _ = Netns::at_or_own(None).delete_link(names.host_if());
 }
 
-/// Writes the instance's configuration; true if it changed.
-pub fn write_config(spec: &IngressSpec, names: &InstanceNames) -> Result<bool, InstanceError> {
+/// Writes the instance's configuration if it changed, checked with `haproxy -c`
+/// first: a configuration haproxy refuses never replaces the one it runs (and would
+/// start again with). True if it changed.
+pub fn write_config(spec: &IngressSpec, names: &InstanceNames, setup: &Setup) -> Result<bool, InstanceError> {
     std::fs::create_dir_all(&names.dir).map_err(InstanceError::io("the instance's directory"))?;
     let text = haproxy::config(spec, &names.sockets());
     if std::fs::read_to_string(names.config()).ok().as_deref() == Some(text.as_str()) {
@@ -184,20 +186,22 @@ pub fn write_config(spec: &IngressSpec, names: &InstanceNames) -> Result<bool, I
     }
     let tmp = names.dir.join("haproxy.cfg.new");
     std::fs::write(&tmp, &text).map_err(InstanceError::io("the haproxy configuration"))?;
+    let checked = tmp.display().to_string();
+    let haproxy = setup.haproxy.display().to_string();
+    if let Err(e) = run(
+        "checking the haproxy configuration",
+        &haproxy,
+        &["-c", "-q", "-f", &checked],
+    ) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::rename(&tmp, names.config()).map_err(InstanceError::io("the haproxy configuration"))?;
     Ok(true)
 }
 
-/// Checks the written configuration with `haproxy -c`.
-pub fn check_config(names: &InstanceNames, setup: &Setup) -> Result<(), InstanceError> {
-    let config = names.config().display().to_string();
-    run(
-        "checking the haproxy configuration",
-        &setup.haproxy.display().to_string(),
-        &["-c", "-q", "-f", &config],
-    )
-    .map(|_| ())
-}
+/// The longest haproxy log kept across a start; a longer one starts afresh.
+const MAX_LOG: u64 = 1 << 20;
 
 /// Starts haproxy (master-worker, in the foreground) in the namespace; its output
 /// goes to `haproxy.log` in the instance's directory.
@@ -205,10 +209,14 @@ pub fn start_haproxy(names: &InstanceNames, setup: &Setup) -> Result<Child, Inst
     for socket in [names.sockets().stats, names.sockets().health] {
         let _ = std::fs::remove_file(socket);
     }
+    let log_path = names.dir.join("haproxy.log");
+    if std::fs::metadata(&log_path).is_ok_and(|m| m.len() > MAX_LOG) {
+        let _ = std::fs::rename(&log_path, names.dir.join("haproxy.log.1"));
+    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(names.dir.join("haproxy.log"))
+        .open(&log_path)
         .map_err(InstanceError::io("haproxy's log"))?;
     let err = log.try_clone().map_err(InstanceError::io("haproxy's log"))?;
     Command::new("nsenter")
@@ -217,6 +225,8 @@ pub fn start_haproxy(names: &InstanceNames, setup: &Setup) -> Result<Child, Inst
         .arg(&setup.haproxy)
         .args(["-W", "-db", "-f"])
         .arg(names.config())
+        .arg("-p")
+        .arg(names.dir.join("haproxy.pid"))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)
@@ -234,7 +244,7 @@ pub fn reload(child: &Child) -> Result<(), InstanceError> {
 /// `timeout`.
 pub fn probe(names: &InstanceNames, timeout: Duration) -> bool {
     let answer = || -> std::io::Result<bool> {
-        let mut s = UnixStream::connect(names.sockets().health)?;
+        let mut s = connect(&names.sockets().health)?;
         s.set_read_timeout(Some(timeout))?;
         s.set_write_timeout(Some(timeout))?;
         s.write_all(format!("GET {} HTTP/1.0\r\n\r\n", haproxy::HEALTH_URI).as_bytes())?;
@@ -247,12 +257,22 @@ pub fn probe(names: &InstanceNames, timeout: Duration) -> bool {
 
 /// A command on the stats socket (`show stat`, `show info`); its answer.
 pub fn stats_command(names: &InstanceNames, command: &str, timeout: Duration) -> std::io::Result<String> {
-    let mut s = UnixStream::connect(names.sockets().stats)?;
+    let mut s = connect(&names.sockets().stats)?;
     s.set_read_timeout(Some(timeout))?;
     s.write_all(format!("{command}\n").as_bytes())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)
+}
+
+/// Connects to a unix socket without waiting: a hung haproxy's full backlog is an
+/// error at once (a blocking connect would wait for it forever).
+fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.connect(&socket2::SockAddr::unix(path)?)?;
+    socket.set_nonblocking(false)?;
+    Ok(UnixStream::from(socket))
 }
 
 /// Kills every process in the instance's namespace (haproxy's master and its
@@ -263,6 +283,10 @@ pub fn kill_all(names: &InstanceNames) {
             let _ = run("", "kill", &["-KILL", pid]);
         }
     }
+    // By its configuration file too: a namespace mounted in another mount namespace
+    // (a vrouter started with `ip netns exec`) shows no pids from here.
+    let config = names.config().display().to_string();
+    let _ = run("", "pkill", &["-KILL", "-f", &config]);
 }
 
 /// Runs a command; its stdout, or what it said as the error.

@@ -178,6 +178,7 @@ fn failover(nodes: &[LabNode], client: &Pod) -> anyhow::Result<Vec<String>> {
         } else {
             failed += 1;
         }
+        std::thread::sleep(Duration::from_millis(20));
     }
     let ok = moved.is_some();
     if !ok {

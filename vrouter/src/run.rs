@@ -244,14 +244,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .build()
         .context("tokio runtime")?;
     let handle = task.handle();
-    let ingress = crate::ingress::Supervisor::spawn(
-        &config.ingress,
-        config.state_dir.clone(),
-        cores.forwarding.len(),
-        ingress_targets,
-        ingress_status,
-        handle.clone(),
-    )
+    let ingress = crate::ingress::Supervisor::spawn(crate::ingress::SupervisorSetup {
+        config: config.ingress.clone(),
+        state_dir: config.state_dir.clone(),
+        queues: cores.forwarding.len(),
+        targets: ingress_targets,
+        status: ingress_status,
+        control: handle.clone(),
+        publisher: control_publisher.clone(),
+    })
     .context("ingress supervisor")?;
     let served = runtime.block_on(async {
         let (stop_channels, channels_stop) = tokio::sync::watch::channel(false);

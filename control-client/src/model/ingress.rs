@@ -87,6 +87,25 @@ pub struct IngressBackend {
     pub port: u16,
 }
 
+impl IngressBackend {
+    /// Its name in a load balancer's configuration: the service and port, in the
+    /// characters haproxy takes (`web/qa` port 80: `web_qa_80`).
+    pub fn config_name(&self) -> String {
+        let service: String = self
+            .service
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{service}_{}", self.port)
+    }
+}
+
 impl IngressSpec {
     /// Every backend its rules and default name, each once, in a stable order.
     pub fn backends(&self) -> Vec<&IngressBackend> {
@@ -103,8 +122,13 @@ impl IngressSpec {
 
     /// Why it cannot be, if it cannot.
     pub fn check(&self) -> Result<(), String> {
-        if self.name.is_empty() || self.name.len() > 255 {
-            return Err(format!("name {:?}: 1-255 characters", self.name));
+        // It names files and goes into a configuration comment.
+        let name_char = |c: char| c.is_ascii_alphanumeric() || "._/-".contains(c);
+        if self.name.is_empty() || self.name.len() > 255 || !self.name.chars().all(name_char) {
+            return Err(format!(
+                "name {:?}: 1-255 letters, digits, '.', '_', '/', '-'",
+                self.name
+            ));
         }
         if self.vip.is_unspecified() || self.vip.is_multicast() || self.vip.is_broadcast() {
             return Err(format!("VIP {} is no unicast address", self.vip));
@@ -141,9 +165,20 @@ impl IngressSpec {
                 }
             }
         }
+        let mut names = std::collections::BTreeMap::new();
         for b in self.backends() {
             if b.port == 0 {
                 return Err(format!("backend {}: port 0", b.service));
+            }
+            if b.service.is_empty() || b.service.len() > 253 {
+                return Err(format!("backend service name {:?}: 1-253 characters", b.service));
+            }
+            // Two backends must not come out under one name.
+            if let Some(other) = names.insert(b.config_name(), b) {
+                return Err(format!(
+                    "backends {}:{} at {} and {}:{} at {} would share a name",
+                    other.service, other.port, other.ip, b.service, b.port, b.ip
+                ));
             }
         }
         Ok(())
@@ -269,6 +304,11 @@ mod tests {
             (Box::new(|s| s.vip = [0, 0, 0, 0].into()), "unicast"),
             (Box::new(|s| s.rules[0].paths[0].backend.port = 0), "port 0"),
             (Box::new(|s| s.name = "other".into()), "already"),
+            (Box::new(|s| s.name = "x\nprogram p".into()), "letters"),
+            (
+                Box::new(|s| s.rules[0].paths[1].backend.service = "default_qa-webserver".into()),
+                "share a name",
+            ),
         ];
         for (change, why) in cases {
             let mut spec = fanout();

@@ -44,6 +44,8 @@ pub struct EvpnRoute {
     pub prefix: IpNet,
     /// The VRF's VNI (the label and the ethernet tag).
     pub vni: u32,
+    /// The BGP local preference it is advertised with (the interface's).
+    pub local_preference: u32,
 }
 
 /// What this node has to tell: VRFs by name with their instance ids, and routes.
@@ -90,6 +92,7 @@ impl Advertised {
                         mac: i.mac,
                         prefix: IpNet::from(a),
                         vni: *vni,
+                        local_preference: i.local_preference.unwrap_or(DEFAULT_LOCAL_PREFERENCE),
                     });
                 }
             }
@@ -249,10 +252,11 @@ impl Speaker {
     fn publish_evpn(&mut self, route: &EvpnRoute) -> String {
         let id = self.id();
         format!(
-            "<iq type=\"set\" from=\"{host}\" to=\"{CONTROL_NODE}/bgp-peer\" id=\"pubsub_l2{id}\"><pubsub xmlns=\"{PUBSUB}\"><publish node=\"{node}\"><item><entry><nlri><af>25</af><safi>242</safi><ethernet-tag>{vni}</ethernet-tag><mac>{mac}</mac><address>{prefix}</address></nlri><next-hops><next-hop><af>1</af><address>{fabric}</address><label>{vni}</label><tunnel-encapsulation-list><tunnel-encapsulation>vxlan</tunnel-encapsulation></tunnel-encapsulation-list></next-hop></next-hops><sequence-number>0</sequence-number><security-group-list></security-group-list><local-preference>100</local-preference><med>0</med></entry></item></publish></pubsub></iq>",
+            "<iq type=\"set\" from=\"{host}\" to=\"{CONTROL_NODE}/bgp-peer\" id=\"pubsub_l2{id}\"><pubsub xmlns=\"{PUBSUB}\"><publish node=\"{node}\"><item><entry><nlri><af>25</af><safi>242</safi><ethernet-tag>{vni}</ethernet-tag><mac>{mac}</mac><address>{prefix}</address></nlri><next-hops><next-hop><af>1</af><address>{fabric}</address><label>{vni}</label><tunnel-encapsulation-list><tunnel-encapsulation>vxlan</tunnel-encapsulation></tunnel-encapsulation-list></next-hop></next-hops><sequence-number>0</sequence-number><security-group-list></security-group-list><local-preference>{preference}</local-preference><med>0</med></entry></item></publish></pubsub></iq>",
             host = escape(&self.host),
             node = escape(evpn_node(route)),
             vni = route.vni,
+            preference = route.local_preference,
             mac = route.mac,
             prefix = route.prefix,
             fabric = self.fabric_ip,

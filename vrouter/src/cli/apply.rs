@@ -64,7 +64,9 @@ pub fn apply(
     if let Some(path) = dns_hosts {
         let records = vrouter_k8s::dns::records(&t, vrouter_k8s::dns::CLUSTER_DOMAIN);
         // Whole or not at all: dnsmasq may read it at any moment.
-        let tmp = path.with_extension("new");
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".new");
+        let tmp = std::path::PathBuf::from(tmp);
         std::fs::write(&tmp, vrouter_k8s::dns::hosts_file(&records))
             .and_then(|()| std::fs::rename(&tmp, path))
             .map_err(|e| anyhow::anyhow!("--dns-hosts {}: {e}", path.display()))?;
