@@ -23,9 +23,9 @@ pub use client::{ApiClient, ClientError};
 pub use error::{ApiError, ErrorCode};
 pub use request::{FlowFilter, Request, RouteCursor, DEFAULT_FLOW_LIMIT, MAX_FLOWS_PER_ANSWER, MAX_ROUTES_PER_ANSWER};
 pub use views::{
-    from_hex, to_hex, AttachedView, CapturedPacketView, CapturedPacketsView, ConfigView, DropStatsView, FloatingIpView,
-    FlowActionView, FlowNatView, FlowPolicyView, FlowRecordView, FlowRecordsView, FlowStatsView, FlowView,
-    FragmentCounts, IngressBackendStats, IngressInstanceView, IngressView, InterfaceView, NextHopView, PolicyView,
-    PortBindingView, RouteView, ServiceChainView, ServiceView, SnatPortsView, SnatView, StatusView, TunnelTotals,
-    VifTotals, WorkerView, XmppChannelView,
+    from_hex, to_hex, AttachedView, CapturedPacketView, CapturedPacketsView, ConfigInterfaceView, ConfigView,
+    DropStatsView, FloatingIpView, FlowActionView, FlowNatView, FlowPolicyView, FlowRecordView, FlowRecordsView,
+    FlowStatsView, FlowView, FragmentCounts, IngressBackendStats, IngressInstanceView, IngressView, InterfaceView,
+    NextHopView, PolicyView, PortBindingView, RouteView, ServiceChainView, ServiceView, SnatPortsView, SnatView,
+    StatusView, TunnelTotals, VifTotals, WorkerView, XmppChannelView,
 };

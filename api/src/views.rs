@@ -558,6 +558,33 @@ pub struct ConfigView {
     pub refused_updates: u64,
     /// The bound ports.
     pub ports: Vec<PortBindingView>,
+    /// Every virtual machine interface the configuration has (bound or not), with
+    /// what kube-manager assigned it: what the CNI plugin takes a pod's addresses
+    /// from (`"ipam": {"type": "vrouter"}`).
+    #[serde(default)]
+    pub interfaces: Vec<ConfigInterfaceView>,
+}
+
+/// A virtual machine interface of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigInterfaceView {
+    /// Its UUID.
+    pub vmi: String,
+    /// Its virtual machine's UUID (a Kubernetes pod's UID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<String>,
+    /// Its routing instance (VRF).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrf: Option<String>,
+    /// Its MAC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddr>,
+    /// Its addresses with their subnets' prefix lengths, and each one's gateway.
+    #[serde(default)]
+    pub addresses: Vec<(ipnet::IpNet, Option<std::net::IpAddr>)>,
+    /// Set for a nested-mode sub-interface: its 802.1Q tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
 }
 
 /// One bound port.

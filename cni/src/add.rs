@@ -1,8 +1,10 @@
-//! ADD: addresses from IPAM, the pod's veth, its addresses and routes, the vrouter's
+//! ADD: addresses from IPAM (a delegate plugin, or the vrouter's configuration:
+//! [`crate::configured`]), the pod's veth, its addresses and routes, the vrouter's
 //! port; returns once the pod reaches its gateway through the vrouter. Anything
 //! that fails undoes what was made before it (nothing is left for a DEL to find).
 
 use crate::config::Loaded;
+use crate::configured::Configured;
 use crate::env::{Attachment, CniEnv};
 use crate::ipam::Delegate;
 use crate::link::{self, Netns, Veth};
@@ -31,12 +33,20 @@ pub fn add(conf: &Loaded, env: &CniEnv) -> Result<CniResult, CniError> {
         code: ErrorCode::TryAgainLater,
         ..e
     })?;
-    let delegate = Delegate::find(conf, env)?.ok_or_else(|| {
-        CniError::new(
-            ErrorCode::InvalidConfig,
-            "the configuration names no IPAM plugin (\"ipam\": {\"type\": ...})",
-        )
-    })?;
+    let source = if crate::ipam::from_vrouter(conf) {
+        Source::Vrouter(crate::configured::wait(conf, env)?)
+    } else {
+        Source::Delegate(Delegate::find(conf, env)?.ok_or_else(|| {
+            CniError::new(
+                ErrorCode::InvalidConfig,
+                "the configuration names no IPAM plugin (\"ipam\": {\"type\": ...})",
+            )
+        })?)
+    };
+    let delegate = match &source {
+        Source::Delegate(d) => Some(d),
+        Source::Vrouter(_) => None,
+    };
     let record = Record::new(conf, &a, netns.clone());
     // An earlier plugin's result in a chain, read before anything is made.
     let prev = conf.conf.prev_result.as_ref().map(CniResult::from_value).transpose()?;
@@ -44,7 +54,7 @@ pub fn add(conf: &Loaded, env: &CniEnv) -> Result<CniResult, CniError> {
     let _lock = store.lock(&a)?;
     // Recorded first: whatever an interrupted ADD leaves, DEL and GC find.
     store.save(&record)?;
-    let attached = attach(conf, &a, &record, &pod, &host, &delegate, status.workers.len());
+    let attached = attach(conf, &a, &record, &pod, &host, &source, status.workers.len());
     match attached {
         Ok(mut ours) => Ok({
             if let Some(dns) = conf.conf.dns_for(env.args.get("K8S_POD_NAMESPACE").map(String::as_str)) {
@@ -58,7 +68,7 @@ pub fn add(conf: &Loaded, env: &CniEnv) -> Result<CniResult, CniError> {
         Err(e) => {
             // The first failure is what the runtime sees; the undo is best effort (a
             // DEL from the runtime tries again).
-            let _ = release::release(conf, Some(&delegate), &a, Some(&record), Some(&host));
+            let _ = release::release(conf, delegate, &a, Some(&record), Some(&host));
             Err(e)
         }
     }
@@ -81,18 +91,28 @@ fn chained(prev: CniResult, ours: CniResult) -> CniResult {
     out
 }
 
+/// Where a pod's addresses come from.
+enum Source {
+    /// An IPAM plugin run as delegate.
+    Delegate(Delegate),
+    /// The vrouter's configuration: the port is bound to the interface.
+    Vrouter(Configured),
+}
+
 fn attach(
     conf: &Loaded,
     a: &Attachment,
     record: &Record,
     pod: &Netns,
     host: &Netns,
-    delegate: &Delegate,
+    source: &Source,
     workers: usize,
 ) -> Result<CniResult, CniError> {
-    let ipam = delegate.run("ADD", a)?.unwrap_or_default();
+    let (ipam, mac) = match source {
+        Source::Delegate(d) => (d.run("ADD", a)?.unwrap_or_default(), pod_mac(a)),
+        Source::Vrouter(c) => (c.result.clone(), c.mac),
+    };
     let plan = Plan::from_ipam(&ipam)?;
-    let mac = pod_mac(a);
     link::create_veth(
         host,
         &Veth {
@@ -120,7 +140,19 @@ fn attach(
         local_preference: None,
     };
     let api = vrouter::client(conf);
-    let request = Request::AddInterface { spec };
+    let request = match source {
+        Source::Delegate(_) => Request::AddInterface { spec },
+        // The configuration's interface: the vrouter attaches the port with what it
+        // holds (VRF, addresses, security groups) and keeps it in line with it.
+        Source::Vrouter(c) => Request::BindPort {
+            binding: control_client::contrail::PortBinding {
+                name: record.host_if.clone(),
+                vmi: c.vmi,
+                vm: Some(c.vm),
+                mtu: Some(conf.conf.mtu),
+            },
+        },
+    };
     match api.call::<serde_json::Value>(&request) {
         // A port of the same name is left from an interrupted ADD of this attachment
         // (the name follows from container and interface): replaced.

@@ -19,6 +19,20 @@ struct VersionCache {
 }
 use std::process::{Command, Stdio};
 
+/// The IPAM `type` that takes a pod's addresses from the vrouter's configuration
+/// (what kube-manager assigned its interface) instead of a delegate plugin.
+pub const VROUTER_IPAM: &str = "vrouter";
+
+/// True if `conf`'s IPAM is the vrouter's configuration.
+pub fn from_vrouter(conf: &Loaded) -> bool {
+    conf.conf
+        .ipam
+        .as_ref()
+        .and_then(|i| i.get("type"))
+        .and_then(Value::as_str)
+        == Some(VROUTER_IPAM)
+}
+
 /// The delegate of a configuration, if it names one.
 #[derive(Debug, Clone)]
 pub struct Delegate {
@@ -44,6 +58,10 @@ impl Delegate {
         else {
             return Ok(None);
         };
+        // The vrouter's configuration gives the addresses: no plugin to run.
+        if kind == VROUTER_IPAM {
+            return Ok(None);
+        }
         let program = env
             .path
             .iter()

@@ -16,6 +16,7 @@
 pub mod add;
 pub mod check;
 pub mod config;
+pub mod configured;
 pub mod env;
 pub mod ipam;
 pub mod link;

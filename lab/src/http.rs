@@ -17,7 +17,7 @@ pub const WEB_PORT: u16 = 8080;
 #[derive(Debug)]
 pub struct WebServer {
     child: Child,
-    _pages: tempfile::TempDir,
+    pages: tempfile::TempDir,
 }
 
 impl WebServer {
@@ -37,7 +37,7 @@ impl WebServer {
             .stderr(Stdio::null())
             .spawn()
             .context("busybox httpd")?;
-        let server = Self { child, _pages: dir };
+        let server = Self { child, pages: dir };
         let local: SocketAddr = ([127, 0, 0, 1], WEB_PORT).into();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -54,6 +54,16 @@ impl WebServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl WebServer {
+    /// Adds page `name` of `len` bytes (a long answer: a connection that stays busy
+    /// while the test does something else).
+    pub fn add_page(&self, name: &str, len: usize) -> anyhow::Result<()> {
+        let body: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(self.pages.path().join(name), body)?;
+        Ok(())
     }
 }
 

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use system_tests::{fabric_host, fabric_node, serial, wait_for, ControlNodePeer};
 use vrouter::api::{IngressView, Request};
-use vrouter_lab::http::{connect, get, read_answer, Answer, WebServer};
+use vrouter_lab::http::{connect, get, Answer, WebServer};
 use vrouter_lab::ingress_section::WEB_PODS;
 use vrouter_lab::k8s_section;
 use vrouter_lab::netns::Netns;
@@ -43,7 +43,7 @@ const CRASH_TAKEOVER: Duration = Duration::from_millis(1500);
 struct Cluster {
     nodes: Vec<LabNode>,
     outside: Netns,
-    _web: Vec<WebServer>,
+    web: Vec<WebServer>,
     _peer: ControlNodePeer,
     _host: Netns,
     _lan: FabricLan,
@@ -105,15 +105,32 @@ fn cluster() -> Cluster {
     let c = Cluster {
         nodes,
         outside,
-        _web: web,
+        web,
         _peer: peer,
         _host: host,
         _lan: lan,
     };
-    for (vip, host) in [(SINGLE, "x"), (FANOUT, "x"), (VHOST, "maps.google.com")] {
+    // Every ingress's active instance holds its VIP (node 2 sends there), and each
+    // VIP answers a request that reaches a backend.
+    for name in [
+        "web/single-service",
+        "web/simple-fanout",
+        "web/virtual-host",
+        "web/partly",
+    ] {
+        let placed = wait_for(Duration::from_secs(60), || {
+            c.view(0, name).vip_at == "this node" && c.view(1, name).vip_at == "198.18.0.1"
+        });
+        assert!(placed.is_some(), "{name}: {:?}\n{}", c.view(1, name), c.logs());
+    }
+    for (vip, host, path) in [
+        (SINGLE, "x", "/"),
+        (FANOUT, "x", "/qa.html"),
+        (VHOST, "maps.google.com", "/"),
+    ] {
         for n in 0..2 {
-            let answered = wait_for(Duration::from_secs(60), || {
-                request(c.client(n), vip, host, "/").is_some_and(|a| a.status < 500 || a.status == 503)
+            let answered = wait_for(Duration::from_secs(30), || {
+                request(c.client(n), vip, host, path).is_some_and(|a| a.status == 200)
             });
             assert!(
                 answered.is_some(),
@@ -127,7 +144,7 @@ fn cluster() -> Cluster {
 }
 
 fn request(from: &Netns, vip: &str, host: &str, path: &str) -> Option<Answer> {
-    request_within(from, vip, host, path, Duration::from_secs(1))
+    request_within(from, vip, host, path, Duration::from_secs(3))
 }
 
 fn request_within(from: &Netns, vip: &str, host: &str, path: &str, timeout: Duration) -> Option<Answer> {
@@ -310,46 +327,76 @@ fn a_hung_or_killed_active_haproxy_hands_the_vip_to_the_standby_and_takes_it_bac
 fn a_changed_ingress_is_reloaded_without_dropping_an_open_connection() {
     let _machine = serial();
     let c = cluster();
-    // A request half sent from node 2's pod: the active haproxy holds its connection.
-    let vip = SocketAddr::new(FANOUT.parse().unwrap(), 80);
+    // A long answer in progress from node 2's pod through the single service's
+    // active haproxy (the client reads a little, then waits): the connection is
+    // busy when the configuration changes.
+    const BIG: usize = 8 << 20;
+    for web in &c.web {
+        web.add_page("big.bin", BIG).unwrap();
+    }
+    let vip = SocketAddr::new(SINGLE.parse().unwrap(), 80);
     let mut open = connect(c.client(1), vip, Duration::from_secs(5)).unwrap();
-    open.write_all(b"GET /qa.html HTTP/1.0\r\nHost: x\r\n").unwrap();
-    // The fanout gains a rule (the scenario's translation, as `vrouter apply` sends it).
+    open.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    open.write_all(b"GET /big.bin HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut first = [0u8; 4096];
+    std::io::Read::read_exact(&mut open, &mut first).unwrap();
+    assert!(
+        first.starts_with(b"HTTP/1."),
+        "{:?}",
+        String::from_utf8_lossy(&first[..64])
+    );
+    // The single service gains a rule (the scenario's translation, as `vrouter
+    // apply` sends it).
     let golden: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(k8s_section::scenario("ingress.json")).unwrap()).unwrap();
-    let mut spec: control_client::IngressSpec = golden["ingresses"]
+    let fanout: control_client::IngressSpec = golden["ingresses"]
         .as_array()
         .unwrap()
         .iter()
         .map(|i| serde_json::from_value(i.clone()).unwrap())
         .find(|i: &control_client::IngressSpec| i.name == "web/simple-fanout")
         .unwrap();
-    let mut index = spec.rules[0].paths[1].clone();
-    index.path = "/index.html".into();
-    spec.rules[0].paths.push(index);
+    let mut spec: control_client::IngressSpec = golden["ingresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| serde_json::from_value(i.clone()).unwrap())
+        .find(|i: &control_client::IngressSpec| i.name == "web/single-service")
+        .unwrap();
+    spec.rules = vec![control_client::IngressRule {
+        host: None,
+        paths: vec![control_client::IngressPath {
+            path: "/qa.html".into(),
+            kind: control_client::PathMatch::Exact,
+            backend: fanout.rules[0].paths[0].backend.clone(),
+        }],
+    }];
     for n in &c.nodes {
         let _: serde_json::Value = n.api().call(&Request::AddIngress { spec: spec.clone() }).unwrap();
     }
     let reloaded = wait_for(Duration::from_secs(10), || {
-        (0..2).all(|n| c.view(n, "web/simple-fanout").instance.is_some_and(|i| i.reloads == 1))
+        (0..2).all(|n| c.view(n, "web/single-service").instance.is_some_and(|i| i.reloads == 1))
     });
-    assert!(reloaded.is_some(), "{:?}\n{}", c.view(0, "web/simple-fanout"), c.logs());
-    // New connections see the new rule; the open one is answered in full.
     assert!(
-        wait_for(Duration::from_secs(5), || who(c.client(1), FANOUT, "x", "/index.html")
-            == "dev-1")
+        reloaded.is_some(),
+        "{:?}\n{}",
+        c.view(0, "web/single-service"),
+        c.logs()
+    );
+    // New connections see the new rule; the busy one is answered in full.
+    assert!(
+        wait_for(Duration::from_secs(5), || who(c.client(1), SINGLE, "x", "/qa.html")
+            == "qa-1")
         .is_some(),
         "{}",
         c.logs()
     );
-    open.write_all(b"\r\n").unwrap();
-    let answer = read_answer(&mut open).unwrap();
-    assert_eq!(
-        (answer.status, answer.body.trim()),
-        (200, "qa-1"),
-        "the connection open across the reload"
-    );
-    assert_eq!(c.view(0, "web/simple-fanout").instance.unwrap().restarts, 0);
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut open, &mut rest).unwrap();
+    let all = [first.as_slice(), &rest].concat();
+    let body = all.windows(4).position(|w| w == b"\r\n\r\n").map(|p| all.len() - p - 4);
+    assert_eq!(body, Some(BIG), "the answer in progress across the reload, whole");
+    assert_eq!(c.view(0, "web/single-service").instance.unwrap().restarts, 0);
 }
 
 #[test]

@@ -22,6 +22,8 @@ pub struct PortConfig {
     pub uuid: Uuid,
     /// The virtual machine (or pod) it belongs to.
     pub virtual_machine: Option<String>,
+    /// That virtual machine's UUID (a Kubernetes pod's UID).
+    pub virtual_machine_uuid: Option<Uuid>,
     /// Its virtual network.
     pub virtual_network: Option<String>,
     /// Its routing instance: the VRF it is bound to.
@@ -36,6 +38,8 @@ pub struct PortConfig {
     pub gateway4: Option<Ipv4Addr>,
     /// The gateway of the IPv6 address's subnet.
     pub gateway6: Option<Ipv6Addr>,
+    /// The prefix lengths of the IPv4 and IPv6 addresses' subnets (their IPAM's).
+    pub prefix_lens: (Option<u8>, Option<u8>),
     /// Further prefixes it may send from.
     pub allowed_address_pairs: Vec<IpNet>,
     /// Set for a nested-mode sub-interface.
@@ -376,7 +380,12 @@ fn port(graph: &ConfigGraph, key: &ObjectKey, uuid: Uuid, props: &VmiProps) -> P
             IpAddr::V4(_) => None,
         })
         .min();
-    let gateway = |addr: IpAddr| network.as_ref().and_then(|n| gateway_of(graph, n, addr));
+    let subnet = |addr: IpAddr| network.as_ref().and_then(|n| subnet_of(graph, n, addr));
+    let gateway = |addr: IpAddr| subnet(addr).and_then(|s| s.gateway);
+    let prefix_lens = (
+        ipv4.and_then(|a| subnet(a.into())).map(|s| s.prefix.prefix_len()),
+        ipv6.and_then(|a| subnet(a.into())).map(|s| s.prefix.prefix_len()),
+    );
     let gateway4 = ipv4.and_then(|a| gateway(a.into())).and_then(|g| match g {
         IpAddr::V4(g) => Some(g),
         IpAddr::V6(_) => None,
@@ -416,6 +425,10 @@ fn port(graph: &ConfigGraph, key: &ObjectKey, uuid: Uuid, props: &VmiProps) -> P
             .neighbors(key, &ObjectType::VirtualMachine)
             .next()
             .map(|vm| vm.name.clone()),
+        virtual_machine_uuid: graph
+            .neighbors(key, &ObjectType::VirtualMachine)
+            .next()
+            .and_then(|vm| graph.get(vm)?.uuid),
         virtual_network: network.map(|n| n.name),
         vrf,
         mac: props.macs.first().copied(),
@@ -423,6 +436,7 @@ fn port(graph: &ConfigGraph, key: &ObjectKey, uuid: Uuid, props: &VmiProps) -> P
         ipv6,
         gateway4,
         gateway6,
+        prefix_lens,
         allowed_address_pairs: props.allowed_address_pairs.clone(),
         vlan,
     }
@@ -471,7 +485,7 @@ fn network_vrf(graph: &ConfigGraph, network: &ObjectKey) -> Option<String> {
 }
 
 /// The gateway of the subnet of `network` that holds `addr`.
-fn gateway_of(graph: &ConfigGraph, network: &ObjectKey, addr: IpAddr) -> Option<IpAddr> {
+fn subnet_of<'g>(graph: &'g ConfigGraph, network: &ObjectKey, addr: IpAddr) -> Option<&'g super::IpamSubnet> {
     // Linked attributes, and those named `attr(NETWORK,IPAM)` whose link to the
     // network has not arrived (or was never sent, as in hand-made configs).
     let named = graph.attributes_of(&ObjectType::VirtualNetworkNetworkIpam, &network.name);
@@ -485,7 +499,6 @@ fn gateway_of(graph: &ConfigGraph, network: &ObjectKey, addr: IpAddr) -> Option<
         .flatten()
         .filter(|s| s.prefix.contains(&addr))
         .max_by_key(|s| s.prefix.prefix_len())
-        .and_then(|s| s.gateway)
 }
 
 /// The network's VXLAN identifier under `mode`.

@@ -113,6 +113,8 @@ pub struct ConfigState {
     waiting: BTreeMap<String, String>,
     interest: Arc<ConfigInterest>,
     view: Arc<Mutex<ConfigView>>,
+    /// The configuration's interfaces, as the view shows them.
+    interfaces: Vec<vrouter_api::ConfigInterfaceView>,
     flows: Option<Arc<crate::flows::Flows>>,
     last_retry: Option<Instant>,
 }
@@ -354,6 +356,7 @@ impl Control {
                 flows.set_aging_overrides(overrides);
             }
         }
+        self.config.interfaces = compiled.ports.values().map(interface_view).collect();
         self.reconcile_floating_ips(&compiled);
         self.reconcile_services(&compiled);
         for (vrf, vni) in &compiled.vrf_vnis {
@@ -595,6 +598,7 @@ impl Control {
             skipped_entries: self.config.skipped,
             refused_updates: self.config.refused,
             ports,
+            interfaces: self.config.interfaces.clone(),
         };
         if let Ok(mut shared) = self.config.view.lock() {
             *shared = view;
@@ -608,6 +612,27 @@ impl Control {
             self.config.server = None;
             self.refresh_config_view();
         }
+    }
+}
+
+/// A configured interface as the config view shows it.
+fn interface_view(p: &control_client::contrail::PortConfig) -> vrouter_api::ConfigInterfaceView {
+    use std::net::IpAddr;
+    let v4 = p.ipv4.zip(p.prefix_lens.0).and_then(|(a, l)| {
+        let net = ipnet::Ipv4Net::new(a, l).ok()?;
+        Some((ipnet::IpNet::V4(net), p.gateway4.map(IpAddr::V4)))
+    });
+    let v6 = p.ipv6.zip(p.prefix_lens.1).and_then(|(a, l)| {
+        let net = ipnet::Ipv6Net::new(a, l).ok()?;
+        Some((ipnet::IpNet::V6(net), p.gateway6.map(IpAddr::V6)))
+    });
+    vrouter_api::ConfigInterfaceView {
+        vmi: p.uuid.to_string(),
+        vm: p.virtual_machine_uuid.map(|u| u.to_string()),
+        vrf: p.vrf.clone(),
+        mac: p.mac,
+        addresses: v4.into_iter().chain(v6).collect(),
+        vlan: p.vlan.map(|v| v.tag),
     }
 }
 
