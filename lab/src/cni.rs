@@ -51,6 +51,8 @@ pub struct CniDriver {
     netns: Option<String>,
     /// State and IPAM directories, removed on drop.
     dir: tempfile::TempDir,
+    /// What `CNI_ARGS` holds.
+    cni_args: String,
 }
 
 impl CniDriver {
@@ -65,6 +67,7 @@ impl CniDriver {
             attached: std::sync::Mutex::default(),
             netns: None,
             dir,
+            cni_args: "IgnoreUnknown=1;K8S_POD_NAMESPACE=lab".into(),
         })
     }
 
@@ -110,6 +113,11 @@ impl CniDriver {
         })
     }
 
+    /// Sets the `CNI_ARGS` later invocations get (a runtime's `K8S_POD_UID=...`).
+    pub fn set_cni_args(&mut self, args: &str) {
+        self.cni_args = args.to_string();
+    }
+
     /// Runs `command` for container `container` with interface `ifname` in `netns`
     /// (any of them may be left out, as a broken runtime might).
     pub fn invoke(
@@ -131,7 +139,7 @@ impl CniDriver {
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("CNI_PATH", DEBIAN_CNI_DIR)
-            .env("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAMESPACE=lab")
+            .env("CNI_ARGS", &self.cni_args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -207,3 +207,97 @@ fn ports_configured_by_the_control_node_are_attached_and_follow_their_config() {
         || context(&a),
     );
 }
+
+/// A pod added through the CNI plugin with `"ipam": {"type": "vrouter"}`: the plugin
+/// waits for the interface kube-manager configured for the pod's virtual machine (its
+/// UID in `CNI_ARGS`), gives the pod its MAC, address and gateway, and binds the port
+/// to it; DEL unbinds it. A pod whose interface never comes is refused in time, with
+/// nothing left behind.
+#[test]
+fn a_pod_added_through_the_cni_plugin_takes_its_addresses_from_the_configuration() {
+    const PLUGIN: &str = env!("CARGO_BIN_EXE_vrouter-cni-under-test");
+    let _machine = serial();
+    let lan = FabricLan::new().expect("fabric LAN");
+    let host = fabric_host(&lan, 10);
+    let dir = ConfigDir::new();
+    let _peer = peer(&host, &dir.0);
+    let mut node = fabric_node(BIN, 1);
+    node.add_config(&format!(
+        "[xmpp]\nservers = [\"{PEER}\"]\nhost = \"node-1\"\nhold_time_secs = 9"
+    ));
+    node.join(&lan).expect("joining the fabric");
+    node.start_vrouter().expect("starting the vrouter");
+    let vm = Uuid::from_u128(0x1007);
+    let objects = PortObjects {
+        host: "node-1".into(),
+        vm,
+        vmi: Uuid::from_u128(0x2007),
+        vmi_name: format!("default-domain:k8s-default:web-7__{}", Uuid::from_u128(0x2007)),
+        network: NETWORK.into(),
+        network_id: 4,
+        subnets: vec![IpamSubnet {
+            prefix: "198.18.1.0/24".parse().unwrap(),
+            gateway: Some("198.18.1.1".parse().unwrap()),
+            dns_server: None,
+        }],
+        mac: nexthop::MacAddr([0x02, 0x5e, 0, 0, 0, 0x07]),
+        addresses: vec!["198.18.1.7".parse().unwrap()],
+        vlan: None,
+    };
+    dir.write("node-1", "10-pod.xml", &encode(&objects.updates()));
+    let mut cni = vrouter_lab::cni::CniDriver::new(Path::new(PLUGIN)).unwrap();
+    cni.set_cni_args(&format!(
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-7;K8S_POD_UID={vm}"
+    ));
+    let mut conf = cni.config(
+        "1.1.0",
+        "cluster-network",
+        &node,
+        "cluster-network",
+        "198.18.1.0/24",
+        "2001:2:0:1::/64",
+    );
+    conf["ipam"] = serde_json::json!({"type": "vrouter"});
+    conf["readyTimeoutMs"] = serde_json::json!(30_000);
+    let pod = Netns::create("pod").unwrap();
+    let added = cni.run("ADD", &conf, "web-7", &pod).unwrap();
+    assert!(added.ok, "{}\n{}", added.json, node.log());
+    assert_eq!(added.json["ips"][0]["address"], "198.18.1.7/24", "{}", added.json);
+    assert_eq!(added.json["ips"][0]["gateway"], "198.18.1.1");
+    assert_eq!(added.json["interfaces"][1]["mac"], "02:5e:00:00:00:07");
+    let view = config(&node);
+    let port = view.ports.iter().find(|p| p.vmi == objects.vmi.to_string());
+    assert!(
+        port.is_some_and(|p| p.attached && p.vrf.as_deref() == Some(objects.vrf().as_str())),
+        "{view:?}"
+    );
+    // The pod's interface as configured (ADD returned once it reached its gateway).
+    let link =
+        String::from_utf8_lossy(&pod.exec("ip", &["-j", "addr", "show", "dev", "eth0"]).unwrap().stdout).into_owned();
+    assert!(
+        link.contains("198.18.1.7") && link.contains("02:5e:00:00:00:07"),
+        "{link}"
+    );
+    // DEL: unbound, detached.
+    let deleted = cni
+        .run(
+            "DEL",
+            &vrouter_lab::cni::with_prev_result(&conf, &added.json),
+            "web-7",
+            &pod,
+        )
+        .unwrap();
+    assert!(deleted.ok, "{}", deleted.json);
+    let view = config(&node);
+    assert!(view.ports.is_empty(), "{view:?}");
+    // A pod whose interface is not configured: refused in time, nothing left.
+    cni.set_cni_args(&format!("IgnoreUnknown=1;K8S_POD_UID={}", Uuid::from_u128(0x1999)));
+    conf["readyTimeoutMs"] = serde_json::json!(1_000);
+    let other = Netns::create("pod").unwrap();
+    let refused = cni.run("ADD", &conf, "web-8", &other).unwrap();
+    assert!(!refused.ok, "{}", refused.json);
+    assert_eq!(refused.json["code"], 11, "try again later: {}", refused.json);
+    assert!(config(&node).ports.is_empty());
+    let ports: Vec<vrouter::api::InterfaceView> = node.api().call(&Request::Interfaces).unwrap();
+    assert!(!ports.iter().any(|p| p.name.starts_with("vc")), "{ports:?}");
+}
