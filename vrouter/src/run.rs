@@ -296,6 +296,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             }
         };
         let served = api::serve(listener, views, handle, limits, shutdown).await;
+        // The ingress instances go first (their ports are detached through the
+        // control task), while the channels can still withdraw their VIPs.
+        if let Some(s) = ingress {
+            let _ = tokio::task::spawn_blocking(move || s.stop()).await;
+        }
         // Each channel closes its stream to its control node.
         let _ = stop_channels.send(true);
         for channel in running {
@@ -306,10 +311,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     });
     // Views still being computed on blocking threads are not waited for.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    // Its instances' ports are detached through the control task: before it stops.
-    if let Some(s) = ingress {
-        s.stop();
-    }
     task.shutdown();
     aging.stop();
     tracing::info!("XDP programs detached, sockets closed");

@@ -288,7 +288,18 @@ async fn serve(
                 end_of_rib = None;
                 let _ = post(control, setup.peer, Change::PeerSynced(setup.peer));
             }
-            _ = shutdown.changed() => session.close(Instant::now()),
+            _ = shutdown.changed() => {
+                // What changed since the last tick goes out before the stream closes
+                // (the ingress instances' VIPs withdrawn at shutdown: a control node
+                // that keeps a closed channel's routes would keep them otherwise).
+                if session.state() == State::Established {
+                    for stanza in speaker.update(&Advertised::of(&publisher.load())) {
+                        stats.trace('>', &stanza);
+                        session.send(&stanza, Instant::now());
+                    }
+                }
+                session.close(Instant::now())
+            }
         }
         while let Some(event) = session.poll_event() {
             match event {
