@@ -509,7 +509,7 @@ pub fn run(binary: &std::path::Path, options: &LabOptions) -> anyhow::Result<()>
     println!("== lab removed");
     if wrong.is_empty() {
         println!(
-            "RESULT: every pod reaches exactly the pods of its own VRF, on its node and across the fabric; the isolated pod reaches red, and red it, only through its floating IP; services spread, node ports and source NAT reach across the cluster's edge, health checks take a dead backend out; Kubernetes manifests applied: network policies allow exactly what Kubernetes defines, an isolated namespace is reached only through its services"
+            "RESULT: every pod reaches exactly the pods of its own VRF, on its node and across the fabric; the isolated pod reaches red, and red it, only through its floating IP; services spread, node ports and source NAT reach across the cluster's edge, health checks take a dead backend out; Kubernetes manifests applied: network policies allow exactly what Kubernetes defines, an isolated namespace is reached only through its services; ingresses route by path and host and their VIPs follow the active haproxy; pods resolve service names through kube-dns"
         );
         Ok(())
     } else {
