@@ -195,6 +195,9 @@ impl Supervising {
             if let Some(r) = self.running.remove(&name) {
                 r.remove(&self.control);
             }
+            // Not at once: a port refused for good (its VIP another port's address)
+            // would otherwise be set up and torn down on every tick.
+            self.retry_at.insert(name, Instant::now() + SETUP_RETRY * 5);
         }
         // Every live instance probed at once.
         let answers: Vec<(String, bool)> = std::thread::scope(|scope| {
