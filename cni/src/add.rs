@@ -47,7 +47,13 @@ pub fn add(conf: &Loaded, env: &CniEnv) -> Result<CniResult, CniError> {
         Source::Delegate(d) => Some(d),
         Source::Vrouter(_) => None,
     };
-    let record = Record::new(conf, &a, netns.clone());
+    let mut record = Record::new(conf, &a, netns.clone());
+    // A bound port is in its configuration's VRF, with its configuration's MAC: what
+    // CHECK compares against.
+    if let Source::Vrouter(c) = &source {
+        record.vrf = c.vrf.clone();
+        record.mac = Some(c.mac.to_string());
+    }
     // An earlier plugin's result in a chain, read before anything is made.
     let prev = conf.conf.prev_result.as_ref().map(CniResult::from_value).transpose()?;
     let store = Store::new(&conf.conf.state_dir);

@@ -55,13 +55,9 @@ pub fn check(conf: &Loaded, env: &CniEnv) -> Result<(), CniError> {
     if !inside.up {
         return Err(differs(format!("{} is down in the pod", a.ifname)));
     }
-    if inside.mac != pod_mac(&a).to_string() {
-        return Err(differs(format!(
-            "{} has MAC {}, not {}",
-            a.ifname,
-            inside.mac,
-            pod_mac(&a)
-        )));
+    let mac = record.mac.clone().unwrap_or_else(|| pod_mac(&a).to_string());
+    if inside.mac != mac {
+        return Err(differs(format!("{} has MAC {}, not {mac}", a.ifname, inside.mac)));
     }
     if inside.mtu != u32::from(conf.conf.mtu) {
         return Err(differs(format!(

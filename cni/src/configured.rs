@@ -26,6 +26,8 @@ pub struct Configured {
     pub vm: Uuid,
     /// Its MAC.
     pub mac: MacAddr,
+    /// Its routing instance (the VRF the bound port is attached in).
+    pub vrf: String,
     /// Its addresses with their gateways, as an IPAM result.
     pub result: CniResult,
 }
@@ -53,8 +55,9 @@ pub fn complete(view: &ConfigView, vm: Uuid) -> Result<Configured, String> {
         .find(|i| i.vm.as_deref() == Some(vm_text.as_str()))
         .ok_or_else(|| format!("no interface of virtual machine {vm} in the configuration"))?;
     let vmi: Uuid = i.vmi.parse().map_err(|e| format!("interface {}: {e}", i.vmi))?;
-    i.vrf
-        .as_ref()
+    let vrf = i
+        .vrf
+        .clone()
         .ok_or_else(|| format!("interface {vmi} has no routing instance yet"))?;
     let mac = i.mac.ok_or_else(|| format!("interface {vmi} has no MAC yet"))?;
     let ips: Vec<IpConfig> = i
@@ -75,6 +78,7 @@ pub fn complete(view: &ConfigView, vm: Uuid) -> Result<Configured, String> {
         vmi,
         vm,
         mac,
+        vrf,
         result: CniResult {
             ips,
             ..CniResult::default()

@@ -39,6 +39,10 @@ pub struct Record {
     /// and the next DEL try again).
     #[serde(default)]
     pub vrouter_removal_pending: bool,
+    /// The pod end's MAC when it is not the one derived from the attachment (the
+    /// vrouter's configuration gave it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 impl Record {
@@ -53,6 +57,7 @@ impl Record {
             host_if: host_ifname(a),
             netns,
             vrouter_removal_pending: false,
+            mac: None,
         }
     }
 }
@@ -242,6 +247,7 @@ mod tests {
             host_if: host_ifname(&a),
             netns: "/run/netns/p".into(),
             vrouter_removal_pending: false,
+            mac: None,
         };
         store.save(&r).unwrap();
         assert_eq!(store.load(&a), Some(r.clone()));

@@ -232,18 +232,24 @@ fn instance_pids(c: &Cluster, n: usize, ingress: &str) -> Vec<String> {
     pids
 }
 
-/// Requests the fanout from node 2's pod every 50 ms until `until` says stop; the
-/// longest time without an answer, and how many requests failed.
+/// Requests the fanout from node 2's pod every 50 ms until `until` holds and a
+/// request after it is answered; the longest time without an answer, and how many
+/// requests failed.
 fn outage(c: &Cluster, mut until: impl FnMut() -> bool, limit: Duration) -> (Duration, usize) {
     let (mut longest, mut failed) = (Duration::ZERO, 0);
     let mut last_ok = Instant::now();
     let start = Instant::now();
-    while start.elapsed() < limit && !until() {
+    // Until `until` holds and a request was answered after it.
+    let mut done = false;
+    let mut answered_since_done = false;
+    while start.elapsed() < limit && !(done && answered_since_done) {
+        done = done || until();
         // A short timeout: the gap is measured to about this much.
         let answer = request_within(c.client(1), FANOUT, "x", "/qa.html", Duration::from_millis(250));
         if answer.is_some_and(|a| a.body.trim() == "qa-1") {
             longest = longest.max(last_ok.elapsed());
             last_ok = Instant::now();
+            answered_since_done = done;
         } else {
             failed += 1;
         }
@@ -330,7 +336,9 @@ fn a_changed_ingress_is_reloaded_without_dropping_an_open_connection() {
     // A long answer in progress from node 2's pod through the single service's
     // active haproxy (the client reads a little, then waits): the connection is
     // busy when the configuration changes.
-    const BIG: usize = 8 << 20;
+    // Larger than what the sockets on the way buffer: the answer is still being
+    // sent when the reload comes.
+    const BIG: usize = 32 << 20;
     for web in &c.web {
         web.add_page("big.bin", BIG).unwrap();
     }

@@ -278,6 +278,16 @@ fn a_pod_added_through_the_cni_plugin_takes_its_addresses_from_the_configuration
         link.contains("198.18.1.7") && link.contains("02:5e:00:00:00:07"),
         "{link}"
     );
+    // CHECK finds it as ADD made it (the configured MAC and VRF).
+    let checked = cni
+        .run(
+            "CHECK",
+            &vrouter_lab::cni::with_prev_result(&conf, &added.json),
+            "web-7",
+            &pod,
+        )
+        .unwrap();
+    assert!(checked.ok, "{}", checked.json);
     // DEL: unbound, detached.
     let deleted = cni
         .run(
@@ -294,8 +304,14 @@ fn a_pod_added_through_the_cni_plugin_takes_its_addresses_from_the_configuration
     cni.set_cni_args(&format!("IgnoreUnknown=1;K8S_POD_UID={}", Uuid::from_u128(0x1999)));
     conf["readyTimeoutMs"] = serde_json::json!(1_000);
     let other = Netns::create("pod").unwrap();
+    let asked = Instant::now();
     let refused = cni.run("ADD", &conf, "web-8", &other).unwrap();
     assert!(!refused.ok, "{}", refused.json);
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "refused after {:?}",
+        asked.elapsed()
+    );
     assert_eq!(refused.json["code"], 11, "try again later: {}", refused.json);
     assert!(config(&node).ports.is_empty());
     let ports: Vec<vrouter::api::InterfaceView> = node.api().call(&Request::Interfaces).unwrap();

@@ -86,6 +86,10 @@ impl Supervisor {
         for leftover in instance::leftovers(&base) {
             tracing::info!(netns = %leftover.netns, "removing an ingress instance an earlier run left");
             instance::remove(&leftover);
+            // Its port record too (restored from the state directory, or kept).
+            let _ = setup
+                .control
+                .apply_blocking(Change::RemoveInterface(leftover.host_if().to_string()));
         }
         let config = &setup.config;
         let (Some(role), Some(gateway)) = (config.role, config.gateway) else {
@@ -136,10 +140,21 @@ impl Supervisor {
     /// Removes every instance and stops (the control task must still run: ports are
     /// detached through it).
     pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Dropped on an early return too: its instances never outlive the vrouter.
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.halt();
     }
 }
 

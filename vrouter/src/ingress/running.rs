@@ -15,6 +15,8 @@ const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A port attached this long ago must be in the published snapshot.
 const PUBLISH_GRACE: Duration = Duration::from_secs(1);
+/// A configuration that could not be loaded is tried again after this long.
+const RECONFIGURE_RETRY: Duration = Duration::from_secs(5);
 /// Detaches tried when an instance is removed, before it goes anyway.
 const DETACH_TRIES: u32 = 5;
 
@@ -49,6 +51,8 @@ pub(super) struct Running {
     answering_since: Option<Instant>,
     /// The last thing logged as a warning (each is logged once, not every tick).
     warned: String,
+    /// A new configuration that could not be loaded, and when.
+    refused: Option<(IngressSpec, Instant)>,
     pub view: IngressInstanceView,
 }
 
@@ -91,6 +95,7 @@ impl Running {
             backoff: MIN_BACKOFF,
             answering_since: None,
             warned: String::new(),
+            refused: None,
             view,
         })
     }
@@ -115,21 +120,33 @@ impl Running {
         if self.spec == *spec {
             return;
         }
+        if self
+            .refused
+            .as_ref()
+            .is_some_and(|(s, at)| s == spec && at.elapsed() < RECONFIGURE_RETRY)
+        {
+            return;
+        }
         let result = instance::write_config(spec, &self.names, setup).and_then(|changed| {
             if let Some(c) = self.child.as_ref().filter(|_| changed) {
                 instance::reload(c)?;
             }
             Ok(changed)
         });
-        // Not tried again until the ingress changes again.
-        self.spec = spec.clone();
         match result {
-            Ok(true) => {
-                self.view.reloads += 1;
-                tracing::info!(ingress = %spec.name, "ingress instance reloaded");
+            Ok(changed) => {
+                self.spec = spec.clone();
+                self.refused = None;
+                if changed && self.child.is_some() {
+                    self.view.reloads += 1;
+                    tracing::info!(ingress = %spec.name, "ingress instance reloaded");
+                }
             }
-            Ok(false) => {}
-            Err(e) => self.warn(format!("serving the previous configuration: {e}")),
+            // Tried again a while later (a transient failure), or when it changes.
+            Err(e) => {
+                self.refused = Some((spec.clone(), Instant::now()));
+                self.warn(format!("serving the previous configuration: {e}"));
+            }
         }
     }
 
@@ -153,7 +170,9 @@ impl Running {
             // Workers of the old master may live on (hung ones hold the listener).
             instance::kill_all(&self.names);
         }
-        if self.started.elapsed() < self.backoff {
+        // Not started again while its VIP is still advertised (a refused detach):
+        // a new haproxy must not take traffic it may not answer yet.
+        if self.attached.is_some() || self.started.elapsed() < self.backoff {
             return;
         }
         match instance::start_haproxy(&self.names, setup) {
@@ -289,6 +308,8 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        // A port the control side detached by itself keeps its record: gone too.
+        let _ = control.apply_blocking(Change::RemoveInterface(self.names.host_if().to_string()));
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
