@@ -30,6 +30,9 @@ use vrouter_api::XmppChannelView;
 const TELL_EVERY: Duration = Duration::from_millis(100);
 /// How long a connection attempt or a write may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing channel waits for its last bytes to leave and the control
+/// node to close its side.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// One channel's settings.
 #[derive(Debug, Clone)]
@@ -251,6 +254,16 @@ async fn serve(
             }
         }
         if session.state() == State::Closed {
+            // What was written reaches the control node before the socket goes (a
+            // close with unread input would reset the connection and lose it): flush,
+            // end the write side, then read what it still sends, bounded.
+            let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                stream.flush().await?;
+                stream.shutdown().await?;
+                while stream.read(&mut buf).await? > 0 {}
+                Ok::<(), std::io::Error>(())
+            })
+            .await;
             return (came_up, closed_why.unwrap_or_else(|| "closed".into()));
         }
         let deadline = session
