@@ -160,6 +160,19 @@ fn attach(
         },
     };
     match api.call::<serde_json::Value>(&request) {
+        // The configuration's interface is bound to another port (a sandbox made
+        // again while the old one's DEL has not run): not ours to take.
+        Err(e)
+            if e.code() == Some(ApiCode::AlreadyExists)
+                && matches!(request, Request::BindPort { .. })
+                && e.to_string().contains("bound to port") =>
+        {
+            return Err(CniError::new(
+                ErrorCode::TryAgainLater,
+                "the pod's interface is bound to another port (an earlier sandbox's): try again after its DEL",
+            )
+            .with_details(e.to_string()));
+        }
         // A port of the same name is left from an interrupted ADD of this attachment
         // (the name follows from container and interface): replaced.
         Err(e) if e.code() == Some(ApiCode::AlreadyExists) => {

@@ -49,6 +49,8 @@ pub(super) struct Running {
     backoff: Duration,
     /// Since when it has answered every probe (none: its last probe failed).
     answering_since: Option<Instant>,
+    /// Its haproxy answered a probe since it was last started.
+    answered: bool,
     /// The last thing logged as a warning (each is logged once, not every tick).
     warned: String,
     /// A new configuration that could not be loaded, and when.
@@ -94,6 +96,7 @@ impl Running {
             started: Instant::now(),
             backoff: MIN_BACKOFF,
             answering_since: None,
+            answered: false,
             warned: String::new(),
             refused: None,
             view,
@@ -180,6 +183,7 @@ impl Running {
                 self.child = Some(child);
                 self.view.restarts += 1;
                 self.view.state = "starting".into();
+                self.answered = false;
                 self.started = Instant::now();
                 self.backoff = (self.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
             }
@@ -206,6 +210,7 @@ impl Running {
     /// The result of one probe.
     pub fn probed(&mut self, answered: bool, policy: &Policy, control: &ControlHandle) {
         if answered {
+            self.answered = true;
             self.failures = 0;
             self.failing_since = None;
             self.backoff = Duration::ZERO;
@@ -217,6 +222,9 @@ impl Running {
                 self.attach(control, policy);
             } else if self.attached.is_some() {
                 self.view.state = "serving".into();
+            } else {
+                let left = policy.reclaim_delay.saturating_sub(since.elapsed());
+                self.view.state = format!("answering; takes the VIP back in {} ms", left.as_millis());
             }
             return;
         }
@@ -224,7 +232,7 @@ impl Running {
         self.failures += 1;
         let since = *self.failing_since.get_or_insert_with(Instant::now);
         // A starting haproxy (never answered since it started) gets more time.
-        let starting = self.attached.is_none() && self.view.state == "starting";
+        let starting = !self.answered;
         let allowed = if starting {
             policy.failures_allowed * 10
         } else {
@@ -276,7 +284,13 @@ impl Running {
                 tracing::info!(ingress = %self.spec.name, vip = %self.spec.vip, local_preference = policy.local_preference, "ingress instance answers: VIP advertised");
             }
             Err(e) => {
-                self.attach_failures += 1;
+                // A busy or stopping control task says nothing about the port.
+                if !matches!(
+                    e.code,
+                    vrouter_api::ErrorCode::Busy | vrouter_api::ErrorCode::Unavailable
+                ) {
+                    self.attach_failures += 1;
+                }
                 self.warn(format!("port not attached: {}", e.message));
             }
         }
