@@ -54,7 +54,7 @@ impl Netns {
 
     /// Runs `program args` here, with `input` on stdin; its stdout, or its stderr as
     /// the error.
-    fn run(&self, program: &str, args: &[&str], input: Option<&str>) -> Result<String, String> {
+    pub fn run(&self, program: &str, args: &[&str], input: Option<&str>) -> Result<String, String> {
         let mut c = self.command(program);
         c.args(args)
             .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })

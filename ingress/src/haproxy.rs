@@ -89,7 +89,7 @@ pub fn config(spec: &IngressSpec, sockets: &Sockets) -> String {
                 conditions.push(format!("path_{i}"));
             }
         }
-        let name = backend_name(route.backend);
+        let name = route.backend.config_name();
         if conditions.is_empty() {
             let _ = writeln!(w, "    use_backend {name}");
         } else {
@@ -97,10 +97,10 @@ pub fn config(spec: &IngressSpec, sockets: &Sockets) -> String {
         }
     }
     if let Some(b) = &spec.default_backend {
-        let _ = writeln!(w, "    default_backend {}", backend_name(b));
+        let _ = writeln!(w, "    default_backend {}", b.config_name());
     }
     for b in spec.backends() {
-        let _ = writeln!(w, "\nbackend {}", backend_name(b));
+        let _ = writeln!(w, "\nbackend {}", b.config_name());
         let _ = writeln!(w, "    mode http");
         let _ = writeln!(w, "    balance roundrobin");
         let _ = writeln!(w, "    option forwardfor");
@@ -108,7 +108,7 @@ pub fn config(spec: &IngressSpec, sockets: &Sockets) -> String {
             std::net::IpAddr::V4(a) => a.to_string(),
             std::net::IpAddr::V6(a) => format!("[{a}]"),
         };
-        let _ = writeln!(w, "    server {} {address}:{} weight 1", backend_name(b), b.port);
+        let _ = writeln!(w, "    server {} {address}:{} weight 1", b.config_name(), b.port);
     }
     out
 }
@@ -160,9 +160,4 @@ fn host_acl(host: &str) -> String {
         ),
         None => format!("{fetch} -m str {}", host.to_ascii_lowercase()),
     }
-}
-
-/// A backend's name: the service and port, in the characters haproxy takes.
-pub fn backend_name(b: &IngressBackend) -> String {
-    b.config_name()
 }

@@ -30,7 +30,7 @@ pub struct InstanceNames {
     pub netns: String,
     /// The pod end's MAC.
     pub mac: MacAddr,
-    /// The directory of its configuration, sockets, pid file and log.
+    /// The directory of its configuration, sockets and log.
     pub dir: PathBuf,
 }
 
@@ -225,8 +225,6 @@ pub fn start_haproxy(names: &InstanceNames, setup: &Setup) -> Result<Child, Inst
         .arg(&setup.haproxy)
         .args(["-W", "-db", "-f"])
         .arg(names.config())
-        .arg("-p")
-        .arg(names.dir.join("haproxy.pid"))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)
@@ -289,28 +287,15 @@ pub fn kill_all(names: &InstanceNames) {
     let _ = run("", "pkill", &["-KILL", "-f", &config]);
 }
 
-/// Runs a command; its stdout, or what it said as the error.
+/// Runs a command here (the CNI plugin's runner: the standard tool directories on
+/// `PATH`); its stdout, or what it said as the error.
 fn run(what: &str, program: &str, args: &[&str]) -> Result<String, InstanceError> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| InstanceError::Command {
+    Netns::at_or_own(None)
+        .run(program, args, None)
+        .map_err(|detail| InstanceError::Command {
             what: what.to_string(),
-            detail: format!("{program}: {e}"),
-        })?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(InstanceError::Command {
-            what: what.to_string(),
-            detail: format!(
-                "{program} {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
+            detail,
         })
-    }
 }
 
 /// The instances whose directories are under `base` (left by a crashed run).

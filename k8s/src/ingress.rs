@@ -183,13 +183,12 @@ fn resolve(
     {
         return Err(format!("service {full} has no TCP port {number}"));
     }
+    if spec.ip.is_ipv6() {
+        return Err(format!("service {full}: IPv6 clusterIP (the VIP is IPv4)"));
+    }
     Ok(IngressBackend {
         service: full,
         ip: spec.ip,
         port: number,
-    })
-    .and_then(|b| match b.ip {
-        IpAddr::V4(_) => Ok(b),
-        IpAddr::V6(_) => Err(format!("service {}: IPv6 clusterIP (the VIP is IPv4)", b.service)),
     })
 }

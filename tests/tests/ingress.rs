@@ -329,6 +329,19 @@ fn a_hung_or_killed_active_haproxy_hands_the_vip_to_the_standby_and_takes_it_bac
     assert_eq!(who(c.client(1), FANOUT, "x", "/qa.html"), "qa-1");
 }
 
+/// Ingress `name` as the scenario's translation has it (what `vrouter apply` sends).
+fn scenario_ingress(name: &str) -> control_client::IngressSpec {
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(k8s_section::scenario("ingress.json")).unwrap()).unwrap();
+    golden["ingresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| serde_json::from_value::<control_client::IngressSpec>(i.clone()).unwrap())
+        .find(|i| i.name == name)
+        .unwrap()
+}
+
 #[test]
 fn a_changed_ingress_is_reloaded_without_dropping_an_open_connection() {
     let _machine = serial();
@@ -355,22 +368,8 @@ fn a_changed_ingress_is_reloaded_without_dropping_an_open_connection() {
     );
     // The single service gains a rule (the scenario's translation, as `vrouter
     // apply` sends it).
-    let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(k8s_section::scenario("ingress.json")).unwrap()).unwrap();
-    let fanout: control_client::IngressSpec = golden["ingresses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| serde_json::from_value(i.clone()).unwrap())
-        .find(|i: &control_client::IngressSpec| i.name == "web/simple-fanout")
-        .unwrap();
-    let mut spec: control_client::IngressSpec = golden["ingresses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| serde_json::from_value(i.clone()).unwrap())
-        .find(|i: &control_client::IngressSpec| i.name == "web/single-service")
-        .unwrap();
+    let fanout = scenario_ingress("web/simple-fanout");
+    let mut spec = scenario_ingress("web/single-service");
     spec.rules = vec![control_client::IngressRule {
         host: None,
         paths: vec![control_client::IngressPath {

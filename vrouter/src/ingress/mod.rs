@@ -232,7 +232,7 @@ impl Supervising {
                 r.probed(answered, &self.policy, &self.control);
             }
         }
-        *locked(&self.status) = self.running.iter().map(|(n, r)| (n.clone(), r.view.clone())).collect();
+        *locked(&self.status) = self.running.iter().map(|(n, r)| (n.clone(), r.view())).collect();
     }
 
     /// Sets up `spec`'s instance, unless its last try failed a moment ago or its

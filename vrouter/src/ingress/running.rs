@@ -103,6 +103,14 @@ impl Running {
         })
     }
 
+    /// What the views show of it.
+    pub fn view(&self) -> IngressInstanceView {
+        IngressInstanceView {
+            attached: self.attached.is_some(),
+            ..self.view.clone()
+        }
+    }
+
     /// haproxy runs (and is worth probing).
     pub fn is_live(&self) -> bool {
         self.child.is_some()
@@ -201,7 +209,6 @@ impl Running {
             if !present && since.elapsed() > PUBLISH_GRACE {
                 self.warn("its port was detached by the control side: attaching it again".into());
                 self.attached = None;
-                self.view.attached = false;
             }
         }
         self.attach_failures < ATTACH_RETRIES
@@ -278,7 +285,6 @@ impl Running {
             Ok(_) => {
                 self.attached = Some(Instant::now());
                 self.attach_failures = 0;
-                self.view.attached = true;
                 self.view.state = "serving".into();
                 self.warned.clear();
                 tracing::info!(ingress = %self.spec.name, vip = %self.spec.vip, local_preference = policy.local_preference, "ingress instance answers: VIP advertised");
@@ -305,7 +311,6 @@ impl Running {
         match control.apply_blocking(Change::RemoveInterface(self.names.host_if().to_string())) {
             Ok(_) => {
                 self.attached = None;
-                self.view.attached = false;
                 self.view.withdrawals += 1;
                 tracing::warn!(ingress = %self.spec.name, "VIP given up: {why}");
             }
@@ -313,17 +318,18 @@ impl Running {
         }
     }
 
-    /// Detaches the port, stops haproxy, removes the network and the files.
+    /// Detaches the port (also one the control side detached by itself: its record
+    /// goes), stops haproxy, removes the network and the files.
     pub fn remove(mut self, control: &ControlHandle) {
+        let port = self.names.host_if().to_string();
         for _ in 0..DETACH_TRIES {
-            self.withdraw(control, "ingress removed");
-            if self.attached.is_none() {
-                break;
+            match control.apply_blocking(Change::RemoveInterface(port.clone())) {
+                Err(e) if e.code != vrouter_api::ErrorCode::NotFound => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                _ => break,
             }
-            std::thread::sleep(Duration::from_millis(100));
         }
-        // A port the control side detached by itself keeps its record: gone too.
-        let _ = control.apply_blocking(Change::RemoveInterface(self.names.host_if().to_string()));
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

@@ -64,9 +64,9 @@ impl Views {
                         _ => "nowhere".to_string(),
                     })
                     .unwrap_or_else(|| "nowhere".to_string());
+                // A socket nobody answers fails at once (not a blocking connect).
                 let backends = instance
                     .as_ref()
-                    .filter(|i| i.attached || i.state == "serving")
                     .map(|_| {
                         let names = vrouter_ingress::instance::InstanceNames::of(&spec.name, &shared.base);
                         vrouter_ingress::instance::stats_command(&names, "show stat", Duration::from_millis(300))
