@@ -110,6 +110,13 @@ impl CniDriver {
                 "ranges": ranges,
                 "dataDir": self.ipam_dir(),
             },
+            // kube-dns's service (the lab's DNS section starts it), as kubelet's
+            // cluster DNS: the result carries it and the lab writes the pod's
+            // resolv.conf from it, as a runtime does.
+            "dns": {
+                "nameservers": [LAB_KUBE_DNS],
+                "search": ["{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+            },
         })
     }
 
@@ -227,9 +234,39 @@ impl CniDriver {
                 vrf_index,
                 index,
             });
+        write_resolv_conf(&pod.ns, &out.json)?;
         node.pods.push(pod);
         Ok(())
     }
+}
+
+/// kube-dns's service address in the lab (`k8s/scenarios/dns.yaml`).
+pub const LAB_KUBE_DNS: &str = "198.18.100.10";
+
+/// Writes the pod's resolv.conf from an ADD result's `dns`, as a container runtime
+/// does (`ip netns exec` gives the pod `/etc/netns/<name>/resolv.conf`).
+fn write_resolv_conf(pod: &Netns, result: &Value) -> anyhow::Result<()> {
+    let dns = &result["dns"];
+    let Some(servers) = dns["nameservers"].as_array().filter(|s| !s.is_empty()) else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for s in servers.iter().filter_map(Value::as_str) {
+        text.push_str(&format!("nameserver {s}\n"));
+    }
+    let search: Vec<&str> = dns["search"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !search.is_empty() {
+        text.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    let dir = Path::new("/etc/netns").join(pod.name());
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("resolv.conf"), text)?;
+    Ok(())
 }
 
 /// The lab's pod as an ADD result describes it.

@@ -259,6 +259,25 @@ fn dns(vrouter: &Path, nodes: &mut [LabNode], cni: &crate::cni::CniDriver) -> an
         };
         println!("   {} 1:web-1 resolves {name}: {shown}", mark(ok));
     }
+    // The pod's own resolver (glibc: A and AAAA at once), configured from its CNI
+    // result's dns, finds kube-dns through the service.
+    let answer = client.ns.exec("getent", &["ahosts", "web.default.svc.cluster.local"]);
+    let text = answer
+        .as_ref()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let ok = text.starts_with("198.18.100.50 ");
+    if !ok {
+        wrong.push(format!(
+            "dns: web-1's resolver (resolv.conf from its CNI result): {answer:?}"
+        ));
+    }
+    println!(
+        "   {} 1:web-1's own resolver (resolv.conf from its CNI result: nameserver {}) finds web.default.svc.cluster.local: {}",
+        mark(ok),
+        crate::cni::LAB_KUBE_DNS,
+        text.lines().next().unwrap_or("nothing")
+    );
     let want = Ipv4Addr::new(198, 18, 100, 50);
     let run = lookups(
         &client.ns,

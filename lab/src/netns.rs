@@ -109,6 +109,8 @@ pub fn enter_by_name(name: &str) -> anyhow::Result<()> {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        // Its resolv.conf, if a runtime wrote one (`ip netns exec` reads it there).
+        let _ = std::fs::remove_dir_all(std::path::Path::new("/etc/netns").join(&self.name));
         // Killing what still runs inside lets the namespace (and its veths) go away.
         let _ = Command::new("ip")
             .args(["netns", "pids", &self.name])
