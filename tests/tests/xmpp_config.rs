@@ -6,12 +6,14 @@
 //! its port (and traffic stops); adding them again brings it back; a restarted
 //! vrouter forwards for its bound port before the configuration is sent again.
 
-use control_client::contrail::{encode, IpamSubnet, PortObjects, Uuid};
+use control_client::contrail::rules::{Endpoint, PortRange, Rule};
+use control_client::contrail::{encode, IpamSubnet, PortObjects, SecurityGroupProps, Uuid};
 use std::path::{Path, PathBuf};
 
 use std::time::{Duration, Instant};
 use system_tests::{fabric_host, fabric_node, serial};
 use vrouter::api::{ConfigView, Request};
+use vrouter_lab::http::{connect, get, WebServer, WEB_PORT};
 use vrouter_lab::netns::Netns;
 use vrouter_lab::node::{FabricLan, LabNode, Pod};
 use vrouter_lab::traffic::ping;
@@ -316,4 +318,116 @@ fn a_pod_added_through_the_cni_plugin_takes_its_addresses_from_the_configuration
     assert!(config(&node).ports.is_empty());
     let ports: Vec<vrouter::api::InterfaceView> = node.api().call(&Request::Interfaces).unwrap();
     assert!(!ports.iter().any(|p| p.name.starts_with("vc")), "{ports:?}");
+}
+
+/// A security group rule (`local` on one end) as kube-manager writes one.
+fn group_rule(ingress: bool, remote: Endpoint, protocol: Option<u8>, port: Option<u16>) -> Rule {
+    let ports = port.map(|p| PortRange { start: p, end: p });
+    Rule::security_group(ingress, remote, protocol, ports.into_iter().collect())
+}
+
+/// Security groups from the control node filter traffic where it is received: node
+/// 1's pod is in group `client` (it lets nothing in), node 2's in group `web`,
+/// which lets in TCP 8080 from `client`'s members; node 2 learns who they are from
+/// the security group list of node 1's route. Opened to ICMP, pings pass; the
+/// port changed, the web server is cut off, including the connection already open.
+#[test]
+fn security_groups_from_the_control_node_filter_traffic_where_it_arrives() {
+    let _machine = serial();
+    let lan = FabricLan::new().expect("fabric LAN");
+    let host = fabric_host(&lan, 10);
+    let dir = ConfigDir::new();
+    let _peer = peer(&host, &dir.0);
+    let a = node(&lan, 1);
+    let b = node(&lan, 2);
+    let (oa, ob) = (objects(1, &a.pods[0]), objects(2, &b.pods[0]));
+    // Group ids as the API server numbers them; web names client by its id, as the
+    // schema transformer writes a remote group (node 2 holds no object of it).
+    let client = |ingress: Vec<Rule>| SecurityGroupProps {
+        id: Some(8_000_011),
+        rules: [vec![group_rule(false, Endpoint::Any, None, None)], ingress].concat(),
+    };
+    let from_clients = |protocol: u8, port: Option<u16>| {
+        group_rule(true, Endpoint::SecurityGroup("8000011".into()), Some(protocol), port)
+    };
+    let web = |ingress: Vec<Rule>| SecurityGroupProps {
+        id: Some(8_000_010),
+        rules: [vec![group_rule(false, Endpoint::Any, None, None)], ingress].concat(),
+    };
+    let with_group = |o: &PortObjects, name: &str, props: SecurityGroupProps| {
+        let mut ops = o.updates();
+        ops.extend(o.security_group(name, props));
+        encode(&ops)
+    };
+    dir.write(
+        "node-1",
+        "10-pod.xml",
+        &with_group(&oa, "default-domain:k8s-default:client", client(vec![])),
+    );
+    dir.write(
+        "node-2",
+        "10-pod.xml",
+        &with_group(
+            &ob,
+            "default-domain:k8s-default:web",
+            web(vec![from_clients(6, Some(WEB_PORT))]),
+        ),
+    );
+    bind(&a, &oa);
+    bind(&b, &ob);
+    let (pa, pb) = (&a.pods[0], &b.pods[0]);
+    let _server = WebServer::start(&pb.ns, "web", &[]).expect("web server in node 2's pod");
+    let context = |n: &LabNode| {
+        let policies: serde_json::Value = n.api().call(&Request::Policies).unwrap();
+        format!("config {:?}\npolicies {policies}\nlog {}", config(n), n.log())
+    };
+    let web_addr = std::net::SocketAddr::from((pb.ipv4, WEB_PORT));
+    eventually(
+        "the client reaches the web server",
+        Duration::from_secs(40),
+        || get(&pa.ns, web_addr, "web", "/", Duration::from_secs(1)).is_ok_and(|a| a.status == 200),
+        || context(&b),
+    );
+    // Pings are no part of web's rules, and client lets nothing in.
+    assert!(!ping(pa, pb.ipv4.into(), 2), "a ping web does not allow");
+    assert!(!ping(pb, pa.ipv4.into(), 2), "a ping client does not allow");
+    let mut open = connect(&pa.ns, web_addr, Duration::from_secs(2)).expect("a connection to keep open");
+    // Web opens to pings from client (and the open connection still works).
+    dir.write(
+        "node-2",
+        "20-icmp.xml",
+        &encode(&ob.security_group(
+            "default-domain:k8s-default:web",
+            web(vec![from_clients(6, Some(WEB_PORT)), from_clients(1, None)]),
+        )),
+    );
+    eventually(
+        "pings from client to web",
+        Duration::from_secs(20),
+        || ping(pa, pb.ipv4.into(), 1),
+        || context(&b),
+    );
+    assert!(!ping(pb, pa.ipv4.into(), 2), "client still lets nothing in");
+    // Web's TCP rule moves to another port: new connections and the open one stop.
+    dir.write(
+        "node-2",
+        "30-port.xml",
+        &encode(&ob.security_group(
+            "default-domain:k8s-default:web",
+            web(vec![from_clients(6, Some(9999)), from_clients(1, None)]),
+        )),
+    );
+    eventually(
+        "the web server cut off",
+        Duration::from_secs(20),
+        || get(&pa.ns, web_addr, "web", "/", Duration::from_millis(500)).is_err(),
+        || context(&b),
+    );
+    use std::io::{Read, Write};
+    let _ = open.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = open.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = open.read_to_end(&mut answer);
+    assert!(answer.is_empty(), "the connection open before the change was answered");
+    assert!(ping(pa, pb.ipv4.into(), 2), "pings are still allowed");
 }

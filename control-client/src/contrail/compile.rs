@@ -118,6 +118,9 @@ pub struct CompiledConfig {
     pub services: BTreeMap<String, ServiceConfig>,
     /// The security groups ports are in, with their rules, by name.
     pub security_groups: BTreeMap<String, super::SecurityGroupProps>,
+    /// The id of every security group the configuration holds, by name: how a rule
+    /// naming a group finds the routes (the addresses) that carry it.
+    pub security_group_ids: BTreeMap<String, u32>,
     /// Each network's access control rules (its policies), by network name.
     pub network_acls: BTreeMap<String, Vec<super::rules::Rule>>,
 }
@@ -205,6 +208,13 @@ pub fn compile(graph: &ConfigGraph, host: &str) -> CompiledConfig {
         }
         compiled.ports.insert(uuid, port);
     }
+    compiled.security_group_ids = graph
+        .objects_of(&ObjectType::SecurityGroup)
+        .filter_map(|(key, o)| match &o.props {
+            Properties::SecurityGroup(sg) => Some((key.name.clone(), sg.id?)),
+            _ => None,
+        })
+        .collect();
     compiled.floating_ips = floating_ips(graph);
     compiled.services = services(graph);
     port_mapped_services(graph, &mut compiled);
@@ -407,7 +417,12 @@ fn port(graph: &ConfigGraph, key: &ObjectKey, uuid: Uuid, props: &VmiProps) -> P
                 })
         })
         .flatten();
-    let groups: Vec<&ObjectKey> = graph.neighbors(key, &ObjectType::SecurityGroup).collect();
+    // With port security off the agent applies none of the port's groups (Tungsten's
+    // `port_security_enabled`): its traffic is not filtered.
+    let groups: Vec<&ObjectKey> = graph
+        .neighbors(key, &ObjectType::SecurityGroup)
+        .filter(|_| props.port_security)
+        .collect();
     let security_group_ids: Vec<u32> = groups
         .iter()
         .filter_map(|g| match &graph.get(g)?.props {

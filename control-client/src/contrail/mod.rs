@@ -27,6 +27,7 @@ pub mod ifmap;
 mod objects;
 mod props;
 pub mod rules;
+pub mod security_groups;
 #[cfg(test)]
 mod tests;
 

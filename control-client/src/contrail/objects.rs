@@ -4,7 +4,10 @@
 //! them and to the node's virtual router. Used by the lab's control-node peer and
 //! the tests; the manifest translation writes the same objects.
 
-use super::{ConfigOp, IpamSubnet, Link, ObjectKey, ObjectType, Properties, Uuid, VirtualNetworkProps, VmiProps};
+use super::{
+    ConfigOp, IpamSubnet, Link, ObjectKey, ObjectType, Properties, SecurityGroupProps, Uuid, VirtualNetworkProps,
+    VmiProps,
+};
 use nexthop::MacAddr;
 use std::net::IpAddr;
 
@@ -128,6 +131,21 @@ impl PortObjects {
             ops.push(link(&ip, &network, "instance-ip-virtual-network"));
         }
         ops
+    }
+
+    /// The updates that put the port in security group `name` (the group with
+    /// `props`, created or updated).
+    pub fn security_group(&self, name: &str, props: SecurityGroupProps) -> Vec<ConfigOp> {
+        let group = key(ObjectType::SecurityGroup, name);
+        let vmi = key(ObjectType::VirtualMachineInterface, &self.vmi_name);
+        vec![
+            ConfigOp::UpdateNode {
+                key: group.clone(),
+                uuid: None,
+                props: Properties::SecurityGroup(props),
+            },
+            link(&vmi, &group, "virtual-machine-interface-security-group"),
+        ]
     }
 
     /// The deletes that remove the port (its interface, addresses and virtual

@@ -65,6 +65,30 @@ pub struct Rule {
     pub action: RuleAction,
 }
 
+impl Rule {
+    /// A security group rule as kube-manager and the API write one: one-way,
+    /// allowing, with `local` (the group itself) as destination for `ingress` and
+    /// as source otherwise, `remote` at the other end, any source port.
+    pub fn security_group(ingress: bool, remote: Endpoint, protocol: Option<u8>, dst_ports: Vec<PortRange>) -> Rule {
+        let local = Endpoint::SecurityGroup("local".into());
+        let (src, dst) = if ingress { (remote, local) } else { (local, remote) };
+        Rule {
+            bidirectional: false,
+            protocol,
+            ethertype: None,
+            src: vec![src],
+            src_ports: vec![PortRange::ANY],
+            dst: vec![dst],
+            dst_ports: if dst_ports.is_empty() {
+                vec![PortRange::ANY]
+            } else {
+                dst_ports
+            },
+            action: RuleAction::Pass,
+        }
+    }
+}
+
 /// The rules of a `security-group-entries` element.
 pub(super) fn security_group_rules(entries: &Element) -> Vec<Rule> {
     entries

@@ -126,6 +126,10 @@ impl PolicySpec {
                 }
             }
             for port in &rule.ports {
+                let icmp = matches!(port.protocol, L4Protocol::Icmp | L4Protocol::Icmpv6);
+                if icmp && (port.port.is_some() || port.end_port.is_some()) {
+                    return Some("ICMP has no ports: give none".into());
+                }
                 match (port.port, port.end_port) {
                     (None, Some(_)) => return Some("endPort without port".into()),
                     (Some(p), Some(end)) if end < p => return Some(format!("endPort {end} below port {p}")),

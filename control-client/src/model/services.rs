@@ -24,6 +24,10 @@ pub enum L4Protocol {
     Udp,
     /// SCTP: network policies match its ports; services do not translate it yet.
     Sctp,
+    /// ICMP: security group rules allow it (every type); no service port.
+    Icmp,
+    /// ICMPv6: as ICMP.
+    Icmpv6,
 }
 
 impl L4Protocol {
@@ -33,6 +37,8 @@ impl L4Protocol {
             L4Protocol::Tcp => 6,
             L4Protocol::Udp => 17,
             L4Protocol::Sctp => 132,
+            L4Protocol::Icmp => 1,
+            L4Protocol::Icmpv6 => 58,
         }
     }
 }
@@ -44,7 +50,9 @@ impl std::str::FromStr for L4Protocol {
             "tcp" => Ok(L4Protocol::Tcp),
             "udp" => Ok(L4Protocol::Udp),
             "sctp" => Ok(L4Protocol::Sctp),
-            other => Err(format!("{other:?} is not tcp, udp or sctp")),
+            "icmp" => Ok(L4Protocol::Icmp),
+            "icmpv6" => Ok(L4Protocol::Icmpv6),
+            other => Err(format!("{other:?} is not tcp, udp, sctp, icmp or icmpv6")),
         }
     }
 }
@@ -262,6 +270,9 @@ impl DesiredState {
             if p.protocol == L4Protocol::Sctp {
                 // Its checksum covers the whole packet (CRC32c): not translated yet.
                 return invalid(format!("port {}: SCTP services are not translated yet", p.port));
+            }
+            if matches!(p.protocol, L4Protocol::Icmp | L4Protocol::Icmpv6) {
+                return invalid(format!("port {}: a service port is TCP, UDP or SCTP", p.port));
             }
             if p.port == 0 || p.target_port == 0 {
                 return invalid(format!("port {} -> {}: ports are 1..=65535", p.port, p.target_port));

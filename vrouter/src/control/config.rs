@@ -16,6 +16,10 @@
 //!   the configuration says otherwise; a change the model refuses leaves the port
 //!   as it was.
 
+mod security_groups;
+
+pub use security_groups::RouteGroups;
+
 use super::{Control, ControlError};
 use control_client::contrail::{compile, ifmap, ConfigGraph, PortBinding, Uuid};
 use control_client::xmpp::Element;
@@ -359,6 +363,7 @@ impl Control {
         self.config.interfaces = compiled.ports.values().map(interface_view).collect();
         self.reconcile_floating_ips(&compiled);
         self.reconcile_services(&compiled);
+        self.reconcile_security_groups(&compiled);
         for (vrf, vni) in &compiled.vrf_vnis {
             let in_use = self.model.interfaces().any(|(_, s)| &s.vrf == vrf);
             if in_use && self.model.vrf_vnis().get(vrf) != Some(vni) {

@@ -151,6 +151,7 @@ impl Control {
             tracing::warn!(peer = peer.0, vrf = %update.vrf, item = %s.id, "route from a control node skipped: {}", s.why);
         }
         let refused = self.apply_learned(peer, changes);
+        self.note_route_groups(peer, update);
         for (item, why) in &refused {
             tracing::warn!(peer = peer.0, %item, "route from a control node refused: {why}");
         }
@@ -206,6 +207,7 @@ impl Control {
             );
             self.publish_routes(&touched);
             self.refresh_learned_view();
+            self.prune_route_groups();
         }
     }
 
@@ -214,6 +216,7 @@ impl Control {
     pub fn forget_peer(&mut self, peer: PeerId) {
         let touched = self.model.forget_peer(peer);
         self.evpn_macs.retain(|(p, _, _), _| *p != peer);
+        self.forget_route_groups(peer);
         if !touched.is_empty() {
             self.publish_routes(&touched);
             self.refresh_learned_view();

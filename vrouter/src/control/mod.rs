@@ -156,6 +156,8 @@ pub struct Control {
     learned_view: learned::LearnedView,
     /// The MAC whose EVPN item holds each address, per control node and VRF.
     evpn_macs: std::collections::HashMap<(control_client::PeerId, String, IpNet), String>,
+    /// The security groups each learned route carries (group membership).
+    route_groups: config::RouteGroups,
     /// The node ports and external IP ports the fabric steers to the vrouter now.
     fabric_claims: std::collections::BTreeSet<crate::afxdp::Claim>,
     /// The node's own interface, attached at restore.
@@ -218,6 +220,7 @@ impl Control {
             config: config::ConfigState::default(),
             learned_view: Default::default(),
             evpn_macs: Default::default(),
+            route_groups: Default::default(),
             fabric_claims: Default::default(),
             host,
             probe_targets: Default::default(),

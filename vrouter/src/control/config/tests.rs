@@ -435,3 +435,113 @@ fn the_global_vrouter_configs_flow_aging_sets_the_tables_idle_timeouts() {
     assert!(errors.is_empty());
     assert_eq!(ops, [gvc]);
 }
+
+/// A route message of one item in `vrf`, carrying `groups`.
+fn route_with_groups(vrf: &str, prefix: &str, groups: &[u32]) -> control_client::xmpp::RouteUpdate {
+    let list: String = groups
+        .iter()
+        .map(|g| format!("<security-group>{g}</security-group>"))
+        .collect();
+    let stanza = format!(
+        r#"<message><event xmlns="http://jabber.org/protocol/pubsub"><items node="1/1/{vrf}"><item id="{prefix}"><entry><nlri><af>1</af><safi>1</safi><address>{prefix}</address></nlri><next-hops><next-hop><af>1</af><address>198.18.0.2</address><label>20</label><tunnel-encapsulation-list><tunnel-encapsulation>udp</tunnel-encapsulation></tunnel-encapsulation-list></next-hop></next-hops><security-group-list>{list}</security-group-list></entry></item></items></event></message>"#
+    );
+    match control_client::xmpp::Incoming::decode(&Element::parse(&stanza).unwrap()).unwrap() {
+        control_client::xmpp::Incoming::Routes(update) => update,
+        other => panic!("a route update, not {other:?}"),
+    }
+}
+
+#[test]
+fn a_bound_ports_security_groups_become_policies_whose_members_follow_the_routes() {
+    use control_client::contrail::rules::{Endpoint, PortRange, Rule};
+    use control_client::contrail::SecurityGroupProps;
+    let dir = tempfile::tempdir().unwrap();
+    let mut control = detached_control(dir.path());
+    control.bind_port(binding()).unwrap();
+    let t0 = Instant::now();
+    control.config_server(PeerId(0));
+    let web = "default-domain:k8s-default:web";
+    // Web allows TCP 80 from the client group (id 11, no port of it here).
+    let from_clients = Rule::security_group(
+        true,
+        Endpoint::SecurityGroup("default-domain:k8s-default:client".into()),
+        Some(6),
+        vec![PortRange { start: 80, end: 80 }],
+    );
+    let port = objects("198.18.1.10");
+    let mut ops = port.updates();
+    ops.extend(port.security_group(
+        web,
+        SecurityGroupProps {
+            id: Some(10),
+            rules: vec![from_clients],
+        },
+    ));
+    send(&mut control, 0, &ops, t0);
+    let name = format!("config:sg:{web}");
+    let policy = |c: &Control| c.model.policies().find(|p| p.name == name).cloned();
+    let spec = policy(&control).expect("the group's policy");
+    assert_eq!(spec.pods.len(), 1);
+    assert_eq!(spec.pods[0].ip, "198.18.1.10".parse::<std::net::IpAddr>().unwrap());
+    // No client is known yet: nothing may come in, nothing go out.
+    assert_eq!(spec.ingress, Some(vec![]));
+    assert_eq!(spec.egress, Some(vec![]));
+    // A client's route arrives carrying group 11 (the client group's id is known
+    // only from routes here: its object is not on this node): it is let in.
+    let vrf = control.model.interface_spec("tap-a").unwrap().vrf.clone();
+    let client = route_with_groups(&vrf, "198.18.1.20/32", &[11]);
+    control.apply_route_update(PeerId(0), &client);
+    assert!(control.config_dirty());
+    control.reconcile_config();
+    assert_eq!(
+        policy(&control).unwrap().ingress,
+        Some(vec![]),
+        "no group is named for id 11 yet"
+    );
+    // The configuration names the client group: now routes with 11 are its members.
+    let client_group = PortObjects {
+        vmi_name: "default-domain:k8s-default:unbound".into(),
+        ..objects("198.18.1.99")
+    }
+    .security_group(
+        "default-domain:k8s-default:client",
+        SecurityGroupProps {
+            id: Some(11),
+            rules: Vec::new(),
+        },
+    );
+    send(&mut control, 0, &client_group[..1], t0);
+    let ingress = policy(&control).unwrap().ingress.unwrap();
+    let peers: Vec<String> = ingress
+        .iter()
+        .flat_map(|r| r.peers.iter().map(|p| p.cidr.to_string()))
+        .collect();
+    assert_eq!(peers, ["198.18.1.20/32"]);
+    // The client's route goes: so does its allowance (after the queue empties).
+    let mut retract = client.clone();
+    retract.items.clear();
+    retract.retracts = vec!["198.18.1.20/32".into()];
+    control.apply_route_update(PeerId(0), &retract);
+    assert!(control.config_dirty());
+    control.reconcile_config();
+    assert_eq!(policy(&control).unwrap().ingress, Some(vec![]));
+    // Back, then its control node is lost for good: gone again.
+    control.apply_route_update(PeerId(0), &client);
+    control.reconcile_config();
+    assert_eq!(policy(&control).unwrap().ingress.unwrap().len(), 1);
+    control.forget_peer(PeerId(0));
+    control.reconcile_config();
+    assert_eq!(policy(&control).unwrap().ingress, Some(vec![]));
+    // The port leaves the group (after the initial sync): its policy goes.
+    control.config_tick(t0 + CONFIG_QUIET);
+    let unlink = control_client::contrail::ConfigOp::DeleteLink(match &ops.last().unwrap() {
+        control_client::contrail::ConfigOp::UpdateLink(l) => l.clone(),
+        other => panic!("the group link, not {other:?}"),
+    });
+    send(&mut control, 0, &[unlink], t0 + CONFIG_QUIET);
+    assert!(
+        policy(&control).is_none(),
+        "{:?}",
+        control.model.policies().collect::<Vec<_>>()
+    );
+}
