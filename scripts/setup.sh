@@ -4,10 +4,11 @@
 # sysctl (the lab and the system tests), Open vSwitch (a peer in the benchmark),
 # nsenter, the CNI plugins' host-local IPAM, podman with runc and a static busybox
 # (the CNI plugin and the container runtime that drives it), rustfmt and clippy (the
-# checks), haproxy (ingress) and dnsmasq (kube-dns in the lab and the tests).
+# checks), haproxy (ingress), dnsmasq (kube-dns in the lab and the tests) and iperf3
+# (the TCP benchmark).
 set -euo pipefail
 
-packages=(haproxy dnsmasq-base clang llvm libbpf-dev linux-libc-dev iproute2 iputils-ping ethtool procps tshark openvswitch-switch util-linux containernetworking-plugins podman runc busybox-static prometheus curl tmux nfdump)
+packages=(haproxy dnsmasq-base iperf3 clang llvm libbpf-dev linux-libc-dev iproute2 iputils-ping ethtool procps tshark openvswitch-switch util-linux containernetworking-plugins podman runc busybox-static prometheus curl tmux nfdump)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -182,10 +182,14 @@ pub fn configure_pod(pod: &Netns, ifname: &str, addresses: &[IpNet], routes: &[R
         }
     }
     pod.must("configuring the pod's interface", "ip", &["-batch", "-"], Some(&batch))?;
+    // Transmit offloads off: AF_XDP in copy mode takes frames as the pod wrote them,
+    // so checksums must be complete and segments cut. GRO on: the veth then receives
+    // in NAPI, merging the vrouter's segments before the pod's TCP takes them
+    // (`vrouter-lab tcp-bench`: +12 % one stream, +20 % four).
     pod.must(
-        "turning off the pod interface's offloads",
+        "setting the pod interface's offloads",
         "ethtool",
-        &["-K", ifname, "tx", "off", "tso", "off", "gso", "off"],
+        &["-K", ifname, "tx", "off", "tso", "off", "gso", "off", "gro", "on"],
         None,
     )?;
     Ok(())

@@ -50,6 +50,10 @@ enum Command {
     /// Side-by-side forwarding benchmark: generator -> device under test -> counting
     /// sink, for this vrouter, the Linux kernel, Open vSwitch and a minimal forwarder.
     Bench(crate::bench::BenchOptions),
+    /// Pod-to-pod TCP (iperf3 throughput, connections per second, request/response
+    /// latency) through this vrouter, the kernel's routed veth and VXLAN paths and
+    /// Open vSwitch, in one run, with ratios to the kernel.
+    TcpBench(crate::tcp_bench::TcpBenchOptions),
     /// Pod attach speed: pods added at once through the vrouter's CNI plugin (ADD to
     /// reachable), beside Debian's ptp plugin (the kernel's routed veth) in the same run.
     CniBench(crate::cni_bench::CniBenchOptions),
@@ -136,6 +140,7 @@ pub fn main_entry() -> std::process::ExitCode {
             crate::gen::sink(&interface, xdp_mode, seconds, expect, || {}).map(|r| println!("{}", serde_json::json!(r)))
         }
         Command::Bench(options) => crate::bench::run(&vrouter_binary(cli.vrouter)?, &options),
+        Command::TcpBench(options) => crate::tcp_bench::run(&vrouter_binary(cli.vrouter)?, &options).map(drop),
         Command::CniBench(options) => {
             let plugin = cni_plugin(options.plugin.clone())?;
             crate::cni_bench::run(&vrouter_binary(cli.vrouter)?, &plugin, &options).map(drop)

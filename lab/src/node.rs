@@ -141,6 +141,7 @@ pub struct LabNode {
     dir: PathBuf,
     options: NodeOptions,
     encap_priority: Option<String>,
+    forwarding_cores: Option<Vec<usize>>,
     /// `dataplane.umem_frames` and `dataplane.fill_frames` (room for
     /// `umem_frames / (4 * fill_frames)` sockets).
     umem_frames: u32,
@@ -164,6 +165,7 @@ impl LabNode {
             dir,
             options,
             encap_priority: None,
+            forwarding_cores: None,
             extra_config: String::new(),
             umem_frames: 16384,
             fill_frames: 64,
@@ -217,6 +219,12 @@ impl LabNode {
         &self.dir
     }
 
+    /// Sets `cores.forwarding` for the next start (default: the highest cores, one
+    /// per worker).
+    pub fn set_forwarding_cores(&mut self, cores: &[usize]) {
+        self.forwarding_cores = Some(cores.to_vec());
+    }
+
     /// Sets `fabric.encap_priority` (TOML names, most preferred first) for the next
     /// start.
     pub fn set_encap_priority(&mut self, names: &[&str]) {
@@ -250,7 +258,10 @@ impl LabNode {
     pub fn config_text_for(&self, state_dir: &Path, api_socket: &Path) -> String {
         let cores = vrouter::run::available_cores();
         let workers = self.options.workers.max(1);
-        let forwarding: Vec<String> = cores.iter().rev().take(workers).map(|c| c.to_string()).collect();
+        let forwarding: Vec<String> = match &self.forwarding_cores {
+            Some(chosen) => chosen.iter().map(|c| c.to_string()).collect(),
+            None => cores.iter().rev().take(workers).map(|c| c.to_string()).collect(),
+        };
         let mode = match self.options.xdp_mode {
             XdpMode::Native => "native",
             XdpMode::Generic => "generic",
@@ -433,8 +444,12 @@ impl LabNode {
         p.ip(&["route", "add", "default", "via", &pod.gateway4.to_string()])?;
         p.ip(&["-6", "route", "add", "default", "via", &pod.gateway6.to_string()])?;
         // AF_XDP in copy mode sees the frame as the pod's stack wrote it: checksums
-        // must be complete and segments already cut (no offload to the veth).
-        p.exec("ethtool", &["-K", "eth0", "tx", "off", "tso", "off", "gso", "off"])?;
+        // must be complete and segments already cut (no offload to the veth). GRO on,
+        // as the CNI plugin sets it: the pod merges what the vrouter sends it.
+        p.exec(
+            "ethtool",
+            &["-K", "eth0", "tx", "off", "tso", "off", "gso", "off", "gro", "on"],
+        )?;
         self.pods.push(pod);
         if attach {
             self.attach(self.pods.len() - 1)?;

@@ -100,3 +100,46 @@ fn cni_bench_attaches_pods_with_both_plugins_and_reports_latency_and_rate() {
     }
     assert!(text.contains("ratio vrouter-cni / ptp"), "{text}");
 }
+
+/// The cells of `path`'s row in tcp-bench's table.
+fn tcp_row<'a>(out: &'a str, path: &str) -> Vec<&'a str> {
+    let prefix = format!("| {path} |");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no row for {path} in:\n{out}"));
+    line.trim_matches('|').split('|').skip(1).map(str::trim).collect()
+}
+
+/// `vrouter-lab tcp-bench` measures pod-to-pod TCP through the vrouter on one node and
+/// across two, and through the kernel's paths of the same kinds, in one run: every
+/// path carries iperf3's stream, opens connections and answers requests, and each
+/// vrouter path is compared with its kernel path.
+#[test]
+fn tcp_bench_measures_the_vrouter_beside_the_kernel_on_one_node_and_across_two() {
+    let _machine = serial();
+    require_root();
+    let out = std::process::Command::new(LAB)
+        .args([
+            "--vrouter",
+            BIN,
+            "tcp-bench",
+            "--paths",
+            "vrouter,kernel,vrouter-vxlan,kernel-vxlan",
+        ])
+        .args(["--streams", "1", "--seconds", "1", "--runs", "1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for path in ["vrouter", "kernel", "vrouter-vxlan", "kernel-vxlan"] {
+        let cells = tcp_row(&text, path);
+        let numbers: Vec<f64> = cells.iter().map(|c| c.parse().unwrap_or(f64::NAN)).collect();
+        // Gbit/s, connections/s, RR p50 µs, RR p99 µs.
+        assert!(numbers[0] > 0.05, "{path}: {} Gbit/s\n{text}", numbers[0]);
+        assert!(numbers[1] > 50.0, "{path}: {} connections/s\n{text}", numbers[1]);
+        assert!(numbers[2] > 0.0 && numbers[2] <= numbers[3], "{path}: latency\n{text}");
+    }
+    assert!(text.contains("- vrouter / kernel: 1 stream(s) "), "{text}");
+    assert!(text.contains("- vrouter-vxlan / kernel-vxlan: 1 stream(s) "), "{text}");
+}

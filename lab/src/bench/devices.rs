@@ -231,23 +231,7 @@ fn kernel(node: &mut LabNode, members: u8) -> anyhow::Result<MacAddr> {
     }
     ns.ip(&["addr", "add", "198.18.1.1/24", "dev", &host_if])?;
     ns.ip(&["-6", "addr", "add", "2001:2:0:1::1/64", "dev", &host_if, "nodad"])?;
-    let vni = VNI.to_string();
-    ns.ip(&[
-        "link",
-        "add",
-        "vxlan0",
-        "type",
-        "vxlan",
-        "id",
-        &vni,
-        "local",
-        "198.18.0.1",
-        "dstport",
-        "4789",
-        "nolearning",
-        "dev",
-        FABRIC_IF,
-    ])?;
+    add_vxlan_device(ns, VNI, Ipv4Addr::new(198, 18, 0, 1))?;
     ns.ip(&["addr", "add", "198.18.3.1/24", "dev", "vxlan0"])?;
     ns.ip(&["-6", "addr", "add", "2001:2:0:3::1/64", "dev", "vxlan0", "nodad"])?;
     ns.ip(&["link", "set", "vxlan0", "up"])?;
@@ -277,6 +261,29 @@ fn kernel(node: &mut LabNode, members: u8) -> anyhow::Result<MacAddr> {
     read_mac(ns, &host_if)
 }
 
+/// The kernel's VXLAN device `vxlan0` in `ns` for `vni`, from `local` over the
+/// fabric interface, forwarding by static entries only (no learning).
+pub(crate) fn add_vxlan_device(ns: &Netns, vni: u32, local: Ipv4Addr) -> anyhow::Result<()> {
+    let (vni, local) = (vni.to_string(), local.to_string());
+    ns.ip(&[
+        "link",
+        "add",
+        "vxlan0",
+        "type",
+        "vxlan",
+        "id",
+        &vni,
+        "local",
+        &local,
+        "dstport",
+        "4789",
+        "nolearning",
+        "dev",
+        FABRIC_IF,
+    ])?;
+    Ok(())
+}
+
 /// Open vSwitch's userspace datapath: `br-int` with the pod's AF_XDP port and one
 /// VXLAN port per member (a select group over them for ECMP), `br-phy` with the
 /// fabric's AF_XDP port and the tunnel source address; OpenFlow rules route (TTL,
@@ -290,28 +297,13 @@ fn open_vswitch(node: &mut LabNode, sink_host: &Netns, members: u8) -> anyhow::R
     let host_if = node.pods[0].host_if.clone();
     let ns = &node.ns;
     let ovs = OpenVswitch::start(ns, forwarding_core())?;
-    let afxdp = |bridge: &str, port: &str| -> anyhow::Result<()> {
-        ovs.vsctl(&[
-            "add-port",
-            bridge,
-            port,
-            "--",
-            "set",
-            "interface",
-            port,
-            "type=afxdp",
-            "options:xdp-mode=native",
-            "options:n_rxq=1",
-        ])?;
-        Ok(())
-    };
     for bridge in ["br-phy", "br-int"] {
         ovs.vsctl(&["add-br", bridge, "--", "set", "bridge", bridge, "datapath_type=netdev"])?;
     }
     // The tunnel source address moves from the fabric interface to br-phy.
     ns.ip(&["addr", "flush", "dev", FABRIC_IF])?;
-    afxdp("br-phy", FABRIC_IF)?;
-    afxdp("br-int", &host_if)?;
+    ovs.add_afxdp_port("br-phy", FABRIC_IF)?;
+    ovs.add_afxdp_port("br-int", &host_if)?;
     ns.ip(&["addr", "add", "198.18.0.1/24", "dev", "br-phy"])?;
     ns.ip(&["link", "set", "br-phy", "up"])?;
     let sink_mac = read_mac(sink_host, "eth0")?.to_string();

@@ -9,8 +9,8 @@
 //! `--zero-loss` adds an RFC 2544 style binary search for the highest rate without
 //! loss, and a latency run measures one-way delay at a fixed rate.
 
-mod devices;
-mod ovs;
+pub(crate) mod devices;
+pub(crate) mod ovs;
 mod trial;
 
 use crate::gen::{FrameSize, Latency, Proto};

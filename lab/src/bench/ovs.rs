@@ -90,6 +90,24 @@ impl OpenVswitch {
         Ok(String::from_utf8_lossy(&run_checked("ovs-vsctl", &all)?.stdout).into_owned())
     }
 
+    /// Adds `port` (a Linux interface) to `bridge` as an AF_XDP port in native mode
+    /// with one receive queue.
+    pub fn add_afxdp_port(&self, bridge: &str, port: &str) -> anyhow::Result<()> {
+        self.vsctl(&[
+            "add-port",
+            bridge,
+            port,
+            "--",
+            "set",
+            "interface",
+            port,
+            "type=afxdp",
+            "options:xdp-mode=native",
+            "options:n_rxq=1",
+        ])?;
+        Ok(())
+    }
+
     /// Runs `ovs-ofctl` on `bridge` (OpenFlow 1.5, for select groups).
     pub fn ofctl(&self, command: &str, bridge: &str, args: &[&str]) -> anyhow::Result<String> {
         let target = self.dir.join(format!("{bridge}.mgmt")).display().to_string();
