@@ -28,6 +28,7 @@ pub mod networks_section;
 pub mod node;
 mod services_section;
 pub mod soak;
+pub mod spread;
 pub mod tcp_bench;
 pub mod traffic;
 mod traffic_threads;

@@ -38,6 +38,8 @@ fn bench_measures_vrouter_kernel_open_vswitch_and_the_limit_in_one_run() {
             "1",
             "--latency-rate",
             "20000",
+            "--runs",
+            "2",
         ])
         .output()
         .unwrap();
@@ -59,6 +61,15 @@ fn bench_measures_vrouter_kernel_open_vswitch_and_the_limit_in_one_run() {
             let cycles: f64 = r[10].parse().unwrap_or_else(|_| panic!("{device} cycles:\n{text}"));
             assert!(cycles > 100.0, "{device}: {cycles} cycles per packet:\n{text}");
         }
+        // The two runs' lowest and highest rate hold the median between them.
+        let (lo, hi) = r[11]
+            .split_once('-')
+            .unwrap_or_else(|| panic!("{device} range:\n{text}"));
+        let (lo, hi): (f64, f64) = (lo.parse().unwrap(), hi.parse().unwrap());
+        assert!(
+            lo <= received && received <= hi,
+            "{device}: {received} outside {lo}-{hi}\n{text}"
+        );
     }
     // The ratios are against the peers measured in the same run.
     assert_eq!(row(&text, "kernel VXLAN")[7], "1.00x", "{text}");
@@ -76,6 +87,12 @@ fn bench_measures_vrouter_kernel_open_vswitch_and_the_limit_in_one_run() {
         assert_eq!(&r[0..4], ["udp6", "100", "imix", "2"], "{text}");
         let packets: u64 = r[4].parse().unwrap();
         assert!(packets > 10_000, "{device}: {packets} latency samples:\n{text}");
+        let p99: f64 = r[7].parse().unwrap();
+        let (lo, hi) = r[10]
+            .split_once('-')
+            .unwrap_or_else(|| panic!("{device} p99 range:\n{text}"));
+        let (lo, hi): (f64, f64) = (lo.parse().unwrap(), hi.parse().unwrap());
+        assert!(lo <= p99 && p99 <= hi, "{device}: p99 {p99} outside {lo}-{hi}\n{text}");
     }
 }
 

@@ -14,6 +14,7 @@ pub(crate) mod ovs;
 mod trial;
 
 use crate::gen::{FrameSize, Latency, Proto};
+use crate::spread::Spread;
 use devices::Dut;
 use nexthop::encap::Encap;
 use trial::{Trial, TrialSpec};
@@ -60,6 +61,11 @@ pub struct BenchOptions {
     /// removed through the API); 0: none.
     #[arg(long, default_value_t = 0)]
     pub route_churn: u32,
+    /// Runs of every case, the devices taking turns within each (each run builds the
+    /// device afresh); rates, cycles and latency percentiles are the runs' medians,
+    /// with the lowest and highest run beside the rate and the p99.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub runs: u32,
 }
 
 /// A device under test, as `--devices` names it.
@@ -150,9 +156,30 @@ pub struct Case {
     pub ecmp: u8,
 }
 
-/// What one device did in one case.
+/// What one device did in one case, over the runs.
 struct Outcome {
     device: Device,
+    trials: Vec<Trial>,
+    zero_loss_pps: Option<f64>,
+    latencies: Vec<Latency>,
+}
+
+impl Outcome {
+    fn spread(&self, of: impl Fn(&Trial) -> Option<f64>) -> Spread {
+        Spread {
+            runs: self.trials.iter().filter_map(of).collect(),
+        }
+    }
+
+    fn latency_spread(&self, of: impl Fn(&Latency) -> f64) -> Spread {
+        Spread {
+            runs: self.latencies.iter().map(of).collect(),
+        }
+    }
+}
+
+/// One run of one device in one case.
+struct Run {
     trial: Trial,
     zero_loss_pps: Option<f64>,
     latency: Option<Latency>,
@@ -170,9 +197,15 @@ fn check(o: &BenchOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Measures `device` in `case`: warm-up, the main trial, the zero-loss search and the
-/// latency run if asked.
-fn measure(binary: &std::path::Path, device: Device, case: &Case, o: &BenchOptions) -> anyhow::Result<Outcome> {
+/// Measures `device` in `case` once: warm-up, the main trial, the zero-loss search
+/// (when asked and `search`) and the latency run if asked.
+fn measure(
+    binary: &std::path::Path,
+    device: Device,
+    case: &Case,
+    o: &BenchOptions,
+    search: bool,
+) -> anyhow::Result<Run> {
     let dut = Dut::build(binary, device, case)?;
     let spec = |rate: u64| TrialSpec {
         case: *case,
@@ -182,7 +215,7 @@ fn measure(binary: &std::path::Path, device: Device, case: &Case, o: &BenchOptio
     };
     trial::warm_up(&dut, case)?;
     let main = trial::run(&dut, &spec(o.rate))?;
-    let zero_loss_pps = if o.zero_loss {
+    let zero_loss_pps = if o.zero_loss && search {
         Some(trial::zero_loss_search(
             &dut,
             &spec(0),
@@ -197,8 +230,7 @@ fn measure(binary: &std::path::Path, device: Device, case: &Case, o: &BenchOptio
     } else {
         None
     };
-    Ok(Outcome {
-        device,
+    Ok(Run {
         trial: main,
         zero_loss_pps,
         latency,
@@ -222,8 +254,9 @@ pub fn run(binary: &std::path::Path, o: &BenchOptions) -> anyhow::Result<()> {
         format!("{} pps", o.rate)
     };
     println!(
-        "== vrouter bench: AF_XDP generator -> device -> counting XDP sink, {} s per case, offered {offered}",
-        o.seconds
+        "== vrouter bench: AF_XDP generator -> device -> counting XDP sink, {} s per case, offered {offered}, \
+         median of {} runs (received: lowest-highest run)",
+        o.seconds, o.runs
     );
     println!(
         "   busy cycles per packet: TSC cycles of the forwarding core in loop iterations that found packets \
@@ -238,7 +271,7 @@ pub fn run(binary: &std::path::Path, o: &BenchOptions) -> anyhow::Result<()> {
     }
     let zl = if o.zero_loss { "zero-loss pps" } else { "" };
     println!(
-        "{:<19} {:>5} {:>7} {:>5} {:>4} {:>10} {:>10} {:>6} {:>7} {:>7} {:>7} {:>9} {:>13}",
+        "{:<19} {:>5} {:>7} {:>5} {:>4} {:>10} {:>10} {:>6} {:>7} {:>7} {:>7} {:>9} {:>19} {:>13}",
         "device",
         "proto",
         "flows",
@@ -251,6 +284,7 @@ pub fn run(binary: &std::path::Path, o: &BenchOptions) -> anyhow::Result<()> {
         "/ovs",
         "/limit",
         "cyc/pkt",
+        "received range",
         zl
     );
     let mut latencies = Vec::new();
@@ -264,15 +298,36 @@ pub fn run(binary: &std::path::Path, o: &BenchOptions) -> anyhow::Result<()> {
                         size,
                         ecmp,
                     };
-                    let mut results = Vec::new();
-                    for &d in &o.devices {
-                        match measure(binary, d, &case, o) {
-                            Ok(r) => results.push(r),
-                            Err(e) => println!("{:<19} failed: {e:#}", d.name()),
+                    let mut results: Vec<Outcome> = o
+                        .devices
+                        .iter()
+                        .map(|&device| Outcome {
+                            device,
+                            trials: Vec::new(),
+                            zero_loss_pps: None,
+                            latencies: Vec::new(),
+                        })
+                        .collect();
+                    for run in 0..o.runs {
+                        for r in &mut results {
+                            match measure(binary, r.device, &case, o, r.zero_loss_pps.is_none()) {
+                                Ok(one) => {
+                                    r.trials.push(one.trial);
+                                    r.zero_loss_pps = r.zero_loss_pps.or(one.zero_loss_pps);
+                                    r.latencies.extend(one.latency);
+                                }
+                                Err(e) => println!("{:<19} failed (run {}): {e:#}", r.device.name(), run + 1),
+                            }
                         }
                     }
+                    results.retain(|r| !r.trials.is_empty());
                     print_case(&case, &results);
-                    latencies.extend(results.iter().filter_map(|r| r.latency.map(|l| (case, r.device, l))));
+                    latencies.extend(
+                        results
+                            .iter()
+                            .filter(|r| !r.latencies.is_empty())
+                            .map(|r| (case, r.device, latency_medians(r))),
+                    );
                 }
             }
         }
@@ -283,44 +338,74 @@ pub fn run(binary: &std::path::Path, o: &BenchOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn received(t: &Trial) -> Option<f64> {
+    Some(t.received.pps)
+}
+
 fn print_case(case: &Case, results: &[Outcome]) {
-    let of = |dev: Device| results.iter().find(|r| r.device == dev).map(|r| r.trial.received.pps);
+    let of = |dev: Device| {
+        results
+            .iter()
+            .find(|r| r.device == dev)
+            .map(|r| r.spread(received).median())
+    };
     let (kernel, ovs, limit) = (of(Device::Kernel), of(Device::Ovs), of(Device::Minimal));
     for r in results {
-        let got = r.trial.received.pps;
-        let busy = r
-            .trial
-            .busy_cycles
-            .map_or_else(|| "-".to_string(), |b| format!("{b:.0}"));
+        let got = r.spread(received);
+        let busy = r.spread(|t| t.busy_cycles);
+        let busy = if busy.runs.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.0}", busy.median())
+        };
+        let (lo, hi) = got.range();
         let zero = r.zero_loss_pps.map_or_else(String::new, |z| format!("{z:.0}"));
         println!(
-            "{:<19} {:>5} {:>7} {:>5} {:>4} {:>10.0} {:>10.0} {:>6.2} {:>7} {:>7} {:>7} {:>9} {:>13}",
+            "{:<19} {:>5} {:>7} {:>5} {:>4} {:>10.0} {:>10.0} {:>6.2} {:>7} {:>7} {:>7} {:>9} {:>19} {:>13}",
             r.device.name(),
             case.traffic.name(),
             case.flows,
             case.size.to_string(),
             case.ecmp,
-            r.trial.sent.pps,
-            got,
-            r.trial.loss_percent(),
-            ratio(got, kernel),
-            ratio(got, ovs),
-            ratio(got, limit),
+            r.spread(|t| Some(t.sent.pps)).median(),
+            got.median(),
+            r.spread(|t| Some(t.loss_percent())).median(),
+            ratio(got.median(), kernel),
+            ratio(got.median(), ovs),
+            ratio(got.median(), limit),
             busy,
+            format!("{lo:.0}-{hi:.0}"),
             zero
         );
     }
 }
 
-fn print_latencies(rate: u64, latencies: &[(Case, Device, Latency)]) {
-    println!("\n== one-way latency at {rate} pps offered, microseconds");
+/// The runs' median of each percentile, and the p99's range.
+fn latency_medians(r: &Outcome) -> (Latency, (f64, f64)) {
+    let median = |of: fn(&Latency) -> f64| r.latency_spread(of).median();
+    let latency = Latency {
+        packets: r.latencies.iter().map(|l| l.packets).sum(),
+        p50: median(|l| l.p50),
+        p90: median(|l| l.p90),
+        p99: median(|l| l.p99),
+        p999: median(|l| l.p999),
+        max: median(|l| l.max),
+    };
+    (latency, r.latency_spread(|l| l.p99).range())
+}
+
+/// A case's latency on one device: the runs' medians and the p99's range.
+type LatencyRow = (Case, Device, (Latency, (f64, f64)));
+
+fn print_latencies(rate: u64, latencies: &[LatencyRow]) {
+    println!("\n== one-way latency at {rate} pps offered, microseconds (medians of the runs; p99: lowest-highest run)");
     println!(
-        "{:<19} {:>5} {:>7} {:>5} {:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "device", "proto", "flows", "size", "ecmp", "packets", "p50", "p90", "p99", "p99.9", "max"
+        "{:<19} {:>5} {:>7} {:>5} {:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>15}",
+        "device", "proto", "flows", "size", "ecmp", "packets", "p50", "p90", "p99", "p99.9", "max", "p99 range"
     );
-    for (case, device, l) in latencies {
+    for (case, device, (l, (lo, hi))) in latencies {
         println!(
-            "{:<19} {:>5} {:>7} {:>5} {:>4} {:>9} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+            "{:<19} {:>5} {:>7} {:>5} {:>4} {:>9} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>15}",
             device.name(),
             case.traffic.name(),
             case.flows,
@@ -331,7 +416,8 @@ fn print_latencies(rate: u64, latencies: &[(Case, Device, Latency)]) {
             l.p90,
             l.p99,
             l.p999,
-            l.max
+            l.max,
+            format!("{lo:.1}-{hi:.1}")
         );
     }
 }

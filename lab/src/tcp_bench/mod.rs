@@ -9,6 +9,7 @@
 pub mod measure;
 pub mod paths;
 
+use crate::spread::Spread;
 use anyhow::Context;
 pub use paths::TcpPath;
 use std::path::Path;
@@ -39,44 +40,6 @@ pub struct TcpBenchOptions {
     /// two nodes, each node's worker has a core of its own, as on two machines.
     #[arg(long, value_enum, default_value = "busy")]
     pub poll_mode: PollMode,
-}
-
-/// Several runs of one figure.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Spread {
-    /// Each run's value.
-    pub runs: Vec<f64>,
-}
-
-impl Spread {
-    /// The median (the mean of the middle two for an even count).
-    pub fn median(&self) -> f64 {
-        let mut v = self.runs.clone();
-        v.sort_by(f64::total_cmp);
-        match v.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => v[n / 2],
-            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-        }
-    }
-
-    fn range(&self) -> (f64, f64) {
-        let lowest = self.runs.iter().copied().fold(f64::INFINITY, f64::min);
-        let highest = self.runs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (lowest, highest)
-    }
-
-    /// `median (lowest-highest)` with `decimals`.
-    fn show(&self, decimals: usize) -> String {
-        if self.runs.is_empty() {
-            return "-".into();
-        }
-        let (lo, hi) = self.range();
-        if self.runs.len() == 1 {
-            return format!("{:.decimals$}", self.median());
-        }
-        format!("{:.decimals$} ({lo:.decimals$}-{hi:.decimals$})", self.median())
-    }
 }
 
 /// One path's figures.
@@ -194,25 +157,5 @@ fn print_ratios(all: &[(TcpPath, PathFigures)]) {
         parts.push(format!("RR p50 {:.2}x", k.rr_p50_us.median() / f.rr_p50_us.median()));
         parts.push(format!("RR p99 {:.2}x", k.rr_p99_us.median() / f.rr_p99_us.median()));
         println!("- {} / {}: {}", f.path, kernel.name(), parts.join(", "));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Spread;
-
-    #[test]
-    fn a_spread_shows_its_median_and_range() {
-        let s = Spread {
-            runs: vec![3.0, 1.0, 2.0],
-        };
-        assert_eq!(s.median(), 2.0);
-        assert_eq!(s.show(1), "2.0 (1.0-3.0)");
-        let even = Spread {
-            runs: vec![4.0, 1.0, 2.0, 3.0],
-        };
-        assert_eq!(even.median(), 2.5);
-        assert_eq!(Spread { runs: vec![5.0] }.show(0), "5");
-        assert_eq!(Spread::default().show(0), "-");
     }
 }
