@@ -302,7 +302,7 @@ impl Flows {
     pub fn observe(&self, tracker: &mut crate::flow_export::tracker::FlowTracker) {
         tracker.begin_pass(self.table.now());
         self.table.for_each(|r, activity| {
-            tracker.visit(r, activity, self.translation(r));
+            tracker.visit(r, activity, || self.translation(r));
         });
     }
 
@@ -340,7 +340,7 @@ impl Flows {
         let mut orphans: Vec<FlowRef> = Vec::new();
         self.table.for_each(|r, activity| {
             if let Some(t) = tracker.as_deref_mut() {
-                t.visit(r, activity, self.translation(r));
+                t.visit(r, activity, || self.translation(r));
             }
             if FlowAction::is_reverse(r.value.data) {
                 // An orphan idle a while (not a pair being made this instant) goes:

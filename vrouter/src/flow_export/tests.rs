@@ -50,8 +50,8 @@ fn activity(packets: u64, bytes: u64, last_seen: u32) -> FlowActivity {
 fn records_follow_a_flow_and_their_deltas_sum_to_its_counts() {
     let mut t = FlowTracker::new(3600);
     t.begin_pass(10);
-    t.visit(&entry(7, 1000), activity(5, 500, 10), None);
-    t.visit(&entry(8, 2000), activity(1, 60, 9), None);
+    t.visit(&entry(7, 1000), activity(5, 500, 10), || None);
+    t.visit(&entry(8, 2000), activity(1, 60, 9), || None);
     let first = t.end_pass();
     assert_eq!(first.len(), 2);
     assert!(first.iter().all(|r| r.event == FlowEvent::Created));
@@ -59,7 +59,7 @@ fn records_follow_a_flow_and_their_deltas_sum_to_its_counts() {
 
     // Going on (no active timeout yet): no record; entry 8 vanished (re-steered).
     t.begin_pass(11);
-    t.visit(&entry(7, 1000), activity(9, 900, 11), None);
+    t.visit(&entry(7, 1000), activity(9, 900, 11), || None);
     let second = t.end_pass();
     assert_eq!(second.len(), 1, "{second:?}");
     assert_eq!(second[0].event, FlowEvent::Ended(EndReason::Forced));
@@ -72,7 +72,7 @@ fn records_follow_a_flow_and_their_deltas_sum_to_its_counts() {
 
     // Aged out as TCP closed: the rest of its counts.
     t.begin_pass(12);
-    t.visit(&entry(7, 1000), activity(12, 1200, 12), None);
+    t.visit(&entry(7, 1000), activity(12, 1200, 12), || None);
     t.removed(7, EndReason::EndOfFlow);
     let third = t.end_pass();
     assert_eq!(third.len(), 1);
@@ -85,10 +85,10 @@ fn records_follow_a_flow_and_their_deltas_sum_to_its_counts() {
 
     // An index reused by another flow between passes ends the old one.
     t.begin_pass(13);
-    t.visit(&entry(9, 1), activity(1, 10, 13), None);
+    t.visit(&entry(9, 1), activity(1, 10, 13), || None);
     t.end_pass();
     t.begin_pass(14);
-    t.visit(&entry(9, 2), activity(2, 20, 14), None);
+    t.visit(&entry(9, 2), activity(2, 20, 14), || None);
     let events: Vec<(u16, FlowEvent)> = t.end_pass().iter().map(|r| (r.key.src_port(), r.event)).collect();
     assert!(events.contains(&(1, FlowEvent::Ended(EndReason::Forced))), "{events:?}");
     assert!(events.contains(&(2, FlowEvent::Created)), "{events:?}");
@@ -99,11 +99,11 @@ fn records_follow_a_flow_and_their_deltas_sum_to_its_counts() {
 fn a_long_flow_gets_periodic_records() {
     let mut t = FlowTracker::new(1);
     t.begin_pass(1);
-    t.visit(&entry(1, 1), activity(1, 100, 1), None);
+    t.visit(&entry(1, 1), activity(1, 100, 1), || None);
     t.end_pass();
     std::thread::sleep(std::time::Duration::from_millis(1100));
     t.begin_pass(2);
-    t.visit(&entry(1, 1), activity(3, 300, 2), None);
+    t.visit(&entry(1, 1), activity(3, 300, 2), || None);
     let r = t.end_pass();
     assert_eq!(r.len(), 1);
     assert_eq!((r[0].event, r[0].packets, r[0].bytes), (FlowEvent::Updated, 2, 200));

@@ -9,6 +9,33 @@ use super::{FlowEvent, FlowRecord};
 use crate::flows::FlowAction;
 use flow_table::{FlowActivity, FlowKey, FlowRef};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hashes a flow entry's index: indexes are distinct small integers, so one multiply
+/// spreads them over the map with none of SipHash's cost (the pass hashes every flow
+/// of the table every second: at a million flows SipHash and the copies of a
+/// get-then-insert made the records' pass a core's worth of work).
+#[derive(Debug, Default, Clone, Copy)]
+struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.0 = u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Tracked flows by entry index.
+type ByIndex = HashMap<u32, Tracked, BuildHasherDefault<IndexHasher>>;
 
 /// Why an entry ended (IPFIX flowEndReason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +77,34 @@ struct Tracked {
     visited: bool,
 }
 
+/// Appends `t`'s record of `event` (the counts since its previous record) at pass
+/// time `pass_ms`.
+fn record(records: &mut Vec<FlowRecord>, pass_ms: u64, t: &mut Tracked, event: FlowEvent, end_ms: u64) {
+    let (packets, bytes) = (
+        t.seen.0.saturating_sub(t.exported.0),
+        t.seen.1.saturating_sub(t.exported.1),
+    );
+    t.exported = t.seen;
+    t.last_record_ms = pass_ms;
+    records.push(FlowRecord {
+        key: t.key,
+        owner: t.owner,
+        data: t.data,
+        transform: t.transform,
+        packets,
+        bytes,
+        total_packets: t.seen.0,
+        total_bytes: t.seen.1,
+        start_ms: t.start_ms,
+        end_ms: end_ms.max(t.start_ms),
+        event,
+    });
+}
+
 /// Flow entries seen, by entry index.
 #[derive(Debug)]
 pub struct FlowTracker {
-    tracked: HashMap<u32, Tracked>,
+    tracked: ByIndex,
     active_timeout_ms: u64,
     /// Wall clock (ms since the epoch) and the table's coarse clock of this pass.
     pass: (u64, u32),
@@ -70,7 +121,7 @@ impl FlowTracker {
     /// A tracker sending a record for a long flow every `active_timeout_secs`.
     pub fn new(active_timeout_secs: u32) -> Self {
         Self {
-            tracked: HashMap::new(),
+            tracked: ByIndex::default(),
             active_timeout_ms: u64::from(active_timeout_secs.max(1)) * 1000,
             pass: (0, 0),
             records: Vec::new(),
@@ -89,71 +140,58 @@ impl FlowTracker {
     }
 
     fn record(&mut self, t: &mut Tracked, event: FlowEvent, end_ms: u64) {
-        let (packets, bytes) = (
-            t.seen.0.saturating_sub(t.exported.0),
-            t.seen.1.saturating_sub(t.exported.1),
-        );
-        t.exported = t.seen;
-        t.last_record_ms = self.pass.0;
-        self.records.push(FlowRecord {
-            key: t.key,
-            owner: t.owner,
-            data: t.data,
-            transform: t.transform,
-            packets,
-            bytes,
-            total_packets: t.seen.0,
-            total_bytes: t.seen.1,
-            start_ms: t.start_ms,
-            end_ms: end_ms.max(t.start_ms),
-            event,
-        });
+        record(&mut self.records, self.pass.0, t, event, end_ms);
     }
 
-    /// Visits entry `r` with its `activity` and its translation (if translated): a new one gets its first record, a long one a
-    /// periodic record.
-    pub fn visit(&mut self, r: &FlowRef, activity: FlowActivity, transform: Option<super::Translation>) {
+    /// Visits entry `r` with its `activity`; `transform` gives its translation (if
+    /// translated), asked only when the flow is new or moved since the last pass. A
+    /// new one gets its first record, a long one a periodic record.
+    pub fn visit(
+        &mut self,
+        r: &FlowRef,
+        activity: FlowActivity,
+        transform: impl FnOnce() -> Option<super::Translation>,
+    ) {
         let last_ms = self.wall(activity.last_seen);
-        let mut ended = None;
-        let mut t = match self.tracked.get(&r.index) {
-            // Counts that went back: the same connection again in a recycled entry.
-            Some(t) if t.key == r.key && activity.packets >= t.seen.0 => *t,
-            other => {
-                ended = other.copied();
-                let mut t = Tracked {
-                    key: r.key,
-                    owner: r.value.owner,
-                    data: r.value.data,
-                    transform,
-                    start_ms: last_ms.min(self.pass.0),
-                    seen: (0, 0),
-                    exported: (0, 0),
-                    last_seen_ms: last_ms,
-                    last_record_ms: 0,
-                    visited: true,
-                };
+        // The common case, a flow seen before: updated in place, one lookup.
+        if let Some(t) = self.tracked.get_mut(&r.index) {
+            if t.key == r.key && activity.packets >= t.seen.0 {
+                if activity.packets != t.seen.0 {
+                    t.transform = transform();
+                }
                 t.seen = (activity.packets, activity.bytes);
-                let event = match FlowAction::decode(r.value.data) {
-                    Some(FlowAction::Drop(_)) => FlowEvent::Denied,
-                    _ => FlowEvent::Created,
-                };
-                self.record(&mut t, event, last_ms);
-                t
+                t.last_seen_ms = last_ms;
+                t.data = r.value.data;
+                t.visited = true;
+                if self.pass.0.saturating_sub(t.last_record_ms) >= self.active_timeout_ms && t.seen != t.exported {
+                    record(&mut self.records, self.pass.0, t, FlowEvent::Updated, last_ms);
+                }
+                return;
             }
-        };
+        }
+        // New, or the index was reused for another flow since the last pass.
+        let ended = self.tracked.remove(&r.index);
         if let Some(mut old) = ended {
-            // The index was reused for another flow since the last pass.
             let end = old.last_seen_ms;
             self.record(&mut old, FlowEvent::Ended(EndReason::Forced), end);
         }
-        t.seen = (activity.packets, activity.bytes);
-        t.last_seen_ms = last_ms;
-        t.data = r.value.data;
-        t.transform = transform;
-        t.visited = true;
-        if self.pass.0.saturating_sub(t.last_record_ms) >= self.active_timeout_ms && t.seen != t.exported {
-            self.record(&mut t, FlowEvent::Updated, last_ms);
-        }
+        let mut t = Tracked {
+            key: r.key,
+            owner: r.value.owner,
+            data: r.value.data,
+            transform: transform(),
+            start_ms: last_ms.min(self.pass.0),
+            seen: (activity.packets, activity.bytes),
+            exported: (0, 0),
+            last_seen_ms: last_ms,
+            last_record_ms: 0,
+            visited: true,
+        };
+        let event = match FlowAction::decode(r.value.data) {
+            Some(FlowAction::Drop(_)) => FlowEvent::Denied,
+            _ => FlowEvent::Created,
+        };
+        self.record(&mut t, event, last_ms);
         self.tracked.insert(r.index, t);
     }
 
@@ -168,16 +206,16 @@ impl FlowTracker {
     /// Ends the pass: entries not visited are gone by another path. Returns the
     /// records of the pass.
     pub fn end_pass(&mut self) -> Vec<FlowRecord> {
-        let gone: Vec<u32> = self
-            .tracked
-            .iter()
-            .filter(|(_, t)| !t.visited)
-            .map(|(i, _)| *i)
-            .collect();
+        // One walk: the visited are reset for the next pass, the others collected.
+        let mut gone = Vec::new();
+        for (index, t) in &mut self.tracked {
+            if !std::mem::take(&mut t.visited) {
+                gone.push(*index);
+            }
+        }
         for index in gone {
             self.removed(index, EndReason::Forced);
         }
-        self.tracked.values_mut().for_each(|t| t.visited = false);
         std::mem::take(&mut self.records)
     }
 
