@@ -2,7 +2,7 @@
 //! lowest and highest run, so that a rerun can be judged against the spread.
 
 /// Several runs of one figure.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Spread {
     /// Each run's value.
     pub runs: Vec<f64>,

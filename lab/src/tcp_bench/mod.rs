@@ -43,10 +43,10 @@ pub struct TcpBenchOptions {
 }
 
 /// One path's figures.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct PathFigures {
     /// The path.
-    pub path: &'static str,
+    pub path: TcpPath,
     /// Gbit/s per stream count.
     pub throughput: Vec<(u32, Spread)>,
     /// New connections per second.
@@ -63,12 +63,11 @@ pub fn run(binary: &Path, options: &TcpBenchOptions) -> anyhow::Result<Vec<PathF
     let mut all = Vec::new();
     for &path in &options.paths {
         eprintln!("tcp-bench: {} ...", path.name());
-        let figures = measure_path(binary, path, options).with_context(|| format!("path {}", path.name()))?;
-        all.push((path, figures));
+        all.push(measure_path(binary, path, options).with_context(|| format!("path {}", path.name()))?);
     }
     print_table(options, &all);
     print_ratios(&all);
-    Ok(all.into_iter().map(|(_, f)| f).collect())
+    Ok(all)
 }
 
 fn measure_path(binary: &Path, path: TcpPath, options: &TcpBenchOptions) -> anyhow::Result<PathFigures> {
@@ -86,7 +85,7 @@ fn measure_path(binary: &Path, path: TcpPath, options: &TcpBenchOptions) -> anyh
         );
     }
     let mut figures = PathFigures {
-        path: path.name(),
+        path,
         throughput: options.streams.iter().map(|s| (*s, Spread::default())).collect(),
         connections: Spread::default(),
         rr_p50_us: Spread::default(),
@@ -109,7 +108,7 @@ fn measure_path(binary: &Path, path: TcpPath, options: &TcpBenchOptions) -> anyh
     Ok(figures)
 }
 
-fn print_table(options: &TcpBenchOptions, all: &[(TcpPath, PathFigures)]) {
+fn print_table(options: &TcpBenchOptions, all: &[PathFigures]) {
     let mut header = vec!["path".to_string()];
     header.extend(options.streams.iter().map(|s| {
         let plural = if *s == 1 { "" } else { "s" };
@@ -122,8 +121,8 @@ fn print_table(options: &TcpBenchOptions, all: &[(TcpPath, PathFigures)]) {
     );
     println!("| {} |", header.join(" | "));
     println!("|{}", " --- |".repeat(header.len()));
-    for (_, f) in all {
-        let mut row = vec![f.path.to_string()];
+    for f in all {
+        let mut row = vec![f.path.name().to_string()];
         row.extend(f.throughput.iter().map(|(_, s)| s.show(2)));
         row.extend([f.connections.show(0), f.rr_p50_us.show(1), f.rr_p99_us.show(1)]);
         println!("| {} |", row.join(" | "));
@@ -132,12 +131,12 @@ fn print_table(options: &TcpBenchOptions, all: &[(TcpPath, PathFigures)]) {
 
 /// Each path against its kind's kernel path (throughput and connections: higher is
 /// better, so path / kernel; latency: kernel / path, so that above 1 is better too).
-fn print_ratios(all: &[(TcpPath, PathFigures)]) {
-    let find = |p: TcpPath| all.iter().find(|(q, _)| *q == p).map(|(_, f)| f);
+fn print_ratios(all: &[PathFigures]) {
+    let find = |p: TcpPath| all.iter().find(|f| f.path == p);
     let mut printed = false;
-    for (path, f) in all {
-        let kernel = path.kernel_peer();
-        let Some(k) = find(kernel).filter(|_| kernel != *path) else {
+    for f in all {
+        let kernel = f.path.kernel_peer();
+        let Some(k) = find(kernel).filter(|_| kernel != f.path) else {
             continue;
         };
         if !printed {
@@ -156,6 +155,6 @@ fn print_ratios(all: &[(TcpPath, PathFigures)]) {
         ));
         parts.push(format!("RR p50 {:.2}x", k.rr_p50_us.median() / f.rr_p50_us.median()));
         parts.push(format!("RR p99 {:.2}x", k.rr_p99_us.median() / f.rr_p99_us.median()));
-        println!("- {} / {}: {}", f.path, kernel.name(), parts.join(", "));
+        println!("- {} / {}: {}", f.path.name(), kernel.name(), parts.join(", "));
     }
 }

@@ -78,6 +78,14 @@ pub struct Built {
 }
 
 impl Built {
+    fn one_node(node: LabNode, ovs: Option<OpenVswitch>) -> Built {
+        Built {
+            _ovs: ovs,
+            nodes: vec![node],
+            _lan: None,
+        }
+    }
+
     /// The client pod and the server pod.
     pub fn pods(&self) -> (&Pod, &Pod) {
         match self.nodes.as_slice() {
@@ -116,29 +124,17 @@ pub fn build(path: TcpPath, binary: &Path, poll_mode: PollMode) -> anyhow::Resul
             node.start_vrouter()?;
             node.add_pod("red", 0, 1, true)?;
             node.add_pod("red", 0, 2, true)?;
-            Built {
-                _ovs: None,
-                nodes: vec![node],
-                _lan: None,
-            }
+            Built::one_node(node, None)
         }
         TcpPath::Kernel => {
             let mut node = one(1)?;
             kernel_pods(&mut node, &[1, 2])?;
-            Built {
-                _ovs: None,
-                nodes: vec![node],
-                _lan: None,
-            }
+            Built::one_node(node, None)
         }
         TcpPath::Ovs => {
             let mut node = one(1)?;
             let switch = open_vswitch(&mut node)?;
-            Built {
-                _ovs: Some(switch),
-                nodes: vec![node],
-                _lan: None,
-            }
+            Built::one_node(node, Some(switch))
         }
         TcpPath::VrouterMplsoudp | TcpPath::VrouterVxlan => {
             let encap = if path == TcpPath::VrouterVxlan {

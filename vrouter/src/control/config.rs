@@ -121,6 +121,8 @@ pub struct ConfigState {
     interfaces: Vec<vrouter_api::ConfigInterfaceView>,
     flows: Option<Arc<crate::flows::Flows>>,
     last_retry: Option<Instant>,
+    /// Security group rules left out at the last reconcile (each logged once).
+    groups_left_out: Vec<String>,
 }
 
 impl Control {

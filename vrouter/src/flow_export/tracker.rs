@@ -154,6 +154,8 @@ impl FlowTracker {
     ) {
         let last_ms = self.wall(activity.last_seen);
         // The common case, a flow seen before: updated in place, one lookup.
+        // Counts that went back mean a new connection with the same key in a recycled
+        // entry: that one goes the slow way, as a new flow.
         if let Some(t) = self.tracked.get_mut(&r.index) {
             if t.key == r.key && activity.packets >= t.seen.0 {
                 if activity.packets != t.seen.0 {

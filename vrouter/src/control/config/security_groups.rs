@@ -95,9 +95,15 @@ impl Control {
     pub(in crate::control) fn reconcile_security_groups(&mut self, compiled: &CompiledConfig) {
         let bound = self.config.bindings.values().map(|b| b.vmi).collect();
         let desired = policies(compiled, &bound, &self.group_members());
-        for why in &desired.left_out {
+        // Logged when a rule is first left out, not at every reconcile.
+        for why in desired
+            .left_out
+            .iter()
+            .filter(|w| !self.config.groups_left_out.contains(w))
+        {
             tracing::warn!("security group rule not enforced: {why}");
         }
+        self.config.groups_left_out = desired.left_out;
         let current: BTreeMap<String, PolicySpec> = self
             .model
             .policies()
