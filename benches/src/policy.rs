@@ -63,6 +63,7 @@ pub fn policy_state(rules: u32, version: u16) -> DesiredState {
             pods: vec![pod(if egress { 2 } else { 3 })],
             ingress: (!egress).then(|| list.clone()),
             egress: egress.then_some(list),
+            tier: Default::default(),
         })
         .expect("valid policy");
     }
@@ -75,6 +76,7 @@ pub fn policy_state(rules: u32, version: u16) -> DesiredState {
         pods: vec![pod(2)],
         ingress: None,
         egress: Some(allow.clone()),
+        tier: Default::default(),
     })
     .expect("valid policy");
     s.add_policy(PolicySpec {
@@ -82,6 +84,7 @@ pub fn policy_state(rules: u32, version: u16) -> DesiredState {
         pods: vec![pod(3)],
         ingress: Some(allow),
         egress: None,
+        tier: Default::default(),
     })
     .expect("valid policy");
     s

@@ -31,8 +31,8 @@ pub use model::validate_vrf_name;
 pub use model::{
     is_martian, DesiredState, FloatingIpSpec, HealthCheck, HealthCheckKind, IngressBackend, IngressPath, IngressRule,
     IngressSpec, InterfaceSpec, L4Protocol, ModelError, PathMatch, PeerId, PolicyPeer, PolicyPod, PolicyPort,
-    PolicyRule, PolicySpec, PortIdentity, RouteSpec, RouteTarget, ServiceChainSpec, ServicePort, ServiceSpec,
-    SnapshotBuilder, VlanSpec, DEFAULT_REMOTE_MAC, FABRIC_VRF, FIRST_LABEL, LAST_LABEL, MAX_BACKENDS, MAX_FLOATING_IPS,
-    MAX_INGRESSES, MAX_INGRESS_PATHS, MAX_POLICIES, MAX_SERVICE_CHAINS, MAX_SERVICE_PORTS,
+    PolicyRule, PolicySpec, PolicyTier, PortIdentity, RouteSpec, RouteTarget, ServiceChainSpec, ServicePort,
+    ServiceSpec, SnapshotBuilder, VlanSpec, DEFAULT_REMOTE_MAC, FABRIC_VRF, FIRST_LABEL, LAST_LABEL, MAX_BACKENDS,
+    MAX_FLOATING_IPS, MAX_INGRESSES, MAX_INGRESS_PATHS, MAX_POLICIES, MAX_SERVICE_CHAINS, MAX_SERVICE_PORTS,
 };
 pub use publish::{Publication, PublicationStats, SnapshotPublisher};

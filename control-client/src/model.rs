@@ -790,7 +790,7 @@ pub use chains::{ServiceChainSpec, MAX_SERVICE_CHAINS};
 pub use floating::{FloatingIpSpec, MAX_FLOATING_IPS};
 pub use ingress::{IngressBackend, IngressPath, IngressRule, IngressSpec, PathMatch, MAX_INGRESSES, MAX_INGRESS_PATHS};
 pub use learned::PeerId;
-pub use policy::{PolicyPeer, PolicyPod, PolicyPort, PolicyRule, PolicySpec, MAX_POLICIES};
+pub use policy::{PolicyPeer, PolicyPod, PolicyPort, PolicyRule, PolicySpec, PolicyTier, MAX_POLICIES};
 pub use ports::{PortIdentity, FIRST_LABEL, LAST_LABEL};
 pub use services::{
     HealthCheck, HealthCheckKind, L4Protocol, ServicePort, ServiceSpec, MAX_BACKENDS, MAX_SERVICE_PORTS,

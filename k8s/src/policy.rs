@@ -300,6 +300,7 @@ pub fn policies(
                 pods,
                 ingress,
                 egress: egress.clone(),
+                tier: control_client::PolicyTier::Pod,
             });
         }
     }

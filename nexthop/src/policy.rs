@@ -6,10 +6,14 @@
 //! Contract:
 //! - A pod is isolated in a direction when at least one policy selects it for that
 //!   direction; a pod selected by none allows everything in that direction.
-//! - An isolated direction allows a connection when any rule of any policy selecting
-//!   the pod matches the peer address and the (post-translation) destination port;
-//!   otherwise the connection is denied and the verdict names the policies that
-//!   isolate the pod.
+//! - Policies come in tiers (the pods' own, Kubernetes NetworkPolicies and security
+//!   groups; their virtual network's access control list). Within a tier, an
+//!   isolated direction allows a connection when any rule of any policy selecting
+//!   the pod matches the peer address and the (post-translation) destination port.
+//!   A connection is allowed when every tier isolating the pod allows it (as
+//!   Tungsten's agent requires both the security groups and the network's ACL);
+//!   otherwise it is denied and the verdict names the first policy of the tier
+//!   that denied.
 //! - Egress is checked for the local pod that opens the connection, ingress for the
 //!   local pod that receives it, each on its own node (a remote peer's side is
 //!   checked by its node, when the packet passes its flow table).
@@ -213,13 +217,21 @@ impl RuleSet {
     }
 }
 
-/// A local pod's policy: per direction, its merged rules (`None`: not isolated).
+/// A local pod's policy: per direction, the merged rules of each tier isolating it
+/// that way, in tier order (none: not isolated).
 #[derive(Debug, Clone, Default)]
 pub struct PodPolicy {
     /// Connections to the pod.
-    pub ingress: Option<Arc<RuleSet>>,
+    pub ingress: Vec<Arc<RuleSet>>,
     /// Connections from the pod.
-    pub egress: Option<Arc<RuleSet>>,
+    pub egress: Vec<Arc<RuleSet>>,
+}
+
+impl PodPolicy {
+    /// True if no tier isolates the pod either way.
+    pub fn is_open(&self) -> bool {
+        self.ingress.is_empty() && self.egress.is_empty()
+    }
 }
 
 /// A connection as policy sees it: its source as the client sent it, its destination
@@ -246,9 +258,10 @@ pub enum SideVerdict {
     /// No policy applies: the pod is not local, not isolated that way, or the
     /// connection comes from the node.
     Open,
-    /// Allowed by this rule.
+    /// Allowed by this rule (of the first tier isolating the pod).
     Allowed(RuleRef),
-    /// Denied: no rule of the policies isolating the pod matches; the first of them.
+    /// Denied: no rule of the policies of a tier isolating the pod matches; the
+    /// first of them.
     Denied(PolicyId),
 }
 
@@ -329,24 +342,24 @@ impl Policies {
         if self.pods.is_empty() {
             return Verdict::OPEN;
         }
-        let side = |set: Option<&Arc<RuleSet>>, peer: IpAddr| match set {
-            None => SideVerdict::Open,
-            Some(set) => match set.allows(peer, c.proto, c.dst_port) {
-                Some(rule) => SideVerdict::Allowed(rule),
-                None => SideVerdict::Denied(set.isolated_by.first().copied().unwrap_or(PolicyId(0))),
-            },
+        let side = |tiers: Option<&Vec<Arc<RuleSet>>>, peer: IpAddr| {
+            let mut verdict = SideVerdict::Open;
+            for set in tiers.into_iter().flatten() {
+                match set.allows(peer, c.proto, c.dst_port) {
+                    Some(rule) if verdict == SideVerdict::Open => verdict = SideVerdict::Allowed(rule),
+                    Some(_) => {}
+                    None => {
+                        return SideVerdict::Denied(set.isolated_by.first().copied().unwrap_or(PolicyId(0)));
+                    }
+                }
+            }
+            verdict
         };
-        let egress = side(
-            self.pods.get(&(c.src_vrf, c.src)).and_then(|p| p.egress.as_ref()),
-            c.dst,
-        );
+        let egress = side(self.pods.get(&(c.src_vrf, c.src)).map(|p| &p.egress), c.dst);
         let ingress = if self.node_addresses.contains(&c.src) {
             SideVerdict::Open
         } else {
-            side(
-                self.pods.get(&(c.dst_vrf, c.dst)).and_then(|p| p.ingress.as_ref()),
-                c.src,
-            )
+            side(self.pods.get(&(c.dst_vrf, c.dst)).map(|p| &p.ingress), c.src)
         };
         Verdict { egress, ingress }
     }

@@ -6,7 +6,7 @@
 //! its port (and traffic stops); adding them again brings it back; a restarted
 //! vrouter forwards for its bound port before the configuration is sent again.
 
-use control_client::contrail::rules::{Endpoint, PortRange, Rule};
+use control_client::contrail::rules::{Endpoint, PortRange, Rule, RuleAction};
 use control_client::contrail::{encode, IpamSubnet, PortObjects, SecurityGroupProps, Uuid};
 use std::path::{Path, PathBuf};
 
@@ -98,6 +98,62 @@ fn objects(n: u8, pod: &Pod) -> PortObjects {
         mac: pod.mac,
         addresses: vec![pod.ipv4.into(), pod.ipv6.into()],
         vlan: None,
+    }
+}
+
+/// Binds node 1's and 2's pods to `oa` and `ob` and starts a web server in node
+/// 2's: the server and its address.
+fn serve(a: &LabNode, oa: &PortObjects, b: &LabNode, ob: &PortObjects) -> (WebServer, std::net::SocketAddr) {
+    bind(a, oa);
+    bind(b, ob);
+    let pb = &b.pods[0];
+    let server = WebServer::start(&pb.ns, "web", &[]).expect("web server in node 2's pod");
+    (server, std::net::SocketAddr::from((pb.ipv4, WEB_PORT)))
+}
+
+/// A node's configuration, policies and log, for a failure's message.
+fn policy_context(n: &LabNode) -> String {
+    let policies: serde_json::Value = n.api().call(&Request::Policies).unwrap();
+    format!("config {:?}\npolicies {policies}\nlog {}", config(n), n.log())
+}
+
+/// What the web server answers on connection `open` (opened earlier) now: nothing
+/// if it is cut off.
+fn ask_again(open: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let _ = open.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = open.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = open.read_to_end(&mut answer);
+    answer
+}
+
+/// Nodes 1 and 2 on a fabric with the lab's control-node peer serving `dir`
+/// (dropped in this order: nodes, peer, directory, fabric).
+struct TwoNodes {
+    a: LabNode,
+    b: LabNode,
+    _peer: system_tests::ControlNodePeer,
+    dir: ConfigDir,
+    _host: Netns,
+    _lan: FabricLan,
+}
+
+impl TwoNodes {
+    fn new() -> TwoNodes {
+        let lan = FabricLan::new().expect("fabric LAN");
+        let host = fabric_host(&lan, 10);
+        let dir = ConfigDir::new();
+        let peer = peer(&host, &dir.0);
+        let (a, b) = (node(&lan, 1), node(&lan, 2));
+        TwoNodes {
+            a,
+            b,
+            _peer: peer,
+            dir,
+            _host: host,
+            _lan: lan,
+        }
     }
 }
 
@@ -334,12 +390,7 @@ fn group_rule(ingress: bool, remote: Endpoint, protocol: Option<u8>, port: Optio
 #[test]
 fn security_groups_from_the_control_node_filter_traffic_where_it_arrives() {
     let _machine = serial();
-    let lan = FabricLan::new().expect("fabric LAN");
-    let host = fabric_host(&lan, 10);
-    let dir = ConfigDir::new();
-    let _peer = peer(&host, &dir.0);
-    let a = node(&lan, 1);
-    let b = node(&lan, 2);
+    let TwoNodes { a, b, dir, .. } = &TwoNodes::new();
     let (oa, ob) = (objects(1, &a.pods[0]), objects(2, &b.pods[0]));
     // Group ids as the API server numbers them; web names client by its id, as the
     // schema transformer writes a remote group (node 2 holds no object of it).
@@ -373,20 +424,14 @@ fn security_groups_from_the_control_node_filter_traffic_where_it_arrives() {
             web(vec![from_clients(6, Some(WEB_PORT))]),
         ),
     );
-    bind(&a, &oa);
-    bind(&b, &ob);
+    let (_server, web_addr) = serve(a, &oa, b, &ob);
     let (pa, pb) = (&a.pods[0], &b.pods[0]);
-    let _server = WebServer::start(&pb.ns, "web", &[]).expect("web server in node 2's pod");
-    let context = |n: &LabNode| {
-        let policies: serde_json::Value = n.api().call(&Request::Policies).unwrap();
-        format!("config {:?}\npolicies {policies}\nlog {}", config(n), n.log())
-    };
-    let web_addr = std::net::SocketAddr::from((pb.ipv4, WEB_PORT));
+    let context = policy_context;
     eventually(
         "the client reaches the web server",
         Duration::from_secs(40),
         || get(&pa.ns, web_addr, "web", "/", Duration::from_secs(1)).is_ok_and(|a| a.status == 200),
-        || context(&b),
+        || context(b),
     );
     // Pings are no part of web's rules, and client lets nothing in.
     assert!(!ping(pa, pb.ipv4.into(), 2), "a ping web does not allow");
@@ -405,7 +450,7 @@ fn security_groups_from_the_control_node_filter_traffic_where_it_arrives() {
         "pings from client to web",
         Duration::from_secs(20),
         || ping(pa, pb.ipv4.into(), 1),
-        || context(&b),
+        || context(b),
     );
     assert!(!ping(pb, pa.ipv4.into(), 2), "client still lets nothing in");
     // Web's TCP rule moves to another port: new connections and the open one stop.
@@ -421,13 +466,85 @@ fn security_groups_from_the_control_node_filter_traffic_where_it_arrives() {
         "the web server cut off",
         Duration::from_secs(20),
         || get(&pa.ns, web_addr, "web", "/", Duration::from_millis(500)).is_err(),
-        || context(&b),
+        || context(b),
     );
-    use std::io::{Read, Write};
-    let _ = open.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = open.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n");
-    let mut answer = Vec::new();
-    let _ = open.read_to_end(&mut answer);
+    let answer = ask_again(&mut open);
     assert!(answer.is_empty(), "the connection open before the change was answered");
     assert!(ping(pa, pb.ipv4.into(), 2), "pings are still allowed");
+}
+
+/// A rule of a network's access control list, as the schema transformer writes
+/// one: one way, from `src` to the network, its action.
+fn network_rule(src: Endpoint, protocol: Option<u8>, port: Option<u16>, action: RuleAction) -> Rule {
+    let ports = port.map(|p| PortRange { start: p, end: p });
+    let network = Endpoint::VirtualNetwork(NETWORK.into());
+    Rule::one_way(src, network, protocol, ports.into_iter().collect(), action)
+}
+
+/// A network's access control list from the control node decides, where traffic
+/// is received, what its first matching rule says: node 2 is given the network's
+/// list, which denies TCP 8080 from node 1's pod and then passes the network to
+/// itself. The web server is cut off (the connection open before too) while pings
+/// pass; the list changed to deny ICMP instead, pings stop and the web server
+/// answers again. Node 1 has no list: what it sends is not filtered there.
+#[test]
+fn a_networks_access_list_from_the_control_node_decides_by_first_match_where_traffic_arrives() {
+    let _machine = serial();
+    let TwoNodes { a, b, dir, .. } = &TwoNodes::new();
+    let (oa, ob) = (objects(1, &a.pods[0]), objects(2, &b.pods[0]));
+    dir.write("node-1", "10-pod.xml", &encode(&oa.updates()));
+    dir.write("node-2", "10-pod.xml", &encode(&ob.updates()));
+    let (_server, web_addr) = serve(a, &oa, b, &ob);
+    let (pa, pb) = (&a.pods[0], &b.pods[0]);
+    let context = policy_context;
+    let web_answers = |timeout| get(&pa.ns, web_addr, "web", "/", timeout).is_ok_and(|a| a.status == 200);
+    eventually(
+        "the client reaches the web server",
+        Duration::from_secs(40),
+        || web_answers(Duration::from_secs(1)),
+        || context(b),
+    );
+    let mut open = connect(&pa.ns, web_addr, Duration::from_secs(2)).expect("a connection to keep open");
+    let from_a = Endpoint::Subnet(ipnet::IpNet::from(std::net::IpAddr::from(pa.ipv4)));
+    let itself = Endpoint::VirtualNetwork(NETWORK.into());
+    dir.write(
+        "node-2",
+        "20-list.xml",
+        &encode(&ob.network_acl(vec![
+            network_rule(from_a.clone(), Some(6), Some(WEB_PORT), RuleAction::Deny),
+            network_rule(itself.clone(), None, None, RuleAction::Pass),
+        ])),
+    );
+    eventually(
+        "the web server cut off",
+        Duration::from_secs(20),
+        || !web_answers(Duration::from_millis(500)),
+        || context(b),
+    );
+    let answer = ask_again(&mut open);
+    assert!(answer.is_empty(), "the connection open before the list was answered");
+    assert!(ping(pa, pb.ipv4.into(), 2), "the network passes to itself: pings");
+    assert!(ping(pb, pa.ipv4.into(), 2), "and back");
+    let policies: Vec<vrouter::api::PolicyView> = b.api().call(&Request::Policies).unwrap();
+    let list = policies
+        .iter()
+        .find(|p| p.name == format!("config:vn:{NETWORK}"))
+        .unwrap_or_else(|| panic!("the network's policy: {policies:?}"));
+    assert!(list.denied >= 1, "the denied connection is counted: {list:?}");
+    // The first rule now denies ICMP from node 1's pod.
+    dir.write(
+        "node-2",
+        "20-list.xml",
+        &encode(&ob.network_acl(vec![
+            network_rule(from_a, Some(1), None, RuleAction::Deny),
+            network_rule(itself, None, None, RuleAction::Pass),
+        ])),
+    );
+    eventually(
+        "the web server answers again",
+        Duration::from_secs(20),
+        || web_answers(Duration::from_secs(1)),
+        || context(b),
+    );
+    assert!(!ping(pa, pb.ipv4.into(), 2), "pings from node 1's pod are denied");
 }

@@ -53,6 +53,46 @@ pub struct PortConfig {
     pub security_group_ids: Vec<u32>,
 }
 
+impl PortConfig {
+    /// The port as a policy selects it: each of its addresses in its VRF (none
+    /// without a VRF).
+    pub fn policy_pods(&self) -> impl Iterator<Item = crate::model::PolicyPod> + '_ {
+        let addresses = [self.ipv4.map(IpAddr::from), self.ipv6.map(IpAddr::from)];
+        self.vrf.iter().flat_map(move |vrf| {
+            addresses
+                .into_iter()
+                .flatten()
+                .map(|ip| crate::model::PolicyPod { vrf: vrf.clone(), ip })
+        })
+    }
+}
+
+#[cfg(test)]
+impl PortConfig {
+    /// Port `n` of the unit tests: UUID `n`, named `pod-n`, nothing else set.
+    pub(crate) fn numbered(n: u8) -> PortConfig {
+        PortConfig {
+            name: format!("default-domain:k8s:pod-{n}"),
+            uuid: Uuid::from_u128(u128::from(n)),
+            virtual_machine: None,
+            virtual_machine_uuid: None,
+            virtual_network: None,
+            vrf: None,
+            mac: None,
+            ipv4: None,
+            ipv6: None,
+            gateway4: None,
+            gateway6: None,
+            prefix_lens: (None, None),
+            allowed_address_pairs: Vec::new(),
+            vlan: None,
+            local_preference: None,
+            security_groups: Vec::new(),
+            security_group_ids: Vec::new(),
+        }
+    }
+}
+
 /// A sub-interface's parent and tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortVlan {
@@ -123,6 +163,9 @@ pub struct CompiledConfig {
     pub security_group_ids: BTreeMap<String, u32>,
     /// Each network's access control rules (its policies), by network name.
     pub network_acls: BTreeMap<String, Vec<super::rules::Rule>>,
+    /// Every network's subnets, by network name: what a rule naming the network
+    /// stands for.
+    pub network_subnets: BTreeMap<String, Vec<IpNet>>,
 }
 
 /// A native load balancer (a Kubernetes service, as kube-manager writes it): its
@@ -215,6 +258,17 @@ pub fn compile(graph: &ConfigGraph, host: &str) -> CompiledConfig {
             _ => None,
         })
         .collect();
+    // From the `attr(NETWORK,IPAM)` attributes themselves: a rule may name a
+    // network whose own object this node was never sent.
+    for (key, object) in graph.objects_of(&ObjectType::VirtualNetworkNetworkIpam) {
+        let (Some(network), Properties::IpamSubnets(subnets)) = (attr_left(&key.name), &object.props) else {
+            continue;
+        };
+        let known = compiled.network_subnets.entry(network.to_string()).or_default();
+        known.extend(subnets.iter().map(|s| s.prefix));
+        known.sort();
+        known.dedup();
+    }
     compiled.floating_ips = floating_ips(graph);
     compiled.services = services(graph);
     port_mapped_services(graph, &mut compiled);
@@ -475,8 +529,16 @@ fn own_routing_instance(graph: &ConfigGraph, vmi: &ObjectKey) -> Option<String> 
 
 /// `RI` of `attr(VMI,RI)`.
 fn attr_right(name: &str) -> Option<&str> {
-    let inner = name.strip_prefix("attr(")?.strip_suffix(')')?;
-    inner.split_once(',').map(|(_, right)| right).filter(|r| !r.is_empty())
+    attr_ends(name).map(|(_, right)| right).filter(|r| !r.is_empty())
+}
+
+/// `VN` of `attr(VN,IPAM)`.
+fn attr_left(name: &str) -> Option<&str> {
+    attr_ends(name).map(|(left, _)| left).filter(|l| !l.is_empty())
+}
+
+fn attr_ends(name: &str) -> Option<(&str, &str)> {
+    name.strip_prefix("attr(")?.strip_suffix(')')?.split_once(',')
 }
 
 /// The network's own routing instance: the default one linked to it, else the one
@@ -499,8 +561,8 @@ fn network_vrf(graph: &ConfigGraph, network: &ObjectKey) -> Option<String> {
         .or_else(|| graph.get(network).map(|_| conventional))
 }
 
-/// The gateway of the subnet of `network` that holds `addr`.
-fn subnet_of<'g>(graph: &'g ConfigGraph, network: &ObjectKey, addr: IpAddr) -> Option<&'g super::IpamSubnet> {
+/// The subnets of `network`.
+fn network_subnets<'g>(graph: &'g ConfigGraph, network: &ObjectKey) -> impl Iterator<Item = &'g super::IpamSubnet> {
     // Linked attributes, and those named `attr(NETWORK,IPAM)` whose link to the
     // network has not arrived (or was never sent, as in hand-made configs).
     let named = graph.attributes_of(&ObjectType::VirtualNetworkNetworkIpam, &network.name);
@@ -512,6 +574,11 @@ fn subnet_of<'g>(graph: &'g ConfigGraph, network: &ObjectKey, addr: IpAddr) -> O
             _ => None,
         })
         .flatten()
+}
+
+/// The subnet of `network` that holds `addr`.
+fn subnet_of<'g>(graph: &'g ConfigGraph, network: &ObjectKey, addr: IpAddr) -> Option<&'g super::IpamSubnet> {
+    network_subnets(graph, network)
         .filter(|s| s.prefix.contains(&addr))
         .max_by_key(|s| s.prefix.prefix_len())
 }

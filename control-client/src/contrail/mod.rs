@@ -24,6 +24,7 @@
 pub mod compile;
 mod encode;
 pub mod ifmap;
+pub mod network_acls;
 mod objects;
 mod props;
 pub mod rules;

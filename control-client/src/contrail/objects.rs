@@ -148,6 +148,22 @@ impl PortObjects {
         ]
     }
 
+    /// The updates that give the port's network the access control list `rules`
+    /// (what the schema transformer makes of the network's policies).
+    pub fn network_acl(&self, rules: Vec<super::rules::Rule>) -> Vec<ConfigOp> {
+        let network = key(ObjectType::VirtualNetwork, &self.network);
+        let last = self.network.rsplit(':').next().unwrap_or_default();
+        let acl = key(ObjectType::AccessControlList, &format!("{}:{last}-acl", self.network));
+        vec![
+            ConfigOp::UpdateNode {
+                key: acl.clone(),
+                uuid: None,
+                props: Properties::AccessControlList(rules),
+            },
+            link(&network, &acl, "virtual-network-access-control-list"),
+        ]
+    }
+
     /// The deletes that remove the port (its interface, addresses and virtual
     /// machine; the network stays).
     pub fn deletes(&self) -> Vec<ConfigOp> {

@@ -72,6 +72,18 @@ impl Rule {
     pub fn security_group(ingress: bool, remote: Endpoint, protocol: Option<u8>, dst_ports: Vec<PortRange>) -> Rule {
         let local = Endpoint::SecurityGroup("local".into());
         let (src, dst) = if ingress { (remote, local) } else { (local, remote) };
+        Rule::one_way(src, dst, protocol, dst_ports, RuleAction::Pass)
+    }
+
+    /// A one-way rule from `src` to `dst` (any source port; no destination port:
+    /// any), both families.
+    pub fn one_way(
+        src: Endpoint,
+        dst: Endpoint,
+        protocol: Option<u8>,
+        dst_ports: Vec<PortRange>,
+        action: RuleAction,
+    ) -> Rule {
         Rule {
             bidirectional: false,
             protocol,
@@ -84,7 +96,7 @@ impl Rule {
             } else {
                 dst_ports
             },
-            action: RuleAction::Pass,
+            action,
         }
     }
 }
@@ -106,8 +118,13 @@ pub(super) fn security_group_rules(entries: &Element) -> Vec<Rule> {
         .collect()
 }
 
-/// The rules of an `access-control-list-entries` element.
+/// The rules of an `access-control-list-entries` element. A dynamic list (the
+/// policies with a timer) holds rules that decide nothing (the agent only mirrors
+/// by them): none.
 pub(super) fn acl_rules(entries: &Element) -> Vec<Rule> {
+    if entries.child_text("dynamic").map(str::trim) == Some("true") {
+        return Vec::new();
+    }
     entries
         .children_named("acl-rule")
         .filter_map(|r| {

@@ -50,15 +50,8 @@ pub fn policies(compiled: &CompiledConfig, bound: &BTreeSet<Uuid>, remote: &Grou
     }
     let mut pods: BTreeMap<&str, BTreeSet<PolicyPod>> = BTreeMap::new();
     for port in bound.iter().filter_map(|uuid| compiled.ports.get(uuid)) {
-        let Some(vrf) = &port.vrf else { continue };
         for group in &port.security_groups {
-            let selected = pods.entry(group.as_str()).or_default();
-            for ip in [port.ipv4.map(IpAddr::from), port.ipv6.map(IpAddr::from)]
-                .into_iter()
-                .flatten()
-            {
-                selected.insert(PolicyPod { vrf: vrf.clone(), ip });
-            }
+            pods.entry(group.as_str()).or_default().extend(port.policy_pods());
         }
     }
     let mut out = GroupPolicies::default();
@@ -101,6 +94,7 @@ pub fn policies(compiled: &CompiledConfig, bound: &BTreeSet<Uuid>, remote: &Grou
             pods: selected.into_iter().collect(),
             ingress: Some(ingress),
             egress: Some(egress),
+            tier: crate::model::PolicyTier::Pod,
         };
         out.policies.insert(name, spec);
     }

@@ -7,22 +7,13 @@ const CLIENT: &str = "default-domain:k8s-default:client";
 fn port(n: u8, groups: &[(&str, u32)]) -> PortConfig {
     PortConfig {
         name: format!("default-domain:k8s-default:pod-{n}"),
-        uuid: Uuid::from_u128(u128::from(n)),
-        virtual_machine: None,
-        virtual_machine_uuid: None,
         virtual_network: Some("default-domain:k8s-default:cluster-network".into()),
         vrf: Some("cluster".into()),
-        mac: None,
         ipv4: Some([198, 18, 1, n].into()),
         ipv6: Some(format!("2001:2::{n}").parse().unwrap()),
-        gateway4: None,
-        gateway6: None,
-        prefix_lens: (None, None),
-        allowed_address_pairs: Vec::new(),
-        vlan: None,
-        local_preference: None,
         security_groups: groups.iter().map(|(g, _)| g.to_string()).collect(),
         security_group_ids: groups.iter().map(|(_, id)| *id).collect(),
+        ..PortConfig::numbered(n)
     }
 }
 

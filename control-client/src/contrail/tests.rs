@@ -426,6 +426,38 @@ fn a_networks_acl_from_the_tutorial_reads_as_typed_rules() {
         rules[1].src,
         [Endpoint::VirtualNetwork("default-domain:admin:public".into())]
     );
+    // Enforced: vn-A's list as the network tier's policy of its bound ports. Its
+    // first rule passes everything both ways, so everything passes.
+    assert_eq!(
+        compiled.network_subnets.get("default-domain:admin:A-vn"),
+        Some(&vec!["10.10.10.0/24".parse().unwrap()]),
+        "a network's subnets are what rules naming it stand for"
+    );
+    let bound = compiled.ports.keys().copied().collect();
+    let out = super::network_acls::policies(&compiled, &bound);
+    let policy = &out.policies["config:vn:default-domain:admin:vn-A"];
+    assert_eq!(policy.tier, crate::model::PolicyTier::Network);
+    assert!(!policy.pods.is_empty(), "{policy:?}");
+    for rules in [&policy.ingress, &policy.egress] {
+        let everything = rules
+            .as_deref()
+            .unwrap()
+            .iter()
+            .any(|r| r.ports.is_empty() && r.peers.iter().any(|p| p.cidr.prefix_len() == 0 && p.except.is_empty()));
+        assert!(everything, "{policy:?}");
+    }
+}
+
+#[test]
+fn a_dynamic_access_control_list_decides_nothing() {
+    let entries = |dynamic: &str| {
+        format!(
+            "<access-control-list-entries><dynamic>{dynamic}</dynamic><acl-rule><match-condition><protocol>any</protocol></match-condition><action-list><simple-action>deny</simple-action></action-list></acl-rule></access-control-list-entries>"
+        )
+    };
+    let read = |dynamic: &str| super::rules::acl_rules(&Element::parse(&entries(dynamic)).unwrap());
+    assert_eq!(read("false").len(), 1);
+    assert!(read("true").is_empty());
 }
 
 #[test]

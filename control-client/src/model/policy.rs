@@ -31,6 +31,29 @@ pub struct PolicySpec {
     /// Connections the selected pods may open; `None`: it does not restrict them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress: Option<Vec<PolicyRule>>,
+    /// Its tier: a connection must be allowed by every tier that isolates the pod.
+    #[serde(default, skip_serializing_if = "PolicyTier::is_pod")]
+    pub tier: PolicyTier,
+}
+
+/// Which tier a policy is in. Within a tier policies add up (any allowing rule
+/// allows); across tiers each must allow, as Tungsten's agent requires both a
+/// port's security groups and its network's access control list to pass a flow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyTier {
+    /// The pods' own: Kubernetes NetworkPolicies, security groups (the default).
+    #[default]
+    Pod,
+    /// A virtual network's: its access control list from the configuration.
+    Network,
+}
+
+impl PolicyTier {
+    /// True for the default tier.
+    pub fn is_pod(&self) -> bool {
+        *self == PolicyTier::Pod
+    }
 }
 
 /// A selected pod: one of its addresses in its VRF.
@@ -217,6 +240,7 @@ mod tests {
                 }],
             }]),
             egress: None,
+            tier: PolicyTier::Pod,
         })
         .unwrap();
         s
@@ -239,7 +263,7 @@ mod tests {
             "another policy renews the flow epoch"
         );
         let a = (nexthop::VrfId(1), std::net::IpAddr::from([198, 18, 1, 2]));
-        let set = other.policies.pods[&a].ingress.as_ref().unwrap();
+        let set = &other.policies.pods[&a].ingress[0];
         assert!(set.allows([198, 18, 9, 9].into(), 6, 81).is_some());
         assert!(set.allows([198, 18, 9, 9].into(), 6, 80).is_none());
     }

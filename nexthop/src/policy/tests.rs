@@ -93,8 +93,8 @@ fn policies(pod: (VrfId, IpAddr), ingress: Option<RuleSet>, egress: Option<RuleS
     p.pods.insert(
         pod,
         PodPolicy {
-            ingress: ingress.map(Arc::new),
-            egress: egress.map(Arc::new),
+            ingress: ingress.map(Arc::new).into_iter().collect(),
+            egress: egress.map(Arc::new).into_iter().collect(),
         },
     );
     p
@@ -142,6 +142,43 @@ fn each_side_is_checked_on_its_own_pod_and_the_node_is_exempt_from_ingress() {
     assert!(
         p.check(&other_vrf).allowed(),
         "the same address in another VRF is another pod"
+    );
+}
+
+#[test]
+fn a_connection_passes_only_if_every_tier_isolating_the_pod_allows_it() {
+    let pod = (VrfId(1), ip("198.18.0.2"));
+    // Tier one (the pod's groups): TCP 80 and 22 from anywhere. Tier two (its
+    // network's list): anything from 198.18.0.0/24 but 198.18.0.66.
+    let groups = RuleSet::new(vec![PolicyId(0)], &[rule(0, 0, vec![], vec![tcp(80, 80), tcp(22, 22)])]);
+    let network = RuleSet::new(
+        vec![PolicyId(1)],
+        &[rule(1, 0, vec![block("198.18.0.0/24", &["198.18.0.66/32"])], vec![])],
+    );
+    let mut p = policies(pod, Some(groups), None);
+    p.pods.get_mut(&pod).unwrap().ingress.push(Arc::new(network));
+    let v = p.check(&conn("198.18.0.3", "198.18.0.2", 80));
+    assert_eq!(
+        v.ingress,
+        SideVerdict::Allowed(RuleRef {
+            policy: PolicyId(0),
+            rule: 0
+        }),
+        "both allow: the first tier's rule is named"
+    );
+    assert_eq!(
+        p.check(&conn("198.18.0.3", "198.18.0.2", 8080)).denied_by(),
+        Some((Direction::Ingress, PolicyId(0))),
+        "the groups deny what the network allows"
+    );
+    assert_eq!(
+        p.check(&conn("198.18.0.66", "198.18.0.2", 80)).denied_by(),
+        Some((Direction::Ingress, PolicyId(1))),
+        "the network denies what the groups allow"
+    );
+    assert_eq!(
+        p.check(&conn("198.18.1.3", "198.18.0.2", 22)).denied_by(),
+        Some((Direction::Ingress, PolicyId(1)))
     );
 }
 

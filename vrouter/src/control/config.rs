@@ -16,9 +16,9 @@
 //!   the configuration says otherwise; a change the model refuses leaves the port
 //!   as it was.
 
-mod security_groups;
+mod policies;
 
-pub use security_groups::RouteGroups;
+pub use policies::RouteGroups;
 
 use super::{Control, ControlError};
 use control_client::contrail::{compile, ifmap, ConfigGraph, PortBinding, Uuid};
@@ -123,6 +123,8 @@ pub struct ConfigState {
     last_retry: Option<Instant>,
     /// Security group rules left out at the last reconcile (each logged once).
     groups_left_out: Vec<String>,
+    /// Network access control rules left out at the last reconcile.
+    acls_left_out: Vec<String>,
 }
 
 impl Control {
@@ -366,6 +368,7 @@ impl Control {
         self.reconcile_floating_ips(&compiled);
         self.reconcile_services(&compiled);
         self.reconcile_security_groups(&compiled);
+        self.reconcile_network_acls(&compiled);
         for (vrf, vni) in &compiled.vrf_vnis {
             let in_use = self.model.interfaces().any(|(_, s)| &s.vrf == vrf);
             if in_use && self.model.vrf_vnis().get(vrf) != Some(vni) {

@@ -200,6 +200,7 @@ fn network_policies_survive_a_restart_and_a_refused_set_changes_nothing() {
         }],
         ingress: Some(Vec::new()),
         egress: None,
+        tier: Default::default(),
     };
     let mut control = restored(dir.path());
     control

@@ -128,24 +128,29 @@ impl SnapshotBuilder {
         };
         let mut pods = FastMap::default();
         for (pod, ids) in &input.selected {
-            let of = |egress: bool| -> Vec<u32> {
-                ids.iter()
-                    .copied()
-                    .filter(|&i| {
-                        let s = specs[i as usize];
-                        if egress {
-                            s.egress.is_some()
-                        } else {
-                            s.ingress.is_some()
-                        }
-                    })
+            // Per direction, one merged set per tier that isolates the pod that way.
+            let of = |egress: bool, sets: &mut Merged| -> Vec<Arc<RuleSet>> {
+                let mut by_tier: BTreeMap<crate::model::PolicyTier, Vec<u32>> = BTreeMap::new();
+                for &i in ids {
+                    let s = specs[i as usize];
+                    if if egress {
+                        s.egress.is_some()
+                    } else {
+                        s.ingress.is_some()
+                    } {
+                        by_tier.entry(s.tier).or_default().push(i);
+                    }
+                }
+                by_tier
+                    .into_values()
+                    .filter_map(|ids| merged(sets, ids, egress))
                     .collect()
             };
             let policy = PodPolicy {
-                ingress: merged(&mut ingress_sets, of(false), false),
-                egress: merged(&mut egress_sets, of(true), true),
+                ingress: of(false, &mut ingress_sets),
+                egress: of(true, &mut egress_sets),
             };
-            if policy.ingress.is_some() || policy.egress.is_some() {
+            if !policy.is_open() {
                 pods.insert(*pod, policy);
             }
         }

@@ -41,6 +41,14 @@ fn send(control: &mut Control, peer: u8, ops: &[control_client::contrail::Config
     control.reconcile_config();
 }
 
+/// A control side with port `tap-a` bound and control node 0 its config server.
+fn bound_to_config_server(dir: &std::path::Path) -> (Control, Instant) {
+    let mut control = detached_control(dir);
+    control.bind_port(binding()).unwrap();
+    control.config_server(PeerId(0));
+    (control, Instant::now())
+}
+
 fn binding() -> PortBinding {
     PortBinding {
         name: "tap-a".into(),
@@ -95,10 +103,7 @@ fn a_bound_port_follows_its_configuration() {
 #[test]
 fn only_the_config_server_configures_and_a_new_one_sweeps_what_it_did_not_send() {
     let dir = tempfile::tempdir().unwrap();
-    let mut control = detached_control(dir.path());
-    control.bind_port(binding()).unwrap();
-    let t0 = Instant::now();
-    control.config_server(PeerId(0));
+    let (mut control, t0) = bound_to_config_server(dir.path());
     // Control node 1 does not serve configuration: what it sends is ignored.
     send(&mut control, 1, &objects("198.18.1.10").updates(), t0);
     assert!(control.model.interface_spec("tap-a").is_none());
@@ -224,10 +229,7 @@ fn a_binding_is_refused_for_a_port_attached_otherwise_or_an_interface_bound_else
 fn a_floating_ip_of_a_bound_port_comes_from_the_configuration() {
     use control_client::contrail::{ConfigOp, FloatingIpProps, Link, ObjectKey, ObjectType, Properties};
     let dir = tempfile::tempdir().unwrap();
-    let mut control = detached_control(dir.path());
-    control.bind_port(binding()).unwrap();
-    let t0 = Instant::now();
-    control.config_server(PeerId(0));
+    let (mut control, t0) = bound_to_config_server(dir.path());
     let port = objects("198.18.1.10");
     let public = "default-domain:k8s-default:public";
     let key = |kind, name: &str| ObjectKey::new(kind, name);
@@ -456,10 +458,7 @@ fn a_bound_ports_security_groups_become_policies_whose_members_follow_the_routes
     use control_client::contrail::rules::{Endpoint, PortRange, Rule};
     use control_client::contrail::SecurityGroupProps;
     let dir = tempfile::tempdir().unwrap();
-    let mut control = detached_control(dir.path());
-    control.bind_port(binding()).unwrap();
-    let t0 = Instant::now();
-    control.config_server(PeerId(0));
+    let (mut control, t0) = bound_to_config_server(dir.path());
     let web = "default-domain:k8s-default:web";
     // Web allows TCP 80 from the client group (id 11, no port of it here).
     let from_clients = Rule::security_group(
@@ -544,4 +543,88 @@ fn a_bound_ports_security_groups_become_policies_whose_members_follow_the_routes
         "{:?}",
         control.model.policies().collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn a_bound_ports_network_access_list_becomes_a_network_tier_policy() {
+    use control_client::contrail::rules::{Endpoint, PortRange, Rule, RuleAction};
+    use control_client::contrail::SecurityGroupProps;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut control, t0) = bound_to_config_server(dir.path());
+    let port = objects("198.18.1.10");
+    // The network denies TCP 22 from 198.18.9.0/24, then passes anything.
+    let rule = |src: Endpoint, protocol, ports: PortRange, action| {
+        Rule::one_way(
+            src,
+            Endpoint::VirtualNetwork(port.network.clone()),
+            protocol,
+            vec![ports],
+            action,
+        )
+    };
+    let list = vec![
+        rule(
+            Endpoint::Subnet("198.18.9.0/24".parse().unwrap()),
+            Some(6),
+            PortRange { start: 22, end: 22 },
+            RuleAction::Deny,
+        ),
+        rule(Endpoint::Any, None, PortRange::ANY, RuleAction::Pass),
+    ];
+    let mut ops = port.updates();
+    ops.extend(port.network_acl(list));
+    // And a security group allowing TCP 22 from anywhere: both tiers at once.
+    ops.extend(port.security_group(
+        "default-domain:k8s-default:ssh",
+        SecurityGroupProps {
+            id: Some(12),
+            rules: vec![Rule::security_group(
+                true,
+                Endpoint::Any,
+                Some(6),
+                vec![PortRange { start: 22, end: 22 }],
+            )],
+        },
+    ));
+    send(&mut control, 0, &ops, t0);
+    let name = format!("config:vn:{}", port.network);
+    let spec = control
+        .model
+        .policies()
+        .find(|p| p.name == name)
+        .cloned()
+        .expect("the network's policy");
+    assert_eq!(spec.tier, control_client::PolicyTier::Network);
+    assert_eq!(spec.pods[0].ip, "198.18.1.10".parse::<std::net::IpAddr>().unwrap());
+    // Compiled into the snapshot: a connection to TCP 22 from 198.18.9.7 is denied
+    // by the network although the group allows it; from elsewhere both allow.
+    let snap = control.publication.publisher().load_full();
+    let vrf_name = control.model.interface_spec("tap-a").unwrap().vrf.clone();
+    let vrf = snap.vrf_by_name(&vrf_name).expect("the port's VRF").id;
+    let check = |src: &str| {
+        snap.policies.check(&nexthop::policy::Connection {
+            src_vrf: vrf,
+            src: src.parse().unwrap(),
+            dst_vrf: vrf,
+            dst: "198.18.1.10".parse().unwrap(),
+            proto: 6,
+            dst_port: 22,
+        })
+    };
+    let denied = check("198.18.9.7").denied_by().expect("denied");
+    assert_eq!(snap.policies.name(denied.1), name);
+    assert!(check("198.18.8.7").allowed());
+    // The list goes (after the initial sync): so does the policy.
+    control.config_tick(t0 + CONFIG_QUIET);
+    let acl = port.network_acl(Vec::new());
+    let control_client::contrail::ConfigOp::UpdateNode { key, .. } = &acl[0] else {
+        panic!("the list's node");
+    };
+    send(
+        &mut control,
+        0,
+        &[control_client::contrail::ConfigOp::DeleteNode { key: key.clone() }],
+        t0 + CONFIG_QUIET,
+    );
+    assert!(control.model.policies().all(|p| p.name != name));
 }

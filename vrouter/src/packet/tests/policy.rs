@@ -47,6 +47,7 @@ fn b_from_a_only() -> PolicySpec {
         pods: vec![pod(B4)],
         ingress: Some(vec![from(&["198.18.1.2/32"], &[(L4Protocol::Tcp, 9376, Some(9380))])]),
         egress: None,
+        tier: Default::default(),
     }
 }
 
@@ -226,6 +227,7 @@ fn egress_rules_limit_what_a_pod_opens_and_bad_policies_are_refused() {
             }],
             ports: Vec::new(),
         }]),
+        tier: Default::default(),
     })
     .unwrap();
     let snap = s.build(1, MacAddr(ROUTER));
@@ -285,6 +287,7 @@ fn a_floating_ip_connection_is_judged_at_its_pod_and_revoked_from_either_side() 
         }],
         ingress: Some(Vec::new()),
         egress: None,
+        tier: Default::default(),
     })
     .unwrap();
     let closed = builder.build(&s, MacAddr(ROUTER));

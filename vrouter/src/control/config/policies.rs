@@ -1,14 +1,16 @@
-//! Security groups from the control node's configuration, enforced as network
-//! policies (how: [`control_client::contrail::security_groups`]), and the group
-//! membership the routes of control nodes carry in their security group lists.
+//! Security groups and networks' access control lists from the control node's
+//! configuration, enforced as network policies (how:
+//! [`control_client::contrail::security_groups`] and
+//! [`control_client::contrail::network_acls`]), and the group membership the routes
+//! of control nodes carry in their security group lists.
 //!
 //! - A route message records, per control node, VRF and prefix, the groups its item
 //!   carries; a retract or a lost control node drops them. Only routes still learned
 //!   count as members, so a swept or unsubscribed route stops allowing its address.
 //! - A change of membership marks the configuration for reconciling, which the
 //!   control task does once its queue is empty (a burst of routes costs one).
-//! - The policies are named `config:sg:GROUP`; an operator's policies are left
-//!   alone. Until the initial configuration sync is over, a group's policy is added
+//! - The policies are named `config:sg:GROUP` and `config:vn:NETWORK`; an
+//!   operator's policies are left alone. Until the initial configuration sync is over, a group's policy is added
 //!   or changed but never removed (as configured ports, services and floating IPs).
 
 use crate::control::Control;
@@ -95,28 +97,54 @@ impl Control {
     pub(in crate::control) fn reconcile_security_groups(&mut self, compiled: &CompiledConfig) {
         let bound = self.config.bindings.values().map(|b| b.vmi).collect();
         let desired = policies(compiled, &bound, &self.group_members());
-        // Logged when a rule is first left out, not at every reconcile.
-        for why in desired
-            .left_out
-            .iter()
-            .filter(|w| !self.config.groups_left_out.contains(w))
-        {
-            tracing::warn!("security group rule not enforced: {why}");
+        let mut left_out = std::mem::take(&mut self.config.groups_left_out);
+        self.reconcile_config_policies(POLICY_PREFIX, desired.policies, desired.left_out, &mut left_out);
+        self.config.groups_left_out = left_out;
+    }
+
+    /// Brings the policies of the bound ports' networks (their access control
+    /// lists) in line with the configuration.
+    pub(in crate::control) fn reconcile_network_acls(&mut self, compiled: &CompiledConfig) {
+        use control_client::contrail::network_acls;
+        let bound = self.config.bindings.values().map(|b| b.vmi).collect();
+        let desired = network_acls::policies(compiled, &bound);
+        let mut left_out = std::mem::take(&mut self.config.acls_left_out);
+        self.reconcile_config_policies(
+            network_acls::POLICY_PREFIX,
+            desired.policies,
+            desired.left_out,
+            &mut left_out,
+        );
+        self.config.acls_left_out = left_out;
+    }
+
+    /// Makes the policies named `prefix`… be `desired`: changed ones replaced, those
+    /// no longer desired removed (once the initial sync is over), an operator's left
+    /// alone. What was left out is logged when first seen (`logged` holds what the
+    /// last reconcile reported).
+    fn reconcile_config_policies(
+        &mut self,
+        prefix: &str,
+        desired: BTreeMap<String, PolicySpec>,
+        left_out: Vec<String>,
+        logged: &mut Vec<String>,
+    ) {
+        for why in left_out.iter().filter(|w| !logged.contains(w)) {
+            tracing::warn!("policy rule from the configuration not enforced as written: {why}");
         }
-        self.config.groups_left_out = desired.left_out;
+        *logged = left_out;
         let current: BTreeMap<String, PolicySpec> = self
             .model
             .policies()
-            .filter(|p| p.name.starts_with(POLICY_PREFIX))
+            .filter(|p| p.name.starts_with(prefix))
             .map(|p| (p.name.clone(), p.clone()))
             .collect();
         let remove: Vec<String> = current
             .keys()
-            .filter(|name| !desired.policies.contains_key(*name) && self.config.synced)
+            .filter(|name| !desired.contains_key(*name) && self.config.synced)
             .cloned()
             .collect();
         let changed: Vec<PolicySpec> = desired
-            .policies
             .into_values()
             .filter(|spec| current.get(&spec.name) != Some(spec))
             .collect();
@@ -124,13 +152,14 @@ impl Control {
             return;
         }
         tracing::info!(
+            prefix,
             changed = changed.len(),
             removed = remove.len(),
-            "security group policies from the configuration"
+            "policies from the configuration"
         );
         if let Err(e) = self.set_policies(changed.clone(), &remove) {
             // One refused policy must not hold back the others: each on its own.
-            tracing::warn!("security group policies not applied together ({e}): one by one");
+            tracing::warn!("policies from the configuration not applied together ({e}): one by one");
             for name in &remove {
                 if let Err(e) = self.remove_policy(name) {
                     tracing::warn!(policy = %name, "not removed: {e}");
@@ -139,7 +168,7 @@ impl Control {
             for spec in changed {
                 let name = spec.name.clone();
                 if let Err(e) = self.add_policy(spec) {
-                    tracing::warn!(policy = %name, "security group policy not applied: {e}");
+                    tracing::warn!(policy = %name, "policy from the configuration not applied: {e}");
                 }
             }
         }
