@@ -12,12 +12,14 @@
 //!   networks, app isolation), turns Services into native load balancers and
 //!   NetworkPolicies into policies with their selectors resolved to addresses, and
 //!   says in `warnings` what it could not translate, never silently. Ingresses
-//!   become haproxy load balancers with their VIP from the `clusterIP` annotation.
+//!   become haproxy load balancers with their VIP from the `clusterIP` annotation;
+//!   pods annotated `opencontrail.org/service-chain` service chains.
 //! - Pods are known by their `status.podIP(s)` (what the lab writes, as the API
 //!   server reports it); a pod without one is placed but selects and is selected by
 //!   nothing until it has one.
 #![forbid(unsafe_code)]
 
+mod chains;
 pub mod dns;
 mod floating;
 mod ingress;
@@ -27,6 +29,7 @@ mod policy;
 mod selector;
 mod services;
 
+pub use chains::{ChainEnd, ChainPlan, NETWORK_STATUS, SERVICE_CHAIN};
 pub use floating::{parse_pool, FloatingPlan};
 pub use ingress::{CLUSTER_IP, EXTERNAL_IP};
 pub use load::{LoadError, Manifests};
@@ -89,6 +92,9 @@ pub struct Translation {
     /// Ingresses: haproxy load balancers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ingresses: Vec<IngressSpec>,
+    /// Service chains through annotated instance pods.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub service_chains: Vec<ChainPlan>,
     /// What was not translated, and why.
     pub warnings: Vec<String>,
 }
@@ -130,6 +136,7 @@ pub fn translate(manifests: &Manifests, settings: &Settings) -> Translation {
     services.extend(ingress::external_services(&ingresses));
     services.sort_by(|a, b| a.name.cmp(&b.name));
     let policies = policy::policies(&manifests.network_policies, &pods, &floating_ips, &namespaces);
+    let service_chains = chains::chains(&pods, &mut warnings);
     let mut networks: Vec<String> = pods.iter().map(|p| p.vrf.clone()).collect();
     networks.push(settings.cluster_network.clone());
     networks.sort();
@@ -152,6 +159,7 @@ pub fn translate(manifests: &Manifests, settings: &Settings) -> Translation {
         policies,
         floating_ips,
         ingresses,
+        service_chains,
         warnings,
     }
 }

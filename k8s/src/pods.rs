@@ -61,6 +61,8 @@ pub struct PodInfo {
     pub node: Option<String>,
     /// Its labels.
     pub labels: Labels,
+    /// Its annotations.
+    pub annotations: Labels,
     /// Its addresses (`status.podIPs`, or `status.podIP`).
     pub ips: Vec<IpAddr>,
     /// Its named container ports.
@@ -203,6 +205,7 @@ pub fn pods(
             name,
             node: spec.and_then(|s| s.node_name.clone()),
             labels,
+            annotations,
             ips,
             ports,
             vrf,

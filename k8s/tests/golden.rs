@@ -57,6 +57,11 @@ fn ingress_kinds_of_the_seed_scenario() {
 }
 
 #[test]
+fn service_chain_scenario() {
+    check("service-chain");
+}
+
+#[test]
 fn every_scenario_has_a_golden_test() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -69,9 +74,56 @@ fn every_scenario_has_a_golden_test() {
     names.sort();
     assert_eq!(
         names,
-        ["dns", "ingress", "isolation", "modes", "networks", "policy"],
+        [
+            "dns",
+            "ingress",
+            "isolation",
+            "modes",
+            "networks",
+            "policy",
+            "service-chain"
+        ],
         "add a test above for each new scenario"
     );
+}
+
+#[test]
+fn a_service_instance_without_its_addresses_or_joining_a_network_to_itself_waits_with_a_warning() {
+    let text = r#"
+kind: Pod
+metadata:
+  namespace: a
+  name: waiting
+  annotations: {opencontrail.org/service-chain: '{"left": "cluster-network", "right": "blue"}'}
+spec: {containers: [{name: c, image: i}]}
+status: {podIP: 198.18.1.2}
+---
+kind: Pod
+metadata:
+  namespace: a
+  name: loop
+  annotations: {opencontrail.org/service-chain: '{"left": "blue", "right": "blue"}'}
+spec: {containers: [{name: c, image: i}]}
+---
+kind: Pod
+metadata:
+  namespace: a
+  name: typo
+  annotations: {opencontrail.org/service-chain: '{"left": "red", "rigth": "blue"}'}
+spec: {containers: [{name: c, image: i}]}
+"#;
+    let t = translate(&Manifests::from_text("t", text).unwrap(), &Settings::default());
+    assert!(t.service_chains.is_empty(), "{:?}", t.service_chains);
+    let said = t.warnings.join("\n");
+    assert!(
+        said.contains("pod a/waiting: no address in network \"blue\""),
+        "its own network's address is its status's, blue's is unknown: {said}"
+    );
+    assert!(
+        said.contains("pod a/loop: opencontrail.org/service-chain joins \"blue\" to itself"),
+        "{said}"
+    );
+    assert!(said.contains("pod a/typo: opencontrail.org/service-chain"), "{said}");
 }
 
 #[test]

@@ -1,16 +1,19 @@
-//! A service chain end to end: two networks (red, blue) that cannot reach each other
-//! are joined through a service instance, a network namespace with a left interface
-//! in red and a right one in blue that forwards between them through a real packet
-//! filter (nftables). With the chain, red's pod reaches blue's pod and back through
-//! the instance (the filter's counters prove every packet passed it), and the filter
-//! blocks what its rule says; without it (removed, as the policy rule going), the
-//! networks are apart again.
+//! A service chain end to end, from manifests: two networks (red, blue) that cannot
+//! reach each other are joined through a service instance, a pod with a left
+//! interface in red and a right one in blue that forwards between them through a
+//! real packet filter (nftables), annotated as the instance of the chain
+//! (`k8s/scenarios/service-chain.yaml`, applied with `vrouter apply`). With the
+//! chain, red's pod reaches blue's pod and back through the instance (the filter's
+//! counters prove every packet passed it), and the filter blocks what its rule says;
+//! the manifests deleted (`vrouter delete`), the networks are apart again.
 
 use std::net::IpAddr;
+use std::path::Path;
 use system_tests::{node, serial};
 use vrouter::api::{Request, ServiceChainView};
 use vrouter::config::XdpMode;
 use vrouter_lab::backends::{tcp_spread, NamedServers};
+use vrouter_lab::k8s_section;
 use vrouter_lab::netns::Netns;
 use vrouter_lab::traffic::ping;
 
@@ -84,15 +87,22 @@ fn a_service_chain_steers_two_networks_through_a_packet_filter() {
     // Apart: red cannot reach blue.
     assert!(!ping(client, blue, 1), "red reached blue without a chain");
 
-    let chain = control_client::ServiceChainSpec {
-        name: "red-blue-filter".into(),
-        left_interface: left.host_if.clone(),
-        right_interface: right.host_if.clone(),
-    };
+    // The manifests name the addresses the lab gives these pods.
+    let addresses = [client.ipv4, server.ipv4, left.ipv4, right.ipv4].map(|a| a.to_string());
+    assert_eq!(addresses, ["198.18.1.2", "198.18.2.2", "198.18.1.251", "198.18.2.251"]);
+    let applied = k8s_section::apply(Path::new(BIN), &n, "service-chain.yaml", &["--prune"]).unwrap();
+    assert!(applied.contains("service chain chains/filter applied"), "{applied}");
     let api = n.api();
-    let _: serde_json::Value = api.call(&Request::AddServiceChain { spec: chain }).unwrap();
     let chains: Vec<ServiceChainView> = api.call(&Request::ServiceChains).unwrap();
     assert_eq!(chains.len(), 1, "{chains:?}");
+    assert_eq!(
+        (
+            chains[0].name.as_str(),
+            chains[0].left_interface.as_str(),
+            chains[0].right_interface.as_str()
+        ),
+        ("chains/filter", left.host_if.as_str(), right.host_if.as_str())
+    );
     assert_eq!(
         (chains[0].left_vrf.as_str(), chains[0].right_vrf.as_str()),
         ("red", "blue")
@@ -128,12 +138,18 @@ fn a_service_chain_steers_two_networks_through_a_packet_filter() {
     assert_eq!(blocked.failed, 1, "{blocked:?}");
     assert!(counted(instance, "blocked") >= 1);
 
-    // The chain gone: apart again.
-    let _: serde_json::Value = api
-        .call(&Request::RemoveServiceChain {
-            name: "red-blue-filter".into(),
-        })
+    // The manifests deleted: apart again.
+    let deleted = std::process::Command::new(BIN)
+        .args(["--api-socket", &n.api_socket().display().to_string(), "delete", "-f"])
+        .arg(k8s_section::scenario("service-chain.yaml"))
+        .output()
         .unwrap();
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+    assert!(
+        String::from_utf8_lossy(&deleted.stdout).contains("service chain chains/filter removed"),
+        "{}",
+        String::from_utf8_lossy(&deleted.stdout)
+    );
     assert!(!ping(client, blue, 1), "red still reaches blue without the chain");
     let chains: Vec<ServiceChainView> = api.call(&Request::ServiceChains).unwrap();
     assert!(chains.is_empty(), "{chains:?}");

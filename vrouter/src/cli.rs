@@ -18,6 +18,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 mod apply;
+mod apply_chains;
 mod capture;
 mod chain;
 mod ingress;

@@ -1,6 +1,7 @@
 //! `vrouter apply -f` and `vrouter delete -f`: Kubernetes manifests translated (see
-//! `vrouter-k8s`) and applied to the running vrouter: its services, ingresses and
-//! network policies added or replaced (a policy change re-decides open connections), and
+//! `vrouter-k8s`) and applied to the running vrouter: its services, ingresses,
+//! network policies and service chains added or replaced (a policy change re-decides
+//! open connections), and
 //! with `--prune` those of a `namespace/name` the manifests no longer define removed;
 //! `--dns-hosts` writes the services' DNS names for kube-dns.
 //! `--dry-run` prints the translation (pod placement included) instead.
@@ -24,6 +25,8 @@ pub struct Applied {
     pub floating_ips: Vec<String>,
     /// Ingresses added or replaced.
     pub ingresses: Vec<String>,
+    /// Service chains put in force on this node.
+    pub service_chains: Vec<String>,
     /// Services and policies removed.
     pub removed: Vec<String>,
     /// What the translation could not do.
@@ -171,6 +174,7 @@ pub fn apply(
             done.removed.push(format!("floating IP {name}"));
         }
     }
+    super::apply_chains::apply(api, &t.service_chains, &interfaces, prune, managed, &mut done)?;
     if prune {
         let services: BTreeSet<&str> = t.services.iter().map(|s| s.name.as_str()).collect();
         let current: Vec<ServiceView> = api.call(&Request::Services)?;
@@ -187,7 +191,7 @@ pub fn apply(
     report(json, &done)
 }
 
-/// `vrouter delete -f`: removes the services and policies the manifests define
+/// `vrouter delete -f`: removes the services, policies and chains the manifests define
 /// (those already gone are not an error).
 pub fn delete(api: &ApiClient, json: bool, manifests: &super::ManifestArgs) -> anyhow::Result<()> {
     let t = translation(manifests)?;
@@ -229,6 +233,7 @@ pub fn delete(api: &ApiClient, json: bool, manifests: &super::ManifestArgs) -> a
             Err(e) => return Err(anyhow::anyhow!("network policy {}: {e}", spec.name)),
         }
     }
+    super::apply_chains::delete(api, &t.service_chains, &mut done)?;
     report(json, &done)
 }
 
@@ -248,6 +253,9 @@ fn report(json: bool, done: &Applied) -> anyhow::Result<()> {
         }
         for i in &d.ingresses {
             println!("ingress {i} applied");
+        }
+        for c in &d.service_chains {
+            println!("service chain {c} applied");
         }
         for r in &d.removed {
             println!("{r} removed");
