@@ -460,6 +460,12 @@ pub struct WorkerView {
     /// Drops by reason on this worker (only reasons that occurred).
     #[serde(default)]
     pub drops_by_reason: Vec<(String, u64)>,
+    /// Packets received as a chain of descriptors (larger than one UMEM chunk).
+    #[serde(default)]
+    pub chains_received: u64,
+    /// Packets sent as a chain.
+    #[serde(default)]
+    pub chains_sent: u64,
 }
 
 impl WorkerView {

@@ -457,6 +457,16 @@ impl LabNode {
         Ok(self.pods.last().expect("just pushed"))
     }
 
+    /// Sets pod `i`'s MTU, on both ends of its veth; before attaching (the vrouter
+    /// takes the host end's MTU as the port's at attach).
+    pub fn set_pod_mtu(&self, i: usize, mtu: u16) -> anyhow::Result<()> {
+        let pod = &self.pods[i];
+        let mtu = mtu.to_string();
+        self.ns.ip(&["link", "set", &pod.host_if, "mtu", &mtu])?;
+        pod.ns.ip(&["link", "set", "eth0", "mtu", &mtu])?;
+        Ok(())
+    }
+
     /// Lets pod `i` send from every address of its subnets (/24 and /64), as a
     /// generator that varies its source address needs; set before attaching.
     pub fn allow_subnet_sources(&mut self, i: usize) -> anyhow::Result<()> {

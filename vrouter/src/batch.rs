@@ -15,6 +15,9 @@ use crate::stats::WorkerStats;
 use nexthop::{Snapshot, Vif};
 use std::sync::Arc;
 
+mod chain;
+pub use chain::MAX_CHAINED;
+
 /// A received or built frame: where it is (an address in the frame store) and its
 /// length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,9 @@ pub trait TxQueues {
     fn queue_of(&self, vif: Vif) -> Option<u16>;
     /// Queues `desc` on `queue`.
     fn push(&mut self, queue: u16, desc: Desc);
+    /// Queues the descriptors of one packet too large for a chunk on `queue`, in
+    /// order, to leave as one (a chain: all but the last continued).
+    fn push_chain(&mut self, queue: u16, descs: &[Desc]);
 }
 
 /// The bytes of `desc` within its chunk.
@@ -64,6 +70,8 @@ pub struct BatchProcessor {
     pub stats: Arc<WorkerStats>,
     classified: Vec<Option<Classified>>,
     scratch: Vec<u8>,
+    /// A chained packet gathered into one buffer.
+    big: Vec<u8>,
     /// Packet capture: the sessions, this worker's number, the received copy.
     captures: Arc<Captures>,
     worker: usize,
@@ -78,6 +86,7 @@ impl BatchProcessor {
             stats,
             classified: Vec::with_capacity(256),
             scratch: Vec::with_capacity(4096),
+            big: Vec::new(),
             captures: Arc::new(Captures::default()),
             worker: 0,
             captured: Vec::new(),
@@ -285,6 +294,21 @@ impl BatchProcessor {
         let offset = (addr % chunk) as usize;
         self.scratch.clear();
         self.scratch.extend_from_slice(&frame[offset..offset + len as usize]);
+        self.fragment_scratch(snap, in_vif, nh, tap, frames, tx);
+    }
+
+    /// Builds the fragments of the packet in the scratch buffer, each in a chunk of
+    /// its own, and queues them on the fabric (vif 0).
+    fn fragment_scratch(
+        &mut self,
+        snap: &Snapshot,
+        in_vif: Vif,
+        nh: nexthop::NextHopId,
+        tap: Option<&[Arc<Session>]>,
+        frames: &mut impl FrameStore,
+        tx: &mut impl TxQueues,
+    ) {
+        let chunk = frames.chunk_size();
         let plan = packet::fragment_plan(snap, in_vif, nh, &self.scratch);
         let (Some(plan), Some(queue)) = (plan, tx.queue_of(Vif(0))) else {
             self.stats.drop_packet(in_vif, DropReason::Mtu);

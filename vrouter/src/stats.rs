@@ -112,6 +112,10 @@ pub struct WorkerStats {
     pub busy_cycles: Counter,
     /// Cycles spent in iterations that found none (spinning or asleep in poll).
     pub idle_cycles: Counter,
+    /// Packets received as a chain of descriptors (larger than a chunk).
+    pub chains_received: Counter,
+    /// Packets sent as a chain of descriptors.
+    pub chains_sent: Counter,
     /// Per remote node, open addressing by address (only the owning worker inserts).
     pub tunnels: Vec<TunnelCounters>,
 }
@@ -154,6 +158,8 @@ impl WorkerStats {
             idle_loops: Counter::default(),
             busy_cycles: Counter::default(),
             idle_cycles: Counter::default(),
+            chains_received: Counter::default(),
+            chains_sent: Counter::default(),
             tunnels: (0..TUNNEL_SLOTS).map(|_| TunnelCounters::default()).collect(),
         }
     }

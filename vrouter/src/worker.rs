@@ -6,7 +6,7 @@
 //! only system calls are the TX wake-ups AF_XDP asks for and, when idle in adaptive
 //! mode, poll(2).
 
-use crate::afxdp::{FramePool, PortSocket, RxBatch, FRAME_SIZE};
+use crate::afxdp::{continues, FramePool, PortSocket, RxBatch, FRAME_SIZE, XDP_PKT_CONTD};
 use crate::batch::{BatchProcessor, Desc, FrameStore, TxQueues};
 use crate::config::PollMode;
 use crate::fill::FillShares;
@@ -166,6 +166,17 @@ impl TxQueues for WorkerTx<'_> {
             });
         }
     }
+
+    fn push_chain(&mut self, queue: u16, descs: &[Desc]) {
+        if let Some(p) = self.pending.get_mut(usize::from(queue)) {
+            let last = descs.len().saturating_sub(1);
+            p.extend(descs.iter().enumerate().map(|(i, d)| XdpDesc {
+                addr: d.addr,
+                len: d.len,
+                options: if i < last { XDP_PKT_CONTD } else { 0 },
+            }));
+        }
+    }
 }
 
 impl FrameStore for FramePool {
@@ -188,6 +199,15 @@ impl FrameStore for FramePool {
     fn take(&mut self) -> Option<u64> {
         FramePool::take(self)
     }
+}
+
+/// The batch routine's descriptors of `rx`, into `out`.
+fn as_descs(rx: &[XdpDesc], out: &mut Vec<Desc>) {
+    out.clear();
+    out.extend(rx.iter().map(|d| Desc {
+        addr: d.addr,
+        len: d.len,
+    }));
 }
 
 /// What a worker shares with the rest of the vrouter.
@@ -333,17 +353,28 @@ impl Worker {
                     continue;
                 }
                 work += rx.len();
-                self.rx_descs.clear();
-                self.rx_descs.extend(rx.iter().map(|d| Desc {
-                    addr: d.addr,
-                    len: d.len,
-                }));
                 let mut tx = WorkerTx {
                     queue_of_vif: &self.tx_slot_of_vif,
                     pending: &mut self.pending,
                 };
-                self.engine
-                    .run(&snap, in_vif, slot as u16, &self.rx_descs, &mut self.pool, &mut tx);
+                // Runs of one-chunk packets go through the batch routine; a packet
+                // larger than a chunk (a chain) on its own, in order.
+                let mut rest = &rx[..];
+                while !rest.is_empty() {
+                    let singles = rest.iter().position(continues).unwrap_or(rest.len());
+                    if singles > 0 {
+                        as_descs(&rest[..singles], &mut self.rx_descs);
+                        self.engine
+                            .run(&snap, in_vif, slot as u16, &self.rx_descs, &mut self.pool, &mut tx);
+                        rest = &rest[singles..];
+                        continue;
+                    }
+                    let len = rest.iter().position(|d| !continues(d)).map_or(rest.len(), |i| i + 1);
+                    as_descs(&rest[..len], &mut self.rx_descs);
+                    self.engine
+                        .forward_chain(&snap, in_vif, slot as u16, &self.rx_descs, &mut self.pool, &mut tx);
+                    rest = &rest[len..];
+                }
                 self.flush();
             }
             // Not held while idle: the control side patches the previous snapshot in

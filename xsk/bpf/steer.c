@@ -113,8 +113,9 @@ static __always_inline int steer(struct xdp_md *ctx, struct iphdr *ip)
 	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
 }
 
-// Pod ports: every frame a pod sends is the vrouter's.
-SEC("xdp")
+// Pod ports: every frame a pod sends is the vrouter's. Frame-capable (xdp.frags): a
+// pod's MTU may exceed a page, its frames then reach the socket as chains.
+SEC("xdp.frags")
 int vrouter_pod(struct xdp_md *ctx)
 {
 	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
@@ -122,8 +123,9 @@ int vrouter_pod(struct xdp_md *ctx)
 
 // Fabric port: only overlay tunnels (MPLS over UDP 6635 and legacy 51234, VXLAN 4789,
 // MPLS over GRE) and the claimed ports (above) go to the vrouter; ARP, SSH, the
-// kubelet and everything else of the node pass to the kernel.
-SEC("xdp")
+// kubelet and everything else of the node pass to the kernel. Headers are read from
+// the first buffer only, so a multi-buffer frame (xdp.frags) is steered the same way.
+SEC("xdp.frags")
 int vrouter_fabric(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;

@@ -22,7 +22,7 @@ mod xdp;
 
 pub use pool::{FramePool, FRAME_SIZE};
 pub use sink::CountingSink;
-pub use socket::{KernelStats, PortSocket, RxBatch};
+pub use socket::{continues, KernelStats, PortSocket, RxBatch, XDP_PKT_CONTD};
 pub use xdp::{steering_object, Claim, FabricClaims, PortKind, XdpAttachment, XdpError};
 
 /// XDP attach mode.

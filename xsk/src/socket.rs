@@ -34,6 +34,8 @@ pub struct PortSocket {
     fd: RawFd,
     tx_outstanding: u32,
     ring_size: u32,
+    /// The rest of a chain whose start is in the TX ring.
+    tx_partial: Vec<XdpDesc>,
 }
 
 impl std::fmt::Debug for PortSocket {
@@ -56,6 +58,40 @@ fn errno(what: &str, ifname: &str, queue: u32, e: xdpilone::Errno) -> std::io::E
 
 /// Received descriptors of one poll, to be processed and then given back or sent on.
 pub type RxBatch = Vec<XdpDesc>;
+
+/// `XDP_USE_SG`: frames larger than a chunk arrive (and may be sent) as chains of
+/// descriptors (Linux 6.6+).
+const XDP_USE_SG: u16 = 1 << 4;
+/// Descriptor option: the packet continues in the next descriptor.
+pub const XDP_PKT_CONTD: u32 = 1;
+
+/// True if `desc` is followed by more of its packet.
+#[inline]
+pub fn continues(desc: &XdpDesc) -> bool {
+    desc.options & XDP_PKT_CONTD != 0
+}
+
+/// Send-buffer bytes of a socket: in copy mode every frame sent is an skb charged
+/// to the socket until the kernel frees it, a multi-buffer frame a page per chunk.
+const SEND_BUFFER: libc::c_int = 16 << 20;
+
+/// Raises the socket's send buffer (as root, beyond `wmem_max`): with the default a
+/// few dozen chained frames in flight stall the ring. Best effort: the default
+/// still works, slower.
+fn raise_send_buffer(fd: RawFd) {
+    let value = SEND_BUFFER;
+    // SAFETY: `fd` is the socket's open descriptor; the option value is a c_int that
+    // lives across the call, passed with its exact size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUFFORCE,
+            std::ptr::addr_of!(value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
 
 impl PortSocket {
     /// Opens a socket on `ifname` queue `queue` in `pool`'s UMEM, its fill ring
@@ -87,35 +123,46 @@ impl PortSocket {
             .fq_cq(&sock)
             .map_err(|e| errno("fill/completion rings", ifname, queue, e))?;
         let ring = NonZeroU32::new(ring_size);
-        let config = SocketConfig {
-            rx_size: ring,
-            tx_size: ring,
-            // Sockets sharing the UMEM inherit its mode; the kernel refuses flags on them.
-            bind_flags: if anchor {
-                SocketConfig::XDP_BIND_NEED_WAKEUP | SocketConfig::XDP_BIND_COPY
-            } else {
-                0
-            },
+        // Sockets sharing the UMEM inherit its mode (scatter-gather included); the
+        // kernel refuses flags on them. The anchor asks for scatter-gather and, on a
+        // kernel without it (EINVAL), binds without: frames then fit one chunk.
+        let mut flags = if anchor {
+            SocketConfig::XDP_BIND_NEED_WAKEUP | SocketConfig::XDP_BIND_COPY | XDP_USE_SG
+        } else {
+            0
         };
-        let user = umem
-            .rx_tx(&sock, &config)
-            .map_err(|e| errno("rx/tx rings", ifname, queue, e))?;
-        let rx = user.map_rx().map_err(|e| errno("mmap rx ring", ifname, queue, e))?;
-        let tx = user.map_tx().map_err(|e| errno("mmap tx ring", ifname, queue, e))?;
-        // A queue whose previous socket was closed a moment ago (a port detached and
-        // attached again) answers EBUSY until the kernel has released that socket's
-        // pool: wait for it, briefly, rather than fail the attach.
-        let deadline = std::time::Instant::now() + BIND_BUSY_WAIT;
-        loop {
-            match umem.bind(&user) {
-                Ok(()) => break,
-                Err(e) if e.get_raw() == libc::EBUSY && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
+        let (user, rx, tx) = loop {
+            let config = SocketConfig {
+                rx_size: ring,
+                tx_size: ring,
+                bind_flags: flags,
+            };
+            let user = umem
+                .rx_tx(&sock, &config)
+                .map_err(|e| errno("rx/tx rings", ifname, queue, e))?;
+            let rx = user.map_rx().map_err(|e| errno("mmap rx ring", ifname, queue, e))?;
+            let tx = user.map_tx().map_err(|e| errno("mmap tx ring", ifname, queue, e))?;
+            // A queue whose previous socket was closed a moment ago (a port detached
+            // and attached again) answers EBUSY until the kernel has released that
+            // socket's pool: wait for it, briefly, rather than fail the attach.
+            let deadline = std::time::Instant::now() + BIND_BUSY_WAIT;
+            let bound = loop {
+                match umem.bind(&user) {
+                    Ok(()) => break Ok(()),
+                    Err(e) if e.get_raw() == libc::EBUSY && std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(e) => break Err(e),
                 }
+            };
+            match bound {
+                Ok(()) => break (user, rx, tx),
+                Err(e) if e.get_raw() == libc::EINVAL && flags & XDP_USE_SG != 0 => flags &= !XDP_USE_SG,
                 Err(e) => return Err(errno("bind", ifname, queue, e)),
             }
-        }
+        };
         let fd = rx.as_raw_fd();
+        raise_send_buffer(fd);
         let mut socket = Self {
             device,
             rx,
@@ -126,6 +173,7 @@ impl PortSocket {
             fd,
             tx_outstanding: 0,
             ring_size,
+            tx_partial: Vec::new(),
         };
         socket.refill(pool, fill);
         Ok(socket)
@@ -167,48 +215,92 @@ impl PortSocket {
         pending + n
     }
 
-    /// Moves up to `max` received descriptors into `out`; the frames become held by
-    /// the worker.
+    /// Moves up to `max` received descriptors into `out` (more if the last one's
+    /// packet continues: a chain is never cut); the frames become held by the worker.
     #[inline]
     pub fn receive(&mut self, pool: &mut FramePool, max: u32, out: &mut RxBatch) {
-        let mut reader = self.rx.receive(max);
-        while let Some(desc) = reader.read() {
-            pool.hold(desc.addr);
-            out.push(desc);
+        let mut want = max;
+        loop {
+            let before = out.len();
+            let mut reader = self.rx.receive(want);
+            while let Some(desc) = reader.read() {
+                pool.hold(desc.addr);
+                out.push(desc);
+            }
+            reader.release();
+            // The kernel makes a chain's descriptors visible together.
+            match out.last() {
+                Some(last) if continues(last) && out.len() > before => want = 1,
+                _ => return,
+            }
         }
-        reader.release();
     }
 
-    /// Queues frames for transmission; returns how many were accepted. The caller
-    /// frees the rest.
+    /// Queues frames for transmission (a chain's descriptors all but the last marked
+    /// [`XDP_PKT_CONTD`]); returns how many descriptors were taken. The caller frees
+    /// the rest, which start at a packet boundary: a chain the ring's end cuts is
+    /// taken whole, its rest kept here and queued before anything else (the kernel
+    /// holds its start until the rest comes).
     #[inline]
     pub fn transmit(&mut self, pool: &mut FramePool, descs: &[XdpDesc]) -> usize {
+        if !self.push_partial() {
+            return 0;
+        }
         let mut writer = self.tx.transmit(descs.len() as u32);
-        let mut n = 0;
-        for d in descs {
-            if !writer.insert_once(*d) {
-                break;
-            }
+        let take = descs.len().min(writer.capacity() as usize);
+        for d in &descs[..take] {
+            // Within the reserved capacity: cannot fail.
+            writer.insert_once(*d);
             pool.set_owner(d.addr, self.slot);
-            n += 1;
         }
         writer.commit();
         drop(writer);
-        self.tx_outstanding += n as u32;
-        n
+        self.tx_outstanding += take as u32;
+        if take == 0 || !continues(&descs[take - 1]) {
+            return take;
+        }
+        let rest = descs[take..]
+            .iter()
+            .position(|d| !continues(d))
+            .map_or(descs.len(), |i| take + i + 1);
+        for d in &descs[take..rest] {
+            pool.set_owner(d.addr, self.slot);
+        }
+        self.tx_partial.extend_from_slice(&descs[take..rest]);
+        rest
+    }
+
+    /// Queues the rest of a cut chain; true once none is left.
+    #[inline]
+    fn push_partial(&mut self) -> bool {
+        if self.tx_partial.is_empty() {
+            return true;
+        }
+        let mut writer = self.tx.transmit(self.tx_partial.len() as u32);
+        let take = self.tx_partial.len().min(writer.capacity() as usize);
+        for d in &self.tx_partial[..take] {
+            writer.insert_once(*d);
+        }
+        writer.commit();
+        drop(writer);
+        self.tx_outstanding += take as u32;
+        self.tx_partial.drain(..take);
+        self.tx_partial.is_empty()
     }
 
     /// Kicks the kernel if it asked to be woken for TX (always, in copy mode). In
     /// copy mode one wake-up sends at most 32 frames (the kernel's TX_BATCH_SIZE), so
-    /// it repeats until the kernel has taken everything queued, within a bound.
+    /// it repeats until the kernel has taken everything queued, within a bound; the
+    /// rest of a cut chain goes in as room frees.
     #[inline]
-    pub fn kick_tx(&self) {
+    pub fn kick_tx(&mut self) {
         if self.tx_outstanding == 0 {
             return;
         }
         let mut rounds = self.ring_size / 32 + 1;
-        while rounds > 0 && self.tx.needs_wakeup() && self.tx.pending() > 0 {
+        while rounds > 0 && self.tx.needs_wakeup() && (self.tx.pending() > 0 || !self.tx_partial.is_empty()) {
             self.tx.wake();
+            self.push_partial();
             rounds -= 1;
         }
     }

@@ -20,11 +20,17 @@ const FABRIC_MTU: &str = "1600";
 /// The MAC the OVS path routes with (the pods' gateway).
 const OVS_GATEWAY_MAC: &str = "02:00:00:00:0f:01";
 
+/// The pods' MTU on the jumbo path.
+pub const JUMBO_MTU: u16 = 9000;
+
 /// A path between two pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TcpPath {
     /// Both pods on one node, this vrouter between them.
     Vrouter,
+    /// Both pods on one node with a 9000-byte MTU, this vrouter between them (each
+    /// frame a chain of three UMEM chunks).
+    VrouterJumbo,
     /// Both pods on one node, the kernel routing between their veths.
     Kernel,
     /// Both pods on one node, Open vSwitch (userspace datapath, AF_XDP ports).
@@ -42,6 +48,7 @@ impl TcpPath {
     pub fn name(self) -> &'static str {
         match self {
             TcpPath::Vrouter => "vrouter",
+            TcpPath::VrouterJumbo => "vrouter-jumbo",
             TcpPath::Kernel => "kernel",
             TcpPath::Ovs => "ovs",
             TcpPath::VrouterMplsoudp => "vrouter-mplsoudp",
@@ -124,6 +131,16 @@ pub fn build(path: TcpPath, binary: &Path, poll_mode: PollMode) -> anyhow::Resul
             node.start_vrouter()?;
             node.add_pod("red", 0, 1, true)?;
             node.add_pod("red", 0, 2, true)?;
+            Built::one_node(node, None)
+        }
+        TcpPath::VrouterJumbo => {
+            let mut node = one(1)?;
+            node.start_vrouter()?;
+            for i in 0..2 {
+                node.add_pod("red", 0, i + 1, false)?;
+                node.set_pod_mtu(usize::from(i), JUMBO_MTU)?;
+                node.attach(usize::from(i))?;
+            }
             Built::one_node(node, None)
         }
         TcpPath::Kernel => {

@@ -600,6 +600,12 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                         let reasons: Vec<String> = w.drops_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
                         println!("{:>6} drops: {}", "", reasons.join(", "));
                     }
+                    if w.chains_received + w.chains_sent > 0 {
+                        println!(
+                            "{:>6} multi-buffer packets: {} received, {} sent",
+                            "", w.chains_received, w.chains_sent
+                        );
+                    }
                 }
             })
         }

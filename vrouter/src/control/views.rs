@@ -361,6 +361,8 @@ impl Views {
                         .map(|r| (r.label().to_string(), w.drops[r.index()].get()))
                         .filter(|(_, n)| *n > 0)
                         .collect(),
+                    chains_received: w.chains_received.get(),
+                    chains_sent: w.chains_sent.get(),
                 })
                 .collect(),
         }

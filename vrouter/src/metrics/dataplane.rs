@@ -209,6 +209,19 @@ fn workers(views: &Views, e: &mut DescriptorEncoder) -> fmt::Result {
     )?;
     counter(
         e,
+        "worker_multi_buffer_packets",
+        "Packets larger than one UMEM chunk, carried as a chain of descriptors, by direction",
+        None,
+        list.iter().flat_map(|w| {
+            let mut rx = labels(w);
+            rx.push(("direction", "received".into()));
+            let mut tx = labels(w);
+            tx.push(("direction", "sent".into()));
+            [(rx, w.chains_received), (tx, w.chains_sent)]
+        }),
+    )?;
+    counter(
+        e,
         "worker_receive_packets",
         "Frames the worker received, all its interfaces",
         None,

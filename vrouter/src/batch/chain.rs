@@ -1,0 +1,151 @@
+//! Packets larger than a chunk: received as a chain of descriptors (a pod or the
+//! fabric with an MTU above what one UMEM chunk holds, the sockets bound with
+//! scatter-gather), gathered into one buffer, taken through the same pipeline, and
+//! scattered into chunks again when they leave as a chain. The common case, a packet
+//! in one chunk, never comes here: it is forwarded in place.
+
+use super::{BatchProcessor, Desc, FrameStore, TxQueues, FRAGMENT_HEADROOM};
+use crate::capture::Stage;
+use crate::packet::{self, DropReason, PacketBuf, TunnelUse, Verdict};
+use nexthop::{Snapshot, Vif};
+
+/// The largest packet a chain may carry (an IPv4 or IPv6 datagram's most, with its
+/// Ethernet header); longer chains are dropped as truncated.
+pub const MAX_CHAINED: usize = 65_535 + 14;
+
+impl BatchProcessor {
+    /// Forwards the packet whose descriptors are `chain`, received on `in_vif` /
+    /// `in_queue`. The received chunks are released once copied out.
+    pub fn forward_chain(
+        &mut self,
+        snap: &Snapshot,
+        in_vif: Vif,
+        in_queue: u16,
+        chain: &[Desc],
+        frames: &mut impl FrameStore,
+        tx: &mut impl TxQueues,
+    ) {
+        let total: usize = chain.iter().map(|d| d.len as usize).sum();
+        if let Some(c) = self.stats.vifs.get(in_vif.index()) {
+            c.rx_packets.add(1);
+            c.rx_bytes.add(total as u64);
+        }
+        self.stats.chains_received.add(1);
+        let gathered = total <= MAX_CHAINED && self.gather(chain, frames);
+        for d in chain {
+            frames.release(d.addr);
+        }
+        if !gathered {
+            self.stats.drop_packet(in_vif, DropReason::Truncated);
+            return;
+        }
+        let tap = self.captures.tap();
+        let tap = tap.as_deref().map(Vec::as_slice);
+        let captured_in = tap.is_some_and(|t| t.iter().any(|s| s.vif() == in_vif));
+        if captured_in {
+            self.captured.clear();
+            self.captured
+                .extend_from_slice(&self.big[FRAGMENT_HEADROOM..FRAGMENT_HEADROOM + total]);
+        }
+        let mut big = std::mem::take(&mut self.big);
+        let (verdict, start, len) = match PacketBuf::new(&mut big, FRAGMENT_HEADROOM, total) {
+            Some(mut pkt) => {
+                let outcome = packet::process_classified(snap, in_vif, &mut pkt, &mut self.ctx, None);
+                match outcome.tunnel {
+                    Some(TunnelUse::Sent(remote)) => self.stats.count_tunnel(remote, true, pkt.len() as u32),
+                    Some(TunnelUse::Received(remote)) => self.stats.count_tunnel(remote, false, total as u32),
+                    None => {}
+                }
+                (outcome.verdict, pkt.start(), pkt.len())
+            }
+            None => (Verdict::Drop(DropReason::Truncated), 0, 0),
+        };
+        let bytes = &big[start..start + len];
+        if let Some(tap) = tap {
+            let stage = match verdict {
+                Verdict::Drop(r) | Verdict::DropWithError(r) => Stage::Dropped(r),
+                _ => Stage::Received,
+            };
+            if captured_in {
+                tap.iter()
+                    .filter(|s| s.vif() == in_vif)
+                    .for_each(|s| s.record(self.worker, stage, &self.captured));
+            }
+            let out = match verdict {
+                Verdict::Transmit(out) if tx.queue_of(out).is_some() => Some(out),
+                Verdict::DropWithError(_) => Some(in_vif),
+                _ => None,
+            };
+            if let Some(out) = out {
+                tap.iter()
+                    .filter(|s| s.vif() == out)
+                    .for_each(|s| s.record(self.worker, Stage::Sent, bytes));
+            }
+        }
+        match verdict {
+            Verdict::Transmit(out) => match tx.queue_of(out) {
+                Some(q) => self.scatter(in_vif, q, bytes, frames, tx),
+                None => self.stats.drop_packet(in_vif, DropReason::NoTxPort),
+            },
+            Verdict::DropWithError(reason) => {
+                self.stats.drop_packet(in_vif, reason);
+                self.stats.icmp_errors_sent.add(1);
+                self.scatter(in_vif, in_queue, bytes, frames, tx);
+            }
+            Verdict::Drop(reason) => self.stats.drop_packet(in_vif, reason),
+            Verdict::Fragment(nh) => {
+                self.scratch.clear();
+                self.scratch.extend_from_slice(bytes);
+                self.fragment_scratch(snap, in_vif, nh, tap, frames, tx);
+            }
+        }
+        self.big = big;
+    }
+
+    /// Copies the chain's bytes into the gather buffer, after its headroom; false if
+    /// a descriptor lies outside the chunks the worker holds.
+    fn gather(&mut self, chain: &[Desc], frames: &mut impl FrameStore) -> bool {
+        let chunk = frames.chunk_size();
+        self.big.clear();
+        self.big.resize(FRAGMENT_HEADROOM, 0);
+        for d in chain {
+            let offset = (d.addr % chunk) as usize;
+            let Some(bytes) = frames
+                .chunk_mut(d.addr)
+                .and_then(|f| f.get(offset..offset + d.len as usize))
+            else {
+                return false;
+            };
+            self.big.extend_from_slice(bytes);
+        }
+        // Room behind the packet too: answers and encapsulations may grow it.
+        self.big.resize(self.big.len() + FRAGMENT_HEADROOM, 0);
+        true
+    }
+
+    /// Queues `bytes` on `queue` as a chain of whole chunks (one chunk if it fits).
+    fn scatter(&mut self, in_vif: Vif, queue: u16, bytes: &[u8], frames: &mut impl FrameStore, tx: &mut impl TxQueues) {
+        let chunk = frames.chunk_size() as usize;
+        let mut descs: Vec<Desc> = Vec::with_capacity(bytes.len().div_ceil(chunk));
+        for piece in bytes.chunks(chunk) {
+            let taken = frames.take();
+            let Some((base, frame)) = taken.and_then(|b| Some((b, frames.chunk_mut(b)?))) else {
+                taken
+                    .into_iter()
+                    .chain(descs.iter().map(|d| d.addr))
+                    .for_each(|a| frames.release(a));
+                self.stats.drop_packet(in_vif, DropReason::NoFrame);
+                return;
+            };
+            frame[..piece.len()].copy_from_slice(piece);
+            descs.push(Desc {
+                addr: base,
+                len: piece.len() as u32,
+            });
+        }
+        if descs.len() > 1 {
+            self.stats.chains_sent.add(1);
+        }
+        tx.push_chain(queue, &descs);
+    }
+}
