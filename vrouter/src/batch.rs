@@ -309,7 +309,9 @@ impl BatchProcessor {
         tx: &mut impl TxQueues,
     ) {
         let chunk = frames.chunk_size();
-        let plan = packet::fragment_plan(snap, in_vif, nh, &self.scratch);
+        // Each fragment is built in a chunk of its own, after the headroom.
+        let max_frame = (chunk as usize).saturating_sub(FRAGMENT_HEADROOM);
+        let plan = packet::fragment_plan(snap, in_vif, nh, &self.scratch, max_frame);
         let (Some(plan), Some(queue)) = (plan, tx.queue_of(Vif(0))) else {
             self.stats.drop_packet(in_vif, DropReason::Mtu);
             return;

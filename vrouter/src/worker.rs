@@ -437,13 +437,16 @@ impl Worker {
                 sent += socket.transmit(&mut self.pool, &pending[sent..]);
                 retries -= 1;
             }
+            // Packets, not descriptors: a chain's last descriptor ends its packet.
+            let packets = |descs: &[XdpDesc]| descs.iter().filter(|d| !continues(d)).count() as u64;
+            let dropped = packets(&pending[sent..]);
             if let Some(c) = self.stats.vifs.get(vif.index()) {
-                c.tx_packets.add(sent as u64);
+                c.tx_packets.add(packets(&pending[..sent]));
                 c.tx_bytes.add(pending[..sent].iter().map(|d| u64::from(d.len)).sum());
-                c.tx_ring_full.add((pending.len() - sent) as u64);
+                c.tx_ring_full.add(dropped);
             }
+            self.stats.drops[DropReason::TxRingFull.index()].add(dropped);
             for d in &pending[sent..] {
-                self.stats.drops[DropReason::TxRingFull.index()].add(1);
                 self.pool.release(d.addr);
             }
             pending.clear();

@@ -93,6 +93,21 @@ fn raise_send_buffer(fd: RawFd) {
     }
 }
 
+/// Binds `user`'s socket. A queue whose previous socket was closed a moment ago (a
+/// port detached and attached again) answers EBUSY until the kernel has released
+/// that socket's pool: wait for it, briefly, rather than fail the attach.
+fn bind(umem: &xdpilone::Umem, user: &User) -> Result<(), xdpilone::Errno> {
+    let deadline = std::time::Instant::now() + BIND_BUSY_WAIT;
+    loop {
+        match umem.bind(user) {
+            Err(e) if e.get_raw() == libc::EBUSY && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl PortSocket {
     /// Opens a socket on `ifname` queue `queue` in `pool`'s UMEM, its fill ring
     /// given `fill` frames. The first socket of a pool (`anchor`) uses the UMEM's own
@@ -125,42 +140,38 @@ impl PortSocket {
         let ring = NonZeroU32::new(ring_size);
         // Sockets sharing the UMEM inherit its mode (scatter-gather included); the
         // kernel refuses flags on them. The anchor asks for scatter-gather and, on a
-        // kernel without it (EINVAL), binds without: frames then fit one chunk.
-        let mut flags = if anchor {
+        // kernel without it (before 6.6: EINVAL), binds without: frames then must fit
+        // one chunk.
+        let flags = if anchor {
             SocketConfig::XDP_BIND_NEED_WAKEUP | SocketConfig::XDP_BIND_COPY | XDP_USE_SG
         } else {
             0
         };
-        let (user, rx, tx) = loop {
-            let config = SocketConfig {
-                rx_size: ring,
-                tx_size: ring,
-                bind_flags: flags,
-            };
-            let user = umem
-                .rx_tx(&sock, &config)
-                .map_err(|e| errno("rx/tx rings", ifname, queue, e))?;
-            let rx = user.map_rx().map_err(|e| errno("mmap rx ring", ifname, queue, e))?;
-            let tx = user.map_tx().map_err(|e| errno("mmap tx ring", ifname, queue, e))?;
-            // A queue whose previous socket was closed a moment ago (a port detached
-            // and attached again) answers EBUSY until the kernel has released that
-            // socket's pool: wait for it, briefly, rather than fail the attach.
-            let deadline = std::time::Instant::now() + BIND_BUSY_WAIT;
-            let bound = loop {
-                match umem.bind(&user) {
-                    Ok(()) => break Ok(()),
-                    Err(e) if e.get_raw() == libc::EBUSY && std::time::Instant::now() < deadline => {
-                        std::thread::sleep(std::time::Duration::from_millis(5));
-                    }
-                    Err(e) => break Err(e),
-                }
-            };
-            match bound {
-                Ok(()) => break (user, rx, tx),
-                Err(e) if e.get_raw() == libc::EINVAL && flags & XDP_USE_SG != 0 => flags &= !XDP_USE_SG,
-                Err(e) => return Err(errno("bind", ifname, queue, e)),
-            }
+        let config = SocketConfig {
+            rx_size: ring,
+            tx_size: ring,
+            bind_flags: flags,
         };
+        let user = umem
+            .rx_tx(&sock, &config)
+            .map_err(|e| errno("rx/tx rings", ifname, queue, e))?;
+        let rx = user.map_rx().map_err(|e| errno("mmap rx ring", ifname, queue, e))?;
+        let tx = user.map_tx().map_err(|e| errno("mmap tx ring", ifname, queue, e))?;
+        match bind(umem, &user) {
+            Err(e) if e.get_raw() == libc::EINVAL && flags & XDP_USE_SG != 0 => {
+                // The rings exist already: only the bind is tried again.
+                let without = SocketConfig {
+                    rx_size: None,
+                    tx_size: None,
+                    bind_flags: flags & !XDP_USE_SG,
+                };
+                let again = umem
+                    .rx_tx(&sock, &without)
+                    .map_err(|e| errno("rx/tx rings", ifname, queue, e))?;
+                bind(umem, &again).map_err(|e| errno("bind", ifname, queue, e))?;
+            }
+            other => other.map_err(|e| errno("bind", ifname, queue, e))?,
+        }
         let fd = rx.as_raw_fd();
         raise_send_buffer(fd);
         let mut socket = Self {
@@ -294,6 +305,7 @@ impl PortSocket {
     /// rest of a cut chain goes in as room frees.
     #[inline]
     pub fn kick_tx(&mut self) {
+        self.push_partial();
         if self.tx_outstanding == 0 {
             return;
         }

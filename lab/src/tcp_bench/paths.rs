@@ -17,6 +17,8 @@ use vrouter::config::{PollMode, XdpMode};
 const VNI: u32 = 100;
 /// The fabric's MTU: a pod's 1500-byte packet plus any tunnel header.
 const FABRIC_MTU: &str = "1600";
+/// The fabric's MTU under jumbo pods.
+const JUMBO_FABRIC_MTU: &str = "9100";
 /// The MAC the OVS path routes with (the pods' gateway).
 const OVS_GATEWAY_MAC: &str = "02:00:00:00:0f:01";
 
@@ -39,6 +41,9 @@ pub enum TcpPath {
     VrouterMplsoudp,
     /// Pods on two nodes, vrouters with VXLAN.
     VrouterVxlan,
+    /// Pods on two nodes with a 9000-byte MTU over a fabric that carries it, vrouters
+    /// with MPLS over UDP.
+    VrouterJumboMplsoudp,
     /// Pods on two nodes, the kernel routing into its VXLAN device.
     KernelVxlan,
 }
@@ -53,6 +58,7 @@ impl TcpPath {
             TcpPath::Ovs => "ovs",
             TcpPath::VrouterMplsoudp => "vrouter-mplsoudp",
             TcpPath::VrouterVxlan => "vrouter-vxlan",
+            TcpPath::VrouterJumboMplsoudp => "vrouter-jumbo-mplsoudp",
             TcpPath::KernelVxlan => "kernel-vxlan",
         }
     }
@@ -61,7 +67,7 @@ impl TcpPath {
     pub fn across_nodes(self) -> bool {
         matches!(
             self,
-            TcpPath::VrouterMplsoudp | TcpPath::VrouterVxlan | TcpPath::KernelVxlan
+            TcpPath::VrouterMplsoudp | TcpPath::VrouterVxlan | TcpPath::VrouterJumboMplsoudp | TcpPath::KernelVxlan
         )
     }
 
@@ -153,11 +159,17 @@ pub fn build(path: TcpPath, binary: &Path, poll_mode: PollMode) -> anyhow::Resul
             let switch = open_vswitch(&mut node)?;
             Built::one_node(node, Some(switch))
         }
-        TcpPath::VrouterMplsoudp | TcpPath::VrouterVxlan => {
+        TcpPath::VrouterMplsoudp | TcpPath::VrouterVxlan | TcpPath::VrouterJumboMplsoudp => {
             let encap = if path == TcpPath::VrouterVxlan {
                 Encap::Vxlan
             } else {
                 Encap::MplsOverUdp
+            };
+            let jumbo = path == TcpPath::VrouterJumboMplsoudp;
+            let (fabric_mtu, pod_mtu) = if jumbo {
+                (JUMBO_FABRIC_MTU, Some(JUMBO_MTU))
+            } else {
+                (FABRIC_MTU, None)
             };
             let lan = FabricLan::new()?;
             let (mut a, mut b) = (one(1)?, one(2)?);
@@ -168,9 +180,13 @@ pub fn build(path: TcpPath, binary: &Path, poll_mode: PollMode) -> anyhow::Resul
                 b.set_forwarding_cores(&[first]);
             }
             for (n, index) in [(&mut a, 1), (&mut b, 2)] {
-                join(n, &lan)?;
+                join(n, &lan, fabric_mtu)?;
                 n.start_vrouter()?;
-                n.add_pod("red", 0, index, true)?;
+                n.add_pod("red", 0, index, pod_mtu.is_none())?;
+                if let Some(mtu) = pod_mtu {
+                    n.set_pod_mtu(0, mtu)?;
+                    n.attach(0)?;
+                }
                 if encap == Encap::Vxlan {
                     let _: serde_json::Value = n.api().call(&vrouter::api::Request::SetVrfVni {
                         vrf: "red".into(),
@@ -190,7 +206,7 @@ pub fn build(path: TcpPath, binary: &Path, poll_mode: PollMode) -> anyhow::Resul
             let lan = FabricLan::new()?;
             let (mut a, mut b) = (one(1)?, one(2)?);
             for (n, index) in [(&mut a, 1), (&mut b, 2)] {
-                join(n, &lan)?;
+                join(n, &lan, FABRIC_MTU)?;
                 kernel_pods(n, &[index])?;
                 vxlan_device(n)?;
             }
@@ -207,11 +223,10 @@ pub fn build(path: TcpPath, binary: &Path, poll_mode: PollMode) -> anyhow::Resul
 }
 
 /// Joins `node` to the fabric with room for tunnel headers.
-fn join(node: &LabNode, lan: &FabricLan) -> anyhow::Result<()> {
+fn join(node: &LabNode, lan: &FabricLan, mtu: &str) -> anyhow::Result<()> {
     node.join(lan)?;
-    node.ns.ip(&["link", "set", "dev", FABRIC_IF, "mtu", FABRIC_MTU])?;
-    lan.ns
-        .ip(&["link", "set", "dev", &node.lan_port(), "mtu", FABRIC_MTU])?;
+    node.ns.ip(&["link", "set", "dev", FABRIC_IF, "mtu", mtu])?;
+    lan.ns.ip(&["link", "set", "dev", &node.lan_port(), "mtu", mtu])?;
     Ok(())
 }
 

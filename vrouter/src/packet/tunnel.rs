@@ -172,12 +172,14 @@ fn per_fragment(fits: u16, ihl: usize) -> Option<usize> {
 
 /// The plan for cutting the routed IPv4 frame `frame` (received on `in_vif`, given
 /// [`Verdict::Fragment`] with the tunnel next hop `nh`) into fragments that fit the
-/// tunnel once encapsulated. `None` if the inputs do not describe such a frame.
+/// tunnel once encapsulated, each fragment's frame at most `max_frame` bytes (the
+/// buffer it is built in). `None` if the inputs do not describe such a frame.
 pub fn fragment_plan(
     snap: &Snapshot,
     in_vif: nexthop::Vif,
     nh: nexthop::NextHopId,
     frame: &[u8],
+    max_frame: usize,
 ) -> Option<FragmentPlan> {
     let Some(Egress::Remote(t)) = Egress::of(snap, nh) else {
         return None;
@@ -186,7 +188,9 @@ pub fn fragment_plan(
     let ip_len = usize::from(ip.total_len());
     let inner_eth = if t.encap == Encap::Vxlan { ETH_LEN } else { 0 };
     let overhead = (t.encap.outer_len() - ETH_LEN) + inner_eth;
-    let fits = usize::from(snap.fabric.mtu.max(576)).checked_sub(overhead)?;
+    // The fabric's MTU, or less if a fragment's frame must fit a smaller buffer.
+    let mtu = usize::from(snap.fabric.mtu.max(576)).min(max_frame.saturating_sub(ETH_LEN));
+    let fits = mtu.checked_sub(overhead)?;
     let per_fragment = per_fragment(fits.min(usize::from(u16::MAX)) as u16, ip.header_len())?;
     // The entropy of the flow's other packets, so that its fragments take their path.
     let (key, _, _) = super::flow::ip_flow_key(snap.interface(in_vif)?.vrf.0, &wire::ip::Packet::V4(ip));

@@ -242,8 +242,11 @@ fn oversized_packets_without_df_are_fragmented_then_encapsulated() {
     let Verdict::Fragment(nh) = v else {
         panic!("a fragmentation verdict, not {v:?}");
     };
-    let plan = fragment_plan(&snap, Vif(1), nh, &routed).expect("a fragmentation plan");
+    let plan = fragment_plan(&snap, Vif(1), nh, &routed, usize::MAX).expect("a fragmentation plan");
     assert_eq!(plan.count, 2, "2008 bytes of UDP in 1368-byte inner packets");
+    // A fragment's frame capped below the MTU (the chunk it is built in): more of them.
+    let small = fragment_plan(&snap, Vif(1), nh, &routed, 700).expect("a plan for 700-byte frames");
+    assert_eq!(small.count, 4, "2008 bytes in inner packets of at most 700 - 14 - 46 bytes");
     let mut reassembled = Vec::new();
     for i in 0..plan.count {
         let mut buf = vec![0u8; 4096];
