@@ -7,7 +7,8 @@
 //! Per batch: classify every frame (parse, flow key, hash, prefetch its bucket), then
 //! prefetch the flow entries, then run each frame through the pipeline, count it, and
 //! queue it for transmission, back to its sender (ICMP errors), as fragments, or free
-//! it. No locks, allocation or system calls.
+//! it. No locks, allocation or system calls (a chained packet's buffers grow once,
+//! then are reused).
 
 use crate::capture::{Captures, Session, Stage};
 use crate::packet::{self, Classified, DropReason, PacketBuf, PipelineContext, TunnelUse, Verdict};
@@ -72,6 +73,8 @@ pub struct BatchProcessor {
     scratch: Vec<u8>,
     /// A chained packet gathered into one buffer.
     big: Vec<u8>,
+    /// The chunks a packet is scattered into.
+    scattered: Vec<Desc>,
     /// Packet capture: the sessions, this worker's number, the received copy.
     captures: Arc<Captures>,
     worker: usize,
@@ -87,6 +90,7 @@ impl BatchProcessor {
             classified: Vec::with_capacity(256),
             scratch: Vec::with_capacity(4096),
             big: Vec::new(),
+            scattered: Vec::new(),
             captures: Arc::new(Captures::default()),
             worker: 0,
             captured: Vec::new(),

@@ -126,7 +126,9 @@ impl BatchProcessor {
     /// Queues `bytes` on `queue` as a chain of whole chunks (one chunk if it fits).
     fn scatter(&mut self, in_vif: Vif, queue: u16, bytes: &[u8], frames: &mut impl FrameStore, tx: &mut impl TxQueues) {
         let chunk = frames.chunk_size() as usize;
-        let mut descs: Vec<Desc> = Vec::with_capacity(bytes.len().div_ceil(chunk));
+        // Reused: no allocation per packet once the first chain has passed.
+        let mut descs = std::mem::take(&mut self.scattered);
+        descs.clear();
         for piece in bytes.chunks(chunk) {
             let taken = frames.take();
             let Some((base, frame)) = taken.and_then(|b| Some((b, frames.chunk_mut(b)?))) else {
@@ -135,6 +137,7 @@ impl BatchProcessor {
                     .chain(descs.iter().map(|d| d.addr))
                     .for_each(|a| frames.release(a));
                 self.stats.drop_packet(in_vif, DropReason::NoFrame);
+                self.scattered = descs;
                 return;
             };
             frame[..piece.len()].copy_from_slice(piece);
@@ -147,5 +150,6 @@ impl BatchProcessor {
             self.stats.chains_sent.add(1);
         }
         tx.push_chain(queue, &descs);
+        self.scattered = descs;
     }
 }

@@ -246,7 +246,10 @@ fn oversized_packets_without_df_are_fragmented_then_encapsulated() {
     assert_eq!(plan.count, 2, "2008 bytes of UDP in 1368-byte inner packets");
     // A fragment's frame capped below the MTU (the chunk it is built in): more of them.
     let small = fragment_plan(&snap, Vif(1), nh, &routed, 700).expect("a plan for 700-byte frames");
-    assert_eq!(small.count, 4, "2008 bytes in inner packets of at most 700 - 14 - 46 bytes");
+    assert_eq!(
+        small.count, 4,
+        "2008 bytes in inner packets of at most 700 - 14 (Ethernet) - 32 (outer IP, UDP, MPLS) bytes"
+    );
     let mut reassembled = Vec::new();
     for i in 0..plan.count {
         let mut buf = vec![0u8; 4096];
