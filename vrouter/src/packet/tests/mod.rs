@@ -526,6 +526,7 @@ fn fragmented(frame: &[u8], ident: u16, first_len: usize) -> (Vec<u8>, Vec<u8>) 
     )
 }
 
+mod chains;
 mod floating;
 mod flows;
 mod fragments;

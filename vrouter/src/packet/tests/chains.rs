@@ -1,0 +1,189 @@
+//! Packets larger than a chunk through the batch routine's chain path: the chunks
+//! gathered, the same pipeline, the result scattered into whole chunks queued as one
+//! chain, byte for byte what the pipeline gives the packet in one buffer; every
+//! received chunk given back; an ICMP error for a too-big chain goes back where it
+//! came from; a chain naming a chunk the worker does not hold is a counted drop.
+
+use super::*;
+use crate::batch::{BatchProcessor, Desc, FrameStore, TxQueues};
+use crate::stats::WorkerStats;
+use std::sync::Arc;
+
+const CHUNK: usize = 4096;
+
+/// Chunks of memory with a free list that refuses a double release.
+struct Chunks {
+    mem: Vec<u8>,
+    free: Vec<u64>,
+}
+
+impl Chunks {
+    fn new(count: usize) -> Self {
+        Self {
+            mem: vec![0; count * CHUNK],
+            free: (0..count as u64).rev().map(|i| i * CHUNK as u64).collect(),
+        }
+    }
+}
+
+impl FrameStore for Chunks {
+    fn chunk_size(&self) -> u64 {
+        CHUNK as u64
+    }
+    fn chunk_mut(&mut self, addr: u64) -> Option<&mut [u8]> {
+        let start = (addr as usize / CHUNK) * CHUNK;
+        self.mem.get_mut(start..start + CHUNK)
+    }
+    fn release(&mut self, addr: u64) {
+        let base = addr - addr % CHUNK as u64;
+        if base as usize >= self.mem.len() {
+            return; // not one of ours: ignored, as the UMEM's pool ignores it
+        }
+        assert!(!self.free.contains(&base), "chunk {base} released twice");
+        self.free.push(base);
+    }
+    fn take(&mut self) -> Option<u64> {
+        self.free.pop()
+    }
+}
+
+/// Every queued packet: its queue and its chunks.
+#[derive(Default)]
+struct Queued(Vec<(u16, Vec<Desc>)>);
+
+impl TxQueues for Queued {
+    fn queue_of(&self, vif: Vif) -> Option<u16> {
+        Some(vif.0 as u16)
+    }
+    fn push(&mut self, queue: u16, desc: Desc) {
+        self.0.push((queue, vec![desc]));
+    }
+    fn push_chain(&mut self, queue: u16, descs: &[Desc]) {
+        self.0.push((queue, descs.to_vec()));
+    }
+}
+
+/// Pods a and b in VRF red, b with MTU `b_mtu`, a with 9000.
+fn jumbo_snapshot(b_mtu: u16) -> Snapshot {
+    let mut s = state();
+    for (name, mac, ip, v6, mtu) in [
+        ("a", MAC_A, A4, "2001:2:0:1::2", 9000),
+        ("b", MAC_B, B4, "2001:2:0:1::3", b_mtu),
+    ] {
+        s.remove_interface(name).unwrap();
+        s.add_interface(InterfaceSpec {
+            name: name.into(),
+            vrf: "red".into(),
+            mac: MacAddr(mac),
+            ipv4: Some(ip.into()),
+            ipv6: Some(v6.parse().unwrap()),
+            gateway4: Some(GW4.into()),
+            gateway6: Some("2001:2:0:1::1".parse().unwrap()),
+            mtu: Some(mtu),
+            ..InterfaceSpec::default()
+        })
+        .unwrap();
+    }
+    s.build(1, MacAddr(ROUTER))
+}
+
+/// `frame` as the kernel delivers it in chunks: 3840 bytes a chunk, after 256 of
+/// headroom.
+fn received(store: &mut Chunks, frame: &[u8]) -> Vec<Desc> {
+    frame
+        .chunks(CHUNK - HEADROOM)
+        .map(|piece| {
+            let base = store.take().unwrap();
+            store.chunk_mut(base).unwrap()[HEADROOM..HEADROOM + piece.len()].copy_from_slice(piece);
+            Desc {
+                addr: base + HEADROOM as u64,
+                len: piece.len() as u32,
+            }
+        })
+        .collect()
+}
+
+fn bytes_of(store: &mut Chunks, descs: &[Desc]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for d in descs {
+        let offset = (d.addr % CHUNK as u64) as usize;
+        out.extend_from_slice(&store.chunk_mut(d.addr).unwrap()[offset..offset + d.len as usize]);
+    }
+    out
+}
+
+fn engine() -> BatchProcessor {
+    BatchProcessor::new(PipelineContext::default(), Arc::new(WorkerStats::new(16)))
+}
+
+#[test]
+fn a_chain_is_forwarded_as_the_one_buffer_pipeline_forwards_it() {
+    let snap = jumbo_snapshot(9000);
+    let payload: Vec<u8> = (0..8000u32).map(|i| (i * 7) as u8).collect();
+    let frame = udp4(MAC_A, ROUTER, A4, B4, 64, &payload);
+    let mut big = vec![0u8; frame.len() + 2 * HEADROOM];
+    big[HEADROOM..HEADROOM + frame.len()].copy_from_slice(&frame);
+    let mut pkt = PacketBuf::new(&mut big, HEADROOM, frame.len()).unwrap();
+    let b = snap.interface_by_name("b").unwrap().vif;
+    assert_eq!(
+        process(&snap, Vif(1), &mut pkt, &mut PipelineContext::default()),
+        Verdict::Transmit(b)
+    );
+    let want = pkt.data().to_vec();
+
+    let mut store = Chunks::new(8);
+    let chain = received(&mut store, &frame);
+    assert_eq!(chain.len(), 3);
+    let mut engine = engine();
+    let mut queued = Queued::default();
+    engine.forward_chain(&snap, Vif(1), 1, &chain, &mut store, &mut queued);
+    assert_eq!(queued.0.len(), 1, "one packet queued");
+    let (queue, out) = queued.0.pop().unwrap();
+    assert_eq!(queue, b.0 as u16);
+    assert_eq!(out.len(), want.len().div_ceil(CHUNK), "whole chunks");
+    assert_eq!(bytes_of(&mut store, &out), want);
+    for d in &out {
+        store.release(d.addr);
+    }
+    assert_eq!(store.free.len(), 8, "every chunk given back once");
+    assert_eq!(
+        (engine.stats.chains_received.get(), engine.stats.chains_sent.get()),
+        (1, 1)
+    );
+}
+
+#[test]
+fn a_too_big_chain_gets_its_icmp_error_back_and_a_foreign_chunk_is_a_drop() {
+    let snap = jumbo_snapshot(1500);
+    let frame = udp4(MAC_A, ROUTER, A4, B4, 64, &[5u8; 8000]);
+    let mut store = Chunks::new(8);
+    let chain = received(&mut store, &frame);
+    let mut engine = engine();
+    let mut queued = Queued::default();
+    engine.forward_chain(&snap, Vif(1), 1, &chain, &mut store, &mut queued);
+    let (queue, out) = queued.0.pop().expect("the ICMP error");
+    assert_eq!((queue, out.len()), (1, 1), "back to the sender, in one chunk");
+    let error = bytes_of(&mut store, &out);
+    assert_eq!(&error[..6], &MAC_A, "to pod a");
+    assert_eq!(
+        (error[ETH_LEN + 20], error[ETH_LEN + 21]),
+        (3, 4),
+        "fragmentation needed"
+    );
+    assert_eq!(u16::from_be_bytes([error[ETH_LEN + 26], error[ETH_LEN + 27]]), 1500);
+    store.release(out[0].addr);
+    assert_eq!(store.free.len(), 8);
+
+    // A descriptor outside the store: the chain is a truncated drop, and its own
+    // chunks are given back.
+    let mut chain = received(&mut store, &frame);
+    chain.push(Desc {
+        addr: 1 << 40,
+        len: 100,
+    });
+    let before = engine.stats.drops[DropReason::Truncated.index()].get();
+    engine.forward_chain(&snap, Vif(1), 1, &chain, &mut store, &mut queued);
+    assert_eq!(engine.stats.drops[DropReason::Truncated.index()].get(), before + 1);
+    assert!(queued.0.is_empty(), "nothing queued");
+    assert_eq!(store.free.len(), 8);
+}
