@@ -14,7 +14,7 @@ use crate::packet::{DropReason, PipelineContext};
 use crate::stats::WorkerStats;
 use control_client::SnapshotPublisher;
 use crossbeam_channel::{Receiver, Sender};
-use nexthop::Vif;
+use nexthop::{Snapshot, Vif};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -142,6 +142,9 @@ struct Worker {
     rx_descs: Vec<Desc>,
     /// How the UMEM's frames are shared among the sockets' fill rings.
     fill: FillShares,
+    /// Per socket slot: true while the rest of a dropped, incomplete chain is to be
+    /// skipped.
+    chain_rest: Vec<bool>,
 }
 
 /// The worker's transmit queues, as the batch routine sees them.
@@ -312,6 +315,7 @@ impl Worker {
             },
             rx_descs: Vec::with_capacity(256),
             fill,
+            chain_rest: Vec::new(),
         })
     }
 
@@ -353,28 +357,7 @@ impl Worker {
                     continue;
                 }
                 work += rx.len();
-                let mut tx = WorkerTx {
-                    queue_of_vif: &self.tx_slot_of_vif,
-                    pending: &mut self.pending,
-                };
-                // Runs of one-chunk packets go through the batch routine; a packet
-                // larger than a chunk (a chain) on its own, in order.
-                let mut rest = &rx[..];
-                while !rest.is_empty() {
-                    let singles = rest.iter().position(continues).unwrap_or(rest.len());
-                    if singles > 0 {
-                        as_descs(&rest[..singles], &mut self.rx_descs);
-                        self.engine
-                            .run(&snap, in_vif, slot as u16, &self.rx_descs, &mut self.pool, &mut tx);
-                        rest = &rest[singles..];
-                        continue;
-                    }
-                    let len = rest.iter().position(|d| !continues(d)).map_or(rest.len(), |i| i + 1);
-                    as_descs(&rest[..len], &mut self.rx_descs);
-                    self.engine
-                        .forward_chain(&snap, in_vif, slot as u16, &self.rx_descs, &mut self.pool, &mut tx);
-                    rest = &rest[len..];
-                }
+                self.forward_received(&snap, in_vif, slot, &rx);
                 self.flush();
             }
             // Not held while idle: the control side patches the previous snapshot in
@@ -413,6 +396,53 @@ impl Worker {
                 }
             }
             std::hint::spin_loop();
+        }
+    }
+
+    /// Runs a received batch: runs of one-chunk packets through the batch routine, a
+    /// packet larger than a chunk (a chain) on its own, in order. A chain the poll
+    /// ended in the middle of (the kernel publishes a chain's descriptors together,
+    /// so only a misbehaving ring would) is dropped as truncated, and its rest
+    /// skipped when the next poll brings it.
+    fn forward_received(&mut self, snap: &Snapshot, in_vif: Vif, slot: usize, rx: &[XdpDesc]) {
+        let mut tx = WorkerTx {
+            queue_of_vif: &self.tx_slot_of_vif,
+            pending: &mut self.pending,
+        };
+        let mut rest = rx;
+        if self.chain_rest.get(slot).copied().unwrap_or(false) {
+            let end = rest.iter().position(|d| !continues(d));
+            let skipped = end.map_or(rest.len(), |i| i + 1);
+            for d in &rest[..skipped] {
+                self.pool.release(d.addr);
+            }
+            self.chain_rest[slot] = end.is_none();
+            rest = &rest[skipped..];
+        }
+        while !rest.is_empty() {
+            let singles = rest.iter().position(continues).unwrap_or(rest.len());
+            if singles > 0 {
+                as_descs(&rest[..singles], &mut self.rx_descs);
+                self.engine
+                    .run(snap, in_vif, slot as u16, &self.rx_descs, &mut self.pool, &mut tx);
+                rest = &rest[singles..];
+                continue;
+            }
+            let Some(last) = rest.iter().position(|d| !continues(d)) else {
+                for d in rest {
+                    self.pool.release(d.addr);
+                }
+                self.engine.stats.drop_packet(in_vif, DropReason::Truncated);
+                if self.chain_rest.len() <= slot {
+                    self.chain_rest.resize(slot + 1, false);
+                }
+                self.chain_rest[slot] = true;
+                return;
+            };
+            as_descs(&rest[..=last], &mut self.rx_descs);
+            self.engine
+                .forward_chain(snap, in_vif, slot as u16, &self.rx_descs, &mut self.pool, &mut tx);
+            rest = &rest[last + 1..];
         }
     }
 
@@ -532,6 +562,9 @@ impl Worker {
                 false,
             ) {
                 Ok(socket) => {
+                    if let Some(rest) = self.chain_rest.get_mut(slot) {
+                        *rest = false;
+                    }
                     opened.push((queue, socket.raw_fd()));
                     self.slots[slot] = Some(Slot { vif, socket });
                     if self.tx_slot_of_vif[vif.index()] == NO_SOCKET {
