@@ -138,6 +138,12 @@ pub fn translate(manifests: &Manifests, settings: &Settings) -> Translation {
     let policies = policy::policies(&manifests.network_policies, &pods, &floating_ips, &namespaces);
     let service_chains = chains::chains(&pods, &mut warnings);
     let mut networks: Vec<String> = pods.iter().map(|p| p.vrf.clone()).collect();
+    // A service instance's other interface is in a network of its own choosing.
+    networks.extend(
+        service_chains
+            .iter()
+            .flat_map(|c| [c.left.vrf.clone(), c.right.vrf.clone()]),
+    );
     networks.push(settings.cluster_network.clone());
     networks.sort();
     networks.dedup();

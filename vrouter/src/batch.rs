@@ -183,7 +183,11 @@ impl BatchProcessor {
             None => (Verdict::Drop(DropReason::Truncated), 0, 0),
         };
         if let Some(tap) = tap {
-            self.capture(tap, in_vif, captured_in, verdict, (start, len), frames, tx);
+            let chunk = frames.chunk_size();
+            let sent = frames
+                .chunk_mut(start)
+                .and_then(|f| f.get(pkt_range(Desc { addr: start, len }, chunk)));
+            self.capture(tap, in_vif, captured_in, verdict, sent, tx);
         }
         let queue = match verdict {
             Verdict::Transmit(out_vif) => match tx.queue_of(out_vif) {
@@ -230,18 +234,17 @@ impl BatchProcessor {
     }
 
     /// Keeps copies for the capture sessions of the receiving interface (as received,
-    /// or dropped with the reason) and of the sending one (as sent).
+    /// or dropped with the reason) and of the sending one (`sent`: the packet as it
+    /// leaves).
     #[cold]
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
     fn capture(
         &mut self,
         tap: &[Arc<Session>],
         in_vif: Vif,
         captured_in: bool,
         verdict: Verdict,
-        (start, len): (u64, u32),
-        frames: &mut impl FrameStore,
+        sent: Option<&[u8]>,
         tx: &impl TxQueues,
     ) {
         // As it ends: a port without a socket here is a drop, not a send.
@@ -264,17 +267,7 @@ impl BatchProcessor {
             Verdict::DropWithError(_) => in_vif,
             _ => return,
         };
-        if !tap.iter().any(|s| s.vif() == out) {
-            return;
-        }
-        let chunk = frames.chunk_size();
-        let offset = (start % chunk) as usize;
-        let Some(sent) = frames
-            .chunk_mut(start)
-            .and_then(|f| f.get(offset..offset + len as usize))
-        else {
-            return;
-        };
+        let Some(sent) = sent else { return };
         tap.iter()
             .filter(|s| s.vif() == out)
             .for_each(|s| s.record(self.worker, Stage::Sent, sent));

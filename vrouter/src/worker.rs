@@ -204,15 +204,6 @@ impl FrameStore for FramePool {
     }
 }
 
-/// The batch routine's descriptors of `rx`, into `out`.
-fn as_descs(rx: &[XdpDesc], out: &mut Vec<Desc>) {
-    out.clear();
-    out.extend(rx.iter().map(|d| Desc {
-        addr: d.addr,
-        len: d.len,
-    }));
-}
-
 /// What a worker shares with the rest of the vrouter.
 #[derive(Debug, Clone)]
 pub struct WorkerShared {
@@ -420,9 +411,16 @@ impl Worker {
             rest = &rest[skipped..];
         }
         while !rest.is_empty() {
-            let singles = rest.iter().position(continues).unwrap_or(rest.len());
+            // The run of one-chunk packets, converted in the pass that finds its end.
+            self.rx_descs.clear();
+            for d in rest.iter().take_while(|d| !continues(d)) {
+                self.rx_descs.push(Desc {
+                    addr: d.addr,
+                    len: d.len,
+                });
+            }
+            let singles = self.rx_descs.len();
             if singles > 0 {
-                as_descs(&rest[..singles], &mut self.rx_descs);
                 self.engine
                     .run(snap, in_vif, slot as u16, &self.rx_descs, &mut self.pool, &mut tx);
                 rest = &rest[singles..];
@@ -439,7 +437,11 @@ impl Worker {
                 self.chain_rest[slot] = true;
                 return;
             };
-            as_descs(&rest[..=last], &mut self.rx_descs);
+            self.rx_descs.clear();
+            self.rx_descs.extend(rest[..=last].iter().map(|d| Desc {
+                addr: d.addr,
+                len: d.len,
+            }));
             self.engine
                 .forward_chain(snap, in_vif, slot as u16, &self.rx_descs, &mut self.pool, &mut tx);
             rest = &rest[last + 1..];
@@ -467,12 +469,15 @@ impl Worker {
                 sent += socket.transmit(&mut self.pool, &pending[sent..]);
                 retries -= 1;
             }
-            // Packets, not descriptors: a chain's last descriptor ends its packet.
-            let packets = |descs: &[XdpDesc]| descs.iter().filter(|d| !continues(d)).count() as u64;
-            let dropped = packets(&pending[sent..]);
+            // Packets, not descriptors: a chain's last descriptor ends its packet
+            // (counted in the pass that sums the bytes).
+            let (bytes, packets) = pending[..sent].iter().fold((0u64, 0u64), |(b, p), d| {
+                (b + u64::from(d.len), p + u64::from(!continues(d)))
+            });
+            let dropped = pending[sent..].iter().filter(|d| !continues(d)).count() as u64;
             if let Some(c) = self.stats.vifs.get(vif.index()) {
-                c.tx_packets.add(packets(&pending[..sent]));
-                c.tx_bytes.add(pending[..sent].iter().map(|d| u64::from(d.len)).sum());
+                c.tx_packets.add(packets);
+                c.tx_bytes.add(bytes);
                 c.tx_ring_full.add(dropped);
             }
             self.stats.drops[DropReason::TxRingFull.index()].add(dropped);

@@ -257,27 +257,18 @@ impl PortSocket {
         if !self.push_partial() {
             return 0;
         }
-        let mut writer = self.tx.transmit(descs.len() as u32);
-        let take = descs.len().min(writer.capacity() as usize);
-        for d in &descs[..take] {
-            // Within the reserved capacity: cannot fail.
-            writer.insert_once(*d);
-            pool.set_owner(d.addr, self.slot);
-        }
-        writer.commit();
-        drop(writer);
-        self.tx_outstanding += take as u32;
-        if take == 0 || !continues(&descs[take - 1]) {
-            return take;
-        }
-        let rest = descs[take..]
-            .iter()
-            .position(|d| !continues(d))
-            .map_or(descs.len(), |i| take + i + 1);
-        for d in &descs[take..rest] {
-            pool.set_owner(d.addr, self.slot);
-        }
+        let take = self.insert(descs);
+        let rest = match take.checked_sub(1).map(|last| continues(&descs[last])) {
+            Some(true) => descs[take..]
+                .iter()
+                .position(|d| !continues(d))
+                .map_or(descs.len(), |i| take + i + 1),
+            _ => take,
+        };
         self.tx_partial.extend_from_slice(&descs[take..rest]);
+        for d in &descs[..rest] {
+            pool.set_owner(d.addr, self.slot);
+        }
         rest
     }
 
@@ -287,16 +278,26 @@ impl PortSocket {
         if self.tx_partial.is_empty() {
             return true;
         }
-        let mut writer = self.tx.transmit(self.tx_partial.len() as u32);
-        let take = self.tx_partial.len().min(writer.capacity() as usize);
-        for d in &self.tx_partial[..take] {
+        let mut partial = std::mem::take(&mut self.tx_partial);
+        let take = self.insert(&partial);
+        partial.drain(..take);
+        self.tx_partial = partial;
+        self.tx_partial.is_empty()
+    }
+
+    /// Puts as many of `descs` in the TX ring as it has room for; how many.
+    #[inline]
+    fn insert(&mut self, descs: &[XdpDesc]) -> usize {
+        let mut writer = self.tx.transmit(descs.len() as u32);
+        let take = descs.len().min(writer.capacity() as usize);
+        for d in &descs[..take] {
+            // Within the reserved capacity: cannot fail.
             writer.insert_once(*d);
         }
         writer.commit();
         drop(writer);
         self.tx_outstanding += take as u32;
-        self.tx_partial.drain(..take);
-        self.tx_partial.is_empty()
+        take
     }
 
     /// Kicks the kernel if it asked to be woken for TX (always, in copy mode). In

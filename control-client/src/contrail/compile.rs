@@ -54,14 +54,18 @@ pub struct PortConfig {
 }
 
 impl PortConfig {
+    /// Its addresses: IPv4, then IPv6.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> {
+        [self.ipv4.map(IpAddr::from), self.ipv6.map(IpAddr::from)]
+            .into_iter()
+            .flatten()
+    }
+
     /// The port as a policy selects it: each of its addresses in its VRF (none
     /// without a VRF).
     pub fn policy_pods(&self) -> impl Iterator<Item = crate::model::PolicyPod> + '_ {
-        let addresses = [self.ipv4.map(IpAddr::from), self.ipv6.map(IpAddr::from)];
         self.vrf.iter().flat_map(move |vrf| {
-            addresses
-                .into_iter()
-                .flatten()
+            self.addresses()
                 .map(|ip| crate::model::PolicyPod { vrf: vrf.clone(), ip })
         })
     }

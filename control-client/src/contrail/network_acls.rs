@@ -273,10 +273,7 @@ fn peers(compiled: &CompiledConfig, end: &[Endpoint], ethertype: Option<u8>) -> 
                     .ports
                     .values()
                     .filter(|p| p.virtual_network.as_deref() == Some(n.as_str()));
-                for p in ports {
-                    nets.extend(p.ipv4.map(|a| IpNet::from(IpAddr::from(a))));
-                    nets.extend(p.ipv6.map(|a| IpNet::from(IpAddr::from(a))));
-                }
+                nets.extend(ports.flat_map(|p| p.addresses()).map(IpNet::from));
             }
             Endpoint::SecurityGroup(g) => return Err(format!("an end is security group {g}")),
             Endpoint::NetworkPolicy(p) => return Err(format!("an end is policy {p}")),
@@ -325,16 +322,8 @@ impl PortSet {
             .map(|r| (r.start, r.end))
             .collect();
         let every_port = ranges.is_empty();
-        let protocols = match protocol {
-            None if every_port => return Ok(PortSet::EVERYTHING),
-            None => vec![L4Protocol::Tcp, L4Protocol::Udp, L4Protocol::Sctp],
-            Some(6) => vec![L4Protocol::Tcp],
-            Some(17) => vec![L4Protocol::Udp],
-            Some(132) => vec![L4Protocol::Sctp],
-            Some(1) if every_port => vec![L4Protocol::Icmp],
-            Some(58) if every_port => vec![L4Protocol::Icmpv6],
-            Some(1 | 58) => return Err("ICMP type/code ranges".into()),
-            Some(other) => return Err(format!("protocol {other}")),
+        let Some(protocols) = super::rules::policy_protocols(protocol, every_port)? else {
+            return Ok(PortSet::EVERYTHING);
         };
         let full = vec![(0, u16::MAX)];
         Ok(PortSet {

@@ -2,6 +2,7 @@
 //! (`policy-rule`) and an access control list's (`acl-rule`), read into one typed
 //! rule. What the data plane's policy stage enforces; here they are read and kept.
 
+use crate::model::L4Protocol;
 use crate::xmpp::Element;
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -99,6 +100,24 @@ impl Rule {
             action,
         }
     }
+}
+
+/// The policy protocols a rule's `protocol` stands for when it names ports or not
+/// (`every_port`): `None` for every protocol (no protocol and no port named); any
+/// protocol with ports is the protocols that have ports. An error names what a
+/// policy cannot match: another protocol, or ICMP's "ports" (type and code ranges).
+pub(super) fn policy_protocols(protocol: Option<u8>, every_port: bool) -> Result<Option<Vec<L4Protocol>>, String> {
+    Ok(Some(match protocol {
+        None if every_port => return Ok(None),
+        None => vec![L4Protocol::Tcp, L4Protocol::Udp, L4Protocol::Sctp],
+        Some(6) => vec![L4Protocol::Tcp],
+        Some(17) => vec![L4Protocol::Udp],
+        Some(132) => vec![L4Protocol::Sctp],
+        Some(1) if every_port => vec![L4Protocol::Icmp],
+        Some(58) if every_port => vec![L4Protocol::Icmpv6],
+        Some(1 | 58) => return Err("ICMP type/code ranges".into()),
+        Some(other) => return Err(format!("protocol {other}")),
+    }))
 }
 
 /// The rules of a `security-group-entries` element.

@@ -15,10 +15,9 @@
 
 use super::rules::{Endpoint, PortRange, Rule};
 use super::{CompiledConfig, Uuid};
-use crate::model::{L4Protocol, PolicyPeer, PolicyPod, PolicyPort, PolicyRule, PolicySpec};
+use crate::model::{PolicyPeer, PolicyPod, PolicyPort, PolicyRule, PolicySpec};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 
 /// Where the policy of group `NAME` is named `PREFIX` + `NAME`.
 pub const POLICY_PREFIX: &str = "config:sg:";
@@ -40,7 +39,7 @@ pub struct GroupPolicies {
 pub fn policies(compiled: &CompiledConfig, bound: &BTreeSet<Uuid>, remote: &GroupMembers) -> GroupPolicies {
     let mut members = remote.clone();
     for port in compiled.ports.values() {
-        let addresses = port_addresses(port.ipv4.map(IpAddr::from), port.ipv6.map(IpAddr::from));
+        let addresses = port.addresses().map(IpNet::from);
         let addresses = addresses.chain(port.allowed_address_pairs.iter().copied());
         for address in addresses {
             for id in &port.security_group_ids {
@@ -99,10 +98,6 @@ pub fn policies(compiled: &CompiledConfig, bound: &BTreeSet<Uuid>, remote: &Grou
         out.policies.insert(name, spec);
     }
     out
-}
-
-fn port_addresses(v4: Option<IpAddr>, v6: Option<IpAddr>) -> impl Iterator<Item = IpNet> {
-    [v4, v6].into_iter().flatten().map(IpNet::from)
 }
 
 /// Resolves one group's rules.
@@ -174,23 +169,13 @@ fn ports(rule: &Rule) -> Result<Vec<PolicyPort>, String> {
         .filter(|r| *r != PortRange::ANY)
         .collect();
     let every_port = ranges.is_empty();
-    let protocols: Vec<L4Protocol> = match rule.protocol {
-        None if every_port => return Ok(Vec::new()),
-        // Any protocol with ports: the protocols that have ports.
-        None => vec![L4Protocol::Tcp, L4Protocol::Udp, L4Protocol::Sctp],
-        Some(6) => vec![L4Protocol::Tcp],
-        Some(17) => vec![L4Protocol::Udp],
-        Some(132) => vec![L4Protocol::Sctp],
-        Some(1) => vec![L4Protocol::Icmp],
-        Some(58) => vec![L4Protocol::Icmpv6],
-        Some(other) => return Err(format!("protocol {other} (not enforced: left out)")),
+    let Some(protocols) = super::rules::policy_protocols(rule.protocol, every_port)
+        .map_err(|e| format!("{e} (not enforced: left out)"))?
+    else {
+        return Ok(Vec::new());
     };
     let mut out = Vec::new();
     for protocol in protocols {
-        if matches!(protocol, L4Protocol::Icmp | L4Protocol::Icmpv6) && !every_port {
-            // ICMP's "ports" are type and code ranges, which a policy does not match.
-            return Err("ICMP type/code ranges (not enforced: left out)".into());
-        }
         if every_port {
             out.push(PolicyPort {
                 protocol,

@@ -1,5 +1,6 @@
 use super::*;
 use crate::contrail::{PortConfig, SecurityGroupProps};
+use crate::model::L4Protocol;
 
 const WEB: &str = "default-domain:k8s-default:web";
 const CLIENT: &str = "default-domain:k8s-default:client";

@@ -5,7 +5,6 @@
 //! in one chunk, never comes here: it is forwarded in place.
 
 use super::{BatchProcessor, Desc, FrameStore, TxQueues, FRAGMENT_HEADROOM};
-use crate::capture::Stage;
 use crate::packet::{self, DropReason, PacketBuf, TunnelUse, Verdict};
 use nexthop::{Snapshot, Vif};
 
@@ -39,15 +38,10 @@ impl BatchProcessor {
             self.stats.drop_packet(in_vif, DropReason::Truncated);
             return;
         }
+        let mut big = std::mem::take(&mut self.big);
         let tap = self.captures.tap();
         let tap = tap.as_deref().map(Vec::as_slice);
-        let captured_in = tap.is_some_and(|t| t.iter().any(|s| s.vif() == in_vif));
-        if captured_in {
-            self.captured.clear();
-            self.captured
-                .extend_from_slice(&self.big[FRAGMENT_HEADROOM..FRAGMENT_HEADROOM + total]);
-        }
-        let mut big = std::mem::take(&mut self.big);
+        let captured_in = tap.is_some_and(|t| self.keep_received(t, in_vif, &big, FRAGMENT_HEADROOM, total as u32));
         let (verdict, start, len) = match PacketBuf::new(&mut big, FRAGMENT_HEADROOM, total) {
             Some(mut pkt) => {
                 let outcome = packet::process_classified(snap, in_vif, &mut pkt, &mut self.ctx, None);
@@ -62,25 +56,7 @@ impl BatchProcessor {
         };
         let bytes = &big[start..start + len];
         if let Some(tap) = tap {
-            let stage = match verdict {
-                Verdict::Drop(r) | Verdict::DropWithError(r) => Stage::Dropped(r),
-                _ => Stage::Received,
-            };
-            if captured_in {
-                tap.iter()
-                    .filter(|s| s.vif() == in_vif)
-                    .for_each(|s| s.record(self.worker, stage, &self.captured));
-            }
-            let out = match verdict {
-                Verdict::Transmit(out) if tx.queue_of(out).is_some() => Some(out),
-                Verdict::DropWithError(_) => Some(in_vif),
-                _ => None,
-            };
-            if let Some(out) = out {
-                tap.iter()
-                    .filter(|s| s.vif() == out)
-                    .for_each(|s| s.record(self.worker, Stage::Sent, bytes));
-            }
+            self.capture(tap, in_vif, captured_in, verdict, Some(bytes), tx);
         }
         match verdict {
             Verdict::Transmit(out) => match tx.queue_of(out) {

@@ -196,45 +196,52 @@ pub fn apply(
 pub fn delete(api: &ApiClient, json: bool, manifests: &super::ManifestArgs) -> anyhow::Result<()> {
     let t = translation(manifests)?;
     let mut done = Applied::default();
-    let not_found = |e: &vrouter_api::ClientError| matches!(e, vrouter_api::ClientError::Api(a) if a.code == vrouter_api::ErrorCode::NotFound);
     for spec in &t.services {
-        match api.call::<serde_json::Value>(&Request::RemoveService {
-            name: spec.name.clone(),
-        }) {
-            Ok(_) => done.removed.push(format!("service {}", spec.name)),
-            Err(e) if not_found(&e) => {}
-            Err(e) => return Err(anyhow::anyhow!("service {}: {e}", spec.name)),
-        }
+        let name = spec.name.clone();
+        remove(api, Request::RemoveService { name }, "service", &spec.name, &mut done)?;
     }
     for spec in &t.ingresses {
-        match api.call::<serde_json::Value>(&Request::RemoveIngress {
-            name: spec.name.clone(),
-        }) {
-            Ok(_) => done.removed.push(format!("ingress {}", spec.name)),
-            Err(e) if not_found(&e) => {}
-            Err(e) => return Err(anyhow::anyhow!("ingress {}: {e}", spec.name)),
-        }
+        let name = spec.name.clone();
+        remove(api, Request::RemoveIngress { name }, "ingress", &spec.name, &mut done)?;
     }
     // Every isolated pod's floating IP, whatever the pool (its name is the pod's).
     let isolated = t.pods.iter().filter(|p| p.vrf == format!("{}-vn", p.namespace));
     for name in isolated.map(|p| format!("{}/{}", p.namespace, p.name)) {
-        match api.call::<serde_json::Value>(&Request::RemoveFloatingIp { name: name.clone() }) {
-            Ok(_) => done.removed.push(format!("floating IP {name}")),
-            Err(e) if not_found(&e) => {}
-            Err(e) => return Err(anyhow::anyhow!("floating IP {name}: {e}")),
-        }
+        let request = Request::RemoveFloatingIp { name: name.clone() };
+        remove(api, request, "floating IP", &name, &mut done)?;
     }
     for spec in &t.policies {
-        match api.call::<serde_json::Value>(&Request::RemovePolicy {
-            name: spec.name.clone(),
-        }) {
-            Ok(_) => done.removed.push(format!("network policy {}", spec.name)),
-            Err(e) if not_found(&e) => {}
-            Err(e) => return Err(anyhow::anyhow!("network policy {}: {e}", spec.name)),
-        }
+        let name = spec.name.clone();
+        remove(
+            api,
+            Request::RemovePolicy { name },
+            "network policy",
+            &spec.name,
+            &mut done,
+        )?;
     }
-    super::apply_chains::delete(api, &t.service_chains, &mut done)?;
+    for plan in &t.service_chains {
+        let name = plan.name.clone();
+        remove(
+            api,
+            Request::RemoveServiceChain { name },
+            "service chain",
+            &plan.name,
+            &mut done,
+        )?;
+    }
     report(json, &done)
+}
+
+/// Sends `request`, the removal of `what` `name`, recording it in `done`; one
+/// already gone is not an error.
+fn remove(api: &ApiClient, request: Request, what: &str, name: &str, done: &mut Applied) -> anyhow::Result<()> {
+    match api.call::<serde_json::Value>(&request) {
+        Ok(_) => done.removed.push(format!("{what} {name}")),
+        Err(vrouter_api::ClientError::Api(a)) if a.code == vrouter_api::ErrorCode::NotFound => {}
+        Err(e) => return Err(anyhow::anyhow!("{what} {name}: {e}")),
+    }
+    Ok(())
 }
 
 fn report(json: bool, done: &Applied) -> anyhow::Result<()> {

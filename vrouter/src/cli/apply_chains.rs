@@ -1,4 +1,4 @@
-//! The service chains of `vrouter apply` and `vrouter delete`: a chain is put in
+//! The service chains of `vrouter apply`: a chain is put in
 //! force on the node holding its instance, its interfaces found by network and
 //! address among the node's (the instance's other node applies it there).
 
@@ -68,20 +68,6 @@ pub fn apply(
         {
             let _: serde_json::Value = api.call(&Request::RemoveServiceChain { name: name.clone() })?;
             done.removed.push(format!("service chain {name}"));
-        }
-    }
-    Ok(())
-}
-
-/// Removes the chains `plans` name (those already gone are not an error).
-pub fn delete(api: &ApiClient, plans: &[ChainPlan], done: &mut Applied) -> anyhow::Result<()> {
-    for plan in plans {
-        match api.call::<serde_json::Value>(&Request::RemoveServiceChain {
-            name: plan.name.clone(),
-        }) {
-            Ok(_) => done.removed.push(format!("service chain {}", plan.name)),
-            Err(vrouter_api::ClientError::Api(a)) if a.code == vrouter_api::ErrorCode::NotFound => {}
-            Err(e) => return Err(anyhow::anyhow!("service chain {}: {e}", plan.name)),
         }
     }
     Ok(())

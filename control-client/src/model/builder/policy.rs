@@ -133,11 +133,8 @@ impl SnapshotBuilder {
                 let mut by_tier: BTreeMap<crate::model::PolicyTier, Vec<u32>> = BTreeMap::new();
                 for &i in ids {
                     let s = specs[i as usize];
-                    if if egress {
-                        s.egress.is_some()
-                    } else {
-                        s.ingress.is_some()
-                    } {
+                    let restricts = if egress { &s.egress } else { &s.ingress }.is_some();
+                    if restricts {
                         by_tier.entry(s.tier).or_default().push(i);
                     }
                 }

@@ -10,8 +10,9 @@
 //! - A change of membership marks the configuration for reconciling, which the
 //!   control task does once its queue is empty (a burst of routes costs one).
 //! - The policies are named `config:sg:GROUP` and `config:vn:NETWORK`; an
-//!   operator's policies are left alone. Until the initial configuration sync is over, a group's policy is added
-//!   or changed but never removed (as configured ports, services and floating IPs).
+//!   operator's policies are left alone. Until the initial configuration sync is
+//!   over, such a policy is added or changed but never removed (as configured ports,
+//!   services and floating IPs).
 
 use crate::control::Control;
 use control_client::contrail::security_groups::{policies, GroupMembers, POLICY_PREFIX};
