@@ -165,8 +165,9 @@ pub struct ServiceChain {
     /// The instance's interface in the right VRF, and that VRF.
     pub right: (Vif, VrfId),
     /// Prefixes of the right VRF routed in the left into the instance, and of the
-    /// left in the right.
-    pub routes: (u32, u32),
+    /// left in the right (the node advertises them to the control nodes in those
+    /// VRFs, so that other nodes' pods go through the instance too).
+    pub leaked: (Vec<ipnet::IpNet>, Vec<ipnet::IpNet>),
 }
 
 /// The node's own interface (see [`InterfaceKind::Host`]) as the packet path uses it.

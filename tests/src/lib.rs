@@ -78,6 +78,22 @@ pub fn fabric_node_with_flows(binary: &str, n: u8, flows: FlowConfig) -> LabNode
     build(binary, XdpMode::Native, flows, n)
 }
 
+/// The `[xmpp]` section of node `n` peering with the control node at `peer`
+/// (`ADDRESS:PORT`), with a short hold time so that tests see a lost peer soon.
+pub fn xmpp_section(peer: &str, n: u8) -> String {
+    format!("[xmpp]\nservers = [\"{peer}\"]\nhost = \"node-{n}\"\nhold_time_secs = 9")
+}
+
+/// Node `n` of a multi-node setup, peering with the control node at `peer`, on
+/// `lan` and running (without pods).
+pub fn peering_node(binary: &str, lan: &FabricLan, n: u8, peer: &str) -> LabNode {
+    let mut node = fabric_node(binary, n);
+    node.add_config(&xmpp_section(peer, n));
+    node.join(lan).expect("joining the fabric");
+    node.start_vrouter().expect("starting the vrouter");
+    node
+}
+
 /// Two running nodes (fabric 198.18.0.1 and .2) on `lan`, without pods.
 pub fn two_started_nodes(binary: &str, lan: &FabricLan) -> (LabNode, LabNode) {
     let (mut a, mut b) = (fabric_node(binary, 1), fabric_node(binary, 2));

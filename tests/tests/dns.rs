@@ -54,9 +54,7 @@ fn pods_resolve_services_of_other_namespaces_and_parallel_a_and_aaaa_queries_nev
                 ..Default::default()
             };
             let mut node = fabric_node_with_flows(BIN, n, flows);
-            node.add_config(&format!(
-                "[xmpp]\nservers = [\"{PEER}\"]\nhost = \"node-{n}\"\nhold_time_secs = 9"
-            ));
+            node.add_config(&system_tests::xmpp_section(PEER, n));
             node.join(&lan).expect("joining the fabric");
             node.start_vrouter().expect("starting the vrouter");
             node

@@ -69,7 +69,7 @@ fn a_floating_ip_joins_an_isolated_pod_to_another_vrf_both_ways() {
 #[test]
 fn a_floating_ip_is_reached_from_another_node_by_the_route_its_node_advertises() {
     use std::time::{Duration, Instant};
-    use system_tests::{fabric_host, fabric_node};
+    use system_tests::fabric_host;
     use vrouter_lab::node::FabricLan;
     const LAB: &str = env!("CARGO_BIN_EXE_vrouter-lab-under-test");
     const PEER: &str = "198.18.0.10:5269";
@@ -79,12 +79,7 @@ fn a_floating_ip_is_reached_from_another_node_by_the_route_its_node_advertises()
     let _peer = system_tests::ControlNodePeer::start(&host, LAB, PEER);
     let mut nodes: Vec<vrouter_lab::node::LabNode> = (1..=2u8)
         .map(|n| {
-            let mut node = fabric_node(BIN, n);
-            node.add_config(&format!(
-                "[xmpp]\nservers = [\"{PEER}\"]\nhost = \"node-{n}\"\nhold_time_secs = 9"
-            ));
-            node.join(&lan).expect("joining the fabric");
-            node.start_vrouter().expect("starting the vrouter");
+            let mut node = system_tests::peering_node(BIN, &lan, n, PEER);
             node.add_pod("cluster", 0, n, true).expect("adding a pod");
             node
         })

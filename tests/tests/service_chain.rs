@@ -6,18 +6,28 @@
 //! chain, red's pod reaches blue's pod and back through the instance (the filter's
 //! counters prove every packet passed it), and the filter blocks what its rule says;
 //! the manifests deleted (`vrouter delete`), the networks are apart again.
+//!
+//! Across nodes: with the instance on node 1 and both networks' pods on node 2,
+//! node 1 advertises the prefixes the chain leaks into each network (over XMPP,
+//! through the lab's control-node peer) with the instance's labels, so node 2's
+//! pods go through the instance too, and stop reaching each other once the chain
+//! is deleted.
 
 use std::net::IpAddr;
 use std::path::Path;
-use system_tests::{node, serial};
+use std::time::Duration;
+use system_tests::{fabric_host, node, peering_node, serial, wait_for, ControlNodePeer};
 use vrouter::api::{Request, ServiceChainView};
 use vrouter::config::XdpMode;
 use vrouter_lab::backends::{tcp_spread, NamedServers};
 use vrouter_lab::k8s_section;
 use vrouter_lab::netns::Netns;
+use vrouter_lab::node::{FabricLan, LabNode, Pod};
 use vrouter_lab::traffic::ping;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
+const LAB: &str = env!("CARGO_BIN_EXE_vrouter-lab-under-test");
+const PEER: &str = "198.18.0.10:5269";
 /// The port the filter lets through, and the one it blocks.
 const OPEN: u16 = 8080;
 const BLOCKED: u16 = 2323;
@@ -49,19 +59,10 @@ fn counted(instance: &Netns, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("counter {name}: {v}"))
 }
 
-#[test]
-fn a_service_chain_steers_two_networks_through_a_packet_filter() {
-    let _machine = serial();
-    let mut n = node(BIN, XdpMode::Native);
-    n.start_vrouter().unwrap();
-    n.add_pod("red", 0, 1, true).unwrap();
-    n.add_pod("blue", 1, 1, true).unwrap();
-    // The instance: the left interface of one pod's namespace in red, and the right
-    // one moved into that namespace from a blue pod's.
-    n.add_pod("red", 0, 250, true).unwrap();
-    n.add_pod("blue", 1, 250, true).unwrap();
-    let (client, server) = (&n.pods[0], &n.pods[1]);
-    let (left, right) = (&n.pods[2], &n.pods[3]);
+/// Makes pod `left`'s namespace the instance: its interface renamed `left`, and
+/// `right`'s interface moved into it as `right`, forwarding between them through
+/// the filter of `RULES`. Returns the instance's namespace.
+fn make_instance<'p>(left: &'p Pod, right: &Pod) -> &'p Netns {
     let instance = &left.ns;
     instance.ip(&["link", "set", "eth0", "down"]).unwrap();
     instance.ip(&["link", "set", "eth0", "name", "left"]).unwrap();
@@ -81,15 +82,77 @@ fn a_service_chain_steers_two_networks_through_a_packet_filter() {
     let mut child = nft.stdin(std::process::Stdio::piped()).spawn().unwrap();
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), RULES.as_bytes()).unwrap();
     assert!(child.wait().unwrap().success(), "nft refused the rules");
+    instance
+}
+
+/// The manifests name the addresses the lab gives these pods (client, server, the
+/// instance's left and right).
+fn assert_manifest_addresses(pods: [&Pod; 4]) {
+    let addresses = pods.map(|p| p.ipv4.to_string());
+    assert_eq!(addresses, ["198.18.1.2", "198.18.2.2", "198.18.1.251", "198.18.2.251"]);
+}
+
+/// Red's `client` reaches blue's server at `blue` through `instance` both ways
+/// (pings and TCP, counted by the filter each way), and not on the blocked port.
+fn assert_steered_through(instance: &Netns, client: &Pod, blue: IpAddr, context: impl Fn() -> String) {
+    let (to_right, to_left) = (counted(instance, "to_right"), counted(instance, "to_left"));
+    assert!(
+        ping(client, blue, 5),
+        "red does not reach blue through the chain\n{}",
+        context()
+    );
+    let spread = tcp_spread(&client.ns, blue, OPEN, 3).unwrap();
+    assert_eq!(
+        (spread.failed, spread.by_backend.get("blue-1")),
+        (0, Some(&3)),
+        "{spread:?}"
+    );
+    assert!(
+        counted(instance, "to_right") >= to_right + 4,
+        "requests did not pass the filter"
+    );
+    assert!(
+        counted(instance, "to_left") >= to_left + 4,
+        "replies did not pass the filter"
+    );
+    // The filter's rule holds: the blocked port is not reached, and it counted why.
+    let blocked = tcp_spread(&client.ns, blue, BLOCKED, 1).unwrap();
+    assert_eq!(blocked.failed, 1, "{blocked:?}");
+    assert!(counted(instance, "blocked") >= 1);
+}
+
+/// `vrouter delete -f` of the scenario on `node`: what it printed.
+fn delete(node: &LabNode) -> String {
+    let deleted = std::process::Command::new(BIN)
+        .args(["--api-socket", &node.api_socket().display().to_string(), "delete", "-f"])
+        .arg(k8s_section::scenario("service-chain.yaml"))
+        .output()
+        .unwrap();
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+    String::from_utf8_lossy(&deleted.stdout).into_owned()
+}
+
+#[test]
+fn a_service_chain_steers_two_networks_through_a_packet_filter() {
+    let _machine = serial();
+    let mut n = node(BIN, XdpMode::Native);
+    n.start_vrouter().unwrap();
+    n.add_pod("red", 0, 1, true).unwrap();
+    n.add_pod("blue", 1, 1, true).unwrap();
+    // The instance: the left interface of one pod's namespace in red, and the right
+    // one moved into that namespace from a blue pod's.
+    n.add_pod("red", 0, 250, true).unwrap();
+    n.add_pod("blue", 1, 250, true).unwrap();
+    let (client, server) = (&n.pods[0], &n.pods[1]);
+    let (left, right) = (&n.pods[2], &n.pods[3]);
+    let instance = make_instance(left, right);
     let _servers = NamedServers::start(&server.ns, "blue-1", &[OPEN, BLOCKED], &[]).unwrap();
     let blue: IpAddr = server.ipv4.into();
 
     // Apart: red cannot reach blue.
     assert!(!ping(client, blue, 1), "red reached blue without a chain");
 
-    // The manifests name the addresses the lab gives these pods.
-    let addresses = [client.ipv4, server.ipv4, left.ipv4, right.ipv4].map(|a| a.to_string());
-    assert_eq!(addresses, ["198.18.1.2", "198.18.2.2", "198.18.1.251", "198.18.2.251"]);
+    assert_manifest_addresses([client, server, left, right]);
     let applied = k8s_section::apply(Path::new(BIN), &n, "service-chain.yaml", &["--prune"]).unwrap();
     assert!(applied.contains("service chain chains/filter applied"), "{applied}");
     let api = n.api();
@@ -112,45 +175,64 @@ fn a_service_chain_steers_two_networks_through_a_packet_filter() {
         "{chains:?}"
     );
 
-    // Joined through the filter: pings and a TCP connection each way through it.
-    let (to_right, to_left) = (counted(instance, "to_right"), counted(instance, "to_left"));
-    assert!(
-        ping(client, blue, 5),
-        "red does not reach blue through the chain\n{}",
-        n.log()
-    );
-    let spread = tcp_spread(&client.ns, blue, OPEN, 3).unwrap();
-    assert_eq!(
-        (spread.failed, spread.by_backend.get("blue-1")),
-        (0, Some(&3)),
-        "{spread:?}"
-    );
-    assert!(
-        counted(instance, "to_right") >= to_right + 4,
-        "requests did not pass the filter"
-    );
-    assert!(
-        counted(instance, "to_left") >= to_left + 4,
-        "replies did not pass the filter"
-    );
-    // The filter's rule holds: the blocked port is not reached, and it counted why.
-    let blocked = tcp_spread(&client.ns, blue, BLOCKED, 1).unwrap();
-    assert_eq!(blocked.failed, 1, "{blocked:?}");
-    assert!(counted(instance, "blocked") >= 1);
+    // Joined through the filter.
+    assert_steered_through(instance, client, blue, || n.log());
 
     // The manifests deleted: apart again.
-    let deleted = std::process::Command::new(BIN)
-        .args(["--api-socket", &n.api_socket().display().to_string(), "delete", "-f"])
-        .arg(k8s_section::scenario("service-chain.yaml"))
-        .output()
-        .unwrap();
-    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
-    assert!(
-        String::from_utf8_lossy(&deleted.stdout).contains("service chain chains/filter removed"),
-        "{}",
-        String::from_utf8_lossy(&deleted.stdout)
-    );
+    let deleted = delete(&n);
+    assert!(deleted.contains("service chain chains/filter removed"), "{deleted}");
     assert!(!ping(client, blue, 1), "red still reaches blue without the chain");
     let chains: Vec<ServiceChainView> = api.call(&Request::ServiceChains).unwrap();
     assert!(chains.is_empty(), "{chains:?}");
+}
+
+#[test]
+fn a_service_chain_steers_the_pods_of_another_node_through_the_instance() {
+    let _machine = serial();
+    let lan = FabricLan::new().expect("fabric LAN");
+    let host = fabric_host(&lan, 10);
+    let _peer = ControlNodePeer::start(&host, LAB, PEER);
+    let (mut a, mut b) = (peering_node(BIN, &lan, 1, PEER), peering_node(BIN, &lan, 2, PEER));
+    // Node 1 holds the instance; node 2 red's client and blue's server.
+    a.add_pod("red", 0, 250, true).unwrap();
+    a.add_pod("blue", 1, 250, true).unwrap();
+    b.add_pod("red", 0, 1, true).unwrap();
+    b.add_pod("blue", 1, 1, true).unwrap();
+    let (left, right) = (&a.pods[0], &a.pods[1]);
+    let (client, server) = (&b.pods[0], &b.pods[1]);
+    let instance = make_instance(left, right);
+    let _servers = NamedServers::start(&server.ns, "blue-1", &[OPEN, BLOCKED], &[]).unwrap();
+    let blue: IpAddr = server.ipv4.into();
+    let context = || format!("node 1:\n{}\nnode 2:\n{}", a.log(), b.log());
+    // The nodes peer: the client reaches the instance's left address on node 1.
+    assert!(
+        wait_for(Duration::from_secs(20), || ping(client, left.ipv4.into(), 1)).is_some(),
+        "the nodes' routes did not cross\n{}",
+        context()
+    );
+    assert!(!ping(client, blue, 1), "red reached blue without a chain");
+
+    // The manifests applied on both nodes: the chain is in force where its instance is.
+    assert_manifest_addresses([client, server, left, right]);
+    let on_b = k8s_section::apply(Path::new(BIN), &b, "service-chain.yaml", &["--prune"]).unwrap();
+    assert!(!on_b.contains("service chain chains/filter applied"), "{on_b}");
+    let on_a = k8s_section::apply(Path::new(BIN), &a, "service-chain.yaml", &["--prune"]).unwrap();
+    assert!(on_a.contains("service chain chains/filter applied"), "{on_a}");
+    // Node 1 learns blue's server and red's client from node 2 and leaks each into
+    // the other network; node 2 learns those routes from node 1.
+    assert!(
+        wait_for(Duration::from_secs(20), || ping(client, blue, 1)).is_some(),
+        "node 2's red does not reach its blue through node 1's instance\n{}",
+        context()
+    );
+    assert_steered_through(instance, client, blue, context);
+
+    // Deleted on node 1: its leaked routes are withdrawn, node 2's networks apart.
+    let deleted = delete(&a);
+    assert!(deleted.contains("service chain chains/filter removed"), "{deleted}");
+    assert!(
+        wait_for(Duration::from_secs(20), || !ping(client, blue, 1)).is_some(),
+        "node 2's red still reaches blue without the chain\n{}",
+        context()
+    );
 }

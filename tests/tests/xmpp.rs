@@ -185,6 +185,7 @@ impl StandInAgent {
                     label: *label,
                     security_groups: Vec::new(),
                     local_preference: 100,
+                    leaked_from: None,
                 })
                 .collect(),
             evpn: Default::default(),
@@ -404,9 +405,7 @@ fn a_vxlan_vrf_crosses_the_fabric_by_evpn_routes_from_a_control_node() {
     let nodes: Vec<LabNode> = (1..=2u8)
         .map(|n| {
             let mut node = fabric_node(BIN, n);
-            node.add_config(&format!(
-                "[xmpp]\nservers = [\"{PEER}\"]\nhost = \"node-{n}\"\nhold_time_secs = 9"
-            ));
+            node.add_config(&system_tests::xmpp_section(PEER, n));
             node.set_encap_priority(&["vxlan", "mplsoudp"]);
             node.join(&lan).expect("joining the fabric");
             node.start_vrouter().expect("starting the vrouter");

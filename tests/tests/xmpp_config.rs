@@ -61,12 +61,7 @@ impl Drop for ConfigDir {
 
 /// Node `n` with one pod whose port is not attached through the API.
 fn node(lan: &FabricLan, n: u8) -> LabNode {
-    let mut node = fabric_node(BIN, n);
-    node.add_config(&format!(
-        "[xmpp]\nservers = [\"{PEER}\"]\nhost = \"node-{n}\"\nhold_time_secs = 9"
-    ));
-    node.join(lan).expect("joining the fabric");
-    node.start_vrouter().expect("starting the vrouter");
+    let mut node = system_tests::peering_node(BIN, lan, n, PEER);
     node.add_pod("unused", 0, n, false).expect("adding a pod");
     node
 }

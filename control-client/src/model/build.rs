@@ -338,7 +338,7 @@ impl<'a> Compile<'a> {
             let to_right = self.ids.nexthop(into(&chain.right_interface), self.generation);
             let from_right = chain_prefixes(state, right);
             let from_left = chain_prefixes(state, left);
-            let mut routes = [0u32; 2];
+            let mut leaked = [Vec::new(), Vec::new()];
             let sides = [(left_id, from_right, to_left), (right_id, from_left, to_right)];
             for (side, (vrf, prefixes, nh)) in sides.into_iter().enumerate() {
                 for prefix in prefixes {
@@ -349,7 +349,7 @@ impl<'a> Compile<'a> {
                     };
                     if !own {
                         self.insert_derived(vrf, prefix, nh);
-                        routes[side] += 1;
+                        leaked[side].push(prefix);
                     }
                 }
             }
@@ -358,7 +358,7 @@ impl<'a> Compile<'a> {
                 name: chain.name.clone(),
                 left: (vif(&chain.left_interface), left_id),
                 right: (vif(&chain.right_interface), right_id),
-                routes: (routes[0], routes[1]),
+                leaked: leaked.into(),
             });
         }
         self.snap.service_chains = std::sync::Arc::new(in_force);

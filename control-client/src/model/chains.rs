@@ -11,6 +11,8 @@
 //! wins over one from the other side. The instance's interfaces send packets of
 //! the other network's addresses: source validation accepts any source on them.
 //! Removing the chain (or detaching an interface of its instance) cuts the path.
+//! The leaked prefixes are advertised to the control nodes with the instance's
+//! labels (`xmpp::agent`), so the networks' pods on other nodes are steered too.
 
 use super::{DesiredState, ModelError};
 use serde::{Deserialize, Serialize};

@@ -27,6 +27,10 @@ pub struct LocalRoute {
     pub security_groups: Vec<u32>,
     /// The BGP local preference it is advertised with.
     pub local_preference: u32,
+    /// For a prefix a service chain leaks into this VRF from another, that other
+    /// VRF: the route's virtual network is its origin's, as a control node's
+    /// re-originated service-chain route says.
+    pub leaked_from: Option<String>,
 }
 
 /// The local preference of a route whose interface sets none (the agent's).
@@ -85,6 +89,7 @@ impl Advertised {
                     label,
                     security_groups: i.security_groups.clone(),
                     local_preference: i.local_preference.unwrap_or(DEFAULT_LOCAL_PREFERENCE),
+                    leaked_from: None,
                 });
                 if let Some(vni) = vnis.get(&i.vrf) {
                     out.evpn.insert(EvpnRoute {
@@ -113,9 +118,47 @@ impl Advertised {
                 label,
                 security_groups,
                 local_preference: DEFAULT_LOCAL_PREFERENCE,
+                leaked_from: None,
             });
         }
+        out.service_chains(snap);
         out
+    }
+
+    /// The prefixes each service chain in force leaks into its two VRFs, reached by
+    /// the label of the instance's interface on that side: another node's pod of
+    /// the left network reaches the right one through the instance here (and its
+    /// replies come back through it), as the routes a control node re-originates
+    /// for a service chain do. A prefix this node advertises in that VRF already
+    /// keeps its own route.
+    fn service_chains(&mut self, snap: &Snapshot) {
+        let taken: BTreeSet<(String, IpNet)> = self.routes.iter().map(|r| (r.vrf.clone(), r.prefix)).collect();
+        for chain in snap.service_chains.iter() {
+            let sides = [
+                (chain.left, chain.right.1, &chain.leaked.0),
+                (chain.right, chain.left.1, &chain.leaked.1),
+            ];
+            for ((vif, vrf), origin, prefixes) in sides {
+                let (Some(vrf), Some(origin), Some(label)) = (
+                    snap.vrf(vrf),
+                    snap.vrf(origin),
+                    snap.interface(vif).and_then(|i| i.label),
+                ) else {
+                    continue;
+                };
+                self.vrfs.insert(vrf.name.clone(), u32::from(vrf.id.0));
+                for prefix in prefixes.iter().filter(|p| !taken.contains(&(vrf.name.clone(), **p))) {
+                    self.routes.insert(LocalRoute {
+                        vrf: vrf.name.clone(),
+                        prefix: *prefix,
+                        label,
+                        security_groups: Vec::new(),
+                        local_preference: DEFAULT_LOCAL_PREFERENCE,
+                        leaked_from: Some(origin.name.clone()),
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -200,7 +243,7 @@ impl Speaker {
     fn publish(&mut self, route: &LocalRoute) -> String {
         let id = self.id();
         let af = if route.prefix.addr().is_ipv4() { 1 } else { 2 };
-        let vn = virtual_network(&route.vrf);
+        let vn = virtual_network(route.leaked_from.as_deref().unwrap_or(&route.vrf));
         let mut encaps = String::new();
         // An inet route carries an MPLS label: VXLAN reachability (a VNI) is what the
         // EVPN route of the same address says.

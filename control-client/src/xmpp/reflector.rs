@@ -326,6 +326,7 @@ mod tests {
                 label: *label,
                 security_groups: Vec::new(),
                 local_preference,
+                leaked_from: None,
             });
         }
         a

@@ -447,8 +447,8 @@ impl Views {
                 left_vrf: vrf_name(c.left.1),
                 right_interface: interface(c.right.0),
                 right_vrf: vrf_name(c.right.1),
-                routes_in_left: c.routes.0,
-                routes_in_right: c.routes.1,
+                routes_in_left: u32::try_from(c.leaked.0.len()).unwrap_or(u32::MAX),
+                routes_in_right: u32::try_from(c.leaked.1.len()).unwrap_or(u32::MAX),
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -214,3 +214,106 @@ fn a_pods_security_groups_go_out_with_its_route() {
         .collect();
     assert_eq!(groups, ["8000002", "8000007"]);
 }
+
+/// A node with a service instance between red (left) and blue (right), a red pod,
+/// and a blue address learned from another node.
+fn chained_state() -> DesiredState {
+    let mut s = DesiredState::new(16);
+    s.set_fabric("fabric0");
+    let pods = [
+        ("left", "red", [198, 18, 1, 251]),
+        ("right", "blue", [198, 18, 2, 251]),
+        ("client", "red", [198, 18, 1, 2]),
+    ];
+    for (i, (name, vrf, ip)) in pods.into_iter().enumerate() {
+        s.add_interface(InterfaceSpec {
+            name: name.into(),
+            vrf: vrf.into(),
+            mac: MacAddr([2, 0, 0, 0, 0, i as u8 + 1]),
+            ipv4: Some(Ipv4Addr::from(ip)),
+            ..InterfaceSpec::default()
+        })
+        .unwrap();
+    }
+    let remote = crate::RouteSpec {
+        vrf: "blue".into(),
+        prefix: "198.18.2.2/32".parse().unwrap(),
+        target: crate::RouteTarget::Tunnel {
+            remote: Ipv4Addr::new(198, 18, 0, 2),
+            label: 40,
+            encaps: vec![Encap::MplsOverUdp],
+            mac: None,
+        },
+    };
+    s.learn_route(crate::PeerId(0), remote).unwrap();
+    s.add_service_chain(crate::ServiceChainSpec {
+        name: "filter".into(),
+        left_interface: "left".into(),
+        right_interface: "right".into(),
+    })
+    .unwrap();
+    s
+}
+
+#[test]
+fn a_service_chains_leaked_prefixes_go_out_with_the_instances_labels_and_their_origin_network() {
+    let mut state = chained_state();
+    let snap = state.build(1, MacAddr([0, 0, 0x5e, 0, 1, 0]));
+    let label = |name: &str| snap.interface_by_name(name).unwrap().label.unwrap();
+    let now = Advertised::of(&snap);
+    let leaked: Vec<(&str, String, u32, Option<&str>)> = now
+        .routes
+        .iter()
+        .filter(|r| r.leaked_from.is_some())
+        .map(|r| (r.vrf.as_str(), r.prefix.to_string(), r.label, r.leaked_from.as_deref()))
+        .collect();
+    // Blue's remote pod is reached in red through the instance's left interface,
+    // red's pod in blue through its right one; the instance's own addresses are not
+    // leaked, and every pod keeps its own route.
+    assert_eq!(
+        leaked,
+        [
+            ("blue", "198.18.1.2/32".to_string(), label("right"), Some("red")),
+            ("red", "198.18.2.2/32".to_string(), label("left"), Some("blue")),
+        ]
+    );
+    let own = |vrf: &str, prefix: &str| {
+        now.routes
+            .iter()
+            .filter(|r| r.vrf == vrf && r.prefix.to_string() == prefix)
+            .map(|r| (r.label, r.leaked_from.is_some()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(own("red", "198.18.1.2/32"), [(label("client"), false)]);
+    assert_eq!(own("red", "198.18.1.251/32"), [(label("left"), false)]);
+
+    // Published with the origin's network, as a re-originated route is.
+    let mut speaker = Speaker::new("node-1", FABRIC, &[Encap::MplsOverUdp]);
+    let said = speaker.update(&now);
+    let publish = said
+        .iter()
+        .map(|s| Element::parse(s).unwrap())
+        .find(|e| {
+            e.child("pubsub")
+                .and_then(|p| p.child("publish"))
+                .and_then(|p| p.attr("node"))
+                == Some("1/1/red/198.18.2.2/32")
+        })
+        .expect("the leaked route is published");
+    let entry = path(&publish, &["pubsub", "publish", "item", "entry"]);
+    assert_eq!(entry.child_text("virtual-network"), Some("blue"));
+    assert_eq!(
+        path(entry, &["next-hops", "next-hop"]).child_text("label"),
+        Some(label("left").to_string().as_str())
+    );
+
+    // The chain gone, its routes are withdrawn and the pods' stay.
+    state.remove_service_chain("filter").unwrap();
+    let said = speaker.update(&Advertised::of(&state.build(2, MacAddr([0, 0, 0x5e, 0, 1, 0]))));
+    let withdrawn: Vec<&str> = said
+        .iter()
+        .filter_map(|s| s.split("<dissociate node=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert_eq!(withdrawn, ["1/1/blue/198.18.1.2/32", "1/1/red/198.18.2.2/32"]);
+}
