@@ -319,9 +319,9 @@ impl<'a> Compile<'a> {
     }
 
     /// Each service chain in force: the prefixes of each of its networks (its
-    /// pods' addresses and its routes, but not the instance's own) routed in the
-    /// other into the instance's interface there, where that network has no route
-    /// of its own for them.
+    /// pods' addresses and its routes, but not the instance's own nor routes leaked
+    /// into it from elsewhere) routed in the other into the instance's interface
+    /// there, where that network has no route of its own for them.
     fn service_chains(&mut self) {
         let state = self.state;
         let mut in_force = Vec::new();
@@ -339,14 +339,19 @@ impl<'a> Compile<'a> {
             let from_right = chain_prefixes(state, right);
             let from_left = chain_prefixes(state, left);
             let mut leaked = [Vec::new(), Vec::new()];
-            let sides = [(left_id, from_right, to_left), (right_id, from_left, to_right)];
-            for (side, (vrf, prefixes, nh)) in sides.into_iter().enumerate() {
+            let sides = [
+                (left, left_id, from_right, to_left),
+                (right, right_id, from_left, to_right),
+            ];
+            for (side, (name, vrf, prefixes, nh)) in sides.into_iter().enumerate() {
                 for prefix in prefixes {
                     let table = &self.snap.vrfs[vrf.index()];
-                    let own = match prefix {
+                    let taken = match prefix {
                         IpNet::V4(p) => table.v4.get_exact(v4_key(p.network()), p.prefix_len()).is_some(),
                         IpNet::V6(p) => table.v6.get_exact(v6_key(p.network()), p.prefix_len()).is_some(),
                     };
+                    // Another instance's route for it (leaked from elsewhere) yields to this one.
+                    let own = taken && !state.leaked_in_effect(name, prefix);
                     if !own {
                         self.insert_derived(vrf, prefix, nh);
                         leaked[side].push(prefix);
@@ -443,7 +448,11 @@ fn chain_prefixes(state: &DesiredState, vrf: &str) -> Vec<IpNet> {
     let routes = state
         .routes
         .iter()
-        .chain(state.effective_learned())
+        .chain(
+            state
+                .effective_learned()
+                .filter(|r| !state.leaked_in_effect(&r.vrf, r.prefix)),
+        )
         .filter(|r| r.vrf == vrf)
         .filter(|r| {
             !state

@@ -13,6 +13,9 @@
 //! Removing the chain (or detaching an interface of its instance) cuts the path.
 //! The leaked prefixes are advertised to the control nodes with the instance's
 //! labels (`xmpp::agent`), so the networks' pods on other nodes are steered too.
+//! Routes learned as leaked from another network (another node's instance of the
+//! chain, another chain, a policy) are neither leaked on nor preferred to the
+//! instance here.
 
 use super::{DesiredState, ModelError};
 use serde::{Deserialize, Serialize};

@@ -39,8 +39,35 @@ impl DesiredState {
     /// Sets `peer`'s path for a route, validated as an operator's route is (its VRF
     /// must exist here, its target be usable).
     pub fn learn_route(&mut self, peer: PeerId, route: RouteSpec) -> Result<(), ModelError> {
+        self.learn(peer, route, false)
+    }
+
+    /// Sets `peer`'s path for a route leaked into its VRF from another network (its
+    /// virtual network is another's: a service chain's or a policy's route a control
+    /// node re-originated). It forwards as any route, but a service chain here
+    /// neither leaks it on (no chain of chains) nor yields to it: two instances of
+    /// one chain on two nodes each keep their own, where the other would otherwise
+    /// withdraw it and both flap.
+    pub fn learn_leaked_route(&mut self, peer: PeerId, route: RouteSpec) -> Result<(), ModelError> {
+        self.learn(peer, route, true)
+    }
+
+    /// True if the route in effect for `vrf` and `prefix` is a learned one leaked
+    /// from another network (see [`DesiredState::learn_leaked_route`]).
+    pub(super) fn leaked_in_effect(&self, vrf: &str, prefix: IpNet) -> bool {
+        let key = (vrf.to_string(), prefix.trunc());
+        self.leaked.contains(&key) && self.learned.contains_key(&key) && !self.route_index.contains_key(&key)
+    }
+
+    fn learn(&mut self, peer: PeerId, route: RouteSpec, leaked: bool) -> Result<(), ModelError> {
         let route = self.checked_route(route)?;
         let key = (route.vrf.clone(), route.prefix);
+        // Per route, not per path: the control nodes reflect the same origin.
+        if leaked {
+            self.leaked.insert(key.clone());
+        } else {
+            self.leaked.remove(&key);
+        }
         if let Some(stale) = self.stale.get_mut(&peer) {
             stale.remove(&key);
         }
@@ -128,6 +155,7 @@ impl DesiredState {
         }
         if paths.is_empty() {
             self.learned.remove(&key);
+            self.leaked.remove(&key);
         }
         had
     }
@@ -149,6 +177,8 @@ impl DesiredState {
             !paths.is_empty()
         });
         self.learned_counts.retain(|(source, _), _| !sources.contains(source));
+        let learned = &self.learned;
+        self.leaked.retain(|key| learned.contains_key(key));
         touched
     }
 
@@ -225,6 +255,8 @@ impl DesiredState {
             });
             !paths.is_empty()
         });
+        let learned = &self.learned;
+        self.leaked.retain(|key| learned.contains_key(key));
     }
 }
 

@@ -321,7 +321,7 @@ fn node(route: &LocalRoute) -> String {
 
 /// The virtual network of a routing instance `domain:project:vn:vn` is
 /// `domain:project:vn`; another name stands for itself.
-fn virtual_network(vrf: &str) -> String {
+pub(crate) fn virtual_network(vrf: &str) -> String {
     let parts: Vec<&str> = vrf.split(':').collect();
     match parts.as_slice() {
         [d, p, vn, ri] if vn == ri => format!("{d}:{p}:{vn}"),

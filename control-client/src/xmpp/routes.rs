@@ -15,6 +15,10 @@ use std::net::Ipv4Addr;
 pub enum RouteChange {
     /// Add or replace the route for this prefix.
     Set(RouteSpec),
+    /// Add or replace the route for this prefix, which the control node leaked into
+    /// this VRF from another network (the route's virtual network is that other
+    /// one's: a service chain's or a network policy's route).
+    Leaked(RouteSpec),
     /// Remove the route for this prefix in this VRF.
     Remove {
         /// VRF.
@@ -62,7 +66,12 @@ pub fn changes(update: &RouteUpdate, local: Local<'_>) -> (Vec<RouteChange>, Vec
         return (out, skipped);
     }
     for item in &update.items {
+        let leaked = item
+            .virtual_network
+            .as_deref()
+            .is_some_and(|vn| !vn.is_empty() && vn != super::agent::virtual_network(&update.vrf));
         match route(&update.vrf, item, local) {
+            Ok(spec) if leaked => out.push(RouteChange::Leaked(spec)),
             Ok(spec) => out.push(RouteChange::Set(spec)),
             Err(why) => skipped.push(Skipped {
                 id: item.id.clone(),
@@ -283,9 +292,11 @@ mod tests {
         ));
         let (got, skipped) = changes(&u, local);
         assert!(skipped.is_empty(), "{skipped:?}");
+        // The capture's route is VN-L's in VN-R's VRF: leaked by the policy that
+        // joins the two networks.
         assert_eq!(
             got,
-            [RouteChange::Set(RouteSpec {
+            [RouteChange::Leaked(RouteSpec {
                 vrf: "default-domain:admin:VN-R:VN-R".into(),
                 prefix: "200.200.200.0/24".parse().unwrap(),
                 target: RouteTarget::Tunnel {
@@ -295,6 +306,46 @@ mod tests {
                     mac: None,
                 },
             })]
+        );
+    }
+
+    #[test]
+    fn an_item_of_another_virtual_network_is_a_route_leaked_into_the_vrf() {
+        let state = node();
+        let local = Local {
+            fabric_ip: Some(FABRIC),
+            state: &state,
+        };
+        let item = |prefix: &str, vn: &str| {
+            format!(
+                r#"<item id="{prefix}"><entry><nlri><af>1</af><safi>1</safi><address>{prefix}</address></nlri><next-hops><next-hop><af>1</af><address>198.18.0.2</address><label>20</label></next-hop></next-hops>{vn}</entry></item>"#
+            )
+        };
+        // In VRF `d:p:red:red` (network `d:p:red`): its own network's route, one
+        // with no network named, and one a service chain re-originated from blue.
+        let stanza = format!(
+            r#"<message><event xmlns="http://jabber.org/protocol/pubsub"><items node="1/1/d:p:red:red">{}{}{}</items></event></message>"#,
+            item("198.19.1.0/24", "<virtual-network>d:p:red</virtual-network>"),
+            item("198.19.2.0/24", ""),
+            item("198.19.3.0/24", "<virtual-network>d:p:blue</virtual-network>"),
+        );
+        let (got, skipped) = changes(&update(&stanza), local);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let kinds: Vec<(&str, String)> = got
+            .iter()
+            .map(|c| match c {
+                RouteChange::Set(r) => ("own", r.prefix.to_string()),
+                RouteChange::Leaked(r) => ("leaked", r.prefix.to_string()),
+                RouteChange::Remove { prefix, .. } => ("removed", prefix.to_string()),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("own", "198.19.1.0/24".to_string()),
+                ("own", "198.19.2.0/24".to_string()),
+                ("leaked", "198.19.3.0/24".to_string()),
+            ]
         );
     }
 

@@ -95,25 +95,28 @@ impl Control {
         let mut refused = Vec::new();
         let mut touched: Vec<(String, IpNet)> = Vec::new();
         for change in changes {
-            match change {
-                LearnedChange::Set(spec) => {
-                    let key = (spec.vrf.clone(), spec.prefix.trunc());
-                    let full = self.model.routes().len() + self.model.learned_count() >= self.max_routes;
-                    let result = if full && !self.model.has_learned_route(&key.0, key.1) {
-                        Err(format!("tables.routes ({}) reached", self.max_routes))
-                    } else {
-                        self.model.learn_route(peer, spec).map_err(|e| e.to_string())
-                    };
-                    match result {
-                        Ok(()) => touched.push(key),
-                        Err(why) => refused.push((format!("{} {}", key.0, key.1), why)),
-                    }
-                }
+            let (spec, leaked) = match change {
+                LearnedChange::Set(spec) => (spec, false),
+                LearnedChange::Leaked(spec) => (spec, true),
                 LearnedChange::Remove { vrf, prefix } => {
                     if self.model.forget_route(peer, &vrf, prefix) {
                         touched.push((vrf, prefix.trunc()));
                     }
+                    continue;
                 }
+            };
+            let key = (spec.vrf.clone(), spec.prefix.trunc());
+            let full = self.model.routes().len() + self.model.learned_count() >= self.max_routes;
+            let result = if full && !self.model.has_learned_route(&key.0, key.1) {
+                Err(format!("tables.routes ({}) reached", self.max_routes))
+            } else if leaked {
+                self.model.learn_leaked_route(peer, spec).map_err(|e| e.to_string())
+            } else {
+                self.model.learn_route(peer, spec).map_err(|e| e.to_string())
+            };
+            match result {
+                Ok(()) => touched.push(key),
+                Err(why) => refused.push((format!("{} {}", key.0, key.1), why)),
             }
         }
         if !touched.is_empty() {

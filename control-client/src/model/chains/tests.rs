@@ -192,3 +192,61 @@ fn a_chain_that_cannot_be_is_refused_and_changes_nothing() {
         Err(ModelError::UnknownServiceChain(_))
     ));
 }
+
+/// A tunnel to node `last` of the fabric.
+fn to_node(last: u8) -> RouteTarget {
+    RouteTarget::Tunnel {
+        remote: Ipv4Addr::new(198, 19, 0, last),
+        label: 30,
+        encaps: vec![Encap::MplsOverUdp],
+        mac: None,
+    }
+}
+
+#[test]
+fn routes_leaked_from_elsewhere_neither_win_over_the_chain_nor_are_leaked_on() {
+    let mut s = networks();
+    s.add_service_chain(chain()).unwrap();
+    let learn = |s: &mut DesiredState, vrf: &str, prefix: &str, leaked: bool| {
+        let route = RouteSpec {
+            vrf: vrf.into(),
+            prefix: prefix.parse().unwrap(),
+            target: to_node(3),
+        };
+        if leaked {
+            s.learn_leaked_route(learned::PeerId(0), route).unwrap();
+        } else {
+            s.learn_route(learned::PeerId(0), route).unwrap();
+        }
+    };
+    // Another node's instance of the same chain leaked blue's pod into red, and a
+    // third network's prefix into blue (another chain's); blue learned a pod of its
+    // own on another node.
+    learn(&mut s, "red", "198.18.2.2/32", true);
+    learn(&mut s, "blue", "198.18.7.0/24", true);
+    learn(&mut s, "blue", "198.18.2.3/32", false);
+    let snap = s.build(1, MAC);
+    // This node's instance keeps its own path (the other's would make it withdraw
+    // its route, and the other then its own: both would flap).
+    assert_eq!(mac_of(via(&snap, "red", [198, 18, 2, 2])), mac(1, 250));
+    // Blue's own learned pod is leaked into red; what blue learned leaked from a
+    // third network is not (no chain of chains), and still forwards in blue.
+    assert_eq!(mac_of(via(&snap, "red", [198, 18, 2, 3])), mac(1, 250));
+    assert_eq!(via(&snap, "red", [198, 18, 7, 1]), None);
+    assert!(matches!(
+        via(&snap, "blue", [198, 18, 7, 1]),
+        Some(NextHop::Tunnel { .. })
+    ));
+    let chain = &snap.service_chains[0];
+    assert!(!chain.leaked.0.contains(&"198.18.7.0/24".parse().unwrap()), "{chain:?}");
+    // Learned again as the network's own, it wins as any own route does.
+    learn(&mut s, "red", "198.18.2.2/32", false);
+    let snap = s.build(2, MAC);
+    assert!(matches!(
+        via(&snap, "red", [198, 18, 2, 2]),
+        Some(NextHop::Tunnel { .. })
+    ));
+    // Forgotten, its mark goes with it.
+    assert!(s.forget_route(learned::PeerId(0), "blue", "198.18.7.0/24".parse().unwrap()));
+    assert!(!s.leaked_in_effect("blue", "198.18.7.0/24".parse().unwrap()));
+}
