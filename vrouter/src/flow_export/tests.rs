@@ -110,6 +110,49 @@ fn a_long_flow_gets_periodic_records() {
 }
 
 #[test]
+fn an_idle_long_flow_gets_no_record_until_it_sends_again() {
+    let mut t = FlowTracker::new(5);
+    let translated = || Some(Translation { nat: 42, pair: None });
+    t.begin_pass(1);
+    t.visit(&entry(1, 1), activity(1, 100, 1), translated);
+    assert_eq!(t.end_pass()[0].transform.map(|x| x.nat), Some(42));
+    // Past the active timeout with nothing new: no record, pass after pass.
+    for now in 6..9 {
+        t.begin_pass(now);
+        t.visit(&entry(1, 1), activity(1, 100, 1), || panic!("asked for no record"));
+        assert!(t.end_pass().is_empty());
+    }
+    // It sends again: its periodic record at once, with its translation asked again.
+    t.begin_pass(9);
+    t.visit(&entry(1, 1), activity(4, 400, 9), translated);
+    let r = t.end_pass();
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(
+        (r[0].event, r[0].packets, r[0].total_packets),
+        (FlowEvent::Updated, 3, 4)
+    );
+    // Many flows, some gone by another path: each ends once, the others stay.
+    t.begin_pass(10);
+    t.visit(&entry(1, 1), activity(4, 400, 9), || None);
+    for i in 2..1000 {
+        t.visit(&entry(i, i as u16), activity(1, 10, 10), || None);
+    }
+    assert_eq!(t.end_pass().len(), 998);
+    t.begin_pass(11);
+    for i in (1..1000).filter(|i| i % 3 != 0) {
+        t.visit(&entry(i, i as u16), activity(1 + u64::from(i == 1) * 3, 10, 11), || {
+            None
+        });
+    }
+    let ended = t.end_pass();
+    assert_eq!(ended.len(), 333, "{}", ended.len());
+    assert!(ended
+        .iter()
+        .all(|r| r.event == FlowEvent::Ended(EndReason::Forced) && r.key.src_port() % 3 == 0));
+    assert_eq!(t.len(), 666);
+}
+
+#[test]
 fn messages_are_well_formed_bounded_and_numbered() {
     let snap = nexthop::Snapshot::default();
     let v6 = FlowKey::v6(

@@ -4,38 +4,40 @@
 //! every flow that lives until aging ends it; a flow removed by another path (a
 //! backend re-steer, a detached port) is ended at the next pass with the counts it
 //! last had. Nothing here runs on a forwarding core.
+//!
+//! Per tracked flow, a 48-byte slot in an array by entry index, which the pass walks
+//! in index order beside the table, and about 80 bytes of details read only when a
+//! record is made (about 130 bytes a flow; the map of whole records it replaces
+//! took about 190, probed at random every pass).
 
-use super::{FlowEvent, FlowRecord};
+use super::{FlowEvent, FlowRecord, Translation};
 use crate::flows::FlowAction;
 use flow_table::{FlowActivity, FlowKey, FlowRef};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
-/// Hashes a flow entry's index: indexes are distinct small integers, so one multiply
-/// spreads them over the map with none of SipHash's cost (the pass hashes every flow
-/// of the table every second: at a million flows SipHash and the copies of a
-/// get-then-insert made the records' pass a core's worth of work).
+/// Hashes a flow key's words into a slot's tag: a few multiplies, none of SipHash's
+/// cost (the pass tags every flow of the table every second).
 #[derive(Debug, Default, Clone, Copy)]
-struct IndexHasher(u64);
+struct TagHasher(u64);
 
-impl Hasher for IndexHasher {
+impl Hasher for TagHasher {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(29) ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.0 = u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
-/// Tracked flows by entry index.
-type ByIndex = HashMap<u32, Tracked, BuildHasherDefault<IndexHasher>>;
+/// The tag of a flow key: never 0 (an empty slot's).
+fn tag(key: &FlowKey) -> u64 {
+    BuildHasherDefault::<TagHasher>::default().hash_one(key) | 1
+}
 
 /// Why an entry ended (IPFIX flowEndReason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,50 +64,53 @@ impl EndReason {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Tracked {
-    key: FlowKey,
-    owner: u32,
-    data: u64,
-    transform: Option<super::Translation>,
-    start_ms: u64,
-    /// Counts at the last pass, and at the last record.
+/// What every pass reads and writes of a tracked entry, in an array by entry index
+/// (48 bytes): the pass walks the table in index order and this array beside it,
+/// sequentially, instead of probing a hash map of whole records at random.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    /// The tracked flow's key tag; 0 when no flow is tracked at this index.
+    tag: u64,
+    /// Packets and bytes at the last pass.
     seen: (u64, u64),
-    exported: (u64, u64),
-    last_seen_ms: u64,
-    last_record_ms: u64,
-    visited: bool,
+    /// Its decision word (a policy change re-decides it in place).
+    data: u64,
+    /// Coarse clock of its last packet, and of its last record.
+    last_seen: u32,
+    last_record: u32,
+    /// Its details in [`FlowTracker::details`].
+    detail: u32,
+    /// Packets came since its last record.
+    unrecorded: bool,
 }
 
-/// Appends `t`'s record of `event` (the counts since its previous record) at pass
-/// time `pass_ms`.
-fn record(records: &mut Vec<FlowRecord>, pass_ms: u64, t: &mut Tracked, event: FlowEvent, end_ms: u64) {
-    let (packets, bytes) = (
-        t.seen.0.saturating_sub(t.exported.0),
-        t.seen.1.saturating_sub(t.exported.1),
-    );
-    t.exported = t.seen;
-    t.last_record_ms = pass_ms;
-    records.push(FlowRecord {
-        key: t.key,
-        owner: t.owner,
-        data: t.data,
-        transform: t.transform,
-        packets,
-        bytes,
-        total_packets: t.seen.0,
-        total_bytes: t.seen.1,
-        start_ms: t.start_ms,
-        end_ms: end_ms.max(t.start_ms),
-        event,
-    });
+/// What only a record needs: read when one is made (a flow's first, its periodic
+/// ones, its end).
+#[derive(Debug, Clone)]
+struct Detail {
+    key: FlowKey,
+    owner: u32,
+    /// Boxed: most flows are not translated.
+    transform: Option<Box<Translation>>,
+    start_ms: u64,
+    /// Counts at the last record.
+    exported: (u64, u64),
 }
 
 /// Flow entries seen, by entry index.
 #[derive(Debug)]
 pub struct FlowTracker {
-    tracked: ByIndex,
-    active_timeout_ms: u64,
+    slots: Vec<Slot>,
+    /// Details, by [`Slot::detail`], and the free places among them.
+    details: Vec<Detail>,
+    free: Vec<u32>,
+    /// One bit per slot: visited in this pass.
+    visited: Vec<u64>,
+    /// Flows tracked, and visited in this pass: when both agree no flow went by
+    /// another path, and the end of the pass walks nothing.
+    tracked: usize,
+    visited_count: usize,
+    active_timeout_secs: u32,
     /// Wall clock (ms since the epoch) and the table's coarse clock of this pass.
     pass: (u64, u32),
     records: Vec<FlowRecord>,
@@ -121,8 +126,13 @@ impl FlowTracker {
     /// A tracker sending a record for a long flow every `active_timeout_secs`.
     pub fn new(active_timeout_secs: u32) -> Self {
         Self {
-            tracked: ByIndex::default(),
-            active_timeout_ms: u64::from(active_timeout_secs.max(1)) * 1000,
+            slots: Vec::new(),
+            details: Vec::new(),
+            free: Vec::new(),
+            visited: Vec::new(),
+            tracked: 0,
+            visited_count: 0,
+            active_timeout_secs: active_timeout_secs.max(1),
             pass: (0, 0),
             records: Vec::new(),
         }
@@ -133,108 +143,183 @@ impl FlowTracker {
         self.pass = (unix_ms(), now);
     }
 
+    /// The wall clock of coarse time `coarse`.
     fn wall(&self, coarse: u32) -> u64 {
         self.pass
             .0
             .saturating_sub(u64::from(self.pass.1.saturating_sub(coarse)) * 1000)
     }
 
-    fn record(&mut self, t: &mut Tracked, event: FlowEvent, end_ms: u64) {
-        record(&mut self.records, self.pass.0, t, event, end_ms);
+    fn mark_visited(&mut self, index: usize) {
+        let (word, bit) = (index / 64, 1u64 << (index % 64));
+        if self.visited[word] & bit == 0 {
+            self.visited[word] |= bit;
+            self.visited_count += 1;
+        }
+    }
+
+    fn was_visited(&self, index: usize) -> bool {
+        self.visited[index / 64] & (1u64 << (index % 64)) != 0
+    }
+
+    /// Appends the record of slot `index` for `event`: the counts since its previous
+    /// record, its last packet at `end_ms`.
+    fn record(&mut self, index: usize, event: FlowEvent, end_ms: u64) {
+        let slot = &mut self.slots[index];
+        slot.last_record = self.pass.1;
+        slot.unrecorded = false;
+        let d = &mut self.details[slot.detail as usize];
+        let (packets, bytes) = (
+            slot.seen.0.saturating_sub(d.exported.0),
+            slot.seen.1.saturating_sub(d.exported.1),
+        );
+        d.exported = slot.seen;
+        self.records.push(FlowRecord {
+            key: d.key,
+            owner: d.owner,
+            data: slot.data,
+            transform: d.transform.as_deref().copied(),
+            packets,
+            bytes,
+            total_packets: slot.seen.0,
+            total_bytes: slot.seen.1,
+            start_ms: d.start_ms,
+            end_ms: end_ms.max(d.start_ms),
+            event,
+        });
+    }
+
+    /// Ends the flow tracked at `index` (if any) for `reason`, freeing its slot.
+    fn end(&mut self, index: usize, reason: EndReason) {
+        if self.slots.get(index).is_none_or(|s| s.tag == 0) {
+            return;
+        }
+        let end = self.wall(self.slots[index].last_seen);
+        self.record(index, FlowEvent::Ended(reason), end);
+        let slot = std::mem::take(&mut self.slots[index]);
+        self.free.push(slot.detail);
+        self.details[slot.detail as usize].transform = None;
+        self.tracked -= 1;
+        if self.was_visited(index) {
+            self.visited[index / 64] &= !(1u64 << (index % 64));
+            self.visited_count -= 1;
+        }
     }
 
     /// Visits entry `r` with its `activity`; `transform` gives its translation (if
-    /// translated), asked only when the flow is new or moved since the last pass. A
-    /// new one gets its first record, a long one a periodic record.
-    pub fn visit(
-        &mut self,
-        r: &FlowRef,
-        activity: FlowActivity,
-        transform: impl FnOnce() -> Option<super::Translation>,
-    ) {
-        let last_ms = self.wall(activity.last_seen);
-        // The common case, a flow seen before: updated in place, one lookup.
-        // Counts that went back mean a new connection with the same key in a recycled
-        // entry: that one goes the slow way, as a new flow.
-        if let Some(t) = self.tracked.get_mut(&r.index) {
-            if t.key == r.key && activity.packets >= t.seen.0 {
-                if activity.packets != t.seen.0 {
-                    t.transform = transform();
-                }
-                t.seen = (activity.packets, activity.bytes);
-                t.last_seen_ms = last_ms;
-                t.data = r.value.data;
-                t.visited = true;
-                if self.pass.0.saturating_sub(t.last_record_ms) >= self.active_timeout_ms && t.seen != t.exported {
-                    record(&mut self.records, self.pass.0, t, FlowEvent::Updated, last_ms);
-                }
-                return;
+    /// translated), asked only when a record is made (the flow's first, a long
+    /// flow's periodic one). A new one gets its first record, a long one a periodic
+    /// record.
+    pub fn visit(&mut self, r: &FlowRef, activity: FlowActivity, transform: impl FnOnce() -> Option<Translation>) {
+        let index = r.index as usize;
+        if index >= self.slots.len() {
+            // Grown by half again: a filling table is not copied once per flow.
+            let len = (index + 1).max(self.slots.len() + self.slots.len() / 2);
+            self.slots.resize(len, Slot::default());
+            self.visited.resize(len.div_ceil(64), 0);
+        }
+        let tag = tag(&r.key);
+        // The common case, a flow seen before: updated in place, its slot alone.
+        // Counts that went back mean a new connection with the same key in a
+        // recycled entry: that one goes the slow way, as a new flow.
+        let slot = &mut self.slots[index];
+        if slot.tag == tag && activity.packets >= slot.seen.0 {
+            slot.unrecorded |= activity.packets != slot.seen.0;
+            slot.seen = (activity.packets, activity.bytes);
+            slot.last_seen = activity.last_seen;
+            slot.data = r.value.data;
+            let due = slot.unrecorded && self.pass.1.saturating_sub(slot.last_record) >= self.active_timeout_secs;
+            let detail = slot.detail as usize;
+            self.mark_visited(index);
+            if due {
+                self.details[detail].transform = transform().map(Box::new);
+                self.record(index, FlowEvent::Updated, self.wall(activity.last_seen));
             }
+            return;
         }
         // New, or the index was reused for another flow since the last pass.
-        let ended = self.tracked.remove(&r.index);
-        if let Some(mut old) = ended {
-            let end = old.last_seen_ms;
-            self.record(&mut old, FlowEvent::Ended(EndReason::Forced), end);
-        }
-        let mut t = Tracked {
+        self.end(index, EndReason::Forced);
+        let last_ms = self.wall(activity.last_seen);
+        let detail = Detail {
             key: r.key,
             owner: r.value.owner,
-            data: r.value.data,
-            transform: transform(),
+            transform: transform().map(Box::new),
             start_ms: last_ms.min(self.pass.0),
-            seen: (activity.packets, activity.bytes),
             exported: (0, 0),
-            last_seen_ms: last_ms,
-            last_record_ms: 0,
-            visited: true,
         };
+        let place = match self.free.pop() {
+            Some(place) => {
+                self.details[place as usize] = detail;
+                place
+            }
+            None => {
+                self.details.push(detail);
+                u32::try_from(self.details.len() - 1).expect("fewer flows than entry indexes")
+            }
+        };
+        self.slots[index] = Slot {
+            tag,
+            seen: (activity.packets, activity.bytes),
+            data: r.value.data,
+            last_seen: activity.last_seen,
+            last_record: self.pass.1,
+            detail: place,
+            unrecorded: false,
+        };
+        self.tracked += 1;
+        self.mark_visited(index);
         let event = match FlowAction::decode(r.value.data) {
             Some(FlowAction::Drop(_)) => FlowEvent::Denied,
             _ => FlowEvent::Created,
         };
-        self.record(&mut t, event, last_ms);
-        self.tracked.insert(r.index, t);
+        self.record(index, event, last_ms);
     }
 
     /// Entry `index` was removed by aging for `reason`.
     pub fn removed(&mut self, index: u32, reason: EndReason) {
-        if let Some(mut t) = self.tracked.remove(&index) {
-            let end = t.last_seen_ms;
-            self.record(&mut t, FlowEvent::Ended(reason), end);
-        }
+        self.end(index as usize, reason);
     }
 
     /// Ends the pass: entries not visited are gone by another path. Returns the
     /// records of the pass.
     pub fn end_pass(&mut self) -> Vec<FlowRecord> {
-        // One walk: the visited are reset for the next pass, the others collected.
-        let mut gone = Vec::new();
-        for (index, t) in &mut self.tracked {
-            if !std::mem::take(&mut t.visited) {
-                gone.push(*index);
+        if self.visited_count < self.tracked {
+            let gone: Vec<usize> = (0..self.slots.len())
+                .filter(|i| self.slots[*i].tag != 0 && !self.was_visited(*i))
+                .collect();
+            for index in gone {
+                self.end(index, EndReason::Forced);
             }
         }
-        for index in gone {
-            self.removed(index, EndReason::Forced);
-        }
+        self.visited.iter_mut().for_each(|w| *w = 0);
+        self.visited_count = 0;
         std::mem::take(&mut self.records)
     }
 
     /// Ends every tracked flow (the vrouter stops: its flow table goes with it).
     pub fn end_all(&mut self) -> Vec<FlowRecord> {
         self.pass.0 = unix_ms();
-        self.tracked.values_mut().for_each(|t| t.visited = false);
+        self.visited.iter_mut().for_each(|w| *w = 0);
+        self.visited_count = 0;
         self.end_pass()
     }
 
     /// Entries tracked now.
     pub fn len(&self) -> usize {
-        self.tracked.len()
+        self.tracked
     }
 
     /// True when no entry is tracked.
     pub fn is_empty(&self) -> bool {
-        self.tracked.is_empty()
+        self.tracked == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_slot_stays_48_bytes_and_a_detail_80() {
+        assert_eq!(std::mem::size_of::<super::Slot>(), 48);
+        assert_eq!(std::mem::size_of::<super::Detail>(), 80);
     }
 }
