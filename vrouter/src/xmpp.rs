@@ -243,6 +243,10 @@ async fn serve(
     let mut end_of_rib: Option<Instant> = None;
     let mut buf = vec![0u8; 64 * 1024];
     let mut tell = tokio::time::interval(TELL_EVERY);
+    // The snapshot generation the control node was last told about: what is
+    // advertised changes only with a new snapshot, so a tick without one computes
+    // nothing (with a service chain, every prefix of its networks is advertised).
+    let mut told: Option<u64> = None;
     loop {
         if let Some(bytes) = session.poll_transmit() {
             match tokio::time::timeout(IO_TIMEOUT, stream.write_all(&bytes)).await {
@@ -285,10 +289,13 @@ async fn serve(
             _ = tokio::time::sleep_until(deadline.into()) => session.handle_timeout(Instant::now()),
             _ = tell.tick() => {
                 if session.state() == State::Established {
-                    let now = Advertised::of(&publisher.load());
-                    for stanza in speaker.update(&now) {
-                        stats.trace('>', &stanza);
-                        session.send(&stanza, Instant::now());
+                    let snap = publisher.load();
+                    if told != Some(snap.generation) {
+                        told = Some(snap.generation);
+                        for stanza in speaker.update(&Advertised::of(&snap)) {
+                            stats.trace('>', &stanza);
+                            session.send(&stanza, Instant::now());
+                        }
                     }
                     for stanza in config.update(setup, control) {
                         stats.trace('>', &stanza);
@@ -327,7 +334,9 @@ async fn serve(
                     }
                     end_of_rib = Some(Instant::now() + setup.hold_time);
                     speaker.reset();
-                    for stanza in speaker.update(&Advertised::of(&publisher.load())) {
+                    let snap = publisher.load();
+                    told = Some(snap.generation);
+                    for stanza in speaker.update(&Advertised::of(&snap)) {
                         stats.trace('>', &stanza);
                         session.send(&stanza, Instant::now());
                     }

@@ -321,10 +321,15 @@ impl<'a> Compile<'a> {
     /// Each service chain in force: the prefixes of each of its networks (its
     /// pods' addresses and its routes, but not the instance's own nor routes leaked
     /// into it from elsewhere) routed in the other into the instance's interface
-    /// there, where that network has no route of its own for them.
+    /// there, where that network has no route of its own for them. Not its own: a
+    /// route leaked from another network (another node's instance of the chain,
+    /// which yields to this one), or one into this instance (its own advertisement,
+    /// which a control node sends back). Of two chains joining the same networks,
+    /// the first by name takes a prefix.
     fn service_chains(&mut self) {
         let state = self.state;
         let mut in_force = Vec::new();
+        let mut claimed: std::collections::BTreeSet<(VrfId, IpNet)> = std::collections::BTreeSet::new();
         for (chain, left, right) in state.chains_in_force() {
             let (left_id, right_id) = (state.vrf_ids[left], state.vrf_ids[right]);
             let into = |name: &str| {
@@ -340,19 +345,25 @@ impl<'a> Compile<'a> {
             let from_left = chain_prefixes(state, left);
             let mut leaked = [Vec::new(), Vec::new()];
             let sides = [
-                (left, left_id, from_right, to_left),
-                (right, right_id, from_left, to_right),
+                (left, left_id, from_right, to_left, &chain.left_interface),
+                (right, right_id, from_left, to_right, &chain.right_interface),
             ];
-            for (side, (name, vrf, prefixes, nh)) in sides.into_iter().enumerate() {
+            for (side, (name, vrf, prefixes, nh, instance)) in sides.into_iter().enumerate() {
                 for prefix in prefixes {
+                    if !claimed.insert((vrf, prefix)) {
+                        continue;
+                    }
                     let table = &self.snap.vrfs[vrf.index()];
                     let taken = match prefix {
                         IpNet::V4(p) => table.v4.get_exact(v4_key(p.network()), p.prefix_len()).is_some(),
                         IpNet::V6(p) => table.v6.get_exact(v6_key(p.network()), p.prefix_len()).is_some(),
                     };
-                    // Another instance's route for it (leaked from elsewhere) yields to this one.
-                    let own = taken && !state.leaked_in_effect(name, prefix);
-                    if !own {
+                    let yields = || {
+                        state
+                            .learned_in_effect(name, prefix)
+                            .is_some_and(|(route, leaked)| leaked || route.target.mentions(instance))
+                    };
+                    if !taken || yields() {
                         self.insert_derived(vrf, prefix, nh);
                         leaked[side].push(prefix);
                     }
@@ -435,25 +446,29 @@ impl SnapshotBuilder {
     }
 }
 
-/// The prefixes VRF `vrf` offers a service chain: its pods' addresses and its
-/// routes, except a service instance's interfaces and what routes into them.
-fn chain_prefixes(state: &DesiredState, vrf: &str) -> Vec<IpNet> {
+/// The prefixes VRF `vrf` offers a service chain, each once: its pods' addresses
+/// and its routes, except a service instance's interfaces, what routes into them,
+/// the node's own interface and routes leaked into the VRF from another network
+/// (no chain of chains).
+fn chain_prefixes(state: &DesiredState, vrf: &str) -> std::collections::BTreeSet<IpNet> {
     let pods = state
         .interfaces
         .iter()
-        .filter(|(name, (_, s))| s.vrf == vrf && !state.is_chain_interface(name))
+        .filter(|(name, (_, s))| {
+            s.vrf == vrf && !state.is_chain_interface(name) && state.host_interface() != Some(name.as_str())
+        })
         .flat_map(|(_, (_, s))| [s.ipv4.map(IpAddr::V4), s.ipv6.map(IpAddr::V6)])
         .flatten()
         .map(IpNet::from);
     let routes = state
         .routes
         .iter()
+        .filter(|r| r.vrf == vrf)
         .chain(
             state
                 .effective_learned()
-                .filter(|r| !state.leaked_in_effect(&r.vrf, r.prefix)),
+                .filter(|r| r.vrf == vrf && !state.leaked_in_effect(&r.vrf, r.prefix)),
         )
-        .filter(|r| r.vrf == vrf)
         .filter(|r| {
             !state
                 .service_chains()

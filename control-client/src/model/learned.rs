@@ -52,21 +52,32 @@ impl DesiredState {
         self.learn(peer, route, true)
     }
 
-    /// True if the route in effect for `vrf` and `prefix` is a learned one leaked
-    /// from another network (see [`DesiredState::learn_leaked_route`]).
-    pub(super) fn leaked_in_effect(&self, vrf: &str, prefix: IpNet) -> bool {
+    /// The learned path in effect for `vrf` and `prefix` (no operator route shadows
+    /// it), and whether it was leaked from another network (see
+    /// [`DesiredState::learn_leaked_route`]).
+    pub(super) fn learned_in_effect(&self, vrf: &str, prefix: IpNet) -> Option<(&RouteSpec, bool)> {
         let key = (vrf.to_string(), prefix.trunc());
-        self.leaked.contains(&key) && self.learned.contains_key(&key) && !self.route_index.contains_key(&key)
+        if self.route_index.contains_key(&key) {
+            return None;
+        }
+        let (source, route) = self.best_source(&key, self.learned.get(&key)?)?;
+        Some((route, self.leaked.contains(&(key, source))))
+    }
+
+    /// True if the route in effect for `vrf` and `prefix` is a learned one leaked
+    /// from another network.
+    pub(super) fn leaked_in_effect(&self, vrf: &str, prefix: IpNet) -> bool {
+        self.learned_in_effect(vrf, prefix).is_some_and(|(_, leaked)| leaked)
     }
 
     fn learn(&mut self, peer: PeerId, route: RouteSpec, leaked: bool) -> Result<(), ModelError> {
         let route = self.checked_route(route)?;
         let key = (route.vrf.clone(), route.prefix);
-        // Per route, not per path: the control nodes reflect the same origin.
+        let mark = (key.clone(), peer);
         if leaked {
-            self.leaked.insert(key.clone());
+            self.leaked.insert(mark);
         } else {
-            self.leaked.remove(&key);
+            self.leaked.remove(&mark);
         }
         if let Some(stale) = self.stale.get_mut(&peer) {
             stale.remove(&key);
@@ -147,6 +158,7 @@ impl DesiredState {
             return false;
         };
         let had = paths.remove(&peer).is_some();
+        self.leaked.remove(&(key.clone(), peer));
         if had {
             Self::uncount(&mut self.learned_counts, peer, vrf);
         }
@@ -155,7 +167,6 @@ impl DesiredState {
         }
         if paths.is_empty() {
             self.learned.remove(&key);
-            self.leaked.remove(&key);
         }
         had
     }
@@ -177,8 +188,7 @@ impl DesiredState {
             !paths.is_empty()
         });
         self.learned_counts.retain(|(source, _), _| !sources.contains(source));
-        let learned = &self.learned;
-        self.leaked.retain(|key| learned.contains_key(key));
+        self.leaked.retain(|(_, source)| !sources.contains(source));
         touched
     }
 
@@ -194,6 +204,11 @@ impl DesiredState {
     /// and EVPN paths, the one whose encapsulation comes first in this node's
     /// priority list (the inet path when they tie).
     fn best_path<'a>(&self, key: &(String, IpNet), paths: &'a Paths) -> Option<&'a RouteSpec> {
+        self.best_source(key, paths).map(|(_, route)| route)
+    }
+
+    /// [`DesiredState::best_path`] with the source of the path.
+    fn best_source<'a>(&self, key: &(String, IpNet), paths: &'a Paths) -> Option<(PeerId, &'a RouteSpec)> {
         let stale = |peer: &PeerId| self.stale.get(peer).is_some_and(|keys| keys.contains(key));
         let any_fresh = paths.keys().any(|p| !stale(p));
         let eligible = |p: &PeerId| !any_fresh || !stale(p);
@@ -202,7 +217,7 @@ impl DesiredState {
             .iter()
             .filter(|(p, _)| eligible(p) && p.0 & !EVPN == node)
             .min_by_key(|(p, route)| (self.encap_rank(&route.target), p.0))
-            .map(|(_, route)| route)
+            .map(|(p, route)| (*p, route))
     }
 
     /// Where a target's best encapsulation stands in this node's priority list (0
@@ -256,7 +271,8 @@ impl DesiredState {
             !paths.is_empty()
         });
         let learned = &self.learned;
-        self.leaked.retain(|key| learned.contains_key(key));
+        self.leaked
+            .retain(|(key, source)| learned.get(key).is_some_and(|paths| paths.contains_key(source)));
     }
 }
 

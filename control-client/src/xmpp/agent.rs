@@ -129,31 +129,51 @@ impl Advertised {
     /// the label of the instance's interface on that side: another node's pod of
     /// the left network reaches the right one through the instance here (and its
     /// replies come back through it), as the routes a control node re-originates
-    /// for a service chain do. A prefix this node advertises in that VRF already
-    /// keeps its own route.
+    /// for a service chain do: with the local preference of the instance's
+    /// interface, and a local pod's security groups (a learned prefix's groups are
+    /// not known here). A prefix this node advertises in that VRF already keeps its
+    /// own route. Inet routes only: a VRF with a VNI gets no EVPN route for them.
     fn service_chains(&mut self, snap: &Snapshot) {
-        let taken: BTreeSet<(String, IpNet)> = self.routes.iter().map(|r| (r.vrf.clone(), r.prefix)).collect();
+        let mut taken: BTreeSet<(String, IpNet)> = self.routes.iter().map(|r| (r.vrf.clone(), r.prefix)).collect();
+        // Local pods' security groups, by VRF and address.
+        let groups: BTreeMap<(nexthop::VrfId, IpAddr), &Vec<u32>> = snap
+            .interfaces
+            .iter()
+            .flatten()
+            .filter(|i| i.kind == InterfaceKind::Pod && !i.security_groups.is_empty())
+            .flat_map(|i| {
+                let addresses = i.ipv4.map(IpAddr::V4).into_iter().chain(i.ipv6.map(IpAddr::V6));
+                addresses.map(move |a| ((i.vrf, a), &i.security_groups))
+            })
+            .collect();
         for chain in snap.service_chains.iter() {
             let sides = [
                 (chain.left, chain.right.1, &chain.leaked.0),
                 (chain.right, chain.left.1, &chain.leaked.1),
             ];
             for ((vif, vrf), origin, prefixes) in sides {
-                let (Some(vrf), Some(origin), Some(label)) = (
-                    snap.vrf(vrf),
-                    snap.vrf(origin),
-                    snap.interface(vif).and_then(|i| i.label),
-                ) else {
+                let (Some(vrf), Some(origin), Some(instance)) = (snap.vrf(vrf), snap.vrf(origin), snap.interface(vif))
+                else {
+                    continue;
+                };
+                let Some(label) = instance.label else {
                     continue;
                 };
                 self.vrfs.insert(vrf.name.clone(), u32::from(vrf.id.0));
-                for prefix in prefixes.iter().filter(|p| !taken.contains(&(vrf.name.clone(), **p))) {
+                for prefix in prefixes {
+                    if !taken.insert((vrf.name.clone(), *prefix)) {
+                        continue;
+                    }
+                    let host = (prefix.prefix_len() == prefix.max_prefix_len()).then(|| prefix.addr());
                     self.routes.insert(LocalRoute {
                         vrf: vrf.name.clone(),
                         prefix: *prefix,
                         label,
-                        security_groups: Vec::new(),
-                        local_preference: DEFAULT_LOCAL_PREFERENCE,
+                        security_groups: host
+                            .and_then(|a| groups.get(&(origin.id, a)))
+                            .map(|g| (*g).clone())
+                            .unwrap_or_default(),
+                        local_preference: instance.local_preference.unwrap_or(DEFAULT_LOCAL_PREFERENCE),
                         leaked_from: Some(origin.name.clone()),
                     });
                 }

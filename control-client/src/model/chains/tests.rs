@@ -246,7 +246,95 @@ fn routes_leaked_from_elsewhere_neither_win_over_the_chain_nor_are_leaked_on() {
         via(&snap, "red", [198, 18, 2, 2]),
         Some(NextHop::Tunnel { .. })
     ));
-    // Forgotten, its mark goes with it.
-    assert!(s.forget_route(learned::PeerId(0), "blue", "198.18.7.0/24".parse().unwrap()));
-    assert!(!s.leaked_in_effect("blue", "198.18.7.0/24".parse().unwrap()));
+    // The mark is the path's: control node 0's path is leaked, node 1's is red's
+    // own. The lowest node's path is in effect: node 0's, then node 1's once node
+    // 0 forgets it, and then red's own route wins over the chain.
+    let red_y: IpNet = "198.18.2.2/32".parse().unwrap();
+    learn(&mut s, "red", "198.18.2.2/32", true);
+    s.learn_route(
+        learned::PeerId(1),
+        RouteSpec {
+            vrf: "red".into(),
+            prefix: red_y,
+            target: to_node(4),
+        },
+    )
+    .unwrap();
+    assert!(s.leaked_in_effect("red", red_y));
+    assert!(s.forget_route(learned::PeerId(0), "red", red_y));
+    assert!(!s.leaked_in_effect("red", red_y), "node 1's own path is in effect");
+    let snap = s.build(3, MAC);
+    assert!(matches!(
+        via(&snap, "red", [198, 18, 2, 2]),
+        Some(NextHop::Tunnel { .. })
+    ));
+}
+
+#[test]
+fn the_chains_own_routes_sent_back_by_a_control_node_do_not_stop_it() {
+    // A real control node sends a node its own paths too: blue's pod leaked into
+    // red comes back as red's route into the instance's left interface (this
+    // node's address and the interface's label), red's pod in blue into its right.
+    let mut s = networks();
+    s.add_service_chain(chain()).unwrap();
+    let first = s.build(1, MAC);
+    for (vrf, prefix, interface) in [
+        ("red", "198.18.2.2/32", "fw-left"),
+        ("blue", "198.18.1.2/32", "fw-right"),
+    ] {
+        let back = RouteSpec {
+            vrf: vrf.into(),
+            prefix: prefix.parse().unwrap(),
+            target: RouteTarget::Interface { name: interface.into() },
+        };
+        s.learn_route(learned::PeerId(0), back).unwrap();
+    }
+    let again = s.build(2, MAC);
+    assert_eq!(first.service_chains[0].leaked, again.service_chains[0].leaked);
+    assert!(again.service_chains[0]
+        .leaked
+        .0
+        .contains(&"198.18.2.2/32".parse().unwrap()));
+    assert!(again.service_chains[0]
+        .leaked
+        .1
+        .contains(&"198.18.1.2/32".parse().unwrap()));
+    assert_eq!(mac_of(via(&again, "red", [198, 18, 2, 2])), mac(1, 250));
+    // Nor are they offered to the other side as the network's own routes.
+    assert!(!again.service_chains[0]
+        .leaked
+        .1
+        .contains(&"198.18.2.2/32".parse().unwrap()));
+}
+
+#[test]
+fn two_chains_joining_the_same_networks_leak_each_prefix_once() {
+    let mut s = networks();
+    s.add_interface(port("fw2-left", "red", 1, 240)).unwrap();
+    s.add_interface(port("fw2-right", "blue", 2, 240)).unwrap();
+    s.add_service_chain(chain()).unwrap();
+    s.add_service_chain(ServiceChainSpec {
+        name: "second".into(),
+        left_interface: "fw2-left".into(),
+        right_interface: "fw2-right".into(),
+    })
+    .unwrap();
+    let snap = s.build(1, MAC);
+    let by_name = |n: &str| snap.service_chains.iter().find(|c| c.name == n).unwrap();
+    let y: IpNet = "198.18.2.2/32".parse().unwrap();
+    // "filter" comes first by name: it takes blue's pod in red, "second" does not.
+    assert!(by_name("filter").leaked.0.contains(&y));
+    assert!(!by_name("second").leaked.0.contains(&y));
+    assert_eq!(mac_of(via(&snap, "red", [198, 18, 2, 2])), mac(1, 250));
+    let advertised = crate::xmpp::agent::Advertised::of(&snap);
+    let of_y: Vec<_> = advertised
+        .routes
+        .iter()
+        .filter(|r| r.vrf == "red" && r.prefix == y)
+        .collect();
+    assert_eq!(of_y.len(), 1, "{of_y:?}");
+    // The first one gone, the second takes it.
+    s.remove_service_chain("filter").unwrap();
+    let snap = s.build(2, MAC);
+    assert_eq!(mac_of(via(&snap, "red", [198, 18, 2, 2])), mac(1, 240));
 }
