@@ -251,6 +251,10 @@ pub struct FlowPolicyView {
 pub struct PolicyView {
     /// Its name (`namespace/name`).
     pub name: String,
+    /// Its tier: `pod` (NetworkPolicies, security groups, the operator's) or
+    /// `network` (a network's access control list); a flow must pass both.
+    #[serde(default)]
+    pub tier: control_client::PolicyTier,
     /// The rules of each direction it restricts (`None`: it does not restrict it).
     pub ingress_rules: Option<usize>,
     /// Egress rules.

@@ -322,6 +322,9 @@ pub struct PolicySummary {
     pub egress_rules: Option<usize>,
     /// The pods it selects in the whole cluster.
     pub pods: usize,
+    /// A virtual network's access control list (a tier of its own, which a flow
+    /// must pass beside the pods' policies), not a pod policy.
+    pub network_tier: bool,
 }
 
 impl Policies {

@@ -526,6 +526,7 @@ fn a_networks_access_list_from_the_control_node_decides_by_first_match_where_tra
         .find(|p| p.name == format!("config:vn:{NETWORK}"))
         .unwrap_or_else(|| panic!("the network's policy: {policies:?}"));
     assert!(list.denied >= 1, "the denied connection is counted: {list:?}");
+    assert_eq!(list.tier, control_client::PolicyTier::Network, "{list:?}");
     // The first rule now denies ICMP from node 1's pod.
     dir.write(
         "node-2",

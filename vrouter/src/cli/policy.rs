@@ -33,14 +33,19 @@ pub fn run(api: &ApiClient, json: bool, action: PolicyAction) -> anyhow::Result<
             let list: Vec<PolicyView> = api.call(&Request::Policies)?;
             print(json, &list, |list| {
                 println!(
-                    "{:<32} {:>8} {:>7} {:>5} {:>8}  local pods",
-                    "name", "ingress", "egress", "pods", "denied"
+                    "{:<32} {:<7} {:>8} {:>7} {:>5} {:>8}  local pods",
+                    "name", "tier", "ingress", "egress", "pods", "denied"
                 );
                 let rules = |n: Option<usize>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
                 for p in list {
+                    let tier = match p.tier {
+                        control_client::PolicyTier::Pod => "pod",
+                        control_client::PolicyTier::Network => "network",
+                    };
                     println!(
-                        "{:<32} {:>8} {:>7} {:>5} {:>8}  {}",
+                        "{:<32} {:<7} {:>8} {:>7} {:>5} {:>8}  {}",
                         p.name,
+                        tier,
                         rules(p.ingress_rules),
                         rules(p.egress_rules),
                         p.pods,

@@ -162,6 +162,7 @@ impl SnapshotBuilder {
                     ingress_rules: s.ingress.as_ref().map(Vec::len),
                     egress_rules: s.egress.as_ref().map(Vec::len),
                     pods: s.pods.len(),
+                    network_tier: s.tier == crate::PolicyTier::Network,
                 })
                 .collect(),
         }

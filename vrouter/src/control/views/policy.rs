@@ -90,6 +90,11 @@ impl Views {
                 local_pods.sort();
                 PolicyView {
                     name: name.to_string(),
+                    tier: if summary.network_tier {
+                        control_client::PolicyTier::Network
+                    } else {
+                        control_client::PolicyTier::Pod
+                    },
                     ingress_rules: summary.ingress_rules,
                     egress_rules: summary.egress_rules,
                     pods: summary.pods,
