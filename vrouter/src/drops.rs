@@ -108,6 +108,12 @@ drop_reasons! {
     /// A pod's new connection out of the cluster found no free fabric source NAT port
     /// for its destination (`host.snat_tcp_ports`, `host.snat_udp_ports`).
     SnatExhausted = "snat_exhausted",
+    /// A new connection to a service whose replies would carry the same addresses
+    /// and ports as a live connection's (the same client port balanced to the same
+    /// backend through another service address, a node port or an external IP):
+    /// refused, since its replies would be translated for the other. A closed TCP
+    /// connection's entries give way instead.
+    NatClash = "nat_clash",
     /// Denied by network policy: no rule of the policies that select the sending
     /// pod (egress) or the receiving pod (ingress) allows the connection.
     Policy = "policy",

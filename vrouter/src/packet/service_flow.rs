@@ -330,12 +330,49 @@ pub(super) fn setup_translated(
         generation,
         owner: iface.vif.0,
     };
+    if let Some(holder) = flows.table.lookup(&t.reverse, t.reverse.hash()) {
+        if !reply_key_given_way(flows, &holder, key) {
+            flows.unreserve(iface.vif);
+            return Decision::Drop(DropReason::NatClash);
+        }
+    }
     let inserted = flows.table.insert_pair_transformed(
         (key, value(FlowAction::Forward(nh), slot, false)),
         (&t.reverse, value(reverse_action, reverse_slot, true)),
         (t.nat.encode(), t.reply.encode()),
     );
     flow::installed(ctx, iface, inserted, Decision::ForwardNat(nh, t.nat), bytes, tracked)
+}
+
+/// The key a new flow's replies need (`holder` has it) is free to take: it is this
+/// very flow's (another worker set it up this instant: the insert finds it), or the
+/// connection holding it ended (a closed TCP connection, FIN both ways or a reset,
+/// which the client's reused port replaces: its entries are removed now). False for
+/// a live connection's: the new flow must not take its replies.
+fn reply_key_given_way(flows: &crate::flows::Flows, holder: &FlowRef, key: &FlowKey) -> bool {
+    use crate::flows::{TCP_FIN, TCP_RST};
+    let table = &flows.table;
+    let pair = linked_pair(table, holder);
+    if pair.is_some_and(|p| p.key == *key) {
+        return true;
+    }
+    if holder.key.proto() != wire::ip_proto::TCP {
+        return false;
+    }
+    let flags = |f: &FlowRef| table.activity(f.index).tcp_flags;
+    let (these, those) = (flags(holder), pair.as_ref().map_or(0, flags));
+    let closed = (these | those) & TCP_RST != 0 || (these & TCP_FIN != 0 && those & TCP_FIN != 0);
+    if !closed {
+        return false;
+    }
+    // A pair goes through its forward entry (which holds its interface's
+    // reservation); an orphaned reply entry alone.
+    match (pair, FlowAction::is_reverse(holder.value.data)) {
+        (Some(forward), true) => flows.remove_pair(&forward),
+        (None, true) => table.remove(holder),
+        (_, false) => flows.remove_pair(holder),
+    };
+    table.lookup(&holder.key, holder.key.hash()).is_none()
 }
 
 /// A translated flow (or one a service now claims) whose decision no longer holds:

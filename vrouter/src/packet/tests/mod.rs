@@ -534,6 +534,7 @@ mod fragments6;
 mod isolation;
 mod mtu;
 mod nat_checksums;
+mod nat_clash;
 mod node_ports;
 mod policy;
 mod services;

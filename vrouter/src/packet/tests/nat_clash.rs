@@ -1,0 +1,75 @@
+//! Two service addresses balancing one client port to one backend: the second
+//! connection's replies would have the first's key (backend port to client port),
+//! and be translated for the first. While the first is open the second is refused,
+//! counted; once it closed (FIN both ways) the second takes the key and its replies
+//! come back from its own service address.
+
+use super::services::{with_services, SVC4};
+use super::*;
+use control_client::{L4Protocol, ServicePort, ServiceSpec};
+use std::net::IpAddr;
+
+const SVC2: [u8; 4] = [198, 18, 100, 11];
+
+/// A TCP segment with `flags` ("S", "F" with an ACK, "A").
+fn segment(src_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ports: (u16, u16), flags: &str) -> Vec<u8> {
+    let dst_mac = ROUTER;
+    let mut out = Vec::new();
+    let b = PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(src, dst, 64)
+        .tcp(ports.0, ports.1, 1000, 64_000);
+    let b = match flags {
+        "S" => b.syn(),
+        "F" => b.fin().ack(1),
+        _ => b.ack(1),
+    };
+    b.write(&mut out, b"").unwrap();
+    out
+}
+
+#[test]
+fn a_connection_whose_replies_would_be_another_open_ones_is_refused_until_that_one_closed() {
+    let (mut state, _) = with_services(&[B4], false);
+    state
+        .add_service(ServiceSpec {
+            name: "default/other".into(),
+            vrf: "red".into(),
+            ip: IpAddr::from(SVC2),
+            ports: vec![ServicePort {
+                protocol: L4Protocol::Tcp,
+                port: 80,
+                target_port: 9376,
+                node_port: None,
+            }],
+            backends: vec![IpAddr::from(B4)],
+            affinity_timeout_secs: None,
+            external_ips: Vec::new(),
+            health_check: None,
+            load_balancer: false,
+        })
+        .unwrap();
+    let snap = state.build(2, MacAddr(ROUTER));
+    let mut ctx = PipelineContext::default();
+    let (a, b) = (Vif(1), Vif(2));
+    let first = segment(MAC_A, A4, SVC4, (40000, 80), "S");
+    assert_eq!(run_in(&snap, a, &first, &mut ctx).0, Verdict::Transmit(b));
+
+    // The same client port to the other address, while the first is open: refused.
+    let second = segment(MAC_A, A4, SVC2, (40000, 80), "S");
+    assert_eq!(
+        run_in(&snap, a, &second, &mut ctx).0,
+        Verdict::Drop(DropReason::NatClash)
+    );
+    // The first still gets its replies from its own address.
+    let (v, out) = run_in(&snap, b, &segment(MAC_B, B4, A4, (9376, 40000), "A"), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(a));
+    assert_eq!(&out[ETH_LEN + 12..ETH_LEN + 16], &SVC4, "from the first service");
+
+    // The first closes, FIN both ways; the port reused takes the key.
+    run_in(&snap, a, &segment(MAC_A, A4, SVC4, (40000, 80), "F"), &mut ctx);
+    run_in(&snap, b, &segment(MAC_B, B4, A4, (9376, 40000), "F"), &mut ctx);
+    assert_eq!(run_in(&snap, a, &second, &mut ctx).0, Verdict::Transmit(b));
+    let (v, out) = run_in(&snap, b, &segment(MAC_B, B4, A4, (9376, 40000), "A"), &mut ctx);
+    assert_eq!(v, Verdict::Transmit(a));
+    assert_eq!(&out[ETH_LEN + 12..ETH_LEN + 16], &SVC2, "from the second service now");
+}
