@@ -73,6 +73,26 @@ fn tcp4(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ports: (
     out
 }
 
+/// Service `name` in red at `ip`, TCP port 80 to `backend`'s 9376.
+fn web_service(name: &str, ip: [u8; 4], backend: [u8; 4]) -> control_client::ServiceSpec {
+    control_client::ServiceSpec {
+        name: name.into(),
+        vrf: "red".into(),
+        ip: std::net::IpAddr::from(ip),
+        ports: vec![control_client::ServicePort {
+            protocol: control_client::L4Protocol::Tcp,
+            port: 80,
+            target_port: 9376,
+            node_port: None,
+        }],
+        backends: vec![std::net::IpAddr::from(backend)],
+        affinity_timeout_secs: None,
+        external_ips: Vec::new(),
+        health_check: None,
+        load_balancer: false,
+    }
+}
+
 /// Runs one frame through the pipeline; returns the verdict and the bytes out.
 fn run(snap: &Snapshot, vif: Vif, frame: &[u8]) -> (Verdict, Vec<u8>) {
     let mut buf = vec![0u8; 4096];

@@ -6,8 +6,6 @@
 
 use super::services::{with_services, SVC4};
 use super::*;
-use control_client::{L4Protocol, ServicePort, ServiceSpec};
-use std::net::IpAddr;
 
 const SVC2: [u8; 4] = [198, 18, 100, 11];
 
@@ -31,22 +29,7 @@ fn segment(src_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ports: (u16, u16), flag
 fn a_connection_whose_replies_would_be_another_open_ones_is_refused_until_that_one_closed() {
     let (mut state, _) = with_services(&[B4], false);
     state
-        .add_service(ServiceSpec {
-            name: "default/other".into(),
-            vrf: "red".into(),
-            ip: IpAddr::from(SVC2),
-            ports: vec![ServicePort {
-                protocol: L4Protocol::Tcp,
-                port: 80,
-                target_port: 9376,
-                node_port: None,
-            }],
-            backends: vec![IpAddr::from(B4)],
-            affinity_timeout_secs: None,
-            external_ips: Vec::new(),
-            health_check: None,
-            load_balancer: false,
-        })
+        .add_service(super::web_service("default/other", SVC2, B4))
         .unwrap();
     let snap = state.build(2, MacAddr(ROUTER));
     let mut ctx = PipelineContext::default();

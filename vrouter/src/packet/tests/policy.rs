@@ -5,7 +5,7 @@
 //! counted per policy.
 
 use super::*;
-use control_client::{L4Protocol, PolicyPeer, PolicyPod, PolicyPort, PolicyRule, PolicySpec, ServicePort, ServiceSpec};
+use control_client::{L4Protocol, PolicyPeer, PolicyPod, PolicyPort, PolicyRule, PolicySpec};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
@@ -63,23 +63,7 @@ fn red() -> DesiredState {
         ..InterfaceSpec::default()
     })
     .unwrap();
-    s.add_service(ServiceSpec {
-        name: "default/web".into(),
-        vrf: "red".into(),
-        ip: IpAddr::from(SVC4),
-        ports: vec![ServicePort {
-            protocol: L4Protocol::Tcp,
-            port: 80,
-            target_port: 9376,
-            node_port: None,
-        }],
-        backends: vec![IpAddr::from(B4)],
-        affinity_timeout_secs: None,
-        external_ips: Vec::new(),
-        health_check: None,
-        load_balancer: false,
-    })
-    .unwrap();
+    s.add_service(super::web_service("default/web", SVC4, B4)).unwrap();
     s
 }
 
