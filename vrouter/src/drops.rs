@@ -111,8 +111,9 @@ drop_reasons! {
     /// A new connection to a service whose replies would carry the same addresses
     /// and ports as a live connection's (the same client port balanced to the same
     /// backend through another service address, a node port or an external IP):
-    /// refused, since its replies would be translated for the other. A closed TCP
-    /// connection's entries give way instead.
+    /// refused with a port unreachable, since its replies would be translated for
+    /// the other. What is over (a closed TCP connection, an idle datagram flow)
+    /// gives way instead.
     NatClash = "nat_clash",
     /// Denied by network policy: no rule of the policies that select the sending
     /// pod (egress) or the receiving pod (ingress) allows the connection.

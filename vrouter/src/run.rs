@@ -126,12 +126,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         flow_table::FlowTable::memory_bytes_for(config.flows.entries)
             + flow_table::FlowTable::memory_bytes_for(config.flows.affinity_entries),
     )?;
-    check_memory(
-        "flows.fragment_entries",
-        flow_table::FlowTable::memory_bytes_for(config.flows.entries)
-            + flow_table::FlowTable::memory_bytes_for(config.flows.affinity_entries)
-            + flow_table::FlowTable::memory_bytes_for(config.flows.fragment_entries),
-    )?;
+    let tables = flow_table::FlowTable::memory_bytes_for(config.flows.entries)
+        + flow_table::FlowTable::memory_bytes_for(config.flows.affinity_entries)
+        + flow_table::FlowTable::memory_bytes_for(config.flows.fragment_entries);
+    check_memory("flows.fragment_entries", tables)?;
+    if config.flow_export.tracking() {
+        // Flow records: the tracker at its largest, a full table's.
+        check_memory(
+            "flow_export.recent_records",
+            tables + crate::flow_export::tracker::FlowTracker::memory_bytes_for(config.flows.entries),
+        )?;
+    }
     let mut model = DesiredState::new(config.tables.interfaces as usize);
     model.set_fabric(&config.fabric.interface);
     model.set_fabric_info(crate::neighbors::fabric_info(
@@ -170,7 +175,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         true => Some(FlowExport {
             exporter: crate::flow_export::ipfix::IpfixExporter::connect(&config.flow_export)
                 .context("flow_export.ipfix_collector")?,
-            tracker: crate::flow_export::tracker::FlowTracker::new(config.flow_export.active_timeout_secs),
+            tracker: crate::flow_export::tracker::FlowTracker::new(
+                config.flow_export.active_timeout_secs,
+                flows.table.capacity(),
+            ),
             publisher: publisher.clone(),
             recent: Arc::clone(&recent),
         }),

@@ -48,7 +48,7 @@ fn activity(packets: u64, bytes: u64, last_seen: u32) -> FlowActivity {
 
 #[test]
 fn records_follow_a_flow_and_their_deltas_sum_to_its_counts() {
-    let mut t = FlowTracker::new(3600);
+    let mut t = FlowTracker::new(3600, 1 << 16);
     t.begin_pass(10);
     t.visit(&entry(7, 1000), activity(5, 500, 10), || None);
     t.visit(&entry(8, 2000), activity(1, 60, 9), || None);
@@ -97,7 +97,7 @@ fn records_follow_a_flow_and_their_deltas_sum_to_its_counts() {
 
 #[test]
 fn a_long_flow_gets_periodic_records() {
-    let mut t = FlowTracker::new(1);
+    let mut t = FlowTracker::new(1, 1 << 16);
     t.begin_pass(1);
     t.visit(&entry(1, 1), activity(1, 100, 1), || None);
     t.end_pass();
@@ -111,7 +111,7 @@ fn a_long_flow_gets_periodic_records() {
 
 #[test]
 fn an_idle_long_flow_gets_no_record_until_it_sends_again() {
-    let mut t = FlowTracker::new(5);
+    let mut t = FlowTracker::new(5, 1 << 16);
     let translated = || Some(Translation { nat: 42, pair: None });
     t.begin_pass(1);
     t.visit(&entry(1, 1), activity(1, 100, 1), translated);
@@ -122,7 +122,7 @@ fn an_idle_long_flow_gets_no_record_until_it_sends_again() {
         t.visit(&entry(1, 1), activity(1, 100, 1), || panic!("asked for no record"));
         assert!(t.end_pass().is_empty());
     }
-    // It sends again: its periodic record at once, with its translation asked again.
+    // It sends again: its periodic record at once, with the translation it had.
     t.begin_pass(9);
     t.visit(&entry(1, 1), activity(4, 400, 9), translated);
     let r = t.end_pass();

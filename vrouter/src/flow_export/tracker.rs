@@ -5,10 +5,11 @@
 //! backend re-steer, a detached port) is ended at the next pass with the counts it
 //! last had. Nothing here runs on a forwarding core.
 //!
-//! Per tracked flow, a 48-byte slot in an array by entry index, which the pass walks
-//! in index order beside the table, and about 80 bytes of details read only when a
-//! record is made (about 130 bytes a flow; the map of whole records it replaces
-//! took about 190, probed at random every pass).
+//! Per entry index up to the highest one used, a 48-byte slot in an array, which the
+//! pass walks in index order beside the table (at most the table's entries times 48
+//! bytes: 96 MB for 2M entries), and per tracked flow about 80 bytes of details read
+//! only when a record is made. The map of whole records it replaces took about 190
+//! bytes a flow, probed at random every pass.
 
 use super::{FlowEvent, FlowRecord, Translation};
 use crate::flows::FlowAction;
@@ -111,6 +112,8 @@ pub struct FlowTracker {
     tracked: usize,
     visited_count: usize,
     active_timeout_secs: u32,
+    /// The flow table's entries: the slots never outgrow it.
+    capacity: usize,
     /// Wall clock (ms since the epoch) and the table's coarse clock of this pass.
     pass: (u64, u32),
     records: Vec<FlowRecord>,
@@ -123,8 +126,9 @@ fn unix_ms() -> u64 {
 }
 
 impl FlowTracker {
-    /// A tracker sending a record for a long flow every `active_timeout_secs`.
-    pub fn new(active_timeout_secs: u32) -> Self {
+    /// A tracker of a table of `capacity` entries, sending a record for a long flow
+    /// every `active_timeout_secs`.
+    pub fn new(active_timeout_secs: u32, capacity: u32) -> Self {
         Self {
             slots: Vec::new(),
             details: Vec::new(),
@@ -133,9 +137,16 @@ impl FlowTracker {
             tracked: 0,
             visited_count: 0,
             active_timeout_secs: active_timeout_secs.max(1),
+            capacity: capacity as usize,
             pass: (0, 0),
             records: Vec::new(),
         }
+    }
+
+    /// The most a tracker of a table of `capacity` entries takes: a slot per entry
+    /// and the details of a flow in every one.
+    pub fn memory_bytes_for(capacity: u32) -> usize {
+        capacity as usize * (std::mem::size_of::<Slot>() + std::mem::size_of::<Detail>())
     }
 
     /// Starts a pass at coarse time `now`.
@@ -213,8 +224,10 @@ impl FlowTracker {
     pub fn visit(&mut self, r: &FlowRef, activity: FlowActivity, transform: impl FnOnce() -> Option<Translation>) {
         let index = r.index as usize;
         if index >= self.slots.len() {
-            // Grown by half again: a filling table is not copied once per flow.
-            let len = (index + 1).max(self.slots.len() + self.slots.len() / 2);
+            // Grown by half again (a filling table is not copied once per flow), to
+            // the table's size at most, and exactly (no spare capacity).
+            let len = (index + 1).max((self.slots.len() + self.slots.len() / 2).min(self.capacity));
+            self.slots.reserve_exact(len - self.slots.len());
             self.slots.resize(len, Slot::default());
             self.visited.resize(len.div_ceil(64), 0);
         }
@@ -232,7 +245,10 @@ impl FlowTracker {
             let detail = slot.detail as usize;
             self.mark_visited(index);
             if due {
-                self.details[detail].transform = transform().map(Box::new);
+                // Fixed at setup; asked again only if it was not known then.
+                if self.details[detail].transform.is_none() {
+                    self.details[detail].transform = transform().map(Box::new);
+                }
                 self.record(index, FlowEvent::Updated, self.wall(activity.last_seen));
             }
             return;

@@ -332,8 +332,10 @@ pub(super) fn setup_translated(
     };
     if let Some(holder) = flows.table.lookup(&t.reverse, t.reverse.hash()) {
         if !reply_key_given_way(flows, &holder, key) {
+            // Refused out loud (port unreachable): the client fails at once and
+            // retries from another port, rather than waiting for its timeout.
             flows.unreserve(iface.vif);
-            return Decision::Drop(DropReason::NatClash);
+            return Decision::Reject(DropReason::NatClash);
         }
     }
     let inserted = flows.table.insert_pair_transformed(
@@ -344,33 +346,50 @@ pub(super) fn setup_translated(
     flow::installed(ctx, iface, inserted, Decision::ForwardNat(nh, t.nat), bytes, tracked)
 }
 
-/// The key a new flow's replies need (`holder` has it) is free to take: it is this
-/// very flow's (another worker set it up this instant: the insert finds it), or the
-/// connection holding it ended (a closed TCP connection, FIN both ways or a reset,
-/// which the client's reused port replaces: its entries are removed now). False for
-/// a live connection's: the new flow must not take its replies.
-fn reply_key_given_way(flows: &crate::flows::Flows, holder: &FlowRef, key: &FlowKey) -> bool {
+/// How long a datagram flow (UDP, ICMP) holding a new flow's reply key must have
+/// been idle, both ways, to give it up: its exchange is over (a DNS answer comes in
+/// milliseconds), though its entries wait for the idle timeout.
+const DATAGRAM_GIVES_WAY_SECS: u32 = 2;
+
+/// The key a new flow's replies need (`found` has it) is free to take: it is this
+/// very flow's (another worker set it up this instant: the insert finds it), or what
+/// holds it is over: a closed TCP connection (FIN both ways or a reset, which the
+/// client's reused port replaces), a datagram flow idle for
+/// [`DATAGRAM_GIVES_WAY_SECS`], an entry whose pair is gone, or a cached drop (a
+/// policy's, which translates nothing). Its entries are removed now. False for a
+/// live connection's: the new flow must not take its replies.
+fn reply_key_given_way(flows: &crate::flows::Flows, found: &FlowRef, key: &FlowKey) -> bool {
     use crate::flows::{TCP_FIN, TCP_RST};
     let table = &flows.table;
-    let pair = linked_pair(table, holder);
+    // Read whole: a lookup's copy leaves out the owner, whose reservation a removal
+    // gives back. Changed meanwhile: removed or replaced, look again.
+    let Some(holder) = table.get(found.index).filter(|h| h.version == found.version) else {
+        return table.lookup(&found.key, found.key.hash()).is_none();
+    };
+    let pair = linked_pair(table, &holder);
     if pair.is_some_and(|p| p.key == *key) {
         return true;
     }
-    if holder.key.proto() != wire::ip_proto::TCP {
-        return false;
-    }
-    let flags = |f: &FlowRef| table.activity(f.index).tcp_flags;
-    let (these, those) = (flags(holder), pair.as_ref().map_or(0, flags));
-    let closed = (these | those) & TCP_RST != 0 || (these & TCP_FIN != 0 && those & TCP_FIN != 0);
-    if !closed {
+    let (these, those) = (
+        table.activity(holder.index),
+        pair.map(|p| table.activity(p.index)).unwrap_or_default(),
+    );
+    let over = if holder.key.proto() == wire::ip_proto::TCP {
+        let (a, b) = (these.tcp_flags, those.tcp_flags);
+        (a | b) & TCP_RST != 0 || (a & TCP_FIN != 0 && b & TCP_FIN != 0)
+    } else {
+        table.now().saturating_sub(these.last_seen.max(those.last_seen)) >= DATAGRAM_GIVES_WAY_SECS
+    };
+    let dropped = matches!(FlowAction::decode(holder.value.data), Some(FlowAction::Drop(_)));
+    if !(over || pair.is_none() || dropped) {
         return false;
     }
     // A pair goes through its forward entry (which holds its interface's
     // reservation); an orphaned reply entry alone.
     match (pair, FlowAction::is_reverse(holder.value.data)) {
         (Some(forward), true) => flows.remove_pair(&forward),
-        (None, true) => table.remove(holder),
-        (_, false) => flows.remove_pair(holder),
+        (None, true) => table.remove(&holder),
+        (_, false) => flows.remove_pair(&holder),
     };
     table.lookup(&holder.key, holder.key.hash()).is_none()
 }
