@@ -145,6 +145,9 @@ pub struct Flows {
     pub orphans_removed: AtomicU64,
     /// New connections refused because no fabric source NAT port was free.
     pub snat_exhausted: AtomicU64,
+    /// New connections to a service refused because a live connection holds their
+    /// replies' key (`nat_clash`).
+    pub nat_clashes: AtomicU64,
     /// Client-address affinity records of services that ask for it.
     pub affinity: crate::affinity::Affinity,
     /// The first fragments' ports, for the later fragments of their datagrams.
@@ -176,6 +179,7 @@ impl Flows {
             refused_limit: AtomicU64::new(0),
             aged: AtomicU64::new(0),
             snat_exhausted: AtomicU64::new(0),
+            nat_clashes: AtomicU64::new(0),
             orphans_removed: AtomicU64::new(0),
             affinity: crate::affinity::Affinity::new(config.affinity_entries),
             fragments: crate::fragments::Fragments::new(config.fragment_entries),

@@ -605,6 +605,11 @@ impl Views {
         self.flows.snat_exhausted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// New connections to a service refused for a live connection's reply key.
+    pub fn nat_clashes(&self) -> u64 {
+        self.flows.nat_clashes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The forwarding cores, by worker.
     pub fn forwarding_cores(&self) -> &[usize] {
         &self.forwarding_cores

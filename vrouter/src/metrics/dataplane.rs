@@ -245,7 +245,7 @@ fn workers(views: &Views, e: &mut DescriptorEncoder) -> fmt::Result {
 
 fn flows(views: &Views, e: &mut DescriptorEncoder) -> fmt::Result {
     let f = views.flow_totals();
-    let snat_exhausted = views.snat_exhausted();
+    let (snat_exhausted, nat_clashes) = (views.snat_exhausted(), views.nat_clashes());
     gauge(
         e,
         "flow_table_capacity_entries",
@@ -300,6 +300,7 @@ fn flows(views: &Views, e: &mut DescriptorEncoder) -> fmt::Result {
                 f.refused_interface_limit,
             ),
             (vec![("reason", "snat_exhausted".to_string())], snat_exhausted),
+            (vec![("reason", "nat_clash".to_string())], nat_clashes),
         ],
     )?;
     gauge(

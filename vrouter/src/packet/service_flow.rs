@@ -335,6 +335,7 @@ pub(super) fn setup_translated(
             // Refused out loud (port unreachable): the client fails at once and
             // retries from another port, rather than waiting for its timeout.
             flows.unreserve(iface.vif);
+            flows.nat_clashes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Decision::Reject(DropReason::NatClash);
         }
     }

@@ -45,6 +45,7 @@ fn a_connection_whose_replies_would_be_another_open_ones_is_refused_until_that_o
         run_in(&snap, a, &second, &mut ctx).0,
         Verdict::DropWithError(DropReason::NatClash)
     );
+    assert_eq!(ctx.flows.nat_clashes.load(std::sync::atomic::Ordering::Relaxed), 1);
     // The first still gets its replies from its own address.
     let (v, out) = run_in(&snap, b, &segment(MAC_B, B4, A4, (9376, 40000), "A"), &mut ctx);
     assert_eq!(v, Verdict::Transmit(a));
