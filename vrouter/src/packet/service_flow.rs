@@ -7,7 +7,7 @@ use super::flow::{self, Decision};
 use super::nat::linked_pair;
 use super::{DropReason, PipelineContext};
 use crate::flows::{FlowAction, FLAG_NAT};
-use flow_table::{FlowKey, FlowRef, FlowTable, FlowValue};
+use flow_table::{FlowKey, FlowRef, FlowTable, FlowValue, Insert};
 use nexthop::{Interface, Nat, NatSide, NatTarget, RouteSlot, ServiceEntry, Snapshot};
 use std::net::IpAddr;
 
@@ -330,20 +330,34 @@ pub(super) fn setup_translated(
         generation,
         owner: iface.vif.0,
     };
-    if let Some(holder) = flows.table.lookup(&t.reverse, t.reverse.hash()) {
-        if !reply_key_given_way(flows, &holder, key) {
-            // Refused out loud (port unreachable): the client fails at once and
-            // retries from another port, rather than waiting for its timeout.
-            flows.unreserve(iface.vif);
-            flows.nat_clashes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Decision::Reject(DropReason::NatClash);
+    let insert = || {
+        flows.table.insert_pair_transformed(
+            (key, value(FlowAction::Forward(nh), slot, false)),
+            (&t.reverse, value(reverse_action, reverse_slot, true)),
+            (t.nat.encode(), t.reply.encode()),
+        )
+    };
+    let mut inserted = insert();
+    // The insert keeps the forward entry alone when another entry holds the reply's
+    // key (its own probe found it: no lookup more for the flows that clash with
+    // nothing). Taken back; the holder gives the key way if it is over, else the
+    // new connection is refused out loud (port unreachable): the client fails at
+    // once and retries from another port.
+    if let Insert::Exists(alone) = inserted {
+        if alone.reverse.is_none() && alone.key == *key {
+            flows.table.remove(&alone);
+            let freed = flows
+                .table
+                .lookup(&t.reverse, t.reverse.hash())
+                .is_none_or(|holder| reply_key_given_way(flows, &holder, key));
+            if !freed {
+                flows.unreserve(iface.vif);
+                flows.nat_clashes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Decision::Reject(DropReason::NatClash);
+            }
+            inserted = insert();
         }
     }
-    let inserted = flows.table.insert_pair_transformed(
-        (key, value(FlowAction::Forward(nh), slot, false)),
-        (&t.reverse, value(reverse_action, reverse_slot, true)),
-        (t.nat.encode(), t.reply.encode()),
-    );
     flow::installed(ctx, iface, inserted, Decision::ForwardNat(nh, t.nat), bytes, tracked)
 }
 
