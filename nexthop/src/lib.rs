@@ -32,7 +32,7 @@ pub use lpm::{v4_key, v6_key, LpmKey, LpmTable};
 pub use nexthop::{NextHop, NextHopId};
 pub use policy::Policies;
 pub use route::{Route, RouteSlot, MAX_ROUTE_SLOTS, VOLATILE_SLOT};
-pub use service::{Nat, NatAddr, NatSide, NatTarget, ServiceEntry, ServiceKey, Services};
+pub use service::{Nat, NatAddr, NatSide, NatTarget, NatWord, ServiceEntry, ServiceKey, Services, V4OneEnd};
 pub use snapshot::{
     Composite, FabricInfo, FastMap, HostPort, Interface, InterfaceKind, MacAddr, RoutePatch, ServiceChain, Snapshot,
     Vif, VlanTag, Vrf, VrfId,

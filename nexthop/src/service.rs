@@ -121,6 +121,17 @@ pub enum NatSide {
 }
 
 impl NatSide {
+    /// The sides whose IPv4 translation rewrites one end's address and port, what a
+    /// [`NatWord::v4_one_end`] holds (hairpin and both ends do more).
+    pub const ONE_END: [NatSide; 6] = [
+        NatSide::Destination,
+        NatSide::Source,
+        NatSide::FloatingDestination,
+        NatSide::FloatingSource,
+        NatSide::FabricSource,
+        NatSide::FabricBack,
+    ];
+
     /// True if the destination end is rewritten (else the source, or both: hairpin).
     #[inline]
     pub fn rewrites_destination(self) -> bool {
@@ -161,7 +172,10 @@ pub enum NatTarget {
 }
 
 /// A flow's translation: one end of its packets becomes `target`:`port`. Packed into
-/// the flow entry's transform word (0 is "none").
+/// the flow entry's transform word (0 is "none"): the side in the top byte, an IPv4
+/// address and the port as they lie in a packet (network order), and two bits that
+/// say what the packet path does without decoding ([`NatWord::v4_one_end`]). The word
+/// lives in memory only (never stored or sent), so its byte order is the machine's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Nat {
     /// The end rewritten.
@@ -188,6 +202,10 @@ const SIDES: [Option<NatSide>; 10] = [
 ];
 /// Set when the low 32 bits are an IPv4 address (else an IPv6 arena index).
 const V4_TARGET: u64 = 1 << 48;
+/// Set for an IPv4 rewrite of one end ([`NatWord::v4_one_end`]).
+const V4_ONE_END: u64 = 1 << 49;
+/// Set when that rewrite is the destination's.
+const V4_DESTINATION: u64 = 1 << 50;
 
 impl Nat {
     /// Both ends' translation, through the flow's pair entry at `index`.
@@ -204,11 +222,19 @@ impl Nat {
     pub fn encode(self) -> u64 {
         let side = self.side as u64;
         let target = match self.target {
-            NatTarget::V4(a) => V4_TARGET | u64::from(u32::from(a)),
+            NatTarget::V4(a) if ONE_END & 1 << side != 0 => {
+                let destination = if self.side.rewrites_destination() {
+                    V4_DESTINATION
+                } else {
+                    0
+                };
+                V4_TARGET | V4_ONE_END | destination | u64::from(u32::from_ne_bytes(a.octets()))
+            }
+            NatTarget::V4(a) => V4_TARGET | u64::from(u32::from_ne_bytes(a.octets())),
             NatTarget::V6(i) => u64::from(i.0),
             NatTarget::Pair(_) => 0,
         };
-        side << SIDE_SHIFT | u64::from(self.port) << 32 | target
+        side << SIDE_SHIFT | u64::from(u16::from_ne_bytes(self.port.to_be_bytes())) << 32 | target
     }
 
     /// The translation in a transform word; `None` for 0 or anything else. Both
@@ -220,14 +246,95 @@ impl Nat {
         let target = if side == NatSide::Both {
             NatTarget::Pair(u32::MAX)
         } else if word & V4_TARGET != 0 {
-            NatTarget::V4((word as u32).into())
+            NatTarget::V4((word as u32).to_ne_bytes().into())
         } else {
             NatTarget::V6(NatAddr(word as u32))
         };
         Some(Self {
             side,
             target,
-            port: (word >> 32) as u16,
+            port: u16::from_be_bytes(((word >> 32) as u16).to_ne_bytes()),
+        })
+    }
+}
+
+/// A translation as the packet path carries it: its transform word ([`Nat::encode`]),
+/// which a both-ends translation completes with its pair entry's index in the low 32
+/// bits. One register: a flow hit passes it on undecoded, and the IPv4 rewrite of one
+/// end (what every established service, floating IP and source NAT flow takes) reads
+/// its address and port straight from it ([`NatWord::v4_one_end`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatWord(u64);
+
+/// [`NatSide::ONE_END`], a bit per side.
+const ONE_END: u64 = side_mask(&NatSide::ONE_END);
+
+/// A bit per side, at its discriminant.
+const fn side_mask(sides: &[NatSide]) -> u64 {
+    let mut mask = 0;
+    let mut i = 0;
+    while i < sides.len() {
+        mask |= 1 << sides[i] as u64;
+        i += 1;
+    }
+    mask
+}
+
+/// The IPv4 rewrite of one end a [`NatWord`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V4OneEnd {
+    /// True if the destination is rewritten (else the source).
+    pub destination: bool,
+    /// The new address, as it lies in the packet.
+    pub address: [u8; 4],
+    /// The new port (for ICMP echo: the identifier), as it lies in the packet.
+    pub port: [u8; 2],
+}
+
+impl NatWord {
+    /// The word of `nat` (a both-ends translation's with its pair's index).
+    pub fn of(nat: Nat) -> Self {
+        match nat.target {
+            NatTarget::Pair(index) => Self(nat.encode() | u64::from(index)),
+            _ => Self(nat.encode()),
+        }
+    }
+
+    /// A flow entry's transform word, if it holds a translation (0 is none).
+    #[inline(always)]
+    pub fn stored(word: u64) -> Option<Self> {
+        (word != 0).then_some(Self(word))
+    }
+
+    /// The translation; `None` if the word holds none.
+    pub fn nat(self) -> Option<Nat> {
+        let nat = Nat::decode(self.0)?;
+        Some(if nat.side == NatSide::Both {
+            nat.with_pair(self.0 as u32)
+        } else {
+            nat
+        })
+    }
+
+    /// True for both ends' translation, which names its pair ([`NatWord::with_pair`]).
+    #[inline(always)]
+    pub fn is_both(self) -> bool {
+        self.0 >> SIDE_SHIFT == NatSide::Both as u64
+    }
+
+    /// Both ends' translation through the pair entry at `index`.
+    #[inline]
+    pub fn with_pair(self, index: u32) -> Self {
+        Self(self.0 & !u64::from(u32::MAX) | u64::from(index))
+    }
+
+    /// The IPv4 rewrite of one end this word holds, if that is what it holds.
+    #[inline(always)]
+    pub fn v4_one_end(self) -> Option<V4OneEnd> {
+        (self.0 & V4_ONE_END != 0).then(|| V4OneEnd {
+            destination: self.0 & V4_DESTINATION != 0,
+            address: (self.0 as u32).to_ne_bytes(),
+            port: ((self.0 >> 32) as u16).to_ne_bytes(),
         })
     }
 }
@@ -335,5 +442,53 @@ mod tests {
         }
         assert!((2000..3000).contains(&moved), "{moved} of 10000 on the removed backend");
         assert_eq!(ServiceEntry::default().backend(1), None);
+    }
+
+    #[test]
+    fn a_nat_word_gives_its_translation_back_and_its_ipv4_end_only_for_one_end() {
+        let sides = [
+            NatSide::Destination,
+            NatSide::Source,
+            NatSide::HairpinOut,
+            NatSide::HairpinBack,
+            NatSide::FloatingDestination,
+            NatSide::FloatingSource,
+            NatSide::FabricSource,
+            NatSide::FabricBack,
+        ];
+        for side in sides {
+            let nat = Nat {
+                side,
+                target: NatTarget::V4([198, 18, 0, 9].into()),
+                port: 9376,
+            };
+            let word = NatWord::of(nat);
+            assert_eq!(word.nat(), Some(nat));
+            assert!(!word.is_both());
+            let hairpin = matches!(side, NatSide::HairpinOut | NatSide::HairpinBack);
+            assert_eq!(
+                word.v4_one_end(),
+                (!hairpin).then_some(V4OneEnd {
+                    destination: side.rewrites_destination(),
+                    address: [198, 18, 0, 9],
+                    port: 9376u16.to_be_bytes(),
+                }),
+                "{side:?}"
+            );
+            let v6 = NatWord::of(Nat {
+                target: NatTarget::V6(NatAddr(3)),
+                ..nat
+            });
+            assert_eq!(v6.v4_one_end(), None, "an IPv6 target is no IPv4 rewrite");
+        }
+        let both = NatWord::of(Nat {
+            side: NatSide::Both,
+            target: NatTarget::Pair(u32::MAX),
+            port: 0,
+        });
+        assert!(both.is_both());
+        assert_eq!(both.v4_one_end(), None);
+        assert_eq!(both.with_pair(12).nat().map(|n| n.target), Some(NatTarget::Pair(12)));
+        assert_eq!(NatWord::stored(0), None, "0 is no translation");
     }
 }

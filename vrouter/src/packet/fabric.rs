@@ -21,7 +21,7 @@ struct Inner {
     ip_len: usize,
     family: Family,
     /// Its translation (a service flow's reply, or a flow to a service).
-    nat: Option<nexthop::Nat>,
+    nat: Option<nexthop::NatWord>,
     /// Its VRF.
     vrf: u16,
 }
@@ -262,7 +262,7 @@ fn translate_inner(
     table: &flow_table::FlowTable,
     pkt: &mut PacketBuf<'_>,
     flow: &Inner,
-    nat: nexthop::Nat,
+    nat: nexthop::NatWord,
 ) -> bool {
     let ip = &mut pkt.data_mut()[ETH_LEN..];
     let len = flow.ip_len.min(ip.len());

@@ -10,7 +10,7 @@ use super::route_cache::{RouteCache, RouteLookup};
 use super::{DropReason, PipelineContext};
 use crate::flows::{FlowAction, Flows, TCP_FIN, TCP_RST, TCP_SYN};
 use flow_table::{FlowKey, FlowValue, Insert};
-use nexthop::{Interface, Nat, NextHop, NextHopId, RouteSlot, Snapshot};
+use nexthop::{Interface, NatWord, NextHop, NextHopId, RouteSlot, Snapshot};
 use std::net::IpAddr;
 use wire::{icmp, ip_proto, tcp, udp};
 
@@ -20,7 +20,7 @@ pub(super) enum Decision {
     /// Through this next hop (an interface next hop).
     Forward(NextHopId),
     /// Translated, then through this next hop (a flow to a service, or its reply).
-    ForwardNat(NextHopId, Nat),
+    ForwardNat(NextHopId, NatWord),
     /// Refused with an ICMP port unreachable, counted under the reason (a service
     /// without backends); not cached.
     Reject(DropReason),
@@ -413,9 +413,7 @@ pub(super) fn installed(
             }
             match route {
                 // Both ends' translation reads the pair it was just given.
-                Decision::ForwardNat(nh, nat) if nat.side == nexthop::NatSide::Both => {
-                    Decision::ForwardNat(nh, nat.with_pair(reverse.index))
-                }
+                Decision::ForwardNat(nh, t) if t.is_both() => Decision::ForwardNat(nh, t.with_pair(reverse.index)),
                 route => route,
             }
         }

@@ -109,6 +109,7 @@ pub(super) fn route(
                         ..p
                     },
                     nh,
+                    false,
                 ),
                 _ => Verdict::Drop(DropReason::NoRoute).into(),
             };
@@ -133,17 +134,26 @@ pub(super) fn route(
             return error(snap, iface, pkt, ctx, p.family, Error::Unreachable, DropReason::NoRoute).into()
         }
     };
-    // The rewrite stage: a flow to a service, or its reply, translated.
+    // The rewrite stage: a flow to a service, or its reply, translated (IPv4, one
+    // end, TTL to spare: inline, with the TTL's decrement in the same checksum update).
+    let mut aged = false;
     if let Some(translation) = translation {
         let ip = &mut pkt.data_mut()[ETH_LEN..ETH_LEN + p.ip_len];
-        if !super::nat::translate(snap, &ctx.flows.table, ip, p.family, translation) {
+        let translated = match translation.v4_one_end() {
+            Some(end) if p.family == Family::V4 && p.ttl > 1 => {
+                aged = true;
+                super::nat::v4_aged(ip, end)
+            }
+            _ => super::nat::translate(snap, &ctx.flows.table, ip, p.family, translation),
+        };
+        if !translated {
             return Verdict::Drop(DropReason::NoRoute).into();
         }
     } else if may_quote_a_translated_flow(snap, &p.key) {
         let ip = &mut pkt.data_mut()[ETH_LEN..ETH_LEN + p.ip_len];
         super::icmp_nat::translate_error(snap, &ctx.flows.table, p.key.vrf(), ip, p.family);
     }
-    forward(snap, iface, pkt, ctx, &p, nh)
+    forward(snap, iface, pkt, ctx, &p, nh, aged)
 }
 
 /// True for an ICMP message that is not an echo (its key has no ports) while some
@@ -159,7 +169,8 @@ pub(super) fn translates(snap: &Snapshot) -> bool {
     !snap.services.by_key.is_empty() || !snap.floating.is_empty()
 }
 
-/// TTL, rewrite and egress of a packet the flow stage forwards through `nh`.
+/// TTL, rewrite and egress of a packet the flow stage forwards through `nh` (`aged`:
+/// its TTL already taken down, by the translation's checksum update).
 #[inline(always)]
 fn forward(
     snap: &Snapshot,
@@ -168,6 +179,7 @@ fn forward(
     ctx: &mut PipelineContext,
     p: &Parsed,
     nh: nexthop::NextHopId,
+    aged: bool,
 ) -> Outcome {
     let Some(out) = tunnel::Egress::of(snap, nh) else {
         return Verdict::Drop(DropReason::NoRoute).into();
@@ -186,6 +198,7 @@ fn forward(
     }
     let ip = &mut pkt.data_mut()[ETH_LEN..];
     match p.family {
+        _ if aged => {}
         Family::V4 => wire::ipv4::Packet::new_unchecked(ip).decrement_ttl(),
         Family::V6 => wire::ipv6::Packet::new_unchecked(ip).set_hop_limit(p.ttl - 1),
     }

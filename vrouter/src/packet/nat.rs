@@ -10,33 +10,51 @@ use super::forward::Family;
 use super::DropReason;
 use crate::flows::FlowAction;
 use flow_table::{FlowRef, FlowTable};
-use nexthop::{Nat, NatSide, NatTarget, Snapshot};
+use nexthop::{Nat, NatSide, NatTarget, NatWord, Snapshot, V4OneEnd};
 use std::net::IpAddr;
 use wire::{checksum, icmp, ip_proto, ipv4, ipv6, tcp, udp};
 
 /// Rewrites one end of the IP packet `ip` (of `family`, checked by its parse stage and
-/// trimmed to its length) as `nat` says (both ends: as its pair entry in `table`
-/// says). False (nothing changed) if the translation names no address or one of the
-/// other family. Out of line: plain forwarding keeps its hot path small.
+/// trimmed to its length) as `t` says (both ends: as its pair entry in `table` says).
+/// False (nothing changed) if the translation names no address or one of the other
+/// family. Out of line: plain forwarding keeps its hot path small, and the IPv4
+/// rewrite of one end, which established flows take, goes by [`v4_aged`] instead.
 #[inline(never)]
-pub(super) fn translate(snap: &Snapshot, table: &FlowTable, ip: &mut [u8], family: Family, nat: Nat) -> bool {
+pub(super) fn translate(snap: &Snapshot, table: &FlowTable, ip: &mut [u8], family: Family, t: NatWord) -> bool {
+    let Some(nat) = t.nat() else {
+        return false;
+    };
     match nat.side {
         NatSide::HairpinOut | NatSide::HairpinBack => return hairpin(ip, family, nat),
         NatSide::Both => return both(table, ip, family, nat.target),
         _ => {}
     }
-    match (family, nat.target) {
-        (Family::V4, NatTarget::V4(to)) => v4(ip, nat.side.rewrites_destination(), to, nat),
+    match (family, t.v4_one_end()) {
+        (Family::V4, Some(end)) => v4(ip, end, false),
         _ => v6(snap, ip, family, nat),
     }
 }
 
-/// IPv4's translation, the one every established service flow takes. One's-complement
+/// The IPv4 rewrite of one end, with the TTL taken down by one in the same header
+/// checksum update (the forward stage's, done here: the caller checked the TTL is
+/// above 1). Inlined into the forward stage: every established translated IPv4
+/// packet takes it.
+#[inline(always)]
+pub(super) fn v4_aged(ip: &mut [u8], end: V4OneEnd) -> bool {
+    v4(ip, end, true)
+}
+
+/// IPv4's translation of one end (`aged`: and its TTL less one). One's-complement
 /// sums do not depend on byte order (RFC 1071, section 2(B)): fields are read and
 /// summed as they lie in memory, with no byte swaps, and the headers are fixed-size
 /// arrays, so nothing is bounds-checked twice.
 #[inline(always)]
-fn v4(ip: &mut [u8], destination: bool, to: std::net::Ipv4Addr, nat: Nat) -> bool {
+fn v4(ip: &mut [u8], end: V4OneEnd, aged: bool) -> bool {
+    let V4OneEnd {
+        destination,
+        address: new,
+        port,
+    } = end;
     let Some((header, rest)) = ip.split_first_chunk_mut::<{ ipv4::HEADER_LEN }>() else {
         return false;
     };
@@ -45,10 +63,19 @@ fn v4(ip: &mut [u8], destination: bool, to: std::net::Ipv4Addr, nat: Nat) -> boo
         u32::from_ne_bytes([h[12], h[13], h[14], h[15]]),
         u32::from_ne_bytes([h[16], h[17], h[18], h[19]]),
     );
-    let new = to.octets();
     let delta = Delta::v4(if destination { dst } else { src }, u32::from_ne_bytes(new));
-    let check = delta.apply(u16::from_ne_bytes([h[10], h[11]]));
     let (later_fragment, proto, options) = ((h[6] & 0x1f) | h[7] != 0, h[9], usize::from(h[0] & 0x0f) * 4);
+    let (ttl, old_check) = (h[8], u16::from_ne_bytes([h[10], h[11]]));
+    let check = if aged {
+        // TTL and protocol share a 16-bit word of the sum (RFC 1624, as the forward
+        // stage's own decrement): one update for both changes.
+        let less = ttl.wrapping_sub(1);
+        header[8] = less;
+        let word = |ttl: u8| u16::from_ne_bytes([ttl, proto]);
+        delta.and16(word(ttl), word(less)).apply(old_check)
+    } else {
+        delta.apply(old_check)
+    };
     if destination {
         header[16..20].copy_from_slice(&new);
     } else {
@@ -62,15 +89,15 @@ fn v4(ip: &mut [u8], destination: bool, to: std::net::Ipv4Addr, nat: Nat) -> boo
         return true;
     };
     // The port as it lies in memory (network order).
-    let port = u16::from_ne_bytes(nat.port.to_be_bytes());
+    let port_ne = u16::from_ne_bytes(port);
     let port_at = if destination { 2 } else { 0 };
     match proto {
         ip_proto::TCP => {
             if let Some(t) = l4.first_chunk_mut::<{ tcp::HEADER_LEN }>() {
                 let old_port = u16::from_ne_bytes([t[port_at], t[port_at + 1]]);
-                let c = delta.and16(old_port, port).apply(u16::from_ne_bytes([t[16], t[17]]));
+                let c = delta.and16(old_port, port_ne).apply(u16::from_ne_bytes([t[16], t[17]]));
                 t[16..18].copy_from_slice(&c.to_ne_bytes());
-                t[port_at..port_at + 2].copy_from_slice(&port.to_ne_bytes());
+                t[port_at..port_at + 2].copy_from_slice(&port_ne.to_ne_bytes());
             }
         }
         ip_proto::UDP => {
@@ -80,14 +107,14 @@ fn v4(ip: &mut [u8], destination: bool, to: std::net::Ipv4Addr, nat: Nat) -> boo
                 // A UDP datagram without a checksum (0) keeps going without one; a
                 // computed 0 is sent as its other form, all ones (0xffff either way).
                 if old_check != 0 {
-                    let c = delta.and16(old_port, port).apply(old_check);
+                    let c = delta.and16(old_port, port_ne).apply(old_check);
                     u[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_ne_bytes());
                 }
-                u[port_at..port_at + 2].copy_from_slice(&port.to_ne_bytes());
+                u[port_at..port_at + 2].copy_from_slice(&port_ne.to_ne_bytes());
             }
         }
         // ICMPv4's checksum covers no pseudo-header: the address change is no part of it.
-        _ => transport(l4, proto, nat, Delta(0), false),
+        _ => transport(l4, proto, (destination, u16::from_be_bytes(port)), Delta(0), false),
     }
     true
 }
@@ -113,7 +140,7 @@ fn v6(snap: &Snapshot, ip: &mut [u8], family: Family, nat: Nat) -> bool {
             let delta = Delta::of(&old.octets(), &to.octets());
             if let Some((proto, at)) = v6_upper(ip) {
                 if let Some(l4) = ip.get_mut(at..end) {
-                    transport(l4, proto, nat, delta, true);
+                    transport(l4, proto, (destination, nat.port), delta, true);
                 }
             }
             true
@@ -164,7 +191,7 @@ fn hairpin(ip: &mut [u8], family: Family, nat: Nat) -> bool {
             (proto, &mut ip[at.min(end)..end], true)
         }
     };
-    transport(l4, proto, nat, Delta(0), v6);
+    transport(l4, proto, (nat.side.rewrites_destination(), nat.port), Delta(0), v6);
     true
 }
 
@@ -305,8 +332,7 @@ impl Delta {
 /// to hold them is left alone. Each header is viewed as a fixed-size array, so its
 /// accessors need no bounds checks.
 #[inline(always)]
-fn transport(l4: &mut [u8], proto: u8, nat: Nat, address: Delta, v6: bool) {
-    let destination = nat.side.rewrites_destination();
+fn transport(l4: &mut [u8], proto: u8, (destination, port): (bool, u16), address: Delta, v6: bool) {
     match proto {
         ip_proto::TCP => {
             let Some(header) = l4.first_chunk_mut::<{ tcp::HEADER_LEN }>() else {
@@ -314,11 +340,11 @@ fn transport(l4: &mut [u8], proto: u8, nat: Nat, address: Delta, v6: bool) {
             };
             let mut t = tcp::Packet::new_unchecked(header);
             let old_port = if destination { t.dst_port() } else { t.src_port() };
-            t.set_checksum(address.and16(old_port, nat.port).apply(t.checksum()));
+            t.set_checksum(address.and16(old_port, port).apply(t.checksum()));
             if destination {
-                t.set_dst_port(nat.port);
+                t.set_dst_port(port);
             } else {
-                t.set_src_port(nat.port);
+                t.set_src_port(port);
             }
         }
         ip_proto::UDP => {
@@ -328,13 +354,13 @@ fn transport(l4: &mut [u8], proto: u8, nat: Nat, address: Delta, v6: bool) {
             let mut u = udp::Packet::new_unchecked(header);
             let old_port = if destination { u.dst_port() } else { u.src_port() };
             if destination {
-                u.set_dst_port(nat.port);
+                u.set_dst_port(port);
             } else {
-                u.set_src_port(nat.port);
+                u.set_src_port(port);
             }
             // IPv4 UDP may go without a checksum (0), and keeps going without one.
             if u.checksum() != 0 || v6 {
-                let c = address.and16(old_port, nat.port).apply(u.checksum());
+                let c = address.and16(old_port, port).apply(u.checksum());
                 u.set_checksum(if c == 0 { 0xffff } else { c });
             }
         }
@@ -347,20 +373,21 @@ fn transport(l4: &mut [u8], proto: u8, nat: Nat, address: Delta, v6: bool) {
             }
             let old_ident = m.echo_ident();
             let change = if v6 { address } else { Delta(0) };
-            m.set_checksum(change.and16(old_ident, nat.port).apply(m.checksum()));
-            m.set_echo_ident(nat.port);
+            m.set_checksum(change.and16(old_ident, port).apply(m.checksum()));
+            m.set_echo_ident(port);
         }
         _ => {}
     }
 }
 
 /// The decision a translated entry (`f`) caches: its action, with its translation
-/// (both ends': through the pair entry `f` is linked with, while that links back).
+/// as its transform word holds it (both ends': through the pair entry `f` is linked
+/// with, while that links back).
 #[inline(always)]
 pub(super) fn cached(table: &FlowTable, f: &FlowRef, action: FlowAction) -> Decision {
-    match (action, Nat::decode(table.transform(f.index))) {
-        (FlowAction::Forward(nh), Some(nat)) if nat.side == NatSide::Both => both_ends(table, f, nh, nat),
-        (FlowAction::Forward(nh), Some(nat)) => Decision::ForwardNat(nh, nat),
+    match (action, NatWord::stored(table.transform(f.index))) {
+        (FlowAction::Forward(nh), Some(t)) if t.is_both() => both_ends(table, f, nh, t),
+        (FlowAction::Forward(nh), Some(t)) => Decision::ForwardNat(nh, t),
         (action, _) => flow::from_action(action),
     }
 }
@@ -368,9 +395,9 @@ pub(super) fn cached(table: &FlowTable, f: &FlowRef, action: FlowAction) -> Deci
 /// A both-ends entry's decision: its pair named, if the pair still links back (else
 /// a drop: an entry whose pair went is gone too, soon).
 #[cold]
-fn both_ends(table: &FlowTable, f: &FlowRef, nh: nexthop::NextHopId, nat: Nat) -> Decision {
+fn both_ends(table: &FlowTable, f: &FlowRef, nh: nexthop::NextHopId, t: NatWord) -> Decision {
     match linked_pair(table, f) {
-        Some(pair) => Decision::ForwardNat(nh, nat.with_pair(pair.index)),
+        Some(pair) => Decision::ForwardNat(nh, t.with_pair(pair.index)),
         None => Decision::Drop(DropReason::NoRoute),
     }
 }

@@ -8,7 +8,7 @@ use super::nat::linked_pair;
 use super::{DropReason, PipelineContext};
 use crate::flows::{FlowAction, FLAG_NAT};
 use flow_table::{FlowKey, FlowRef, FlowTable, FlowValue, Insert};
-use nexthop::{Interface, Nat, NatSide, NatTarget, RouteSlot, ServiceEntry, Snapshot};
+use nexthop::{Interface, Nat, NatSide, NatTarget, NatWord, RouteSlot, ServiceEntry, Snapshot};
 use std::net::IpAddr;
 
 /// Where a translated flow goes (to a service, or through a floating IP).
@@ -358,7 +358,14 @@ pub(super) fn setup_translated(
             inserted = insert();
         }
     }
-    flow::installed(ctx, iface, inserted, Decision::ForwardNat(nh, t.nat), bytes, tracked)
+    flow::installed(
+        ctx,
+        iface,
+        inserted,
+        Decision::ForwardNat(nh, NatWord::of(t.nat)),
+        bytes,
+        tracked,
+    )
 }
 
 /// How long a datagram flow (UDP, ICMP) holding a new flow's reply key must have

@@ -16,7 +16,7 @@ use super::flow::{self, Decision};
 use super::{DropReason, PipelineContext};
 use crate::flows::{FlowAction, FLAG_NAT};
 use flow_table::{FlowKey, FlowValue, Insert};
-use nexthop::{Interface, InterfaceKind, Nat, NatSide, NatTarget, RouteSlot, Snapshot};
+use nexthop::{Interface, InterfaceKind, Nat, NatSide, NatTarget, NatWord, RouteSlot, Snapshot};
 use std::net::IpAddr;
 
 /// How many ports a new connection tries before it is refused as exhausted.
@@ -113,7 +113,7 @@ pub(super) fn setup(
                 ctx.flows.unreserve(iface.vif);
             }
             other => {
-                let decision = Decision::ForwardNat(host.nexthop, nat);
+                let decision = Decision::ForwardNat(host.nexthop, NatWord::of(nat));
                 return flow::installed(ctx, iface, other, decision, bytes, tracked);
             }
         }
@@ -162,7 +162,7 @@ pub(super) fn decide_again(
                 ..f.value
             };
             ctx.flows.table.update(&f, value);
-            Decision::ForwardNat(host.nexthop, nat)
+            Decision::ForwardNat(host.nexthop, NatWord::of(nat))
         }
         _ => {
             ctx.flows.remove_pair(&f);

@@ -1,11 +1,12 @@
 //! The IPv4 rewrite of a translated flow, for any packet: the address and port land
 //! on the side the translation names, nothing else moves, and both checksums verify
 //! afterwards (the rewrite sums fields as they lie in memory, which only holds if
-//! one's-complement arithmetic is as byte-order independent as RFC 1071 says).
+//! one's-complement arithmetic is as byte-order independent as RFC 1071 says), the
+//! TTL too when the forward stage's decrement is done in the same update.
 
 use super::super::forward::Family;
-use super::super::nat::translate;
-use nexthop::{Nat, NatSide, NatTarget, Snapshot};
+use super::super::nat::{translate, v4_aged};
+use nexthop::{Nat, NatSide, NatTarget, NatWord, Snapshot};
 use proptest::prelude::*;
 use std::net::Ipv4Addr;
 use wire::{checksum, ip_proto};
@@ -61,14 +62,24 @@ fn l4_checksum(src: Ipv4Addr, dst: Ipv4Addr, tcp: bool, l4: &[u8]) -> u16 {
     ))
 }
 
-const SIDES: [NatSide; 6] = [
-    NatSide::Destination,
-    NatSide::Source,
-    NatSide::FloatingDestination,
-    NatSide::FloatingSource,
-    NatSide::FabricSource,
-    NatSide::FabricBack,
-];
+/// Rewrites `packet` as `nat` says: as the forward stage does (with its TTL less one,
+/// `aged`), or as any other caller (decapsulated packets) does.
+fn rewrite(packet: &mut [u8], nat: Nat, aged: bool) -> bool {
+    let word = NatWord::of(nat);
+    match word.v4_one_end() {
+        Some(end) if aged => v4_aged(packet, end),
+        None if aged => false,
+        _ => translate(
+            &Snapshot::default(),
+            &flow_table::FlowTable::new(16),
+            packet,
+            Family::V4,
+            word,
+        ),
+    }
+}
+
+const SIDES: [NatSide; 6] = NatSide::ONE_END;
 
 proptest! {
     #[test]
@@ -76,12 +87,12 @@ proptest! {
         src in any::<[u8; 4]>(), dst in any::<[u8; 4]>(), to in any::<[u8; 4]>(),
         ports in any::<(u16, u16)>(), port in any::<u16>(), side in 0usize..SIDES.len(),
         options in 0usize..=10, tcp in any::<bool>(), udp_zero in any::<bool>(),
-        payload in proptest::collection::vec(any::<u8>(), 0..64),
+        payload in proptest::collection::vec(any::<u8>(), 0..64), aged in any::<bool>(),
     ) {
         let before = packet(src, dst, options, tcp, ports, &payload, udp_zero);
         let mut after = before.clone();
         let nat = Nat { side: SIDES[side], target: NatTarget::V4(to.into()), port };
-        prop_assert!(translate(&Snapshot::default(), &flow_table::FlowTable::new(16), &mut after, Family::V4, nat));
+        prop_assert!(rewrite(&mut after, nat, aged));
 
         let destination = nat.side.rewrites_destination();
         let header_len = 20 + options * 4;
@@ -94,6 +105,9 @@ proptest! {
         let mut expected = before.clone();
         expected[addr_at..addr_at + 4].copy_from_slice(&to);
         expected[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+        if aged {
+            expected[8] = before[8] - 1;
+        }
         // Nothing else moved (the checksums aside).
         for at in [10, 11, check_at, check_at + 1] {
             expected[at] = after[at];
@@ -116,7 +130,7 @@ proptest! {
     fn a_later_fragment_gets_its_address_and_keeps_its_payload(
         src in any::<[u8; 4]>(), dst in any::<[u8; 4]>(), to in any::<[u8; 4]>(),
         offset in 1u16..0x1fff, port in any::<u16>(), side in 0usize..SIDES.len(),
-        payload in proptest::collection::vec(any::<u8>(), 8..64),
+        payload in proptest::collection::vec(any::<u8>(), 8..64), aged in any::<bool>(),
     ) {
         let mut before = packet(src, dst, 0, false, (1, 2), &payload, false);
         before[6..8].copy_from_slice(&offset.to_be_bytes());
@@ -125,8 +139,9 @@ proptest! {
         before[10..12].copy_from_slice(&check.to_be_bytes());
         let mut after = before.clone();
         let nat = Nat { side: SIDES[side], target: NatTarget::V4(to.into()), port };
-        prop_assert!(translate(&Snapshot::default(), &flow_table::FlowTable::new(16), &mut after, Family::V4, nat));
+        prop_assert!(rewrite(&mut after, nat, aged));
         prop_assert_eq!(checksum::checksum(&after[..20]), 0);
+        prop_assert_eq!(after[8], if aged { before[8] - 1 } else { before[8] }, "TTL");
         prop_assert_eq!(&after[20..], &before[20..], "a later fragment's bytes are payload, not ports");
     }
 }
