@@ -65,6 +65,11 @@ pub enum Insert {
     },
     /// The forward key was present already (another worker won the race).
     Exists(FlowRef),
+    /// The forward entry was created, but another entry holds the reverse key (the
+    /// flow seen from the other side in the same instant, or, for a translated flow,
+    /// another flow's reply tuple): the forward entry stands alone, linked to nothing.
+    /// A caller for whom that is no flow removes it.
+    Alone(FlowRef),
     /// No room: a flow that cannot be set up is dropped by the caller.
     Full,
 }

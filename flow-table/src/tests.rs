@@ -220,6 +220,10 @@ proptest! {
                             oracle.insert(k.reversed(), 0);
                         }
                         Insert::Exists(e) => prop_assert_eq!(oracle.get(&k), Some(&e.value.data)),
+                        Insert::Alone(_) => {
+                            prop_assert!(oracle.contains_key(&k.reversed()));
+                            oracle.insert(k, u64::from(n));
+                        }
                         Insert::Full => prop_assert!(oracle.len() + 2 > 24 || !oracle.contains_key(&k)),
                     }
                 }
@@ -258,7 +262,7 @@ fn a_flow_is_refused_only_when_the_entries_run_out() {
         let k = key(n);
         match t.insert_pair((&k, val(1)), (&k.reversed(), val(2))) {
             Insert::Inserted { .. } => inserted += 1,
-            Insert::Exists(_) => panic!("distinct keys"),
+            Insert::Exists(_) | Insert::Alone(_) => panic!("distinct keys"),
             Insert::Full => break,
         }
     }
@@ -287,4 +291,27 @@ fn a_pair_is_found_with_its_transforms_in_place() {
         panic!("exists");
     };
     assert_eq!(t.transform(f.index), 0xaa);
+}
+
+/// A pair whose reverse key another entry holds: the forward entry is created alone,
+/// said so, and the holder keeps its key and its own pair.
+#[test]
+fn a_pair_whose_reverse_key_is_held_leaves_its_forward_entry_alone_and_says_so() {
+    let t = FlowTable::new(64);
+    let (held, other) = (key(1), key(2));
+    let Insert::Inserted { forward: holder, .. } = t.insert_pair((&held, val(1)), (&held.reversed(), val(2))) else {
+        panic!("room for a pair");
+    };
+    let Insert::Alone(alone) = t.insert_pair((&other, val(3)), (&held, val(4))) else {
+        panic!("the reverse key is held");
+    };
+    assert_eq!((alone.key, alone.reverse, alone.value), (other, None, val(3)));
+    let still = t.lookup(&held, held.hash()).expect("the holder keeps its key");
+    assert_eq!(
+        (still.index, still.value, still.reverse.is_some()),
+        (holder.index, val(1), true)
+    );
+    assert_eq!(t.stats().active, 3);
+    // A second try finds the forward entry it left.
+    assert!(matches!(t.insert_pair((&other, val(3)), (&held, val(4))), Insert::Exists(f) if f.index == alone.index));
 }

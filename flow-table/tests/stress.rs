@@ -103,7 +103,7 @@ fn concurrent_insert_remove_matches_per_thread_oracles() {
                             ),
                             (&k.reversed(), FlowValue::default()),
                         ) {
-                            Insert::Inserted { .. } => assert!(oracle.insert(n)),
+                            Insert::Inserted { .. } | Insert::Alone(_) => assert!(oracle.insert(n)),
                             Insert::Exists(e) => {
                                 assert!(oracle.contains(&n));
                                 assert_eq!(e.value.data, u64::from(n));

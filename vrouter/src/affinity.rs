@@ -79,7 +79,7 @@ impl Affinity {
             None => {
                 let reverse = FlowValue { data: 0, ..value };
                 match self.table.insert_pair((&record, value), (&record.reversed(), reverse)) {
-                    Insert::Inserted { forward, .. } => self.table.touch(forward.index, 0),
+                    Insert::Inserted { forward, .. } | Insert::Alone(forward) => self.table.touch(forward.index, 0),
                     // Another worker recorded this client first: its choice stands.
                     Insert::Exists(f) => return self.fresh_backend(&f, service).or(Some(chosen)),
                     Insert::Full => {

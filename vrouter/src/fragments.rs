@@ -138,7 +138,7 @@ impl Fragments {
                 .table
                 .insert_pair((&key, value), (&partner, FlowValue { data: 0, ..value }))
             {
-                Insert::Inserted { forward, .. } => Some(forward.index),
+                Insert::Inserted { forward, .. } | Insert::Alone(forward) => Some(forward.index),
                 // Another worker recorded the same first fragment (a duplicate).
                 Insert::Exists(f) => Some(f.index),
                 Insert::Full => {

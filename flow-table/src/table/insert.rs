@@ -182,8 +182,9 @@ impl FlowTable {
     }
 
     /// Creates both directions of a flow, linked to each other. Returns the existing
-    /// forward entry if another worker created it first; `Full` (and counts it) if
-    /// there is no room, leaving nothing behind.
+    /// forward entry if another worker created it first; the forward entry alone if
+    /// another entry holds the reverse key ([`Insert::Alone`]); `Full` (and counts it)
+    /// if there is no room, leaving nothing behind.
     pub fn insert_pair(&self, forward: (&FlowKey, FlowValue), reverse: (&FlowKey, FlowValue)) -> Insert {
         self.insert_pair_transformed(forward, reverse, (0, 0))
     }
@@ -254,6 +255,7 @@ impl FlowTable {
             {
                 Insert::Inserted { forward, reverse }
             }
+            (Some(forward), _) if forward.version == fver && forward.reverse.is_none() => Insert::Alone(forward),
             _ => self.existing_or_full(fk, fh),
         }
     }

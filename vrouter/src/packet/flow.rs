@@ -405,15 +405,28 @@ pub(super) fn installed(
     tracked: u8,
 ) -> Decision {
     let flows = &ctx.flows;
+    let counted = |forward: &flow_table::FlowRef| {
+        flows.table.touch(forward.index, bytes);
+        if tracked != 0 {
+            flows.table.mark_tcp_flags(forward.index, tracked);
+        }
+    };
     match inserted {
         Insert::Inserted { forward, reverse } => {
-            flows.table.touch(forward.index, bytes);
-            if tracked != 0 {
-                flows.table.mark_tcp_flags(forward.index, tracked);
-            }
+            counted(&forward);
             match route {
                 // Both ends' translation reads the pair it was just given.
                 Decision::ForwardNat(nh, t) if t.is_both() => Decision::ForwardNat(nh, t.with_pair(reverse.index)),
+                route => route,
+            }
+        }
+        // The flow seen from the other side in the same instant: the entry is ours
+        // (its reservation kept), linked to nothing. Both ends' translation has no
+        // pair to read: dropped, as a hit on it would be.
+        Insert::Alone(forward) => {
+            counted(&forward);
+            match route {
+                Decision::ForwardNat(_, t) if t.is_both() => Decision::Drop(DropReason::NoRoute),
                 route => route,
             }
         }

@@ -337,26 +337,28 @@ pub(super) fn setup_translated(
             (t.nat.encode(), t.reply.encode()),
         )
     };
+    // Another entry holds the reply's key (found by the insert's own probe: the
+    // flows that clash with nothing pay no lookup more). The entry standing alone is
+    // taken back; the holder gives the key way if it is over, and the insert is
+    // tried again (a bounded number of times: other workers may take the key
+    // meanwhile); else the new connection is refused out loud (port unreachable),
+    // so that the client fails at once and retries from another port.
     let mut inserted = insert();
-    // The insert keeps the forward entry alone when another entry holds the reply's
-    // key (its own probe found it: no lookup more for the flows that clash with
-    // nothing). Taken back; the holder gives the key way if it is over, else the
-    // new connection is refused out loud (port unreachable): the client fails at
-    // once and retries from another port.
-    if let Insert::Exists(alone) = inserted {
-        if alone.reverse.is_none() && alone.key == *key {
-            flows.table.remove(&alone);
-            let freed = flows
+    let mut tries = NAT_CLASH_TRIES;
+    while let Insert::Alone(alone) = inserted {
+        flows.table.remove(&alone);
+        tries -= 1;
+        let freed = tries > 0
+            && flows
                 .table
                 .lookup(&t.reverse, t.reverse.hash())
                 .is_none_or(|holder| reply_key_given_way(flows, &holder, key));
-            if !freed {
-                flows.unreserve(iface.vif);
-                flows.nat_clashes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return Decision::Reject(DropReason::NatClash);
-            }
-            inserted = insert();
+        if !freed {
+            flows.unreserve(iface.vif);
+            flows.nat_clashes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Decision::Reject(DropReason::NatClash);
         }
+        inserted = insert();
     }
     flow::installed(
         ctx,
@@ -367,6 +369,10 @@ pub(super) fn setup_translated(
         tracked,
     )
 }
+
+/// How many times a new translated connection's insert is tried while other
+/// entries take its reply key (each time the holder gave way).
+const NAT_CLASH_TRIES: u32 = 3;
 
 /// How long a datagram flow (UDP, ICMP) holding a new flow's reply key must have
 /// been idle, both ways, to give it up: its exchange is over (a DNS answer comes in

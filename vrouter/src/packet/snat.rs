@@ -108,7 +108,7 @@ pub(super) fn setup(
         );
         match inserted {
             // Its reply key was taken meanwhile: the entry stands alone; next port.
-            Insert::Exists(f) if f.reverse.is_none() && f.key == *key => {
+            Insert::Alone(f) => {
                 ctx.flows.table.remove(&f);
                 ctx.flows.unreserve(iface.vif);
             }

@@ -46,6 +46,9 @@ fn a_connection_whose_replies_would_be_another_open_ones_is_refused_until_that_o
         Verdict::DropWithError(DropReason::NatClash)
     );
     assert_eq!(ctx.flows.nat_clashes.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // Nothing of it is left: no entry standing alone, no reservation kept.
+    assert_eq!(ctx.flows.table.stats().active, 2, "the first connection's pair only");
+    assert_eq!(ctx.flows.count_of(a), 1, "the client's interface holds one connection");
     // The first still gets its replies from its own address.
     let (v, out) = run_in(&snap, b, &segment(MAC_B, B4, A4, (9376, 40000), "A"), &mut ctx);
     assert_eq!(v, Verdict::Transmit(a));
