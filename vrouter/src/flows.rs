@@ -74,6 +74,13 @@ pub enum FlowAction {
     Drop(DropReason),
 }
 
+/// True if a TCP connection whose two directions saw `these` and `those` flags is
+/// closed: FIN both ways, or a reset either way.
+#[inline]
+pub fn tcp_closed(these: u8, those: u8) -> bool {
+    (these | those) & TCP_RST != 0 || (these & TCP_FIN != 0 && those & TCP_FIN != 0)
+}
+
 // The entry's word: bits 0-3 the action, bit 4 the reverse flag, bit 5 the NAT flag
 // (the entry's transform holds a translation), bits 8-31 the route slot that decided
 // it, bits 32-63 the next hop or the drop reason.
@@ -358,8 +365,7 @@ impl Flows {
             let last = activity.last_seen.max(rev.last_seen);
             let (flags_fwd, flags_rev) = (activity.tcp_flags, rev.tcp_flags);
             let idle = now.saturating_sub(last);
-            let closed = r.key.proto() == 6
-                && ((flags_fwd | flags_rev) & TCP_RST != 0 || (flags_fwd & TCP_FIN != 0 && flags_rev & TCP_FIN != 0));
+            let closed = r.key.proto() == wire::ip_proto::TCP && tcp_closed(flags_fwd, flags_rev);
             let timeout = match FlowAction::decode(r.value.data) {
                 Some(FlowAction::Drop(_)) => config.drop_timeout_secs,
                 _ if closed => config.tcp_closed_timeout_secs,

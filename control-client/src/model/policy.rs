@@ -50,6 +50,14 @@ pub enum PolicyTier {
 }
 
 impl PolicyTier {
+    /// Its name, as serialized (`pod`, `network`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyTier::Pod => "pod",
+            PolicyTier::Network => "network",
+        }
+    }
+
     /// True for the default tier.
     pub fn is_pod(&self) -> bool {
         *self == PolicyTier::Pod
@@ -214,6 +222,13 @@ mod tests {
     use super::*;
     use crate::{InterfaceSpec, SnapshotBuilder};
     use nexthop::MacAddr;
+
+    #[test]
+    fn a_tier_is_shown_by_the_name_it_is_serialized_as() {
+        for tier in [PolicyTier::Pod, PolicyTier::Network] {
+            assert_eq!(serde_json::to_string(&tier).unwrap(), format!("\"{}\"", tier.as_str()));
+        }
+    }
 
     fn state(port: u16) -> DesiredState {
         let mut s = DesiredState::new(4);

@@ -38,14 +38,10 @@ pub fn run(api: &ApiClient, json: bool, action: PolicyAction) -> anyhow::Result<
                 );
                 let rules = |n: Option<usize>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
                 for p in list {
-                    let tier = match p.tier {
-                        control_client::PolicyTier::Pod => "pod",
-                        control_client::PolicyTier::Network => "network",
-                    };
                     println!(
                         "{:<32} {:<7} {:>8} {:>7} {:>5} {:>8}  {}",
                         p.name,
-                        tier,
+                        p.tier.as_str(),
                         rules(p.ingress_rules),
                         rules(p.egress_rules),
                         p.pods,

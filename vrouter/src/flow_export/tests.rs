@@ -96,6 +96,36 @@ fn records_follow_a_flow_and_their_deltas_sum_to_its_counts() {
 }
 
 #[test]
+fn the_tracker_stays_within_the_memory_it_states_for_its_table() {
+    const ENTRIES: u32 = 1000;
+    let mut t = FlowTracker::new(3600, ENTRIES);
+    let translated = || Some(Translation { nat: 42, pair: None });
+    // The table full of translated flows, half of them ended, the table full again
+    // with others: every vector at its most.
+    t.begin_pass(1);
+    for i in 0..ENTRIES {
+        t.visit(&entry(i, i as u16), activity(1, 100, 1), translated);
+    }
+    t.end_pass();
+    for i in (0..ENTRIES).step_by(2) {
+        t.removed(i, EndReason::Idle);
+    }
+    t.end_pass();
+    t.begin_pass(2);
+    for i in 0..ENTRIES {
+        t.visit(&entry(i, (i + ENTRIES) as u16), activity(1, 100, 2), translated);
+    }
+    t.end_pass();
+    assert_eq!(t.len(), ENTRIES as usize);
+    assert!(
+        t.memory_bytes() <= FlowTracker::memory_bytes_for(ENTRIES),
+        "{} > {}",
+        t.memory_bytes(),
+        FlowTracker::memory_bytes_for(ENTRIES)
+    );
+}
+
+#[test]
 fn a_long_flow_gets_periodic_records() {
     let mut t = FlowTracker::new(1, 1 << 16);
     t.begin_pass(1);

@@ -14,30 +14,11 @@
 use super::{FlowEvent, FlowRecord, Translation};
 use crate::flows::FlowAction;
 use flow_table::{FlowActivity, FlowKey, FlowRef};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
-/// Hashes a flow key's words into a slot's tag: a few multiplies, none of SipHash's
-/// cost (the pass tags every flow of the table every second).
-#[derive(Debug, Default, Clone, Copy)]
-struct TagHasher(u64);
-
-impl Hasher for TagHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(29) ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-}
-
-/// The tag of a flow key: never 0 (an empty slot's).
+/// The tag of a flow key: the table's own hash of it (the pass tags every flow of the
+/// table every second), never 0 (an empty slot's).
 fn tag(key: &FlowKey) -> u64 {
-    BuildHasherDefault::<TagHasher>::default().hash_one(key) | 1
+    key.hash() | 1
 }
 
 /// Why an entry ended (IPFIX flowEndReason).
@@ -143,10 +124,34 @@ impl FlowTracker {
         }
     }
 
-    /// The most a tracker of a table of `capacity` entries takes: a slot per entry
-    /// and the details of a flow in every one.
+    /// The most a tracker of a table of `capacity` entries takes: a slot per entry,
+    /// and the details of a flow in every one (with a translation, and a place on
+    /// the free list).
     pub fn memory_bytes_for(capacity: u32) -> usize {
-        capacity as usize * (std::mem::size_of::<Slot>() + std::mem::size_of::<Detail>())
+        use std::mem::size_of;
+        let per_flow = size_of::<Detail>() + size_of::<Translation>() + size_of::<u32>();
+        capacity as usize * (size_of::<Slot>() + per_flow)
+    }
+
+    /// What it takes now (each vector's capacity, and the translations it holds),
+    /// never above [`FlowTracker::memory_bytes_for`] its table.
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let translations = self.details.iter().filter(|d| d.transform.is_some()).count();
+        self.slots.capacity() * size_of::<Slot>()
+            + self.details.capacity() * size_of::<Detail>()
+            + translations * size_of::<Translation>()
+            + self.free.capacity() * size_of::<u32>()
+    }
+
+    /// `v` with room for one more, grown as the slots are: by half again, to the
+    /// table's size at most, exactly (a vector's doubling would pass the bound
+    /// [`FlowTracker::memory_bytes_for`] states).
+    fn room_for_one_more<T>(v: &mut Vec<T>, capacity: usize) {
+        if v.len() == v.capacity() {
+            let len = (v.len() + 1).max((v.len() + v.len() / 2).min(capacity));
+            v.reserve_exact(len - v.len());
+        }
     }
 
     /// Starts a pass at coarse time `now`.
@@ -208,6 +213,7 @@ impl FlowTracker {
         let end = self.wall(self.slots[index].last_seen);
         self.record(index, FlowEvent::Ended(reason), end);
         let slot = std::mem::take(&mut self.slots[index]);
+        Self::room_for_one_more(&mut self.free, self.capacity);
         self.free.push(slot.detail);
         self.details[slot.detail as usize].transform = None;
         self.tracked -= 1;
@@ -269,6 +275,7 @@ impl FlowTracker {
                 place
             }
             None => {
+                Self::room_for_one_more(&mut self.details, self.capacity);
                 self.details.push(detail);
                 u32::try_from(self.details.len() - 1).expect("fewer flows than entry indexes")
             }

@@ -387,7 +387,6 @@ const DATAGRAM_GIVES_WAY_SECS: u32 = 2;
 /// policy's, which translates nothing). Its entries are removed now. False for a
 /// live connection's: the new flow must not take its replies.
 fn reply_key_given_way(flows: &crate::flows::Flows, found: &FlowRef, key: &FlowKey) -> bool {
-    use crate::flows::{TCP_FIN, TCP_RST};
     let table = &flows.table;
     // Read whole: a lookup's copy leaves out the owner, whose reservation a removal
     // gives back. Changed meanwhile: removed or replaced, look again.
@@ -403,8 +402,7 @@ fn reply_key_given_way(flows: &crate::flows::Flows, found: &FlowRef, key: &FlowK
         pair.map(|p| table.activity(p.index)).unwrap_or_default(),
     );
     let over = if holder.key.proto() == wire::ip_proto::TCP {
-        let (a, b) = (these.tcp_flags, those.tcp_flags);
-        (a | b) & TCP_RST != 0 || (a & TCP_FIN != 0 && b & TCP_FIN != 0)
+        crate::flows::tcp_closed(these.tcp_flags, those.tcp_flags)
     } else {
         table.now().saturating_sub(these.last_seen.max(those.last_seen)) >= DATAGRAM_GIVES_WAY_SECS
     };

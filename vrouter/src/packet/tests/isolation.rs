@@ -4,33 +4,15 @@
 //! backend is that floating address (the seed's rules b, c and e), translated straight
 //! to the pod and back, also after its flows are decided again.
 
+use super::web_service as service;
 use super::*;
-use control_client::{FloatingIpSpec, L4Protocol, ServicePort, ServiceSpec};
+use control_client::{FloatingIpSpec, L4Protocol};
 use std::net::IpAddr;
 
 const FIP4: [u8; 4] = [198, 18, 1, 50];
 const SVC4: [u8; 4] = [198, 18, 100, 10];
 /// A cluster-network service (`default/web`), backed by pod b.
 const WEB4: [u8; 4] = [198, 18, 100, 20];
-
-fn service(name: &str, ip: [u8; 4], backend: [u8; 4]) -> ServiceSpec {
-    ServiceSpec {
-        name: name.into(),
-        vrf: "red".into(),
-        ip: IpAddr::from(ip),
-        ports: vec![ServicePort {
-            protocol: L4Protocol::Tcp,
-            port: 80,
-            target_port: 9376,
-            node_port: None,
-        }],
-        backends: vec![IpAddr::from(backend)],
-        affinity_timeout_secs: None,
-        external_ips: Vec::new(),
-        health_check: None,
-        load_balancer: false,
-    }
-}
 
 fn isolated() -> DesiredState {
     let mut s = state();

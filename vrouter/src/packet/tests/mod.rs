@@ -63,13 +63,30 @@ fn state() -> DesiredState {
 
 /// A TCP SYN with a small payload, as the NAT tests send it.
 fn tcp4(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ports: (u16, u16), ttl: u8) -> Vec<u8> {
+    tcp4_flagged(src_mac, dst_mac, (src, dst), ports, ttl, "S", b"hello")
+}
+
+/// A TCP segment of `flags` ("S": a SYN, "F": a FIN with an ACK, else an ACK)
+/// carrying `payload`.
+fn tcp4_flagged(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    (src, dst): ([u8; 4], [u8; 4]),
+    ports: (u16, u16),
+    ttl: u8,
+    flags: &str,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::new();
-    PacketBuilder::ethernet2(src_mac, dst_mac)
+    let b = PacketBuilder::ethernet2(src_mac, dst_mac)
         .ipv4(src, dst, ttl)
-        .tcp(ports.0, ports.1, 1000, 64_000)
-        .syn()
-        .write(&mut out, b"hello")
-        .unwrap();
+        .tcp(ports.0, ports.1, 1000, 64_000);
+    let b = match flags {
+        "S" => b.syn(),
+        "F" => b.fin().ack(1),
+        _ => b.ack(1),
+    };
+    b.write(&mut out, payload).unwrap();
     out
 }
 

@@ -12,18 +12,7 @@ const SVC2: [u8; 4] = [198, 18, 100, 11];
 
 /// A TCP segment with `flags` ("S", "F" with an ACK, "A").
 fn segment(src_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ports: (u16, u16), flags: &str) -> Vec<u8> {
-    let dst_mac = ROUTER;
-    let mut out = Vec::new();
-    let b = PacketBuilder::ethernet2(src_mac, dst_mac)
-        .ipv4(src, dst, 64)
-        .tcp(ports.0, ports.1, 1000, 64_000);
-    let b = match flags {
-        "S" => b.syn(),
-        "F" => b.fin().ack(1),
-        _ => b.ack(1),
-    };
-    b.write(&mut out, b"").unwrap();
-    out
+    tcp4_flagged(src_mac, ROUTER, (src, dst), ports, 64, flags, b"")
 }
 
 #[test]
