@@ -350,7 +350,10 @@ impl<'a> Compile<'a> {
             ];
             for (side, (name, vrf, prefixes, nh, instance)) in sides.into_iter().enumerate() {
                 for prefix in prefixes {
-                    if !claimed.insert((vrf, prefix)) {
+                    // Claimed by the chain that routes it, not by one that declined
+                    // it: a later chain whose own advertisement is the route in
+                    // effect (sent back by a control node) still takes it.
+                    if claimed.contains(&(vrf, prefix)) {
                         continue;
                     }
                     let table = &self.snap.vrfs[vrf.index()];
@@ -364,6 +367,7 @@ impl<'a> Compile<'a> {
                             .is_some_and(|(route, leaked)| leaked || route.target.mentions(instance))
                     };
                     if !taken || yields() {
+                        claimed.insert((vrf, prefix));
                         self.insert_derived(vrf, prefix, nh);
                         leaked[side].push(prefix);
                     }

@@ -339,12 +339,14 @@ fn node(route: &LocalRoute) -> String {
     format!("{af}/1/{}/{}", route.vrf, route.prefix)
 }
 
-/// The virtual network of a routing instance `domain:project:vn:vn` is
-/// `domain:project:vn`; another name stands for itself.
+/// The virtual network of a routing instance `domain:project:vn:ri` is its parent,
+/// `domain:project:vn` (a network's own instance, `vn:vn`, the fabric's
+/// `ip-fabric:__default__`, a service chain's `vn:service-...`); another name stands
+/// for itself.
 pub(crate) fn virtual_network(vrf: &str) -> String {
     let parts: Vec<&str> = vrf.split(':').collect();
     match parts.as_slice() {
-        [d, p, vn, ri] if vn == ri => format!("{d}:{p}:{vn}"),
+        [d, p, vn, _] => format!("{d}:{p}:{vn}"),
         _ => vrf.to_string(),
     }
 }

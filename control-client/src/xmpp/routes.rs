@@ -65,11 +65,13 @@ pub fn changes(update: &RouteUpdate, local: Local<'_>) -> (Vec<RouteChange>, Vec
         skipped.extend(ids.map(|id| Skipped { id, why: why.clone() }));
         return (out, skipped);
     }
+    // A route naming another network than the instance's own was leaked into it.
+    let own_network = super::agent::virtual_network(&update.vrf);
     for item in &update.items {
         let leaked = item
             .virtual_network
             .as_deref()
-            .is_some_and(|vn| !vn.is_empty() && vn != super::agent::virtual_network(&update.vrf));
+            .is_some_and(|vn| !vn.is_empty() && vn != own_network);
         match route(&update.vrf, item, local) {
             Ok(spec) if leaked => out.push(RouteChange::Leaked(spec)),
             Ok(spec) => out.push(RouteChange::Set(spec)),
@@ -280,13 +282,18 @@ mod tests {
 
     const FABRIC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 
+    /// This node (at [`FABRIC`]) with `state`.
+    fn here(state: &DesiredState) -> Local<'_> {
+        Local {
+            fabric_ip: Some(FABRIC),
+            state,
+        }
+    }
+
     #[test]
     fn a_captured_item_becomes_a_tunnel_route_by_the_encapsulations_it_names() {
         let state = node();
-        let local = Local {
-            fabric_ip: Some(FABRIC),
-            state: &state,
-        };
+        let local = here(&state);
         let u = update(include_str!(
             "../../testdata/xmpp/10_cn_route_update_inet_single_nh_2016.xml"
         ));
@@ -312,10 +319,7 @@ mod tests {
     #[test]
     fn an_item_of_another_virtual_network_is_a_route_leaked_into_the_vrf() {
         let state = node();
-        let local = Local {
-            fabric_ip: Some(FABRIC),
-            state: &state,
-        };
+        let local = here(&state);
         let item = |prefix: &str, vn: &str| {
             format!(
                 r#"<item id="{prefix}"><entry><nlri><af>1</af><safi>1</safi><address>{prefix}</address></nlri><next-hops><next-hop><af>1</af><address>198.18.0.2</address><label>20</label></next-hop></next-hops>{vn}</entry></item>"#
@@ -347,6 +351,14 @@ mod tests {
                 ("leaked", "198.19.3.0/24".to_string()),
             ]
         );
+        // An instance that is not its network's own (the fabric's `__default__`)
+        // belongs to its parent network all the same: its routes are its own.
+        let fabric = format!(
+            r#"<message><event xmlns="http://jabber.org/protocol/pubsub"><items node="1/1/d:p:ip-fabric:__default__">{}</items></event></message>"#,
+            item("198.19.4.0/24", "<virtual-network>d:p:ip-fabric</virtual-network>"),
+        );
+        let (got, _) = changes(&update(&fabric), local);
+        assert!(matches!(got.as_slice(), [RouteChange::Set(_)]), "{got:?}");
     }
 
     #[test]
@@ -362,10 +374,7 @@ mod tests {
             <item id="198.19.9.9/32"><entry><next-hops><next-hop><af>1</af><address>198.18.0.1</address><label>999</label></next-hop></next-hops></entry></item>
             </items></event></message>"#
         );
-        let local = Local {
-            fabric_ip: Some(FABRIC),
-            state: &state,
-        };
+        let local = here(&state);
         let (got, skipped) = changes(&update(&stanza), local);
         let [RouteChange::Set(spec)] = &got[..] else {
             panic!("{got:?}")
@@ -385,10 +394,7 @@ mod tests {
     #[test]
     fn retracts_remove_their_routes() {
         let state = node();
-        let local = Local {
-            fabric_ip: Some(FABRIC),
-            state: &state,
-        };
+        let local = here(&state);
         let retract = r#"<message><event xmlns="http://jabber.org/protocol/pubsub"><items node="2/1/red"><retract id="2001:db8::1/128"/><retract id="junk"/></items></event></message>"#;
         let (got, skipped) = changes(&update(retract), local);
         assert_eq!(
@@ -404,10 +410,7 @@ mod tests {
     #[test]
     fn evpn_mac_ip_items_become_vxlan_routes_and_bridging_items_are_ignored() {
         let state = node();
-        let local = Local {
-            fabric_ip: Some(FABRIC),
-            state: &state,
-        };
+        let local = here(&state);
         let nh = |addr: &str, label: u32, mac: &str| {
             format!(
                 "<next-hop><af>1</af><address>{addr}</address><mac>{mac}</mac><label>{label}</label><l3-label>0</l3-label><tunnel-encapsulation-list><tunnel-encapsulation>vxlan</tunnel-encapsulation></tunnel-encapsulation-list></next-hop>"

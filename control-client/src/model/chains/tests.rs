@@ -338,3 +338,45 @@ fn two_chains_joining_the_same_networks_leak_each_prefix_once() {
     let snap = s.build(2, MAC);
     assert_eq!(mac_of(via(&snap, "red", [198, 18, 2, 2])), mac(1, 240));
 }
+
+#[test]
+fn a_chain_keeps_a_prefix_its_own_advertisement_routes_when_an_earlier_chain_comes() {
+    // "second" alone leaks blue's pod into red; the control node sends its route
+    // back (into fw2-left). Then "filter", first by name, comes: the route in
+    // effect is second's own, so filter declines the prefix and second keeps it
+    // (it used to be blocked by filter's claim, withdraw, and come back later).
+    let mut s = networks();
+    s.add_interface(port("fw2-left", "red", 1, 240)).unwrap();
+    s.add_interface(port("fw2-right", "blue", 2, 240)).unwrap();
+    s.add_service_chain(ServiceChainSpec {
+        name: "second".into(),
+        left_interface: "fw2-left".into(),
+        right_interface: "fw2-right".into(),
+    })
+    .unwrap();
+    let y: IpNet = "198.18.2.2/32".parse().unwrap();
+    assert!(s.build(1, MAC).service_chains[0].leaked.0.contains(&y));
+    let back = RouteSpec {
+        vrf: "red".into(),
+        prefix: y,
+        target: RouteTarget::Interface {
+            name: "fw2-left".into(),
+        },
+    };
+    s.learn_route(learned::PeerId(0), back).unwrap();
+    s.add_service_chain(chain()).unwrap();
+    let snap = s.build(2, MAC);
+    let by_name = |n: &str| snap.service_chains.iter().find(|c| c.name == n).unwrap();
+    assert!(!by_name("filter").leaked.0.contains(&y));
+    assert!(by_name("second").leaked.0.contains(&y), "second keeps what it routes");
+    assert_eq!(mac_of(via(&snap, "red", [198, 18, 2, 2])), mac(1, 240));
+    let advertised = crate::xmpp::agent::Advertised::of(&snap);
+    assert_eq!(
+        advertised
+            .routes
+            .iter()
+            .filter(|r| r.vrf == "red" && r.prefix == y)
+            .count(),
+        1
+    );
+}
