@@ -129,6 +129,17 @@ pub fn route_to_pod(node: &LabNode, remote: &LabNode, pod: usize, encap: Encap, 
         .expect("routing to the remote pod");
 }
 
+/// Where the lab's control-node peer of [`control_node`] listens: host 10 of the
+/// fabric.
+pub const CONTROL_NODE: &str = "198.18.0.10:5269";
+
+/// The lab's control-node peer on a host of `lan` at [`CONTROL_NODE`], and that host
+/// (in that order: dropped as a pair, the peer goes before its namespace).
+pub fn control_node(lan: &FabricLan, lab: &str) -> (ControlNodePeer, Netns) {
+    let host = fabric_host(lan, 10);
+    (ControlNodePeer::start(&host, lab, CONTROL_NODE), host)
+}
+
 /// The lab's control-node peer (XMPP) in `host`, listening on `listen`; killed when
 /// dropped. `lab` is the lab binary (`env!("CARGO_BIN_EXE_vrouter-lab-under-test")`).
 #[derive(Debug)]

@@ -12,7 +12,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
-use system_tests::{fabric_host, fabric_node_with_flows, serial, wait_for, ControlNodePeer};
+use system_tests::{fabric_node_with_flows, serial, wait_for};
 use vrouter::api::{InterfaceView, Request};
 use vrouter_lab::dns::{lookups, resolve, KubeDns};
 use vrouter_lab::k8s_section;
@@ -20,7 +20,7 @@ use vrouter_lab::node::{FabricLan, LabNode};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 const LAB: &str = env!("CARGO_BIN_EXE_vrouter-lab-under-test");
-const PEER: &str = "198.18.0.10:5269";
+const PEER: &str = system_tests::CONTROL_NODE;
 const KUBE_DNS: &str = "198.18.100.10";
 const WEB: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 50);
 const CART: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 51);
@@ -42,8 +42,7 @@ fn delivered(node: &LabNode, name: &str) -> u64 {
 fn pods_resolve_services_of_other_namespaces_and_parallel_a_and_aaaa_queries_never_time_out() {
     let _machine = serial();
     let lan = FabricLan::new().expect("fabric LAN");
-    let host = fabric_host(&lan, 10);
-    let _peer = ControlNodePeer::start(&host, LAB, PEER);
+    let _peer = system_tests::control_node(&lan, LAB);
     let mut nodes: Vec<LabNode> = (1..=2u8)
         .map(|n| {
             // Each lookup is a flow of its own (a new source port) and stays for the

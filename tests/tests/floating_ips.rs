@@ -65,18 +65,15 @@ fn a_floating_ip_joins_an_isolated_pod_to_another_vrf_both_ways() {
     assert!(!ping(isolated, cluster.ipv4.into(), 1));
 }
 
-/// The control-node peer, killed when dropped.
 #[test]
 fn a_floating_ip_is_reached_from_another_node_by_the_route_its_node_advertises() {
     use std::time::{Duration, Instant};
-    use system_tests::fabric_host;
     use vrouter_lab::node::FabricLan;
     const LAB: &str = env!("CARGO_BIN_EXE_vrouter-lab-under-test");
-    const PEER: &str = "198.18.0.10:5269";
+    const PEER: &str = system_tests::CONTROL_NODE;
     let _machine = serial();
     let lan = FabricLan::new().expect("fabric LAN");
-    let host = fabric_host(&lan, 10);
-    let _peer = system_tests::ControlNodePeer::start(&host, LAB, PEER);
+    let _peer = system_tests::control_node(&lan, LAB);
     let mut nodes: Vec<vrouter_lab::node::LabNode> = (1..=2u8)
         .map(|n| {
             let mut node = system_tests::peering_node(BIN, &lan, n, PEER);

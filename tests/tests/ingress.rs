@@ -26,7 +26,7 @@ use vrouter_lab::node::{FabricLan, LabNode};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 const LAB: &str = env!("CARGO_BIN_EXE_vrouter-lab-under-test");
-const PEER: &str = "198.18.0.10:5269";
+const PEER: &str = system_tests::CONTROL_NODE;
 const SINGLE: &str = "198.18.100.40";
 const FANOUT: &str = "198.18.100.41";
 const VHOST: &str = "198.18.100.42";
@@ -44,8 +44,8 @@ struct Cluster {
     nodes: Vec<LabNode>,
     outside: Netns,
     web: Vec<WebServer>,
-    _peer: ControlNodePeer,
-    _host: Netns,
+    /// The control-node peer and its host.
+    _peer: (ControlNodePeer, Netns),
     _lan: FabricLan,
 }
 
@@ -71,16 +71,15 @@ impl Cluster {
 /// scenario applied to both, every VIP answering.
 fn cluster() -> Cluster {
     let lan = FabricLan::new().expect("fabric LAN");
-    let host = fabric_host(&lan, 10);
+    let peer = system_tests::control_node(&lan, LAB);
     let outside = fabric_host(&lan, 11);
-    let peer = ControlNodePeer::start(&host, LAB, PEER);
     let mut nodes: Vec<LabNode> = (1..=2u8)
         .map(|n| {
             let mut node = fabric_node(BIN, n);
             let role = if n == 1 { "active" } else { "standby" };
+            node.add_config(&system_tests::xmpp_section(PEER, n));
             node.add_config(&format!(
-                "[xmpp]\nservers = [\"{PEER}\"]\nhost = \"node-{n}\"\nhold_time_secs = 9\n\
-                 [host]\nvrf = \"cluster-network\"\nroutes = [\"198.18.1.0/24\", \"198.18.100.0/24\"]\nload_balancer_pool = [\"{POOL}\"]\n\
+                "[host]\nvrf = \"cluster-network\"\nroutes = [\"198.18.1.0/24\", \"198.18.100.0/24\"]\nload_balancer_pool = [\"{POOL}\"]\n\
                  [ingress]\nrole = \"{role}\"\ngateway = \"198.18.1.1\"\nprobe_interval_ms = 100\nprobe_failures = 3\nreclaim_delay_ms = 2000"
             ));
             node.join(&lan).expect("joining the fabric");
@@ -107,7 +106,6 @@ fn cluster() -> Cluster {
         outside,
         web,
         _peer: peer,
-        _host: host,
         _lan: lan,
     };
     // Every ingress's active instance holds its VIP (node 2 sends there), and each

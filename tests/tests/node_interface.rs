@@ -358,11 +358,10 @@ fn a_backend_that_stops_answering_is_taken_out_and_put_back() {
 #[test]
 fn a_node_reaches_and_probes_a_pod_on_another_node() {
     const LAB: &str = env!("CARGO_BIN_EXE_vrouter-lab-under-test");
-    const PEER: &str = "198.18.0.10:5269";
+    const PEER: &str = system_tests::CONTROL_NODE;
     let _machine = serial();
     let lan = FabricLan::new().unwrap();
-    let host = fabric_host(&lan, 10);
-    let _peer = system_tests::ControlNodePeer::start(&host, LAB, PEER);
+    let _peer = system_tests::control_node(&lan, LAB);
     let nodes: Vec<LabNode> = (1..=2u8)
         .map(|k| {
             let mut n = fabric_node(BIN, k);

@@ -16,7 +16,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
-use system_tests::{fabric_host, node, peering_node, serial, wait_for, ControlNodePeer};
+use system_tests::{node, peering_node, serial, wait_for};
 use vrouter::api::{Request, ServiceChainView};
 use vrouter::config::XdpMode;
 use vrouter_lab::backends::{tcp_spread, NamedServers};
@@ -27,7 +27,7 @@ use vrouter_lab::traffic::ping;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 const LAB: &str = env!("CARGO_BIN_EXE_vrouter-lab-under-test");
-const PEER: &str = "198.18.0.10:5269";
+const PEER: &str = system_tests::CONTROL_NODE;
 /// The port the filter lets through, and the one it blocks.
 const OPEN: u16 = 8080;
 const BLOCKED: u16 = 2323;
@@ -121,6 +121,15 @@ fn assert_steered_through(instance: &Netns, client: &Pod, blue: IpAddr, context:
     assert!(counted(instance, "blocked") >= 1);
 }
 
+/// The filter instance made of `left` and `right`, and blue's servers (the open and
+/// the blocked port) started in pod `server`: the instance's namespace, the
+/// servers, and blue's address.
+fn chain_between<'p>(left: &'p Pod, right: &Pod, server: &Pod) -> (&'p Netns, NamedServers, IpAddr) {
+    let instance = make_instance(left, right);
+    let servers = NamedServers::start(&server.ns, "blue-1", &[OPEN, BLOCKED], &[]).unwrap();
+    (instance, servers, server.ipv4.into())
+}
+
 /// `vrouter delete -f` of the scenario on `node`: what it printed.
 fn delete(node: &LabNode) -> String {
     let deleted = std::process::Command::new(BIN)
@@ -145,9 +154,7 @@ fn a_service_chain_steers_two_networks_through_a_packet_filter() {
     n.add_pod("blue", 1, 250, true).unwrap();
     let (client, server) = (&n.pods[0], &n.pods[1]);
     let (left, right) = (&n.pods[2], &n.pods[3]);
-    let instance = make_instance(left, right);
-    let _servers = NamedServers::start(&server.ns, "blue-1", &[OPEN, BLOCKED], &[]).unwrap();
-    let blue: IpAddr = server.ipv4.into();
+    let (instance, _servers, blue) = chain_between(left, right, server);
 
     // Apart: red cannot reach blue.
     assert!(!ping(client, blue, 1), "red reached blue without a chain");
@@ -190,8 +197,7 @@ fn a_service_chain_steers_two_networks_through_a_packet_filter() {
 fn a_service_chain_steers_the_pods_of_another_node_through_the_instance() {
     let _machine = serial();
     let lan = FabricLan::new().expect("fabric LAN");
-    let host = fabric_host(&lan, 10);
-    let _peer = ControlNodePeer::start(&host, LAB, PEER);
+    let _peer = system_tests::control_node(&lan, LAB);
     let (mut a, mut b) = (peering_node(BIN, &lan, 1, PEER), peering_node(BIN, &lan, 2, PEER));
     // Node 1 holds the instance; node 2 red's client and blue's server.
     a.add_pod("red", 0, 250, true).unwrap();
@@ -200,9 +206,7 @@ fn a_service_chain_steers_the_pods_of_another_node_through_the_instance() {
     b.add_pod("blue", 1, 1, true).unwrap();
     let (left, right) = (&a.pods[0], &a.pods[1]);
     let (client, server) = (&b.pods[0], &b.pods[1]);
-    let instance = make_instance(left, right);
-    let _servers = NamedServers::start(&server.ns, "blue-1", &[OPEN, BLOCKED], &[]).unwrap();
-    let blue: IpAddr = server.ipv4.into();
+    let (instance, _servers, blue) = chain_between(left, right, server);
     let context = || format!("node 1:\n{}\nnode 2:\n{}", a.log(), b.log());
     // The nodes peer: the client reaches the instance's left address on node 1.
     assert!(

@@ -14,7 +14,7 @@ use vrouter_lab::traffic::ping;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 const LAB: &str = env!("CARGO_BIN_EXE_vrouter-lab-under-test");
-const PEER: &str = "198.18.0.10:5269";
+const PEER: &str = system_tests::CONTROL_NODE;
 const SECOND_PEER: &str = "198.18.0.11:5269";
 
 /// The control-node peer, killed when dropped.
@@ -519,7 +519,8 @@ fn channels_run_over_tls_when_configured_and_a_vrouter_without_a_client_certific
     let tls_node = |n: u8, client_cert: bool| {
         let mut node = fabric_node(BIN, n);
         let mut xmpp = format!(
-            "[xmpp]\nservers = [\"{PEER}\"]\nhost = \"node-{n}\"\nhold_time_secs = 9\ntls = true\ntls_ca = {:?}\n",
+            "{}\ntls = true\ntls_ca = {:?}\n",
+            system_tests::xmpp_section(PEER, n),
             pki.path("ca.pem")
         );
         if client_cert {

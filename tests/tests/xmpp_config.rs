@@ -20,7 +20,7 @@ use vrouter_lab::traffic::ping;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrouter-under-test");
 const LAB: &str = env!("CARGO_BIN_EXE_vrouter-lab-under-test");
-const PEER: &str = "198.18.0.10:5269";
+const PEER: &str = system_tests::CONTROL_NODE;
 const NETWORK: &str = "default-domain:k8s-default:cluster-network";
 
 /// The control-node peer serving `dir`, killed when dropped.
@@ -275,9 +275,7 @@ fn a_pod_added_through_the_cni_plugin_takes_its_addresses_from_the_configuration
     let dir = ConfigDir::new();
     let _peer = peer(&host, &dir.0);
     let mut node = fabric_node(BIN, 1);
-    node.add_config(&format!(
-        "[xmpp]\nservers = [\"{PEER}\"]\nhost = \"node-1\"\nhold_time_secs = 9"
-    ));
+    node.add_config(&system_tests::xmpp_section(PEER, 1));
     node.join(&lan).expect("joining the fabric");
     node.start_vrouter().expect("starting the vrouter");
     let vm = Uuid::from_u128(0x1007);
