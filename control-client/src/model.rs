@@ -312,10 +312,6 @@ pub struct DesiredState {
     /// Paths learned per path source (control node, inet or EVPN) and VRF.
     #[serde(skip)]
     learned_counts: BTreeMap<(learned::PeerId, String), usize>,
-    /// Learned paths a control node leaked into their VRF from another network (a
-    /// service chain's, a policy's): their virtual network is not the VRF's.
-    #[serde(skip)]
-    leaked: std::collections::BTreeSet<((String, IpNet), learned::PeerId)>,
     /// Routes per VRF (a VRF with routes stays).
     routes_per_vrf: BTreeMap<String, usize>,
     vrf_ids: BTreeMap<String, VrfId>,
@@ -441,7 +437,7 @@ impl DesiredState {
         self.learned
             .values()
             .flat_map(|paths| paths.values())
-            .for_each(|r| collect(&r.target, &mut out));
+            .for_each(|p| collect(&p.route.target, &mut out));
         out.sort();
         out.dedup();
         out

@@ -470,8 +470,9 @@ fn chain_prefixes(state: &DesiredState, vrf: &str) -> std::collections::BTreeSet
         .filter(|r| r.vrf == vrf)
         .chain(
             state
-                .effective_learned()
-                .filter(|r| r.vrf == vrf && !state.leaked_in_effect(&r.vrf, r.prefix)),
+                .effective_learned_paths()
+                .filter(|p| p.route.vrf == vrf && !p.leaked)
+                .map(|p| &p.route),
         )
         .filter(|r| {
             !state

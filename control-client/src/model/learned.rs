@@ -32,8 +32,18 @@ impl PeerId {
     }
 }
 
+/// A control node's path for one VRF and prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Path {
+    /// The route as it came.
+    pub route: RouteSpec,
+    /// Leaked into its VRF from another network (a service chain's, a policy's):
+    /// its virtual network is not the VRF's.
+    pub leaked: bool,
+}
+
 /// Each control node's path for one VRF and prefix.
-pub(super) type Paths = BTreeMap<PeerId, RouteSpec>;
+pub(super) type Paths = BTreeMap<PeerId, Path>;
 
 impl DesiredState {
     /// Sets `peer`'s path for a route, validated as an operator's route is (its VRF
@@ -60,30 +70,24 @@ impl DesiredState {
         if self.route_index.contains_key(&key) {
             return None;
         }
-        let (source, route) = self.best_source(&key, self.learned.get(&key)?)?;
-        Some((route, self.leaked.contains(&(key, source))))
-    }
-
-    /// True if the route in effect for `vrf` and `prefix` is a learned one leaked
-    /// from another network.
-    pub(super) fn leaked_in_effect(&self, vrf: &str, prefix: IpNet) -> bool {
-        self.learned_in_effect(vrf, prefix).is_some_and(|(_, leaked)| leaked)
+        let path = self.best_source(&key, self.learned.get(&key)?)?;
+        Some((&path.route, path.leaked))
     }
 
     fn learn(&mut self, peer: PeerId, route: RouteSpec, leaked: bool) -> Result<(), ModelError> {
         let route = self.checked_route(route)?;
         let key = (route.vrf.clone(), route.prefix);
-        let mark = (key.clone(), peer);
-        if leaked {
-            self.leaked.insert(mark);
-        } else {
-            self.leaked.remove(&mark);
-        }
         if let Some(stale) = self.stale.get_mut(&peer) {
             stale.remove(&key);
         }
         let vrf = key.0.clone();
-        if self.learned.entry(key).or_default().insert(peer, route).is_none() {
+        if self
+            .learned
+            .entry(key)
+            .or_default()
+            .insert(peer, Path { route, leaked })
+            .is_none()
+        {
             *self.learned_counts.entry((peer, vrf)).or_default() += 1;
         }
         Ok(())
@@ -158,7 +162,6 @@ impl DesiredState {
             return false;
         };
         let had = paths.remove(&peer).is_some();
-        self.leaked.remove(&(key.clone(), peer));
         if had {
             Self::uncount(&mut self.learned_counts, peer, vrf);
         }
@@ -188,7 +191,6 @@ impl DesiredState {
             !paths.is_empty()
         });
         self.learned_counts.retain(|(source, _), _| !sources.contains(source));
-        self.leaked.retain(|(_, source)| !sources.contains(source));
         touched
     }
 
@@ -204,11 +206,11 @@ impl DesiredState {
     /// and EVPN paths, the one whose encapsulation comes first in this node's
     /// priority list (the inet path when they tie).
     fn best_path<'a>(&self, key: &(String, IpNet), paths: &'a Paths) -> Option<&'a RouteSpec> {
-        self.best_source(key, paths).map(|(_, route)| route)
+        self.best_source(key, paths).map(|path| &path.route)
     }
 
-    /// [`DesiredState::best_path`] with the source of the path.
-    fn best_source<'a>(&self, key: &(String, IpNet), paths: &'a Paths) -> Option<(PeerId, &'a RouteSpec)> {
+    /// [`DesiredState::best_path`] with whether it was leaked.
+    fn best_source<'a>(&self, key: &(String, IpNet), paths: &'a Paths) -> Option<&'a Path> {
         let stale = |peer: &PeerId| self.stale.get(peer).is_some_and(|keys| keys.contains(key));
         let any_fresh = paths.keys().any(|p| !stale(p));
         let eligible = |p: &PeerId| !any_fresh || !stale(p);
@@ -216,8 +218,8 @@ impl DesiredState {
         paths
             .iter()
             .filter(|(p, _)| eligible(p) && p.0 & !EVPN == node)
-            .min_by_key(|(p, route)| (self.encap_rank(&route.target), p.0))
-            .map(|(p, route)| (*p, route))
+            .min_by_key(|(p, path)| (self.encap_rank(&path.route.target), p.0))
+            .map(|(_, path)| path)
     }
 
     /// Where a target's best encapsulation stands in this node's priority list (0
@@ -236,10 +238,15 @@ impl DesiredState {
 
     /// The learned routes in effect: those no operator route shadows.
     pub(super) fn effective_learned(&self) -> impl Iterator<Item = &RouteSpec> + '_ {
+        self.effective_learned_paths().map(|path| &path.route)
+    }
+
+    /// [`DesiredState::effective_learned`], each with whether it was leaked.
+    pub(super) fn effective_learned_paths(&self) -> impl Iterator<Item = &Path> + '_ {
         self.learned
             .iter()
             .filter(|(key, _)| !self.route_index.contains_key(*key))
-            .filter_map(|(key, paths)| self.best_path(key, paths))
+            .filter_map(|(key, paths)| self.best_source(key, paths))
     }
 
     /// True if some control node has a path for this route.
@@ -258,8 +265,9 @@ impl DesiredState {
         let stale = &mut self.stale;
         let counts = &mut self.learned_counts;
         self.learned.retain(|key, paths| {
-            paths.retain(|peer, r| {
-                let keep = !interface.is_some_and(|name| r.target.mentions(name)) && vrf != Some(key.0.as_str());
+            paths.retain(|peer, path| {
+                let target = &path.route.target;
+                let keep = !interface.is_some_and(|name| target.mentions(name)) && vrf != Some(key.0.as_str());
                 if !keep {
                     if let Some(keys) = stale.get_mut(peer) {
                         keys.remove(key);
@@ -270,9 +278,6 @@ impl DesiredState {
             });
             !paths.is_empty()
         });
-        let learned = &self.learned;
-        self.leaked
-            .retain(|(key, source)| learned.get(key).is_some_and(|paths| paths.contains_key(source)));
     }
 }
 

@@ -260,14 +260,20 @@ fn routes_leaked_from_elsewhere_neither_win_over_the_chain_nor_are_leaked_on() {
         },
     )
     .unwrap();
-    assert!(s.leaked_in_effect("red", red_y));
+    assert!(leaked_in_effect(&s, red_y));
     assert!(s.forget_route(learned::PeerId(0), "red", red_y));
-    assert!(!s.leaked_in_effect("red", red_y), "node 1's own path is in effect");
+    assert!(!leaked_in_effect(&s, red_y), "node 1's own path is in effect");
     let snap = s.build(3, MAC);
     assert!(matches!(
         via(&snap, "red", [198, 18, 2, 2]),
         Some(NextHop::Tunnel { .. })
     ));
+}
+
+/// True if red's route in effect for `prefix` is a learned one leaked from another
+/// network.
+fn leaked_in_effect(s: &DesiredState, prefix: IpNet) -> bool {
+    s.learned_in_effect("red", prefix).is_some_and(|(_, leaked)| leaked)
 }
 
 #[test]
