@@ -341,7 +341,7 @@ impl DesiredState {
             } else if self
                 .services
                 .values()
-                .any(|o| o.name != spec.name && o.vrf == spec.vrf && o.ip == *e)
+                .any(|o| o.ip == *e && o.vrf == spec.vrf && o.name != spec.name)
             {
                 "another service's cluster IP"
             } else {
@@ -355,7 +355,7 @@ impl DesiredState {
         if let Some(other) = self
             .services
             .values()
-            .find(|o| o.name != spec.name && o.vrf == spec.vrf && o.external_ips.contains(&spec.ip))
+            .find(|o| o.external_ips.contains(&spec.ip) && o.vrf == spec.vrf && o.name != spec.name)
         {
             return invalid(format!("{} is an external IP of service {:?}", spec.ip, other.name));
         }
@@ -367,27 +367,32 @@ impl DesiredState {
         }
         // What outside the cluster reaches (node ports, external IPs and ports) is
         // the node's, whatever the VRF: one service each.
+        // Most services (cluster IPs alone) have none: their check scans nothing.
         let outside = outside_keys(&spec);
-        let taken = self
-            .services
-            .values()
-            .filter(|other| other.name != spec.name)
-            .find_map(|other| {
-                outside_keys(other)
-                    .into_iter()
-                    .find(|k| outside.contains(k))
-                    .map(|k| (other, k))
-            });
+        let taken = if outside.is_empty() {
+            None
+        } else {
+            self.services
+                .values()
+                .filter(|other| reached_from_outside(other) && other.name != spec.name)
+                .find_map(|other| {
+                    outside_keys(other)
+                        .into_iter()
+                        .find(|k| outside.contains(k))
+                        .map(|k| (other, k))
+                })
+        };
         if let Some((other, (what, proto, port))) = taken {
             return invalid(format!(
                 "{what} port {proto}/{port} is service {:?}'s already",
                 other.name
             ));
         }
+        // Cheap tests first: every service is looked at.
         let clash = self.services.values().find(|other| {
-            other.name != spec.name
+            other.ip == spec.ip
                 && other.vrf == spec.vrf
-                && other.ip == spec.ip
+                && other.name != spec.name
                 && other
                     .ports
                     .iter()
@@ -455,6 +460,12 @@ impl DesiredState {
     pub(super) fn vrf_has_services(&self, vrf: &str) -> bool {
         self.services.values().any(|s| s.vrf == vrf)
     }
+}
+
+/// True if a service is reached from outside the cluster at all (a node port, an
+/// external IP).
+fn reached_from_outside(spec: &ServiceSpec) -> bool {
+    !spec.external_ips.is_empty() || spec.ports.iter().any(|p| p.node_port.is_some())
 }
 
 /// What a service is reached on from outside the cluster: (address or "node", IP
