@@ -440,6 +440,15 @@ pub struct StatusView {
     pub workers: Vec<WorkerView>,
 }
 
+impl StatusView {
+    /// True if every worker asks the kernel to finish the checksums of what it
+    /// sends: pods may then keep their transmit checksum offload on (their frames'
+    /// TCP and UDP checksums hold only the pseudo-header's sum).
+    pub fn checksum_offload(&self) -> bool {
+        !self.workers.is_empty() && self.workers.iter().all(|w| w.tx_checksum_offload)
+    }
+}
+
 /// One forwarding worker in the `status` view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerView {
@@ -470,6 +479,14 @@ pub struct WorkerView {
     /// Packets sent as a chain.
     #[serde(default)]
     pub chains_sent: u64,
+    /// True if the worker's frames may ask the kernel to finish their checksums
+    /// (AF_XDP transmit metadata: `dataplane.tx_checksum_offload` and Linux 6.11+).
+    #[serde(default)]
+    pub tx_checksum_offload: bool,
+    /// TCP and UDP packets sent with their checksum left for the kernel (or the
+    /// device) to finish.
+    #[serde(default)]
+    pub checksum_offloads: u64,
 }
 
 impl WorkerView {

@@ -167,6 +167,14 @@ fn in_memory_port(c: &mut Criterion) {
         );
         group.throughput(Throughput::Elements(RING as u64));
         let churn: &[(&str, Option<Churn>)] = if flows < 1 << 20 {
+            // The same with the checksums left as they came (no transmit metadata):
+            // what asking the kernel to finish them costs, in the same run.
+            port.set_checksum_offload(false);
+            group.bench_function(
+                format!("{name} established flows, 64 B, in-memory port, batches of 32, checksums as they came"),
+                |b| b.iter_custom(|passes| control.timed_passes(&mut port, &mut engine, None, passes)),
+            );
+            port.set_checksum_offload(true);
             &[("batches of 32", None)]
         } else {
             &[

@@ -32,8 +32,9 @@ pub struct InMemoryPort {
     tx: Queues,
 }
 
-/// The port's memory as the batch routine sees a UMEM: 2 KB chunks.
-struct Umem(Vec<u8>);
+/// The port's memory as the batch routine sees a UMEM: 2 KB chunks, with room for
+/// transmit metadata (checksum requests) or not.
+struct Umem(Vec<u8>, bool);
 
 impl FrameStore for Umem {
     fn chunk_size(&self) -> u64 {
@@ -48,6 +49,11 @@ impl FrameStore for Umem {
     fn take(&mut self) -> Option<u64> {
         None
     }
+    // As the worker's UMEM on a kernel with transmit metadata (Linux 6.11+) unless
+    // turned off: the checksum requests are part of the measured path.
+    fn tx_metadata(&self) -> bool {
+        self.1
+    }
 }
 
 /// Transmit queues that take everything (the worker's pending lists; "sent" when
@@ -60,11 +66,11 @@ impl TxQueues for Queues {
         Some(vif.0.min(15) as u16)
     }
     #[inline]
-    fn push(&mut self, queue: u16, desc: Desc) {
+    fn push(&mut self, queue: u16, desc: Desc, _checksum: bool) {
         self.0[usize::from(queue)].push(desc);
     }
     // In memory a chain is its chunks in order (the benchmark's frames fit one).
-    fn push_chain(&mut self, queue: u16, descs: &[Desc]) {
+    fn push_chain(&mut self, queue: u16, descs: &[Desc], _checksum: bool) {
         self.0[usize::from(queue)].extend_from_slice(descs);
     }
 }
@@ -89,7 +95,7 @@ impl InMemoryPort {
             dst_port: 5000,
         };
         Self {
-            umem: Umem(vec![0u8; RING * FRAME]),
+            umem: Umem(vec![0u8; RING * FRAME], true),
             template: Template::new(&endpoints, Proto::Udp, 64).expect("template"),
             source: endpoints.src_ip,
             flows,
@@ -98,6 +104,12 @@ impl InMemoryPort {
             rx: Vec::with_capacity(32),
             tx: Queues((0..16).map(|_| Vec::with_capacity(64)).collect()),
         }
+    }
+
+    /// Whether the frames ask for their checksums to be finished, as a worker with
+    /// `dataplane.tx_checksum_offload` on a kernel that has it (the default: on).
+    pub fn set_checksum_offload(&mut self, on: bool) {
+        self.umem.1 = on;
     }
 
     /// The generator's part (not the vrouter's work): writes the next 512 frames.

@@ -14,7 +14,7 @@ use crate::spec::{CniError, CniResult, ErrorCode, InterfaceConfig, IpConfig};
 use crate::state::{pod_mac, Record, Store};
 use crate::vrouter;
 use control_client::InterfaceSpec;
-use vrouter_api::{ErrorCode as ApiCode, Request};
+use vrouter_api::{ErrorCode as ApiCode, Request, StatusView};
 
 /// Runs ADD; the result to print.
 pub fn add(conf: &Loaded, env: &CniEnv) -> Result<CniResult, CniError> {
@@ -60,7 +60,7 @@ pub fn add(conf: &Loaded, env: &CniEnv) -> Result<CniResult, CniError> {
     let _lock = store.lock(&a)?;
     // Recorded first: whatever an interrupted ADD leaves, DEL and GC find.
     store.save(&record)?;
-    let attached = attach(conf, &a, &record, &pod, &host, &source, status.workers.len());
+    let attached = attach(conf, &a, &record, &pod, &host, &source, &status);
     match attached {
         Ok(mut ours) => Ok({
             if let Some(dns) = conf.conf.dns_for(env.args.get("K8S_POD_NAMESPACE").map(String::as_str)) {
@@ -112,7 +112,7 @@ fn attach(
     pod: &Netns,
     host: &Netns,
     source: &Source,
-    workers: usize,
+    status: &StatusView,
 ) -> Result<CniResult, CniError> {
     let (ipam, mac) = match source {
         Source::Delegate(d) => (d.run("ADD", a)?.unwrap_or_default(), pod_mac(a)),
@@ -127,10 +127,16 @@ fn attach(
             pod_netns: &record.netns,
             mac,
             mtu: conf.conf.mtu,
-            queues: workers,
+            queues: status.workers.len(),
         },
     )?;
-    link::configure_pod(pod, &a.ifname, &plan.addresses(), &plan.routes)?;
+    link::configure_pod(
+        pod,
+        &a.ifname,
+        &plan.addresses(),
+        &plan.routes,
+        status.checksum_offload(),
+    )?;
     let spec = InterfaceSpec {
         name: record.host_if.clone(),
         vrf: record.vrf.clone(),

@@ -167,9 +167,16 @@ pub fn create_veth(host: &Netns, v: &Veth<'_>) -> Result<(), CniError> {
 }
 
 /// Gives the pod end its addresses and routes and brings it up, in one `ip -batch`;
-/// then turns off the offloads copy-mode AF_XDP cannot honour (checksums must be
-/// complete and segments cut when the frame leaves the pod).
-pub fn configure_pod(pod: &Netns, ifname: &str, addresses: &[IpNet], routes: &[RouteConfig]) -> Result<(), CniError> {
+/// then sets the offloads copy-mode AF_XDP can honour: checksum offload only if the
+/// vrouter finishes checksums (`checksum_offload`, its status says), segments always
+/// cut when the frame leaves the pod.
+pub fn configure_pod(
+    pod: &Netns,
+    ifname: &str,
+    addresses: &[IpNet],
+    routes: &[RouteConfig],
+    checksum_offload: bool,
+) -> Result<(), CniError> {
     let mut batch = format!("link set dev lo up\nlink set dev {ifname} up\n");
     for a in addresses {
         let nodad = if a.addr().is_ipv6() { " nodad" } else { "" };
@@ -182,17 +189,26 @@ pub fn configure_pod(pod: &Netns, ifname: &str, addresses: &[IpNet], routes: &[R
         }
     }
     pod.must("configuring the pod's interface", "ip", &["-batch", "-"], Some(&batch))?;
-    // Transmit offloads off: AF_XDP in copy mode takes frames as the pod wrote them,
-    // so checksums must be complete and segments cut. GRO on: the veth then receives
-    // in NAPI, merging the vrouter's segments before the pod's TCP takes them
-    // (`vrouter-lab tcp-bench`: +12 % one stream, +20 % four).
+    // AF_XDP in copy mode takes frames as the pod wrote them. A vrouter that asks the
+    // kernel to finish every checksum it sends lets the pod leave them to it
+    // (checksum offload on; segments are cut before the veth either way, which drops
+    // TSO from the pod's end once the vrouter's XDP program is attached); one that
+    // cannot (Linux before 6.11) needs them complete: transmit offloads off. GRO on:
+    // the veth then receives in NAPI, merging the vrouter's segments before the pod's
+    // TCP takes them (`vrouter-lab tcp-bench`: +12 % one stream, +20 % four).
     pod.must(
         "setting the pod interface's offloads",
         "ethtool",
-        &["-K", ifname, "tx", "off", "tso", "off", "gso", "off", "gro", "on"],
+        &pod_offloads(ifname, checksum_offload),
         None,
     )?;
     Ok(())
+}
+
+/// `ethtool` arguments for a pod interface's offloads (see [`configure_pod`]).
+pub fn pod_offloads(ifname: &str, checksum_offload: bool) -> Vec<&str> {
+    let tx = if checksum_offload { "on" } else { "off" };
+    vec!["-K", ifname, "tx", tx, "tso", "off", "gso", tx, "gro", "on"]
 }
 
 /// Pings `target` from the pod until it answers or `timeout` passes: the proof that

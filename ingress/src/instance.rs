@@ -134,6 +134,8 @@ pub struct Setup {
     pub queues: usize,
     /// The veth's MTU.
     pub mtu: u16,
+    /// The vrouter finishes checksums: the instance's interface keeps checksum offload.
+    pub checksum_offload: bool,
 }
 
 /// Makes the namespace and the veth, with the VIP on the pod end and a default
@@ -165,7 +167,13 @@ pub fn create_network(spec: &IngressSpec, names: &InstanceNames, setup: &Setup) 
             gw: Some(gateway),
         },
     ];
-    link::configure_pod(&Netns::at(&names.netns_path()), "eth0", &addresses, &routes)?;
+    link::configure_pod(
+        &Netns::at(&names.netns_path()),
+        "eth0",
+        &addresses,
+        &routes,
+        setup.checksum_offload,
+    )?;
     Ok(())
 }
 

@@ -30,7 +30,7 @@ pub fn forward(
     src_mac: MacAddr,
     stop: &AtomicBool,
 ) -> anyhow::Result<Forwarded> {
-    let mut pool = FramePool::new(8192, 2048).context("UMEM")?;
+    let mut pool = FramePool::new(8192, 2048, false).context("UMEM")?;
     // The output socket anchors the UMEM; the input socket shares it.
     let mut out =
         PortSocket::open(&mut pool, output, 0, 2048, 1024, 0, true).with_context(|| format!("socket on {output}"))?;

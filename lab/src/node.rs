@@ -148,6 +148,8 @@ pub struct LabNode {
     fill_frames: u32,
     /// Top-level configuration lines added to the generated file.
     extra_config: String,
+    /// `dataplane.tx_checksum_offload`.
+    tx_checksum_offload: bool,
 }
 
 /// The fabric interface inside the node namespace.
@@ -169,6 +171,7 @@ impl LabNode {
             extra_config: String::new(),
             umem_frames: 16384,
             fill_frames: 64,
+            tx_checksum_offload: true,
         };
         std::fs::create_dir_all(&node.dir)?;
         let q = node.options.workers.max(1).to_string();
@@ -225,6 +228,13 @@ impl LabNode {
         self.forwarding_cores = Some(cores.to_vec());
     }
 
+    /// Sets `dataplane.tx_checksum_offload` for the next start (on by default: pods
+    /// added while the vrouter runs keep their checksum offload where it finishes
+    /// checksums).
+    pub fn set_checksum_offload(&mut self, on: bool) {
+        self.tx_checksum_offload = on;
+    }
+
     /// Sets `fabric.encap_priority` (TOML names, most preferred first) for the next
     /// start.
     pub fn set_encap_priority(&mut self, names: &[&str]) {
@@ -277,12 +287,13 @@ impl LabNode {
             .map(|e| format!("encap_priority = [{e}]\n"))
             .unwrap_or_default();
         format!(
-            "state_dir = {state:?}\napi_socket = {api:?}\nlog_level = \"info\"\n{extra}\n[cores]\nforwarding = {fwd:?}\n\n[fabric]\ninterface = \"{FABRIC_IF}\"\nip = \"{fabric_ip}/24\"\n{encaps}\n[dataplane]\nxdp_mode = \"{mode}\"\npoll_mode = \"{poll}\"\numem_frames = {umem}\nfill_frames = {fill}\nring_size = 2048\n\n[flows]\n{flows}",
+            "state_dir = {state:?}\napi_socket = {api:?}\nlog_level = \"info\"\n{extra}\n[cores]\nforwarding = {fwd:?}\n\n[fabric]\ninterface = \"{FABRIC_IF}\"\nip = \"{fabric_ip}/24\"\n{encaps}\n[dataplane]\nxdp_mode = \"{mode}\"\npoll_mode = \"{poll}\"\numem_frames = {umem}\nfill_frames = {fill}\nring_size = 2048\ntx_checksum_offload = {csum}\n\n[flows]\n{flows}",
             state = state_dir.display().to_string(),
             api = api_socket.display().to_string(),
             extra = self.extra_config,
             umem = self.umem_frames,
             fill = self.fill_frames,
+            csum = self.tx_checksum_offload,
             fwd = forwarding.join(","),
             fabric_ip = self.options.fabric_ip,
         )
@@ -323,6 +334,16 @@ impl LabNode {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// True if the running vrouter's workers finish the checksums they send, so that
+    /// pods may leave theirs to it (false if it is not running).
+    pub fn checksum_offload(&self) -> bool {
+        self.vrouter.is_some()
+            && self
+                .api()
+                .call::<StatusView>(&Request::Status)
+                .is_ok_and(|s| s.checksum_offload())
     }
 
     /// Runs another vrouter with `config` in the node namespace and waits (up to
@@ -443,12 +464,14 @@ impl LabNode {
         p.ip(&["-6", "addr", "add", &format!("{}/64", pod.ipv6), "dev", "eth0", "nodad"])?;
         p.ip(&["route", "add", "default", "via", &pod.gateway4.to_string()])?;
         p.ip(&["-6", "route", "add", "default", "via", &pod.gateway6.to_string()])?;
-        // AF_XDP in copy mode sees the frame as the pod's stack wrote it: checksums
-        // must be complete and segments already cut (no offload to the veth). GRO on,
-        // as the CNI plugin sets it: the pod merges what the vrouter sends it.
+        // As the CNI plugin sets them: AF_XDP in copy mode sees the frame as the pod's
+        // stack wrote it, so segments must be cut, and checksums complete unless the
+        // running vrouter finishes them (its status says). GRO on: the pod merges what
+        // the vrouter sends it.
+        let tx = if self.checksum_offload() { "on" } else { "off" };
         p.exec(
             "ethtool",
-            &["-K", "eth0", "tx", "off", "tso", "off", "gso", "off", "gro", "on"],
+            &["-K", "eth0", "tx", tx, "tso", "off", "gso", tx, "gro", "on"],
         )?;
         self.pods.push(pod);
         if attach {

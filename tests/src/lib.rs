@@ -117,6 +117,14 @@ pub fn two_nodes(binary: &str, lan: &FabricLan) -> (LabNode, LabNode) {
     (a, b)
 }
 
+/// Gives VRF `vrf` of `node` the VXLAN network identifier `vni`.
+pub fn set_vrf_vni(node: &LabNode, vrf: &str, vni: u32) {
+    let _: serde_json::Value = node
+        .api()
+        .call(&vrouter::api::Request::SetVrfVni { vrf: vrf.into(), vni })
+        .expect("setting the VRF's VNI");
+}
+
 /// A plain host on `lan` with fabric address 198.18.0.`last` (no vrouter).
 pub fn fabric_host(lan: &FabricLan, last: u8) -> Netns {
     lan.add_host(last).expect("fabric host")

@@ -5,7 +5,7 @@
 use control_client::{RouteSpec, RouteTarget};
 use nexthop::encap::Encap;
 use std::net::IpAddr;
-use system_tests::{fabric_host, fabric_node, route_to_pod, serial, two_nodes};
+use system_tests::{fabric_host, fabric_node, route_to_pod, serial, set_vrf_vni, two_nodes};
 use vrouter::api::Request;
 use vrouter_lab::node::{FabricLan, LabNode};
 use vrouter_lab::traffic::{ping, tcp_transfer, udp_datagram};
@@ -41,13 +41,7 @@ fn pods_on_two_nodes_talk_over_every_encapsulation() {
     let lan = FabricLan::new().unwrap();
     let (a, b) = two_nodes(BIN, &lan);
     for n in [&a, &b] {
-        let _: serde_json::Value = n
-            .api()
-            .call(&Request::SetVrfVni {
-                vrf: "red".into(),
-                vni: 4100,
-            })
-            .unwrap();
+        set_vrf_vni(n, "red", 4100);
     }
     for encap in [Encap::MplsOverUdp, Encap::MplsOverGre, Encap::Vxlan] {
         route_to(&a, &b, encap, 4100);

@@ -17,7 +17,9 @@ use nexthop::{Snapshot, Vif};
 use std::sync::Arc;
 
 mod chain;
+mod tx_room;
 pub use chain::MAX_CHAINED;
+use tx_room::with_metadata_room;
 
 /// A received or built frame: where it is (an address in the frame store) and its
 /// length.
@@ -39,17 +41,23 @@ pub trait FrameStore {
     fn release(&mut self, addr: u64);
     /// A free chunk's address, if any.
     fn take(&mut self) -> Option<u64>;
+    /// True if every frame sent must have [`xsk::TX_METADATA_LEN`] bytes before it in its
+    /// chunk, which may ask for its checksum to be finished (see
+    /// [`packet::tx_checksum`]).
+    fn tx_metadata(&self) -> bool;
 }
 
 /// The transmit queues of the worker's ports.
 pub trait TxQueues {
     /// The queue of port `vif`, if the worker has a socket for it.
     fn queue_of(&self, vif: Vif) -> Option<u16>;
-    /// Queues `desc` on `queue`.
-    fn push(&mut self, queue: u16, desc: Desc);
+    /// Queues `desc` on `queue`; `checksum`: the room before it asks for its
+    /// checksum to be finished.
+    fn push(&mut self, queue: u16, desc: Desc, checksum: bool);
     /// Queues the descriptors of one packet too large for a chunk on `queue`, in
-    /// order, to leave as one (a chain: all but the last continued).
-    fn push_chain(&mut self, queue: u16, descs: &[Desc]);
+    /// order, to leave as one (a chain: all but the last continued); `checksum`: the
+    /// room before the first asks for the packet's checksum to be finished.
+    fn push_chain(&mut self, queue: u16, descs: &[Desc], checksum: bool);
 }
 
 /// The bytes of `desc` within its chunk.
@@ -170,7 +178,7 @@ impl BatchProcessor {
             Some(tap) => self.keep_received(tap, in_vif, frame, offset, desc.len),
             None => false,
         };
-        let (verdict, start, len) = match PacketBuf::new(frame, offset, desc.len as usize) {
+        let (verdict, start, len, encapsulated) = match PacketBuf::new(frame, offset, desc.len as usize) {
             Some(mut pkt) => {
                 let outcome = packet::process_classified(snap, in_vif, &mut pkt, &mut self.ctx, classified);
                 match outcome.tunnel {
@@ -178,9 +186,15 @@ impl BatchProcessor {
                     Some(TunnelUse::Received(remote)) => self.stats.count_tunnel(remote, false, desc.len),
                     None => {}
                 }
-                (outcome.verdict, base + pkt.start() as u64, pkt.len() as u32)
+                let encapsulated = matches!(outcome.tunnel, Some(TunnelUse::Sent(_)));
+                (
+                    outcome.verdict,
+                    base + pkt.start() as u64,
+                    pkt.len() as u32,
+                    encapsulated,
+                )
             }
-            None => (Verdict::Drop(DropReason::Truncated), 0, 0),
+            None => (Verdict::Drop(DropReason::Truncated), 0, 0, false),
         };
         if let Some(tap) = tap {
             let chunk = frames.chunk_size();
@@ -189,9 +203,9 @@ impl BatchProcessor {
                 .and_then(|f| f.get(pkt_range(Desc { addr: start, len }, chunk)));
             self.capture(tap, in_vif, captured_in, verdict, sent, tx);
         }
-        let queue = match verdict {
+        let (queue, finish) = match verdict {
             Verdict::Transmit(out_vif) => match tx.queue_of(out_vif) {
-                Some(q) => q,
+                Some(q) => (q, true),
                 None => {
                     self.stats.drop_packet(in_vif, DropReason::NoTxPort);
                     frames.release(desc.addr);
@@ -201,7 +215,8 @@ impl BatchProcessor {
             Verdict::DropWithError(reason) => {
                 self.stats.drop_packet(in_vif, reason);
                 self.stats.icmp_errors_sent.add(1);
-                in_queue
+                // An ICMP error: no transport checksum to finish.
+                (in_queue, false)
             }
             Verdict::Drop(reason) => {
                 self.stats.drop_packet(in_vif, reason);
@@ -214,7 +229,27 @@ impl BatchProcessor {
                 return;
             }
         };
-        tx.push(queue, Desc { addr: start, len });
+        if !frames.tx_metadata() {
+            tx.push(queue, Desc { addr: start, len }, false);
+            return;
+        }
+        let Some((start, checksum)) = frames
+            .chunk_mut(start)
+            .and_then(|f| with_metadata_room(f, (start - base) as usize, len as usize, finish, encapsulated))
+        else {
+            self.stats.drop_packet(in_vif, DropReason::NoFrame);
+            frames.release(desc.addr);
+            return;
+        };
+        self.stats.count_checksum_offload(checksum);
+        tx.push(
+            queue,
+            Desc {
+                addr: base + start as u64,
+                len,
+            },
+            checksum,
+        );
     }
 
     /// Copies the frame as received (the pipeline rewrites it in place) if a capture
@@ -306,6 +341,11 @@ impl BatchProcessor {
         tx: &mut impl TxQueues,
     ) {
         let chunk = frames.chunk_size();
+        // Fragments leave one by one: where pods may have left a checksum for the
+        // kernel to finish, it is finished here, over the whole datagram.
+        if frames.tx_metadata() {
+            packet::tx_checksum::complete(&mut self.scratch);
+        }
         // Each fragment is built in a chunk of its own, after the headroom.
         let max_frame = (chunk as usize).saturating_sub(FRAGMENT_HEADROOM);
         let plan = packet::fragment_plan(snap, in_vif, nh, &self.scratch, max_frame);
@@ -333,7 +373,7 @@ impl BatchProcessor {
                             .for_each(|s| s.record(self.worker, Stage::Sent, built));
                     }
                 }
-                tx.push(queue, desc);
+                tx.push(queue, desc, false);
             } else {
                 frames.release(base);
                 self.stats.drop_packet(in_vif, DropReason::Mtu);

@@ -197,6 +197,10 @@ pub struct DataplaneConfig {
     /// Packets per second each port may send that the vrouter answers itself (ARP,
     /// neighbour discovery, echo requests to its gateway), per worker; 0: unpoliced.
     pub exception_rate: u32,
+    /// Ask the kernel to complete the TCP and UDP checksums of the frames sent
+    /// (AF_XDP transmit metadata, Linux 6.11+): pods may keep their checksum offload
+    /// on. Ignored (and reported) on a kernel without it.
+    pub tx_checksum_offload: bool,
 }
 
 impl DataplaneConfig {
@@ -216,6 +220,7 @@ impl Default for DataplaneConfig {
             fill_frames: None,
             ring_size: 2048,
             exception_rate: crate::packet::DEFAULT_EXCEPTION_RATE,
+            tx_checksum_offload: true,
         }
     }
 }

@@ -123,6 +123,7 @@ impl Datapath {
                 poll_mode: config.dataplane.poll_mode,
                 fabric: fabric.clone(),
                 exception_rate: config.dataplane.exception_rate,
+                tx_checksum_offload: config.dataplane.tx_checksum_offload,
             };
             let stats = Arc::new(WorkerStats::new(config.tables.interfaces as usize));
             let (tx, rx) = worker::command_channel().context("a worker's command channel")?;
@@ -177,6 +178,16 @@ impl Datapath {
     /// Counters of every worker.
     pub fn stats(&self) -> Vec<Arc<WorkerStats>> {
         self.workers.iter().map(|w| Arc::clone(&w.stats)).collect()
+    }
+
+    /// True if every worker asks the kernel to finish the checksums it sends (see
+    /// [`crate::packet::tx_checksum`]).
+    pub fn checksum_offload(&self) -> bool {
+        !self.workers.is_empty()
+            && self
+                .workers
+                .iter()
+                .all(|w| w.stats.tx_checksum_offload.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Number of workers.

@@ -8,8 +8,10 @@
 //!
 //! The kernel's end accepts packets from its own address (`accept_local`: replies
 //! from a node port carry the fabric address as source) without a reverse-path
-//! check, forwarding is on (the replies leave through the fabric), and its transmit
-//! offloads are off (copy-mode AF_XDP sees frames as written: checksums complete).
+//! check, forwarding is on (the replies leave through the fabric), and its
+//! segmentation offloads are off (copy-mode AF_XDP sees frames as written); its
+//! checksum offload stays on only if the workers finish checksums themselves
+//! (`dataplane.tx_checksum_offload` on a kernel with AF_XDP transmit metadata).
 
 use crate::config::HostConfig;
 use anyhow::{bail, Context};
@@ -92,7 +94,12 @@ impl HostInterface {
     /// Creates the pair (replacing one a crashed vrouter left) with `queues` queues
     /// per end, configures the kernel's end, and returns the port spec of the
     /// vrouter's end.
-    pub fn create(config: &HostConfig, fabric_ip: Ipv4Addr, queues: usize) -> anyhow::Result<(Self, InterfaceSpec)> {
+    pub fn create(
+        config: &HostConfig,
+        fabric_ip: Ipv4Addr,
+        queues: usize,
+        checksum_offload: bool,
+    ) -> anyhow::Result<(Self, InterfaceSpec)> {
         let kernel = config.interface.clone();
         let ours = vrouter_end(&kernel);
         // A pair a crashed vrouter left is replaced; an interface of that name that
@@ -146,7 +153,8 @@ impl HostInterface {
         for end in [&kernel, &ours] {
             sysctl(&format!("net.ipv6.conf.{end}.disable_ipv6"), "1")?;
         }
-        run("ethtool", &["-K", &kernel, "tx", "off", "tso", "off", "gso", "off"])?;
+        let tx = if checksum_offload { "on" } else { "off" };
+        run("ethtool", &["-K", &kernel, "tx", tx, "tso", "off", "gso", tx])?;
         for end in [&kernel, &ours] {
             run("ip", &["link", "set", end, "up"])?;
         }

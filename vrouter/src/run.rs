@@ -159,8 +159,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // The node's own interface, removed when `_host` goes (at exit, after the ports).
     let (_host, host_spec) = match &config.host {
         Some(h) => {
-            let (host, spec) = crate::host::HostInterface::create(h, config.fabric.ip.addr(), cores.forwarding.len())
-                .context("host: the node's interface")?;
+            let (host, spec) = crate::host::HostInterface::create(
+                h,
+                config.fabric.ip.addr(),
+                cores.forwarding.len(),
+                datapath.checksum_offload(),
+            )
+            .context("host: the node's interface")?;
             tracing::info!(interface = %h.interface, vrf = %h.vrf, "node interface created");
             (Some(host), Some(spec))
         }
@@ -185,6 +190,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         false => None,
     };
     let captures = datapath.captures();
+    let checksum_offload = datapath.checksum_offload();
     let aging = Aging::spawn(Arc::clone(&flows), config.flows.clone(), export, Arc::clone(&captures))?;
     tracing::info!(forwarding = ?cores.forwarding, control = ?cores.control, fabric = %config.fabric.interface, "vrouter started");
     let config_interest = Arc::new(crate::control::config::ConfigInterest::default());
@@ -256,6 +262,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         config: config.ingress.clone(),
         state_dir: config.state_dir.clone(),
         queues: cores.forwarding.len(),
+        checksum_offload,
         targets: ingress_targets,
         status: ingress_status,
         control: handle.clone(),

@@ -116,6 +116,10 @@ pub struct WorkerStats {
     pub chains_received: Counter,
     /// Packets sent as a chain of descriptors.
     pub chains_sent: Counter,
+    /// Set once the worker's UMEM has room for transmit metadata.
+    pub tx_checksum_offload: std::sync::atomic::AtomicBool,
+    /// TCP and UDP packets sent with their checksum left for the kernel to finish.
+    pub checksum_offloads: Counter,
     /// Per remote node, open addressing by address (only the owning worker inserts).
     pub tunnels: Vec<TunnelCounters>,
 }
@@ -160,7 +164,17 @@ impl WorkerStats {
             idle_cycles: Counter::default(),
             chains_received: Counter::default(),
             chains_sent: Counter::default(),
+            tx_checksum_offload: std::sync::atomic::AtomicBool::new(false),
+            checksum_offloads: Counter::default(),
             tunnels: (0..TUNNEL_SLOTS).map(|_| TunnelCounters::default()).collect(),
+        }
+    }
+
+    /// Counts a packet sent with its checksum left to the kernel, if `offloaded`.
+    #[inline]
+    pub fn count_checksum_offload(&self, offloaded: bool) {
+        if offloaded {
+            self.checksum_offloads.add(1);
         }
     }
 

@@ -6,7 +6,7 @@
 //! only system calls are the TX wake-ups AF_XDP asks for and, when idle in adaptive
 //! mode, poll(2).
 
-use crate::afxdp::{continues, FramePool, PortSocket, RxBatch, FRAME_SIZE, XDP_PKT_CONTD};
+use crate::afxdp::{continues, FramePool, PortSocket, RxBatch, FRAME_SIZE, XDP_PKT_CONTD, XDP_TX_METADATA};
 use crate::batch::{BatchProcessor, Desc, FrameStore, TxQueues};
 use crate::config::PollMode;
 use crate::fill::FillShares;
@@ -118,6 +118,8 @@ pub struct WorkerSettings {
     pub fabric: String,
     /// Exception packets per second per port (0: unpoliced).
     pub exception_rate: u32,
+    /// Ask for transmit checksum offload where the kernel has it.
+    pub tx_checksum_offload: bool,
 }
 
 struct Slot {
@@ -160,23 +162,24 @@ impl TxQueues for WorkerTx<'_> {
     }
 
     #[inline]
-    fn push(&mut self, queue: u16, desc: Desc) {
+    fn push(&mut self, queue: u16, desc: Desc, checksum: bool) {
         if let Some(p) = self.pending.get_mut(usize::from(queue)) {
             p.push(XdpDesc {
                 addr: desc.addr,
                 len: desc.len,
-                options: 0,
+                options: if checksum { XDP_TX_METADATA } else { 0 },
             });
         }
     }
 
-    fn push_chain(&mut self, queue: u16, descs: &[Desc]) {
+    fn push_chain(&mut self, queue: u16, descs: &[Desc], checksum: bool) {
         if let Some(p) = self.pending.get_mut(usize::from(queue)) {
             let last = descs.len().saturating_sub(1);
             p.extend(descs.iter().enumerate().map(|(i, d)| XdpDesc {
                 addr: d.addr,
                 len: d.len,
-                options: if i < last { XDP_PKT_CONTD } else { 0 },
+                options: if i < last { XDP_PKT_CONTD } else { 0 }
+                    | if i == 0 && checksum { XDP_TX_METADATA } else { 0 },
             }));
         }
     }
@@ -201,6 +204,11 @@ impl FrameStore for FramePool {
     #[inline]
     fn take(&mut self) -> Option<u64> {
         FramePool::take(self)
+    }
+
+    #[inline]
+    fn tx_metadata(&self) -> bool {
+        FramePool::tx_metadata(self)
     }
 }
 
@@ -268,19 +276,27 @@ impl Worker {
         stats: Arc<WorkerStats>,
         commands: CommandReceiver,
     ) -> anyhow::Result<Self> {
-        let mut pool = FramePool::new(settings.umem_frames, settings.ring_size).map_err(|e| {
-            anyhow::anyhow!(
-                "worker {}: UMEM of {} frames: {e}",
-                settings.index,
-                settings.umem_frames
-            )
-        })?;
+        let mut pool =
+            FramePool::new(settings.umem_frames, settings.ring_size, settings.tx_checksum_offload).map_err(|e| {
+                anyhow::anyhow!(
+                    "worker {}: UMEM of {} frames: {e}",
+                    settings.index,
+                    settings.umem_frames
+                )
+            })?;
         let anchor = PortSocket::open(&mut pool, &settings.fabric, settings.index as u32, settings.ring_size, settings.fill_frames, 0, true).map_err(|e| {
             anyhow::anyhow!(
                 "worker {}: {e} (each forwarding worker binds one queue of the fabric interface; it needs at least as many queues as cores.forwarding has cores)",
                 settings.index
             )
         })?;
+        if settings.tx_checksum_offload && !pool.tx_metadata() {
+            tracing::warn!(
+                worker = settings.index,
+                "transmit checksum offload unavailable (AF_XDP transmit metadata needs Linux 6.11+): pods must send complete checksums (their tx offload off)"
+            );
+        }
+        stats.tx_checksum_offload.store(pool.tx_metadata(), Ordering::Relaxed);
         let max_vifs = stats.vifs.len();
         let mut tx_slot_of_vif = vec![NO_SOCKET; max_vifs];
         tx_slot_of_vif[0] = 0;

@@ -20,7 +20,7 @@ mod sink;
 mod socket;
 mod xdp;
 
-pub use pool::{FramePool, FRAME_SIZE};
+pub use pool::{request_tx_checksum, FramePool, FRAME_SIZE, TX_METADATA_LEN, XDP_TX_METADATA};
 pub use sink::CountingSink;
 pub use socket::{continues, KernelStats, PortSocket, RxBatch, XDP_PKT_CONTD};
 pub use xdp::{steering_object, Claim, FabricClaims, PortKind, XdpAttachment, XdpError};

@@ -6,6 +6,30 @@ use xdpilone::{Umem, UmemConfig};
 /// Bytes per UMEM frame. Received packets start 256 bytes in (the kernel's
 /// XDP_PACKET_HEADROOM), which leaves room for answers and encapsulation headers.
 pub const FRAME_SIZE: u32 = 4096;
+/// Bytes before a transmitted frame's address that hold its `struct xsk_tx_metadata`
+/// (`tx_metadata_len`): the 24 bytes of Linux 6.14+'s layout (flags, then the
+/// checksum request's start and offset, then a launch time). Linux 6.11-6.13's
+/// 16-byte layout puts flags and the request at the same places.
+pub const TX_METADATA_LEN: usize = 24;
+/// `XDP_UMEM_TX_METADATA_LEN`: the kernel is to honour `tx_metadata_len`.
+const XDP_UMEM_TX_METADATA_LEN: u32 = 1 << 2;
+/// Descriptor option `XDP_TX_METADATA`: the frame's metadata is valid.
+pub const XDP_TX_METADATA: u32 = 1 << 1;
+/// `XDP_TXMD_FLAGS_CHECKSUM`: the kernel (or the device) completes a checksum.
+const XDP_TXMD_FLAGS_CHECKSUM: u64 = 1 << 1;
+
+/// Writes a checksum request into `room`, the [`TX_METADATA_LEN`] bytes right before
+/// a frame: the kernel is to sum the frame from byte `start` to its end and store the
+/// result at `start + offset` (the field holding the pseudo-header's sum, as for a
+/// device's checksum offload: `CHECKSUM_PARTIAL`). Give the frame's descriptor
+/// [`XDP_TX_METADATA`].
+#[inline]
+pub fn request_tx_checksum(room: &mut [u8; TX_METADATA_LEN], start: u16, offset: u16) {
+    room[..8].copy_from_slice(&XDP_TXMD_FLAGS_CHECKSUM.to_ne_bytes());
+    room[8..10].copy_from_slice(&start.to_ne_bytes());
+    room[10..12].copy_from_slice(&offset.to_ne_bytes());
+}
+
 /// Owner value of a frame held by the worker (free list, or being processed).
 const OWNER_NONE: u16 = u16::MAX;
 
@@ -52,6 +76,8 @@ impl Drop for Area {
 pub struct FramePool {
     // Field order is drop order: the UMEM socket closes before the memory is unmapped.
     umem: Umem,
+    /// True if every frame sent has [`TX_METADATA_LEN`] bytes of room before it.
+    tx_metadata: bool,
     area: Area,
     free: Vec<u64>,
     owner: Vec<u16>,
@@ -62,6 +88,7 @@ impl std::fmt::Debug for FramePool {
         f.debug_struct("FramePool")
             .field("frames", &self.owner.len())
             .field("free", &self.free.len())
+            .field("tx_metadata", &self.tx_metadata)
             .finish()
     }
 }
@@ -72,23 +99,36 @@ unsafe impl Send for FramePool {}
 
 impl FramePool {
     /// Maps `frames` frames and registers them as a UMEM with fill and completion
-    /// rings of `ring_size` entries per device queue.
-    pub fn new(frames: u32, ring_size: u32) -> std::io::Result<Self> {
+    /// rings of `ring_size` entries per device queue; with room for transmit
+    /// metadata before every frame sent if `tx_metadata` and the kernel has it
+    /// (Linux 6.11+; [`FramePool::tx_metadata`] tells).
+    pub fn new(frames: u32, ring_size: u32, tx_metadata: bool) -> std::io::Result<Self> {
         let len = frames as usize * FRAME_SIZE as usize;
         let area = Area::new(len)?;
-        let config = UmemConfig {
+        let config = |metadata: bool| UmemConfig {
             fill_size: ring_size,
             complete_size: ring_size,
             frame_size: FRAME_SIZE,
             headroom: 0,
-            flags: 0,
+            flags: if metadata { XDP_UMEM_TX_METADATA_LEN } else { 0 },
+            tx_metadata_len: if metadata { TX_METADATA_LEN as u32 } else { 0 },
         };
         let slice = NonNull::slice_from_raw_parts(area.ptr, len);
-        // SAFETY: `slice` is a page-aligned mapping of exactly `len` bytes that lives in
-        // `self.area`, which is dropped after `self.umem`.
-        let umem = unsafe { Umem::new(config, slice) }.map_err(|e| std::io::Error::from_raw_os_error(e.get_raw()))?;
+        let register = |metadata: bool| {
+            // SAFETY: `slice` is a page-aligned mapping of exactly `len` bytes that lives
+            // in `self.area`, which is dropped after `self.umem`; a registration that
+            // fails leaves no socket behind.
+            unsafe { Umem::new(config(metadata), slice) }
+        };
+        // A kernel without the flag (before 6.11) refuses it: register without.
+        let (umem, tx_metadata) = match register(tx_metadata) {
+            Err(e) if tx_metadata && e.get_raw() == libc::EINVAL => (register(false), false),
+            other => (other, tx_metadata),
+        };
+        let umem = umem.map_err(|e| std::io::Error::from_raw_os_error(e.get_raw()))?;
         Ok(Self {
             umem,
+            tx_metadata,
             area,
             free: (0..u64::from(frames))
                 .rev()
@@ -96,6 +136,13 @@ impl FramePool {
                 .collect(),
             owner: vec![OWNER_NONE; frames as usize],
         })
+    }
+
+    /// True if the UMEM was registered with room for transmit metadata: every frame
+    /// sent then starts at least [`TX_METADATA_LEN`] bytes into its chunk, and one
+    /// may carry a checksum request ([`request_tx_checksum`]).
+    pub fn tx_metadata(&self) -> bool {
+        self.tx_metadata
     }
 
     pub(super) fn umem(&self) -> &Umem {

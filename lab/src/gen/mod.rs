@@ -123,7 +123,7 @@ pub fn generate(o: &GenOptions) -> anyhow::Result<GenReport> {
             .expect("a template per size")
             .1
     };
-    let mut pool = FramePool::new(4096, 1024).context("generator UMEM")?;
+    let mut pool = FramePool::new(4096, 1024, false).context("generator UMEM")?;
     let mut socket = PortSocket::open(&mut pool, &o.interface, 0, 1024, 512, 0, true)
         .with_context(|| format!("AF_XDP socket on {}", o.interface))?;
     let flows = u64::from(o.flows.max(1));

@@ -85,7 +85,7 @@ pub fn latency_sink(
     started: impl FnOnce(),
 ) -> anyhow::Result<Latency> {
     use xsk::{PortKind, XdpAttachment, FRAME_SIZE};
-    let mut pool = FramePool::new(4096, 1024).context("sink UMEM")?;
+    let mut pool = FramePool::new(4096, 1024, false).context("sink UMEM")?;
     let mut socket = PortSocket::open(&mut pool, interface, 0, 1024, 512, 0, true)
         .with_context(|| format!("AF_XDP socket on {interface}"))?;
     let mut steer = XdpAttachment::attach(interface, PortKind::Pod, XdpMode::Native)?;

@@ -33,6 +33,10 @@ pub enum TcpPath {
     /// Both pods on one node with a 9000-byte MTU, this vrouter between them (each
     /// frame a chain of three UMEM chunks).
     VrouterJumbo,
+    /// Both pods on one node, this vrouter between them without transmit checksum
+    /// offload (`dataplane.tx_checksum_offload = false`): the pods compute their
+    /// checksums in software, as on a kernel before 6.11.
+    VrouterChecksumsInPods,
     /// Both pods on one node, the kernel routing between their veths.
     Kernel,
     /// Both pods on one node, Open vSwitch (userspace datapath, AF_XDP ports).
@@ -54,6 +58,7 @@ impl TcpPath {
         match self {
             TcpPath::Vrouter => "vrouter",
             TcpPath::VrouterJumbo => "vrouter-jumbo",
+            TcpPath::VrouterChecksumsInPods => "vrouter-checksums-in-pods",
             TcpPath::Kernel => "kernel",
             TcpPath::Ovs => "ovs",
             TcpPath::VrouterMplsoudp => "vrouter-mplsoudp",
@@ -132,8 +137,9 @@ fn options(binary: &Path, fabric_last: u8, poll_mode: PollMode) -> NodeOptions {
 pub fn build(path: TcpPath, binary: &Path, poll_mode: PollMode) -> anyhow::Result<Built> {
     let one = |n| LabNode::new(options(binary, n, poll_mode));
     let built = match path {
-        TcpPath::Vrouter => {
+        TcpPath::Vrouter | TcpPath::VrouterChecksumsInPods => {
             let mut node = one(1)?;
+            node.set_checksum_offload(path == TcpPath::Vrouter);
             node.start_vrouter()?;
             node.add_pod("red", 0, 1, true)?;
             node.add_pod("red", 0, 2, true)?;

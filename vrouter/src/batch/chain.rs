@@ -5,8 +5,10 @@
 //! in one chunk, never comes here: it is forwarded in place.
 
 use super::{BatchProcessor, Desc, FrameStore, TxQueues, FRAGMENT_HEADROOM};
+use crate::packet::tx_checksum::ChecksumRequest;
 use crate::packet::{self, DropReason, PacketBuf, TunnelUse, Verdict};
 use nexthop::{Snapshot, Vif};
+use xsk::{request_tx_checksum, TX_METADATA_LEN};
 
 /// The largest packet a chain may carry (an IPv4 or IPv6 datagram's most, with its
 /// Ethernet header); longer chains are dropped as truncated.
@@ -42,7 +44,7 @@ impl BatchProcessor {
         let tap = self.captures.tap();
         let tap = tap.as_deref().map(Vec::as_slice);
         let captured_in = tap.is_some_and(|t| self.keep_received(t, in_vif, &big, FRAGMENT_HEADROOM, total as u32));
-        let (verdict, start, len) = match PacketBuf::new(&mut big, FRAGMENT_HEADROOM, total) {
+        let (verdict, start, len, encapsulated) = match PacketBuf::new(&mut big, FRAGMENT_HEADROOM, total) {
             Some(mut pkt) => {
                 let outcome = packet::process_classified(snap, in_vif, &mut pkt, &mut self.ctx, None);
                 match outcome.tunnel {
@@ -50,23 +52,30 @@ impl BatchProcessor {
                     Some(TunnelUse::Received(remote)) => self.stats.count_tunnel(remote, false, total as u32),
                     None => {}
                 }
-                (outcome.verdict, pkt.start(), pkt.len())
+                let encapsulated = matches!(outcome.tunnel, Some(TunnelUse::Sent(_)));
+                (outcome.verdict, pkt.start(), pkt.len(), encapsulated)
             }
-            None => (Verdict::Drop(DropReason::Truncated), 0, 0),
+            None => (Verdict::Drop(DropReason::Truncated), 0, 0, false),
         };
-        let bytes = &big[start..start + len];
         if let Some(tap) = tap {
-            self.capture(tap, in_vif, captured_in, verdict, Some(bytes), tx);
+            self.capture(tap, in_vif, captured_in, verdict, Some(&big[start..start + len]), tx);
         }
+        let bytes = &mut big[start..start + len];
         match verdict {
             Verdict::Transmit(out) => match tx.queue_of(out) {
-                Some(q) => self.scatter(in_vif, q, bytes, frames, tx),
+                Some(q) => {
+                    let checksum = frames
+                        .tx_metadata()
+                        .then(|| packet::tx_checksum::prepare(bytes, encapsulated))
+                        .flatten();
+                    self.scatter(in_vif, q, bytes, checksum, frames, tx)
+                }
                 None => self.stats.drop_packet(in_vif, DropReason::NoTxPort),
             },
             Verdict::DropWithError(reason) => {
                 self.stats.drop_packet(in_vif, reason);
                 self.stats.icmp_errors_sent.add(1);
-                self.scatter(in_vif, in_queue, bytes, frames, tx);
+                self.scatter(in_vif, in_queue, bytes, None, frames, tx);
             }
             Verdict::Drop(reason) => self.stats.drop_packet(in_vif, reason),
             Verdict::Fragment(nh) => {
@@ -99,9 +108,20 @@ impl BatchProcessor {
         true
     }
 
-    /// Queues `bytes` on `queue` as a chain of whole chunks (one chunk if it fits).
-    fn scatter(&mut self, in_vif: Vif, queue: u16, bytes: &[u8], frames: &mut impl FrameStore, tx: &mut impl TxQueues) {
-        let chunk = frames.chunk_size() as usize;
+    /// Queues `bytes` on `queue` as a chain of whole chunks (one chunk if it fits),
+    /// each after the room for transmit metadata if the frames have it; the first's
+    /// asks for `checksum` if given.
+    fn scatter(
+        &mut self,
+        in_vif: Vif,
+        queue: u16,
+        bytes: &[u8],
+        checksum: Option<ChecksumRequest>,
+        frames: &mut impl FrameStore,
+        tx: &mut impl TxQueues,
+    ) {
+        let room = if frames.tx_metadata() { TX_METADATA_LEN } else { 0 };
+        let chunk = frames.chunk_size() as usize - room;
         // Reused: no allocation per packet once the first chain has passed.
         let mut descs = std::mem::take(&mut self.scattered);
         descs.clear();
@@ -116,16 +136,22 @@ impl BatchProcessor {
                 self.scattered = descs;
                 return;
             };
-            frame[..piece.len()].copy_from_slice(piece);
+            frame[room..room + piece.len()].copy_from_slice(piece);
+            if let (Some(r), true) = (checksum, descs.is_empty()) {
+                if let Some(metadata) = frame.first_chunk_mut::<TX_METADATA_LEN>() {
+                    request_tx_checksum(metadata, r.start, r.offset);
+                }
+            }
             descs.push(Desc {
-                addr: base,
+                addr: base + room as u64,
                 len: piece.len() as u32,
             });
         }
         if descs.len() > 1 {
             self.stats.chains_sent.add(1);
         }
-        tx.push_chain(queue, &descs);
+        self.stats.count_checksum_offload(checksum.is_some());
+        tx.push_chain(queue, &descs, checksum.is_some());
         self.scattered = descs;
     }
 }

@@ -606,6 +606,12 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                             "", w.chains_received, w.chains_sent
                         );
                     }
+                    if w.tx_checksum_offload {
+                        println!(
+                            "{:>6} checksum offload: on, {} packets' checksums finished by the kernel",
+                            "", w.checksum_offloads
+                        );
+                    }
                 }
             })
         }

@@ -363,6 +363,8 @@ impl Views {
                         .collect(),
                     chains_received: w.chains_received.get(),
                     chains_sent: w.chains_sent.get(),
+                    tx_checksum_offload: w.tx_checksum_offload.load(std::sync::atomic::Ordering::Relaxed),
+                    checksum_offloads: w.checksum_offloads.get(),
                 })
                 .collect(),
         }

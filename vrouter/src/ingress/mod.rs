@@ -68,6 +68,8 @@ pub struct SupervisorSetup {
     pub state_dir: PathBuf,
     /// Forwarding workers (the veths' queue count).
     pub queues: usize,
+    /// The workers finish checksums: the instance may leave them to the kernel.
+    pub checksum_offload: bool,
     /// The ingresses, kept by the control side.
     pub targets: Targets,
     /// Where it reports its instances.
@@ -102,6 +104,7 @@ impl Supervisor {
                 gateway,
                 queues: setup.queues,
                 mtu: config.mtu,
+                checksum_offload: setup.checksum_offload,
             },
             base,
             policy: running::Policy {

@@ -222,6 +222,13 @@ fn workers(views: &Views, e: &mut DescriptorEncoder) -> fmt::Result {
     )?;
     counter(
         e,
+        "worker_checksum_offload_packets",
+        "TCP and UDP packets sent with their checksum left for the kernel or the device to finish (AF_XDP transmit metadata)",
+        None,
+        list.iter().map(|w| (labels(w), w.checksum_offloads)),
+    )?;
+    counter(
+        e,
         "worker_receive_packets",
         "Frames the worker received, all its interfaces",
         None,

@@ -28,6 +28,7 @@ mod service_flow;
 mod snat;
 mod subinterface;
 mod tunnel;
+pub mod tx_checksum;
 
 pub use crate::drops::DropReason;
 pub use flow::{classify, prefetch_entry as prefetch_flow_entry, Classified};

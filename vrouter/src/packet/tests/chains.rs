@@ -15,6 +15,8 @@ const CHUNK: usize = 4096;
 struct Chunks {
     mem: Vec<u8>,
     free: Vec<u64>,
+    /// Frames sent keep room for transmit metadata (a UMEM registered with it).
+    tx_metadata: bool,
 }
 
 impl Chunks {
@@ -22,6 +24,7 @@ impl Chunks {
         Self {
             mem: vec![0; count * CHUNK],
             free: (0..count as u64).rev().map(|i| i * CHUNK as u64).collect(),
+            tx_metadata: false,
         }
     }
 }
@@ -45,21 +48,27 @@ impl FrameStore for Chunks {
     fn take(&mut self) -> Option<u64> {
         self.free.pop()
     }
+    fn tx_metadata(&self) -> bool {
+        self.tx_metadata
+    }
 }
 
-/// Every queued packet: its queue and its chunks.
+/// Every queued packet: its queue and its chunks; and which asked for their checksum
+/// to be finished.
 #[derive(Default)]
-struct Queued(Vec<(u16, Vec<Desc>)>);
+struct Queued(Vec<(u16, Vec<Desc>)>, Vec<bool>);
 
 impl TxQueues for Queued {
     fn queue_of(&self, vif: Vif) -> Option<u16> {
         Some(vif.0 as u16)
     }
-    fn push(&mut self, queue: u16, desc: Desc) {
+    fn push(&mut self, queue: u16, desc: Desc, checksum: bool) {
         self.0.push((queue, vec![desc]));
+        self.1.push(checksum);
     }
-    fn push_chain(&mut self, queue: u16, descs: &[Desc]) {
+    fn push_chain(&mut self, queue: u16, descs: &[Desc], checksum: bool) {
         self.0.push((queue, descs.to_vec()));
+        self.1.push(checksum);
     }
 }
 
@@ -112,6 +121,24 @@ fn bytes_of(store: &mut Chunks, descs: &[Desc]) -> Vec<u8> {
     out
 }
 
+/// An 8000-byte UDP datagram from pod a to pod b.
+fn jumbo_udp() -> Vec<u8> {
+    let payload: Vec<u8> = (0..8000u32).map(|i| (i * 7) as u8).collect();
+    udp4(MAC_A, ROUTER, A4, B4, 64, &payload)
+}
+
+/// `frame` as the pipeline forwards it in one buffer (to `out`, asserted).
+fn through_the_pipeline(snap: &Snapshot, frame: &[u8], out: Vif) -> Vec<u8> {
+    let mut big = vec![0u8; frame.len() + 2 * HEADROOM];
+    big[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+    let mut pkt = PacketBuf::new(&mut big, HEADROOM, frame.len()).unwrap();
+    assert_eq!(
+        process(snap, Vif(1), &mut pkt, &mut PipelineContext::default()),
+        Verdict::Transmit(out)
+    );
+    pkt.data().to_vec()
+}
+
 fn engine() -> BatchProcessor {
     BatchProcessor::new(PipelineContext::default(), Arc::new(WorkerStats::new(16)))
 }
@@ -119,17 +146,9 @@ fn engine() -> BatchProcessor {
 #[test]
 fn a_chain_is_forwarded_as_the_one_buffer_pipeline_forwards_it() {
     let snap = jumbo_snapshot(9000);
-    let payload: Vec<u8> = (0..8000u32).map(|i| (i * 7) as u8).collect();
-    let frame = udp4(MAC_A, ROUTER, A4, B4, 64, &payload);
-    let mut big = vec![0u8; frame.len() + 2 * HEADROOM];
-    big[HEADROOM..HEADROOM + frame.len()].copy_from_slice(&frame);
-    let mut pkt = PacketBuf::new(&mut big, HEADROOM, frame.len()).unwrap();
+    let frame = jumbo_udp();
     let b = snap.interface_by_name("b").unwrap().vif;
-    assert_eq!(
-        process(&snap, Vif(1), &mut pkt, &mut PipelineContext::default()),
-        Verdict::Transmit(b)
-    );
-    let want = pkt.data().to_vec();
+    let want = through_the_pipeline(&snap, &frame, b);
 
     let mut store = Chunks::new(8);
     let chain = received(&mut store, &frame);
@@ -186,4 +205,40 @@ fn a_too_big_chain_gets_its_icmp_error_back_and_a_foreign_chunk_is_a_drop() {
     assert_eq!(engine.stats.drops[DropReason::Truncated.index()].get(), before + 1);
     assert!(queued.0.is_empty(), "nothing queued");
     assert_eq!(store.free.len(), 8);
+}
+
+#[test]
+fn with_transmit_metadata_a_chain_leaves_after_the_room_and_asks_for_its_checksum() {
+    use xsk::TX_METADATA_LEN;
+    let snap = jumbo_snapshot(9000);
+    let frame = jumbo_udp();
+    let want = through_the_pipeline(&snap, &frame, snap.interface_by_name("b").unwrap().vif);
+
+    let mut store = Chunks::new(8);
+    store.tx_metadata = true;
+    let chain = received(&mut store, &frame);
+    let mut engine = engine();
+    let mut queued = Queued::default();
+    engine.forward_chain(&snap, Vif(1), 1, &chain, &mut store, &mut queued);
+    let (_, out) = queued.0.pop().unwrap();
+    assert_eq!(queued.1, [true], "the packet asks for its checksum");
+    for d in &out {
+        assert_eq!(d.addr % CHUNK as u64, TX_METADATA_LEN as u64, "after the room");
+        assert!(d.len as usize <= CHUNK - TX_METADATA_LEN);
+    }
+    // The room of the first chunk: the checksum flag, the UDP header's offset in the
+    // frame (Ethernet + IPv4) and the field's in it.
+    let room = &store.chunk_mut(out[0].addr).unwrap()[..TX_METADATA_LEN];
+    assert_eq!(u64::from_ne_bytes(room[..8].try_into().unwrap()), 1 << 1);
+    let (start, offset) = (
+        u16::from_ne_bytes([room[8], room[9]]) as usize,
+        u16::from_ne_bytes([room[10], room[11]]) as usize,
+    );
+    assert_eq!((start, offset), (ETH_LEN + 20, 6));
+    // Finished as the kernel finishes it, the packet is what the pipeline gave.
+    let mut sent = bytes_of(&mut store, &out);
+    let sum = checksum::finish(checksum::sum(&sent[start..], 0));
+    sent[start + offset..start + offset + 2].copy_from_slice(&sum.to_be_bytes());
+    assert_eq!(sent, want);
+    assert_eq!(engine.stats.checksum_offloads.get(), 1);
 }
