@@ -171,6 +171,7 @@ impl BatchProcessor {
         let chunk = frames.chunk_size();
         let base = desc.addr & !(chunk - 1);
         let offset = (desc.addr - base) as usize;
+        let tx_metadata = frames.tx_metadata();
         let Some(frame) = frames.chunk_mut(desc.addr) else {
             return;
         };
@@ -178,7 +179,7 @@ impl BatchProcessor {
             Some(tap) => self.keep_received(tap, in_vif, frame, offset, desc.len),
             None => false,
         };
-        let (verdict, start, len, encapsulated) = match PacketBuf::new(frame, offset, desc.len as usize) {
+        let (verdict, start, len, encapsulated) = match PacketBuf::new(&mut *frame, offset, desc.len as usize) {
             Some(mut pkt) => {
                 let outcome = packet::process_classified(snap, in_vif, &mut pkt, &mut self.ctx, classified);
                 match outcome.tunnel {
@@ -197,10 +198,7 @@ impl BatchProcessor {
             None => (Verdict::Drop(DropReason::Truncated), 0, 0, false),
         };
         if let Some(tap) = tap {
-            let chunk = frames.chunk_size();
-            let sent = frames
-                .chunk_mut(start)
-                .and_then(|f| f.get(pkt_range(Desc { addr: start, len }, chunk)));
+            let sent = frame.get(pkt_range(Desc { addr: start, len }, chunk));
             self.capture(tap, in_vif, captured_in, verdict, sent, tx);
         }
         let (queue, finish) = match verdict {
@@ -229,13 +227,13 @@ impl BatchProcessor {
                 return;
             }
         };
-        if !frames.tx_metadata() {
+        if !tx_metadata {
             tx.push(queue, Desc { addr: start, len }, false);
             return;
         }
-        let Some((start, checksum)) = frames
-            .chunk_mut(start)
-            .and_then(|f| with_metadata_room(f, (start - base) as usize, len as usize, finish, encapsulated))
+        // The chunk the pipeline rewrote in (an answer or an encapsulation stays in it).
+        let Some((start, checksum)) =
+            with_metadata_room(frame, (start - base) as usize, len as usize, finish, encapsulated)
         else {
             self.stats.drop_packet(in_vif, DropReason::NoFrame);
             frames.release(desc.addr);
