@@ -6,12 +6,17 @@
 //! the sum in software there (as for a NIC without offload) and the pod's stack
 //! checks it, dropping what is wrong. TCP over IPv4 and IPv6 and UDP arrive intact on
 //! one node and across nodes over each encapsulation, and a datagram the vrouter
-//! must fragment for the fabric (its checksum finished in software first) too.
+//! must fragment for the fabric (its checksum finished in software first) too. So do
+//! connections to a service, whose translation leaves the transport checksum to the
+//! kernel.
 
+use control_client::{L4Protocol, ServicePort, ServiceSpec};
 use nexthop::encap::Encap;
+use std::net::IpAddr;
 use system_tests::{node, route_to_pod, serial, set_vrf_vni, two_nodes};
 use vrouter::api::{Request, StatusView};
 use vrouter::config::XdpMode;
+use vrouter_lab::backends::{ask_udp_sized, tcp_spread, udp_client, NamedServers};
 use vrouter_lab::node::{FabricLan, LabNode, Pod};
 use vrouter_lab::traffic::{tcp_transfer, udp_datagram};
 
@@ -108,9 +113,9 @@ fn tcp_and_udp_arrive(a: &Pod, b: &Pod, context: &str) {
     }
 }
 
-#[test]
-fn pods_keeping_checksum_offload_reach_pods_that_verify_every_checksum() {
-    let _machine = serial();
+/// A node with two pods in VRF red that keep checksum offload on and verify every
+/// checksum they receive.
+fn two_verifying_pods() -> LabNode {
     let mut n = node(BIN, XdpMode::Native);
     n.start_vrouter().unwrap();
     assert!(
@@ -119,10 +124,18 @@ fn pods_keeping_checksum_offload_reach_pods_that_verify_every_checksum() {
     );
     n.add_pod("red", 0, 1, true).unwrap();
     n.add_pod("red", 0, 2, true).unwrap();
+    for pod in &n.pods {
+        assert!(pod_offloads_checksums(pod), "{}", pod.name);
+        verify_checksums_in(&n, pod);
+    }
+    n
+}
+
+#[test]
+fn pods_keeping_checksum_offload_reach_pods_that_verify_every_checksum() {
+    let _machine = serial();
+    let n = two_verifying_pods();
     let (a, b) = (&n.pods[0], &n.pods[1]);
-    assert!(pod_offloads_checksums(a) && pod_offloads_checksums(b));
-    verify_checksums_in(&n, a);
-    verify_checksums_in(&n, b);
     let before = offloaded(&n);
     tcp_and_udp_arrive(a, b, "on one node");
     tcp_and_udp_arrive(b, a, "on one node, back");
@@ -156,5 +169,60 @@ fn across_nodes_each_encapsulation_and_a_fragmented_datagram_arrive_verified() {
         unfragmented_sender(&a.pods[0], &b.pods[0], 1500 - 28),
         "a datagram fragmented by the vrouter\n{}",
         a.log()
+    );
+}
+
+/// A connection to a service is translated (its destination to the backend, the
+/// replies' source back to the service), the transport checksum left to the kernel
+/// to finish: both pods verify every checksum, the data and the acknowledgements,
+/// with and without a port translation, TCP and UDP.
+#[test]
+fn translated_connections_to_a_service_arrive_verified_both_ways() {
+    let _machine = serial();
+    let n = two_verifying_pods();
+    let (a, b) = (&n.pods[0], &n.pods[1]);
+    let _servers = NamedServers::start(&b.ns, &b.name, &[9376], &[5301]).unwrap();
+    let port = |protocol, port, target_port| ServicePort {
+        protocol,
+        port,
+        target_port,
+        node_port: None,
+    };
+    let service: IpAddr = "198.18.100.10".parse().unwrap();
+    let spec = ServiceSpec {
+        name: "default/verified".into(),
+        vrf: "red".into(),
+        ip: service,
+        ports: vec![
+            port(L4Protocol::Tcp, 5201, 5201),
+            port(L4Protocol::Tcp, 80, 9376),
+            port(L4Protocol::Udp, 5300, 5301),
+        ],
+        backends: vec![b.ipv4.into()],
+        affinity_timeout_secs: None,
+        external_ips: Vec::new(),
+        health_check: None,
+        load_balancer: false,
+    };
+    n.api()
+        .call::<serde_json::Value>(&Request::AddService { spec })
+        .unwrap();
+    let before = offloaded(&n);
+    let t = tcp_transfer(a, b, service, 10_000_000).unwrap();
+    assert!(t.intact && t.bytes == 10_000_000, "{t:?}\n{}", n.log());
+    let spread = tcp_spread(&a.ns, service, 80, 50).unwrap();
+    assert_eq!((spread.failed, spread.by_backend.len()), (0, 1), "{spread:?}");
+    for src_port in 42_000..42_010 {
+        let socket = udp_client(&a.ns, src_port).unwrap();
+        let answer = ask_udp_sized(&socket, service, 5300, 1200);
+        assert!(
+            answer.as_ref().is_ok_and(|name| *name == b.name),
+            "UDP from port {src_port}: {answer:?}"
+        );
+    }
+    let after = offloaded(&n);
+    assert!(
+        after > before + 5_000,
+        "checksums left to the kernel: {before} -> {after}"
     );
 }

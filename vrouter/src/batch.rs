@@ -66,6 +66,14 @@ fn pkt_range(desc: Desc, chunk: u64) -> std::ops::Range<usize> {
     offset..offset + desc.len as usize
 }
 
+/// A packet as it leaves, for the capture: its bytes, and, if the kernel is to
+/// finish its transport checksum, whether the packet to finish is encapsulated.
+#[derive(Debug, Clone, Copy)]
+struct Sent<'a> {
+    bytes: Option<&'a [u8]>,
+    finished: Option<bool>,
+}
+
 /// Where fragments start in their chunks: room for the largest outer headers.
 const FRAGMENT_HEADROOM: usize = 256;
 
@@ -83,10 +91,12 @@ pub struct BatchProcessor {
     big: Vec<u8>,
     /// The chunks a packet is scattered into.
     scattered: Vec<Desc>,
-    /// Packet capture: the sessions, this worker's number, the received copy.
+    /// Packet capture: the sessions, this worker's number, the received copy, the
+    /// sent copy with its transport checksum finished as the kernel will.
     captures: Arc<Captures>,
     worker: usize,
     captured: Vec<u8>,
+    captured_sent: Vec<u8>,
 }
 
 impl BatchProcessor {
@@ -102,6 +112,7 @@ impl BatchProcessor {
             captures: Arc::new(Captures::default()),
             worker: 0,
             captured: Vec::new(),
+            captured_sent: Vec::new(),
         }
     }
 
@@ -127,6 +138,7 @@ impl BatchProcessor {
         // cache misses: hash every packet's flow key and prefetch its bucket; then,
         // buckets in cache, prefetch the entries. The last pass reuses the hashes.
         self.classified.clear();
+        self.ctx.transport_checksums_finished = frames.tx_metadata();
         let iface = snap.interface(in_vif);
         let chunk = frames.chunk_size();
         for desc in rx {
@@ -199,6 +211,10 @@ impl BatchProcessor {
         };
         if let Some(tap) = tap {
             let sent = frame.get(pkt_range(Desc { addr: start, len }, chunk));
+            let sent = Sent {
+                bytes: sent,
+                finished: tx_metadata.then_some(encapsulated),
+            };
             self.capture(tap, in_vif, captured_in, verdict, sent, tx);
         }
         let (queue, finish) = match verdict {
@@ -277,7 +293,7 @@ impl BatchProcessor {
         in_vif: Vif,
         captured_in: bool,
         verdict: Verdict,
-        sent: Option<&[u8]>,
+        sent: Sent<'_>,
         tx: &impl TxQueues,
     ) {
         // As it ends: a port without a socket here is a drop, not a send.
@@ -300,10 +316,22 @@ impl BatchProcessor {
             Verdict::DropWithError(_) => in_vif,
             _ => return,
         };
-        let Some(sent) = sent else { return };
+        let Some(mut bytes) = sent.bytes else { return };
+        if !tap.iter().any(|s| s.vif() == out) {
+            return;
+        }
+        // The kernel finishes the transport checksum as the frame leaves: the copy
+        // shows the sum the wire carries, not the pseudo-header's (or the sender's
+        // partial one, or one a translation left as it was).
+        if let (Some(encapsulated), Verdict::Transmit(_)) = (sent.finished, verdict) {
+            self.captured_sent.clear();
+            self.captured_sent.extend_from_slice(bytes);
+            packet::tx_checksum::complete(&mut self.captured_sent, encapsulated);
+            bytes = &self.captured_sent;
+        }
         tap.iter()
             .filter(|s| s.vif() == out)
-            .for_each(|s| s.record(self.worker, Stage::Sent, sent));
+            .for_each(|s| s.record(self.worker, Stage::Sent, bytes));
     }
 
     /// Builds the fragments of the frame at `addr` (left by a `Fragment` verdict),
@@ -342,7 +370,7 @@ impl BatchProcessor {
         // Fragments leave one by one: where pods may have left a checksum for the
         // kernel to finish, it is finished here, over the whole datagram.
         if frames.tx_metadata() {
-            packet::tx_checksum::complete(&mut self.scratch);
+            packet::tx_checksum::complete(&mut self.scratch, false);
         }
         // Each fragment is built in a chunk of its own, after the headroom.
         let max_frame = (chunk as usize).saturating_sub(FRAGMENT_HEADROOM);

@@ -4,7 +4,7 @@
 //! scattered into chunks again when they leave as a chain. The common case, a packet
 //! in one chunk, never comes here: it is forwarded in place.
 
-use super::{BatchProcessor, Desc, FrameStore, TxQueues, FRAGMENT_HEADROOM};
+use super::{BatchProcessor, Desc, FrameStore, Sent, TxQueues, FRAGMENT_HEADROOM};
 use crate::packet::tx_checksum::ChecksumRequest;
 use crate::packet::{self, DropReason, PacketBuf, TunnelUse, Verdict};
 use nexthop::{Snapshot, Vif};
@@ -40,6 +40,7 @@ impl BatchProcessor {
             self.stats.drop_packet(in_vif, DropReason::Truncated);
             return;
         }
+        self.ctx.transport_checksums_finished = frames.tx_metadata();
         let mut big = std::mem::take(&mut self.big);
         let tap = self.captures.tap();
         let tap = tap.as_deref().map(Vec::as_slice);
@@ -58,7 +59,11 @@ impl BatchProcessor {
             None => (Verdict::Drop(DropReason::Truncated), 0, 0, false),
         };
         if let Some(tap) = tap {
-            self.capture(tap, in_vif, captured_in, verdict, Some(&big[start..start + len]), tx);
+            let sent = Sent {
+                bytes: Some(&big[start..start + len]),
+                finished: frames.tx_metadata().then_some(encapsulated),
+            };
+            self.capture(tap, in_vif, captured_in, verdict, sent, tx);
         }
         let bytes = &mut big[start..start + len];
         match verdict {

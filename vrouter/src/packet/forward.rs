@@ -142,7 +142,7 @@ pub(super) fn route(
         let translated = match translation.v4_one_end() {
             Some(end) if p.family == Family::V4 && p.ttl > 1 => {
                 aged = true;
-                super::nat::v4_aged(ip, end)
+                super::nat::v4_aged(ip, end, ctx.transport_checksums_finished)
             }
             _ => super::nat::translate(snap, &ctx.flows.table, ip, p.family, translation),
         };

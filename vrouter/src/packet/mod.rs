@@ -174,6 +174,13 @@ pub struct PipelineContext {
     pub outer: OuterCache,
     /// Rate limit of this worker's policy deny log lines.
     pub deny_log: policy::DenyLog,
+    /// True while every TCP or UDP frame the pipeline forwards leaves with its
+    /// checksum set anew and finished by the kernel (the batch routine's, from a UMEM
+    /// with transmit metadata: [`tx_checksum::prepare`], or [`tx_checksum::complete`]
+    /// for a packet it fragments). An address or port translation then leaves the
+    /// transport checksum alone: an update would be overwritten. False by default:
+    /// every byte comes out of the pipeline as it will leave.
+    pub transport_checksums_finished: bool,
 }
 
 impl PipelineContext {
@@ -186,6 +193,7 @@ impl PipelineContext {
             routes: RouteCache::default(),
             outer: OuterCache::default(),
             deny_log: policy::DenyLog::default(),
+            transport_checksums_finished: false,
         }
     }
 }

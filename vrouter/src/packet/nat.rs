@@ -30,26 +30,30 @@ pub(super) fn translate(snap: &Snapshot, table: &FlowTable, ip: &mut [u8], famil
         _ => {}
     }
     match (family, t.v4_one_end()) {
-        (Family::V4, Some(end)) => v4(ip, end, false),
+        (Family::V4, Some(end)) => v4(ip, end, false, false),
         _ => v6(snap, ip, family, nat),
     }
 }
 
 /// The IPv4 rewrite of one end, with the TTL taken down by one in the same header
 /// checksum update (the forward stage's, done here: the caller checked the TTL is
-/// above 1). Inlined into the forward stage: every established translated IPv4
-/// packet takes it.
+/// above 1). `finished_on_send`: the packet, the frame's last bytes, leaves with its
+/// TCP or UDP checksum set anew and finished by the kernel
+/// ([`super::PipelineContext::transport_checksums_finished`]), so an unfragmented
+/// one's needs no update here. Inlined into the forward stage: every established
+/// translated IPv4 packet takes it.
 #[inline(always)]
-pub(super) fn v4_aged(ip: &mut [u8], end: V4OneEnd) -> bool {
-    v4(ip, end, true)
+pub(super) fn v4_aged(ip: &mut [u8], end: V4OneEnd, finished_on_send: bool) -> bool {
+    v4(ip, end, true, finished_on_send)
 }
 
-/// IPv4's translation of one end (`aged`: and its TTL less one). One's-complement
-/// sums do not depend on byte order (RFC 1071, section 2(B)): fields are read and
-/// summed as they lie in memory, with no byte swaps, and the headers are fixed-size
-/// arrays, so nothing is bounds-checked twice.
+/// IPv4's translation of one end (`aged`: and its TTL less one; `finished_on_send`:
+/// as [`v4_aged`] says). One's-complement sums do not depend on byte order (RFC
+/// 1071, section 2(B)): fields are read and summed as they lie in memory, with no
+/// byte swaps, and the headers are fixed-size arrays, so nothing is bounds-checked
+/// twice.
 #[inline(always)]
-fn v4(ip: &mut [u8], end: V4OneEnd, aged: bool) -> bool {
+fn v4(ip: &mut [u8], end: V4OneEnd, aged: bool, finished_on_send: bool) -> bool {
     let V4OneEnd {
         destination,
         address: new,
@@ -58,46 +62,60 @@ fn v4(ip: &mut [u8], end: V4OneEnd, aged: bool) -> bool {
     let Some((header, rest)) = ip.split_first_chunk_mut::<{ ipv4::HEADER_LEN }>() else {
         return false;
     };
+    let at = if destination { 16 } else { 12 };
     let h = &*header;
-    let (src, dst) = (
-        u32::from_ne_bytes([h[12], h[13], h[14], h[15]]),
-        u32::from_ne_bytes([h[16], h[17], h[18], h[19]]),
-    );
-    let delta = Delta::v4(if destination { dst } else { src }, u32::from_ne_bytes(new));
-    let (later_fragment, proto, options) = ((h[6] & 0x1f) | h[7] != 0, h[9], usize::from(h[0] & 0x0f) * 4);
-    let (ttl, old_check) = (h[8], u16::from_ne_bytes([h[10], h[11]]));
+    let old = u32::from_ne_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let delta = Delta::v4(old, u32::from_ne_bytes(new));
+    let (ihl, proto, ttl, old_check) = (h[0], h[9], h[8], u16::from_ne_bytes([h[10], h[11]]));
+    let (more_fragments, offset) = (h[6] & 0x20 != 0, (h[6] & 0x1f) | h[7] != 0);
     let check = if aged {
-        // TTL and protocol share a 16-bit word of the sum (RFC 1624, as the forward
-        // stage's own decrement): one update for both changes.
-        let less = ttl.wrapping_sub(1);
-        header[8] = less;
-        let word = |ttl: u8| u16::from_ne_bytes([ttl, proto]);
-        delta.and16(word(ttl), word(less)).apply(old_check)
+        header[8] = ttl.wrapping_sub(1);
+        delta.plus(TTL_LESS_ONE).apply(old_check)
     } else {
         delta.apply(old_check)
     };
-    if destination {
-        header[16..20].copy_from_slice(&new);
-    } else {
-        header[12..16].copy_from_slice(&new);
-    }
+    header[at..at + 4].copy_from_slice(&new);
     header[10..12].copy_from_slice(&check.to_ne_bytes());
-    if later_fragment {
+    if offset {
+        // A later fragment: its bytes are payload, not ports.
         return true;
     }
-    let Some(l4) = options.checked_sub(ipv4::HEADER_LEN).and_then(|o| rest.get_mut(o..)) else {
-        return true;
+    let port_at = if destination { 2 } else { 0 };
+    // The common case where the kernel finishes the transport checksum on send: a
+    // whole TCP or UDP header right after an IPv4 header without options, not a
+    // first fragment (whose sum spans the others). Only the port changes here.
+    let transport_len = match proto {
+        ip_proto::TCP => tcp::HEADER_LEN,
+        ip_proto::UDP => udp::HEADER_LEN,
+        _ => usize::MAX,
     };
+    if finished_on_send && !more_fragments && ihl == 0x45 && rest.len() >= transport_len {
+        if let Some(ports) = rest.first_chunk_mut::<4>() {
+            ports[port_at..port_at + 2].copy_from_slice(&port);
+        }
+        return true;
+    }
+    let options = usize::from(ihl & 0x0f) * 4;
+    if let Some(l4) = options.checked_sub(ipv4::HEADER_LEN).and_then(|o| rest.get_mut(o..)) {
+        v4_transport(l4, proto, port_at, port, delta);
+    }
+    true
+}
+
+/// The transport header's port (or ICMP echo identifier) at `port_at` and its
+/// checksum, after the address in its pseudo-header changed by `delta`: what
+/// [`v4`] leaves to no one else.
+#[inline(always)]
+fn v4_transport(l4: &mut [u8], proto: u8, port_at: usize, port: [u8; 2], delta: Delta) {
     // The port as it lies in memory (network order).
     let port_ne = u16::from_ne_bytes(port);
-    let port_at = if destination { 2 } else { 0 };
     match proto {
         ip_proto::TCP => {
             if let Some(t) = l4.first_chunk_mut::<{ tcp::HEADER_LEN }>() {
                 let old_port = u16::from_ne_bytes([t[port_at], t[port_at + 1]]);
                 let c = delta.and16(old_port, port_ne).apply(u16::from_ne_bytes([t[16], t[17]]));
                 t[16..18].copy_from_slice(&c.to_ne_bytes());
-                t[port_at..port_at + 2].copy_from_slice(&port_ne.to_ne_bytes());
+                t[port_at..port_at + 2].copy_from_slice(&port);
             }
         }
         ip_proto::UDP => {
@@ -110,13 +128,12 @@ fn v4(ip: &mut [u8], end: V4OneEnd, aged: bool) -> bool {
                     let c = delta.and16(old_port, port_ne).apply(old_check);
                     u[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_ne_bytes());
                 }
-                u[port_at..port_at + 2].copy_from_slice(&port_ne.to_ne_bytes());
+                u[port_at..port_at + 2].copy_from_slice(&port);
             }
         }
         // ICMPv4's checksum covers no pseudo-header: the address change is no part of it.
-        _ => transport(l4, proto, (destination, u16::from_be_bytes(port)), Delta(0), false),
+        _ => transport(l4, proto, (port_at == 2, u16::from_be_bytes(port)), Delta(0), false),
     }
-    true
 }
 
 /// IPv6's translation, and any translation naming the other family (false). Out of
@@ -295,35 +312,49 @@ fn both(table: &FlowTable, ip: &mut [u8], family: Family, pair: NatTarget) -> bo
 }
 
 /// How a checksum changes when a field changes (RFC 1624 eqn. 3, `~m + m'`, kept
-/// unfolded): computed once per packet for the address, applied to the IPv4 header's
-/// checksum and to the transport's (whose pseudo-header holds the address).
+/// unfolded as a one's-complement sum of 32-bit words: the carry out of the top is
+/// added back in, RFC 1071's end-around carry): computed once per packet for the
+/// address, applied to the IPv4 header's checksum and to the transport's (whose
+/// pseudo-header holds the address).
 #[derive(Clone, Copy)]
 struct Delta(u32);
+
+/// The change of the IPv4 header's TTL-and-protocol word (as it lies in memory)
+/// when the TTL, above 0, goes down by one: `~m + m'` with `m' = m - 1` in the TTL's
+/// byte is the same for every `m`.
+const TTL_LESS_ONE: u32 = 0xffff - u16::from_ne_bytes([1, 0]) as u32;
 
 impl Delta {
     /// A 32-bit field (an IPv4 address) from `old` to `new`.
     #[inline(always)]
     fn v4(old: u32, new: u32) -> Self {
-        let old = !old;
-        Delta((old >> 16) + (old & 0xffff) + (new >> 16) + (new & 0xffff))
+        Delta(!old).plus(new)
     }
 
     /// Any even-length field from `old` to `new` (an IPv6 address).
     #[inline(always)]
     fn of(old: &[u8], new: &[u8]) -> Self {
-        Delta(u32::from(checksum::finish(checksum::sum(old, 0))) + checksum::sum(new, 0))
+        Delta(u32::from(checksum::finish(checksum::sum(old, 0)))).plus(checksum::sum(new, 0))
+    }
+
+    /// And `word` added to the sum.
+    #[inline(always)]
+    fn plus(self, word: u32) -> Self {
+        let (sum, carry) = self.0.overflowing_add(word);
+        // With a carry the sum is at most 2^32 - 2: adding it back cannot overflow.
+        Delta(sum + u32::from(carry))
     }
 
     /// Also a 16-bit field (a port) from `old` to `new`.
     #[inline(always)]
     fn and16(self, old: u16, new: u16) -> Self {
-        Delta(self.0 + u32::from(!old) + u32::from(new))
+        self.plus(u32::from(!old) + u32::from(new))
     }
 
     /// The checksum `check` after the change.
     #[inline(always)]
     fn apply(self, check: u16) -> u16 {
-        checksum::finish(u32::from(!check) + self.0)
+        checksum::finish(self.plus(u32::from(!check)).0)
     }
 }
 

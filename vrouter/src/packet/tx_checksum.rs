@@ -14,7 +14,8 @@
 //! to be right on the wire.
 //!
 //! Frames the kernel cannot finish are finished here ([`complete`]): an IPv4 packet
-//! the vrouter cuts into fragments (each fragment's bytes leave separately).
+//! the vrouter cuts into fragments (each fragment's bytes leave separately). So is
+//! a capture's copy of a sent frame, to show the bytes the wire carries.
 
 use super::{ETHERTYPE_VLAN, ETH_LEN};
 use nexthop::encap::{MPLS_UDP_LEGACY_PORT, MPLS_UDP_PORT, VXLAN_PORT};
@@ -67,10 +68,12 @@ pub fn prepare(frame: &mut [u8], encapsulated: bool) -> Option<ChecksumRequest> 
     })
 }
 
-/// Finishes the TCP or UDP checksum of `frame` (Ethernet first, not encapsulated)
-/// in software, from its bytes; false (untouched) where [`prepare`] would not ask.
-pub fn complete(frame: &mut [u8]) -> bool {
-    let Some(t) = plain_l3(frame).and_then(|l3| transport(frame, l3)) else {
+/// Finishes the TCP or UDP checksum of `frame` (as [`prepare`] takes it) in
+/// software, from its bytes, as the kernel would; false (untouched) where
+/// [`prepare`] would not ask.
+pub fn complete(frame: &mut [u8], encapsulated: bool) -> bool {
+    let l3 = if encapsulated { inner_l3(frame) } else { plain_l3(frame) };
+    let Some(t) = l3.and_then(|l3| transport(frame, l3)) else {
         return false;
     };
     let at = t.start + t.field;

@@ -4,73 +4,9 @@
 //! received chunk given back; an ICMP error for a too-big chain goes back where it
 //! came from; a chain naming a chunk the worker does not hold is a counted drop.
 
+use super::frames::{bytes_of, engine, received, Chunks, Queued, CHUNK};
 use super::*;
-use crate::batch::{BatchProcessor, Desc, FrameStore, TxQueues};
-use crate::stats::WorkerStats;
-use std::sync::Arc;
-
-const CHUNK: usize = 4096;
-
-/// Chunks of memory with a free list that refuses a double release.
-struct Chunks {
-    mem: Vec<u8>,
-    free: Vec<u64>,
-    /// Frames sent keep room for transmit metadata (a UMEM registered with it).
-    tx_metadata: bool,
-}
-
-impl Chunks {
-    fn new(count: usize) -> Self {
-        Self {
-            mem: vec![0; count * CHUNK],
-            free: (0..count as u64).rev().map(|i| i * CHUNK as u64).collect(),
-            tx_metadata: false,
-        }
-    }
-}
-
-impl FrameStore for Chunks {
-    fn chunk_size(&self) -> u64 {
-        CHUNK as u64
-    }
-    fn chunk_mut(&mut self, addr: u64) -> Option<&mut [u8]> {
-        let start = (addr as usize / CHUNK) * CHUNK;
-        self.mem.get_mut(start..start + CHUNK)
-    }
-    fn release(&mut self, addr: u64) {
-        let base = addr - addr % CHUNK as u64;
-        if base as usize >= self.mem.len() {
-            return; // not one of ours: ignored, as the UMEM's pool ignores it
-        }
-        assert!(!self.free.contains(&base), "chunk {base} released twice");
-        self.free.push(base);
-    }
-    fn take(&mut self) -> Option<u64> {
-        self.free.pop()
-    }
-    fn tx_metadata(&self) -> bool {
-        self.tx_metadata
-    }
-}
-
-/// Every queued packet: its queue and its chunks; and which asked for their checksum
-/// to be finished.
-#[derive(Default)]
-struct Queued(Vec<(u16, Vec<Desc>)>, Vec<bool>);
-
-impl TxQueues for Queued {
-    fn queue_of(&self, vif: Vif) -> Option<u16> {
-        Some(vif.0 as u16)
-    }
-    fn push(&mut self, queue: u16, desc: Desc, checksum: bool) {
-        self.0.push((queue, vec![desc]));
-        self.1.push(checksum);
-    }
-    fn push_chain(&mut self, queue: u16, descs: &[Desc], checksum: bool) {
-        self.0.push((queue, descs.to_vec()));
-        self.1.push(checksum);
-    }
-}
+use crate::batch::{Desc, FrameStore};
 
 /// Pods a and b in VRF red, b with MTU `b_mtu`, a with 9000.
 fn jumbo_snapshot(b_mtu: u16) -> Snapshot {
@@ -96,31 +32,6 @@ fn jumbo_snapshot(b_mtu: u16) -> Snapshot {
     s.build(1, MacAddr(ROUTER))
 }
 
-/// `frame` as the kernel delivers it in chunks: 3840 bytes a chunk, after 256 of
-/// headroom.
-fn received(store: &mut Chunks, frame: &[u8]) -> Vec<Desc> {
-    frame
-        .chunks(CHUNK - HEADROOM)
-        .map(|piece| {
-            let base = store.take().unwrap();
-            store.chunk_mut(base).unwrap()[HEADROOM..HEADROOM + piece.len()].copy_from_slice(piece);
-            Desc {
-                addr: base + HEADROOM as u64,
-                len: piece.len() as u32,
-            }
-        })
-        .collect()
-}
-
-fn bytes_of(store: &mut Chunks, descs: &[Desc]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for d in descs {
-        let offset = (d.addr % CHUNK as u64) as usize;
-        out.extend_from_slice(&store.chunk_mut(d.addr).unwrap()[offset..offset + d.len as usize]);
-    }
-    out
-}
-
 /// An 8000-byte UDP datagram from pod a to pod b.
 fn jumbo_udp() -> Vec<u8> {
     let payload: Vec<u8> = (0..8000u32).map(|i| (i * 7) as u8).collect();
@@ -137,10 +48,6 @@ fn through_the_pipeline(snap: &Snapshot, frame: &[u8], out: Vif) -> Vec<u8> {
         Verdict::Transmit(out)
     );
     pkt.data().to_vec()
-}
-
-fn engine() -> BatchProcessor {
-    BatchProcessor::new(PipelineContext::default(), Arc::new(WorkerStats::new(16)))
 }
 
 #[test]

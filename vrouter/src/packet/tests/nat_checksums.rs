@@ -2,10 +2,13 @@
 //! on the side the translation names, nothing else moves, and both checksums verify
 //! afterwards (the rewrite sums fields as they lie in memory, which only holds if
 //! one's-complement arithmetic is as byte-order independent as RFC 1071 says), the
-//! TTL too when the forward stage's decrement is done in the same update.
+//! TTL too when the forward stage's decrement is done in the same update. Where the
+//! kernel finishes transport checksums on send, the forward stage's rewrite leaves
+//! them to it, and the frame leaves the same.
 
 use super::super::forward::Family;
 use super::super::nat::{translate, v4_aged};
+use super::super::tx_checksum::prepare;
 use nexthop::{Nat, NatSide, NatTarget, NatWord, Snapshot};
 use proptest::prelude::*;
 use std::net::Ipv4Addr;
@@ -67,7 +70,7 @@ fn l4_checksum(src: Ipv4Addr, dst: Ipv4Addr, tcp: bool, l4: &[u8]) -> u16 {
 fn rewrite(packet: &mut [u8], nat: Nat, aged: bool) -> bool {
     let word = NatWord::of(nat);
     match word.v4_one_end() {
-        Some(end) if aged => v4_aged(packet, end),
+        Some(end) if aged => v4_aged(packet, end, false),
         None if aged => false,
         _ => translate(
             &Snapshot::default(),
@@ -143,5 +146,51 @@ proptest! {
         prop_assert_eq!(checksum::checksum(&after[..20]), 0);
         prop_assert_eq!(after[8], if aged { before[8] - 1 } else { before[8] }, "TTL");
         prop_assert_eq!(&after[20..], &before[20..], "a later fragment's bytes are payload, not ports");
+    }
+}
+
+/// `packet` behind an Ethernet header, as it leaves: where [`prepare`] asks, its
+/// transport checksum finished as the kernel does (summed from the transport header
+/// to the end, the field holding the pseudo-header's sum).
+fn as_sent(packet: &[u8]) -> Vec<u8> {
+    let mut frame = [&[0u8; 12][..], &[0x08, 0x00], packet].concat();
+    if let Some(r) = prepare(&mut frame, false) {
+        let (start, at) = (usize::from(r.start), usize::from(r.start + r.offset));
+        let sum = checksum::finish(checksum::sum(&frame[start..], 0));
+        frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+    }
+    frame
+}
+
+proptest! {
+    #[test]
+    fn a_rewrite_that_leaves_the_transport_checksum_to_the_kernel_sends_the_same_bytes(
+        src in any::<[u8; 4]>(), dst in any::<[u8; 4]>(), to in any::<[u8; 4]>(),
+        ports in any::<(u16, u16)>(), port in any::<u16>(), side in 0usize..SIDES.len(),
+        options in 0usize..=10, tcp in any::<bool>(), udp_zero in any::<bool>(),
+        payload in proptest::collection::vec(any::<u8>(), 0..64), first_fragment in any::<bool>(),
+    ) {
+        let mut before = packet(src, dst, options, tcp, ports, &payload, udp_zero);
+        if first_fragment {
+            // More fragments: the checksum spans them all, the kernel cannot finish it.
+            before[6] |= 0x20;
+            before[10..12].fill(0);
+            let check = checksum::checksum(&before[..20 + options * 4]);
+            before[10..12].copy_from_slice(&check.to_be_bytes());
+        }
+        let end = NatWord::of(Nat { side: SIDES[side], target: NatTarget::V4(to.into()), port })
+            .v4_one_end()
+            .expect("one end");
+        let (mut updated, mut left) = (before.clone(), before.clone());
+        prop_assert!(v4_aged(&mut updated, end, false));
+        prop_assert!(v4_aged(&mut left, end, true));
+        prop_assert_eq!(as_sent(&left), as_sent(&updated));
+        if first_fragment || (udp_zero && !tcp) {
+            prop_assert_eq!(&left, &updated, "no request: the update is done here");
+        } else if options == 0 {
+            // The common case (IP options take the general path, which updates it).
+            let at = 20 + if tcp { 16 } else { 6 };
+            prop_assert_eq!(&left[at..at + 2], &before[at..at + 2], "left to the kernel");
+        }
     }
 }

@@ -168,11 +168,25 @@ fn frames_the_kernel_cannot_finish_are_left_alone() {
 
 #[test]
 fn complete_computes_the_full_checksum_from_a_partial_one() {
-    for (frame, start, field) in [(tcp4(), 34, 16), (udp4(), 34, 6), (tcp6(), 54, 16), (udp6(), 54, 6)] {
+    let plain = [tcp4(), udp4(), tcp6(), udp6()].map(|frame| (frame, false));
+    let inner = ["mplsoudp", "vxlan", "mplsogre"].map(|encap| (encapsulated(&tcp4(), encap), true));
+    for (frame, encapsulated) in plain.into_iter().chain(inner) {
         let mut partial = frame.clone();
-        prepare(&mut partial, false).unwrap();
+        prepare(&mut partial, encapsulated).unwrap();
         assert_ne!(partial, frame);
-        assert!(complete(&mut partial));
-        assert_eq!(partial, frame, "start {start}, field {field}");
+        assert!(complete(&mut partial, encapsulated));
+        assert_eq!(partial, frame, "{frame:02x?}");
+        // A stale checksum (a translation that left it) comes out right too.
+        let mut stale = frame.clone();
+        let at = usize::from(
+            prepare(&mut stale.clone(), encapsulated)
+                .map(|r| r.start + r.offset)
+                .unwrap(),
+        );
+        stale[at] ^= 0x5a;
+        assert!(complete(&mut stale, encapsulated));
+        assert_eq!(stale, frame);
     }
+    let mut icmp = vec![0; 42];
+    assert!(!complete(&mut icmp, false), "nothing to finish");
 }
