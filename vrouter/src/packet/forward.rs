@@ -109,7 +109,7 @@ pub(super) fn route(
                         ..p
                     },
                     nh,
-                    false,
+                    Rewritten::No,
                 ),
                 _ => Verdict::Drop(DropReason::NoRoute).into(),
             };
@@ -136,15 +136,18 @@ pub(super) fn route(
     };
     // The rewrite stage: a flow to a service, or its reply, translated (IPv4, one
     // end, TTL to spare: inline, with the TTL's decrement in the same checksum update).
-    let mut aged = false;
+    let mut rewritten = Rewritten::No;
     if let Some(translation) = translation {
         let ip = &mut pkt.data_mut()[ETH_LEN..ETH_LEN + p.ip_len];
         let translated = match translation.v4_one_end() {
             Some(end) if p.family == Family::V4 && p.ttl > 1 => {
-                aged = true;
+                rewritten = Rewritten::TranslatedAndAged;
                 super::nat::v4_aged(ip, end, ctx.transport_checksums_finished)
             }
-            _ => super::nat::translate(snap, &ctx.flows.table, ip, p.family, translation),
+            _ => {
+                rewritten = Rewritten::Translated;
+                super::nat::translate(snap, &ctx.flows.table, ip, p.family, translation)
+            }
         };
         if !translated {
             return Verdict::Drop(DropReason::NoRoute).into();
@@ -153,7 +156,18 @@ pub(super) fn route(
         let ip = &mut pkt.data_mut()[ETH_LEN..ETH_LEN + p.ip_len];
         super::icmp_nat::translate_error(snap, &ctx.flows.table, p.key.vrf(), ip, p.family);
     }
-    forward(snap, iface, pkt, ctx, &p, nh, aged)
+    forward(snap, iface, pkt, ctx, &p, nh, rewritten)
+}
+
+/// What the rewrite stage did to a packet before [`forward`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rewritten {
+    /// Nothing.
+    No,
+    /// Translated (addresses, ports).
+    Translated,
+    /// Translated, and its TTL taken down in the same checksum update.
+    TranslatedAndAged,
 }
 
 /// True for an ICMP message that is not an echo (its key has no ports) while some
@@ -169,8 +183,8 @@ pub(super) fn translates(snap: &Snapshot) -> bool {
     !snap.services.by_key.is_empty() || !snap.floating.is_empty()
 }
 
-/// TTL, rewrite and egress of a packet the flow stage forwards through `nh` (`aged`:
-/// its TTL already taken down, by the translation's checksum update).
+/// TTL, rewrite and egress of a packet the flow stage forwards through `nh`, after
+/// what the rewrite stage did to it (`rewritten`).
 #[inline(always)]
 fn forward(
     snap: &Snapshot,
@@ -179,18 +193,20 @@ fn forward(
     ctx: &mut PipelineContext,
     p: &Parsed,
     nh: nexthop::NextHopId,
-    aged: bool,
+    rewritten: Rewritten,
 ) -> Outcome {
     let Some(out) = tunnel::Egress::of(snap, nh) else {
         return Verdict::Drop(DropReason::NoRoute).into();
     };
+    // An ICMP error about the packet quotes it as it arrived (see `nat::restore`).
+    let about = (p, rewritten != Rewritten::No);
     if p.ttl <= 1 {
-        return error(
+        return error_about(
             snap,
             iface,
             pkt,
             ctx,
-            p.family,
+            about,
             Error::TimeExceeded,
             DropReason::TtlExceeded,
         )
@@ -198,14 +214,14 @@ fn forward(
     }
     let ip = &mut pkt.data_mut()[ETH_LEN..];
     match p.family {
-        _ if aged => {}
+        _ if rewritten == Rewritten::TranslatedAndAged => {}
         Family::V4 => wire::ipv4::Packet::new_unchecked(ip).decrement_ttl(),
         Family::V6 => wire::ipv6::Packet::new_unchecked(ip).set_hop_limit(p.ttl - 1),
     }
     match out {
         tunnel::Egress::Local { vif, dst_mac } => {
             if let Some(mtu) = too_big_for(snap, vif, p.ip_len) {
-                return error(snap, iface, pkt, ctx, p.family, Error::TooBig(mtu), DropReason::Mtu).into();
+                return error_about(snap, iface, pkt, ctx, about, Error::TooBig(mtu), DropReason::Mtu).into();
             }
             write_eth(pkt.data_mut(), dst_mac, snap.router_mac.0, p.family.ethertype());
             Verdict::Transmit(vif).into()
@@ -218,7 +234,7 @@ fn forward(
                 }
                 // RFC 1191 / RFC 8201: tell the sender the largest inner packet that fits.
                 Err(tunnel::TooBig(fits)) => {
-                    error(snap, iface, pkt, ctx, p.family, Error::TooBig(fits), DropReason::Mtu).into()
+                    error_about(snap, iface, pkt, ctx, about, Error::TooBig(fits), DropReason::Mtu).into()
                 }
             }
         }
@@ -265,6 +281,26 @@ pub(super) fn originate(
         }
         None => Verdict::Drop(DropReason::NoRoute),
     }
+}
+
+/// Answers the packet `p` with an ICMP error of its family where the RFCs allow
+/// one, quoting it as it arrived if the rewrite stage translated it (`translated`).
+#[cold]
+fn error_about(
+    snap: &Snapshot,
+    iface: &Interface,
+    pkt: &mut PacketBuf<'_>,
+    ctx: &mut PipelineContext,
+    (p, translated): (&Parsed, bool),
+    kind: Error,
+    reason: DropReason,
+) -> Verdict {
+    if translated {
+        if let Some(ip) = pkt.data_mut().get_mut(ETH_LEN..) {
+            super::nat::restore(ip, p.family, &p.key);
+        }
+    }
+    error(snap, iface, pkt, ctx, p.family, kind, reason)
 }
 
 /// Answers the packet with an ICMP error of its family where the RFCs allow one.

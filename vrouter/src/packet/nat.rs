@@ -9,9 +9,9 @@ use super::flow::{self, Decision};
 use super::forward::Family;
 use super::DropReason;
 use crate::flows::FlowAction;
-use flow_table::{FlowRef, FlowTable};
+use flow_table::{FlowKey, FlowRef, FlowTable};
 use nexthop::{Nat, NatSide, NatTarget, NatWord, Snapshot, V4OneEnd};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use wire::{checksum, icmp, ip_proto, ipv4, ipv6, tcp, udp};
 
 /// Rewrites one end of the IP packet `ip` (of `family`, checked by its parse stage and
@@ -140,29 +140,64 @@ fn v4_transport(l4: &mut [u8], proto: u8, port_at: usize, port: [u8; 2], delta: 
 /// line: IPv4's stays small.
 #[inline(never)]
 fn v6(snap: &Snapshot, ip: &mut [u8], family: Family, nat: Nat) -> bool {
-    let destination = nat.side.rewrites_destination();
     match (family, nat.target) {
         (Family::V6, NatTarget::V6(index)) => {
             let Some(IpAddr::V6(to)) = snap.nat_address(index) else {
                 return false;
             };
-            let mut p = ipv6::Packet::new_unchecked(&mut *ip);
-            let old = if destination { p.dst_addr() } else { p.src_addr() };
-            if destination {
-                p.set_dst_addr(to);
-            } else {
-                p.set_src_addr(to);
-            }
-            let end = p.total_len().min(ip.len());
-            let delta = Delta::of(&old.octets(), &to.octets());
-            if let Some((proto, at)) = v6_upper(ip) {
-                if let Some(l4) = ip.get_mut(at..end) {
-                    transport(l4, proto, (destination, nat.port), delta, true);
-                }
-            }
+            v6_end(ip, nat.side.rewrites_destination(), to, nat.port);
             true
         }
         _ => false,
+    }
+}
+
+/// IPv6's translation of one end (`destination`, else the source) to `to` and
+/// `port`, the transport checksum kept right.
+fn v6_end(ip: &mut [u8], destination: bool, to: Ipv6Addr, port: u16) {
+    let mut p = ipv6::Packet::new_unchecked(&mut *ip);
+    let old = if destination { p.dst_addr() } else { p.src_addr() };
+    if destination {
+        p.set_dst_addr(to);
+    } else {
+        p.set_src_addr(to);
+    }
+    let end = p.total_len().min(ip.len());
+    let delta = Delta::of(&old.octets(), &to.octets());
+    if let Some((proto, at)) = v6_upper(ip) {
+        if let Some(l4) = ip.get_mut(at..end) {
+            transport(l4, proto, (destination, port), delta, true);
+        }
+    }
+}
+
+/// Puts the addresses and ports the packet `ip` (of `family`, checked by its parse
+/// stage) arrived with, its flow key's, back in place of a translation's, every
+/// checksum kept right: an ICMP error the vrouter answers a translated packet with
+/// (its TTL out, too big for the way on) then quotes what the sender sent, and goes
+/// to the sender, whose stack finds the connection it is about.
+#[cold]
+#[inline(never)]
+pub(super) fn restore(ip: &mut [u8], family: Family, key: &FlowKey) {
+    let ends = [
+        (false, key.src_addr(), key.src_port()),
+        (true, key.dst_addr(), key.dst_port()),
+    ];
+    for (destination, address, port) in ends {
+        match (family, address) {
+            (Family::V4, IpAddr::V4(address)) => {
+                let end = V4OneEnd {
+                    destination,
+                    address: address.octets(),
+                    port: port.to_be_bytes(),
+                };
+                v4(ip, end, false, false);
+            }
+            (Family::V6, IpAddr::V6(address)) if ip.len() >= ipv6::HEADER_LEN => {
+                v6_end(ip, destination, address, port);
+            }
+            _ => {}
+        }
     }
 }
 

@@ -11,24 +11,7 @@ use crate::batch::{Desc, FrameStore};
 /// Pods a and b in VRF red, b with MTU `b_mtu`, a with 9000.
 fn jumbo_snapshot(b_mtu: u16) -> Snapshot {
     let mut s = state();
-    for (name, mac, ip, v6, mtu) in [
-        ("a", MAC_A, A4, "2001:2:0:1::2", 9000),
-        ("b", MAC_B, B4, "2001:2:0:1::3", b_mtu),
-    ] {
-        s.remove_interface(name).unwrap();
-        s.add_interface(InterfaceSpec {
-            name: name.into(),
-            vrf: "red".into(),
-            mac: MacAddr(mac),
-            ipv4: Some(ip.into()),
-            ipv6: Some(v6.parse().unwrap()),
-            gateway4: Some(GW4.into()),
-            gateway6: Some("2001:2:0:1::1".parse().unwrap()),
-            mtu: Some(mtu),
-            ..InterfaceSpec::default()
-        })
-        .unwrap();
-    }
+    set_mtus(&mut s, &[("a", 9000), ("b", b_mtu)]);
     s.build(1, MacAddr(ROUTER))
 }
 

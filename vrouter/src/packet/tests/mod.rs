@@ -62,6 +62,30 @@ fn state() -> DesiredState {
 }
 
 /// A TCP SYN with a small payload, as the NAT tests send it.
+/// Pods `a` and `b` of [`state`] in `s` given MTUs, by name.
+fn set_mtus(s: &mut DesiredState, mtus: &[(&str, u16)]) {
+    for &(name, mtu) in mtus {
+        let (mac, ip, v6) = match name {
+            "a" => (MAC_A, A4, "2001:2:0:1::2"),
+            "b" => (MAC_B, B4, "2001:2:0:1::3"),
+            _ => panic!("no pod {name} in the test state"),
+        };
+        s.remove_interface(name).unwrap();
+        s.add_interface(InterfaceSpec {
+            name: name.into(),
+            vrf: "red".into(),
+            mac: MacAddr(mac),
+            ipv4: Some(ip.into()),
+            ipv6: Some(v6.parse().unwrap()),
+            gateway4: Some(GW4.into()),
+            gateway6: Some("2001:2:0:1::1".parse().unwrap()),
+            mtu: Some(mtu),
+            ..InterfaceSpec::default()
+        })
+        .unwrap();
+    }
+}
+
 fn tcp4(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ports: (u16, u16), ttl: u8) -> Vec<u8> {
     tcp4_flagged(src_mac, dst_mac, (src, dst), ports, ttl, "S", b"hello")
 }

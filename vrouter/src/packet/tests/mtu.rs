@@ -5,23 +5,12 @@
 
 use super::tunnel::{from_node_2, tunnel_snapshot_with};
 use super::*;
+use std::net::IpAddr;
 
 /// Pods a and b in VRF red, b with MTU 1400.
 fn small_mtu_snapshot() -> Snapshot {
     let mut s = state();
-    s.remove_interface("b").unwrap();
-    s.add_interface(InterfaceSpec {
-        name: "b".into(),
-        vrf: "red".into(),
-        mac: MacAddr(MAC_B),
-        ipv4: Some(B4.into()),
-        ipv6: Some("2001:2:0:1::3".parse().unwrap()),
-        gateway4: Some(GW4.into()),
-        gateway6: Some("2001:2:0:1::1".parse().unwrap()),
-        mtu: Some(1400),
-        ..InterfaceSpec::default()
-    })
-    .unwrap();
+    set_mtus(&mut s, &[("b", 1400)]);
     s.build(1, MacAddr(ROUTER))
 }
 
@@ -124,4 +113,79 @@ fn too_big_from_the_fabric_for_the_pod_is_answered_through_the_tunnel() {
         (error[40], u32::from_be_bytes(error[44..48].try_into().unwrap())),
         (2, 1400)
     );
+}
+
+/// A UDP datagram with `len` bytes of payload (DF set, as the builder writes it).
+fn datagram(src_mac: [u8; 6], src: IpAddr, dst: IpAddr, ports: (u16, u16), len: usize) -> Vec<u8> {
+    let builder = PacketBuilder::ethernet2(src_mac, ROUTER);
+    let builder = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => builder.ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => builder.ipv6(s.octets(), d.octets(), 64),
+        _ => unreachable!("one family"),
+    };
+    let mut out = Vec::new();
+    builder.udp(ports.0, ports.1).write(&mut out, &vec![7; len]).unwrap();
+    out
+}
+
+/// The quoted packet's addresses and ports in an ICMP error of `family`'s frame.
+fn quoted(error: &[u8], v4: bool) -> (IpAddr, IpAddr, u16, u16) {
+    let at = ETH_LEN + if v4 { 20 } else { 40 } + 8;
+    let q = &error[at..];
+    let (src, dst, l4): (IpAddr, IpAddr, usize) = if v4 {
+        assert_eq!(checksum::checksum(&q[..20]), 0, "the quoted header's checksum");
+        let a = |i: usize| IpAddr::from(<[u8; 4]>::try_from(&q[i..i + 4]).unwrap());
+        (a(12), a(16), 20)
+    } else {
+        let a = |i: usize| IpAddr::from(<[u8; 16]>::try_from(&q[i..i + 16]).unwrap());
+        (a(8), a(24), 40)
+    };
+    let port = |i: usize| u16::from_be_bytes([q[l4 + i], q[l4 + i + 1]]);
+    (src, dst, port(0), port(2))
+}
+
+#[test]
+fn an_error_about_a_translated_packet_quotes_it_as_sent_and_goes_to_its_sender() {
+    // Pods a and b with MTU 1400, b the backend of the services on port 53 (5353).
+    let (mut s, _) = super::services::with_services(&[B4], false);
+    set_mtus(&mut s, &[("a", 1400), ("b", 1400)]);
+    let snap = s.build(2, MacAddr(ROUTER));
+    let vif = |name: &str| snap.interface_by_name(name).unwrap().vif;
+    let (a, b) = (vif("a"), vif("b"));
+    let mut ctx = PipelineContext::default();
+    let cases: [(IpAddr, IpAddr, IpAddr, usize); 2] = [
+        (A4.into(), B4.into(), super::services::SVC4.into(), 28),
+        (
+            "2001:2:0:1::2".parse().unwrap(),
+            "2001:2:0:1::3".parse().unwrap(),
+            super::services::SVC6.parse().unwrap(),
+            48,
+        ),
+    ];
+    for (client, backend, service, headers) in cases {
+        let v4 = client.is_ipv4();
+        // The flow to the service, set up by a datagram that fits.
+        let fits = datagram(MAC_A, client, service, (40_000, 53), 100);
+        assert_eq!(run_in(&snap, a, &fits, &mut ctx).0, Verdict::Transmit(b));
+        // Too big for the backend: the error goes back to the client about the
+        // service's address and port, not the backend's.
+        let big = datagram(MAC_A, client, service, (40_000, 53), 1401 - headers);
+        let (verdict, error) = run_in(&snap, a, &big, &mut ctx);
+        assert_eq!(verdict, Verdict::DropWithError(DropReason::Mtu), "{service}");
+        assert_eq!(&error[..6], &MAC_A);
+        assert_eq!(quoted(&error, v4), (client, service, 40_000, 53), "{service}");
+        // The backend's reply too big for the client (its source becomes the
+        // service's): the error goes to the backend, about what it sent.
+        let reply = datagram(MAC_B, backend, client, (5353, 40_000), 1401 - headers);
+        let (verdict, error) = run_in(&snap, b, &reply, &mut ctx);
+        assert_eq!(verdict, Verdict::DropWithError(DropReason::Mtu), "{service}");
+        assert_eq!(&error[..6], &MAC_B);
+        let to = if v4 {
+            IpAddr::from(<[u8; 4]>::try_from(&error[ETH_LEN + 16..ETH_LEN + 20]).unwrap())
+        } else {
+            IpAddr::from(<[u8; 16]>::try_from(&error[ETH_LEN + 24..ETH_LEN + 40]).unwrap())
+        };
+        assert_eq!(to, backend, "the error is addressed to the backend");
+        assert_eq!(quoted(&error, v4), (backend, client, 5353, 40_000), "{service}");
+    }
 }
