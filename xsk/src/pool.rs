@@ -30,8 +30,10 @@ pub fn request_tx_checksum(room: &mut [u8; TX_METADATA_LEN], start: u16, offset:
     room[10..12].copy_from_slice(&offset.to_ne_bytes());
 }
 
-/// Owner value of a frame held by the worker (free list, or being processed).
+/// Owner value of a frame the worker holds (being processed, or being built).
 const OWNER_NONE: u16 = u16::MAX;
+/// Owner value of a frame in the free list. Socket slots are below both.
+pub(super) const OWNER_FREE: u16 = u16::MAX - 1;
 
 /// Anonymous memory mapped for a UMEM; unmapped on drop.
 #[derive(Debug)]
@@ -81,6 +83,9 @@ pub struct FramePool {
     area: Area,
     free: Vec<u64>,
     owner: Vec<u16>,
+    /// Releases of a frame already free, ignored (each would have put it in the free
+    /// list twice, to be handed out to two users at once).
+    double_releases: u64,
 }
 
 impl std::fmt::Debug for FramePool {
@@ -89,6 +94,7 @@ impl std::fmt::Debug for FramePool {
             .field("frames", &self.owner.len())
             .field("free", &self.free.len())
             .field("tx_metadata", &self.tx_metadata)
+            .field("double_releases", &self.double_releases)
             .finish()
     }
 }
@@ -134,7 +140,8 @@ impl FramePool {
                 .rev()
                 .map(|i| i * u64::from(FRAME_SIZE))
                 .collect(),
-            owner: vec![OWNER_NONE; frames as usize],
+            owner: vec![OWNER_FREE; frames as usize],
+            double_releases: 0,
         })
     }
 
@@ -182,14 +189,27 @@ impl FramePool {
         }
     }
 
-    /// Returns the frame containing `addr` to the free list.
+    /// Returns the frame containing `addr` to the free list. A frame already free
+    /// stays there once (counted: [`FramePool::double_releases`]); an address
+    /// outside the UMEM is ignored.
     #[inline]
     pub fn release(&mut self, addr: u64) {
         let idx = (addr / u64::from(FRAME_SIZE)) as usize;
-        if let Some(o) = self.owner.get_mut(idx) {
-            *o = OWNER_NONE;
-            self.free.push(idx as u64 * u64::from(FRAME_SIZE));
+        match self.owner.get_mut(idx) {
+            Some(o) if *o == OWNER_FREE => self.double_releases += 1,
+            Some(o) => {
+                *o = OWNER_FREE;
+                self.free.push(idx as u64 * u64::from(FRAME_SIZE));
+            }
+            None => {}
         }
+    }
+
+    /// Releases of a frame that was already free, which [`FramePool::release`]
+    /// ignored: a caller's bug, which would otherwise have had one frame in two
+    /// packets at once.
+    pub fn double_releases(&self) -> u64 {
+        self.double_releases
     }
 
     /// Marks a frame just taken from a ring as held by the worker.
@@ -203,7 +223,7 @@ impl FramePool {
         let mut n = 0;
         for (idx, o) in self.owner.iter_mut().enumerate() {
             if *o == slot {
-                *o = OWNER_NONE;
+                *o = OWNER_FREE;
                 self.free.push(idx as u64 * u64::from(FRAME_SIZE));
                 n += 1;
             }
@@ -211,8 +231,9 @@ impl FramePool {
         n
     }
 
-    /// The whole frame containing `addr`, writable. The worker calls this only for
-    /// frames it holds (taken from an RX ring, not yet given back to the kernel).
+    /// The whole frame containing `addr`, writable, if the worker holds it (taken
+    /// from an RX ring or the free list, not given to a ring or back to the free
+    /// list); `None` otherwise.
     #[inline]
     pub fn frame_mut(&mut self, addr: u64) -> Option<&mut [u8]> {
         let idx = (addr / u64::from(FRAME_SIZE)) as usize;
@@ -227,5 +248,29 @@ impl FramePool {
         let start = unsafe { self.area.ptr.as_ptr().add(base) };
         // SAFETY: see above; the slice ends at `base + FRAME_SIZE <= area.len`.
         Some(unsafe { std::slice::from_raw_parts_mut(start, FRAME_SIZE as usize) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_released_twice_is_free_once_and_a_free_frame_is_not_writable() {
+        // Needs AF_XDP (root): the UMEM is registered with the kernel.
+        let mut pool = FramePool::new(4, 4, false).expect("a UMEM");
+        let a = pool.take().unwrap();
+        assert!(pool.frame_mut(a).is_some(), "a frame taken is the worker's");
+        assert_eq!(pool.free_count(), 3);
+        pool.release(a + 100);
+        pool.release(a);
+        assert_eq!((pool.free_count(), pool.double_releases()), (4, 1));
+        assert!(pool.frame_mut(a).is_none(), "a free frame is no one's to write");
+        // Four different frames come out, none twice.
+        let taken: std::collections::HashSet<u64> = (0..4).map(|_| pool.take().unwrap()).collect();
+        assert_eq!(taken.len(), 4);
+        assert_eq!(pool.take(), None);
+        pool.release(u64::from(FRAME_SIZE) * 100);
+        assert_eq!(pool.free_count(), 0, "an address outside the UMEM is ignored");
     }
 }

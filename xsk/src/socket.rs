@@ -122,6 +122,9 @@ impl PortSocket {
         slot: u16,
         anchor: bool,
     ) -> std::io::Result<Self> {
+        if slot >= super::pool::OWNER_FREE {
+            return Err(std::io::Error::other(format!("socket slot {slot} is reserved")));
+        }
         let cname = CString::new(ifname).map_err(|_| std::io::Error::other("interface name has a NUL byte"))?;
         let mut info = IfInfo::invalid();
         info.from_name(&cname)
