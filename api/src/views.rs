@@ -487,6 +487,10 @@ pub struct WorkerView {
     /// device) to finish.
     #[serde(default)]
     pub checksum_offloads: u64,
+    /// Frames given back to the free list while already in it (ignored, so no frame
+    /// is used twice): a bug in the vrouter if ever above 0.
+    #[serde(default)]
+    pub frame_double_releases: u64,
 }
 
 impl WorkerView {

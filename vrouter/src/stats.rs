@@ -120,6 +120,9 @@ pub struct WorkerStats {
     pub tx_checksum_offload: std::sync::atomic::AtomicBool,
     /// TCP and UDP packets sent with their checksum left for the kernel to finish.
     pub checksum_offloads: Counter,
+    /// Frames given back to the UMEM's free list while already in it, ignored
+    /// ([`xsk::FramePool::double_releases`], mirrored): a bug if ever above 0.
+    pub frame_double_releases: Counter,
     /// Per remote node, open addressing by address (only the owning worker inserts).
     pub tunnels: Vec<TunnelCounters>,
 }
@@ -166,6 +169,7 @@ impl WorkerStats {
             chains_sent: Counter::default(),
             tx_checksum_offload: std::sync::atomic::AtomicBool::new(false),
             checksum_offloads: Counter::default(),
+            frame_double_releases: Counter::default(),
             tunnels: (0..TUNNEL_SLOTS).map(|_| TunnelCounters::default()).collect(),
         }
     }

@@ -514,6 +514,7 @@ impl Worker {
             }
         }
         self.stats.icmp_errors_suppressed.set(self.engine.ctx.icmp.suppressed);
+        self.stats.frame_double_releases.set(self.pool.double_releases());
     }
 
     fn handle(&mut self, cmd: WorkerCommand) {

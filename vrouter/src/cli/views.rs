@@ -612,6 +612,12 @@ pub fn api_command(socket: &std::path::Path, json: bool, command: Command) -> an
                             "", w.checksum_offloads
                         );
                     }
+                    if w.frame_double_releases > 0 {
+                        println!(
+                            "{:>6} frames released twice: {} (ignored; a vrouter bug, please report it)",
+                            "", w.frame_double_releases
+                        );
+                    }
                 }
             })
         }

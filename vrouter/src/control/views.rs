@@ -365,6 +365,7 @@ impl Views {
                     chains_sent: w.chains_sent.get(),
                     tx_checksum_offload: w.tx_checksum_offload.load(std::sync::atomic::Ordering::Relaxed),
                     checksum_offloads: w.checksum_offloads.get(),
+                    frame_double_releases: w.frame_double_releases.get(),
                 })
                 .collect(),
         }

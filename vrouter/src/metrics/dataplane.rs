@@ -229,6 +229,13 @@ fn workers(views: &Views, e: &mut DescriptorEncoder) -> fmt::Result {
     )?;
     counter(
         e,
+        "worker_frame_double_releases",
+        "UMEM frames given back to the free list while already in it, ignored so that no frame carries two packets: a vrouter bug if ever above 0",
+        None,
+        list.iter().map(|w| (labels(w), w.frame_double_releases)),
+    )?;
+    counter(
+        e,
         "worker_receive_packets",
         "Frames the worker received, all its interfaces",
         None,

@@ -143,6 +143,7 @@ fn a_scrape_shows_known_counters_and_changes() {
     p0.rx_bytes.add(420);
     node.worker.drop_packet(Vif(1), DropReason::NoRoute);
     node.worker.count_tunnel([198, 18, 0, 2].into(), true, 150);
+    node.worker.frame_double_releases.set(2);
     let handle = node.handle();
     handle.apply_blocking(Change::PeerUp(PeerId(0))).unwrap();
     handle
@@ -194,6 +195,13 @@ fn a_scrape_shows_known_counters_and_changes() {
     assert_eq!(
         value(&text, r#"vrouter_worker_receive_packets_total{worker="0",core="3"}"#),
         Some(5.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"vrouter_worker_frame_double_releases_total{worker="0",core="3"}"#
+        ),
+        Some(2.0)
     );
     assert_eq!(
         value(&text, "vrouter_ecmp_groups"),
